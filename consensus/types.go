@@ -1,0 +1,130 @@
+// Package consensus is Guild's PBFT engine as a pure, deterministic state machine (after etcd-io/raft):
+// messages and ticks go in through Step and Tick, and a Ready batch of what to persist, send and
+// apply comes out. It has no goroutines, clock, randomness or I/O, and imports nothing of Guild's.
+package consensus
+
+import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+)
+
+// Digest identifies a proposed value (the block hash): SHA-256 of the value bytes.
+type Digest [32]byte
+
+func (d Digest) String() string { return hex.EncodeToString(d[:]) }
+
+// DigestOf is the digest consensus uses for a value.
+func DigestOf(value []byte) Digest { return sha256.Sum256(value) }
+
+// MsgType names a consensus message kind. View change kinds come with issue #3.
+type MsgType uint8
+
+const (
+	MsgPrePrepare MsgType = 1 // leader's proposal of a value for (height, view)
+	MsgPrepare    MsgType = 2 // "I accept the leader's proposal D for (height, view)"
+	MsgCommit     MsgType = 3 // "2f+1 prepared D for (height, view); I commit to it"
+	MsgDecision   MsgType = 4 // a decided value with its commit certificate, for nodes that lag
+)
+
+func (t MsgType) String() string {
+	switch t {
+	case MsgPrePrepare:
+		return "pre-prepare"
+	case MsgPrepare:
+		return "prepare"
+	case MsgCommit:
+		return "commit"
+	case MsgDecision:
+		return "decision"
+	}
+	return "unknown"
+}
+
+// Validator is one member of the validator set, in the order genesis gives.
+type Validator struct {
+	PubKey ed25519.PublicKey `cbor:"1,keyasint"`
+	Power  uint64            `cbor:"2,keyasint"`
+}
+
+// ValidatorSet is ordered; a validator is named by its index in it.
+type ValidatorSet struct {
+	Validators []Validator `cbor:"1,keyasint"`
+}
+
+// Vote is one validator's signature inside a Certificate.
+type Vote struct {
+	Validator uint32 `cbor:"1,keyasint"`
+	Sig       []byte `cbor:"2,keyasint"`
+}
+
+// Certificate proves that validators holding more than 2/3 of the voting power signed a Commit for
+// Digest at (Height, View). Anyone with the validator set can check it offline.
+type Certificate struct {
+	Height uint64 `cbor:"1,keyasint"`
+	View   uint64 `cbor:"2,keyasint"`
+	Digest Digest `cbor:"3,keyasint"`
+	Votes  []Vote `cbor:"4,keyasint"`
+}
+
+// Message is a signed consensus message. Sig covers SignBytes(chainID, m): type, height, view,
+// sender and digest — never Value or Certificate, which the digest and the certificate's own
+// signatures already bind.
+type Message struct {
+	Type   MsgType `cbor:"1,keyasint"`
+	Height uint64  `cbor:"2,keyasint"`
+	View   uint64  `cbor:"3,keyasint"`
+	From   uint32  `cbor:"4,keyasint"` // validator index
+	Digest Digest  `cbor:"5,keyasint"`
+	// Value is the proposed block, on MsgPrePrepare and MsgDecision only.
+	Value []byte `cbor:"6,keyasint,omitempty"`
+	// Certificate is the commit certificate, on MsgDecision only.
+	Certificate *Certificate `cbor:"7,keyasint,omitempty"`
+	Sig         []byte       `cbor:"8,keyasint"`
+}
+
+// Application is what the core asks of the ledger. It is called synchronously from Step and must be
+// deterministic: the same height and value give the same answer on every honest node.
+type Application interface {
+	// CheckProposal returns nil if value is a valid block for height on top of the last committed
+	// block (decodes, right height and parent, right state root, within limits).
+	CheckProposal(height uint64, value []byte) error
+}
+
+// Committed is a decided value with the certificate that proves it.
+type Committed struct {
+	Height      uint64
+	Value       []byte
+	Certificate Certificate
+}
+
+// ProposalRequest tells the node that this validator leads (Height, View) and must supply a value
+// through Propose.
+type ProposalRequest struct {
+	Height uint64
+	View   uint64
+}
+
+// Status is the core's position, for the API and metrics.
+type Status struct {
+	Height uint64 // the height being decided (last committed + 1)
+	View   uint64
+	Leader uint32 // index of the leader of (Height, View)
+	Self   int    // own validator index, or -1 when observing
+}
+
+// Ready is a batch of work for the node, handled in field order (raft's Ready loop): persist, then
+// send, then apply, then Advance.
+type Ready struct {
+	// Persist holds messages this validator signed; they must be durable (WAL, issue #3) BEFORE
+	// Messages are sent, so that a restart never signs something conflicting.
+	Persist []Message
+	// Messages are to be broadcast to all validators, after Persist is durable.
+	Messages []Message
+	// Committed values in height order, each with its certificate, to be stored and executed before
+	// Advance; Application.CheckProposal for the next height sees their effects.
+	Committed []Committed
+	// Propose, when set, asks the node for a value for this slot (see Core.Propose).
+	Propose *ProposalRequest
+	Status  Status
+}

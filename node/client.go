@@ -1,0 +1,152 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Client talks to a node's HTTP API. It is safe for concurrent use.
+type Client struct {
+	base string
+	http *http.Client
+}
+
+// APIError is a 4xx/5xx answer, with the node's explanation.
+type APIError struct {
+	Status  int
+	Message string
+}
+
+func (e *APIError) Error() string { return fmt.Sprintf("node API: %d: %s", e.Status, e.Message) }
+
+// ErrNotFound matches an APIError with status 404 under errors.Is.
+var ErrNotFound = errors.New("node API: not found")
+
+func (e *APIError) Is(target error) bool {
+	return target == ErrNotFound && e.Status == http.StatusNotFound
+}
+
+// NewClient makes a client for the node at base, e.g. "http://127.0.0.1:8645".
+func NewClient(base string) *Client {
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	return &Client{
+		base: strings.TrimRight(base, "/"),
+		http: &http.Client{
+			Timeout:   15 * time.Second,
+			Transport: &http.Transport{MaxIdleConnsPerHost: 64},
+		},
+	}
+}
+
+// Base is the node URL the client talks to.
+func (c *Client) Base() string { return c.base }
+
+func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 400 {
+		var e ErrorResponse
+		if json.Unmarshal(data, &e) != nil || e.Error == "" {
+			e.Error = strings.TrimSpace(string(data))
+		}
+		return &APIError{Status: resp.StatusCode, Message: e.Error}
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("node API: bad response to %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+// SubmitTx sends an encoded signed transaction.
+func (c *Client) SubmitTx(ctx context.Context, raw []byte) (SubmitTxResponse, error) {
+	var out SubmitTxResponse
+	err := c.do(ctx, http.MethodPost, "/v1/txs", SubmitTxRequest{Tx: hex.EncodeToString(raw)}, &out)
+	return out, err
+}
+
+// Tx asks for a transaction's status by hash (hex).
+func (c *Client) Tx(ctx context.Context, hash string) (TxStatus, error) {
+	var out TxStatus
+	err := c.do(ctx, http.MethodGet, "/v1/txs/"+url.PathEscape(hash), nil, &out)
+	return out, err
+}
+
+// WaitTx polls until the transaction is committed or rejected, or ctx ends.
+func (c *Client) WaitTx(ctx context.Context, hash string) (TxStatus, error) {
+	delay := 20 * time.Millisecond
+	for {
+		st, err := c.Tx(ctx, hash)
+		if err == nil && (st.Status == TxCommitted || st.Status == TxRejected) {
+			return st, nil
+		}
+		select {
+		case <-ctx.Done():
+			if err == nil {
+				err = fmt.Errorf("transaction %s still %s: %w", hash, st.Status, ctx.Err())
+			}
+			return st, err
+		case <-time.After(delay):
+		}
+		if delay < 500*time.Millisecond {
+			delay *= 2
+		}
+	}
+}
+
+// Account reads an account by its text address.
+func (c *Client) Account(ctx context.Context, address string) (AccountResponse, error) {
+	var out AccountResponse
+	err := c.do(ctx, http.MethodGet, "/v1/accounts/"+url.PathEscape(address), nil, &out)
+	return out, err
+}
+
+// Block reads a committed block with its certificate.
+func (c *Client) Block(ctx context.Context, height uint64) (BlockResponse, error) {
+	var out BlockResponse
+	err := c.do(ctx, http.MethodGet, "/v1/blocks/"+strconv.FormatUint(height, 10), nil, &out)
+	return out, err
+}
+
+// Status reads the node's status.
+func (c *Client) Status(ctx context.Context) (StatusResponse, error) {
+	var out StatusResponse
+	err := c.do(ctx, http.MethodGet, "/v1/status", nil, &out)
+	return out, err
+}

@@ -1,0 +1,172 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Files and folders inside a node's home directory.
+const (
+	ConfigFile       = "config.toml"
+	GenesisFile      = "genesis.json"
+	NodeKeyFile      = "node_key.json"
+	ValidatorKeyFile = "validator_key.json"
+	DataDir          = "data"
+)
+
+// Config is a node's config.toml. Every field has a documented default (DefaultConfig), so an
+// operator writes only what differs.
+type Config struct {
+	// Moniker names this node in logs and status output.
+	Moniker   string          `toml:"moniker"`
+	P2P       P2PConfig       `toml:"p2p"`
+	API       APIConfig       `toml:"api"`
+	Storage   StorageConfig   `toml:"storage"`
+	Consensus ConsensusConfig `toml:"consensus"`
+	Mempool   MempoolConfig   `toml:"mempool"`
+	Log       LogConfig       `toml:"log"`
+}
+
+type P2PConfig struct {
+	// Listen holds multiaddrs to listen on.
+	Listen []string `toml:"listen"`
+	// Bootstrap holds full multiaddrs (ending in /p2p/<peer id>) of peers to dial and keep dialing.
+	Bootstrap []string `toml:"bootstrap"`
+	// Permissioned admits only the peers that genesis binds to validators.
+	Permissioned bool `toml:"permissioned"`
+}
+
+type APIConfig struct {
+	// Listen is the HTTP API's address; loopback by default, since the API is not authenticated.
+	Listen string `toml:"listen"`
+}
+
+type StorageConfig struct {
+	// Backend is pebbledb (default), goleveldb or memdb (nothing on disk; for tests).
+	Backend string `toml:"backend"`
+}
+
+type ConsensusConfig struct {
+	// TickMillis is the period of the consensus clock; timeouts count in ticks.
+	TickMillis int `toml:"tick_ms"`
+	// RetransmitTicks: after this many ticks without progress at a height, resend own messages.
+	RetransmitTicks int `toml:"retransmit_ticks"`
+	// EmptyBlockMillis: with an empty mempool, the leader waits this long before proposing an empty
+	// block. With transactions waiting it proposes at once.
+	EmptyBlockMillis int `toml:"empty_block_ms"`
+	// MaxBlockTxs caps the transactions in one block.
+	MaxBlockTxs int `toml:"max_block_txs"`
+}
+
+type MempoolConfig struct {
+	// Size caps the pending transactions kept.
+	Size int `toml:"size"`
+	// GossipBatchMillis: transactions received by the API are gossiped in batches collected over
+	// this long (or until a batch is full).
+	GossipBatchMillis int `toml:"gossip_batch_ms"`
+}
+
+type LogConfig struct {
+	// Level is debug, info, warn or error.
+	Level string `toml:"level"`
+	// Format is text or json.
+	Format string `toml:"format"`
+}
+
+// DefaultConfig is what `guild node init` writes.
+func DefaultConfig() Config {
+	return Config{
+		Moniker: "guild-node",
+		P2P: P2PConfig{
+			Listen:       []string{"/ip4/127.0.0.1/tcp/26656"},
+			Permissioned: true,
+		},
+		API:     APIConfig{Listen: "127.0.0.1:8645"},
+		Storage: StorageConfig{Backend: "pebbledb"},
+		Consensus: ConsensusConfig{
+			TickMillis:       20,
+			RetransmitTicks:  25,
+			EmptyBlockMillis: 1000,
+			MaxBlockTxs:      10000,
+		},
+		Mempool: MempoolConfig{Size: 200000, GossipBatchMillis: 5},
+		Log:     LogConfig{Level: "info", Format: "text"},
+	}
+}
+
+// Validate reports the first setting that cannot work.
+func (c *Config) Validate() error {
+	switch c.Storage.Backend {
+	case "pebbledb", "goleveldb", "memdb":
+	default:
+		return fmt.Errorf("node: storage.backend %q: want pebbledb, goleveldb or memdb", c.Storage.Backend)
+	}
+	if c.Consensus.TickMillis <= 0 || c.Consensus.RetransmitTicks <= 0 || c.Consensus.EmptyBlockMillis <= 0 {
+		return errors.New("node: consensus tick_ms, retransmit_ticks and empty_block_ms must be positive")
+	}
+	if c.Consensus.MaxBlockTxs <= 0 || c.Consensus.MaxBlockTxs > MaxBlockTxsLimit {
+		return fmt.Errorf("node: consensus.max_block_txs must be in 1..%d", MaxBlockTxsLimit)
+	}
+	if c.Mempool.Size <= 0 || c.Mempool.GossipBatchMillis <= 0 {
+		return errors.New("node: mempool size and gossip_batch_ms must be positive")
+	}
+	if len(c.P2P.Listen) == 0 {
+		return errors.New("node: p2p.listen needs at least one multiaddr")
+	}
+	return nil
+}
+
+func (c *Config) tick() time.Duration {
+	return time.Duration(c.Consensus.TickMillis) * time.Millisecond
+}
+
+// LoadConfig reads HOME/config.toml on top of the defaults; unknown keys are an error, since a
+// misspelt setting silently ignored is worse than a refusal to start.
+func LoadConfig(home string) (Config, error) {
+	cfg := DefaultConfig()
+	md, err := toml.DecodeFile(filepath.Join(home, ConfigFile), &cfg)
+	if err != nil {
+		return cfg, fmt.Errorf("node: reading config: %w", err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		return cfg, fmt.Errorf("node: unknown config keys in %s: %v", ConfigFile, und)
+	}
+	return cfg, cfg.Validate()
+}
+
+// SaveConfig writes cfg as HOME/config.toml with a header of comments.
+func SaveConfig(home string, cfg Config) error {
+	f, err := os.OpenFile(filepath.Join(home, ConfigFile), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fmt.Fprint(f, configHeader)
+	if err := toml.NewEncoder(f).Encode(cfg); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+const configHeader = `# Guild node configuration. Defaults:
+#   moniker                    = "guild-node"
+#   [p2p] listen               = ["/ip4/127.0.0.1/tcp/26656"]   multiaddrs to listen on
+#   [p2p] bootstrap            = []        full multiaddrs (…/p2p/<peer id>) to dial and keep dialing
+#   [p2p] permissioned         = true      only peers bound to genesis validators may connect
+#   [api] listen               = "127.0.0.1:8645"   HTTP API (unauthenticated: keep it on loopback)
+#   [storage] backend          = "pebbledb"  or "goleveldb", or "memdb" (nothing kept on disk)
+#   [consensus] tick_ms        = 20        consensus clock period
+#   [consensus] retransmit_ticks = 25      resend own messages after this many ticks without progress
+#   [consensus] empty_block_ms = 1000      with nothing to commit, propose an empty block this often
+#   [consensus] max_block_txs  = 10000     transactions per block at most
+#   [mempool] size             = 200000    pending transactions kept at most
+#   [mempool] gossip_batch_ms  = 5         gossip API transactions in batches collected this long
+#   [log] level                = "info"    debug, info, warn, error
+#   [log] format               = "text"    or "json"
+
+`

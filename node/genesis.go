@@ -1,0 +1,136 @@
+package node
+
+import (
+	"crypto/ed25519"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/guild-ledger/guild/consensus"
+	"github.com/guild-ledger/guild/state"
+)
+
+// Genesis is the file every member of the consortium shares: the chain's identity, its validators
+// (each binding a consensus key to a libp2p peer ID), and the initial state.
+type Genesis struct {
+	ChainID     string             `json:"chain_id"`
+	GenesisTime time.Time          `json:"genesis_time"`
+	Validators  []GenesisValidator `json:"validators"`
+	Accounts    []GenesisAccount   `json:"accounts"`
+}
+
+// GenesisValidator binds an organization's validator key to its node's peer ID.
+type GenesisValidator struct {
+	Name   string `json:"name"`
+	PubKey string `json:"pub_key"` // hex ed25519 consensus key
+	PeerID string `json:"peer_id"` // libp2p ID of the node that runs this validator
+	Power  uint64 `json:"power"`
+}
+
+// GenesisAccount funds an account at height 0.
+type GenesisAccount struct {
+	Name    string        `json:"name,omitempty"`
+	Address state.Address `json:"address"`
+	Balance uint64        `json:"balance"`
+}
+
+// MaxChainIDLen bounds chain IDs, which are in every signature.
+const MaxChainIDLen = 64
+
+// LoadGenesis reads and checks a genesis file.
+func LoadGenesis(path string) (*Genesis, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("node: reading genesis: %w", err)
+	}
+	var g Genesis
+	if err := json.Unmarshal(b, &g); err != nil {
+		return nil, fmt.Errorf("node: parsing genesis %s: %w", path, err)
+	}
+	if err := g.Validate(); err != nil {
+		return nil, err
+	}
+	return &g, nil
+}
+
+// Save writes the genesis as indented JSON.
+func (g *Genesis) Save(path string) error {
+	b, err := json.MarshalIndent(g, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// Validate checks what every node relies on: a chain ID, at least one validator, distinct keys and
+// peer IDs, no zero power, no total power or supply that overflows.
+func (g *Genesis) Validate() error {
+	if g.ChainID == "" || len(g.ChainID) > MaxChainIDLen {
+		return fmt.Errorf("node: genesis chain_id must be 1..%d characters", MaxChainIDLen)
+	}
+	if len(g.Validators) == 0 {
+		return errors.New("node: genesis has no validators")
+	}
+	keys, peers := map[string]bool{}, map[string]bool{}
+	var total uint64
+	for i, v := range g.Validators {
+		if _, err := v.Key(); err != nil {
+			return fmt.Errorf("node: genesis validator %d (%s): %w", i, v.Name, err)
+		}
+		if v.Power == 0 {
+			return fmt.Errorf("node: genesis validator %d (%s) has zero power", i, v.Name)
+		}
+		if keys[v.PubKey] || (v.PeerID != "" && peers[v.PeerID]) {
+			return fmt.Errorf("node: genesis validator %d (%s) repeats a key or peer ID", i, v.Name)
+		}
+		keys[v.PubKey], peers[v.PeerID] = true, true
+		if total+v.Power < total {
+			return errors.New("node: genesis total voting power overflows")
+		}
+		total += v.Power
+	}
+	var supply uint64
+	seen := map[state.Address]bool{}
+	for _, a := range g.Accounts {
+		if seen[a.Address] {
+			return fmt.Errorf("node: genesis funds account %s twice", a.Address)
+		}
+		seen[a.Address] = true
+		if supply+a.Balance < supply {
+			return errors.New("node: genesis total supply overflows")
+		}
+		supply += a.Balance
+	}
+	return nil
+}
+
+// Key decodes the validator's consensus public key.
+func (v GenesisValidator) Key() (ed25519.PublicKey, error) {
+	b, err := hex.DecodeString(v.PubKey)
+	if err != nil || len(b) != ed25519.PublicKeySize {
+		return nil, errors.New("pub_key must be 64 hex characters of an ed25519 key")
+	}
+	return ed25519.PublicKey(b), nil
+}
+
+// ValidatorSet is the genesis validators as the consensus core sees them.
+func (g *Genesis) ValidatorSet() consensus.ValidatorSet {
+	var vs consensus.ValidatorSet
+	for _, v := range g.Validators {
+		k, _ := v.Key() // checked by Validate
+		vs.Validators = append(vs.Validators, consensus.Validator{PubKey: k, Power: v.Power})
+	}
+	return vs
+}
+
+// StateAccounts is the genesis funding as the state machine takes it.
+func (g *Genesis) StateAccounts() []state.GenesisAccount {
+	out := make([]state.GenesisAccount, 0, len(g.Accounts))
+	for _, a := range g.Accounts {
+		out = append(out, state.GenesisAccount{Address: a.Address, Balance: a.Balance})
+	}
+	return out
+}

@@ -1,0 +1,143 @@
+package state
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+)
+
+// Hash is a SHA-256 digest: of a transaction, a block, or the state.
+type Hash [32]byte
+
+func (h Hash) String() string { return hex.EncodeToString(h[:]) }
+
+// MarshalText prints hashes as lower-case hex in JSON.
+func (h Hash) MarshalText() ([]byte, error) { return []byte(h.String()), nil }
+
+// UnmarshalText reads 64 hex characters.
+func (h *Hash) UnmarshalText(b []byte) error {
+	p, err := ParseHash(string(b))
+	if err != nil {
+		return err
+	}
+	*h = p
+	return nil
+}
+
+// ParseHash reads 64 hex characters.
+func ParseHash(s string) (Hash, error) {
+	var h Hash
+	raw, err := hex.DecodeString(s)
+	if err != nil || len(raw) != len(h) {
+		return h, fmt.Errorf("state: hash must be 64 hex characters, got %q", s)
+	}
+	copy(h[:], raw)
+	return h, nil
+}
+
+// txSignTag separates transaction signatures from every other signature Guild makes.
+const txSignTag = "guild/tx/v1"
+
+var (
+	ErrMalformedTx  = errors.New("state: malformed transaction")
+	ErrTxTooLarge   = errors.New("state: transaction too large")
+	ErrBadSignature = errors.New("state: bad signature")
+	ErrWrongChain   = errors.New("state: wrong chain ID")
+	ErrBadNonce     = errors.New("state: wrong nonce")
+	ErrNoFunds      = errors.New("state: insufficient funds")
+	ErrOverflow     = errors.New("state: amount overflow")
+	ErrBadAmount    = errors.New("state: amount must be positive")
+	ErrSelfTransfer = errors.New("state: transfer to self")
+	ErrNoOperation  = errors.New("state: transaction has no operation")
+)
+
+// Transfer moves Amount of the native currency from the sender to To.
+type Transfer struct {
+	To     Address `cbor:"1,keyasint"`
+	Amount uint64  `cbor:"2,keyasint"`
+}
+
+// TxBody is what a transaction's signers sign. Exactly one operation field is set; new operations
+// are new optional fields, so old transactions keep their bytes and hashes.
+type TxBody struct {
+	ChainID  string    `cbor:"1,keyasint"`
+	From     Address   `cbor:"2,keyasint"`
+	Nonce    uint64    `cbor:"3,keyasint"`
+	Transfer *Transfer `cbor:"4,keyasint,omitempty"`
+}
+
+// Signature is one signer's ed25519 signature over SignBytes.
+type Signature struct {
+	PubKey []byte `cbor:"1,keyasint"`
+	Sig    []byte `cbor:"2,keyasint"`
+}
+
+// Tx is a signed transaction as it travels and as it is stored in blocks.
+type Tx struct {
+	Body TxBody      `cbor:"1,keyasint"`
+	Sigs []Signature `cbor:"2,keyasint"`
+}
+
+// SignBytes is domain tag ‖ 0 ‖ chain ID ‖ 0 ‖ encoding(body): a signature for one chain or one
+// purpose is never valid for another.
+func SignBytes(chainID string, body *TxBody) ([]byte, error) {
+	enc, err := Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, len(txSignTag)+len(chainID)+2+len(enc))
+	b = append(b, txSignTag...)
+	b = append(b, 0)
+	b = append(b, chainID...)
+	b = append(b, 0)
+	return append(b, enc...), nil
+}
+
+// SignTx signs body with key and returns the transaction ready to submit.
+func SignTx(body TxBody, key ed25519.PrivateKey) (*Tx, error) {
+	msg, err := SignBytes(body.ChainID, &body)
+	if err != nil {
+		return nil, err
+	}
+	pub := key.Public().(ed25519.PublicKey)
+	return &Tx{Body: body, Sigs: []Signature{{PubKey: bytes.Clone(pub), Sig: ed25519.Sign(key, msg)}}}, nil
+}
+
+// Encode gives the canonical bytes of tx; its hash is the transaction's ID.
+func (tx *Tx) Encode() ([]byte, error) { return Marshal(tx) }
+
+// HashTx is the ID of an encoded transaction.
+func HashTx(raw []byte) Hash { return sha256.Sum256(raw) }
+
+// DecodeTx parses raw transaction bytes and checks their shape: size, canonical encoding, exactly
+// one operation, well-formed signatures. It does not verify signatures (see VerifyTx) or look at
+// state.
+func DecodeTx(raw []byte) (*Tx, error) {
+	if len(raw) > MaxTxBytes {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTxTooLarge, len(raw), MaxTxBytes)
+	}
+	var tx Tx
+	if err := Unmarshal(raw, &tx); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformedTx, err)
+	}
+	// Re-encoding must give the same bytes, so one transaction has exactly one hash.
+	again, err := Marshal(&tx)
+	if err != nil || !bytes.Equal(again, raw) {
+		return nil, fmt.Errorf("%w: not in canonical encoding", ErrMalformedTx)
+	}
+	if tx.Body.Transfer == nil {
+		return nil, ErrNoOperation
+	}
+	if len(tx.Sigs) != 1 {
+		return nil, fmt.Errorf("%w: want exactly 1 signature, got %d", ErrMalformedTx, len(tx.Sigs))
+	}
+	for _, s := range tx.Sigs {
+		if len(s.PubKey) != ed25519.PublicKeySize || len(s.Sig) != ed25519.SignatureSize {
+			return nil, fmt.Errorf("%w: signature or key of wrong length", ErrMalformedTx)
+		}
+	}
+	return &tx, nil
+}
