@@ -69,7 +69,9 @@ type Certificate struct {
 
 // Message is a signed consensus message. Sig covers SignBytes(chainID, m): type, height, view,
 // sender and digest — never Value or Certificate, which the digest and the certificate's own
-// signatures already bind.
+// signatures already bind. A MsgDecision needs no Sig (its certificate is the proof); its From only
+// says which validator sent it. Messages handed to Step, and those in a Ready, share their slices
+// with the core: treat them as read-only.
 type Message struct {
 	Type   MsgType `cbor:"1,keyasint"`
 	Height uint64  `cbor:"2,keyasint"`
@@ -122,9 +124,11 @@ type Ready struct {
 	// Messages are to be broadcast to all validators, after Persist is durable.
 	Messages []Message
 	// Committed values in height order, each with its certificate, to be stored and executed before
-	// Advance; Application.CheckProposal for the next height sees their effects.
+	// Advance; Application.CheckProposal for the next height sees their effects. The core does not
+	// touch the next height (messages for it wait in a buffer) until that Advance.
 	Committed []Committed
-	// Propose, when set, asks the node for a value for this slot (see Core.Propose).
+	// Propose, when set, asks the node for a value for this slot (see Core.Propose). After a
+	// commit it comes in the Ready that follows the Advance, once the new height is open.
 	Propose *ProposalRequest
 	Status  Status
 }

@@ -1,0 +1,462 @@
+package consensus
+
+import (
+	"crypto/ed25519"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// DefaultRetransmitTicks is used when Config.RetransmitTicks is 0.
+const DefaultRetransmitTicks = 25
+
+// maxEvidence bounds the equivocation records kept until evidence has a consumer (a later issue).
+const maxEvidence = 1024
+
+// Config is what New needs.
+type Config struct {
+	// ChainID goes into every signature; it must be non-empty and contain no zero byte.
+	ChainID    string
+	Validators ValidatorSet
+	// Key is this validator's consensus key; nil makes an observer, which follows the chain and
+	// never signs or sends.
+	Key ed25519.PrivateKey
+	App Application
+	// Height is the first height to decide: the last committed height + 1 (at least 1).
+	Height uint64
+	// RetransmitTicks: after this many ticks without a commit, resend own messages for the
+	// current height (and recent decisions, for peers that lag). 0 means DefaultRetransmitTicks.
+	RetransmitTicks int
+
+	// sigs, set only by the simulator in this package's tests, shares verified signatures across
+	// simulated nodes. See sigCache.
+	sigs *sigCache
+}
+
+// Core is the consensus state machine of one node. It is not safe for concurrent use: the node
+// owns it from one goroutine (STYLE.md), and Step, Tick, Propose, Ready and Advance all run there.
+type Core struct {
+	chainID         string
+	vals            ValidatorSet
+	total           uint64
+	key             ed25519.PrivateKey
+	self            int // own validator index, -1 when observing
+	app             Application
+	retransmitTicks int
+	sigs            *sigCache
+
+	height uint64 // the height being decided
+	view   uint64 // always 0 until view change (issue #3)
+	// open is false from committing height-1 until the Advance after the node applied it:
+	// Application.CheckProposal cannot judge a proposal for height before then, so messages for
+	// height wait in the future buffer meanwhile.
+	open   bool
+	round  *round
+	future futureBuffer
+	// decided keeps the last few commits to hand to peers that lag behind (oldest first).
+	decided  []decided
+	evidence []equivocation
+
+	now  uint64 // ticks since New
+	idle int    // ticks since the last commit or retransmission
+
+	// Output accumulated since the last Advance, and what the last Ready handed out of it.
+	persist   []Message
+	msgs      []Message
+	committed []Committed
+	propose   *ProposalRequest
+	mark      readyMark
+}
+
+// round is the state of one (height, view) slot.
+type round struct {
+	height, view uint64
+	leader       uint32
+	requested    bool     // the node was asked to Propose for this slot
+	proposal     *Message // the accepted PrePrepare, whose value a commit needs
+	caughtLeader bool     // the leader's conflicting proposals are already on record
+	prepares     *tally
+	commits      *tally
+	prepared     bool
+	// signed remembers what this node signed in the slot, so it never signs two different things
+	// for one (height, view, type) and can retransmit them.
+	signed map[MsgType]Digest
+	own    []Message
+}
+
+func newRound(vals ValidatorSet, height, view uint64) *round {
+	n := len(vals.Validators)
+	return &round{
+		height:   height,
+		view:     view,
+		leader:   vals.Leader(height, view),
+		prepares: newTally(n),
+		commits:  newTally(n),
+		signed:   make(map[MsgType]Digest),
+	}
+}
+
+// decided is a recent commit kept for lagging peers, and when it was last broadcast.
+type decided struct {
+	c      Committed
+	sent   bool
+	sentAt uint64
+}
+
+// New validates cfg and returns a core about to decide cfg.Height. If this validator leads the
+// first slot, the first Ready asks for a proposal.
+func New(cfg Config) (*Core, error) {
+	if err := cfg.Validators.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.ChainID == "" || strings.IndexByte(cfg.ChainID, 0) >= 0 {
+		return nil, fmt.Errorf("%w: chain ID must be non-empty and contain no zero byte", ErrInvalidConfig)
+	}
+	if cfg.App == nil {
+		return nil, fmt.Errorf("%w: no application", ErrInvalidConfig)
+	}
+	if cfg.Height == 0 {
+		return nil, fmt.Errorf("%w: heights start at 1", ErrInvalidConfig)
+	}
+	if cfg.RetransmitTicks < 0 {
+		return nil, fmt.Errorf("%w: negative retransmit ticks", ErrInvalidConfig)
+	}
+	vals := ValidatorSet{Validators: slices.Clone(cfg.Validators.Validators)}
+	self := -1
+	if cfg.Key != nil {
+		if len(cfg.Key) != ed25519.PrivateKeySize {
+			return nil, fmt.Errorf("%w: key is %d bytes", ErrInvalidConfig, len(cfg.Key))
+		}
+		// The public half of a private key is stored, not derived: check it, or every signature
+		// would be invalid for the key the validator set names.
+		if !ed25519.NewKeyFromSeed(cfg.Key.Seed()).Equal(cfg.Key) {
+			return nil, fmt.Errorf("%w: key's public half does not match its seed", ErrInvalidConfig)
+		}
+		pub := cfg.Key.Public().(ed25519.PublicKey)
+		for i, v := range vals.Validators {
+			if pub.Equal(v.PubKey) {
+				self = i
+			}
+		}
+		if self < 0 {
+			return nil, fmt.Errorf("%w: key is not in the validator set", ErrInvalidConfig)
+		}
+	}
+	c := &Core{
+		chainID:         cfg.ChainID,
+		vals:            vals,
+		total:           vals.TotalPower(),
+		key:             cfg.Key,
+		self:            self,
+		app:             cfg.App,
+		retransmitTicks: cfg.RetransmitTicks,
+		sigs:            cfg.sigs,
+		height:          cfg.Height,
+		future:          newFutureBuffer(len(vals.Validators)),
+	}
+	if c.retransmitTicks == 0 {
+		c.retransmitTicks = DefaultRetransmitTicks
+	}
+	c.round = newRound(vals, c.height, c.view)
+	c.enterHeight()
+	return c, nil
+}
+
+// Step feeds the core one message from the network. The core takes ownership of m's slices. A
+// non-nil error says why m was not used; it is never fatal to the core, and ErrStaleHeight,
+// ErrFutureHeight and ErrDuplicate are what honest peers at other heights produce.
+func (c *Core) Step(m Message) error {
+	if err := checkShape(c.vals, &m); err != nil {
+		return err
+	}
+	switch {
+	case m.Height < c.height:
+		return c.stepStale(&m)
+	case m.Height-c.height > MaxFutureHeights:
+		return fmt.Errorf("%w: %v for height %d, deciding %d", ErrFutureHeight, m.Type, m.Height, c.height)
+	case m.Height > c.height || !c.open:
+		return c.stepFuture(&m)
+	}
+	// A decision settles the height whatever view produced it.
+	if m.Type != MsgDecision && m.View != c.view {
+		return fmt.Errorf("%w: %v for view %d, in view %d", ErrWrongView, m.Type, m.View, c.view)
+	}
+	if err := checkAuth(c.chainID, c.vals, &m, c.sigs); err != nil {
+		return err
+	}
+	return c.process(&m)
+}
+
+// process dispatches a message for the current slot. Precondition: m is authenticated, for
+// (c.height, c.view) (any view for a decision), and the core is open.
+func (c *Core) process(m *Message) error {
+	switch {
+	case m.Type == MsgDecision:
+		return c.stepDecision(m)
+	case int64(m.From) == int64(c.self):
+		return c.stepOwnEcho(m)
+	case m.Type == MsgPrePrepare:
+		return c.stepPrePrepare(m)
+	default:
+		return c.stepVote(m)
+	}
+}
+
+// stepStale answers a validator that is behind with the decision it is missing. Precondition:
+// m.Height < c.height.
+func (c *Core) stepStale(m *Message) error {
+	stale := fmt.Errorf("%w: %v for height %d, deciding %d", ErrStaleHeight, m.Type, m.Height, c.height)
+	if m.Type == MsgDecision || c.self < 0 || int64(m.From) == int64(c.self) {
+		return stale
+	}
+	d := c.decidedAt(m.Height)
+	if d == nil {
+		return stale // too old: the node's block sync serves it
+	}
+	// Only a signed message proves the peer lags; anything else could make us send a block for free.
+	if err := checkAuth(c.chainID, c.vals, m, c.sigs); err != nil {
+		return err
+	}
+	c.sendDecision(d)
+	return stale
+}
+
+// stepFuture buffers a message for a height the core has not entered. Precondition:
+// c.height <= m.Height <= c.height+MaxFutureHeights, and m.Height > c.height or the core is not
+// open yet.
+func (c *Core) stepFuture(m *Message) error {
+	if m.Type == MsgDecision {
+		// One decision ahead is all a node that is about to catch up can use.
+		if m.Height > c.height+1 {
+			return fmt.Errorf("%w: decision for height %d, deciding %d", ErrFutureHeight, m.Height, c.height)
+		}
+	} else {
+		// Every height is entered in view 0. Issue #3 may buffer later views too.
+		if m.View != 0 {
+			return fmt.Errorf("%w: %v for future height %d view %d", ErrWrongView, m.Type, m.Height, m.View)
+		}
+		if m.Type == MsgPrePrepare && m.From != c.vals.Leader(m.Height, 0) {
+			return fmt.Errorf("%w: pre-prepare for height %d from validator %d", ErrNotLeader, m.Height, m.From)
+		}
+		if int64(m.From) == int64(c.self) {
+			return fmt.Errorf("%w: own %v echoed back", ErrDuplicate, m.Type)
+		}
+	}
+	if err := checkAuth(c.chainID, c.vals, m, c.sigs); err != nil {
+		return err
+	}
+	ev, err := c.future.add(m)
+	c.recordEquivocation(ev)
+	return err
+}
+
+// stepDecision adopts a certified value. Precondition: m is a decision for c.height whose
+// certificate has been verified, and the core is open.
+func (c *Core) stepDecision(m *Message) error {
+	if err := c.app.CheckProposal(m.Height, m.Value); err != nil {
+		// A quorum committed a value our application rejects: our state or software differs from
+		// theirs. Nothing in consensus can fix that; the node should alert.
+		return fmt.Errorf("%w: certified value for height %d: %w", ErrInvalidValue, m.Height, err)
+	}
+	c.commit(m.Value, *m.Certificate)
+	return nil
+}
+
+// stepOwnEcho handles a message signed with this node's key, which gossip may echo back.
+// Precondition: m is authenticated and m.From == c.self.
+func (c *Core) stepOwnEcho(m *Message) error {
+	if d, ok := c.round.signed[m.Type]; ok && d != m.Digest {
+		// We never sign two digests for one slot, so another process holds our key.
+		return fmt.Errorf("%w: a %v signed with this node's key that it did not sign; is the key in use elsewhere?", ErrEquivocation, m.Type)
+	}
+	// Not counted even if we signed nothing here: after a restart without the WAL (issue #3)
+	// counting it could pair with a different vote we sign now.
+	return fmt.Errorf("%w: own %v echoed back", ErrDuplicate, m.Type)
+}
+
+// stepPrePrepare accepts the leader's proposal. Precondition: m is an authenticated PrePrepare for
+// the current slot from another validator.
+func (c *Core) stepPrePrepare(m *Message) error {
+	r := c.round
+	if m.From != r.leader {
+		return fmt.Errorf("%w: pre-prepare for height %d view %d from validator %d, leader is %d", ErrNotLeader, m.Height, m.View, m.From, r.leader)
+	}
+	if p := r.proposal; p != nil {
+		if p.Digest == m.Digest {
+			return fmt.Errorf("%w: pre-prepare for height %d view %d", ErrDuplicate, m.Height, m.View)
+		}
+		if !r.caughtLeader {
+			r.caughtLeader = true
+			c.recordEquivocation(&equivocation{First: *p, Second: *m})
+		}
+		return fmt.Errorf("%w: leader %d proposed two values for height %d view %d", ErrEquivocation, m.From, m.Height, m.View)
+	}
+	if err := c.app.CheckProposal(m.Height, m.Value); err != nil {
+		return fmt.Errorf("%w: proposal for height %d: %w", ErrInvalidValue, m.Height, err)
+	}
+	r.proposal = m
+	c.enterPrepare()
+	return nil
+}
+
+// stepVote counts a Prepare or Commit. Precondition: m is an authenticated vote for the current
+// slot from another validator.
+func (c *Core) stepVote(m *Message) error {
+	t := c.round.prepares
+	if m.Type == MsgCommit {
+		t = c.round.commits
+	}
+	ev, err := t.add(m, c.vals.Validators[m.From].Power)
+	if err != nil {
+		c.recordEquivocation(ev)
+		return err
+	}
+	if m.Type == MsgPrepare {
+		c.maybePrepared()
+	} else {
+		c.maybeCommitted()
+	}
+	return nil
+}
+
+// enterHeight opens c.height: asks for a proposal if this node leads, then replays what arrived
+// early. Precondition: every height below c.height is applied (at New, or at Advance after the
+// node handled the last Committed), and c.round is the fresh round for (c.height, 0).
+func (c *Core) enterHeight() {
+	c.open = true
+	r := c.round
+	if int64(r.leader) == int64(c.self) {
+		r.requested = true
+		c.propose = &ProposalRequest{Height: r.height, View: r.view}
+	}
+	h := c.height
+	for _, m := range c.future.take(h) {
+		if !c.open || c.height != h {
+			return // decided by a buffered decision; the rest is stale
+		}
+		_ = c.process(m) // rejections of early messages matter to no one now
+	}
+}
+
+// enterPrepare votes for the accepted proposal. Precondition: r.proposal is set.
+func (c *Core) enterPrepare() {
+	if c.self >= 0 {
+		c.signOnce(MsgPrepare, c.round.proposal.Digest, nil)
+	}
+	c.maybePrepared()
+}
+
+// maybePrepared moves to commit once the proposal has a quorum of prepares. Precondition: none.
+func (c *Core) maybePrepared() {
+	r := c.round
+	if r.prepared || r.proposal == nil || !isQuorum(r.prepares.power[r.proposal.Digest], c.total) {
+		return
+	}
+	c.enterCommit()
+}
+
+// enterCommit commits to the prepared proposal. Precondition: the proposal holds a quorum of
+// prepares (PBFT's "prepared" predicate).
+func (c *Core) enterCommit() {
+	r := c.round
+	r.prepared = true
+	if c.self >= 0 {
+		c.signOnce(MsgCommit, r.proposal.Digest, nil)
+	}
+	c.maybeCommitted()
+}
+
+// maybeCommitted decides once a quorum committed the proposal. A node that has not prepared may
+// still decide: the honest validators in that quorum saw it prepared, and the certificate proves
+// the decision to anyone. Precondition: none.
+func (c *Core) maybeCommitted() {
+	r := c.round
+	if r.proposal == nil {
+		return // without the value there is nothing to decide; a Decision will bring it
+	}
+	d := r.proposal.Digest
+	if !isQuorum(r.commits.power[d], c.total) {
+		return
+	}
+	c.commit(r.proposal.Value, r.commits.certificate(r.height, r.view, d))
+}
+
+// commit decides value for c.height and moves to the next height, closed until the node applied
+// the value. Precondition: the core is open and cert proves value for c.height.
+func (c *Core) commit(value []byte, cert Certificate) {
+	done := Committed{Height: c.height, Value: value, Certificate: cert}
+	c.committed = append(c.committed, done)
+	c.decided = append(c.decided, decided{c: done})
+	if len(c.decided) > MaxFutureHeights {
+		c.decided = slices.Delete(c.decided, 0, len(c.decided)-MaxFutureHeights)
+	}
+	c.height++
+	c.view = 0
+	c.open = false
+	c.idle = 0
+	c.round = newRound(c.vals, c.height, c.view)
+	c.future.dropBelow(c.height)
+	if c.propose != nil && c.propose.Height < c.height {
+		c.propose = nil // decided without our proposal; Propose would now be refused
+	}
+}
+
+// Propose supplies the value for a slot that a Ready asked for. It checks the value with the
+// Application, then signs and emits the PrePrepare and this validator's own Prepare.
+func (c *Core) Propose(height, view uint64, value []byte) error {
+	r := c.round
+	switch {
+	case height < c.height:
+		return fmt.Errorf("%w: proposal for height %d, deciding %d", ErrStaleHeight, height, c.height)
+	case height > c.height:
+		return fmt.Errorf("%w: proposal for height %d, deciding %d", ErrFutureHeight, height, c.height)
+	case view != c.view:
+		return fmt.Errorf("%w: proposal for view %d, in view %d", ErrWrongView, view, c.view)
+	case c.self < 0 || int64(r.leader) != int64(c.self):
+		return fmt.Errorf("%w: height %d view %d is led by validator %d", ErrNotLeader, height, view, r.leader)
+	case !c.open || !r.requested:
+		return fmt.Errorf("%w: height %d view %d", ErrNotRequested, height, view)
+	case r.proposal != nil:
+		return fmt.Errorf("%w: already proposed for height %d view %d", ErrDuplicate, height, view)
+	case len(value) == 0:
+		return fmt.Errorf("%w: empty value", ErrInvalidValue)
+	}
+	if err := c.app.CheckProposal(height, value); err != nil {
+		return fmt.Errorf("%w: own proposal for height %d: %w", ErrInvalidValue, height, err)
+	}
+	pp := c.signOnce(MsgPrePrepare, DigestOf(value), value)
+	r.proposal = &pp
+	c.propose = nil
+	c.enterPrepare()
+	return nil
+}
+
+// Tick advances the core's clock by one tick.
+func (c *Core) Tick() {
+	c.now++
+	c.idle++
+	// Issue #3: the view-change timeout goes here, as a typed timeout keyed by (height, view)
+	// with its own counter, so that a stale one is dropped and a WAL replay reproduces it.
+	if c.idle >= c.retransmitTicks {
+		c.idle = 0
+		c.retransmit()
+	}
+}
+
+// retransmit resends what this validator signed for the current slot, so that peers that started
+// late or lost messages can finish the height, and re-broadcasts recent decisions. Precondition:
+// no commit for retransmitTicks ticks.
+func (c *Core) retransmit() {
+	if c.self < 0 {
+		return
+	}
+	// Messages only: they are already durable.
+	c.msgs = append(c.msgs, c.round.own...)
+	// A peer that missed the proposal of a height everyone else decided has nothing of its own
+	// to retransmit, so nothing prompts stepStale to help it, and if it leads the next height
+	// everyone stalls. Until view change (issue #3) gives a stuck node something to send, a
+	// stalled node offers its recent decisions (rate-limited by sendDecision).
+	for i := range c.decided {
+		c.sendDecision(&c.decided[i])
+	}
+}

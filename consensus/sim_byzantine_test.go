@@ -1,0 +1,141 @@
+package consensus
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"fmt"
+	"math/rand"
+)
+
+// Byzantine behaviours. Each keeps sending what the honest core produced (except "silent" and the
+// equivocating leader), so that liveness can be checked; the extras must change nothing.
+
+func (s *sim) byzKey() ed25519.PrivateKey { return keyFor(s.byz) }
+
+func randomDigest(rng *rand.Rand) Digest {
+	var d Digest
+	rng.Read(d[:])
+	return d
+}
+
+// made returns the Byzantine message named key, built once: a Byzantine node retransmits too,
+// and repeating the same forgeries keeps the simulator's signature cache effective.
+func (s *sim) made(key string, build func() Message) Message {
+	m, ok := s.forged[key]
+	if !ok {
+		m = build()
+		s.forged[key] = m
+	}
+	return m
+}
+
+func slotName(m Message) string { return fmt.Sprintf("%d/%d/%v", m.Height, m.View, m.Type) }
+
+// forge sends, besides the real message, copies that claim another sender, change the digest
+// under the original signature, or carry corrupted signature bytes.
+func forge(s *sim, m Message) []routed {
+	out := []routed{{-1, m}}
+	if m.Type == MsgDecision {
+		return out
+	}
+	f := m
+	f.From = (m.From + 1) % uint32(len(s.sc.powers))
+	g := m
+	g.Digest[0] ^= 0xff
+	if g.Value != nil {
+		g.Value = valueFor(m.Height, "forged")
+		g.Digest = DigestOf(g.Value)
+	}
+	h := m
+	h.Sig = bytes.Clone(m.Sig)
+	h.Sig[int(m.Height)%len(h.Sig)] ^= 0x10
+	return append(out, routed{-1, f}, routed{-1, g}, routed{-1, h})
+}
+
+// replay resends messages it received earlier, from any height.
+func replay(s *sim, m Message) []routed {
+	out := []routed{{-1, m}}
+	for range 2 {
+		if len(s.history) > 0 {
+			out = append(out, routed{-1, s.history[s.rng.Intn(len(s.history))]})
+		}
+	}
+	return out
+}
+
+// farFuture sends validly signed votes for heights ahead, some inside the buffering window, some
+// beyond it, some for another view.
+func farFuture(s *sim, m Message) []routed {
+	out := []routed{{-1, m}}
+	for k := range 2 {
+		f := s.made(fmt.Sprintf("future %s %d", slotName(m), k), func() Message {
+			typ := MsgPrepare + MsgType(s.rng.Intn(2))
+			f := Message{Type: typ, Height: m.Height + 1 + uint64(s.rng.Intn(6)), View: uint64(s.rng.Intn(2)), From: uint32(s.byz), Digest: randomDigest(s.rng)}
+			Sign(testChain, s.byzKey(), &f)
+			return f
+		})
+		out = append(out, routed{-1, f})
+	}
+	return out
+}
+
+// doubleVote sends each node both its real vote and a signed vote for another digest, in random
+// order, so different nodes count different votes from it.
+func doubleVote(s *sim, m Message) []routed {
+	if m.Type != MsgPrepare && m.Type != MsgCommit {
+		return []routed{{-1, m}}
+	}
+	other := s.made("double "+slotName(m), func() Message {
+		other := m
+		other.Digest = randomDigest(s.rng)
+		Sign(testChain, s.byzKey(), &other)
+		return other
+	})
+	var out []routed
+	for to := range s.nodes {
+		if s.rng.Intn(2) == 0 {
+			out = append(out, routed{to, m}, routed{to, other})
+		} else {
+			out = append(out, routed{to, other}, routed{to, m})
+		}
+	}
+	return out
+}
+
+func mixed(s *sim, m Message) []routed {
+	switch s.rng.Intn(4) {
+	case 0:
+		return forge(s, m)
+	case 1:
+		return replay(s, m)
+	case 2:
+		return farFuture(s, m)
+	}
+	return doubleVote(s, m)
+}
+
+// equivocateLeader proposes different (valid or invalid) values to different nodes, and votes
+// both ways.
+func equivocateLeader(s *sim, m Message) []routed {
+	if m.Type != MsgPrePrepare {
+		return doubleVote(s, m)
+	}
+	var out []routed
+	for to := range s.nodes {
+		k := s.rng.Intn(3)
+		v := s.made(fmt.Sprintf("equivocate %s %d", slotName(m), k), func() Message {
+			v := m
+			switch k {
+			case 1:
+				v.Value = valueFor(m.Height, "evil")
+			case 2:
+				v.Value = []byte("not a block")
+			}
+			v.Digest = DigestOf(v.Value)
+			Sign(testChain, s.byzKey(), &v)
+			return v
+		})
+		out = append(out, routed{to, v})
+	}
+	return out
+}

@@ -1,0 +1,411 @@
+package consensus
+
+import (
+	"container/heap"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand"
+	"testing"
+)
+
+// The simulator steps N cores in one goroutine over a seeded network that delays, reorders,
+// duplicates and drops messages, with time as Tick calls, and checks after every Ready that no
+// two nodes decide differently, that certificates verify, that no honest node signs two different
+// things for a slot, and (where the scenario allows) that every honest node reaches the target
+// height. The same seed reproduces the same run.
+
+var (
+	simRuns = flag.Int("sim.runs", 500, "seeded runs of the main simulator scenario (others run a fraction)")
+	simSeed = flag.Int64("sim.seed", -1, "run only this seed, to reproduce a failure")
+)
+
+// behaviour turns what a Byzantine validator's (honest) core wants to send into what it sends.
+type behaviour func(s *sim, m Message) []routed
+
+// routed is a message for one node, or for all (to == -1).
+type routed struct {
+	to int
+	m  Message
+}
+
+type scenario struct {
+	name      string
+	powers    []uint64
+	observers int
+	heights   uint64 // every honest node must decide this many heights (when liveness is checked)
+	drop, dup float64
+	maxDelay  int    // ticks; at least 1 per hop
+	lateStart int    // one validator may start up to this many ticks late
+	partition int    // for up to this many ticks, one or two validators are cut off from the rest
+	byz       string // name of a behaviour in behaviours, "" for all honest
+	liveness  bool
+	maxTicks  uint64
+	share     int // runs = sim.runs / share
+}
+
+var behaviours = map[string]behaviour{
+	"forge":      forge,
+	"replay":     replay,
+	"future":     farFuture,
+	"doublevote": doubleVote,
+	"mixed":      mixed,
+	"equivocate": equivocateLeader,
+	"silent":     func(*sim, Message) []routed { return nil },
+}
+
+func TestSimulator(t *testing.T) {
+	scenarios := []scenario{
+		{name: "4-lossy", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 4, drop: 0.1, dup: 0.1, maxDelay: 3, lateStart: 4, liveness: true, maxTicks: 3000, share: 1},
+		{name: "4-lossless", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 5, maxDelay: 4, liveness: true, maxTicks: 1000, share: 10},
+		{name: "4-very-lossy", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 4, drop: 0.4, dup: 0.2, maxDelay: 5, liveness: true, maxTicks: 20000, share: 10},
+		{name: "4-partition", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 6, drop: 0.05, dup: 0.05, maxDelay: 3, partition: 80, liveness: true, maxTicks: 5000, share: 10},
+		{name: "7-unequal-lossy", powers: []uint64{1, 2, 3, 4, 5, 6, 7}, observers: 1, heights: 4, drop: 0.1, dup: 0.1, maxDelay: 3, lateStart: 4, liveness: true, maxTicks: 3000, share: 10},
+		{name: "4-forge", powers: []uint64{1, 1, 1, 1}, heights: 4, drop: 0.05, dup: 0.05, maxDelay: 3, byz: "forge", liveness: true, maxTicks: 3000, share: 10},
+		{name: "4-replay", powers: []uint64{1, 1, 1, 1}, heights: 4, drop: 0.05, dup: 0.05, maxDelay: 3, byz: "replay", liveness: true, maxTicks: 3000, share: 10},
+		{name: "4-future", powers: []uint64{1, 1, 1, 1}, heights: 4, drop: 0.05, dup: 0.05, maxDelay: 3, byz: "future", liveness: true, maxTicks: 3000, share: 10},
+		{name: "4-doublevote", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 4, drop: 0.05, dup: 0.05, maxDelay: 3, byz: "doublevote", liveness: true, maxTicks: 3000, share: 5},
+		{name: "7-unequal-mixed", powers: []uint64{3, 1, 2, 7, 5, 6, 4}, observers: 1, heights: 4, drop: 0.05, dup: 0.05, maxDelay: 3, byz: "mixed", liveness: true, maxTicks: 3000, share: 10},
+		// A leader that equivocates or stays silent stalls its height until view change (issue
+		// #3): only safety is checked.
+		{name: "4-equivocating-leader", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 4, drop: 0.05, dup: 0.05, maxDelay: 3, byz: "equivocate", maxTicks: 150, share: 5},
+		{name: "4-silent", powers: []uint64{1, 1, 1, 1}, heights: 4, drop: 0.05, maxDelay: 3, byz: "silent", maxTicks: 150, share: 10},
+	}
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			t.Parallel()
+			runs := *simRuns / sc.share
+			if raceEnabled && *simSeed < 0 {
+				runs /= 10 // ed25519 is ~7x slower under -race; the plain run covers the seeds
+			}
+			runs = max(runs, 1)
+			first := int64(1)
+			if *simSeed >= 0 {
+				first, runs = *simSeed, 1
+			}
+			stats := simStats{}
+			for seed := first; seed < first+int64(runs); seed++ {
+				if err := runSim(sc, seed, &stats); err != nil {
+					t.Fatalf("seed %d: %v\nreproduce: go test ./consensus -run 'TestSimulator/%s$' -sim.seed=%d -v", seed, err, sc.name, seed)
+				}
+			}
+			t.Logf("%d runs: %d heights decided, %d messages delivered, %d dropped, %d decisions sent, %d block syncs, %d evidence records",
+				runs, stats.heights, stats.delivered, stats.dropped, stats.decisions, stats.syncs, stats.evidence)
+		})
+	}
+}
+
+type simStats struct {
+	heights, delivered, dropped, decisions, syncs, evidence int
+}
+
+type simNode struct {
+	core      *Core
+	app       *testApp
+	index     int // validator index, -1 for an observer
+	startAt   uint64
+	decided   []Committed
+	proposeAt uint64
+	proposal  *ProposalRequest
+	syncedAt  uint64
+	signed    map[slotKey]Digest // everything this node ever persisted
+}
+
+type slotKey struct {
+	height, view uint64
+	typ          MsgType
+}
+
+type envelope struct {
+	at, seq uint64
+	to      int
+	m       Message
+}
+
+type queue []envelope
+
+func (q queue) Len() int { return len(q) }
+func (q queue) Less(i, j int) bool {
+	if q[i].at != q[j].at {
+		return q[i].at < q[j].at
+	}
+	return q[i].seq < q[j].seq
+}
+func (q queue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *queue) Push(x any)   { *q = append(*q, x.(envelope)) }
+func (q *queue) Pop() any {
+	old := *q
+	e := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return e
+}
+
+type sim struct {
+	sc      scenario
+	rng     *rand.Rand
+	vals    ValidatorSet
+	nodes   []*simNode
+	byz     int // index of the Byzantine validator, -1 if none
+	now     uint64
+	q       queue
+	seq     uint64
+	decided map[uint64]Digest
+	sigs    *sigCache
+	history []Message // what the Byzantine node received, for replay
+	// cut is the side of the partition each node is on during [cutFrom, cutTo).
+	cut            []bool
+	cutFrom, cutTo uint64
+	forged         map[string]Message
+	stats          *simStats
+	err            error
+}
+
+func runSim(sc scenario, seed int64, stats *simStats) error {
+	s := &sim{
+		sc:      sc,
+		rng:     rand.New(rand.NewSource(seed)),
+		vals:    testSet(sc.powers...),
+		byz:     -1,
+		decided: make(map[uint64]Digest),
+		sigs:    newSigCache(),
+		forged:  make(map[string]Message),
+		stats:   stats,
+	}
+	n := len(sc.powers)
+	if sc.byz != "" {
+		s.byz = s.rng.Intn(n)
+	}
+	late := -1
+	if sc.lateStart > 0 {
+		late = s.rng.Intn(n)
+	}
+	for i := 0; i < n+sc.observers; i++ {
+		nd := &simNode{app: &testApp{}, index: i, signed: make(map[slotKey]Digest)}
+		if i >= n {
+			nd.index = -1
+		}
+		if i == late {
+			nd.startAt = uint64(1 + s.rng.Intn(sc.lateStart))
+		}
+		s.nodes = append(s.nodes, nd)
+	}
+	s.cut = make([]bool, len(s.nodes))
+	if sc.partition > 0 {
+		s.cutFrom = uint64(s.rng.Intn(20))
+		s.cutTo = s.cutFrom + 1 + uint64(s.rng.Intn(sc.partition))
+		for range 1 + s.rng.Intn(2) {
+			s.cut[s.rng.Intn(n)] = true
+		}
+	}
+	for s.now = 0; s.now <= sc.maxTicks; s.now++ {
+		for i, nd := range s.nodes {
+			if nd.core == nil && nd.startAt == s.now {
+				s.start(i)
+			}
+		}
+		for len(s.q) > 0 && s.q[0].at <= s.now {
+			s.deliver(heap.Pop(&s.q).(envelope))
+		}
+		for i, nd := range s.nodes {
+			if nd.proposal != nil && nd.proposeAt <= s.now {
+				s.propose(i)
+			}
+		}
+		for i, nd := range s.nodes {
+			if nd.core != nil {
+				nd.core.Tick()
+				s.drain(i)
+			}
+		}
+		if s.err != nil {
+			return s.err
+		}
+		if s.allDecided() {
+			break
+		}
+	}
+	for i, nd := range s.nodes {
+		if i != s.byz {
+			s.stats.evidence += len(nd.core.evidence)
+			if nd.core.future.size() > MaxFutureHeights*(3*n+1) {
+				return fmt.Errorf("node %d buffers %d messages, over the bound", i, nd.core.future.size())
+			}
+		}
+	}
+	if sc.liveness && !s.allDecided() {
+		var hs []uint64
+		for _, nd := range s.nodes {
+			hs = append(hs, uint64(len(nd.decided)))
+		}
+		return fmt.Errorf("liveness: after %d ticks, heights decided per node %v, want %d (byzantine %d)", sc.maxTicks, hs, sc.heights, s.byz)
+	}
+	return nil
+}
+
+func (s *sim) failf(format string, args ...any) {
+	if s.err == nil {
+		s.err = fmt.Errorf("tick %d: "+format, append([]any{s.now}, args...)...)
+	}
+}
+
+func (s *sim) start(i int) {
+	nd := s.nodes[i]
+	cfg := Config{ChainID: testChain, Validators: s.vals, App: nd.app, Height: 1, RetransmitTicks: 8, sigs: s.sigs}
+	if nd.index >= 0 {
+		cfg.Key = keyFor(nd.index)
+	}
+	c, err := New(cfg)
+	if err != nil {
+		s.failf("New: %v", err)
+		return
+	}
+	nd.core = c
+	s.drain(i)
+}
+
+func (s *sim) allDecided() bool {
+	for i, nd := range s.nodes {
+		if i != s.byz && uint64(len(nd.decided)) < s.sc.heights {
+			return false
+		}
+	}
+	return true
+}
+
+// drain handles node i's Ready batches the way the node does: persist, send, apply, Advance.
+func (s *sim) drain(i int) {
+	nd := s.nodes[i]
+	for nd.core.HasReady() {
+		rd := nd.core.Ready()
+		for _, m := range rd.Persist {
+			k := slotKey{m.Height, m.View, m.Type}
+			if d, ok := nd.signed[k]; ok && d != m.Digest && i != s.byz {
+				s.failf("node %d signed two different %vs for height %d view %d", i, m.Type, m.Height, m.View)
+			}
+			nd.signed[k] = m.Digest
+		}
+		for _, m := range rd.Messages {
+			if m.Type == MsgDecision {
+				s.stats.decisions++
+			}
+			out := []routed{{to: -1, m: m}}
+			if i == s.byz {
+				out = behaviours[s.sc.byz](s, m)
+			}
+			for _, r := range out {
+				s.send(i, r)
+			}
+		}
+		for _, c := range rd.Committed {
+			s.checkCommitted(i, c)
+			nd.app.applied = c.Height
+			nd.decided = append(nd.decided, c)
+		}
+		if rd.Propose != nil {
+			// The node may wait for transactions before proposing.
+			p := *rd.Propose
+			nd.proposal, nd.proposeAt = &p, s.now+uint64(s.rng.Intn(3))
+		}
+		nd.core.Advance()
+	}
+}
+
+func (s *sim) checkCommitted(i int, c Committed) {
+	nd := s.nodes[i]
+	if i == s.byz {
+		return
+	}
+	if want := uint64(len(nd.decided)) + 1; c.Height != want {
+		s.failf("node %d committed height %d, expected %d", i, c.Height, want)
+	}
+	if err := nd.app.CheckProposal(c.Height, c.Value); err != nil {
+		s.failf("node %d committed an invalid value: %v", i, err)
+	}
+	d := DigestOf(c.Value)
+	if c.Certificate.Height != c.Height || c.Certificate.Digest != d {
+		s.failf("node %d: certificate for height %d is for another value", i, c.Height)
+	}
+	if err := verifyCertificate(testChain, s.vals, &c.Certificate, s.sigs); err != nil {
+		s.failf("node %d: certificate for height %d: %v", i, c.Height, err)
+	}
+	if prev, ok := s.decided[c.Height]; ok && prev != d {
+		s.failf("SAFETY: node %d decided %x at height %d, another node decided %x", i, d[:4], c.Height, prev[:4])
+	}
+	s.decided[c.Height] = d
+	if i < len(s.sc.powers) {
+		s.stats.heights++
+	}
+}
+
+// send puts copies of r on the network, each delayed 1..maxDelay ticks, some dropped, some twice.
+func (s *sim) send(from int, r routed) {
+	for to := range s.nodes {
+		if to == from || (r.to >= 0 && r.to != to) {
+			continue
+		}
+		copies := 1
+		if s.rng.Float64() < s.sc.dup {
+			copies = 2
+		}
+		for range copies {
+			if s.rng.Float64() < s.sc.drop || (s.cut[from] != s.cut[to] && s.now >= s.cutFrom && s.now < s.cutTo) {
+				s.stats.dropped++
+				continue
+			}
+			s.seq++
+			heap.Push(&s.q, envelope{at: s.now + 1 + uint64(s.rng.Intn(s.sc.maxDelay)), seq: s.seq, to: to, m: r.m})
+		}
+	}
+}
+
+func (s *sim) deliver(e envelope) {
+	nd := s.nodes[e.to]
+	if nd.core == nil {
+		return // not started: lost
+	}
+	s.stats.delivered++
+	if e.to == s.byz {
+		s.history = append(s.history, e.m)
+		if len(s.history) > 256 {
+			s.history = s.history[128:]
+		}
+	}
+	err := nd.core.Step(e.m)
+	if err != nil && s.byz < 0 && !errors.Is(err, ErrStaleHeight) && !errors.Is(err, ErrFutureHeight) && !errors.Is(err, ErrDuplicate) {
+		s.failf("node %d rejected honest %v h=%d from %d: %v", e.to, e.m.Type, e.m.Height, e.m.From, err)
+	}
+	if errors.Is(err, ErrFutureHeight) {
+		s.blockSync(e.to)
+	}
+	s.drain(e.to)
+}
+
+// blockSync is what the node does when peers are further ahead than the core buffers: fetch the
+// next block with its certificate from a peer and step it as a decision.
+func (s *sim) blockSync(i int) {
+	nd := s.nodes[i]
+	if s.now-nd.syncedAt < 8 && nd.syncedAt != 0 {
+		return
+	}
+	h := nd.core.Status().Height
+	for j, peer := range s.nodes {
+		if j != s.byz && uint64(len(peer.decided)) >= h {
+			nd.syncedAt = s.now
+			s.stats.syncs++
+			s.seq++
+			heap.Push(&s.q, envelope{at: s.now + 1, seq: s.seq, to: i, m: DecisionMessage(0, peer.decided[h-1])})
+			return
+		}
+	}
+}
+
+func (s *sim) propose(i int) {
+	nd := s.nodes[i]
+	p := nd.proposal
+	nd.proposal = nil
+	value := valueFor(p.Height, fmt.Sprintf("v=%d;by=%d;r=%d", p.View, i, s.rng.Int63()))
+	if err := nd.core.Propose(p.Height, p.View, value); err != nil && !errors.Is(err, ErrStaleHeight) {
+		s.failf("node %d: Propose(%d, %d): %v", i, p.Height, p.View, err)
+	}
+	s.drain(i)
+}

@@ -1,0 +1,268 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/guild-ledger/guild/consensus"
+	"github.com/guild-ledger/guild/state"
+)
+
+// loop is the one goroutine that owns the consensus core (STYLE.md, after raft's node.go): it feeds
+// the core network messages, ticks and proposals, and handles each Ready in order — persist, send,
+// apply — before calling Advance.
+func (n *Node) loop(ctx context.Context) error {
+	ticker := time.NewTicker(n.cfg.tick())
+	defer ticker.Stop()
+	var (
+		slot      *consensus.ProposalRequest // a slot this node leads and has not proposed for
+		slotSince time.Time
+		decided   = map[uint64]time.Time{} // when we last answered a lagging peer for a height
+	)
+	emptyAfter := time.Duration(n.cfg.Consensus.EmptyBlockMillis) * time.Millisecond
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ticker.C:
+			n.core.Tick()
+			n.metrics.mempool.Set(float64(n.pool.Size()))
+			for h, at := range decided {
+				if time.Since(at) > time.Minute {
+					delete(decided, h)
+				}
+			}
+		case <-n.pool.Notify():
+		case m := <-n.host.Consensus():
+			msg, ok := m.Decoded.(*consensus.Message)
+			if !ok {
+				continue
+			}
+			if err := n.core.Step(*msg); err != nil {
+				n.log.Debug("consensus message refused", "type", msg.Type, "height", msg.Height,
+					"from", msg.From, "err", err)
+			}
+			n.helpLaggard(msg, decided)
+		}
+		if slot != nil && slot.Height == n.core.Status().Height {
+			if err := n.maybePropose(slot, slotSince, emptyAfter); err == nil {
+				slot = nil
+			} else if !errors.Is(err, errNothingToPropose) {
+				n.log.Warn("proposing failed", "height", slot.Height, "err", err)
+				slot = nil
+			}
+		}
+		for n.core.HasReady() {
+			rd := n.core.Ready()
+			if err := n.handleReady(rd); err != nil {
+				return err
+			}
+			if rd.Propose != nil {
+				slot, slotSince = rd.Propose, time.Now()
+			}
+			n.core.Advance()
+		}
+	}
+}
+
+var errNothingToPropose = errors.New("node: nothing to propose yet")
+
+// maybePropose builds a block for slot from the mempool. With nothing ready it waits, up to the
+// empty-block interval: the chain never idles on a fixed interval while there is work.
+func (n *Node) maybePropose(slot *consensus.ProposalRequest, since time.Time, emptyAfter time.Duration) error {
+	var txs [][]byte
+	if n.pool.Size() > 0 {
+		txs = n.pool.Reap(n.cfg.Consensus.MaxBlockTxs, MaxBlockBytes-64<<10, n.nonceOf)
+	}
+	if len(txs) == 0 && time.Since(since) < emptyAfter {
+		return errNothingToPropose
+	}
+	t := time.Now().UnixMilli()
+	if t <= n.lastTime {
+		t = n.lastTime + 1
+	}
+	b := Block{
+		Header: Header{
+			ChainID:   n.chainID,
+			Height:    slot.Height,
+			Time:      t,
+			PrevHash:  n.lastHash,
+			StateRoot: n.st.Root(),
+			TxsHash:   TxsHash(txs),
+			Proposer:  uint32(n.self),
+		},
+		Txs: txs,
+	}
+	if b.Txs == nil {
+		b.Txs = [][]byte{}
+	}
+	value, err := b.Encode()
+	if err != nil {
+		return err
+	}
+	return n.core.Propose(slot.Height, slot.View, value)
+}
+
+// helpLaggard answers a validator still working on a height this node finished long ago with that
+// height's block and certificate from the block store, at most twice a second per height. Block
+// sync proper (issue #5) replaces this walk of one height per round trip.
+func (n *Node) helpLaggard(msg *consensus.Message, decided map[uint64]time.Time) {
+	// The core itself answers peers up to MaxFutureHeights behind; decisions are never answered
+	// (two nodes would echo each other).
+	if msg.Type == consensus.MsgDecision || msg.Height == 0 || msg.Height > n.blocks.Height() ||
+		msg.Height+consensus.MaxFutureHeights >= n.core.Status().Height {
+		return
+	}
+	if at, ok := decided[msg.Height]; ok && time.Since(at) < 500*time.Millisecond {
+		return
+	}
+	value, cert, err := n.blocks.Block(msg.Height)
+	if err != nil {
+		return
+	}
+	decided[msg.Height] = time.Now()
+	d := consensus.Message{
+		Type: consensus.MsgDecision, Height: msg.Height, View: cert.View, Digest: cert.Digest,
+		Value: value, Certificate: cert,
+	}
+	if n.valKey != nil {
+		d.From = uint32(n.self)
+		consensus.Sign(n.chainID, n.valKey, &d)
+	}
+	n.send(&d)
+}
+
+func (n *Node) send(m *consensus.Message) {
+	b, err := consensus.EncodeMessage(m)
+	if err != nil {
+		n.log.Error("encoding consensus message", "err", err)
+		return
+	}
+	select {
+	case n.sendCh <- b:
+	default:
+		// Never block the loop on the network; retransmission recovers a dropped message.
+		n.metrics.sendDropped.Inc()
+	}
+}
+
+// handleReady does what the core asked, in the order Ready documents.
+func (n *Node) handleReady(rd consensus.Ready) error {
+	// Persist: the WAL lands with issue #3; until then a restarted validator may re-sign a slot it
+	// signed before the crash (see README, known limits).
+	for i := range rd.Messages {
+		n.send(&rd.Messages[i])
+	}
+	for _, c := range rd.Committed {
+		if err := n.commit(c); err != nil {
+			// The block is decided by a quorum; failing to store or execute it is lost durability.
+			return fmt.Errorf("node: committing height %d: %w", c.Height, err)
+		}
+	}
+	st := rd.Status
+	n.snapshot.Store(&st)
+	return nil
+}
+
+// CheckProposal implements consensus.Application: is value a valid next block on our tip? It runs
+// on the loop, after the previous block has been executed.
+func (n *Node) CheckProposal(height uint64, value []byte) error {
+	b, err := DecodeBlock(value)
+	if err != nil {
+		return err
+	}
+	h := &b.Header
+	switch {
+	case h.ChainID != n.chainID:
+		return fmt.Errorf("%w: chain ID %q", ErrBadBlock, h.ChainID)
+	case h.Height != height:
+		return fmt.Errorf("%w: header height %d for height %d", ErrBadBlock, h.Height, height)
+	case height != n.blocks.Height()+1:
+		return fmt.Errorf("%w: height %d does not follow %d", ErrBadBlock, height, n.blocks.Height())
+	case h.PrevHash != n.lastHash:
+		return fmt.Errorf("%w: parent %s is not the tip %s", ErrBadBlock, h.PrevHash, n.lastHash)
+	case h.StateRoot != n.st.Root():
+		return fmt.Errorf("%w: state root %s, ours %s", ErrBadBlock, h.StateRoot, n.st.Root())
+	case h.Time <= n.lastTime:
+		return fmt.Errorf("%w: time %d not after the parent's %d", ErrBadBlock, h.Time, n.lastTime)
+	case int(h.Proposer) >= len(n.vals.Validators):
+		return fmt.Errorf("%w: proposer index %d out of range", ErrBadBlock, h.Proposer)
+	}
+	seen := make(map[state.Hash]struct{}, len(b.Txs))
+	for i, tx := range b.Txs {
+		th := state.HashTx(tx)
+		if _, dup := seen[th]; dup {
+			return fmt.Errorf("%w: transaction %d repeats %s", ErrBadBlock, i, th)
+		}
+		seen[th] = struct{}{}
+	}
+	n.lastDecoded.digest, n.lastDecoded.block = consensus.DigestOf(value), b
+	return nil
+}
+
+// commit stores a decided block (before executing it: see recover), executes it and tells waiters.
+func (n *Node) commit(c consensus.Committed) error {
+	start := time.Now()
+	if err := n.blocks.SaveBlock(c.Height, c.Value, &c.Certificate); err != nil {
+		return err
+	}
+	if err := n.execute(c.Height, c.Value, n.lastDecoded.blockFor(c.Value)); err != nil {
+		return err
+	}
+	n.commits.publish()
+	n.metrics.commitSeconds.Observe(time.Since(start).Seconds())
+	return nil
+}
+
+// decodedBlock is a block decoded by CheckProposal, kept for the commit that usually follows.
+type decodedBlock struct {
+	digest consensus.Digest
+	block  *Block
+}
+
+func (d *decodedBlock) blockFor(value []byte) *Block {
+	if d.block != nil && d.digest == consensus.DigestOf(value) {
+		return d.block
+	}
+	return nil
+}
+
+// execute applies a stored block to the state, records the results and settles the mempool.
+func (n *Node) execute(height uint64, value []byte, b *Block) error {
+	if b == nil {
+		var err error
+		if b, err = DecodeBlock(value); err != nil {
+			return err
+		}
+	}
+	res, err := n.st.ApplyBlock(height, b.Txs, n.sigs)
+	if err != nil {
+		return err
+	}
+	stored := make([]StoredResult, len(res.Results))
+	hashes := make([]state.Hash, len(res.Results))
+	applied := 0
+	for i, r := range res.Results {
+		stored[i].Hash, hashes[i] = r.Hash, r.Hash
+		if r.Err != nil {
+			stored[i].Error = r.Err.Error()
+		} else {
+			applied++
+		}
+	}
+	if err := n.blocks.SaveResults(height, stored); err != nil {
+		return err
+	}
+	n.pool.Update(hashes, n.nonceOf)
+	n.lastHash = state.Hash(consensus.DigestOf(value))
+	n.lastTime = b.Header.Time
+	n.metrics.height.Set(float64(height))
+	n.metrics.blocks.Inc()
+	n.metrics.txsApplied.Add(float64(applied))
+	n.metrics.txsRejected.Add(float64(len(res.Results) - applied))
+	n.log.Debug("block committed", "height", height, "txs", len(b.Txs), "applied", applied,
+		"hash", n.lastHash)
+	return nil
+}
