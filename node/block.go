@@ -1,5 +1,85 @@
 package node
 
-// MaxBlockTxsLimit is the most transactions a block may hold, whatever the config says; decoders
-// use it to bound allocation.
-const MaxBlockTxsLimit = 50000
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+
+	"github.com/guild-ledger/guild/state"
+)
+
+// Limits on blocks, checked before anything else so a hostile proposal cannot make a node allocate
+// without bound.
+const (
+	// MaxBlockTxsLimit is the most transactions a block may hold, whatever the config says.
+	MaxBlockTxsLimit = 50000
+	// MaxBlockBytes bounds an encoded block; the consensus topic's message limit is derived from it.
+	MaxBlockBytes = 8 << 20
+)
+
+var (
+	ErrBadBlock = errors.New("node: invalid block")
+)
+
+// Header is what a block commits to besides its transactions. StateRoot is the state after the
+// previous block, so a block can be proposed before it is executed.
+type Header struct {
+	ChainID   string     `cbor:"1,keyasint"`
+	Height    uint64     `cbor:"2,keyasint"`
+	Time      int64      `cbor:"3,keyasint"` // proposer's clock, unix milliseconds; strictly increasing
+	PrevHash  state.Hash `cbor:"4,keyasint"`
+	StateRoot state.Hash `cbor:"5,keyasint"`
+	TxsHash   state.Hash `cbor:"6,keyasint"`
+	Proposer  uint32     `cbor:"7,keyasint"` // validator index of the leader that proposed it
+}
+
+// Block is the value consensus decides; its hash (consensus.DigestOf of its encoding) is the block
+// hash that the certificate signs.
+type Block struct {
+	Header Header   `cbor:"1,keyasint"`
+	Txs    [][]byte `cbor:"2,keyasint"`
+}
+
+// TxsHash commits to the ordered transactions: SHA-256 over their hashes.
+func TxsHash(txs [][]byte) state.Hash {
+	h := sha256.New()
+	for _, tx := range txs {
+		th := state.HashTx(tx)
+		h.Write(th[:])
+	}
+	var out state.Hash
+	h.Sum(out[:0])
+	return out
+}
+
+// Encode gives the block's canonical bytes.
+func (b *Block) Encode() ([]byte, error) { return state.Marshal(b) }
+
+// DecodeBlock parses a block and checks its shape (sizes, counts, canonical encoding, tx hash),
+// not its place in the chain.
+func DecodeBlock(raw []byte) (*Block, error) {
+	if len(raw) > MaxBlockBytes {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrBadBlock, len(raw), MaxBlockBytes)
+	}
+	var b Block
+	if err := state.Unmarshal(raw, &b); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadBlock, err)
+	}
+	if len(b.Txs) > MaxBlockTxsLimit {
+		return nil, fmt.Errorf("%w: %d transactions, limit %d", ErrBadBlock, len(b.Txs), MaxBlockTxsLimit)
+	}
+	for i, tx := range b.Txs {
+		if len(tx) == 0 || len(tx) > state.MaxTxBytes {
+			return nil, fmt.Errorf("%w: transaction %d has %d bytes", ErrBadBlock, i, len(tx))
+		}
+	}
+	again, err := b.Encode()
+	if err != nil || !bytes.Equal(again, raw) {
+		return nil, fmt.Errorf("%w: not in canonical encoding", ErrBadBlock)
+	}
+	if TxsHash(b.Txs) != b.Header.TxsHash {
+		return nil, fmt.Errorf("%w: txs_hash does not match the transactions", ErrBadBlock)
+	}
+	return &b, nil
+}

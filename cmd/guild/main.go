@@ -1,0 +1,30 @@
+// Command guild is Guild's single binary: the node, the wallet and the testnet launcher.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	app := &cli.App{
+		Name:    "guild",
+		Usage:   "a Byzantine-fault-tolerant ledger for consortiums",
+		Version: version,
+		Commands: []*cli.Command{
+			nodeCommand(),
+			walletCommand(),
+			testnetCommand(),
+		},
+		EnableBashCompletion: true,
+	}
+	if err := app.Run(flagsFirst(app, os.Args)); err != nil {
+		fmt.Fprintln(os.Stderr, "guild:", err)
+		os.Exit(1)
+	}
+}

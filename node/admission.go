@@ -1,0 +1,271 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/guild-ledger/guild/consensus"
+	"github.com/guild-ledger/guild/p2p"
+	"github.com/guild-ledger/guild/state"
+)
+
+// Transactions enter a node two ways, both off the consensus loop: the API (admitted in batches by
+// workers, then gossiped in batches) and gossip (verified by the pubsub validator, then added).
+// Each signature is verified once per node; the sigCache remembers it for proposals and execution.
+
+const (
+	admitBatch    = 256
+	gossipMaxTxs  = 2048
+	gossipMaxSize = 1 << 20
+	// maxTxBatchBytes bounds one gossiped batch on the wire.
+	maxTxBatchBytes = gossipMaxSize + 64<<10
+)
+
+type admitReq struct {
+	raw  []byte
+	tx   *state.Tx
+	hash state.Hash
+	done chan error
+}
+
+// decodedTx is a gossiped transaction that passed the topic validator.
+type decodedTx struct {
+	raw  []byte
+	hash state.Hash
+	tx   *state.Tx
+}
+
+func (n *Node) startAdmission(ctx context.Context) {
+	for i := 0; i < 2; i++ {
+		n.wg.Add(1)
+		go n.admitWorker(ctx)
+	}
+	n.wg.Add(3)
+	go n.gossipBatcher(ctx)
+	go n.gossipReceiver(ctx)
+	go n.consensusSender(ctx)
+}
+
+// Submit admits one transaction from the API: it returns once the transaction is in the mempool
+// (and on its way to the other nodes) or refused.
+func (n *Node) Submit(ctx context.Context, raw []byte) (state.Hash, error) {
+	tx, err := state.DecodeTx(raw)
+	if err != nil {
+		return state.Hash{}, err
+	}
+	h := state.HashTx(raw)
+	req := &admitReq{raw: raw, tx: tx, hash: h, done: make(chan error, 1)}
+	select {
+	case n.admitCh <- req:
+	case <-ctx.Done():
+		return h, ctx.Err()
+	}
+	select {
+	case err := <-req.done:
+		if err != nil && !errors.Is(err, ErrTxKnown) && !errors.Is(err, ErrMempoolFull) {
+			n.rejected.put(h, err.Error())
+		}
+		return h, err
+	case <-ctx.Done():
+		return h, ctx.Err()
+	}
+}
+
+// admitWorker verifies API transactions in batches (whatever has queued up, up to admitBatch), so
+// that under load signatures are batch-verified.
+func (n *Node) admitWorker(ctx context.Context) {
+	defer n.wg.Done()
+	batch := make([]*admitReq, 0, admitBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case <-ctx.Done():
+			return
+		case r := <-n.admitCh:
+			batch = append(batch, r)
+		}
+	fill:
+		for len(batch) < admitBatch {
+			select {
+			case r := <-n.admitCh:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		var toVerify []*state.Tx
+		var idx []int
+		for i, r := range batch {
+			if !n.sigs.Verified(r.hash) {
+				toVerify = append(toVerify, r.tx)
+				idx = append(idx, i)
+			}
+		}
+		errs := make([]error, len(batch))
+		if len(toVerify) > 0 {
+			for j, err := range state.VerifyTxs(n.chainID, toVerify) {
+				if err != nil {
+					errs[idx[j]] = err
+				} else {
+					n.sigs.add(batch[idx[j]].hash)
+				}
+			}
+		}
+		for i, r := range batch {
+			err := errs[i]
+			if err == nil {
+				err = n.st.CheckTx(r.tx)
+			}
+			if err == nil {
+				err = n.pool.Add(r.raw, r.hash, r.tx)
+				if err == nil {
+					select {
+					case n.gossipCh <- r.raw:
+					default:
+						// The gossip queue is full: this node still proposes the tx when it leads.
+						n.metrics.gossipDropped.Inc()
+					}
+				}
+			}
+			r.done <- err
+		}
+	}
+}
+
+// gossipBatcher publishes admitted transactions in batches, collected for at most the configured
+// interval: one pubsub message per batch instead of one per transaction.
+func (n *Node) gossipBatcher(ctx context.Context) {
+	defer n.wg.Done()
+	interval := time.Duration(n.cfg.Mempool.GossipBatchMillis) * time.Millisecond
+	var (
+		batch [][]byte
+		size  int
+		timer = time.NewTimer(time.Hour)
+	)
+	timer.Stop()
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		b, err := state.Marshal(batch)
+		if err == nil {
+			err = n.host.PublishTxs(ctx, b)
+		}
+		if err != nil && ctx.Err() == nil {
+			n.log.Warn("gossiping transactions", "count", len(batch), "err", err)
+		}
+		batch, size = nil, 0
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case raw := <-n.gossipCh:
+			if len(batch) == 0 {
+				timer.Reset(interval)
+			}
+			batch = append(batch, raw)
+			size += len(raw)
+			if len(batch) >= gossipMaxTxs || size >= gossipMaxSize {
+				timer.Stop()
+				flush()
+			}
+		case <-timer.C:
+			flush()
+		}
+	}
+}
+
+// validateTxBatch is the transaction topic's validator, run by pubsub before anything is delivered
+// or relayed: honest nodes only gossip transactions they verified, so a batch with a malformed or
+// wrongly signed transaction is Rejected and costs its sender.
+func (n *Node) validateTxBatch(from string, data []byte) (p2p.Verdict, any) {
+	if len(data) > maxTxBatchBytes {
+		return p2p.Reject, nil
+	}
+	var raws [][]byte
+	if err := state.Unmarshal(data, &raws); err != nil || len(raws) == 0 || len(raws) > gossipMaxTxs {
+		return p2p.Reject, nil
+	}
+	out := make([]decodedTx, 0, len(raws))
+	var toVerify []*state.Tx
+	var idx []int
+	for _, raw := range raws {
+		tx, err := state.DecodeTx(raw)
+		if err != nil || tx.Body.ChainID != n.chainID {
+			return p2p.Reject, nil
+		}
+		h := state.HashTx(raw)
+		if !n.sigs.Verified(h) {
+			toVerify = append(toVerify, tx)
+			idx = append(idx, len(out))
+		}
+		out = append(out, decodedTx{raw: raw, hash: h, tx: tx})
+	}
+	for _, err := range state.VerifyTxs(n.chainID, toVerify) {
+		if err != nil {
+			return p2p.Reject, nil
+		}
+	}
+	for _, i := range idx {
+		n.sigs.add(out[i].hash)
+	}
+	return p2p.Accept, out
+}
+
+// gossipReceiver adds gossiped transactions to the mempool; stateful checks can fail here for
+// honest reasons (a nonce already used), so failures are not held against the sender.
+func (n *Node) gossipReceiver(ctx context.Context) {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-n.host.Txs():
+			txs, ok := m.Decoded.([]decodedTx)
+			if !ok {
+				continue
+			}
+			for _, d := range txs {
+				if n.pool.Has(d.hash) {
+					continue
+				}
+				if err := n.st.CheckTx(d.tx); err != nil {
+					continue
+				}
+				_ = n.pool.Add(d.raw, d.hash, d.tx)
+			}
+		}
+	}
+}
+
+// validateConsensus is the consensus topic's validator: decode with limits, then check shape and
+// signatures against the validator set, off the loop. Stale messages are still delivered: they
+// tell the loop that a peer lags and needs a decision.
+func (n *Node) validateConsensus(from string, data []byte) (p2p.Verdict, any) {
+	m, err := consensus.DecodeMessage(data, MaxBlockBytes+64<<10)
+	if err != nil {
+		return p2p.Reject, nil
+	}
+	if err := consensus.VerifyMessage(n.chainID, n.vals, m); err != nil {
+		return p2p.Reject, nil
+	}
+	return p2p.Accept, m
+}
+
+// consensusSender publishes the loop's outgoing messages so the loop never waits on the network.
+func (n *Node) consensusSender(ctx context.Context) {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case b := <-n.sendCh:
+			if err := n.host.PublishConsensus(ctx, b); err != nil && ctx.Err() == nil {
+				n.log.Warn("publishing consensus message", "err", fmt.Sprint(err))
+			}
+		}
+	}
+}

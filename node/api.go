@@ -1,0 +1,254 @@
+package node
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/guild-ledger/guild/consensus"
+	"github.com/guild-ledger/guild/state"
+)
+
+// maxBlockWait caps how long GET /v1/blocks/{height}?wait=MS holds a request open.
+const maxBlockWait = 30 * time.Second
+
+func (n *Node) startAPI() error {
+	ln, err := net.Listen("tcp", n.cfg.API.Listen)
+	if err != nil {
+		return fmt.Errorf("node: API listen on %s: %w", n.cfg.API.Listen, err)
+	}
+	n.apiLn = ln
+	n.apiSrv = &http.Server{Handler: n.apiHandler(), ReadHeaderTimeout: 5 * time.Second}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := n.apiSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("API server stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// APIAddr is the address the API listens on (useful with port 0).
+func (n *Node) APIAddr() string { return n.apiLn.Addr().String() }
+
+func (n *Node) apiHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/txs", n.handleSubmit)
+	mux.HandleFunc("GET /v1/txs/{hash}", n.handleTx)
+	mux.HandleFunc("GET /v1/accounts/{address}", n.handleAccount)
+	mux.HandleFunc("GET /v1/blocks/{height}", n.handleBlock)
+	mux.HandleFunc("GET /v1/status", n.handleStatus)
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, ErrorResponse{Error: msg})
+}
+
+// handleSubmit takes {"tx": "<hex>"}; 202 once the transaction is pending, 400 with the reason if
+// it is refused, 503 if the mempool is full.
+func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 2*state.MaxTxBytes+1024))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "reading body: "+err.Error())
+		return
+	}
+	var req SubmitTxRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		writeError(w, http.StatusBadRequest, `body must be JSON {"tx": "<hex-encoded signed transaction>"}: `+err.Error())
+		return
+	}
+	raw, err := hex.DecodeString(trimHex(req.Tx))
+	if err != nil || len(raw) == 0 {
+		writeError(w, http.StatusBadRequest, "tx must be non-empty hex")
+		return
+	}
+	h, err := n.Submit(r.Context(), raw)
+	switch {
+	case err == nil, errors.Is(err, ErrTxKnown):
+		writeJSON(w, http.StatusAccepted, SubmitTxResponse{Hash: h.String(), Status: TxPending})
+	case errors.Is(err, ErrMempoolFull):
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+	case r.Context().Err() != nil:
+		writeError(w, http.StatusServiceUnavailable, "request cancelled")
+	default:
+		writeError(w, http.StatusBadRequest, err.Error())
+	}
+}
+
+func (n *Node) handleTx(w http.ResponseWriter, r *http.Request) {
+	h, err := state.ParseHash(trimHex(r.PathValue("hash")))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	out := TxStatus{Hash: h.String()}
+	if loc, err := n.blocks.TxLocation(h); err == nil {
+		out.Height, out.Index = loc.Height, int(loc.Index)
+		out.Status, out.Error = TxCommitted, loc.Error
+		if loc.Error != "" {
+			out.Status = TxRejected
+		}
+		writeJSON(w, http.StatusOK, out)
+		return
+	}
+	if n.pool.Has(h) {
+		out.Status = TxPending
+		writeJSON(w, http.StatusOK, out)
+		return
+	}
+	if reason, ok := n.rejected.get(h); ok {
+		out.Status, out.Error = TxRejected, reason
+		writeJSON(w, http.StatusOK, out)
+		return
+	}
+	out.Status, out.Error = TxUnknown, "no such transaction: not pending, committed or recently rejected here"
+	writeJSON(w, http.StatusNotFound, out)
+}
+
+func (n *Node) handleAccount(w http.ResponseWriter, r *http.Request) {
+	a, err := state.ParseAddress(r.PathValue("address"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	acc, err := n.st.Account(a)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, AccountResponse{Address: a.String(), Balance: acc.Balance, Nonce: acc.Nonce})
+}
+
+// handleBlock serves a committed block; with ?wait=MS it waits that long for a block not yet
+// committed, so followers (the load generator, explorers) need not poll.
+func (n *Node) handleBlock(w http.ResponseWriter, r *http.Request) {
+	height, err := strconv.ParseUint(r.PathValue("height"), 10, 64)
+	if err != nil || height == 0 {
+		writeError(w, http.StatusBadRequest, "height must be a positive integer")
+		return
+	}
+	if ws := r.URL.Query().Get("wait"); ws != "" {
+		ms, err := strconv.Atoi(ws)
+		if err != nil || ms < 0 {
+			writeError(w, http.StatusBadRequest, "wait must be a number of milliseconds")
+			return
+		}
+		deadline := time.NewTimer(min(time.Duration(ms)*time.Millisecond, maxBlockWait))
+		defer deadline.Stop()
+		for n.executedHeight() < height {
+			select {
+			case <-n.commits.wait():
+			case <-deadline.C:
+				writeError(w, http.StatusNotFound, fmt.Sprintf("block %d not committed yet", height))
+				return
+			case <-r.Context().Done():
+				return
+			}
+		}
+	}
+	if n.executedHeight() < height {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("block %d not committed yet (height is %d)", height, n.executedHeight()))
+		return
+	}
+	resp, err := n.blockResponse(height)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// executedHeight is the last block both stored and executed.
+func (n *Node) executedHeight() uint64 { return n.st.Height() }
+
+func (n *Node) blockResponse(height uint64) (*BlockResponse, error) {
+	value, cert, err := n.blocks.Block(height)
+	if err != nil {
+		return nil, err
+	}
+	b, err := DecodeBlock(value)
+	if err != nil {
+		return nil, err
+	}
+	results, err := n.blocks.Results(height)
+	if err != nil {
+		return nil, err
+	}
+	h := b.Header
+	resp := &BlockResponse{
+		Height: height,
+		Hash:   consensus.DigestOf(value).String(),
+		Header: HeaderJSON{
+			ChainID: h.ChainID, Height: h.Height, Time: time.UnixMilli(h.Time).UTC().Format(time.RFC3339Nano),
+			PrevHash: h.PrevHash.String(), StateRoot: h.StateRoot.String(), TxsHash: h.TxsHash.String(),
+			Proposer: h.Proposer,
+		},
+		Txs:     make([]string, len(b.Txs)),
+		Results: make([]TxResultJSON, len(results)),
+		Certificate: CertificateJSON{
+			Height: cert.Height, View: cert.View, Digest: cert.Digest.String(),
+			Votes: make([]VoteJSON, len(cert.Votes)),
+		},
+	}
+	for i, tx := range b.Txs {
+		resp.Txs[i] = hex.EncodeToString(tx)
+	}
+	for i, r := range results {
+		resp.Results[i] = TxResultJSON{Hash: r.Hash.String(), Error: r.Error}
+	}
+	for i, v := range cert.Votes {
+		resp.Certificate.Votes[i] = VoteJSON{Validator: v.Validator, Sig: hex.EncodeToString(v.Sig)}
+	}
+	return resp, nil
+}
+
+func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
+	cs := n.snapshot.Load()
+	height := n.executedHeight()
+	var last string
+	if height > 0 {
+		if value, _, err := n.blocks.Block(height); err == nil {
+			last = consensus.DigestOf(value).String()
+		}
+	}
+	writeJSON(w, http.StatusOK, StatusResponse{
+		ChainID:       n.chainID,
+		Moniker:       n.cfg.Moniker,
+		Height:        height,
+		LastBlockHash: last,
+		Peers:         len(n.host.Peers()),
+		Validator:     n.self >= 0,
+		ValidatorIdx:  n.self,
+		View:          cs.View,
+		Leader:        cs.Leader,
+		PeerID:        n.host.ID(),
+		MempoolSize:   n.pool.Size(),
+	})
+}
+
+// trimHex is lenient about a 0x prefix that people paste.
+func trimHex(s string) string { return strings.TrimPrefix(strings.TrimPrefix(s, "0x"), "0X") }

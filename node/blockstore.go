@@ -1,0 +1,173 @@
+package node
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/guild-ledger/guild/consensus"
+	"github.com/guild-ledger/guild/state"
+	"github.com/guild-ledger/guild/state/kv"
+)
+
+// BlockStore keeps committed blocks, their certificates and execution results, and an index from
+// transaction hash to where it was committed. It is separate from the state store (DESIGN.md), and
+// is written before the state so that a crash between the two is repaired by re-executing.
+//
+// Writes come only from the node's loop; reads from any goroutine.
+type BlockStore struct {
+	db     kv.Store
+	height atomic.Uint64
+}
+
+var ErrBlockNotFound = errors.New("node: block not found")
+
+// StoredResult is what execution did with one transaction of a block.
+type StoredResult struct {
+	Hash  state.Hash `cbor:"1,keyasint"`
+	Error string     `cbor:"2,keyasint,omitempty"`
+}
+
+// TxLocation is where a transaction was committed.
+type TxLocation struct {
+	Height uint64 `cbor:"1,keyasint"`
+	Index  uint32 `cbor:"2,keyasint"`
+	Error  string `cbor:"3,keyasint,omitempty"` // execution rejected it, with this reason
+}
+
+var keyHeight = []byte("m/height")
+
+func heightKey(prefix byte, h uint64) []byte {
+	k := make([]byte, 10)
+	k[0], k[1] = prefix, '/'
+	binary.BigEndian.PutUint64(k[2:], h)
+	return k
+}
+
+func txKey(h state.Hash) []byte { return append([]byte("t/"), h[:]...) }
+
+// OpenBlockStore loads the committed height from db.
+func OpenBlockStore(db kv.Store) (*BlockStore, error) {
+	bs := &BlockStore{db: db}
+	v, err := db.Get(keyHeight)
+	if err != nil {
+		return nil, fmt.Errorf("node: block store: %w", err)
+	}
+	if v != nil {
+		if len(v) != 8 {
+			return nil, errors.New("node: block store height record is corrupt")
+		}
+		bs.height.Store(binary.BigEndian.Uint64(v))
+	}
+	return bs, nil
+}
+
+// Height is the last stored block height (0 before the first block).
+func (bs *BlockStore) Height() uint64 { return bs.height.Load() }
+
+// SaveBlock durably stores a decided block with its certificate. Height must be Height()+1.
+func (bs *BlockStore) SaveBlock(height uint64, value []byte, cert *consensus.Certificate) error {
+	if height != bs.Height()+1 {
+		return fmt.Errorf("node: block store: saving height %d after %d", height, bs.Height())
+	}
+	certBytes, err := state.Marshal(cert)
+	if err != nil {
+		return err
+	}
+	b := bs.db.NewBatch()
+	defer b.Close()
+	var hb [8]byte
+	binary.BigEndian.PutUint64(hb[:], height)
+	for _, kvp := range [][2][]byte{
+		{heightKey('b', height), value},
+		{heightKey('c', height), certBytes},
+		{keyHeight, hb[:]},
+	} {
+		if err := b.Set(kvp[0], kvp[1]); err != nil {
+			return err
+		}
+	}
+	if err := b.Write(); err != nil {
+		return fmt.Errorf("node: block store write: %w", err)
+	}
+	bs.height.Store(height)
+	return nil
+}
+
+// SaveResults stores what execution did with a block's transactions and indexes them by hash. A
+// transaction already indexed as applied keeps its first location; a replay of it is rejected by
+// execution and must not hide where it really took effect.
+func (bs *BlockStore) SaveResults(height uint64, results []StoredResult) error {
+	enc, err := state.Marshal(results)
+	if err != nil {
+		return err
+	}
+	b := bs.db.NewBatch()
+	defer b.Close()
+	if err := b.Set(heightKey('r', height), enc); err != nil {
+		return err
+	}
+	for i, r := range results {
+		if r.Error != "" { // only a rejected replay can follow an applied copy
+			if prev, err := bs.TxLocation(r.Hash); err == nil && prev.Error == "" {
+				continue
+			}
+		}
+		loc, err := state.Marshal(TxLocation{Height: height, Index: uint32(i), Error: r.Error})
+		if err != nil {
+			return err
+		}
+		if err := b.Set(txKey(r.Hash), loc); err != nil {
+			return err
+		}
+	}
+	return b.Write()
+}
+
+// Block returns a stored block's bytes and certificate.
+func (bs *BlockStore) Block(height uint64) ([]byte, *consensus.Certificate, error) {
+	v, err := bs.db.Get(heightKey('b', height))
+	if err != nil {
+		return nil, nil, err
+	}
+	if v == nil {
+		return nil, nil, ErrBlockNotFound
+	}
+	c, err := bs.db.Get(heightKey('c', height))
+	if err != nil {
+		return nil, nil, err
+	}
+	var cert consensus.Certificate
+	if err := state.Unmarshal(c, &cert); err != nil {
+		return nil, nil, fmt.Errorf("node: stored certificate at %d is corrupt: %w", height, err)
+	}
+	return v, &cert, nil
+}
+
+// Results returns the execution results of a stored block (nil if not yet executed).
+func (bs *BlockStore) Results(height uint64) ([]StoredResult, error) {
+	v, err := bs.db.Get(heightKey('r', height))
+	if err != nil || v == nil {
+		return nil, err
+	}
+	var out []StoredResult
+	if err := state.Unmarshal(v, &out); err != nil {
+		return nil, fmt.Errorf("node: stored results at %d are corrupt: %w", height, err)
+	}
+	return out, nil
+}
+
+// TxLocation finds where a transaction was committed.
+func (bs *BlockStore) TxLocation(h state.Hash) (TxLocation, error) {
+	v, err := bs.db.Get(txKey(h))
+	if err != nil {
+		return TxLocation{}, err
+	}
+	if v == nil {
+		return TxLocation{}, ErrBlockNotFound
+	}
+	var loc TxLocation
+	err = state.Unmarshal(v, &loc)
+	return loc, err
+}

@@ -1,0 +1,155 @@
+package node
+
+import (
+	"errors"
+	"sync"
+
+	"github.com/guild-ledger/guild/state"
+)
+
+var (
+	ErrMempoolFull = errors.New("node: mempool full, try again later")
+	ErrTxKnown     = errors.New("node: transaction already pending")
+	ErrNonceTaken  = errors.New("node: another pending transaction from this account has this nonce")
+)
+
+type pendingTx struct {
+	raw   []byte
+	hash  state.Hash
+	from  state.Address
+	nonce uint64
+}
+
+// Mempool holds verified transactions waiting for a block: deduplicated by hash, ordered by nonce
+// per account, accounts served in order of arrival, bounded in size. It is used from the API and
+// gossip goroutines and from the node's loop, so it has its own lock; it holds no protocol state.
+type Mempool struct {
+	mu       sync.Mutex
+	byHash   map[state.Hash]*pendingTx
+	bySender map[state.Address]map[uint64]*pendingTx
+	order    []state.Address // senders with pending txs, by first arrival
+	limit    int
+	notify   chan struct{}
+}
+
+// NewMempool makes a mempool holding at most limit transactions.
+func NewMempool(limit int) *Mempool {
+	return &Mempool{
+		byHash:   make(map[state.Hash]*pendingTx),
+		bySender: make(map[state.Address]map[uint64]*pendingTx),
+		limit:    limit,
+		notify:   make(chan struct{}, 1),
+	}
+}
+
+// Notify is signalled (without blocking, coalesced) whenever transactions are added.
+func (m *Mempool) Notify() <-chan struct{} { return m.notify }
+
+// Size is the number of pending transactions.
+func (m *Mempool) Size() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.byHash)
+}
+
+// Has reports whether the transaction is pending.
+func (m *Mempool) Has(h state.Hash) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.byHash[h]
+	return ok
+}
+
+// Add inserts a transaction whose signature and state checks have passed.
+func (m *Mempool) Add(raw []byte, h state.Hash, tx *state.Tx) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.byHash[h]; ok {
+		return ErrTxKnown
+	}
+	if len(m.byHash) >= m.limit {
+		return ErrMempoolFull
+	}
+	from := tx.Body.From
+	q := m.bySender[from]
+	if q == nil {
+		q = make(map[uint64]*pendingTx)
+		m.bySender[from] = q
+		m.order = append(m.order, from)
+	}
+	if _, ok := q[tx.Body.Nonce]; ok {
+		return ErrNonceTaken
+	}
+	p := &pendingTx{raw: raw, hash: h, from: from, nonce: tx.Body.Nonce}
+	q[p.nonce] = p
+	m.byHash[h] = p
+	select {
+	case m.notify <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Reap picks transactions for a block: for each account in arrival order, its consecutive nonces
+// starting at the account's committed nonce, up to maxTxs and maxBytes in all. Gaps wait.
+func (m *Mempool) Reap(maxTxs, maxBytes int, nonceOf func(state.Address) uint64) [][]byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out [][]byte
+	size := 0
+	for _, from := range m.order {
+		q := m.bySender[from]
+		for n := nonceOf(from); ; n++ {
+			p, ok := q[n]
+			if !ok {
+				break
+			}
+			if len(out) >= maxTxs || size+len(p.raw) > maxBytes {
+				return out
+			}
+			out = append(out, p.raw)
+			size += len(p.raw)
+		}
+	}
+	return out
+}
+
+// Update removes what a committed block settled: its transactions, applied or rejected, and every
+// pending transaction of the accounts it touched whose nonce is now used.
+func (m *Mempool) Update(committed []state.Hash, nonceOf func(state.Address) uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	touched := make(map[state.Address]bool)
+	for _, h := range committed {
+		if p, ok := m.byHash[h]; ok {
+			m.removeLocked(p)
+			touched[p.from] = true
+		}
+	}
+	for from := range touched {
+		next := nonceOf(from)
+		for n, p := range m.bySender[from] {
+			if n < next {
+				m.removeLocked(p)
+			}
+		}
+	}
+	if len(touched) > 0 {
+		kept := m.order[:0]
+		for _, from := range m.order {
+			if len(m.bySender[from]) > 0 {
+				kept = append(kept, from)
+			} else {
+				delete(m.bySender, from)
+			}
+		}
+		m.order = kept
+	}
+}
+
+func (m *Mempool) removeLocked(p *pendingTx) {
+	delete(m.byHash, p.hash)
+	if q := m.bySender[p.from]; q != nil {
+		delete(q, p.nonce)
+	}
+}

@@ -1,0 +1,40 @@
+package node
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are served at GET /metrics in the Prometheus text format. Each node has its own registry
+// so that tests can run several nodes in one process.
+type metrics struct {
+	reg           *prometheus.Registry
+	height        prometheus.Gauge
+	blocks        prometheus.Counter
+	txsApplied    prometheus.Counter
+	txsRejected   prometheus.Counter
+	mempool       prometheus.Gauge
+	commitSeconds prometheus.Histogram
+	gossipDropped prometheus.Counter
+	sendDropped   prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg:         prometheus.NewRegistry(),
+		height:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "guild_height", Help: "Last committed block height."}),
+		blocks:      prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_blocks_committed_total", Help: "Blocks committed since start."}),
+		txsApplied:  prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_txs_applied_total", Help: "Transactions applied by committed blocks."}),
+		txsRejected: prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_txs_rejected_total", Help: "Transactions in committed blocks that execution rejected."}),
+		mempool:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "guild_mempool_size", Help: "Pending transactions."}),
+		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "guild_block_commit_seconds", Help: "Time to store and execute a decided block.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+		gossipDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_gossip_dropped_total", Help: "Admitted transactions not gossiped because the queue was full."}),
+		sendDropped:   prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_consensus_send_dropped_total", Help: "Consensus messages dropped because the send queue was full."}),
+	}
+	m.reg.MustRegister(m.height, m.blocks, m.txsApplied, m.txsRejected, m.mempool, m.commitSeconds,
+		m.gossipDropped, m.sendDropped, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}

@@ -1,0 +1,328 @@
+// Package node wires Guild together: it owns the consensus core from one event loop, executes
+// committed blocks against the state, keeps the block store and the mempool, moves messages over
+// p2p, and serves the HTTP API.
+package node
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/guild-ledger/guild/consensus"
+	"github.com/guild-ledger/guild/p2p"
+	"github.com/guild-ledger/guild/state"
+	"github.com/guild-ledger/guild/state/kv"
+)
+
+// Node is one organization's running node. Protocol state (the consensus core, the chain tip) is
+// touched only by the loop goroutine; everything else reaches it over channels or reads stores that
+// are safe for concurrent readers.
+type Node struct {
+	cfg     Config
+	home    string
+	gen     *Genesis
+	log     *slog.Logger
+	chainID string
+	vals    consensus.ValidatorSet
+	self    int // validator index, -1 when observing
+	valKey  ed25519.PrivateKey
+	nodeKey ed25519.PrivateKey
+
+	blockDB, stateDB kv.Store
+	blocks           *BlockStore
+	st               *state.State
+	pool             *Mempool
+	sigs             *sigCache
+	rejected         *reasonCache
+	host             *p2p.Host
+	core             *consensus.Core
+	metrics          *metrics
+	commits          feed
+
+	// Chain tip, owned by the loop.
+	lastHash state.Hash
+	lastTime int64
+	// lastDecoded caches the block CheckProposal last decoded, so a commit need not decode it again.
+	lastDecoded decodedBlock
+
+	snapshot atomic.Pointer[consensus.Status]
+	admitCh  chan *admitReq
+	gossipCh chan []byte
+	sendCh   chan []byte
+
+	up      chan struct{} // closed once p2p and the API are listening
+	apiLn   net.Listener
+	apiSrv  *http.Server
+	started time.Time
+	wg      sync.WaitGroup
+}
+
+// New opens a node's home directory: config, genesis, keys and stores. Run starts it.
+func New(home string, logger *slog.Logger) (*Node, error) {
+	cfg, err := LoadConfig(home)
+	if err != nil {
+		return nil, err
+	}
+	gen, err := LoadGenesis(filepath.Join(home, GenesisFile))
+	if err != nil {
+		return nil, err
+	}
+	nodeKey, err := LoadKeyFile(filepath.Join(home, NodeKeyFile))
+	if err != nil {
+		return nil, err
+	}
+	valKey, err := LoadKeyFile(filepath.Join(home, ValidatorKeyFile))
+	if err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	n := &Node{
+		cfg: cfg, home: home, gen: gen, log: logger, chainID: gen.ChainID,
+		vals: gen.ValidatorSet(), self: -1, nodeKey: nodeKey,
+		pool:     NewMempool(cfg.Mempool.Size),
+		sigs:     newSigCache(1 << 20),
+		rejected: newReasonCache(1 << 16),
+		metrics:  newMetrics(),
+		admitCh:  make(chan *admitReq, 8192),
+		gossipCh: make(chan []byte, 65536),
+		sendCh:   make(chan []byte, 4096),
+		up:       make(chan struct{}),
+	}
+	pub := valKey.Public().(ed25519.PublicKey)
+	for i, v := range n.vals.Validators {
+		if v.PubKey.Equal(pub) {
+			n.self, n.valKey = i, valKey
+		}
+	}
+	if err := n.openStores(); err != nil {
+		n.closeStores()
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *Node) openStores() error {
+	dir := filepath.Join(n.home, DataDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	backend := kv.Backend(n.cfg.Storage.Backend)
+	var err error
+	if n.blockDB, err = kv.Open(backend, dir, "blocks"); err != nil {
+		return fmt.Errorf("node: opening block store: %w", err)
+	}
+	if n.stateDB, err = kv.Open(backend, dir, "state"); err != nil {
+		return fmt.Errorf("node: opening state store: %w", err)
+	}
+	if n.blocks, err = OpenBlockStore(n.blockDB); err != nil {
+		return err
+	}
+	if n.st, err = state.Open(n.stateDB, n.chainID); err != nil {
+		return fmt.Errorf("node: opening state: %w", err)
+	}
+	if n.st.Height() == 0 && n.st.Root() == (state.Hash{}) {
+		if err := n.st.InitGenesis(n.gen.StateAccounts()); err != nil {
+			return fmt.Errorf("node: applying genesis: %w", err)
+		}
+	}
+	return n.recover()
+}
+
+// recover re-executes blocks that were stored but not applied when the node last stopped (the block
+// store is written first), and loads the chain tip.
+func (n *Node) recover() error {
+	if n.st.Height() > n.blocks.Height() {
+		return fmt.Errorf("node: state is at height %d but the block store only at %d: the data "+
+			"directory is inconsistent; restore it or wipe %s and resync", n.st.Height(), n.blocks.Height(),
+			filepath.Join(n.home, DataDir))
+	}
+	for h := n.st.Height() + 1; h <= n.blocks.Height(); h++ {
+		value, _, err := n.blocks.Block(h)
+		if err != nil {
+			return err
+		}
+		if err := n.execute(h, value, nil); err != nil {
+			return err
+		}
+		n.log.Info("re-executed stored block", "height", h)
+	}
+	n.lastTime = n.gen.GenesisTime.UnixMilli()
+	if h := n.blocks.Height(); h > 0 {
+		value, _, err := n.blocks.Block(h)
+		if err != nil {
+			return err
+		}
+		b, err := DecodeBlock(value)
+		if err != nil {
+			return fmt.Errorf("node: stored block %d: %w", h, err)
+		}
+		n.lastHash = state.Hash(consensus.DigestOf(value))
+		n.lastTime = b.Header.Time
+	}
+	return nil
+}
+
+func (n *Node) closeStores() {
+	for _, db := range []kv.Store{n.blockDB, n.stateDB} {
+		if db != nil {
+			if err := db.Close(); err != nil {
+				n.log.Warn("closing store", "err", err)
+			}
+		}
+	}
+}
+
+// Started is closed once the node listens (APIAddr and PeerAddrs are then valid).
+func (n *Node) Started() <-chan struct{} { return n.up }
+
+// PeerAddrs are the node's full p2p multiaddrs, ending in /p2p/<peer id>.
+func (n *Node) PeerAddrs() []string { return n.host.Addrs() }
+
+// Run starts p2p, the API and the loop, and blocks until ctx ends; then it shuts down cleanly.
+func (n *Node) Run(ctx context.Context) error {
+	defer n.closeStores()
+	n.started = time.Now()
+	var err error
+	n.core, err = consensus.New(consensus.Config{
+		ChainID:         n.chainID,
+		Validators:      n.vals,
+		Key:             n.valKey,
+		App:             n,
+		Height:          n.blocks.Height() + 1,
+		RetransmitTicks: n.cfg.Consensus.RetransmitTicks,
+	})
+	if err != nil {
+		return fmt.Errorf("node: consensus: %w", err)
+	}
+	st := n.core.Status()
+	n.snapshot.Store(&st)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := n.startP2P(ctx); err != nil {
+		return err
+	}
+	defer n.host.Close()
+	if err := n.startAPI(); err != nil {
+		return err
+	}
+	n.startAdmission(ctx)
+
+	close(n.up)
+	n.log.Info("node started", "chain_id", n.chainID, "moniker", n.cfg.Moniker, "height", n.blocks.Height(),
+		"validator", n.self, "peer_id", n.host.ID(), "api", "http://"+n.apiLn.Addr().String())
+	loopErr := n.loop(ctx)
+	cancel()
+
+	shutdownCtx, stop := context.WithTimeout(context.Background(), 5*time.Second)
+	defer stop()
+	_ = n.apiSrv.Shutdown(shutdownCtx)
+	n.wg.Wait()
+	if loopErr != nil && !errors.Is(loopErr, context.Canceled) {
+		return loopErr
+	}
+	n.log.Info("node stopped", "height", n.blocks.Height())
+	return nil
+}
+
+func (n *Node) startP2P(ctx context.Context) error {
+	var allowed []string
+	if n.cfg.P2P.Permissioned {
+		for _, v := range n.gen.Validators {
+			if v.PeerID != "" {
+				allowed = append(allowed, v.PeerID)
+			}
+		}
+	}
+	var err error
+	n.host, err = p2p.New(ctx, p2p.Config{
+		Key:               n.nodeKey,
+		Listen:            n.cfg.P2P.Listen,
+		Bootstrap:         n.cfg.P2P.Bootstrap,
+		AllowedPeers:      allowed,
+		ChainID:           n.chainID,
+		MaxMessageBytes:   MaxBlockBytes + 64<<10,
+		ValidateTxs:       n.validateTxBatch,
+		ValidateConsensus: n.validateConsensus,
+		Logger:            n.log.With("module", "p2p"),
+	})
+	if err != nil {
+		return fmt.Errorf("node: p2p: %w", err)
+	}
+	return nil
+}
+
+// nonceOf reads an account's committed nonce; a read error counts as nonce 0, which only makes the
+// mempool hold a transaction back, never admit a wrong one into a block.
+func (n *Node) nonceOf(a state.Address) uint64 {
+	acc, err := n.st.Account(a)
+	if err != nil {
+		return 0
+	}
+	return acc.Nonce
+}
+
+// feed wakes every waiter once per published event (here: each committed block).
+type feed struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (f *feed) wait() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.ch == nil {
+		f.ch = make(chan struct{})
+	}
+	return f.ch
+}
+
+func (f *feed) publish() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.ch != nil {
+		close(f.ch)
+	}
+	f.ch = make(chan struct{})
+}
+
+// reasonCache remembers why recently refused transactions were refused, for GET /v1/txs/{hash}.
+type reasonCache struct {
+	mu        sync.Mutex
+	cur, prev map[state.Hash]string
+	limit     int
+}
+
+func newReasonCache(limit int) *reasonCache {
+	return &reasonCache{cur: map[state.Hash]string{}, prev: map[state.Hash]string{}, limit: limit}
+}
+
+func (c *reasonCache) put(h state.Hash, reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.cur) >= c.limit {
+		c.prev, c.cur = c.cur, map[state.Hash]string{}
+	}
+	c.cur[h] = reason
+}
+
+func (c *reasonCache) get(h state.Hash) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r, ok := c.cur[h]; ok {
+		return r, true
+	}
+	r, ok := c.prev[h]
+	return r, ok
+}

@@ -1,0 +1,178 @@
+package node
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/guild-ledger/guild/consensus"
+	"github.com/guild-ledger/guild/state"
+)
+
+// startSolo runs a one-validator node in-process on loopback ports chosen by the kernel, with an
+// account funded at genesis.
+func startSolo(t *testing.T) (*Node, *Client, ed25519.PrivateKey) {
+	t.Helper()
+	home := t.TempDir()
+	if _, err := InitHome(home, "solo"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.API.Listen = "127.0.0.1:0"
+	cfg.P2P.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
+	cfg.Storage.Backend = "memdb"
+	cfg.Consensus.EmptyBlockMillis = 200
+	if err := SaveConfig(home, cfg); err != nil {
+		t.Fatal(err)
+	}
+	gen, err := LoadGenesis(filepath.Join(home, GenesisFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	gen.Accounts = append(gen.Accounts, GenesisAccount{Address: state.AddressFromPubKey(key.Public().(ed25519.PublicKey)), Balance: 1000})
+	if err := gen.Save(filepath.Join(home, GenesisFile)); err != nil {
+		t.Fatal(err)
+	}
+	n, err := New(home, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("node stopped with: %v", err)
+		}
+	})
+	select {
+	case <-n.Started():
+	case err := <-done:
+		t.Fatalf("node failed to start: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("node did not start")
+	}
+	return n, NewClient(n.APIAddr()), key
+}
+
+func TestSoloNodeCommitsTransfers(t *testing.T) {
+	n, c, key := startSolo(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := c.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := state.AddressFromPubKey(key.Public().(ed25519.PublicKey))
+	var to state.Address
+	to[0] = 7
+	var hashes []string
+	for nonce := uint64(0); nonce < 5; nonce++ {
+		tx, err := state.SignTx(state.TxBody{ChainID: st.ChainID, From: from, Nonce: nonce,
+			Transfer: &state.Transfer{To: to, Amount: 10}}, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := tx.Encode()
+		resp, err := c.SubmitTx(ctx, raw)
+		if err != nil {
+			t.Fatalf("submit nonce %d: %v", nonce, err)
+		}
+		hashes = append(hashes, resp.Hash)
+	}
+	for _, h := range hashes {
+		ts, err := c.WaitTx(ctx, h)
+		if err != nil || ts.Status != TxCommitted {
+			t.Fatalf("tx %s: %+v %v", h, ts, err)
+		}
+	}
+	acc, err := c.Account(ctx, to.String())
+	if err != nil || acc.Balance != 50 {
+		t.Fatalf("recipient: %+v %v", acc, err)
+	}
+	acc, err = c.Account(ctx, from.String())
+	if err != nil || acc.Balance != 950 || acc.Nonce != 5 {
+		t.Fatalf("sender: %+v %v", acc, err)
+	}
+
+	// Every block carries a certificate that checks against the validator set.
+	b, err := c.Block(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	value, cert, err := n.blocks.Block(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := consensus.VerifyCertificate(n.chainID, n.vals, cert); err != nil {
+		t.Fatalf("certificate of block 1: %v", err)
+	}
+	if b.Hash != consensus.DigestOf(value).String() || len(b.Certificate.Votes) != 1 {
+		t.Fatalf("block 1 as served: %+v", b)
+	}
+
+	// A replayed transaction is refused and changes nothing.
+	tx0, _ := state.SignTx(state.TxBody{ChainID: st.ChainID, From: from, Nonce: 0,
+		Transfer: &state.Transfer{To: to, Amount: 10}}, key)
+	raw0, _ := tx0.Encode()
+	if _, err := c.SubmitTx(ctx, raw0); !isStatus(err, 400) {
+		t.Fatalf("replay: want 400, got %v", err)
+	}
+}
+
+func TestAPIRefusesBadInput(t *testing.T) {
+	_, c, key := startSolo(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	from := state.AddressFromPubKey(key.Public().(ed25519.PublicKey))
+	var to state.Address
+	to[0] = 9
+
+	wrongChain, _ := state.SignTx(state.TxBody{ChainID: "other-chain", From: from,
+		Transfer: &state.Transfer{To: to, Amount: 1}}, key)
+	rawWrong, _ := wrongChain.Encode()
+	st, _ := c.Status(ctx)
+	good, _ := state.SignTx(state.TxBody{ChainID: st.ChainID, From: from,
+		Transfer: &state.Transfer{To: to, Amount: 1}}, key)
+	good.Sigs[0].Sig[0] ^= 1
+	rawBadSig, _ := good.Encode()
+	rich, _ := state.SignTx(state.TxBody{ChainID: st.ChainID, From: from,
+		Transfer: &state.Transfer{To: to, Amount: 1 << 40}}, key)
+	rawRich, _ := rich.Encode()
+
+	for name, raw := range map[string][]byte{
+		"garbage":            {0xff, 0x00, 0x13},
+		"wrong chain":        rawWrong,
+		"bad signature":      rawBadSig,
+		"insufficient funds": rawRich,
+	} {
+		if _, err := c.SubmitTx(ctx, raw); !isStatus(err, 400) {
+			t.Errorf("%s: want 400, got %v", name, err)
+		}
+	}
+	if _, err := c.Account(ctx, "guild123"); !isStatus(err, 400) {
+		t.Errorf("bad address: want 400, got %v", err)
+	}
+	if _, err := c.Tx(ctx, hex.EncodeToString(make([]byte, 32))); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown tx: want 404, got %v", err)
+	}
+	if _, err := c.Block(ctx, 1<<40); !errors.Is(err, ErrNotFound) {
+		t.Errorf("future block: want 404, got %v", err)
+	}
+	acc, err := c.Account(ctx, from.String())
+	if err != nil || acc.Balance != 1000 || acc.Nonce != 0 {
+		t.Errorf("refused transactions changed the account: %+v %v", acc, err)
+	}
+}
+
+func isStatus(err error, code int) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Status == code
+}
