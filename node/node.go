@@ -255,7 +255,7 @@ func (n *Node) startP2P(ctx context.Context) error {
 		MaxMessageBytes:   MaxBlockBytes + 64<<10,
 		ValidateTxs:       n.validateTxBatch,
 		ValidateConsensus: n.validateConsensus,
-		Logger:            n.log.With("module", "p2p"),
+		Logger:            n.log,
 	})
 	if err != nil {
 		return fmt.Errorf("node: p2p: %w", err)

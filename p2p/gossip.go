@@ -1,0 +1,227 @@
+package p2p
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Verdict is a Validator's decision on a message.
+type Verdict int
+
+const (
+	// Accept delivers the message to the subscriber and relays it.
+	Accept Verdict = iota
+	// Reject drops the message: it is invalid, and the peer that sent it is at fault (pubsub
+	// penalises it once peer scoring is on).
+	Reject
+	// Ignore drops the message without blaming anyone, e.g. a stale vote: it is neither
+	// delivered nor relayed.
+	Ignore
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case Accept:
+		return "accept"
+	case Reject:
+		return "reject"
+	case Ignore:
+		return "ignore"
+	}
+	return fmt.Sprintf("Verdict(%d)", int(v))
+}
+
+// A Validator decides on one message of a topic before anything is delivered or relayed.
+//
+// Threading: it runs for every message on pubsub's validation goroutines, concurrently with
+// itself and OFF the node's consensus loop, and must be safe for that. There is one exception:
+// for a message this host publishes, it runs synchronously inside PublishTxs / PublishConsensus,
+// on the caller's goroutine (a Validator that wants to skip work on its own messages can compare
+// from with Host.ID()).
+//
+// from is the message's author: the peer that signed it, not the neighbour that relayed it.
+// Pubsub has already checked the author's signature over data (StrictSign) and that data fits
+// Config.MaxMessageBytes. On Accept the returned value is handed to the subscriber as
+// Message.Decoded so the node does not decode twice; on Reject or Ignore it is dropped. A panic
+// counts as Reject.
+type Validator func(from string, data []byte) (Verdict, any)
+
+// Message is a validated message from another peer.
+type Message struct {
+	From    string // author's peer ID
+	Data    []byte // payload as signed by the author; do not modify
+	Decoded any    // what the Validator returned with Accept
+}
+
+const (
+	// subscriptionBuffer is both pubsub's per-subscription buffer and this package's channel
+	// buffer. Pubsub never blocks on a slow subscriber: once its buffer is full it drops.
+	subscriptionBuffer = 4096
+	// validateQueueSize bounds the messages waiting for a validation worker; beyond it pubsub
+	// drops incoming messages (default 32, far too small for bursts of transactions).
+	validateQueueSize = 4096
+	// peerOutboundQueueSize bounds the RPCs queued to one peer; beyond it pubsub drops (default 32).
+	peerOutboundQueueSize = 4096
+	// wireOverhead is room above MaxMessageBytes for what pubsub wraps around a payload: author,
+	// sequence number, signature, topic name and protobuf framing (~150 bytes plus the topic).
+	wireOverhead = 4096
+)
+
+// wireLimit is pubsub's limit on a whole RPC. A peer that receives an RPC over its limit resets
+// the stream, and pubsub then forgets that peer's subscriptions on the sending side until the
+// peers reconnect, so a mismatch silently cuts a link: every node of a chain must use the same
+// MaxMessageBytes. The payload limit itself is enforced exactly, in Publish and before the
+// Validator runs.
+func wireLimit(maxBytes int) int { return maxBytes + wireOverhead + 2*maxChainIDBytes }
+
+func txsTopic(chainID string) string       { return "/guild/" + chainID + "/txs/1" }
+func consensusTopic(chainID string) string { return "/guild/" + chainID + "/consensus/1" }
+
+func gossipOptions(maxBytes int, log *slog.Logger) []pubsub.Option {
+	return []pubsub.Option{
+		pubsub.WithMaxMessageSize(wireLimit(maxBytes)),
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
+		// Our own messages go straight to every peer subscribed to the topic, not only to our
+		// mesh: one hop, no wait for a mesh that is only (re)built on the 1 s heartbeat.
+		pubsub.WithFloodPublish(true),
+		pubsub.WithPeerExchange(false), // permissioned: peers come from configuration only
+		pubsub.WithValidateQueueSize(validateQueueSize),
+		pubsub.WithPeerOutboundQueueSize(peerOutboundQueueSize),
+		pubsub.WithLogger(log.With("component", "pubsub")),
+		// No WithDirectPeers for the bootstrap peers: gossipsub requires direct peering to be
+		// reciprocal, and a one-sided entry makes the other side's GRAFT be refused, so that side
+		// never relays to us (gossipsub.go, "GRAFT: ignoring request from direct peer"). A
+		// bootstrap list need not be symmetric (an observer, a node added later), so the mesh,
+		// whose default degree (D=6, Dhi=12) spans a consortium, does the relaying.
+	}
+}
+
+// gossipTopic is one joined topic with its subscription and the channel the node reads.
+type gossipTopic struct {
+	name  string
+	topic *pubsub.Topic
+	out   chan Message
+}
+
+// join registers the validator for a topic, subscribes, and starts the topic's reader.
+func (h *Host) join(name string, validate Validator) (*gossipTopic, error) {
+	if err := h.ps.RegisterTopicValidator(name, h.wrapValidator(name, validate)); err != nil {
+		return nil, fmt.Errorf("p2p: validator for %s: %w", name, err)
+	}
+	topic, err := h.ps.Join(name)
+	if err != nil {
+		return nil, fmt.Errorf("p2p: join %s: %w", name, err)
+	}
+	self := h.host.ID()
+	sub, err := topic.Subscribe(
+		pubsub.WithBufferSize(subscriptionBuffer),
+		// Own publications are filtered before they take room in the buffer.
+		pubsub.WithMessageFilter(func(m *pubsub.Message) bool { return peer.ID(m.GetFrom()) != self }),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("p2p: subscribe %s: %w", name, err)
+	}
+	t := &gossipTopic{name: name, topic: topic, out: make(chan Message, subscriptionBuffer)}
+	h.wg.Add(1)
+	go h.read(sub, t.out)
+	return t, nil
+}
+
+// wrapValidator adapts a Validator to pubsub, enforcing the payload limit and turning a panic
+// into Reject.
+func (h *Host) wrapValidator(topic string, validate Validator) pubsub.ValidatorEx {
+	return func(_ context.Context, _ peer.ID, msg *pubsub.Message) (result pubsub.ValidationResult) {
+		from := peer.ID(msg.GetFrom())
+		if len(msg.Data) > h.maxBytes {
+			h.log.Debug("oversized message rejected", "topic", topic, "from", from, "bytes", len(msg.Data))
+			return pubsub.ValidationReject
+		}
+		defer func() {
+			if r := recover(); r != nil {
+				h.log.Error("validator panicked; message rejected", "topic", topic, "from", from,
+					"panic", r, "stack", string(debug.Stack()))
+				result = pubsub.ValidationReject
+			}
+		}()
+		verdict, decoded := validate(from.String(), msg.Data)
+		switch verdict {
+		case Accept:
+			msg.ValidatorData = decoded
+			return pubsub.ValidationAccept
+		case Reject:
+			return pubsub.ValidationReject
+		case Ignore:
+			return pubsub.ValidationIgnore
+		}
+		// A bug of ours, not the sender's: drop without blaming the peer, as pubsub does.
+		h.log.Error("validator returned an unknown verdict; message ignored", "topic", topic, "verdict", verdict)
+		return pubsub.ValidationIgnore
+	}
+}
+
+// read moves validated messages from a subscription to the node's channel. When that channel is
+// full it blocks, and pubsub's own buffer absorbs the next subscriptionBuffer messages before it
+// starts dropping.
+func (h *Host) read(sub *pubsub.Subscription, out chan<- Message) {
+	defer h.wg.Done()
+	defer sub.Cancel()
+	for {
+		msg, err := sub.Next(h.ctx)
+		if err != nil {
+			return // Close, or pubsub shut down
+		}
+		m := Message{From: peer.ID(msg.GetFrom()).String(), Data: msg.Data, Decoded: msg.ValidatorData}
+		select {
+		case out <- m:
+		case <-h.ctx.Done():
+			return
+		}
+	}
+}
+
+// Txs delivers validated transaction messages from other peers (never this host's own). The
+// channel is never closed; stop reading on your own shutdown signal.
+func (h *Host) Txs() <-chan Message { return h.txs.out }
+
+// Consensus delivers validated consensus messages from other peers (never this host's own). The
+// channel is never closed; stop reading on your own shutdown signal.
+func (h *Host) Consensus() <-chan Message { return h.consensus.out }
+
+// PublishTxs signs data and sends it to every peer subscribed to the transactions topic, after
+// this host's own ValidateTxs accepts it (ErrRejected otherwise).
+func (h *Host) PublishTxs(ctx context.Context, data []byte) error {
+	return h.publish(ctx, h.txs, data)
+}
+
+// PublishConsensus signs data and sends it to every peer subscribed to the consensus topic, after
+// this host's own ValidateConsensus accepts it (ErrRejected otherwise).
+func (h *Host) PublishConsensus(ctx context.Context, data []byte) error {
+	return h.publish(ctx, h.consensus, data)
+}
+
+func (h *Host) publish(ctx context.Context, t *gossipTopic, data []byte) error {
+	if len(data) > h.maxBytes {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooLarge, len(data), h.maxBytes)
+	}
+	if h.ctx.Err() != nil {
+		return ErrClosed
+	}
+	err := t.topic.Publish(ctx, data)
+	if err == nil {
+		return nil
+	}
+	if h.ctx.Err() != nil {
+		return ErrClosed
+	}
+	var verr pubsub.ValidationError
+	if errors.As(err, &verr) {
+		return fmt.Errorf("%w: %s: %s", ErrRejected, t.name, verr.Reason)
+	}
+	return fmt.Errorf("p2p: publish %s: %w", t.name, err)
+}
