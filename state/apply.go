@@ -1,0 +1,291 @@
+package state
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+	"slices"
+	"sync"
+)
+
+// BlockResult is what applying a block did.
+type BlockResult struct {
+	Height  uint64
+	Root    Hash       // state root after the block
+	Results []TxResult // one per transaction, in block order
+}
+
+// TxResult is one transaction's outcome: Err is nil when it was applied, and otherwise says why
+// it was rejected (errors.Is against the package's sentinels). A rejected transaction changed
+// nothing, not even its sender's nonce.
+type TxResult struct {
+	Hash Hash
+	Err  error
+}
+
+// ApplyBlock executes the transactions of block height, which must be Height()+1, in order, and
+// commits the result in one durable batch with the new height and root: after a crash the store
+// holds either the state before the block or the state after it.
+//
+// Each transaction must not repeat (by hash) an earlier transaction of the block, must decode
+// (DecodeTx), be for this chain, carry a valid signature (not checked again when cache.Verified(HashTx(raw)); cache
+// may be nil), carry exactly its sender's next nonce, move a positive amount to another account,
+// be covered by the sender's balance, and not overflow the recipient's. Checks run in that order
+// and the first failure is the transaction's error. An accepted transfer debits the sender,
+// credits the recipient and increments the sender's nonce; later transactions of the block see
+// its effects.
+//
+// A transaction's rejection is not an error of ApplyBlock. ApplyBlock itself fails only on a
+// wrong height, before genesis, or when the store fails; then nothing was applied (and after a
+// failed commit the State refuses further blocks until it is reopened).
+func (s *State) ApplyBlock(height uint64, txs [][]byte, cache SigCache) (*BlockResult, error) {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	if s.halted != nil {
+		return nil, s.halted
+	}
+	t := s.tip.Load()
+	if !t.initialised {
+		return nil, ErrNotInitialised
+	}
+	if height != t.height+1 {
+		return nil, fmt.Errorf("%w: got %d, want %d", ErrWrongHeight, height, t.height+1)
+	}
+
+	res := &BlockResult{Height: height, Results: make([]TxResult, len(txs))}
+	decoded := s.admit(txs, cache, res.Results)
+
+	ov := newOverlay(len(txs))
+	if err := ov.prefetch(s, decoded); err != nil {
+		return nil, fmt.Errorf("state: block %d: %w", height, err)
+	}
+	for i, tx := range decoded {
+		if tx != nil {
+			res.Results[i].Err = ov.applyTransfer(tx)
+		}
+	}
+
+	ws := ov.writeSet()
+	res.Root = computeRoot(t.root, height, ws)
+	if err := s.commit(ws, height, res.Root, ov.accts); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// admit runs every check that does not depend on account state: hash, duplicates, decoding,
+// chain ID and signatures. It fills each rejected transaction's result and returns the decoded
+// transactions, nil where rejected.
+func (s *State) admit(txs [][]byte, cache SigCache, results []TxResult) []*Tx {
+	decoded := make([]*Tx, len(txs))
+	decodeErrs := make([]error, len(txs))
+	// Hashing and decoding are pure and independent per transaction.
+	parallelFor(len(txs), 256, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			results[i].Hash = HashTx(txs[i])
+			decoded[i], decodeErrs[i] = DecodeTx(txs[i])
+		}
+	})
+
+	seen := make(map[Hash]struct{}, len(txs))
+	var unverified []*Tx
+	var unverifiedIdx []int
+	for i := range txs {
+		h := results[i].Hash
+		if _, dup := seen[h]; dup {
+			decoded[i], results[i].Err = nil, ErrDuplicateTx
+			continue
+		}
+		seen[h] = struct{}{}
+		if decodeErrs[i] != nil {
+			results[i].Err = decodeErrs[i]
+			continue
+		}
+		if c := decoded[i].Body.ChainID; c != s.chainID {
+			decoded[i], results[i].Err = nil, fmt.Errorf("%w: %q, this chain is %q", ErrWrongChain, c, s.chainID)
+			continue
+		}
+		if cache != nil && cache.Verified(h) {
+			continue
+		}
+		unverified = append(unverified, decoded[i])
+		unverifiedIdx = append(unverifiedIdx, i)
+	}
+	for j, err := range VerifyTxs(s.chainID, unverified) {
+		if err != nil {
+			i := unverifiedIdx[j]
+			decoded[i], results[i].Err = nil, err
+		}
+	}
+	return decoded
+}
+
+// applyTransfer applies tx to the overlay if every stateful check passes, and otherwise changes
+// nothing and returns why.
+func (ov *overlay) applyTransfer(tx *Tx) error {
+	b := &tx.Body
+	si := ov.indexOf(b.From)
+	sender := ov.accts[si].acct
+	switch {
+	case b.Nonce != sender.Nonce:
+		if b.Nonce < sender.Nonce {
+			return fmt.Errorf("%w: nonce %d already used (next is %d)", ErrBadNonce, b.Nonce, sender.Nonce)
+		}
+		return fmt.Errorf("%w: nonce %d, next is %d", ErrBadNonce, b.Nonce, sender.Nonce)
+	case sender.Nonce == math.MaxUint64:
+		return errNonceExhausted
+	}
+	tr := b.Transfer
+	switch {
+	case tr.Amount == 0:
+		return ErrBadAmount
+	case tr.To == b.From:
+		return ErrSelfTransfer
+	case sender.Balance < tr.Amount:
+		return fmt.Errorf("%w: balance %d, amount %d", ErrNoFunds, sender.Balance, tr.Amount)
+	}
+	recipient := &ov.accts[ov.indexOf(tr.To)]
+	if recipient.acct.Balance > math.MaxUint64-tr.Amount {
+		return fmt.Errorf("%w: recipient balance %d, amount %d", ErrOverflow, recipient.acct.Balance, tr.Amount)
+	}
+	recipient.acct.Balance += tr.Amount
+	recipient.dirty = true
+	snd := &ov.accts[si]
+	snd.acct.Balance -= tr.Amount
+	snd.acct.Nonce++
+	snd.dirty = true
+	return nil
+}
+
+// overlay holds the accounts a block has read or written, so that each transaction sees the
+// effects of the earlier ones, and nothing reaches the store until the block commits.
+type overlay struct {
+	index map[Address]int32
+	accts []overlayAccount
+}
+
+type overlayAccount struct {
+	addr  Address
+	acct  Account
+	dirty bool
+}
+
+func newOverlay(txs int) *overlay {
+	// Each transfer touches at most two accounts.
+	return &overlay{index: make(map[Address]int32, 2*txs), accts: make([]overlayAccount, 0, 2*txs)}
+}
+
+// indexOf returns the index of a's entry, which prefetch has loaded. Indexes, unlike pointers,
+// stay valid as the overlay grows.
+func (ov *overlay) indexOf(a Address) int32 {
+	i, ok := ov.index[a]
+	if !ok {
+		panic(fmt.Sprintf("state: account %s was not prefetched (a bug in ApplyBlock, not in the data)", a))
+	}
+	return i
+}
+
+// prefetch loads every account the block's admitted transactions name, from the cache or, in
+// parallel, from the store, so that the sequential pass that applies them works from memory. What
+// it reads is committed state, the same whatever the order of the reads.
+func (ov *overlay) prefetch(s *State, txs []*Tx) error {
+	var missing []int32
+	s.cache.mu.RLock()
+	for _, tx := range txs {
+		if tx == nil {
+			continue
+		}
+		for _, a := range [2]Address{tx.Body.From, tx.Body.Transfer.To} {
+			if _, ok := ov.index[a]; ok {
+				continue
+			}
+			i := int32(len(ov.accts))
+			ov.index[a] = i
+			acct, ok := s.cache.m[a]
+			ov.accts = append(ov.accts, overlayAccount{addr: a, acct: acct})
+			if !ok {
+				missing = append(missing, i)
+			}
+		}
+	}
+	s.cache.mu.RUnlock()
+
+	errs := make([]error, len(missing))
+	parallelFor(len(missing), 512, func(lo, hi int) {
+		for j := lo; j < hi; j++ {
+			e := &ov.accts[missing[j]]
+			acct, err := s.loadAccount(e.addr)
+			if err != nil && !errors.Is(err, errAccountNotFound) {
+				errs[j] = err
+				continue
+			}
+			e.acct = acct
+		}
+	})
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	if len(missing) > 0 {
+		loaded := make([]overlayAccount, len(missing))
+		for j, i := range missing {
+			loaded[j] = ov.accts[i]
+		}
+		s.cache.putOverlay(loaded, false)
+	}
+	return nil
+}
+
+// writeSet is the accounts the block changed, with their final values, in key order.
+func (ov *overlay) writeSet() *writeSet {
+	// Sorting here by the first 8 address bytes, then the rest, is several times faster than
+	// computeRoot's generic sort of keys, which then finds them already in order.
+	type sortKey struct {
+		hi uint64
+		i  int32
+	}
+	keys := make([]sortKey, 0, len(ov.accts))
+	for i := range ov.accts {
+		if e := &ov.accts[i]; e.dirty {
+			keys = append(keys, sortKey{hi: binary.BigEndian.Uint64(e.addr[:8]), i: int32(i)})
+		}
+	}
+	slices.SortFunc(keys, func(a, b sortKey) int {
+		if c := cmp.Compare(a.hi, b.hi); c != 0 {
+			return c
+		}
+		return bytes.Compare(ov.accts[a.i].addr[8:], ov.accts[b.i].addr[8:])
+	})
+	ws := newWriteSet(len(keys))
+	for _, k := range keys {
+		e := &ov.accts[k.i]
+		ws.setAccount(e.addr, e.acct)
+	}
+	return ws
+}
+
+// parallelFor calls fn on consecutive ranges covering [0, n), spread over the available CPUs in
+// ranges of at least grain items. fn must only touch its own range's data.
+func parallelFor(n, grain int, fn func(lo, hi int)) {
+	workers := min(runtime.GOMAXPROCS(0), (n+grain-1)/grain)
+	if workers <= 1 {
+		fn(0, n)
+		return
+	}
+	size := (n + workers - 1) / workers
+	var wg sync.WaitGroup
+	for lo := 0; lo < n; lo += size {
+		hi := min(lo+size, n)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn(lo, hi)
+		}()
+	}
+	wg.Wait()
+}

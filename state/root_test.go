@@ -1,0 +1,162 @@
+package state
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"math"
+	"math/rand"
+	"sort"
+	"testing"
+
+	"github.com/guild-ledger/guild/state/kv"
+)
+
+// TestAccountCodecMatchesCBOR checks the hand-written account codec against codec.go's
+// deterministic CBOR, at every integer-width boundary and at random.
+func TestAccountCodecMatchesCBOR(t *testing.T) {
+	edges := []uint64{0, 1, 23, 24, 255, 256, 65535, 65536, 1<<32 - 1, 1 << 32, math.MaxUint64 - 1, math.MaxUint64}
+	var accts []Account
+	for _, b := range edges {
+		for _, n := range edges {
+			accts = append(accts, Account{Balance: b, Nonce: n})
+		}
+	}
+	rng := rand.New(rand.NewSource(1))
+	for range 2000 {
+		accts = append(accts, Account{Balance: rng.Uint64() >> rng.Intn(64), Nonce: rng.Uint64() >> rng.Intn(64)})
+	}
+	for _, a := range accts {
+		want, err := Marshal(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := appendAccount(nil, a)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%+v: appendAccount %x, Marshal %x", a, got, want)
+		}
+		back, err := decodeAccount(want)
+		if err != nil || back != a {
+			t.Fatalf("%+v: decodeAccount = %+v, %v", a, back, err)
+		}
+		var viaCBOR Account
+		if err := Unmarshal(got, &viaCBOR); err != nil || viaCBOR != a {
+			t.Fatalf("%+v: Unmarshal = %+v, %v", a, viaCBOR, err)
+		}
+	}
+	// Anything but the canonical bytes is refused.
+	for _, bad := range [][]byte{
+		nil,
+		{0xa2, 0x01, 0x00, 0x02},             // truncated
+		{0xa2, 0x01, 0x18, 0x05, 0x02, 0x00}, // 5 in two bytes
+		{0xa2, 0x02, 0x00, 0x01, 0x00},       // keys out of order
+		{0xa2, 0x01, 0x00, 0x02, 0x00, 0x00}, // trailing byte
+		{0xa1, 0x01, 0x00},                   // one pair
+		{0xa2, 0x01, 0x20, 0x02, 0x00},       // negative integer
+		{0xbf, 0x01, 0x00, 0x02, 0x00, 0xff}, // indefinite length
+	} {
+		if _, err := decodeAccount(bad); err == nil {
+			t.Errorf("decodeAccount(%x) accepted", bad)
+		}
+	}
+}
+
+// specRoot is the state root exactly as documented, written independently of computeRoot.
+func specRoot(prev Hash, height uint64, writes map[string][]byte) Hash {
+	keys := make([]string, 0, len(writes))
+	for k := range writes {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var set []byte
+	for _, k := range keys {
+		set = binary.BigEndian.AppendUint64(set, uint64(len(k)))
+		set = append(set, k...)
+		if v := writes[k]; v == nil {
+			set = append(set, 0)
+		} else {
+			set = append(set, 1)
+			set = binary.BigEndian.AppendUint64(set, uint64(len(v)))
+			set = append(set, v...)
+		}
+	}
+	d := sha256.Sum256(set)
+	msg := []byte("guild/state-root/v1")
+	msg = append(msg, prev[:]...)
+	msg = binary.BigEndian.AppendUint64(msg, height)
+	msg = append(msg, d[:]...)
+	return sha256.Sum256(msg)
+}
+
+func accountEntry(t *testing.T, a Address, acct Account) (string, []byte) {
+	t.Helper()
+	v, err := Marshal(acct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "a/" + string(a[:]), v
+}
+
+func TestRootFollowsSpec(t *testing.T) {
+	alice, bob, carol := newTestKey(1), newTestKey(2), newTestKey(3)
+	s, _ := newTestState(t, kv.MemDB, []GenesisAccount{
+		{Address: alice.addr, Balance: 100},
+		{Address: bob.addr, Balance: 50},
+		{Address: carol.addr, Balance: 0}, // stores nothing
+	})
+	g := map[string][]byte{}
+	for _, e := range []struct {
+		a Address
+		b uint64
+	}{{alice.addr, 100}, {bob.addr, 50}} {
+		k, v := accountEntry(t, e.a, Account{Balance: e.b})
+		g[k] = v
+	}
+	genesis := specRoot(Hash{}, 0, g)
+	if s.Root() != genesis || s.Height() != 0 {
+		t.Fatalf("genesis root %s height %d, spec says %s", s.Root(), s.Height(), genesis)
+	}
+
+	res := mustApply(t, s, 1, [][]byte{
+		rawTransfer(t, alice, 0, carol.addr, 30),
+		rawTransfer(t, bob, 0, alice.addr, 5),
+		rawTransfer(t, bob, 0, alice.addr, 6), // rejected: nonce used
+	}, nil)
+	w := map[string][]byte{}
+	for _, e := range []struct {
+		a    Address
+		acct Account
+	}{{alice.addr, Account{Balance: 75, Nonce: 1}}, {bob.addr, Account{Balance: 45, Nonce: 1}}, {carol.addr, Account{Balance: 30}}} {
+		k, v := accountEntry(t, e.a, e.acct)
+		w[k] = v
+	}
+	if want := specRoot(genesis, 1, w); res.Root != want || s.Root() != want {
+		t.Fatalf("block 1 root %s (state %s), spec says %s", res.Root, s.Root(), want)
+	}
+
+	// An empty block still moves the root, by height alone.
+	prev := s.Root()
+	res = mustApply(t, s, 2, nil, nil)
+	if want := specRoot(prev, 2, nil); res.Root != want || want == prev {
+		t.Fatalf("empty block root %s, spec says %s", res.Root, want)
+	}
+
+	// Deletes are part of the format even though transfers never delete.
+	ws := newWriteSet(2)
+	ws.entries = append(ws.entries, writeEntry{key: []byte("a/z"), deleted: true}, writeEntry{key: []byte("a/b"), value: []byte{}})
+	if got, want := computeRoot(genesis, 9, ws), specRoot(genesis, 9, map[string][]byte{"a/z": nil, "a/b": {}}); got != want {
+		t.Fatalf("write set with a delete: %s, spec says %s", got, want)
+	}
+}
+
+// TestGenesisRootGolden pins the root format: if this changes, every existing chain forks.
+func TestGenesisRootGolden(t *testing.T) {
+	s, _ := newTestState(t, kv.MemDB, []GenesisAccount{
+		{Address: newTestKey(1).addr, Balance: 1_000_000},
+		{Address: newTestKey(2).addr, Balance: 1},
+	})
+	const want = "78bb342018b88ac0bd5206e576894792c6caa47f3ad5bb2e3ab01bd80c39e41c"
+	if got := s.Root().String(); got != want {
+		t.Fatalf("genesis root %s, want %s", got, want)
+	}
+}

@@ -1,0 +1,309 @@
+package state
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/guild-ledger/guild/state/kv"
+)
+
+// Store layout. State entries (what the state root commits to) live under "a/"; bookkeeping
+// under "m/" is not state and is not in any write set.
+//
+//	a/<20-byte address>  CBOR(Account)
+//	m/chain              CBOR(chain ID string), written at genesis
+//	m/height             CBOR(uint64), last applied block
+//	m/root               CBOR(Hash), state root after that block
+const accountPrefix = "a/"
+
+var (
+	keyChainID = []byte("m/chain")
+	keyHeight  = []byte("m/height")
+	keyRoot    = []byte("m/root")
+)
+
+var (
+	ErrWrongHeight    = errors.New("state: block height is not the next one")
+	ErrDuplicateTx    = errors.New("state: transaction repeated in block (replay)")
+	ErrNotInitialised = errors.New("state: genesis not applied")
+	ErrInitialised    = errors.New("state: genesis already applied")
+	ErrBadGenesis     = errors.New("state: invalid genesis")
+	ErrCorrupt        = errors.New("state: store is corrupt")
+	ErrEmptyChainID   = errors.New("state: chain ID must not be empty")
+	// ErrCommitFailed: writing a block's batch failed, so whether it is on disk is unknown. The
+	// State refuses all further writes; reopen the store to continue from what it holds.
+	ErrCommitFailed    = errors.New("state: a block failed to commit; reopen the store to find out whether it landed")
+	errNonceExhausted  = fmt.Errorf("%w: account nonce exhausted", ErrBadNonce)
+	errAccountNotFound = errors.New("state: account not found") // internal: never returned
+)
+
+// accountKey is the store key of an account.
+func accountKey(a Address) [len(accountPrefix) + AddressLen]byte {
+	var k [len(accountPrefix) + AddressLen]byte
+	copy(k[:], accountPrefix)
+	copy(k[len(accountPrefix):], a[:])
+	return k
+}
+
+// State is one chain's account state on a kv.Store. Blocks are applied by one goroutine (the
+// node's loop): ApplyBlock and InitGenesis are serialised by a mutex, not meant to race. Every
+// read — Height, Root, Account, CheckTx — is safe from any goroutine at any time.
+type State struct {
+	db      kv.Store
+	chainID string
+
+	// applyMu serialises writers (InitGenesis, ApplyBlock).
+	applyMu sync.Mutex
+	// tip is what readers see: the last committed height and root, swapped in after each
+	// block's batch is durable.
+	tip atomic.Pointer[tip]
+	// halted is set when a batch write failed: memory and disk may then disagree, and only a
+	// reopen can tell which state the store holds.
+	halted error
+	// cache holds committed accounts; see accountCache for why it stays coherent.
+	cache *accountCache
+}
+
+type tip struct {
+	height      uint64
+	root        Hash
+	initialised bool
+}
+
+// Open loads the state of chain chainID from db: its height and root, if genesis was applied. A
+// store that holds another chain's state is refused.
+func Open(db kv.Store, chainID string) (*State, error) {
+	if chainID == "" {
+		return nil, ErrEmptyChainID
+	}
+	s := &State{db: db, chainID: chainID, cache: newAccountCache()}
+	t := &tip{}
+	rawRoot, err := db.Get(keyRoot)
+	if err != nil {
+		return nil, fmt.Errorf("state: reading root: %w", err)
+	}
+	rawHeight, err := db.Get(keyHeight)
+	if err != nil {
+		return nil, fmt.Errorf("state: reading height: %w", err)
+	}
+	rawChain, err := db.Get(keyChainID)
+	if err != nil {
+		return nil, fmt.Errorf("state: reading chain ID: %w", err)
+	}
+	switch {
+	case rawRoot == nil && rawHeight == nil && rawChain == nil:
+		// Empty: waiting for InitGenesis.
+	case rawRoot == nil || rawHeight == nil || rawChain == nil:
+		return nil, fmt.Errorf("%w: only some of chain ID, height and root are present", ErrCorrupt)
+	default:
+		var stored string
+		if err := Unmarshal(rawChain, &stored); err != nil {
+			return nil, fmt.Errorf("%w: chain ID: %v", ErrCorrupt, err)
+		}
+		if stored != chainID {
+			return nil, fmt.Errorf("%w: store holds chain %q, not %q", ErrWrongChain, stored, chainID)
+		}
+		if err := Unmarshal(rawHeight, &t.height); err != nil {
+			return nil, fmt.Errorf("%w: height: %v", ErrCorrupt, err)
+		}
+		if err := Unmarshal(rawRoot, &t.root); err != nil {
+			return nil, fmt.Errorf("%w: root: %v", ErrCorrupt, err)
+		}
+		t.initialised = true
+	}
+	s.tip.Store(t)
+	return s, nil
+}
+
+// ChainID is the chain whose transactions this state accepts.
+func (s *State) ChainID() string { return s.chainID }
+
+// Height is the height of the last applied block: 0 after genesis (and before it).
+func (s *State) Height() uint64 { return s.tip.Load().height }
+
+// Root is the state root after the last applied block, which block Height()+1's header carries.
+// It is the zero hash before genesis.
+func (s *State) Root() Hash { return s.tip.Load().root }
+
+// Initialised reports whether genesis has been applied.
+func (s *State) Initialised() bool { return s.tip.Load().initialised }
+
+// Account returns the committed state of account a, or the zero Account if it has never held
+// anything. While ApplyBlock commits, it may show the new block's value a moment before Height
+// moves, or the old one a moment after the batch is on disk.
+func (s *State) Account(a Address) (Account, error) {
+	if acct, ok := s.cache.get(a); ok {
+		return acct, nil
+	}
+	acct, err := s.loadAccount(a)
+	if errors.Is(err, errAccountNotFound) {
+		return Account{}, nil
+	}
+	return acct, err
+}
+
+func (s *State) loadAccount(a Address) (Account, error) {
+	k := accountKey(a)
+	raw, err := s.db.Get(k[:])
+	if err != nil {
+		return Account{}, fmt.Errorf("state: reading account %s: %w", a, err)
+	}
+	if raw == nil {
+		return Account{}, errAccountNotFound
+	}
+	acct, err := decodeAccount(raw)
+	if err != nil {
+		return Account{}, fmt.Errorf("%w: account %s: %v", ErrCorrupt, a, err)
+	}
+	return acct, nil
+}
+
+// CheckTx is the mempool's cheap stateful pre-check of a decoded transaction against committed
+// state: right chain, an operation, a positive amount to someone else, a nonce not yet used, and
+// the balance to pay for it now. It does not check signatures (VerifyTx does) and cannot promise
+// that the transaction will apply: a nonce above the account's is accepted, since earlier
+// transactions may still be pending.
+func (s *State) CheckTx(tx *Tx) error {
+	if tx == nil {
+		return fmt.Errorf("%w: nil transaction", ErrMalformedTx)
+	}
+	if tx.Body.ChainID != s.chainID {
+		return fmt.Errorf("%w: %q, this chain is %q", ErrWrongChain, tx.Body.ChainID, s.chainID)
+	}
+	t := tx.Body.Transfer
+	if t == nil {
+		return ErrNoOperation
+	}
+	if t.Amount == 0 {
+		return ErrBadAmount
+	}
+	if t.To == tx.Body.From {
+		return ErrSelfTransfer
+	}
+	acct, err := s.Account(tx.Body.From)
+	if err != nil {
+		return err
+	}
+	if tx.Body.Nonce < acct.Nonce {
+		return fmt.Errorf("%w: nonce %d already used (next is %d)", ErrBadNonce, tx.Body.Nonce, acct.Nonce)
+	}
+	if acct.Balance < t.Amount {
+		return fmt.Errorf("%w: balance %d, amount %d", ErrNoFunds, acct.Balance, t.Amount)
+	}
+	return nil
+}
+
+// InitGenesis writes the genesis accounts into an empty store and sets the genesis root (see
+// computeRoot), at height 0. Accounts must be distinct and their total must fit in a uint64, so
+// that no later credit can overflow; zero balances are allowed and store nothing.
+func (s *State) InitGenesis(accounts []GenesisAccount) error {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	if s.halted != nil {
+		return s.halted
+	}
+	if s.tip.Load().initialised {
+		return ErrInitialised
+	}
+	// The tip says empty, but state written by a crashed or foreign process must not be
+	// silently overwritten.
+	for _, prefix := range []string{accountPrefix, "m/"} {
+		empty, err := s.prefixEmpty(prefix)
+		if err != nil {
+			return err
+		}
+		if !empty {
+			return fmt.Errorf("%w: the store already holds %q keys", ErrInitialised, prefix)
+		}
+	}
+
+	seen := make(map[Address]bool, len(accounts))
+	var supply uint64
+	ws := newWriteSet(len(accounts))
+	for _, ga := range accounts {
+		if seen[ga.Address] {
+			return fmt.Errorf("%w: account %s funded twice", ErrBadGenesis, ga.Address)
+		}
+		seen[ga.Address] = true
+		if supply+ga.Balance < supply {
+			return fmt.Errorf("%w: total supply overflows", ErrBadGenesis)
+		}
+		supply += ga.Balance
+		if ga.Balance != 0 {
+			ws.setAccount(ga.Address, Account{Balance: ga.Balance})
+		}
+	}
+	root := computeRoot(Hash{}, 0, ws)
+	chain, err := Marshal(s.chainID)
+	if err != nil {
+		return fmt.Errorf("state: encoding chain ID: %w", err)
+	}
+	if err := s.commit(ws, 0, root, nil, []byte(keyChainID), chain); err != nil {
+		return err
+	}
+	return nil
+}
+
+// commit writes a write set with the new height and root (and any extra metadata pairs) in one
+// durable batch, then records the block's accounts (if any) in the cache and publishes the new
+// tip to readers.
+func (s *State) commit(ws *writeSet, height uint64, root Hash, written []overlayAccount, extra ...[]byte) error {
+	hb, err := Marshal(height)
+	if err != nil {
+		return fmt.Errorf("state: encoding height: %w", err)
+	}
+	rb, err := Marshal(root)
+	if err != nil {
+		return fmt.Errorf("state: encoding root: %w", err)
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	for i := range ws.entries {
+		e := &ws.entries[i]
+		if e.deleted {
+			err = b.Delete(e.key)
+		} else {
+			err = b.Set(e.key, e.value)
+		}
+		if err != nil {
+			return fmt.Errorf("state: staging block %d: %w", height, err)
+		}
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		if err := b.Set(extra[i], extra[i+1]); err != nil {
+			return fmt.Errorf("state: staging block %d: %w", height, err)
+		}
+	}
+	if err := b.Set(keyHeight, hb); err != nil {
+		return fmt.Errorf("state: staging block %d: %w", height, err)
+	}
+	if err := b.Set(keyRoot, rb); err != nil {
+		return fmt.Errorf("state: staging block %d: %w", height, err)
+	}
+	if err := b.Write(); err != nil {
+		// The batch may or may not be on disk: nothing more may be applied on top of a state
+		// this process can no longer describe.
+		s.halted = fmt.Errorf("%w (height %d: %w)", ErrCommitFailed, height, err)
+		s.cache.reset()
+		return s.halted
+	}
+	if written != nil {
+		s.cache.putOverlay(written, true)
+	}
+	s.tip.Store(&tip{height: height, root: root, initialised: true})
+	return nil
+}
+
+// prefixEmpty reports whether no key in the store starts with prefix (which must not end in 0xff).
+func (s *State) prefixEmpty(prefix string) (bool, error) {
+	end := []byte(prefix)
+	end[len(end)-1]++
+	it, err := s.db.Iterator([]byte(prefix), end)
+	if err != nil {
+		return false, fmt.Errorf("state: scanning %q: %w", prefix, err)
+	}
+	defer it.Close()
+	return !it.Valid(), it.Error()
+}
