@@ -159,6 +159,14 @@ func TestStaleVoteAnsweredWithDecision(t *testing.T) {
 	c.Ready()
 	c.Advance()
 	lagging := signed(MsgPrepare, 1, 0, 3, nil, DigestOf(v))
+	// Right after deciding, a late vote is the slowest validator, not a laggard: no block sent.
+	wantErr(t, c.Step(lagging), ErrStaleHeight)
+	if c.HasReady() {
+		t.Fatalf("answered a late vote at once: %+v", c.Ready())
+	}
+	for !c.HasReady() && c.now-c.decided[0].at < uint64(c.retransmitTicks/2) {
+		c.Tick()
+	}
 	wantErr(t, c.Step(lagging), ErrStaleHeight)
 	rd := c.Ready()
 	if len(rd.Messages) != 1 || rd.Messages[0].Type != MsgDecision {

@@ -99,6 +99,7 @@ func newRound(vals ValidatorSet, height, view uint64) *round {
 // decided is a recent commit kept for lagging peers, and when it was last broadcast.
 type decided struct {
 	c      Committed
+	at     uint64 // tick at which the core decided it
 	sent   bool
 	sentAt uint64
 }
@@ -212,6 +213,12 @@ func (c *Core) stepStale(m *Message) error {
 	d := c.decidedAt(m.Height)
 	if d == nil {
 		return stale // too old: the node's block sync serves it
+	}
+	// The slowest validator's votes routinely arrive just after the others decide; it will decide
+	// from the same votes. Only a peer still voting for the height half a retransmit period later
+	// lags, and only then is the whole block worth sending.
+	if c.now-d.at < uint64(max(c.retransmitTicks/2, 1)) {
+		return stale
 	}
 	// Only a signed message proves the peer lags; anything else could make us send a block for free.
 	if err := checkAuth(c.chainID, c.vals, m, c.sigs); err != nil {
@@ -386,7 +393,7 @@ func (c *Core) maybeCommitted() {
 func (c *Core) commit(value []byte, cert Certificate) {
 	done := Committed{Height: c.height, Value: value, Certificate: cert}
 	c.committed = append(c.committed, done)
-	c.decided = append(c.decided, decided{c: done})
+	c.decided = append(c.decided, decided{c: done, at: c.now})
 	if len(c.decided) > MaxFutureHeights {
 		c.decided = slices.Delete(c.decided, 0, len(c.decided)-MaxFutureHeights)
 	}
