@@ -247,7 +247,7 @@ func (n *Node) gossipReceiver(ctx context.Context) {
 func (n *Node) validateConsensus(from string, data []byte) (p2p.Verdict, any) {
 	// Our own publications are validated too, synchronously; they were built here, and pubsub
 	// drops network copies that claim our ID, so they need no second decode and verify.
-	if from == n.host.ID() {
+	if from == n.peerID {
 		return p2p.Accept, nil
 	}
 	m, err := consensus.DecodeMessage(data, MaxBlockBytes+64<<10)

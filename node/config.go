@@ -44,6 +44,8 @@ type P2PConfig struct {
 type APIConfig struct {
 	// Listen is the HTTP API's address; loopback by default, since the API is not authenticated.
 	Listen string `toml:"listen"`
+	// Pprof serves Go's profiler under /debug/pprof/ on the API address.
+	Pprof bool `toml:"pprof"`
 }
 
 type StorageConfig struct {
@@ -159,6 +161,7 @@ const configHeader = `# Guild node configuration. Defaults:
 #   [p2p] bootstrap            = []        full multiaddrs (…/p2p/<peer id>) to dial and keep dialing
 #   [p2p] permissioned         = true      only peers bound to genesis validators may connect
 #   [api] listen               = "127.0.0.1:8645"   HTTP API (unauthenticated: keep it on loopback)
+#   [api] pprof                = false     serve /debug/pprof/ (profiling) on the API address
 #   [storage] backend          = "pebbledb"  or "goleveldb", or "memdb" (nothing kept on disk)
 #   [consensus] tick_ms        = 20        consensus clock period
 #   [consensus] retransmit_ticks = 25      resend own messages after this many ticks without progress

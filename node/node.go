@@ -36,6 +36,7 @@ type Node struct {
 	self    int // validator index, -1 when observing
 	valKey  ed25519.PrivateKey
 	nodeKey ed25519.PrivateKey
+	peerID  string
 
 	blockDB, stateDB kv.Store
 	blocks           *BlockStore
@@ -98,6 +99,9 @@ func New(home string, logger *slog.Logger) (*Node, error) {
 		gossipCh: make(chan []byte, 65536),
 		sendCh:   make(chan []byte, 4096),
 		up:       make(chan struct{}),
+	}
+	if n.peerID, err = p2p.PeerIDFromKey(nodeKey); err != nil {
+		return nil, err
 	}
 	pub := valKey.Public().(ed25519.PublicKey)
 	for i, v := range n.vals.Validators {
