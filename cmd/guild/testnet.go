@@ -1,0 +1,243 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/guild-ledger/guild/node"
+	"github.com/guild-ledger/guild/testnet"
+	"github.com/guild-ledger/guild/wallet"
+)
+
+const defaultTestnetDir = "./guild-testnet"
+
+func testnetDirFlag() cli.Flag {
+	return &cli.StringFlag{Name: "dir", Value: defaultTestnetDir, Usage: "the testnet's directory (manifest, node homes, wallet)"}
+}
+
+func testnetCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "testnet",
+		Usage: "run a consortium of validator nodes on this machine, for development and tests",
+		Subcommands: []*cli.Command{
+			testnetUpCommand(),
+			testnetStatusCommand(),
+			testnetDownCommand(),
+			testnetLoadCommand(),
+		},
+	}
+}
+
+func testnetUpCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "up",
+		Usage: "create a testnet (if DIR holds none) and start its nodes; wait for the first block",
+		Description: "Each organization gets a validator node in DIR/node<i>, a separate process that keeps running\n" +
+			"after `up` returns (stop them with `guild testnet down`). Run `up` again on the same DIR to restart\n" +
+			"nodes that are not running. Wallet keys (faucet, org1..orgN) are encrypted with $GUILD_PASSPHRASE,\n" +
+			"or with \"" + wallet.DefaultTestnetPassphrase + "\" if it is unset.",
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "validators", Value: 4, Usage: "number of organizations, each running one validator (new testnet only)"},
+			testnetDirFlag(),
+			&cli.StringFlag{Name: "backend", Value: "pebbledb", Usage: "storage backend: pebbledb, goleveldb or memdb (new testnet only)"},
+			&cli.DurationFlag{Name: "timeout", Value: 60 * time.Second, Usage: "how long to wait for every node's first block"},
+		},
+		Action: func(c *cli.Context) error {
+			dir := c.String("dir")
+			pass, source := testnet.Passphrase()
+			if m, err := testnet.LoadManifest(dir); err == nil && c.IsSet("validators") && c.Int("validators") != len(m.Nodes) {
+				fmt.Fprintf(os.Stderr, "note: %s holds a %d-validator testnet; resuming it (--validators ignored)\n", dir, len(m.Nodes))
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			ctx, cancel := context.WithTimeout(ctx, c.Duration("timeout"))
+			defer cancel()
+			m, err := testnet.Up(ctx, dir, testnet.UpOptions{
+				Create:   testnet.CreateOptions{Validators: c.Int("validators"), Backend: c.String("backend"), Passphrase: pass},
+				Progress: os.Stderr,
+			})
+			if err != nil {
+				if m != nil {
+					fmt.Fprintf(os.Stderr, "nodes that started keep running; stop them with: %s testnet down --dir %s\n", os.Args[0], m.Dir)
+				}
+				return err
+			}
+			printTestnet(os.Stdout, m, source)
+			return nil
+		},
+	}
+}
+
+// printTestnet shows where everything is and what to try next.
+func printTestnet(w io.Writer, m *testnet.Manifest, passphraseSource string) {
+	fmt.Fprintf(w, "testnet %s is up: %d validators, first block final on every node\n\n", m.ChainID, len(m.Nodes))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tAPI\tP2P")
+	for _, n := range m.Nodes {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", n.Name, n.API, n.P2P)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\nwallet  %s\nkeys    %s (%s)\nlogs    %s\n",
+		m.Wallet, strings.Join(m.WalletKeys(), ", "), passphraseSource,
+		filepath.Join(m.Dir, "node<i>", testnet.LogFile))
+	// Commands as this binary was invoked (./bin/guild, or guild on the PATH), so they paste.
+	self := os.Args[0]
+	fmt.Fprintf(w, "\ntry:\n")
+	fmt.Fprintf(w, "  %s wallet balance --wallet %s --node %s %s\n", self, m.Wallet, m.Nodes[0].API, testnet.FaucetName)
+	env := ""
+	if os.Getenv(testnet.PassphraseEnv) == "" {
+		env = testnet.PassphraseEnv + "=" + wallet.DefaultTestnetPassphrase + " "
+	}
+	fmt.Fprintf(w, "  %s%s wallet send --wallet %s --node %s --from %s --to %s --amount 100 --wait\n",
+		env, self, m.Wallet, m.Nodes[len(m.Nodes)-1].API, testnet.FaucetName, testnet.OrgName(1))
+	fmt.Fprintf(w, "  %s testnet status --dir %s\n", self, m.Dir)
+	fmt.Fprintf(w, "  %s testnet load --dir %s --rate 1000 --duration 30s\n", self, m.Dir)
+	fmt.Fprintf(w, "  %s testnet down --dir %s\n", self, m.Dir)
+}
+
+func testnetStatusCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "status",
+		Usage: "show each node: running, height, peers, view, leader",
+		Flags: []cli.Flag{
+			testnetDirFlag(),
+			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
+		},
+		Action: func(c *cli.Context) error {
+			sts, err := testnet.Status(c.Context, c.String("dir"))
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				enc := json.NewEncoder(os.Stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(sts)
+			}
+			leaders := validatorNames(c.String("dir"))
+			tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "#\tNODE\tAPI\tRUNNING\tHEIGHT\tPEERS\tVIEW\tLEADER")
+			for i, s := range sts {
+				if !s.Running {
+					state := "no"
+					if s.PID != 0 {
+						state = fmt.Sprintf("no (pid %d alive, API silent)", s.PID)
+					}
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t-\t-\t-\t-\n", i+1, s.Name, s.API, state)
+					continue
+				}
+				leader := fmt.Sprint(s.Leader)
+				if int(s.Leader) < len(leaders) {
+					leader = leaders[s.Leader]
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%s\tyes\t%d\t%d\t%d\t%s\n", i+1, s.Name, s.API, s.Height, s.Peers, s.View, leader)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+// validatorNames lists the genesis validators' names by index, to show leaders by name; nil if
+// the genesis cannot be read.
+func validatorNames(dir string) []string {
+	m, err := testnet.LoadManifest(dir)
+	if err != nil {
+		return nil
+	}
+	gen, err := node.LoadGenesis(filepath.Join(m.Nodes[0].Home, node.GenesisFile))
+	if err != nil {
+		return nil
+	}
+	names := make([]string, len(gen.Validators))
+	for i, v := range gen.Validators {
+		names[i] = v.Name
+	}
+	return names
+}
+
+func testnetDownCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "down",
+		Usage: "stop every node of the testnet (SIGTERM, then SIGKILL after 10 s); data stays",
+		Flags: []cli.Flag{testnetDirFlag()},
+		Action: func(c *cli.Context) error {
+			stopped, err := testnet.Down(c.String("dir"))
+			for _, s := range stopped {
+				if s.Killed {
+					fmt.Printf("killed %s (pid %d): still running 10 s after SIGTERM\n", s.Name, s.PID)
+				} else {
+					fmt.Printf("stopped %s (pid %d)\n", s.Name, s.PID)
+				}
+			}
+			if err == nil && len(stopped) == 0 {
+				fmt.Println("no node was running")
+			}
+			return err
+		},
+	}
+}
+
+func testnetLoadCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "load",
+		Usage: "submit signed transfers at a target rate and measure finalized throughput and latency",
+		Description: "Funds --accounts fresh accounts from the faucet, then for --duration submits transfers of 1 among\n" +
+			"them at --rate, spread over the nodes, and follows node 1's blocks to time each transaction from\n" +
+			"submission to finality. The faucet key is decrypted with $GUILD_PASSPHRASE, or the default testnet\n" +
+			"passphrase if it is unset.",
+		Flags: []cli.Flag{
+			testnetDirFlag(),
+			&cli.IntFlag{Name: "rate", Value: 1000, Usage: "target submissions per second"},
+			&cli.DurationFlag{Name: "duration", Value: 30 * time.Second, Usage: "how long to submit"},
+			&cli.IntFlag{Name: "accounts", Value: 64, Usage: "fresh accounts sending to one another"},
+			&cli.StringFlag{Name: "nodes", Value: "all", Usage: "nodes to submit to: all, or a comma-separated list of names or numbers (1,3); blocks are followed on the first"},
+			&cli.IntFlag{Name: "workers", Usage: "concurrent HTTP submitters (default: one per account, at most 512)"},
+			&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"},
+		},
+		Action: func(c *cli.Context) error {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			var nodes []string
+			if spec := c.String("nodes"); spec != "all" {
+				nodes = strings.Split(spec, ",")
+			}
+			r, err := testnet.RunLoad(ctx, testnet.LoadOptions{
+				Dir:      c.String("dir"),
+				Rate:     c.Int("rate"),
+				Duration: c.Duration("duration"),
+				Accounts: c.Int("accounts"),
+				Nodes:    nodes,
+				Workers:  c.Int("workers"),
+				Progress: os.Stderr,
+			})
+			if r == nil {
+				return err
+			}
+			if errors.Is(err, context.Canceled) {
+				fmt.Fprintln(os.Stderr, "interrupted; what was measured so far:")
+				err = nil
+			}
+			if c.Bool("json") {
+				enc := json.NewEncoder(os.Stdout)
+				enc.SetIndent("", "  ")
+				if jerr := enc.Encode(r); jerr != nil {
+					return jerr
+				}
+			} else {
+				r.WriteText(os.Stdout)
+			}
+			return err
+		},
+	}
+}

@@ -1,0 +1,189 @@
+package testnet
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/guild-ledger/guild/node"
+	"github.com/guild-ledger/guild/state"
+)
+
+// The unit tests run the testnet machinery against a fake node: this test binary, started as
+// `<test binary> node start --home HOME` with fakeNodeEnv set, serves a tiny single-node chain on
+// the API address of HOME/config.toml. That exercises process handling, Up, Status, Down and the
+// load generator without the real node; e2e_test.go runs the real one.
+const fakeNodeEnv = "GUILD_TESTNET_FAKE_NODE"
+
+// Fake node modes.
+const (
+	fakeServe    = "serve"    // serve the API until SIGTERM
+	fakeCrash    = "crash"    // print a line and exit 3 at once
+	fakeStubborn = "stubborn" // serve the API and ignore SIGTERM
+	fakeIdle     = "idle"     // serve nothing (needs no config); exit on SIGTERM
+)
+
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(fakeNodeEnv); mode != "" {
+		os.Exit(runFakeNode(mode, os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+func runFakeNode(mode string, args []string) int {
+	if len(args) != 4 || args[0] != "node" || args[1] != "start" || args[2] != "--home" {
+		fmt.Fprintln(os.Stderr, "fake node: want node start --home HOME, got", args)
+		return 2
+	}
+	home := args[3]
+	switch mode {
+	case fakeCrash:
+		fmt.Fprintln(os.Stderr, "fake node: crashing on purpose")
+		return 3
+	case fakeStubborn:
+		signal.Ignore(syscall.SIGTERM) // before the API answers, so Up's return means it is ignored
+	case fakeIdle:
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGTERM)
+		<-sig
+		return 0
+	}
+	cfg, err := node.LoadConfig(home)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fake node:", err)
+		return 1
+	}
+	ln, err := net.Listen("tcp", cfg.API.Listen)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fake node:", err)
+		return 1
+	}
+	chain := &fakeChain{moniker: cfg.Moniker, where: map[state.Hash]uint64{}, nonces: map[state.Address]uint64{}, grown: make(chan struct{})}
+	go chain.produce(20 * time.Millisecond)
+	go http.Serve(ln, chain.mux())
+	fmt.Fprintln(os.Stderr, "fake node: serving on", cfg.API.Listen)
+	if mode == fakeStubborn {
+		select {}
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
+	<-sig
+	fmt.Fprintln(os.Stderr, "fake node: stopping")
+	return 0
+}
+
+// fakeChain commits every pending transaction in a block each period, checking nothing but the
+// encoding.
+type fakeChain struct {
+	moniker string
+	mu      sync.Mutex
+	pending [][]byte
+	blocks  [][][]byte // blocks[h-1] holds the transactions of height h
+	where   map[state.Hash]uint64
+	nonces  map[state.Address]uint64
+	grown   chan struct{} // closed when a block is added
+}
+
+func (c *fakeChain) produce(period time.Duration) {
+	for range time.Tick(period) {
+		c.mu.Lock()
+		txs := c.pending
+		c.pending = nil
+		c.blocks = append(c.blocks, txs)
+		for _, raw := range txs {
+			c.where[state.HashTx(raw)] = uint64(len(c.blocks))
+			tx, _ := state.DecodeTx(raw)
+			c.nonces[tx.Body.From] = max(c.nonces[tx.Body.From], tx.Body.Nonce+1)
+		}
+		close(c.grown)
+		c.grown = make(chan struct{})
+		c.mu.Unlock()
+	}
+}
+
+func (c *fakeChain) mux() *http.ServeMux {
+	mux := http.NewServeMux()
+	reply := func(w http.ResponseWriter, code int, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		json.NewEncoder(w).Encode(v)
+	}
+	mux.HandleFunc("POST /v1/txs", func(w http.ResponseWriter, r *http.Request) {
+		var req node.SubmitTxRequest
+		json.NewDecoder(r.Body).Decode(&req)
+		raw, err := hex.DecodeString(req.Tx)
+		if err == nil {
+			_, err = state.DecodeTx(raw)
+		}
+		if err != nil {
+			reply(w, http.StatusBadRequest, node.ErrorResponse{Error: fmt.Sprint("bad tx: ", err)})
+			return
+		}
+		c.mu.Lock()
+		c.pending = append(c.pending, raw)
+		c.mu.Unlock()
+		reply(w, http.StatusAccepted, node.SubmitTxResponse{Hash: state.HashTx(raw).String(), Status: node.TxPending})
+	})
+	mux.HandleFunc("GET /v1/txs/{hash}", func(w http.ResponseWriter, r *http.Request) {
+		h, _ := state.ParseHash(r.PathValue("hash"))
+		c.mu.Lock()
+		height, ok := c.where[h]
+		c.mu.Unlock()
+		if !ok {
+			reply(w, http.StatusOK, node.TxStatus{Hash: h.String(), Status: node.TxPending})
+			return
+		}
+		reply(w, http.StatusOK, node.TxStatus{Hash: h.String(), Status: node.TxCommitted, Height: height})
+	})
+	mux.HandleFunc("GET /v1/accounts/{address}", func(w http.ResponseWriter, r *http.Request) {
+		a, err := state.ParseAddress(r.PathValue("address"))
+		if err != nil {
+			reply(w, http.StatusBadRequest, node.ErrorResponse{Error: err.Error()})
+			return
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		reply(w, http.StatusOK, node.AccountResponse{Address: a.String(), Balance: 1 << 50, Nonce: c.nonces[a]})
+	})
+	mux.HandleFunc("GET /v1/blocks/{height}", func(w http.ResponseWriter, r *http.Request) {
+		height, _ := strconv.ParseUint(r.PathValue("height"), 10, 64)
+		ms, _ := strconv.Atoi(r.URL.Query().Get("wait"))
+		deadline := time.After(time.Duration(ms) * time.Millisecond)
+		c.mu.Lock()
+		for uint64(len(c.blocks)) < height {
+			grown := c.grown
+			c.mu.Unlock()
+			select {
+			case <-grown:
+			case <-deadline:
+				reply(w, http.StatusNotFound, node.ErrorResponse{Error: "not yet"})
+				return
+			}
+			c.mu.Lock()
+		}
+		txs := c.blocks[height-1]
+		c.mu.Unlock()
+		b := node.BlockResponse{Height: height, Hash: hex.EncodeToString(sha256.New().Sum([]byte(strconv.FormatUint(height, 10))))}
+		for _, raw := range txs {
+			b.Txs = append(b.Txs, hex.EncodeToString(raw))
+			b.Results = append(b.Results, node.TxResultJSON{Hash: state.HashTx(raw).String()})
+		}
+		reply(w, http.StatusOK, b)
+	})
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		reply(w, http.StatusOK, node.StatusResponse{Moniker: c.moniker, Height: uint64(len(c.blocks)), Peers: 3, View: 0, Leader: uint32(len(c.blocks) % 4)})
+	})
+	return mux
+}

@@ -1,0 +1,448 @@
+package testnet
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/guild-ledger/guild/node"
+	"github.com/guild-ledger/guild/state"
+)
+
+// LoadOptions configure RunLoad. Zero values take the defaults in brackets.
+type LoadOptions struct {
+	Dir        string        // the testnet directory (manifest and wallet)
+	Passphrase string        // of the faucet key [Passphrase()]
+	Rate       int           // target submissions per second [1000]
+	Duration   time.Duration // how long to submit [30s]
+	Accounts   int           // fresh load accounts, each a sender and a recipient [64]
+	Nodes      []string      // nodes to submit to, by name ("node2") or number ("2") [all]
+	Workers    int           // concurrent HTTP submitters [min(Accounts, 512)]
+	Stragglers time.Duration // after submitting, how long to wait for the rest to finalize [10s]
+	Progress   io.Writer     // a line per phase and every 5 s, if set
+}
+
+// FundAmount is what the faucet gives each load account: transfers of 1 cannot run it dry.
+const FundAmount = 100_000_000
+
+// maxPresigned bounds the transactions signed before the clock starts (~200 bytes each): below
+// it, a whole run is signed ahead and signing cannot limit the rate; above it, signers keep
+// that many ready while the run goes on.
+const maxPresigned = 300_000
+
+// releaseInterval is the rate limiter's period: every tick releases the transactions due by then.
+const releaseInterval = 10 * time.Millisecond
+
+// RunLoad funds Accounts fresh accounts from the testnet's faucet, then submits signed transfers
+// among them at Rate for Duration, spread over the chosen nodes, and measures how many become
+// final and how fast by following one node's committed blocks. When ctx ends early it returns
+// what it measured so far with ctx's error.
+func RunLoad(ctx context.Context, opts LoadOptions) (*LoadReport, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	m, err := LoadManifest(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	nodes, err := m.SelectNodes(opts.Nodes)
+	if err != nil {
+		return nil, err
+	}
+	progress := opts.Progress
+	if progress == nil {
+		progress = io.Discard
+	}
+	first := node.NewClient(nodes[0].API)
+
+	fmt.Fprintf(progress, "funding %d accounts from the faucet through %s\n", opts.Accounts, nodes[0].Name)
+	keys, addrs, nonces, err := newLoadAccounts(ctx, m, first, opts.Passphrase, opts.Accounts)
+	if err != nil {
+		return nil, err
+	}
+
+	apis := make([]string, len(nodes))
+	for i, n := range nodes {
+		apis[i] = n.API
+	}
+	r := &LoadReport{Nodes: apis, Follow: nodes[0].API, TargetRate: opts.Rate, Accounts: opts.Accounts, Workers: opts.Workers}
+	total := int(float64(opts.Rate) * opts.Duration.Seconds())
+	perSender := min((total+opts.Accounts-1)/opts.Accounts+1, max(8, maxPresigned/opts.Accounts))
+	fmt.Fprintf(progress, "pre-signing %d transactions\n", perSender*opts.Accounts)
+	stopSigning := make(chan struct{})
+	defer close(stopSigning)
+	queues := presign(m.ChainID, keys, addrs, nonces, perSender, stopSigning)
+
+	st, err := first.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("testnet: status of %s: %w", nodes[0].Name, err)
+	}
+	followCtx, stopFollowing := context.WithCancel(ctx)
+	defer stopFollowing()
+	tr := newTracker()
+	followDone := make(chan error, 1)
+	go func() { followDone <- follow(followCtx, newAPIHTTP(2), nodes[0].API, st.Height+1, tr) }()
+
+	fmt.Fprintf(progress, "submitting %d tx/s for %s to %d nodes with %d workers\n", opts.Rate, opts.Duration, len(nodes), opts.Workers)
+	sub := newSubmitter(apis, opts.Workers, tr)
+	submitStart := time.Now()
+	tokens := make(chan struct{}, max(64, opts.Rate/10)) // 100 ms of slack, then releases are dropped
+	var wg sync.WaitGroup
+	for w := range opts.Workers {
+		var owned []int
+		for s := w; s < opts.Accounts; s += opts.Workers {
+			owned = append(owned, s)
+		}
+		wg.Go(func() { sub.work(ctx, owned, queues, tokens) })
+	}
+	behind := release(ctx, tokens, opts.Rate, opts.Duration, submitStart, func() {
+		fmt.Fprintf(progress, "  %s\n", tr.progress(sub, submitStart))
+	})
+	wg.Wait()
+	submitEnd := time.Now()
+
+	// Stragglers: wait until every accepted transaction is in a block, or the time is up.
+	fmt.Fprintf(progress, "submitted; waiting up to %s for the rest to finalize\n", opts.Stragglers)
+	deadline := time.Now().Add(opts.Stragglers)
+	for tr.pending(int(sub.accepted.Load())) > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+		select {
+		case err := <-followDone:
+			return nil, fmt.Errorf("testnet: following blocks of %s: %w", nodes[0].Name, err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	stopFollowing()
+	if err := <-followDone; err != nil && !errors.Is(err, context.Canceled) {
+		return nil, fmt.Errorf("testnet: following blocks of %s: %w", nodes[0].Name, err)
+	}
+
+	r.Submitted, r.Accepted = int(sub.submitted.Load()), int(sub.accepted.Load())
+	r.Rejected, r.Errors, r.Throttled = int(sub.rejected.Load()), int(sub.errors.Load()), int(sub.throttled.Load())
+	r.FirstRejection, _ = sub.firstRejection.Load().(string)
+	r.Behind = behind
+	r.SubmitWindow = submitEnd.Sub(submitStart)
+	if r.SubmitWindow > 0 {
+		r.SubmitRate = float64(r.Submitted) / r.SubmitWindow.Seconds()
+	}
+	tr.report(r)
+	return r, ctx.Err()
+}
+
+func (o *LoadOptions) defaults() error {
+	if o.Passphrase == "" {
+		o.Passphrase, _ = Passphrase()
+	}
+	if o.Rate <= 0 {
+		o.Rate = 1000
+	}
+	if o.Duration <= 0 {
+		o.Duration = 30 * time.Second
+	}
+	if o.Accounts == 0 {
+		o.Accounts = 64
+	}
+	if o.Accounts < 2 {
+		return fmt.Errorf("testnet: %d load accounts: need at least 2 to send to one another", o.Accounts)
+	}
+	if o.Workers <= 0 {
+		o.Workers = min(o.Accounts, 512)
+	}
+	o.Workers = min(o.Workers, o.Accounts) // a sender belongs to one worker, so its nonces stay in order
+	if o.Stragglers <= 0 {
+		o.Stragglers = 10 * time.Second
+	}
+	return nil
+}
+
+// SelectNodes picks nodes by name ("node2") or number counting from 1 ("2"); none or "all" is
+// every node.
+func (m *Manifest) SelectNodes(specs []string) ([]Node, error) {
+	if len(specs) == 0 || (len(specs) == 1 && specs[0] == "all") {
+		return m.Nodes, nil
+	}
+	var out []Node
+	for _, s := range specs {
+		s = strings.TrimSpace(s)
+		i, err := strconv.Atoi(s)
+		if err != nil {
+			i = slices.IndexFunc(m.Nodes, func(n Node) bool { return n.Name == s }) + 1
+		}
+		if i < 1 || i > len(m.Nodes) {
+			return nil, fmt.Errorf("testnet: no node %q: want a name or a number 1..%d", s, len(m.Nodes))
+		}
+		out = append(out, m.Nodes[i-1])
+	}
+	return out, nil
+}
+
+// newLoadAccounts makes n fresh keys, funds them from the faucet, and reads their next nonces.
+func newLoadAccounts(ctx context.Context, m *Manifest, c *node.Client, passphrase string, n int) ([]ed25519.PrivateKey, []state.Address, []uint64, error) {
+	keys := make([]ed25519.PrivateKey, n)
+	addrs := make([]state.Address, n)
+	for i := range keys {
+		_, keys[i], _ = ed25519.GenerateKey(rand.Reader)
+		addrs[i] = state.AddressFromPubKey(keys[i].Public().(ed25519.PublicKey))
+	}
+	if err := fund(ctx, m, c, passphrase, addrs); err != nil {
+		return nil, nil, nil, err
+	}
+	nonces, err := accountNonces(ctx, c, addrs)
+	return keys, addrs, nonces, err
+}
+
+// fund sends FundAmount from the faucet to each address, with consecutive faucet nonces through
+// one node, and waits until every transfer is committed.
+func fund(ctx context.Context, m *Manifest, c *node.Client, passphrase string, to []state.Address) error {
+	faucet, faucetAddr, err := m.LoadWalletKey(FaucetName, passphrase)
+	if err != nil {
+		return err
+	}
+	acct, err := c.Account(ctx, faucetAddr.String())
+	if err != nil {
+		return fmt.Errorf("testnet: faucet account: %w", err)
+	}
+	hashes := make([]string, len(to))
+	for i, addr := range to {
+		body := state.TxBody{ChainID: m.ChainID, From: faucetAddr, Nonce: acct.Nonce + uint64(i),
+			Transfer: &state.Transfer{To: addr, Amount: FundAmount}}
+		raw, _, err := signTx(body, faucet)
+		if err != nil {
+			return err
+		}
+		resp, err := c.SubmitTx(ctx, raw)
+		if err != nil {
+			return fmt.Errorf("testnet: funding load account %d: %w", i, err)
+		}
+		hashes[i] = resp.Hash
+	}
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	return forEach(len(hashes), 16, func(i int) error {
+		st, err := c.WaitTx(wctx, hashes[i])
+		if err != nil {
+			return fmt.Errorf("testnet: funding transfer %s: %w", hashes[i], err)
+		}
+		if st.Status != node.TxCommitted || st.Error != "" {
+			return fmt.Errorf("testnet: funding transfer %s %s: %s", hashes[i], st.Status, st.Error)
+		}
+		return nil
+	})
+}
+
+// accountNonces reads the next nonce of each address.
+func accountNonces(ctx context.Context, c *node.Client, addrs []state.Address) ([]uint64, error) {
+	nonces := make([]uint64, len(addrs))
+	err := forEach(len(addrs), 16, func(i int) error {
+		a, err := c.Account(ctx, addrs[i].String())
+		if err != nil {
+			return fmt.Errorf("testnet: load account %s: %w", addrs[i], err)
+		}
+		nonces[i] = a.Nonce
+		return nil
+	})
+	return nonces, err
+}
+
+// forEach runs f(0..n-1) on up to par goroutines; it stops at the first error and returns it.
+func forEach(n, par int, f func(int) error) error {
+	var (
+		next   atomic.Int64
+		failed atomic.Bool
+		once   sync.Once
+		first  error
+		wg     sync.WaitGroup
+	)
+	for range min(n, par) {
+		wg.Go(func() {
+			for !failed.Load() {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if err := f(i); err != nil {
+					once.Do(func() { first = err })
+					failed.Store(true)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return first
+}
+
+// signedTx is a transaction ready to go.
+type signedTx struct {
+	hash state.Hash
+	raw  []byte
+}
+
+func signTx(body state.TxBody, key ed25519.PrivateKey) ([]byte, state.Hash, error) {
+	tx, err := state.SignTx(body, key)
+	if err != nil {
+		return nil, state.Hash{}, err
+	}
+	raw, err := tx.Encode()
+	if err != nil {
+		return nil, state.Hash{}, err
+	}
+	return raw, state.HashTx(raw), nil
+}
+
+// presign starts one signer per sender, each keeping a queue of up to depth transfers of 1 to
+// random other load accounts, with consecutive nonces; it returns once every queue is full, so
+// the run starts with depth transactions per sender already signed.
+func presign(chainID string, keys []ed25519.PrivateKey, addrs []state.Address, nonces []uint64, depth int, stop <-chan struct{}) []chan signedTx {
+	queues := make([]chan signedTx, len(keys))
+	var filled sync.WaitGroup
+	for s := range keys {
+		queues[s] = make(chan signedTx, depth)
+		filled.Add(1)
+		go func() {
+			rng := mrand.New(mrand.NewPCG(mrand.Uint64(), uint64(s)))
+			for n, sent := nonces[s], 0; ; n++ {
+				to := rng.IntN(len(addrs) - 1)
+				if to >= s {
+					to++ // never self: a transfer to self is invalid
+				}
+				raw, hash, err := signTx(state.TxBody{ChainID: chainID, From: addrs[s], Nonce: n,
+					Transfer: &state.Transfer{To: addrs[to], Amount: 1}}, keys[s])
+				if err != nil {
+					panic(fmt.Sprintf("testnet: signing a transfer: %v", err)) // encoding a fixed shape cannot fail
+				}
+				select {
+				case queues[s] <- signedTx{hash: hash, raw: raw}:
+				case <-stop:
+					if sent < depth {
+						filled.Done()
+					}
+					return
+				}
+				if sent++; sent == depth {
+					filled.Done()
+				}
+			}
+		}()
+	}
+	filled.Wait()
+	return queues
+}
+
+// release is the rate limiter: every releaseInterval it puts into tokens the submissions due by
+// then (rate × elapsed), until duration has passed, then closes tokens. A release that finds
+// tokens full is dropped and counted: the submitters are behind, and catching up later in a burst
+// would hide it. tick, if set, runs every 5 s.
+func release(ctx context.Context, tokens chan<- struct{}, rate int, duration time.Duration, start time.Time, tick func()) (behind int) {
+	defer close(tokens)
+	ticker := time.NewTicker(releaseInterval)
+	defer ticker.Stop()
+	released, nextTick := 0, start.Add(5*time.Second)
+	for {
+		now := time.Now()
+		elapsed := min(now.Sub(start), duration)
+		due := int(float64(rate) * elapsed.Seconds())
+		for ; released < due; released++ {
+			select {
+			case tokens <- struct{}{}:
+			default:
+				behind++
+			}
+		}
+		if elapsed >= duration {
+			return behind
+		}
+		if tick != nil && now.After(nextTick) {
+			tick()
+			nextTick = nextTick.Add(5 * time.Second)
+		}
+		select {
+		case <-ctx.Done():
+			return behind
+		case <-ticker.C:
+		}
+	}
+}
+
+// submitter posts transactions to the nodes' APIs; its counters are what RunLoad reports.
+type submitter struct {
+	apis    []string
+	http    *apiHTTP
+	tracker *tracker
+
+	submitted, accepted, rejected, errors, throttled atomic.Int64
+	firstRejection                                   atomic.Value // string
+}
+
+// work takes a release from tokens, then submits the next transaction of its senders in turn, one
+// request at a time: a sender's transactions leave in nonce order, to one node (sender s goes to
+// apis[s % len]). A sender whose transaction is rejected is dropped, since its later nonces can
+// no longer be valid.
+func (sub *submitter) work(ctx context.Context, senders []int, queues []chan signedTx, tokens <-chan struct{}) {
+	next := 0
+	for range tokens {
+		if len(senders) == 0 || ctx.Err() != nil {
+			return // the others take the releases; if none is left, the limiter counts them behind
+		}
+		next %= len(senders)
+		s := senders[next]
+		var tx signedTx
+		select {
+		case tx = <-queues[s]:
+		case <-ctx.Done():
+			return
+		}
+		if !sub.submit(ctx, sub.apis[s%len(sub.apis)], tx) {
+			senders = slices.Delete(senders, next, next+1)
+			continue
+		}
+		next++
+	}
+}
+
+// submit posts tx, retrying while the node pushes back (429, 503); false means rejected.
+func (sub *submitter) submit(ctx context.Context, api string, tx signedTx) bool {
+	body := make([]byte, 0, len(`{"tx":""}`)+2*len(tx.raw))
+	body = append(body, `{"tx":"`...)
+	body = hex.AppendEncode(body, tx.raw)
+	body = append(body, `"}`...)
+	sub.submitted.Add(1)
+	sub.tracker.sent(tx.hash, time.Now())
+	for backoff := 5 * time.Millisecond; ; backoff = min(2*backoff, 200*time.Millisecond) {
+		status, msg, err := sub.http.post(ctx, api+"/v1/txs", body)
+		switch {
+		case err != nil || status >= 500 && status != 503:
+			sub.errors.Add(1)
+			return true // it may be in the mempool; its sender's later nonces may still be good
+		case status == 429 || status == 503:
+			sub.throttled.Add(1)
+			select {
+			case <-ctx.Done():
+				return true
+			case <-time.After(backoff):
+			}
+		case status >= 400:
+			sub.rejected.Add(1)
+			sub.tracker.forget(tx.hash)
+			sub.firstRejection.CompareAndSwap(nil, fmt.Sprintf("%d %s", status, msg))
+			return false
+		default:
+			sub.accepted.Add(1)
+			return true
+		}
+	}
+}
+
+func newSubmitter(apis []string, workers int, tr *tracker) *submitter {
+	return &submitter{apis: apis, http: newAPIHTTP(workers), tracker: tr}
+}

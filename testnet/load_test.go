@@ -1,0 +1,209 @@
+package testnet
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/guild-ledger/guild/node"
+	"github.com/guild-ledger/guild/state"
+)
+
+func ms(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+
+func TestPercentileNearestRank(t *testing.T) {
+	hundred := make([]time.Duration, 100)
+	for i := range hundred {
+		hundred[i] = ms(i + 1)
+	}
+	for _, tc := range []struct {
+		name   string
+		sorted []time.Duration
+		p      float64
+		want   time.Duration
+	}{
+		{"empty", nil, 50, 0},
+		{"one value", []time.Duration{ms(7)}, 99, ms(7)},
+		{"p0 is the minimum", hundred, 0, ms(1)},
+		{"p50 of 1..100", hundred, 50, ms(50)},
+		{"p90 of 1..100", hundred, 90, ms(90)},
+		{"p99 of 1..100", hundred, 99, ms(99)},
+		{"p100 is the maximum", hundred, 100, ms(100)},
+		{"p50 of three", []time.Duration{ms(10), ms(20), ms(30)}, 50, ms(20)},
+		{"p90 of three rounds up", []time.Duration{ms(10), ms(20), ms(30)}, 90, ms(30)},
+		{"p50 of four takes the lower middle", []time.Duration{ms(1), ms(2), ms(3), ms(4)}, 50, ms(2)},
+		{"p99 of ten is the maximum", []time.Duration{ms(1), ms(2), ms(3), ms(4), ms(5), ms(6), ms(7), ms(8), ms(9), ms(1000)}, 99, ms(1000)},
+	} {
+		if got := percentile(tc.sorted, tc.p); got != tc.want {
+			t.Errorf("%s: percentile(p%v) = %v, want %v", tc.name, tc.p, got, tc.want)
+		}
+	}
+}
+
+func TestSummarizeSortsAndTakesPercentiles(t *testing.T) {
+	var lat []time.Duration
+	for i := 200; i >= 1; i-- { // descending: summarize must sort
+		lat = append(lat, ms(i))
+	}
+	got := summarize(lat)
+	want := LatencySummary{Count: 200, P50: ms(100), P90: ms(180), P99: ms(198), Max: ms(200)}
+	if got != want {
+		t.Errorf("summarize = %+v, want %+v", got, want)
+	}
+	if (summarize(nil) != LatencySummary{}) {
+		t.Error("summarize(nil) is not zero")
+	}
+	b, err := json.Marshal(LatencySummary{Count: 1, P50: 1500 * time.Microsecond, Max: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != `{"count":1,"p50":1.5,"p90":0,"p99":0,"max":2000}` {
+		t.Errorf("latency JSON in ms: %s", b)
+	}
+}
+
+func TestTrackerMatchesBlocksToSubmissions(t *testing.T) {
+	tx := func(i byte) ([]byte, state.Hash) {
+		raw := []byte{0xa0, i}
+		return raw, state.HashTx(raw)
+	}
+	raw1, h1 := tx(1)
+	_, h2 := tx(2)
+	raw3, h3 := tx(3)
+	_, h4 := tx(4)
+	t0 := time.Unix(1000, 0)
+	tr := newTracker()
+	tr.sent(h1, t0)
+	tr.sent(h2, t0.Add(ms(10)))
+	tr.sent(h3, t0.Add(ms(20)))
+	tr.sent(h4, t0.Add(ms(30)))
+	tr.forget(h4) // rejected by the API
+
+	// Block 1 lists results: h1 applied, h2 failed, plus a transaction someone else sent.
+	other := state.HashTx([]byte("other"))
+	b1 := &node.BlockResponse{Height: 1, Txs: []string{"00", "00", "00"}, Results: []node.TxResultJSON{
+		{Hash: h1.String()}, {Hash: h2.String(), Error: "state: wrong nonce"}, {Hash: other.String()},
+	}}
+	if err := tr.observe(b1, t0.Add(ms(100))); err != nil {
+		t.Fatal(err)
+	}
+	if got := tr.pending(3); got != 1 {
+		t.Errorf("pending after block 1 = %d, want 1", got)
+	}
+	// Block 2 has no results: the tracker hashes the transactions itself.
+	b2 := &node.BlockResponse{Height: 2, Txs: []string{hex.EncodeToString(raw3), hex.EncodeToString(raw1)}}
+	if err := tr.observe(b2, t0.Add(ms(220))); err != nil {
+		t.Fatal(err)
+	}
+	// An empty block after the last finalization is outside the window.
+	if err := tr.observe(&node.BlockResponse{Height: 3}, t0.Add(ms(900))); err != nil {
+		t.Fatal(err)
+	}
+	if got := tr.pending(3); got != 0 {
+		t.Errorf("pending after block 2 = %d, want 0", got)
+	}
+
+	var r LoadReport
+	tr.report(&r)
+	if r.Finalized != 2 || r.FailedInBlock != 1 {
+		t.Errorf("finalized %d failed %d, want 2 and 1 (h1 counted once)", r.Finalized, r.FailedInBlock)
+	}
+	if r.Window != ms(220) {
+		t.Errorf("window %v, want 220ms (first submit to last finalization)", r.Window)
+	}
+	if r.Blocks != 2 || r.AvgTxsPerBlock != 2.5 {
+		t.Errorf("blocks %d avg %.2f, want 2 and 2.5", r.Blocks, r.AvgTxsPerBlock)
+	}
+	if want := (LatencySummary{Count: 2, P50: ms(100), P90: ms(200), P99: ms(200), Max: ms(200)}); r.Latency != want {
+		t.Errorf("latency %+v, want %+v", r.Latency, want)
+	}
+	if r.FinalizedRate < 9.09 || r.FinalizedRate > 9.10 {
+		t.Errorf("finalized rate %.3f, want 2/0.22s", r.FinalizedRate)
+	}
+}
+
+func TestReleaseCountsWhatNobodyTook(t *testing.T) {
+	// Nobody takes releases: the first 10 fill the buffer, the rest of the 50 due in 50 ms at
+	// 1000/s are dropped and counted.
+	tokens := make(chan struct{}, 10)
+	behind := release(context.Background(), tokens, 1000, 50*time.Millisecond, time.Now(), nil)
+	if behind != 40 {
+		t.Errorf("behind = %d, want 40", behind)
+	}
+	n := 0
+	for range tokens { // closed at the end
+		n++
+	}
+	if n != 10 {
+		t.Errorf("%d releases buffered, want 10", n)
+	}
+}
+
+func TestReleaseKeepsTheRate(t *testing.T) {
+	tokens := make(chan struct{}, 1000)
+	got := make(chan int)
+	go func() {
+		n := 0
+		for range tokens {
+			n++
+		}
+		got <- n
+	}()
+	behind := release(context.Background(), tokens, 2000, 200*time.Millisecond, time.Now(), nil)
+	if n := <-got; n != 400 || behind != 0 {
+		t.Errorf("released %d with %d behind, want exactly 400 and 0", n, behind)
+	}
+}
+
+func TestRunLoadAgainstFakeNode(t *testing.T) {
+	t.Setenv(fakeNodeEnv, fakeServe)
+	dir := t.TempDir()
+	t.Cleanup(func() { Down(dir) })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := Up(ctx, dir, UpOptions{Create: CreateOptions{Validators: 1, Passphrase: testPassphrase, WalletWorkFactor: testWorkFactor}, Binary: os.Args[0]}); err != nil {
+		t.Fatal(err)
+	}
+	var progress strings.Builder
+	r, err := RunLoad(ctx, LoadOptions{
+		Dir: dir, Passphrase: testPassphrase, Rate: 500, Duration: 600 * time.Millisecond,
+		Accounts: 8, Stragglers: 5 * time.Second, Progress: &progress,
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, progress.String())
+	}
+	t.Logf("progress:\n%s", progress.String())
+	var text strings.Builder
+	r.WriteText(&text)
+	t.Logf("report:\n%s", text.String())
+	// 500/s for 0.6 s releases exactly 300: each submitted, or counted as behind.
+	if r.Submitted+r.Behind != 300 || r.Submitted == 0 {
+		t.Errorf("submitted %d and %d behind, want 300 in all", r.Submitted, r.Behind)
+	}
+	if r.Rejected != 0 || r.Errors != 0 || r.Accepted != r.Submitted {
+		t.Errorf("rejected %d errors %d accepted %d of %d", r.Rejected, r.Errors, r.Accepted, r.Submitted)
+	}
+	if r.Finalized != r.Accepted {
+		t.Errorf("finalized %d of %d accepted", r.Finalized, r.Accepted)
+	}
+	if r.Blocks == 0 || r.Latency.Count != r.Finalized || r.Latency.Max <= 0 || r.FinalizedRate <= 0 {
+		t.Errorf("report: %+v", r)
+	}
+	if !slices.Equal(r.Nodes, []string{r.Follow}) {
+		t.Errorf("nodes %v, follow %s", r.Nodes, r.Follow)
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{`"submitted":`, `"rejected":`, `"finalized":`, `"finalized_tps":`, `"blocks":`, `"avg_txs_per_block":`, `"p99":`, `"window_s":`} {
+		if !strings.Contains(string(b), key) {
+			t.Errorf("report JSON lacks %s: %s", key, b)
+		}
+	}
+}

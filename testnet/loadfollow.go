@@ -1,0 +1,256 @@
+package testnet
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/guild-ledger/guild/node"
+	"github.com/guild-ledger/guild/state"
+)
+
+// apiHTTP is the load generator's own HTTP client: node.Client keeps 64 idle connections per
+// node, fewer than the submitters may use, and each connection dropped at thousands of requests a
+// second costs a TCP handshake and a TIME_WAIT socket.
+type apiHTTP struct {
+	c *http.Client
+}
+
+func newAPIHTTP(conns int) *apiHTTP {
+	return &apiHTTP{c: &http.Client{Transport: &http.Transport{
+		MaxIdleConnsPerHost: conns + 8,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}}}
+}
+
+// post sends body as JSON and returns the status and, for an error status, the node's message.
+func (h *apiHTTP) post(ctx context.Context, url string, body []byte) (status int, msg string, err error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := h.c.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	if resp.StatusCode >= 400 {
+		var e node.ErrorResponse
+		if json.Unmarshal(data, &e) != nil || e.Error == "" {
+			e.Error = string(bytes.TrimSpace(data))
+		}
+		msg = e.Error
+	}
+	return resp.StatusCode, msg, nil
+}
+
+// block reads the block at height, asking the node to hold the request up to wait for it to be
+// committed (GET /v1/blocks/{h}?wait=ms). It returns nil, nil if the block is not there yet (404).
+func (h *apiHTTP) block(ctx context.Context, api string, height uint64, wait time.Duration) (*node.BlockResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, wait+10*time.Second)
+	defer cancel()
+	url := api + "/v1/blocks/" + strconv.FormatUint(height, 10) + "?wait=" + strconv.FormatInt(wait.Milliseconds(), 10)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := h.c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		io.Copy(io.Discard, resp.Body)
+		return nil, nil
+	}
+	if resp.StatusCode != http.StatusOK {
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+		return nil, fmt.Errorf("GET %s: %d %s", url, resp.StatusCode, bytes.TrimSpace(data))
+	}
+	var b node.BlockResponse
+	if err := json.NewDecoder(resp.Body).Decode(&b); err != nil {
+		return nil, fmt.Errorf("GET %s: %w", url, err)
+	}
+	return &b, nil
+}
+
+// blockWait is how long one block request may be held by the node.
+const blockWait = 2 * time.Second
+
+// follow reads committed blocks of one node from height from on, in order, and hands each to tr
+// as soon as it is seen, until ctx ends.
+func follow(ctx context.Context, h *apiHTTP, api string, from uint64, tr *tracker) error {
+	var failingSince time.Time
+	for height := from; ; {
+		asked := time.Now()
+		b, err := h.block(ctx, api, height, blockWait)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			// A node under load may drop a request; give up only when it stays down.
+			if failingSince.IsZero() {
+				failingSince = asked
+			} else if time.Since(failingSince) > 10*time.Second {
+				return err
+			}
+			pause(ctx, 100*time.Millisecond)
+			continue
+		}
+		failingSince = time.Time{}
+		if b == nil {
+			// Not committed yet. A node that ignores ?wait answers at once; do not spin on it.
+			if time.Since(asked) < 10*time.Millisecond {
+				pause(ctx, 10*time.Millisecond)
+			}
+			continue
+		}
+		if err := tr.observe(b, time.Now()); err != nil {
+			return fmt.Errorf("block %d: %w", height, err)
+		}
+		height++
+	}
+}
+
+func pause(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// tracker pairs submitted transactions with the blocks they land in.
+type tracker struct {
+	mu        sync.Mutex
+	sentAt    map[state.Hash]time.Time
+	firstSent time.Time
+	final     int
+	failed    int
+	latencies []time.Duration
+	lastFinal time.Time
+	blocks    []blockSeen
+}
+
+type blockSeen struct {
+	at  time.Time
+	txs int
+}
+
+func newTracker() *tracker {
+	return &tracker{sentAt: make(map[state.Hash]time.Time)}
+}
+
+// sent records that hash is about to be submitted; the time is taken before the request, so a
+// block cannot be seen before its transaction's submit time is known.
+func (t *tracker) sent(hash state.Hash, at time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.firstSent.IsZero() {
+		t.firstSent = at
+	}
+	t.sentAt[hash] = at
+}
+
+// forget drops a transaction the API rejected.
+func (t *tracker) forget(hash state.Hash) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.sentAt, hash)
+}
+
+// observe matches a block's transactions, seen at time at, against those submitted.
+func (t *tracker) observe(b *node.BlockResponse, at time.Time) error {
+	type result struct {
+		hash   state.Hash
+		failed bool
+	}
+	results := make([]result, 0, len(b.Txs))
+	if len(b.Results) > 0 {
+		for _, r := range b.Results {
+			h, err := state.ParseHash(r.Hash)
+			if err != nil {
+				return err
+			}
+			results = append(results, result{h, r.Error != ""})
+		}
+	} else {
+		for _, tx := range b.Txs {
+			raw, err := hex.DecodeString(tx)
+			if err != nil {
+				return fmt.Errorf("transaction not in hex: %w", err)
+			}
+			results = append(results, result{hash: state.HashTx(raw)})
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.blocks = append(t.blocks, blockSeen{at: at, txs: max(len(b.Txs), len(results))})
+	for _, r := range results {
+		sentAt, ok := t.sentAt[r.hash]
+		if !ok {
+			continue
+		}
+		delete(t.sentAt, r.hash)
+		if r.failed {
+			t.failed++
+			continue
+		}
+		t.final++
+		t.latencies = append(t.latencies, at.Sub(sentAt))
+		t.lastFinal = at
+	}
+	return nil
+}
+
+// pending is how many of the accepted transactions have not been seen in a block.
+func (t *tracker) pending(accepted int) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return max(0, accepted-t.final-t.failed)
+}
+
+func (t *tracker) progress(sub *submitter, start time.Time) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return fmt.Sprintf("%4.0fs: submitted %d, accepted %d, rejected %d, finalized %d, blocks %d",
+		time.Since(start).Seconds(), sub.submitted.Load(), sub.accepted.Load(), sub.rejected.Load(), t.final, len(t.blocks))
+}
+
+// report fills in r's finality figures.
+func (t *tracker) report(r *LoadReport) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r.Finalized, r.FailedInBlock = t.final, t.failed
+	r.Latency = summarize(t.latencies)
+	if t.final == 0 {
+		return
+	}
+	r.Window = t.lastFinal.Sub(t.firstSent)
+	if r.Window > 0 {
+		r.FinalizedRate = float64(t.final) / r.Window.Seconds()
+	}
+	txs := 0
+	for _, b := range t.blocks {
+		if !b.at.After(t.lastFinal) {
+			r.Blocks++
+			txs += b.txs
+		}
+	}
+	if r.Blocks > 0 {
+		r.AvgTxsPerBlock = float64(txs) / float64(r.Blocks)
+	}
+}

@@ -1,0 +1,127 @@
+package testnet
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"text/tabwriter"
+	"time"
+)
+
+// LoadReport is what RunLoad measured.
+type LoadReport struct {
+	Nodes      []string `json:"nodes"` // the APIs transactions went to, round-robin by sender
+	Follow     string   `json:"follow"`
+	TargetRate int      `json:"target_rate"`
+	Accounts   int      `json:"accounts"`
+	Workers    int      `json:"workers"`
+
+	// Submission. Submitted counts requests made; each ends Accepted, Rejected or Errors.
+	Submitted      int           `json:"submitted"`
+	Accepted       int           `json:"accepted"`    // 2xx: in a mempool
+	Rejected       int           `json:"rejected"`    // 4xx other than 429: the API refused it
+	Errors         int           `json:"errors"`      // no answer, or a 5xx other than 503
+	Throttled      int           `json:"throttled"`   // 429 or 503 answers; the same tx was retried
+	Behind         int           `json:"behind"`      // releases dropped: every worker was busy or waiting to sign
+	SubmitWindow   time.Duration `json:"-"`           // from the first release to the last submission
+	SubmitRate     float64       `json:"submit_rate"` // Submitted / SubmitWindow
+	FirstRejection string        `json:"first_rejection,omitempty"`
+
+	// Finality, as seen by following the blocks of the Follow node.
+	Finalized      int            `json:"finalized"`       // submitted txs in a block, executed without error
+	FailedInBlock  int            `json:"failed_in_block"` // submitted txs in a block whose execution failed
+	Window         time.Duration  `json:"-"`               // from the first submission to the last finalization
+	FinalizedRate  float64        `json:"finalized_tps"`   // Finalized / Window
+	Blocks         int            `json:"blocks"`          // blocks observed within Window
+	AvgTxsPerBlock float64        `json:"avg_txs_per_block"`
+	Latency        LatencySummary `json:"latency_ms"` // submit → block observed
+}
+
+// MarshalJSON adds the windows in seconds.
+func (r *LoadReport) MarshalJSON() ([]byte, error) {
+	type plain LoadReport
+	return json.Marshal(struct {
+		*plain
+		SubmitSeconds float64 `json:"submit_window_s"`
+		WindowSeconds float64 `json:"window_s"`
+	}{(*plain)(r), r.SubmitWindow.Seconds(), r.Window.Seconds()})
+}
+
+// LatencySummary is the distribution of finality latencies.
+type LatencySummary struct {
+	Count int
+	P50   time.Duration
+	P90   time.Duration
+	P99   time.Duration
+	Max   time.Duration
+}
+
+// MarshalJSON writes the latencies in milliseconds.
+func (l LatencySummary) MarshalJSON() ([]byte, error) {
+	ms := func(d time.Duration) float64 { return math.Round(float64(d)/1e3) / 1e3 }
+	return json.Marshal(struct {
+		Count int     `json:"count"`
+		P50   float64 `json:"p50"`
+		P90   float64 `json:"p90"`
+		P99   float64 `json:"p99"`
+		Max   float64 `json:"max"`
+	}{l.Count, ms(l.P50), ms(l.P90), ms(l.P99), ms(l.Max)})
+}
+
+// summarize sorts lat in place and takes its percentiles.
+func summarize(lat []time.Duration) LatencySummary {
+	if len(lat) == 0 {
+		return LatencySummary{}
+	}
+	slices.Sort(lat)
+	return LatencySummary{
+		Count: len(lat),
+		P50:   percentile(lat, 50),
+		P90:   percentile(lat, 90),
+		P99:   percentile(lat, 99),
+		Max:   lat[len(lat)-1],
+	}
+}
+
+// percentile is the nearest-rank p-th percentile of sorted: the smallest value with at least p%
+// of the values at or below it. It never interpolates, so it is always a latency that happened.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
+	rank = max(1, min(rank, len(sorted)))
+	return sorted[rank-1]
+}
+
+// WriteText prints the report for a person.
+func (r *LoadReport) WriteText(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "target rate\t%d tx/s, %d accounts, %d workers, %d nodes\n", r.TargetRate, r.Accounts, r.Workers, len(r.Nodes))
+	fmt.Fprintf(tw, "submitted\t%d in %.1fs = %.0f tx/s\n", r.Submitted, r.SubmitWindow.Seconds(), r.SubmitRate)
+	fmt.Fprintf(tw, "  accepted\t%d\n", r.Accepted)
+	fmt.Fprintf(tw, "  rejected by API (4xx)\t%d\n", r.Rejected)
+	if r.FirstRejection != "" {
+		fmt.Fprintf(tw, "  first rejection\t%s\n", r.FirstRejection)
+	}
+	fmt.Fprintf(tw, "  errors\t%d\n", r.Errors)
+	fmt.Fprintf(tw, "  throttled (429/503, retried)\t%d\n", r.Throttled)
+	if r.Behind > 0 {
+		fmt.Fprintf(tw, "  behind schedule\t%d releases dropped: the submitters could not keep up with the target\n", r.Behind)
+	}
+	fmt.Fprintf(tw, "finalized\t%d (%d more failed in their block)\n", r.Finalized, r.FailedInBlock)
+	fmt.Fprintf(tw, "finalized tx/s\t%.0f over %.1fs (first submit to last finalization)\n", r.FinalizedRate, r.Window.Seconds())
+	fmt.Fprintf(tw, "blocks\t%d, %.1f txs/block\n", r.Blocks, r.AvgTxsPerBlock)
+	l := r.Latency
+	fmt.Fprintf(tw, "finality latency\tp50 %s  p90 %s  p99 %s  max %s\n", roundMs(l.P50), roundMs(l.P90), roundMs(l.P99), roundMs(l.Max))
+	tw.Flush()
+}
+
+func roundMs(d time.Duration) time.Duration {
+	if d >= 10*time.Millisecond {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(10 * time.Microsecond)
+}
