@@ -136,16 +136,20 @@ func TestRetransmit(t *testing.T) {
 	if c.HasReady() {
 		t.Fatal("retransmitted early")
 	}
-	for round := range 2 {
+	// Retransmissions back off: after 5 ticks, then 10 more, then 20 more.
+	for round, wait := range []int{1, 10, 20} {
+		for range wait - 1 {
+			c.Tick()
+			if c.HasReady() {
+				t.Fatalf("retransmission %d came early", round)
+			}
+		}
 		c.Tick()
 		rd := c.Ready()
 		if len(rd.Persist) != 0 || len(rd.Messages) != 1 || !bytes.Equal(rd.Messages[0].Sig, prepare.Sig) {
 			t.Fatalf("retransmission %d: %+v", round, rd)
 		}
 		c.Advance()
-		for range 4 {
-			c.Tick()
-		}
 	}
 }
 

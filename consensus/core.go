@@ -59,6 +59,10 @@ type Core struct {
 
 	now  uint64 // ticks since New
 	idle int    // ticks since the last commit or retransmission
+	// backoff multiplies retransmitTicks for the next retransmission at this height: it doubles
+	// after each one, so a slow height (a big block on a busy machine) is not buried under copies
+	// of its own proposal.
+	backoff int
 
 	// Output accumulated since the last Advance, and what the last Ready handed out of it.
 	persist   []Message
@@ -401,6 +405,7 @@ func (c *Core) commit(value []byte, cert Certificate) {
 	c.view = 0
 	c.open = false
 	c.idle = 0
+	c.backoff = 1
 	c.round = newRound(c.vals, c.height, c.view)
 	c.future.dropBelow(c.height)
 	if c.propose != nil && c.propose.Height < c.height {
@@ -438,14 +443,18 @@ func (c *Core) Propose(height, view uint64, value []byte) error {
 	return nil
 }
 
+// maxRetransmitBackoff caps the retransmission interval at this many times RetransmitTicks.
+const maxRetransmitBackoff = 8
+
 // Tick advances the core's clock by one tick.
 func (c *Core) Tick() {
 	c.now++
 	c.idle++
 	// Issue #3: the view-change timeout goes here, as a typed timeout keyed by (height, view)
 	// with its own counter, so that a stale one is dropped and a WAL replay reproduces it.
-	if c.idle >= c.retransmitTicks {
+	if c.idle >= c.retransmitTicks*max(c.backoff, 1) {
 		c.idle = 0
+		c.backoff = min(2*max(c.backoff, 1), maxRetransmitBackoff)
 		c.retransmit()
 	}
 }

@@ -51,26 +51,46 @@ func (n *Node) startAdmission(ctx context.Context) {
 // Submit admits one transaction from the API: it returns once the transaction is in the mempool
 // (and on its way to the other nodes) or refused.
 func (n *Node) Submit(ctx context.Context, raw []byte) (state.Hash, error) {
-	tx, err := state.DecodeTx(raw)
-	if err != nil {
-		return state.Hash{}, err
-	}
-	h := state.HashTx(raw)
-	req := &admitReq{raw: raw, tx: tx, hash: h, done: make(chan error, 1)}
-	select {
-	case n.admitCh <- req:
-	case <-ctx.Done():
-		return h, ctx.Err()
-	}
-	select {
-	case err := <-req.done:
-		if err != nil && !errors.Is(err, ErrTxKnown) && !errors.Is(err, ErrMempoolFull) {
-			n.rejected.put(h, err.Error())
+	hs, errs := n.SubmitBatch(ctx, [][]byte{raw})
+	return hs[0], errs[0]
+}
+
+// SubmitBatch admits several transactions at once, each with its own outcome. The admission
+// workers verify whatever is queued together, so one request of many transactions costs one
+// batch verification instead of many HTTP round trips.
+func (n *Node) SubmitBatch(ctx context.Context, raws [][]byte) ([]state.Hash, []error) {
+	hashes := make([]state.Hash, len(raws))
+	errs := make([]error, len(raws))
+	reqs := make([]*admitReq, len(raws))
+	for i, raw := range raws {
+		tx, err := state.DecodeTx(raw)
+		if err != nil {
+			errs[i] = err
+			continue
 		}
-		return h, err
-	case <-ctx.Done():
-		return h, ctx.Err()
+		hashes[i] = state.HashTx(raw)
+		reqs[i] = &admitReq{raw: raw, tx: tx, hash: hashes[i], done: make(chan error, 1)}
+		select {
+		case n.admitCh <- reqs[i]:
+		case <-ctx.Done():
+			reqs[i], errs[i] = nil, ctx.Err()
+		}
 	}
+	for i, req := range reqs {
+		if req == nil {
+			continue
+		}
+		select {
+		case err := <-req.done:
+			if err != nil && !errors.Is(err, ErrTxKnown) && !errors.Is(err, ErrMempoolFull) {
+				n.rejected.put(hashes[i], err.Error())
+			}
+			errs[i] = err
+		case <-ctx.Done():
+			errs[i] = ctx.Err()
+		}
+	}
+	return hashes, errs
 }
 
 // admitWorker verifies API transactions in batches (whatever has queued up, up to admitBatch), so

@@ -45,6 +45,7 @@ func (n *Node) APIAddr() string { return n.apiLn.Addr().String() }
 func (n *Node) apiHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/txs", n.handleSubmit)
+	mux.HandleFunc("POST /v1/txs/batch", n.handleSubmitBatch)
 	mux.HandleFunc("GET /v1/txs/{hash}", n.handleTx)
 	mux.HandleFunc("GET /v1/accounts/{address}", n.handleAccount)
 	mux.HandleFunc("GET /v1/blocks/{height}", n.handleBlock)
@@ -103,6 +104,55 @@ func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeError(w, http.StatusBadRequest, err.Error())
 	}
+}
+
+// handleSubmitBatch takes {"txs": ["<hex>", ...]} (at most MaxSubmitBatch) and answers 200 with
+// one result per transaction: pending, rejected with the reason, or busy (try again later).
+func (n *Node) handleSubmitBatch(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxSubmitBatch*(2*state.MaxTxBytes+4)+1024))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "reading body: "+err.Error())
+		return
+	}
+	var req SubmitTxsRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		writeError(w, http.StatusBadRequest, `body must be JSON {"txs": ["<hex-encoded signed transaction>", ...]}: `+err.Error())
+		return
+	}
+	if len(req.Txs) == 0 || len(req.Txs) > MaxSubmitBatch {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("txs must hold 1..%d transactions, got %d", MaxSubmitBatch, len(req.Txs)))
+		return
+	}
+	raws := make([][]byte, len(req.Txs))
+	for i, s := range req.Txs {
+		raw, err := hex.DecodeString(trimHex(s))
+		if err != nil || len(raw) == 0 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("txs[%d] must be non-empty hex", i))
+			return
+		}
+		raws[i] = raw
+	}
+	hashes, errs := n.SubmitBatch(r.Context(), raws)
+	if r.Context().Err() != nil {
+		writeError(w, http.StatusServiceUnavailable, "request cancelled")
+		return
+	}
+	resp := SubmitTxsResponse{Results: make([]SubmitTxResult, len(raws))}
+	for i, err := range errs {
+		res := &resp.Results[i]
+		if hashes[i] != (state.Hash{}) {
+			res.Hash = hashes[i].String()
+		}
+		switch {
+		case err == nil, errors.Is(err, ErrTxKnown):
+			res.Status = TxPending
+		case errors.Is(err, ErrMempoolFull):
+			res.Status, res.Error = TxBusy, err.Error()
+		default:
+			res.Status, res.Error = TxRejected, err.Error()
+		}
+	}
+	writeJSON(w, http.StatusOK, resp)
 }
 
 func (n *Node) handleTx(w http.ResponseWriter, r *http.Request) {

@@ -22,6 +22,30 @@ type SubmitTxResponse struct {
 	Status string `json:"status"`
 }
 
+// TxBusy is the per-transaction status in a batch answer for a transaction the node could not take
+// now (mempool full): submit it again later.
+const TxBusy = "busy"
+
+// MaxSubmitBatch is the most transactions one POST /v1/txs/batch may carry.
+const MaxSubmitBatch = 1024
+
+// SubmitTxsRequest is the body of POST /v1/txs/batch: encoded signed transactions in hex.
+type SubmitTxsRequest struct {
+	Txs []string `json:"txs"`
+}
+
+// SubmitTxResult is one transaction's outcome in a batch: pending, rejected (with error), or busy.
+type SubmitTxResult struct {
+	Hash   string `json:"hash,omitempty"`
+	Status string `json:"status"`
+	Error  string `json:"error,omitempty"`
+}
+
+// SubmitTxsResponse answers POST /v1/txs/batch, one result per transaction, in order.
+type SubmitTxsResponse struct {
+	Results []SubmitTxResult `json:"results"`
+}
+
 // TxStatus answers GET /v1/txs/{hash}.
 type TxStatus struct {
 	Hash   string `json:"hash"`

@@ -101,6 +101,18 @@ func (c *Client) SubmitTx(ctx context.Context, raw []byte) (SubmitTxResponse, er
 	return out, err
 }
 
+// SubmitTxs sends up to MaxSubmitBatch encoded transactions in one request; each gets its own
+// result.
+func (c *Client) SubmitTxs(ctx context.Context, raws [][]byte) (SubmitTxsResponse, error) {
+	req := SubmitTxsRequest{Txs: make([]string, len(raws))}
+	for i, raw := range raws {
+		req.Txs[i] = hex.EncodeToString(raw)
+	}
+	var out SubmitTxsResponse
+	err := c.do(ctx, http.MethodPost, "/v1/txs/batch", req, &out)
+	return out, err
+}
+
 // Tx asks for a transaction's status by hash (hex).
 func (c *Client) Tx(ctx context.Context, hash string) (TxStatus, error) {
 	var out TxStatus

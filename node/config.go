@@ -94,7 +94,7 @@ func DefaultConfig() Config {
 			TickMillis:       20,
 			RetransmitTicks:  25,
 			EmptyBlockMillis: 1000,
-			MaxBlockTxs:      10000,
+			MaxBlockTxs:      2000,
 		},
 		Mempool: MempoolConfig{Size: 200000, GossipBatchMillis: 5},
 		Log:     LogConfig{Level: "info", Format: "text"},
@@ -166,7 +166,7 @@ const configHeader = `# Guild node configuration. Defaults:
 #   [consensus] tick_ms        = 20        consensus clock period
 #   [consensus] retransmit_ticks = 25      resend own messages after this many ticks without progress
 #   [consensus] empty_block_ms = 1000      with nothing to commit, propose an empty block this often
-#   [consensus] max_block_txs  = 10000     transactions per block at most
+#   [consensus] max_block_txs  = 2000      transactions per block at most
 #   [mempool] size             = 200000    pending transactions kept at most
 #   [mempool] gossip_batch_ms  = 5         gossip API transactions in batches collected this long
 #   [log] level                = "info"    debug, info, warn, error

@@ -40,6 +40,9 @@ func (n *Node) loop(ctx context.Context) error {
 			if !ok {
 				continue
 			}
+			if msg.Type == consensus.MsgPrePrepare {
+				n.log.Debug("pre-prepare received", "height", msg.Height, "bytes", len(msg.Value))
+			}
 			if err := n.core.Step(*msg); err != nil {
 				n.log.Debug("consensus message refused", "type", msg.Type, "height", msg.Height,
 					"from", msg.From, "err", err)
@@ -102,6 +105,8 @@ func (n *Node) maybePropose(slot *consensus.ProposalRequest, since time.Time, em
 	if err != nil {
 		return err
 	}
+	n.log.Debug("proposing", "height", slot.Height, "txs", len(txs), "bytes", len(value),
+		"waited", time.Since(since))
 	return n.core.Propose(slot.Height, slot.View, value)
 }
 
@@ -208,11 +213,14 @@ func (n *Node) commit(c consensus.Committed) error {
 	if err := n.blocks.SaveBlock(c.Height, c.Value, &c.Certificate); err != nil {
 		return err
 	}
+	saved := time.Since(start)
 	if err := n.execute(c.Height, c.Value, n.lastDecoded.blockFor(c.Value)); err != nil {
 		return err
 	}
 	n.commits.publish()
 	n.metrics.commitSeconds.Observe(time.Since(start).Seconds())
+	n.log.Debug("block committed", "height", c.Height, "bytes", len(c.Value), "store", saved,
+		"total", time.Since(start))
 	return nil
 }
 
@@ -262,7 +270,7 @@ func (n *Node) execute(height uint64, value []byte, b *Block) error {
 	n.metrics.blocks.Inc()
 	n.metrics.txsApplied.Add(float64(applied))
 	n.metrics.txsRejected.Add(float64(len(res.Results) - applied))
-	n.log.Debug("block committed", "height", height, "txs", len(b.Txs), "applied", applied,
+	n.log.Debug("block executed", "height", height, "txs", len(b.Txs), "applied", applied,
 		"hash", n.lastHash)
 	return nil
 }

@@ -176,3 +176,52 @@ func isStatus(err error, code int) bool {
 	var ae *APIError
 	return errors.As(err, &ae) && ae.Status == code
 }
+
+func TestBatchSubmitGivesEachTransactionItsOwnResult(t *testing.T) {
+	_, c, key := startSolo(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st, err := c.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := state.AddressFromPubKey(key.Public().(ed25519.PublicKey))
+	var to state.Address
+	to[0] = 3
+	sign := func(nonce, amount uint64) []byte {
+		tx, err := state.SignTx(state.TxBody{ChainID: st.ChainID, From: from, Nonce: nonce,
+			Transfer: &state.Transfer{To: to, Amount: amount}}, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := tx.Encode()
+		return raw
+	}
+	good0, good1 := sign(0, 5), sign(1, 5)
+	forged := sign(2, 5)
+	forged[len(forged)-1] ^= 1
+	resp, err := c.SubmitTxs(ctx, [][]byte{good1, {0x01, 0x02}, good0, forged, good0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{TxPending, TxRejected, TxPending, TxRejected, TxPending}
+	if len(resp.Results) != len(want) {
+		t.Fatalf("results: %+v", resp.Results)
+	}
+	for i, r := range resp.Results {
+		if r.Status != want[i] {
+			t.Errorf("tx %d: status %q (%s), want %q", i, r.Status, r.Error, want[i])
+		}
+	}
+	for _, i := range []int{0, 2} {
+		if ts, err := c.WaitTx(ctx, resp.Results[i].Hash); err != nil || ts.Status != TxCommitted {
+			t.Fatalf("tx %d: %+v %v", i, ts, err)
+		}
+	}
+	if acc, err := c.Account(ctx, to.String()); err != nil || acc.Balance != 10 {
+		t.Fatalf("recipient: %+v %v", acc, err)
+	}
+	if _, err := c.SubmitTxs(ctx, nil); !isStatus(err, 400) {
+		t.Errorf("empty batch: want 400, got %v", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -384,30 +385,128 @@ type submitter struct {
 	firstRejection                                   atomic.Value // string
 }
 
-// work takes a release from tokens, then submits the next transaction of its senders in turn, one
-// request at a time: a sender's transactions leave in nonce order, to one node (sender s goes to
-// apis[s % len]). A sender whose transaction is rejected is dropped, since its later nonces can
-// no longer be valid.
+// work takes releases from tokens — one, plus every other already waiting, up to
+// node.MaxSubmitBatch — and submits that many transactions of its senders in turn, one request
+// per node: a sender's transactions leave in nonce order, to one node (sender s goes to
+// apis[s % len]). Under load a request carries many transactions, so the HTTP cost per
+// transaction falls as the rate rises. A sender whose transaction is rejected is dropped, since
+// its later nonces can no longer be valid.
 func (sub *submitter) work(ctx context.Context, senders []int, queues []chan signedTx, tokens <-chan struct{}) {
 	next := 0
 	for range tokens {
 		if len(senders) == 0 || ctx.Err() != nil {
 			return // the others take the releases; if none is left, the limiter counts them behind
 		}
-		next %= len(senders)
-		s := senders[next]
-		var tx signedTx
-		select {
-		case tx = <-queues[s]:
-		case <-ctx.Done():
-			return
+		n := 1
+	drain:
+		for n < node.MaxSubmitBatch {
+			select {
+			case _, ok := <-tokens:
+				if !ok {
+					break drain
+				}
+				n++
+			default:
+				break drain
+			}
 		}
-		if !sub.submit(ctx, sub.apis[s%len(sub.apis)], tx) {
-			senders = slices.Delete(senders, next, next+1)
-			continue
+		byAPI := map[string][]batchItem{}
+		var apis []string
+		for k := 0; k < n; k++ {
+			next %= len(senders)
+			s := senders[next]
+			var tx signedTx
+			select {
+			case tx = <-queues[s]:
+			case <-ctx.Done():
+				return
+			}
+			api := sub.apis[s%len(sub.apis)]
+			if _, ok := byAPI[api]; !ok {
+				apis = append(apis, api)
+			}
+			byAPI[api] = append(byAPI[api], batchItem{sender: s, tx: tx})
+			next++
 		}
-		next++
+		for _, api := range apis {
+			for _, s := range sub.submitBatch(ctx, api, byAPI[api]) {
+				if i := slices.Index(senders, s); i >= 0 {
+					senders = slices.Delete(senders, i, i+1)
+				}
+			}
+		}
 	}
+}
+
+type batchItem struct {
+	sender int
+	tx     signedTx
+}
+
+// submitBatch posts items to one node in one request (POST /v1/txs/batch), retrying the ones the
+// node is too busy to take; it returns the senders whose transactions were rejected.
+func (sub *submitter) submitBatch(ctx context.Context, api string, items []batchItem) (rejected []int) {
+	if len(items) == 1 {
+		if !sub.submit(ctx, api, items[0].tx) {
+			return []int{items[0].sender}
+		}
+		return nil
+	}
+	sub.submitted.Add(int64(len(items)))
+	now := time.Now()
+	for _, it := range items {
+		sub.tracker.sent(it.tx.hash, now)
+	}
+	for backoff := 5 * time.Millisecond; len(items) > 0; backoff = min(2*backoff, 200*time.Millisecond) {
+		req := node.SubmitTxsRequest{Txs: make([]string, len(items))}
+		for i, it := range items {
+			req.Txs[i] = hex.EncodeToString(it.tx.raw)
+		}
+		body, _ := json.Marshal(req)
+		var resp node.SubmitTxsResponse
+		status, msg, err := sub.http.postDecode(ctx, api+"/v1/txs/batch", body, &resp)
+		switch {
+		case err != nil || status >= 500 && status != 503 || status < 400 && len(resp.Results) != len(items):
+			sub.errors.Add(int64(len(items)))
+			return rejected
+		case status == 429 || status == 503:
+			sub.throttled.Add(int64(len(items)))
+		case status >= 400:
+			sub.rejected.Add(int64(len(items)))
+			sub.firstRejection.CompareAndSwap(nil, fmt.Sprintf("%d %s", status, msg))
+			for _, it := range items {
+				sub.tracker.forget(it.tx.hash)
+				rejected = append(rejected, it.sender)
+			}
+			return rejected
+		default:
+			var busy []batchItem
+			for i, r := range resp.Results {
+				switch r.Status {
+				case node.TxPending:
+					sub.accepted.Add(1)
+				case node.TxBusy:
+					sub.throttled.Add(1)
+					busy = append(busy, items[i])
+				default:
+					sub.rejected.Add(1)
+					sub.tracker.forget(items[i].tx.hash)
+					sub.firstRejection.CompareAndSwap(nil, "400 "+r.Error)
+					rejected = append(rejected, items[i].sender)
+				}
+			}
+			items = busy
+			if len(items) == 0 {
+				return rejected
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return rejected
+		case <-time.After(backoff):
+		}
+	}
+	return rejected
 }
 
 // submit posts tx, retrying while the node pushes back (429, 503); false means rejected.

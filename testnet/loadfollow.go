@@ -56,6 +56,34 @@ func (h *apiHTTP) post(ctx context.Context, url string, body []byte) (status int
 	return resp.StatusCode, msg, nil
 }
 
+// postDecode is post for a request whose 2xx answer is decoded into out.
+func (h *apiHTTP) postDecode(ctx context.Context, url string, body []byte, out any) (status int, msg string, err error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := h.c.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return 0, "", err
+	}
+	if resp.StatusCode >= 400 {
+		var e node.ErrorResponse
+		if json.Unmarshal(data, &e) != nil || e.Error == "" {
+			e.Error = string(bytes.TrimSpace(data))
+		}
+		return resp.StatusCode, e.Error, nil
+	}
+	return resp.StatusCode, "", json.Unmarshal(data, out)
+}
+
 // block reads the block at height, asking the node to hold the request up to wait for it to be
 // committed (GET /v1/blocks/{h}?wait=ms). It returns nil, nil if the block is not there yet (404).
 func (h *apiHTTP) block(ctx context.Context, api string, height uint64, wait time.Duration) (*node.BlockResponse, error) {
