@@ -215,9 +215,13 @@ func (n *Node) handleBlock(w http.ResponseWriter, r *http.Request) {
 		}
 		deadline := time.NewTimer(min(time.Duration(ms)*time.Millisecond, maxBlockWait))
 		defer deadline.Stop()
-		for n.executedHeight() < height {
+		for {
+			woken := n.commits.wait() // before the check, so a commit in between is not missed
+			if n.executedHeight() >= height {
+				break
+			}
 			select {
-			case <-n.commits.wait():
+			case <-woken:
 			case <-deadline.C:
 				writeError(w, http.StatusNotFound, fmt.Sprintf("block %d not committed yet", height))
 				return
@@ -238,8 +242,8 @@ func (n *Node) handleBlock(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// executedHeight is the last block both stored and executed.
-func (n *Node) executedHeight() uint64 { return n.st.Height() }
+// executedHeight is the last block stored, executed and indexed.
+func (n *Node) executedHeight() uint64 { return n.served.Load() }
 
 func (n *Node) blockResponse(height uint64) (*BlockResponse, error) {
 	value, cert, err := n.blocks.Block(height)

@@ -264,6 +264,7 @@ func (n *Node) execute(height uint64, value []byte, b *Block) error {
 		return err
 	}
 	n.pool.Update(hashes, n.nonceOf)
+	n.served.Store(height)
 	n.lastHash = state.Hash(consensus.DigestOf(value))
 	n.lastTime = b.Header.Time
 	n.metrics.height.Set(float64(height))

@@ -56,6 +56,9 @@ type Node struct {
 	lastDecoded decodedBlock
 
 	snapshot atomic.Pointer[consensus.Status]
+	// served is the last height whose block, results and tx index are all written: what the API
+	// shows, so a reader never sees a block without its results.
+	served atomic.Uint64
 	admitCh  chan *admitReq
 	gossipCh chan []byte
 	sendCh   chan []byte
@@ -162,6 +165,7 @@ func (n *Node) recover() error {
 		n.log.Info("re-executed stored block", "height", h)
 	}
 	n.lastTime = n.gen.GenesisTime.UnixMilli()
+	n.served.Store(n.st.Height())
 	if h := n.blocks.Height(); h > 0 {
 		value, _, err := n.blocks.Block(h)
 		if err != nil {

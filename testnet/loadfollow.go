@@ -33,30 +33,10 @@ func newAPIHTTP(conns int) *apiHTTP {
 
 // post sends body as JSON and returns the status and, for an error status, the node's message.
 func (h *apiHTTP) post(ctx context.Context, url string, body []byte) (status int, msg string, err error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return 0, "", err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := h.c.Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-	if resp.StatusCode >= 400 {
-		var e node.ErrorResponse
-		if json.Unmarshal(data, &e) != nil || e.Error == "" {
-			e.Error = string(bytes.TrimSpace(data))
-		}
-		msg = e.Error
-	}
-	return resp.StatusCode, msg, nil
+	return h.postDecode(ctx, url, body, nil)
 }
 
-// postDecode is post for a request whose 2xx answer is decoded into out.
+// postDecode is post for a request whose 2xx answer is decoded into out (unless out is nil).
 func (h *apiHTTP) postDecode(ctx context.Context, url string, body []byte, out any) (status int, msg string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -80,6 +60,9 @@ func (h *apiHTTP) postDecode(ctx context.Context, url string, body []byte, out a
 			e.Error = string(bytes.TrimSpace(data))
 		}
 		return resp.StatusCode, e.Error, nil
+	}
+	if out == nil {
+		return resp.StatusCode, "", nil
 	}
 	return resp.StatusCode, "", json.Unmarshal(data, out)
 }
