@@ -58,7 +58,7 @@ type Node struct {
 	snapshot atomic.Pointer[consensus.Status]
 	// served is the last height whose block, results and tx index are all written: what the API
 	// shows, so a reader never sees a block without its results.
-	served atomic.Uint64
+	served   atomic.Uint64
 	admitCh  chan *admitReq
 	gossipCh chan []byte
 	sendCh   chan []byte
