@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/fxamacker/cbor/v2"
+
 	"github.com/guild-ledger/guild/consensus"
 	"github.com/guild-ledger/guild/p2p"
 	"github.com/guild-ledger/guild/state"
@@ -22,6 +24,8 @@ const (
 	// maxTxBatchBytes bounds one gossiped batch on the wire.
 	maxTxBatchBytes = gossipMaxSize + 64<<10
 )
+
+var errStopping = errors.New("node: shutting down")
 
 type admitReq struct {
 	raw  []byte
@@ -74,6 +78,8 @@ func (n *Node) SubmitBatch(ctx context.Context, raws [][]byte) ([]state.Hash, []
 		case n.admitCh <- reqs[i]:
 		case <-ctx.Done():
 			reqs[i], errs[i] = nil, ctx.Err()
+		case <-n.stopping:
+			reqs[i], errs[i] = nil, errStopping
 		}
 	}
 	for i, req := range reqs {
@@ -88,9 +94,30 @@ func (n *Node) SubmitBatch(ctx context.Context, raws [][]byte) ([]state.Hash, []
 			errs[i] = err
 		case <-ctx.Done():
 			errs[i] = ctx.Err()
+		case <-n.stopping:
+			errs[i] = errStopping
 		}
 	}
 	return hashes, errs
+}
+
+// MaxNonceAhead is how far past its account's next nonce a pending transaction may be. It bounds
+// what one account can park in the mempool: transactions that wait on a gap are never proposed,
+// and without a bound one funded account could fill every node's mempool with them.
+const MaxNonceAhead = 1024
+
+// ErrNonceTooFar refuses a transaction whose nonce is more than MaxNonceAhead ahead.
+var ErrNonceTooFar = fmt.Errorf("node: nonce more than %d ahead of the account's next nonce", MaxNonceAhead)
+
+// checkTx is the state's pre-check plus the mempool's own admission policy.
+func (n *Node) checkTx(tx *state.Tx) error {
+	if err := n.st.CheckTx(tx); err != nil {
+		return err
+	}
+	if tx.Body.Nonce > n.nonceOf(tx.Body.From)+MaxNonceAhead {
+		return ErrNonceTooFar
+	}
+	return nil
 }
 
 // admitWorker verifies API transactions in batches (whatever has queued up, up to admitBatch), so
@@ -136,7 +163,7 @@ func (n *Node) admitWorker(ctx context.Context) {
 		for i, r := range batch {
 			err := errs[i]
 			if err == nil {
-				err = n.st.CheckTx(r.tx)
+				err = n.checkTx(r.tx)
 			}
 			if err == nil {
 				err = n.pool.Add(r.raw, r.hash, r.tx)
@@ -252,7 +279,7 @@ func (n *Node) gossipReceiver(ctx context.Context) {
 				if n.pool.Has(d.hash) {
 					continue
 				}
-				if err := n.st.CheckTx(d.tx); err != nil {
+				if err := n.checkTx(d.tx); err != nil {
 					continue
 				}
 				_ = n.pool.Add(d.raw, d.hash, d.tx)
@@ -277,7 +304,34 @@ func (n *Node) validateConsensus(from string, data []byte) (p2p.Verdict, any) {
 	if err := consensus.VerifyMessage(n.chainID, n.vals, m); err != nil {
 		return p2p.Reject, nil
 	}
+	// The one clock check, kept out of the deterministic core: honest nodes do not take up a
+	// proposal stamped far in their future, or a leader could push block time (and its own
+	// successors' timestamps) to the end of time. Certified decisions are not second-guessed.
+	if m.Type == consensus.MsgPrePrepare {
+		t, err := blockTime(m.Value)
+		if err != nil {
+			return p2p.Reject, nil
+		}
+		if t > time.Now().Add(maxClockDrift).UnixMilli() {
+			return p2p.Ignore, nil
+		}
+	}
 	return p2p.Accept, m
+}
+
+// maxClockDrift is how far ahead of this node's clock a proposed block's time may be.
+const maxClockDrift = 30 * time.Second
+
+// blockTime reads a block's header time without decoding its transactions.
+func blockTime(value []byte) (int64, error) {
+	var b struct {
+		Header Header          `cbor:"1,keyasint"`
+		Txs    cbor.RawMessage `cbor:"2,keyasint"`
+	}
+	if err := state.Unmarshal(value, &b); err != nil {
+		return 0, err
+	}
+	return b.Header.Time, nil
 }
 
 // consensusSender publishes the loop's outgoing messages so the loop never waits on the network.

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -22,13 +23,18 @@ import (
 // maxBlockWait caps how long GET /v1/blocks/{height}?wait=MS holds a request open.
 const maxBlockWait = 30 * time.Second
 
-func (n *Node) startAPI() error {
+func (n *Node) startAPI(ctx context.Context) error {
 	ln, err := net.Listen("tcp", n.cfg.API.Listen)
 	if err != nil {
 		return fmt.Errorf("node: API listen on %s: %w", n.cfg.API.Listen, err)
 	}
 	n.apiLn = ln
-	n.apiSrv = &http.Server{Handler: n.apiHandler(), ReadHeaderTimeout: 5 * time.Second}
+	n.apiSrv = &http.Server{
+		Handler:           n.apiHandler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		// Requests end with the node, so Shutdown never waits on a handler blocked on it.
+		BaseContext: func(net.Listener) context.Context { return ctx },
+	}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()

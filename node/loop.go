@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/guild-ledger/guild/consensus"
@@ -46,8 +47,10 @@ func (n *Node) loop(ctx context.Context) error {
 			if err := n.core.Step(*msg); err != nil {
 				n.log.Debug("consensus message refused", "type", msg.Type, "height", msg.Height,
 					"from", msg.From, "err", err)
+				if errors.Is(err, consensus.ErrStaleHeight) {
+					n.helpLaggard(msg, decided)
+				}
 			}
-			n.helpLaggard(msg, decided)
 		}
 		if slot != nil && slot.Height == n.core.Status().Height {
 			if err := n.maybePropose(slot, slotSince, emptyAfter); err == nil {
@@ -72,6 +75,9 @@ func (n *Node) loop(ctx context.Context) error {
 
 var errNothingToPropose = errors.New("node: nothing to propose yet")
 
+// laggardInterval spaces the stored blocks this node sends to peers that lag far behind.
+const laggardInterval = 100 * time.Millisecond
+
 // maybePropose builds a block for slot from the mempool. With nothing ready it waits, up to the
 // empty-block interval: the chain never idles on a fixed interval while there is work.
 func (n *Node) maybePropose(slot *consensus.ProposalRequest, since time.Time, emptyAfter time.Duration) error {
@@ -84,6 +90,9 @@ func (n *Node) maybePropose(slot *consensus.ProposalRequest, since time.Time, em
 	}
 	t := time.Now().UnixMilli()
 	if t <= n.lastTime {
+		if n.lastTime == math.MaxInt64 {
+			return errors.New("node: parent block time is at the end of time; cannot propose")
+		}
 		t = n.lastTime + 1
 	}
 	b := Block{
@@ -123,6 +132,12 @@ func (n *Node) helpLaggard(msg *consensus.Message, decided map[uint64]time.Time)
 	if at, ok := decided[msg.Height]; ok && time.Since(at) < 500*time.Millisecond {
 		return
 	}
+	// Old signed votes can be replayed by anyone; whatever the heights, send at most one stored
+	// block per laggardInterval so a replay cannot make this node flood.
+	if time.Since(n.lastHelp) < laggardInterval {
+		return
+	}
+	n.lastHelp = time.Now()
 	value, cert, err := n.blocks.Block(msg.Height)
 	if err != nil {
 		return

@@ -99,7 +99,17 @@ func (m *Mempool) Reap(maxTxs, maxBytes int, nonceOf func(state.Address) uint64)
 	size := 0
 	for _, from := range m.order {
 		q := m.bySender[from]
-		for n := nonceOf(from); ; n++ {
+		next := nonceOf(from)
+		if _, ok := q[next]; !ok {
+			// Stuck on a gap: drop what a block this node never held has made stale (another
+			// node's transaction with the same nonce), so it does not wait here for ever.
+			for n, p := range q {
+				if n < next {
+					m.removeLocked(p)
+				}
+			}
+		}
+		for n := next; ; n++ {
 			p, ok := q[n]
 			if !ok {
 				break

@@ -52,6 +52,7 @@ type Node struct {
 	// Chain tip, owned by the loop.
 	lastHash state.Hash
 	lastTime int64
+	lastHelp time.Time // when helpLaggard last sent a stored block
 	// lastDecoded caches the block CheckProposal last decoded, so a commit need not decode it again.
 	lastDecoded decodedBlock
 
@@ -63,11 +64,12 @@ type Node struct {
 	gossipCh chan []byte
 	sendCh   chan []byte
 
-	up      chan struct{} // closed once p2p and the API are listening
-	apiLn   net.Listener
-	apiSrv  *http.Server
-	started time.Time
-	wg      sync.WaitGroup
+	up       chan struct{} // closed once p2p and the API are listening
+	stopping chan struct{} // closed when Run begins to shut down
+	apiLn    net.Listener
+	apiSrv   *http.Server
+	started  time.Time
+	wg       sync.WaitGroup
 }
 
 // New opens a node's home directory: config, genesis, keys and stores. Run starts it.
@@ -102,6 +104,7 @@ func New(home string, logger *slog.Logger) (*Node, error) {
 		gossipCh: make(chan []byte, 65536),
 		sendCh:   make(chan []byte, 4096),
 		up:       make(chan struct{}),
+		stopping: make(chan struct{}),
 	}
 	if n.peerID, err = p2p.PeerIDFromKey(nodeKey); err != nil {
 		return nil, err
@@ -222,7 +225,7 @@ func (n *Node) Run(ctx context.Context) error {
 		return err
 	}
 	defer n.host.Close()
-	if err := n.startAPI(); err != nil {
+	if err := n.startAPI(ctx); err != nil {
 		return err
 	}
 	n.startAdmission(ctx)
@@ -231,6 +234,7 @@ func (n *Node) Run(ctx context.Context) error {
 	n.log.Info("node started", "chain_id", n.chainID, "moniker", n.cfg.Moniker, "height", n.blocks.Height(),
 		"validator", n.self, "peer_id", n.host.ID(), "api", "http://"+n.apiLn.Addr().String())
 	loopErr := n.loop(ctx)
+	close(n.stopping)
 	cancel()
 
 	shutdownCtx, stop := context.WithTimeout(context.Background(), 5*time.Second)
@@ -251,6 +255,12 @@ func (n *Node) startP2P(ctx context.Context) error {
 			if v.PeerID != "" {
 				allowed = append(allowed, v.PeerID)
 			}
+		}
+		// An empty allowlist means "anyone" to the gater: never let a genesis without peer IDs
+		// silently open a permissioned node.
+		if len(allowed) == 0 {
+			return errors.New("node: p2p.permissioned is on but genesis binds no validator to a peer_id; " +
+				"add the peer IDs (guild node init prints them) or set permissioned = false")
 		}
 	}
 	var err error

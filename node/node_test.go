@@ -7,10 +7,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/guild-ledger/guild/consensus"
+	"github.com/guild-ledger/guild/p2p"
 	"github.com/guild-ledger/guild/state"
 )
 
@@ -223,5 +225,73 @@ func TestBatchSubmitGivesEachTransactionItsOwnResult(t *testing.T) {
 	}
 	if _, err := c.SubmitTxs(ctx, nil); !isStatus(err, 400) {
 		t.Errorf("empty batch: want 400, got %v", err)
+	}
+}
+
+func TestNonceFarAheadRefused(t *testing.T) {
+	_, c, key := startSolo(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st, _ := c.Status(ctx)
+	from := state.AddressFromPubKey(key.Public().(ed25519.PublicKey))
+	var to state.Address
+	to[0] = 4
+	tx, _ := state.SignTx(state.TxBody{ChainID: st.ChainID, From: from, Nonce: MaxNonceAhead + 1,
+		Transfer: &state.Transfer{To: to, Amount: 1}}, key)
+	raw, _ := tx.Encode()
+	if _, err := c.SubmitTx(ctx, raw); !isStatus(err, 400) {
+		t.Fatalf("nonce %d ahead: want 400, got %v", MaxNonceAhead+1, err)
+	}
+}
+
+// A proposal stamped far in the future is not relayed or voted on; one on time is.
+func TestProposalFromTheFutureIgnored(t *testing.T) {
+	n, _, _ := startSolo(t)
+	proposal := func(at time.Time) []byte {
+		b := Block{Header: Header{ChainID: n.chainID, Height: 99, Time: at.UnixMilli(), TxsHash: TxsHash(nil)}, Txs: [][]byte{}}
+		value, err := b.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := consensus.Message{Type: consensus.MsgPrePrepare, Height: 99, From: 0, Value: value, Digest: consensus.DigestOf(value)}
+		consensus.Sign(n.chainID, n.valKey, &m)
+		raw, err := consensus.EncodeMessage(&m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	if v, _ := n.validateConsensus("another-peer", proposal(time.Now().Add(time.Hour))); v != p2p.Ignore {
+		t.Errorf("proposal an hour ahead: verdict %v, want Ignore", v)
+	}
+	if v, _ := n.validateConsensus("another-peer", proposal(time.Now())); v != p2p.Accept {
+		t.Errorf("proposal on time: verdict %v, want Accept", v)
+	}
+	if v, _ := n.validateConsensus("another-peer", []byte{0xa1, 0x01}); v != p2p.Reject {
+		t.Errorf("garbage: verdict %v, want Reject", v)
+	}
+}
+
+func TestPermissionedNodeNeedsPeerIDs(t *testing.T) {
+	home := t.TempDir()
+	if _, err := InitHome(home, "open"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.API.Listen, cfg.P2P.Listen, cfg.Storage.Backend = "127.0.0.1:0", []string{"/ip4/127.0.0.1/tcp/0"}, "memdb"
+	if err := SaveConfig(home, cfg); err != nil {
+		t.Fatal(err)
+	}
+	gen, _ := LoadGenesis(filepath.Join(home, GenesisFile))
+	gen.Validators[0].PeerID = ""
+	if err := gen.Save(filepath.Join(home, GenesisFile)); err != nil {
+		t.Fatal(err)
+	}
+	n, err := New(home, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "peer_id") {
+		t.Fatalf("Run = %v, want a refusal naming peer_id", err)
 	}
 }
