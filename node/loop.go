@@ -52,15 +52,20 @@ func (n *Node) loop(ctx context.Context) error {
 				}
 			}
 		}
-		if slot != nil && slot.Height == n.core.Status().Height {
-			if err := n.maybePropose(slot, slotSince, emptyAfter); err == nil {
-				slot = nil
-			} else if !errors.Is(err, errNothingToPropose) {
-				n.log.Warn("proposing failed", "height", slot.Height, "err", err)
-				slot = nil
+		// Propose as soon as a slot is ours and there is something to propose — including right
+		// after the Ready that handed us the slot, not a tick later — and drain the core.
+		for {
+			if slot != nil && slot.Height == n.core.Status().Height {
+				if err := n.maybePropose(slot, slotSince, emptyAfter); err == nil {
+					slot = nil
+				} else if !errors.Is(err, errNothingToPropose) {
+					n.log.Warn("proposing failed", "height", slot.Height, "err", err)
+					slot = nil
+				}
 			}
-		}
-		for n.core.HasReady() {
+			if !n.core.HasReady() {
+				break
+			}
 			rd := n.core.Ready()
 			if err := n.handleReady(rd); err != nil {
 				return err

@@ -134,6 +134,26 @@ func (c *fakeChain) mux() *http.ServeMux {
 		c.mu.Unlock()
 		reply(w, http.StatusAccepted, node.SubmitTxResponse{Hash: state.HashTx(raw).String(), Status: node.TxPending})
 	})
+	mux.HandleFunc("POST /v1/txs/batch", func(w http.ResponseWriter, r *http.Request) {
+		var req node.SubmitTxsRequest
+		json.NewDecoder(r.Body).Decode(&req)
+		resp := node.SubmitTxsResponse{Results: make([]node.SubmitTxResult, len(req.Txs))}
+		c.mu.Lock()
+		for i, s := range req.Txs {
+			raw, err := hex.DecodeString(s)
+			if err == nil {
+				_, err = state.DecodeTx(raw)
+			}
+			if err != nil {
+				resp.Results[i] = node.SubmitTxResult{Status: node.TxRejected, Error: fmt.Sprint("bad tx: ", err)}
+				continue
+			}
+			c.pending = append(c.pending, raw)
+			resp.Results[i] = node.SubmitTxResult{Hash: state.HashTx(raw).String(), Status: node.TxPending}
+		}
+		c.mu.Unlock()
+		reply(w, http.StatusOK, resp)
+	})
 	mux.HandleFunc("GET /v1/txs/{hash}", func(w http.ResponseWriter, r *http.Request) {
 		h, _ := state.ParseHash(r.PathValue("hash"))
 		c.mu.Lock()
