@@ -211,6 +211,11 @@ func TestBatchSubmitGivesEachTransactionItsOwnResult(t *testing.T) {
 		t.Fatalf("results: %+v", resp.Results)
 	}
 	for i, r := range resp.Results {
+		// The repeated good0 is either still pending (deduplicated) or, on a node as fast as a
+		// lone validator, already committed, which makes its nonce used.
+		if i == 4 && r.Status == TxRejected && strings.Contains(r.Error, "nonce") {
+			continue
+		}
 		if r.Status != want[i] {
 			t.Errorf("tx %d: status %q (%s), want %q", i, r.Status, r.Error, want[i])
 		}
