@@ -1,0 +1,84 @@
+package node
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/guild-ledger/guild/state"
+)
+
+func pendingFor(from byte, nonce uint64, salt byte) ([]byte, state.Hash, *state.Tx) {
+	var a state.Address
+	a[0] = from
+	raw := []byte{from, byte(nonce), byte(nonce >> 8), salt}
+	return raw, state.HashTx(raw), &state.Tx{Body: state.TxBody{From: a, Nonce: nonce}}
+}
+
+func TestMempoolDedupesOrdersAndBounds(t *testing.T) {
+	m := NewMempool(5)
+	nonces := map[state.Address]uint64{}
+	nonceOf := func(a state.Address) uint64 { return nonces[a] }
+	add := func(from byte, nonce uint64, salt byte) error {
+		raw, h, tx := pendingFor(from, nonce, salt)
+		return m.Add(raw, h, tx)
+	}
+	// Account 1 sends nonces 2, 0, 1 out of order; account 2 sends nonce 1 only (a gap at 0).
+	for _, n := range []uint64{2, 0, 1} {
+		if err := add(1, n, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := add(2, 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := add(1, 0, 0); !errors.Is(err, ErrTxKnown) {
+		t.Errorf("same transaction again: %v, want ErrTxKnown", err)
+	}
+	if err := add(1, 0, 9); !errors.Is(err, ErrNonceTaken) {
+		t.Errorf("other transaction with a pending nonce: %v, want ErrNonceTaken", err)
+	}
+	if err := add(3, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := add(4, 0, 0); !errors.Is(err, ErrMempoolFull) {
+		t.Errorf("sixth transaction in a mempool of 5: %v, want ErrMempoolFull", err)
+	}
+
+	// Reap: account 1's nonces in order, account 2 waits on its gap, account 3 after account 1.
+	got := m.Reap(10, 1<<20, nonceOf)
+	want := [][]byte{}
+	for _, n := range []uint64{0, 1, 2} {
+		raw, _, _ := pendingFor(1, n, 0)
+		want = append(want, raw)
+	}
+	raw3, _, _ := pendingFor(3, 0, 0)
+	want = append(want, raw3)
+	if len(got) != len(want) {
+		t.Fatalf("reaped %d transactions, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if string(got[i]) != string(want[i]) {
+			t.Errorf("reaped[%d] = %x, want %x", i, got[i], want[i])
+		}
+	}
+	if got := m.Reap(2, 1<<20, nonceOf); len(got) != 2 {
+		t.Errorf("Reap(2) gave %d", len(got))
+	}
+
+	// A block commits account 1's nonces 0 and 1: they leave, and so does nothing else.
+	_, h0, _ := pendingFor(1, 0, 0)
+	_, h1, _ := pendingFor(1, 1, 0)
+	nonces[state.Address{1}] = 2
+	m.Update([]state.Hash{h0, h1}, nonceOf)
+	if m.Size() != 3 || m.Has(h0) || m.Has(h1) {
+		t.Errorf("after the block: size %d, has committed %v %v", m.Size(), m.Has(h0), m.Has(h1))
+	}
+
+	// Another node's block used account 2's nonces 0 and 1 with transactions this mempool never
+	// held: the stale one goes at the next Reap instead of waiting for ever.
+	nonces[state.Address{2}] = 2
+	m.Reap(10, 1<<20, nonceOf)
+	if _, h, _ := pendingFor(2, 1, 0); m.Has(h) {
+		t.Error("stale transaction of account 2 still pending")
+	}
+}
