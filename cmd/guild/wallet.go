@@ -434,7 +434,7 @@ func walletOpen(c *cli.Context) (*wallet.Keystore, error) {
 
 func walletOneArg(c *cli.Context, what string) (string, error) {
 	if c.NArg() != 1 {
-		return "", walletExit(fmt.Sprintf("usage: guild wallet %s [flags] %s (flags go before %s)", c.Command.Name, what, what), walletExitBadUsage)
+		return "", walletExit(fmt.Sprintf("usage: guild wallet %s [flags] %s", c.Command.Name, what), walletExitBadUsage)
 	}
 	return c.Args().First(), nil
 }
