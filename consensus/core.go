@@ -27,6 +27,11 @@ type Config struct {
 	// RetransmitTicks: after this many ticks without a commit, resend own messages for the
 	// current height (and recent decisions, for peers that lag). 0 means DefaultRetransmitTicks.
 	RetransmitTicks int
+	// Restore holds the messages this validator signed before it stopped, read back from its WAL
+	// in the order they were written. Those for Height count as signed again — the core will
+	// never sign anything different for their slot, and resends them — and older ones are
+	// ignored (their heights are decided).
+	Restore []Message
 
 	// sigs, set only by the simulator in this package's tests, shares verified signatures across
 	// simulated nodes. See sigCache.
@@ -163,8 +168,66 @@ func New(cfg Config) (*Core, error) {
 		c.retransmitTicks = DefaultRetransmitTicks
 	}
 	c.round = newRound(vals, c.height, c.view)
+	for i := range cfg.Restore {
+		if err := c.restore(&cfg.Restore[i]); err != nil {
+			return nil, err
+		}
+	}
 	c.enterHeight()
 	return c, nil
+}
+
+// restore takes back one message this validator signed before a restart. Precondition: called
+// from New, before the first height is entered.
+func (c *Core) restore(m *Message) error {
+	r := c.round
+	switch {
+	case m.Height < c.height:
+		return nil // decided since; the block store has it
+	case c.self < 0:
+		return fmt.Errorf("%w: an observer has nothing to restore", ErrInvalidConfig)
+	case m.Height > c.height:
+		// Nothing is signed for a height before the previous one is stored, so a WAL ahead of
+		// the block store is not this node's.
+		return fmt.Errorf("%w: restored %v for height %d, but the next height to decide is %d", ErrInvalidConfig, m.Type, m.Height, c.height)
+	case m.View != c.view:
+		return nil // view change (issue #3) restores other views
+	case int64(m.From) != int64(c.self):
+		return fmt.Errorf("%w: restored %v signed by validator %d, not this one (%d)", ErrInvalidConfig, m.Type, m.From, c.self)
+	}
+	if err := checkShape(c.vals, m); err != nil {
+		return fmt.Errorf("%w: restored message: %w", ErrInvalidConfig, err)
+	}
+	if err := checkAuth(c.chainID, c.vals, m, c.sigs); err != nil {
+		return fmt.Errorf("%w: restored message: %w", ErrInvalidConfig, err)
+	}
+	if d, ok := r.signed[m.Type]; ok {
+		if d != m.Digest {
+			// The WAL itself proves an equivocation; refuse rather than pick one.
+			return fmt.Errorf("%w: the WAL holds two different %vs for height %d view %d", ErrInvalidConfig, m.Type, m.Height, m.View)
+		}
+		return nil
+	}
+	power := c.vals.Validators[c.self].Power
+	switch m.Type {
+	case MsgPrePrepare:
+		if r.leader != m.From {
+			return fmt.Errorf("%w: restored pre-prepare for a slot led by validator %d", ErrInvalidConfig, r.leader)
+		}
+		r.proposal, r.requested = m, true
+	case MsgPrepare:
+		_, _ = r.prepares.add(m, power)
+	case MsgCommit:
+		_, _ = r.commits.add(m, power)
+		r.prepared = true // a commit is only ever signed once prepared
+	default:
+		return fmt.Errorf("%w: restored %v: only pre-prepares, prepares and commits are signed to a WAL", ErrInvalidConfig, m.Type)
+	}
+	r.signed[m.Type] = m.Digest
+	r.own = append(r.own, *m)
+	// Already durable: send again, so peers that heard it before the restart can finish.
+	c.msgs = append(c.msgs, *m)
+	return nil
 }
 
 // Step feeds the core one message from the network. The core takes ownership of m's slices. A
@@ -302,6 +365,13 @@ func (c *Core) stepPrePrepare(m *Message) error {
 		}
 		return fmt.Errorf("%w: leader %d proposed two values for height %d view %d", ErrEquivocation, m.From, m.Height, m.View)
 	}
+	for _, t := range []MsgType{MsgPrepare, MsgCommit} {
+		if d, ok := r.signed[t]; ok && d != m.Digest {
+			// Before a restart this validator voted for another proposal of this leader: this one
+			// is the leader's second, and voting for it would sign two things for one slot.
+			return fmt.Errorf("%w: leader %d proposed %s for height %d view %d; this validator's %v is for %s", ErrEquivocation, m.From, m.Digest, m.Height, m.View, t, d)
+		}
+	}
 	if err := c.app.CheckProposal(m.Height, m.Value); err != nil {
 		return fmt.Errorf("%w: proposal for height %d: %w", ErrInvalidValue, m.Height, err)
 	}
@@ -336,7 +406,7 @@ func (c *Core) stepVote(m *Message) error {
 func (c *Core) enterHeight() {
 	c.open = true
 	r := c.round
-	if int64(r.leader) == int64(c.self) {
+	if int64(r.leader) == int64(c.self) && r.proposal == nil { // a restored proposal stands
 		r.requested = true
 		c.propose = &ProposalRequest{Height: r.height, View: r.view}
 	}
