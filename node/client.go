@@ -156,6 +156,14 @@ func (c *Client) Block(ctx context.Context, height uint64) (BlockResponse, error
 	return out, err
 }
 
+// BlockWait reads a block, waiting up to wait for it to be committed (GET /v1/blocks/{h}?wait=ms).
+func (c *Client) BlockWait(ctx context.Context, height uint64, wait time.Duration) (BlockResponse, error) {
+	var out BlockResponse
+	path := fmt.Sprintf("/v1/blocks/%d?wait=%d", height, wait.Milliseconds())
+	err := c.do(ctx, http.MethodGet, path, nil, &out)
+	return out, err
+}
+
 // Status reads the node's status.
 func (c *Client) Status(ctx context.Context) (StatusResponse, error) {
 	var out StatusResponse

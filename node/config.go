@@ -17,6 +17,7 @@ const (
 	NodeKeyFile      = "node_key.json"
 	ValidatorKeyFile = "validator_key.json"
 	DataDir          = "data"
+	WALFile          = "consensus.wal" // inside DataDir
 )
 
 // Config is a node's config.toml. Every field has a documented default (DefaultConfig), so an

@@ -175,8 +175,15 @@ func (n *Node) send(m *consensus.Message) {
 
 // handleReady does what the core asked, in the order Ready documents.
 func (n *Node) handleReady(rd consensus.Ready) error {
-	// Persist: the WAL lands with issue #3; until then a restarted validator may re-sign a slot it
-	// signed before the crash (see README, known limits).
+	// Persist before send: once a signed message may have left, a restart must remember it.
+	if len(rd.Persist) > 0 {
+		if n.wal == nil {
+			return errors.New("node: the core signed a message but this node has no WAL")
+		}
+		if err := n.wal.Append(rd.Persist); err != nil {
+			return err // lost durability: stop rather than send what a restart would forget
+		}
+	}
 	for i := range rd.Messages {
 		n.send(&rd.Messages[i])
 	}
@@ -232,6 +239,12 @@ func (n *Node) commit(c consensus.Committed) error {
 	start := time.Now()
 	if err := n.blocks.SaveBlock(c.Height, c.Value, &c.Certificate); err != nil {
 		return err
+	}
+	if n.wal != nil {
+		// The height is decided and stored; what was signed for it can never conflict again.
+		if err := n.wal.Reset(); err != nil {
+			return err
+		}
 	}
 	saved := time.Since(start)
 	if err := n.execute(c.Height, c.Value, n.lastDecoded.blockFor(c.Value)); err != nil {

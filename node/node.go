@@ -39,6 +39,8 @@ type Node struct {
 	peerID  string
 
 	blockDB, stateDB kv.Store
+	wal              *WAL                // validators only
+	restored         []consensus.Message // read from the WAL at start, for the core
 	blocks           *BlockStore
 	st               *state.State
 	pool             *Mempool
@@ -119,6 +121,12 @@ func New(home string, logger *slog.Logger) (*Node, error) {
 		n.closeStores()
 		return nil, err
 	}
+	if n.self >= 0 {
+		if n.wal, n.restored, err = OpenWAL(filepath.Join(n.home, DataDir, WALFile)); err != nil {
+			n.closeStores()
+			return nil, err
+		}
+	}
 	return n, nil
 }
 
@@ -185,6 +193,11 @@ func (n *Node) recover() error {
 }
 
 func (n *Node) closeStores() {
+	if n.wal != nil {
+		if err := n.wal.Close(); err != nil {
+			n.log.Warn("closing consensus WAL", "err", err)
+		}
+	}
 	for _, db := range []kv.Store{n.blockDB, n.stateDB} {
 		if db != nil {
 			if err := db.Close(); err != nil {
@@ -212,8 +225,15 @@ func (n *Node) Run(ctx context.Context) error {
 		App:             n,
 		Height:          n.blocks.Height() + 1,
 		RetransmitTicks: n.cfg.Consensus.RetransmitTicks,
+		Restore:         n.restored,
 	})
 	if err != nil {
+		if len(n.restored) > 0 {
+			return fmt.Errorf("node: the consensus WAL (%s) does not fit the block store at height %d: %w; "+
+				"if the chain data was wiped, this validator signed heights it no longer has and must "+
+				"not sign them again: wait until the chain is past them, then move the WAL aside",
+				filepath.Join(n.home, DataDir, WALFile), n.blocks.Height(), err)
+		}
 		return fmt.Errorf("node: consensus: %w", err)
 	}
 	st := n.core.Status()
@@ -232,7 +252,7 @@ func (n *Node) Run(ctx context.Context) error {
 
 	close(n.up)
 	n.log.Info("node started", "chain_id", n.chainID, "moniker", n.cfg.Moniker, "height", n.blocks.Height(),
-		"validator", n.self, "peer_id", n.host.ID(), "api", "http://"+n.apiLn.Addr().String())
+		"validator", n.self, "restored_from_wal", len(n.restored), "peer_id", n.host.ID(), "api", "http://"+n.apiLn.Addr().String())
 	loopErr := n.loop(ctx)
 	close(n.stopping)
 	cancel()

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +21,14 @@ import (
 // account funded at genesis.
 func startSolo(t *testing.T) (*Node, *Client, ed25519.PrivateKey) {
 	t.Helper()
+	home, key := soloHome(t, "memdb")
+	n, c, _ := runNode(t, home)
+	return n, c, key
+}
+
+// soloHome makes the home of a one-validator chain on backend, with an account funded at genesis.
+func soloHome(t *testing.T, backend string) (string, ed25519.PrivateKey) {
+	t.Helper()
 	home := t.TempDir()
 	if _, err := InitHome(home, "solo"); err != nil {
 		t.Fatal(err)
@@ -27,7 +36,7 @@ func startSolo(t *testing.T) (*Node, *Client, ed25519.PrivateKey) {
 	cfg := DefaultConfig()
 	cfg.API.Listen = "127.0.0.1:0"
 	cfg.P2P.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
-	cfg.Storage.Backend = "memdb"
+	cfg.Storage.Backend = backend
 	cfg.Consensus.EmptyBlockMillis = 200
 	if err := SaveConfig(home, cfg); err != nil {
 		t.Fatal(err)
@@ -41,6 +50,12 @@ func startSolo(t *testing.T) (*Node, *Client, ed25519.PrivateKey) {
 	if err := gen.Save(filepath.Join(home, GenesisFile)); err != nil {
 		t.Fatal(err)
 	}
+	return home, key
+}
+
+// runNode starts the node in home and returns it with a client; stop ends it (also at cleanup).
+func runNode(t *testing.T, home string) (*Node, *Client, func()) {
+	t.Helper()
 	n, err := New(home, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -48,12 +63,16 @@ func startSolo(t *testing.T) (*Node, *Client, ed25519.PrivateKey) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- n.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("node stopped with: %v", err)
-		}
-	})
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("node stopped with: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
 	select {
 	case <-n.Started():
 	case err := <-done:
@@ -61,7 +80,43 @@ func startSolo(t *testing.T) (*Node, *Client, ed25519.PrivateKey) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("node did not start")
 	}
-	return n, NewClient(n.APIAddr()), key
+	return n, NewClient(n.APIAddr()), stop
+}
+
+// A validator stopped and started again on the same data resumes its chain: same blocks, same
+// balances, and it goes on committing.
+func TestSoloNodeResumesAfterRestart(t *testing.T) {
+	home, key := soloHome(t, "pebbledb")
+	n, c, stop := runNode(t, home)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	from := state.AddressFromPubKey(key.Public().(ed25519.PublicKey))
+	var to state.Address
+	to[0] = 5
+	tx, _ := state.SignTx(state.TxBody{ChainID: n.chainID, From: from, Transfer: &state.Transfer{To: to, Amount: 30}}, key)
+	raw, _ := tx.Encode()
+	resp, err := c.SubmitTx(ctx, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := c.WaitTx(ctx, resp.Hash)
+	if err != nil || ts.Status != TxCommitted {
+		t.Fatalf("%+v %v", ts, err)
+	}
+	before, _ := c.Block(ctx, ts.Height)
+	stop()
+
+	n, c, _ = runNode(t, home)
+	if got, _ := c.Block(ctx, ts.Height); got.Hash != before.Hash {
+		t.Fatalf("block %d after restart: %s, before %s", ts.Height, got.Hash, before.Hash)
+	}
+	if acc, err := c.Account(ctx, to.String()); err != nil || acc.Balance != 30 {
+		t.Fatalf("recipient after restart: %+v %v", acc, err)
+	}
+	target := n.blocks.Height() + 2
+	if _, err := c.BlockWait(ctx, target, 15*time.Second); err != nil {
+		t.Fatalf("no block %d after restart: %v", target, err)
+	}
 }
 
 func TestSoloNodeCommitsTransfers(t *testing.T) {
