@@ -36,6 +36,10 @@ func testnetCommand() *cli.Command {
 			testnetStatusCommand(),
 			testnetDownCommand(),
 			testnetLoadCommand(),
+			testnetFaultCommand("kill", "crash node K with SIGKILL (no clean shutdown)"),
+			testnetFaultCommand("restart", "stop node K cleanly if it runs, start it again from its data"),
+			testnetFaultCommand("pause", "freeze node K with SIGSTOP (a hung node)"),
+			testnetFaultCommand("resume", "let a paused node K run again (SIGCONT)"),
 		},
 	}
 }
@@ -184,6 +188,49 @@ func testnetDownCommand() *cli.Command {
 				fmt.Println("no node was running")
 			}
 			return err
+		},
+	}
+}
+
+// testnetFaultCommand is one of the faults a tester injects into node K, numbered from 1 in the
+// order `testnet status` lists.
+func testnetFaultCommand(name, usage string) *cli.Command {
+	return &cli.Command{
+		Name:  name,
+		Usage: usage,
+		Flags: []cli.Flag{
+			testnetDirFlag(),
+			&cli.IntFlag{Name: "node", Required: true, Usage: "`K`: which node, from 1, as `testnet status` lists them"},
+			&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "restart: how long to wait for the API"},
+		},
+		Action: func(c *cli.Context) error {
+			dir, k := c.String("dir"), c.Int("node")
+			switch name {
+			case "kill":
+				s, err := testnet.Kill(dir, k)
+				if err == nil {
+					fmt.Printf("killed %s (pid %d)\n", s.Name, s.PID)
+				}
+				return err
+			case "pause", "resume":
+				f := testnet.Pause
+				if name == "resume" {
+					f = testnet.Resume
+				}
+				n, pid, err := f(dir, k)
+				if err == nil {
+					fmt.Printf("%sd %s (pid %d)\n", name, n.Name, pid)
+				}
+				return err
+			default:
+				ctx, cancel := context.WithTimeout(context.Background(), c.Duration("timeout"))
+				defer cancel()
+				n, pid, err := testnet.Restart(ctx, dir, k, "")
+				if err == nil {
+					fmt.Printf("restarted %s (pid %d), API %s\n", n.Name, pid, n.API)
+				}
+				return err
+			}
 		},
 	}
 }

@@ -1,0 +1,112 @@
+package testnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/guild-ledger/guild/node"
+)
+
+// The faults a tester injects into one node, named by K: its place, from 1, in the manifest (the
+// order `testnet status` lists).
+
+// ErrNotRunning is an action that needs a running node, on one that is not.
+var ErrNotRunning = errors.New("testnet: node is not running")
+
+// NodeAt returns node k (from 1) of the testnet in dir.
+func NodeAt(dir string, k int) (*Manifest, Node, error) {
+	m, err := LoadManifest(dir)
+	if err != nil {
+		return nil, Node{}, err
+	}
+	if k < 1 || k > len(m.Nodes) {
+		return m, Node{}, fmt.Errorf("testnet: --node %d: the testnet in %s has nodes 1..%d", k, m.Dir, len(m.Nodes))
+	}
+	return m, m.Nodes[k-1], nil
+}
+
+// Kill sends SIGKILL to node k — a crash: no clean shutdown, whatever was not synced is lost.
+func Kill(dir string, k int) (Stopped, error) {
+	_, n, err := NodeAt(dir, k)
+	if err != nil {
+		return Stopped{}, err
+	}
+	pid, ok := running(n.Home)
+	if !ok {
+		return Stopped{Name: n.Name}, fmt.Errorf("%w: %s", ErrNotRunning, n.Name)
+	}
+	if err := signalGroup(pid, syscall.SIGKILL); err != nil {
+		return Stopped{Name: n.Name, PID: pid}, err
+	}
+	for end := time.Now().Add(5 * time.Second); alive(pid, n.Home) && time.Now().Before(end); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := os.Remove(filepath.Join(n.Home, PIDFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return Stopped{Name: n.Name, PID: pid, Killed: true}, err
+	}
+	return Stopped{Name: n.Name, PID: pid, Killed: true}, nil
+}
+
+// Pause freezes node k with SIGSTOP: it holds its connections but answers nothing, as a node
+// that hangs does. Resume undoes it.
+func Pause(dir string, k int) (Node, int, error) { return signalNode(dir, k, syscall.SIGSTOP) }
+
+// Resume lets a paused node k run again with SIGCONT.
+func Resume(dir string, k int) (Node, int, error) { return signalNode(dir, k, syscall.SIGCONT) }
+
+func signalNode(dir string, k int, sig syscall.Signal) (Node, int, error) {
+	_, n, err := NodeAt(dir, k)
+	if err != nil {
+		return n, 0, err
+	}
+	pid, ok := running(n.Home)
+	if !ok {
+		return n, 0, fmt.Errorf("%w: %s", ErrNotRunning, n.Name)
+	}
+	return n, pid, signalGroup(pid, sig)
+}
+
+// Restart stops node k cleanly if it runs (SIGTERM, then SIGKILL after the grace period), starts
+// it again from its data, and waits until its API answers. binary "" is this executable.
+func Restart(ctx context.Context, dir string, k int, binary string) (Node, int, error) {
+	_, n, err := NodeAt(dir, k)
+	if err != nil {
+		return n, 0, err
+	}
+	if pid, ok := running(n.Home); ok {
+		signalGroup(pid, syscall.SIGCONT) // a paused node cannot act on SIGTERM
+	}
+	if _, err := stop([]Node{n}, stopGrace); err != nil {
+		return n, 0, err
+	}
+	if binary == "" {
+		if binary, err = os.Executable(); err != nil {
+			return n, 0, fmt.Errorf("testnet: finding the guild binary: %w", err)
+		}
+	}
+	pid, exited, err := start(binary, n.Home)
+	if err != nil {
+		return n, 0, err
+	}
+	c := node.NewClient(n.API)
+	ticker := time.NewTicker(pollInterval)
+	defer ticker.Stop()
+	for {
+		if _, err := c.Status(ctx); err == nil {
+			return n, pid, nil
+		}
+		select {
+		case <-exited:
+			return n, pid, fmt.Errorf("testnet: %s exited on restart; last lines of %s:\n%s", n.Name,
+				filepath.Join(n.Home, LogFile), logTail(n.Home, 20))
+		case <-ctx.Done():
+			return n, pid, fmt.Errorf("testnet: %s restarted (pid %d) but its API did not answer: %w", n.Name, pid, ctx.Err())
+		case <-ticker.C:
+		}
+	}
+}
