@@ -195,6 +195,7 @@ func (n *Node) handleReady(rd consensus.Ready) error {
 	}
 	st := rd.Status
 	n.snapshot.Store(&st)
+	n.metrics.view.Set(float64(st.View))
 	return nil
 }
 
@@ -252,6 +253,10 @@ func (n *Node) commit(c consensus.Committed) error {
 	}
 	n.commits.publish()
 	n.metrics.commitSeconds.Observe(time.Since(start).Seconds())
+	if !n.lastCommit.IsZero() {
+		n.metrics.heightSeconds.Observe(time.Since(n.lastCommit).Seconds())
+	}
+	n.lastCommit = time.Now()
 	n.log.Debug("block committed", "height", c.Height, "bytes", len(c.Value), "store", saved,
 		"total", time.Since(start))
 	return nil

@@ -15,6 +15,8 @@ type metrics struct {
 	txsRejected   prometheus.Counter
 	mempool       prometheus.Gauge
 	commitSeconds prometheus.Histogram
+	heightSeconds prometheus.Histogram
+	view          prometheus.Gauge
 	gossipDropped prometheus.Counter
 	sendDropped   prometheus.Counter
 }
@@ -31,10 +33,15 @@ func newMetrics() *metrics {
 			Name: "guild_block_commit_seconds", Help: "Time to store and execute a decided block.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
+		heightSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "guild_height_seconds", Help: "Time from one committed block to the next, as this node saw it: commit latency per height.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
+		}),
+		view:          prometheus.NewGauge(prometheus.GaugeOpts{Name: "guild_consensus_view", Help: "View of the height being decided (0 unless the leader failed)."}),
 		gossipDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_gossip_dropped_total", Help: "Admitted transactions not gossiped because the queue was full."}),
 		sendDropped:   prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_consensus_send_dropped_total", Help: "Consensus messages dropped because the send queue was full."}),
 	}
-	m.reg.MustRegister(m.height, m.blocks, m.txsApplied, m.txsRejected, m.mempool, m.commitSeconds,
+	m.reg.MustRegister(m.height, m.blocks, m.txsApplied, m.txsRejected, m.mempool, m.commitSeconds, m.heightSeconds, m.view,
 		m.gossipDropped, m.sendDropped, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -52,9 +52,10 @@ type Node struct {
 	commits          feed
 
 	// Chain tip, owned by the loop.
-	lastHash state.Hash
-	lastTime int64
-	lastHelp time.Time // when helpLaggard last sent a stored block
+	lastHash   state.Hash
+	lastTime   int64
+	lastHelp   time.Time // when helpLaggard last sent a stored block
+	lastCommit time.Time // when the last block was committed, for guild_height_seconds
 	// lastDecoded caches the block CheckProposal last decoded, so a commit need not decode it again.
 	lastDecoded decodedBlock
 
