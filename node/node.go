@@ -166,6 +166,9 @@ func (n *Node) recover() error {
 			"directory is inconsistent; restore it or wipe %s and resync", n.st.Height(), n.blocks.Height(),
 			filepath.Join(n.home, DataDir))
 	}
+	if err := n.recoverResults(); err != nil {
+		return err
+	}
 	for h := n.st.Height() + 1; h <= n.blocks.Height(); h++ {
 		value, _, err := n.blocks.Block(h)
 		if err != nil {
@@ -191,6 +194,31 @@ func (n *Node) recover() error {
 		n.lastTime = b.Header.Time
 	}
 	return nil
+}
+
+// recoverResults writes the results and tx index of the last applied block if a crash came
+// between applying it and recording them; the state keeps that block's results for this.
+func (n *Node) recoverResults() error {
+	h := n.st.Height()
+	if h == 0 {
+		return nil
+	}
+	if stored, err := n.blocks.Results(h); err != nil || stored != nil {
+		return err
+	}
+	rh, hashes, errs, err := n.st.LastResults()
+	if err != nil {
+		return err
+	}
+	if rh != h {
+		return fmt.Errorf("node: block %d has no recorded results and the state kept those of %d", h, rh)
+	}
+	results := make([]StoredResult, len(hashes))
+	for i := range hashes {
+		results[i] = StoredResult{Hash: hashes[i], Error: errs[i]}
+	}
+	n.log.Info("recorded the results of the last block after a crash", "height", h)
+	return n.blocks.SaveResults(h, results)
 }
 
 func (n *Node) closeStores() {

@@ -15,6 +15,7 @@ import (
 	"github.com/guild-ledger/guild/consensus"
 	"github.com/guild-ledger/guild/p2p"
 	"github.com/guild-ledger/guild/state"
+	"github.com/guild-ledger/guild/state/kv"
 )
 
 // startSolo runs a one-validator node in-process on loopback ports chosen by the kernel, with an
@@ -353,5 +354,67 @@ func TestPermissionedNodeNeedsPeerIDs(t *testing.T) {
 	}
 	if err := n.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "peer_id") {
 		t.Fatalf("Run = %v, want a refusal naming peer_id", err)
+	}
+}
+
+// A crash after a block is applied but before its results are recorded loses nothing: on start
+// the node records them from what the state kept.
+func TestResultsRecoveredAfterCrashBeforeRecording(t *testing.T) {
+	home, key := soloHome(t, "pebbledb")
+	cfg, _ := LoadConfig(home)
+	cfg.Consensus.EmptyBlockMillis = 3_600_000 // no empty blocks: the transfer's block stays the last
+	if err := SaveConfig(home, cfg); err != nil {
+		t.Fatal(err)
+	}
+	n, c, stop := runNode(t, home)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	from := state.AddressFromPubKey(key.Public().(ed25519.PublicKey))
+	tx, _ := state.SignTx(state.TxBody{ChainID: n.chainID, From: from, Transfer: &state.Transfer{To: state.Address{6}, Amount: 1}}, key)
+	raw, _ := tx.Encode()
+	resp, err := c.SubmitTx(ctx, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ts, err := c.WaitTx(ctx, resp.Hash); err != nil || ts.Status != TxCommitted {
+		t.Fatalf("%+v %v", ts, err)
+	}
+	stop()
+
+	// Make the last applied block look as if the crash came before its results were written.
+	db, err := kv.Open("pebbledb", filepath.Join(home, DataDir), "blocks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs, _ := OpenBlockStore(db)
+	last := bs.Height()
+	results, _ := bs.Results(last)
+	if len(results) != 1 || results[0].Hash.String() != resp.Hash {
+		t.Fatalf("last block %d holds %v, want the transfer", last, results)
+	}
+	b := db.NewBatch()
+	b.Delete(heightKey('r', last))
+	for _, r := range results {
+		b.Delete(txKey(r.Hash))
+	}
+	if err := b.Write(); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	db.Close()
+
+	n2, err := New(home, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n2.closeStores()
+	got, err := n2.blocks.Results(last)
+	if err != nil || len(got) != len(results) {
+		t.Fatalf("results of block %d after recovery: %v %v, want %d", last, got, err, len(results))
+	}
+	for _, r := range results {
+		if _, err := n2.blocks.TxLocation(r.Hash); err != nil {
+			t.Errorf("tx %s not indexed after recovery: %v", r.Hash, err)
+		}
 	}
 }

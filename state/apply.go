@@ -71,10 +71,58 @@ func (s *State) ApplyBlock(height uint64, txs [][]byte, cache SigCache) (*BlockR
 
 	ws := ov.writeSet()
 	res.Root = computeRoot(t.root, height, ws)
-	if err := s.commit(ws, height, res.Root, ov.accts); err != nil {
+	last, err := encodeLastResults(res)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.commit(ws, height, res.Root, ov.accts, keyLastResults, last); err != nil {
 		return nil, err
 	}
 	return res, nil
+}
+
+// storedResult is one transaction's outcome as kept under keyLastResults.
+type storedResult struct {
+	Hash Hash   `cbor:"1,keyasint"`
+	Err  string `cbor:"2,keyasint,omitempty"`
+}
+
+type lastResults struct {
+	Height  uint64         `cbor:"1,keyasint"`
+	Results []storedResult `cbor:"2,keyasint"`
+}
+
+// The last block's results are kept beside the state, in the same atomic write, so that a node
+// that crashed after applying a block but before recording its results elsewhere can recover
+// them. Only the last block's: nothing before it can be missing. They are bookkeeping, outside
+// the state root.
+func encodeLastResults(res *BlockResult) ([]byte, error) {
+	lr := lastResults{Height: res.Height, Results: make([]storedResult, len(res.Results))}
+	for i, r := range res.Results {
+		lr.Results[i].Hash = r.Hash
+		if r.Err != nil {
+			lr.Results[i].Err = r.Err.Error()
+		}
+	}
+	return Marshal(&lr)
+}
+
+// LastResults returns what the last applied block did with each of its transactions (an empty
+// string for an applied one, else why it was rejected), for a node recovering from a crash.
+func (s *State) LastResults() (height uint64, hashes []Hash, errs []string, err error) {
+	b, err := s.db.Get(keyLastResults)
+	if err != nil || b == nil {
+		return 0, nil, nil, err
+	}
+	var lr lastResults
+	if err := Unmarshal(b, &lr); err != nil {
+		return 0, nil, nil, fmt.Errorf("%w: last results: %v", ErrCorrupt, err)
+	}
+	hashes, errs = make([]Hash, len(lr.Results)), make([]string, len(lr.Results))
+	for i, r := range lr.Results {
+		hashes[i], errs[i] = r.Hash, r.Err
+	}
+	return lr.Height, hashes, errs, nil
 }
 
 // admit runs every check that does not depend on account state: hash, duplicates, decoding,

@@ -22,6 +22,8 @@ var (
 	keyChainID = []byte("m/chain")
 	keyHeight  = []byte("m/height")
 	keyRoot    = []byte("m/root")
+	// keyLastResults holds the last block's per-transaction results (see LastResults).
+	keyLastResults = []byte("m/last-results")
 )
 
 var (
