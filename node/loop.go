@@ -20,7 +20,6 @@ func (n *Node) loop(ctx context.Context) error {
 	var (
 		slot      *consensus.ProposalRequest // a slot this node leads and has not proposed for
 		slotSince time.Time
-		decided   = map[uint64]time.Time{} // when we last answered a lagging peer for a height
 	)
 	emptyAfter := time.Duration(n.cfg.Consensus.EmptyBlockMillis) * time.Millisecond
 	for {
@@ -30,11 +29,7 @@ func (n *Node) loop(ctx context.Context) error {
 		case <-ticker.C:
 			n.core.Tick()
 			n.metrics.mempool.Set(float64(n.pool.Size()))
-			for h, at := range decided {
-				if time.Since(at) > time.Minute {
-					delete(decided, h)
-				}
-			}
+			n.pushCatchUp()
 		case <-n.pool.Notify():
 		case m := <-n.host.Consensus():
 			msg, ok := m.Decoded.(*consensus.Message)
@@ -48,7 +43,7 @@ func (n *Node) loop(ctx context.Context) error {
 				n.log.Debug("consensus message refused", "type", msg.Type, "height", msg.Height,
 					"from", msg.From, "err", err)
 				if errors.Is(err, consensus.ErrStaleHeight) {
-					n.helpLaggard(msg, decided)
+					n.helpLaggard(msg)
 				}
 			}
 		}
@@ -79,9 +74,6 @@ func (n *Node) loop(ctx context.Context) error {
 }
 
 var errNothingToPropose = errors.New("node: nothing to propose yet")
-
-// laggardInterval spaces the stored blocks this node sends to peers that lag far behind.
-const laggardInterval = 100 * time.Millisecond
 
 // maybePropose builds a block for slot from the mempool. With nothing ready it waits, up to the
 // empty-block interval: the chain never idles on a fixed interval while there is work.
@@ -124,32 +116,58 @@ func (n *Node) maybePropose(slot *consensus.ProposalRequest, since time.Time, em
 	return n.core.Propose(slot.Height, slot.View, value)
 }
 
-// helpLaggard answers a validator still working on a height this node finished long ago with that
-// height's block and certificate from the block store, at most twice a second per height. Block
-// sync proper (issue #5) replaces this walk of one height per round trip.
-func (n *Node) helpLaggard(msg *consensus.Message, decided map[uint64]time.Time) {
-	// The core itself answers peers up to MaxFutureHeights behind; decisions are never answered
-	// (two nodes would echo each other).
+// helpLaggard starts (or rewinds) the catch-up stream for a validator still voting on a height
+// this node finished long ago. The core itself answers peers up to MaxFutureHeights behind, and
+// decisions are never answered (two nodes would echo each other).
+func (n *Node) helpLaggard(msg *consensus.Message) {
 	if msg.Type == consensus.MsgDecision || msg.Height == 0 || msg.Height > n.blocks.Height() ||
 		msg.Height+consensus.MaxFutureHeights >= n.core.Status().Height {
 		return
 	}
-	if at, ok := decided[msg.Height]; ok && time.Since(at) < 500*time.Millisecond {
+	if n.catchUp.next == 0 || msg.Height < n.catchUp.next {
+		n.catchUp.next = msg.Height
+	}
+	n.catchUp.until = time.Now().Add(catchUpWindow)
+	n.pushCatchUp()
+}
+
+// catchUpWindow is how long the stream runs after the last sign that a peer lags.
+const catchUpWindow = time.Second
+
+// catchUpStream sends stored blocks with their certificates, one per tick, from the lowest height
+// a lagging validator was heard at. A laggard takes one decided block ahead of its height, so one
+// per tick keeps pace with it; if it falls behind, its next message rewinds the stream. Anyone can
+// replay an old signed vote, so the stream is capped at one block per tick whatever arrives.
+// Block sync over request/response streams (issue #5) replaces this.
+type catchUpStream struct {
+	next     uint64 // next height to send; 0 when idle
+	until    time.Time
+	lastSent time.Time
+}
+
+// pushCatchUp sends the next block of the catch-up stream, if one is due.
+func (n *Node) pushCatchUp() {
+	cu := &n.catchUp
+	now := time.Now()
+	if cu.next == 0 {
 		return
 	}
-	// Old signed votes can be replayed by anyone; whatever the heights, send at most one stored
-	// block per laggardInterval so a replay cannot make this node flood.
-	if time.Since(n.lastHelp) < laggardInterval {
+	if now.After(cu.until) || cu.next > n.blocks.Height() {
+		cu.next = 0
 		return
 	}
-	n.lastHelp = time.Now()
-	value, cert, err := n.blocks.Block(msg.Height)
+	if now.Sub(cu.lastSent) < n.cfg.tick() {
+		return
+	}
+	value, cert, err := n.blocks.Block(cu.next)
 	if err != nil {
+		cu.next = 0
 		return
 	}
-	decided[msg.Height] = time.Now()
+	cu.lastSent = now
+	cu.next++
 	d := consensus.Message{
-		Type: consensus.MsgDecision, Height: msg.Height, View: cert.View, Digest: cert.Digest,
+		Type: consensus.MsgDecision, Height: cert.Height, View: cert.View, Digest: cert.Digest,
 		Value: value, Certificate: cert,
 	}
 	if n.valKey != nil {

@@ -54,8 +54,8 @@ type Node struct {
 	// Chain tip, owned by the loop.
 	lastHash   state.Hash
 	lastTime   int64
-	lastHelp   time.Time // when helpLaggard last sent a stored block
-	lastCommit time.Time // when the last block was committed, for guild_height_seconds
+	catchUp    catchUpStream // stored blocks streaming to a validator far behind
+	lastCommit time.Time     // when the last block was committed, for guild_height_seconds
 	// lastDecoded caches the block CheckProposal last decoded, so a commit need not decode it again.
 	lastDecoded decodedBlock
 
