@@ -371,7 +371,8 @@ func (s *sim) deliver(e envelope) {
 		}
 	}
 	err := nd.core.Step(e.m)
-	if err != nil && s.byz < 0 && !errors.Is(err, ErrStaleHeight) && !errors.Is(err, ErrFutureHeight) && !errors.Is(err, ErrDuplicate) {
+	if err != nil && s.byz < 0 && !errors.Is(err, ErrStaleHeight) && !errors.Is(err, ErrFutureHeight) && !errors.Is(err, ErrDuplicate) &&
+		!errors.Is(err, ErrWrongView) && !errors.Is(err, ErrFutureView) {
 		s.failf("node %d rejected honest %v h=%d from %d: %v", e.to, e.m.Type, e.m.Height, e.m.From, err)
 	}
 	if errors.Is(err, ErrFutureHeight) {
@@ -404,7 +405,8 @@ func (s *sim) propose(i int) {
 	p := nd.proposal
 	nd.proposal = nil
 	value := valueFor(p.Height, fmt.Sprintf("v=%d;by=%d;r=%d", p.View, i, s.rng.Int63()))
-	if err := nd.core.Propose(p.Height, p.View, value); err != nil && !errors.Is(err, ErrStaleHeight) {
+	// A slot may be gone by the time the node proposes: decided, or its view timed out.
+	if err := nd.core.Propose(p.Height, p.View, value); err != nil && !errors.Is(err, ErrStaleHeight) && !errors.Is(err, ErrWrongView) && !errors.Is(err, ErrNotRequested) {
 		s.failf("node %d: Propose(%d, %d): %v", i, p.Height, p.View, err)
 	}
 	s.drain(i)
