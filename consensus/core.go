@@ -110,6 +110,8 @@ type round struct {
 	newView bool
 	// viewChangeVotes holds the view changes to this view, one per validator.
 	viewChangeVotes slots
+	// justification is the quorum of view changes a leader's NewView will carry.
+	justification []Message
 	// signed remembers what this node signed in the slot, so it never signs two different things
 	// for one (height, view, type) and can retransmit them.
 	signed map[MsgType]Digest

@@ -38,6 +38,9 @@ type scenario struct {
 	maxDelay  int    // ticks; at least 1 per hop
 	lateStart int    // one validator may start up to this many ticks late
 	partition int    // for up to this many ticks, one or two validators are cut off from the rest
+	// isolateLeader: the partition cuts off the view-0 leader of a random height instead, for at
+	// least 100 ticks, so that height needs a view change.
+	isolateLeader bool
 	byz       string // name of a behaviour in behaviours, "" for all honest
 	liveness  bool
 	maxTicks  uint64
@@ -66,10 +69,11 @@ func TestSimulator(t *testing.T) {
 		{name: "4-future", powers: []uint64{1, 1, 1, 1}, heights: 4, drop: 0.05, dup: 0.05, maxDelay: 3, byz: "future", liveness: true, maxTicks: 3000, share: 10},
 		{name: "4-doublevote", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 4, drop: 0.05, dup: 0.05, maxDelay: 3, byz: "doublevote", liveness: true, maxTicks: 3000, share: 5},
 		{name: "7-unequal-mixed", powers: []uint64{3, 1, 2, 7, 5, 6, 4}, observers: 1, heights: 4, drop: 0.05, dup: 0.05, maxDelay: 3, byz: "mixed", liveness: true, maxTicks: 3000, share: 10},
-		// A leader that equivocates or stays silent stalls its height until view change (issue
-		// #3): only safety is checked.
-		{name: "4-equivocating-leader", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 4, drop: 0.05, dup: 0.05, maxDelay: 3, byz: "equivocate", maxTicks: 150, share: 5},
-		{name: "4-silent", powers: []uint64{1, 1, 1, 1}, heights: 4, drop: 0.05, maxDelay: 3, byz: "silent", maxTicks: 150, share: 10},
+		// A leader that equivocates or stays silent stalls its height until a view change.
+		{name: "4-equivocating-leader", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 4, drop: 0.05, dup: 0.05, maxDelay: 3, byz: "equivocate", liveness: true, maxTicks: 3000, share: 5},
+		{name: "4-silent", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 4, drop: 0.05, maxDelay: 3, byz: "silent", liveness: true, maxTicks: 3000, share: 5},
+		{name: "7-silent", powers: []uint64{1, 1, 1, 1, 1, 1, 1}, heights: 4, drop: 0.05, maxDelay: 3, byz: "silent", liveness: true, maxTicks: 3000, share: 10},
+		{name: "4-leader-partition", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 6, drop: 0.05, dup: 0.05, maxDelay: 3, partition: 200, isolateLeader: true, liveness: true, maxTicks: 5000, share: 5},
 	}
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
@@ -89,14 +93,14 @@ func TestSimulator(t *testing.T) {
 					t.Fatalf("seed %d: %v\nreproduce: go test ./consensus -run 'TestSimulator/%s$' -sim.seed=%d -v", seed, err, sc.name, seed)
 				}
 			}
-			t.Logf("%d runs: %d heights decided, %d messages delivered, %d dropped, %d decisions sent, %d block syncs, %d evidence records",
-				runs, stats.heights, stats.delivered, stats.dropped, stats.decisions, stats.syncs, stats.evidence)
+			t.Logf("%d runs: %d heights decided, %d messages delivered, %d dropped, %d decisions sent, %d block syncs, %d evidence records, %d view changes",
+				runs, stats.heights, stats.delivered, stats.dropped, stats.decisions, stats.syncs, stats.evidence, stats.viewChanges)
 		})
 	}
 }
 
 type simStats struct {
-	heights, delivered, dropped, decisions, syncs, evidence int
+	heights, delivered, dropped, decisions, syncs, evidence, viewChanges int
 }
 
 type simNode struct {
@@ -193,8 +197,13 @@ func runSim(sc scenario, seed int64, stats *simStats) error {
 	if sc.partition > 0 {
 		s.cutFrom = uint64(s.rng.Intn(20))
 		s.cutTo = s.cutFrom + 1 + uint64(s.rng.Intn(sc.partition))
-		for range 1 + s.rng.Intn(2) {
-			s.cut[s.rng.Intn(n)] = true
+		if sc.isolateLeader {
+			s.cutTo += 100
+			s.cut[s.vals.Leader(1+uint64(s.rng.Int63n(int64(sc.heights))), 0)] = true
+		} else {
+			for range 1 + s.rng.Intn(2) {
+				s.cut[s.rng.Intn(n)] = true
+			}
 		}
 	}
 	for s.now = 0; s.now <= sc.maxTicks; s.now++ {
@@ -230,6 +239,10 @@ func runSim(sc scenario, seed int64, stats *simStats) error {
 			if nd.core.future.size() > MaxFutureHeights*(3*n+1) {
 				return fmt.Errorf("node %d buffers %d messages, over the bound", i, nd.core.future.size())
 			}
+			if nd.core.views.size() > MaxFutureViews*(3*n+1) {
+				return fmt.Errorf("node %d buffers %d messages for later views, over the bound", i, nd.core.views.size())
+			}
+			s.stats.viewChanges += int(nd.core.Status().ViewChanges)
 		}
 	}
 	if sc.liveness && !s.allDecided() {
@@ -250,7 +263,7 @@ func (s *sim) failf(format string, args ...any) {
 
 func (s *sim) start(i int) {
 	nd := s.nodes[i]
-	cfg := Config{ChainID: testChain, Validators: s.vals, App: nd.app, Height: 1, RetransmitTicks: 8, sigs: s.sigs}
+	cfg := Config{ChainID: testChain, Validators: s.vals, App: nd.app, Height: 1, RetransmitTicks: 8, ViewTimeoutTicks: 40, sigs: s.sigs}
 	if nd.index >= 0 {
 		cfg.Key = keyFor(nd.index)
 	}

@@ -169,6 +169,9 @@ func (c *Core) maybeNewView() {
 	if !isQuorum(power, c.total) {
 		return
 	}
+	// The justification is fixed now: a view change that arrives while the node builds a value
+	// could carry a prepared certificate the value would then have to yield to.
+	r.justification = vcs
 	if best := highestPrepared(vcs); best != nil {
 		c.sendNewView(best.Prepared.PrePrepare.Value)
 		return
@@ -178,14 +181,14 @@ func (c *Core) maybeNewView() {
 }
 
 // sendNewView signs a PrePrepare for value in the current view and broadcasts it inside a NewView
-// with the view changes collected, then prepares it. Precondition: this validator leads the
-// current view (> 0), holds a quorum of view changes and has proposed nothing in it; value is the
-// highest prepared value among them, or any value if none is prepared.
+// with r.justification, then prepares it. Precondition: this validator leads the current view
+// (> 0), r.justification holds a quorum of view changes, and it has proposed nothing in the view;
+// value is the highest prepared value among them, or any value if none is prepared.
 func (c *Core) sendNewView(value []byte) {
 	r := c.round
 	pp := Message{Type: MsgPrePrepare, Height: r.height, View: r.view, From: uint32(c.self), Digest: DigestOf(value), Value: value}
 	c.emit(&pp, false) // sent only inside the NewView
-	vcs := r.viewChangeVotes.collect()
+	vcs := slices.Clone(r.justification)
 	for i := range vcs {
 		if p := vcs[i].Prepared; p != nil {
 			// The proposal carries the only value that matters; the digests are signed.
