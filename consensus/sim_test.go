@@ -35,16 +35,16 @@ type scenario struct {
 	observers int
 	heights   uint64 // every honest node must decide this many heights (when liveness is checked)
 	drop, dup float64
-	maxDelay  int    // ticks; at least 1 per hop
-	lateStart int    // one validator may start up to this many ticks late
-	partition int    // for up to this many ticks, one or two validators are cut off from the rest
+	maxDelay  int // ticks; at least 1 per hop
+	lateStart int // one validator may start up to this many ticks late
+	partition int // for up to this many ticks, one or two validators are cut off from the rest
 	// isolateLeader: the partition cuts off the view-0 leader of a random height instead, for at
 	// least 100 ticks, so that height needs a view change.
 	isolateLeader bool
-	byz       string // name of a behaviour in behaviours, "" for all honest
-	liveness  bool
-	maxTicks  uint64
-	share     int // runs = sim.runs / share
+	byz           string // name of a behaviour in behaviours, "" for all honest
+	liveness      bool
+	maxTicks      uint64
+	share         int // runs = sim.runs / share
 }
 
 var behaviours = map[string]behaviour{
