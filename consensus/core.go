@@ -235,6 +235,16 @@ func (c *Core) restore(m *Message) error {
 	case int64(m.From) != int64(c.self):
 		return fmt.Errorf("%w: restored %v signed by validator %d, not this one (%d)", ErrInvalidConfig, m.Type, m.From, c.self)
 	}
+	// A commit is persisted with the prepared certificate behind it (see enterCommit).
+	var proof *PreparedProof
+	if m.Type == MsgCommit && m.Prepared != nil {
+		plain := *m
+		proof, plain.Prepared = plain.Prepared, nil
+		m = &plain
+		if err := c.checkRestoredProof(m, proof); err != nil {
+			return fmt.Errorf("%w: restored commit's prepared certificate: %w", ErrInvalidConfig, err)
+		}
+	}
 	if err := checkShape(c.vals, m); err != nil {
 		return fmt.Errorf("%w: restored message: %w", ErrInvalidConfig, err)
 	}
@@ -260,6 +270,9 @@ func (c *Core) restore(m *Message) error {
 	case MsgCommit:
 		_, _ = r.commits.add(m, power)
 		r.prepared = true // a commit is only ever signed once prepared
+		if proof != nil && (c.prepared == nil || c.prepared.PrePrepare.View < proof.PrePrepare.View) {
+			c.prepared = proof
+		}
 	case MsgViewChange:
 		_, _ = r.viewChangeVotes.put(m)
 		if m.Prepared != nil {
@@ -515,7 +528,14 @@ func (c *Core) enterCommit() {
 	r.prepared = true
 	c.recordPrepared()
 	if c.self >= 0 {
+		n := len(c.persist)
 		c.signOnce(MsgCommit, r.proposal.Digest, nil)
+		if len(c.persist) > n {
+			// The WAL copy of the commit carries the prepared certificate, so that after a
+			// restart this validator's view changes still carry it: a value it helped commit
+			// must not be replaced for want of the proof (PBFT §4.4 keeps P in stable storage).
+			c.persist[len(c.persist)-1].Prepared = c.prepared
+		}
 	}
 	c.maybeCommitted()
 }

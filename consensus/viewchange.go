@@ -247,6 +247,20 @@ func (c *Core) recordPrepared() {
 	c.prepared = p
 }
 
+// checkRestoredProof checks the prepared certificate a restored commit carries: for the commit's
+// slot and digest, well formed and correctly signed. Precondition: m is the commit, without it.
+func (c *Core) checkRestoredProof(m *Message, p *PreparedProof) error {
+	if p.PrePrepare.View != m.View || p.PrePrepare.Digest != m.Digest {
+		return fmt.Errorf("%w: for another slot or digest than its commit", ErrMalformed)
+	}
+	// The certificate a view change to the next view would carry.
+	vc := Message{Type: MsgViewChange, Height: m.Height, View: m.View + 1, Digest: m.Digest, PreparedView: m.View, Prepared: p}
+	if err := checkViewChange(c.vals, &vc, true); err != nil {
+		return err
+	}
+	return verifyPrepared(c.chainID, c.vals, p, c.sigs)
+}
+
 // collect returns copies of the messages held, in validator order.
 func (s *slots) collect() []Message {
 	var out []Message

@@ -385,3 +385,56 @@ func TestRestoredViewChange(t *testing.T) {
 		}
 	}
 }
+
+// A validator that prepared and committed V, then restarted, still carries V's prepared
+// certificate into its view change: the WAL copy of its commit holds it.
+func TestRestoredCommitKeepsPreparedCertificate(t *testing.T) {
+	vals := equalSet(4)
+	v := valueFor(1, "v")
+	c, _ := newCore(t, vals, 0, 1) // validator 1 leads height 1
+	wantErr(t, c.Step(signed(MsgPrePrepare, 1, 0, 1, v, Digest{})))
+	for _, from := range []int{1, 2} {
+		wantErr(t, c.Step(signed(MsgPrepare, 1, 0, from, nil, DigestOf(v))))
+	}
+	rd := c.Ready()
+	wal := rd.Persist
+	if len(wal) != 2 || wal[1].Type != MsgCommit || wal[1].Prepared == nil {
+		t.Fatalf("persisted %+v, want a prepare and a commit with its prepared certificate", wal)
+	}
+	for _, m := range rd.Messages {
+		if m.Prepared != nil {
+			t.Fatalf("sent a %v with the prepared certificate", m.Type)
+		}
+	}
+
+	c, err := restart(t, vals, 0, 1, wal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range c.Ready().Messages {
+		if m.Prepared != nil {
+			t.Fatalf("resent a %v with the prepared certificate", m.Type)
+		}
+	}
+	c.Advance()
+	for range DefaultViewTimeoutTicks {
+		c.Tick()
+	}
+	var vc *Message
+	for _, m := range c.Ready().Messages {
+		if m.Type == MsgViewChange {
+			vc = &m
+		}
+	}
+	if vc == nil || vc.Prepared == nil || vc.Digest != DigestOf(v) || vc.PreparedView != 0 {
+		t.Fatalf("view change %+v, want one carrying v's prepared certificate", vc)
+	}
+	wantErr(t, VerifyMessage(testChain, vals, vc))
+
+	// A WAL whose commit carries a certificate for another value is refused.
+	bad := append([]Message(nil), wal...)
+	bad[1].Prepared = preparedProof(vals, 0, valueFor(1, "other"), 0, 1, 2)
+	if _, err := restart(t, vals, 0, 1, bad); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("restart with a mismatched certificate: %v", err)
+	}
+}
