@@ -38,7 +38,8 @@ type Config struct {
 	// Restore holds the messages this validator signed before it stopped, read back from its WAL
 	// in the order they were written. Those for Height count as signed again — the core will
 	// never sign anything different for their slot, and resends them — and older ones are
-	// ignored (their heights are decided).
+	// ignored (their heights are decided). The core resumes in the highest view of Height it
+	// signed anything in, so a view change it sent stands.
 	Restore []Message
 
 	// sigs, set only by the simulator in this package's tests, shares verified signatures across
@@ -373,7 +374,8 @@ func (c *Core) stepFuture(m *Message) error {
 			return fmt.Errorf("%w: decision for height %d, deciding %d", ErrFutureHeight, m.Height, c.height)
 		}
 	} else {
-		// Every height is entered in view 0. Issue #3 may buffer later views too.
+		// Every height is entered in view 0; a view change at a height this node has not
+		// reached is settled by a decision (retransmitted to it) sooner than it could join.
 		if m.View != 0 {
 			return fmt.Errorf("%w: %v for future height %d view %d", ErrWrongView, m.Type, m.Height, m.View)
 		}
@@ -640,8 +642,8 @@ func (c *Core) retransmit() {
 	c.msgs = append(c.msgs, c.round.own...)
 	// A peer that missed the proposal of a height everyone else decided has nothing of its own
 	// to retransmit, so nothing prompts stepStale to help it, and if it leads the next height
-	// everyone stalls. Until view change (issue #3) gives a stuck node something to send, a
-	// stalled node offers its recent decisions (rate-limited by sendDecision).
+	// everyone waits for a view change. So a stalled node also offers its recent decisions
+	// (rate-limited by sendDecision), which settles such a height sooner.
 	for i := range c.decided {
 		c.sendDecision(&c.decided[i])
 	}

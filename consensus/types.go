@@ -74,8 +74,8 @@ type Certificate struct {
 }
 
 // Message is a signed consensus message. Sig covers SignBytes(chainID, m): type, height, view,
-// sender and digest — never Value or Certificate, which the digest and the certificate's own
-// signatures already bind. A MsgDecision needs no Sig (its certificate is the proof); its From only
+// sender and digest (and, on a ViewChange, PreparedView) — never Value, Certificate, Prepared,
+// ViewChanges or Proposal, which the digest and their own signatures already bind. A MsgDecision needs no Sig (its certificate is the proof); its From only
 // says which validator sent it. Messages handed to Step, and those in a Ready, share their slices
 // with the core: treat them as read-only.
 type Message struct {
@@ -145,7 +145,7 @@ type Status struct {
 // Ready is a batch of work for the node, handled in field order (raft's Ready loop): persist, then
 // send, then apply, then Advance.
 type Ready struct {
-	// Persist holds messages this validator signed; they must be durable (WAL, issue #3) BEFORE
+	// Persist holds messages this validator signed; they must be durable (the node's WAL) BEFORE
 	// Messages are sent, so that a restart never signs something conflicting.
 	Persist []Message
 	// Messages are to be broadcast to all validators, after Persist is durable.
