@@ -41,6 +41,9 @@ type scenario struct {
 	// isolateLeader: the partition cuts off the view-0 leader of a random height instead, for at
 	// least 100 ticks, so that height needs a view change.
 	isolateLeader bool
+	// restarts: one honest validator crashes and restarts this many times, at random ticks,
+	// from what it persisted (its WAL), losing everything else.
+	restarts int
 	byz           string // name of a behaviour in behaviours, "" for all honest
 	liveness      bool
 	maxTicks      uint64
@@ -73,6 +76,8 @@ func TestSimulator(t *testing.T) {
 		{name: "4-equivocating-leader", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 4, drop: 0.05, dup: 0.05, maxDelay: 3, byz: "equivocate", liveness: true, maxTicks: 3000, share: 5},
 		{name: "4-silent", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 4, drop: 0.05, maxDelay: 3, byz: "silent", liveness: true, maxTicks: 3000, share: 5},
 		{name: "7-silent", powers: []uint64{1, 1, 1, 1, 1, 1, 1}, heights: 4, drop: 0.05, maxDelay: 3, byz: "silent", liveness: true, maxTicks: 3000, share: 10},
+		{name: "4-restarts", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 6, drop: 0.1, dup: 0.05, maxDelay: 3, restarts: 4, liveness: true, maxTicks: 5000, share: 5},
+		{name: "4-silent-restarts", powers: []uint64{1, 1, 1, 1}, heights: 5, drop: 0.05, maxDelay: 3, byz: "silent", restarts: 3, liveness: true, maxTicks: 5000, share: 5},
 		{name: "4-leader-partition", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 6, drop: 0.05, dup: 0.05, maxDelay: 3, partition: 200, isolateLeader: true, liveness: true, maxTicks: 5000, share: 5},
 	}
 	for _, sc := range scenarios {
@@ -113,6 +118,7 @@ type simNode struct {
 	proposal  *ProposalRequest
 	syncedAt  uint64
 	signed    map[slotKey]Digest // everything this node ever persisted
+	wal       []Message
 }
 
 type slotKey struct {
@@ -206,11 +212,24 @@ func runSim(sc scenario, seed int64, stats *simStats) error {
 			}
 		}
 	}
+	restartAt := map[uint64]int{}
+	if sc.restarts > 0 {
+		who := s.rng.Intn(n)
+		for who == s.byz {
+			who = s.rng.Intn(n)
+		}
+		for range sc.restarts {
+			restartAt[uint64(1+s.rng.Intn(400))] = who
+		}
+	}
 	for s.now = 0; s.now <= sc.maxTicks; s.now++ {
 		for i, nd := range s.nodes {
 			if nd.core == nil && nd.startAt == s.now {
 				s.start(i)
 			}
+		}
+		if i, ok := restartAt[s.now]; ok && s.nodes[i].core != nil {
+			s.restart(i)
 		}
 		for len(s.q) > 0 && s.q[0].at <= s.now {
 			s.deliver(heap.Pop(&s.q).(envelope))
@@ -276,6 +295,22 @@ func (s *sim) start(i int) {
 	s.drain(i)
 }
 
+// restart replaces node i's core with one built from its WAL and its decided heights, the way
+// the node restarts; whatever else it knew, and its pending proposal request, is lost.
+func (s *sim) restart(i int) {
+	nd := s.nodes[i]
+	nd.proposal = nil
+	nd.app.applied = uint64(len(nd.decided))
+	c, err := New(Config{ChainID: testChain, Validators: s.vals, App: nd.app, Height: nd.app.applied + 1,
+		Key: keyFor(nd.index), RetransmitTicks: 8, ViewTimeoutTicks: 40, Restore: nd.wal, sigs: s.sigs})
+	if err != nil {
+		s.failf("restart of node %d: %v", i, err)
+		return
+	}
+	nd.core = c
+	s.drain(i)
+}
+
 func (s *sim) allDecided() bool {
 	for i, nd := range s.nodes {
 		if i != s.byz && uint64(len(nd.decided)) < s.sc.heights {
@@ -296,6 +331,7 @@ func (s *sim) drain(i int) {
 				s.failf("node %d signed two different %vs for height %d view %d", i, m.Type, m.Height, m.View)
 			}
 			nd.signed[k] = m.Digest
+			nd.wal = append(nd.wal, m)
 		}
 		for _, m := range rd.Messages {
 			if m.Type == MsgDecision {
