@@ -44,10 +44,10 @@ type scenario struct {
 	// restarts: one honest validator crashes and restarts this many times, at random ticks,
 	// from what it persisted (its WAL), losing everything else.
 	restarts int
-	byz           string // name of a behaviour in behaviours, "" for all honest
-	liveness      bool
-	maxTicks      uint64
-	share         int // runs = sim.runs / share
+	byz      string // name of a behaviour in behaviours, "" for all honest
+	liveness bool
+	maxTicks uint64
+	share    int // runs = sim.runs / share
 }
 
 var behaviours = map[string]behaviour{
