@@ -75,6 +75,9 @@ type Core struct {
 	// prepared is this validator's highest-view prepared certificate for c.height, which its
 	// view changes carry.
 	prepared *PreparedProof
+	// farViewChanges is, per validator, the highest view beyond MaxFutureViews it sent a view
+	// change for at c.height (those are not buffered).
+	farViewChanges []uint64
 	// viewChanges counts the views moved to, for metrics.
 	viewChanges uint64
 	// decided keeps the last few commits to hand to peers that lag behind (oldest first).
@@ -194,6 +197,7 @@ func New(cfg Config) (*Core, error) {
 		height:          cfg.Height,
 		future:          newFutureBuffer(len(vals.Validators)),
 		views:           newViewBuffer(len(vals.Validators)),
+		farViewChanges:  make([]uint64, len(vals.Validators)),
 	}
 	if c.retransmitTicks == 0 {
 		c.retransmitTicks = DefaultRetransmitTicks
@@ -485,7 +489,7 @@ func (c *Core) stepVote(m *Message) error {
 // node handled the last Committed), and c.round is the fresh round for (c.height, 0).
 func (c *Core) enterHeight() {
 	c.open = true
-	c.armTimer()
+	c.maybeArmTimer()
 	r := c.round
 	if r.view == 0 && int64(r.leader) == int64(c.self) && r.proposal == nil { // a restored proposal stands
 		r.requested = true
@@ -570,6 +574,7 @@ func (c *Core) commit(value []byte, cert Certificate) {
 	c.view = 0
 	c.prepared = nil
 	c.views.clear()
+	clear(c.farViewChanges)
 	c.open = false
 	c.idle = 0
 	c.backoff = 1

@@ -32,15 +32,33 @@ func (t *viewTimer) fires(c *Core) bool {
 	return t.set && c.open && t.height == c.height && t.view == c.view && c.now >= t.at
 }
 
-// armTimer sets the timeout of the current (height, view): ViewTimeoutTicks << min(view, 6) ticks
-// from now. Observers never time out on their own: they follow the validators' view changes.
-func (c *Core) armTimer() {
-	if c.self < 0 {
-		c.timer = viewTimer{}
+// maybeArmTimer sets the timeout of the current (height, view), ViewTimeoutTicks << min(view, 6)
+// ticks from now, unless it is set already. View 0's starts when the height opens; a later view's
+// only once view changes to it from more than two thirds of the power are in, or its NewView is
+// (PBFT §4.5.2): a validator that timed out alone waits in its view for others to join, or for
+// a decision, instead of running ahead through views no one else is in. Observers never time out
+// on their own: they follow the validators' view changes.
+func (c *Core) maybeArmTimer() {
+	t := &c.timer
+	if c.self < 0 || (t.set && t.height == c.height && t.view == c.view) {
+		return
+	}
+	if r := c.round; r.view > 0 && !r.newView && !isQuorum(c.viewChangePower(), c.total) {
 		return
 	}
 	d := uint64(c.viewTimeout) << min(c.view, maxTimeoutShift)
 	c.timer = viewTimer{height: c.height, view: c.view, at: c.now + d, set: true}
+}
+
+// viewChangePower is the power behind the view changes to the current view.
+func (c *Core) viewChangePower() uint64 {
+	var power uint64
+	for i, m := range c.round.viewChangeVotes.first {
+		if m != nil {
+			power += c.vals.Validators[i].Power
+		}
+	}
+	return power
 }
 
 // startViewChange moves to view for the current height and signs a ViewChange for it.
@@ -53,7 +71,7 @@ func (c *Core) startViewChange(view uint64) {
 	if c.propose != nil && c.propose.Height == c.height && c.propose.View < view {
 		c.propose = nil // the slot is gone; Propose would now be refused
 	}
-	c.armTimer()
+	c.timer = viewTimer{}
 	if c.self >= 0 {
 		vc := Message{Type: MsgViewChange, Height: c.height, View: view, From: uint32(c.self)}
 		if p := c.prepared; p != nil {
@@ -70,6 +88,7 @@ func (c *Core) startViewChange(view uint64) {
 		_ = c.process(m)
 	}
 	if c.open && c.height == h && c.view == view {
+		c.maybeArmTimer()
 		c.maybeNewView()
 	}
 }
@@ -100,7 +119,16 @@ func (c *Core) stepOtherView(m *Message) error {
 	case m.View < c.view:
 		return fmt.Errorf("%w: %v for view %d, in view %d", ErrWrongView, m.Type, m.View, c.view)
 	case m.View-c.view > MaxFutureViews:
-		return fmt.Errorf("%w: %v for view %d, in view %d", ErrFutureView, m.Type, m.View, c.view)
+		err := fmt.Errorf("%w: %v for view %d, in view %d", ErrFutureView, m.Type, m.View, c.view)
+		if m.Type == MsgViewChange && int64(m.From) != int64(c.self) && checkAuth(c.chainID, c.vals, m, c.sigs) == nil {
+			// Not buffered, but remembered (one view per validator): if more than a third of
+			// the power is that far ahead, this node must be able to join them.
+			if m.View > c.farViewChanges[m.From] {
+				c.farViewChanges[m.From] = m.View
+			}
+			c.maybeJoinView()
+		}
+		return err
 	case m.Type == MsgPrePrepare:
 		return fmt.Errorf("%w: a pre-prepare for view %d comes inside a new view", ErrMalformed, m.View)
 	case int64(m.From) == int64(c.self):
@@ -127,7 +155,8 @@ func (c *Core) maybeJoinView() {
 	var power uint64
 	target := uint64(0)
 	for i, v := range c.views.highestViewChanges(c.view) {
-		if v == 0 {
+		v = max(v, c.farViewChanges[i])
+		if v <= c.view {
 			continue
 		}
 		power += c.vals.Validators[i].Power
@@ -149,6 +178,7 @@ func (c *Core) stepViewChange(m *Message) error {
 		c.recordEquivocation(ev)
 		return err
 	}
+	c.maybeArmTimer()
 	c.maybeNewView()
 	return nil
 }
@@ -225,6 +255,9 @@ func (c *Core) stepNewView(m *Message) error {
 	if err := c.acceptProposal(m.Proposal); err != nil {
 		r.newView = false
 		return err
+	}
+	if c.open && c.round == r {
+		c.maybeArmTimer()
 	}
 	return nil
 }

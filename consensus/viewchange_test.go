@@ -438,3 +438,41 @@ func TestRestoredCommitKeepsPreparedCertificate(t *testing.T) {
 		t.Fatalf("restart with a mismatched certificate: %v", err)
 	}
 }
+
+// A validator that timed out alone waits in view 1 (no timer runs without a quorum of view
+// changes) rather than running ahead through views no one else is in.
+func TestLoneViewChangeWaits(t *testing.T) {
+	vals := equalSet(4)
+	c, _ := newCore(t, vals, 0, 1)
+	for range DefaultViewTimeoutTicks * 100 {
+		c.Tick()
+	}
+	if st := c.Status(); st.View != 1 || st.ViewChanges != 1 {
+		t.Fatalf("status %+v, want view 1 after timing out alone", st)
+	}
+	// Once a quorum is in view 1, view 1's timeout runs.
+	wantErr(t, c.Step(viewChange(1, 1, 2, nil)))
+	wantErr(t, c.Step(viewChange(1, 1, 3, nil)))
+	for range 2 * DefaultViewTimeoutTicks {
+		c.Tick()
+	}
+	if st := c.Status(); st.View != 2 {
+		t.Fatalf("status %+v, want view 2 after view 1 timed out", st)
+	}
+}
+
+// View changes beyond MaxFutureViews are not buffered, but more than a third of the power that far
+// ahead still brings this node along.
+func TestJoinFarView(t *testing.T) {
+	vals := equalSet(4)
+	c, _ := newCore(t, vals, 0, 1)
+	far := uint64(MaxFutureViews + 10)
+	wantErr(t, c.Step(viewChange(1, far, 2, nil)), ErrFutureView)
+	wantErr(t, c.Step(viewChange(1, far+1, 3, nil)), ErrFutureView)
+	if st := c.Status(); st.View != far {
+		t.Fatalf("status %+v, want view %d", st, far)
+	}
+	if c.views.size() != 0 {
+		t.Fatalf("buffered %d far messages", c.views.size())
+	}
+}
