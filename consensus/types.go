@@ -147,6 +147,8 @@ type Status struct {
 type Ready struct {
 	// Persist holds messages this validator signed; they must be durable (the node's WAL) BEFORE
 	// Messages are sent, so that a restart never signs something conflicting.
+	// Write them as they are: a Commit here carries the prepared certificate behind it
+	// (Prepared), which only Config.Restore reads back; the copy in Messages does not.
 	Persist []Message
 	// Messages are to be broadcast to all validators, after Persist is durable.
 	Messages []Message
