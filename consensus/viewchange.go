@@ -244,6 +244,11 @@ func (c *Core) stepNewView(m *Message) error {
 		if r.proposal != nil && r.proposal.Digest == m.Digest {
 			return fmt.Errorf("%w: new view for height %d view %d", ErrDuplicate, m.Height, m.View)
 		}
+		if r.proposal != nil && !r.caughtLeader {
+			// Two signed pre-prepares for one slot: the evidence, without the justifications.
+			r.caughtLeader = true
+			c.recordEquivocation(&equivocation{First: *r.proposal, Second: *m.Proposal})
+		}
 		return fmt.Errorf("%w: leader %d sent two new views for height %d view %d", ErrEquivocation, m.From, m.Height, m.View)
 	}
 	for _, t := range []MsgType{MsgPrepare, MsgCommit} {

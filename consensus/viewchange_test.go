@@ -476,3 +476,18 @@ func TestJoinFarView(t *testing.T) {
 		t.Fatalf("buffered %d far messages", c.views.size())
 	}
 }
+
+// A leader that sends two NewViews with different proposals is caught: the second is refused and
+// the two pre-prepares are kept as evidence.
+func TestEquivocatingNewView(t *testing.T) {
+	vals := equalSet(4)
+	vcs := []Message{viewChange(1, 1, 0, nil), viewChange(1, 1, 1, nil), viewChange(1, 1, 3, nil)}
+	c, _ := newCore(t, vals, 0, 1)
+	c.startViewChange(1)
+	wantErr(t, c.Step(newView(vcs, valueFor(1, "a"))))
+	wantErr(t, c.Step(newView(vcs, valueFor(1, "a"))), ErrDuplicate)
+	wantErr(t, c.Step(newView(vcs, valueFor(1, "b"))), ErrEquivocation)
+	if len(c.evidence) != 1 || c.evidence[0].First.Type != MsgPrePrepare || c.evidence[0].First.Digest == c.evidence[0].Second.Digest {
+		t.Fatalf("evidence %+v, want the two pre-prepares", c.evidence)
+	}
+}
