@@ -11,11 +11,12 @@ import (
 // signDomain separates consensus signatures from every other use of a validator's key.
 const signDomain = "guild/consensus/v1"
 
-// Decoder limits. A Message nests at most four levels (message, certificate, votes, vote), holds
-// at most eight fields per map and at most one vote per validator.
+// Decoder limits. A Message nests at most six levels (new view, its view changes, one view
+// change, its prepared proof, the proof's prepares, one vote), holds at most twelve fields per map
+// and at most one vote or view change per validator in an array.
 const (
-	maxNestedLevels  = 4
-	maxMapPairs      = 16 // the library's minimum; a Message has 8 fields
+	maxNestedLevels  = 6
+	maxMapPairs      = 16 // the library's minimum; a Message has 12 fields
 	maxArrayElements = MaxValidators
 )
 
@@ -67,13 +68,32 @@ type signedFields struct {
 	Digest Digest
 }
 
+// viewChangeSignedFields is what a ViewChange's signature covers.
+type viewChangeSignedFields struct {
+	_            struct{} `cbor:",toarray"`
+	Type         MsgType
+	Height       uint64
+	View         uint64
+	From         uint32
+	Digest       Digest
+	PreparedView uint64
+}
+
 // SignBytes is what a validator signs for m: "guild/consensus/v1" ‖ 0 ‖ chainID ‖ 0 ‖ the
 // deterministic CBOR array [Type, Height, View, From, Digest]. The domain tag and chain ID make a
 // signature useless for any other purpose or chain; New rejects a chain ID containing a zero byte,
 // which keeps the concatenation unambiguous. Value and Certificate are not covered: the digest
 // binds the value, and a certificate carries its own signatures.
+//
+// A ViewChange's array also carries PreparedView, [Type, Height, View, From, Digest,
+// PreparedView], so that its signature binds which prepared certificate it claims (a new leader
+// cannot swap or strip it).
 func SignBytes(chainID string, m *Message) []byte {
-	enc, err := encMode.Marshal(signedFields{Type: m.Type, Height: m.Height, View: m.View, From: m.From, Digest: m.Digest})
+	var fields any = signedFields{Type: m.Type, Height: m.Height, View: m.View, From: m.From, Digest: m.Digest}
+	if m.Type == MsgViewChange {
+		fields = viewChangeSignedFields{Type: m.Type, Height: m.Height, View: m.View, From: m.From, Digest: m.Digest, PreparedView: m.PreparedView}
+	}
+	enc, err := encMode.Marshal(fields)
 	if err != nil {
 		// Fixed-size integers and a byte array always encode.
 		panic(fmt.Sprintf("consensus: encoding sign bytes failed, which is a bug: %v", err))
@@ -109,7 +129,7 @@ func checkShape(vals ValidatorSet, m *Message) error {
 		return fmt.Errorf("%w: nil message", ErrMalformed)
 	}
 	switch m.Type {
-	case MsgPrePrepare, MsgPrepare, MsgCommit, MsgDecision:
+	case MsgPrePrepare, MsgPrepare, MsgCommit, MsgDecision, MsgViewChange, MsgNewView:
 	default:
 		return fmt.Errorf("%w: unknown type %d", ErrMalformed, m.Type)
 	}
@@ -124,6 +144,21 @@ func checkShape(vals ValidatorSet, m *Message) error {
 		return fmt.Errorf("%w: %v with a value", ErrMalformed, m.Type)
 	case carriesValue && DigestOf(m.Value) != m.Digest:
 		return fmt.Errorf("%w: %v value does not match its digest", ErrMalformed, m.Type)
+	}
+	if m.Type != MsgViewChange && (m.Prepared != nil || m.PreparedView != 0) {
+		return fmt.Errorf("%w: %v with a prepared certificate", ErrMalformed, m.Type)
+	}
+	if m.Type != MsgNewView && (m.ViewChanges != nil || m.Proposal != nil) {
+		return fmt.Errorf("%w: %v with a new view's justification", ErrMalformed, m.Type)
+	}
+	if m.Type != MsgDecision && m.Certificate != nil {
+		return fmt.Errorf("%w: %v with a certificate", ErrMalformed, m.Type)
+	}
+	switch m.Type {
+	case MsgViewChange:
+		return checkViewChange(vals, m, true)
+	case MsgNewView:
+		return checkNewView(vals, m)
 	}
 	if m.Type != MsgDecision {
 		if m.Certificate != nil {
@@ -148,6 +183,12 @@ func checkAuth(chainID string, vals ValidatorSet, m *Message, sigs *sigCache) er
 	}
 	if !sigs.verify(vals.Validators[m.From].PubKey, SignBytes(chainID, m), m.Sig) {
 		return fmt.Errorf("%w: %v from validator %d", ErrBadSignature, m.Type, m.From)
+	}
+	switch m.Type {
+	case MsgViewChange:
+		return verifyPrepared(chainID, vals, m.Prepared, sigs)
+	case MsgNewView:
+		return verifyNewView(chainID, vals, m, sigs)
 	}
 	return nil
 }

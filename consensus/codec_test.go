@@ -18,7 +18,39 @@ func sampleMessages() []Message {
 		signed(MsgPrepare, 2, 0, 1, nil, DigestOf(value)),
 		signed(MsgCommit, 2, 0, 3, nil, DigestOf(value)),
 		DecisionMessage(0, Committed{Height: 2, Value: value, Certificate: cert}),
+		sampleViewChange(0, value),
+		sampleNewView(value),
 	}
+}
+
+// sampleViewChange is validator from's view change to view 1 of height 2 with a prepared
+// certificate for value in view 0 (led by validator 2).
+func sampleViewChange(from int, value []byte) Message {
+	pp := signed(MsgPrePrepare, 2, 0, 2, value, Digest{})
+	proof := &PreparedProof{PrePrepare: pp}
+	for _, i := range []int{0, 1, 2} {
+		m := signed(MsgPrepare, 2, 0, i, nil, pp.Digest)
+		proof.Prepares = append(proof.Prepares, Vote{Validator: uint32(i), Sig: m.Sig})
+	}
+	m := Message{Type: MsgViewChange, Height: 2, View: 1, From: uint32(from), Digest: pp.Digest, Prepared: proof}
+	Sign(testChain, keyFor(from), &m)
+	return m
+}
+
+// sampleNewView is the view-1 leader's (validator 3's) new view for height 2, re-proposing value.
+func sampleNewView(value []byte) Message {
+	var vcs []Message
+	for _, i := range []int{0, 1, 3} {
+		vc := sampleViewChange(i, value)
+		stripped := *vc.Prepared
+		stripped.PrePrepare.Value = nil
+		vc.Prepared = &stripped
+		vcs = append(vcs, vc)
+	}
+	pp := signed(MsgPrePrepare, 2, 1, 3, value, Digest{})
+	m := Message{Type: MsgNewView, Height: 2, View: 1, From: 3, Digest: pp.Digest, ViewChanges: vcs, Proposal: &pp}
+	Sign(testChain, keyFor(3), &m)
+	return m
 }
 
 func TestEncodeDecodeRoundTrip(t *testing.T) {
@@ -212,6 +244,20 @@ func TestVerifyMessage(t *testing.T) {
 
 // FuzzDecodeMessage: no input makes decoding, verification or Step panic, and whatever decodes
 // re-encodes and decodes again.
+// A view change's sign bytes also cover the view its prepared certificate is from.
+func TestViewChangeSignBytesGolden(t *testing.T) {
+	var d Digest
+	for i := range d {
+		d[i] = byte(i)
+	}
+	m := Message{Type: MsgViewChange, Height: 3, View: 2, From: 1, Digest: d, PreparedView: 1}
+	want := "guild/consensus/v1\x00guild-test\x00" +
+		"\x86\x05\x03\x02\x01\x58\x20" + string(d[:]) + "\x01" // [type, height, view, from, bstr(32), prepared view]
+	if got := SignBytes(testChain, &m); string(got) != want {
+		t.Fatalf("SignBytes =\n%s\nwant\n%s", hex.Dump(got), hex.Dump([]byte(want)))
+	}
+}
+
 func FuzzDecodeMessage(f *testing.F) {
 	for _, m := range sampleMessages() {
 		b, err := EncodeMessage(&m)

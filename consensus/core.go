@@ -10,6 +10,10 @@ import (
 // DefaultRetransmitTicks is used when Config.RetransmitTicks is 0.
 const DefaultRetransmitTicks = 25
 
+// DefaultViewTimeoutTicks is used when Config.ViewTimeoutTicks is 0: two seconds at the node's
+// 20 ms tick.
+const DefaultViewTimeoutTicks = 100
+
 // maxEvidence bounds the equivocation records kept until evidence has a consumer (a later issue).
 const maxEvidence = 1024
 
@@ -27,10 +31,15 @@ type Config struct {
 	// RetransmitTicks: after this many ticks without a commit, resend own messages for the
 	// current height (and recent decisions, for peers that lag). 0 means DefaultRetransmitTicks.
 	RetransmitTicks int
+	// ViewTimeoutTicks: a validator that has not decided its height this many ticks after
+	// entering view 0 moves to view 1, and the timeout doubles with each further view (up to
+	// 64 times). 0 means DefaultViewTimeoutTicks.
+	ViewTimeoutTicks int
 	// Restore holds the messages this validator signed before it stopped, read back from its WAL
 	// in the order they were written. Those for Height count as signed again — the core will
 	// never sign anything different for their slot, and resends them — and older ones are
-	// ignored (their heights are decided).
+	// ignored (their heights are decided). The core resumes in the highest view of Height it
+	// signed anything in, so a view change it sent stands.
 	Restore []Message
 
 	// sigs, set only by the simulator in this package's tests, shares verified signatures across
@@ -48,16 +57,29 @@ type Core struct {
 	self            int // own validator index, -1 when observing
 	app             Application
 	retransmitTicks int
+	viewTimeout     int
 	sigs            *sigCache
 
 	height uint64 // the height being decided
-	view   uint64 // always 0 until view change (issue #3)
+	view   uint64 // the view of c.height this core is in; 0 on entering a height
 	// open is false from committing height-1 until the Advance after the node applied it:
 	// Application.CheckProposal cannot judge a proposal for height before then, so messages for
 	// height wait in the future buffer meanwhile.
 	open   bool
 	round  *round
 	future futureBuffer
+	// views buffers messages for views of c.height above c.view, up to MaxFutureViews.
+	views viewBuffer
+	// timer is the pending view timeout; it fires only for the (height, view) it was set for.
+	timer viewTimer
+	// prepared is this validator's highest-view prepared certificate for c.height, which its
+	// view changes carry.
+	prepared *PreparedProof
+	// farViewChanges is, per validator, the highest view beyond MaxFutureViews it sent a view
+	// change for at c.height (those are not buffered).
+	farViewChanges []uint64
+	// viewChanges counts the views moved to, for metrics.
+	viewChanges uint64
 	// decided keeps the last few commits to hand to peers that lag behind (oldest first).
 	decided  []decided
 	evidence []equivocation
@@ -87,6 +109,13 @@ type round struct {
 	prepares     *tally
 	commits      *tally
 	prepared     bool
+	// newView: the proposal for this view may be accepted. Always true in view 0; in a later
+	// view it is set by a valid NewView (or by sending one), the only way a proposal arrives.
+	newView bool
+	// viewChangeVotes holds the view changes to this view, one per validator.
+	viewChangeVotes slots
+	// justification is the quorum of view changes a leader's NewView will carry.
+	justification []Message
 	// signed remembers what this node signed in the slot, so it never signs two different things
 	// for one (height, view, type) and can retransmit them.
 	signed map[MsgType]Digest
@@ -102,6 +131,9 @@ func newRound(vals ValidatorSet, height, view uint64) *round {
 		prepares: newTally(n),
 		commits:  newTally(n),
 		signed:   make(map[MsgType]Digest),
+		newView:  view == 0,
+
+		viewChangeVotes: newSlots(n),
 	}
 }
 
@@ -128,8 +160,8 @@ func New(cfg Config) (*Core, error) {
 	if cfg.Height == 0 {
 		return nil, fmt.Errorf("%w: heights start at 1", ErrInvalidConfig)
 	}
-	if cfg.RetransmitTicks < 0 {
-		return nil, fmt.Errorf("%w: negative retransmit ticks", ErrInvalidConfig)
+	if cfg.RetransmitTicks < 0 || cfg.ViewTimeoutTicks < 0 {
+		return nil, fmt.Errorf("%w: negative tick count", ErrInvalidConfig)
 	}
 	vals := ValidatorSet{Validators: slices.Clone(cfg.Validators.Validators)}
 	self := -1
@@ -160,12 +192,25 @@ func New(cfg Config) (*Core, error) {
 		self:            self,
 		app:             cfg.App,
 		retransmitTicks: cfg.RetransmitTicks,
+		viewTimeout:     cfg.ViewTimeoutTicks,
 		sigs:            cfg.sigs,
 		height:          cfg.Height,
 		future:          newFutureBuffer(len(vals.Validators)),
+		views:           newViewBuffer(len(vals.Validators)),
+		farViewChanges:  make([]uint64, len(vals.Validators)),
 	}
 	if c.retransmitTicks == 0 {
 		c.retransmitTicks = DefaultRetransmitTicks
+	}
+	if c.viewTimeout == 0 {
+		c.viewTimeout = DefaultViewTimeoutTicks
+	}
+	// A validator that sent a view change must not go back to an earlier view after a restart:
+	// the new leader may have counted on it. Resume in the highest view it signed anything in.
+	for _, m := range cfg.Restore {
+		if m.Height == c.height && m.View > c.view {
+			c.view = m.View
+		}
 	}
 	c.round = newRound(vals, c.height, c.view)
 	for i := range cfg.Restore {
@@ -191,9 +236,19 @@ func (c *Core) restore(m *Message) error {
 		// the block store is not this node's.
 		return fmt.Errorf("%w: restored %v for height %d, but the next height to decide is %d", ErrInvalidConfig, m.Type, m.Height, c.height)
 	case m.View != c.view:
-		return nil // view change (issue #3) restores other views
+		return nil // an earlier view, left behind
 	case int64(m.From) != int64(c.self):
 		return fmt.Errorf("%w: restored %v signed by validator %d, not this one (%d)", ErrInvalidConfig, m.Type, m.From, c.self)
+	}
+	// A commit is persisted with the prepared certificate behind it (see enterCommit).
+	var proof *PreparedProof
+	if m.Type == MsgCommit && m.Prepared != nil {
+		plain := *m
+		proof, plain.Prepared = plain.Prepared, nil
+		m = &plain
+		if err := c.checkRestoredProof(m, proof); err != nil {
+			return fmt.Errorf("%w: restored commit's prepared certificate: %w", ErrInvalidConfig, err)
+		}
 	}
 	if err := checkShape(c.vals, m); err != nil {
 		return fmt.Errorf("%w: restored message: %w", ErrInvalidConfig, err)
@@ -220,10 +275,24 @@ func (c *Core) restore(m *Message) error {
 	case MsgCommit:
 		_, _ = r.commits.add(m, power)
 		r.prepared = true // a commit is only ever signed once prepared
+		if proof != nil && (c.prepared == nil || c.prepared.PrePrepare.View < proof.PrePrepare.View) {
+			c.prepared = proof
+		}
+	case MsgViewChange:
+		_, _ = r.viewChangeVotes.put(m)
+		if m.Prepared != nil {
+			c.prepared = m.Prepared
+		}
+	case MsgNewView:
+		r.proposal, r.requested, r.newView = m.Proposal, true, true
+		r.signed[MsgPrePrepare] = m.Digest
 	default:
-		return fmt.Errorf("%w: restored %v: only pre-prepares, prepares and commits are signed to a WAL", ErrInvalidConfig, m.Type)
+		return fmt.Errorf("%w: restored %v: only pre-prepares, prepares, commits, view changes and new views are signed to a WAL", ErrInvalidConfig, m.Type)
 	}
 	r.signed[m.Type] = m.Digest
+	if m.Type == MsgPrePrepare && m.View > 0 {
+		return nil // sent only inside the NewView
+	}
 	r.own = append(r.own, *m)
 	// Already durable: send again, so peers that heard it before the restart can finish.
 	c.msgs = append(c.msgs, *m)
@@ -247,7 +316,7 @@ func (c *Core) Step(m Message) error {
 	}
 	// A decision settles the height whatever view produced it.
 	if m.Type != MsgDecision && m.View != c.view {
-		return fmt.Errorf("%w: %v for view %d, in view %d", ErrWrongView, m.Type, m.View, c.view)
+		return c.stepOtherView(&m)
 	}
 	if err := checkAuth(c.chainID, c.vals, &m, c.sigs); err != nil {
 		return err
@@ -265,6 +334,10 @@ func (c *Core) process(m *Message) error {
 		return c.stepOwnEcho(m)
 	case m.Type == MsgPrePrepare:
 		return c.stepPrePrepare(m)
+	case m.Type == MsgViewChange:
+		return c.stepViewChange(m)
+	case m.Type == MsgNewView:
+		return c.stepNewView(m)
 	default:
 		return c.stepVote(m)
 	}
@@ -305,7 +378,8 @@ func (c *Core) stepFuture(m *Message) error {
 			return fmt.Errorf("%w: decision for height %d, deciding %d", ErrFutureHeight, m.Height, c.height)
 		}
 	} else {
-		// Every height is entered in view 0. Issue #3 may buffer later views too.
+		// Every height is entered in view 0; a view change at a height this node has not
+		// reached is settled by a decision (retransmitted to it) sooner than it could join.
 		if m.View != 0 {
 			return fmt.Errorf("%w: %v for future height %d view %d", ErrWrongView, m.Type, m.Height, m.View)
 		}
@@ -355,6 +429,9 @@ func (c *Core) stepPrePrepare(m *Message) error {
 	if m.From != r.leader {
 		return fmt.Errorf("%w: pre-prepare for height %d view %d from validator %d, leader is %d", ErrNotLeader, m.Height, m.View, m.From, r.leader)
 	}
+	if !r.newView {
+		return fmt.Errorf("%w: a pre-prepare for view %d comes inside a new view", ErrMalformed, m.View)
+	}
 	if p := r.proposal; p != nil {
 		if p.Digest == m.Digest {
 			return fmt.Errorf("%w: pre-prepare for height %d view %d", ErrDuplicate, m.Height, m.View)
@@ -372,10 +449,17 @@ func (c *Core) stepPrePrepare(m *Message) error {
 			return fmt.Errorf("%w: leader %d proposed %s for height %d view %d; this validator's %v is for %s", ErrEquivocation, m.From, m.Digest, m.Height, m.View, t, d)
 		}
 	}
+	return c.acceptProposal(m)
+}
+
+// acceptProposal checks the leader's proposal with the application and prepares it.
+// Precondition: m is the leader's authenticated PrePrepare for the current slot, r.newView is
+// set, and this validator signed nothing conflicting with it.
+func (c *Core) acceptProposal(m *Message) error {
 	if err := c.app.CheckProposal(m.Height, m.Value); err != nil {
 		return fmt.Errorf("%w: proposal for height %d: %w", ErrInvalidValue, m.Height, err)
 	}
-	r.proposal = m
+	c.round.proposal = m
 	c.enterPrepare()
 	return nil
 }
@@ -405,8 +489,9 @@ func (c *Core) stepVote(m *Message) error {
 // node handled the last Committed), and c.round is the fresh round for (c.height, 0).
 func (c *Core) enterHeight() {
 	c.open = true
+	c.maybeArmTimer()
 	r := c.round
-	if int64(r.leader) == int64(c.self) && r.proposal == nil { // a restored proposal stands
+	if r.view == 0 && int64(r.leader) == int64(c.self) && r.proposal == nil { // a restored proposal stands
 		r.requested = true
 		c.propose = &ProposalRequest{Height: r.height, View: r.view}
 	}
@@ -415,7 +500,13 @@ func (c *Core) enterHeight() {
 		if !c.open || c.height != h {
 			return // decided by a buffered decision; the rest is stale
 		}
+		if m.Type != MsgDecision && m.View != c.view {
+			continue // resumed in a later view after a restart
+		}
 		_ = c.process(m) // rejections of early messages matter to no one now
+	}
+	if c.open && c.height == h && r.view > 0 {
+		c.maybeNewView() // resumed mid view change after a restart
 	}
 }
 
@@ -441,8 +532,16 @@ func (c *Core) maybePrepared() {
 func (c *Core) enterCommit() {
 	r := c.round
 	r.prepared = true
+	c.recordPrepared()
 	if c.self >= 0 {
+		n := len(c.persist)
 		c.signOnce(MsgCommit, r.proposal.Digest, nil)
+		if len(c.persist) > n {
+			// The WAL copy of the commit carries the prepared certificate, so that after a
+			// restart this validator's view changes still carry it: a value it helped commit
+			// must not be replaced for want of the proof (PBFT §4.4 keeps P in stable storage).
+			c.persist[len(c.persist)-1].Prepared = c.prepared
+		}
 	}
 	c.maybeCommitted()
 }
@@ -473,6 +572,9 @@ func (c *Core) commit(value []byte, cert Certificate) {
 	}
 	c.height++
 	c.view = 0
+	c.prepared = nil
+	c.views.clear()
+	clear(c.farViewChanges)
 	c.open = false
 	c.idle = 0
 	c.backoff = 1
@@ -506,9 +608,13 @@ func (c *Core) Propose(height, view uint64, value []byte) error {
 	if err := c.app.CheckProposal(height, value); err != nil {
 		return fmt.Errorf("%w: own proposal for height %d: %w", ErrInvalidValue, height, err)
 	}
+	c.propose = nil
+	if view > 0 {
+		c.sendNewView(value)
+		return nil
+	}
 	pp := c.signOnce(MsgPrePrepare, DigestOf(value), value)
 	r.proposal = &pp
-	c.propose = nil
 	c.enterPrepare()
 	return nil
 }
@@ -520,8 +626,9 @@ const maxRetransmitBackoff = 8
 func (c *Core) Tick() {
 	c.now++
 	c.idle++
-	// Issue #3: the view-change timeout goes here, as a typed timeout keyed by (height, view)
-	// with its own counter, so that a stale one is dropped and a WAL replay reproduces it.
+	if c.timer.fires(c) {
+		c.startViewChange(c.view + 1)
+	}
 	if c.idle >= c.retransmitTicks*max(c.backoff, 1) {
 		c.idle = 0
 		c.backoff = min(2*max(c.backoff, 1), maxRetransmitBackoff)
@@ -540,8 +647,8 @@ func (c *Core) retransmit() {
 	c.msgs = append(c.msgs, c.round.own...)
 	// A peer that missed the proposal of a height everyone else decided has nothing of its own
 	// to retransmit, so nothing prompts stepStale to help it, and if it leads the next height
-	// everyone stalls. Until view change (issue #3) gives a stuck node something to send, a
-	// stalled node offers its recent decisions (rate-limited by sendDecision).
+	// everyone waits for a view change. So a stalled node also offers its recent decisions
+	// (rate-limited by sendDecision), which settles such a height sooner.
 	for i := range c.decided {
 		c.sendDecision(&c.decided[i])
 	}

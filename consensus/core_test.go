@@ -275,7 +275,9 @@ func TestWrongHeightOrViewRejected(t *testing.T) {
 	wantErr(t, c.Step(signed(MsgPrepare, 0, 0, 2, nil, d)), ErrStaleHeight)
 	wantErr(t, c.Step(signed(MsgPrepare, 5+MaxFutureHeights+1, 0, 2, nil, d)), ErrFutureHeight)
 	wantErr(t, c.Step(signed(MsgPrepare, 1<<63, 0, 2, nil, d)), ErrFutureHeight)
-	wantErr(t, c.Step(signed(MsgPrepare, 5, 1, 2, nil, d)), ErrWrongView)
+	wantErr(t, c.Step(signed(MsgPrepare, 5, MaxFutureViews, 2, nil, d))) // a later view: buffered
+	wantErr(t, c.Step(signed(MsgPrepare, 5, 1+MaxFutureViews, 2, nil, d)), ErrFutureView)
+	wantErr(t, c.Step(signed(MsgPrepare, 5, 1<<63, 2, nil, d)), ErrFutureView)
 	wantErr(t, c.Step(signed(MsgPrepare, 6, 1, 2, nil, d)), ErrWrongView)
 	wantErr(t, c.Step(signed(MsgPrepare, 5+MaxFutureHeights, 0, 2, nil, d))) // buffered
 	v := valueFor(7, "x")

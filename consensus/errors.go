@@ -3,9 +3,9 @@ package consensus
 import "errors"
 
 // Sentinel errors. Step, Propose and the Verify functions wrap them with %w and detail, so callers
-// test with errors.Is. The p2p layer can score peers by them: ErrStaleHeight, ErrDuplicate and
-// ErrFutureHeight are what an honest but lagging or leading peer produces; ErrBadSignature,
-// ErrMalformed and ErrEquivocation are not.
+// test with errors.Is. The p2p layer can score peers by them: ErrStaleHeight, ErrDuplicate,
+// ErrFutureHeight, ErrWrongView and ErrFutureView are what an honest but lagging or leading peer
+// produces; ErrBadSignature, ErrMalformed and ErrEquivocation are not.
 var (
 	ErrInvalidConfig      = errors.New("consensus: invalid config")
 	ErrMalformed          = errors.New("consensus: malformed message")
@@ -22,4 +22,5 @@ var (
 	ErrInvalidCertificate = errors.New("consensus: invalid certificate")
 	ErrNoQuorum           = errors.New("consensus: not enough voting power")
 	ErrNotRequested       = errors.New("consensus: no proposal was requested for this slot")
+	ErrFutureView         = errors.New("consensus: view too far ahead")
 )

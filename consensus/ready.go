@@ -56,7 +56,7 @@ func (c *Core) Advance() {
 
 // Status is the core's position.
 func (c *Core) Status() Status {
-	return Status{Height: c.height, View: c.view, Leader: c.vals.Leader(c.height, c.view), Self: c.self}
+	return Status{Height: c.height, View: c.view, Leader: c.vals.Leader(c.height, c.view), Self: c.self, ViewChanges: c.viewChanges}
 }
 
 // signOnce signs and emits a message for the current slot, persisted before it is sent, and

@@ -117,6 +117,9 @@ func mixed(s *sim, m Message) []routed {
 // equivocateLeader proposes different (valid or invalid) values to different nodes, and votes
 // both ways.
 func equivocateLeader(s *sim, m Message) []routed {
+	if m.Type == MsgNewView {
+		return equivocateNewView(s, m)
+	}
 	if m.Type != MsgPrePrepare {
 		return doubleVote(s, m)
 	}
@@ -132,6 +135,34 @@ func equivocateLeader(s *sim, m Message) []routed {
 				v.Value = []byte("not a block")
 			}
 			v.Digest = DigestOf(v.Value)
+			Sign(testChain, s.byzKey(), &v)
+			return v
+		})
+		out = append(out, routed{to, v})
+	}
+	return out
+}
+
+// equivocateNewView, as the leader of a later view, sends different nodes NewViews with the same
+// justification and different proposals: the real one, a fresh value (valid only if no view
+// change in the justification carries a prepared certificate), or an invalid block.
+func equivocateNewView(s *sim, m Message) []routed {
+	var out []routed
+	for to := range s.nodes {
+		k := s.rng.Intn(3)
+		v := s.made(fmt.Sprintf("equivocate %s %d", slotName(m), k), func() Message {
+			v := m
+			if k == 0 {
+				return v
+			}
+			pp := *m.Proposal
+			pp.Value = valueFor(m.Height, "evil-new-view")
+			if k == 2 {
+				pp.Value = []byte("not a block")
+			}
+			pp.Digest = DigestOf(pp.Value)
+			Sign(testChain, s.byzKey(), &pp)
+			v.Proposal, v.Digest = &pp, pp.Digest
 			Sign(testChain, s.byzKey(), &v)
 			return v
 		})

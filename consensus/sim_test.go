@@ -35,13 +35,19 @@ type scenario struct {
 	observers int
 	heights   uint64 // every honest node must decide this many heights (when liveness is checked)
 	drop, dup float64
-	maxDelay  int    // ticks; at least 1 per hop
-	lateStart int    // one validator may start up to this many ticks late
-	partition int    // for up to this many ticks, one or two validators are cut off from the rest
-	byz       string // name of a behaviour in behaviours, "" for all honest
-	liveness  bool
-	maxTicks  uint64
-	share     int // runs = sim.runs / share
+	maxDelay  int // ticks; at least 1 per hop
+	lateStart int // one validator may start up to this many ticks late
+	partition int // for up to this many ticks, one or two validators are cut off from the rest
+	// isolateLeader: the partition cuts off the view-0 leader of a random height instead, for at
+	// least 100 ticks, so that height needs a view change.
+	isolateLeader bool
+	// restarts: one honest validator crashes and restarts this many times, at random ticks,
+	// from what it persisted (its WAL), losing everything else.
+	restarts int
+	byz      string // name of a behaviour in behaviours, "" for all honest
+	liveness bool
+	maxTicks uint64
+	share    int // runs = sim.runs / share
 }
 
 var behaviours = map[string]behaviour{
@@ -66,10 +72,13 @@ func TestSimulator(t *testing.T) {
 		{name: "4-future", powers: []uint64{1, 1, 1, 1}, heights: 4, drop: 0.05, dup: 0.05, maxDelay: 3, byz: "future", liveness: true, maxTicks: 3000, share: 10},
 		{name: "4-doublevote", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 4, drop: 0.05, dup: 0.05, maxDelay: 3, byz: "doublevote", liveness: true, maxTicks: 3000, share: 5},
 		{name: "7-unequal-mixed", powers: []uint64{3, 1, 2, 7, 5, 6, 4}, observers: 1, heights: 4, drop: 0.05, dup: 0.05, maxDelay: 3, byz: "mixed", liveness: true, maxTicks: 3000, share: 10},
-		// A leader that equivocates or stays silent stalls its height until view change (issue
-		// #3): only safety is checked.
-		{name: "4-equivocating-leader", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 4, drop: 0.05, dup: 0.05, maxDelay: 3, byz: "equivocate", maxTicks: 150, share: 5},
-		{name: "4-silent", powers: []uint64{1, 1, 1, 1}, heights: 4, drop: 0.05, maxDelay: 3, byz: "silent", maxTicks: 150, share: 10},
+		// A leader that equivocates or stays silent stalls its height until a view change.
+		{name: "4-equivocating-leader", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 4, drop: 0.05, dup: 0.05, maxDelay: 3, byz: "equivocate", liveness: true, maxTicks: 3000, share: 5},
+		{name: "4-silent", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 4, drop: 0.05, maxDelay: 3, byz: "silent", liveness: true, maxTicks: 3000, share: 5},
+		{name: "7-silent", powers: []uint64{1, 1, 1, 1, 1, 1, 1}, heights: 4, drop: 0.05, maxDelay: 3, byz: "silent", liveness: true, maxTicks: 3000, share: 10},
+		{name: "4-restarts", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 6, drop: 0.1, dup: 0.05, maxDelay: 3, restarts: 4, liveness: true, maxTicks: 5000, share: 5},
+		{name: "4-silent-restarts", powers: []uint64{1, 1, 1, 1}, heights: 5, drop: 0.05, maxDelay: 3, byz: "silent", restarts: 3, liveness: true, maxTicks: 5000, share: 5},
+		{name: "4-leader-partition", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 6, drop: 0.05, dup: 0.05, maxDelay: 3, partition: 200, isolateLeader: true, liveness: true, maxTicks: 5000, share: 5},
 	}
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
@@ -89,14 +98,14 @@ func TestSimulator(t *testing.T) {
 					t.Fatalf("seed %d: %v\nreproduce: go test ./consensus -run 'TestSimulator/%s$' -sim.seed=%d -v", seed, err, sc.name, seed)
 				}
 			}
-			t.Logf("%d runs: %d heights decided, %d messages delivered, %d dropped, %d decisions sent, %d block syncs, %d evidence records",
-				runs, stats.heights, stats.delivered, stats.dropped, stats.decisions, stats.syncs, stats.evidence)
+			t.Logf("%d runs: %d heights decided, %d messages delivered, %d dropped, %d decisions sent, %d block syncs, %d evidence records, %d view changes",
+				runs, stats.heights, stats.delivered, stats.dropped, stats.decisions, stats.syncs, stats.evidence, stats.viewChanges)
 		})
 	}
 }
 
 type simStats struct {
-	heights, delivered, dropped, decisions, syncs, evidence int
+	heights, delivered, dropped, decisions, syncs, evidence, viewChanges int
 }
 
 type simNode struct {
@@ -109,6 +118,7 @@ type simNode struct {
 	proposal  *ProposalRequest
 	syncedAt  uint64
 	signed    map[slotKey]Digest // everything this node ever persisted
+	wal       []Message
 }
 
 type slotKey struct {
@@ -193,8 +203,23 @@ func runSim(sc scenario, seed int64, stats *simStats) error {
 	if sc.partition > 0 {
 		s.cutFrom = uint64(s.rng.Intn(20))
 		s.cutTo = s.cutFrom + 1 + uint64(s.rng.Intn(sc.partition))
-		for range 1 + s.rng.Intn(2) {
-			s.cut[s.rng.Intn(n)] = true
+		if sc.isolateLeader {
+			s.cutTo += 100
+			s.cut[s.vals.Leader(1+uint64(s.rng.Int63n(int64(sc.heights))), 0)] = true
+		} else {
+			for range 1 + s.rng.Intn(2) {
+				s.cut[s.rng.Intn(n)] = true
+			}
+		}
+	}
+	restartAt := map[uint64]int{}
+	if sc.restarts > 0 {
+		who := s.rng.Intn(n)
+		for who == s.byz {
+			who = s.rng.Intn(n)
+		}
+		for range sc.restarts {
+			restartAt[uint64(1+s.rng.Intn(400))] = who
 		}
 	}
 	for s.now = 0; s.now <= sc.maxTicks; s.now++ {
@@ -202,6 +227,9 @@ func runSim(sc scenario, seed int64, stats *simStats) error {
 			if nd.core == nil && nd.startAt == s.now {
 				s.start(i)
 			}
+		}
+		if i, ok := restartAt[s.now]; ok && s.nodes[i].core != nil {
+			s.restart(i)
 		}
 		for len(s.q) > 0 && s.q[0].at <= s.now {
 			s.deliver(heap.Pop(&s.q).(envelope))
@@ -230,6 +258,10 @@ func runSim(sc scenario, seed int64, stats *simStats) error {
 			if nd.core.future.size() > MaxFutureHeights*(3*n+1) {
 				return fmt.Errorf("node %d buffers %d messages, over the bound", i, nd.core.future.size())
 			}
+			if nd.core.views.size() > MaxFutureViews*(3*n+1) {
+				return fmt.Errorf("node %d buffers %d messages for later views, over the bound", i, nd.core.views.size())
+			}
+			s.stats.viewChanges += int(nd.core.Status().ViewChanges)
 		}
 	}
 	if sc.liveness && !s.allDecided() {
@@ -250,13 +282,29 @@ func (s *sim) failf(format string, args ...any) {
 
 func (s *sim) start(i int) {
 	nd := s.nodes[i]
-	cfg := Config{ChainID: testChain, Validators: s.vals, App: nd.app, Height: 1, RetransmitTicks: 8, sigs: s.sigs}
+	cfg := Config{ChainID: testChain, Validators: s.vals, App: nd.app, Height: 1, RetransmitTicks: 8, ViewTimeoutTicks: 40, sigs: s.sigs}
 	if nd.index >= 0 {
 		cfg.Key = keyFor(nd.index)
 	}
 	c, err := New(cfg)
 	if err != nil {
 		s.failf("New: %v", err)
+		return
+	}
+	nd.core = c
+	s.drain(i)
+}
+
+// restart replaces node i's core with one built from its WAL and its decided heights, the way
+// the node restarts; whatever else it knew, and its pending proposal request, is lost.
+func (s *sim) restart(i int) {
+	nd := s.nodes[i]
+	nd.proposal = nil
+	nd.app.applied = uint64(len(nd.decided))
+	c, err := New(Config{ChainID: testChain, Validators: s.vals, App: nd.app, Height: nd.app.applied + 1,
+		Key: keyFor(nd.index), RetransmitTicks: 8, ViewTimeoutTicks: 40, Restore: nd.wal, sigs: s.sigs})
+	if err != nil {
+		s.failf("restart of node %d: %v", i, err)
 		return
 	}
 	nd.core = c
@@ -283,6 +331,7 @@ func (s *sim) drain(i int) {
 				s.failf("node %d signed two different %vs for height %d view %d", i, m.Type, m.Height, m.View)
 			}
 			nd.signed[k] = m.Digest
+			nd.wal = append(nd.wal, m)
 		}
 		for _, m := range rd.Messages {
 			if m.Type == MsgDecision {
@@ -371,7 +420,8 @@ func (s *sim) deliver(e envelope) {
 		}
 	}
 	err := nd.core.Step(e.m)
-	if err != nil && s.byz < 0 && !errors.Is(err, ErrStaleHeight) && !errors.Is(err, ErrFutureHeight) && !errors.Is(err, ErrDuplicate) {
+	if err != nil && s.byz < 0 && !errors.Is(err, ErrStaleHeight) && !errors.Is(err, ErrFutureHeight) && !errors.Is(err, ErrDuplicate) &&
+		!errors.Is(err, ErrWrongView) && !errors.Is(err, ErrFutureView) {
 		s.failf("node %d rejected honest %v h=%d from %d: %v", e.to, e.m.Type, e.m.Height, e.m.From, err)
 	}
 	if errors.Is(err, ErrFutureHeight) {
@@ -404,7 +454,8 @@ func (s *sim) propose(i int) {
 	p := nd.proposal
 	nd.proposal = nil
 	value := valueFor(p.Height, fmt.Sprintf("v=%d;by=%d;r=%d", p.View, i, s.rng.Int63()))
-	if err := nd.core.Propose(p.Height, p.View, value); err != nil && !errors.Is(err, ErrStaleHeight) {
+	// A slot may be gone by the time the node proposes: decided, or its view timed out.
+	if err := nd.core.Propose(p.Height, p.View, value); err != nil && !errors.Is(err, ErrStaleHeight) && !errors.Is(err, ErrWrongView) && !errors.Is(err, ErrNotRequested) {
 		s.failf("node %d: Propose(%d, %d): %v", i, p.Height, p.View, err)
 	}
 	s.drain(i)

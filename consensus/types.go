@@ -17,7 +17,7 @@ func (d Digest) String() string { return hex.EncodeToString(d[:]) }
 // DigestOf is the digest consensus uses for a value.
 func DigestOf(value []byte) Digest { return sha256.Sum256(value) }
 
-// MsgType names a consensus message kind. View change kinds come with issue #3.
+// MsgType names a consensus message kind.
 type MsgType uint8
 
 const (
@@ -25,6 +25,8 @@ const (
 	MsgPrepare    MsgType = 2 // "I accept the leader's proposal D for (height, view)"
 	MsgCommit     MsgType = 3 // "2f+1 prepared D for (height, view); I commit to it"
 	MsgDecision   MsgType = 4 // a decided value with its commit certificate, for nodes that lag
+	MsgViewChange MsgType = 5 // "I leave view View-1 or lower of Height for View", with my prepared certificate
+	MsgNewView    MsgType = 6 // the leader of (Height, View): a quorum of view changes and its proposal
 )
 
 func (t MsgType) String() string {
@@ -37,6 +39,10 @@ func (t MsgType) String() string {
 		return "commit"
 	case MsgDecision:
 		return "decision"
+	case MsgViewChange:
+		return "view-change"
+	case MsgNewView:
+		return "new-view"
 	}
 	return "unknown"
 }
@@ -68,8 +74,8 @@ type Certificate struct {
 }
 
 // Message is a signed consensus message. Sig covers SignBytes(chainID, m): type, height, view,
-// sender and digest — never Value or Certificate, which the digest and the certificate's own
-// signatures already bind. A MsgDecision needs no Sig (its certificate is the proof); its From only
+// sender and digest (and, on a ViewChange, PreparedView) — never Value, Certificate, Prepared,
+// ViewChanges or Proposal, which the digest and their own signatures already bind. A MsgDecision needs no Sig (its certificate is the proof); its From only
 // says which validator sent it. Messages handed to Step, and those in a Ready, share their slices
 // with the core: treat them as read-only.
 type Message struct {
@@ -83,6 +89,25 @@ type Message struct {
 	// Certificate is the commit certificate, on MsgDecision only.
 	Certificate *Certificate `cbor:"7,keyasint,omitempty"`
 	Sig         []byte       `cbor:"8,keyasint"`
+	// Prepared is a ViewChange's prepared certificate for Height, if its sender has one; Digest
+	// is then the prepared digest and PreparedView the view it was prepared in (both signed),
+	// and both are zero without one.
+	Prepared     *PreparedProof `cbor:"9,keyasint,omitempty"`
+	PreparedView uint64         `cbor:"10,keyasint,omitempty"`
+	// ViewChanges and Proposal are a NewView's justification: view changes for (Height, View)
+	// from more than two thirds of the power, in ascending sender order (their prepared values
+	// left out: the proposal carries the one that matters), and the leader's signed PrePrepare
+	// for (Height, View), with its value, whose Digest is the NewView's.
+	ViewChanges []Message `cbor:"11,keyasint,omitempty"`
+	Proposal    *Message  `cbor:"12,keyasint,omitempty"`
+}
+
+// PreparedProof is PBFT's prepared certificate: the leader's signed PrePrepare for (Height, View)
+// and Prepare signatures for its digest from more than two thirds of the power, in ascending
+// validator order. Each Vote signs MsgPrepare{Height, View, From: Validator, Digest}.
+type PreparedProof struct {
+	PrePrepare Message `cbor:"1,keyasint"`
+	Prepares   []Vote  `cbor:"2,keyasint"`
 }
 
 // Application is what the core asks of the ledger. It is called synchronously from Step and must be
@@ -113,13 +138,17 @@ type Status struct {
 	View   uint64
 	Leader uint32 // index of the leader of (Height, View)
 	Self   int    // own validator index, or -1 when observing
+	// ViewChanges counts the views this core has moved to (by timeout or by joining others).
+	ViewChanges uint64
 }
 
 // Ready is a batch of work for the node, handled in field order (raft's Ready loop): persist, then
 // send, then apply, then Advance.
 type Ready struct {
-	// Persist holds messages this validator signed; they must be durable (WAL, issue #3) BEFORE
+	// Persist holds messages this validator signed; they must be durable (the node's WAL) BEFORE
 	// Messages are sent, so that a restart never signs something conflicting.
+	// Write them as they are: a Commit here carries the prepared certificate behind it
+	// (Prepared), which only Config.Restore reads back; the copy in Messages does not.
 	Persist []Message
 	// Messages are to be broadcast to all validators, after Persist is durable.
 	Messages []Message

@@ -1,0 +1,415 @@
+package consensus
+
+import (
+	"fmt"
+	"slices"
+)
+
+// View change (PBFT §4.4). A validator that has not decided its height within the view's timeout
+// moves to the next view and signs a ViewChange carrying its highest prepared certificate for the
+// height. The new view's leader, once it holds view changes from more than two thirds of the
+// power, re-proposes the value of the highest prepared certificate among them, or a fresh value if
+// there is none, inside a NewView that carries those view changes as its justification; followers
+// check the justification and then prepare and commit as in view 0.
+
+// MaxFutureViews is how far above its current view the core buffers messages for the current
+// height; anything further is refused, so that no peer can make the core hold data without bound.
+const MaxFutureViews = 4
+
+// maxTimeoutShift caps the doubling of the view timeout at 64 times ViewTimeoutTicks.
+const maxTimeoutShift = 6
+
+// viewTimer is a view timeout, typed and keyed by the (height, view) it was set for, so a timeout
+// of a height or view the core has left does nothing (CometBFT's timeoutInfo).
+type viewTimer struct {
+	height, view uint64
+	at           uint64 // tick at which it fires
+	set          bool
+}
+
+// fires reports whether the timer is due for the core's current slot.
+func (t *viewTimer) fires(c *Core) bool {
+	return t.set && c.open && t.height == c.height && t.view == c.view && c.now >= t.at
+}
+
+// maybeArmTimer sets the timeout of the current (height, view), ViewTimeoutTicks << min(view, 6)
+// ticks from now, unless it is set already. View 0's starts when the height opens; a later view's
+// only once view changes to it from more than two thirds of the power are in, or its NewView is
+// (PBFT §4.5.2): a validator that timed out alone waits in its view for others to join, or for
+// a decision, instead of running ahead through views no one else is in. Observers never time out
+// on their own: they follow the validators' view changes.
+func (c *Core) maybeArmTimer() {
+	t := &c.timer
+	if c.self < 0 || (t.set && t.height == c.height && t.view == c.view) {
+		return
+	}
+	if r := c.round; r.view > 0 && !r.newView && !isQuorum(c.viewChangePower(), c.total) {
+		return
+	}
+	d := uint64(c.viewTimeout) << min(c.view, maxTimeoutShift)
+	c.timer = viewTimer{height: c.height, view: c.view, at: c.now + d, set: true}
+}
+
+// viewChangePower is the power behind the view changes to the current view.
+func (c *Core) viewChangePower() uint64 {
+	var power uint64
+	for i, m := range c.round.viewChangeVotes.first {
+		if m != nil {
+			power += c.vals.Validators[i].Power
+		}
+	}
+	return power
+}
+
+// startViewChange moves to view for the current height and signs a ViewChange for it.
+// Precondition: view > c.view and the core is open.
+func (c *Core) startViewChange(view uint64) {
+	c.view = view
+	c.round = newRound(c.vals, c.height, view)
+	c.viewChanges++
+	c.idle, c.backoff = 0, 1
+	if c.propose != nil && c.propose.Height == c.height && c.propose.View < view {
+		c.propose = nil // the slot is gone; Propose would now be refused
+	}
+	c.timer = viewTimer{}
+	if c.self >= 0 {
+		vc := Message{Type: MsgViewChange, Height: c.height, View: view, From: uint32(c.self)}
+		if p := c.prepared; p != nil {
+			vc.Prepared, vc.Digest, vc.PreparedView = p, p.PrePrepare.Digest, p.PrePrepare.View
+		}
+		c.emit(&vc, true)
+		_, _ = c.round.viewChangeVotes.put(&vc)
+	}
+	h := c.height
+	for _, m := range c.views.take(view) {
+		if !c.open || c.height != h || c.view != view {
+			return // decided, or moved on, by a buffered message
+		}
+		_ = c.process(m)
+	}
+	if c.open && c.height == h && c.view == view {
+		c.maybeArmTimer()
+		c.maybeNewView()
+	}
+}
+
+// emit signs m (its fields other than Sig set), records it as this validator's for the current
+// slot, and queues it to be persisted and, if send, broadcast. Precondition: this node is a
+// validator and has signed no other m.Type in the slot.
+func (c *Core) emit(m *Message, send bool) {
+	r := c.round
+	if prev, ok := r.signed[m.Type]; ok && prev != m.Digest {
+		panic(fmt.Sprintf("consensus: refusing to sign a second %v for height %d view %d; this is a bug, stop the node and report it", m.Type, r.height, r.view))
+	}
+	Sign(c.chainID, c.key, m)
+	r.signed[m.Type] = m.Digest
+	c.persist = append(c.persist, *m)
+	if send {
+		r.own = append(r.own, *m)
+		c.msgs = append(c.msgs, *m)
+	}
+}
+
+// stepOtherView handles a message for the current height but another view. Earlier views are
+// over for this node; later ones, within MaxFutureViews, are buffered until it gets there, and
+// view changes for them may make it join (PBFT §4.5.2: f+1 view changes for higher views mean an
+// honest validator has timed out there, so waiting for one's own timeout only delays the change).
+func (c *Core) stepOtherView(m *Message) error {
+	switch {
+	case m.View < c.view:
+		return fmt.Errorf("%w: %v for view %d, in view %d", ErrWrongView, m.Type, m.View, c.view)
+	case m.View-c.view > MaxFutureViews:
+		err := fmt.Errorf("%w: %v for view %d, in view %d", ErrFutureView, m.Type, m.View, c.view)
+		if m.Type == MsgViewChange && int64(m.From) != int64(c.self) && checkAuth(c.chainID, c.vals, m, c.sigs) == nil {
+			// Not buffered, but remembered (one view per validator): if more than a third of
+			// the power is that far ahead, this node must be able to join them.
+			if m.View > c.farViewChanges[m.From] {
+				c.farViewChanges[m.From] = m.View
+			}
+			c.maybeJoinView()
+		}
+		return err
+	case m.Type == MsgPrePrepare:
+		return fmt.Errorf("%w: a pre-prepare for view %d comes inside a new view", ErrMalformed, m.View)
+	case int64(m.From) == int64(c.self):
+		return fmt.Errorf("%w: own %v for a view this node has not entered", ErrEquivocation, m.Type)
+	}
+	if err := checkAuth(c.chainID, c.vals, m, c.sigs); err != nil {
+		return err
+	}
+	ev, err := c.views.add(m)
+	c.recordEquivocation(ev)
+	if err != nil {
+		return err
+	}
+	if m.Type == MsgViewChange {
+		c.maybeJoinView()
+	}
+	return nil
+}
+
+// maybeJoinView moves to a higher view once validators holding more than a third of the power
+// have sent view changes for views above the current one: to the smallest view among the highest
+// each of them asked for. Precondition: the core is open.
+func (c *Core) maybeJoinView() {
+	var power uint64
+	target := uint64(0)
+	for i, v := range c.views.highestViewChanges(c.view) {
+		v = max(v, c.farViewChanges[i])
+		if v <= c.view {
+			continue
+		}
+		power += c.vals.Validators[i].Power
+		if target == 0 || v < target {
+			target = v
+		}
+	}
+	// More than a third: at least one honest validator among them.
+	if target > c.view && power > c.total-power-power {
+		c.startViewChange(target)
+	}
+}
+
+// stepViewChange collects a view change for the current view. Precondition: m is an
+// authenticated ViewChange for (c.height, c.view) from another validator.
+func (c *Core) stepViewChange(m *Message) error {
+	ev, err := c.round.viewChangeVotes.put(m)
+	if err != nil {
+		c.recordEquivocation(ev)
+		return err
+	}
+	c.maybeArmTimer()
+	c.maybeNewView()
+	return nil
+}
+
+// maybeNewView: as the leader of the current view, once view changes from more than two thirds of
+// the power are in, re-propose the highest prepared value among them, or ask the node for a
+// fresh one. Precondition: none.
+func (c *Core) maybeNewView() {
+	r := c.round
+	if r.view == 0 || r.newView || r.requested || c.self < 0 || int64(r.leader) != int64(c.self) {
+		return
+	}
+	vcs := r.viewChangeVotes.collect()
+	var power uint64
+	for i := range vcs {
+		power += c.vals.Validators[vcs[i].From].Power
+	}
+	if !isQuorum(power, c.total) {
+		return
+	}
+	// The justification is fixed now: a view change that arrives while the node builds a value
+	// could carry a prepared certificate the value would then have to yield to.
+	r.justification = vcs
+	if best := highestPrepared(vcs); best != nil {
+		c.sendNewView(best.Prepared.PrePrepare.Value)
+		return
+	}
+	r.requested = true
+	c.propose = &ProposalRequest{Height: r.height, View: r.view}
+}
+
+// sendNewView signs a PrePrepare for value in the current view and broadcasts it inside a NewView
+// with r.justification, then prepares it. Precondition: this validator leads the current view
+// (> 0), r.justification holds a quorum of view changes, and it has proposed nothing in the view;
+// value is the highest prepared value among them, or any value if none is prepared.
+func (c *Core) sendNewView(value []byte) {
+	r := c.round
+	pp := Message{Type: MsgPrePrepare, Height: r.height, View: r.view, From: uint32(c.self), Digest: DigestOf(value), Value: value}
+	c.emit(&pp, false) // sent only inside the NewView
+	vcs := slices.Clone(r.justification)
+	for i := range vcs {
+		if p := vcs[i].Prepared; p != nil {
+			// The proposal carries the only value that matters; the digests are signed.
+			stripped := *p
+			stripped.PrePrepare.Value = nil
+			vcs[i].Prepared = &stripped
+		}
+	}
+	nv := Message{Type: MsgNewView, Height: r.height, View: r.view, From: uint32(c.self), Digest: pp.Digest, ViewChanges: vcs, Proposal: &pp}
+	c.emit(&nv, true)
+	r.newView, r.requested = true, true
+	r.proposal = &pp
+	c.enterPrepare()
+}
+
+// stepNewView accepts the leader's NewView for the current view: its justification was checked
+// by checkShape and checkAuth (a quorum of valid view changes, the highest prepared value
+// re-proposed), so what is left is this node's own state. Precondition: m is an authenticated
+// NewView for (c.height, c.view) from its leader, another validator.
+func (c *Core) stepNewView(m *Message) error {
+	r := c.round
+	if r.newView {
+		if r.proposal != nil && r.proposal.Digest == m.Digest {
+			return fmt.Errorf("%w: new view for height %d view %d", ErrDuplicate, m.Height, m.View)
+		}
+		if r.proposal != nil && !r.caughtLeader {
+			// Two signed pre-prepares for one slot: the evidence, without the justifications.
+			r.caughtLeader = true
+			c.recordEquivocation(&equivocation{First: *r.proposal, Second: *m.Proposal})
+		}
+		return fmt.Errorf("%w: leader %d sent two new views for height %d view %d", ErrEquivocation, m.From, m.Height, m.View)
+	}
+	for _, t := range []MsgType{MsgPrepare, MsgCommit} {
+		if d, ok := r.signed[t]; ok && d != m.Digest {
+			return fmt.Errorf("%w: leader %d proposed %s for height %d view %d; this validator's %v is for %s", ErrEquivocation, m.From, m.Digest, m.Height, m.View, t, d)
+		}
+	}
+	r.newView = true
+	if err := c.acceptProposal(m.Proposal); err != nil {
+		r.newView = false
+		return err
+	}
+	if c.open && c.round == r {
+		c.maybeArmTimer()
+	}
+	return nil
+}
+
+// recordPrepared keeps the current round's prepared certificate as the height's highest.
+// Precondition: the round's proposal holds a quorum of prepares.
+func (c *Core) recordPrepared() {
+	r := c.round
+	if c.prepared != nil && c.prepared.PrePrepare.View >= r.view {
+		return
+	}
+	d := r.proposal.Digest
+	p := &PreparedProof{PrePrepare: *r.proposal}
+	p.PrePrepare.ViewChanges, p.PrePrepare.Proposal = nil, nil
+	for i, m := range r.prepares.first {
+		if m != nil && m.Digest == d {
+			p.Prepares = append(p.Prepares, Vote{Validator: uint32(i), Sig: m.Sig})
+		}
+	}
+	c.prepared = p
+}
+
+// checkRestoredProof checks the prepared certificate a restored commit carries: for the commit's
+// slot and digest, well formed and correctly signed. Precondition: m is the commit, without it.
+func (c *Core) checkRestoredProof(m *Message, p *PreparedProof) error {
+	if p.PrePrepare.View != m.View || p.PrePrepare.Digest != m.Digest {
+		return fmt.Errorf("%w: for another slot or digest than its commit", ErrMalformed)
+	}
+	// The certificate a view change to the next view would carry.
+	vc := Message{Type: MsgViewChange, Height: m.Height, View: m.View + 1, Digest: m.Digest, PreparedView: m.View, Prepared: p}
+	if err := checkViewChange(c.vals, &vc, true); err != nil {
+		return err
+	}
+	return verifyPrepared(c.chainID, c.vals, p, c.sigs)
+}
+
+// collect returns copies of the messages held, in validator order.
+func (s *slots) collect() []Message {
+	var out []Message
+	for _, m := range s.first {
+		if m != nil {
+			out = append(out, *m)
+		}
+	}
+	return out
+}
+
+// viewPending holds authenticated messages for one future view of the current height, one slot
+// per validator and type, so the buffer holds at most MaxFutureViews × (3n + 1) messages.
+type viewPending struct {
+	viewChanges, prepares, commits slots
+	newView                        *Message
+}
+
+// viewBuffer holds messages for views above the current one, by view.
+type viewBuffer struct {
+	n     int
+	views map[uint64]*viewPending
+}
+
+func newViewBuffer(n int) viewBuffer { return viewBuffer{n: n, views: make(map[uint64]*viewPending)} }
+
+// add buffers m. Precondition: m is authenticated, not a PrePrepare, and for a view within the
+// buffering window of the current height (a NewView's sender is its view's leader).
+func (b *viewBuffer) add(m *Message) (*equivocation, error) {
+	p := b.views[m.View]
+	if p == nil {
+		p = &viewPending{viewChanges: newSlots(b.n), prepares: newSlots(b.n), commits: newSlots(b.n)}
+		b.views[m.View] = p
+	}
+	switch m.Type {
+	case MsgViewChange:
+		return p.viewChanges.put(m)
+	case MsgPrepare:
+		return p.prepares.put(m)
+	case MsgCommit:
+		return p.commits.put(m)
+	case MsgNewView:
+		if p.newView != nil {
+			return nil, fmt.Errorf("%w: new view for view %d already buffered", ErrDuplicate, m.View)
+		}
+		p.newView = m
+		return nil, nil
+	}
+	return nil, fmt.Errorf("%w: cannot buffer %v", ErrMalformed, m.Type)
+}
+
+// highestViewChanges is, per validator, the highest view above view it sent a view change for
+// (0 if none).
+func (b *viewBuffer) highestViewChanges(view uint64) []uint64 {
+	out := make([]uint64, b.n)
+	for v, p := range b.views {
+		if v <= view {
+			continue
+		}
+		for i, m := range p.viewChanges.first {
+			if m != nil && v > out[i] {
+				out[i] = v
+			}
+		}
+	}
+	return out
+}
+
+// take removes and returns the messages buffered for view, dropping those of lower views, in the
+// order that gets furthest fastest: view changes, the new view, prepares, commits.
+func (b *viewBuffer) take(view uint64) []*Message {
+	p := b.views[view]
+	for v := range b.views {
+		if v <= view {
+			delete(b.views, v)
+		}
+	}
+	if p == nil {
+		return nil
+	}
+	var out []*Message
+	for _, m := range p.viewChanges.first {
+		if m != nil {
+			out = append(out, m)
+		}
+	}
+	if p.newView != nil {
+		out = append(out, p.newView)
+	}
+	for _, s := range []slots{p.prepares, p.commits} {
+		for _, m := range s.first {
+			if m != nil {
+				out = append(out, m)
+			}
+		}
+	}
+	return out
+}
+
+func (b *viewBuffer) clear() { clear(b.views) }
+
+// size is the number of buffered messages, for tests.
+func (b *viewBuffer) size() int {
+	total := 0
+	for _, p := range b.views {
+		if p.newView != nil {
+			total++
+		}
+		for _, s := range []slots{p.viewChanges, p.prepares, p.commits} {
+			total += len(slices.DeleteFunc(slices.Clone(s.first), func(m *Message) bool { return m == nil }))
+		}
+	}
+	return total
+}
