@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"math/rand"
+	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -16,7 +18,7 @@ import (
 // height. The same seed reproduces the same run.
 
 var (
-	simRuns = flag.Int("sim.runs", 500, "seeded runs of the main simulator scenario (others run a fraction)")
+	simRuns = flag.Int("sim.runs", 1000, "seeded runs of the main simulator scenario (others run a fraction)")
 	simSeed = flag.Int64("sim.seed", -1, "run only this seed, to reproduce a failure")
 )
 
@@ -80,6 +82,11 @@ func TestSimulator(t *testing.T) {
 		{name: "4-silent-restarts", powers: []uint64{1, 1, 1, 1}, heights: 5, drop: 0.05, maxDelay: 3, byz: "silent", restarts: 3, liveness: true, maxTicks: 5000, share: 5},
 		{name: "4-leader-partition", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 6, drop: 0.05, dup: 0.05, maxDelay: 3, partition: 200, isolateLeader: true, liveness: true, maxTicks: 5000, share: 5},
 	}
+	// The soak target reads this line: every run of every scenario, and what failed.
+	var total, safety, liveness atomic.Int64
+	t.Cleanup(func() {
+		fmt.Printf("%d runs, %d safety violations, %d liveness failures\n", total.Load(), safety.Load(), liveness.Load())
+	})
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
 			t.Parallel()
@@ -94,7 +101,13 @@ func TestSimulator(t *testing.T) {
 			}
 			stats := simStats{}
 			for seed := first; seed < first+int64(runs); seed++ {
+				total.Add(1)
 				if err := runSim(sc, seed, &stats); err != nil {
+					if strings.HasPrefix(err.Error(), "liveness:") {
+						liveness.Add(1)
+					} else {
+						safety.Add(1) // every other check is of safety or of a bound
+					}
 					t.Fatalf("seed %d: %v\nreproduce: go test ./consensus -run 'TestSimulator/%s$' -sim.seed=%d -v", seed, err, sc.name, seed)
 				}
 			}

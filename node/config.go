@@ -59,6 +59,9 @@ type ConsensusConfig struct {
 	TickMillis int `toml:"tick_ms"`
 	// RetransmitTicks: after this many ticks without progress at a height, resend own messages.
 	RetransmitTicks int `toml:"retransmit_ticks"`
+	// ViewTimeoutMillis: a validator that sees no commit for this long starts a view change to
+	// replace the leader; the timeout doubles with each failed view and resets on progress.
+	ViewTimeoutMillis int `toml:"view_timeout_ms"`
 	// EmptyBlockMillis: with an empty mempool, the leader waits this long before proposing an empty
 	// block. With transactions waiting it proposes at once.
 	EmptyBlockMillis int `toml:"empty_block_ms"`
@@ -92,10 +95,11 @@ func DefaultConfig() Config {
 		API:     APIConfig{Listen: "127.0.0.1:8645"},
 		Storage: StorageConfig{Backend: "pebbledb"},
 		Consensus: ConsensusConfig{
-			TickMillis:       20,
-			RetransmitTicks:  25,
-			EmptyBlockMillis: 1000,
-			MaxBlockTxs:      2000,
+			TickMillis:        20,
+			RetransmitTicks:   25,
+			ViewTimeoutMillis: 2000,
+			EmptyBlockMillis:  1000,
+			MaxBlockTxs:       2000,
 		},
 		Mempool: MempoolConfig{Size: 200000, GossipBatchMillis: 5},
 		Log:     LogConfig{Level: "info", Format: "text"},
@@ -111,6 +115,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Consensus.TickMillis <= 0 || c.Consensus.RetransmitTicks <= 0 || c.Consensus.EmptyBlockMillis <= 0 {
 		return errors.New("node: consensus tick_ms, retransmit_ticks and empty_block_ms must be positive")
+	}
+	if c.Consensus.ViewTimeoutMillis < 2*c.Consensus.TickMillis {
+		return errors.New("node: consensus.view_timeout_ms must be at least two ticks (2 × tick_ms)")
 	}
 	if c.Consensus.MaxBlockTxs <= 0 || c.Consensus.MaxBlockTxs > MaxBlockTxsLimit {
 		return fmt.Errorf("node: consensus.max_block_txs must be in 1..%d", MaxBlockTxsLimit)
@@ -166,6 +173,7 @@ const configHeader = `# Guild node configuration. Defaults:
 #   [storage] backend          = "pebbledb"  or "goleveldb", or "memdb" (nothing kept on disk)
 #   [consensus] tick_ms        = 20        consensus clock period
 #   [consensus] retransmit_ticks = 25      resend own messages after this many ticks without progress
+#   [consensus] view_timeout_ms = 2000     no commit for this long: change view (replace the leader)
 #   [consensus] empty_block_ms = 1000      with nothing to commit, propose an empty block this often
 #   [consensus] max_block_txs  = 2000      transactions per block at most
 #   [mempool] size             = 200000    pending transactions kept at most

@@ -50,7 +50,10 @@ func (n *Node) loop(ctx context.Context) error {
 		// Propose as soon as a slot is ours and there is something to propose — including right
 		// after the Ready that handed us the slot, not a tick later — and drain the core.
 		for {
-			if slot != nil && slot.Height == n.core.Status().Height {
+			if st := n.core.Status(); slot != nil && (slot.Height != st.Height || slot.View != st.View) {
+				slot = nil // the slot passed (decided, or its view timed out) before we proposed
+			}
+			if slot != nil {
 				if err := n.maybePropose(slot, slotSince, emptyAfter); err == nil {
 					slot = nil
 				} else if !errors.Is(err, errNothingToPropose) {
@@ -214,6 +217,7 @@ func (n *Node) handleReady(rd consensus.Ready) error {
 	st := rd.Status
 	n.snapshot.Store(&st)
 	n.metrics.view.Set(float64(st.View))
+	n.metrics.viewChanges.Set(float64(st.ViewChanges))
 	return nil
 }
 

@@ -17,6 +17,7 @@ type metrics struct {
 	commitSeconds prometheus.Histogram
 	heightSeconds prometheus.Histogram
 	view          prometheus.Gauge
+	viewChanges   prometheus.Gauge
 	gossipDropped prometheus.Counter
 	sendDropped   prometheus.Counter
 }
@@ -38,10 +39,11 @@ func newMetrics() *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
 		}),
 		view:          prometheus.NewGauge(prometheus.GaugeOpts{Name: "guild_consensus_view", Help: "View of the height being decided (0 unless the leader failed)."}),
+		viewChanges:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "guild_consensus_view_changes", Help: "Views this node has moved to since it started (leaders replaced)."}),
 		gossipDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_gossip_dropped_total", Help: "Admitted transactions not gossiped because the queue was full."}),
 		sendDropped:   prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_consensus_send_dropped_total", Help: "Consensus messages dropped because the send queue was full."}),
 	}
-	m.reg.MustRegister(m.height, m.blocks, m.txsApplied, m.txsRejected, m.mempool, m.commitSeconds, m.heightSeconds, m.view,
+	m.reg.MustRegister(m.height, m.blocks, m.txsApplied, m.txsRejected, m.mempool, m.commitSeconds, m.heightSeconds, m.view, m.viewChanges,
 		m.gossipDropped, m.sendDropped, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

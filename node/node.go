@@ -248,13 +248,14 @@ func (n *Node) Run(ctx context.Context) error {
 	n.started = time.Now()
 	var err error
 	n.core, err = consensus.New(consensus.Config{
-		ChainID:         n.chainID,
-		Validators:      n.vals,
-		Key:             n.valKey,
-		App:             n,
-		Height:          n.blocks.Height() + 1,
-		RetransmitTicks: n.cfg.Consensus.RetransmitTicks,
-		Restore:         n.restored,
+		ChainID:          n.chainID,
+		Validators:       n.vals,
+		Key:              n.valKey,
+		App:              n,
+		Height:           n.blocks.Height() + 1,
+		RetransmitTicks:  n.cfg.Consensus.RetransmitTicks,
+		ViewTimeoutTicks: n.cfg.Consensus.ViewTimeoutMillis / n.cfg.Consensus.TickMillis,
+		Restore:          n.restored,
 	})
 	if err != nil {
 		if len(n.restored) > 0 {

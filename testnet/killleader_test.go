@@ -1,0 +1,121 @@
+package testnet
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/guild-ledger/guild/node"
+)
+
+// Under load, kill -9 the validator that leads the next height: the other three change view and
+// keep finalizing blocks; restarted, it replays its WAL, catches up, and every node agrees on
+// every block.
+func TestKillTheLeader(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds guild and runs a 4-node testnet; skipped with -short")
+	}
+	bin := buildGuild(t)
+	dir := t.TempDir()
+	t.Cleanup(func() {
+		if t.Failed() {
+			for i := 1; i <= 4; i++ {
+				home := filepath.Join(dir, NodeName(i))
+				t.Logf("last lines of %s/%s:\n%s", home, LogFile, logTail(home, 30))
+			}
+		}
+	})
+	t.Cleanup(func() { Down(dir) })
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	upCtx, upCancel := context.WithTimeout(ctx, 30*time.Second)
+	m, err := Up(upCtx, dir, UpOptions{
+		Create: CreateOptions{Validators: 4, Backend: "pebbledb", Passphrase: testPassphrase, WalletWorkFactor: testWorkFactor},
+		Binary: bin,
+	})
+	upCancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	clients := make([]*node.Client, len(m.Nodes))
+	for i, n := range m.Nodes {
+		clients[i] = node.NewClient(n.API)
+	}
+
+	loadDone := make(chan *LoadReport, 1)
+	go func() {
+		rep, err := RunLoad(ctx, LoadOptions{Dir: dir, Passphrase: testPassphrase, Rate: 200, Duration: 15 * time.Second,
+			Accounts: 8, Stragglers: 20 * time.Second})
+		if err != nil {
+			t.Errorf("load: %v", err)
+		}
+		loadDone <- rep
+	}()
+	waitHeights(t, ctx, clients, 5)
+
+	st, err := clients[0].Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := int(st.Leader) + 1 // the leader of the height being decided, counted from 1
+	if _, err := Kill(dir, k); err != nil {
+		t.Fatal(err)
+	}
+	killedAt := time.Now()
+	var others []*node.Client
+	for i, c := range clients {
+		if i != k-1 {
+			others = append(others, c)
+		}
+	}
+	from := waitHeights(t, ctx, others, 1)[0]
+	t.Logf("killed node%d (leader of height %d); the others are at %d", k, st.Height+1, from)
+	// Two full rotations: node k's turns come round twice, and each needs a view change.
+	target := from + 2*uint64(len(clients))
+	waitHeights(t, ctx, others, target)
+	t.Logf("the other three finalized %d more blocks in %v", target-from, time.Since(killedAt).Round(time.Millisecond))
+	changed := 0
+	for h := from + 1; h <= target; h++ {
+		b, err := others[0].Block(ctx, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.Certificate.View > 0 {
+			changed++
+		}
+	}
+	if changed == 0 {
+		t.Errorf("no block in %d..%d was decided after a view change, though node%d leads some of them", from+1, target, k)
+	}
+
+	if _, _, err := Restart(ctx, dir, k, bin); err != nil {
+		t.Fatal(err)
+	}
+	rep := <-loadDone
+	if rep == nil || rep.Finalized == 0 {
+		t.Fatalf("load report: %+v", rep)
+	}
+	t.Logf("load: submitted %d, finalized %d, %.0f tx/s, p50 %v p99 %v", rep.Submitted, rep.Finalized, rep.FinalizedRate, rep.Latency.P50, rep.Latency.P99)
+
+	top := waitHeights(t, ctx, others, 1)
+	tip := top[0]
+	for _, h := range top {
+		tip = max(tip, h)
+	}
+	waitHeights(t, ctx, clients, tip) // the restarted node catches up
+	for h := uint64(1); h <= tip; h++ {
+		var hash string
+		for i, c := range clients {
+			b, err := c.Block(ctx, h)
+			if err != nil {
+				t.Fatalf("node%d block %d: %v", i+1, h, err)
+			}
+			if hash == "" {
+				hash = b.Hash
+			} else if b.Hash != hash {
+				t.Fatalf("block %d: node%d has %s, node1 has %s", h, i+1, b.Hash, hash)
+			}
+		}
+	}
+}
