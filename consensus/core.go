@@ -35,6 +35,10 @@ type Config struct {
 	// entering view 0 moves to view 1, and the timeout doubles with each further view (up to
 	// 64 times). 0 means DefaultViewTimeoutTicks.
 	ViewTimeoutTicks int
+	// Recent holds the last decided values (those below Height, oldest first), so that a core
+	// started on a node with a chain can answer peers still deciding them, as one that decided them
+	// itself would. Only the last MaxFutureHeights are kept.
+	Recent []Committed
 	// Restore holds the messages this validator signed before it stopped, read back from its WAL
 	// in the order they were written. Those for Height count as signed again — the core will
 	// never sign anything different for their slot, and resends them — and older ones are
@@ -213,6 +217,11 @@ func New(cfg Config) (*Core, error) {
 		}
 	}
 	c.round = newRound(vals, c.height, c.view)
+	for _, r := range cfg.Recent {
+		if r.Height < c.height && r.Height+MaxFutureHeights >= c.height {
+			c.decided = append(c.decided, decided{c: r})
+		}
+	}
 	for i := range cfg.Restore {
 		if err := c.restore(&cfg.Restore[i]); err != nil {
 			return nil, err

@@ -314,8 +314,9 @@ func (s *sim) restart(i int) {
 	nd := s.nodes[i]
 	nd.proposal = nil
 	nd.app.applied = uint64(len(nd.decided))
+	recent := nd.decided[max(0, len(nd.decided)-MaxFutureHeights):]
 	c, err := New(Config{ChainID: testChain, Validators: s.vals, App: nd.app, Height: nd.app.applied + 1,
-		Key: keyFor(nd.index), RetransmitTicks: 8, ViewTimeoutTicks: 40, Restore: nd.wal, sigs: s.sigs})
+		Key: keyFor(nd.index), RetransmitTicks: 8, ViewTimeoutTicks: 40, Restore: nd.wal, Recent: recent, sigs: s.sigs})
 	if err != nil {
 		s.failf("restart of node %d: %v", i, err)
 		return

@@ -247,7 +247,17 @@ func (n *Node) Run(ctx context.Context) error {
 	defer n.closeStores()
 	n.started = time.Now()
 	var err error
+	// The last blocks go to the core too, so that it can hand them to peers still deciding them.
+	var recent []consensus.Committed
+	for h := n.blocks.Height(); h > 0 && h+consensus.MaxFutureHeights > n.blocks.Height(); h-- {
+		value, cert, err := n.blocks.Block(h)
+		if err != nil {
+			return err
+		}
+		recent = append([]consensus.Committed{{Height: h, Value: value, Certificate: *cert}}, recent...)
+	}
 	n.core, err = consensus.New(consensus.Config{
+		Recent:           recent,
 		ChainID:          n.chainID,
 		Validators:       n.vals,
 		Key:              n.valKey,
