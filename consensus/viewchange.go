@@ -50,11 +50,16 @@ func (c *Core) maybeArmTimer() {
 	c.timer = viewTimer{height: c.height, view: c.view, at: c.now + d, set: true}
 }
 
-// viewChangePower is the power behind the view changes to the current view.
+// viewChangePower is the power that has left the views below the current one: validators with a
+// view change to the current view, or to a later one. It only arms the timer (liveness); a
+// NewView still needs a quorum of view changes to exactly its view. Counting the later ones keeps
+// validators spread over neighbouring views (after lost view changes) from each waiting for a
+// quorum that never forms in its own view.
 func (c *Core) viewChangePower() uint64 {
+	higher := c.views.highestViewChanges(c.view)
 	var power uint64
 	for i, m := range c.round.viewChangeVotes.first {
-		if m != nil {
+		if m != nil || higher[i] > c.view || c.farViewChanges[i] > c.view {
 			power += c.vals.Validators[i].Power
 		}
 	}
@@ -127,6 +132,9 @@ func (c *Core) stepOtherView(m *Message) error {
 				c.farViewChanges[m.From] = m.View
 			}
 			c.maybeJoinView()
+			if c.open {
+				c.maybeArmTimer() // a later view's support counts toward this view's timer
+			}
 		}
 		return err
 	case m.Type == MsgPrePrepare:
@@ -144,6 +152,9 @@ func (c *Core) stepOtherView(m *Message) error {
 	}
 	if m.Type == MsgViewChange {
 		c.maybeJoinView()
+		if c.open {
+			c.maybeArmTimer() // a later view's support counts toward this view's timer
+		}
 	}
 	return nil
 }

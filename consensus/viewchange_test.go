@@ -491,3 +491,31 @@ func TestEquivocatingNewView(t *testing.T) {
 		t.Fatalf("evidence %+v, want the two pre-prepares", c.evidence)
 	}
 }
+
+// Validators spread over neighbouring views after lost view changes must not each wait for a
+// quorum in their own view: support for a later view arms this view's timer. Here validator 1 is
+// in view 2 with validator 2's view change (half the power), validator 0 has moved on to view 3
+// alone (a quarter, too little to join), and validator 3 is silent.
+func TestNeighbouringViewsDoNotStall(t *testing.T) {
+	vals := equalSet(4)
+	c, _ := newCore(t, vals, 1, 1)
+	for range DefaultViewTimeoutTicks * 100 {
+		c.Tick()
+	}
+	wantErr(t, c.Step(viewChange(1, 1, 0, nil)))
+	wantErr(t, c.Step(viewChange(1, 1, 2, nil)))
+	for range 2 * DefaultViewTimeoutTicks {
+		c.Tick()
+	}
+	if st := c.Status(); st.View != 2 {
+		t.Fatalf("status %+v, want view 2", st)
+	}
+	wantErr(t, c.Step(viewChange(1, 2, 2, nil)))
+	wantErr(t, c.Step(viewChange(1, 3, 0, nil)))
+	for range 8 * DefaultViewTimeoutTicks {
+		c.Tick()
+	}
+	if st := c.Status(); st.View < 3 {
+		t.Fatalf("status %+v: stuck in view 2 with half the power there and one validator in view 3", st)
+	}
+}
