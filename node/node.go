@@ -71,7 +71,6 @@ type Node struct {
 	stopping chan struct{} // closed when Run begins to shut down
 	apiLn    net.Listener
 	apiSrv   *http.Server
-	started  time.Time
 	wg       sync.WaitGroup
 }
 
@@ -245,7 +244,6 @@ func (n *Node) PeerAddrs() []string { return n.host.Addrs() }
 // Run starts p2p, the API and the loop, and blocks until ctx ends; then it shuts down cleanly.
 func (n *Node) Run(ctx context.Context) error {
 	defer n.closeStores()
-	n.started = time.Now()
 	var err error
 	// The last blocks go to the core too, so that it can hand them to peers still deciding them.
 	var recent []consensus.Committed
