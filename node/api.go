@@ -168,7 +168,9 @@ func (n *Node) handleTx(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := TxStatus{Hash: h.String()}
-	if loc, err := n.blocks.TxLocation(h); err == nil {
+	// A location above the served height is being written this instant; until the block is
+	// served the transaction is still pending, so /v1/txs and /v1/blocks never disagree.
+	if loc, err := n.blocks.TxLocation(h); err == nil && loc.Height <= n.executedHeight() {
 		out.Height, out.Index = loc.Height, int(loc.Index)
 		out.Status, out.Error = TxCommitted, loc.Error
 		if loc.Error != "" {

@@ -323,8 +323,10 @@ func (n *Node) execute(height uint64, value []byte, b *Block) error {
 	if err := n.blocks.SaveResults(height, stored); err != nil {
 		return err
 	}
-	n.pool.Update(hashes, n.nonceOf)
+	// Served before the mempool lets go of the block's transactions: a reader always finds each
+	// one pending or committed, never neither.
 	n.served.Store(height)
+	n.pool.Update(hashes, n.nonceOf)
 	n.lastHash = state.Hash(consensus.DigestOf(value))
 	n.lastTime = b.Header.Time
 	n.metrics.height.Set(float64(height))
