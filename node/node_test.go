@@ -91,11 +91,9 @@ func TestSoloNodeResumesAfterRestart(t *testing.T) {
 	n, c, stop := runNode(t, home)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	from := state.AddressFromPubKey(key.Public().(ed25519.PublicKey))
 	var to state.Address
 	to[0] = 5
-	tx, _ := state.SignTx(state.TxBody{ChainID: n.chainID, From: from, Transfer: &state.Transfer{To: to, Amount: 30}}, key)
-	raw, _ := tx.Encode()
+	raw := transfer(t, n.chainID, key, 0, to, 30)
 	resp, err := c.SubmitTx(ctx, raw)
 	if err != nil {
 		t.Fatal(err)
@@ -133,13 +131,7 @@ func TestSoloNodeCommitsTransfers(t *testing.T) {
 	to[0] = 7
 	var hashes []string
 	for nonce := uint64(0); nonce < 5; nonce++ {
-		tx, err := state.SignTx(state.TxBody{ChainID: st.ChainID, From: from, Nonce: nonce,
-			Transfer: &state.Transfer{To: to, Amount: 10}}, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, _ := tx.Encode()
-		resp, err := c.SubmitTx(ctx, raw)
+		resp, err := c.SubmitTx(ctx, transfer(t, st.ChainID, key, nonce, to, 10))
 		if err != nil {
 			t.Fatalf("submit nonce %d: %v", nonce, err)
 		}
@@ -177,10 +169,7 @@ func TestSoloNodeCommitsTransfers(t *testing.T) {
 	}
 
 	// A replayed transaction is refused and changes nothing.
-	tx0, _ := state.SignTx(state.TxBody{ChainID: st.ChainID, From: from, Nonce: 0,
-		Transfer: &state.Transfer{To: to, Amount: 10}}, key)
-	raw0, _ := tx0.Encode()
-	if _, err := c.SubmitTx(ctx, raw0); !isStatus(err, 400) {
+	if _, err := c.SubmitTx(ctx, transfer(t, st.ChainID, key, 0, to, 10)); !isStatus(err, 400) {
 		t.Fatalf("replay: want 400, got %v", err)
 	}
 }
@@ -193,17 +182,11 @@ func TestAPIRefusesBadInput(t *testing.T) {
 	var to state.Address
 	to[0] = 9
 
-	wrongChain, _ := state.SignTx(state.TxBody{ChainID: "other-chain", From: from,
-		Transfer: &state.Transfer{To: to, Amount: 1}}, key)
-	rawWrong, _ := wrongChain.Encode()
 	st, _ := c.Status(ctx)
-	good, _ := state.SignTx(state.TxBody{ChainID: st.ChainID, From: from,
-		Transfer: &state.Transfer{To: to, Amount: 1}}, key)
-	good.Sigs[0].Sig[0] ^= 1
-	rawBadSig, _ := good.Encode()
-	rich, _ := state.SignTx(state.TxBody{ChainID: st.ChainID, From: from,
-		Transfer: &state.Transfer{To: to, Amount: 1 << 40}}, key)
-	rawRich, _ := rich.Encode()
+	rawWrong := transfer(t, "other-chain", key, 0, to, 1)
+	rawBadSig := transfer(t, st.ChainID, key, 0, to, 1)
+	rawBadSig[len(rawBadSig)-1] ^= 1 // the signature is the encoding's last field
+	rawRich := transfer(t, st.ChainID, key, 0, to, 1<<40)
 
 	for name, raw := range map[string][]byte{
 		"garbage":            {0xff, 0x00, 0x13},
@@ -230,6 +213,22 @@ func TestAPIRefusesBadInput(t *testing.T) {
 	}
 }
 
+// transfer signs and encodes a transfer of amount from key's account to to.
+func transfer(t *testing.T, chainID string, key ed25519.PrivateKey, nonce uint64, to state.Address, amount uint64) []byte {
+	t.Helper()
+	from := state.AddressFromPubKey(key.Public().(ed25519.PublicKey))
+	tx, err := state.SignTx(state.TxBody{ChainID: chainID, From: from, Nonce: nonce,
+		Transfer: &state.Transfer{To: to, Amount: amount}}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := tx.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
 func isStatus(err error, code int) bool {
 	var ae *APIError
 	return errors.As(err, &ae) && ae.Status == code
@@ -243,20 +242,10 @@ func TestBatchSubmitGivesEachTransactionItsOwnResult(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	from := state.AddressFromPubKey(key.Public().(ed25519.PublicKey))
 	var to state.Address
 	to[0] = 3
-	sign := func(nonce, amount uint64) []byte {
-		tx, err := state.SignTx(state.TxBody{ChainID: st.ChainID, From: from, Nonce: nonce,
-			Transfer: &state.Transfer{To: to, Amount: amount}}, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, _ := tx.Encode()
-		return raw
-	}
-	good0, good1 := sign(0, 5), sign(1, 5)
-	forged := sign(2, 5)
+	good0, good1 := transfer(t, st.ChainID, key, 0, to, 5), transfer(t, st.ChainID, key, 1, to, 5)
+	forged := transfer(t, st.ChainID, key, 2, to, 5)
 	forged[len(forged)-1] ^= 1
 	resp, err := c.SubmitTxs(ctx, [][]byte{good1, {0x01, 0x02}, good0, forged, good0})
 	if err != nil {
@@ -294,13 +283,9 @@ func TestNonceFarAheadRefused(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	st, _ := c.Status(ctx)
-	from := state.AddressFromPubKey(key.Public().(ed25519.PublicKey))
 	var to state.Address
 	to[0] = 4
-	tx, _ := state.SignTx(state.TxBody{ChainID: st.ChainID, From: from, Nonce: MaxNonceAhead + 1,
-		Transfer: &state.Transfer{To: to, Amount: 1}}, key)
-	raw, _ := tx.Encode()
-	if _, err := c.SubmitTx(ctx, raw); !isStatus(err, 400) {
+	if _, err := c.SubmitTx(ctx, transfer(t, st.ChainID, key, MaxNonceAhead+1, to, 1)); !isStatus(err, 400) {
 		t.Fatalf("nonce %d ahead: want 400, got %v", MaxNonceAhead+1, err)
 	}
 }
@@ -369,10 +354,7 @@ func TestResultsRecoveredAfterCrashBeforeRecording(t *testing.T) {
 	n, c, stop := runNode(t, home)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	from := state.AddressFromPubKey(key.Public().(ed25519.PublicKey))
-	tx, _ := state.SignTx(state.TxBody{ChainID: n.chainID, From: from, Transfer: &state.Transfer{To: state.Address{6}, Amount: 1}}, key)
-	raw, _ := tx.Encode()
-	resp, err := c.SubmitTx(ctx, raw)
+	resp, err := c.SubmitTx(ctx, transfer(t, n.chainID, key, 0, state.Address{6}, 1))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,40 +27,8 @@ import (
 // every node and match the transfers, and the supply is conserved. Then it runs the load
 // generator briefly.
 func TestEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds guild and runs a 4-node testnet; skipped with -short")
-	}
-	bin := buildGuild(t)
-	dir := t.TempDir()
-	t.Cleanup(func() {
-		if t.Failed() {
-			for i := 1; i <= 4; i++ {
-				home := filepath.Join(dir, NodeName(i))
-				t.Logf("last lines of %s/%s:\n%s", home, LogFile, logTail(home, 30))
-			}
-		}
-	})
-	t.Cleanup(func() {
-		if _, err := Down(dir); err != nil {
-			t.Errorf("Down: %v", err)
-		}
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-
-	upCtx, upCancel := context.WithTimeout(ctx, 30*time.Second)
-	m, err := Up(upCtx, dir, UpOptions{
-		Create: CreateOptions{Validators: 4, Backend: "pebbledb", Passphrase: testPassphrase, WalletWorkFactor: testWorkFactor},
-		Binary: bin,
-	})
-	upCancel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	clients := make([]*node.Client, len(m.Nodes))
-	for i, n := range m.Nodes {
-		clients[i] = node.NewClient(n.API)
-	}
+	tn := startTestnet(t, 90*time.Second)
+	ctx, dir, m, clients := tn.ctx, tn.dir, tn.m, tn.clients
 	gen, err := node.LoadGenesis(filepath.Join(m.Nodes[0].Home, node.GenesisFile))
 	if err != nil {
 		t.Fatal(err)
@@ -314,6 +282,55 @@ type plannedTx struct {
 }
 
 // waitHeights waits until every node has committed height at least h, and returns their heights.
+// liveTestnet is a 4-validator testnet of real guild processes in a temporary directory.
+type liveTestnet struct {
+	ctx     context.Context // bounds the whole test
+	dir     string
+	bin     string // the guild binary the nodes run
+	m       *Manifest
+	clients []*node.Client
+}
+
+// startTestnet starts one for an end-to-end test: skipped with -short, stopped at cleanup (with
+// the nodes' last log lines if the test failed).
+func startTestnet(t *testing.T, limit time.Duration) *liveTestnet {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds guild and runs a 4-node testnet; skipped with -short")
+	}
+	bin := buildGuild(t)
+	dir := t.TempDir()
+	t.Cleanup(func() {
+		if t.Failed() {
+			for i := 1; i <= 4; i++ {
+				home := filepath.Join(dir, NodeName(i))
+				t.Logf("last lines of %s/%s:\n%s", home, LogFile, logTail(home, 30))
+			}
+		}
+	})
+	t.Cleanup(func() {
+		if _, err := Down(dir); err != nil {
+			t.Errorf("Down: %v", err)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	t.Cleanup(cancel)
+	upCtx, upCancel := context.WithTimeout(ctx, 30*time.Second)
+	defer upCancel()
+	m, err := Up(upCtx, dir, UpOptions{
+		Create: CreateOptions{Validators: 4, Backend: "pebbledb", Passphrase: testPassphrase, WalletWorkFactor: testWorkFactor},
+		Binary: bin,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clients := make([]*node.Client, len(m.Nodes))
+	for i, n := range m.Nodes {
+		clients[i] = node.NewClient(n.API)
+	}
+	return &liveTestnet{ctx: ctx, dir: dir, bin: bin, m: m, clients: clients}
+}
+
 func waitHeights(t *testing.T, ctx context.Context, clients []*node.Client, h uint64) []uint64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)

@@ -1,8 +1,6 @@
 package testnet
 
 import (
-	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -13,35 +11,8 @@ import (
 // keep finalizing blocks; restarted, it replays its WAL, catches up, and every node agrees on
 // every block.
 func TestKillTheLeader(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds guild and runs a 4-node testnet; skipped with -short")
-	}
-	bin := buildGuild(t)
-	dir := t.TempDir()
-	t.Cleanup(func() {
-		if t.Failed() {
-			for i := 1; i <= 4; i++ {
-				home := filepath.Join(dir, NodeName(i))
-				t.Logf("last lines of %s/%s:\n%s", home, LogFile, logTail(home, 30))
-			}
-		}
-	})
-	t.Cleanup(func() { Down(dir) })
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer cancel()
-	upCtx, upCancel := context.WithTimeout(ctx, 30*time.Second)
-	m, err := Up(upCtx, dir, UpOptions{
-		Create: CreateOptions{Validators: 4, Backend: "pebbledb", Passphrase: testPassphrase, WalletWorkFactor: testWorkFactor},
-		Binary: bin,
-	})
-	upCancel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	clients := make([]*node.Client, len(m.Nodes))
-	for i, n := range m.Nodes {
-		clients[i] = node.NewClient(n.API)
-	}
+	tn := startTestnet(t, 120*time.Second)
+	ctx, dir, bin, clients := tn.ctx, tn.dir, tn.bin, tn.clients
 
 	loadDone := make(chan *LoadReport, 1)
 	go func() {
