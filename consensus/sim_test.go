@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -47,6 +48,20 @@ type scenario struct {
 	// from what it persisted (its WAL), losing everything else.
 	restarts int
 	byz      string // name of a behaviour in behaviours, "" for all honest
+	// twins: this many validators (other than byz's) run as two nodes at once, each its own core
+	// with its own state and the same key (Twins, Bano et al. 2020), so they equivocate while each
+	// instance follows the protocol. Each twinned key counts as one faulty validator.
+	twins int
+	// twinSplit: for up to partition ticks, each twin's two instances are on opposite sides of a
+	// partition, and every other node on a random side.
+	twinSplit bool
+	// maxView, when set, bounds the view in which each height is decided once the network is
+	// stable (no partition) by the time every honest node entered it: liveness within a bounded
+	// number of views, not only within maxTicks.
+	maxView uint64
+	// crash: one honest validator crashes at this point of its Ready handling, restarts from
+	// what it made durable, and does so again; see sim_crash_test.go.
+	crash    crashPoint
 	liveness bool
 	maxTicks uint64
 	share    int // runs = sim.runs / share
@@ -80,6 +95,16 @@ func TestSimulator(t *testing.T) {
 		{name: "7-silent", powers: []uint64{1, 1, 1, 1, 1, 1, 1}, heights: 4, drop: 0.05, maxDelay: 3, byz: "silent", liveness: true, maxTicks: 3000, share: 10},
 		{name: "4-restarts", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 6, drop: 0.1, dup: 0.05, maxDelay: 3, restarts: 4, liveness: true, maxTicks: 5000, share: 5},
 		{name: "4-silent-restarts", powers: []uint64{1, 1, 1, 1}, heights: 5, drop: 0.05, maxDelay: 3, byz: "silent", restarts: 3, liveness: true, maxTicks: 5000, share: 5},
+		// Twins: a validator's key runs in two honest cores at once (sim_twins_test.go).
+		{name: "4-twins", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 5, drop: 0.05, dup: 0.05, maxDelay: 3, twins: 1, maxView: 3, liveness: true, maxTicks: 3000, share: 10},
+		{name: "4-twins-split", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 6, drop: 0.05, dup: 0.05, maxDelay: 3, twins: 1, twinSplit: true, partition: 200, maxView: 3, liveness: true, maxTicks: 5000, share: 10},
+		{name: "7-twins-two", powers: []uint64{1, 1, 1, 1, 1, 1, 1}, heights: 5, drop: 0.05, dup: 0.05, maxDelay: 3, twins: 2, twinSplit: true, partition: 200, maxView: 4, liveness: true, maxTicks: 5000, share: 20},
+		{name: "7-twins-silent", powers: []uint64{1, 1, 1, 1, 1, 1, 1}, heights: 5, drop: 0.05, maxDelay: 3, byz: "silent", twins: 1, twinSplit: true, partition: 200, maxView: 4, liveness: true, maxTicks: 5000, share: 20},
+		// Crash and replay at each point of the Ready handling (sim_crash_test.go).
+		{name: "4-crash-before-persist", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 6, drop: 0.05, dup: 0.05, maxDelay: 3, crash: crashBeforePersist, liveness: true, maxTicks: 5000, share: 10},
+		{name: "4-crash-before-send", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 6, drop: 0.05, dup: 0.05, maxDelay: 3, crash: crashBeforeSend, liveness: true, maxTicks: 5000, share: 10},
+		{name: "4-crash-before-store", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 6, drop: 0.05, dup: 0.05, maxDelay: 3, crash: crashBeforeStore, liveness: true, maxTicks: 5000, share: 10},
+		{name: "4-crash-before-advance", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 6, drop: 0.05, dup: 0.05, maxDelay: 3, crash: crashBeforeAdvance, liveness: true, maxTicks: 5000, share: 10},
 		{name: "4-leader-partition", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 6, drop: 0.05, dup: 0.05, maxDelay: 3, partition: 200, isolateLeader: true, liveness: true, maxTicks: 5000, share: 5},
 	}
 	// The soak target reads this line: every run of every scenario, and what failed.
@@ -111,14 +136,20 @@ func TestSimulator(t *testing.T) {
 					t.Fatalf("seed %d: %v\nreproduce: go test ./consensus -run 'TestSimulator/%s$' -sim.seed=%d -v", seed, err, sc.name, seed)
 				}
 			}
-			t.Logf("%d runs: %d heights decided, %d messages delivered, %d dropped, %d decisions sent, %d block syncs, %d evidence records, %d view changes",
-				runs, stats.heights, stats.delivered, stats.dropped, stats.decisions, stats.syncs, stats.evidence, stats.viewChanges)
+			t.Logf("%d runs: %d heights decided, %d messages delivered, %d dropped, %d decisions sent, %d block syncs, %d evidence records, %d view changes, highest view on a stable network %d",
+				runs, stats.heights, stats.delivered, stats.dropped, stats.decisions, stats.syncs, stats.evidence, stats.viewChanges, stats.stableView)
+			if sc.crash != crashNone {
+				t.Logf("%d crashes %v, %d slots signed anew after losing an unpersisted signature", stats.crashes, sc.crash, stats.resigned)
+			}
 		})
 	}
 }
 
 type simStats struct {
 	heights, delivered, dropped, decisions, syncs, evidence, viewChanges int
+	crashes, resigned                                                    int
+	// stableView is the highest view a height entered on a stable network was decided in.
+	stableView uint64
 }
 
 type simNode struct {
@@ -164,17 +195,24 @@ func (q *queue) Pop() any {
 }
 
 type sim struct {
-	sc      scenario
-	rng     *rand.Rand
-	vals    ValidatorSet
-	nodes   []*simNode
-	byz     int // index of the Byzantine validator, -1 if none
-	now     uint64
-	q       queue
-	seq     uint64
-	decided map[uint64]Digest
-	sigs    *sigCache
-	history []Message // what the Byzantine node received, for replay
+	sc    scenario
+	rng   *rand.Rand
+	vals  ValidatorSet
+	nodes []*simNode
+	byz   int // index of the Byzantine validator, -1 if none
+	// faulty marks, per node, those not held to the honest invariants: the Byzantine validator's
+	// node and both instances of every twinned key.
+	faulty []bool
+	twins  []int // the twinned validators
+	// firstEntered is, per height, the tick at which the first honest node entered it.
+	firstEntered map[uint64]uint64
+	crashes      crashState
+	now          uint64
+	q            queue
+	seq          uint64
+	decided      map[uint64]Digest
+	sigs         *sigCache
+	history      []Message // what the Byzantine node received, for replay
 	// cut is the side of the partition each node is on during [cutFrom, cutTo).
 	cut            []bool
 	cutFrom, cutTo uint64
@@ -212,8 +250,12 @@ func runSim(sc scenario, seed int64, stats *simStats) error {
 		}
 		s.nodes = append(s.nodes, nd)
 	}
+	s.addTwins()
+	s.firstEntered = map[uint64]uint64{1: 0}
 	s.cut = make([]bool, len(s.nodes))
-	if sc.partition > 0 {
+	if sc.twinSplit {
+		s.splitTwins()
+	} else if sc.partition > 0 {
 		s.cutFrom = uint64(s.rng.Intn(20))
 		s.cutTo = s.cutFrom + 1 + uint64(s.rng.Intn(sc.partition))
 		if sc.isolateLeader {
@@ -228,12 +270,15 @@ func runSim(sc scenario, seed int64, stats *simStats) error {
 	restartAt := map[uint64]int{}
 	if sc.restarts > 0 {
 		who := s.rng.Intn(n)
-		for who == s.byz {
+		for s.faulty[who] {
 			who = s.rng.Intn(n)
 		}
 		for range sc.restarts {
 			restartAt[uint64(1+s.rng.Intn(400))] = who
 		}
+	}
+	if sc.crash != crashNone {
+		s.planCrashes()
 	}
 	for s.now = 0; s.now <= sc.maxTicks; s.now++ {
 		for i, nd := range s.nodes {
@@ -265,8 +310,11 @@ func runSim(sc scenario, seed int64, stats *simStats) error {
 			break
 		}
 	}
+	if err := s.checkCrashes(); err != nil {
+		return err
+	}
 	for i, nd := range s.nodes {
-		if i != s.byz {
+		if !s.faulty[i] {
 			s.stats.evidence += len(nd.core.evidence)
 			if nd.core.future.size() > MaxFutureHeights*(3*n+1) {
 				return fmt.Errorf("node %d buffers %d messages, over the bound", i, nd.core.future.size())
@@ -282,7 +330,7 @@ func runSim(sc scenario, seed int64, stats *simStats) error {
 		for _, nd := range s.nodes {
 			hs = append(hs, uint64(len(nd.decided)))
 		}
-		return fmt.Errorf("liveness: after %d ticks, heights decided per node %v, want %d (byzantine %d)", sc.maxTicks, hs, sc.heights, s.byz)
+		return fmt.Errorf("liveness: after %d ticks, heights decided per node %v, want %d (byzantine %d, twins %v)", sc.maxTicks, hs, sc.heights, s.byz, s.twins)
 	}
 	return nil
 }
@@ -311,6 +359,13 @@ func (s *sim) start(i int) {
 // restart replaces node i's core with one built from its WAL and its decided heights, the way
 // the node restarts; whatever else it knew, and its pending proposal request, is lost.
 func (s *sim) restart(i int) {
+	if s.rebuild(i) {
+		s.drain(i)
+	}
+}
+
+// rebuild is restart without handling the new core's first Ready.
+func (s *sim) rebuild(i int) bool {
 	nd := s.nodes[i]
 	nd.proposal = nil
 	nd.app.applied = uint64(len(nd.decided))
@@ -319,15 +374,15 @@ func (s *sim) restart(i int) {
 		Key: keyFor(nd.index), RetransmitTicks: 8, ViewTimeoutTicks: 40, Restore: nd.wal, Recent: recent, sigs: s.sigs})
 	if err != nil {
 		s.failf("restart of node %d: %v", i, err)
-		return
+		return false
 	}
 	nd.core = c
-	s.drain(i)
+	return true
 }
 
 func (s *sim) allDecided() bool {
 	for i, nd := range s.nodes {
-		if i != s.byz && uint64(len(nd.decided)) < s.sc.heights {
+		if !s.faulty[i] && uint64(len(nd.decided)) < s.sc.heights {
 			return false
 		}
 	}
@@ -337,17 +392,31 @@ func (s *sim) allDecided() bool {
 // drain handles node i's Ready batches the way the node does: persist, send, apply, Advance.
 func (s *sim) drain(i int) {
 	nd := s.nodes[i]
-	for nd.core.HasReady() {
+	for nd.core.HasReady() && s.err == nil {
 		rd := nd.core.Ready()
+		if s.crashHere(i, crashBeforePersist, &rd) {
+			continue
+		}
+		// nd.signed outlives restarts: no two digests for one slot across all of a node's lives.
 		for _, m := range rd.Persist {
 			k := slotKey{m.Height, m.View, m.Type}
 			if d, ok := nd.signed[k]; ok && d != m.Digest && i != s.byz {
 				s.failf("node %d signed two different %vs for height %d view %d", i, m.Type, m.Height, m.View)
 			}
+			s.noteResigned(i, k, m.Digest)
 			nd.signed[k] = m.Digest
 			nd.wal = append(nd.wal, m)
 		}
+		if s.crashHere(i, crashBeforeSend, &rd) {
+			continue
+		}
 		for _, m := range rd.Messages {
+			if m.Type != MsgDecision && i != s.byz {
+				// Only what is durable may leave (Ready.Persist's contract).
+				if d, ok := nd.signed[slotKey{m.Height, m.View, m.Type}]; !ok || d != m.Digest {
+					s.failf("node %d sent a %v for height %d view %d that it had not persisted", i, m.Type, m.Height, m.View)
+				}
+			}
 			if m.Type == MsgDecision {
 				s.stats.decisions++
 			}
@@ -359,10 +428,16 @@ func (s *sim) drain(i int) {
 				s.send(i, r)
 			}
 		}
+		if s.crashHere(i, crashBeforeStore, &rd) {
+			continue
+		}
 		for _, c := range rd.Committed {
 			s.checkCommitted(i, c)
 			nd.app.applied = c.Height
 			nd.decided = append(nd.decided, c)
+		}
+		if s.crashHere(i, crashBeforeAdvance, &rd) {
+			continue
 		}
 		if rd.Propose != nil {
 			// The node may wait for transactions before proposing.
@@ -375,7 +450,7 @@ func (s *sim) drain(i int) {
 
 func (s *sim) checkCommitted(i int, c Committed) {
 	nd := s.nodes[i]
-	if i == s.byz {
+	if s.faulty[i] {
 		return
 	}
 	if want := uint64(len(nd.decided)) + 1; c.Height != want {
@@ -390,6 +465,18 @@ func (s *sim) checkCommitted(i int, c Committed) {
 	}
 	if err := verifyCertificate(testChain, s.vals, &c.Certificate, s.sigs); err != nil {
 		s.failf("node %d: certificate for height %d: %v", i, c.Height, err)
+	}
+	// Liveness in views: a height every honest node entered on a stable network is decided
+	// within maxView views.
+	entered, ok := s.firstEntered[c.Height]
+	if ok && entered >= s.cutTo {
+		s.stats.stableView = max(s.stats.stableView, c.Certificate.View)
+	}
+	if ok && s.sc.maxView > 0 && entered >= s.cutTo && c.Certificate.View > s.sc.maxView {
+		s.failf("liveness: height %d, entered at tick %d on a stable network, decided in view %d, over the bound %d", c.Height, entered, c.Certificate.View, s.sc.maxView)
+	}
+	if _, ok := s.firstEntered[c.Height+1]; !ok {
+		s.firstEntered[c.Height+1] = s.now
 	}
 	if prev, ok := s.decided[c.Height]; ok && prev != d {
 		s.failf("SAFETY: node %d decided %x at height %d, another node decided %x", i, d[:4], c.Height, prev[:4])
@@ -434,7 +521,7 @@ func (s *sim) deliver(e envelope) {
 		}
 	}
 	err := nd.core.Step(e.m)
-	if err != nil && s.byz < 0 && !errors.Is(err, ErrStaleHeight) && !errors.Is(err, ErrFutureHeight) && !errors.Is(err, ErrDuplicate) &&
+	if err != nil && !slices.Contains(s.faulty, true) && !errors.Is(err, ErrStaleHeight) && !errors.Is(err, ErrFutureHeight) && !errors.Is(err, ErrDuplicate) &&
 		!errors.Is(err, ErrWrongView) && !errors.Is(err, ErrFutureView) {
 		s.failf("node %d rejected honest %v h=%d from %d: %v", e.to, e.m.Type, e.m.Height, e.m.From, err)
 	}
@@ -453,7 +540,7 @@ func (s *sim) blockSync(i int) {
 	}
 	h := nd.core.Status().Height
 	for j, peer := range s.nodes {
-		if j != s.byz && uint64(len(peer.decided)) >= h {
+		if !s.faulty[j] && uint64(len(peer.decided)) >= h {
 			nd.syncedAt = s.now
 			s.stats.syncs++
 			s.seq++
