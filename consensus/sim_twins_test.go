@@ -29,12 +29,23 @@ func (s *sim) addTwins() {
 	}
 }
 
-// splitTwins partitions the network for a while with each twin's two instances on opposite
-// sides and every other node on a random one, so that a side can gather a quorum with one
-// instance's votes while the other side hears the other instance's. Precondition: addTwins ran.
+// splitTwins partitions the network from cutFrom to cutTo with each twin's two instances on
+// opposite sides and every other node on a random one, so that a side can gather a quorum with
+// one instance's votes while the other side hears the other instance's. Like the Twins paper's
+// per-round partitions, the sides are drawn again every few dozen ticks (see resplitTwins).
+// Precondition: addTwins ran.
 func (s *sim) splitTwins() {
 	s.cutFrom = uint64(s.rng.Intn(20))
 	s.cutTo = s.cutFrom + 1 + uint64(s.rng.Intn(s.sc.partition))
+	s.nextSplit = s.cutFrom
+}
+
+// resplitTwins draws the partition's sides anew when it is time. Precondition: splitTwins ran.
+func (s *sim) resplitTwins() {
+	if !s.sc.twinSplit || s.now != s.nextSplit || s.now >= s.cutTo {
+		return
+	}
+	s.nextSplit += 10 + uint64(s.rng.Intn(60))
 	for i := range s.nodes {
 		s.cut[i] = s.rng.Intn(2) == 0
 	}
