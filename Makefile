@@ -19,7 +19,7 @@ test:
 	$(GO) test -count=1 -race -timeout 8m $(RACE_PKGS)
 
 # soak runs the consensus simulator's seeded scenarios many times (SOAK_RUNS main-scenario runs;
-# the others scale with it, about 2.9 runs in all per SOAK_RUNS) and prints
+# the others scale with it, about 3.6 runs in all per SOAK_RUNS) and prints
 # "N runs, 0 safety violations, 0 liveness failures". A failure prints the seed that reproduces it.
 SOAK_RUNS ?= 35000
 soak:
