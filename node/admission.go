@@ -297,6 +297,9 @@ func (n *Node) validateConsensus(from string, data []byte) (p2p.Verdict, any) {
 	if from == n.peerID {
 		return p2p.Accept, nil
 	}
+	if isEvidence(data) {
+		return n.validateEvidence(data)
+	}
 	m, err := consensus.DecodeMessage(data, MaxBlockBytes+64<<10)
 	if err != nil {
 		return p2p.Reject, nil
