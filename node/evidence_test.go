@@ -230,7 +230,9 @@ func nextBlock(t *testing.T, n *Node, evs []consensus.Evidence) []byte {
 // with valid evidence, passes.
 func TestProposalWithBadEvidenceRejected(t *testing.T) {
 	n := soloNodeAtRest(t)
-	ev := func(h, v uint64, tag string) consensus.Evidence { return doublePrepare(n.chainID, n.valKey, 0, h, v, tag) }
+	ev := func(h, v uint64, tag string) consensus.Evidence {
+		return doublePrepare(n.chainID, n.valKey, 0, h, v, tag)
+	}
 	good := ev(1, 0, "g")
 	forged := ev(1, 0, "x")
 	forged.First.Sig = append([]byte(nil), forged.First.Sig...)
