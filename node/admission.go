@@ -330,6 +330,8 @@ func blockTime(value []byte) (int64, error) {
 	var b struct {
 		Header Header          `cbor:"1,keyasint"`
 		Txs    cbor.RawMessage `cbor:"2,keyasint"`
+		// Evidence is in the block only when there is some; skipped here like the transactions.
+		Evidence cbor.RawMessage `cbor:"3,keyasint,omitempty"`
 	}
 	if err := state.Unmarshal(value, &b); err != nil {
 		return 0, err

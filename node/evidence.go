@@ -163,11 +163,20 @@ func (p *EvidencePool) drop(slot consensus.EvidenceSlot) {
 	}
 }
 
-// SubmitEvidence verifies evidence and adds it to the pool, to be gossiped by whoever gave it to
-// this node and proposed when this node leads. It is safe from any goroutine. Errors:
+// SubmitEvidence verifies evidence, adds it to the pool and gossips it to the other nodes; it is
+// proposed by whichever of them leads next. It is safe from any goroutine. Errors:
 // consensus.ErrInvalidEvidence (with the reason), ErrEvidenceKnown, ErrEvidenceTooOld,
-// ErrEvidenceFuture, ErrEvidencePoolFull; on any error nothing changes.
+// ErrEvidenceFuture, ErrEvidencePoolFull; on any error nothing changes and nothing is sent.
 func (n *Node) SubmitEvidence(e *consensus.Evidence) error {
+	if err := n.poolEvidence(e); err != nil {
+		return err
+	}
+	n.gossipEvidence(e)
+	return nil
+}
+
+// poolEvidence is SubmitEvidence without the gossip.
+func (n *Node) poolEvidence(e *consensus.Evidence) error {
 	if err := e.Verify(n.chainID, &n.vals); err != nil {
 		return err
 	}
@@ -198,7 +207,11 @@ func (n *Node) validateEvidence(data []byte) (p2p.Verdict, any) {
 	if err != nil {
 		return p2p.Reject, nil
 	}
-	err = n.SubmitEvidence(e)
+	if n.evidence.Has(consensus.DigestOf(data)) { // canonical bytes: their hash is the ID
+		return p2p.Ignore, nil
+	}
+	// Pubsub relays what is accepted: pool it only.
+	err = n.poolEvidence(e)
 	switch {
 	case err == nil:
 		return p2p.Accept, e
@@ -223,15 +236,19 @@ func (n *Node) handleCaughtEvidence(evs []consensus.Evidence) {
 		n.metrics.evidenceCaught.Inc()
 		n.log.Warn("validator equivocated", "validator", e.First.From, "type", e.First.Type,
 			"height", e.First.Height, "view", e.First.View, "id", e.ID())
-		raw, err := e.Encode()
-		if err != nil {
-			continue
-		}
-		select {
-		case n.sendCh <- raw:
-		default:
-			n.metrics.sendDropped.Inc() // the leader, if it is this node, still proposes it
-		}
+	}
+}
+
+// gossipEvidence queues pooled evidence for the consensus topic without blocking.
+func (n *Node) gossipEvidence(e *consensus.Evidence) {
+	raw, err := e.Encode()
+	if err != nil {
+		return
+	}
+	select {
+	case n.sendCh <- raw:
+	default:
+		n.metrics.sendDropped.Inc() // this node still proposes it when it leads
 	}
 }
 

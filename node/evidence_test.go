@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -366,5 +367,74 @@ func TestEvidencePoolBounds(t *testing.T) {
 	p.Update(50+MaxEvidenceAge, nil)
 	if p.Size() != 0 || p.bytes != 0 {
 		t.Fatalf("too old for the next block, yet %d pieces (%d bytes) kept", p.Size(), p.bytes)
+	}
+}
+
+// Evidence handed to a node that never proposes (an observer) reaches the chain only through
+// gossip: the validator receives it on the consensus topic, verifies it, pools it and proposes
+// it, and both nodes then serve it from GET /v1/evidence.
+func TestEvidenceGossipedToTheLeader(t *testing.T) {
+	home, _ := soloHome(t, "memdb")
+	cfg, err := LoadConfig(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.P2P.Permissioned = false // the observer is bound to no validator
+	// Empty blocks a second apart: an observer hears each height's messages or, when it missed
+	// them, the decision the validator rebroadcasts when idle (an observer never sends, so
+	// nothing else would tell the validator it lags).
+	cfg.Consensus.EmptyBlockMillis = 1000
+
+	obsHome := t.TempDir()
+	if _, err := InitHome(obsHome, "observer"); err != nil {
+		t.Fatal(err)
+	}
+	gen, err := LoadGenesis(filepath.Join(home, GenesisFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gen.Save(filepath.Join(obsHome, GenesisFile)); err != nil {
+		t.Fatal(err)
+	}
+	if err := SaveConfig(obsHome, cfg); err != nil {
+		t.Fatal(err)
+	}
+	// The observer first, so that it is there from the first height on.
+	obs, oc, _ := runNode(t, obsHome)
+	if obs.self >= 0 {
+		t.Fatal("the observer is a validator")
+	}
+	cfg.P2P.Bootstrap = obs.PeerAddrs()
+	if err := SaveConfig(home, cfg); err != nil {
+		t.Fatal(err)
+	}
+	val, vc, _ := runNode(t, home)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// Once the observer follows the chain, it is connected and subscribed.
+	if _, err := oc.BlockWait(ctx, 1, 10*time.Second); err != nil {
+		t.Fatalf("observer does not follow: %v", err)
+	}
+	e := doublePrepare(val.chainID, val.valKey, 0, obs.blocks.Height(), 0, "gossip")
+	if err := obs.SubmitEvidence(&e); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*Client{vc, oc} {
+		for {
+			list, err := c.Evidence(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(list.Evidence) == 1 && list.Evidence[0].ID == e.ID().String() {
+				break
+			}
+			if len(list.Evidence) > 1 {
+				t.Fatalf("%s lists %+v", c.Base(), list.Evidence)
+			}
+			next := val.executedHeight() + 1
+			if _, err := c.BlockWait(ctx, next, 10*time.Second); err != nil {
+				t.Fatalf("%s: evidence not committed by height %d: %v", c.Base(), next, err)
+			}
+		}
 	}
 }
