@@ -438,3 +438,27 @@ func TestEvidenceGossipedToTheLeader(t *testing.T) {
 		}
 	}
 }
+
+// Evidence that somehow got into the pool unverified (a bug) costs the leader nothing: its own
+// proposal is refused once, the evidence is dropped, and the chain goes on without it.
+func TestBadPooledEvidenceDoesNotStallTheLeader(t *testing.T) {
+	n, c, _ := startSolo(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	bad := doublePrepare(n.chainID, n.valKey, 0, n.blocks.Height()+1, 0, "bad")
+	bad.First.Sig = append([]byte(nil), bad.First.Sig...)
+	bad.First.Sig[1] ^= 1
+	if err := n.evidence.add(bad); err != nil {
+		t.Fatal(err)
+	}
+	target := n.executedHeight() + 3
+	if _, err := c.BlockWait(ctx, target, 15*time.Second); err != nil {
+		t.Fatalf("chain stalled: %v", err)
+	}
+	if n.evidence.Has(bad.ID()) {
+		t.Fatal("the bad evidence is still pooled")
+	}
+	if list, err := c.Evidence(ctx); err != nil || len(list.Evidence) != 0 {
+		t.Fatalf("evidence on chain: %+v %v", list, err)
+	}
+}

@@ -121,7 +121,15 @@ func (n *Node) maybePropose(slot *consensus.ProposalRequest, since time.Time, em
 	}
 	n.log.Debug("proposing", "height", slot.Height, "txs", len(txs), "bytes", len(value),
 		"waited", time.Since(since))
-	return n.core.Propose(slot.Height, slot.View, value)
+	err = n.core.Propose(slot.Height, slot.View, value)
+	if err != nil && len(evs) > 0 && errors.Is(err, consensus.ErrInvalidValue) {
+		// Pooled evidence was checked when it came in, so this is a bug; still, never let it
+		// cost this validator its turn: drop it and propose again without it.
+		n.log.Error("own proposal refused with evidence; evidence dropped", "height", slot.Height, "err", err)
+		n.evidence.Update(0, evs)
+		return errNothingToPropose
+	}
+	return err
 }
 
 // helpLaggard starts (or rewinds) the catch-up stream for a validator still voting on a height
