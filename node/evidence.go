@@ -25,9 +25,13 @@ const (
 	MaxEvidenceAge = 100
 	// MaxBlockEvidence is the most evidence one block may carry.
 	MaxBlockEvidence = 16
-	// maxPoolEvidence and maxPoolEvidenceBytes bound the pending evidence a node holds.
-	maxPoolEvidence      = 512
-	maxPoolEvidenceBytes = maxPoolEvidence * consensus.MaxEvidenceBytes
+	// maxPoolEvidence and maxPoolEvidenceBytes bound the pending evidence a node holds, and
+	// maxPoolEvidencePerValidator what it holds against one validator: a Byzantine validator
+	// can sign valid evidence against itself for any number of views, and must not crowd out
+	// the evidence against others. One offence already puts it on record.
+	maxPoolEvidence             = 512
+	maxPoolEvidenceBytes        = maxPoolEvidence * consensus.MaxEvidenceBytes
+	maxPoolEvidencePerValidator = 16
 )
 
 var (
@@ -60,6 +64,7 @@ type EvidencePool struct {
 	mu     sync.Mutex
 	bySlot map[consensus.EvidenceSlot]pooledEvidence
 	ids    map[consensus.Digest]struct{}
+	perVal map[uint32]int
 	bytes  int
 	seq    uint64
 }
@@ -73,7 +78,7 @@ type pooledEvidence struct {
 
 // NewEvidencePool makes an empty pool.
 func NewEvidencePool() *EvidencePool {
-	return &EvidencePool{bySlot: map[consensus.EvidenceSlot]pooledEvidence{}, ids: map[consensus.Digest]struct{}{}}
+	return &EvidencePool{bySlot: map[consensus.EvidenceSlot]pooledEvidence{}, ids: map[consensus.Digest]struct{}{}, perVal: map[uint32]int{}}
 }
 
 // add keeps verified evidence. Precondition: e passed Verify and is not on chain.
@@ -94,6 +99,10 @@ func (p *EvidencePool) add(e consensus.Evidence) error {
 	if len(p.bySlot) >= maxPoolEvidence || p.bytes+len(raw) > maxPoolEvidenceBytes {
 		return ErrEvidencePoolFull
 	}
+	if p.perVal[e.First.From] >= maxPoolEvidencePerValidator {
+		return fmt.Errorf("%w: %d pieces against validator %d pending", ErrEvidencePoolFull, maxPoolEvidencePerValidator, e.First.From)
+	}
+	p.perVal[e.First.From]++
 	p.seq++
 	p.bySlot[e.Slot()] = pooledEvidence{ev: e, id: id, size: len(raw), seq: p.seq}
 	p.ids[id] = struct{}{}
@@ -160,6 +169,9 @@ func (p *EvidencePool) drop(slot consensus.EvidenceSlot) {
 		delete(p.bySlot, slot)
 		delete(p.ids, pe.id)
 		p.bytes -= pe.size
+		if p.perVal[slot.Validator]--; p.perVal[slot.Validator] == 0 {
+			delete(p.perVal, slot.Validator)
+		}
 	}
 }
 

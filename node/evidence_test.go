@@ -336,7 +336,8 @@ func TestEvidencePoolBounds(t *testing.T) {
 	never := func(consensus.EvidenceSlot) bool { return false }
 	var first consensus.Evidence
 	for i := range maxPoolEvidence {
-		e := doublePrepare("c", key, 0, 50, uint64(i), "p")
+		// As many validators as it takes, each up to its own quota.
+		e := doublePrepare("c", key, uint32(i/maxPoolEvidencePerValidator), 50, uint64(i), "p")
 		if i == 0 {
 			first = e
 		}
@@ -344,7 +345,7 @@ func TestEvidencePoolBounds(t *testing.T) {
 			t.Fatalf("piece %d: %v", i, err)
 		}
 	}
-	if err := p.add(doublePrepare("c", key, 0, 50, maxPoolEvidence, "p")); !errors.Is(err, ErrEvidencePoolFull) {
+	if err := p.add(doublePrepare("c", key, 1000, 50, maxPoolEvidence, "p")); !errors.Is(err, ErrEvidencePoolFull) {
 		t.Fatalf("over the bound: %v", err)
 	}
 	if err := p.add(first); !errors.Is(err, ErrEvidenceKnown) {
@@ -460,5 +461,27 @@ func TestBadPooledEvidenceDoesNotStallTheLeader(t *testing.T) {
 	}
 	if list, err := c.Evidence(ctx); err != nil || len(list.Evidence) != 0 {
 		t.Fatalf("evidence on chain: %+v %v", list, err)
+	}
+}
+
+// One validator cannot fill the pool with evidence against itself: past its quota its evidence
+// is refused while evidence against others still gets in.
+func TestEvidencePoolQuotaPerValidator(t *testing.T) {
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	p := NewEvidencePool()
+	for v := range maxPoolEvidencePerValidator {
+		if err := p.add(doublePrepare("c", key, 3, 9, uint64(v), "q")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.add(doublePrepare("c", key, 3, 9, 1<<40, "q")); !errors.Is(err, ErrEvidencePoolFull) {
+		t.Fatalf("past the quota: %v", err)
+	}
+	if err := p.add(doublePrepare("c", key, 2, 9, 0, "q")); err != nil {
+		t.Fatalf("another validator's evidence: %v", err)
+	}
+	p.Update(9, p.Pending(9, 1, func(consensus.EvidenceSlot) bool { return false }))
+	if err := p.add(doublePrepare("c", key, 3, 9, 1<<40, "q")); err != nil {
+		t.Fatalf("after one went on chain: %v", err)
 	}
 }
