@@ -29,7 +29,7 @@ func newFutureBuffer(n int) futureBuffer {
 
 // add buffers m. Precondition: m is authenticated, within the buffering window, and a PrePrepare
 // comes from the leader of (m.Height, 0).
-func (b *futureBuffer) add(m *Message) (*equivocation, error) {
+func (b *futureBuffer) add(m *Message) (*Evidence, error) {
 	p := b.heights[m.Height]
 	if p == nil {
 		p = &pending{prePrepares: newSlots(b.n), prepares: newSlots(b.n), commits: newSlots(b.n)}

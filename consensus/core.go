@@ -14,9 +14,6 @@ const DefaultRetransmitTicks = 25
 // 20 ms tick.
 const DefaultViewTimeoutTicks = 100
 
-// maxEvidence bounds the equivocation records kept until evidence has a consumer (a later issue).
-const maxEvidence = 1024
-
 // Config is what New needs.
 type Config struct {
 	// ChainID goes into every signature; it must be non-empty and contain no zero byte.
@@ -85,8 +82,13 @@ type Core struct {
 	// viewChanges counts the views moved to, for metrics.
 	viewChanges uint64
 	// decided keeps the last few commits to hand to peers that lag behind (oldest first).
-	decided  []decided
-	evidence []equivocation
+	decided []decided
+	// evidence is caught equivocation not yet handed out in a Ready; evidenceSeen the slots
+	// already reported at undecided heights, so each offence is reported once; evidenceCaught
+	// counts all, for metrics.
+	evidence       []Evidence
+	evidenceSeen   map[EvidenceSlot]struct{}
+	evidenceCaught uint64
 
 	now  uint64 // ticks since New
 	idle int    // ticks since the last commit or retransmission
@@ -202,6 +204,7 @@ func New(cfg Config) (*Core, error) {
 		future:          newFutureBuffer(len(vals.Validators)),
 		views:           newViewBuffer(len(vals.Validators)),
 		farViewChanges:  make([]uint64, len(vals.Validators)),
+		evidenceSeen:    make(map[EvidenceSlot]struct{}),
 	}
 	if c.retransmitTicks == 0 {
 		c.retransmitTicks = DefaultRetransmitTicks
@@ -447,7 +450,7 @@ func (c *Core) stepPrePrepare(m *Message) error {
 		}
 		if !r.caughtLeader {
 			r.caughtLeader = true
-			c.recordEquivocation(&equivocation{First: *p, Second: *m})
+			c.recordEquivocation(&Evidence{First: *p, Second: *m})
 		}
 		return fmt.Errorf("%w: leader %d proposed two values for height %d view %d", ErrEquivocation, m.From, m.Height, m.View)
 	}
@@ -589,6 +592,7 @@ func (c *Core) commit(value []byte, cert Certificate) {
 	c.backoff = 1
 	c.round = newRound(c.vals, c.height, c.view)
 	c.future.dropBelow(c.height)
+	c.forgetEvidenceBelow(c.height)
 	if c.propose != nil && c.propose.Height < c.height {
 		c.propose = nil // decided without our proposal; Propose would now be refused
 	}

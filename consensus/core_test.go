@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand"
+	"slices"
 	"testing"
 )
 
@@ -242,9 +243,15 @@ func TestDuplicateAndEquivocatingVotes(t *testing.T) {
 	if got := c.round.prepares.power[d]; got != 1 {
 		t.Fatalf("validator 2 counts %d times", got)
 	}
-	if len(c.evidence) != 1 || c.evidence[0].First.Digest != d || c.evidence[0].Second.From != 2 {
-		t.Fatalf("evidence = %+v, want the first conflicting pair only", c.evidence)
+	rd0 := c.Ready()
+	if len(rd0.Evidence) != 1 || rd0.Evidence[0].Slot() != (EvidenceSlot{Height: 1, Type: MsgPrepare, Validator: 2}) ||
+		!slices.Contains([]Digest{rd0.Evidence[0].First.Digest, rd0.Evidence[0].Second.Digest}, d) {
+		t.Fatalf("evidence = %+v, want the first conflicting pair only", rd0.Evidence)
 	}
+	if err := rd0.Evidence[0].Verify(testChain, &c.vals); err != nil {
+		t.Fatalf("caught evidence does not verify: %v", err)
+	}
+	c.Advance()
 	// Validator 1 (the leader) and 3 prepare too, and the leader's proposal arrives last: this
 	// node sees the proposal prepared by 1, 2, 3 and itself and commits once.
 	wantErr(t, c.Step(signed(MsgPrepare, 1, 0, 3, nil, d)))
@@ -323,10 +330,10 @@ func TestEquivocatingLeader(t *testing.T) {
 	wantErr(t, c.Step(a))
 	wantErr(t, c.Step(a), ErrDuplicate)
 	wantErr(t, c.Step(b), ErrEquivocation)
-	if len(c.evidence) != 1 || c.evidence[0].First.Digest != a.Digest || c.evidence[0].Second.Digest != b.Digest {
-		t.Fatalf("evidence = %+v", c.evidence)
-	}
 	rd := c.Ready()
+	if want := NewEvidence(a, b); len(rd.Evidence) != 1 || rd.Evidence[0].ID() != want.ID() {
+		t.Fatalf("evidence = %+v, want the two pre-prepares without their values", rd.Evidence)
+	}
 	if len(rd.Persist) != 1 || rd.Persist[0].Type != MsgPrepare || rd.Persist[0].Digest != a.Digest {
 		t.Fatalf("signed %+v, want one prepare for the first proposal", rd.Persist)
 	}

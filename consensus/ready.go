@@ -9,24 +9,25 @@ import (
 // acknowledges exactly that even if Step ran in between (raft's node loop steps messages while a
 // Ready is being handled).
 type readyMark struct {
-	persist, msgs, committed int
-	propose                  *ProposalRequest
+	persist, msgs, committed, evidence int
+	propose                            *ProposalRequest
 }
 
 // HasReady reports whether Ready has anything for the node.
 func (c *Core) HasReady() bool {
-	return len(c.persist) > 0 || len(c.msgs) > 0 || len(c.committed) > 0 || c.propose != nil
+	return len(c.persist) > 0 || len(c.msgs) > 0 || len(c.committed) > 0 || len(c.evidence) > 0 || c.propose != nil
 }
 
 // Ready returns the output accumulated since the last Advance. The node handles it in field order
 // (persist, send, apply committed values, act on Propose) and then calls Advance once. The slices
 // stay valid after Advance and must not be modified.
 func (c *Core) Ready() Ready {
-	c.mark = readyMark{persist: len(c.persist), msgs: len(c.msgs), committed: len(c.committed), propose: c.propose}
+	c.mark = readyMark{persist: len(c.persist), msgs: len(c.msgs), committed: len(c.committed), evidence: len(c.evidence), propose: c.propose}
 	rd := Ready{
 		Persist:   clip(c.persist),
 		Messages:  clip(c.msgs),
 		Committed: clip(c.committed),
+		Evidence:  clip(c.evidence),
 		Status:    c.Status(),
 	}
 	if c.propose != nil {
@@ -46,6 +47,7 @@ func (c *Core) Advance() {
 	c.persist = dropFront(c.persist, m.persist)
 	c.msgs = dropFront(c.msgs, m.msgs)
 	c.committed = dropFront(c.committed, m.committed)
+	c.evidence = dropFront(c.evidence, m.evidence)
 	if m.propose != nil && c.propose == m.propose {
 		c.propose = nil
 	}
@@ -56,7 +58,8 @@ func (c *Core) Advance() {
 
 // Status is the core's position.
 func (c *Core) Status() Status {
-	return Status{Height: c.height, View: c.view, Leader: c.vals.Leader(c.height, c.view), Self: c.self, ViewChanges: c.viewChanges}
+	return Status{Height: c.height, View: c.view, Leader: c.vals.Leader(c.height, c.view), Self: c.self,
+		ViewChanges: c.viewChanges, EvidenceCaught: c.evidenceCaught}
 }
 
 // signOnce signs and emits a message for the current slot, persisted before it is sent, and
@@ -111,13 +114,6 @@ func (c *Core) decidedAt(height uint64) *decided {
 		}
 	}
 	return nil
-}
-
-// recordEquivocation keeps evidence, up to a bound, until a later issue puts it on chain.
-func (c *Core) recordEquivocation(ev *equivocation) {
-	if ev != nil && len(c.evidence) < maxEvidence {
-		c.evidence = append(c.evidence, *ev)
-	}
 }
 
 // clip returns s with its capacity clipped, so that the caller's appends cannot touch the core's

@@ -140,6 +140,8 @@ type Status struct {
 	Self   int    // own validator index, or -1 when observing
 	// ViewChanges counts the views this core has moved to (by timeout or by joining others).
 	ViewChanges uint64
+	// EvidenceCaught counts the equivocations this core has reported in Ready.Evidence.
+	EvidenceCaught uint64
 }
 
 // Ready is a batch of work for the node, handled in field order (raft's Ready loop): persist, then
@@ -159,5 +161,9 @@ type Ready struct {
 	// Propose, when set, asks the node for a value for this slot (see Core.Propose). After a
 	// commit it comes in the Ready that follows the Advance, once the new height is open.
 	Propose *ProposalRequest
-	Status  Status
+	// Evidence holds conflicting signed messages this core caught in Step, in canonical form and
+	// verified, each handed out once, for the node's evidence pool and gossip. Nothing else in
+	// the Ready waits on it, and Advance acknowledges it like the rest.
+	Evidence []Evidence
+	Status   Status
 }

@@ -258,7 +258,7 @@ func (c *Core) stepNewView(m *Message) error {
 		if r.proposal != nil && !r.caughtLeader {
 			// Two signed pre-prepares for one slot: the evidence, without the justifications.
 			r.caughtLeader = true
-			c.recordEquivocation(&equivocation{First: *r.proposal, Second: *m.Proposal})
+			c.recordEquivocation(&Evidence{First: *r.proposal, Second: *m.Proposal})
 		}
 		return fmt.Errorf("%w: leader %d sent two new views for height %d view %d", ErrEquivocation, m.From, m.Height, m.View)
 	}
@@ -338,7 +338,7 @@ func newViewBuffer(n int) viewBuffer { return viewBuffer{n: n, views: make(map[u
 
 // add buffers m. Precondition: m is authenticated, not a PrePrepare, and for a view within the
 // buffering window of the current height (a NewView's sender is its view's leader).
-func (b *viewBuffer) add(m *Message) (*equivocation, error) {
+func (b *viewBuffer) add(m *Message) (*Evidence, error) {
 	p := b.views[m.View]
 	if p == nil {
 		p = &viewPending{viewChanges: newSlots(b.n), prepares: newSlots(b.n), commits: newSlots(b.n)}

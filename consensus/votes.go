@@ -2,13 +2,6 @@ package consensus
 
 import "fmt"
 
-// equivocation is a pair of conflicting messages signed by one validator for one (height, view,
-// type). It is the raw material of on-chain evidence; the core keeps these until a later issue
-// surfaces them through Ready and the state machine punishes the signer.
-type equivocation struct {
-	First, Second Message
-}
-
 // slots holds at most one message per validator: the first one seen, which is the one that
 // counts. It is how both the vote tallies and the future buffer stay bounded under Byzantine
 // senders: a validator can only ever occupy its own slot.
@@ -22,7 +15,7 @@ func newSlots(n int) slots { return slots{first: make([]*Message, n), caught: ma
 // put stores m in its sender's slot if the slot is empty. The same digest again is ErrDuplicate;
 // a different digest is ErrEquivocation, and the first such conflict also returns the pair.
 // Precondition: m is authenticated and m.From is in range.
-func (s *slots) put(m *Message) (*equivocation, error) {
+func (s *slots) put(m *Message) (*Evidence, error) {
 	prev := s.first[m.From]
 	if prev == nil {
 		s.first[m.From] = m
@@ -36,7 +29,7 @@ func (s *slots) put(m *Message) (*equivocation, error) {
 		return nil, err
 	}
 	s.caught[m.From] = true
-	return &equivocation{First: *prev, Second: *m}, err
+	return &Evidence{First: *prev, Second: *m}, err
 }
 
 // tally counts one kind of vote (Prepare or Commit) for one (height, view): a validator's first
@@ -51,7 +44,7 @@ func newTally(n int) *tally { return &tally{slots: newSlots(n), power: make(map[
 
 // add counts m with its sender's power unless the sender has voted already in this tally.
 // Precondition: m is an authenticated vote for this tally's (height, view, type).
-func (t *tally) add(m *Message, power uint64) (*equivocation, error) {
+func (t *tally) add(m *Message, power uint64) (*Evidence, error) {
 	ev, err := t.put(m)
 	if err != nil {
 		return ev, err

@@ -297,6 +297,9 @@ func (n *Node) validateConsensus(from string, data []byte) (p2p.Verdict, any) {
 	if from == n.peerID {
 		return p2p.Accept, nil
 	}
+	if isEvidence(data) {
+		return n.validateEvidence(data)
+	}
 	m, err := consensus.DecodeMessage(data, MaxBlockBytes+64<<10)
 	if err != nil {
 		return p2p.Reject, nil
@@ -327,6 +330,8 @@ func blockTime(value []byte) (int64, error) {
 	var b struct {
 		Header Header          `cbor:"1,keyasint"`
 		Txs    cbor.RawMessage `cbor:"2,keyasint"`
+		// Evidence is in the block only when there is some; skipped here like the transactions.
+		Evidence cbor.RawMessage `cbor:"3,keyasint,omitempty"`
 	}
 	if err := state.Unmarshal(value, &b); err != nil {
 		return 0, err

@@ -56,6 +56,7 @@ func (n *Node) apiHandler() http.Handler {
 	mux.HandleFunc("GET /v1/accounts/{address}", n.handleAccount)
 	mux.HandleFunc("GET /v1/blocks/{height}", n.handleBlock)
 	mux.HandleFunc("GET /v1/status", n.handleStatus)
+	mux.HandleFunc("GET /v1/evidence", n.handleEvidence)
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -282,6 +283,12 @@ func (n *Node) blockResponse(height uint64) (*BlockResponse, error) {
 			Votes: make([]VoteJSON, len(cert.Votes)),
 		},
 	}
+	if len(b.Evidence) > 0 {
+		resp.Header.EvidenceHash = h.EvidenceHash.String()
+	}
+	for i := range b.Evidence {
+		resp.Evidence = append(resp.Evidence, n.evidenceJSON(&b.Evidence[i], height))
+	}
 	for i, tx := range b.Txs {
 		resp.Txs[i] = hex.EncodeToString(tx)
 	}
@@ -320,3 +327,33 @@ func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
 
 // trimHex is lenient about a 0x prefix that people paste.
 func trimHex(s string) string { return strings.TrimPrefix(strings.TrimPrefix(s, "0x"), "0X") }
+
+// handleEvidence lists committed evidence of equivocation.
+func (n *Node) handleEvidence(w http.ResponseWriter, r *http.Request) {
+	list, err := n.blocks.Evidence(MaxEvidenceList, n.executedHeight())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	resp := EvidenceListResponse{Evidence: make([]EvidenceJSON, len(list))}
+	for i := range list {
+		resp.Evidence[i] = n.evidenceJSON(&list[i].Evidence, list[i].Included)
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (n *Node) evidenceJSON(e *consensus.Evidence, included uint64) EvidenceJSON {
+	out := EvidenceJSON{
+		ID: e.ID().String(), ValidatorIndex: e.First.From, Height: e.First.Height, View: e.First.View,
+		Type: e.First.Type.String(), Digests: [2]string{e.First.Digest.String(), e.Second.Digest.String()},
+		Included: included,
+	}
+	// Committed evidence passed Verify, so the index is in the set.
+	if i := int(e.First.From); i < len(n.vals.Validators) {
+		out.PubKey = hex.EncodeToString(n.vals.Validators[i].PubKey)
+	}
+	if i := int(e.First.From); i < len(n.gen.Validators) {
+		out.Validator = n.gen.Validators[i].Name
+	}
+	return out
+}

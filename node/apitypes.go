@@ -71,6 +71,8 @@ type HeaderJSON struct {
 	StateRoot string `json:"state_root"`
 	TxsHash   string `json:"txs_hash"`
 	Proposer  uint32 `json:"proposer"`
+	// EvidenceHash is empty when the block carries no evidence.
+	EvidenceHash string `json:"evidence_hash,omitempty"`
 }
 
 // VoteJSON is one signature of a certificate.
@@ -101,6 +103,31 @@ type BlockResponse struct {
 	Txs         []string        `json:"txs"`
 	Results     []TxResultJSON  `json:"results"`
 	Certificate CertificateJSON `json:"certificate"`
+	Evidence    []EvidenceJSON  `json:"evidence,omitempty"`
+}
+
+// EvidenceJSON is one piece of committed evidence of equivocation: validator ValidatorIndex
+// (Validator by its genesis name, PubKey its consensus key in hex) signed two different Digests
+// for one (Height, View, Type). Included is the height of the block that put it on record.
+type EvidenceJSON struct {
+	ID             string    `json:"id"`
+	Validator      string    `json:"validator"`
+	ValidatorIndex uint32    `json:"validator_index"`
+	PubKey         string    `json:"pub_key"`
+	Height         uint64    `json:"height"`
+	View           uint64    `json:"view"`
+	Type           string    `json:"type"`
+	Digests        [2]string `json:"digests"`
+	Included       uint64    `json:"included_height"`
+}
+
+// MaxEvidenceList is the most pieces of evidence GET /v1/evidence returns.
+const MaxEvidenceList = 1000
+
+// EvidenceListResponse answers GET /v1/evidence: committed evidence in the order of the
+// offences (height, view, type, validator), at most MaxEvidenceList.
+type EvidenceListResponse struct {
+	Evidence []EvidenceJSON `json:"evidence"`
 }
 
 // StatusResponse answers GET /v1/status.

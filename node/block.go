@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/guild-ledger/guild/consensus"
 	"github.com/guild-ledger/guild/state"
 )
 
@@ -32,6 +33,9 @@ type Header struct {
 	StateRoot state.Hash `cbor:"5,keyasint"`
 	TxsHash   state.Hash `cbor:"6,keyasint"`
 	Proposer  uint32     `cbor:"7,keyasint"` // validator index of the leader that proposed it
+	// EvidenceHash commits to the block's evidence (see EvidenceHash); zero, and left out of the
+	// encoding, when the block carries none, so blocks without evidence encode as before.
+	EvidenceHash state.Hash `cbor:"8,keyasint,omitzero"`
 }
 
 // Block is the value consensus decides; its hash (consensus.DigestOf of its encoding) is the block
@@ -39,6 +43,25 @@ type Header struct {
 type Block struct {
 	Header Header   `cbor:"1,keyasint"`
 	Txs    [][]byte `cbor:"2,keyasint"`
+	// Evidence of equivocation the proposer put on record, at most MaxBlockEvidence, each for a
+	// different slot (issue #3); CheckProposal verifies every piece.
+	Evidence []consensus.Evidence `cbor:"3,keyasint,omitempty"`
+}
+
+// EvidenceHash commits to a block's evidence: zero for none, else SHA-256 over the evidence IDs
+// in order.
+func EvidenceHash(evs []consensus.Evidence) state.Hash {
+	var out state.Hash
+	if len(evs) == 0 {
+		return out
+	}
+	h := sha256.New()
+	for i := range evs {
+		id := evs[i].ID()
+		h.Write(id[:])
+	}
+	h.Sum(out[:0])
+	return out
 }
 
 // TxsHash commits to the ordered transactions: SHA-256 over their hashes.
@@ -80,6 +103,12 @@ func DecodeBlock(raw []byte) (*Block, error) {
 	}
 	if TxsHash(b.Txs) != b.Header.TxsHash {
 		return nil, fmt.Errorf("%w: txs_hash does not match the transactions", ErrBadBlock)
+	}
+	if len(b.Evidence) > MaxBlockEvidence {
+		return nil, fmt.Errorf("%w: %d pieces of evidence, limit %d", ErrBadBlock, len(b.Evidence), MaxBlockEvidence)
+	}
+	if EvidenceHash(b.Evidence) != b.Header.EvidenceHash {
+		return nil, fmt.Errorf("%w: evidence_hash does not match the evidence", ErrBadBlock)
 	}
 	return &b, nil
 }

@@ -4,7 +4,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
+
+	"github.com/fxamacker/cbor/v2"
 
 	"github.com/guild-ledger/guild/consensus"
 	"github.com/guild-ledger/guild/state"
@@ -47,6 +50,39 @@ func heightKey(prefix byte, h uint64) []byte {
 
 func txKey(h state.Hash) []byte { return append([]byte("t/"), h[:]...) }
 
+// evidencePrefix starts the committed-evidence index: "e/" ‖ height ‖ view ‖ type ‖ validator,
+// so it lists in the order of the offences.
+var evidencePrefix = []byte("e/")
+
+func evidenceKey(s consensus.EvidenceSlot) []byte {
+	k := make([]byte, 0, len(evidencePrefix)+21)
+	k = append(k, evidencePrefix...)
+	k = binary.BigEndian.AppendUint64(k, s.Height)
+	k = binary.BigEndian.AppendUint64(k, s.View)
+	k = append(k, byte(s.Type))
+	return binary.BigEndian.AppendUint32(k, s.Validator)
+}
+
+// CommittedEvidence is a piece of evidence on chain and the height of the block that holds it.
+type CommittedEvidence struct {
+	Evidence consensus.Evidence `cbor:"1,keyasint"`
+	Included uint64             `cbor:"2,keyasint"`
+}
+
+// blockEvidenceOnly reads a block's evidence and skips the rest, so that indexing evidence does
+// not decode every transaction of a big block again.
+type blockEvidenceOnly struct {
+	Evidence []consensus.Evidence `cbor:"3,keyasint,omitempty"`
+}
+
+var skimMode = func() cbor.DecMode {
+	dm, err := cbor.DecOptions{MaxNestedLevels: 8, MaxArrayElements: MaxBlockTxsLimit + 1}.DecMode()
+	if err != nil {
+		panic(fmt.Sprintf("node: cbor decoder options: %v", err))
+	}
+	return dm
+}()
+
 // OpenBlockStore loads the committed height from db.
 func OpenBlockStore(db kv.Store) (*BlockStore, error) {
 	bs := &BlockStore{db: db}
@@ -75,8 +111,30 @@ func (bs *BlockStore) SaveBlock(height uint64, value []byte, cert *consensus.Cer
 	if err != nil {
 		return err
 	}
+	// Decided blocks passed CheckProposal; the evidence index is written with the block, so that
+	// CheckProposal of the next height sees it whatever stored this one (the loop, block sync).
+	var skim blockEvidenceOnly
+	if err := skimMode.Unmarshal(value, &skim); err != nil {
+		return fmt.Errorf("node: block store: reading the evidence of block %d: %w", height, err)
+	}
 	b := bs.db.NewBatch()
 	defer b.Close()
+	for i := range skim.Evidence {
+		key := evidenceKey(skim.Evidence[i].Slot())
+		if known, err := bs.db.Has(key); err != nil || known {
+			if err != nil {
+				return err
+			}
+			continue // CheckProposal refuses this; never let a later copy hide the first
+		}
+		rec, err := state.Marshal(CommittedEvidence{Evidence: skim.Evidence[i], Included: height})
+		if err != nil {
+			return err
+		}
+		if err := b.Set(key, rec); err != nil {
+			return err
+		}
+	}
 	var hb [8]byte
 	binary.BigEndian.PutUint64(hb[:], height)
 	for _, kvp := range [][2][]byte{
@@ -170,4 +228,31 @@ func (bs *BlockStore) TxLocation(h state.Hash) (TxLocation, error) {
 	var loc TxLocation
 	err = state.Unmarshal(v, &loc)
 	return loc, err
+}
+
+// EvidenceCommitted reports whether evidence for slot is on chain.
+func (bs *BlockStore) EvidenceCommitted(slot consensus.EvidenceSlot) (bool, error) {
+	return bs.db.Has(evidenceKey(slot))
+}
+
+// Evidence lists committed evidence in the order of the offences (height, view, type,
+// validator), at most limit pieces, from blocks up to maxIncluded.
+func (bs *BlockStore) Evidence(limit int, maxIncluded uint64) ([]CommittedEvidence, error) {
+	end := append(slices.Clone(evidencePrefix[:len(evidencePrefix)-1]), evidencePrefix[len(evidencePrefix)-1]+1)
+	it, err := bs.db.Iterator(evidencePrefix, end)
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []CommittedEvidence
+	for ; it.Valid() && len(out) < limit; it.Next() {
+		var ce CommittedEvidence
+		if err := state.Unmarshal(it.Value(), &ce); err != nil {
+			return nil, fmt.Errorf("node: stored evidence is corrupt: %w", err)
+		}
+		if ce.Included <= maxIncluded {
+			out = append(out, ce)
+		}
+	}
+	return out, it.Error()
 }

@@ -170,3 +170,10 @@ func (c *Client) Status(ctx context.Context) (StatusResponse, error) {
 	err := c.do(ctx, http.MethodGet, "/v1/status", nil, &out)
 	return out, err
 }
+
+// Evidence lists the evidence of equivocation committed on chain.
+func (c *Client) Evidence(ctx context.Context) (EvidenceListResponse, error) {
+	var out EvidenceListResponse
+	err := c.do(ctx, http.MethodGet, "/v1/evidence", nil, &out)
+	return out, err
+}

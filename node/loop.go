@@ -85,7 +85,8 @@ func (n *Node) maybePropose(slot *consensus.ProposalRequest, since time.Time, em
 	if n.pool.Size() > 0 {
 		txs = n.pool.Reap(n.cfg.Consensus.MaxBlockTxs, MaxBlockBytes-64<<10, n.nonceOf)
 	}
-	if len(txs) == 0 && time.Since(since) < emptyAfter {
+	evs := n.evidence.Pending(slot.Height, MaxBlockEvidence, n.evidenceOnChain)
+	if len(txs) == 0 && len(evs) == 0 && time.Since(since) < emptyAfter {
 		return errNothingToPropose
 	}
 	t := time.Now().UnixMilli()
@@ -104,8 +105,12 @@ func (n *Node) maybePropose(slot *consensus.ProposalRequest, since time.Time, em
 			StateRoot: n.st.Root(),
 			TxsHash:   TxsHash(txs),
 			Proposer:  uint32(n.self),
+			// Evidence is proposed by whoever leads next: leaders rotate, so an equivocating
+			// leader cannot keep its own offence off the chain for long.
+			EvidenceHash: EvidenceHash(evs),
 		},
-		Txs: txs,
+		Txs:      txs,
+		Evidence: evs,
 	}
 	if b.Txs == nil {
 		b.Txs = [][]byte{}
@@ -116,7 +121,15 @@ func (n *Node) maybePropose(slot *consensus.ProposalRequest, since time.Time, em
 	}
 	n.log.Debug("proposing", "height", slot.Height, "txs", len(txs), "bytes", len(value),
 		"waited", time.Since(since))
-	return n.core.Propose(slot.Height, slot.View, value)
+	err = n.core.Propose(slot.Height, slot.View, value)
+	if err != nil && len(evs) > 0 && errors.Is(err, consensus.ErrInvalidValue) {
+		// Pooled evidence was checked when it came in, so this is a bug; still, never let it
+		// cost this validator its turn: drop it and propose again without it.
+		n.log.Error("own proposal refused with evidence; evidence dropped", "height", slot.Height, "err", err)
+		n.evidence.Update(0, evs)
+		return errNothingToPropose
+	}
+	return err
 }
 
 // helpLaggard starts (or rewinds) the catch-up stream for a validator still voting on a height
@@ -208,6 +221,8 @@ func (n *Node) handleReady(rd consensus.Ready) error {
 	for i := range rd.Messages {
 		n.send(&rd.Messages[i])
 	}
+	// Evidence waits on nothing: pooled for this node's next proposal, gossiped for the others.
+	n.handleCaughtEvidence(rd.Evidence)
 	for _, c := range rd.Committed {
 		if err := n.commit(c); err != nil {
 			// The block is decided by a quorum; failing to store or execute it is lost durability.
@@ -245,6 +260,9 @@ func (n *Node) CheckProposal(height uint64, value []byte) error {
 	case int(h.Proposer) >= len(n.vals.Validators):
 		return fmt.Errorf("%w: proposer index %d out of range", ErrBadBlock, h.Proposer)
 	}
+	if err := n.checkBlockEvidence(height, b.Evidence); err != nil {
+		return err
+	}
 	seen := make(map[state.Hash]struct{}, len(b.Txs))
 	for i, tx := range b.Txs {
 		th := state.HashTx(tx)
@@ -275,6 +293,7 @@ func (n *Node) commit(c consensus.Committed) error {
 	}
 	n.commits.publish()
 	n.metrics.commitSeconds.Observe(time.Since(start).Seconds())
+	n.metrics.roundsPerHeight.Observe(float64(c.Certificate.View) + 1)
 	if !n.lastCommit.IsZero() {
 		n.metrics.heightSeconds.Observe(time.Since(n.lastCommit).Seconds())
 	}
@@ -327,6 +346,9 @@ func (n *Node) execute(height uint64, value []byte, b *Block) error {
 	// one pending or committed, never neither.
 	n.served.Store(height)
 	n.pool.Update(hashes, n.nonceOf)
+	n.evidence.Update(height, b.Evidence)
+	n.metrics.evidenceCommitted.Add(float64(len(b.Evidence)))
+	n.metrics.evidencePending.Set(float64(n.evidence.Size()))
 	n.lastHash = state.Hash(consensus.DigestOf(value))
 	n.lastTime = b.Header.Time
 	n.metrics.height.Set(float64(height))

@@ -20,6 +20,11 @@ type metrics struct {
 	viewChanges   prometheus.Gauge
 	gossipDropped prometheus.Counter
 	sendDropped   prometheus.Counter
+	// roundsPerHeight: views used to finalize each height (the decision's view + 1).
+	roundsPerHeight   prometheus.Histogram
+	evidenceCaught    prometheus.Counter
+	evidenceCommitted prometheus.Counter
+	evidencePending   prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -42,8 +47,16 @@ func newMetrics() *metrics {
 		viewChanges:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "guild_consensus_view_changes", Help: "Views this node has moved to since it started (leaders replaced)."}),
 		gossipDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_gossip_dropped_total", Help: "Admitted transactions not gossiped because the queue was full."}),
 		sendDropped:   prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_consensus_send_dropped_total", Help: "Consensus messages dropped because the send queue was full."}),
+		roundsPerHeight: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "guild_consensus_rounds_per_height", Help: "Views used to finalize each height: 1 when the first leader's block was committed, one more per view change.",
+			Buckets: []float64{1, 2, 3, 4, 6, 8, 16},
+		}),
+		evidenceCaught:    prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_evidence_caught_total", Help: "Equivocations this node's consensus core caught (conflicting signed messages from one validator)."}),
+		evidenceCommitted: prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_evidence_committed_total", Help: "Pieces of equivocation evidence in blocks this node committed."}),
+		evidencePending:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "guild_evidence_pending", Help: "Verified evidence waiting in the pool for a block."}),
 	}
-	m.reg.MustRegister(m.height, m.blocks, m.txsApplied, m.txsRejected, m.mempool, m.commitSeconds, m.heightSeconds, m.view, m.viewChanges,
+	m.reg.MustRegister(m.roundsPerHeight, m.evidenceCaught, m.evidenceCommitted, m.evidencePending,
+		m.height, m.blocks, m.txsApplied, m.txsRejected, m.mempool, m.commitSeconds, m.heightSeconds, m.view, m.viewChanges,
 		m.gossipDropped, m.sendDropped, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -44,6 +44,7 @@ type Node struct {
 	blocks           *BlockStore
 	st               *state.State
 	pool             *Mempool
+	evidence         *EvidencePool
 	sigs             *sigCache
 	rejected         *reasonCache
 	host             *p2p.Host
@@ -99,6 +100,7 @@ func New(home string, logger *slog.Logger) (*Node, error) {
 		cfg: cfg, home: home, gen: gen, log: logger, chainID: gen.ChainID,
 		vals: gen.ValidatorSet(), self: -1, nodeKey: nodeKey,
 		pool:     NewMempool(cfg.Mempool.Size),
+		evidence: NewEvidencePool(),
 		sigs:     newSigCache(1 << 20),
 		rejected: newReasonCache(1 << 16),
 		metrics:  newMetrics(),
