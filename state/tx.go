@@ -67,6 +67,40 @@ type TxBody struct {
 	From     Address   `cbor:"2,keyasint"`
 	Nonce    uint64    `cbor:"3,keyasint"`
 	Transfer *Transfer `cbor:"4,keyasint,omitempty"`
+
+	SetSigners       *SetSigners       `cbor:"5,keyasint,omitempty"`
+	AssetCreate      *AssetCreate      `cbor:"6,keyasint,omitempty"`
+	AssetMint        *AssetMint        `cbor:"7,keyasint,omitempty"`
+	AssetBurn        *AssetBurn        `cbor:"8,keyasint,omitempty"`
+	AssetTransfer    *AssetTransfer    `cbor:"9,keyasint,omitempty"`
+	ItemRegister     *ItemRegister     `cbor:"10,keyasint,omitempty"`
+	ItemTransfer     *ItemTransfer     `cbor:"11,keyasint,omitempty"`
+	NotaryAnchor     *NotaryAnchor     `cbor:"12,keyasint,omitempty"`
+	EscrowCreate     *EscrowCreate     `cbor:"13,keyasint,omitempty"`
+	EscrowRelease    *EscrowRelease    `cbor:"14,keyasint,omitempty"`
+	EscrowRefund     *EscrowRefund     `cbor:"15,keyasint,omitempty"`
+	IdentityRegister *IdentityRegister `cbor:"16,keyasint,omitempty"`
+	ClaimIssue       *ClaimIssue       `cbor:"17,keyasint,omitempty"`
+	ClaimRevoke      *ClaimRevoke      `cbor:"18,keyasint,omitempty"`
+	BallotCreate     *BallotCreate     `cbor:"19,keyasint,omitempty"`
+	BallotVote       *BallotVote       `cbor:"20,keyasint,omitempty"`
+	GovPropose       *GovPropose       `cbor:"21,keyasint,omitempty"`
+	GovVote          *GovVote          `cbor:"22,keyasint,omitempty"`
+}
+
+// opCount is how many operation fields are set.
+func (b *TxBody) opCount() int {
+	n := 0
+	for _, set := range [...]bool{b.Transfer != nil, b.SetSigners != nil, b.AssetCreate != nil,
+		b.AssetMint != nil, b.AssetBurn != nil, b.AssetTransfer != nil, b.ItemRegister != nil,
+		b.ItemTransfer != nil, b.NotaryAnchor != nil, b.EscrowCreate != nil, b.EscrowRelease != nil,
+		b.EscrowRefund != nil, b.IdentityRegister != nil, b.ClaimIssue != nil, b.ClaimRevoke != nil,
+		b.BallotCreate != nil, b.BallotVote != nil, b.GovPropose != nil, b.GovVote != nil} {
+		if set {
+			n++
+		}
+	}
+	return n
 }
 
 // Signature is one signer's ed25519 signature over SignBytes.
