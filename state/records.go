@@ -1,6 +1,9 @@
 package state
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Records of the consortium's state, as queries return them and as they are stored (the
 // deterministic CBOR of each is the stored value the state root commits to). JSON tags are for
@@ -9,14 +12,16 @@ import "errors"
 // Rejections of operations. Every rejected transaction's error wraps one of these (or one of the
 // transfer errors in tx.go), so that errors.Is tells a client why.
 var (
-	ErrBadField         = errors.New("state: invalid field")
-	ErrBadID            = errors.New("state: invalid ID (1-64 of A-Z a-z 0-9 . _ : -)")
-	ErrBadSymbol        = errors.New("state: invalid asset symbol (2-12 of A-Z 0-9)")
-	ErrBadSigners       = errors.New("state: invalid signatories or quorum")
-	ErrBadHeight        = errors.New("state: height not acceptable")
-	ErrExists           = errors.New("state: already exists")
-	ErrUnknown          = errors.New("state: does not exist")
-	ErrNotAuthorized    = errors.New("state: signatures do not authorise the sender")
+	ErrBadField   = errors.New("state: invalid field")
+	ErrBadID      = errors.New("state: invalid ID (1-64 of A-Z a-z 0-9 . _ : -)")
+	ErrBadSymbol  = errors.New("state: invalid asset symbol (2-12 of A-Z 0-9)")
+	ErrBadSigners = errors.New("state: invalid signatories or quorum")
+	ErrBadHeight  = errors.New("state: height not acceptable")
+	ErrExists     = errors.New("state: already exists")
+	ErrUnknown    = errors.New("state: does not exist")
+	// ErrNotAuthorized: valid signatures, but not enough of the right ones for the sender. It is
+	// a kind of ErrBadSignature.
+	ErrNotAuthorized    = fmt.Errorf("%w: signatures do not authorise the sender", ErrBadSignature)
 	ErrNotMember        = errors.New("state: sender is not a consortium member's controller")
 	ErrNotIssuer        = errors.New("state: sender is not the issuer")
 	ErrNotOwner         = errors.New("state: sender is not the owner")
