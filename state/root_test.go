@@ -19,12 +19,12 @@ func TestAccountCodecMatchesCBOR(t *testing.T) {
 	var accts []Account
 	for _, b := range edges {
 		for _, n := range edges {
-			accts = append(accts, Account{Balance: b, Nonce: n})
+			accts = append(accts, Account{Balance: b, Nonce: n}, Account{Balance: b, Nonce: n, Multisig: true})
 		}
 	}
 	rng := rand.New(rand.NewSource(1))
 	for range 2000 {
-		accts = append(accts, Account{Balance: rng.Uint64() >> rng.Intn(64), Nonce: rng.Uint64() >> rng.Intn(64)})
+		accts = append(accts, Account{Balance: rng.Uint64() >> rng.Intn(64), Nonce: rng.Uint64() >> rng.Intn(64), Multisig: rng.Intn(2) == 0})
 	}
 	for _, a := range accts {
 		want, err := Marshal(a)
@@ -47,13 +47,16 @@ func TestAccountCodecMatchesCBOR(t *testing.T) {
 	// Anything but the canonical bytes is refused.
 	for _, bad := range [][]byte{
 		nil,
-		{0xa2, 0x01, 0x00, 0x02},             // truncated
-		{0xa2, 0x01, 0x18, 0x05, 0x02, 0x00}, // 5 in two bytes
-		{0xa2, 0x02, 0x00, 0x01, 0x00},       // keys out of order
-		{0xa2, 0x01, 0x00, 0x02, 0x00, 0x00}, // trailing byte
-		{0xa1, 0x01, 0x00},                   // one pair
-		{0xa2, 0x01, 0x20, 0x02, 0x00},       // negative integer
-		{0xbf, 0x01, 0x00, 0x02, 0x00, 0xff}, // indefinite length
+		{0xa2, 0x01, 0x00, 0x02},                   // truncated
+		{0xa2, 0x01, 0x18, 0x05, 0x02, 0x00},       // 5 in two bytes
+		{0xa2, 0x02, 0x00, 0x01, 0x00},             // keys out of order
+		{0xa2, 0x01, 0x00, 0x02, 0x00, 0x00},       // trailing byte
+		{0xa1, 0x01, 0x00},                         // one pair
+		{0xa2, 0x01, 0x20, 0x02, 0x00},             // negative integer
+		{0xbf, 0x01, 0x00, 0x02, 0x00, 0xff},       // indefinite length
+		{0xa3, 0x01, 0x00, 0x02, 0x00, 0x03, 0xf4}, // multisig false written out
+		{0xa3, 0x01, 0x00, 0x02, 0x00},             // three pairs announced, two given
+		{0xa2, 0x01, 0x00, 0x02, 0x00, 0x03, 0xf5}, // two announced, three given
 	} {
 		if _, err := decodeAccount(bad); err == nil {
 			t.Errorf("decodeAccount(%x) accepted", bad)
