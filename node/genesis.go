@@ -20,6 +20,13 @@ type Genesis struct {
 	GenesisTime time.Time          `json:"genesis_time"`
 	Validators  []GenesisValidator `json:"validators"`
 	Accounts    []GenesisAccount   `json:"accounts"`
+	// Members are the consortium's organizations (state.Member: name and controller account).
+	Members []state.Member `json:"members,omitempty"`
+	// Params override state.DefaultParams; Threshold (zero: two thirds) passes proposals.
+	Params    []state.Param   `json:"params,omitempty"`
+	Threshold state.Threshold `json:"threshold,omitzero"`
+	// Ops seed the rest of the state (assets, identities, items...): see state.Genesis.
+	Ops []state.TxBody `json:"ops,omitempty"`
 }
 
 // GenesisValidator binds an organization's validator key to its node's peer ID.
@@ -124,6 +131,18 @@ func (g *Genesis) ValidatorSet() consensus.ValidatorSet {
 		vs.Validators = append(vs.Validators, consensus.Validator{PubKey: k, Power: v.Power})
 	}
 	return vs
+}
+
+// StateGenesis is the genesis state as the state machine takes it: the funding, the members, the
+// validators (which the state keeps, for governance to change), parameters and seed operations.
+func (g *Genesis) StateGenesis() state.Genesis {
+	sg := state.Genesis{TimeMs: g.GenesisTime.UnixMilli(), Accounts: g.StateAccounts(),
+		Members: g.Members, Params: g.Params, Threshold: g.Threshold, Ops: g.Ops}
+	for _, v := range g.Validators {
+		k, _ := v.Key() // checked by Validate
+		sg.Validators = append(sg.Validators, state.Validator{Name: v.Name, PubKey: k, PeerID: v.PeerID, Power: v.Power})
+	}
+	return sg
 }
 
 // StateAccounts is the genesis funding as the state machine takes it.

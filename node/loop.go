@@ -324,7 +324,7 @@ func (n *Node) execute(height uint64, value []byte, b *Block) error {
 			return err
 		}
 	}
-	res, err := n.st.ApplyBlock(height, b.Txs, n.sigs)
+	res, err := n.st.ApplyBlock(state.BlockInfo{Height: height, TimeMs: b.Header.Time}, b.Txs, n.sigs)
 	if err != nil {
 		return err
 	}

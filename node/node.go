@@ -152,7 +152,7 @@ func (n *Node) openStores() error {
 		return fmt.Errorf("node: opening state: %w", err)
 	}
 	if n.st.Height() == 0 && n.st.Root() == (state.Hash{}) {
-		if err := n.st.InitGenesis(n.gen.StateAccounts()); err != nil {
+		if err := n.st.InitGenesis(n.gen.StateGenesis()); err != nil {
 			return fmt.Errorf("node: applying genesis: %w", err)
 		}
 	}

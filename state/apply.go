@@ -42,7 +42,8 @@ type TxResult struct {
 // A transaction's rejection is not an error of ApplyBlock. ApplyBlock itself fails only on a
 // wrong height, before genesis, or when the store fails; then nothing was applied (and after a
 // failed commit the State refuses further blocks until it is reopened).
-func (s *State) ApplyBlock(height uint64, txs [][]byte, cache SigCache) (*BlockResult, error) {
+func (s *State) ApplyBlock(blk BlockInfo, txs [][]byte, cache SigCache) (*BlockResult, error) {
+	height := blk.Height
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 	if s.halted != nil {
@@ -57,25 +58,31 @@ func (s *State) ApplyBlock(height uint64, txs [][]byte, cache SigCache) (*BlockR
 	}
 
 	res := &BlockResult{Height: height, Results: make([]TxResult, len(txs))}
-	decoded := s.admit(txs, cache, res.Results)
+	decoded, selfSigned := s.admit(txs, cache, res.Results)
 
-	ov := newOverlay(len(txs))
+	ov := newOverlay(s, blk, len(txs))
 	if err := ov.prefetch(s, decoded); err != nil {
 		return nil, fmt.Errorf("state: block %d: %w", height, err)
 	}
 	for i, tx := range decoded {
 		if tx != nil {
-			res.Results[i].Err = ov.applyTransfer(tx)
+			ov.txHash = res.Results[i].Hash
+			res.Results[i].Err = ov.applyTx(tx, selfSigned[i])
+			if ov.err != nil {
+				// The store failed under a read: the block cannot be applied on this node now.
+				return nil, fmt.Errorf("state: block %d: %w", height, ov.err)
+			}
 		}
 	}
 
 	ws := ov.writeSet()
+	ov.recordWrites(ws)
 	res.Root = computeRoot(t.root, height, ws)
 	last, err := encodeLastResults(res)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.commit(ws, height, res.Root, ov.accts, keyLastResults, last); err != nil {
+	if err := s.commit(ws, height, blk.TimeMs, res.Root, ov.accts, keyLastResults, last); err != nil {
 		return nil, err
 	}
 	return res, nil
@@ -125,17 +132,23 @@ func (s *State) LastResults() (height uint64, hashes []Hash, errs []string, err 
 	return lr.Height, hashes, errs, nil
 }
 
-// admit runs every check that does not depend on account state: hash, duplicates, decoding,
-// chain ID and signatures. It fills each rejected transaction's result and returns the decoded
-// transactions, nil where rejected.
-func (s *State) admit(txs [][]byte, cache SigCache, results []TxResult) []*Tx {
+// admit runs every check that does not depend on state: hash, duplicates, decoding, chain ID and
+// signatures. It fills each rejected transaction's result and returns the decoded transactions,
+// nil where rejected, and for each whether it is signed by its sender's own key alone (see
+// applyTx).
+func (s *State) admit(txs [][]byte, cache SigCache, results []TxResult) ([]*Tx, []bool) {
 	decoded := make([]*Tx, len(txs))
 	decodeErrs := make([]error, len(txs))
-	// Hashing and decoding are pure and independent per transaction.
+	selfSigned := make([]bool, len(txs))
+	// Hashing, decoding and deriving the signer's address are pure and independent per
+	// transaction.
 	parallelFor(len(txs), 256, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			results[i].Hash = HashTx(txs[i])
 			decoded[i], decodeErrs[i] = DecodeTx(txs[i])
+			if tx := decoded[i]; tx != nil {
+				selfSigned[i] = len(tx.Sigs) == 1 && AddressFromPubKey(tx.Sigs[0].PubKey) == tx.Body.From
+			}
 		}
 	})
 
@@ -169,29 +182,18 @@ func (s *State) admit(txs [][]byte, cache SigCache, results []TxResult) []*Tx {
 			decoded[i], results[i].Err = nil, err
 		}
 	}
-	return decoded
+	return decoded, selfSigned
 }
 
-// applyTransfer applies tx to the overlay if every stateful check passes, and otherwise changes
-// nothing and returns why.
-func (ov *overlay) applyTransfer(tx *Tx) error {
-	b := &tx.Body
-	si := ov.indexOf(b.From)
+// applyTransfer applies a transfer by the sender at index si (whose authorisation and nonce
+// applyTx has checked) if every other check passes, and otherwise changes nothing and returns
+// why. It is the hot path: no journal, no records, every account prefetched.
+func (ov *overlay) applyTransfer(si int32, from Address, tr *Transfer) error {
 	sender := ov.accts[si].acct
-	switch {
-	case b.Nonce != sender.Nonce:
-		if b.Nonce < sender.Nonce {
-			return fmt.Errorf("%w: nonce %d already used (next is %d)", ErrBadNonce, b.Nonce, sender.Nonce)
-		}
-		return fmt.Errorf("%w: nonce %d, next is %d", ErrBadNonce, b.Nonce, sender.Nonce)
-	case sender.Nonce == math.MaxUint64:
-		return errNonceExhausted
-	}
-	tr := b.Transfer
 	switch {
 	case tr.Amount == 0:
 		return ErrBadAmount
-	case tr.To == b.From:
+	case tr.To == from:
 		return ErrSelfTransfer
 	case sender.Balance < tr.Amount:
 		return fmt.Errorf("%w: balance %d, amount %d", ErrNoFunds, sender.Balance, tr.Amount)
@@ -209,11 +211,20 @@ func (ov *overlay) applyTransfer(tx *Tx) error {
 	return nil
 }
 
-// overlay holds the accounts a block has read or written, so that each transaction sees the
-// effects of the earlier ones, and nothing reaches the store until the block commits.
+// overlay holds the accounts and records a block has read or written, so that each transaction
+// sees the effects of the earlier ones, and nothing reaches the store until the block commits.
+// Accounts have their own fast structure (transfers are most of the load); every other record is
+// a generic key/value entry read through from the store (overlay.go).
 type overlay struct {
 	index map[Address]int32
 	accts []overlayAccount
+
+	s       *State
+	blk     BlockInfo
+	txHash  Hash // of the transaction being applied
+	recs    map[string]*record
+	journal []undo // changes of the transaction being applied, while it may still be rejected
+	err     error  // a store failure met while applying; fails the block
 }
 
 type overlayAccount struct {
@@ -222,9 +233,10 @@ type overlayAccount struct {
 	dirty bool
 }
 
-func newOverlay(txs int) *overlay {
+func newOverlay(s *State, blk BlockInfo, txs int) *overlay {
 	// Each transfer touches at most two accounts.
-	return &overlay{index: make(map[Address]int32, 2*txs), accts: make([]overlayAccount, 0, 2*txs)}
+	return &overlay{index: make(map[Address]int32, 2*txs), accts: make([]overlayAccount, 0, 2*txs),
+		s: s, blk: blk, recs: map[string]*record{}}
 }
 
 // indexOf returns the index of a's entry, which prefetch has loaded. Indexes, unlike pointers,
@@ -247,7 +259,12 @@ func (ov *overlay) prefetch(s *State, txs []*Tx) error {
 		if tx == nil {
 			continue
 		}
-		for _, a := range [2]Address{tx.Body.From, tx.Body.Transfer.To} {
+		addrs := [2]Address{tx.Body.From}
+		n := 1
+		if tr := tx.Body.Transfer; tr != nil {
+			addrs[1], n = tr.To, 2
+		}
+		for _, a := range addrs[:n] {
 			if _, ok := ov.index[a]; ok {
 				continue
 			}

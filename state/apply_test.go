@@ -119,6 +119,11 @@ func badTxCases() []badTxCase {
 			other, _ := signedTx(t, f.bob, body(f))
 			tx.Sigs = append(tx.Sigs, other.Sigs[0])
 			return encodeTx(t, tx)
+		}, ErrNotAuthorized}, // valid, but alice's account has no signer set: one signature, hers
+		{"same signature twice", func(t *testing.T, f fixture) []byte {
+			tx, _ := good(t, f)
+			tx.Sigs = append(tx.Sigs, tx.Sigs[0])
+			return encodeTx(t, tx)
 		}, ErrMalformedTx},
 		{"garbage", func(t *testing.T, f fixture) []byte {
 			return []byte("this is not a transaction at all")
@@ -289,8 +294,9 @@ func TestApplyBlockSeesEarlierTxs(t *testing.T) {
 func TestSigCacheIsTrusted(t *testing.T) {
 	f := newFixture()
 	forged := func(t *testing.T) []byte {
-		_, raw := signedTx(t, f.bob, transferBody(f.alice, 1, f.bob.addr, 100))
-		return raw
+		tx, _ := signedTx(t, f.alice, transferBody(f.alice, 1, f.bob.addr, 100))
+		tx.Sigs[0].Sig[7] ^= 1
+		return encodeTx(t, tx)
 	}
 	for _, c := range []struct {
 		name  string
@@ -317,7 +323,7 @@ func TestApplyBlockHeight(t *testing.T) {
 	before := dumpState(t, s, db)
 	tx := rawTransfer(t, f.bob, 0, f.dave.addr, 5)
 	for _, h := range []uint64{0, 1, 3, math.MaxUint64} {
-		if _, err := s.ApplyBlock(h, [][]byte{tx}, nil); !errors.Is(err, ErrWrongHeight) {
+		if _, err := s.ApplyBlock(BlockInfo{Height: h}, [][]byte{tx}, nil); !errors.Is(err, ErrWrongHeight) {
 			t.Fatalf("height %d: %v", h, err)
 		}
 	}
@@ -337,25 +343,25 @@ func TestGenesis(t *testing.T) {
 	if s.Initialised() || s.Height() != 0 || s.Root() != (Hash{}) {
 		t.Fatal("fresh state should be empty")
 	}
-	if _, err := s.ApplyBlock(1, nil, nil); !errors.Is(err, ErrNotInitialised) {
+	if _, err := s.ApplyBlock(BlockInfo{Height: 1}, nil, nil); !errors.Is(err, ErrNotInitialised) {
 		t.Fatalf("ApplyBlock before genesis: %v", err)
 	}
-	if err := s.InitGenesis([]GenesisAccount{{Address: a.addr, Balance: 1}, {Address: a.addr, Balance: 2}}); !errors.Is(err, ErrBadGenesis) {
+	if err := s.InitGenesis(Genesis{Accounts: []GenesisAccount{{Address: a.addr, Balance: 1}, {Address: a.addr, Balance: 2}}}); !errors.Is(err, ErrBadGenesis) {
 		t.Fatalf("duplicate account: %v", err)
 	}
-	if err := s.InitGenesis([]GenesisAccount{{Address: a.addr, Balance: math.MaxUint64}, {Address: b.addr, Balance: 1}}); !errors.Is(err, ErrBadGenesis) {
+	if err := s.InitGenesis(Genesis{Accounts: []GenesisAccount{{Address: a.addr, Balance: math.MaxUint64}, {Address: b.addr, Balance: 1}}}); !errors.Is(err, ErrBadGenesis) {
 		t.Fatalf("supply overflow: %v", err)
 	}
 	if s.Initialised() {
 		t.Fatal("a refused genesis initialised the state")
 	}
-	if err := s.InitGenesis([]GenesisAccount{{Address: a.addr, Balance: math.MaxUint64 - 1}, {Address: b.addr, Balance: 1}}); err != nil {
+	if err := s.InitGenesis(Genesis{Accounts: []GenesisAccount{{Address: a.addr, Balance: math.MaxUint64 - 1}, {Address: b.addr, Balance: 1}}}); err != nil {
 		t.Fatal(err)
 	}
 	if !s.Initialised() || s.Height() != 0 || s.Root() == (Hash{}) {
 		t.Fatal("genesis did not set the root")
 	}
-	if err := s.InitGenesis(nil); !errors.Is(err, ErrInitialised) {
+	if err := s.InitGenesis(Genesis{}); !errors.Is(err, ErrInitialised) {
 		t.Fatalf("second genesis: %v", err)
 	}
 	if got := mustAccount(t, s, a.addr); got != (Account{Balance: math.MaxUint64 - 1}) {
@@ -367,7 +373,7 @@ func TestGenesis(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := again.InitGenesis(nil); !errors.Is(err, ErrInitialised) {
+	if err := again.InitGenesis(Genesis{}); !errors.Is(err, ErrInitialised) {
 		t.Fatalf("genesis on a reopened store: %v", err)
 	}
 	if again.Root() != s.Root() {
@@ -405,7 +411,7 @@ func TestOpenRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.InitGenesis(nil); !errors.Is(err, ErrInitialised) {
+	if err := s.InitGenesis(Genesis{}); !errors.Is(err, ErrInitialised) {
 		t.Fatalf("genesis over stray accounts: %v", err)
 	}
 }
@@ -416,7 +422,12 @@ func TestCheckTx(t *testing.T) {
 	tx := func(mut func(*TxBody)) *Tx {
 		b := transferBody(f.alice, 1, f.bob.addr, 10)
 		mut(&b)
-		return &Tx{Body: b}
+		k := f.alice
+		if b.From == f.dave.addr {
+			k = f.dave
+		}
+		signed, _ := signedTx(t, k, b)
+		return signed
 	}
 	for _, c := range []struct {
 		name string
@@ -433,6 +444,9 @@ func TestCheckTx(t *testing.T) {
 		{"zero amount", tx(func(b *TxBody) { b.Transfer.Amount = 0 }), ErrBadAmount},
 		{"self", tx(func(b *TxBody) { b.Transfer.To = f.alice.addr }), ErrSelfTransfer},
 		{"no operation", tx(func(b *TxBody) { b.Transfer = nil }), ErrNoOperation},
+		{"two operations", tx(func(b *TxBody) { b.NotaryAnchor = &NotaryAnchor{Hash: Hash{1}} }), ErrMalformedTx},
+		{"signer not the sender", func() *Tx { x := tx(func(*TxBody) {}); x.Body.From = f.carol.addr; return x }(), ErrNotAuthorized},
+		{"two signers", func() *Tx { x := tx(func(*TxBody) {}); _ = CoSign(x, f.bob.priv); return x }(), ErrNotAuthorized},
 		{"nil", nil, ErrMalformedTx},
 	} {
 		err := s.CheckTx(c.tx)

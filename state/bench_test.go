@@ -83,7 +83,7 @@ func BenchmarkApplyBlock(b *testing.B) {
 					if s, err = Open(db, testChain); err != nil {
 						b.Fatal(err)
 					}
-					if err := s.InitGenesis(c.genesis); err != nil {
+					if err := s.InitGenesis(Genesis{Accounts: c.genesis}); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -101,7 +101,7 @@ func BenchmarkApplyBlock(b *testing.B) {
 						b.StartTimer()
 					}
 					h := s.Height() + 1
-					res, err := s.ApplyBlock(h, c.blocks[h-1], cache)
+					res, err := s.ApplyBlock(BlockInfo{Height: h}, c.blocks[h-1], cache)
 					if err != nil {
 						b.Fatal(err)
 					}

@@ -76,7 +76,7 @@ func newTestState(t testing.TB, b kv.Backend, genesis []GenesisAccount) (*State,
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.InitGenesis(genesis); err != nil {
+	if err := s.InitGenesis(Genesis{Accounts: genesis}); err != nil {
 		t.Fatal(err)
 	}
 	return s, db
@@ -129,7 +129,7 @@ func (yesCache) Verified(Hash) bool { return true }
 
 func mustApply(t testing.TB, s *State, height uint64, txs [][]byte, cache SigCache) *BlockResult {
 	t.Helper()
-	res, err := s.ApplyBlock(height, txs, cache)
+	res, err := s.ApplyBlock(blockAt(height), txs, cache)
 	if err != nil {
 		t.Fatalf("ApplyBlock(%d): %v", height, err)
 	}
@@ -144,3 +144,6 @@ func mustAccount(t testing.TB, s *State, a Address) Account {
 	}
 	return acct
 }
+
+// blockAt is block h's info in tests: one second per block.
+func blockAt(h uint64) BlockInfo { return BlockInfo{Height: h, TimeMs: int64(h) * 1000} }

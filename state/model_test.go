@@ -249,7 +249,7 @@ func TestRandomChainAgainstModel(t *testing.T) {
 			if run.cacheLimit > 0 {
 				s.cache.limit = run.cacheLimit
 			}
-			if err := s.InitGenesis(rc.genesis); err != nil {
+			if err := s.InitGenesis(Genesis{Accounts: rc.genesis}); err != nil {
 				t.Fatal(err)
 			}
 			seedAccount(t, db, rc.whale.addr, Account{Balance: rc.whaleBal})

@@ -94,19 +94,27 @@ func computeRoot(prev Hash, height uint64, ws *writeSet) Hash {
 	return root
 }
 
-// Account values are the deterministic CBOR of Account (a two-pair map, {1: Balance, 2: Nonce}).
-// Accounts are read and written for every transfer, so they have a hand-written codec that
-// produces and accepts exactly the bytes Marshal produces (the tests check this against Marshal
-// and Unmarshal).
-const maxAccountBytes = 1 + 2*(1+9)
+// Account values are the deterministic CBOR of Account (a map {1: Balance, 2: Nonce}, with 3: true
+// for a multi-signature account). Accounts are read and written for every transfer, so they have
+// a hand-written codec that produces and accepts exactly the bytes Marshal produces (the tests
+// check this against Marshal and Unmarshal).
+const maxAccountBytes = 1 + 2*(1+9) + 2
 
 var errAccountEncoding = errors.New("account is not in canonical encoding")
 
 func appendAccount(dst []byte, a Account) []byte {
-	dst = append(dst, 0xa2, 0x01)
+	if a.Multisig {
+		dst = append(dst, 0xa3, 0x01)
+	} else {
+		dst = append(dst, 0xa2, 0x01)
+	}
 	dst = appendCBORUint(dst, a.Balance)
 	dst = append(dst, 0x02)
-	return appendCBORUint(dst, a.Nonce)
+	dst = appendCBORUint(dst, a.Nonce)
+	if a.Multisig {
+		dst = append(dst, 0x03, 0xf5)
+	}
+	return dst
 }
 
 // appendCBORUint appends v as a CBOR major-type-0 integer in its shortest form (RFC 8949 §4.2.1).
@@ -148,9 +156,10 @@ func readCBORUint(b []byte) (uint64, int, bool) {
 // decodeAccount is the inverse of appendAccount and accepts nothing else.
 func decodeAccount(b []byte) (Account, error) {
 	var a Account
-	if len(b) < 5 || b[0] != 0xa2 || b[1] != 0x01 {
+	if len(b) < 5 || (b[0] != 0xa2 && b[0] != 0xa3) || b[1] != 0x01 {
 		return a, errAccountEncoding
 	}
+	multisig := b[0] == 0xa3
 	bal, n, ok := readCBORUint(b[2:])
 	if !ok {
 		return a, errAccountEncoding
@@ -160,11 +169,15 @@ func decodeAccount(b []byte) (Account, error) {
 		return a, errAccountEncoding
 	}
 	nonce, m, ok := readCBORUint(rest[1:])
-	if !ok || 1+m != len(rest) {
+	tail := 0
+	if multisig {
+		tail = 2
+	}
+	if !ok || 1+m+tail != len(rest) {
 		return a, errAccountEncoding
 	}
-	a = Account{Balance: bal, Nonce: nonce}
-	// Reject longer-than-needed integers: one account, one encoding.
+	a = Account{Balance: bal, Nonce: nonce, Multisig: multisig}
+	// Reject longer-than-needed integers and anything else: one account, one encoding.
 	var buf [maxAccountBytes]byte
 	if !bytes.Equal(appendAccount(buf[:0], a), b) {
 		return Account{}, errAccountEncoding

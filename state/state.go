@@ -9,19 +9,23 @@ import (
 	"github.com/guild-ledger/guild/state/kv"
 )
 
-// Store layout. State entries (what the state root commits to) live under "a/"; bookkeeping
-// under "m/" is not state and is not in any write set.
+// Store layout. State entries (what the state root commits to) live under "a/" (accounts) and
+// "r/" (every other record, see overlay.go); bookkeeping under "m/" is not state and is not in
+// any write set.
 //
 //	a/<20-byte address>  CBOR(Account)
+//	r/...                the records of overlay.go
 //	m/chain              CBOR(chain ID string), written at genesis
 //	m/height             CBOR(uint64), last applied block
 //	m/root               CBOR(Hash), state root after that block
+//	m/time               CBOR(int64), that block's time, unix milliseconds
 const accountPrefix = "a/"
 
 var (
 	keyChainID = []byte("m/chain")
 	keyHeight  = []byte("m/height")
 	keyRoot    = []byte("m/root")
+	keyTime    = []byte("m/time")
 	// keyLastResults holds the last block's per-transaction results (see LastResults).
 	keyLastResults = []byte("m/last-results")
 )
@@ -71,6 +75,7 @@ type State struct {
 type tip struct {
 	height      uint64
 	root        Hash
+	timeMs      int64
 	initialised bool
 }
 
@@ -113,6 +118,14 @@ func Open(db kv.Store, chainID string) (*State, error) {
 		if err := Unmarshal(rawRoot, &t.root); err != nil {
 			return nil, fmt.Errorf("%w: root: %v", ErrCorrupt, err)
 		}
+		// Absent in stores written before blocks had times: then 0.
+		if rawTime, err := db.Get(keyTime); err != nil {
+			return nil, fmt.Errorf("state: reading time: %w", err)
+		} else if rawTime != nil {
+			if err := Unmarshal(rawTime, &t.timeMs); err != nil {
+				return nil, fmt.Errorf("%w: time: %v", ErrCorrupt, err)
+			}
+		}
 		t.initialised = true
 	}
 	s.tip.Store(t)
@@ -128,6 +141,10 @@ func (s *State) Height() uint64 { return s.tip.Load().height }
 // Root is the state root after the last applied block, which block Height()+1's header carries.
 // It is the zero hash before genesis.
 func (s *State) Root() Hash { return s.tip.Load().root }
+
+// TimeMs is the time (unix milliseconds) of the last applied block, or of genesis: the "now" at
+// which a query such as ClaimStatus judges expiry.
+func (s *State) TimeMs() int64 { return s.tip.Load().timeMs }
 
 // Initialised reports whether genesis has been applied.
 func (s *State) Initialised() bool { return s.tip.Load().initialised }
@@ -163,10 +180,12 @@ func (s *State) loadAccount(a Address) (Account, error) {
 }
 
 // CheckTx is the mempool's cheap stateful pre-check of a decoded transaction against committed
-// state: right chain, an operation, a positive amount to someone else, a nonce not yet used, and
-// the balance to pay for it now. It does not check signatures (VerifyTx does) and cannot promise
-// that the transaction will apply: a nonce above the account's is accepted, since earlier
-// transactions may still be pending.
+// state: right chain, exactly one operation, signatures that authorise the sender (its own key,
+// or a quorum of its signatories), a nonce not yet used, and for a transfer a positive amount to
+// someone else that the balance covers now. It does not verify signatures (VerifyTx does) and
+// cannot promise that the transaction will apply: a nonce above the account's is accepted, since
+// earlier transactions may still be pending, and operations other than transfers are judged in
+// full only when applied.
 func (s *State) CheckTx(tx *Tx) error {
 	if tx == nil {
 		return fmt.Errorf("%w: nil transaction", ErrMalformedTx)
@@ -174,33 +193,72 @@ func (s *State) CheckTx(tx *Tx) error {
 	if tx.Body.ChainID != s.chainID {
 		return fmt.Errorf("%w: %q, this chain is %q", ErrWrongChain, tx.Body.ChainID, s.chainID)
 	}
-	t := tx.Body.Transfer
-	if t == nil {
+	switch ops := tx.Body.opCount(); {
+	case ops == 0:
 		return ErrNoOperation
+	case ops > 1:
+		return fmt.Errorf("%w: %d operations, want exactly 1", ErrMalformedTx, ops)
 	}
-	if t.Amount == 0 {
-		return ErrBadAmount
-	}
-	if t.To == tx.Body.From {
-		return ErrSelfTransfer
+	t := tx.Body.Transfer
+	if t != nil {
+		if t.Amount == 0 {
+			return ErrBadAmount
+		}
+		if t.To == tx.Body.From {
+			return ErrSelfTransfer
+		}
 	}
 	acct, err := s.Account(tx.Body.From)
 	if err != nil {
 		return err
 	}
+	if !acct.Multisig {
+		if len(tx.Sigs) != 1 || AddressFromPubKey(tx.Sigs[0].PubKey) != tx.Body.From {
+			return fmt.Errorf("%w: the signer's key is not the sender's", ErrNotAuthorized)
+		}
+	} else {
+		set, err := s.Signers(tx.Body.From)
+		if err != nil {
+			return err
+		}
+		if set == nil {
+			return fmt.Errorf("%w: account %s is marked multi-signature but has no signer set", ErrCorrupt, tx.Body.From)
+		}
+		if err := authorised(set, tx.Sigs); err != nil {
+			return err
+		}
+	}
 	if tx.Body.Nonce < acct.Nonce {
 		return fmt.Errorf("%w: nonce %d already used (next is %d)", ErrBadNonce, tx.Body.Nonce, acct.Nonce)
 	}
-	if acct.Balance < t.Amount {
+	if t != nil && acct.Balance < t.Amount {
 		return fmt.Errorf("%w: balance %d, amount %d", ErrNoFunds, acct.Balance, t.Amount)
 	}
 	return nil
 }
 
-// InitGenesis writes the genesis accounts into an empty store and sets the genesis root (see
-// computeRoot), at height 0. Accounts must be distinct and their total must fit in a uint64, so
-// that no later credit can overflow; zero balances are allowed and store nothing.
-func (s *State) InitGenesis(accounts []GenesisAccount) error {
+// Genesis is the state at height 0.
+//
+// Accounts are funded first (distinct, total within a uint64, so that no later credit of the
+// native currency can overflow). Members, Validators (the set of heights from 0 on, possibly
+// empty for a state used without consensus), Params (missing ones take DefaultParams) and
+// Threshold (zero: DefaultThreshold) seed governance. Then Ops seed every other kind of state:
+// each is applied, in order, as a transaction from its From at height 0 and time TimeMs, with
+// all the checks of ApplyBlock except signatures and nonces (genesis is agreed off chain, and
+// its operations leave nonces at 0). Every op must succeed.
+type Genesis struct {
+	TimeMs     int64
+	Accounts   []GenesisAccount
+	Members    []Member
+	Validators []Validator
+	Params     []Param
+	Threshold  Threshold
+	Ops        []TxBody
+}
+
+// InitGenesis writes the genesis state into an empty store and sets the genesis root (see
+// computeRoot), at height 0.
+func (s *State) InitGenesis(g Genesis) error {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 	if s.halted != nil {
@@ -211,7 +269,7 @@ func (s *State) InitGenesis(accounts []GenesisAccount) error {
 	}
 	// The tip says empty, but state written by a crashed or foreign process must not be
 	// silently overwritten.
-	for _, prefix := range []string{accountPrefix, "m/"} {
+	for _, prefix := range []string{accountPrefix, recordPrefix, "m/"} {
 		empty, err := s.prefixEmpty(prefix)
 		if err != nil {
 			return err
@@ -221,41 +279,36 @@ func (s *State) InitGenesis(accounts []GenesisAccount) error {
 		}
 	}
 
-	seen := make(map[Address]bool, len(accounts))
-	var supply uint64
-	ws := newWriteSet(len(accounts))
-	for _, ga := range accounts {
-		if seen[ga.Address] {
-			return fmt.Errorf("%w: account %s funded twice", ErrBadGenesis, ga.Address)
+	ov := newOverlay(s, BlockInfo{Height: 0, TimeMs: g.TimeMs}, len(g.Accounts))
+	if err := ov.genesis(&g); err != nil {
+		if ov.err != nil {
+			return ov.err
 		}
-		seen[ga.Address] = true
-		if supply+ga.Balance < supply {
-			return fmt.Errorf("%w: total supply overflows", ErrBadGenesis)
-		}
-		supply += ga.Balance
-		if ga.Balance != 0 {
-			ws.setAccount(ga.Address, Account{Balance: ga.Balance})
-		}
+		return err
 	}
+	ws := ov.writeSet()
+	ov.recordWrites(ws)
 	root := computeRoot(Hash{}, 0, ws)
 	chain, err := Marshal(s.chainID)
 	if err != nil {
 		return fmt.Errorf("state: encoding chain ID: %w", err)
 	}
-	if err := s.commit(ws, 0, root, nil, []byte(keyChainID), chain); err != nil {
-		return err
-	}
-	return nil
+	return s.commit(ws, 0, g.TimeMs, root, nil, keyChainID, chain)
 }
 
 // commit writes a write set with the new height and root (and any extra metadata pairs) in one
 // durable batch, then records the block's accounts (if any) in the cache and publishes the new
 // tip to readers.
-func (s *State) commit(ws *writeSet, height uint64, root Hash, written []overlayAccount, extra ...[]byte) error {
+func (s *State) commit(ws *writeSet, height uint64, timeMs int64, root Hash, written []overlayAccount, extra ...[]byte) error {
 	hb, err := Marshal(height)
 	if err != nil {
 		return fmt.Errorf("state: encoding height: %w", err)
 	}
+	tb, err := Marshal(timeMs)
+	if err != nil {
+		return fmt.Errorf("state: encoding time: %w", err)
+	}
+	extra = append(extra, keyTime, tb)
 	rb, err := Marshal(root)
 	if err != nil {
 		return fmt.Errorf("state: encoding root: %w", err)
@@ -294,7 +347,7 @@ func (s *State) commit(ws *writeSet, height uint64, root Hash, written []overlay
 	if written != nil {
 		s.cache.putOverlay(written, true)
 	}
-	s.tip.Store(&tip{height: height, root: root, initialised: true})
+	s.tip.Store(&tip{height: height, root: root, timeMs: timeMs, initialised: true})
 	return nil
 }
 

@@ -67,6 +67,40 @@ type TxBody struct {
 	From     Address   `cbor:"2,keyasint"`
 	Nonce    uint64    `cbor:"3,keyasint"`
 	Transfer *Transfer `cbor:"4,keyasint,omitempty"`
+
+	SetSigners       *SetSigners       `cbor:"5,keyasint,omitempty"`
+	AssetCreate      *AssetCreate      `cbor:"6,keyasint,omitempty"`
+	AssetMint        *AssetMint        `cbor:"7,keyasint,omitempty"`
+	AssetBurn        *AssetBurn        `cbor:"8,keyasint,omitempty"`
+	AssetTransfer    *AssetTransfer    `cbor:"9,keyasint,omitempty"`
+	ItemRegister     *ItemRegister     `cbor:"10,keyasint,omitempty"`
+	ItemTransfer     *ItemTransfer     `cbor:"11,keyasint,omitempty"`
+	NotaryAnchor     *NotaryAnchor     `cbor:"12,keyasint,omitempty"`
+	EscrowCreate     *EscrowCreate     `cbor:"13,keyasint,omitempty"`
+	EscrowRelease    *EscrowRelease    `cbor:"14,keyasint,omitempty"`
+	EscrowRefund     *EscrowRefund     `cbor:"15,keyasint,omitempty"`
+	IdentityRegister *IdentityRegister `cbor:"16,keyasint,omitempty"`
+	ClaimIssue       *ClaimIssue       `cbor:"17,keyasint,omitempty"`
+	ClaimRevoke      *ClaimRevoke      `cbor:"18,keyasint,omitempty"`
+	BallotCreate     *BallotCreate     `cbor:"19,keyasint,omitempty"`
+	BallotVote       *BallotVote       `cbor:"20,keyasint,omitempty"`
+	GovPropose       *GovPropose       `cbor:"21,keyasint,omitempty"`
+	GovVote          *GovVote          `cbor:"22,keyasint,omitempty"`
+}
+
+// opCount is how many operation fields are set.
+func (b *TxBody) opCount() int {
+	n := 0
+	for _, set := range [...]bool{b.Transfer != nil, b.SetSigners != nil, b.AssetCreate != nil,
+		b.AssetMint != nil, b.AssetBurn != nil, b.AssetTransfer != nil, b.ItemRegister != nil,
+		b.ItemTransfer != nil, b.NotaryAnchor != nil, b.EscrowCreate != nil, b.EscrowRelease != nil,
+		b.EscrowRefund != nil, b.IdentityRegister != nil, b.ClaimIssue != nil, b.ClaimRevoke != nil,
+		b.BallotCreate != nil, b.BallotVote != nil, b.GovPropose != nil, b.GovVote != nil} {
+		if set {
+			n++
+		}
+	}
+	return n
 }
 
 // Signature is one signer's ed25519 signature over SignBytes.
@@ -96,6 +130,26 @@ func SignBytes(chainID string, body *TxBody) ([]byte, error) {
 	return append(b, enc...), nil
 }
 
+// CoSign adds key's signature to tx (an officer co-signing a multi-signature account's
+// transaction). It does not check that key is a signatory, and refuses a key that already signed.
+func CoSign(tx *Tx, key ed25519.PrivateKey) error {
+	pub := key.Public().(ed25519.PublicKey)
+	for _, s := range tx.Sigs {
+		if bytes.Equal(s.PubKey, pub) {
+			return fmt.Errorf("%w: this key has already signed", ErrMalformedTx)
+		}
+	}
+	if len(tx.Sigs) >= MaxSigners {
+		return fmt.Errorf("%w: already %d signatures", ErrMalformedTx, len(tx.Sigs))
+	}
+	msg, err := SignBytes(tx.Body.ChainID, &tx.Body)
+	if err != nil {
+		return err
+	}
+	tx.Sigs = append(tx.Sigs, Signature{PubKey: bytes.Clone(pub), Sig: ed25519.Sign(key, msg)})
+	return nil
+}
+
 // SignTx signs body with key and returns the transaction ready to submit.
 func SignTx(body TxBody, key ed25519.PrivateKey) (*Tx, error) {
 	msg, err := SignBytes(body.ChainID, &body)
@@ -113,8 +167,8 @@ func (tx *Tx) Encode() ([]byte, error) { return Marshal(tx) }
 func HashTx(raw []byte) Hash { return sha256.Sum256(raw) }
 
 // DecodeTx parses raw transaction bytes and checks their shape: size, canonical encoding, exactly
-// one operation, well-formed signatures. It does not verify signatures (see VerifyTx) or look at
-// state.
+// one operation, 1..MaxSigners well-formed signatures by distinct keys. It does not verify
+// signatures (see VerifyTx) or look at state.
 func DecodeTx(raw []byte) (*Tx, error) {
 	if len(raw) > MaxTxBytes {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTxTooLarge, len(raw), MaxTxBytes)
@@ -128,15 +182,24 @@ func DecodeTx(raw []byte) (*Tx, error) {
 	if err != nil || !bytes.Equal(again, raw) {
 		return nil, fmt.Errorf("%w: not in canonical encoding", ErrMalformedTx)
 	}
-	if tx.Body.Transfer == nil {
+	switch ops := tx.Body.opCount(); {
+	case ops == 0:
 		return nil, ErrNoOperation
+	case ops > 1:
+		return nil, fmt.Errorf("%w: %d operations, want exactly 1", ErrMalformedTx, ops)
 	}
-	if len(tx.Sigs) != 1 {
-		return nil, fmt.Errorf("%w: want exactly 1 signature, got %d", ErrMalformedTx, len(tx.Sigs))
+	if len(tx.Sigs) == 0 || len(tx.Sigs) > MaxSigners {
+		return nil, fmt.Errorf("%w: want 1..%d signatures, got %d", ErrMalformedTx, MaxSigners, len(tx.Sigs))
 	}
-	for _, s := range tx.Sigs {
+	for i, s := range tx.Sigs {
 		if len(s.PubKey) != ed25519.PublicKeySize || len(s.Sig) != ed25519.SignatureSize {
 			return nil, fmt.Errorf("%w: signature or key of wrong length", ErrMalformedTx)
+		}
+		// Distinct signers, so that counting signatures counts signatories.
+		for _, t := range tx.Sigs[:i] {
+			if bytes.Equal(s.PubKey, t.PubKey) {
+				return nil, fmt.Errorf("%w: two signatures by one key", ErrMalformedTx)
+			}
 		}
 	}
 	return &tx, nil

@@ -44,17 +44,24 @@ const (
 // batchSeedTag separates the batch-verification transcript hash from every other hash.
 const batchSeedTag = "guild/batch-verify/v1"
 
-// VerifyTx checks that tx carries exactly one signature, that it is valid over
-// SignBytes(chainID, &tx.Body), and that its public key is the one tx.Body.From derives from.
-// Every failure wraps ErrBadSignature (or ErrMalformedTx for a nil tx).
+// VerifyTx checks that tx carries 1..MaxSigners signatures by distinct keys and that every one is
+// valid over SignBytes(chainID, &tx.Body). Every failure wraps ErrBadSignature (or ErrMalformedTx
+// for a nil tx).
+//
+// It does not decide whether those keys may act for tx.Body.From: that depends on state (the
+// account's signer set, see multisig.go) and is checked by CheckTx and ApplyBlock. For an account
+// without a signer set, the rule is that of the first version: exactly one signature, by the key
+// whose hash is the address.
 func VerifyTx(chainID string, tx *Tx) error {
 	msg, err := sigMessage(chainID, tx)
 	if err != nil {
 		return err
 	}
-	s := &tx.Sigs[0]
-	if !ed25519.VerifyWithOptions(s.PubKey, msg, s.Sig, sigOptions) {
-		return errSigInvalid
+	for i := range tx.Sigs {
+		s := &tx.Sigs[i]
+		if !ed25519.VerifyWithOptions(s.PubKey, msg, s.Sig, sigOptions) {
+			return errSigInvalid
+		}
 	}
 	return nil
 }
@@ -74,7 +81,9 @@ func VerifyTxs(chainID string, txs []*Tx) []error {
 			errs[i] = err
 			continue
 		}
-		items = append(items, sigItem{pub: tx.Sigs[0].PubKey, msg: msg, sig: tx.Sigs[0].Sig, idx: i})
+		for j := range tx.Sigs {
+			items = append(items, sigItem{pub: tx.Sigs[j].PubKey, msg: msg, sig: tx.Sigs[j].Sig, idx: i})
+		}
 	}
 	ok := verifySigs(items)
 	for j, it := range items {
@@ -91,18 +100,22 @@ func sigMessage(chainID string, tx *Tx) ([]byte, error) {
 	if tx == nil {
 		return nil, fmt.Errorf("%w: nil transaction", ErrMalformedTx)
 	}
-	if len(tx.Sigs) != 1 {
-		return nil, fmt.Errorf("%w: want exactly 1 signature, got %d", ErrBadSignature, len(tx.Sigs))
+	if len(tx.Sigs) == 0 || len(tx.Sigs) > MaxSigners {
+		return nil, fmt.Errorf("%w: want 1..%d signatures, got %d", ErrBadSignature, MaxSigners, len(tx.Sigs))
 	}
-	s := &tx.Sigs[0]
-	if len(s.PubKey) != ed25519.PublicKeySize || len(s.Sig) != ed25519.SignatureSize {
-		return nil, fmt.Errorf("%w: signature or key of wrong length", ErrBadSignature)
-	}
-	if smallOrderKeys[[32]byte(s.PubKey)] {
-		return nil, fmt.Errorf("%w: public key of small order", ErrBadSignature)
-	}
-	if AddressFromPubKey(s.PubKey) != tx.Body.From {
-		return nil, fmt.Errorf("%w: signer's key is not the sender's", ErrBadSignature)
+	for i := range tx.Sigs {
+		s := &tx.Sigs[i]
+		if len(s.PubKey) != ed25519.PublicKeySize || len(s.Sig) != ed25519.SignatureSize {
+			return nil, fmt.Errorf("%w: signature or key of wrong length", ErrBadSignature)
+		}
+		if smallOrderKeys[[32]byte(s.PubKey)] {
+			return nil, fmt.Errorf("%w: public key of small order", ErrBadSignature)
+		}
+		for _, t := range tx.Sigs[:i] {
+			if bytes.Equal(s.PubKey, t.PubKey) {
+				return nil, fmt.Errorf("%w: two signatures by one key", ErrBadSignature)
+			}
+		}
 	}
 	msg, err := SignBytes(chainID, &tx.Body)
 	if err != nil {

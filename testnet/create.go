@@ -139,6 +139,10 @@ func Create(opts CreateOptions) (m *Manifest, err error) {
 			return nil, fmt.Errorf("testnet: wallet key %s: %w", name, err)
 		}
 		gen.Accounts = append(gen.Accounts, node.GenesisAccount{Name: name, Address: e.Address, Balance: balance})
+		if name != FaucetName {
+			// Each organization is a consortium member acting through its wallet key.
+			gen.Members = append(gen.Members, state.Member{Name: name, Controller: e.Address})
+		}
 	}
 	if err := gen.Validate(); err != nil {
 		return nil, err
