@@ -279,6 +279,9 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	if err := h.watchIdentify(); err != nil {
 		return fail(err)
 	}
+	if err := h.startPinger(); err != nil {
+		return fail(err)
+	}
 	// Remembered members are kept connected like bootstrap peers; a configured address comes
 	// first, remembered ones are added to it.
 	keep := mergeAddrInfos(bootstrap, book.infos(func(p peer.ID) bool { return p != self && gater.allowed(p) }))
