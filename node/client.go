@@ -170,3 +170,10 @@ func (c *Client) Status(ctx context.Context) (StatusResponse, error) {
 	err := c.do(ctx, http.MethodGet, "/v1/status", nil, &out)
 	return out, err
 }
+
+// Peers lists the node's connected peers (GET /v1/peers).
+func (c *Client) Peers(ctx context.Context) (PeersResponse, error) {
+	var out PeersResponse
+	err := c.do(ctx, http.MethodGet, "/v1/peers", nil, &out)
+	return out, err
+}
