@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/guild-ledger/guild/consensus"
+	"github.com/guild-ledger/guild/p2p"
 	"github.com/guild-ledger/guild/state"
 )
 
@@ -57,6 +58,7 @@ func (n *Node) apiHandler() http.Handler {
 	mux.HandleFunc("GET /v1/blocks/{height}", n.handleBlock)
 	mux.HandleFunc("GET /v1/status", n.handleStatus)
 	mux.HandleFunc("GET /v1/evidence", n.handleEvidence)
+	mux.HandleFunc("GET /v1/peers", n.handlePeers)
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -321,8 +323,38 @@ func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
 		View:          cs.View,
 		Leader:        cs.Leader,
 		PeerID:        n.host.ID(),
+		P2PAddrs:      n.host.Addrs(),
 		MempoolSize:   n.pool.Size(),
 	})
+}
+
+func (n *Node) handlePeers(w http.ResponseWriter, r *http.Request) {
+	names := make(map[string]string, len(n.gen.Validators))
+	for _, v := range n.gen.Validators {
+		if v.PeerID != "" {
+			names[v.PeerID] = v.Name
+		}
+	}
+	peers := n.host.Peers()
+	out := PeersResponse{Peers: make([]PeerStatus, 0, len(peers))}
+	for _, p := range peers {
+		ps := PeerStatus{
+			PeerID:    p.ID,
+			Addrs:     p.Addrs,
+			LatencyMs: float64(p.Latency.Microseconds()) / 1000,
+			Role:      PeerOther,
+		}
+		if p.HasScore {
+			ps.Score = &p.Score
+		}
+		if name, ok := names[p.ID]; ok {
+			ps.Role, ps.Name = PeerValidator, name
+		} else if p.Role == p2p.RoleObserver {
+			ps.Role = PeerObserver
+		}
+		out.Peers = append(out.Peers, ps)
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // trimHex is lenient about a 0x prefix that people paste.

@@ -142,7 +142,33 @@ type StatusResponse struct {
 	View          uint64 `json:"view"`
 	Leader        uint32 `json:"leader"` // validator index leading the height being decided
 	PeerID        string `json:"peer_id"`
-	MempoolSize   int    `json:"mempool_size"`
+	// P2PAddrs are the node's full p2p multiaddrs, each ending in /p2p/<peer_id>.
+	P2PAddrs    []string `json:"p2p_addrs"`
+	MempoolSize int      `json:"mempool_size"`
+}
+
+// Peer roles in GET /v1/peers.
+const (
+	PeerValidator = "validator" // bound to a validator by genesis; Name is the validator's
+	PeerObserver  = "observer"  // a configured observer
+	PeerOther     = "peer"      // admitted because the node is not permissioned
+)
+
+// PeerStatus is one connected peer in GET /v1/peers.
+type PeerStatus struct {
+	PeerID string   `json:"peer_id"`
+	Addrs  []string `json:"addrs"` // the addresses it listens on, or the connection's
+	// LatencyMs is the moving average of ping round trips; 0 until measured.
+	LatencyMs float64 `json:"latency_ms"`
+	// Score is the peer's gossipsub score (below -400 it is disconnected); absent until scored.
+	Score *float64 `json:"score,omitempty"`
+	Role  string   `json:"role"`
+	Name  string   `json:"name,omitempty"`
+}
+
+// PeersResponse answers GET /v1/peers, peers sorted by ID.
+type PeersResponse struct {
+	Peers []PeerStatus `json:"peers"`
 }
 
 // ErrorResponse is the body of every 4xx and 5xx answer.

@@ -177,3 +177,10 @@ func (c *Client) Evidence(ctx context.Context) (EvidenceListResponse, error) {
 	err := c.do(ctx, http.MethodGet, "/v1/evidence", nil, &out)
 	return out, err
 }
+
+// Peers lists the node's connected peers (GET /v1/peers).
+func (c *Client) Peers(ctx context.Context) (PeersResponse, error) {
+	var out PeersResponse
+	err := c.do(ctx, http.MethodGet, "/v1/peers", nil, &out)
+	return out, err
+}

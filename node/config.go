@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
 // Files and folders inside a node's home directory.
@@ -18,6 +19,8 @@ const (
 	ValidatorKeyFile = "validator_key.json"
 	DataDir          = "data"
 	WALFile          = "consensus.wal" // inside DataDir
+	// PeerBookFile remembers the addresses of member peers across restarts (inside DataDir).
+	PeerBookFile = "p2p_peers.json"
 )
 
 // Config is a node's config.toml. Every field has a documented default (DefaultConfig), so an
@@ -34,12 +37,19 @@ type Config struct {
 }
 
 type P2PConfig struct {
-	// Listen holds multiaddrs to listen on.
+	// Listen holds multiaddrs to listen on: TCP (/tcp/PORT) and QUIC (/udp/PORT/quic-v1).
 	Listen []string `toml:"listen"`
+	// Announce, when set, holds the multiaddrs peers are told to reach this node at, instead of
+	// the listen addresses (e.g. a public address in front of a NAT).
+	Announce []string `toml:"announce"`
 	// Bootstrap holds full multiaddrs (ending in /p2p/<peer id>) of peers to dial and keep dialing.
 	Bootstrap []string `toml:"bootstrap"`
-	// Permissioned admits only the peers that genesis binds to validators.
+	// Permissioned admits only the peers that genesis binds to validators, and Observers.
 	Permissioned bool `toml:"permissioned"`
+	// Observers are peer IDs of non-validating nodes also admitted when permissioned.
+	Observers []string `toml:"observers"`
+	// MDNS finds peers on the local network (or machine) by multicast DNS.
+	MDNS bool `toml:"mdns"`
 }
 
 type APIConfig struct {
@@ -89,7 +99,7 @@ func DefaultConfig() Config {
 	return Config{
 		Moniker: "guild-node",
 		P2P: P2PConfig{
-			Listen:       []string{"/ip4/127.0.0.1/tcp/26656"},
+			Listen:       []string{"/ip4/127.0.0.1/tcp/26656", "/ip4/127.0.0.1/udp/26656/quic-v1"},
 			Permissioned: true,
 		},
 		API:     APIConfig{Listen: "127.0.0.1:8645"},
@@ -128,6 +138,16 @@ func (c *Config) Validate() error {
 	if len(c.P2P.Listen) == 0 {
 		return errors.New("node: p2p.listen needs at least one multiaddr")
 	}
+	for _, list := range []struct {
+		key   string
+		addrs []string
+	}{{"listen", c.P2P.Listen}, {"announce", c.P2P.Announce}, {"bootstrap", c.P2P.Bootstrap}} {
+		for _, a := range list.addrs {
+			if _, err := ma.NewMultiaddr(a); err != nil {
+				return fmt.Errorf("node: p2p.%s: %q is not a multiaddr: %v", list.key, a, err)
+			}
+		}
+	}
 	return nil
 }
 
@@ -165,9 +185,14 @@ func SaveConfig(home string, cfg Config) error {
 
 const configHeader = `# Guild node configuration. Defaults:
 #   moniker                    = "guild-node"
-#   [p2p] listen               = ["/ip4/127.0.0.1/tcp/26656"]   multiaddrs to listen on
+#   [p2p] listen               = ["/ip4/127.0.0.1/tcp/26656", "/ip4/127.0.0.1/udp/26656/quic-v1"]
+#                                          multiaddrs to listen on (TCP with Noise or TLS; QUIC)
+#   [p2p] announce             = []        multiaddrs to tell peers instead of listen (e.g. behind NAT)
 #   [p2p] bootstrap            = []        full multiaddrs (…/p2p/<peer id>) to dial and keep dialing
-#   [p2p] permissioned         = true      only peers bound to genesis validators may connect
+#   [p2p] permissioned         = true      only peers bound to genesis validators (and observers) connect
+#   [p2p] observers            = []        peer IDs of non-validating nodes also allowed in
+#   [p2p] mdns                 = false     find peers on the local network by multicast DNS
+#                              peers' addresses are remembered in data/p2p_peers.json and redialed
 #   [api] listen               = "127.0.0.1:8645"   HTTP API (unauthenticated: keep it on loopback)
 #   [api] pprof                = false     serve /debug/pprof/ (profiling) on the API address
 #   [storage] backend          = "pebbledb"  or "goleveldb", or "memdb" (nothing kept on disk)

@@ -309,13 +309,14 @@ func (n *Node) Run(ctx context.Context) error {
 }
 
 func (n *Node) startP2P(ctx context.Context) error {
-	var allowed []string
-	if n.cfg.P2P.Permissioned {
-		for _, v := range n.gen.Validators {
-			if v.PeerID != "" {
-				allowed = append(allowed, v.PeerID)
-			}
+	var allowed, observers, validators []string
+	for _, v := range n.gen.Validators {
+		if v.PeerID != "" {
+			validators = append(validators, v.PeerID)
 		}
+	}
+	if n.cfg.P2P.Permissioned {
+		allowed, observers = validators, n.cfg.P2P.Observers
 		// An empty allowlist means "anyone" to the gater: never let a genesis without peer IDs
 		// silently open a permissioned node.
 		if len(allowed) == 0 {
@@ -325,11 +326,18 @@ func (n *Node) startP2P(ctx context.Context) error {
 	}
 	var err error
 	n.host, err = p2p.New(ctx, p2p.Config{
-		Key:               n.nodeKey,
-		Listen:            n.cfg.P2P.Listen,
-		Bootstrap:         n.cfg.P2P.Bootstrap,
-		AllowedPeers:      allowed,
-		ChainID:           n.chainID,
+		Key:          n.nodeKey,
+		Listen:       n.cfg.P2P.Listen,
+		Announce:     n.cfg.P2P.Announce,
+		Bootstrap:    n.cfg.P2P.Bootstrap,
+		AllowedPeers: allowed,
+		Observers:    observers,
+		Validators:   validators,
+		MDNS:         n.cfg.P2P.MDNS,
+		AddrBook:     filepath.Join(n.home, DataDir, PeerBookFile),
+		ChainID:      n.chainID,
+		// A proposal carries a whole block: the largest gossip message (consensus.DecodeMessage
+		// is given the same bound).
 		MaxMessageBytes:   MaxBlockBytes + 64<<10,
 		ValidateTxs:       n.validateTxBatch,
 		ValidateConsensus: n.validateConsensus,

@@ -400,3 +400,69 @@ func TestResultsRecoveredAfterCrashBeforeRecording(t *testing.T) {
 		}
 	}
 }
+
+// GET /v1/status gives the node's full p2p addresses, and GET /v1/peers each connected peer with
+// its role, latency and score: here a configured observer.
+func TestPeersAndStatusShowP2P(t *testing.T) {
+	home, _ := soloHome(t, "memdb")
+	_, obsKey, _ := ed25519.GenerateKey(rand.Reader)
+	obsID, err := p2p.PeerIDFromKey(obsKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.P2P.Listen = append(cfg.P2P.Listen, "/ip4/127.0.0.1/udp/0/quic-v1")
+	cfg.P2P.Observers = []string{obsID}
+	if err := SaveConfig(home, cfg); err != nil {
+		t.Fatal(err)
+	}
+	n, c, _ := runNode(t, home)
+	ctx := context.Background()
+	st, err := c.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tcp, quic bool
+	for _, a := range st.P2PAddrs {
+		if !strings.HasSuffix(a, "/p2p/"+st.PeerID) {
+			t.Errorf("p2p address %q does not end in /p2p/%s", a, st.PeerID)
+		}
+		tcp = tcp || strings.Contains(a, "/tcp/")
+		quic = quic || strings.Contains(a, "/quic-v1/")
+	}
+	if !tcp || !quic {
+		t.Fatalf("p2p_addrs %v: want a TCP and a QUIC address", st.P2PAddrs)
+	}
+
+	noop := func(string, []byte) (p2p.Verdict, any) { return p2p.Ignore, nil }
+	obs, err := p2p.New(ctx, p2p.Config{
+		Key: obsKey, ChainID: n.chainID, Bootstrap: st.P2PAddrs, Listen: []string{"/ip4/127.0.0.1/tcp/0"},
+		ValidateTxs: noop, ValidateConsensus: noop,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obs.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for ; ; <-tick.C {
+		res, err := c.Peers(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Peers) == 1 && res.Peers[0].Score != nil && res.Peers[0].LatencyMs > 0 {
+			p := res.Peers[0]
+			if p.PeerID != obsID || p.Role != PeerObserver || len(p.Addrs) == 0 {
+				t.Fatalf("peer %+v, want observer %s with addresses", p, obsID)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("peers never showed the scored observer: %+v", res.Peers)
+		}
+	}
+}

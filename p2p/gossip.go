@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -83,8 +84,8 @@ func wireLimit(maxBytes int) int { return maxBytes + wireOverhead + 2*maxChainID
 func txsTopic(chainID string) string       { return "/guild/" + chainID + "/txs/1" }
 func consensusTopic(chainID string) string { return "/guild/" + chainID + "/consensus/1" }
 
-func gossipOptions(maxBytes int, log *slog.Logger) []pubsub.Option {
-	return []pubsub.Option{
+func gossipOptions(maxBytes int, log *slog.Logger, topics []string, direct []peer.AddrInfo, sk *scorekeeper) []pubsub.Option {
+	opts := []pubsub.Option{
 		pubsub.WithMaxMessageSize(wireLimit(maxBytes)),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
 		// Our own messages go straight to every peer subscribed to the topic, not only to our
@@ -94,12 +95,21 @@ func gossipOptions(maxBytes int, log *slog.Logger) []pubsub.Option {
 		pubsub.WithValidateQueueSize(validateQueueSize),
 		pubsub.WithPeerOutboundQueueSize(peerOutboundQueueSize),
 		pubsub.WithLogger(log.With("component", "pubsub")),
-		// No WithDirectPeers for the bootstrap peers: gossipsub requires direct peering to be
-		// reciprocal, and a one-sided entry makes the other side's GRAFT be refused, so that side
-		// never relays to us (gossipsub.go, "GRAFT: ignoring request from direct peer"). A
-		// bootstrap list need not be symmetric (an observer, a node added later), so the mesh,
-		// whose default degree (D=6, Dhi=12) spans a consortium, does the relaying.
+		pubsub.WithPeerScore(peerScoreParams(topics, sk.appScore), peerScoreThresholds()),
+		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(sk.inspect), scoreInspectPeriod),
 	}
+	// Direct peering only among validators, never for bootstrap peers in general: gossipsub
+	// requires it to be reciprocal, and a one-sided entry makes the other side's GRAFT be refused,
+	// so that side never relays to us (gossipsub.go, "GRAFT: ignoring request from direct peer").
+	// The validator list comes from genesis, which every validator shares, so it is symmetric;
+	// observers and other members use the mesh, whose default degree (D=6, Dhi=12) spans a
+	// consortium.
+	if len(direct) > 0 {
+		opts = append(opts, pubsub.WithDirectPeers(direct),
+			// Reconnect a direct peer every 10 heartbeats (default 300); bootstrap redials too.
+			pubsub.WithDirectConnectTicks(10))
+	}
+	return opts
 }
 
 // gossipTopic is one joined topic with its subscription and the channel the node reads.
@@ -138,6 +148,12 @@ func (h *Host) join(name string, validate Validator) (*gossipTopic, error) {
 func (h *Host) wrapValidator(topic string, validate Validator) pubsub.ValidatorEx {
 	return func(_ context.Context, _ peer.ID, msg *pubsub.Message) (result pubsub.ValidationResult) {
 		from := peer.ID(msg.GetFrom())
+		// In a permissioned network only members and observers author messages; a member relaying
+		// messages signed by throwaway keys would otherwise dodge per-author limits.
+		if from != h.host.ID() && !h.gater.allowed(from) {
+			h.log.Debug("message from an author not allowed rejected", "topic", topic, "from", from)
+			return pubsub.ValidationReject
+		}
 		if len(msg.Data) > h.maxBytes {
 			h.log.Debug("oversized message rejected", "topic", topic, "from", from, "bytes", len(msg.Data))
 			return pubsub.ValidationReject
@@ -162,6 +178,24 @@ func (h *Host) wrapValidator(topic string, validate Validator) pubsub.ValidatorE
 		// A bug of ours, not the sender's: drop without blaming the peer, as pubsub does.
 		h.log.Error("validator returned an unknown verdict; message ignored", "topic", topic, "verdict", verdict)
 		return pubsub.ValidationIgnore
+	}
+}
+
+// limitTxs puts the per-author rate limit in front of the transaction validator: a message over
+// the limit is Ignored before it costs a decode or a signature check.
+func (h *Host) limitTxs(validate Validator) Validator {
+	self := h.host.ID().String()
+	return func(from string, data []byte) (Verdict, any) {
+		if from != self {
+			id, err := peer.Decode(from)
+			if err != nil {
+				return Reject, nil
+			}
+			if !h.txLimit.allow(id, len(data), time.Now()) {
+				return Ignore, nil
+			}
+		}
+		return validate(from, data)
 	}
 }
 

@@ -1,5 +1,6 @@
-// Package p2p owns Guild's libp2p host: identity, the TCP transport, the permissioned connection
-// gater, the bootstrap dialer and the gossipsub topics for transactions and consensus messages.
+// Package p2p owns Guild's libp2p host: identity, the TCP and QUIC transports, the permissioned
+// connection gater, discovery (bootstrap dialer, mDNS, a remembered address book) and the
+// gossipsub topics for transactions and consensus messages, with peer scoring and rate limits.
 //
 // It moves bytes and knows peers; it imports nothing of Guild's. The node injects what it knows
 // about the protocol as Validator functions, which run off the node's consensus loop on pubsub's
@@ -15,6 +16,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -22,6 +25,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
 )
@@ -41,19 +46,49 @@ var (
 	ErrRejected = errors.New("p2p: message rejected by own validator")
 	// ErrConfig is wrapped by every configuration error New returns.
 	ErrConfig = errors.New("p2p: invalid config")
+	// ErrNotPermissioned is returned by SetAllowedPeers on a host started without an allowlist.
+	ErrNotPermissioned = errors.New("p2p: host is not permissioned")
+)
+
+// Peer roles reported by Peers.
+const (
+	RoleMember   = "member"
+	RoleObserver = "observer"
 )
 
 // Config configures a Host. Key, ChainID and both validators are required.
 type Config struct {
 	Key ed25519.PrivateKey // node identity
-	// Listen holds multiaddrs to listen on, e.g. "/ip4/127.0.0.1/tcp/0". Empty: dial only.
+	// Listen holds multiaddrs to listen on, e.g. "/ip4/127.0.0.1/tcp/0" or
+	// "/ip4/127.0.0.1/udp/0/quic-v1". Empty: dial only.
 	Listen []string
+	// Announce, when set, are the addresses this host tells peers it can be reached at (identify,
+	// mDNS, Addrs) instead of its listen addresses: a public address in front of a NAT, say.
+	Announce []string
 	// Bootstrap holds full multiaddrs ending in /p2p/<peer id>. They are dialed at start and
 	// re-dialed while disconnected. This host's own address may be in the list (a shared list).
 	Bootstrap []string
-	// AllowedPeers holds the peer IDs allowed to connect, in either direction (permissioned
-	// mode); others are refused right after the security handshake. Empty: anyone.
+	// AllowedPeers holds the peer IDs of members allowed to connect, in either direction
+	// (permissioned mode); others are refused right after the security handshake. SetAllowedPeers
+	// replaces it. Empty, with no Observers: anyone.
 	AllowedPeers []string
+	// Observers are further peer IDs allowed to connect, kept across SetAllowedPeers.
+	Observers []string
+	// Validators are the peer IDs of the validators' nodes. They get an application score in
+	// gossipsub, and if this host is one of them, it peers directly with the others (every
+	// validator relays to every other, outside the mesh). All validators must use the same list.
+	Validators []string
+	// MDNS discovers peers on the local network (or machine) by multicast DNS; only allowed peers
+	// are dialed.
+	MDNS bool
+	// AddrBook is a file where the addresses learned for allowed peers are kept across restarts,
+	// to be redialed at start. Empty: nothing is remembered.
+	AddrBook string
+	// CoolOff is how long a peer disconnected for a low gossip score is refused; 0 means
+	// DefaultCoolOff.
+	CoolOff time.Duration
+	// TxRate limits each author on the transactions topic; zero fields take DefaultTxRateLimit.
+	TxRate RateLimit
 	// ChainID names the topics "/guild/<chain>/txs/1" and "/guild/<chain>/consensus/1".
 	ChainID string
 	// MaxMessageBytes bounds a message's payload; 0 means DefaultMaxMessageBytes. Every node of
@@ -69,6 +104,15 @@ type Config struct {
 type PeerInfo struct {
 	ID    string
 	Addrs []string
+	// Latency is libp2p's moving average of round trips to the peer (0: not measured yet).
+	Latency time.Duration
+	// Score is the peer's gossipsub score, as of the last scoring round (HasScore false: none yet).
+	Score    float64
+	HasScore bool
+	// Role is RoleMember, RoleObserver, or "" on a host without an allowlist.
+	Role string
+	// Validator: the peer is in Config.Validators.
+	Validator bool
 }
 
 // Host is a running libp2p host with Guild's two gossip topics. Its methods are safe for
@@ -78,6 +122,14 @@ type Host struct {
 	ps       *pubsub.PubSub
 	log      *slog.Logger
 	maxBytes int
+	gater    *allowlistGater
+	scores   *scorekeeper
+	txLimit  *rateLimiter
+	book     *addrBook
+	mdns     interface{ Close() error }
+
+	// scoreDrops counts peers disconnected for their score.
+	scoreDrops atomic.Uint64
 
 	txs       *gossipTopic
 	consensus *gossipTopic
@@ -86,6 +138,9 @@ type Host struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// bgMu guards starting background work after New (discovery callbacks) against Close.
+	bgMu   sync.Mutex
+	closed bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -118,7 +173,11 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("p2p: peer ID: %w", err)
 	}
-	gater, err := newAllowlistGater(cfg.AllowedPeers, log)
+	gater, err := newAllowlistGater(cfg.AllowedPeers, cfg.Observers, log)
+	if err != nil {
+		return nil, err
+	}
+	validators, err := decodePeerIDs("validator", cfg.Validators)
 	if err != nil {
 		return nil, err
 	}
@@ -131,17 +190,37 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 			log.Warn("bootstrap peer is not in AllowedPeers; it will never connect", "peer", pi.ID)
 		}
 	}
+	announce, err := parseAddrs("announce", cfg.Announce)
+	if err != nil {
+		return nil, err
+	}
+	book, err := loadAddrBook(cfg.AddrBook)
+	if err != nil {
+		return nil, err
+	}
+	coolOff := cfg.CoolOff
+	if coolOff == 0 {
+		coolOff = DefaultCoolOff
+	}
 
 	opts := []libp2p.Option{
 		libp2p.Identity(key),
 		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(quic.NewTransport),
+		// Over TCP the first of these that both sides speak secures the connection; QUIC has TLS
+		// built in.
 		libp2p.Security(noise.ID, noise.New),
+		libp2p.Security(libp2ptls.ID, libp2ptls.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.ConnectionGater(gater),
 		// A permissioned network of known addresses: no relays, no NAT port mapping (off by
 		// default), and no AutoNAT probing of our reachability.
 		libp2p.DisableRelay(),
 		libp2p.ForceReachabilityPublic(),
+		// Black-hole detection would stop dialing UDP (QUIC) after a few failed dials, which in a
+		// small network of known members is just a member that is down.
+		libp2p.UDPBlackHoleSuccessCounter(nil),
+		libp2p.IPv6BlackHoleSuccessCounter(nil),
 		// libp2p would otherwise register its collectors on the global Prometheus registry.
 		libp2p.DisableMetrics(),
 	}
@@ -149,6 +228,9 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		opts = append(opts, libp2p.ListenAddrStrings(cfg.Listen...))
 	} else {
 		opts = append(opts, libp2p.NoListenAddrs)
+	}
+	if len(announce) > 0 {
+		opts = append(opts, libp2p.AddrsFactory(func([]ma.Multiaddr) []ma.Multiaddr { return announce }))
 	}
 	lh, err := libp2p.New(opts...)
 	if err != nil {
@@ -160,35 +242,95 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		host:     lh,
 		log:      log,
 		maxBytes: maxBytes,
+		gater:    gater,
+		txLimit:  newRateLimiter(cfg.TxRate),
+		book:     book,
 		ctx:      runCtx,
 		cancel:   cancel,
 	}
+	h.scores = &scorekeeper{h: h, coolOff: coolOff, validators: validators}
 	fail := func(err error) (*Host, error) {
-		cancel()
-		h.wg.Wait()
-		_ = lh.Close()
+		h.shutdown()
 		return nil, err
 	}
 
-	h.ps, err = pubsub.NewGossipSub(runCtx, lh, gossipOptions(maxBytes, log)...)
+	topics := []string{txsTopic(cfg.ChainID), consensusTopic(cfg.ChainID)}
+	var direct []peer.AddrInfo
+	if _, isValidator := validators[self]; isValidator {
+		for id := range validators {
+			if id != self {
+				direct = append(direct, peer.AddrInfo{ID: id})
+			}
+		}
+	}
+	h.ps, err = pubsub.NewGossipSub(runCtx, lh, gossipOptions(maxBytes, log, topics, direct, h.scores)...)
 	if err != nil {
 		return fail(fmt.Errorf("p2p: start gossipsub: %w", err))
 	}
-	h.txs, err = h.join(txsTopic(cfg.ChainID), cfg.ValidateTxs)
+	h.txs, err = h.join(topics[0], h.limitTxs(cfg.ValidateTxs))
 	if err != nil {
 		return fail(err)
 	}
-	h.consensus, err = h.join(consensusTopic(cfg.ChainID), cfg.ValidateConsensus)
+	h.consensus, err = h.join(topics[1], cfg.ValidateConsensus)
 	if err != nil {
 		return fail(err)
 	}
 
-	if err := h.startBootstrap(bootstrap); err != nil {
+	if err := h.watchIdentify(); err != nil {
 		return fail(err)
 	}
+	if err := h.startPinger(); err != nil {
+		return fail(err)
+	}
+	// Remembered members are kept connected like bootstrap peers; a configured address comes
+	// first, remembered ones are added to it.
+	keep := mergeAddrInfos(bootstrap, book.infos(func(p peer.ID) bool { return p != self && gater.allowed(p) }))
+	if err := h.startBootstrap(keep); err != nil {
+		return fail(err)
+	}
+	if cfg.MDNS {
+		if err := h.startMDNS(cfg.ChainID); err != nil {
+			return fail(err)
+		}
+	}
 	log.Info("p2p host started", "id", self, "addrs", h.Addrs(), "bootstrap", len(bootstrap),
-		"permissioned", len(cfg.AllowedPeers) > 0)
+		"remembered", len(keep)-len(bootstrap), "permissioned", !gater.open, "mdns", cfg.MDNS,
+		"direct_peers", len(direct))
 	return h, nil
+}
+
+func parseAddrs(what string, addrs []string) ([]ma.Multiaddr, error) {
+	out := make([]ma.Multiaddr, 0, len(addrs))
+	for _, s := range addrs {
+		m, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s address %q: %v", ErrConfig, what, s, err)
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// mergeAddrInfos adds more's peers and addresses to base.
+func mergeAddrInfos(base, more []peer.AddrInfo) []peer.AddrInfo {
+	idx := make(map[peer.ID]int, len(base))
+	for i, pi := range base {
+		idx[pi.ID] = i
+	}
+	for _, pi := range more {
+		i, ok := idx[pi.ID]
+		if !ok {
+			idx[pi.ID] = len(base)
+			base = append(base, pi)
+			continue
+		}
+		for _, a := range pi.Addrs {
+			if !slices.ContainsFunc(base[i].Addrs, a.Equal) {
+				base[i].Addrs = append(base[i].Addrs, a)
+			}
+		}
+	}
+	return base
 }
 
 func (cfg *Config) check() error {
@@ -208,13 +350,9 @@ func (cfg *Config) check() error {
 
 // parseBootstrap groups the bootstrap multiaddrs by peer, leaving out self.
 func parseBootstrap(addrs []string, self peer.ID) ([]peer.AddrInfo, error) {
-	mas := make([]ma.Multiaddr, 0, len(addrs))
-	for _, s := range addrs {
-		m, err := ma.NewMultiaddr(s)
-		if err != nil {
-			return nil, fmt.Errorf("%w: bootstrap address %q: %v", ErrConfig, s, err)
-		}
-		mas = append(mas, m)
+	mas, err := parseAddrs("bootstrap", addrs)
+	if err != nil {
+		return nil, err
 	}
 	infos, err := peer.AddrInfosFromP2pAddrs(mas...)
 	if err != nil {
@@ -253,7 +391,14 @@ func (h *Host) Peers() []PeerInfo {
 				addrs = append(addrs, c.RemoteMultiaddr())
 			}
 		}
-		info := PeerInfo{ID: id.String(), Addrs: make([]string, 0, len(addrs))}
+		info := PeerInfo{
+			ID:      id.String(),
+			Addrs:   make([]string, 0, len(addrs)),
+			Latency: h.host.Peerstore().LatencyEWMA(id),
+			Role:    h.gater.role(id),
+		}
+		info.Score, info.HasScore = h.scores.score(id)
+		_, info.Validator = h.scores.validators[id]
 		for _, a := range addrs {
 			info.Addrs = append(info.Addrs, a.String())
 		}
@@ -269,10 +414,62 @@ func (h *Host) Peers() []PeerInfo {
 // are not closed.
 func (h *Host) Close() error {
 	h.closeOnce.Do(func() {
-		h.cancel() // stops pubsub's loops, the readers and the dialer
-		h.wg.Wait()
-		h.closeErr = h.host.Close()
+		h.closeErr = h.shutdown()
 		h.log.Info("p2p host closed")
 	})
 	return h.closeErr
 }
+
+func (h *Host) shutdown() error {
+	h.bgMu.Lock()
+	h.closed = true
+	h.bgMu.Unlock()
+	if h.mdns != nil {
+		_ = h.mdns.Close()
+	}
+	h.cancel() // stops pubsub's loops, the readers and the dialer
+	h.wg.Wait()
+	return h.host.Close()
+}
+
+// goBackground runs f on a goroutine that Close waits for, unless the host is closing.
+func (h *Host) goBackground(f func()) bool {
+	h.bgMu.Lock()
+	defer h.bgMu.Unlock()
+	if h.closed {
+		return false
+	}
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// SetAllowedPeers replaces the members allowed to connect (observers stay), e.g. when governance
+// changes the validator set, and closes the connections of peers no longer allowed.
+func (h *Host) SetAllowedPeers(ids []string) error {
+	if h.gater.open {
+		return ErrNotPermissioned
+	}
+	m, err := decodePeerIDs("allowed peer", ids)
+	if err != nil {
+		return err
+	}
+	h.gater.setMembers(m)
+	h.txLimit.forget(h.gater.allowed)
+	if err := h.book.prune(h.gater.allowed); err != nil {
+		h.log.Warn("saving the address book", "err", err)
+	}
+	for _, p := range h.host.Network().Peers() {
+		if !h.gater.allowed(p) {
+			h.log.Info("disconnecting a peer no longer allowed", "peer", p)
+			_ = h.host.Network().ClosePeer(p)
+		}
+	}
+	return nil
+}
+
+// ScoreDisconnects counts the peers this host disconnected for a low gossip score.
+func (h *Host) ScoreDisconnects() uint64 { return h.scoreDrops.Load() }

@@ -151,7 +151,11 @@ func Create(opts CreateOptions) (m *Manifest, err error) {
 	for i, nd := range m.Nodes {
 		cfg := node.DefaultConfig()
 		cfg.Moniker = OrgName(i + 1)
-		cfg.P2P.Listen = []string{listen[i]}
+		// TCP and QUIC on the same port number (UDP and TCP ports are separate), and mDNS so
+		// that nodes would find each other on the machine even without the bootstrap lists.
+		// If the UDP port happens to be taken, the node still listens on TCP.
+		cfg.P2P.Listen = []string{listen[i], fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", ports[2*i])}
+		cfg.P2P.MDNS = true
 		cfg.P2P.Bootstrap = nil
 		for j, other := range m.Nodes {
 			if j != i {

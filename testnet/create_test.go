@@ -101,8 +101,9 @@ func TestCreateWritesConsistentTestnet(t *testing.T) {
 		if cfg.Moniker != OrgName(i+1) || cfg.Storage.Backend != "goleveldb" {
 			t.Errorf("%s: moniker %q backend %q", n.Name, cfg.Moniker, cfg.Storage.Backend)
 		}
-		if len(cfg.P2P.Listen) != 1 || n.P2P != cfg.P2P.Listen[0]+"/p2p/"+peerID {
-			t.Errorf("%s: p2p listen %v, manifest %s", n.Name, cfg.P2P.Listen, n.P2P)
+		if len(cfg.P2P.Listen) != 2 || n.P2P != cfg.P2P.Listen[0]+"/p2p/"+peerID ||
+			cfg.P2P.Listen[1] != strings.Replace(cfg.P2P.Listen[0], "/tcp/", "/udp/", 1)+"/quic-v1" || !cfg.P2P.MDNS {
+			t.Errorf("%s: p2p listen %v (want TCP and QUIC), mdns %v, manifest %s", n.Name, cfg.P2P.Listen, cfg.P2P.MDNS, n.P2P)
 		}
 		if n.API != "http://"+cfg.API.Listen || !strings.HasPrefix(cfg.API.Listen, "127.0.0.1:") {
 			t.Errorf("%s: api listen %s, manifest %s", n.Name, cfg.API.Listen, n.API)

@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
+	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
 
@@ -80,8 +82,50 @@ func nodeCommand() *cli.Command {
 					return n.Run(ctx)
 				},
 			},
+			{
+				Name:   "peers",
+				Usage:  "list a running node's connected peers: address, latency, gossip score and role",
+				Flags:  []cli.Flag{walletNodeFlag(), walletJSONFlag()},
+				Action: func(c *cli.Context) error { return printPeers(c.Context, os.Stdout, c.String("node"), c.Bool("json")) },
+			},
 		},
 	}
+}
+
+// printPeers writes GET /v1/peers as a table, or as the API's JSON.
+func printPeers(ctx context.Context, w io.Writer, url string, asJSON bool) error {
+	res, err := node.NewClient(url).Peers(ctx)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PEER ID\tROLE\tLATENCY\tSCORE\tADDRESS")
+	for _, p := range res.Peers {
+		role := p.Role
+		if p.Name != "" {
+			role += " " + p.Name
+		}
+		latency, score, addr := "-", "-", "-"
+		if p.LatencyMs > 0 {
+			latency = fmt.Sprintf("%.2f ms", p.LatencyMs)
+		}
+		if p.Score != nil {
+			score = fmt.Sprintf("%.1f", *p.Score)
+		}
+		if len(p.Addrs) > 0 {
+			addr = strings.Join(p.Addrs, " ")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.PeerID, role, latency, score, addr)
+	}
+	if len(res.Peers) == 0 {
+		fmt.Fprintln(tw, "(no connected peers)")
+	}
+	return tw.Flush()
 }
 
 func newLogger(lc node.LogConfig) *slog.Logger {

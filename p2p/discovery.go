@@ -1,0 +1,92 @@
+package p2p
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+)
+
+// mdnsServiceName is the DNS-SD service the nodes of one chain announce. The chain ID is hashed
+// because it may hold characters a DNS label may not.
+func mdnsServiceName(chainID string) string {
+	sum := sha256.Sum256([]byte(chainID))
+	return "_guild-" + hex.EncodeToString(sum[:6]) + "._udp"
+}
+
+// startMDNS announces this host on the local network and dials the allowed peers it hears of.
+func (h *Host) startMDNS(chainID string) error {
+	svc := mdns.NewMdnsService(h.host, mdnsServiceName(chainID), mdnsNotifee{h})
+	if err := svc.Start(); err != nil {
+		return fmt.Errorf("p2p: mDNS: %w", err)
+	}
+	h.mdns = svc
+	return nil
+}
+
+type mdnsNotifee struct{ h *Host }
+
+// HandlePeerFound is called by the mDNS resolver, on a goroutine of its own, for every peer
+// announcement heard (repeatedly for the same peer).
+func (n mdnsNotifee) HandlePeerFound(pi peer.AddrInfo) { n.h.found(pi, "mdns") }
+
+// found dials a discovered peer if it is allowed and not yet connected. Its addresses are
+// remembered once identify confirms them (watchIdentify), not on the word of a discovery service.
+func (h *Host) found(pi peer.AddrInfo, via string) {
+	if pi.ID == h.host.ID() || !h.gater.admits(pi.ID) || len(pi.Addrs) == 0 {
+		return
+	}
+	if h.host.Network().Connectedness(pi.ID) == network.Connected {
+		return
+	}
+	h.goBackground(func() {
+		h.host.Peerstore().AddAddrs(pi.ID, pi.Addrs, peerstore.TempAddrTTL)
+		ctx, cancel := context.WithTimeout(h.ctx, dialTimeout)
+		defer cancel()
+		if err := h.host.Connect(ctx, pi); err != nil {
+			h.log.Debug("dialing a discovered peer failed", "via", via, "peer", pi.ID, "err", err)
+			return
+		}
+		h.log.Info("connected to a discovered peer", "via", via, "peer", pi.ID)
+	})
+}
+
+// watchIdentify remembers, in the address book, the listen addresses that allowed peers announce.
+func (h *Host) watchIdentify() error {
+	if h.book.path == "" {
+		return nil
+	}
+	sub, err := h.host.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted))
+	if err != nil {
+		return fmt.Errorf("p2p: watch identify: %w", err)
+	}
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		defer sub.Close()
+		for {
+			select {
+			case <-h.ctx.Done():
+				return
+			case e, ok := <-sub.Out():
+				if !ok {
+					return
+				}
+				ev := e.(event.EvtPeerIdentificationCompleted)
+				if !h.gater.allowed(ev.Peer) {
+					continue
+				}
+				if err := h.book.learn(ev.Peer, ev.ListenAddrs); err != nil {
+					h.log.Warn("saving the address book", "err", err)
+				}
+			}
+		}
+	}()
+	return nil
+}
