@@ -63,6 +63,10 @@ type Config struct {
 	ValidateTxs       Validator
 	ValidateConsensus Validator
 	Logger            *slog.Logger // nil -> slog.Default(); pubsub logs with component=pubsub
+
+	// SyncSource serves block sync ("/guild/<chain>/sync/1") to allowed peers; nil: this host
+	// only asks (FetchBlocks, SyncStatus).
+	SyncSource SyncSource
 }
 
 // PeerInfo describes a connected peer.
@@ -81,6 +85,7 @@ type Host struct {
 
 	txs       *gossipTopic
 	consensus *gossipTopic
+	sync      *syncService
 
 	// ctx lives until Close; cancelling it stops pubsub, the readers and the bootstrap dialer.
 	ctx    context.Context
@@ -183,6 +188,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		return fail(err)
 	}
 
+	h.startSync(cfg, gater)
 	if err := h.startBootstrap(bootstrap); err != nil {
 		return fail(err)
 	}
