@@ -29,7 +29,6 @@ func (n *Node) loop(ctx context.Context) error {
 		case <-ticker.C:
 			n.core.Tick()
 			n.metrics.mempool.Set(float64(n.pool.Size()))
-			n.pushCatchUp()
 		case <-n.pool.Notify():
 		case m := <-n.host.Consensus():
 			msg, ok := m.Decoded.(*consensus.Message)
@@ -42,10 +41,26 @@ func (n *Node) loop(ctx context.Context) error {
 			if err := n.core.Step(*msg); err != nil {
 				n.log.Debug("consensus message refused", "type", msg.Type, "height", msg.Height,
 					"from", msg.From, "err", err)
-				if errors.Is(err, consensus.ErrStaleHeight) {
-					n.helpLaggard(msg)
+				if errors.Is(err, consensus.ErrFutureHeight) {
+					n.syncer.wake() // peers are further ahead than consensus catches up
 				}
 			}
+		case req := <-n.syncCh:
+			applied, local, err := n.applySynced(req.blocks)
+			if applied > 0 {
+				// The chain moved past the core's height: start a core at the new tip. What it
+				// signed below that height is settled, and the WAL was reset with each block.
+				slot = nil
+				if err := n.startCore(nil); err != nil {
+					req.done <- err
+					return err
+				}
+			}
+			if err != nil {
+				req.done <- err
+				return err // lost durability, as in handleReady
+			}
+			req.done <- local
 		}
 		// Propose as soon as a slot is ours and there is something to propose — including right
 		// after the Ready that handed us the slot, not a tick later — and drain the core.
@@ -130,67 +145,6 @@ func (n *Node) maybePropose(slot *consensus.ProposalRequest, since time.Time, em
 		return errNothingToPropose
 	}
 	return err
-}
-
-// helpLaggard starts (or rewinds) the catch-up stream for a validator still voting on a height
-// this node finished long ago. The core itself answers peers up to MaxFutureHeights behind, and
-// decisions are never answered (two nodes would echo each other).
-func (n *Node) helpLaggard(msg *consensus.Message) {
-	if msg.Type == consensus.MsgDecision || msg.Height == 0 || msg.Height > n.blocks.Height() ||
-		msg.Height+consensus.MaxFutureHeights >= n.core.Status().Height {
-		return
-	}
-	if n.catchUp.next == 0 || msg.Height < n.catchUp.next {
-		n.catchUp.next = msg.Height
-	}
-	n.catchUp.until = time.Now().Add(catchUpWindow)
-	n.pushCatchUp()
-}
-
-// catchUpWindow is how long the stream runs after the last sign that a peer lags.
-const catchUpWindow = time.Second
-
-// catchUpStream sends stored blocks with their certificates, one per tick, from the lowest height
-// a lagging validator was heard at. A laggard takes one decided block ahead of its height, so one
-// per tick keeps pace with it; if it falls behind, its next message rewinds the stream. Anyone can
-// replay an old signed vote, so the stream is capped at one block per tick whatever arrives.
-// Block sync over request/response streams (issue #5) replaces this.
-type catchUpStream struct {
-	next     uint64 // next height to send; 0 when idle
-	until    time.Time
-	lastSent time.Time
-}
-
-// pushCatchUp sends the next block of the catch-up stream, if one is due.
-func (n *Node) pushCatchUp() {
-	cu := &n.catchUp
-	now := time.Now()
-	if cu.next == 0 {
-		return
-	}
-	if now.After(cu.until) || cu.next > n.blocks.Height() {
-		cu.next = 0
-		return
-	}
-	if now.Sub(cu.lastSent) < n.cfg.tick() {
-		return
-	}
-	value, cert, err := n.blocks.Block(cu.next)
-	if err != nil {
-		cu.next = 0
-		return
-	}
-	cu.lastSent = now
-	cu.next++
-	d := consensus.Message{
-		Type: consensus.MsgDecision, Height: cert.Height, View: cert.View, Digest: cert.Digest,
-		Value: value, Certificate: cert,
-	}
-	if n.valKey != nil {
-		d.From = uint32(n.self)
-		consensus.Sign(n.chainID, n.valKey, &d)
-	}
-	n.send(&d)
 }
 
 func (n *Node) send(m *consensus.Message) {

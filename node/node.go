@@ -55,8 +55,7 @@ type Node struct {
 	// Chain tip, owned by the loop.
 	lastHash   state.Hash
 	lastTime   int64
-	catchUp    catchUpStream // stored blocks streaming to a validator far behind
-	lastCommit time.Time     // when the last block was committed, for guild_height_seconds
+	lastCommit time.Time // when the last block was committed, for guild_height_seconds
 	// lastDecoded caches the block CheckProposal last decoded, so a commit need not decode it again.
 	lastDecoded decodedBlock
 
@@ -67,6 +66,8 @@ type Node struct {
 	admitCh  chan *admitReq
 	gossipCh chan []byte
 	sendCh   chan []byte
+	syncCh   chan *syncApply // verified blocks from block sync, for the loop to apply
+	syncer   *syncer
 
 	up       chan struct{} // closed once p2p and the API are listening
 	stopping chan struct{} // closed when Run begins to shut down
@@ -107,6 +108,7 @@ func New(home string, logger *slog.Logger) (*Node, error) {
 		admitCh:  make(chan *admitReq, 8192),
 		gossipCh: make(chan []byte, 65536),
 		sendCh:   make(chan []byte, 4096),
+		syncCh:   make(chan *syncApply),
 		up:       make(chan struct{}),
 		stopping: make(chan struct{}),
 	}
@@ -246,39 +248,15 @@ func (n *Node) PeerAddrs() []string { return n.host.Addrs() }
 // Run starts p2p, the API and the loop, and blocks until ctx ends; then it shuts down cleanly.
 func (n *Node) Run(ctx context.Context) error {
 	defer n.closeStores()
-	var err error
-	// The last blocks go to the core too, so that it can hand them to peers still deciding them.
-	var recent []consensus.Committed
-	for h := n.blocks.Height(); h > 0 && h+consensus.MaxFutureHeights > n.blocks.Height(); h-- {
-		value, cert, err := n.blocks.Block(h)
-		if err != nil {
-			return err
-		}
-		recent = append([]consensus.Committed{{Height: h, Value: value, Certificate: *cert}}, recent...)
-	}
-	n.core, err = consensus.New(consensus.Config{
-		Recent:           recent,
-		ChainID:          n.chainID,
-		Validators:       n.vals,
-		Key:              n.valKey,
-		App:              n,
-		Height:           n.blocks.Height() + 1,
-		RetransmitTicks:  n.cfg.Consensus.RetransmitTicks,
-		ViewTimeoutTicks: n.cfg.Consensus.ViewTimeoutMillis / n.cfg.Consensus.TickMillis,
-		Restore:          n.restored,
-	})
-	if err != nil {
+	if err := n.startCore(n.restored); err != nil {
 		if len(n.restored) > 0 {
 			return fmt.Errorf("node: the consensus WAL (%s) does not fit the block store at height %d: %w; "+
 				"if the chain data was wiped, this validator signed heights it no longer has and must "+
 				"not sign them again: wait until the chain is past them, then move the WAL aside",
 				filepath.Join(n.home, DataDir, WALFile), n.blocks.Height(), err)
 		}
-		return fmt.Errorf("node: consensus: %w", err)
+		return err
 	}
-	st := n.core.Status()
-	n.snapshot.Store(&st)
-
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if err := n.startP2P(ctx); err != nil {
@@ -289,6 +267,12 @@ func (n *Node) Run(ctx context.Context) error {
 		return err
 	}
 	n.startAdmission(ctx)
+	n.syncer = n.newSyncer(n.host)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.syncer.run(ctx)
+	}()
 
 	close(n.up)
 	n.log.Info("node started", "chain_id", n.chainID, "moniker", n.cfg.Moniker, "height", n.blocks.Height(),
@@ -305,6 +289,38 @@ func (n *Node) Run(ctx context.Context) error {
 		return loopErr
 	}
 	n.log.Info("node stopped", "height", n.blocks.Height())
+	return nil
+}
+
+// startCore (re)starts the consensus core at the height after the last stored block: at start,
+// with what the WAL restored, and on the loop after block sync moved the chain past the core.
+// The last stored blocks go to the core too, so that it can hand them to peers still deciding them.
+func (n *Node) startCore(restore []consensus.Message) error {
+	var recent []consensus.Committed
+	for h := n.blocks.Height(); h > 0 && h+consensus.MaxFutureHeights > n.blocks.Height(); h-- {
+		value, cert, err := n.blocks.Block(h)
+		if err != nil {
+			return err
+		}
+		recent = append([]consensus.Committed{{Height: h, Value: value, Certificate: *cert}}, recent...)
+	}
+	core, err := consensus.New(consensus.Config{
+		Recent:           recent,
+		ChainID:          n.chainID,
+		Validators:       n.vals,
+		Key:              n.valKey,
+		App:              n,
+		Height:           n.blocks.Height() + 1,
+		RetransmitTicks:  n.cfg.Consensus.RetransmitTicks,
+		ViewTimeoutTicks: n.cfg.Consensus.ViewTimeoutMillis / n.cfg.Consensus.TickMillis,
+		Restore:          restore,
+	})
+	if err != nil {
+		return fmt.Errorf("node: consensus: %w", err)
+	}
+	n.core = core
+	st := n.core.Status()
+	n.snapshot.Store(&st)
 	return nil
 }
 
@@ -341,6 +357,7 @@ func (n *Node) startP2P(ctx context.Context) error {
 		MaxMessageBytes:   MaxBlockBytes + 64<<10,
 		ValidateTxs:       n.validateTxBatch,
 		ValidateConsensus: n.validateConsensus,
+		SyncSource:        n,
 		Logger:            n.log,
 	})
 	if err != nil {

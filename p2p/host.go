@@ -98,6 +98,10 @@ type Config struct {
 	ValidateTxs       Validator
 	ValidateConsensus Validator
 	Logger            *slog.Logger // nil -> slog.Default(); pubsub logs with component=pubsub
+
+	// SyncSource serves block sync ("/guild/<chain>/sync/1") to allowed peers; nil: this host
+	// only asks (FetchBlocks, SyncStatus).
+	SyncSource SyncSource
 }
 
 // PeerInfo describes a connected peer.
@@ -133,6 +137,7 @@ type Host struct {
 
 	txs       *gossipTopic
 	consensus *gossipTopic
+	sync      *syncService
 
 	// ctx lives until Close; cancelling it stops pubsub, the readers and the bootstrap dialer.
 	ctx    context.Context
@@ -276,6 +281,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		return fail(err)
 	}
 
+	h.startSync(cfg, gater)
 	if err := h.watchIdentify(); err != nil {
 		return fail(err)
 	}

@@ -295,6 +295,12 @@ type liveTestnet struct {
 // the nodes' last log lines if the test failed).
 func startTestnet(t *testing.T, limit time.Duration) *liveTestnet {
 	t.Helper()
+	return startTestnetWith(t, limit, nil)
+}
+
+// startTestnetWith is startTestnet with each node's config changed by configure before start.
+func startTestnetWith(t *testing.T, limit time.Duration, configure func(*node.Config)) *liveTestnet {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("builds guild and runs a 4-node testnet; skipped with -short")
 	}
@@ -317,10 +323,24 @@ func startTestnet(t *testing.T, limit time.Duration) *liveTestnet {
 	t.Cleanup(cancel)
 	upCtx, upCancel := context.WithTimeout(ctx, 30*time.Second)
 	defer upCancel()
-	m, err := Up(upCtx, dir, UpOptions{
-		Create: CreateOptions{Validators: 4, Backend: "pebbledb", Passphrase: testPassphrase, WalletWorkFactor: testWorkFactor},
-		Binary: bin,
-	})
+	create := CreateOptions{Dir: dir, Validators: 4, Backend: "pebbledb", Passphrase: testPassphrase, WalletWorkFactor: testWorkFactor}
+	if configure != nil {
+		m, err := Create(create)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range m.Nodes {
+			cfg, err := node.LoadConfig(n.Home)
+			if err != nil {
+				t.Fatal(err)
+			}
+			configure(&cfg)
+			if err := node.SaveConfig(n.Home, cfg); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	m, err := Up(upCtx, dir, UpOptions{Create: create, Binary: bin})
 	if err != nil {
 		t.Fatal(err)
 	}

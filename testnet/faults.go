@@ -110,3 +110,39 @@ func Restart(ctx context.Context, dir string, k int, binary string) (Node, int, 
 		}
 	}
 }
+
+// ErrRunning is an action that needs a stopped node, on one that runs.
+var ErrRunning = errors.New("testnet: node is running")
+
+// Wipe deletes stopped node k's chain data — blocks, state, consensus WAL, everything under its
+// data directory — and keeps its keys, config and genesis, so that `restart` brings it back empty
+// and block sync fetches the chain from its peers. It refuses while the node runs. It returns the
+// bytes deleted.
+//
+// A validator's WAL goes too, so a wiped validator could sign again at a height it signed before
+// the wipe if that height were still undecided when it rejoined: a test-network tool, never for
+// a production validator.
+func Wipe(dir string, k int) (Node, int64, error) {
+	_, n, err := NodeAt(dir, k)
+	if err != nil {
+		return n, 0, err
+	}
+	if pid, ok := running(n.Home); ok {
+		return n, 0, fmt.Errorf("%w: %s (pid %d); stop it first (testnet kill --node %d)", ErrRunning, n.Name, pid, k)
+	}
+	data := filepath.Join(n.Home, node.DataDir)
+	var size int64
+	_ = filepath.Walk(data, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			size += fi.Size()
+		}
+		return nil
+	})
+	if err := os.RemoveAll(data); err != nil {
+		return n, 0, fmt.Errorf("testnet: wiping %s: %w", data, err)
+	}
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		return n, size, err
+	}
+	return n, size, nil
+}

@@ -40,6 +40,7 @@ func testnetCommand() *cli.Command {
 			testnetFaultCommand("restart", "stop node K cleanly if it runs, start it again from its data"),
 			testnetFaultCommand("pause", "freeze node K with SIGSTOP (a hung node)"),
 			testnetFaultCommand("resume", "let a paused node K run again (SIGCONT)"),
+			testnetWipeCommand(),
 		},
 	}
 }
@@ -231,6 +232,26 @@ func testnetFaultCommand(name, usage string) *cli.Command {
 				}
 				return err
 			}
+		},
+	}
+}
+
+func testnetWipeCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "wipe",
+		Usage: "delete stopped node K's chain data (blocks, state, WAL), keeping its keys, config and genesis",
+		Description: "Refuses while the node runs (stop it with `testnet kill`). `testnet restart --node K` then starts\n" +
+			"it empty, and block sync fetches and verifies the chain from its peers.",
+		Flags: []cli.Flag{
+			testnetDirFlag(),
+			&cli.IntFlag{Name: "node", Required: true, Usage: "`K`: which node, from 1, as `testnet status` lists them"},
+		},
+		Action: func(c *cli.Context) error {
+			n, size, err := testnet.Wipe(c.String("dir"), c.Int("node"))
+			if err == nil {
+				fmt.Printf("wiped %s: %.1f MiB of chain data deleted; keys, config and genesis kept\n", n.Name, float64(size)/(1<<20))
+			}
+			return err
 		},
 	}
 }

@@ -1,0 +1,437 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/guild-ledger/guild/consensus"
+	"github.com/guild-ledger/guild/p2p"
+	"github.com/guild-ledger/guild/state"
+)
+
+// Block sync (issue #5): a node that is behind — started after a wipe, added late, or back from a
+// long stop — fetches committed blocks with their certificates from peers that are ahead, checks
+// each certificate against the validator set in force at its height and the header chain, then
+// hands them to the loop, which executes and stores them exactly as it does a decided block and
+// restarts the consensus core at the new height. Consensus's own catch-up (a peer answers a
+// validator a height or two behind with the decision it is missing) still covers short gaps.
+
+// Tunables of block sync.
+const (
+	syncBatch          = 128             // blocks per request
+	syncPollInterval   = 2 * time.Second // how often peers' heights are asked for when nothing else prompts it
+	syncStatusTimeout  = 2 * time.Second
+	syncFetchTimeout   = 15 * time.Second
+	syncStuckAfter     = 3 * time.Second // a peer is ahead and our height has not moved for this long
+	syncDropWithheld   = 30 * time.Second
+	syncDropLied       = 10 * time.Minute
+	syncMaxDroppedKept = 1024
+)
+
+var (
+	// ErrSyncBadBlock is a block or certificate served by block sync that does not verify: the
+	// peer that served it lied.
+	ErrSyncBadBlock = errors.New("node: sync: peer served an invalid block")
+	// ErrSyncWithheld is a peer that claimed blocks it then did not serve.
+	ErrSyncWithheld = errors.New("node: sync: peer withheld blocks")
+)
+
+// syncNet is what block sync needs from the network; *p2p.Host implements it.
+type syncNet interface {
+	ConnectedPeers() []string
+	SyncStatus(ctx context.Context, peer string) (uint64, error)
+	FetchBlocks(ctx context.Context, peer string, from uint64, max int) ([]p2p.SyncedBlock, error)
+}
+
+// syncedBlock is a block whose certificate and place in the fetched chain have been verified.
+type syncedBlock struct {
+	height uint64
+	value  []byte
+	block  *Block
+	cert   consensus.Certificate
+}
+
+// syncApply is a batch handed to the loop, and its answer.
+type syncApply struct {
+	blocks []syncedBlock
+	done   chan error
+}
+
+// syncMetrics are block sync's Prometheus counters.
+type syncMetrics struct {
+	blocks  prometheus.Counter
+	txs     prometheus.Counter
+	dropped *prometheus.CounterVec
+}
+
+func newSyncMetrics(reg prometheus.Registerer) *syncMetrics {
+	m := &syncMetrics{
+		blocks: prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_sync_blocks_total",
+			Help: "Blocks fetched by block sync, verified and applied."}),
+		txs: prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_sync_txs_total",
+			Help: "Transactions in blocks applied by block sync."}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "guild_sync_peers_dropped_total",
+			Help: "Peers dropped from block sync's candidates, by reason (withheld, invalid)."}, []string{"reason"}),
+	}
+	reg.MustRegister(m.blocks, m.txs, m.dropped)
+	return m
+}
+
+// syncer runs block sync on its own goroutine; the loop alone applies what it fetched.
+type syncer struct {
+	net          syncNet
+	chainID      string
+	validatorsAt func(height uint64) consensus.ValidatorSet
+	blocks       *BlockStore
+	sigs         *sigCache
+	// apply hands verified blocks to the loop and waits until they are applied.
+	apply   func(ctx context.Context, blocks []syncedBlock) error
+	log     *slog.Logger
+	metrics *syncMetrics
+	kick    chan struct{}
+
+	// Owned by the syncer's goroutine.
+	dropped      map[string]time.Time // peer -> until when it is not asked
+	lastHeight   uint64
+	lastProgress time.Time
+}
+
+func (n *Node) newSyncer(net syncNet) *syncer {
+	return &syncer{
+		net: net, chainID: n.chainID, validatorsAt: n.validatorsAt, blocks: n.blocks, sigs: n.sigs,
+		apply: n.applySyncedFromLoop, log: n.log.With("component", "sync"),
+		metrics: newSyncMetrics(n.metrics.reg), kick: make(chan struct{}, 1),
+		dropped: make(map[string]time.Time),
+	}
+}
+
+// validatorsAt is the validator set in force at height: the one hook block sync checks
+// certificates through. Today the genesis set; governance will change it by height.
+func (n *Node) validatorsAt(uint64) consensus.ValidatorSet { return n.vals }
+
+// wake asks the syncer to look at peers' heights now: something suggests this node is behind.
+// It never blocks.
+func (s *syncer) wake() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// run syncs whenever a peer is ahead, until ctx ends.
+func (s *syncer) run(ctx context.Context) {
+	ticker := time.NewTicker(syncPollInterval)
+	defer ticker.Stop()
+	s.lastProgress = time.Now()
+	for {
+		s.round(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.kick:
+		case <-ticker.C:
+		}
+	}
+}
+
+// round asks the connected peers for their heights and, if this node is behind, fetches blocks
+// until it has what they claimed or runs out of peers.
+func (s *syncer) round(ctx context.Context) {
+	own := s.blocks.Height()
+	if own != s.lastHeight {
+		s.lastHeight, s.lastProgress = own, time.Now()
+	}
+	heights := s.statuses(ctx)
+	var target uint64
+	for _, h := range heights {
+		target = max(target, h)
+	}
+	// A gap consensus closes by itself is left to it, unless our height has stopped moving.
+	if target <= own || (target <= own+consensus.MaxFutureHeights && time.Since(s.lastProgress) < syncStuckAfter) {
+		return
+	}
+	start, from := time.Now(), own+1
+	var txs int
+	s.log.Info("behind peers; syncing blocks", "height", own, "peers_height", target, "peers", len(heights))
+	for ctx.Err() == nil {
+		own = s.blocks.Height()
+		p := s.pick(heights, own)
+		if p == "" {
+			break
+		}
+		n, err := s.fetchFrom(ctx, p, own+1, heights[p])
+		txs += n
+		if err != nil {
+			if errors.Is(err, errSyncLocal) {
+				s.log.Error("block sync stopped", "err", err)
+				break
+			}
+			if ctx.Err() == nil {
+				s.drop(p, err)
+			}
+			delete(heights, p)
+		}
+	}
+	if got := s.blocks.Height(); got >= from {
+		secs := time.Since(start).Seconds()
+		s.log.Info("synced blocks", "from", from, "to", got, "blocks", got-from+1, "txs", txs,
+			"seconds", fmt.Sprintf("%.2f", secs), "blocks_per_s", fmt.Sprintf("%.0f", float64(got-from+1)/secs),
+			"txs_per_s", fmt.Sprintf("%.0f", float64(txs)/secs))
+	}
+}
+
+// statuses asks every connected peer not dropped for its height, concurrently.
+func (s *syncer) statuses(ctx context.Context) map[string]uint64 {
+	now := time.Now()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	out := make(map[string]uint64)
+	for _, p := range s.net.ConnectedPeers() {
+		if until, ok := s.dropped[p]; ok {
+			if now.Before(until) {
+				continue
+			}
+			delete(s.dropped, p)
+		}
+		wg.Go(func() {
+			cctx, cancel := context.WithTimeout(ctx, syncStatusTimeout)
+			defer cancel()
+			h, err := s.net.SyncStatus(cctx, p)
+			if err != nil {
+				return // not a sync peer (yet), or slow: asked again next round
+			}
+			mu.Lock()
+			out[p] = h
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// pick chooses the peer to ask for blocks above own: one that claims more, preferring the
+// highest, and among equals spreading requests by height so no one peer serves everything.
+func (s *syncer) pick(heights map[string]uint64, own uint64) string {
+	var best []string
+	var top uint64
+	for p, h := range heights {
+		switch {
+		case h <= own:
+		case h > top:
+			top, best = h, []string{p}
+		case h == top:
+			best = append(best, p)
+		}
+	}
+	if len(best) == 0 {
+		return ""
+	}
+	slices.Sort(best)
+	return best[int(own/syncBatch)%len(best)]
+}
+
+// drop removes a peer from the candidates for a while, longer for a lie than for a silence.
+func (s *syncer) drop(p string, err error) {
+	reason, d := "withheld", syncDropWithheld
+	if errors.Is(err, ErrSyncBadBlock) || errors.Is(err, p2p.ErrSyncResponse) {
+		reason, d = "invalid", syncDropLied
+	}
+	if len(s.dropped) >= syncMaxDroppedKept {
+		clear(s.dropped)
+	}
+	s.dropped[p] = time.Now().Add(d)
+	s.metrics.dropped.WithLabelValues(reason).Inc()
+	s.log.Warn("dropped a peer from block sync", "peer", p, "reason", reason, "for", d, "err", err)
+}
+
+// errSyncLocal marks a failure on this node's side, which no other peer would fix.
+var errSyncLocal = errors.New("node: sync: this node cannot apply certified blocks")
+
+// fetchFrom asks p for blocks from `from` (it claimed `claimed`), verifies them and has the loop
+// apply them. It returns the transactions applied; an error says why p should not be asked again
+// for now (or wraps errSyncLocal).
+func (s *syncer) fetchFrom(ctx context.Context, p string, from, claimed uint64) (int, error) {
+	cctx, cancel := context.WithTimeout(ctx, syncFetchTimeout)
+	got, fetchErr := s.net.FetchBlocks(cctx, p, from, int(min(claimed-from+1, syncBatch)))
+	cancel()
+	verified, verifyErr := s.verify(from, got)
+	txs := 0
+	if len(verified) > 0 {
+		s.preverify(verified)
+		if err := s.apply(ctx, verified); err != nil {
+			return 0, err
+		}
+		for _, b := range verified {
+			txs += len(b.block.Txs)
+		}
+		s.metrics.blocks.Add(float64(len(verified)))
+		s.metrics.txs.Add(float64(txs))
+	}
+	switch {
+	case verifyErr != nil:
+		return txs, verifyErr
+	case fetchErr != nil:
+		return txs, fetchErr
+	case len(got) == 0:
+		return txs, fmt.Errorf("%w: claimed height %d, served nothing from %d", ErrSyncWithheld, claimed, from)
+	}
+	return txs, nil
+}
+
+// verify checks fetched blocks in order, from the block this node has at from-1: each
+// certificate against the validator set at its height and for the block's hash, and each header
+// (chain ID, height, parent hash; the transactions hash in DecodeBlock). It returns the verified
+// prefix and, if a block failed, why. The state root and time are checked against the state when
+// the loop applies them (CheckProposal).
+func (s *syncer) verify(from uint64, got []p2p.SyncedBlock) ([]syncedBlock, error) {
+	if len(got) == 0 {
+		return nil, nil
+	}
+	var prev state.Hash
+	if from > 1 {
+		value, _, err := s.blocks.Block(from - 1)
+		if err != nil {
+			return nil, fmt.Errorf("%w: reading block %d: %w", errSyncLocal, from-1, err)
+		}
+		prev = state.Hash(consensus.DigestOf(value))
+	}
+	out := make([]syncedBlock, 0, len(got))
+	for i := range got {
+		g := &got[i]
+		h := from + uint64(i)
+		b, cert, err := verifySynced(s.chainID, s.validatorsAt(h), h, prev, g)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, syncedBlock{height: h, value: g.Block, block: b, cert: *cert})
+		prev = state.Hash(cert.Digest)
+	}
+	return out, nil
+}
+
+// verifySynced checks one fetched block at height h whose parent hash must be prev.
+func verifySynced(chainID string, vals consensus.ValidatorSet, h uint64, prev state.Hash, g *p2p.SyncedBlock) (*Block, *consensus.Certificate, error) {
+	if g.Height != h {
+		return nil, nil, fmt.Errorf("%w: height %d where %d was due", ErrSyncBadBlock, g.Height, h)
+	}
+	var cert consensus.Certificate
+	if err := state.Unmarshal(g.Certificate, &cert); err != nil {
+		return nil, nil, fmt.Errorf("%w: certificate %d: %w", ErrSyncBadBlock, h, err)
+	}
+	if cert.Height != h || cert.Digest != consensus.DigestOf(g.Block) {
+		return nil, nil, fmt.Errorf("%w: certificate for height %d, digest %s does not certify block %d", ErrSyncBadBlock,
+			cert.Height, cert.Digest, h)
+	}
+	if err := consensus.VerifyCertificate(chainID, vals, &cert); err != nil {
+		return nil, nil, fmt.Errorf("%w: block %d: %w", ErrSyncBadBlock, h, err)
+	}
+	b, err := DecodeBlock(g.Block)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: block %d: %w", ErrSyncBadBlock, h, err)
+	}
+	switch hd := &b.Header; {
+	case hd.ChainID != chainID:
+		return nil, nil, fmt.Errorf("%w: block %d of chain %q", ErrSyncBadBlock, h, hd.ChainID)
+	case hd.Height != h:
+		return nil, nil, fmt.Errorf("%w: block %d says height %d", ErrSyncBadBlock, h, hd.Height)
+	case hd.PrevHash != prev:
+		return nil, nil, fmt.Errorf("%w: block %d has parent %s, want %s", ErrSyncBadBlock, h, hd.PrevHash, prev)
+	}
+	return b, &cert, nil
+}
+
+// preverify batch-verifies the signatures of the blocks' transactions off the loop, so that
+// executing them there finds them in the signature cache (as gossiped ones are). A transaction
+// whose signature fails stays out of the cache; execution rejects it as it would anyway.
+func (s *syncer) preverify(blocks []syncedBlock) {
+	var txs []*state.Tx
+	var hashes []state.Hash
+	for _, b := range blocks {
+		for _, raw := range b.block.Txs {
+			h := state.HashTx(raw)
+			if s.sigs.Verified(h) {
+				continue
+			}
+			tx, err := state.DecodeTx(raw)
+			if err != nil {
+				continue
+			}
+			txs, hashes = append(txs, tx), append(hashes, h)
+		}
+	}
+	for i, err := range state.VerifyTxs(s.chainID, txs) {
+		if err == nil {
+			s.sigs.add(hashes[i])
+		}
+	}
+}
+
+// applySyncedFromLoop hands blocks to the loop and waits for its answer.
+func (n *Node) applySyncedFromLoop(ctx context.Context, blocks []syncedBlock) error {
+	req := &syncApply{blocks: blocks, done: make(chan error, 1)}
+	select {
+	case n.syncCh <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// applySynced runs on the loop: it applies verified blocks that follow the tip exactly as a
+// decided block is applied (commit), skipping those consensus decided meanwhile. A block that
+// does not fit our state although a quorum certified it means this node's state or software
+// differs from theirs: that is errSyncLocal, and stops sync. A failure to store or execute is
+// lost durability, returned as fatal for the loop.
+func (n *Node) applySynced(blocks []syncedBlock) (applied int, local, fatal error) {
+	for i := range blocks {
+		b := &blocks[i]
+		if b.height <= n.blocks.Height() {
+			continue
+		}
+		if err := n.CheckProposal(b.height, b.value); err != nil {
+			return applied, fmt.Errorf("%w: block %d: %w", errSyncLocal, b.height, err), nil
+		}
+		if err := n.commit(consensus.Committed{Height: b.height, Value: b.value, Certificate: b.cert}); err != nil {
+			return applied, nil, fmt.Errorf("node: applying synced block %d: %w", b.height, err)
+		}
+		applied++
+	}
+	return applied, nil, nil
+}
+
+// SyncHeight implements p2p.SyncSource: the last stored block, which carries its certificate.
+func (n *Node) SyncHeight() uint64 { return n.blocks.Height() }
+
+// SyncBlocks implements p2p.SyncSource from the block store.
+func (n *Node) SyncBlocks(from uint64, max, maxBytes int) ([]p2p.SyncedBlock, error) {
+	var out []p2p.SyncedBlock
+	size := 0
+	for h := from; h <= n.blocks.Height() && len(out) < max; h++ {
+		value, cert, err := n.blocks.Block(h)
+		if err != nil {
+			return out, err
+		}
+		cb, err := state.Marshal(cert)
+		if err != nil {
+			return out, err
+		}
+		if len(out) > 0 && size+len(value)+len(cb) > maxBytes {
+			break
+		}
+		size += len(value) + len(cb)
+		out = append(out, p2p.SyncedBlock{Height: h, Block: value, Certificate: cb})
+	}
+	return out, nil
+}

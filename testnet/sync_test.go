@@ -1,0 +1,177 @@
+package testnet
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/guild-ledger/guild/node"
+)
+
+// syncBlocksEnv, when set, makes TestWipedNodeResyncs grow the chain to that many blocks (say
+// 3000) before the wipe, and print the catch-up speed; unset, a short chain keeps `make test` quick.
+const syncBlocksEnv = "GUILD_SYNC_BLOCKS"
+
+// A validator killed and wiped of all chain data rejoins a running 4-node testnet: restarted, it
+// fetches and verifies every block from its peers, reaches their height, proposes again as leader,
+// and every node holds the same block at every height.
+func TestWipedNodeResyncs(t *testing.T) {
+	blocks, long := uint64(40), false
+	if v := os.Getenv(syncBlocksEnv); v != "" {
+		n, err := strconv.ParseUint(v, 10, 32)
+		if err != nil || n < 10 {
+			t.Fatalf("%s=%q: want a number of blocks, at least 10", syncBlocksEnv, v)
+		}
+		blocks, long = n, true
+	}
+	emptyMillis := 20
+	if long {
+		emptyMillis = 5 // blocks come as fast as consensus decides them
+	}
+	limit := 3*time.Minute + time.Duration(blocks)*200*time.Millisecond
+	tn := startTestnetWith(t, limit, func(c *node.Config) { c.Consensus.EmptyBlockMillis = emptyMillis })
+	ctx, dir, bin, clients := tn.ctx, tn.dir, tn.bin, tn.clients
+
+	// Transfers in the chain, so the wiped node re-verifies signatures and re-executes them.
+	load := LoadOptions{Dir: dir, Passphrase: testPassphrase, Rate: 100, Duration: 2 * time.Second, Accounts: 8}
+	if long {
+		load.Rate, load.Duration, load.Accounts = 500, 30*time.Second, 32
+	}
+	rep, err := RunLoad(ctx, load)
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	if rep.Finalized == 0 {
+		t.Fatalf("load finalized nothing: %+v", rep)
+	}
+	growStart := time.Now()
+	waitHeightsFor(t, ctx, clients, blocks, limit)
+	t.Logf("chain grew to %d blocks (%d transfers finalized) in %v", blocks, rep.Finalized, time.Since(growStart).Round(time.Millisecond))
+
+	const k = 4
+	if _, err := Kill(dir, k); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Wipe(dir, k); err != nil {
+		t.Fatal(err)
+	}
+	others, wiped := clients[:k-1], clients[k-1]
+	target := uint64(0)
+	for _, h := range waitHeightsFor(t, ctx, others, 1, time.Minute) {
+		target = max(target, h)
+	}
+	start := time.Now()
+	if _, _, err := Restart(ctx, dir, k, bin); err != nil {
+		t.Fatal(err)
+	}
+	waitHeightsFor(t, ctx, []*node.Client{wiped}, target, limit)
+	elapsed := time.Since(start)
+	// Block sync did it, not consensus's short-range catch-up.
+	if synced := metricValue(t, ctx, wiped.Base(), "guild_sync_blocks_total"); synced < float64(target)-2 {
+		t.Errorf("node%d reached height %d with only %.0f blocks from block sync", k, target, synced)
+	}
+
+	// It joins consensus: a block after the catch-up proposed by node k itself.
+	proposed := uint64(0)
+	for h := target + 1; proposed == 0; h++ {
+		waitHeightsFor(t, ctx, clients, h, time.Minute)
+		b, err := clients[0].Block(ctx, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.Header.Proposer == k-1 {
+			proposed = h
+		}
+		if h > target+40 {
+			t.Fatalf("node%d proposed none of blocks %d..%d after catching up", k, target+1, h)
+		}
+	}
+
+	// Every node holds the same block at every height; count what the wiped node verified.
+	txs := 0
+	for h := uint64(1); h <= proposed; h++ {
+		var hash string
+		for i, c := range clients {
+			b, err := c.Block(ctx, h)
+			if err != nil {
+				t.Fatalf("node%d block %d: %v", i+1, h, err)
+			}
+			if hash == "" {
+				hash = b.Hash
+			} else if b.Hash != hash {
+				t.Fatalf("block %d: node%d has %s, node1 has %s", h, i+1, b.Hash, hash)
+			}
+			if i == k-1 && h <= target {
+				txs += len(b.Txs)
+			}
+		}
+	}
+	secs := elapsed.Seconds()
+	msg := fmt.Sprintf("wiped node%d caught up %d blocks (%d transfers) in %v (restart included): %.0f blocks/s, %.0f tx/s verified; "+
+		"it proposed block %d; all 4 nodes agree on blocks 1..%d",
+		k, target, txs, elapsed.Round(time.Millisecond), float64(target)/secs, float64(txs)/secs, proposed, proposed)
+	t.Log(msg)
+	if long {
+		fmt.Println(msg)
+	}
+}
+
+// waitHeightsFor waits up to limit until every client reports a height of at least h.
+func waitHeightsFor(t *testing.T, ctx context.Context, clients []*node.Client, h uint64, limit time.Duration) []uint64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	heights := make([]uint64, len(clients))
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		low := uint64(math.MaxUint64)
+		for i, c := range clients {
+			if st, err := c.Status(ctx); err == nil {
+				heights[i] = st.Height
+			}
+			low = min(low, heights[i])
+		}
+		if low >= h {
+			return heights
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("nodes at heights %v, want all >= %d: %v", heights, h, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// metricValue reads one unlabelled metric from a node's /metrics.
+func metricValue(t *testing.T, ctx context.Context, api, name string) float64 {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, api+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("%s has no metric %s", api, name)
+	return 0
+}
