@@ -156,7 +156,6 @@ type scriptNode struct {
 	app       *testApp
 	down      string // "crashed" or "byzantine" when the core no longer runs
 	request   *ProposalRequest
-	evidence  int // evidence records already reported
 	committed []Committed
 }
 
@@ -377,6 +376,9 @@ func (sc *script) drain(i int) {
 	nd := sc.nodes[i]
 	for nd.core.HasReady() {
 		rd := nd.core.Ready()
+		for _, ev := range rd.Evidence {
+			sc.note(i, "records evidence: n%d signed %s and %s", ev.First.From, sc.describe(ev.First), sc.describe(ev.Second))
+		}
 		for _, m := range rd.Messages {
 			sc.note(i, "sends %s", sc.describe(m))
 			for j := range sc.nodes {
@@ -400,14 +402,7 @@ func (sc *script) drain(i int) {
 		}
 		nd.core.Advance()
 	}
-	for _, ev := range evidenceOf(nd.core)[nd.evidence:] {
-		sc.note(i, "records evidence: n%d signed %s and %s", ev.First.From, sc.describe(ev.First), sc.describe(ev.Second))
-	}
-	nd.evidence = len(evidenceOf(nd.core))
 }
-
-// evidenceOf is the equivocation evidence a core holds.
-func evidenceOf(c *Core) []equivocation { return c.evidence }
 
 func (sc *script) note(i int, format string, args ...any) {
 	sc.events[i] = append(sc.events[i], fmt.Sprintf("n%d ", i)+fmt.Sprintf(format, args...))
