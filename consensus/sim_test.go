@@ -324,7 +324,7 @@ func runSim(sc scenario, seed int64, stats *simStats) error {
 	}
 	for i, nd := range s.nodes {
 		if !s.faulty[i] {
-			s.stats.evidence += len(nd.core.evidence)
+			s.stats.evidence += int(nd.core.evidenceCaught)
 			if nd.core.future.size() > MaxFutureHeights*(3*n+1) {
 				return fmt.Errorf("node %d buffers %d messages, over the bound", i, nd.core.future.size())
 			}
