@@ -304,7 +304,7 @@ func (n *Node) validateConsensus(from string, data []byte) (p2p.Verdict, any) {
 	if err != nil {
 		return p2p.Reject, nil
 	}
-	if err := consensus.VerifyMessage(n.chainID, n.vals, m); err != nil {
+	if err := consensus.VerifyMessage(n.chainID, n.validatorsAt(m.Height), m); err != nil {
 		return p2p.Reject, nil
 	}
 	// The one clock check, kept out of the deterministic core: honest nodes do not take up a

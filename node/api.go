@@ -381,11 +381,9 @@ func (n *Node) evidenceJSON(e *consensus.Evidence, included uint64) EvidenceJSON
 		Included: included,
 	}
 	// Committed evidence passed Verify, so the index is in the set.
-	if i := int(e.First.From); i < len(n.vals.Validators) {
-		out.PubKey = hex.EncodeToString(n.vals.Validators[i].PubKey)
+	if vals := n.validatorsAt(e.First.Height).Validators; int(e.First.From) < len(vals) {
+		out.PubKey = hex.EncodeToString(vals[e.First.From].PubKey)
 	}
-	if i := int(e.First.From); i < len(n.gen.Validators) {
-		out.Validator = n.gen.Validators[i].Name
-	}
+	out.Validator = n.validatorName(e.First.Height, e.First.From)
 	return out
 }

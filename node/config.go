@@ -69,13 +69,18 @@ type ConsensusConfig struct {
 	TickMillis int `toml:"tick_ms"`
 	// RetransmitTicks: after this many ticks without progress at a height, resend own messages.
 	RetransmitTicks int `toml:"retransmit_ticks"`
+	// The next three are the consortium's parameters, set in genesis and changed by governance
+	// (state.ParamViewTimeoutMs, ParamEmptyBlockMs, ParamMaxBlockTxs). 0 follows the consortium;
+	// another value overrides it on this node only (for tests and experiments; a block holding
+	// more transactions than the consortium's max_block_txs is invalid whatever this says).
+	//
 	// ViewTimeoutMillis: a validator that sees no commit for this long starts a view change to
 	// replace the leader; the timeout doubles with each failed view and resets on progress.
 	ViewTimeoutMillis int `toml:"view_timeout_ms"`
 	// EmptyBlockMillis: with an empty mempool, the leader waits this long before proposing an empty
 	// block. With transactions waiting it proposes at once.
 	EmptyBlockMillis int `toml:"empty_block_ms"`
-	// MaxBlockTxs caps the transactions in one block.
+	// MaxBlockTxs caps the transactions in a block this node proposes.
 	MaxBlockTxs int `toml:"max_block_txs"`
 }
 
@@ -107,9 +112,6 @@ func DefaultConfig() Config {
 		Consensus: ConsensusConfig{
 			TickMillis:        20,
 			RetransmitTicks:   25,
-			ViewTimeoutMillis: 2000,
-			EmptyBlockMillis:  1000,
-			MaxBlockTxs:       2000,
 		},
 		Mempool: MempoolConfig{Size: 200000, GossipBatchMillis: 5},
 		Log:     LogConfig{Level: "info", Format: "text"},
@@ -123,14 +125,17 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("node: storage.backend %q: want pebbledb, goleveldb or memdb", c.Storage.Backend)
 	}
-	if c.Consensus.TickMillis <= 0 || c.Consensus.RetransmitTicks <= 0 || c.Consensus.EmptyBlockMillis <= 0 {
-		return errors.New("node: consensus tick_ms, retransmit_ticks and empty_block_ms must be positive")
+	if c.Consensus.TickMillis <= 0 || c.Consensus.RetransmitTicks <= 0 {
+		return errors.New("node: consensus tick_ms and retransmit_ticks must be positive")
 	}
-	if c.Consensus.ViewTimeoutMillis < 2*c.Consensus.TickMillis {
+	if c.Consensus.EmptyBlockMillis < 0 || c.Consensus.ViewTimeoutMillis < 0 {
+		return errors.New("node: consensus empty_block_ms and view_timeout_ms must be 0 (the consortium's) or positive")
+	}
+	if v := c.Consensus.ViewTimeoutMillis; v > 0 && v < 2*c.Consensus.TickMillis {
 		return errors.New("node: consensus.view_timeout_ms must be at least two ticks (2 × tick_ms)")
 	}
-	if c.Consensus.MaxBlockTxs <= 0 || c.Consensus.MaxBlockTxs > MaxBlockTxsLimit {
-		return fmt.Errorf("node: consensus.max_block_txs must be in 1..%d", MaxBlockTxsLimit)
+	if c.Consensus.MaxBlockTxs < 0 || c.Consensus.MaxBlockTxs > MaxBlockTxsLimit {
+		return fmt.Errorf("node: consensus.max_block_txs must be 0 (the consortium's) or in 1..%d", MaxBlockTxsLimit)
 	}
 	if c.Mempool.Size <= 0 || c.Mempool.GossipBatchMillis <= 0 {
 		return errors.New("node: mempool size and gossip_batch_ms must be positive")
@@ -198,9 +203,11 @@ const configHeader = `# Guild node configuration. Defaults:
 #   [storage] backend          = "pebbledb"  or "goleveldb", or "memdb" (nothing kept on disk)
 #   [consensus] tick_ms        = 20        consensus clock period
 #   [consensus] retransmit_ticks = 25      resend own messages after this many ticks without progress
-#   [consensus] view_timeout_ms = 2000     no commit for this long: change view (replace the leader)
-#   [consensus] empty_block_ms = 1000      with nothing to commit, propose an empty block this often
-#   [consensus] max_block_txs  = 2000      transactions per block at most
+#   [consensus] view_timeout_ms = 0        no commit for this long: change view (replace the leader)
+#   [consensus] empty_block_ms = 0         with nothing to commit, propose an empty block this often
+#   [consensus] max_block_txs  = 0         transactions per block this node proposes at most
+#               0 = the consortium's parameter (genesis, then governance: 2000 ms, 1000 ms, 2000
+#               txs unless changed); another value overrides it on this node only
 #   [mempool] size             = 200000    pending transactions kept at most
 #   [mempool] gossip_batch_ms  = 5         gossip API transactions in batches collected this long
 #   [log] level                = "info"    debug, info, warn, error

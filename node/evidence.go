@@ -189,7 +189,8 @@ func (n *Node) SubmitEvidence(e *consensus.Evidence) error {
 
 // poolEvidence is SubmitEvidence without the gossip.
 func (n *Node) poolEvidence(e *consensus.Evidence) error {
-	if err := e.Verify(n.chainID, &n.vals); err != nil {
+	vals := n.validatorsAt(e.First.Height)
+	if err := e.Verify(n.chainID, &vals); err != nil {
 		return err
 	}
 	// Evidence a little ahead of the next block is what an honest peer deciding a later height
@@ -270,7 +271,8 @@ func (n *Node) checkBlockEvidence(height uint64, evs []consensus.Evidence) error
 	slots := make(map[consensus.EvidenceSlot]struct{}, len(evs))
 	for i := range evs {
 		e := &evs[i]
-		if err := e.Verify(n.chainID, &n.vals); err != nil {
+		vals := n.validatorsAt(e.First.Height)
+	if err := e.Verify(n.chainID, &vals); err != nil {
 			return fmt.Errorf("%w: evidence %d: %w", ErrBadBlock, i, err)
 		}
 		if err := evidenceFits(e.First.Height, height); err != nil {

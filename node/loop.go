@@ -21,7 +21,6 @@ func (n *Node) loop(ctx context.Context) error {
 		slot      *consensus.ProposalRequest // a slot this node leads and has not proposed for
 		slotSince time.Time
 	)
-	emptyAfter := time.Duration(n.cfg.Consensus.EmptyBlockMillis) * time.Millisecond
 	for {
 		select {
 		case <-ctx.Done():
@@ -69,7 +68,7 @@ func (n *Node) loop(ctx context.Context) error {
 				slot = nil // the slot passed (decided, or its view timed out) before we proposed
 			}
 			if slot != nil {
-				if err := n.maybePropose(slot, slotSince, emptyAfter); err == nil {
+				if err := n.maybePropose(slot, slotSince, n.params.emptyAfter); err == nil {
 					slot = nil
 				} else if !errors.Is(err, errNothingToPropose) {
 					n.log.Warn("proposing failed", "height", slot.Height, "err", err)
@@ -86,6 +85,16 @@ func (n *Node) loop(ctx context.Context) error {
 			if rd.Propose != nil {
 				slot, slotSince = rd.Propose, time.Now()
 			}
+			if n.coreStale {
+				// The block just applied changed the validator set (or the view timeout) of the
+				// next height: a core built for the new one takes over before anything is signed
+				// there. The old core has decided and signed nothing beyond its height.
+				n.coreStale, slot = false, nil
+				if err := n.startCore(nil); err != nil {
+					return err
+				}
+				continue
+			}
 			n.core.Advance()
 		}
 	}
@@ -98,7 +107,7 @@ var errNothingToPropose = errors.New("node: nothing to propose yet")
 func (n *Node) maybePropose(slot *consensus.ProposalRequest, since time.Time, emptyAfter time.Duration) error {
 	var txs [][]byte
 	if n.pool.Size() > 0 {
-		txs = n.pool.Reap(n.cfg.Consensus.MaxBlockTxs, MaxBlockBytes-64<<10, n.nonceOf)
+		txs = n.pool.Reap(n.params.proposeTxs, MaxBlockBytes-64<<10, n.nonceOf)
 	}
 	evs := n.evidence.Pending(slot.Height, MaxBlockEvidence, n.evidenceOnChain)
 	if len(txs) == 0 && len(evs) == 0 && time.Since(since) < emptyAfter {
@@ -211,8 +220,10 @@ func (n *Node) CheckProposal(height uint64, value []byte) error {
 		return fmt.Errorf("%w: state root %s, ours %s", ErrBadBlock, h.StateRoot, n.st.Root())
 	case h.Time <= n.lastTime:
 		return fmt.Errorf("%w: time %d not after the parent's %d", ErrBadBlock, h.Time, n.lastTime)
-	case int(h.Proposer) >= len(n.vals.Validators):
+	case int(h.Proposer) >= len(n.validatorsAt(height).Validators):
 		return fmt.Errorf("%w: proposer index %d out of range", ErrBadBlock, h.Proposer)
+	case len(b.Txs) > n.params.maxBlockTxs:
+		return fmt.Errorf("%w: %d transactions, the consortium's limit is %d", ErrBadBlock, len(b.Txs), n.params.maxBlockTxs)
 	}
 	if err := n.checkBlockEvidence(height, b.Evidence); err != nil {
 		return err
@@ -246,6 +257,9 @@ func (n *Node) commit(c consensus.Committed) error {
 		return err
 	}
 	n.commits.publish()
+	if err := n.followGovernance(); err != nil {
+		return err
+	}
 	n.metrics.commitSeconds.Observe(time.Since(start).Seconds())
 	n.metrics.roundsPerHeight.Observe(float64(c.Certificate.View) + 1)
 	if !n.lastCommit.IsZero() {

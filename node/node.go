@@ -32,9 +32,15 @@ type Node struct {
 	gen     *Genesis
 	log     *slog.Logger
 	chainID string
-	vals    consensus.ValidatorSet
-	self    int // validator index, -1 when observing
-	valKey  ed25519.PrivateKey
+	valKey  ed25519.PrivateKey // this node's consensus key, whether or not it is in the current set
+	valPub  ed25519.PublicKey
+	// sched is the validator schedule read from state after each block (see valset.go).
+	sched atomic.Pointer[schedule]
+	// Owned by the loop: the epoch and parameters the running core was built with.
+	coreEpoch epoch
+	self      int // validator index at the core's height, -1 when observing
+	params    params
+	coreStale bool // the next height needs a core with another validator set or timeout
 	nodeKey ed25519.PrivateKey
 	peerID  string
 
@@ -99,7 +105,7 @@ func New(home string, logger *slog.Logger) (*Node, error) {
 	}
 	n := &Node{
 		cfg: cfg, home: home, gen: gen, log: logger, chainID: gen.ChainID,
-		vals: gen.ValidatorSet(), self: -1, nodeKey: nodeKey,
+		self: -1, nodeKey: nodeKey, valKey: valKey,
 		pool:     NewMempool(cfg.Mempool.Size),
 		evidence: NewEvidencePool(),
 		sigs:     newSigCache(1 << 20),
@@ -115,21 +121,26 @@ func New(home string, logger *slog.Logger) (*Node, error) {
 	if n.peerID, err = p2p.PeerIDFromKey(nodeKey); err != nil {
 		return nil, err
 	}
-	pub := valKey.Public().(ed25519.PublicKey)
-	for i, v := range n.vals.Validators {
-		if v.PubKey.Equal(pub) {
-			n.self, n.valKey = i, valKey
-		}
-	}
+	n.valPub = valKey.Public().(ed25519.PublicKey)
 	if err := n.openStores(); err != nil {
 		n.closeStores()
 		return nil, err
 	}
-	if n.self >= 0 {
-		if n.wal, n.restored, err = OpenWAL(filepath.Join(n.home, DataDir, WALFile)); err != nil {
-			n.closeStores()
-			return nil, err
-		}
+	sched, err := loadSchedule(n.st)
+	if err != nil {
+		n.closeStores()
+		return nil, err
+	}
+	n.sched.Store(sched)
+	if n.params, err = n.loadParams(); err != nil {
+		n.closeStores()
+		return nil, err
+	}
+	n.self = n.selfIndex(n.blocks.Height() + 1)
+	// Every node keeps a WAL, not only the validators of today: governance may make it one.
+	if n.wal, n.restored, err = OpenWAL(filepath.Join(n.home, DataDir, WALFile)); err != nil {
+		n.closeStores()
+		return nil, err
 	}
 	return n, nil
 }
@@ -304,21 +315,33 @@ func (n *Node) startCore(restore []consensus.Message) error {
 		}
 		recent = append([]consensus.Committed{{Height: h, Value: value, Certificate: *cert}}, recent...)
 	}
+	// The set and parameters of the height the core decides: on a validator change the loop
+	// restarts the core at the first height of the new set, before it signs anything there.
+	height := n.blocks.Height() + 1
+	ep := *n.sched.Load().at(height)
+	self := n.selfIndex(height)
+	var key ed25519.PrivateKey
+	if self >= 0 {
+		key = n.valKey
+	}
 	core, err := consensus.New(consensus.Config{
 		Recent:           recent,
 		ChainID:          n.chainID,
-		Validators:       n.vals,
-		Key:              n.valKey,
+		Validators:       ep.Set,
+		Key:              key,
 		App:              n,
-		Height:           n.blocks.Height() + 1,
+		Height:           height,
 		RetransmitTicks:  n.cfg.Consensus.RetransmitTicks,
-		ViewTimeoutTicks: n.cfg.Consensus.ViewTimeoutMillis / n.cfg.Consensus.TickMillis,
+		ViewTimeoutTicks: max(1, int(n.params.viewTimeout/n.cfg.tick())),
 		Restore:          restore,
 	})
 	if err != nil {
 		return fmt.Errorf("node: consensus: %w", err)
 	}
-	n.core = core
+	if self != n.self {
+		n.log.Info("validator role changed", "height", height, "index", self)
+	}
+	n.core, n.coreEpoch, n.self, n.coreStale = core, ep, self, false
 	st := n.core.Status()
 	n.snapshot.Store(&st)
 	return nil

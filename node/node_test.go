@@ -161,7 +161,7 @@ func TestSoloNodeCommitsTransfers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := consensus.VerifyCertificate(n.chainID, n.vals, cert); err != nil {
+	if err := consensus.VerifyCertificate(n.chainID, n.validatorsAt(1), cert); err != nil {
 		t.Fatalf("certificate of block 1: %v", err)
 	}
 	if b.Hash != consensus.DigestOf(value).String() || len(b.Certificate.Votes) != 1 {

@@ -56,6 +56,9 @@ type syncedBlock struct {
 	value  []byte
 	block  *Block
 	cert   consensus.Certificate
+	// vals is the set the certificate was verified against: the one scheduled when it was
+	// fetched, which a block applied since may have changed (see applySynced).
+	vals consensus.ValidatorSet
 }
 
 // syncApply is a batch handed to the loop, and its answer.
@@ -111,10 +114,6 @@ func (n *Node) newSyncer(net syncNet) *syncer {
 		dropped: make(map[string]time.Time),
 	}
 }
-
-// validatorsAt is the validator set in force at height: the one hook block sync checks
-// certificates through. Today the genesis set; governance will change it by height.
-func (n *Node) validatorsAt(uint64) consensus.ValidatorSet { return n.vals }
 
 // wake asks the syncer to look at peers' heights now: something suggests this node is behind.
 // It never blocks.
@@ -306,11 +305,12 @@ func (s *syncer) verify(from uint64, got []p2p.SyncedBlock) ([]syncedBlock, erro
 	for i := range got {
 		g := &got[i]
 		h := from + uint64(i)
-		b, cert, err := verifySynced(s.chainID, s.validatorsAt(h), h, prev, g)
+		vals := s.validatorsAt(h)
+		b, cert, err := verifySynced(s.chainID, vals, h, prev, g)
 		if err != nil {
 			return out, err
 		}
-		out = append(out, syncedBlock{height: h, value: g.Block, block: b, cert: *cert})
+		out = append(out, syncedBlock{height: h, value: g.Block, block: b, cert: *cert, vals: vals})
 		prev = state.Hash(cert.Digest)
 	}
 	return out, nil
@@ -399,6 +399,13 @@ func (n *Node) applySynced(blocks []syncedBlock) (applied int, local, fatal erro
 		b := &blocks[i]
 		if b.height <= n.blocks.Height() {
 			continue
+		}
+		// Verified off the loop against the set scheduled then; a block applied since may have
+		// scheduled another. Now that the parent is applied, the set of this height is final.
+		if vals := n.validatorsAt(b.height); !sameValidators(vals, b.vals) {
+			if err := consensus.VerifyCertificate(n.chainID, vals, &b.cert); err != nil {
+				return applied, fmt.Errorf("%w: block %d: %w", ErrSyncBadBlock, b.height, err), nil
+			}
 		}
 		if err := n.CheckProposal(b.height, b.value); err != nil {
 			return applied, fmt.Errorf("%w: block %d: %w", errSyncLocal, b.height, err), nil
