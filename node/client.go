@@ -177,3 +177,10 @@ func (c *Client) Evidence(ctx context.Context) (EvidenceListResponse, error) {
 	err := c.do(ctx, http.MethodGet, "/v1/evidence", nil, &out)
 	return out, err
 }
+
+// SubmitEvidence sends encoded evidence of equivocation (consensus.Evidence.Encode).
+func (c *Client) SubmitEvidence(ctx context.Context, raw []byte) (SubmitEvidenceResponse, error) {
+	var out SubmitEvidenceResponse
+	err := c.do(ctx, http.MethodPost, "/v1/evidence", SubmitEvidenceRequest{Evidence: hex.EncodeToString(raw)}, &out)
+	return out, err
+}
