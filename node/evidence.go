@@ -164,6 +164,15 @@ func (p *EvidencePool) Update(height uint64, included []consensus.Evidence) {
 	}
 }
 
+// discard drops evs from the pool.
+func (p *EvidencePool) discard(evs []consensus.Evidence) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := range evs {
+		p.drop(evs[i].Slot())
+	}
+}
+
 func (p *EvidencePool) drop(slot consensus.EvidenceSlot) {
 	if pe, ok := p.bySlot[slot]; ok {
 		delete(p.bySlot, slot)
