@@ -59,6 +59,7 @@ func (n *Node) apiHandler() http.Handler {
 	mux.HandleFunc("GET /v1/status", n.handleStatus)
 	mux.HandleFunc("GET /v1/evidence", n.handleEvidence)
 	mux.HandleFunc("GET /v1/peers", n.handlePeers)
+	mux.HandleFunc("POST /v1/evidence", n.handleSubmitEvidence)
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -386,4 +387,42 @@ func (n *Node) evidenceJSON(e *consensus.Evidence, included uint64) EvidenceJSON
 	}
 	out.Validator = n.validatorName(e.First.Height, e.First.From)
 	return out
+}
+
+// handleSubmitEvidence takes {"evidence": "<hex>"}: 202 once verified, pooled and gossiped, 200
+// if already pending or on chain, 400 with the reason if it proves nothing (or is too old or
+// too far ahead), 503 if the pool is full.
+func (n *Node) handleSubmitEvidence(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 2*consensus.MaxEvidenceBytes+1024))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "reading body: "+err.Error())
+		return
+	}
+	var req SubmitEvidenceRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		writeError(w, http.StatusBadRequest, `body must be JSON {"evidence": "<hex-encoded evidence>"}: `+err.Error())
+		return
+	}
+	raw, err := hex.DecodeString(trimHex(req.Evidence))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "evidence must be hex")
+		return
+	}
+	e, err := consensus.DecodeEvidence(raw)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	resp := SubmitEvidenceResponse{ID: e.ID().String(), Status: EvidencePending}
+	switch err := n.SubmitEvidence(e); {
+	case err == nil:
+		writeJSON(w, http.StatusAccepted, resp)
+	case errors.Is(err, ErrEvidenceKnown):
+		resp.Status = EvidenceKnown
+		writeJSON(w, http.StatusOK, resp)
+	case errors.Is(err, ErrEvidencePoolFull):
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+	default:
+		writeError(w, http.StatusBadRequest, err.Error())
+	}
 }

@@ -121,6 +121,23 @@ type EvidenceJSON struct {
 	Included       uint64    `json:"included_height"`
 }
 
+// Evidence statuses reported by POST /v1/evidence.
+const (
+	EvidencePending = "pending" // verified, pooled and gossiped: the next leader puts it on chain
+	EvidenceKnown   = "known"   // pending already, or on chain
+)
+
+// SubmitEvidenceRequest is the body of POST /v1/evidence: an encoded consensus.Evidence in hex.
+type SubmitEvidenceRequest struct {
+	Evidence string `json:"evidence"`
+}
+
+// SubmitEvidenceResponse answers POST /v1/evidence.
+type SubmitEvidenceResponse struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
+}
+
 // MaxEvidenceList is the most pieces of evidence GET /v1/evidence returns.
 const MaxEvidenceList = 1000
 

@@ -184,3 +184,10 @@ func (c *Client) Peers(ctx context.Context) (PeersResponse, error) {
 	err := c.do(ctx, http.MethodGet, "/v1/peers", nil, &out)
 	return out, err
 }
+
+// SubmitEvidence sends encoded evidence of equivocation (consensus.Evidence.Encode).
+func (c *Client) SubmitEvidence(ctx context.Context, raw []byte) (SubmitEvidenceResponse, error) {
+	var out SubmitEvidenceResponse
+	err := c.do(ctx, http.MethodPost, "/v1/evidence", SubmitEvidenceRequest{Evidence: hex.EncodeToString(raw)}, &out)
+	return out, err
+}

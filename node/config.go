@@ -110,8 +110,8 @@ func DefaultConfig() Config {
 		API:     APIConfig{Listen: "127.0.0.1:8645"},
 		Storage: StorageConfig{Backend: "pebbledb"},
 		Consensus: ConsensusConfig{
-			TickMillis:        20,
-			RetransmitTicks:   25,
+			TickMillis:      20,
+			RetransmitTicks: 25,
 		},
 		Mempool: MempoolConfig{Size: 200000, GossipBatchMillis: 5},
 		Log:     LogConfig{Level: "info", Format: "text"},

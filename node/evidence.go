@@ -164,6 +164,15 @@ func (p *EvidencePool) Update(height uint64, included []consensus.Evidence) {
 	}
 }
 
+// discard drops evs from the pool.
+func (p *EvidencePool) discard(evs []consensus.Evidence) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := range evs {
+		p.drop(evs[i].Slot())
+	}
+}
+
 func (p *EvidencePool) drop(slot consensus.EvidenceSlot) {
 	if pe, ok := p.bySlot[slot]; ok {
 		delete(p.bySlot, slot)
@@ -272,7 +281,7 @@ func (n *Node) checkBlockEvidence(height uint64, evs []consensus.Evidence) error
 	for i := range evs {
 		e := &evs[i]
 		vals := n.validatorsAt(e.First.Height)
-	if err := e.Verify(n.chainID, &vals); err != nil {
+		if err := e.Verify(n.chainID, &vals); err != nil {
 			return fmt.Errorf("%w: evidence %d: %w", ErrBadBlock, i, err)
 		}
 		if err := evidenceFits(e.First.Height, height); err != nil {

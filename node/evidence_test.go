@@ -38,7 +38,7 @@ func encodeEvidence(t *testing.T, e consensus.Evidence) []byte {
 	return raw
 }
 
-// Valid evidence handed to a validator's pool is put in a block by the leader, committed, indexed,
+// Valid evidence handed to a validator (POST /v1/evidence) is put in a block by the leader, committed, indexed,
 // served by GET /v1/evidence and in its block, and counted; offered again it is refused.
 func TestEvidenceReachesTheChain(t *testing.T) {
 	n, c, _ := startSolo(t)
@@ -49,8 +49,8 @@ func TestEvidenceReachesTheChain(t *testing.T) {
 	}
 	st, _ := c.Status(ctx)
 	e := doublePrepare(n.chainID, n.valKey, 0, st.Height, 1, "x")
-	if err := n.SubmitEvidence(&e); err != nil {
-		t.Fatalf("valid evidence refused: %v", err)
+	if resp, err := c.SubmitEvidence(ctx, encodeEvidence(t, e)); err != nil || resp.Status != EvidencePending || resp.ID != e.ID().String() {
+		t.Fatalf("valid evidence refused: %+v %v", resp, err)
 	}
 	var list EvidenceListResponse
 	for {
@@ -164,6 +164,9 @@ func TestInvalidEvidenceRefused(t *testing.T) {
 		if v, _ := n.validateConsensus("another-peer", encodeEvidence(t, tc.e)); v != want {
 			t.Errorf("%s: gossip verdict %v, want %v", name, v, want)
 		}
+		if _, err := c.SubmitEvidence(ctx, encodeEvidence(t, tc.e)); !isStatus(err, http.StatusBadRequest) {
+			t.Errorf("%s: POST /v1/evidence: %v, want 400", name, err)
+		}
 	}
 	validEv := doublePrepare(n.chainID, n.valKey, 0, h, 0, "v")
 	valid := encodeEvidence(t, validEv)
@@ -175,6 +178,9 @@ func TestInvalidEvidenceRefused(t *testing.T) {
 		if v, _ := n.validateConsensus("another-peer", raw); v != p2p.Reject {
 			t.Errorf("%s: gossip verdict %v, want Reject", name, v)
 		}
+		if _, err := c.SubmitEvidence(ctx, raw); !isStatus(err, http.StatusBadRequest) {
+			t.Errorf("%s: POST /v1/evidence: %v, want 400", name, err)
+		}
 	}
 	if n.evidence.Size() != 0 {
 		t.Fatalf("refused evidence left %d pieces in the pool", n.evidence.Size())
@@ -185,6 +191,9 @@ func TestInvalidEvidenceRefused(t *testing.T) {
 	}
 	if v, _ := n.validateConsensus("another-peer", valid); v != p2p.Ignore {
 		t.Fatalf("duplicate evidence: verdict %v, want Ignore", v)
+	}
+	if resp, err := c.SubmitEvidence(ctx, valid); err != nil || resp.Status != EvidenceKnown || resp.ID != validEv.ID().String() {
+		t.Fatalf("POST of known evidence: %+v %v", resp, err)
 	}
 	if _, err := c.BlockWait(ctx, h+1, 15*time.Second); err != nil {
 		t.Fatal(err)

@@ -150,7 +150,7 @@ func (n *Node) maybePropose(slot *consensus.ProposalRequest, since time.Time, em
 		// Pooled evidence was checked when it came in, so this is a bug; still, never let it
 		// cost this validator its turn: drop it and propose again without it.
 		n.log.Error("own proposal refused with evidence; evidence dropped", "height", slot.Height, "err", err)
-		n.evidence.Update(0, evs)
+		n.evidence.discard(evs)
 		return errNothingToPropose
 	}
 	return err

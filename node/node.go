@@ -41,8 +41,8 @@ type Node struct {
 	self      int // validator index at the core's height, -1 when observing
 	params    params
 	coreStale bool // the next height needs a core with another validator set or timeout
-	nodeKey ed25519.PrivateKey
-	peerID  string
+	nodeKey   ed25519.PrivateKey
+	peerID    string
 
 	blockDB, stateDB kv.Store
 	wal              *WAL                // validators only
