@@ -370,7 +370,7 @@ func (sc *script) restart(a scriptArgs) error {
 		return err
 	}
 	nd.core, nd.down, nd.request, nd.evidence = c, "", nil, 0
-	sc.note(i, "restarts at h=%d from its WAL (%s) and %d committed blocks", height, plural(len(nd.wal), "message"), len(nd.committed))
+	sc.note(i, "restarts at h=%d from its WAL (%s) and %s", height, plural(len(nd.wal), "message"), plural(len(nd.committed), "committed block"))
 	sc.drain(i)
 	return nil
 }
