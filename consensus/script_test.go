@@ -40,8 +40,8 @@ import (
 //
 // Output: per node in index order, what it sent, committed, was asked for, rejected (only the
 // rejections that say something about the sender) and recorded as evidence, in the order it did
-// so; then every node's (height, view). Messages are queued per recipient in the order sent, and
-// delivered in that order, so the output is deterministic.
+// so; then every node's (height, view). Pending messages form one queue in the order they were
+// sent, and deliver takes them in that order, so the output is deterministic.
 
 var updateGolden = flag.Bool("update", false, "rewrite the expected output of testdata/scenarios")
 
@@ -162,8 +162,9 @@ type scriptNode struct {
 	request   *ProposalRequest
 	evidence  int // evidence records already reported
 	committed []Committed
-	// wal is everything the node persisted, over all its lives; signed is the same by slot, to
-	// catch a second digest for one (height, view, type).
+	// wal is what the node persisted since its last commit (node.commit resets the WAL); signed
+	// is everything it ever persisted, by slot, over all its lives, to catch a second digest
+	// for one (height, view, type).
 	wal                 []Message
 	signed              map[slotKey]Digest
 	crashAt             string // an armed crash point
