@@ -464,10 +464,11 @@ func (sc *script) drain(i int) {
 		}
 		nd.core.Advance()
 	}
-	for _, ev := range evidenceOf(nd.core)[nd.evidence:] {
+	evs := evidenceOf(nd.core)
+	for _, ev := range evs[min(nd.evidence, len(evs)):] {
 		sc.note(i, "records evidence: n%d signed %s and %s", ev.First.From, sc.describe(ev.First), sc.describe(ev.Second))
 	}
-	nd.evidence = len(evidenceOf(nd.core))
+	nd.evidence = len(evs)
 }
 
 // crashMidReady crashes node i while it handles a Ready that signed msgs.

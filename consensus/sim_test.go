@@ -142,7 +142,7 @@ func TestSimulator(t *testing.T) {
 				t.Logf("%d crashes %v; %d slots signed anew after a crash lost an unpersisted signature", stats.crashes, sc.crash, stats.resigned)
 			}
 			// Over enough runs, a scenario that never produced what it exists to test tested nothing.
-			if runs >= 50 && sc.twins > 0 && stats.evidence == 0 {
+			if runs >= 50 && sc.twins > 0 && stats.caught == 0 {
 				t.Errorf("%d runs with twins and no honest node ever caught them equivocating", runs)
 			}
 			if runs >= 50 && sc.crash == crashBeforePersist && stats.resigned == 0 {
@@ -155,6 +155,7 @@ func TestSimulator(t *testing.T) {
 type simStats struct {
 	heights, delivered, dropped, decisions, syncs, evidence, viewChanges int
 	crashes, resigned                                                    int
+	caught                                                               int // honest Steps that returned ErrEquivocation
 	// stableView is the highest view a height entered on a stable network was decided in.
 	stableView uint64
 }
@@ -533,6 +534,9 @@ func (s *sim) deliver(e envelope) {
 	if err != nil && !slices.Contains(s.faulty, true) && !errors.Is(err, ErrStaleHeight) && !errors.Is(err, ErrFutureHeight) && !errors.Is(err, ErrDuplicate) &&
 		!errors.Is(err, ErrWrongView) && !errors.Is(err, ErrFutureView) {
 		s.failf("node %d rejected honest %v h=%d from %d: %v", e.to, e.m.Type, e.m.Height, e.m.From, err)
+	}
+	if errors.Is(err, ErrEquivocation) && !s.faulty[e.to] {
+		s.stats.caught++
 	}
 	if errors.Is(err, ErrFutureHeight) {
 		s.blockSync(e.to)
