@@ -482,7 +482,8 @@ func (sc *script) crashMidReady(i int, msgs []Message, when string) {
 	sc.down(i, "crashed")
 }
 
-// evidenceOf is the equivocation evidence a core holds.
+// evidenceOf is the equivocation evidence a core holds: the one place the scripts read it, to
+// change when evidence leaves the core through Ready.
 func evidenceOf(c *Core) []equivocation { return c.evidence }
 
 func (sc *script) note(i int, format string, args ...any) {
