@@ -894,3 +894,10 @@ func (m *model) check(t testing.TB, s *State, where string) {
 		}
 	}
 }
+
+// sameValidators reports whether two sets are equal .
+func sameValidators(a, b []Validator) bool {
+	return slices.EqualFunc(a, b, func(x, y Validator) bool {
+		return x.Name == y.Name && bytes.Equal(x.PubKey, y.PubKey) && x.PeerID == y.PeerID && x.Power == y.Power
+	})
+}
