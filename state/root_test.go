@@ -174,3 +174,29 @@ func TestGenesisRootGolden(t *testing.T) {
 		t.Fatalf("genesis root %s, want %s", got, want)
 	}
 }
+
+// TestRootCommitsToRecords checks that a block's records are in its write set exactly as the spec
+// says: a notary anchor's block root is the hash over the sender's account and the anchor record.
+func TestRootCommitsToRecords(t *testing.T) {
+	alice := newTestKey(1)
+	s, _ := newTestState(t, kv.MemDB, []GenesisAccount{{Address: alice.addr, Balance: 100}})
+	genesis := s.Root()
+	doc := Hash{0xd0}
+	body := TxBody{ChainID: testChain, From: alice.addr, NotaryAnchor: &NotaryAnchor{Hash: doc}}
+	_, raw := signedTx(t, alice, body)
+	res := mustApply(t, s, 1, [][]byte{raw}, nil)
+	if res.Results[0].Err != nil {
+		t.Fatal(res.Results[0].Err)
+	}
+	w := map[string][]byte{}
+	k, v := accountEntry(t, alice.addr, Account{Balance: 100, Nonce: 1})
+	w[k] = v
+	rec, err := Marshal(&NotaryRecord{Hash: doc, By: alice.addr, Height: 1, TimeMs: 1000, Tx: HashTx(raw)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w["r/notary/"+string(doc[:])] = rec
+	if want := specRoot(genesis, 1, w); res.Root != want {
+		t.Fatalf("root %s, spec says %s", res.Root, want)
+	}
+}
