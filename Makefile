@@ -8,7 +8,7 @@ N        ?= 4
 RACE_PKGS := ./node/... ./p2p/... ./wallet/... ./testnet/... ./cmd/...
 PURE_PKGS := ./consensus/... ./state/...
 
-.PHONY: build test bench soak netns testnet down status load clean fmt vet
+.PHONY: build test bench soak netns fuzz testnet down status load clean fmt vet
 
 build:
 	$(GO) build -o $(BIN) ./cmd/guild
@@ -32,6 +32,20 @@ soak:
 netns:
 	set -o pipefail; GUILD_NETNS=1 $(GO) test -count=1 -timeout 10m -run '^TestNetnsPartition$$' -v ./testnet/ 2>&1 \
 		| grep -E '^(netns:|--- |PASS|FAIL|ok )|_test.go:[0-9]+:'
+
+# fuzz runs every native fuzz target of the module (each decoder of network bytes), one after
+# the other, FUZZTIME each, one worker each (the machines are shared). New inputs that widen
+# coverage land in the Go build cache; a crasher is written to the package's testdata/fuzz and
+# then fails `make test` until fixed. Keep worthwhile new inputs by copying them from
+# $(go env GOCACHE)/fuzz into testdata/fuzz/<Target>/.
+FUZZTIME ?= 10m
+fuzz:
+	set -e; for pkg in $$($(GO) list ./...); do \
+		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "== $$pkg $$target for $(FUZZTIME)"; \
+			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) -parallel=1 $$pkg; \
+		done; \
+	done
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PURE_PKGS) ./p2p/...
