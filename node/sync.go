@@ -33,6 +33,8 @@ const (
 	syncDropWithheld   = 30 * time.Second
 	syncDropLied       = 10 * time.Minute
 	syncMaxDroppedKept = 1024
+	syncMinRoundGap    = 200 * time.Millisecond
+	syncLocalBackoff   = 30 * time.Second // after this node failed to apply certified blocks
 )
 
 var (
@@ -101,6 +103,7 @@ type syncer struct {
 	dropped      map[string]time.Time // peer -> until when it is not asked
 	lastHeight   uint64
 	lastProgress time.Time
+	notBefore    time.Time // no round before this: kicks come with every message from ahead
 }
 
 func (n *Node) newSyncer(net syncNet) *syncer {
@@ -113,7 +116,8 @@ func (n *Node) newSyncer(net syncNet) *syncer {
 }
 
 // validatorsAt is the validator set in force at height: the one hook block sync checks
-// certificates through. Today the genesis set; governance will change it by height.
+// certificates through. Today the genesis set; governance will change it by height. It is called
+// off the loop, by the syncer.
 func (n *Node) validatorsAt(uint64) consensus.ValidatorSet { return n.vals }
 
 // wake asks the syncer to look at peers' heights now: something suggests this node is behind.
@@ -131,12 +135,20 @@ func (s *syncer) run(ctx context.Context) {
 	defer ticker.Stop()
 	s.lastProgress = time.Now()
 	for {
+		s.notBefore = time.Now().Add(syncMinRoundGap)
 		s.round(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.kick:
 		case <-ticker.C:
+		}
+		if wait := time.Until(s.notBefore); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
 		}
 	}
 }
@@ -186,7 +198,8 @@ func (s *syncer) fetchAll(ctx context.Context, heights map[string]uint64) int {
 		}
 		if err := <-pending; err != nil {
 			if !errors.Is(err, context.Canceled) {
-				s.log.Error("block sync stopped", "err", err)
+				s.log.Error("block sync stopped", "err", err, "retry_in", syncLocalBackoff)
+				s.notBefore = time.Now().Add(syncLocalBackoff)
 			}
 			stopped = true
 		}
@@ -201,7 +214,8 @@ func (s *syncer) fetchAll(ctx context.Context, heights map[string]uint64) int {
 				next = own + 1
 				var err error
 				if prev, err = s.hashAt(own); err != nil {
-					s.log.Error("block sync stopped", "err", err)
+					s.log.Error("block sync stopped", "err", err, "retry_in", syncLocalBackoff)
+					s.notBefore = time.Now().Add(syncLocalBackoff)
 					return txs
 				}
 			}
