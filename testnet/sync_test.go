@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -130,6 +131,13 @@ func TestWipedNodeResyncs(t *testing.T) {
 	t.Log(msg)
 	if long {
 		fmt.Println(msg)
+		// The node's own account of each sync round, without the restart.
+		log, _ := os.ReadFile(filepath.Join(tn.m.Nodes[k-1].Home, LogFile))
+		for _, line := range strings.Split(string(log), "\n") {
+			if strings.Contains(line, `msg="synced blocks"`) {
+				fmt.Println("node" + strconv.Itoa(k) + " log: " + line)
+			}
+		}
 	}
 }
 
