@@ -33,6 +33,8 @@ const (
 	syncDropWithheld   = 30 * time.Second
 	syncDropLied       = 10 * time.Minute
 	syncMaxDroppedKept = 1024
+	syncMinRoundGap    = 200 * time.Millisecond
+	syncLocalBackoff   = 30 * time.Second // after this node failed to apply certified blocks
 )
 
 var (
@@ -104,6 +106,7 @@ type syncer struct {
 	dropped      map[string]time.Time // peer -> until when it is not asked
 	lastHeight   uint64
 	lastProgress time.Time
+	notBefore    time.Time // no round before this: kicks come with every message from ahead
 }
 
 func (n *Node) newSyncer(net syncNet) *syncer {
@@ -130,12 +133,20 @@ func (s *syncer) run(ctx context.Context) {
 	defer ticker.Stop()
 	s.lastProgress = time.Now()
 	for {
+		s.notBefore = time.Now().Add(syncMinRoundGap)
 		s.round(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.kick:
 		case <-ticker.C:
+		}
+		if wait := time.Until(s.notBefore); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
 		}
 	}
 }
@@ -156,34 +167,105 @@ func (s *syncer) round(ctx context.Context) {
 	if target <= own || (target <= own+consensus.MaxFutureHeights && time.Since(s.lastProgress) < syncStuckAfter) {
 		return
 	}
-	start, from := time.Now(), own+1
-	var txs int
 	s.log.Info("behind peers; syncing blocks", "height", own, "peers_height", target, "peers", len(heights))
-	for ctx.Err() == nil {
-		own = s.blocks.Height()
-		p := s.pick(heights, own)
-		if p == "" {
-			break
-		}
-		n, err := s.fetchFrom(ctx, p, own+1, heights[p])
-		txs += n
-		if err != nil {
-			if errors.Is(err, errSyncLocal) {
-				s.log.Error("block sync stopped", "err", err)
-				break
-			}
-			if ctx.Err() == nil {
-				s.drop(p, err)
-			}
-			delete(heights, p)
-		}
-	}
+	start, from := time.Now(), own+1
+	txs := s.fetchAll(ctx, heights)
 	if got := s.blocks.Height(); got >= from {
 		secs := time.Since(start).Seconds()
 		s.log.Info("synced blocks", "from", from, "to", got, "blocks", got-from+1, "txs", txs,
 			"seconds", fmt.Sprintf("%.2f", secs), "blocks_per_s", fmt.Sprintf("%.0f", float64(got-from+1)/secs),
 			"txs_per_s", fmt.Sprintf("%.0f", float64(txs)/secs))
 	}
+}
+
+// fetchAll fetches batches from the peers in heights until none claims more, switching peers when
+// one fails, and returns the transactions applied. One batch is fetched and verified while the
+// loop applies the one before (the loop's disk writes are the slow part), so the fetched tip
+// (next, prev) runs ahead of the stored one.
+func (s *syncer) fetchAll(ctx context.Context, heights map[string]uint64) int {
+	var (
+		txs     int
+		next    uint64
+		prev    state.Hash
+		pending chan error // the apply in flight, if any
+		stopped bool
+	)
+	settle := func() {
+		if pending == nil {
+			return
+		}
+		if err := <-pending; err != nil {
+			if !errors.Is(err, context.Canceled) {
+				s.log.Error("block sync stopped", "err", err, "retry_in", syncLocalBackoff)
+				s.notBefore = time.Now().Add(syncLocalBackoff)
+			}
+			stopped = true
+		}
+		pending = nil
+	}
+	defer settle()
+	for ctx.Err() == nil && !stopped {
+		if pending == nil {
+			// Nothing in flight: start from the store, which consensus may also have moved.
+			own := s.blocks.Height()
+			if next != own+1 {
+				next = own + 1
+				var err error
+				if prev, err = s.hashAt(own); err != nil {
+					s.log.Error("block sync stopped", "err", err, "retry_in", syncLocalBackoff)
+					s.notBefore = time.Now().Add(syncLocalBackoff)
+					return txs
+				}
+			}
+		}
+		p := s.pick(heights, next-1)
+		if p == "" {
+			break
+		}
+		batch, err := s.fetchVerified(ctx, p, next, prev, heights[p])
+		if len(batch) > 0 {
+			s.preverify(batch)
+			settle()
+			if stopped {
+				break
+			}
+			n := 0
+			for _, b := range batch {
+				n += len(b.block.Txs)
+			}
+			done := make(chan error, 1)
+			go func() {
+				err := s.apply(ctx, batch)
+				if err == nil {
+					s.metrics.blocks.Add(float64(len(batch)))
+					s.metrics.txs.Add(float64(n))
+				}
+				done <- err
+			}()
+			pending, txs = done, txs+n
+			last := &batch[len(batch)-1]
+			next, prev = last.height+1, state.Hash(last.cert.Digest)
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				s.drop(p, err)
+			}
+			delete(heights, p)
+		}
+	}
+	return txs
+}
+
+// hashAt is the hash of stored block h (zero for h = 0, genesis).
+func (s *syncer) hashAt(h uint64) (state.Hash, error) {
+	if h == 0 {
+		return state.Hash{}, nil
+	}
+	value, _, err := s.blocks.Block(h)
+	if err != nil {
+		return state.Hash{}, fmt.Errorf("%w: reading block %d: %w", errSyncLocal, h, err)
+	}
+	return state.Hash(consensus.DigestOf(value)), nil
 }
 
 // statuses asks every connected peer not dropped for its height, concurrently.
@@ -253,54 +335,30 @@ func (s *syncer) drop(p string, err error) {
 // errSyncLocal marks a failure on this node's side, which no other peer would fix.
 var errSyncLocal = errors.New("node: sync: this node cannot apply certified blocks")
 
-// fetchFrom asks p for blocks from `from` (it claimed `claimed`), verifies them and has the loop
-// apply them. It returns the transactions applied; an error says why p should not be asked again
-// for now (or wraps errSyncLocal).
-func (s *syncer) fetchFrom(ctx context.Context, p string, from, claimed uint64) (int, error) {
+// fetchVerified asks p for blocks from `from` (it claimed `claimed`), whose parent is prev, and
+// returns the prefix that verifies. An error says why p should not be asked again for now.
+func (s *syncer) fetchVerified(ctx context.Context, p string, from uint64, prev state.Hash, claimed uint64) ([]syncedBlock, error) {
 	cctx, cancel := context.WithTimeout(ctx, syncFetchTimeout)
 	got, fetchErr := s.net.FetchBlocks(cctx, p, from, int(min(claimed-from+1, syncBatch)))
 	cancel()
-	verified, verifyErr := s.verify(from, got)
-	txs := 0
-	if len(verified) > 0 {
-		s.preverify(verified)
-		if err := s.apply(ctx, verified); err != nil {
-			return 0, err
-		}
-		for _, b := range verified {
-			txs += len(b.block.Txs)
-		}
-		s.metrics.blocks.Add(float64(len(verified)))
-		s.metrics.txs.Add(float64(txs))
-	}
+	verified, verifyErr := s.verify(from, prev, got)
 	switch {
 	case verifyErr != nil:
-		return txs, verifyErr
+		return verified, verifyErr
 	case fetchErr != nil:
-		return txs, fetchErr
+		return verified, fetchErr
 	case len(got) == 0:
-		return txs, fmt.Errorf("%w: claimed height %d, served nothing from %d", ErrSyncWithheld, claimed, from)
+		return nil, fmt.Errorf("%w: claimed height %d, served nothing from %d", ErrSyncWithheld, claimed, from)
 	}
-	return txs, nil
+	return verified, nil
 }
 
-// verify checks fetched blocks in order, from the block this node has at from-1: each
+// verify checks fetched blocks in order from `from`, the first one's parent being prev: each
 // certificate against the validator set at its height and for the block's hash, and each header
 // (chain ID, height, parent hash; the transactions hash in DecodeBlock). It returns the verified
 // prefix and, if a block failed, why. The state root and time are checked against the state when
 // the loop applies them (CheckProposal).
-func (s *syncer) verify(from uint64, got []p2p.SyncedBlock) ([]syncedBlock, error) {
-	if len(got) == 0 {
-		return nil, nil
-	}
-	var prev state.Hash
-	if from > 1 {
-		value, _, err := s.blocks.Block(from - 1)
-		if err != nil {
-			return nil, fmt.Errorf("%w: reading block %d: %w", errSyncLocal, from-1, err)
-		}
-		prev = state.Hash(consensus.DigestOf(value))
-	}
+func (s *syncer) verify(from uint64, prev state.Hash, got []p2p.SyncedBlock) ([]syncedBlock, error) {
 	out := make([]syncedBlock, 0, len(got))
 	for i := range got {
 		g := &got[i]

@@ -269,3 +269,41 @@ func counterValue(t *testing.T, n *Node, name, label string) float64 {
 	}
 	return 0
 }
+
+// A node whose state differs from the chain's (here: another genesis balance) cannot apply the
+// certified blocks: sync stops and backs off, applies nothing, and blames no peer for it.
+func TestSyncStopsOnOwnDivergence(t *testing.T) {
+	c := newSyncChain(t)
+	src, err := New(c.home(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.closeStores()
+	c.grow(t, src, 5, 1)
+
+	c.gen.Accounts[0].Balance++
+	dst, err := New(c.home(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.closeStores()
+	asked := 0
+	s := dst.newSyncer(fakeSyncNet{"honest": {height: 5, fetch: func(from uint64, max int) ([]p2p.SyncedBlock, error) {
+		asked++
+		return src.SyncBlocks(from, max, p2p.DefaultSyncResponseBytes)
+	}}})
+	s.apply = func(_ context.Context, bs []syncedBlock) error {
+		_, local, fatal := dst.applySynced(bs)
+		return errors.Join(local, fatal)
+	}
+	s.round(context.Background())
+	if asked == 0 || dst.blocks.Height() != 0 {
+		t.Fatalf("asked %d times, height %d; want asked, nothing applied", asked, dst.blocks.Height())
+	}
+	if len(s.dropped) != 0 {
+		t.Fatalf("peers dropped for this node's own divergence: %v", s.dropped)
+	}
+	if time.Until(s.notBefore) < syncLocalBackoff/2 {
+		t.Fatalf("no back-off after a local failure: next round at %v", s.notBefore)
+	}
+}

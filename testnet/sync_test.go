@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,7 +18,11 @@ import (
 
 // syncBlocksEnv, when set, makes TestWipedNodeResyncs grow the chain to that many blocks (say
 // 3000) before the wipe, and print the catch-up speed; unset, a short chain keeps `make test` quick.
-const syncBlocksEnv = "GUILD_SYNC_BLOCKS"
+// syncRateEnv sets the load (transfers/s for 30 s) put on that long chain; default 500.
+const (
+	syncBlocksEnv = "GUILD_SYNC_BLOCKS"
+	syncRateEnv   = "GUILD_SYNC_RATE"
+)
 
 // A validator killed and wiped of all chain data rejoins a running 4-node testnet: restarted, it
 // fetches and verifies every block from its peers, reaches their height, proposes again as leader,
@@ -40,9 +45,15 @@ func TestWipedNodeResyncs(t *testing.T) {
 	ctx, dir, bin, clients := tn.ctx, tn.dir, tn.bin, tn.clients
 
 	// Transfers in the chain, so the wiped node re-verifies signatures and re-executes them.
+	var err error
 	load := LoadOptions{Dir: dir, Passphrase: testPassphrase, Rate: 100, Duration: 2 * time.Second, Accounts: 8}
 	if long {
 		load.Rate, load.Duration, load.Accounts = 500, 30*time.Second, 32
+		if v := os.Getenv(syncRateEnv); v != "" {
+			if load.Rate, err = strconv.Atoi(v); err != nil || load.Rate < 1 {
+				t.Fatalf("%s=%q: want transfers per second", syncRateEnv, v)
+			}
+		}
 	}
 	rep, err := RunLoad(ctx, load)
 	if err != nil {
@@ -120,6 +131,13 @@ func TestWipedNodeResyncs(t *testing.T) {
 	t.Log(msg)
 	if long {
 		fmt.Println(msg)
+		// The node's own account of each sync round, without the restart.
+		log, _ := os.ReadFile(filepath.Join(tn.m.Nodes[k-1].Home, LogFile))
+		for _, line := range strings.Split(string(log), "\n") {
+			if strings.Contains(line, `msg="synced blocks"`) {
+				fmt.Println("node" + strconv.Itoa(k) + " log: " + line)
+			}
+		}
 	}
 }
 
