@@ -17,6 +17,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -354,8 +355,8 @@ func query[T any](c *cli.Context, kind, id string, get func(ctx context.Context,
 	return v, nil
 }
 
-// printRecord prints v as indented JSON with --json, and otherwise as "key: value" lines in the
-// same order and with the same keys, nested records indented.
+// printRecord prints v as indented JSON with --json, and otherwise as "key: value" lines with
+// the same keys in the same order, nested records indented and list items marked "- ".
 func printRecord(c *cli.Context, v any) error {
 	if c.Bool("json") {
 		return walletPrintJSON(c, v)
@@ -366,79 +367,124 @@ func printRecord(c *cli.Context, v any) error {
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
-	var sb strings.Builder
-	if err := writePlain(&sb, dec, 0, ""); err != nil {
+	tree, err := readOrdered(dec)
+	if err != nil {
 		return err
 	}
+	var sb strings.Builder
+	writePlain(&sb, tree, "", "")
 	_, err = io.WriteString(c.App.Writer, sb.String())
 	return err
 }
 
-// writePlain prints the next JSON value from dec: scalars after prefix on one line, objects as
-// indented "key: value" lines, arrays of scalars on one line, arrays of objects as "- " items.
-func writePlain(w *strings.Builder, dec *json.Decoder, depth int, prefix string) error {
+// orderedObject is a JSON object with its keys in their order.
+type orderedObject struct {
+	keys []string
+	vals []any
+}
+
+// readOrdered reads the next JSON value: an *orderedObject, []any, or a scalar token.
+func readOrdered(dec *json.Decoder) (any, error) {
 	tok, err := dec.Token()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	pad := strings.Repeat("  ", depth)
-	switch t := tok.(type) {
-	case json.Delim:
-		switch t {
-		case '{':
-			if prefix != "" {
-				w.WriteString(prefix + "\n")
+	switch tok {
+	case json.Delim('{'):
+		o := &orderedObject{}
+		for dec.More() {
+			k, err := dec.Token()
+			if err != nil {
+				return nil, err
 			}
-			for dec.More() {
-				k, err := dec.Token()
-				if err != nil {
-					return err
-				}
-				if err := writePlain(w, dec, depth+1, pad+k.(string)+":"); err != nil {
-					return err
-				}
+			v, err := readOrdered(dec)
+			if err != nil {
+				return nil, err
 			}
-			_, err := dec.Token()
-			return err
-		case '[':
-			var items []string
-			nested := false
-			for dec.More() {
-				var sub strings.Builder
-				if err := writePlain(&sub, dec, depth+1, pad+"  -"); err != nil {
-					return err
-				}
-				s := sub.String()
-				if strings.Count(s, "\n") > 1 {
-					nested = true
-				}
-				items = append(items, s)
-			}
-			if _, err := dec.Token(); err != nil {
-				return err
-			}
-			if !nested {
-				vals := make([]string, len(items))
-				for i, s := range items {
-					vals[i] = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(s), "-"))
-				}
-				w.WriteString(prefix + " [" + strings.Join(vals, ", ") + "]\n")
-				return nil
-			}
-			w.WriteString(prefix + "\n")
-			for _, s := range items {
-				w.WriteString(s)
-			}
-			return nil
+			o.keys, o.vals = append(o.keys, fmt.Sprint(k)), append(o.vals, v)
 		}
-	case string:
-		w.WriteString(prefix + " " + t + "\n")
-	case json.Number:
-		w.WriteString(prefix + " " + t.String() + "\n")
-	case bool:
-		w.WriteString(prefix + " " + strconv.FormatBool(t) + "\n")
-	case nil:
-		w.WriteString(prefix + " -\n")
+		_, err := dec.Token()
+		return o, err
+	case json.Delim('['):
+		a := []any{}
+		for dec.More() {
+			v, err := readOrdered(dec)
+			if err != nil {
+				return nil, err
+			}
+			a = append(a, v)
+		}
+		_, err := dec.Token()
+		return a, err
 	}
-	return nil
+	return tok, nil
+}
+
+// whenMs reads a "..._ms" field that holds a unix time in milliseconds as a date, for people.
+func whenMs(key string, v any) string {
+	n, ok := v.(json.Number)
+	if !ok || !strings.HasSuffix(key, "time_ms") && !strings.HasSuffix(key, "expires_ms") {
+		return ""
+	}
+	ms, err := n.Int64()
+	if err != nil || ms <= 0 {
+		return ""
+	}
+	return " (" + time.UnixMilli(ms).UTC().Format(time.RFC3339) + ")"
+}
+
+func scalarText(v any) string {
+	switch t := v.(type) {
+	case nil:
+		return "-"
+	case string:
+		return t
+	case json.Number:
+		return t.String()
+	case bool:
+		return strconv.FormatBool(t)
+	}
+	return fmt.Sprint(v)
+}
+
+// writePlain prints an object's fields: first is the indent of its first line (where a list
+// item's "- " goes), rest the indent of the others.
+func writePlain(w *strings.Builder, v any, first, rest string) {
+	o, ok := v.(*orderedObject)
+	if !ok {
+		w.WriteString(first + scalarText(v) + "\n")
+		return
+	}
+	for i, k := range o.keys {
+		ind := rest
+		if i == 0 {
+			ind = first
+		}
+		switch x := o.vals[i].(type) {
+		case *orderedObject:
+			w.WriteString(ind + k + ":\n")
+			writePlain(w, x, rest+"  ", rest+"  ")
+		case []any:
+			objects := len(x) > 0
+			for _, e := range x {
+				if _, isObj := e.(*orderedObject); !isObj {
+					objects = false
+				}
+			}
+			if !objects {
+				vals := make([]string, len(x))
+				for j, e := range x {
+					vals[j] = scalarText(e)
+				}
+				w.WriteString(ind + k + ": [" + strings.Join(vals, ", ") + "]\n")
+				continue
+			}
+			w.WriteString(ind + k + ":\n")
+			for _, e := range x {
+				writePlain(w, e, rest+"  - ", rest+"    ")
+			}
+		default:
+			w.WriteString(ind + k + ": " + scalarText(x) + whenMs(k, x) + "\n")
+		}
+	}
 }
