@@ -140,7 +140,12 @@ func (g *Genesis) StateGenesis() state.Genesis {
 		Members: g.Members, Params: g.Params, Threshold: g.Threshold, Ops: g.Ops}
 	for _, v := range g.Validators {
 		k, _ := v.Key() // checked by Validate
-		sg.Validators = append(sg.Validators, state.Validator{Name: v.Name, PubKey: k, PeerID: v.PeerID, Power: v.Power})
+		name := v.Name
+		if name == "" {
+			// Governance names validators; an unnamed one gets a name every node derives alike.
+			name = "validator-" + v.PubKey[:16]
+		}
+		sg.Validators = append(sg.Validators, state.Validator{Name: name, PubKey: k, PeerID: v.PeerID, Power: v.Power})
 	}
 	return sg
 }

@@ -17,7 +17,7 @@ func TestBigBlockParallelPaths(t *testing.T) {
 	const n = 1100
 	rng := rand.New(rand.NewSource(77))
 	keys := make([]testKey, n)
-	m := &model{accts: map[Address]Account{}}
+	m := newModel()
 	var genesis []GenesisAccount
 	for i := range keys {
 		keys[i] = newTestKey(50_000 + i)
@@ -42,9 +42,9 @@ func TestBigBlockParallelPaths(t *testing.T) {
 			tx.Sigs[0].Sig[0] ^= 1
 			raw = encodeTx(t, tx)
 		}
-		mt := modelTx{raw: raw, hash: HashTx(raw), chainID: testChain, sigOK: sigOK, from: keys[i].addr, to: to, amount: amount}
+		mt := modelTx{raw: raw, hash: HashTx(raw), chainID: testChain, sigOK: sigOK, body: body, signers: [][]byte{pub(keys[i])}}
 		raws = append(raws, raw)
-		want = append(want, m.apply(&mt, seen))
+		want = append(want, m.apply(&mt, seen, blockAt(1)))
 	}
 	res := mustApply(t, s, 1, raws, nil)
 	for i, w := range want {

@@ -57,7 +57,7 @@ func (b *faultyBatch) Write() error {
 // referenceRun applies a chain's blocks on memdb and returns the root after each.
 func referenceRun(t *testing.T, rc *randomChain) []Hash {
 	t.Helper()
-	s, db := newTestState(t, kv.MemDB, rc.genesis)
+	s, db := newTestStateGenesis(t, kv.MemDB, rc.genesis)
 	seedAccount(t, db, rc.whale.addr, Account{Balance: rc.whaleBal})
 	roots := make([]Hash, len(rc.blocks))
 	for i := range rc.blocks {
@@ -77,7 +77,7 @@ func TestStoreFailures(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := s.InitGenesis(Genesis{Accounts: rc.genesis}); err != nil {
+		if err := s.InitGenesis(rc.genesis); err != nil {
 			t.Fatal(err)
 		}
 		seedAccount(t, inner, rc.whale.addr, Account{Balance: rc.whaleBal})
@@ -96,7 +96,7 @@ func TestStoreFailures(t *testing.T) {
 		s, f := setup(t)
 		before := dumpState(t, s, f)
 		f.failGets.Store(true)
-		if _, err := s.ApplyBlock(BlockInfo{Height: 4}, rc.raws(3), nil); !errors.Is(err, errInjected) {
+		if _, err := s.ApplyBlock(blockAt(4), rc.raws(3), nil); !errors.Is(err, errInjected) {
 			t.Fatalf("ApplyBlock: %v", err)
 		}
 		f.failGets.Store(false)
@@ -113,7 +113,7 @@ func TestStoreFailures(t *testing.T) {
 		s, f := setup(t)
 		before := dumpState(t, s, f)
 		f.failWrite.Store(true)
-		if _, err := s.ApplyBlock(BlockInfo{Height: 4}, rc.raws(3), nil); !errors.Is(err, errInjected) {
+		if _, err := s.ApplyBlock(blockAt(4), rc.raws(3), nil); !errors.Is(err, errInjected) {
 			t.Fatalf("ApplyBlock: %v", err)
 		}
 		f.failWrite.Store(false)
@@ -121,7 +121,7 @@ func TestStoreFailures(t *testing.T) {
 			t.Fatal("height moved although the commit failed")
 		}
 		// The State no longer knows what is on disk and refuses to go on.
-		if _, err := s.ApplyBlock(BlockInfo{Height: 4}, rc.raws(3), nil); !errors.Is(err, ErrCommitFailed) {
+		if _, err := s.ApplyBlock(blockAt(4), rc.raws(3), nil); !errors.Is(err, ErrCommitFailed) {
 			t.Fatalf("ApplyBlock after a failed commit: %v", err)
 		}
 		reopened, err := Open(f, testChain)
@@ -139,7 +139,7 @@ func TestStoreFailures(t *testing.T) {
 	t.Run("commit landed but reported failure", func(t *testing.T) {
 		s, f := setup(t)
 		f.failAfterLand.Store(true)
-		if _, err := s.ApplyBlock(BlockInfo{Height: 4}, rc.raws(3), nil); !errors.Is(err, errInjected) {
+		if _, err := s.ApplyBlock(blockAt(4), rc.raws(3), nil); !errors.Is(err, errInjected) {
 			t.Fatalf("ApplyBlock: %v", err)
 		}
 		f.failAfterLand.Store(false)
@@ -250,7 +250,7 @@ func runCrashChild(t *testing.T, backend kv.Backend, dir, plan string, killAfter
 
 // crashPlan is what the child applies, handed over in a file so that it need not re-sign.
 type crashPlan struct {
-	Genesis  []GenesisAccount
+	Genesis  Genesis
 	Whale    Address
 	WhaleBal uint64
 	Blocks   [][][]byte
@@ -291,7 +291,7 @@ func crashChild(t *testing.T, spec string) {
 		t.Fatal(err)
 	}
 	if !s.Initialised() {
-		if err := s.InitGenesis(Genesis{Accounts: p.Genesis}); err != nil {
+		if err := s.InitGenesis(p.Genesis); err != nil {
 			t.Fatal(err)
 		}
 		// Not atomic with genesis, but the child is only killed after it has applied blocks.
@@ -307,7 +307,7 @@ func crashChild(t *testing.T, spec string) {
 // applied (run with -race).
 func TestConcurrentReads(t *testing.T) {
 	rc := genRandomChain(t, 9, 15, 40)
-	s, db := newTestState(t, kv.PebbleDB, rc.genesis)
+	s, db := newTestStateGenesis(t, kv.PebbleDB, rc.genesis)
 	seedAccount(t, db, rc.whale.addr, Account{Balance: rc.whaleBal})
 	stop := make(chan struct{})
 	var wg sync.WaitGroup

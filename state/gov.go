@@ -1,7 +1,6 @@
 package state
 
 import (
-	"bytes"
 	"fmt"
 	"slices"
 	"strings"
@@ -372,11 +371,4 @@ func (ov *overlay) execute(p *Proposal, g *govState) error {
 		g.LastValidatorHeight = p.EffectiveHeight
 	}
 	return ov.store(keyGov, g)
-}
-
-// sameValidators reports whether two sets are equal (tests and queries use it).
-func sameValidators(a, b []Validator) bool {
-	return slices.EqualFunc(a, b, func(x, y Validator) bool {
-		return x.Name == y.Name && bytes.Equal(x.PubKey, y.PubKey) && x.PeerID == y.PeerID && x.Power == y.Power
-	})
 }

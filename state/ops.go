@@ -3,8 +3,10 @@ package state
 // Transaction operations beyond Transfer. Each is one optional field of TxBody (field numbers are
 // fixed forever: see TxBody); exactly one is set in a transaction. Every operation is subject,
 // before its own checks, to the checks of every transaction: right chain, valid signatures, the
-// sender's authorisation (see SetSigners) and exactly the sender's next nonce. A rejected
-// operation changes nothing, not even the nonce; an applied one increments the sender's nonce.
+// sender's authorisation (ErrNotAuthorized: see SetSigners) and exactly the sender's next nonce
+// (ErrBadNonce). A rejected operation changes nothing, not even the nonce; an applied one
+// increments the sender's nonce. Each operation's own checks run in the order its comment lists
+// them, and the first that fails is the transaction's error.
 //
 // Identifiers chosen by the sender (asset symbols aside) are IDs: 1 to MaxIDLen characters of
 // A-Z a-z 0-9 and . _ : - (so that they are safe in URLs, file names and store keys). Free-text
@@ -38,10 +40,10 @@ type SetSigners struct {
 	Quorum  uint32   `cbor:"2,keyasint,omitempty"`
 }
 
-// AssetCreate (field 6) creates a fungible asset class whose issuer is the sender. Checks: the
-// sender is a member's controller (ErrNotMember); Symbol is 2..12 characters of A-Z 0-9
-// (ErrBadSymbol) and not taken (ErrExists); Decimals <= MaxDecimals and Name is a valid name
-// (ErrBadField). MaxSupply 0 means unlimited (up to 2^64-1).
+// AssetCreate (field 6) creates a fungible asset class whose issuer is the sender. Checks, in
+// order: Symbol is 2..12 characters of A-Z 0-9 (ErrBadSymbol); Name is a valid name and Decimals
+// <= MaxDecimals (ErrBadField); the sender is a member's controller (ErrNotMember); the symbol is
+// not taken (ErrExists). MaxSupply 0 means unlimited (up to 2^64-1).
 type AssetCreate struct {
 	Symbol    string `cbor:"1,keyasint"`
 	Name      string `cbor:"2,keyasint"`
@@ -160,10 +162,10 @@ type IdentityRegister struct {
 // a schema name (e.g. "kyc/v1") and the hash of the claim's content, which stays off chain.
 // ExpiresMs, if nonzero, is the block time (unix milliseconds) from which the claim reads as
 // expired: block time, not height, because attestations expire on calendar dates. Checks: ID is
-// an ID not used before (ErrBadID, ErrExists); the sender is a member's controller (ErrNotMember:
-// only consortium members attest) and the controller of Issuer (ErrUnknown, ErrNotController);
-// Subject exists (ErrUnknown); Schema is a valid name (ErrBadField); ExpiresMs, if set, is after
-// this block's time (ErrBadField).
+// an ID not used before (ErrBadID, ErrExists); Schema is a valid name and ExpiresMs, if set, is
+// after this block's time (ErrBadField); the sender is a member's controller (ErrNotMember: only
+// consortium members attest) and the controller of Issuer (ErrUnknown, ErrNotController); Subject
+// exists (ErrUnknown).
 type ClaimIssue struct {
 	ID          string `cbor:"1,keyasint"`
 	Issuer      string `cbor:"2,keyasint"`
@@ -181,9 +183,10 @@ type ClaimRevoke struct {
 }
 
 // BallotCreate (field 19) opens a ballot. Anyone may create one. Checks: ID is an ID not used
-// before (ErrBadID, ErrExists); 2..MaxBallotOptions distinct valid option names and
-// 1..MaxBallotEligible distinct identity IDs (ErrBadField), each registered (ErrUnknown); Closes
-// is above this block's height (ErrBadHeight). Votes are accepted in blocks below Closes.
+// before (ErrBadID, ErrExists); Title, if set, is a valid name, there are 2..MaxBallotOptions
+// distinct valid option names and 1..MaxBallotEligible distinct identity IDs (ErrBadField);
+// Closes is above this block's height (ErrBadHeight); each eligible identity is registered
+// (ErrUnknown). Votes are accepted in blocks below Closes.
 type BallotCreate struct {
 	ID       string   `cbor:"1,keyasint"`
 	Title    string   `cbor:"2,keyasint"`

@@ -19,12 +19,12 @@ func TestAccountCodecMatchesCBOR(t *testing.T) {
 	var accts []Account
 	for _, b := range edges {
 		for _, n := range edges {
-			accts = append(accts, Account{Balance: b, Nonce: n})
+			accts = append(accts, Account{Balance: b, Nonce: n}, Account{Balance: b, Nonce: n, Multisig: true})
 		}
 	}
 	rng := rand.New(rand.NewSource(1))
 	for range 2000 {
-		accts = append(accts, Account{Balance: rng.Uint64() >> rng.Intn(64), Nonce: rng.Uint64() >> rng.Intn(64)})
+		accts = append(accts, Account{Balance: rng.Uint64() >> rng.Intn(64), Nonce: rng.Uint64() >> rng.Intn(64), Multisig: rng.Intn(2) == 0})
 	}
 	for _, a := range accts {
 		want, err := Marshal(a)
@@ -47,13 +47,16 @@ func TestAccountCodecMatchesCBOR(t *testing.T) {
 	// Anything but the canonical bytes is refused.
 	for _, bad := range [][]byte{
 		nil,
-		{0xa2, 0x01, 0x00, 0x02},             // truncated
-		{0xa2, 0x01, 0x18, 0x05, 0x02, 0x00}, // 5 in two bytes
-		{0xa2, 0x02, 0x00, 0x01, 0x00},       // keys out of order
-		{0xa2, 0x01, 0x00, 0x02, 0x00, 0x00}, // trailing byte
-		{0xa1, 0x01, 0x00},                   // one pair
-		{0xa2, 0x01, 0x20, 0x02, 0x00},       // negative integer
-		{0xbf, 0x01, 0x00, 0x02, 0x00, 0xff}, // indefinite length
+		{0xa2, 0x01, 0x00, 0x02},                   // truncated
+		{0xa2, 0x01, 0x18, 0x05, 0x02, 0x00},       // 5 in two bytes
+		{0xa2, 0x02, 0x00, 0x01, 0x00},             // keys out of order
+		{0xa2, 0x01, 0x00, 0x02, 0x00, 0x00},       // trailing byte
+		{0xa1, 0x01, 0x00},                         // one pair
+		{0xa2, 0x01, 0x20, 0x02, 0x00},             // negative integer
+		{0xbf, 0x01, 0x00, 0x02, 0x00, 0xff},       // indefinite length
+		{0xa3, 0x01, 0x00, 0x02, 0x00, 0x03, 0xf4}, // multisig false written out
+		{0xa3, 0x01, 0x00, 0x02, 0x00},             // three pairs announced, two given
+		{0xa2, 0x01, 0x00, 0x02, 0x00, 0x03, 0xf5}, // two announced, three given
 	} {
 		if _, err := decodeAccount(bad); err == nil {
 			t.Errorf("decodeAccount(%x) accepted", bad)
@@ -169,5 +172,31 @@ func TestGenesisRootGolden(t *testing.T) {
 	const want = "6b7b6fb9b741911e4ab73fb377505887236c04c961b6f408a02ac441d85b479f" // since genesis holds governance (issue 4)
 	if got := s.Root().String(); got != want {
 		t.Fatalf("genesis root %s, want %s", got, want)
+	}
+}
+
+// TestRootCommitsToRecords checks that a block's records are in its write set exactly as the spec
+// says: a notary anchor's block root is the hash over the sender's account and the anchor record.
+func TestRootCommitsToRecords(t *testing.T) {
+	alice := newTestKey(1)
+	s, _ := newTestState(t, kv.MemDB, []GenesisAccount{{Address: alice.addr, Balance: 100}})
+	genesis := s.Root()
+	doc := Hash{0xd0}
+	body := TxBody{ChainID: testChain, From: alice.addr, NotaryAnchor: &NotaryAnchor{Hash: doc}}
+	_, raw := signedTx(t, alice, body)
+	res := mustApply(t, s, 1, [][]byte{raw}, nil)
+	if res.Results[0].Err != nil {
+		t.Fatal(res.Results[0].Err)
+	}
+	w := map[string][]byte{}
+	k, v := accountEntry(t, alice.addr, Account{Balance: 100, Nonce: 1})
+	w[k] = v
+	rec, err := Marshal(&NotaryRecord{Hash: doc, By: alice.addr, Height: 1, TimeMs: 1000, Tx: HashTx(raw)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w["r/notary/"+string(doc[:])] = rec
+	if want := specRoot(genesis, 1, w); res.Root != want {
+		t.Fatalf("root %s, spec says %s", res.Root, want)
 	}
 }
