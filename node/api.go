@@ -53,10 +53,10 @@ func (n *Node) apiHandler() http.Handler {
 	mux.HandleFunc("POST /v1/txs", n.handleSubmit)
 	mux.HandleFunc("POST /v1/txs/batch", n.handleSubmitBatch)
 	mux.HandleFunc("GET /v1/txs/{hash}", n.handleTx)
+	n.stateRoutes(mux) // assets, items, identities, claims, ...: api_state.go
 	mux.HandleFunc("GET /v1/accounts/{address}", n.handleAccount)
 	mux.HandleFunc("GET /v1/blocks/{height}", n.handleBlock)
 	mux.HandleFunc("GET /v1/status", n.handleStatus)
-	n.stateRoutes(mux)
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
