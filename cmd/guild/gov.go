@@ -20,7 +20,7 @@ import (
 func govCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "gov",
-		Usage: "consortium governance: propose, vote, list",
+		Usage: "consortium governance: propose, vote, list, validators",
 		Subcommands: []*cli.Command{
 			{
 				Name:  "propose",
@@ -67,6 +67,36 @@ func govCommand() *cli.Command {
 					return sendOp(c, env, "proposal", id, func(h wallet.Header) (state.TxBody, error) {
 						return wallet.GovVote(h, state.GovVote{ID: id, Yes: c.Bool("yes")})
 					})
+				},
+			},
+			{
+				Name: "validators", Usage: "show the validator set deciding the next block and the sets scheduled for later heights",
+				Flags: queryFlags(),
+				Action: func(c *cli.Context) error {
+					if err := noArgs(c); err != nil {
+						return err
+					}
+					vs, err := query(c, "validators", "", func(ctx context.Context, cl *node.Client) (node.ValidatorsResponse, error) {
+						return cl.Validators(ctx)
+					})
+					if err != nil {
+						return err
+					}
+					if c.Bool("json") {
+						return walletPrintJSON(c, vs)
+					}
+					tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
+					fmt.Fprintln(tw, "FROM HEIGHT\tVALIDATOR\tPOWER\tPEER ID\tPUB KEY")
+					for i, set := range append([]node.ValidatorSetJSON{vs.Current}, vs.Scheduled...) {
+						when := fmt.Sprintf("%d (current)", set.Height)
+						if i > 0 {
+							when = fmt.Sprintf("%d (scheduled)", set.Height)
+						}
+						for _, v := range set.Validators {
+							fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", when, v.Name, v.Power, v.PeerID, v.PubKey)
+						}
+					}
+					return tw.Flush()
 				},
 			},
 			{
