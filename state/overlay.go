@@ -80,7 +80,6 @@ type record struct {
 type undo struct {
 	key     string // a record's key, or "" for an account
 	rec     record
-	fresh   bool // the record was not in the overlay before
 	acct    int32
 	oldAcct overlayAccount
 }

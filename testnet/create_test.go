@@ -66,6 +66,16 @@ func TestCreateWritesConsistentTestnet(t *testing.T) {
 	if gen.GenesisTime.Location().String() != "UTC" || gen.GenesisTime.Nanosecond() != 0 {
 		t.Errorf("genesis time %v, want UTC to the second", gen.GenesisTime)
 	}
+	// Each organization is a consortium member acting through its wallet key (issue 4).
+	if len(gen.Members) != len(m.Nodes) {
+		t.Errorf("%d members, want %d", len(gen.Members), len(m.Nodes))
+	}
+	for i, mb := range gen.Members {
+		acct := gen.Accounts[slices.IndexFunc(gen.Accounts, func(a node.GenesisAccount) bool { return a.Name == OrgName(i+1) })]
+		if mb.Name != OrgName(i+1) || mb.Controller != acct.Address {
+			t.Errorf("member %d: %+v, want %s controlled by %s", i, mb, OrgName(i+1), acct.Address)
+		}
+	}
 
 	ports := map[string]bool{}
 	for i, n := range m.Nodes {
