@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/urfave/cli/v2"
 
@@ -15,7 +16,7 @@ import (
 func accountCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "account",
-		Usage: "accounts: show, set-signers (multi-signature)",
+		Usage: "accounts: show, send, set-signers (multi-signature)",
 		Subcommands: []*cli.Command{
 			{
 				Name: "show", Usage: "show an account: balance, asset balances, nonce, signatories, membership", ArgsUsage: "NAME|ADDRESS",
@@ -35,6 +36,33 @@ func accountCommand() *cli.Command {
 						return err
 					}
 					return printRecord(c, a)
+				},
+			},
+			{
+				Name:  "send",
+				Usage: "send native currency from an account, also a multi-signature one (--account, with --out to co-sign)",
+				Flags: txFlags(
+					&cli.StringFlag{Name: "to", Usage: "recipient `NAME|ADDRESS`", Required: true},
+					&cli.Uint64Flag{Name: "amount", Usage: "amount to send, `N` > 0", Required: true},
+				),
+				Action: func(c *cli.Context) error {
+					if err := noArgs(c); err != nil {
+						return err
+					}
+					to, _, err := walletResolve(c, c.String("to"))
+					if err != nil {
+						return err
+					}
+					env, err := newTxEnv(c)
+					if err != nil {
+						return err
+					}
+					if env.account.Balance < c.Uint64("amount") {
+						return walletFail(fmt.Errorf("insufficient funds: %s has %d, cannot send %d", env.from, env.account.Balance, c.Uint64("amount")))
+					}
+					return sendOp(c, env, "", "", func(h wallet.Header) (state.TxBody, error) {
+						return wallet.Transfer(h, state.Transfer{To: to, Amount: c.Uint64("amount")})
+					})
 				},
 			},
 			{
