@@ -63,7 +63,14 @@ func TestWalkthrough(t *testing.T) {
 	g.run("asset", "send", "USDG", "--account", "treasury", "--from", "alice", "--to", "org2", "--amount", "250000", "--out", pay)
 	g.fails("do not authorise", "tx", "submit", pay, "--wait") // alice's signature alone
 	g.run("tx", "sign", pay, "--from", "bob")
-	g.run("tx", "submit", pay, "--wait")
+	var sub struct{ Hash, Status string }
+	g.runJSON(&sub, "tx", "submit", pay, "--wait")
+	var ts node.TxStatus
+	bankView := &guildCLI{t: t, tn: tn, node: tn.m.Nodes[3].API}
+	bankView.runJSON(&ts, "tx", "status", sub.Hash)
+	if sub.Status != node.TxCommitted || ts.Status != node.TxCommitted || ts.Height == 0 {
+		t.Fatalf("treasury payment: submitted %+v, status on node 4 %+v", sub, ts)
+	}
 	g.fails("nonce", "tx", "submit", pay, "--wait") // a replay is refused
 	for i, c := range tn.clients {
 		tr, err1 := c.Account(tn.ctx, addr["treasury"].String())
@@ -72,6 +79,15 @@ func TestWalkthrough(t *testing.T) {
 			!slices.Equal(o2.Assets, []state.AssetBalance{{Symbol: "USDG", Amount: 250000}}) || tr.Signers == nil || tr.Signers.Quorum != 2 {
 			t.Fatalf("node %d: treasury %+v, org2 %+v (%v %v)", i+1, tr, o2, err1, err2)
 		}
+	}
+	// Native currency from the treasury, this time with all three officers' signatures.
+	g.run("wallet", "send", "--from", "faucet", "--to", "treasury", "--amount", "1000", "--wait")
+	pay2 := filepath.Join(work, "pay2.json")
+	g.run("account", "send", "--account", "treasury", "--from", "carol", "--to", "org3", "--amount", "400", "--out", pay2)
+	g.run("tx", "sign", pay2, "--from", "alice", "--from", "bob")
+	g.run("tx", "submit", pay2, "--wait")
+	if tr, err := tn.clients[2].Account(tn.ctx, addr["treasury"].String()); err != nil || tr.Balance != 600 || tr.Nonce != 3 {
+		t.Fatalf("treasury after the native payment: %+v %v", tr, err)
 	}
 	var asset node.AssetResponse
 	g.runJSON(&asset, "asset", "show", "USDG")

@@ -4,7 +4,9 @@ package main
 // the officers of a multi-signature account co-sign them offline, then one of them submits.
 
 import (
+	"context"
 	"fmt"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -48,7 +50,7 @@ func txFileArg(c *cli.Context) (string, *state.Tx, error) {
 func txCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "tx",
-		Usage: "transactions in files, for offline co-signing: show, sign, submit",
+		Usage: "transactions in files, for offline co-signing: show, sign, submit; and any transaction's status",
 		Subcommands: []*cli.Command{
 			{
 				Name: "show", Usage: "show what a transaction file does and who has signed it", ArgsUsage: "FILE",
@@ -101,6 +103,26 @@ func txCommand() *cli.Command {
 					}
 					fmt.Fprintf(c.App.Writer, "%s: %d signatures\n", path, len(tx.Sigs))
 					return nil
+				},
+			},
+			{
+				Name: "status", Usage: "ask a node about a transaction: pending, committed (at which height) or rejected (why)", ArgsUsage: "HASH",
+				Flags: queryFlags(),
+				Action: func(c *cli.Context) error {
+					if c.NArg() != 1 {
+						return walletExit("usage: guild tx status [flags] HASH", walletExitBadUsage)
+					}
+					h, err := state.ParseHash(strings.TrimPrefix(c.Args().First(), "0x"))
+					if err != nil {
+						return walletExit(err.Error(), walletExitBadUsage)
+					}
+					st, err := query(c, "transaction", h.String(), func(ctx context.Context, cl *node.Client) (node.TxStatus, error) {
+						return cl.Tx(ctx, h.String())
+					})
+					if err != nil {
+						return err
+					}
+					return printRecord(c, st)
 				},
 			},
 			{

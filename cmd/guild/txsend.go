@@ -207,8 +207,8 @@ func submitTx(c *cli.Context, client *node.Client, tx *state.Tx, kind, id string
 	case werr == nil && ts.Status == node.TxRejected:
 		fail = walletExit(fmt.Sprintf("transaction %s rejected: %s", out.Hash, walletOr(ts.Error, "no reason given")), walletExitFailure)
 	case werr != nil && wctx.Err() != nil && ctx.Err() == nil:
-		fail = walletExit(fmt.Sprintf("timed out after %s waiting for transaction %s (status %s); it may still commit: check `guild tx status`-like queries, or wait longer with --timeout",
-			timeout, out.Hash, walletOr(out.Status, "unknown")), walletExitFailure)
+		fail = walletExit(fmt.Sprintf("timed out after %s waiting for transaction %s (status %s); it may still commit: check with `guild tx status %s`",
+			timeout, out.Hash, walletOr(out.Status, "unknown"), out.Hash), walletExitFailure)
 	default:
 		return walletNodeFail(client, werr)
 	}
