@@ -54,6 +54,7 @@ func (n *Node) apiHandler() http.Handler {
 	mux.HandleFunc("POST /v1/txs", n.handleSubmit)
 	mux.HandleFunc("POST /v1/txs/batch", n.handleSubmitBatch)
 	mux.HandleFunc("GET /v1/txs/{hash}", n.handleTx)
+	n.stateRoutes(mux) // assets, items, identities, claims, ...: api_state.go
 	mux.HandleFunc("GET /v1/accounts/{address}", n.handleAccount)
 	mux.HandleFunc("GET /v1/blocks/{height}", n.handleBlock)
 	mux.HandleFunc("GET /v1/status", n.handleStatus)
@@ -203,12 +204,12 @@ func (n *Node) handleAccount(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	acc, err := n.st.Account(a)
+	resp, err := n.accountResponse(a)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, AccountResponse{Address: a.String(), Balance: acc.Balance, Nonce: acc.Nonce})
+	writeJSON(w, http.StatusOK, resp)
 }
 
 // handleBlock serves a committed block; with ?wait=MS it waits that long for a block not yet

@@ -1,5 +1,7 @@
 package node
 
+import "github.com/guild-ledger/guild/state"
+
 // JSON shapes of the HTTP API, shared by the server and the Client. Keys are lower-case; hashes,
 // addresses and transaction bytes are strings (hex).
 
@@ -55,11 +57,16 @@ type TxStatus struct {
 	Error  string `json:"error,omitempty"`
 }
 
-// AccountResponse answers GET /v1/accounts/{address}.
+// AccountResponse answers GET /v1/accounts/{address}: the native balance and nonce, nonzero
+// asset balances by symbol, the signatories of a multi-signature account, and the consortium
+// member it is the controller of, if any.
 type AccountResponse struct {
-	Address string `json:"address"`
-	Balance uint64 `json:"balance"`
-	Nonce   uint64 `json:"nonce"`
+	Address string               `json:"address"`
+	Balance uint64               `json:"balance"`
+	Nonce   uint64               `json:"nonce"`
+	Assets  []state.AssetBalance `json:"assets,omitempty"`
+	Signers *SignersJSON         `json:"signers,omitempty"`
+	Member  string               `json:"member,omitempty"`
 }
 
 // HeaderJSON is a block header as the API shows it.

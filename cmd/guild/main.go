@@ -12,7 +12,15 @@ import (
 var version = "dev"
 
 func main() {
-	app := &cli.App{
+	app := newApp()
+	if err := app.Run(flagsFirst(app, os.Args)); err != nil {
+		fmt.Fprintln(os.Stderr, "guild:", err)
+		os.Exit(1)
+	}
+}
+
+func newApp() *cli.App {
+	return &cli.App{
 		Name:    "guild",
 		Usage:   "a Byzantine-fault-tolerant ledger for consortiums",
 		Version: version,
@@ -20,11 +28,17 @@ func main() {
 			nodeCommand(),
 			walletCommand(),
 			testnetCommand(),
+			accountCommand(),
+			assetCommand(),
+			itemCommand(),
+			identityCommand(),
+			claimCommand(),
+			notaryCommand(),
+			escrowCommand(),
+			ballotCommand(),
+			govCommand(),
+			txCommand(),
 		},
 		EnableBashCompletion: true,
-	}
-	if err := app.Run(flagsFirst(app, os.Args)); err != nil {
-		fmt.Fprintln(os.Stderr, "guild:", err)
-		os.Exit(1)
 	}
 }

@@ -1,0 +1,490 @@
+package main
+
+// What every command that sends a transaction shares: the flags, building the body against the
+// node's chain ID and the sender's nonce, signing (or saving for co-signing with --out), submitting
+// and waiting. Query commands share the flags and the printing.
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/guild-ledger/guild/node"
+	"github.com/guild-ledger/guild/state"
+	"github.com/guild-ledger/guild/wallet"
+)
+
+// txFlags are the flags of a command that sends a transaction, after its own.
+func txFlags(own ...cli.Flag) []cli.Flag {
+	return append(own,
+		&cli.StringFlag{Name: "from", Usage: "`NAME` of the signing key in the wallet", Required: true},
+		&cli.StringFlag{Name: "account", Usage: "the sending account, `NAME|ADDRESS`, when it is not the --from key's own (a multi-signature account)"},
+		&cli.StringFlag{Name: "out", Usage: "save the transaction, signed by --from only, to `FILE` for others to co-sign (`guild tx sign`) instead of submitting it"},
+		&cli.BoolFlag{Name: "wait", Usage: "wait until the transaction is committed or rejected (exit status 1 if rejected)"},
+		&cli.DurationFlag{Name: "timeout", Usage: "how long --wait waits", Value: walletSendTimeout},
+		walletDirFlag(), walletNodeFlag(), walletJSONFlag(),
+	)
+}
+
+// queryFlags are the flags of a command that only reads from a node.
+func queryFlags(own ...cli.Flag) []cli.Flag {
+	return append(own, walletDirFlag(), walletNodeFlag(), walletJSONFlag())
+}
+
+// txEnv is what a command knows before it builds its operation: the node, the chain, the sending
+// account and the signing key's entry.
+type txEnv struct {
+	client  *node.Client
+	status  node.StatusResponse
+	account node.AccountResponse
+	from    state.Address // the sending account
+	signer  wallet.Entry  // the --from key
+	ks      *wallet.Keystore
+}
+
+func (e *txEnv) header() wallet.Header {
+	return wallet.Header{ChainID: e.status.ChainID, From: e.from, Nonce: e.account.Nonce}
+}
+
+// newTxEnv asks the node for the chain ID and the sender's nonce, before any passphrase is typed.
+func newTxEnv(c *cli.Context) (*txEnv, error) {
+	if c.Duration("timeout") <= 0 {
+		return nil, walletExit("--timeout must be positive, e.g. 30s", walletExitBadUsage)
+	}
+	ks, err := walletOpen(c)
+	if err != nil {
+		return nil, err
+	}
+	fromName := c.String("from")
+	if _, err := state.ParseAddress(fromName); err == nil {
+		return nil, walletFail(errors.New("--from must name a key in the wallet, not an address; see `guild wallet list`"))
+	}
+	signer, err := ks.Get(fromName)
+	if err != nil {
+		return nil, walletFail(err)
+	}
+	env := &txEnv{client: node.NewClient(c.String("node")), signer: signer, from: signer.Address, ks: ks}
+	if a := c.String("account"); a != "" {
+		if env.from, _, err = walletResolve(c, a); err != nil {
+			return nil, err
+		}
+	}
+	if env.status, err = env.client.Status(c.Context); err != nil {
+		return nil, walletNodeFail(env.client, err)
+	}
+	if env.account, err = walletAccount(c.Context, env.client, env.from); err != nil {
+		return nil, err
+	}
+	if s := env.account.Signers; s != nil {
+		if !slicesContains(s.Signers, hex.EncodeToString(signer.PubKey)) {
+			return nil, walletFail(fmt.Errorf("%s is not a signatory of account %s; its signatories are %s",
+				signer.Name, env.from, strings.Join(s.Signers, ", ")))
+		}
+		if s.Quorum > 1 && c.String("out") == "" {
+			return nil, walletFail(fmt.Errorf("account %s needs %d signatures: save the transaction with --out FILE, have other signatories run `guild tx sign FILE --from NAME`, then `guild tx submit FILE`",
+				env.from, s.Quorum))
+		}
+	} else if env.from != signer.Address {
+		return nil, walletFail(fmt.Errorf("account %s has no signatories: only its own key signs for it, and --from %s is another key", env.from, signer.Name))
+	}
+	return env, nil
+}
+
+func slicesContains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// txResultJSON is what a command that sends a transaction prints with --json.
+type txResultJSON struct {
+	Kind    string `json:"kind,omitempty"` // what it creates or acts on: asset, item, ...
+	ID      string `json:"id,omitempty"`
+	Hash    string `json:"hash,omitempty"`
+	ChainID string `json:"chain_id"`
+	From    string `json:"from"`
+	Nonce   uint64 `json:"nonce"`
+	Status  string `json:"status"`
+	Height  uint64 `json:"height,omitempty"`
+	Error   string `json:"error,omitempty"`
+	File    string `json:"file,omitempty"` // with --out
+	Signed  int    `json:"signatures,omitempty"`
+}
+
+// sendOp builds the body with build, signs it with the --from key, and submits it (or, with
+// --out, saves it for co-signing). kind and id name what it creates or acts on, for the output.
+func sendOp(c *cli.Context, env *txEnv, kind, id string, build func(h wallet.Header) (state.TxBody, error)) error {
+	body, err := build(env.header())
+	if err != nil {
+		return walletFail(err)
+	}
+	key, err := loadKey(env.ks, env.signer.Name)
+	if err != nil {
+		return err
+	}
+	tx, err := wallet.Sign(body, key)
+	if err != nil {
+		return walletFail(err)
+	}
+	if out := c.String("out"); out != "" {
+		if err := wallet.WriteTxFile(out, tx); err != nil {
+			return walletFail(err)
+		}
+		res := txResultJSON{Kind: kind, ID: id, ChainID: body.ChainID, From: body.From.String(), Nonce: body.Nonce,
+			Status: "saved", File: out, Signed: len(tx.Sigs)}
+		if c.Bool("json") {
+			return walletPrintJSON(c, res)
+		}
+		need := uint32(1)
+		if env.account.Signers != nil {
+			need = env.account.Signers.Quorum
+		}
+		fmt.Fprintf(c.App.Writer, "saved %s: %s (nonce %d), signed by %s, 1 of %d signatures needed\n", out, describeOp(&body), body.Nonce, env.signer.Name, need)
+		fmt.Fprintf(c.App.ErrWriter, "co-sign with `guild tx sign %s --from NAME`, then send with `guild tx submit %s --wait`\n", out, out)
+		return nil
+	}
+	return submitTx(c, env.client, tx, kind, id)
+}
+
+// submitTx submits a signed transaction, prints what it is and, with --wait, waits for its fate.
+func submitTx(c *cli.Context, client *node.Client, tx *state.Tx, kind, id string) error {
+	raw, hash, err := wallet.Encode(tx)
+	if err != nil {
+		return walletFail(err)
+	}
+	ctx := c.Context
+	resp, err := client.SubmitTx(ctx, raw)
+	if err != nil {
+		var apiErr *node.APIError
+		if errors.As(err, &apiErr) {
+			return walletExit(fmt.Sprintf("node %s refused the transaction: %s", client.Base(), apiErr.Message), walletExitFailure)
+		}
+		return walletNodeFail(client, err)
+	}
+	if resp.Hash != "" && resp.Hash != hash.String() {
+		return walletFail(fmt.Errorf("node %s reports hash %s for transaction %s: are the node and this wallet the same version?", client.Base(), resp.Hash, hash))
+	}
+	out := txResultJSON{Kind: kind, ID: id, Hash: hash.String(), ChainID: tx.Body.ChainID, From: tx.Body.From.String(),
+		Nonce: tx.Body.Nonce, Status: walletOr(resp.Status, node.TxPending)}
+	if !c.Bool("json") {
+		if id != "" {
+			fmt.Fprintf(c.App.Writer, "%s %s\n", kind, id)
+		}
+		fmt.Fprintf(c.App.Writer, "tx %s\n", out.Hash)
+	}
+	if !c.Bool("wait") {
+		if c.Bool("json") {
+			return walletPrintJSON(c, out)
+		}
+		return nil
+	}
+	timeout := c.Duration("timeout")
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	ts, werr := client.WaitTx(wctx, out.Hash)
+	if ts.Status != "" {
+		out.Status = ts.Status
+	}
+	out.Height, out.Error = ts.Height, ts.Error
+	var fail error
+	switch {
+	case werr == nil && ts.Status == node.TxCommitted:
+	case werr == nil && ts.Status == node.TxRejected:
+		fail = walletExit(fmt.Sprintf("transaction %s rejected: %s", out.Hash, walletOr(ts.Error, "no reason given")), walletExitFailure)
+	case werr != nil && wctx.Err() != nil && ctx.Err() == nil:
+		fail = walletExit(fmt.Sprintf("timed out after %s waiting for transaction %s (status %s); it may still commit: check with `guild tx status %s`",
+			timeout, out.Hash, walletOr(out.Status, "unknown"), out.Hash), walletExitFailure)
+	default:
+		return walletNodeFail(client, werr)
+	}
+	if c.Bool("json") {
+		if err := walletPrintJSON(c, out); err != nil {
+			return err
+		}
+	} else if fail == nil {
+		fmt.Fprintf(c.App.Writer, "committed at height %d\n", out.Height)
+	}
+	return fail
+}
+
+// loadKey asks for name's passphrase ($GUILD_PASSPHRASE or a prompt) and decrypts the key.
+func loadKey(ks *wallet.Keystore, name string) (ed25519.PrivateKey, error) {
+	pass, err := wallet.Passphrase(fmt.Sprintf("Passphrase for %q: ", name), false)
+	if err != nil {
+		return nil, walletFail(err)
+	}
+	key, err := ks.Load(name, pass)
+	if err != nil {
+		return nil, walletFail(err)
+	}
+	return key, nil
+}
+
+// describeOp is a one-line account of a body's operation, for people about to sign it.
+func describeOp(b *state.TxBody) string {
+	name, op := wallet.Operation(b)
+	j, _ := json.Marshal(op)
+	return fmt.Sprintf("%s %s from %s", name, j, b.From)
+}
+
+// argID reads the one positional argument, an ID of what the command acts on.
+func argID(c *cli.Context, what string) (string, error) {
+	if c.NArg() != 1 {
+		return "", walletExit(fmt.Sprintf("usage: guild %s [flags] %s", c.Command.FullName(), what), walletExitBadUsage)
+	}
+	id := c.Args().First()
+	if err := wallet.CheckID(id); err != nil {
+		return "", walletExit(fmt.Sprintf("%s: %v", what, err), walletExitBadUsage)
+	}
+	return id, nil
+}
+
+func noArgs(c *cli.Context) error {
+	if c.NArg() != 0 {
+		return walletExit(fmt.Sprintf("guild %s takes no arguments, only flags; see `guild %s --help`", c.Command.FullName(), c.Command.FullName()), walletExitBadUsage)
+	}
+	return nil
+}
+
+// hashInput reads a SHA-256 from exactly one of --NAME-hash HEX, --NAME-file FILE (hashed here,
+// never sent) and, when text is set, --NAME TEXT (hashed).
+func hashInput(c *cli.Context, hashFlag, fileFlag, textFlag string, required bool) (state.Hash, bool, error) {
+	set := 0
+	for _, f := range []string{hashFlag, fileFlag, textFlag} {
+		if f != "" && c.IsSet(f) {
+			set++
+		}
+	}
+	names := "--" + hashFlag + " or --" + fileFlag
+	if textFlag != "" {
+		names += " or --" + textFlag
+	}
+	switch {
+	case set > 1:
+		return state.Hash{}, false, walletExit("give only one of "+names, walletExitBadUsage)
+	case set == 0 && required:
+		return state.Hash{}, false, walletExit("give "+names, walletExitBadUsage)
+	case set == 0:
+		return state.Hash{}, false, nil
+	}
+	switch {
+	case c.IsSet(hashFlag):
+		h, err := state.ParseHash(strings.TrimPrefix(c.String(hashFlag), "0x"))
+		if err != nil {
+			return h, false, walletExit("--"+hashFlag+": "+err.Error(), walletExitBadUsage)
+		}
+		return h, true, nil
+	case c.IsSet(fileFlag):
+		h, err := hashFile(c.String(fileFlag))
+		if err != nil {
+			return h, false, walletFail(err)
+		}
+		return h, true, nil
+	default:
+		return sha256.Sum256([]byte(c.String(textFlag))), true, nil
+	}
+}
+
+func hashFile(path string) (state.Hash, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return state.Hash{}, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return state.Hash{}, fmt.Errorf("hashing %s: %w", path, err)
+	}
+	return state.Hash(h.Sum(nil)), nil
+}
+
+// resolvePubKey reads a public key: 64 hex characters, or the name of a key in the wallet.
+func resolvePubKey(c *cli.Context, s string) ([]byte, error) {
+	if b, err := hex.DecodeString(strings.TrimPrefix(s, "0x")); err == nil && len(b) == ed25519.PublicKeySize {
+		return b, nil
+	}
+	ks, err := walletOpen(c)
+	if err != nil {
+		return nil, err
+	}
+	e, err := ks.Get(s)
+	if err != nil {
+		return nil, walletFail(fmt.Errorf("%q is neither a 64-hex-character public key nor a key in the wallet: %w", s, err))
+	}
+	return bytes.Clone(e.PubKey), nil
+}
+
+// heightInput reads a block height from --ABS H or --REL N (N blocks after the current height).
+func heightInput(c *cli.Context, env *txEnv, abs, rel string) (uint64, error) {
+	switch {
+	case c.IsSet(abs) && c.IsSet(rel):
+		return 0, walletExit("give only one of --"+abs+" and --"+rel, walletExitBadUsage)
+	case c.IsSet(abs):
+		return c.Uint64(abs), nil
+	case c.IsSet(rel):
+		return env.status.Height + c.Uint64(rel), nil
+	}
+	return 0, walletExit("give --"+abs+" HEIGHT or --"+rel+" BLOCKS (after the current height)", walletExitBadUsage)
+}
+
+// query runs a read against the node: 404 is "no such KIND", anything else the node's reason.
+func query[T any](c *cli.Context, kind, id string, get func(ctx context.Context, cl *node.Client) (T, error)) (T, error) {
+	client := node.NewClient(c.String("node"))
+	v, err := get(c.Context, client)
+	if errors.Is(err, node.ErrNotFound) {
+		return v, walletExit(fmt.Sprintf("no %s %s on node %s", kind, id, client.Base()), walletExitFailure)
+	}
+	if err != nil {
+		return v, walletNodeFail(client, err)
+	}
+	return v, nil
+}
+
+// printRecord prints v as indented JSON with --json, and otherwise as "key: value" lines with
+// the same keys in the same order, nested records indented and list items marked "- ".
+func printRecord(c *cli.Context, v any) error {
+	if c.Bool("json") {
+		return walletPrintJSON(c, v)
+	}
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	tree, err := readOrdered(dec)
+	if err != nil {
+		return err
+	}
+	var sb strings.Builder
+	writePlain(&sb, tree, "", "")
+	_, err = io.WriteString(c.App.Writer, sb.String())
+	return err
+}
+
+// orderedObject is a JSON object with its keys in their order.
+type orderedObject struct {
+	keys []string
+	vals []any
+}
+
+// readOrdered reads the next JSON value: an *orderedObject, []any, or a scalar token.
+func readOrdered(dec *json.Decoder) (any, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	switch tok {
+	case json.Delim('{'):
+		o := &orderedObject{}
+		for dec.More() {
+			k, err := dec.Token()
+			if err != nil {
+				return nil, err
+			}
+			v, err := readOrdered(dec)
+			if err != nil {
+				return nil, err
+			}
+			o.keys, o.vals = append(o.keys, fmt.Sprint(k)), append(o.vals, v)
+		}
+		_, err := dec.Token()
+		return o, err
+	case json.Delim('['):
+		a := []any{}
+		for dec.More() {
+			v, err := readOrdered(dec)
+			if err != nil {
+				return nil, err
+			}
+			a = append(a, v)
+		}
+		_, err := dec.Token()
+		return a, err
+	}
+	return tok, nil
+}
+
+// whenMs reads a "..._ms" field that holds a unix time in milliseconds as a date, for people.
+func whenMs(key string, v any) string {
+	n, ok := v.(json.Number)
+	if !ok || !strings.HasSuffix(key, "time_ms") && !strings.HasSuffix(key, "expires_ms") {
+		return ""
+	}
+	ms, err := n.Int64()
+	if err != nil || ms <= 0 {
+		return ""
+	}
+	return " (" + time.UnixMilli(ms).UTC().Format(time.RFC3339) + ")"
+}
+
+func scalarText(v any) string {
+	switch t := v.(type) {
+	case nil:
+		return "-"
+	case string:
+		return t
+	case json.Number:
+		return t.String()
+	case bool:
+		return strconv.FormatBool(t)
+	}
+	return fmt.Sprint(v)
+}
+
+// writePlain prints an object's fields: first is the indent of its first line (where a list
+// item's "- " goes), rest the indent of the others.
+func writePlain(w *strings.Builder, v any, first, rest string) {
+	o, ok := v.(*orderedObject)
+	if !ok {
+		w.WriteString(first + scalarText(v) + "\n")
+		return
+	}
+	for i, k := range o.keys {
+		ind := rest
+		if i == 0 {
+			ind = first
+		}
+		switch x := o.vals[i].(type) {
+		case *orderedObject:
+			w.WriteString(ind + k + ":\n")
+			writePlain(w, x, rest+"  ", rest+"  ")
+		case []any:
+			objects := len(x) > 0
+			for _, e := range x {
+				if _, isObj := e.(*orderedObject); !isObj {
+					objects = false
+				}
+			}
+			if !objects {
+				vals := make([]string, len(x))
+				for j, e := range x {
+					vals[j] = scalarText(e)
+				}
+				w.WriteString(ind + k + ": [" + strings.Join(vals, ", ") + "]\n")
+				continue
+			}
+			w.WriteString(ind + k + ":\n")
+			for _, e := range x {
+				writePlain(w, e, rest+"  - ", rest+"    ")
+			}
+		default:
+			w.WriteString(ind + k + ": " + scalarText(x) + whenMs(k, x) + "\n")
+		}
+	}
+}
