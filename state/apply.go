@@ -27,21 +27,24 @@ type TxResult struct {
 	Err  error
 }
 
-// ApplyBlock executes the transactions of block height, which must be Height()+1, in order, and
-// commits the result in one durable batch with the new height and root: after a crash the store
-// holds either the state before the block or the state after it.
+// ApplyBlock executes the transactions of block blk.Height, which must be Height()+1, in order,
+// and commits the result in one durable batch with the new height, time and root: after a crash
+// the store holds either the state before the block or the state after it. blk.TimeMs is the
+// block header's time; records note it and claims expire by it.
 //
 // Each transaction must not repeat (by hash) an earlier transaction of the block, must decode
-// (DecodeTx), be for this chain, carry a valid signature (not checked again when cache.Verified(HashTx(raw)); cache
-// may be nil), carry exactly its sender's next nonce, move a positive amount to another account,
-// be covered by the sender's balance, and not overflow the recipient's. Checks run in that order
-// and the first failure is the transaction's error. An accepted transfer debits the sender,
-// credits the recipient and increments the sender's nonce; later transactions of the block see
-// its effects.
+// (DecodeTx), be for this chain, carry valid signatures (not checked again when
+// cache.Verified(HashTx(raw)); cache may be nil), be authorised by them (ErrNotAuthorized: the
+// sender's own key alone, or a quorum of its signatories, see multisig.go), and carry exactly
+// its sender's next nonce. Then its operation's own checks run: for a transfer, a positive
+// amount to another account, covered by the sender's balance, not overflowing the recipient's;
+// for the other operations, those listed in ops.go. Checks run in that order and the first
+// failure is the transaction's error. An accepted transaction applies its operation and
+// increments the sender's nonce; later transactions of the block see its effects.
 //
 // A transaction's rejection is not an error of ApplyBlock. ApplyBlock itself fails only on a
-// wrong height, before genesis, or when the store fails; then nothing was applied (and after a
-// failed commit the State refuses further blocks until it is reopened).
+// wrong height, before genesis, or when the store fails (a read, or the commit); then nothing was
+// applied (and after a failed commit the State refuses further blocks until it is reopened).
 func (s *State) ApplyBlock(blk BlockInfo, txs [][]byte, cache SigCache) (*BlockResult, error) {
 	height := blk.Height
 	s.applyMu.Lock()

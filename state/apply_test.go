@@ -120,6 +120,34 @@ func badTxCases() []badTxCase {
 			tx.Sigs = append(tx.Sigs, other.Sigs[0])
 			return encodeTx(t, tx)
 		}, ErrNotAuthorized}, // valid, but alice's account has no signer set: one signature, hers
+		{"two operations", func(t *testing.T, f fixture) []byte {
+			b := body(f)
+			b.NotaryAnchor = &NotaryAnchor{Hash: Hash{1}}
+			_, raw := signedTx(t, f.alice, b)
+			return raw
+		}, ErrMalformedTx},
+		{"no operation", func(t *testing.T, f fixture) []byte {
+			b := body(f)
+			b.Transfer = nil
+			_, raw := signedTx(t, f.alice, b)
+			return raw
+		}, ErrNoOperation},
+		{"seventeen signatures", func(t *testing.T, f fixture) []byte {
+			tx, _ := good(t, f)
+			for i := range MaxSigners {
+				if err := CoSign(tx, newTestKey(700+i).priv); err != nil {
+					// CoSign stops at the limit; add the last one by hand.
+					other, _ := signedTx(t, newTestKey(700+i), body(f))
+					tx.Sigs = append(tx.Sigs, other.Sigs[0])
+				}
+			}
+			return encodeTx(t, tx)
+		}, ErrMalformedTx},
+		{"unsigned", func(t *testing.T, f fixture) []byte {
+			tx, _ := good(t, f)
+			tx.Sigs = nil
+			return encodeTx(t, tx)
+		}, ErrMalformedTx},
 		{"same signature twice", func(t *testing.T, f fixture) []byte {
 			tx, _ := good(t, f)
 			tx.Sigs = append(tx.Sigs, tx.Sigs[0])

@@ -218,3 +218,34 @@ func TestNotary(t *testing.T) {
 		t.Fatalf("unknown hash: %v", err)
 	}
 }
+
+// TestMultisigSixteen: the largest signer set, and a transaction carrying all its signatures,
+// fit the limits.
+func TestMultisigSixteen(t *testing.T) {
+	e := newOpEnv(t)
+	op := &SetSigners{Quorum: MaxSigners}
+	var ks []testKey
+	for i := range MaxSigners {
+		ks = append(ks, newTestKey(800+i))
+		op.Signers = append(op.Signers, pub(ks[i]))
+	}
+	e.do(e.alice, nil, TxBody{SetSigners: op})
+	body := TxBody{ChainID: testChain, From: e.alice.addr, Nonce: 1, Transfer: &Transfer{To: e.bob.addr, Amount: 5}}
+	tx, err := SignTx(body, ks[0].priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range ks[1:] {
+		if err := CoSign(tx, k.priv); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := CoSign(tx, e.alice.priv); err == nil {
+		t.Fatal("CoSign accepted a 17th signature")
+	}
+	raw := encodeTx(t, tx)
+	if len(raw) > MaxTxBytes {
+		t.Fatalf("%d bytes", len(raw))
+	}
+	e.doRaw(nil, raw)
+}
