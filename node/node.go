@@ -353,6 +353,9 @@ func (n *Node) startP2P(ctx context.Context) error {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "guild_p2p_score_disconnects_total",
 			Help: "Peers disconnected (and refused for a cool-off) because their gossip score fell below the threshold."},
 			func() float64 { return float64(h.ScoreDisconnects()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "guild_p2p_tx_rate_limited_total",
+			Help: "Gossiped transaction batches ignored because their author exceeded the per-peer rate limit."},
+			func() float64 { return float64(h.TxRateLimited()) }),
 	} {
 		if err := n.metrics.reg.Register(c); err != nil {
 			n.log.Warn("registering p2p metrics", "err", err)

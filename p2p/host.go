@@ -134,8 +134,9 @@ type Host struct {
 	mdns     interface{ Close() error }
 	dht      *dht.IpfsDHT
 
-	// scoreDrops counts peers disconnected for their score.
-	scoreDrops atomic.Uint64
+	// scoreDrops counts peers disconnected for their score; txLimited, transaction messages
+	// ignored for exceeding their author's rate limit.
+	scoreDrops, txLimited atomic.Uint64
 
 	txs       *gossipTopic
 	consensus *gossipTopic
@@ -487,3 +488,6 @@ func (h *Host) SetAllowedPeers(ids []string) error {
 
 // ScoreDisconnects counts the peers this host disconnected for a low gossip score.
 func (h *Host) ScoreDisconnects() uint64 { return h.scoreDrops.Load() }
+
+// TxRateLimited counts the transaction messages ignored because their author exceeded its rate.
+func (h *Host) TxRateLimited() uint64 { return h.txLimited.Load() }
