@@ -50,6 +50,9 @@ type P2PConfig struct {
 	Observers []string `toml:"observers"`
 	// MDNS finds peers on the local network (or machine) by multicast DNS.
 	MDNS bool `toml:"mdns"`
+	// DHT looks members up by peer ID in a Kademlia DHT private to the chain, so that knowing one
+	// member's address is enough to find the others.
+	DHT bool `toml:"dht"`
 }
 
 type APIConfig struct {
@@ -197,6 +200,7 @@ const configHeader = `# Guild node configuration. Defaults:
 #   [p2p] permissioned         = true      only peers bound to genesis validators (and observers) connect
 #   [p2p] observers            = []        peer IDs of non-validating nodes also allowed in
 #   [p2p] mdns                 = false     find peers on the local network by multicast DNS
+#   [p2p] dht                  = false     find members by peer ID in a DHT private to the chain
 #                              peers' addresses are remembered in data/p2p_peers.json and redialed
 #   [api] listen               = "127.0.0.1:8645"   HTTP API (unauthenticated: keep it on loopback)
 #   [api] pprof                = false     serve /debug/pprof/ (profiling) on the API address

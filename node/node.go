@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/guild-ledger/guild/consensus"
 	"github.com/guild-ledger/guild/p2p"
 	"github.com/guild-ledger/guild/state"
@@ -385,6 +387,21 @@ func (n *Node) startP2P(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("node: p2p: %w", err)
+	}
+	h := n.host
+	for _, c := range []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "guild_p2p_peers", Help: "Connected p2p peers."},
+			func() float64 { return float64(len(h.Peers())) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "guild_p2p_score_disconnects_total",
+			Help: "Peers disconnected (and refused for a cool-off) because their gossip score fell below the threshold."},
+			func() float64 { return float64(h.ScoreDisconnects()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "guild_p2p_tx_rate_limited_total",
+			Help: "Gossiped transaction batches ignored because their author exceeded the per-peer rate limit."},
+			func() float64 { return float64(h.TxRateLimited()) }),
+	} {
+		if err := n.metrics.reg.Register(c); err != nil {
+			n.log.Warn("registering p2p metrics", "err", err)
+		}
 	}
 	return nil
 }

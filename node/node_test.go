@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"io"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -458,6 +460,17 @@ func TestPeersAndStatusShowP2P(t *testing.T) {
 			p := res.Peers[0]
 			if p.PeerID != obsID || p.Role != PeerObserver || len(p.Addrs) == 0 {
 				t.Fatalf("peer %+v, want observer %s with addresses", p, obsID)
+			}
+			resp, err := http.Get("http://" + n.APIAddr() + "/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			for _, want := range []string{"\nguild_p2p_peers 1\n", "\nguild_p2p_score_disconnects_total 0\n"} {
+				if !strings.Contains(string(body), want) {
+					t.Errorf("metrics lack %q", strings.TrimSpace(want))
+				}
 			}
 			break
 		}

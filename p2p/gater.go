@@ -136,3 +136,17 @@ func (g *allowlistGater) InterceptSecured(dir network.Direction, p peer.ID, addr
 func (g *allowlistGater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) {
 	return true, 0
 }
+
+// list gives the members and observers.
+func (g *allowlistGater) list() []peer.ID {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	out := make([]peer.ID, 0, len(g.members)+len(g.observers))
+	for p := range g.members {
+		out = append(out, p)
+	}
+	for p := range g.observers {
+		out = append(out, p)
+	}
+	return out
+}

@@ -192,6 +192,7 @@ func (h *Host) limitTxs(validate Validator) Validator {
 				return Reject, nil
 			}
 			if !h.txLimit.allow(id, len(data), time.Now()) {
+				h.txLimited.Add(1)
 				return Ignore, nil
 			}
 		}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -81,6 +82,10 @@ type Config struct {
 	// MDNS discovers peers on the local network (or machine) by multicast DNS; only allowed peers
 	// are dialed.
 	MDNS bool
+	// DHT joins a Kademlia DHT private to the chain and looks up allowed peers that are not
+	// connected, so members need not list each other's addresses (see dht.go). On an open host
+	// (no allowlist) there is no one to look up.
+	DHT bool
 	// AddrBook is a file where the addresses learned for allowed peers are kept across restarts,
 	// to be redialed at start. Empty: nothing is remembered.
 	AddrBook string
@@ -131,9 +136,11 @@ type Host struct {
 	txLimit  *rateLimiter
 	book     *addrBook
 	mdns     interface{ Close() error }
+	dht      *dht.IpfsDHT
 
-	// scoreDrops counts peers disconnected for their score.
-	scoreDrops atomic.Uint64
+	// scoreDrops counts peers disconnected for their score; txLimited, transaction messages
+	// ignored for exceeding their author's rate limit.
+	scoreDrops, txLimited atomic.Uint64
 
 	txs       *gossipTopic
 	consensus *gossipTopic
@@ -299,8 +306,13 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 			return fail(err)
 		}
 	}
+	if cfg.DHT {
+		if err := h.startDHT(cfg.ChainID, keep); err != nil {
+			return fail(err)
+		}
+	}
 	log.Info("p2p host started", "id", self, "addrs", h.Addrs(), "bootstrap", len(bootstrap),
-		"remembered", len(keep)-len(bootstrap), "permissioned", !gater.open, "mdns", cfg.MDNS,
+		"remembered", len(keep)-len(bootstrap), "permissioned", !gater.open, "mdns", cfg.MDNS, "dht", cfg.DHT,
 		"direct_peers", len(direct))
 	return h, nil
 }
@@ -433,6 +445,9 @@ func (h *Host) shutdown() error {
 	if h.mdns != nil {
 		_ = h.mdns.Close()
 	}
+	if h.dht != nil {
+		_ = h.dht.Close()
+	}
 	h.cancel() // stops pubsub's loops, the readers and the dialer
 	h.wg.Wait()
 	return h.host.Close()
@@ -479,3 +494,6 @@ func (h *Host) SetAllowedPeers(ids []string) error {
 
 // ScoreDisconnects counts the peers this host disconnected for a low gossip score.
 func (h *Host) ScoreDisconnects() uint64 { return h.scoreDrops.Load() }
+
+// TxRateLimited counts the transaction messages ignored because their author exceeded its rate.
+func (h *Host) TxRateLimited() uint64 { return h.txLimited.Load() }

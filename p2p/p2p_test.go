@@ -450,6 +450,9 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		"bad allowed":     func(c *Config) { c.AllowedPeers = []string{"not-a-peer-id"} },
 		"bootstrap no id": func(c *Config) { c.Bootstrap = []string{"/ip4/127.0.0.1/tcp/1"} },
 		"negative max":    func(c *Config) { c.MaxMessageBytes = -1 },
+		"bad observer":    func(c *Config) { c.Observers = []string{"nope"} },
+		"bad validator":   func(c *Config) { c.Validators = []string{"nope"} },
+		"bad announce":    func(c *Config) { c.Announce = []string{"/nope"} },
 	} {
 		cfg := testConfig(key)
 		mutate(&cfg)
