@@ -59,39 +59,11 @@ func (n *Node) accountResponse(a state.Address) (AccountResponse, error) {
 // 400 if not.
 func pathID(w http.ResponseWriter, r *http.Request, what string) (string, bool) {
 	id := r.PathValue("id")
-	if !validID(id) {
+	if !state.ValidID(id) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("%s ID %q is malformed: want 1-%d of A-Z a-z 0-9 . _ : -", what, id, state.MaxIDLen))
 		return "", false
 	}
 	return id, true
-}
-
-// validID mirrors the state machine's rule for IDs chosen by senders.
-func validID(s string) bool {
-	if len(s) == 0 || len(s) > state.MaxIDLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == ':', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// validSymbol mirrors the state machine's rule for asset symbols: 2-12 of A-Z 0-9.
-func validSymbol(s string) bool {
-	if len(s) < 2 || len(s) > 12 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
 }
 
 // writeQueryError answers a failed query: 404 for what does not exist, 500 for anything else.
@@ -113,7 +85,7 @@ func hexKeys(keys [][]byte) []string {
 
 func (n *Node) handleAsset(w http.ResponseWriter, r *http.Request) {
 	sym := r.PathValue("symbol")
-	if !validSymbol(sym) {
+	if !state.ValidSymbol(sym) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("asset symbol %q is malformed: want 2-12 of A-Z 0-9", sym))
 		return
 	}

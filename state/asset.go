@@ -61,7 +61,7 @@ func (ov *overlay) creditAsset(a Address, sym string, amount uint64) error {
 }
 
 func (ov *overlay) assetCreate(from Address, op *AssetCreate) error {
-	if !validSymbol(op.Symbol) {
+	if !ValidSymbol(op.Symbol) {
 		return fmt.Errorf("%w: %q", ErrBadSymbol, op.Symbol)
 	}
 	if !validName(op.Name) {

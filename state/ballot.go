@@ -43,7 +43,7 @@ func (ov *overlay) ballotCreate(from Address, op *BallotCreate) error {
 	}
 	seen = map[string]bool{}
 	for _, id := range op.Eligible {
-		if !validID(id) || seen[id] {
+		if !ValidID(id) || seen[id] {
 			return fmt.Errorf("%w: eligible identity %q invalid or repeated", ErrBadField, id)
 		}
 		seen[id] = true

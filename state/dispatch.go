@@ -123,8 +123,8 @@ func (ov *overlay) creditNative(a Address, amount uint64) error {
 	return nil
 }
 
-// validID reports whether s is an ID: 1..MaxIDLen of A-Z a-z 0-9 . _ : -
-func validID(s string) bool {
+// ValidID reports whether s is an ID: 1..MaxIDLen of A-Z a-z 0-9 . _ : -
+func ValidID(s string) bool {
 	if len(s) == 0 || len(s) > MaxIDLen {
 		return false
 	}
@@ -140,7 +140,7 @@ func validID(s string) bool {
 }
 
 func checkID(id string) error {
-	if !validID(id) {
+	if !ValidID(id) {
 		return fmt.Errorf("%w: %q", ErrBadID, id)
 	}
 	return nil
@@ -159,8 +159,8 @@ func validName(s string) bool {
 	return true
 }
 
-// validSymbol reports whether s is an asset symbol: 2..12 of A-Z 0-9.
-func validSymbol(s string) bool {
+// ValidSymbol reports whether s is an asset symbol: 2..12 of A-Z 0-9.
+func ValidSymbol(s string) bool {
 	if len(s) < 2 || len(s) > 12 {
 		return false
 	}

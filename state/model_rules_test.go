@@ -206,7 +206,7 @@ func (m *model) op(b *TxBody, blk BlockInfo, txHash Hash) error {
 	case b.AssetCreate != nil:
 		op := b.AssetCreate
 		switch {
-		case !validSymbol(op.Symbol):
+		case !ValidSymbol(op.Symbol):
 			return ErrBadSymbol
 		case !validName(op.Name), op.Decimals > MaxDecimals:
 			return ErrBadField
@@ -271,7 +271,7 @@ func (m *model) op(b *TxBody, blk BlockInfo, txHash Hash) error {
 
 	case b.ItemRegister != nil:
 		op := b.ItemRegister
-		if !validID(op.ID) {
+		if !ValidID(op.ID) {
 			return ErrBadID
 		}
 		if _, ok := m.items[op.ID]; ok {
@@ -310,7 +310,7 @@ func (m *model) op(b *TxBody, blk BlockInfo, txHash Hash) error {
 
 	case b.EscrowCreate != nil:
 		op := b.EscrowCreate
-		if !validID(op.ID) {
+		if !ValidID(op.ID) {
 			return ErrBadID
 		}
 		if _, ok := m.escrows[op.ID]; ok {
@@ -389,7 +389,7 @@ func (m *model) op(b *TxBody, blk BlockInfo, txHash Hash) error {
 
 	case b.IdentityRegister != nil:
 		op := b.IdentityRegister
-		if !validID(op.ID) {
+		if !ValidID(op.ID) {
 			return ErrBadID
 		}
 		if _, ok := m.idents[op.ID]; ok {
@@ -431,7 +431,7 @@ func (m *model) op(b *TxBody, blk BlockInfo, txHash Hash) error {
 
 	case b.ClaimIssue != nil:
 		op := b.ClaimIssue
-		if !validID(op.ID) {
+		if !ValidID(op.ID) {
 			return ErrBadID
 		}
 		if _, ok := m.claims[op.ID]; ok {
@@ -471,7 +471,7 @@ func (m *model) op(b *TxBody, blk BlockInfo, txHash Hash) error {
 
 	case b.BallotCreate != nil:
 		op := b.BallotCreate
-		if !validID(op.ID) {
+		if !ValidID(op.ID) {
 			return ErrBadID
 		}
 		if _, ok := m.ballots[op.ID]; ok {
@@ -481,7 +481,7 @@ func (m *model) op(b *TxBody, blk BlockInfo, txHash Hash) error {
 			len(op.Eligible) == 0 || len(op.Eligible) > MaxBallotEligible {
 			return ErrBadField
 		}
-		if !distinctStrings(op.Options, validName) || !distinctStrings(op.Eligible, validID) {
+		if !distinctStrings(op.Options, validName) || !distinctStrings(op.Eligible, ValidID) {
 			return ErrBadField
 		}
 		if op.Closes <= blk.Height {
@@ -613,7 +613,7 @@ func cmpString(a, b string) int {
 }
 
 func (m *model) propose(from Address, op *GovPropose, blk BlockInfo) error {
-	if !validID(op.ID) {
+	if !ValidID(op.ID) {
 		return ErrBadID
 	}
 	if _, ok := m.props[op.ID]; ok {

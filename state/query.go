@@ -119,7 +119,7 @@ func (s *State) Item(id string) (Item, error) { return getOr[Item](s, keyItem(id
 
 // ItemHistory returns item id's events, oldest first.
 func (s *State) ItemHistory(id string) ([]ItemEvent, error) {
-	if !validID(id) {
+	if !ValidID(id) {
 		return nil, ErrItemNotFound
 	}
 	evs, err := scanAll[ItemEvent](s, recKey("ihist", []byte(id), sep))

@@ -40,15 +40,7 @@ func (h Header) body() (state.TxBody, error) {
 // CheckID reports whether id is an ID as the state machine defines it (1 to state.MaxIDLen of
 // A-Z a-z 0-9 . _ : -), wrapping state.ErrBadID if not.
 func CheckID(id string) error {
-	ok := len(id) > 0 && len(id) <= state.MaxIDLen
-	for i := 0; ok && i < len(id); i++ {
-		switch c := id[i]; {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == ':', c == '-':
-		default:
-			ok = false
-		}
-	}
-	if !ok {
+	if !state.ValidID(id) {
 		return fmt.Errorf("%w: %q", state.ErrBadID, id)
 	}
 	return nil
@@ -57,12 +49,7 @@ func CheckID(id string) error {
 // CheckSymbol reports whether s is an asset symbol (2-12 of A-Z 0-9), wrapping
 // state.ErrBadSymbol if not.
 func CheckSymbol(s string) error {
-	ok := len(s) >= 2 && len(s) <= 12
-	for i := 0; ok && i < len(s); i++ {
-		c := s[i]
-		ok = c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
-	}
-	if !ok {
+	if !state.ValidSymbol(s) {
 		return fmt.Errorf("%w: %q", state.ErrBadSymbol, s)
 	}
 	return nil
