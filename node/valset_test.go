@@ -215,3 +215,32 @@ func TestSyncAcrossValidatorChange(t *testing.T) {
 		t.Fatalf("after sync: index %d in a set of %d, want 4 of 5", dst.self, len(dst.coreEpoch.Set.Validators))
 	}
 }
+
+// A consensus message from a validator this node does not know yet is rejected (its sender is
+// penalised) only at heights whose set is final here; further ahead the set may still change in
+// blocks this node has not applied, so it is ignored.
+func TestConsensusGossipBeyondTheKnownScheduleIgnored(t *testing.T) {
+	c := newGovChain(t, 6)
+	n, err := New(c.home(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.closeStores()
+	c.grow(t, n, 3)
+	msg := func(h uint64) []byte {
+		m := consensus.Message{Type: consensus.MsgPrepare, Height: h, From: 5, Digest: consensus.Digest{1}}
+		m.Sig = ed25519.Sign(c.eKey, consensus.SignBytes(c.gen.ChainID, &m))
+		b, err := consensus.EncodeMessage(&m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	final := n.blocks.Height() + state.MinValidatorDelay
+	if v, _ := n.validateConsensus("peer", msg(final)); v != p2p.Reject {
+		t.Errorf("unknown validator at height %d (set final): verdict %v, want Reject", final, v)
+	}
+	if v, _ := n.validateConsensus("peer", msg(final+1)); v != p2p.Ignore {
+		t.Errorf("unknown validator at height %d (set not final): verdict %v, want Ignore", final+1, v)
+	}
+}
