@@ -88,7 +88,18 @@ func testnetUpCommand() *cli.Command {
 
 // printTestnet shows where everything is and what to try next.
 func printTestnet(w io.Writer, m *testnet.Manifest, passphraseSource string) {
-	fmt.Fprintf(w, "testnet %s is up: %d validators, first block final on every node\n\n", m.ChainID, len(m.Nodes))
+	joined := 0
+	for _, n := range m.Nodes {
+		if n.Joined {
+			joined++
+		}
+	}
+	if joined == 0 {
+		fmt.Fprintf(w, "testnet %s is up: %d validators, first block final on every node\n\n", m.ChainID, len(m.Nodes))
+	} else {
+		fmt.Fprintf(w, "testnet %s is up: %d genesis validators with their first block final, and %d joined "+
+			"node(s), running (they connect once governance schedules them as validators)\n\n", m.ChainID, len(m.Nodes)-joined, joined)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tAPI\tP2P")
 	for _, n := range m.Nodes {
