@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"errors"
+	"math"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -26,7 +27,7 @@ import (
 func TestGovernanceValidatorChanges(t *testing.T) {
 	// Quick empty blocks and view changes keep the walk short; the joined node copies node1's
 	// config, so it runs with the same.
-	tn := startTestnetWith(t, 150*time.Second, func(c *node.Config) {
+	tn := startTestnetWith(t, 240*time.Second, func(c *node.Config) {
 		c.Consensus.EmptyBlockMillis = 200
 		c.Consensus.ViewTimeoutMillis = 1000
 	})
@@ -89,7 +90,7 @@ func TestGovernanceValidatorChanges(t *testing.T) {
 	v5 := state.Validator{Name: "org5", PubKey: pub, PeerID: j.PeerID, Power: 1}
 	// Five members now: four yes votes pass it.
 	// Far enough ahead for node5 to connect and sync once the change is scheduled.
-	effective := g.height() + 15
+	effective := g.height() + 25
 	g.pass("validator-org5", orgs["org1"], []*govMember{orgs["org2"], orgs["org3"], orgs["org4"]},
 		&state.GovPropose{SetValidator: &v5, EffectiveHeight: effective})
 	t.Logf("%v: org5 is a member, and a validator from height %d", since(began), effective)
@@ -100,7 +101,7 @@ func TestGovernanceValidatorChanges(t *testing.T) {
 
 	// From the effective height, all five decide; node5 (synced by block sync once admitted)
 	// proposes in its turn and its commit is in its certificates.
-	waitHeights(t, ctx, clients, effective+10)
+	waitAll(t, ctx, clients, effective+10)
 	signed, proposed := 0, 0
 	for h := effective; h <= effective+10; h++ {
 		b := checkBlock(t, ctx, m.ChainID, clients, h, five)
@@ -131,18 +132,19 @@ func TestGovernanceValidatorChanges(t *testing.T) {
 	}
 	live := clients[1:]
 	from := maxHeight(t, ctx, live)
-	waitHeights(t, ctx, live, from+6)
+	waitAll(t, ctx, live, from+6)
 	t.Logf("%v: with node1 killed, nodes 2..5 finalized %d..%d", since(began), from+1, from+6)
 
 	// Remove org2's validator (power 0) at a future height. Five members: four yes votes.
 	g.c = clients[2]
-	removed := g.height() + 6
+	// Far enough ahead for the proposal and its votes, with node1's turns timing out.
+	removed := g.height() + 25
 	g.pass("remove-org2", orgs["org3"], []*govMember{orgs["org4"], orgs["org5"], orgs["org2"]},
 		&state.GovPropose{SetValidator: &state.Validator{Name: "org2", Power: 0}, EffectiveHeight: removed})
 	without2 := consensus.ValidatorSet{Validators: slices.Clone(five.Validators)}
 	without2.Validators = slices.Delete(without2.Validators, 1, 2)
 	rest := []*node.Client{clients[2], clients[3], clients[4]}
-	waitHeights(t, ctx, rest, removed+6)
+	waitAll(t, ctx, rest, removed+6)
 	for h := removed; h <= removed+6; h++ {
 		// org1 is down and org2 out: org3, org4 and org5 make the quorum of 3 out of 4.
 		checkBlock(t, ctx, m.ChainID, rest, h, without2)
@@ -242,8 +244,8 @@ func (g *govDriver) height() uint64 {
 	return st.Height
 }
 
-// submit signs body from who with its next nonce and waits until it is committed without error.
-func (g *govDriver) submit(who *govMember, body state.TxBody) uint64 {
+// send signs body from who with its next nonce and submits it; it returns the hash.
+func (g *govDriver) send(who *govMember, body state.TxBody) state.Hash {
 	g.t.Helper()
 	acc, err := g.c.Account(g.ctx, who.addr.String())
 	if err != nil {
@@ -257,22 +259,32 @@ func (g *govDriver) submit(who *govMember, body state.TxBody) uint64 {
 	if _, err := g.c.SubmitTx(g.ctx, raw); err != nil {
 		g.t.Fatal(err)
 	}
+	return hash
+}
+
+// wait waits until the transaction is committed without error.
+func (g *govDriver) wait(hash state.Hash) {
+	g.t.Helper()
 	wctx, cancel := context.WithTimeout(g.ctx, 15*time.Second)
 	defer cancel()
 	st, err := g.c.WaitTx(wctx, hash.String())
 	if err != nil || st.Status != node.TxCommitted || st.Error != "" {
 		g.t.Fatalf("transaction %s: %+v, %v", hash, st, err)
 	}
-	return st.Height
 }
 
-// pass proposes op as proposer and has each voter vote yes, one after another.
+// pass proposes op as proposer and, once the proposal is on chain, has the voters vote yes
+// (their votes may share a block).
 func (g *govDriver) pass(id string, proposer *govMember, voters []*govMember, op *state.GovPropose) {
 	g.t.Helper()
 	op.ID = id
-	g.submit(proposer, state.TxBody{GovPropose: op})
+	g.wait(g.send(proposer, state.TxBody{GovPropose: op}))
+	var votes []state.Hash
 	for _, v := range voters {
-		g.submit(v, state.TxBody{GovVote: &state.GovVote{ID: id, Yes: true}})
+		votes = append(votes, g.send(v, state.TxBody{GovVote: &state.GovVote{ID: id, Yes: true}}))
+	}
+	for _, h := range votes {
+		g.wait(h)
 	}
 }
 
@@ -296,6 +308,32 @@ func checkBlock(t *testing.T, ctx context.Context, chainID string, clients []*no
 		}
 	}
 	return first
+}
+
+// waitAll waits until every client has committed height h. It allows more than waitHeights: on a
+// loaded machine, blocks around a view change come slowly.
+func waitAll(t *testing.T, ctx context.Context, clients []*node.Client, h uint64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	heights := make([]uint64, len(clients))
+	for {
+		low := uint64(math.MaxUint64)
+		for i, c := range clients {
+			if st, err := c.Status(ctx); err == nil {
+				heights[i] = st.Height
+			}
+			low = min(low, heights[i])
+		}
+		if low >= h {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("nodes at heights %v, want all >= %d: %v", heights, h, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // maxHeight is the highest height any of the clients reports.
