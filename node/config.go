@@ -44,7 +44,8 @@ type P2PConfig struct {
 	Announce []string `toml:"announce"`
 	// Bootstrap holds full multiaddrs (ending in /p2p/<peer id>) of peers to dial and keep dialing.
 	Bootstrap []string `toml:"bootstrap"`
-	// Permissioned admits only the peers that genesis binds to validators, and Observers.
+	// Permissioned admits only the peers bound to the validators of now and of the future (the
+	// validator schedule in state, which genesis starts and governance changes), and Observers.
 	Permissioned bool `toml:"permissioned"`
 	// Observers are peer IDs of non-validating nodes also admitted when permissioned.
 	Observers []string `toml:"observers"`
@@ -197,7 +198,7 @@ const configHeader = `# Guild node configuration. Defaults:
 #                                          multiaddrs to listen on (TCP with Noise or TLS; QUIC)
 #   [p2p] announce             = []        multiaddrs to tell peers instead of listen (e.g. behind NAT)
 #   [p2p] bootstrap            = []        full multiaddrs (…/p2p/<peer id>) to dial and keep dialing
-#   [p2p] permissioned         = true      only peers bound to genesis validators (and observers) connect
+#   [p2p] permissioned         = true      only peers bound to current or scheduled validators (and observers) connect
 #   [p2p] observers            = []        peer IDs of non-validating nodes also allowed in
 #   [p2p] mdns                 = false     find peers on the local network by multicast DNS
 #   [p2p] dht                  = false     find members by peer ID in a DHT private to the chain

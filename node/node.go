@@ -42,7 +42,8 @@ type Node struct {
 	coreEpoch epoch
 	self      int // validator index at the core's height, -1 when observing
 	params    params
-	coreStale bool // the next height needs a core with another validator set or timeout
+	coreStale bool     // the next height needs a core with another validator set or timeout
+	allowed   []string // the member peer IDs the p2p gater was last given (sorted)
 	nodeKey   ed25519.PrivateKey
 	peerID    string
 
@@ -351,17 +352,22 @@ func (n *Node) startCore(restore []consensus.Message) error {
 
 func (n *Node) startP2P(ctx context.Context) error {
 	var allowed, observers, validators []string
+	// Direct gossip peering and the validators' gossip score use the genesis validators, the one
+	// list every node has alike: direct peering only works when both sides list each other.
 	for _, v := range n.gen.Validators {
 		if v.PeerID != "" {
 			validators = append(validators, v.PeerID)
 		}
 	}
 	if n.cfg.P2P.Permissioned {
-		allowed, observers = validators, n.cfg.P2P.Observers
+		// Who may connect follows the validator schedule in state, not genesis: after a
+		// governance change, a restarted node must admit the validators of today.
+		n.allowed = n.sched.Load().peerIDs(n.blocks.Height() + 1)
+		allowed, observers = n.allowed, n.cfg.P2P.Observers
 		// An empty allowlist means "anyone" to the gater: never let a genesis without peer IDs
 		// silently open a permissioned node.
 		if len(allowed) == 0 {
-			return errors.New("node: p2p.permissioned is on but genesis binds no validator to a peer_id; " +
+			return errors.New("node: p2p.permissioned is on but no validator is bound to a peer_id; " +
 				"add the peer IDs (guild node init prints them) or set permissioned = false")
 		}
 	}

@@ -366,6 +366,12 @@ func (s *syncer) verify(from uint64, prev state.Hash, got []p2p.SyncedBlock) ([]
 		vals := s.validatorsAt(h)
 		b, cert, err := verifySynced(s.chainID, vals, h, prev, g)
 		if err != nil {
+			if h >= from+state.MinValidatorDelay && errors.Is(err, consensus.ErrInvalidCertificate) {
+				// The set of h is not final until the blocks before it are applied (one of
+				// them may schedule a change): not the peer's fault. Apply the prefix, then
+				// fetch the rest again with the schedule those blocks leave.
+				return out, nil
+			}
 			return out, err
 		}
 		out = append(out, syncedBlock{height: h, value: g.Block, block: b, cert: *cert, vals: vals})

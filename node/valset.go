@@ -127,12 +127,14 @@ func (n *Node) refreshSchedule() (coreStale bool, err error) {
 	old := n.sched.Load()
 	n.sched.Store(s)
 	next := n.blocks.Height() + 1
+	// The allowlist changes with the schedule and also when the chain passes the first height of
+	// a set that drops a validator, although the schedule itself did not change then.
+	n.updateAllowlist()
 	if s.equal(old) {
-		return false, nil
+		return !s.at(next).equal(&n.coreEpoch), nil
 	}
 	n.log.Info("validator schedule changed", "epochs", len(s.epochs), "next_height", next,
 		"validators_at_next", len(s.at(next).Set.Validators))
-	n.updateAllowlist()
 	return !s.at(next).equal(&n.coreEpoch), nil
 }
 
@@ -147,15 +149,23 @@ func (e *epoch) equal(o *epoch) bool {
 		})
 }
 
-// updateAllowlist points the p2p gater at the validators of now and of the future.
+// updateAllowlist points the p2p gater at the validators of now and of the future, when that
+// set of peers differs from the one it was last given (n.allowed, owned by the loop).
 func (n *Node) updateAllowlist() {
 	if n.host == nil || !n.cfg.P2P.Permissioned {
 		return
 	}
 	ids := n.sched.Load().peerIDs(n.blocks.Height() + 1)
+	if slices.Equal(ids, n.allowed) {
+		return
+	}
 	if err := n.host.SetAllowedPeers(ids); err != nil {
 		n.log.Warn("updating the p2p allowlist", "err", err)
+		return
 	}
+	n.log.Info("p2p allowlist follows the validator schedule", "height", n.blocks.Height()+1,
+		"peers", len(ids), "was", len(n.allowed))
+	n.allowed = ids
 }
 
 // params are the consortium parameters in force for the next block, with this node's local

@@ -195,10 +195,18 @@ func openKeystore(dir string) (*wallet.Keystore, error) {
 // WalletKeys names the testnet's wallet keys: the faucet, then one per organization.
 func (m *Manifest) WalletKeys() []string {
 	names := []string{FaucetName}
-	for i := range m.Nodes {
-		names = append(names, OrgName(i+1))
+	for i, n := range m.Nodes {
+		names = append(names, n.OrgName(i+1))
 	}
 	return names
+}
+
+// OrgName is the organization of the node at place i (from 1) of the manifest.
+func (n *Node) OrgName(i int) string {
+	if n.Org != "" {
+		return n.Org
+	}
+	return OrgName(i)
 }
 
 // LoadWalletKey decrypts one of the testnet's wallet keys (faucet, org1..orgN).

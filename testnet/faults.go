@@ -93,19 +93,24 @@ func Restart(ctx context.Context, dir string, k int, binary string) (Node, int, 
 	if err != nil {
 		return n, 0, err
 	}
+	return n, pid, waitAPI(ctx, n, exited)
+}
+
+// waitAPI waits until node n, just started, answers on its API; exited closes if it dies.
+func waitAPI(ctx context.Context, n Node, exited <-chan struct{}) error {
 	c := node.NewClient(n.API)
 	ticker := time.NewTicker(pollInterval)
 	defer ticker.Stop()
 	for {
 		if _, err := c.Status(ctx); err == nil {
-			return n, pid, nil
+			return nil
 		}
 		select {
 		case <-exited:
-			return n, pid, fmt.Errorf("testnet: %s exited on restart; last lines of %s:\n%s", n.Name,
+			return fmt.Errorf("testnet: %s exited at start; last lines of %s:\n%s", n.Name,
 				filepath.Join(n.Home, LogFile), logTail(n.Home, 20))
 		case <-ctx.Done():
-			return n, pid, fmt.Errorf("testnet: %s restarted (pid %d) but its API did not answer: %w", n.Name, pid, ctx.Err())
+			return fmt.Errorf("testnet: %s started but its API did not answer: %w", n.Name, ctx.Err())
 		case <-ticker.C:
 		}
 	}

@@ -5,7 +5,7 @@
 //
 //	DIR/testnet.json     the manifest: chain ID and, per node, its home, API and P2P addresses
 //	DIR/node<i>/         node i's home (config.toml, genesis.json, keys, data/, node.log, node.pid)
-//	DIR/wallet/          encrypted wallet keys: faucet, org1..orgN
+//	DIR/wallet/          encrypted wallet keys: faucet, org1..orgN (and each organization that joined)
 package testnet
 
 import (
@@ -33,7 +33,8 @@ type Manifest struct {
 	ChainID string `json:"chain_id"`
 	// Wallet is the keystore directory holding faucet and org1..orgN.
 	Wallet string `json:"wallet"`
-	// Nodes in order: node i (counting from 1) runs validator org<i>.
+	// Nodes in order: node i (counting from 1) runs validator org<i>, or, for a node that
+	// joined later (Join), the validator of its Org once governance admits it.
 	Nodes []Node `json:"nodes"`
 
 	// Dir is the testnet directory the manifest was read from or written to.
@@ -48,6 +49,11 @@ type Node struct {
 	API    string `json:"api"` // http://127.0.0.1:<port>
 	P2P    string `json:"p2p"` // /ip4/127.0.0.1/tcp/<port>/p2p/<peer id>
 	PeerID string `json:"peer_id"`
+	// Org names the organization of a node added by Join (its wallet key); "" means org<i>.
+	Org string `json:"org,omitempty"`
+	// Joined marks a node added by Join: not in genesis, it is a validator only once governance
+	// makes it one, and it cannot connect before (so Up does not wait for its first block).
+	Joined bool `json:"joined,omitempty"`
 }
 
 // LoadManifest reads DIR/testnet.json. A directory without one gives an error matching

@@ -67,7 +67,8 @@ func Up(ctx context.Context, dir string, opts UpOptions) (*Manifest, error) {
 	return m, waitFirstBlock(ctx, m, exited)
 }
 
-// waitFirstBlock waits until every node answers /v1/status with height >= 1. A node whose
+// waitFirstBlock waits until every node answers /v1/status with height >= 1 (a node that
+// joined: until it answers). A node whose
 // process dies fails the wait at once, with the end of its log. exited holds, by node index, the
 // exit of the nodes this process started, which says it more surely than the PID file.
 func waitFirstBlock(ctx context.Context, m *Manifest, exited map[int]<-chan struct{}) error {
@@ -83,7 +84,8 @@ func waitFirstBlock(ctx context.Context, m *Manifest, exited map[int]<-chan stru
 			switch st := statuses[i]; {
 			case st.err != nil:
 				waiting = append(waiting, fmt.Sprintf("%s: API %s not answering (%v); see %s/%s", n.Name, n.API, st.err, n.Home, LogFile))
-			case st.resp.Height < 1:
+			case st.resp.Height < 1 && !n.Joined:
+				// A joined node cannot connect before governance admits it: its API is enough.
 				waiting = append(waiting, fmt.Sprintf("%s: at height 0 with %d peers; see %s/%s", n.Name, st.resp.Peers, n.Home, LogFile))
 			}
 		}

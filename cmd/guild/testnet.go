@@ -41,6 +41,7 @@ func testnetCommand() *cli.Command {
 			testnetFaultCommand("pause", "freeze node K with SIGSTOP (a hung node)"),
 			testnetFaultCommand("resume", "let a paused node K run again (SIGCONT)"),
 			testnetWipeCommand(),
+			testnetJoinCommand(),
 		},
 	}
 }
@@ -87,7 +88,18 @@ func testnetUpCommand() *cli.Command {
 
 // printTestnet shows where everything is and what to try next.
 func printTestnet(w io.Writer, m *testnet.Manifest, passphraseSource string) {
-	fmt.Fprintf(w, "testnet %s is up: %d validators, first block final on every node\n\n", m.ChainID, len(m.Nodes))
+	joined := 0
+	for _, n := range m.Nodes {
+		if n.Joined {
+			joined++
+		}
+	}
+	if joined == 0 {
+		fmt.Fprintf(w, "testnet %s is up: %d validators, first block final on every node\n\n", m.ChainID, len(m.Nodes))
+	} else {
+		fmt.Fprintf(w, "testnet %s is up: %d genesis validators with their first block final, and %d joined "+
+			"node(s), running (they connect once governance schedules them as validators)\n\n", m.ChainID, len(m.Nodes)-joined, joined)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tAPI\tP2P")
 	for _, n := range m.Nodes {
@@ -306,6 +318,53 @@ func testnetLoadCommand() *cli.Command {
 				r.WriteText(os.Stdout)
 			}
 			return err
+		},
+	}
+}
+
+func testnetJoinCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "join",
+		Usage: "add a node for a new organization; print what the governance proposal admitting it needs",
+		Description: "Makes DIR/node<N+1> with its own keys, a config like the others' and the testnet's genesis, a\n" +
+			"wallet key for the organization, and starts the node. It is not a validator, and the validators'\n" +
+			"p2p allowlists refuse it until governance schedules it as one: propose AddMember (its wallet\n" +
+			"address) and SetValidator (its name, validator key and peer ID, at a future height), and have the\n" +
+			"members vote. The block that passes the change lets it connect; it syncs the chain and validates\n" +
+			"from the effective height on.",
+		Flags: []cli.Flag{
+			testnetDirFlag(),
+			&cli.StringFlag{Name: "name", Usage: "the organization's name (wallet key, validator name); default org<N+1>"},
+			&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "how long to wait for the node's API"},
+			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
+		},
+		Action: func(c *cli.Context) error {
+			pass, source := testnet.Passphrase()
+			ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
+			defer cancel()
+			m, j, err := testnet.Join(ctx, c.String("dir"), testnet.JoinOptions{Name: c.String("name"), Passphrase: pass})
+			if err != nil {
+				if j != nil && j.PID != 0 {
+					fmt.Fprintf(os.Stderr, "the node keeps running; stop it with: %s testnet down --dir %s\n", os.Args[0], m.Dir)
+				}
+				return err
+			}
+			if c.Bool("json") {
+				enc := json.NewEncoder(os.Stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(j)
+			}
+			fmt.Printf("started %s (pid %d) for organization %s: not a validator yet, and refused by the\n"+
+				"validators' allowlists until governance schedules it as one\n\n", j.Node.Name, j.PID, j.Org)
+			tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintf(tw, "name\t%s\n", j.Org)
+			fmt.Fprintf(tw, "validator pub key\t%s\n", j.ValidatorPubKey)
+			fmt.Fprintf(tw, "peer id\t%s\n", j.PeerID)
+			fmt.Fprintf(tw, "wallet address\t%s (key %s in %s, %s)\n", j.Address, j.Org, m.Wallet, source)
+			fmt.Fprintf(tw, "api\t%s\n", j.Node.API)
+			fmt.Fprintf(tw, "p2p\t%s\n", j.Node.P2P)
+			fmt.Fprintf(tw, "log\t%s\n", filepath.Join(j.Node.Home, testnet.LogFile))
+			return tw.Flush()
 		},
 	}
 }
