@@ -304,8 +304,9 @@ func (n *Node) validateConsensus(from string, data []byte) (p2p.Verdict, any) {
 	if err != nil {
 		return p2p.Reject, nil
 	}
-	if err := consensus.VerifyMessage(n.chainID, n.validatorsAt(m.Height), m); err != nil {
-		if m.Height > n.served.Load()+state.MinValidatorDelay {
+	vals, final := n.validatorsFinal(m.Height)
+	if err := consensus.VerifyMessage(n.chainID, vals, m); err != nil {
+		if !final {
 			// The set of that height is not final here yet (this node lags, and a block it has
 			// not applied may change it): the sender may be honest, so no penalty.
 			return p2p.Ignore, nil

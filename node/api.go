@@ -324,6 +324,7 @@ func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
 		ValidatorIdx:  n.self,
 		View:          cs.View,
 		Leader:        cs.Leader,
+		LeaderName:    n.validatorName(cs.Height, cs.Leader),
 		PeerID:        n.host.ID(),
 		P2PAddrs:      n.host.Addrs(),
 		MempoolSize:   n.pool.Size(),

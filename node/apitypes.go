@@ -165,7 +165,9 @@ type StatusResponse struct {
 	ValidatorIdx  int    `json:"validator_index"` // -1 when not a validator
 	View          uint64 `json:"view"`
 	Leader        uint32 `json:"leader"` // validator index leading the height being decided
-	PeerID        string `json:"peer_id"`
+	// LeaderName is that validator's name in the set of the height (which governance changes).
+	LeaderName string `json:"leader_name,omitempty"`
+	PeerID     string `json:"peer_id"`
 	// P2PAddrs are the node's full p2p multiaddrs, each ending in /p2p/<peer_id>.
 	P2PAddrs    []string `json:"p2p_addrs"`
 	MempoolSize int      `json:"mempool_size"`

@@ -93,7 +93,7 @@ func newSyncMetrics(reg prometheus.Registerer) *syncMetrics {
 type syncer struct {
 	net          syncNet
 	chainID      string
-	validatorsAt func(height uint64) consensus.ValidatorSet
+	validatorsAt func(height uint64) (vals consensus.ValidatorSet, final bool)
 	blocks       *BlockStore
 	sigs         *sigCache
 	// apply hands verified blocks to the loop and waits until they are applied.
@@ -111,7 +111,7 @@ type syncer struct {
 
 func (n *Node) newSyncer(net syncNet) *syncer {
 	return &syncer{
-		net: net, chainID: n.chainID, validatorsAt: n.validatorsAt, blocks: n.blocks, sigs: n.sigs,
+		net: net, chainID: n.chainID, validatorsAt: n.validatorsFinal, blocks: n.blocks, sigs: n.sigs,
 		apply: n.applySyncedFromLoop, log: n.log.With("component", "sync"),
 		metrics: newSyncMetrics(n.metrics.reg), kick: make(chan struct{}, 1),
 		dropped: make(map[string]time.Time),
@@ -363,13 +363,14 @@ func (s *syncer) verify(from uint64, prev state.Hash, got []p2p.SyncedBlock) ([]
 	for i := range got {
 		g := &got[i]
 		h := from + uint64(i)
-		vals := s.validatorsAt(h)
+		vals, final := s.validatorsAt(h)
 		b, cert, err := verifySynced(s.chainID, vals, h, prev, g)
 		if err != nil {
-			if h >= from+state.MinValidatorDelay && errors.Is(err, consensus.ErrInvalidCertificate) {
+			if !final && errors.Is(err, consensus.ErrInvalidCertificate) {
 				// The set of h is not final until the blocks before it are applied (one of
-				// them may schedule a change): not the peer's fault. Apply the prefix, then
-				// fetch the rest again with the schedule those blocks leave.
+				// them may schedule a change; with fetches pipelined ahead of the loop, several
+				// may be unapplied): not the peer's fault. Apply the prefix, then fetch the
+				// rest again with the schedule those blocks leave.
 				return out, nil
 			}
 			return out, err

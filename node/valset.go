@@ -27,7 +27,14 @@ type epoch struct {
 // immutable once published, so readers on any goroutine share it through an atomic pointer.
 type schedule struct {
 	epochs []epoch
+	// asOf is the state height the schedule was read at. The set of a height up to
+	// asOf+state.MinValidatorDelay is final: a change passed in block asOf+1 or later takes
+	// effect at asOf+1+MinValidatorDelay at the earliest.
+	asOf uint64
 }
+
+// final reports whether the set of height h can no longer change.
+func (s *schedule) final(h uint64) bool { return h <= s.asOf+state.MinValidatorDelay }
 
 // at returns the epoch that decides height h (the genesis one for anything before the first).
 func (s *schedule) at(h uint64) *epoch {
@@ -75,7 +82,7 @@ func loadSchedule(st *state.State) (*schedule, error) {
 	if len(sets) == 0 {
 		return nil, fmt.Errorf("node: the state holds no validator set")
 	}
-	s := &schedule{epochs: make([]epoch, len(sets))}
+	s := &schedule{epochs: make([]epoch, len(sets)), asOf: st.Height()}
 	for i, vs := range sets {
 		e := epoch{From: vs.Height, Names: make([]string, len(vs.Validators)), Peers: make([]string, len(vs.Validators))}
 		for j, v := range vs.Validators {
@@ -91,6 +98,13 @@ func loadSchedule(st *state.State) (*schedule, error) {
 // state.MinValidatorDelay - 1; beyond that, as scheduled so far). Safe on any goroutine.
 func (n *Node) validatorsAt(height uint64) consensus.ValidatorSet {
 	return n.sched.Load().at(height).Set
+}
+
+// validatorsFinal is validatorsAt, and whether that set is final (see schedule.final), both
+// from one snapshot of the schedule.
+func (n *Node) validatorsFinal(height uint64) (consensus.ValidatorSet, bool) {
+	s := n.sched.Load()
+	return s.at(height).Set, s.final(height)
 }
 
 // validatorName names validator index i of the set at height, or "" when there is none.

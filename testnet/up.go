@@ -147,7 +147,9 @@ type NodeStatus struct {
 	Peers   int    `json:"peers"`
 	View    uint64 `json:"view"`
 	Leader  uint32 `json:"leader"`
-	Error   string `json:"error,omitempty"`
+	// LeaderName names the leader in the validator set of the height (empty from older nodes).
+	LeaderName string `json:"leader_name,omitempty"`
+	Error      string `json:"error,omitempty"`
 }
 
 // Status asks every node of the testnet in dir for its status, in manifest order.
@@ -168,6 +170,7 @@ func Status(ctx context.Context, dir string) ([]NodeStatus, error) {
 		} else {
 			s.Running = true
 			s.Height, s.Peers, s.View, s.Leader = st.resp.Height, st.resp.Peers, st.resp.View, st.resp.Leader
+			s.LeaderName = st.resp.LeaderName
 		}
 		out[i] = s
 	}

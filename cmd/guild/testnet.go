@@ -155,7 +155,9 @@ func testnetStatusCommand() *cli.Command {
 					continue
 				}
 				leader := fmt.Sprint(s.Leader)
-				if int(s.Leader) < len(leaders) {
+				if s.LeaderName != "" {
+					leader = s.LeaderName
+				} else if int(s.Leader) < len(leaders) {
 					leader = leaders[s.Leader]
 				}
 				fmt.Fprintf(tw, "%d\t%s\t%s\tyes\t%d\t%d\t%d\t%s\n", i+1, s.Name, s.API, s.Height, s.Peers, s.View, leader)
