@@ -144,11 +144,12 @@ func (n *Node) refreshSchedule() (coreStale bool, err error) {
 	// The allowlist changes with the schedule and also when the chain passes the first height of
 	// a set that drops a validator, although the schedule itself did not change then.
 	n.updateAllowlist()
-	if s.equal(old) {
-		return !s.at(next).equal(&n.coreEpoch), nil
+	if !s.equal(old) {
+		n.log.Info("validator schedule changed", "epochs", len(s.epochs), "next_height", next,
+			"validators_at_next", len(s.at(next).Set.Validators))
 	}
-	n.log.Info("validator schedule changed", "epochs", len(s.epochs), "next_height", next,
-		"validators_at_next", len(s.at(next).Set.Validators))
+	// Compared after every block, not only when the schedule changes: the chain reaching the
+	// first height of a set scheduled long ago needs a new core too.
 	return !s.at(next).equal(&n.coreEpoch), nil
 }
 
