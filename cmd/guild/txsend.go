@@ -193,25 +193,11 @@ func submitTx(c *cli.Context, client *node.Client, tx *state.Tx, kind, id string
 		}
 		return nil
 	}
-	timeout := c.Duration("timeout")
-	wctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	ts, werr := client.WaitTx(wctx, out.Hash)
-	if ts.Status != "" {
-		out.Status = ts.Status
+	ts, fail, err := awaitTx(ctx, c, client, out.Hash, out.Status, "check with `guild tx status "+out.Hash+"`")
+	if err != nil {
+		return err
 	}
-	out.Height, out.Error = ts.Height, ts.Error
-	var fail error
-	switch {
-	case werr == nil && ts.Status == node.TxCommitted:
-	case werr == nil && ts.Status == node.TxRejected:
-		fail = walletExit(fmt.Sprintf("transaction %s rejected: %s", out.Hash, walletOr(ts.Error, "no reason given")), walletExitFailure)
-	case werr != nil && wctx.Err() != nil && ctx.Err() == nil:
-		fail = walletExit(fmt.Sprintf("timed out after %s waiting for transaction %s (status %s); it may still commit: check with `guild tx status %s`",
-			timeout, out.Hash, walletOr(out.Status, "unknown"), out.Hash), walletExitFailure)
-	default:
-		return walletNodeFail(client, werr)
-	}
+	out.Status, out.Height, out.Error = walletOr(ts.Status, out.Status), ts.Height, ts.Error
 	if c.Bool("json") {
 		if err := walletPrintJSON(c, out); err != nil {
 			return err
@@ -220,6 +206,27 @@ func submitTx(c *cli.Context, client *node.Client, tx *state.Tx, kind, id string
 		fmt.Fprintf(c.App.Writer, "committed at height %d\n", out.Height)
 	}
 	return fail
+}
+
+// awaitTx waits, as --wait asks (up to --timeout), until the node reports hash committed or
+// rejected. It returns the node's last status and, for a rejection or a timeout, the error the
+// command exits with (hint says what to do after a timeout); err is a failure to ask the node.
+func awaitTx(ctx context.Context, c *cli.Context, client *node.Client, hash, status, hint string) (ts node.TxStatus, fail, err error) {
+	timeout := c.Duration("timeout")
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	ts, werr := client.WaitTx(wctx, hash)
+	switch {
+	case werr == nil && ts.Status == node.TxCommitted:
+	case werr == nil && ts.Status == node.TxRejected:
+		fail = walletExit(fmt.Sprintf("transaction %s rejected: %s", hash, walletOr(ts.Error, "no reason given")), walletExitFailure)
+	case werr != nil && wctx.Err() != nil && ctx.Err() == nil:
+		fail = walletExit(fmt.Sprintf("timed out after %s waiting for transaction %s (status %s); it may still commit: %s",
+			timeout, hash, walletOr(ts.Status, walletOr(status, "unknown")), hint), walletExitFailure)
+	default:
+		return ts, nil, walletNodeFail(client, werr)
+	}
+	return ts, fail, nil
 }
 
 // loadKey asks for name's passphrase ($GUILD_PASSPHRASE or a prompt) and decrypts the key.

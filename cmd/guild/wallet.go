@@ -340,26 +340,11 @@ func walletSend(c *cli.Context) error {
 		}
 		return nil
 	}
-
-	timeout := c.Duration("timeout")
-	wctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	ts, werr := client.WaitTx(wctx, out.Hash)
-	if ts.Status != "" {
-		out.Status = ts.Status
+	ts, fail, err := awaitTx(ctx, c, client, out.Hash, out.Status, "check `guild wallet balance`, or wait longer with --timeout")
+	if err != nil {
+		return err
 	}
-	out.Height, out.Error = ts.Height, ts.Error
-	var fail error
-	switch {
-	case werr == nil && ts.Status == node.TxCommitted:
-	case werr == nil && ts.Status == node.TxRejected:
-		fail = walletExit(fmt.Sprintf("transaction %s rejected: %s", out.Hash, walletOr(ts.Error, "no reason given")), walletExitFailure)
-	case werr != nil && wctx.Err() != nil && ctx.Err() == nil:
-		fail = walletExit(fmt.Sprintf("timed out after %s waiting for transaction %s (status %s); it may still commit: check `guild wallet balance`, or wait longer with --timeout",
-			timeout, out.Hash, walletOr(out.Status, "unknown")), walletExitFailure)
-	default:
-		return walletNodeFail(client, werr)
-	}
+	out.Status, out.Height, out.Error = walletOr(ts.Status, out.Status), ts.Height, ts.Error
 	if c.Bool("json") {
 		if err := walletPrintJSON(c, out); err != nil {
 			return err
