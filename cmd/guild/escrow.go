@@ -4,7 +4,6 @@ package main
 // hash-lock before a deadline height, refunded to the depositor after it.
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
@@ -132,20 +131,8 @@ func escrowCommand() *cli.Command {
 			},
 			{
 				Name: "show", Usage: "show an escrow and its status (open, released, refunded)", ArgsUsage: "ID",
-				Flags: queryFlags(),
-				Action: func(c *cli.Context) error {
-					id, err := argID(c, "ID")
-					if err != nil {
-						return err
-					}
-					v, err := query(c, "escrow", id, func(ctx context.Context, cl *node.Client) (node.EscrowResponse, error) {
-						return cl.Escrow(ctx, id)
-					})
-					if err != nil {
-						return err
-					}
-					return printRecord(c, v)
-				},
+				Flags:  queryFlags(),
+				Action: showByID("escrow", (*node.Client).Escrow),
 			},
 		},
 	}

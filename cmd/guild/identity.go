@@ -3,8 +3,6 @@ package main
 // `guild identity …`: people, organizations and devices, bound to keys.
 
 import (
-	"context"
-
 	"github.com/urfave/cli/v2"
 
 	"github.com/guild-ledger/guild/node"
@@ -53,20 +51,8 @@ func identityCommand() *cli.Command {
 			},
 			{
 				Name: "show", Usage: "show an identity: kind, controller, keys, owner", ArgsUsage: "ID",
-				Flags: queryFlags(),
-				Action: func(c *cli.Context) error {
-					id, err := argID(c, "ID")
-					if err != nil {
-						return err
-					}
-					v, err := query(c, "identity", id, func(ctx context.Context, cl *node.Client) (node.IdentityResponse, error) {
-						return cl.Identity(ctx, id)
-					})
-					if err != nil {
-						return err
-					}
-					return printRecord(c, v)
-				},
+				Flags:  queryFlags(),
+				Action: showByID("identity", (*node.Client).Identity),
 			},
 		},
 	}

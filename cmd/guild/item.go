@@ -3,8 +3,6 @@ package main
 // `guild item …`: unique assets (a diamond, a medicine batch, a land title) and their provenance.
 
 import (
-	"context"
-
 	"github.com/urfave/cli/v2"
 
 	"github.com/guild-ledger/guild/node"
@@ -74,20 +72,8 @@ func itemCommand() *cli.Command {
 			},
 			{
 				Name: "history", Aliases: []string{"show"}, Usage: "show an item, its owner and its whole history, oldest first", ArgsUsage: "ID",
-				Flags: queryFlags(),
-				Action: func(c *cli.Context) error {
-					id, err := argID(c, "ID")
-					if err != nil {
-						return err
-					}
-					it, err := query(c, "item", id, func(ctx context.Context, cl *node.Client) (node.ItemResponse, error) {
-						return cl.Item(ctx, id)
-					})
-					if err != nil {
-						return err
-					}
-					return printRecord(c, it)
-				},
+				Flags:  queryFlags(),
+				Action: showByID("item", (*node.Client).Item),
 			},
 		},
 	}

@@ -362,6 +362,22 @@ func query[T any](c *cli.Context, kind, id string, get func(ctx context.Context,
 	return v, nil
 }
 
+// showByID is the action of a `guild KIND show ID` command: read the record by ID from the node
+// and print it.
+func showByID[T any](kind string, get func(*node.Client, context.Context, string) (T, error)) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		id, err := argID(c, "ID")
+		if err != nil {
+			return err
+		}
+		v, err := query(c, kind, id, func(ctx context.Context, cl *node.Client) (T, error) { return get(cl, ctx, id) })
+		if err != nil {
+			return err
+		}
+		return printRecord(c, v)
+	}
+}
+
 // printRecord prints v as indented JSON with --json, and otherwise as "key: value" lines with
 // the same keys in the same order, nested records indented and list items marked "- ".
 func printRecord(c *cli.Context, v any) error {
