@@ -193,14 +193,20 @@ type params struct {
 }
 
 func (n *Node) loadParams() (params, error) {
-	get := func(name string) (uint64, error) {
-		v, err := n.st.Param(name)
-		if err != nil {
-			return 0, fmt.Errorf("node: reading parameter %s: %w", name, err)
-		}
-		return v, nil
-	}
 	var p params
+	// One read of the parameters, not one per name: this runs after every block.
+	all, err := n.st.Params()
+	if err != nil {
+		return p, fmt.Errorf("node: reading the consortium's parameters: %w", err)
+	}
+	get := func(name string) (uint64, error) {
+		for _, q := range all {
+			if q.Name == name {
+				return q.Value, nil
+			}
+		}
+		return 0, fmt.Errorf("node: the state has no parameter %s", name)
+	}
 	maxTxs, err := get(state.ParamMaxBlockTxs)
 	if err != nil {
 		return p, err
