@@ -49,7 +49,7 @@ type Config struct {
 }
 
 // Core is the consensus state machine of one node. It is not safe for concurrent use: the node
-// owns it from one goroutine (STYLE.md), and Step, Tick, Propose, Ready and Advance all run there.
+// owns it from one goroutine (docs/architecture.md), and Step, Tick, Propose, Ready and Advance all run there.
 type Core struct {
 	chainID         string
 	vals            ValidatorSet

@@ -12,7 +12,7 @@ import (
 	"testing"
 )
 
-// Scripted scenarios (STYLE.md's second layer, after raft's datadriven tests): each file in
+// Scripted scenarios (docs/testing.md's second layer, after raft's datadriven tests): each file in
 // testdata/scenarios is a story in PBFT's terms — a leader crashes, messages are lost, a leader
 // lies — told as commands, each followed by what the cores did, so a reviewer reads and diffs the
 // protocol's behaviour rather than assertions about it. `go test ./consensus -run TestScenarios

@@ -15,7 +15,7 @@ import (
 )
 
 // BlockStore keeps committed blocks, their certificates and execution results, and an index from
-// transaction hash to where it was committed. It is separate from the state store (DESIGN.md), and
+// transaction hash to where it was committed. It is separate from the state store (docs/architecture.md), and
 // is written before the state so that a crash between the two is repaired by re-executing.
 //
 // Writes come only from the node's loop; reads from any goroutine.

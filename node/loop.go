@@ -11,7 +11,7 @@ import (
 	"github.com/guild-ledger/guild/state"
 )
 
-// loop is the one goroutine that owns the consensus core (STYLE.md, after raft's node.go): it feeds
+// loop is the one goroutine that owns the consensus core (docs/architecture.md, after raft's node.go): it feeds
 // the core network messages, ticks and proposals, and handles each Ready in order — persist, send,
 // apply — before calling Advance.
 func (n *Node) loop(ctx context.Context) error {

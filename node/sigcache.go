@@ -8,7 +8,7 @@ import (
 
 // sigCache remembers which transactions had all their signatures verified, so each signature is
 // checked once per node however often the transaction is gossiped, proposed or executed
-// (DESIGN.md's performance budget). Two generations bound its memory: when the current one is
+// (docs/performance.md). Two generations bound its memory: when the current one is
 // full it becomes the previous one and the old previous one is dropped.
 type sigCache struct {
 	mu        sync.RWMutex

@@ -13,7 +13,7 @@ import (
 
 // WAL is the consensus write-ahead log. Every message this validator signs is appended and synced
 // before it is sent, so that after a crash the core is restored with it and never signs something
-// different for the same (height, view, type) — DESIGN.md's crash-safety rule. Once a height's
+// different for the same (height, view, type) — the crash-safety rule of docs/protocol.md. Once a height's
 // block is stored, nothing signed for it matters again, so the log is emptied at every commit and
 // stays the size of one height's messages.
 //

@@ -360,7 +360,7 @@ func (cfg *Config) check() error {
 	case cfg.MaxMessageBytes < 0:
 		return fmt.Errorf("%w: negative MaxMessageBytes", ErrConfig)
 	case cfg.ValidateTxs == nil || cfg.ValidateConsensus == nil:
-		// Nothing may be relayed unchecked (DESIGN.md, P2P).
+		// Nothing may be relayed unchecked (docs/protocol.md, gossip).
 		return fmt.Errorf("%w: ValidateTxs and ValidateConsensus are required", ErrConfig)
 	}
 	return nil
