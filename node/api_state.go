@@ -34,7 +34,7 @@ func (n *Node) accountResponse(a state.Address) (AccountResponse, error) {
 	if err != nil {
 		return AccountResponse{}, err
 	}
-	out := AccountResponse{Address: a.String(), Balance: acc.Balance, Nonce: acc.Nonce}
+	out := AccountResponse{Address: a.String(), Balance: acc.Balance, Nonce: acc.Nonce, NextNonce: n.pool.NextNonce(a, acc.Nonce)}
 	if out.Assets, err = n.st.AssetBalances(a); err != nil {
 		return out, err
 	}

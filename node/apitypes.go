@@ -61,12 +61,15 @@ type TxStatus struct {
 // asset balances by symbol, the signatories of a multi-signature account, and the consortium
 // member it is the controller of, if any.
 type AccountResponse struct {
-	Address string               `json:"address"`
-	Balance uint64               `json:"balance"`
-	Nonce   uint64               `json:"nonce"`
-	Assets  []state.AssetBalance `json:"assets,omitempty"`
-	Signers *SignersJSON         `json:"signers,omitempty"`
-	Member  string               `json:"member,omitempty"`
+	Address string `json:"address"`
+	Balance uint64 `json:"balance"`
+	Nonce   uint64 `json:"nonce"`
+	// NextNonce is the nonce to sign the account's next transaction with: its committed nonce
+	// plus the transactions from it pending on this node, in an unbroken run.
+	NextNonce uint64               `json:"next_nonce"`
+	Assets    []state.AssetBalance `json:"assets,omitempty"`
+	Signers   *SignersJSON         `json:"signers,omitempty"`
+	Member    string               `json:"member,omitempty"`
 }
 
 // HeaderJSON is a block header as the API shows it.

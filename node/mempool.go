@@ -60,6 +60,21 @@ func (m *Mempool) Has(h state.Hash) bool {
 	return ok
 }
 
+// NextNonce is the first nonce at or after committed (the account's committed nonce) that no
+// pending transaction from the account holds: what a client should sign its next transaction with.
+func (m *Mempool) NextNonce(from state.Address, committed uint64) uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	q := m.bySender[from]
+	next := committed
+	for {
+		if _, ok := q[next]; !ok {
+			return next
+		}
+		next++
+	}
+}
+
 // Add inserts a transaction whose signature and state checks have passed.
 func (m *Mempool) Add(raw []byte, h state.Hash, tx *state.Tx) error {
 	m.mu.Lock()

@@ -82,3 +82,23 @@ func TestMempoolDedupesOrdersAndBounds(t *testing.T) {
 		t.Error("stale transaction of account 2 still pending")
 	}
 }
+
+func TestMempoolNextNonceCountsTheUnbrokenRunOfPending(t *testing.T) {
+	m := NewMempool(10)
+	for _, n := range []uint64{3, 4, 6} { // pending 3, 4 and 6: a gap at 5
+		raw, h, tx := pendingFor(1, n, 0)
+		if err := m.Add(raw, h, tx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var a, other state.Address
+	a[0], other[0] = 1, 2
+	for _, c := range []struct{ committed, want uint64 }{{3, 5}, {2, 2}, {5, 5}, {6, 7}, {7, 7}} {
+		if got := m.NextNonce(a, c.committed); got != c.want {
+			t.Errorf("NextNonce(committed %d) = %d, want %d", c.committed, got, c.want)
+		}
+	}
+	if got := m.NextNonce(other, 9); got != 9 {
+		t.Errorf("account with nothing pending: %d, want its committed nonce 9", got)
+	}
+}

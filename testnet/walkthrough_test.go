@@ -66,6 +66,7 @@ func TestWalkthrough(t *testing.T) {
 	var sub struct{ Hash, Status string }
 	g.runJSON(&sub, "tx", "submit", pay, "--wait")
 	var ts node.TxStatus
+	caughtUp(t, tn) // what node 1 committed, before reading it through the others
 	bankView := &guildCLI{t: t, tn: tn, node: tn.m.Nodes[3].API}
 	bankView.runJSON(&ts, "tx", "status", sub.Hash)
 	if sub.Status != node.TxCommitted || ts.Status != node.TxCommitted || ts.Height == 0 {
@@ -86,6 +87,7 @@ func TestWalkthrough(t *testing.T) {
 	g.run("account", "send", "--account", "treasury", "--from", "carol", "--to", "org3", "--amount", "400", "--out", pay2)
 	g.run("tx", "sign", pay2, "--from", "alice", "--from", "bob")
 	g.run("tx", "submit", pay2, "--wait")
+	caughtUp(t, tn)
 	if tr, err := tn.clients[2].Account(tn.ctx, addr["treasury"].String()); err != nil || tr.Balance != 600 || tr.Nonce != 3 {
 		t.Fatalf("treasury after the native payment: %+v %v", tr, err)
 	}
@@ -115,6 +117,7 @@ func TestWalkthrough(t *testing.T) {
 	kyc := writeFile(t, work, "dana-kyc.json", `{"name":"Dana Smith","passport":"X1234567"}`)
 	g.run("claim", "issue", "kyc-dana-1", "--issuer", "bank-a", "--subject", "dana", "--schema", "kyc/v1",
 		"--content-file", kyc, "--expires-in", "8760h", "--from", "org1", "--wait")
+	caughtUp(t, tn)
 	bankB := &guildCLI{t: t, tn: tn, node: tn.m.Nodes[1].API}
 	var claim node.ClaimResponse
 	bankB.runJSON(&claim, "claim", "verify", "kyc-dana-1", "--content-file", kyc)
@@ -125,6 +128,7 @@ func TestWalkthrough(t *testing.T) {
 	g.fails("not a consortium member", "claim", "issue", "self-kyc", "--issuer", "dana", "--subject", "dana", "--schema", "kyc/v1",
 		"--content", "trust me", "--from", "dana", "--wait")
 	g.run("claim", "revoke", "kyc-dana-1", "--from", "org1", "--wait")
+	caughtUp(t, tn)
 	bankB.fails("is revoked", "claim", "verify", "kyc-dana-1")
 
 	// 4. A notarized photo: the first anchor is the one that counts.
@@ -161,6 +165,30 @@ func TestWalkthrough(t *testing.T) {
 		t.Fatalf("ballot: %+v", ballot)
 	}
 
+	// 8. Back-to-back transfers without --wait, spread over the four nodes (issue #11): each node
+	// knows only its own pending transactions, so the wallet's own record of the nonces it signed
+	// is what keeps the next command from reusing one that another node holds pending.
+	const sends = 16
+	for i := 0; i < sends; i++ {
+		gi := &guildCLI{t: t, tn: tn, node: tn.m.Nodes[i%len(tn.m.Nodes)].API}
+		cmd := []string{"wallet", "send"}
+		if i%2 == 1 {
+			cmd = []string{"account", "send"}
+		}
+		gi.run(append(cmd, "--from", "org3", "--to", "dana", "--amount", "1")...)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		d, err := tn.clients[0].Account(tn.ctx, addr["dana"].String())
+		if err == nil && d.Balance == sends {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dana's balance %d (%v), want %d: a back-to-back send was lost", d.Balance, err, sends)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
 	// 7. A fifth organization joins, then its validator is scheduled.
 	var org5 node.InitResult
 	g.runJSON(&org5, "node", "init", "--home", filepath.Join(work, "org5-node"), "--moniker", "org5")
@@ -187,6 +215,29 @@ func TestWalkthrough(t *testing.T) {
 				return v.Name == "org5" && v.PubKey == org5.ValidatorPubKey && v.PeerID == org5.PeerID
 			}) {
 			t.Fatalf("node %d validators: %+v %v", i+1, vs, err)
+		}
+	}
+}
+
+// caughtUp waits until every node has committed what node 1 has: a --wait through node 1 says
+// nothing of when the others apply the block, and on a loaded machine one may lag a moment.
+func caughtUp(t *testing.T, tn *liveTestnet) {
+	t.Helper()
+	st, err := tn.clients[0].Status(tn.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for i, c := range tn.clients {
+		for {
+			s, err := c.Status(tn.ctx)
+			if err == nil && s.Height >= st.Height {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d at height %d (%v), node 1 at %d", i+1, s.Height, err, st.Height)
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 	}
 }

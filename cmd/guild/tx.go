@@ -140,7 +140,7 @@ func txCommand() *cli.Command {
 					if len(tx.Sigs) == 0 {
 						return walletExit("the transaction has no signature yet: `guild tx sign FILE --from NAME`", walletExitFailure)
 					}
-					return submitTx(c, node.NewClient(c.String("node")), tx, "", "")
+					return submitTx(c, node.NewClient(c.String("node")), nil, tx, "", "")
 				},
 			},
 		},

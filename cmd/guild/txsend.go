@@ -34,8 +34,47 @@ func txFlags(own ...cli.Flag) []cli.Flag {
 		&cli.StringFlag{Name: "out", Usage: "save the transaction, signed by --from only, to `FILE` for others to co-sign (`guild tx sign`) instead of submitting it"},
 		&cli.BoolFlag{Name: "wait", Usage: "wait until the transaction is committed or rejected (exit status 1 if rejected)"},
 		&cli.DurationFlag{Name: "timeout", Usage: "how long --wait waits", Value: walletSendTimeout},
+		nonceFlag(),
 		walletDirFlag(), walletNodeFlag(), walletJSONFlag(),
 	)
+}
+
+// nonceFlag lets a user choose the nonce, e.g. to replace a transaction that was lost.
+func nonceFlag() cli.Flag {
+	return &cli.Uint64Flag{Name: "nonce", Usage: "sign with nonce `N` instead of the next free one (the larger of the node's next_nonce and the last this wallet signed)"}
+}
+
+// reserveNonce picks the nonce to sign with (see wallet.NonceBook) and records it. acct is the
+// node's view of the sending account.
+func reserveNonce(c *cli.Context, ks *wallet.Keystore, client *node.Client, chainID string, from state.Address, acct node.AccountResponse) (uint64, error) {
+	var override *uint64
+	if c.IsSet("nonce") {
+		v := c.Uint64("nonce")
+		override = &v
+	}
+	// A node that predates next_nonce reports 0 there; its committed nonce is then the floor.
+	nodeNext := max(acct.NextNonce, acct.Nonce)
+	rejected := func(hash string) bool {
+		ts, err := client.Tx(c.Context, hash)
+		return err == nil && ts.Status == node.TxRejected
+	}
+	nonce, _, err := ks.Nonces().Reserve(chainID, from, nodeNext, override, rejected)
+	if err != nil {
+		return 0, walletFail(err)
+	}
+	return nonce, nil
+}
+
+// refusedTx is the error for a transaction a node refused. A refused transaction took no nonce,
+// so the wallet's record gives it back; a nonce refusal also says what to do.
+func refusedTx(client *node.Client, book *wallet.NonceBook, tx *state.Tx, msg string) error {
+	if book != nil {
+		_ = book.Release(tx.Body.ChainID, tx.Body.From, tx.Body.Nonce)
+	}
+	if strings.Contains(msg, "nonce") {
+		msg += fmt.Sprintf("; the transaction was signed with nonce %d: `guild account show` gives the account's next_nonce on a node; run the command again without --nonce and the wallet picks the next free one, or pass --nonce N to replace a transaction that was lost", tx.Body.Nonce)
+	}
+	return walletExit(fmt.Sprintf("node %s refused the transaction: %s", client.Base(), msg), walletExitFailure)
 }
 
 // queryFlags are the flags of a command that only reads from a node.
@@ -54,8 +93,8 @@ type txEnv struct {
 	ks      *wallet.Keystore
 }
 
-func (e *txEnv) header() wallet.Header {
-	return wallet.Header{ChainID: e.status.ChainID, From: e.from, Nonce: e.account.Nonce}
+func (e *txEnv) header(nonce uint64) wallet.Header {
+	return wallet.Header{ChainID: e.status.ChainID, From: e.from, Nonce: nonce}
 }
 
 // newTxEnv asks the node for the chain ID and the sender's nonce, before any passphrase is typed.
@@ -129,17 +168,27 @@ type txResultJSON struct {
 // sendOp builds the body with build, signs it with the --from key, and submits it (or, with
 // --out, saves it for co-signing). kind and id name what it creates or acts on, for the output.
 func sendOp(c *cli.Context, env *txEnv, kind, id string, build func(h wallet.Header) (state.TxBody, error)) error {
-	body, err := build(env.header())
-	if err != nil {
-		return walletFail(err)
-	}
 	key, err := loadKey(env.ks, env.signer.Name)
 	if err != nil {
 		return err
 	}
+	nonce, err := reserveNonce(c, env.ks, env.client, env.status.ChainID, env.from, env.account)
+	if err != nil {
+		return err
+	}
+	book := env.ks.Nonces()
+	body, err := build(env.header(nonce))
+	if err != nil {
+		_ = book.Release(env.status.ChainID, env.from, nonce)
+		return walletFail(err)
+	}
 	tx, err := wallet.Sign(body, key)
 	if err != nil {
+		_ = book.Release(env.status.ChainID, env.from, nonce)
 		return walletFail(err)
+	}
+	if _, hash, err := wallet.Encode(tx); err == nil {
+		_ = book.Signed(env.status.ChainID, env.from, nonce, hash.String())
 	}
 	if out := c.String("out"); out != "" {
 		if err := wallet.WriteTxFile(out, tx); err != nil {
@@ -158,11 +207,12 @@ func sendOp(c *cli.Context, env *txEnv, kind, id string, build func(h wallet.Hea
 		fmt.Fprintf(c.App.ErrWriter, "co-sign with `guild tx sign %s --from NAME`, then send with `guild tx submit %s --wait`\n", out, out)
 		return nil
 	}
-	return submitTx(c, env.client, tx, kind, id)
+	return submitTx(c, env.client, book, tx, kind, id)
 }
 
 // submitTx submits a signed transaction, prints what it is and, with --wait, waits for its fate.
-func submitTx(c *cli.Context, client *node.Client, tx *state.Tx, kind, id string) error {
+// book, if not nil, is the wallet's nonce record, which gets the nonce back if the node refuses.
+func submitTx(c *cli.Context, client *node.Client, book *wallet.NonceBook, tx *state.Tx, kind, id string) error {
 	raw, hash, err := wallet.Encode(tx)
 	if err != nil {
 		return walletFail(err)
@@ -172,7 +222,7 @@ func submitTx(c *cli.Context, client *node.Client, tx *state.Tx, kind, id string
 	if err != nil {
 		var apiErr *node.APIError
 		if errors.As(err, &apiErr) {
-			return walletExit(fmt.Sprintf("node %s refused the transaction: %s", client.Base(), apiErr.Message), walletExitFailure)
+			return refusedTx(client, book, tx, apiErr.Message)
 		}
 		return walletNodeFail(client, err)
 	}

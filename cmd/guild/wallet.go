@@ -249,6 +249,7 @@ func walletSendCommand() *cli.Command {
 			&cli.Uint64Flag{Name: "amount", Usage: "amount to send, `N` > 0", Required: true},
 			&cli.BoolFlag{Name: "wait", Usage: "wait until the transaction is committed or rejected"},
 			&cli.DurationFlag{Name: "timeout", Usage: "how long --wait waits", Value: walletSendTimeout},
+			nonceFlag(),
 			walletDirFlag(), walletNodeFlag(), walletJSONFlag(),
 		},
 		Action: walletSend,
@@ -309,15 +310,22 @@ func walletSend(c *cli.Context) error {
 	if err != nil {
 		return walletFail(err)
 	}
-	raw, hash, err := wallet.NewTransfer(st.ChainID, key, to, amount, acct.Nonce)
+	nonce, err := reserveNonce(c, ks, client, st.ChainID, from.Address, acct)
 	if err != nil {
+		return err
+	}
+	raw, hash, err := wallet.NewTransfer(st.ChainID, key, to, amount, nonce)
+	if err != nil {
+		_ = ks.Nonces().Release(st.ChainID, from.Address, nonce)
 		return walletFail(err)
 	}
+	_ = ks.Nonces().Signed(st.ChainID, from.Address, nonce, hash.String())
 	resp, err := client.SubmitTx(ctx, raw)
 	if err != nil {
 		var apiErr *node.APIError
 		if errors.As(err, &apiErr) {
-			return walletFail(fmt.Errorf("node %s refused the transaction: %s", client.Base(), apiErr.Message))
+			tx := &state.Tx{Body: state.TxBody{ChainID: st.ChainID, From: from.Address, Nonce: nonce}}
+			return refusedTx(client, ks.Nonces(), tx, apiErr.Message)
 		}
 		return walletNodeFail(client, err)
 	}
@@ -326,7 +334,7 @@ func walletSend(c *cli.Context) error {
 	}
 	out := walletSendJSON{
 		Hash: hash.String(), ChainID: st.ChainID, From: from.Address.String(), To: to.String(),
-		Amount: amount, Nonce: acct.Nonce, Status: node.TxPending,
+		Amount: amount, Nonce: nonce, Status: node.TxPending,
 	}
 	if resp.Status != "" {
 		out.Status = resp.Status
