@@ -189,6 +189,8 @@ type walletBalanceJSON struct {
 	Address string `json:"address"`
 	Balance uint64 `json:"balance"`
 	Nonce   uint64 `json:"nonce"`
+	// NextNonce is the node's next_nonce: the committed nonce plus its pending transactions.
+	NextNonce uint64 `json:"next_nonce"`
 }
 
 func walletBalanceCommand() *cli.Command {
@@ -211,14 +213,14 @@ func walletBalanceCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			out := walletBalanceJSON{Name: name, Address: addr.String(), Balance: acct.Balance, Nonce: acct.Nonce}
+			out := walletBalanceJSON{Name: name, Address: addr.String(), Balance: acct.Balance, Nonce: acct.Nonce, NextNonce: max(acct.NextNonce, acct.Nonce)}
 			if c.Bool("json") {
 				return walletPrintJSON(c, out)
 			}
 			if name != "" {
 				fmt.Fprintf(c.App.Writer, "name:    %s\n", name)
 			}
-			fmt.Fprintf(c.App.Writer, "address: %s\nbalance: %d\nnonce:   %d\n", out.Address, out.Balance, out.Nonce)
+			fmt.Fprintf(c.App.Writer, "address: %s\nbalance: %d\nnonce:   %d (next %d)\n", out.Address, out.Balance, out.Nonce, out.NextNonce)
 			return nil
 		},
 	}
