@@ -1,0 +1,64 @@
+package kv
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	dbm "github.com/cometbft/cometbft-db"
+	"github.com/cockroachdb/pebble"
+)
+
+// ExitStorageFatal is the exit code of a process stopped by a fatal error of the storage engine
+// (EX_SOFTWARE in sysexits.h).
+const ExitStorageFatal = 70
+
+// Options tune OpenWith. The zero value is Open's behaviour.
+type Options struct {
+	// Logger, when set, receives the pebble engine's own messages instead of the standard library
+	// logger: background errors at ERROR, slow disks and write stalls at WARN, and its fatal
+	// errors at ERROR with what to do, before the process exits with ExitStorageFatal (pebble
+	// cannot go on after one of those: a write it acknowledged may be lost).
+	Logger *slog.Logger
+}
+
+func openPebble(dir, name string, log *slog.Logger) (dbm.DB, error) {
+	path := filepath.Join(dir, name+".db")
+	pl := &pebbleLogger{log: log.With("component", "pebble", "store", path), path: path, exit: os.Exit}
+	opts := &pebble.Options{Logger: pl}
+	opts.EventListener = &pebble.EventListener{
+		BackgroundError: func(err error) {
+			pl.log.Error("storage engine background error: check free disk space and the disk's health "+
+				"(the kernel log); the node stops if it cannot write", "err", err)
+		},
+		DiskSlow: func(info pebble.DiskSlowInfo) {
+			pl.log.Warn("disk is slow", "path", info.Path, "op", info.OpType.String(), "duration", info.Duration)
+		},
+		WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
+			pl.log.Warn("storage engine stalls writes (compaction is behind): the disk is too slow for the load", "reason", info.Reason)
+		},
+		WriteStallEnd: func() { pl.log.Info("storage engine write stall ended") },
+	}
+	return dbm.NewPebbleDBWithOpts(name, dir, opts)
+}
+
+// pebbleLogger routes pebble's logger through slog. Pebble calls Fatalf when it cannot go on
+// (a failed commit or manifest write, typically a full disk) and expects it not to return.
+type pebbleLogger struct {
+	log  *slog.Logger
+	path string
+	exit func(code int)
+}
+
+func (l *pebbleLogger) Infof(format string, args ...any) {
+	l.log.Info(fmt.Sprintf(format, args...))
+}
+
+func (l *pebbleLogger) Fatalf(format string, args ...any) {
+	l.log.Error("storage engine failed; the node stops to keep what it wrote consistent. If the disk "+
+		"is full, free space on it and start the node again; otherwise check the disk (the kernel log) "+
+		"and, if the store is damaged, move the data directory aside and start the node to resync from peers",
+		"err", fmt.Sprintf(format, args...), "exit_code", ExitStorageFatal)
+	l.exit(ExitStorageFatal)
+}
