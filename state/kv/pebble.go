@@ -6,8 +6,8 @@ import (
 	"os"
 	"path/filepath"
 
-	dbm "github.com/cometbft/cometbft-db"
 	"github.com/cockroachdb/pebble"
+	dbm "github.com/cometbft/cometbft-db"
 )
 
 // ExitStorageFatal is the exit code of a process stopped by a fatal error of the storage engine
