@@ -61,9 +61,7 @@ func (n *Node) apiHandler() http.Handler {
 	mux.HandleFunc("GET /v1/evidence", n.handleEvidence)
 	mux.HandleFunc("GET /v1/peers", n.handlePeers)
 	mux.HandleFunc("POST /v1/evidence", n.handleSubmitEvidence)
-	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
+	n.healthRoutes(mux) // /healthz, /readyz and the older /health: api_health.go
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}))
 	if n.cfg.API.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -175,7 +173,12 @@ func (n *Node) handleTx(w http.ResponseWriter, r *http.Request) {
 	out := TxStatus{Hash: h.String()}
 	// A location above the served height is being written this instant; until the block is
 	// served the transaction is still pending, so /v1/txs and /v1/blocks never disagree.
-	if loc, err := n.blocks.TxLocation(h); err == nil && loc.Height <= n.executedHeight() {
+	loc, err := n.blocks.TxLocation(h)
+	if err != nil && !errors.Is(err, ErrBlockNotFound) {
+		n.writeInternalError(w, "looking up transaction "+h.String(), err)
+		return
+	}
+	if err == nil && loc.Height <= n.executedHeight() {
 		out.Height, out.Index = loc.Height, int(loc.Index)
 		out.Status, out.Error = TxCommitted, loc.Error
 		if loc.Error != "" {
@@ -206,7 +209,7 @@ func (n *Node) handleAccount(w http.ResponseWriter, r *http.Request) {
 	}
 	resp, err := n.accountResponse(a)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		n.writeInternalError(w, "reading account "+a.String(), err)
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
@@ -249,7 +252,7 @@ func (n *Node) handleBlock(w http.ResponseWriter, r *http.Request) {
 	}
 	resp, err := n.blockResponse(height)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		n.writeInternalError(w, fmt.Sprintf("reading block %d", height), err)
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
@@ -265,7 +268,7 @@ func (n *Node) blockResponse(height uint64) (*BlockResponse, error) {
 	}
 	b, err := DecodeBlock(value)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: block %d: %w", ErrStoreCorrupt, height, err) // it was valid when stored
 	}
 	results, err := n.blocks.Results(height)
 	if err != nil {
@@ -310,11 +313,18 @@ func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
 	height := n.executedHeight()
 	var last string
 	if height > 0 {
-		if value, _, err := n.blocks.Block(height); err == nil {
-			last = consensus.DigestOf(value).String()
+		value, _, err := n.blocks.Block(height)
+		if err != nil {
+			n.writeInternalError(w, fmt.Sprintf("reading block %d for the status", height), err)
+			return
 		}
+		last = consensus.DigestOf(value).String()
 	}
 	writeJSON(w, http.StatusOK, StatusResponse{
+		LastBlockTimeMs:   n.health.lastBlockMs.Load(),
+		LastBlockHeaderMs: n.health.lastBlockAt.Load(),
+		CatchingUp:        n.health.catchingUp.Load(),
+		Stalled:           n.health.stalled.Load(),
 		ChainID:       n.chainID,
 		Moniker:       n.cfg.Moniker,
 		Height:        height,
@@ -367,7 +377,7 @@ func trimHex(s string) string { return strings.TrimPrefix(strings.TrimPrefix(s, 
 func (n *Node) handleEvidence(w http.ResponseWriter, r *http.Request) {
 	list, err := n.blocks.Evidence(MaxEvidenceList, n.executedHeight())
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		n.writeInternalError(w, "listing committed evidence", err)
 		return
 	}
 	resp := EvidenceListResponse{Evidence: make([]EvidenceJSON, len(list))}
