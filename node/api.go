@@ -320,11 +320,7 @@ func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
 		}
 		last = consensus.DigestOf(value).String()
 	}
-	writeJSON(w, http.StatusOK, StatusResponse{
-		LastBlockTimeMs:   n.health.lastBlockMs.Load(),
-		LastBlockHeaderMs: n.health.lastBlockAt.Load(),
-		CatchingUp:        n.health.catchingUp.Load(),
-		Stalled:           n.health.stalled.Load(),
+	resp := StatusResponse{
 		ChainID:       n.chainID,
 		Moniker:       n.cfg.Moniker,
 		Height:        height,
@@ -338,7 +334,9 @@ func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
 		PeerID:        n.host.ID(),
 		P2PAddrs:      n.host.Addrs(),
 		MempoolSize:   n.pool.Size(),
-	})
+	}
+	n.healthStatus(&resp)
+	writeJSON(w, http.StatusOK, resp)
 }
 
 func (n *Node) handlePeers(w http.ResponseWriter, r *http.Request) {

@@ -45,3 +45,11 @@ func (n *Node) writeInternalError(w http.ResponseWriter, what string, err error)
 	n.log.Error("internal error answering an API request: "+what, "err", err)
 	writeError(w, http.StatusInternalServerError, err.Error())
 }
+
+// healthStatus fills the health fields of GET /v1/status.
+func (n *Node) healthStatus(resp *StatusResponse) {
+	resp.LastBlockTimeMs = n.health.lastBlockMs.Load()
+	resp.LastBlockHeaderMs = n.health.lastBlockAt.Load()
+	resp.CatchingUp = n.health.catchingUp.Load()
+	resp.Stalled = n.health.stalled.Load()
+}
