@@ -81,7 +81,7 @@ func (w *stallWatch) observe(n *Node, p loopProbe, now time.Time) {
 	}
 	w.lastWarn = now
 	r := n.stallReport(p, now)
-	n.log.Warn("consensus stalled: no block finalized for "+since.Round(time.Second).String(),
+	n.log.Warn("consensus stalled: no block finalized for "+since.Round(100*time.Millisecond).String(),
 		"height", p.status.Height, "view", p.status.View, "leader", r.leader,
 		"waiting_for", r.waitingFor, "validators", r.validators, "action", r.action)
 }
@@ -223,18 +223,21 @@ func diagnoseStall(in stallInput) stallReportLines {
 	default:
 		out.waitingFor = "applying the decided block"
 	}
-	switch {
-	case in.peers == 0 && total > 1:
-		out.action = "this node is connected to no peer: check p2p.bootstrap, the network and firewalls " +
-			"(the validators must reach each other's p2p ports); " + quorum
-	case len(silent) > 0:
-		out.action = fmt.Sprintf("check that the node of validator %s is running and reachable from this one; %s",
-			strings.Join(silent, ", "), quorum)
-	case !st.Proposal && st.Self == int(st.Leader):
-		out.action = "this node should propose: look for 'proposing failed' in its log; the others replace it after their view timeout"
-	default:
-		out.action = "every validator is heard from, yet no quorum forms: look for refused messages in the validators' " +
-			"logs at debug level (a different genesis or chain ID?) and compare their GET /v1/status; " + quorum
+	var todo []string
+	if in.peers == 0 && total > 1 {
+		todo = append(todo, "this node is connected to no peer: check p2p.bootstrap, the network and firewalls "+
+			"(the validators must reach each other's p2p ports)")
 	}
+	switch {
+	case len(silent) > 0:
+		todo = append(todo, fmt.Sprintf("check that the node of validator %s is running and reachable from this one",
+			strings.Join(silent, ", ")))
+	case !st.Proposal && st.Self == int(st.Leader):
+		todo = append(todo, "this node should propose: look for 'proposing failed' in its log; the others replace it after their view timeout")
+	case in.peers > 0:
+		todo = append(todo, "every validator is heard from, yet no quorum forms: look for refused messages in the validators' "+
+			"logs at debug level (a different genesis or chain ID?) and compare their GET /v1/status")
+	}
+	out.action = strings.Join(append(todo, quorum), "; ")
 	return out
 }
