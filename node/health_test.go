@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/guild-ledger/guild/consensus"
+	"github.com/guild-ledger/guild/p2p"
 	"github.com/guild-ledger/guild/state/kv"
 )
 
@@ -503,5 +504,38 @@ func TestDiskMonitor(t *testing.T) {
 	d.check(now.Add(time.Hour))
 	if strings.Count(logs2.String(), "cannot read the free disk space") != 1 || h2.diskFree.Load() != -1 {
 		t.Errorf("statfs failure: %q, free %d", logs2, h2.diskFree.Load())
+	}
+}
+
+// Block sync sets catching_up while it fetches from peers that are ahead, and clears it after.
+func TestCatchingUpWhileSyncing(t *testing.T) {
+	c := newSyncChain(t)
+	src, err := New(c.home(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.closeStores()
+	c.grow(t, src, 20, 1)
+	dst, err := New(c.home(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.closeStores()
+	s := dst.newSyncer(fakeSyncNet{"peer": {height: 20, fetch: func(from uint64, max int) ([]p2p.SyncedBlock, error) {
+		return src.SyncBlocks(from, max, p2p.DefaultSyncResponseBytes)
+	}}})
+	var seen, readyDuring bool
+	s.apply = func(_ context.Context, bs []syncedBlock) error {
+		seen = dst.health.catchingUp.Load()
+		readyDuring = len(dst.readiness(1)) == 0
+		_, local, fatal := dst.applySynced(bs)
+		return errors.Join(local, fatal)
+	}
+	s.round(context.Background())
+	if dst.blocks.Height() != 20 || !seen || readyDuring {
+		t.Fatalf("height %d, catching up while applying: %v, ready then: %v", dst.blocks.Height(), seen, readyDuring)
+	}
+	if dst.health.catchingUp.Load() {
+		t.Error("still catching up after the round")
 	}
 }

@@ -17,7 +17,8 @@ const ExitStorageFatal = 70
 // Options tune OpenWith. The zero value is Open's behaviour.
 type Options struct {
 	// Logger, when set, receives the pebble engine's own messages instead of the standard library
-	// logger: background errors at ERROR, slow disks and write stalls at WARN, and its fatal
+	// logger: background errors at ERROR, slow disks and write stalls at WARN, routine ones at
+	// DEBUG, and its fatal
 	// errors at ERROR with what to do, before the process exits with ExitStorageFatal (pebble
 	// cannot go on after one of those: a write it acknowledged may be lost).
 	Logger *slog.Logger
@@ -51,8 +52,10 @@ type pebbleLogger struct {
 	exit func(code int)
 }
 
+// Infof is pebble's routine chatter (log replay at open, and the like): debug level, where the
+// standard library logger used to print it unasked.
 func (l *pebbleLogger) Infof(format string, args ...any) {
-	l.log.Info(fmt.Sprintf(format, args...))
+	l.log.Debug(fmt.Sprintf(format, args...))
 }
 
 func (l *pebbleLogger) Fatalf(format string, args ...any) {
