@@ -108,6 +108,8 @@ func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusAccepted, SubmitTxResponse{Hash: h.String(), Status: TxPending})
 	case errors.Is(err, ErrMempoolFull):
 		writeError(w, http.StatusServiceUnavailable, err.Error())
+	case isStoreFault(err): // logged and counted by checkTx
+		writeError(w, http.StatusInternalServerError, storeFaultMessage)
 	case r.Context().Err() != nil:
 		writeError(w, http.StatusServiceUnavailable, "request cancelled")
 	default:
@@ -157,6 +159,8 @@ func (n *Node) handleSubmitBatch(w http.ResponseWriter, r *http.Request) {
 			res.Status = TxPending
 		case errors.Is(err, ErrMempoolFull):
 			res.Status, res.Error = TxBusy, err.Error()
+		case isStoreFault(err): // logged and counted by checkTx
+			res.Status, res.Error = TxBusy, storeFaultMessage
 		default:
 			res.Status, res.Error = TxRejected, err.Error()
 		}
@@ -427,6 +431,8 @@ func (n *Node) handleSubmitEvidence(w http.ResponseWriter, r *http.Request) {
 	switch err := n.SubmitEvidence(e); {
 	case err == nil:
 		writeJSON(w, http.StatusAccepted, resp)
+	case isStoreFault(err):
+		n.writeInternalError(w, "checking submitted evidence", err)
 	case errors.Is(err, ErrEvidenceKnown):
 		resp.Status = EvidenceKnown
 		writeJSON(w, http.StatusOK, resp)
