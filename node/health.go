@@ -137,6 +137,7 @@ func (h *nodeHealth) sinceLastBlock(now time.Time) time.Duration {
 // Run calls it before the API and the loop start.
 func (n *Node) startHealth(ctx context.Context) {
 	n.health.started = time.Now()
+	n.health.loopAnswer.Store(n.health.started.UnixMilli())
 	n.health.diskFree.Store(-1)
 	n.health.probes = make(chan chan loopProbe)
 	n.registerHealthMetrics()
