@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -537,5 +538,85 @@ func TestCatchingUpWhileSyncing(t *testing.T) {
 	}
 	if dst.health.catchingUp.Load() {
 		t.Error("still catching up after the round")
+	}
+}
+
+// The tester's case (issue #9): bytes flipped in a table of a pebble block store. A block that is
+// not read at start is served as a generic 500 with an ERROR line saying what to do; damage under
+// what the node reads at start stops New with that advice.
+func TestDamagedPebbleBlockStore(t *testing.T) {
+	c := newSyncChain(t)
+	home := c.home(t)
+	cfg, err := LoadConfig(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Storage.Backend = "pebbledb"
+	cfg.API.Listen = "127.0.0.1:0"
+	cfg.P2P.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
+	cfg.P2P.Permissioned = false
+	if err := SaveConfig(home, cfg); err != nil {
+		t.Fatal(err)
+	}
+	n, err := New(home, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.grow(t, n, 120, 2)
+	n.closeStores()
+	// Opening again moves pebble's log into a table on disk.
+	if n, err = New(home, nil); err != nil {
+		t.Fatal(err)
+	}
+	n.closeStores()
+	tables, _ := filepath.Glob(filepath.Join(home, DataDir, "blocks.db", "*.sst"))
+	if len(tables) == 0 {
+		t.Fatal("no table in the block store")
+	}
+	flip := func(at func(size int) int) {
+		for _, tbl := range tables {
+			data, err := os.ReadFile(tbl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := at(len(data)); i < at(len(data))+16; i++ {
+				data[i] ^= 0xff
+			}
+			if err := os.WriteFile(tbl, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	flip(func(int) int { return 100 }) // the first data block: the lowest keys, block 1 and its neighbours
+
+	logger, logs := newTestLogger()
+	n, done, stop := startNode(t, home, logger, nil)
+	var body ErrorResponse
+	if code := getJSON(t, n, "/v1/blocks/1", &body); code != 500 || body.Error != storeFaultMessage {
+		t.Fatalf("GET /v1/blocks/1 from a damaged table: %d %+v", code, body)
+	}
+	line := logs.lineWith("level=ERROR", "store failure: reading block 1")
+	for _, want := range []string{"blocks.db", "checksum", "resync from peers"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("store failure line lacks %q: %s", want, line)
+		}
+	}
+	var ready ReadyResponse
+	if code := getJSON(t, n, "/readyz", &ready); code != 503 || !strings.Contains(strings.Join(ready.Reasons, "|"), "store read or write failed") {
+		t.Errorf("readyz: %d %+v", code, ready)
+	}
+	stop()
+	<-done
+
+	// Damage at the table's end (its index) stops the node at start, saying what to do.
+	flip(func(size int) int { return size - 120 })
+	logger, logs = newTestLogger()
+	_, err = New(home, logger)
+	if !errors.Is(err, kv.ErrStorage) || !strings.Contains(err.Error(), "resync from peers") {
+		t.Fatalf("New on a store damaged under its tip: %v", err)
+	}
+	// Pebble retries what failed in the background at once; the log says it once.
+	if got := strings.Count(logs.String(), "storage engine error"); got > 1 {
+		t.Errorf("%d lines for pebble's background errors, want at most 1", got)
 	}
 }

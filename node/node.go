@@ -128,6 +128,9 @@ func New(home string, logger *slog.Logger) (*Node, error) {
 	n.valPub = valKey.Public().(ed25519.PublicKey)
 	if err := n.openStores(); err != nil {
 		n.closeStores()
+		if isStoreFault(err) {
+			return nil, fmt.Errorf("%w; %s", err, n.storeAdvice())
+		}
 		return nil, err
 	}
 	sched, err := loadSchedule(n.st)

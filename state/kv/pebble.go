@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
+	"time"
 
 	"github.com/cockroachdb/pebble"
 	dbm "github.com/cometbft/cometbft-db"
@@ -30,8 +32,13 @@ func openPebble(dir, name string, log *slog.Logger) (dbm.DB, error) {
 	opts := &pebble.Options{Logger: pl}
 	opts.EventListener = &pebble.EventListener{
 		BackgroundError: func(err error) {
-			pl.log.Error("storage engine background error: check free disk space and the disk's health "+
-				"(the kernel log); the node stops if it cannot write", "err", err)
+			// Pebble retries some background work (table statistics) at once after a failure: on a
+			// damaged table it would write this line thousands of times a second.
+			if skipped, ok := pl.limit.allow(time.Now()); ok {
+				// err.Error(), not err: pebble's errors print their stack traces in a log field.
+				pl.log.Error("storage engine error: the store may be damaged or the disk full; check free "+
+					"disk space and the disk's health (the kernel log)", "err", err.Error(), "not_logged_since", skipped)
+			}
 		},
 		DiskSlow: func(info pebble.DiskSlowInfo) {
 			pl.log.Warn("disk is slow", "path", info.Path, "op", info.OpType.String(), "duration", info.Duration)
@@ -47,9 +54,31 @@ func openPebble(dir, name string, log *slog.Logger) (dbm.DB, error) {
 // pebbleLogger routes pebble's logger through slog. Pebble calls Fatalf when it cannot go on
 // (a failed commit or manifest write, typically a full disk) and expects it not to return.
 type pebbleLogger struct {
-	log  *slog.Logger
-	path string
-	exit func(code int)
+	log   *slog.Logger
+	path  string
+	exit  func(code int)
+	limit limiter
+}
+
+// backgroundErrorEvery spaces the log lines of repeated background errors.
+const backgroundErrorEvery = 10 * time.Second
+
+// limiter lets one event through per backgroundErrorEvery and counts those it held back.
+type limiter struct {
+	mu      sync.Mutex
+	last    time.Time
+	skipped int
+}
+
+func (l *limiter) allow(now time.Time) (skipped int, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.last.IsZero() && now.Sub(l.last) < backgroundErrorEvery {
+		l.skipped++
+		return 0, false
+	}
+	skipped, l.skipped, l.last = l.skipped, 0, now
+	return skipped, true
 }
 
 // Infof is pebble's routine chatter (log replay at open, and the like): debug level, where the
