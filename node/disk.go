@@ -6,11 +6,11 @@ import (
 	"time"
 )
 
-// DiskLevel is how full the data directory's filesystem is.
-type DiskLevel int32
+// diskState is how full the data directory's filesystem is.
+type diskState int32
 
 const (
-	diskOK       DiskLevel = iota
+	diskOK       diskState = iota
 	diskLow                // below storage.min_free_mb: WARN
 	diskCritical           // below diskCriticalBytes: ERROR, not ready
 )
@@ -31,7 +31,7 @@ type diskMonitor struct {
 	statfs       func(dir string) (free int64, err error)
 	log          *slog.Logger
 	h            *nodeHealth
-	level        DiskLevel
+	level        diskState
 	lastLog      time.Time
 	failedLogged bool
 }

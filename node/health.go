@@ -304,7 +304,7 @@ func (n *Node) readiness(peers int) []string {
 	if h.storeFault.Load() {
 		reasons = append(reasons, "a store read or write failed (see the node's log); restart the node once the store is repaired")
 	}
-	if DiskLevel(h.diskLevel.Load()) == diskCritical {
+	if diskState(h.diskLevel.Load()) == diskCritical {
 		reasons = append(reasons, fmt.Sprintf("disk nearly full: %d MB free for %s", h.diskFree.Load()>>20, filepath.Join(n.home, DataDir)))
 	}
 	return reasons

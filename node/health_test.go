@@ -455,13 +455,13 @@ func TestDiskMonitor(t *testing.T) {
 	free := int64(5 << 30)
 	d := newDiskMonitor("/data", 1024, func(string) (int64, error) { return free, nil }, logger, &h)
 	now := time.Now()
-	step := func(bytes int64, at time.Duration) DiskLevel {
+	step := func(bytes int64, at time.Duration) diskState {
 		free = bytes
 		d.check(now.Add(at))
 		if h.diskFree.Load() != bytes {
 			t.Fatalf("diskFree %d, want %d", h.diskFree.Load(), bytes)
 		}
-		return DiskLevel(h.diskLevel.Load())
+		return diskState(h.diskLevel.Load())
 	}
 	if l := step(5<<30, 0); l != diskOK || logs.String() != "" {
 		t.Fatalf("plenty of space: level %d, logged %q", l, logs)
