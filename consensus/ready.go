@@ -58,8 +58,14 @@ func (c *Core) Advance() {
 
 // Status is the core's position.
 func (c *Core) Status() Status {
-	return Status{Height: c.height, View: c.view, Leader: c.vals.Leader(c.height, c.view), Self: c.self,
+	st := Status{Height: c.height, View: c.view, Leader: c.vals.Leader(c.height, c.view), Self: c.self,
 		ViewChanges: c.viewChanges, EvidenceCaught: c.evidenceCaught}
+	if r := c.round; r != nil {
+		st.Proposal = r.proposal != nil
+		st.Prepares, st.Commits = r.prepares.count(), r.commits.count()
+		st.ViewChangeVotes = r.viewChangeVotes.count()
+	}
+	return st
 }
 
 // signOnce signs and emits a message for the current slot, persisted before it is sent, and

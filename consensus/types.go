@@ -142,6 +142,10 @@ type Status struct {
 	ViewChanges uint64
 	// EvidenceCaught counts the equivocations this core has reported in Ready.Evidence.
 	EvidenceCaught uint64
+	// Progress of (Height, View), for the node's stall report: whether a proposal was accepted,
+	// and how many validators' prepares, commits and view changes to View the core holds.
+	Proposal                           bool
+	Prepares, Commits, ViewChangeVotes int
 }
 
 // Ready is a batch of work for the node, handled in field order (raft's Ready loop): persist, then

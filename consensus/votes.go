@@ -12,6 +12,17 @@ type slots struct {
 
 func newSlots(n int) slots { return slots{first: make([]*Message, n), caught: make([]bool, n)} }
 
+// count is how many validators have a message here.
+func (s *slots) count() int {
+	n := 0
+	for _, m := range s.first {
+		if m != nil {
+			n++
+		}
+	}
+	return n
+}
+
 // put stores m in its sender's slot if the slot is empty. The same digest again is ErrDuplicate;
 // a different digest is ErrEquivocation, and the first such conflict also returns the pair.
 // Precondition: m is authenticated and m.From is in range.

@@ -112,6 +112,9 @@ var ErrNonceTooFar = fmt.Errorf("node: nonce more than %d ahead of the account's
 // checkTx is the state's pre-check plus the mempool's own admission policy.
 func (n *Node) checkTx(tx *state.Tx) error {
 	if err := n.st.CheckTx(tx); err != nil {
+		if isStoreFault(err) {
+			n.storeFailed("checking a transaction against the state", err)
+		}
 		return err
 	}
 	if tx.Body.Nonce > n.nonceOf(tx.Body.From)+MaxNonceAhead {

@@ -61,9 +61,7 @@ func (n *Node) apiHandler() http.Handler {
 	mux.HandleFunc("GET /v1/evidence", n.handleEvidence)
 	mux.HandleFunc("GET /v1/peers", n.handlePeers)
 	mux.HandleFunc("POST /v1/evidence", n.handleSubmitEvidence)
-	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
+	n.healthRoutes(mux) // /healthz, /readyz and the older /health: api_health.go
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}))
 	if n.cfg.API.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -110,6 +108,8 @@ func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusAccepted, SubmitTxResponse{Hash: h.String(), Status: TxPending})
 	case errors.Is(err, ErrMempoolFull):
 		writeError(w, http.StatusServiceUnavailable, err.Error())
+	case isStoreFault(err): // logged and counted by checkTx
+		writeError(w, http.StatusInternalServerError, storeFaultMessage)
 	case r.Context().Err() != nil:
 		writeError(w, http.StatusServiceUnavailable, "request cancelled")
 	default:
@@ -159,6 +159,8 @@ func (n *Node) handleSubmitBatch(w http.ResponseWriter, r *http.Request) {
 			res.Status = TxPending
 		case errors.Is(err, ErrMempoolFull):
 			res.Status, res.Error = TxBusy, err.Error()
+		case isStoreFault(err): // logged and counted by checkTx
+			res.Status, res.Error = TxBusy, storeFaultMessage
 		default:
 			res.Status, res.Error = TxRejected, err.Error()
 		}
@@ -175,7 +177,12 @@ func (n *Node) handleTx(w http.ResponseWriter, r *http.Request) {
 	out := TxStatus{Hash: h.String()}
 	// A location above the served height is being written this instant; until the block is
 	// served the transaction is still pending, so /v1/txs and /v1/blocks never disagree.
-	if loc, err := n.blocks.TxLocation(h); err == nil && loc.Height <= n.executedHeight() {
+	loc, err := n.blocks.TxLocation(h)
+	if err != nil && !errors.Is(err, ErrBlockNotFound) {
+		n.writeInternalError(w, "looking up transaction "+h.String(), err)
+		return
+	}
+	if err == nil && loc.Height <= n.executedHeight() {
 		out.Height, out.Index = loc.Height, int(loc.Index)
 		out.Status, out.Error = TxCommitted, loc.Error
 		if loc.Error != "" {
@@ -206,7 +213,7 @@ func (n *Node) handleAccount(w http.ResponseWriter, r *http.Request) {
 	}
 	resp, err := n.accountResponse(a)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		n.writeInternalError(w, "reading account "+a.String(), err)
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
@@ -249,7 +256,7 @@ func (n *Node) handleBlock(w http.ResponseWriter, r *http.Request) {
 	}
 	resp, err := n.blockResponse(height)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		n.writeInternalError(w, fmt.Sprintf("reading block %d", height), err)
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
@@ -265,7 +272,7 @@ func (n *Node) blockResponse(height uint64) (*BlockResponse, error) {
 	}
 	b, err := DecodeBlock(value)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: block %d: %w", ErrStoreCorrupt, height, err) // it was valid when stored
 	}
 	results, err := n.blocks.Results(height)
 	if err != nil {
@@ -310,11 +317,14 @@ func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
 	height := n.executedHeight()
 	var last string
 	if height > 0 {
-		if value, _, err := n.blocks.Block(height); err == nil {
-			last = consensus.DigestOf(value).String()
+		value, _, err := n.blocks.Block(height)
+		if err != nil {
+			n.writeInternalError(w, fmt.Sprintf("reading block %d for the status", height), err)
+			return
 		}
+		last = consensus.DigestOf(value).String()
 	}
-	writeJSON(w, http.StatusOK, StatusResponse{
+	resp := StatusResponse{
 		ChainID:       n.chainID,
 		Moniker:       n.cfg.Moniker,
 		Height:        height,
@@ -328,7 +338,9 @@ func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
 		PeerID:        n.host.ID(),
 		P2PAddrs:      n.host.Addrs(),
 		MempoolSize:   n.pool.Size(),
-	})
+	}
+	n.healthStatus(&resp)
+	writeJSON(w, http.StatusOK, resp)
 }
 
 func (n *Node) handlePeers(w http.ResponseWriter, r *http.Request) {
@@ -367,7 +379,7 @@ func trimHex(s string) string { return strings.TrimPrefix(strings.TrimPrefix(s, 
 func (n *Node) handleEvidence(w http.ResponseWriter, r *http.Request) {
 	list, err := n.blocks.Evidence(MaxEvidenceList, n.executedHeight())
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		n.writeInternalError(w, "listing committed evidence", err)
 		return
 	}
 	resp := EvidenceListResponse{Evidence: make([]EvidenceJSON, len(list))}
@@ -419,6 +431,8 @@ func (n *Node) handleSubmitEvidence(w http.ResponseWriter, r *http.Request) {
 	switch err := n.SubmitEvidence(e); {
 	case err == nil:
 		writeJSON(w, http.StatusAccepted, resp)
+	case isStoreFault(err):
+		n.writeInternalError(w, "checking submitted evidence", err)
 	case errors.Is(err, ErrEvidenceKnown):
 		resp.Status = EvidenceKnown
 		writeJSON(w, http.StatusOK, resp)

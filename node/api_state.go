@@ -67,12 +67,12 @@ func pathID(w http.ResponseWriter, r *http.Request, what string) (string, bool) 
 }
 
 // writeQueryError answers a failed query: 404 for what does not exist, 500 for anything else.
-func writeQueryError(w http.ResponseWriter, err error) {
+func (n *Node) writeQueryError(w http.ResponseWriter, err error) {
 	if errors.Is(err, state.ErrUnknown) {
 		writeError(w, http.StatusNotFound, err.Error())
 		return
 	}
-	writeError(w, http.StatusInternalServerError, err.Error())
+	n.writeInternalError(w, "answering a state query", err)
 }
 
 func hexKeys(keys [][]byte) []string {
@@ -91,7 +91,7 @@ func (n *Node) handleAsset(w http.ResponseWriter, r *http.Request) {
 	}
 	a, err := n.st.Asset(sym)
 	if err != nil {
-		writeQueryError(w, err)
+		n.writeQueryError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, a)
@@ -104,12 +104,12 @@ func (n *Node) handleItem(w http.ResponseWriter, r *http.Request) {
 	}
 	it, err := n.st.Item(id)
 	if err != nil {
-		writeQueryError(w, err)
+		n.writeQueryError(w, err)
 		return
 	}
 	hist, err := n.st.ItemHistory(id)
 	if err != nil {
-		writeQueryError(w, err)
+		n.writeQueryError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, ItemResponse{Item: it, History: hist})
@@ -122,7 +122,7 @@ func (n *Node) handleIdentity(w http.ResponseWriter, r *http.Request) {
 	}
 	ident, err := n.st.Identity(id)
 	if err != nil {
-		writeQueryError(w, err)
+		n.writeQueryError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, IdentityResponse{Identity: ident, Keys: hexKeys(ident.Keys)})
@@ -138,7 +138,7 @@ func (n *Node) handleClaim(w http.ResponseWriter, r *http.Request) {
 	height, now := n.st.Height(), n.st.TimeMs()
 	status, c, err := n.st.ClaimStatus(id, now)
 	if err != nil {
-		writeQueryError(w, err)
+		n.writeQueryError(w, err)
 		return
 	}
 	if status == state.ClaimUnknown || c == nil {
@@ -160,7 +160,7 @@ func (n *Node) handleNotary(w http.ResponseWriter, r *http.Request) {
 	}
 	rec, err := n.st.NotaryRecord(h)
 	if err != nil {
-		writeQueryError(w, err)
+		n.writeQueryError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, rec)
@@ -173,7 +173,7 @@ func (n *Node) handleEscrow(w http.ResponseWriter, r *http.Request) {
 	}
 	e, err := n.st.Escrow(id)
 	if err != nil {
-		writeQueryError(w, err)
+		n.writeQueryError(w, err)
 		return
 	}
 	out := EscrowResponse{Escrow: e}
@@ -190,12 +190,12 @@ func (n *Node) handleBallot(w http.ResponseWriter, r *http.Request) {
 	}
 	b, err := n.st.Ballot(id)
 	if err != nil {
-		writeQueryError(w, err)
+		n.writeQueryError(w, err)
 		return
 	}
 	t, err := n.st.Tally(id)
 	if err != nil {
-		writeQueryError(w, err)
+		n.writeQueryError(w, err)
 		return
 	}
 	// The tally read second may include a vote of a later block than b: report its counts.
@@ -232,7 +232,7 @@ func (n *Node) handleProposal(w http.ResponseWriter, r *http.Request) {
 	}
 	p, err := n.st.Proposal(id)
 	if err != nil {
-		writeQueryError(w, err)
+		n.writeQueryError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, proposalJSON(p))
@@ -252,17 +252,17 @@ func (n *Node) handleProposals(w http.ResponseWriter, r *http.Request) {
 	}
 	ps, err := n.st.Proposals()
 	if err != nil {
-		writeQueryError(w, err)
+		n.writeQueryError(w, err)
 		return
 	}
 	members, err := n.st.Members()
 	if err != nil {
-		writeQueryError(w, err)
+		n.writeQueryError(w, err)
 		return
 	}
 	th, err := n.st.Threshold()
 	if err != nil {
-		writeQueryError(w, err)
+		n.writeQueryError(w, err)
 		return
 	}
 	out := ProposalsResponse{Proposals: []ProposalJSON{}, Threshold: th, Members: len(members)}
@@ -278,12 +278,12 @@ func (n *Node) handleValidators(w http.ResponseWriter, r *http.Request) {
 	next := n.st.Height() + 1
 	cur, err := n.st.ValidatorsAt(next)
 	if err != nil {
-		writeQueryError(w, err)
+		n.writeQueryError(w, err)
 		return
 	}
 	sched, err := n.st.ValidatorSchedule()
 	if err != nil {
-		writeQueryError(w, err)
+		n.writeQueryError(w, err)
 		return
 	}
 	out := ValidatorsResponse{NextHeight: next, Current: validatorSetJSON(cur), Scheduled: []ValidatorSetJSON{}}
@@ -298,12 +298,12 @@ func (n *Node) handleValidators(w http.ResponseWriter, r *http.Request) {
 func (n *Node) handleMembers(w http.ResponseWriter, r *http.Request) {
 	members, err := n.st.Members()
 	if err != nil {
-		writeQueryError(w, err)
+		n.writeQueryError(w, err)
 		return
 	}
 	th, err := n.st.Threshold()
 	if err != nil {
-		writeQueryError(w, err)
+		n.writeQueryError(w, err)
 		return
 	}
 	if members == nil {
@@ -315,7 +315,7 @@ func (n *Node) handleMembers(w http.ResponseWriter, r *http.Request) {
 func (n *Node) handleParams(w http.ResponseWriter, r *http.Request) {
 	ps, err := n.st.Params()
 	if err != nil {
-		writeQueryError(w, err)
+		n.writeQueryError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, ParamsResponse{Params: ps})

@@ -174,6 +174,26 @@ type StatusResponse struct {
 	// P2PAddrs are the node's full p2p multiaddrs, each ending in /p2p/<peer_id>.
 	P2PAddrs    []string `json:"p2p_addrs"`
 	MempoolSize int      `json:"mempool_size"`
+	// LastBlockTimeMs is when this node applied its last block (unix ms; 0 for none since it
+	// started), and LastBlockHeaderMs that block's header time.
+	LastBlockTimeMs   int64 `json:"last_block_time_ms"`
+	LastBlockHeaderMs int64 `json:"last_block_header_time_ms"`
+	// CatchingUp: block sync is fetching blocks because peers are ahead.
+	CatchingUp bool `json:"catching_up"`
+	// Stalled: no block finalized for longer than consensus.stall_warn_ms (the log says why).
+	Stalled bool `json:"stalled"`
+}
+
+// HealthResponse answers GET /healthz (and /health): is the process alive and its loop responsive.
+type HealthResponse struct {
+	Status string `json:"status"` // "ok" or "unresponsive"
+	Error  string `json:"error,omitempty"`
+}
+
+// ReadyResponse answers GET /readyz: 200 when ready, 503 with the reasons when not.
+type ReadyResponse struct {
+	Ready   bool     `json:"ready"`
+	Reasons []string `json:"reasons,omitempty"`
 }
 
 // Peer roles in GET /v1/peers.

@@ -92,7 +92,7 @@ func OpenBlockStore(db kv.Store) (*BlockStore, error) {
 	}
 	if v != nil {
 		if len(v) != 8 {
-			return nil, errors.New("node: block store height record is corrupt")
+			return nil, fmt.Errorf("%w: the block store's height record", ErrStoreCorrupt)
 		}
 		bs.height.Store(binary.BigEndian.Uint64(v))
 	}
@@ -198,7 +198,7 @@ func (bs *BlockStore) Block(height uint64) ([]byte, *consensus.Certificate, erro
 	}
 	var cert consensus.Certificate
 	if err := state.Unmarshal(c, &cert); err != nil {
-		return nil, nil, fmt.Errorf("node: stored certificate at %d is corrupt: %w", height, err)
+		return nil, nil, fmt.Errorf("%w: certificate of block %d: %w", ErrStoreCorrupt, height, err)
 	}
 	return v, &cert, nil
 }
@@ -211,7 +211,7 @@ func (bs *BlockStore) Results(height uint64) ([]StoredResult, error) {
 	}
 	var out []StoredResult
 	if err := state.Unmarshal(v, &out); err != nil {
-		return nil, fmt.Errorf("node: stored results at %d are corrupt: %w", height, err)
+		return nil, fmt.Errorf("%w: results of block %d: %w", ErrStoreCorrupt, height, err)
 	}
 	return out, nil
 }
@@ -226,8 +226,10 @@ func (bs *BlockStore) TxLocation(h state.Hash) (TxLocation, error) {
 		return TxLocation{}, ErrBlockNotFound
 	}
 	var loc TxLocation
-	err = state.Unmarshal(v, &loc)
-	return loc, err
+	if err := state.Unmarshal(v, &loc); err != nil {
+		return TxLocation{}, fmt.Errorf("%w: location of transaction %s: %w", ErrStoreCorrupt, h, err)
+	}
+	return loc, nil
 }
 
 // EvidenceCommitted reports whether evidence for slot is on chain.
@@ -248,7 +250,7 @@ func (bs *BlockStore) Evidence(limit int, maxIncluded uint64) ([]CommittedEviden
 	for ; it.Valid() && len(out) < limit; it.Next() {
 		var ce CommittedEvidence
 		if err := state.Unmarshal(it.Value(), &ce); err != nil {
-			return nil, fmt.Errorf("node: stored evidence is corrupt: %w", err)
+			return nil, fmt.Errorf("%w: evidence: %w", ErrStoreCorrupt, err)
 		}
 		if ce.Included <= maxIncluded {
 			out = append(out, ce)

@@ -66,6 +66,10 @@ type APIConfig struct {
 type StorageConfig struct {
 	// Backend is pebbledb (default), goleveldb or memdb (nothing on disk; for tests).
 	Backend string `toml:"backend"`
+	// MinFreeMB: with less free space than this on the data directory's filesystem the node
+	// warns; below a critical level (100 MB, or this if lower) it logs errors and is not ready.
+	// 0 turns the check off.
+	MinFreeMB int `toml:"min_free_mb"`
 }
 
 type ConsensusConfig struct {
@@ -86,6 +90,9 @@ type ConsensusConfig struct {
 	EmptyBlockMillis int `toml:"empty_block_ms"`
 	// MaxBlockTxs caps the transactions in a block this node proposes.
 	MaxBlockTxs int `toml:"max_block_txs"`
+	// StallWarnMillis: when no block has been finalized for this long, the node reports at WARN,
+	// every StallWarnMillis, what it sees and waits for (see watchdog.go), and is not ready.
+	StallWarnMillis int `toml:"stall_warn_ms"`
 }
 
 type MempoolConfig struct {
@@ -112,10 +119,11 @@ func DefaultConfig() Config {
 			Permissioned: true,
 		},
 		API:     APIConfig{Listen: "127.0.0.1:8645"},
-		Storage: StorageConfig{Backend: "pebbledb"},
+		Storage: StorageConfig{Backend: "pebbledb", MinFreeMB: 1024},
 		Consensus: ConsensusConfig{
 			TickMillis:      20,
 			RetransmitTicks: 25,
+			StallWarnMillis: 10000,
 		},
 		Mempool: MempoolConfig{Size: 200000, GossipBatchMillis: 5},
 		Log:     LogConfig{Level: "info", Format: "text"},
@@ -140,6 +148,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Consensus.MaxBlockTxs < 0 || c.Consensus.MaxBlockTxs > MaxBlockTxsLimit {
 		return fmt.Errorf("node: consensus.max_block_txs must be 0 (the consortium's) or in 1..%d", MaxBlockTxsLimit)
+	}
+	if c.Consensus.StallWarnMillis <= 0 {
+		return errors.New("node: consensus.stall_warn_ms must be positive")
+	}
+	if c.Storage.MinFreeMB < 0 {
+		return errors.New("node: storage.min_free_mb must be 0 (no check) or positive")
 	}
 	if c.Mempool.Size <= 0 || c.Mempool.GossipBatchMillis <= 0 {
 		return errors.New("node: mempool size and gossip_batch_ms must be positive")
@@ -206,6 +220,8 @@ const configHeader = `# Guild node configuration. Defaults:
 #   [api] listen               = "127.0.0.1:8645"   HTTP API (unauthenticated: keep it on loopback)
 #   [api] pprof                = false     serve /debug/pprof/ (profiling) on the API address
 #   [storage] backend          = "pebbledb"  or "goleveldb", or "memdb" (nothing kept on disk)
+#   [storage] min_free_mb      = 1024      warn below this much free disk space on data/; below
+#                                          100 MB (or this, if lower) log errors and report not ready
 #   [consensus] tick_ms        = 20        consensus clock period
 #   [consensus] retransmit_ticks = 25      resend own messages after this many ticks without progress
 #   [consensus] view_timeout_ms = 0        no commit for this long: change view (replace the leader)
@@ -213,6 +229,8 @@ const configHeader = `# Guild node configuration. Defaults:
 #   [consensus] max_block_txs  = 0         transactions per block this node proposes at most
 #               0 = the consortium's parameter (genesis, then governance: 2000 ms, 1000 ms, 2000
 #               txs unless changed); another value overrides it on this node only
+#   [consensus] stall_warn_ms  = 10000     no block finalized for this long: log at WARN what the node
+#                                          waits for and who is silent (every stall_warn_ms), not ready
 #   [mempool] size             = 200000    pending transactions kept at most
 #   [mempool] gossip_batch_ms  = 5         gossip API transactions in batches collected this long
 #   [log] level                = "info"    debug, info, warn, error

@@ -293,6 +293,9 @@ func (n *Node) checkBlockEvidence(height uint64, evs []consensus.Evidence) error
 		slots[e.Slot()] = struct{}{}
 		onChain, err := n.blocks.EvidenceCommitted(e.Slot())
 		if err != nil {
+			if isStoreFault(err) {
+				n.storeFailed("checking a proposal's evidence", err)
+			}
 			return err
 		}
 		if onChain {
@@ -306,5 +309,8 @@ func (n *Node) checkBlockEvidence(height uint64, evs []consensus.Evidence) error
 // proposal, which is safe.
 func (n *Node) evidenceOnChain(slot consensus.EvidenceSlot) bool {
 	ok, err := n.blocks.EvidenceCommitted(slot)
+	if err != nil && isStoreFault(err) {
+		n.storeFailed("checking whether pooled evidence is on chain", err)
+	}
 	return ok || err != nil
 }

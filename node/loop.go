@@ -37,6 +37,7 @@ func (n *Node) loop(ctx context.Context) error {
 			if msg.Type == consensus.MsgPrePrepare {
 				n.log.Debug("pre-prepare received", "height", msg.Height, "bytes", len(msg.Value))
 			}
+			n.noteHeard(msg)
 			if err := n.core.Step(*msg); err != nil {
 				n.log.Debug("consensus message refused", "type", msg.Type, "height", msg.Height,
 					"from", msg.From, "err", err)
@@ -44,6 +45,9 @@ func (n *Node) loop(ctx context.Context) error {
 					n.syncer.wake() // peers are further ahead than consensus catches up
 				}
 			}
+		case reply := <-n.health.probes:
+			reply <- n.probe() // buffered: never blocks
+			continue
 		case req := <-n.syncCh:
 			applied, local, err := n.applySynced(req.blocks)
 			if applied > 0 {
@@ -313,6 +317,7 @@ func (n *Node) execute(height uint64, value []byte, b *Block) error {
 	// Served before the mempool lets go of the block's transactions: a reader always finds each
 	// one pending or committed, never neither.
 	n.served.Store(height)
+	n.health.blockApplied(b.Header.Time)
 	n.pool.Update(hashes, n.nonceOf)
 	n.evidence.Update(height, b.Evidence)
 	n.metrics.evidenceCommitted.Add(float64(len(b.Evidence)))

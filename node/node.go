@@ -69,6 +69,7 @@ type Node struct {
 	lastDecoded decodedBlock
 
 	snapshot atomic.Pointer[consensus.Status]
+	health   nodeHealth // stalls, store faults, disk space: health.go
 	// served is the last height whose block, results and tx index are all written: what the API
 	// shows, so a reader never sees a block without its results.
 	served   atomic.Uint64
@@ -127,6 +128,9 @@ func New(home string, logger *slog.Logger) (*Node, error) {
 	n.valPub = valKey.Public().(ed25519.PublicKey)
 	if err := n.openStores(); err != nil {
 		n.closeStores()
+		if isStoreFault(err) {
+			return nil, fmt.Errorf("%w; %s", err, n.storeAdvice())
+		}
 		return nil, err
 	}
 	sched, err := loadSchedule(n.st)
@@ -143,8 +147,9 @@ func New(home string, logger *slog.Logger) (*Node, error) {
 	// Every node keeps a WAL, not only the validators of today: governance may make it one.
 	if n.wal, n.restored, err = OpenWAL(filepath.Join(n.home, DataDir, WALFile)); err != nil {
 		n.closeStores()
-		return nil, err
+		return nil, walCorruptAt(err, n.blocks.Height())
 	}
+	logWALRecovery(n.log, n.wal)
 	return n, nil
 }
 
@@ -154,11 +159,12 @@ func (n *Node) openStores() error {
 		return err
 	}
 	backend := kv.Backend(n.cfg.Storage.Backend)
+	opts := kv.Options{Logger: n.log} // pebble's own errors go to the node's log
 	var err error
-	if n.blockDB, err = kv.Open(backend, dir, "blocks"); err != nil {
+	if n.blockDB, err = kv.OpenWith(backend, dir, "blocks", opts); err != nil {
 		return fmt.Errorf("node: opening block store: %w", err)
 	}
-	if n.stateDB, err = kv.Open(backend, dir, "state"); err != nil {
+	if n.stateDB, err = kv.OpenWith(backend, dir, "state", opts); err != nil {
 		return fmt.Errorf("node: opening state store: %w", err)
 	}
 	if n.blocks, err = OpenBlockStore(n.blockDB); err != nil {
@@ -277,6 +283,7 @@ func (n *Node) Run(ctx context.Context) error {
 		return err
 	}
 	defer n.host.Close()
+	n.startHealth(ctx)
 	if err := n.startAPI(ctx); err != nil {
 		return err
 	}
@@ -292,6 +299,9 @@ func (n *Node) Run(ctx context.Context) error {
 	n.log.Info("node started", "chain_id", n.chainID, "moniker", n.cfg.Moniker, "height", n.blocks.Height(),
 		"validator", n.self, "restored_from_wal", len(n.restored), "peer_id", n.host.ID(), "api", "http://"+n.apiLn.Addr().String())
 	loopErr := n.loop(ctx)
+	if loopErr != nil && !errors.Is(loopErr, context.Canceled) {
+		n.logFatal(loopErr)
+	}
 	close(n.stopping)
 	cancel()
 
@@ -417,6 +427,9 @@ func (n *Node) startP2P(ctx context.Context) error {
 func (n *Node) nonceOf(a state.Address) uint64 {
 	acc, err := n.st.Account(a)
 	if err != nil {
+		if isStoreFault(err) {
+			n.storeFailed("reading the nonce of "+a.String(), err)
+		}
 		return 0
 	}
 	return acc.Nonce

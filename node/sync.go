@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -101,6 +102,8 @@ type syncer struct {
 	log     *slog.Logger
 	metrics *syncMetrics
 	kick    chan struct{}
+	// catchingUp is set while a round fetches blocks (the node's health: /readyz, metrics).
+	catchingUp *atomic.Bool
 
 	// Owned by the syncer's goroutine.
 	dropped      map[string]time.Time // peer -> until when it is not asked
@@ -114,7 +117,7 @@ func (n *Node) newSyncer(net syncNet) *syncer {
 		net: net, chainID: n.chainID, validatorsAt: n.validatorsFinal, blocks: n.blocks, sigs: n.sigs,
 		apply: n.applySyncedFromLoop, log: n.log.With("component", "sync"),
 		metrics: newSyncMetrics(n.metrics.reg), kick: make(chan struct{}, 1),
-		dropped: make(map[string]time.Time),
+		dropped: make(map[string]time.Time), catchingUp: &n.health.catchingUp,
 	}
 }
 
@@ -168,6 +171,8 @@ func (s *syncer) round(ctx context.Context) {
 		return
 	}
 	s.log.Info("behind peers; syncing blocks", "height", own, "peers_height", target, "peers", len(heights))
+	s.catchingUp.Store(true)
+	defer s.catchingUp.Store(false)
 	start, from := time.Now(), own+1
 	txs := s.fetchAll(ctx, heights)
 	if got := s.blocks.Height(); got >= from {
@@ -493,6 +498,9 @@ func (n *Node) SyncBlocks(from uint64, max, maxBytes int) ([]p2p.SyncedBlock, er
 	for h := from; h <= n.blocks.Height() && len(out) < max; h++ {
 		value, cert, err := n.blocks.Block(h)
 		if err != nil {
+			if isStoreFault(err) {
+				n.storeFailed(fmt.Sprintf("reading block %d for a peer's block sync", h), err)
+			}
 			return out, err
 		}
 		cb, err := state.Marshal(cert)

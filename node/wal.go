@@ -22,6 +22,9 @@ import (
 type WAL struct {
 	f    *os.File
 	path string
+	// torn is how many bytes of a torn last record OpenWAL cut off, and kept how many whole
+	// records it read, for the node's log.
+	torn, kept int
 }
 
 // maxWALRecord bounds a record: the largest message is a pre-prepare carrying a full block.
@@ -32,7 +35,46 @@ var (
 	// ErrWALCorrupt is a damaged record with intact records after it: not a torn last write, so
 	// the log cannot be trusted and the node must not start on it.
 	ErrWALCorrupt = errors.New("node: consensus WAL is corrupt")
+	// errWALWrite is a failed write or sync of the WAL: lost durability, the node stops.
+	errWALWrite = errors.New("node: writing consensus WAL")
 )
+
+// WALCorruptError is ErrWALCorrupt with where the damage is and what the readable records say.
+type WALCorruptError struct {
+	Path   string
+	Record int // 1-based number of the damaged record
+	Offset int // its byte offset
+	Size   int // the file's size
+	Reason string
+	// LastHeight is the height of the last readable record before the damage (0: none).
+	LastHeight uint64
+	// StoreHeight is the node's last stored block, when known (0 otherwise).
+	StoreHeight uint64
+}
+
+func (e *WALCorruptError) Is(target error) bool { return target == ErrWALCorrupt }
+
+func (e *WALCorruptError) Error() string {
+	// The log holds only what was signed for heights not yet stored: the damaged records are for
+	// the height after the store's, or the last readable record's, whichever is higher.
+	h := max(e.LastHeight, e.StoreHeight+1)
+	return fmt.Sprintf("%v: %s: record %d (at byte %d of %d) %s, and it is not a last write torn by a crash: this is "+
+		"damage. This validator may have signed messages at height %d that it "+
+		"can no longer read, so it refuses to start rather than risk signing conflicting ones. Move %s "+
+		"aside only if you are sure this validator signed nothing since its last stored block; otherwise "+
+		"restore it from a backup, or keep this node stopped until the other validators have committed "+
+		"height %d (GET /v1/status on one of them shows its height) and only then move it aside",
+		ErrWALCorrupt, e.Path, e.Record, e.Offset, e.Size, e.Reason, h, e.Path, h)
+}
+
+// walCorruptAt adds the node's stored height to a WALCorruptError.
+func walCorruptAt(err error, storeHeight uint64) error {
+	var we *WALCorruptError
+	if errors.As(err, &we) {
+		we.StoreHeight = storeHeight
+	}
+	return err
+}
 
 // OpenWAL opens (or creates) the log at path and returns the messages it holds, in order. A torn
 // last record — a write the crash interrupted, which therefore was never sent — is cut off; any
@@ -50,10 +92,11 @@ func OpenWAL(path string) (*WAL, []consensus.Message, error) {
 	msgs, good, err := parseWAL(data)
 	if err != nil {
 		f.Close()
-		return nil, nil, fmt.Errorf("%w: %s: %v; this validator may have signed messages that are "+
-			"now unreadable, so it refuses to start rather than risk signing conflicting ones. Restore "+
-			"the file from a backup, or move it aside once the chain has moved past height %s",
-			ErrWALCorrupt, path, err, heightHint(msgs))
+		we := &WALCorruptError{Path: path, Record: len(msgs) + 1, Offset: good, Size: len(data), Reason: err.Error()}
+		if len(msgs) > 0 {
+			we.LastHeight = msgs[len(msgs)-1].Height
+		}
+		return nil, nil, we
 	}
 	if good < len(data) {
 		if err := f.Truncate(int64(good)); err != nil {
@@ -65,7 +108,7 @@ func OpenWAL(path string) (*WAL, []consensus.Message, error) {
 		f.Close()
 		return nil, nil, err
 	}
-	return &WAL{f: f, path: path}, msgs, nil
+	return &WAL{f: f, path: path, torn: len(data) - good, kept: len(msgs)}, msgs, nil
 }
 
 // parseWAL reads records until the data ends. It returns the messages and how many bytes hold
@@ -80,7 +123,7 @@ func parseWAL(data []byte) ([]consensus.Message, int, error) {
 		n := int(binary.BigEndian.Uint32(data[off:]))
 		sum := binary.BigEndian.Uint32(data[off+4:])
 		if n > maxWALRecord {
-			return msgs, off, fmt.Errorf("record at offset %d claims %d bytes", off, n)
+			return msgs, off, fmt.Errorf("claims %d bytes, more than a record can hold", n)
 		}
 		end := off + 8 + n
 		if end > len(data) {
@@ -91,23 +134,16 @@ func parseWAL(data []byte) ([]consensus.Message, int, error) {
 			if end == len(data) {
 				return msgs, off, nil // the last write, torn inside its payload
 			}
-			return msgs, off, fmt.Errorf("record at offset %d fails its checksum", off)
+			return msgs, off, errors.New("fails its checksum")
 		}
 		m, err := consensus.DecodeMessage(payload, maxWALRecord)
 		if err != nil {
-			return msgs, off, fmt.Errorf("record at offset %d: %w", off, err)
+			return msgs, off, fmt.Errorf("does not decode: %w", err)
 		}
 		msgs = append(msgs, *m)
 		off = end
 	}
 	return msgs, off, nil
-}
-
-func heightHint(msgs []consensus.Message) string {
-	if len(msgs) == 0 {
-		return "the last one this node stored"
-	}
-	return fmt.Sprint(msgs[len(msgs)-1].Height)
 }
 
 // Append writes msgs and syncs them to disk before returning: only then may they be sent.
@@ -123,10 +159,10 @@ func (w *WAL) Append(msgs []consensus.Message) error {
 		buf = append(buf, payload...)
 	}
 	if _, err := w.f.Write(buf); err != nil {
-		return fmt.Errorf("node: writing consensus WAL: %w", err)
+		return fmt.Errorf("%w %s: %w", errWALWrite, w.path, err)
 	}
 	if err := w.f.Sync(); err != nil {
-		return fmt.Errorf("node: syncing consensus WAL: %w", err)
+		return fmt.Errorf("%w %s (sync): %w", errWALWrite, w.path, err)
 	}
 	return nil
 }
@@ -135,7 +171,7 @@ func (w *WAL) Append(msgs []consensus.Message) error {
 // crash comes first, the old records are for a decided height, which restore ignores.
 func (w *WAL) Reset() error {
 	if err := w.f.Truncate(0); err != nil {
-		return fmt.Errorf("node: emptying consensus WAL: %w", err)
+		return fmt.Errorf("%w %s (emptying it): %w", errWALWrite, w.path, err)
 	}
 	_, err := w.f.Seek(0, io.SeekStart)
 	return err

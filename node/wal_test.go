@@ -4,8 +4,10 @@ import (
 	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/guild-ledger/guild/consensus"
@@ -106,4 +108,93 @@ func TestWALTornTailCutCorruptionRefused(t *testing.T) {
 	if _, _, err := OpenWAL(path); !errors.Is(err, ErrWALCorrupt) {
 		t.Fatalf("flipped first record: %v, want ErrWALCorrupt", err)
 	}
+}
+
+// Damage in the middle of the WAL stops the node with a message that names the damaged record,
+// its offset and the height at stake, and says when moving the file aside is safe.
+func TestWALDamageMessage(t *testing.T) {
+	home, _ := soloHome(t, "memdb")
+	path := filepath.Join(home, DataDir, WALFile)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	w, _, err := OpenWAL(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := walMessages(t, 3) // height 7
+	if err := w.Append(msgs); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	b, _ := os.ReadFile(path)
+	first := 8 + int(binary.BigEndian.Uint32(b))
+	b[first+12] ^= 0xff // inside the second record's payload
+	os.WriteFile(path, b, 0o600)
+
+	_, err = New(home, nil)
+	var we *WALCorruptError
+	if !errors.Is(err, ErrWALCorrupt) || !errors.As(err, &we) {
+		t.Fatalf("New on a damaged WAL: %v, want a WALCorruptError", err)
+	}
+	if we.Record != 2 || we.Offset != first || we.LastHeight != 7 {
+		t.Errorf("damage at record %d offset %d (last height %d), want record 2 at %d (height 7)", we.Record, we.Offset, we.LastHeight, first)
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		fmt.Sprintf("record 2 (at byte %d of %d) fails its checksum", first, len(b)),
+		"signed messages at height 7",
+		"aside only if you are sure this validator signed nothing",
+		"have committed height 7",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("message lacks %q:\n%s", want, msg)
+		}
+	}
+
+	// Damage in the first record: no height is readable, so the store's next one is named.
+	b[12] ^= 0xff
+	os.WriteFile(path, b, 0o600)
+	_, err = New(home, nil)
+	if msg := fmt.Sprint(err); !strings.Contains(msg, "record 1 (at byte 0 of") || !strings.Contains(msg, "signed messages at height 1 ") {
+		t.Errorf("first record damaged: %s", msg)
+	}
+}
+
+// A torn last record is cut with a WARN line that says how much and why it is normal.
+func TestWALTornTailLogged(t *testing.T) {
+	home, _ := soloHome(t, "memdb")
+	path := filepath.Join(home, DataDir, WALFile)
+	os.MkdirAll(filepath.Dir(path), 0o700)
+	w, _, err := OpenWAL(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Append(walMessages(t, 2)); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	fi, _ := os.Stat(path)
+	os.Truncate(path, fi.Size()-5)
+	logger, logs := newTestLogger()
+	n, err := New(home, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.closeStores()
+	line := logs.lineWith("level=WARN", "torn record")
+	if line == "" || !strings.Contains(line, "normal after a crash") || !strings.Contains(line, "records_kept=1") {
+		t.Fatalf("torn tail log: %q", logs)
+	}
+	if !strings.Contains(line, fmt.Sprintf("bytes_cut=%d", fi.Size()-5-firstRecordLen(t, path))) {
+		t.Errorf("torn tail line does not say how many bytes were cut: %s", line)
+	}
+}
+
+func firstRecordLen(t *testing.T, path string) int64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 8 + int64(binary.BigEndian.Uint32(b))
 }

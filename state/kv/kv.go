@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 
 	dbm "github.com/cometbft/cometbft-db"
@@ -50,6 +51,10 @@ var (
 	ErrEmptyKey       = errors.New("kv: key must not be empty")
 	ErrClosed         = errors.New("kv: store closed")
 	ErrBatchClosed    = errors.New("kv: batch already written or closed")
+	// ErrStorage marks a failure of the storage engine itself (an I/O error, a checksum that does
+	// not match, a full disk): the store, not the caller, is at fault. Every error the backend
+	// returns is wrapped with it, and with the store's path.
+	ErrStorage = errors.New("kv: storage failure")
 )
 
 // Store is an ordered key-value store.
@@ -92,6 +97,11 @@ type Iterator interface {
 // Open opens (creating it if needed) the store called name in directory dir. An empty backend
 // means DefaultBackend. For MemDB, dir and name are ignored.
 func Open(backend Backend, dir, name string) (Store, error) {
+	return OpenWith(backend, dir, name, Options{})
+}
+
+// OpenWith is Open with options.
+func OpenWith(backend Backend, dir, name string, opts Options) (Store, error) {
 	if backend == "" {
 		backend = DefaultBackend
 	}
@@ -107,15 +117,28 @@ func Open(backend Backend, dir, name string) (Store, error) {
 	default:
 		return nil, fmt.Errorf("%w %q: want one of %q, %q, %q", ErrUnknownBackend, backend, PebbleDB, GoLevelDB, MemDB)
 	}
-	db, err := dbm.NewDB(name, dbm.BackendType(backend), dir)
+	var (
+		db  dbm.DB
+		err error
+	)
+	if backend == PebbleDB && opts.Logger != nil {
+		db, err = openPebble(dir, name, opts.Logger)
+	} else {
+		db, err = dbm.NewDB(name, dbm.BackendType(backend), dir)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("kv: open %s store %q in %s: %w", backend, name, dir, err)
 	}
-	return &store{db: db, mem: backend == MemDB}, nil
+	path := filepath.Join(dir, name+".db") // where cometbft-db keeps a disk store
+	if backend == MemDB {
+		path = "memory"
+	}
+	return &store{db: db, mem: backend == MemDB, path: path}, nil
 }
 
 type store struct {
-	db dbm.DB
+	db   dbm.DB
+	path string // named in errors, so that an operator knows which store failed
 	// mem marks cometbft-db's memdb, which keeps references to the caller's slices, hands out its
 	// own, and holds a read lock for as long as an iterator is open.
 	mem    bool
@@ -131,7 +154,7 @@ func (s *store) Get(key []byte) ([]byte, error) {
 	}
 	v, err := s.db.Get(key)
 	if err != nil {
-		return nil, fmt.Errorf("kv: get: %w", err)
+		return nil, s.fail("get", err)
 	}
 	if s.mem && v != nil {
 		v = bytes.Clone(v) // Clone keeps an empty value non-nil
@@ -148,7 +171,7 @@ func (s *store) Has(key []byte) (bool, error) {
 	}
 	ok, err := s.db.Has(key)
 	if err != nil {
-		return false, fmt.Errorf("kv: has: %w", err)
+		return false, s.fail("has", err)
 	}
 	return ok, nil
 }
@@ -157,7 +180,7 @@ func (s *store) NewBatch() Batch {
 	if s.closed.Load() {
 		return &batch{err: ErrClosed}
 	}
-	return &batch{b: s.db.NewBatch(), copyArgs: s.mem}
+	return &batch{b: s.db.NewBatch(), copyArgs: s.mem, s: s}
 }
 
 func (s *store) Iterator(start, end []byte) (Iterator, error) {
@@ -177,10 +200,10 @@ func (s *store) Iterator(start, end []byte) (Iterator, error) {
 	}
 	it, err := s.db.Iterator(start, end)
 	if err != nil {
-		return nil, fmt.Errorf("kv: iterator: %w", err)
+		return nil, s.fail("iterator", err)
 	}
 	if !s.mem {
-		return &dbIterator{it: it}, nil
+		return &dbIterator{it: it, s: s}, nil
 	}
 	// memdb's iterator holds the store's read lock until closed, so a write from the iterating
 	// goroutine would deadlock. Copy the range out instead: memdb is for tests and small data,
@@ -192,12 +215,17 @@ func (s *store) Iterator(start, end []byte) (Iterator, error) {
 	}
 	if err := it.Error(); err != nil {
 		_ = it.Close()
-		return nil, fmt.Errorf("kv: iterator: %w", err)
+		return nil, s.fail("iterator", err)
 	}
 	if err := it.Close(); err != nil {
-		return nil, fmt.Errorf("kv: iterator: %w", err)
+		return nil, s.fail("iterator", err)
 	}
 	return snap, nil
+}
+
+// fail wraps an error of the backend: ErrStorage, the store's path, and what was being done.
+func (s *store) fail(op string, err error) error {
+	return fmt.Errorf("%w in %s: %s: %w", ErrStorage, s.path, op, err)
 }
 
 func (s *store) Close() error {
@@ -212,6 +240,7 @@ func (s *store) Close() error {
 
 type batch struct {
 	b        dbm.Batch
+	s        *store
 	copyArgs bool
 	err      error // sticky: the batch is unusable
 }
@@ -230,7 +259,7 @@ func (b *batch) Set(key, value []byte) error {
 		key, value = bytes.Clone(key), bytes.Clone(value)
 	}
 	if err := b.b.Set(key, value); err != nil {
-		return fmt.Errorf("kv: batch set: %w", err)
+		return b.s.fail("batch set", err)
 	}
 	return nil
 }
@@ -246,7 +275,7 @@ func (b *batch) Delete(key []byte) error {
 		key = bytes.Clone(key)
 	}
 	if err := b.b.Delete(key); err != nil {
-		return fmt.Errorf("kv: batch delete: %w", err)
+		return b.s.fail("batch delete", err)
 	}
 	return nil
 }
@@ -258,7 +287,7 @@ func (b *batch) Write() error {
 	err := b.b.WriteSync()
 	_ = b.Close()
 	if err != nil {
-		return fmt.Errorf("kv: batch write: %w", err)
+		return b.s.fail("batch write", err)
 	}
 	return nil
 }
@@ -289,6 +318,7 @@ func (b *batch) usable() error {
 // read from a snapshot taken when they were created.
 type dbIterator struct {
 	it     dbm.Iterator
+	s      *store
 	closed bool
 }
 
@@ -296,7 +326,12 @@ func (i *dbIterator) Valid() bool   { return !i.closed && i.it.Valid() }
 func (i *dbIterator) Next()         { i.it.Next() }
 func (i *dbIterator) Key() []byte   { return i.it.Key() }
 func (i *dbIterator) Value() []byte { return i.it.Value() }
-func (i *dbIterator) Error() error  { return i.it.Error() }
+func (i *dbIterator) Error() error {
+	if err := i.it.Error(); err != nil {
+		return i.s.fail("iterating", err)
+	}
+	return nil
+}
 
 func (i *dbIterator) Close() error {
 	if i.closed {

@@ -1,0 +1,55 @@
+package node
+
+import (
+	"net/http"
+)
+
+// healthRoutes serves the probes of an orchestrator or load balancer:
+//   - GET /healthz: the process is alive and its event loop answers within loopAnswerTimeout.
+//     A stalled chain is not a reason to restart the process, so it does not fail then.
+//   - GET /readyz: the node is fit to serve: not stalled, not catching up, connected, no store
+//     failure, disk not nearly full. 503 lists the reasons.
+//   - GET /health: the older name of /healthz.
+func (n *Node) healthRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /healthz", n.handleHealthz)
+	mux.HandleFunc("GET /health", n.handleHealthz)
+	mux.HandleFunc("GET /readyz", n.handleReadyz)
+}
+
+func (n *Node) handleHealthz(w http.ResponseWriter, r *http.Request) {
+	if _, ok := n.probeLoop(r.Context(), loopAnswerTimeout); !ok {
+		writeJSON(w, http.StatusServiceUnavailable, HealthResponse{Status: "unresponsive",
+			Error: "the node's event loop did not answer within " + loopAnswerTimeout.String()})
+		return
+	}
+	writeJSON(w, http.StatusOK, HealthResponse{Status: "ok"})
+}
+
+func (n *Node) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	if reasons := n.readiness(len(n.host.ConnectedPeers())); len(reasons) > 0 {
+		writeJSON(w, http.StatusServiceUnavailable, ReadyResponse{Ready: false, Reasons: reasons})
+		return
+	}
+	writeJSON(w, http.StatusOK, ReadyResponse{Ready: true})
+}
+
+// writeInternalError answers 500 for a request that failed while doing what. A store fault is
+// logged, counted and reported by /readyz, and the client gets a generic message: the paths and
+// engine messages are for the operator. Anything else is a bug, logged with its error.
+func (n *Node) writeInternalError(w http.ResponseWriter, what string, err error) {
+	if isStoreFault(err) {
+		n.storeFailed(what, err)
+		writeError(w, http.StatusInternalServerError, storeFaultMessage)
+		return
+	}
+	n.log.Error("internal error answering an API request: "+what, "err", err)
+	writeError(w, http.StatusInternalServerError, err.Error())
+}
+
+// healthStatus fills the health fields of GET /v1/status.
+func (n *Node) healthStatus(resp *StatusResponse) {
+	resp.LastBlockTimeMs = n.health.lastBlockMs.Load()
+	resp.LastBlockHeaderMs = n.health.lastBlockAt.Load()
+	resp.CatchingUp = n.health.catchingUp.Load()
+	resp.Stalled = n.health.stalled.Load()
+}

@@ -1,0 +1,96 @@
+package kv
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble"
+	dbm "github.com/cometbft/cometbft-db"
+)
+
+// ExitStorageFatal is the exit code of a process stopped by a fatal error of the storage engine
+// (EX_SOFTWARE in sysexits.h).
+const ExitStorageFatal = 70
+
+// Options tune OpenWith. The zero value is Open's behaviour.
+type Options struct {
+	// Logger, when set, receives the pebble engine's own messages instead of the standard library
+	// logger: background errors at ERROR, slow disks and write stalls at WARN, routine ones at
+	// DEBUG, and its fatal
+	// errors at ERROR with what to do, before the process exits with ExitStorageFatal (pebble
+	// cannot go on after one of those: a write it acknowledged may be lost).
+	Logger *slog.Logger
+}
+
+func openPebble(dir, name string, log *slog.Logger) (dbm.DB, error) {
+	path := filepath.Join(dir, name+".db")
+	pl := &pebbleLogger{log: log.With("component", "pebble", "store", path), path: path, exit: os.Exit}
+	opts := &pebble.Options{Logger: pl}
+	opts.EventListener = &pebble.EventListener{
+		BackgroundError: func(err error) {
+			// Pebble retries some background work (table statistics) at once after a failure: on a
+			// damaged table it would write this line thousands of times a second.
+			if skipped, ok := pl.limit.allow(time.Now()); ok {
+				// err.Error(), not err: pebble's errors print their stack traces in a log field.
+				pl.log.Error("storage engine error: the store may be damaged or the disk full; check free "+
+					"disk space and the disk's health (the kernel log)", "err", err.Error(), "not_logged_since", skipped)
+			}
+		},
+		DiskSlow: func(info pebble.DiskSlowInfo) {
+			pl.log.Warn("disk is slow", "path", info.Path, "op", info.OpType.String(), "duration", info.Duration)
+		},
+		WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
+			pl.log.Warn("storage engine stalls writes (compaction is behind): the disk is too slow for the load", "reason", info.Reason)
+		},
+		WriteStallEnd: func() { pl.log.Info("storage engine write stall ended") },
+	}
+	return dbm.NewPebbleDBWithOpts(name, dir, opts)
+}
+
+// pebbleLogger routes pebble's logger through slog. Pebble calls Fatalf when it cannot go on
+// (a failed commit or manifest write, typically a full disk) and expects it not to return.
+type pebbleLogger struct {
+	log   *slog.Logger
+	path  string
+	exit  func(code int)
+	limit limiter
+}
+
+// backgroundErrorEvery spaces the log lines of repeated background errors.
+const backgroundErrorEvery = 10 * time.Second
+
+// limiter lets one event through per backgroundErrorEvery and counts those it held back.
+type limiter struct {
+	mu      sync.Mutex
+	last    time.Time
+	skipped int
+}
+
+func (l *limiter) allow(now time.Time) (skipped int, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.last.IsZero() && now.Sub(l.last) < backgroundErrorEvery {
+		l.skipped++
+		return 0, false
+	}
+	skipped, l.skipped, l.last = l.skipped, 0, now
+	return skipped, true
+}
+
+// Infof is pebble's routine chatter (log replay at open, and the like): debug level, where the
+// standard library logger used to print it unasked.
+func (l *pebbleLogger) Infof(format string, args ...any) {
+	l.log.Debug(fmt.Sprintf(format, args...))
+}
+
+func (l *pebbleLogger) Fatalf(format string, args ...any) {
+	l.log.Error("storage engine failed; the node stops to keep what it wrote consistent. If the disk "+
+		"is full, free space on it and start the node again; otherwise check the disk (the kernel log) "+
+		"and, if the store is damaged, move the data directory aside and start the node to resync from peers",
+		"err", fmt.Sprintf(format, args...), "exit_code", ExitStorageFatal)
+	l.exit(ExitStorageFatal)
+}

@@ -1,0 +1,83 @@
+package kv
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// A table damaged on disk (bytes flipped in an sstable) is reported as ErrStorage naming the
+// store's path, not as an absent key and not as a bare pebble message.
+func TestDamagedTableIsStorageError(t *testing.T) {
+	dir := t.TempDir()
+	var logs bytes.Buffer
+	opts := Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	s, err := OpenWith(PebbleDB, dir, "blocks", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := s.NewBatch()
+	for i := range 200 {
+		if err := b.Set([]byte{'k', byte(i)}, bytes.Repeat([]byte{byte(i)}, 1000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Write(); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	// Reopening replays pebble's log into a table on disk.
+	if s, err = OpenWith(PebbleDB, dir, "blocks", opts); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	tables, _ := filepath.Glob(filepath.Join(dir, "blocks.db", "*.sst"))
+	if len(tables) == 0 {
+		t.Fatal("no sstable written")
+	}
+	for _, tbl := range tables {
+		data, err := os.ReadFile(tbl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 100; i < 116 && i < len(data); i++ {
+			data[i] ^= 0xff
+		}
+		if err := os.WriteFile(tbl, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err = OpenWith(PebbleDB, dir, "blocks", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	_, err = s.Get([]byte{'k', 1})
+	if !errors.Is(err, ErrStorage) {
+		t.Fatalf("read of a damaged table: %v, want ErrStorage", err)
+	}
+	if !strings.Contains(err.Error(), filepath.Join(dir, "blocks.db")) {
+		t.Errorf("error %q does not name the store", err)
+	}
+}
+
+// Pebble's fatal errors come out as one ERROR line that says what to do, then exit code 70.
+func TestPebbleFatalLogsAndExits(t *testing.T) {
+	var logs bytes.Buffer
+	code := -1
+	l := &pebbleLogger{log: slog.New(slog.NewTextHandler(&logs, nil)), path: "/x/blocks.db", exit: func(c int) { code = c }}
+	l.Fatalf("pebble: fatal commit error: %v", "write /x/blocks.db/000004.log: no space left on device")
+	if code != ExitStorageFatal {
+		t.Fatalf("exit code %d, want %d", code, ExitStorageFatal)
+	}
+	out := logs.String()
+	for _, want := range []string{"level=ERROR", "free space", "no space left on device"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log %q lacks %q", out, want)
+		}
+	}
+}
