@@ -60,6 +60,9 @@ type Node struct {
 	core             *consensus.Core
 	metrics          *metrics
 	commits          feed
+	// offences are the invalid consensus messages seen per validator since each was last logged
+	// (flood.go); owned by the loop.
+	offences map[string]*offenceRecord
 
 	// Chain tip, owned by the loop.
 	lastHash   state.Hash
@@ -396,6 +399,7 @@ func (n *Node) startP2P(ctx context.Context) error {
 		// A proposal carries a whole block: the largest gossip message (consensus.DecodeMessage
 		// is given the same bound).
 		MaxMessageBytes:   MaxBlockBytes + 64<<10,
+		ConsensusRate:     n.consensusRate(),
 		ValidateTxs:       n.validateTxBatch,
 		ValidateConsensus: n.validateConsensus,
 		SyncSource:        n,
@@ -414,6 +418,7 @@ func (n *Node) startP2P(ctx context.Context) error {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "guild_p2p_tx_rate_limited_total",
 			Help: "Gossiped transaction batches ignored because their author exceeded the per-peer rate limit."},
 			func() float64 { return float64(h.TxRateLimited()) }),
+		newRateLimitedCollector(n),
 	} {
 		if err := n.metrics.reg.Register(c); err != nil {
 			n.log.Warn("registering p2p metrics", "err", err)
