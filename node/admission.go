@@ -307,7 +307,7 @@ func (n *Node) validateConsensus(from string, data []byte) (p2p.Verdict, any) {
 	if err != nil {
 		return p2p.Reject, nil
 	}
-	if why := n.outsideWindow(m); why != "" {
+	if why := n.outsideWindow(from, m); why != "" {
 		n.metrics.outOfWindow.WithLabelValues(why).Inc()
 		return p2p.Ignore, nil
 	}

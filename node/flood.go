@@ -2,6 +2,7 @@ package node
 
 import (
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,9 +37,10 @@ const (
 //
 // View changes beyond the view window are let in: the core remembers the highest one per
 // validator so that it can join validators more than MaxFutureViews ahead of it (after a
-// partition, say), and without them it could stay behind for good. The per-author rate limit
-// bounds their cost.
-func (n *Node) outsideWindow(m *consensus.Message) string {
+// partition, say), and without them it could stay behind for good. An honest validator sends one
+// per view it enters plus retransmissions (every half second or slower), so each author gets
+// farViewChangesPerSec of them; a flood of view changes for ever higher views costs no more.
+func (n *Node) outsideWindow(author string, m *consensus.Message) string {
 	st := n.snapshot.Load()
 	if st == nil {
 		return ""
@@ -55,6 +57,13 @@ func (n *Node) outsideWindow(m *consensus.Message) string {
 		return "far-future height"
 	case m.Height+staleHeightWindow < st.Height:
 		return "long-decided height"
+	case m.Type == consensus.MsgViewChange && m.Height == st.Height && m.View > st.View+futureViewWindow:
+		// Charged to the pubsub author, whose signature pubsub has checked: a peer cannot spend
+		// another's allowance.
+		if !n.farViews.allow(author, time.Now()) {
+			return "far-future view change over its rate"
+		}
+		return ""
 	case m.Type == consensus.MsgDecision || m.Type == consensus.MsgViewChange:
 		return ""
 	case m.Height > st.Height+1 && m.View > 0:
@@ -64,6 +73,47 @@ func (n *Node) outsideWindow(m *consensus.Message) string {
 		return "far-future view"
 	}
 	return ""
+}
+
+// farViewChangesPerSec is how many view changes beyond the view window each author may send
+// per second, in bursts of twice that.
+const farViewChangesPerSec = 4
+
+// authorBuckets is a token bucket per author. Authors are peers the p2p layer admitted (members
+// and observers), so the map stays small; it is cleared if it ever grows past maxAuthorBuckets.
+type authorBuckets struct {
+	rate float64
+	mu   sync.Mutex
+	m    map[string]*tokens
+}
+
+type tokens struct {
+	n    float64
+	last time.Time
+}
+
+const maxAuthorBuckets = 1024
+
+func (b *authorBuckets) allow(author string, now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.m == nil || len(b.m) >= maxAuthorBuckets {
+		b.m = map[string]*tokens{}
+	}
+	t := b.m[author]
+	if t == nil {
+		t = &tokens{n: 2 * b.rate, last: now}
+		b.m[author] = t
+	}
+	if dt := now.Sub(t.last).Seconds(); dt > 0 {
+		t.n = min(2*b.rate, t.n+dt*b.rate)
+		t.last = now
+	}
+	if t.n < 1 {
+		return false
+	}
+	t.n--
+	return true
 }
 
 // invalidMessagePenalty is the gossip score a validator's node loses per offence. An honest

@@ -34,6 +34,7 @@ func signedMessage(t *testing.T, n *Node, typ consensus.MsgType, height, view ui
 func TestConsensusAdmissionWindow(t *testing.T) {
 	n := soloNodeAtRest(t)
 	n.snapshot.Store(&consensus.Status{Height: 10, View: 2})
+	farViewChanges := 0
 	for _, c := range []struct {
 		typ          consensus.MsgType
 		height, view uint64
@@ -57,6 +58,9 @@ func TestConsensusAdmissionWindow(t *testing.T) {
 		if c.dropped != "" {
 			before = counterValue(t, n, "guild_consensus_out_of_window_total", c.dropped)
 		}
+		if c.typ == consensus.MsgViewChange && c.height == 10 && c.view > 2+futureViewWindow {
+			farViewChanges++
+		}
 		v, _ := n.validateConsensus("another-peer", signedMessage(t, n, c.typ, c.height, c.view))
 		switch {
 		case c.dropped == "" && v != p2p.Accept:
@@ -66,6 +70,19 @@ func TestConsensusAdmissionWindow(t *testing.T) {
 		case c.dropped != "" && counterValue(t, n, "guild_consensus_out_of_window_total", c.dropped) != before+1:
 			t.Errorf("%s: not counted as %q", name, c.dropped)
 		}
+	}
+	// View changes for ever higher views: a burst of 2 s worth per author, then the rate.
+	admitted := farViewChanges
+	for view := uint64(2000); view < 2100; view++ {
+		if v, _ := n.validateConsensus("another-peer", signedMessage(t, n, consensus.MsgViewChange, 10, view)); v == p2p.Accept {
+			admitted++
+		}
+	}
+	if limit := 2*farViewChangesPerSec + 1; admitted < 2*farViewChangesPerSec || admitted > limit {
+		t.Fatalf("%d of 100 far-future view changes admitted from one author, want about %d", admitted, limit)
+	}
+	if v, _ := n.validateConsensus("yet-another-peer", signedMessage(t, n, consensus.MsgViewChange, 10, 3000)); v != p2p.Accept {
+		t.Fatalf("another author's far-future view change: %v, want Accept", v)
 	}
 }
 

@@ -63,6 +63,8 @@ type Node struct {
 	// offences are the invalid consensus messages seen per validator since each was last logged
 	// (flood.go); owned by the loop.
 	offences map[string]*offenceRecord
+	// farViews limits each author's view changes beyond the admission window (flood.go).
+	farViews authorBuckets
 
 	// Chain tip, owned by the loop.
 	lastHash   state.Hash
@@ -118,6 +120,7 @@ func New(home string, logger *slog.Logger) (*Node, error) {
 		sigs:     newSigCache(1 << 20),
 		rejected: newReasonCache(1 << 16),
 		metrics:  newMetrics(),
+		farViews: authorBuckets{rate: farViewChangesPerSec},
 		admitCh:  make(chan *admitReq, 8192),
 		gossipCh: make(chan []byte, 65536),
 		sendCh:   make(chan []byte, 4096),
