@@ -3,6 +3,7 @@ package p2p
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -201,4 +202,50 @@ func TestPenalizeDisconnects(t *testing.T) {
 	if !a.gater.isBlocked(mustPeerID(t, x.ID())) {
 		t.Fatal("x is not cooling off")
 	}
+}
+
+// BenchmarkFloodMemory measures what hosts keep per message after a flood has gone through them
+// (pubsub's seen cache and score delivery records, both kept for seenTTL, and the gossip
+// history): memory under a sustained flood is about retained-B/msg × rate × seenTTL. The figure
+// covers both the publisher and the receiver, which share the process.
+func BenchmarkFloodMemory(b *testing.B) {
+	keys, ids := members(b, 2)
+	var got atomic.Int64
+	cfgA := testConfig(keys[0])
+	cfgA.AllowedPeers = ids
+	cfgA.ConsensusRate = RateLimit{MsgsPerSec: 1e9, BytesPerSec: 1e12} // measure memory, not limits
+	cfgA.ValidateConsensus = func(from string, data []byte) (Verdict, any) {
+		got.Add(1)
+		return Accept, nil
+	}
+	a := startHost(b, cfgA)
+	cfgX := testConfig(keys[1])
+	cfgX.AllowedPeers = ids
+	bootstrapTo(a)(&cfgX)
+	x := startHost(b, cfgX)
+	linked(b, x, a)
+	go func() { // the node would read them; keep the subscription flowing
+		for range a.Consensus() {
+		}
+	}()
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	b.ResetTimer()
+	const chunk = 500
+	for i := 0; i < b.N; {
+		start := got.Load()
+		n := min(chunk, b.N-i)
+		for j := range n {
+			if err := x.PublishConsensus(context.Background(), fmt.Appendf(nil, "junk-%d", i+j)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		i += n
+		waitFor(b, "the chunk to be validated", func() bool { return got.Load() >= start+int64(n) })
+	}
+	b.StopTimer()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(b.N), "retained-B/msg")
 }
