@@ -1,7 +1,9 @@
 package p2p
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"sync"
 	"time"
@@ -252,4 +254,28 @@ func (h *Host) Penalize(peerID string, amount float64) error {
 // rate, per author's peer ID (up to a bound on distinct authors), and in total.
 func (h *Host) ConsensusRateLimited() (byAuthor map[string]uint64, total uint64) {
 	return h.flood.dropped[h.consensus.name].snapshot()
+}
+
+// quietPubsub is the handler of pubsub's logger: it turns pubsub's warning that the connection
+// manager's tag queue is full into a debug line. Pubsub warns once per message it cannot credit
+// to a peer's connection tag, which under a flood (or any burst) is hundreds of lines a second
+// about a bookkeeping detail no operator can act on; floods are reported by the metrics instead.
+type quietPubsub struct{ slog.Handler }
+
+func (q quietPubsub) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level == slog.LevelWarn && r.Message == "error bumping delivery tag" {
+		if !q.Handler.Enabled(ctx, slog.LevelDebug) {
+			return nil
+		}
+		r.Level = slog.LevelDebug
+	}
+	return q.Handler.Handle(ctx, r)
+}
+
+func (q quietPubsub) WithAttrs(as []slog.Attr) slog.Handler {
+	return quietPubsub{q.Handler.WithAttrs(as)}
+}
+
+func (q quietPubsub) WithGroup(name string) slog.Handler {
+	return quietPubsub{q.Handler.WithGroup(name)}
 }

@@ -1,9 +1,12 @@
 package p2p
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -248,4 +251,25 @@ func BenchmarkFloodMemory(b *testing.B) {
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(b.N), "retained-B/msg")
+}
+
+// Pubsub's per-message warning about the connection manager's tag queue is a debug line; other
+// pubsub warnings stay warnings.
+func TestQuietPubsubDemotesTagQueueWarnings(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(quietPubsub{slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo})}).With("component", "pubsub")
+	log.Warn("error bumping delivery tag", "err", "queue full (len=128)")
+	if buf.Len() != 0 {
+		t.Fatalf("logged at info level: %s", buf.String())
+	}
+	log.Warn("slow heartbeat", "took", "1s")
+	if !strings.Contains(buf.String(), "level=WARN") || !strings.Contains(buf.String(), "component=pubsub") {
+		t.Fatalf("other warnings lost: %q", buf.String())
+	}
+	buf.Reset()
+	debug := slog.New(quietPubsub{slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})})
+	debug.Warn("error bumping delivery tag")
+	if !strings.Contains(buf.String(), "level=DEBUG") {
+		t.Fatalf("at debug level: %q", buf.String())
+	}
 }

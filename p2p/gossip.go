@@ -96,7 +96,7 @@ func gossipOptions(maxBytes int, log *slog.Logger, topics []string, direct []pee
 		pubsub.WithAppSpecificRpcInspector(fc.inspectRPC),
 		pubsub.WithSeenMessagesTTL(seenTTL),
 		pubsub.WithPeerOutboundQueueSize(peerOutboundQueueSize),
-		pubsub.WithLogger(log.With("component", "pubsub")),
+		pubsub.WithLogger(slog.New(quietPubsub{log.Handler()}).With("component", "pubsub")),
 		pubsub.WithPeerScore(peerScoreParams(topics, sk.appScore), peerScoreThresholds()),
 		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(sk.inspect), scoreInspectPeriod),
 	}
