@@ -307,6 +307,10 @@ func (n *Node) validateConsensus(from string, data []byte) (p2p.Verdict, any) {
 	if err != nil {
 		return p2p.Reject, nil
 	}
+	if why := n.outsideWindow(from, m); why != "" {
+		n.metrics.outOfWindow.WithLabelValues(why).Inc()
+		return p2p.Ignore, nil
+	}
 	vals, final := n.validatorsFinal(m.Height)
 	if err := consensus.VerifyMessage(n.chainID, vals, m); err != nil {
 		if !final {

@@ -54,6 +54,11 @@ type P2PConfig struct {
 	// DHT looks members up by peer ID in a Kademlia DHT private to the chain, so that knowing one
 	// member's address is enough to find the others.
 	DHT bool `toml:"dht"`
+	// ConsensusMsgsPerSec bounds the consensus messages each author (validator) may send this
+	// node per second, in bursts of twice that; the excess is dropped before it is verified, and
+	// a peer that keeps exceeding it with its own messages is disconnected. 0: the default (500).
+	// An honest validator sends a few messages per height, so keep it above 4 × blocks per second.
+	ConsensusMsgsPerSec float64 `toml:"consensus_msgs_per_sec"`
 }
 
 type APIConfig struct {
@@ -161,6 +166,9 @@ func (c *Config) Validate() error {
 	if len(c.P2P.Listen) == 0 {
 		return errors.New("node: p2p.listen needs at least one multiaddr")
 	}
+	if c.P2P.ConsensusMsgsPerSec < 0 {
+		return errors.New("node: p2p.consensus_msgs_per_sec must be 0 (the default) or positive")
+	}
 	for _, list := range []struct {
 		key   string
 		addrs []string
@@ -217,6 +225,7 @@ const configHeader = `# Guild node configuration. Defaults:
 #   [p2p] mdns                 = false     find peers on the local network by multicast DNS
 #   [p2p] dht                  = false     find members by peer ID in a DHT private to the chain
 #                              peers' addresses are remembered in data/p2p_peers.json and redialed
+#   [p2p] consensus_msgs_per_sec = 0       consensus messages per second each author may send (0: 500)
 #   [api] listen               = "127.0.0.1:8645"   HTTP API (unauthenticated: keep it on loopback)
 #   [api] pprof                = false     serve /debug/pprof/ (profiling) on the API address
 #   [storage] backend          = "pebbledb"  or "goleveldb", or "memdb" (nothing kept on disk)

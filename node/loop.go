@@ -44,6 +44,7 @@ func (n *Node) loop(ctx context.Context) error {
 				if errors.Is(err, consensus.ErrFutureHeight) {
 					n.syncer.wake() // peers are further ahead than consensus catches up
 				}
+				n.noteRefused(m.From, msg, err)
 			}
 		case reply := <-n.health.probes:
 			reply <- n.probe() // buffered: never blocks

@@ -25,6 +25,10 @@ type metrics struct {
 	evidenceCaught    prometheus.Counter
 	evidenceCommitted prometheus.Counter
 	evidencePending   prometheus.Gauge
+	// invalidMessages counts correctly signed consensus messages the core refused as invalid, by
+	// validator; outOfWindow, those dropped before verification for their height or view.
+	invalidMessages *prometheus.CounterVec
+	outOfWindow     *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -54,8 +58,14 @@ func newMetrics() *metrics {
 		evidenceCaught:    prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_evidence_caught_total", Help: "Equivocations this node's consensus core caught (conflicting signed messages from one validator)."}),
 		evidenceCommitted: prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_evidence_committed_total", Help: "Pieces of equivocation evidence in blocks this node committed."}),
 		evidencePending:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "guild_evidence_pending", Help: "Verified evidence waiting in the pool for a block."}),
+		invalidMessages: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "guild_consensus_invalid_messages_total",
+			Help: "Correctly signed consensus messages the core refused for a reason an honest validator never gives (malformed, wrong leader, invalid value or certificate, equivocation), by the validator that signed them."},
+			[]string{"validator"}),
+		outOfWindow: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "guild_consensus_out_of_window_total",
+			Help: "Consensus messages ignored before verification because their height or view is far from this node's, by reason."},
+			[]string{"reason"}),
 	}
-	m.reg.MustRegister(m.roundsPerHeight, m.evidenceCaught, m.evidenceCommitted, m.evidencePending,
+	m.reg.MustRegister(m.invalidMessages, m.outOfWindow, m.roundsPerHeight, m.evidenceCaught, m.evidenceCommitted, m.evidencePending,
 		m.height, m.blocks, m.txsApplied, m.txsRejected, m.mempool, m.commitSeconds, m.heightSeconds, m.view, m.viewChanges,
 		m.gossipDropped, m.sendDropped, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

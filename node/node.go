@@ -60,6 +60,11 @@ type Node struct {
 	core             *consensus.Core
 	metrics          *metrics
 	commits          feed
+	// offences are the invalid consensus messages seen per validator since each was last logged
+	// (flood.go); owned by the loop.
+	offences map[string]*offenceRecord
+	// farViews limits each author's view changes beyond the admission window (flood.go).
+	farViews authorBuckets
 
 	// Chain tip, owned by the loop.
 	lastHash   state.Hash
@@ -115,6 +120,7 @@ func New(home string, logger *slog.Logger) (*Node, error) {
 		sigs:     newSigCache(1 << 20),
 		rejected: newReasonCache(1 << 16),
 		metrics:  newMetrics(),
+		farViews: authorBuckets{rate: farViewChangesPerSec},
 		admitCh:  make(chan *admitReq, 8192),
 		gossipCh: make(chan []byte, 65536),
 		sendCh:   make(chan []byte, 4096),
@@ -396,6 +402,7 @@ func (n *Node) startP2P(ctx context.Context) error {
 		// A proposal carries a whole block: the largest gossip message (consensus.DecodeMessage
 		// is given the same bound).
 		MaxMessageBytes:   MaxBlockBytes + 64<<10,
+		ConsensusRate:     n.consensusRate(),
 		ValidateTxs:       n.validateTxBatch,
 		ValidateConsensus: n.validateConsensus,
 		SyncSource:        n,
@@ -414,6 +421,7 @@ func (n *Node) startP2P(ctx context.Context) error {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "guild_p2p_tx_rate_limited_total",
 			Help: "Gossiped transaction batches ignored because their author exceeded the per-peer rate limit."},
 			func() float64 { return float64(h.TxRateLimited()) }),
+		newRateLimitedCollector(n),
 	} {
 		if err := n.metrics.reg.Register(c); err != nil {
 			n.log.Warn("registering p2p metrics", "err", err)

@@ -296,12 +296,14 @@ func TestNonceFarAheadRefused(t *testing.T) {
 func TestProposalFromTheFutureIgnored(t *testing.T) {
 	n, _, _ := startSolo(t)
 	proposal := func(at time.Time) []byte {
-		b := Block{Header: Header{ChainID: n.chainID, Height: 99, Time: at.UnixMilli(), TxsHash: TxsHash(nil)}, Txs: [][]byte{}}
+		// A height near the node's: one far from it is ignored before the clock is looked at.
+		h := n.snapshot.Load().Height + 1
+		b := Block{Header: Header{ChainID: n.chainID, Height: h, Time: at.UnixMilli(), TxsHash: TxsHash(nil)}, Txs: [][]byte{}}
 		value, err := b.Encode()
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := consensus.Message{Type: consensus.MsgPrePrepare, Height: 99, From: 0, Value: value, Digest: consensus.DigestOf(value)}
+		m := consensus.Message{Type: consensus.MsgPrePrepare, Height: h, From: 0, Value: value, Digest: consensus.DigestOf(value)}
 		consensus.Sign(n.chainID, n.valKey, &m)
 		raw, err := consensus.EncodeMessage(&m)
 		if err != nil {

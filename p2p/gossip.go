@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -84,7 +83,7 @@ func wireLimit(maxBytes int) int { return maxBytes + wireOverhead + 2*maxChainID
 func txsTopic(chainID string) string       { return "/guild/" + chainID + "/txs/1" }
 func consensusTopic(chainID string) string { return "/guild/" + chainID + "/consensus/1" }
 
-func gossipOptions(maxBytes int, log *slog.Logger, topics []string, direct []peer.AddrInfo, sk *scorekeeper) []pubsub.Option {
+func gossipOptions(maxBytes int, log *slog.Logger, topics []string, direct []peer.AddrInfo, sk *scorekeeper, fc *floodControl) []pubsub.Option {
 	opts := []pubsub.Option{
 		pubsub.WithMaxMessageSize(wireLimit(maxBytes)),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
@@ -93,8 +92,11 @@ func gossipOptions(maxBytes int, log *slog.Logger, topics []string, direct []pee
 		pubsub.WithFloodPublish(true),
 		pubsub.WithPeerExchange(false), // permissioned: peers come from configuration only
 		pubsub.WithValidateQueueSize(validateQueueSize),
+		// Each peer's share of the queue above is bounded before anything enters it (flood.go).
+		pubsub.WithAppSpecificRpcInspector(fc.inspectRPC),
+		pubsub.WithSeenMessagesTTL(seenTTL),
 		pubsub.WithPeerOutboundQueueSize(peerOutboundQueueSize),
-		pubsub.WithLogger(log.With("component", "pubsub")),
+		pubsub.WithLogger(slog.New(quietPubsub{log.Handler()}).With("component", "pubsub")),
 		pubsub.WithPeerScore(peerScoreParams(topics, sk.appScore), peerScoreThresholds()),
 		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(sk.inspect), scoreInspectPeriod),
 	}
@@ -178,25 +180,6 @@ func (h *Host) wrapValidator(topic string, validate Validator) pubsub.ValidatorE
 		// A bug of ours, not the sender's: drop without blaming the peer, as pubsub does.
 		h.log.Error("validator returned an unknown verdict; message ignored", "topic", topic, "verdict", verdict)
 		return pubsub.ValidationIgnore
-	}
-}
-
-// limitTxs puts the per-author rate limit in front of the transaction validator: a message over
-// the limit is Ignored before it costs a decode or a signature check.
-func (h *Host) limitTxs(validate Validator) Validator {
-	self := h.host.ID().String()
-	return func(from string, data []byte) (Verdict, any) {
-		if from != self {
-			id, err := peer.Decode(from)
-			if err != nil {
-				return Reject, nil
-			}
-			if !h.txLimit.allow(id, len(data), time.Now()) {
-				h.txLimited.Add(1)
-				return Ignore, nil
-			}
-		}
-		return validate(from, data)
 	}
 }
 

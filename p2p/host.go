@@ -94,6 +94,9 @@ type Config struct {
 	CoolOff time.Duration
 	// TxRate limits each author on the transactions topic; zero fields take DefaultTxRateLimit.
 	TxRate RateLimit
+	// ConsensusRate limits each author on the consensus topic; zero fields take
+	// DefaultConsensusRateLimit.
+	ConsensusRate RateLimit
 	// ChainID names the topics "/guild/<chain>/txs/1" and "/guild/<chain>/consensus/1".
 	ChainID string
 	// MaxMessageBytes bounds a message's payload; 0 means DefaultMaxMessageBytes. Every node of
@@ -133,14 +136,13 @@ type Host struct {
 	maxBytes int
 	gater    *allowlistGater
 	scores   *scorekeeper
-	txLimit  *rateLimiter
+	flood    *floodControl
 	book     *addrBook
 	mdns     interface{ Close() error }
 	dht      *dht.IpfsDHT
 
-	// scoreDrops counts peers disconnected for their score; txLimited, transaction messages
-	// ignored for exceeding their author's rate limit.
-	scoreDrops, txLimited atomic.Uint64
+	// scoreDrops counts peers disconnected for their score.
+	scoreDrops atomic.Uint64
 
 	txs       *gossipTopic
 	consensus *gossipTopic
@@ -255,7 +257,6 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		log:      log,
 		maxBytes: maxBytes,
 		gater:    gater,
-		txLimit:  newRateLimiter(cfg.TxRate),
 		book:     book,
 		ctx:      runCtx,
 		cancel:   cancel,
@@ -267,6 +268,10 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	}
 
 	topics := []string{txsTopic(cfg.ChainID), consensusTopic(cfg.ChainID)}
+	h.flood = newFloodControl(map[string]RateLimit{
+		topics[0]: withDefaults(cfg.TxRate, DefaultTxRateLimit),
+		topics[1]: withDefaults(cfg.ConsensusRate, DefaultConsensusRateLimit),
+	})
 	var direct []peer.AddrInfo
 	if _, isValidator := validators[self]; isValidator {
 		for id := range validators {
@@ -275,15 +280,15 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 			}
 		}
 	}
-	h.ps, err = pubsub.NewGossipSub(runCtx, lh, gossipOptions(maxBytes, log, topics, direct, h.scores)...)
+	h.ps, err = pubsub.NewGossipSub(runCtx, lh, gossipOptions(maxBytes, log, topics, direct, h.scores, h.flood)...)
 	if err != nil {
 		return fail(fmt.Errorf("p2p: start gossipsub: %w", err))
 	}
-	h.txs, err = h.join(topics[0], h.limitTxs(cfg.ValidateTxs))
+	h.txs, err = h.join(topics[0], h.flood.limit(topics[0], self, cfg.ValidateTxs))
 	if err != nil {
 		return fail(err)
 	}
-	h.consensus, err = h.join(topics[1], cfg.ValidateConsensus)
+	h.consensus, err = h.join(topics[1], h.flood.limit(topics[1], self, cfg.ValidateConsensus))
 	if err != nil {
 		return fail(err)
 	}
@@ -479,7 +484,7 @@ func (h *Host) SetAllowedPeers(ids []string) error {
 		return err
 	}
 	h.gater.setMembers(m)
-	h.txLimit.forget(h.gater.allowed)
+	h.flood.forget(h.gater.allowed)
 	if err := h.book.prune(h.gater.allowed); err != nil {
 		h.log.Warn("saving the address book", "err", err)
 	}
@@ -495,5 +500,8 @@ func (h *Host) SetAllowedPeers(ids []string) error {
 // ScoreDisconnects counts the peers this host disconnected for a low gossip score.
 func (h *Host) ScoreDisconnects() uint64 { return h.scoreDrops.Load() }
 
-// TxRateLimited counts the transaction messages ignored because their author exceeded its rate.
-func (h *Host) TxRateLimited() uint64 { return h.txLimited.Load() }
+// TxRateLimited counts the transaction messages dropped because their author exceeded its rate.
+func (h *Host) TxRateLimited() uint64 {
+	_, total := h.flood.dropped[h.txs.name].snapshot()
+	return total
+}

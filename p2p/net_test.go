@@ -516,7 +516,7 @@ func TestTxRateLimitIgnoresFlood(t *testing.T) {
 }
 
 func TestRateLimiterBuckets(t *testing.T) {
-	r := newRateLimiter(RateLimit{MsgsPerSec: 10, BytesPerSec: 1000})
+	r := newRateLimiter[peer.ID](RateLimit{MsgsPerSec: 10, BytesPerSec: 1000}, DefaultTxRateLimit)
 	p := peer.ID("p")
 	now := time.Unix(1000, 0)
 	passed := 0

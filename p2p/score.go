@@ -27,7 +27,8 @@ import (
 //     topicScoreCap over all topics, plus validatorScore from the application): enough to order
 //     honest peers, never enough to buy more than a message or two of abuse.
 //   - Validators get validatorScore from the application (P5), so the consensus mesh prefers them.
-//     A peer that keeps exceeding the transaction rate limit loses application score (see rate.go).
+//     A peer that keeps exceeding a topic's rate limit with its own messages loses application
+//     score (see rate.go), and so does one the node Penalizes (flood.go).
 //   - Colocation (P6) penalises more than colocationThreshold peers on one IP, except on loopback,
 //     which the testnet and tests share (whitelisted).
 //   - Behaviour penalties (P7: broken IWANT promises, GRAFT during backoff) count mildly, past a
@@ -96,6 +97,7 @@ func peerScoreParams(topics []string, appScore func(peer.ID) float64) *pubsub.Pe
 		DecayInterval:               pubsub.DefaultDecayInterval,
 		DecayToZero:                 pubsub.DefaultDecayToZero,
 		RetainScore:                 retainScore,
+		SeenMsgTTL:                  seenTTL,
 	}
 }
 
@@ -123,7 +125,7 @@ type scorekeeper struct {
 
 // appScore is pubsub's application-specific score (P5). Pubsub calls it under its own lock.
 func (s *scorekeeper) appScore(p peer.ID) float64 {
-	score := -s.h.txLimit.penalty(p, time.Now())
+	score := -s.h.flood.penalty(p, time.Now())
 	s.mu.Lock()
 	_, v := s.validators[p]
 	s.mu.Unlock()

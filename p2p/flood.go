@@ -1,0 +1,281 @@
+package p2p
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Flood control (issue #9: a hostile member costs at most its share). A member holding valid keys
+// can sign as many messages as it likes, and each one passes pubsub's signature check and costs
+// every node a decode and a signature verification before the node's validator can refuse it.
+// Three things bound what that costs:
+//
+//   - Before the validation queue, which all topics and peers share, an RPC inspector charges each
+//     incoming message to a bucket per (sending peer, author) and topic, and drops what is over
+//     the topic's rate (Config.TxRate, Config.ConsensusRate). One author's flood then fills only its
+//     own buckets, never the queue that honest validators' messages wait in. Excess that a peer
+//     sends of its own messages costs it application score; excess it relays of others' does
+//     not, since an honest relayer cannot tell a flood from a burst.
+//   - In front of each topic's validator, a bucket per author counts the author's distinct
+//     messages (duplicates are gone by then), so an author that sends different messages through
+//     different neighbours still gets one rate at each node.
+//   - The node penalises the author of a correctly signed message that its consensus core refuses
+//     for a reason an honest node never gives (Penalize), so a sustained signed flood of junk
+//     puts its sender below DisconnectScore within a second or so.
+
+// seenTTL is how long pubsub remembers a message ID to drop its duplicates (pubsub's default is
+// 2 minutes), and how long the score keeps its per-message delivery record. Each remembered
+// message costs a few hundred bytes, so memory under a flood is rate × seenTTL; gossip only
+// advertises messages of the last few heartbeats (seconds), so 30 s still catches every
+// duplicate that gossip can produce. A later copy is delivered again, which the node tolerates
+// (consensus drops duplicates; the mempool knows its transactions).
+const seenTTL = 30 * time.Second
+
+// penaltyHalfLife is how fast a Penalize'd amount fades: a peer disconnected for a burst of
+// offences is back above DisconnectScore a few minutes after they stop.
+const penaltyHalfLife = time.Minute
+
+// link is a (sending peer, author) pair: who handed us a message, and who signed it.
+type link struct{ from, author peer.ID }
+
+// floodControl is the per-topic limiting state of a Host.
+type floodControl struct {
+	// rpc holds, per topic, the buckets charged before the validation queue.
+	rpc map[string]*rateLimiter[link]
+	// authors holds, per topic, the buckets charged in front of the validator.
+	authors map[string]*rateLimiter[peer.ID]
+	// dropped counts, per topic and author, the messages dropped by either limit.
+	dropped   map[string]*authorCounts
+	penalties *penalties
+}
+
+func newFloodControl(limits map[string]RateLimit) *floodControl {
+	f := &floodControl{
+		rpc:       make(map[string]*rateLimiter[link], len(limits)),
+		authors:   make(map[string]*rateLimiter[peer.ID], len(limits)),
+		dropped:   make(map[string]*authorCounts, len(limits)),
+		penalties: &penalties{m: map[peer.ID]*decaying{}},
+	}
+	for topic, l := range limits {
+		f.rpc[topic] = newRateLimiter[link](l, l)
+		f.authors[topic] = newRateLimiter[peer.ID](l, l)
+		f.dropped[topic] = &authorCounts{m: map[peer.ID]uint64{}}
+	}
+	return f
+}
+
+// inspectRPC is pubsub's RPC inspector: it runs on pubsub's event loop for every RPC a peer
+// sends, before any message in it is queued for validation, and drops the messages over their
+// (sender, author) bucket from the RPC. Control messages and subscriptions are left alone.
+func (f *floodControl) inspectRPC(from peer.ID, rpc *pubsub.RPC) error {
+	msgs := rpc.Publish
+	if len(msgs) == 0 {
+		return nil
+	}
+	now := time.Now()
+	kept := msgs[:0]
+	for _, m := range msgs {
+		topic := m.GetTopic()
+		r := f.rpc[topic]
+		if r == nil {
+			kept = append(kept, m) // a topic we are not in: pubsub ignores it
+			continue
+		}
+		author := peer.ID(m.GetFrom())
+		if r.allow(link{from: from, author: author}, len(m.GetData()), now) {
+			kept = append(kept, m)
+			continue
+		}
+		f.dropped[topic].add(author)
+	}
+	clear(msgs[len(kept):]) // let the dropped messages go now, not with the RPC
+	rpc.Publish = kept
+	return nil
+}
+
+// limit puts topic's per-author bucket in front of validate: a message over it is Ignored before
+// it costs a decode or a signature check. self's own publications are not limited.
+func (f *floodControl) limit(topic string, self peer.ID, validate Validator) Validator {
+	r, dropped := f.authors[topic], f.dropped[topic]
+	me := self.String()
+	return func(from string, data []byte) (Verdict, any) {
+		if from != me {
+			id, err := peer.Decode(from)
+			if err != nil {
+				return Reject, nil
+			}
+			if !r.allow(id, len(data), time.Now()) {
+				dropped.add(id)
+				return Ignore, nil
+			}
+		}
+		return validate(from, data)
+	}
+}
+
+// penalty is what p loses in application score for flooding, now.
+func (f *floodControl) penalty(p peer.ID, now time.Time) float64 {
+	var sum float64
+	for topic, r := range f.rpc {
+		// Only excess of p's own messages: relaying someone else's flood is no fault of p's.
+		sum += r.penalty(link{from: p, author: p}, now)
+		sum += f.authors[topic].penalty(p, now)
+	}
+	return sum + f.penalties.value(p, now)
+}
+
+// forget drops the state of peers no longer allowed.
+func (f *floodControl) forget(keep func(peer.ID) bool) {
+	for topic, r := range f.rpc {
+		r.forget(func(l link) bool { return keep(l.from) && keep(l.author) })
+		f.authors[topic].forget(keep)
+		f.dropped[topic].forget(keep)
+	}
+	f.penalties.forget(keep)
+}
+
+// authorCounts counts dropped messages per author.
+type authorCounts struct {
+	mu    sync.Mutex
+	m     map[peer.ID]uint64
+	total uint64
+}
+
+func (c *authorCounts) add(p peer.ID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.total++
+	// Authors are allowed peers in a permissioned network; on an open host, throwaway authors
+	// beyond maxBuckets are counted in the total only.
+	if _, ok := c.m[p]; ok || len(c.m) < maxBuckets {
+		c.m[p]++
+	}
+}
+
+func (c *authorCounts) snapshot() (map[string]uint64, uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]uint64, len(c.m))
+	for p, n := range c.m {
+		out[p.String()] = n
+	}
+	return out, c.total
+}
+
+func (c *authorCounts) forget(keep func(peer.ID) bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for p := range c.m {
+		if !keep(p) {
+			delete(c.m, p)
+		}
+	}
+}
+
+// penalties are application-score amounts per peer that halve every penaltyHalfLife.
+type penalties struct {
+	mu sync.Mutex
+	m  map[peer.ID]*decaying
+}
+
+type decaying struct {
+	v    float64
+	last time.Time
+}
+
+func (d *decaying) at(now time.Time) float64 {
+	if dt := now.Sub(d.last); dt > 0 {
+		d.v *= math.Exp2(-dt.Seconds() / penaltyHalfLife.Seconds())
+		d.last = now
+	}
+	return d.v
+}
+
+func (p *penalties) add(id peer.ID, amount float64, now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	d := p.m[id]
+	if d == nil {
+		if len(p.m) >= maxBuckets {
+			for k, d := range p.m {
+				if d.at(now) < 1 {
+					delete(p.m, k)
+				}
+			}
+		}
+		d = &decaying{last: now}
+		p.m[id] = d
+	}
+	d.v = d.at(now) + amount
+}
+
+func (p *penalties) value(id peer.ID, now time.Time) float64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if d := p.m[id]; d != nil {
+		return d.at(now)
+	}
+	return 0
+}
+
+func (p *penalties) forget(keep func(peer.ID) bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k := range p.m {
+		if !keep(k) {
+			delete(p.m, k)
+		}
+	}
+}
+
+// Penalize lowers peerID's gossip score by amount (> 0), decaying by half every minute: for
+// offences only the application can see, such as a correctly signed consensus message that the
+// core refuses as invalid. Offences that add up past DisconnectScore (about -400 from a score
+// that is at most +40 for an honest validator) disconnect the peer and refuse it for the cool-off.
+func (h *Host) Penalize(peerID string, amount float64) error {
+	id, err := peer.Decode(peerID)
+	if err != nil {
+		return fmt.Errorf("p2p: penalize %q: %w", peerID, err)
+	}
+	if amount > 0 && !math.IsInf(amount, 0) {
+		h.flood.penalties.add(id, amount, time.Now())
+	}
+	return nil
+}
+
+// ConsensusRateLimited counts the consensus messages dropped because their author exceeded its
+// rate, per author's peer ID (up to a bound on distinct authors), and in total.
+func (h *Host) ConsensusRateLimited() (byAuthor map[string]uint64, total uint64) {
+	return h.flood.dropped[h.consensus.name].snapshot()
+}
+
+// quietPubsub is the handler of pubsub's logger: it turns pubsub's warning that the connection
+// manager's tag queue is full into a debug line. Pubsub warns once per message it cannot credit
+// to a peer's connection tag, which under a flood (or any burst) is hundreds of lines a second
+// about a bookkeeping detail no operator can act on; floods are reported by the metrics instead.
+type quietPubsub struct{ slog.Handler }
+
+func (q quietPubsub) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level == slog.LevelWarn && r.Message == "error bumping delivery tag" {
+		if !q.Handler.Enabled(ctx, slog.LevelDebug) {
+			return nil
+		}
+		r.Level = slog.LevelDebug
+	}
+	return q.Handler.Handle(ctx, r)
+}
+
+func (q quietPubsub) WithAttrs(as []slog.Attr) slog.Handler {
+	return quietPubsub{q.Handler.WithAttrs(as)}
+}
+
+func (q quietPubsub) WithGroup(name string) slog.Handler {
+	return quietPubsub{q.Handler.WithGroup(name)}
+}
