@@ -36,16 +36,19 @@ func TestTourNoStall(t *testing.T) {
 	ctx, dir, bin, clients := tn.ctx, tn.dir, tn.bin, tn.clients
 
 	watch := watchProgress(ctx, clients)
+	// The load runs until the tour is over (or has failed), and is stopped before the testnet.
 	loadCtx, stopLoad := context.WithCancel(ctx)
-	loadDone := make(chan *LoadReport, 1)
+	var (
+		loadRep  *LoadReport
+		loadErr  error
+		loadDone = make(chan struct{})
+	)
 	go func() {
-		rep, err := RunLoad(loadCtx, LoadOptions{Dir: dir, Passphrase: testPassphrase, Rate: 300,
+		defer close(loadDone)
+		loadRep, loadErr = RunLoad(loadCtx, LoadOptions{Dir: dir, Passphrase: testPassphrase, Rate: 300,
 			Duration: 3 * time.Minute, Accounts: 16, Stragglers: time.Second})
-		if err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("load: %v", err)
-		}
-		loadDone <- rep
 	}()
+	t.Cleanup(func() { stopLoad(); <-loadDone })
 	waitHeights(t, ctx, clients, 3)
 
 	up := []bool{true, true, true, true}
@@ -105,8 +108,12 @@ func TestTourNoStall(t *testing.T) {
 		})
 	}
 	stopLoad()
-	if rep := <-loadDone; rep != nil {
-		t.Logf("load: submitted %d, finalized %d, %.0f tx/s", rep.Submitted, rep.Finalized, rep.FinalizedRate)
+	<-loadDone
+	if loadErr != nil && !errors.Is(loadErr, context.Canceled) {
+		t.Errorf("load: %v", loadErr)
+	}
+	if loadRep != nil {
+		t.Logf("load: submitted %d, finalized %d, %.0f tx/s", loadRep.Submitted, loadRep.Finalized, loadRep.FinalizedRate)
 	}
 	gap, at := watch.stop()
 	t.Logf("longest time without a new block on any node: %v (after height %d)", gap.Round(time.Millisecond), at)
