@@ -1,6 +1,7 @@
 package p2p
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"time"
@@ -23,8 +24,12 @@ import (
 // its new process connects and announces itself before our side sees the old connection die
 // (a QUIC connection to a killed process lives until its next packet draws a stateless reset).
 // The restarted validator then never hears the survivors' votes, and a 4-validator chain that
-// needs it for a quorum stalls for good. Closing the connection is the only lever: pubsub's own
-// state is not reachable, and a fresh connection makes both sides start over cleanly.
+// needs it for a quorum stalls for good (issue #9). The restarted node sees the mirror image
+// until then: we opened no stream on its new connection, so it does not know our subscriptions.
+// And after four such deaths in ten minutes pubsub stops writing to a connected peer at all
+// (MaxBackoffAttempts), which also shows as a peer missing from our topics. Closing the
+// connection is the only lever: pubsub's own state is not reachable, and a fresh connection
+// makes both sides start over cleanly.
 //
 // Every Guild host subscribes to both of its topics, so a connected peer that speaks gossipsub and
 // is missing from one of them is a broken link, not a choice; a peer that really subscribes to
@@ -148,7 +153,7 @@ func (j *linkJudge) observe(now time.Time, links map[peer.ID][]string) []linkRes
 		s.backoff = min(2*s.backoff, j.maxBackoff)
 		s.absentSince, s.suspectSince = time.Time{}, time.Time{}
 	}
-	slices.SortFunc(out, func(a, b linkReset) int { return compareIDs(a.peer, b.peer) })
+	slices.SortFunc(out, func(a, b linkReset) int { return cmp.Compare(a.peer, b.peer) })
 	return out
 }
 
@@ -176,16 +181,6 @@ func minTime(a, b time.Time) time.Time {
 		return b
 	}
 	return a
-}
-
-func compareIDs(a, b peer.ID) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // linkTracer is the pubsub RawTracer that tells the checker when our stream to a peer closed
@@ -230,10 +225,9 @@ func (h *Host) runLinkCheck(events <-chan peer.ID) {
 	judge := newLinkJudge()
 	tick := time.NewTicker(linkCheckInterval)
 	defer tick.Stop()
-	soon := time.NewTimer(0)
+	// soon fires when the earliest pending report is due; a spare firing only costs a check.
+	soon := time.NewTimer(linkCheckInterval)
 	defer soon.Stop()
-	<-soon.C
-	armed := false
 	for {
 		select {
 		case <-h.ctx.Done():
@@ -244,12 +238,10 @@ func (h *Host) runLinkCheck(events <-chan peer.ID) {
 		case <-tick.C:
 			h.checkLinks(judge, time.Now())
 		case <-soon.C:
-			armed = false
 			h.checkLinks(judge, time.Now())
 		}
-		if next, ok := judge.nextSuspectCheck(); ok && !armed {
+		if next, ok := judge.nextSuspectCheck(); ok {
 			soon.Reset(max(time.Until(next), 0))
-			armed = true
 		}
 	}
 }
