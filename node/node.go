@@ -422,6 +422,9 @@ func (n *Node) startP2P(ctx context.Context) error {
 			Help: "Gossiped transaction batches ignored because their author exceeded the per-peer rate limit."},
 			func() float64 { return float64(h.TxRateLimited()) }),
 		newRateLimitedCollector(n),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "guild_p2p_link_resets_total",
+			Help: "Connections closed because gossipsub no longer counted a connected peer as subscribed, so nothing was published to it; both sides then reconnect and re-announce."},
+			func() float64 { return float64(h.LinkResets()) }),
 	} {
 		if err := n.metrics.reg.Register(c); err != nil {
 			n.log.Warn("registering p2p metrics", "err", err)

@@ -469,7 +469,8 @@ func TestPeersAndStatusShowP2P(t *testing.T) {
 			}
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			for _, want := range []string{"\nguild_p2p_peers 1\n", "\nguild_p2p_score_disconnects_total 0\n"} {
+			for _, want := range []string{"\nguild_p2p_peers 1\n", "\nguild_p2p_score_disconnects_total 0\n",
+				"\nguild_p2p_link_resets_total 0\n"} {
 				if !strings.Contains(string(body), want) {
 					t.Errorf("metrics lack %q", strings.TrimSpace(want))
 				}

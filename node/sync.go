@@ -33,6 +33,7 @@ const (
 	syncStuckAfter     = 3 * time.Second // a peer is ahead and our height has not moved for this long
 	syncDropWithheld   = 30 * time.Second
 	syncDropLied       = 10 * time.Minute
+	syncDropBroken     = 5 * time.Second // its stream was reset or its connection closed
 	syncMaxDroppedKept = 1024
 	syncMinRoundGap    = 200 * time.Millisecond
 	syncLocalBackoff   = 30 * time.Second // after this node failed to apply certified blocks
@@ -84,7 +85,7 @@ func newSyncMetrics(reg prometheus.Registerer) *syncMetrics {
 		txs: prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_sync_txs_total",
 			Help: "Transactions in blocks applied by block sync."}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "guild_sync_peers_dropped_total",
-			Help: "Peers dropped from block sync's candidates, by reason (withheld, invalid)."}, []string{"reason"}),
+			Help: "Peers dropped from block sync's candidates, by reason (withheld, invalid, broken)."}, []string{"reason"}),
 	}
 	reg.MustRegister(m.blocks, m.txs, m.dropped)
 	return m
@@ -326,8 +327,13 @@ func (s *syncer) pick(heights map[string]uint64, own uint64) string {
 // drop removes a peer from the candidates for a while, longer for a lie than for a silence.
 func (s *syncer) drop(p string, err error) {
 	reason, d := "withheld", syncDropWithheld
-	if errors.Is(err, ErrSyncBadBlock) || errors.Is(err, p2p.ErrSyncResponse) {
+	switch {
+	case errors.Is(err, ErrSyncBadBlock) || errors.Is(err, p2p.ErrSyncResponse):
 		reason, d = "invalid", syncDropLied
+	case errors.Is(err, p2p.ErrSyncBroken):
+		// A busy server, a restart, a link reset: no lie, and no reason to go without an
+		// honest peer for long (issue #9: a link reset in mid-sync cost ten minutes).
+		reason, d = "broken", syncDropBroken
 	}
 	if len(s.dropped) >= syncMaxDroppedKept {
 		clear(s.dropped)

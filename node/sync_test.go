@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -208,6 +209,55 @@ func TestSyncDropsForgerAndWithholder(t *testing.T) {
 	s.round(context.Background())
 	if forgedServed != before || dst.blocks.Height() != more {
 		t.Fatalf("a dropped peer was asked again (served %d more), height %d", forgedServed-before, dst.blocks.Height())
+	}
+}
+
+// A peer whose stream breaks in mid-answer (a link reset closed its connection) is not taken for
+// a liar: it is left aside for syncDropBroken, not syncDropLied, and the others finish the job.
+func TestSyncBrokenStreamIsNoLie(t *testing.T) {
+	c := newSyncChain(t)
+	src, err := New(c.home(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.closeStores()
+	const blocks = 200
+	c.grow(t, src, blocks, 1)
+	dst, err := New(c.home(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.closeStores()
+	honest := func(from uint64, max int) ([]p2p.SyncedBlock, error) {
+		return src.SyncBlocks(from, max, p2p.DefaultSyncResponseBytes)
+	}
+	net := fakeSyncNet{
+		"a-cut": {height: blocks, fetch: func(from uint64, max int) ([]p2p.SyncedBlock, error) {
+			out, _ := honest(from, max)
+			return out[:len(out)/2], fmt.Errorf("%w: block %d: connection closed", p2p.ErrSyncBroken, from+uint64(len(out)/2))
+		}},
+		"b-honest": {height: blocks, fetch: honest},
+	}
+	s := dst.newSyncer(net)
+	s.apply = func(_ context.Context, bs []syncedBlock) error {
+		_, local, fatal := dst.applySynced(bs)
+		return errors.Join(local, fatal)
+	}
+	start := time.Now()
+	s.round(context.Background())
+	if got := dst.blocks.Height(); got != blocks {
+		t.Fatalf("synced to %d, want %d", got, blocks)
+	}
+	until, ok := s.dropped["a-cut"]
+	if !ok || !until.Before(start.Add(syncDropWithheld)) {
+		t.Fatalf("the peer whose stream broke is left aside until %v (%v from the start), want about %v",
+			until, until.Sub(start), syncDropBroken)
+	}
+	if n := counterValue(t, dst, "guild_sync_peers_dropped_total", "broken"); n != 1 {
+		t.Errorf("guild_sync_peers_dropped_total{reason=\"broken\"} = %v, want 1", n)
+	}
+	if n := counterValue(t, dst, "guild_sync_peers_dropped_total", "invalid"); n != 0 {
+		t.Errorf("guild_sync_peers_dropped_total{reason=\"invalid\"} = %v, want 0", n)
 	}
 }
 

@@ -83,7 +83,7 @@ func wireLimit(maxBytes int) int { return maxBytes + wireOverhead + 2*maxChainID
 func txsTopic(chainID string) string       { return "/guild/" + chainID + "/txs/1" }
 func consensusTopic(chainID string) string { return "/guild/" + chainID + "/consensus/1" }
 
-func gossipOptions(maxBytes int, log *slog.Logger, topics []string, direct []peer.AddrInfo, sk *scorekeeper, fc *floodControl) []pubsub.Option {
+func gossipOptions(maxBytes int, log *slog.Logger, topics []string, direct []peer.AddrInfo, sk *scorekeeper, fc *floodControl, tracer pubsub.RawTracer) []pubsub.Option {
 	opts := []pubsub.Option{
 		pubsub.WithMaxMessageSize(wireLimit(maxBytes)),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
@@ -99,6 +99,7 @@ func gossipOptions(maxBytes int, log *slog.Logger, topics []string, direct []pee
 		pubsub.WithLogger(slog.New(quietPubsub{log.Handler()}).With("component", "pubsub")),
 		pubsub.WithPeerScore(peerScoreParams(topics, sk.appScore), peerScoreThresholds()),
 		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(sk.inspect), scoreInspectPeriod),
+		pubsub.WithRawTracer(tracer), // link repair (linkcheck.go)
 	}
 	// Direct peering only among validators, never for bootstrap peers in general: gossipsub
 	// requires it to be reciprocal, and a one-sided entry makes the other side's GRAFT be refused,

@@ -143,6 +143,8 @@ type Host struct {
 
 	// scoreDrops counts peers disconnected for their score.
 	scoreDrops atomic.Uint64
+	// linkResets counts connections closed because pubsub lost a connected peer's subscriptions.
+	linkResets atomic.Uint64
 
 	txs       *gossipTopic
 	consensus *gossipTopic
@@ -280,7 +282,8 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 			}
 		}
 	}
-	h.ps, err = pubsub.NewGossipSub(runCtx, lh, gossipOptions(maxBytes, log, topics, direct, h.scores, h.flood)...)
+	tracer := &linkTracer{net: lh.Network, events: make(chan peer.ID, 64)}
+	h.ps, err = pubsub.NewGossipSub(runCtx, lh, gossipOptions(maxBytes, log, topics, direct, h.scores, h.flood, tracer)...)
 	if err != nil {
 		return fail(fmt.Errorf("p2p: start gossipsub: %w", err))
 	}
@@ -293,6 +296,8 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		return fail(err)
 	}
 
+	h.wg.Add(1)
+	go h.runLinkCheck(tracer.events)
 	h.startSync(cfg, gater)
 	if err := h.watchIdentify(); err != nil {
 		return fail(err)

@@ -61,6 +61,10 @@ var (
 	// ErrSyncUnavailable is returned by the client functions when this host serves no sync
 	// protocol peer, e.g. the peer is not connected or does not speak it.
 	ErrSyncUnavailable = errors.New("p2p: peer unavailable for sync")
+	// ErrSyncBroken is a response cut off by a reset stream or a closed connection: a server
+	// with no free slot resets, a peer restarts, a link is reset (linkcheck.go). It says
+	// nothing about the peer's honesty, unlike a response that ends cleanly in mid-item.
+	ErrSyncBroken = errors.New("p2p: sync stream broken")
 )
 
 // SyncedBlock is one committed block as block sync carries it: its bytes and its certificate's
@@ -243,7 +247,7 @@ func readSyncBlocks(r io.Reader, from uint64, max, maxBytes, maxBlock int) ([]Sy
 			if errors.Is(err, io.EOF) {
 				return out, nil // a clean end between items
 			}
-			return out, fmt.Errorf("%w: item %d header: %w", ErrSyncResponse, len(out), err)
+			return out, cutShort(err, fmt.Sprintf("item %d header", len(out)))
 		}
 		if len(out) == max {
 			return out, fmt.Errorf("%w: more than the %d blocks asked for", ErrSyncResponse, max)
@@ -263,11 +267,11 @@ func readSyncBlocks(r io.Reader, from uint64, max, maxBytes, maxBlock int) ([]Sy
 		}
 		b.Block = make([]byte, n)
 		if _, err := io.ReadFull(br, b.Block); err != nil {
-			return out, fmt.Errorf("%w: block %d: %w", ErrSyncResponse, b.Height, err)
+			return out, cutShort(err, fmt.Sprintf("block %d", b.Height))
 		}
 		var l [4]byte
 		if _, err := io.ReadFull(br, l[:]); err != nil {
-			return out, fmt.Errorf("%w: certificate %d length: %w", ErrSyncResponse, b.Height, err)
+			return out, cutShort(err, fmt.Sprintf("certificate %d length", b.Height))
 		}
 		c := int64(binary.BigEndian.Uint32(l[:]))
 		if c == 0 || c > MaxSyncCertificateBytes || (len(out) > 0 && n+c > int64(budget)) {
@@ -275,11 +279,20 @@ func readSyncBlocks(r io.Reader, from uint64, max, maxBytes, maxBlock int) ([]Sy
 		}
 		b.Certificate = make([]byte, c)
 		if _, err := io.ReadFull(br, b.Certificate); err != nil {
-			return out, fmt.Errorf("%w: certificate %d: %w", ErrSyncResponse, b.Height, err)
+			return out, cutShort(err, fmt.Sprintf("certificate %d", b.Height))
 		}
 		budget -= b.size()
 		out = append(out, b)
 	}
+}
+
+// cutShort wraps a failed read of a response: one that ended cleanly in mid-item is the peer's
+// doing (ErrSyncResponse); a reset stream or a closed connection is not (ErrSyncBroken).
+func cutShort(err error, what string) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w: %s: %w", ErrSyncResponse, what, err)
+	}
+	return fmt.Errorf("%w: %s: %w", ErrSyncBroken, what, err)
 }
 
 // open starts a request stream to p with ctx's deadline (or DefaultSyncTimeout), and resets it if
@@ -363,8 +376,9 @@ func (h *Host) FetchBlocks(ctx context.Context, p string, from uint64, max int) 
 	defer done()
 	blocks, err := readSyncBlocks(st, from, max, DefaultSyncResponseBytes, h.sync.maxBlock)
 	if err != nil && (ctx.Err() != nil || isTimeout(err)) {
-		// A deadline or cancellation cut the stream: the peer was slow, not malformed.
-		return blocks, fmt.Errorf("%w: %s: %w", ErrSyncUnavailable, p, err)
+		// A deadline or cancellation cut the stream: the peer was slow, not malformed, nor its
+		// stream broken (%v: not ErrSyncBroken either).
+		return blocks, fmt.Errorf("%w: %s: %v", ErrSyncUnavailable, p, err)
 	}
 	return blocks, err
 }

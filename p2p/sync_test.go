@@ -126,38 +126,64 @@ func TestFetchBlocksFromMisbehavingServer(t *testing.T) {
 	hugeLen := make([]byte, 12)
 	binary.BigEndian.PutUint64(hugeLen, 1)
 	binary.BigEndian.PutUint32(hugeLen[8:], 1<<31)
+	// cut: how the server ends its answer instead of closing the stream cleanly.
+	const (
+		closeStream = iota
+		resetStream
+		closeConn
+	)
 	cases := []struct {
 		name  string
 		reply []byte
 		hang  bool
 		want  error
+		cut   int
 	}{
-		{"wrong height", item(2, []byte("b"), []byte("c")), false, ErrSyncResponse},
-		{"huge block length", hugeLen, false, ErrSyncResponse},
-		{"truncated", item(1, []byte("block"), []byte("cert"))[:15], false, ErrSyncResponse},
-		{"empty certificate", item(1, []byte("b"), nil), false, ErrSyncResponse},
+		{"wrong height", item(2, []byte("b"), []byte("c")), false, ErrSyncResponse, closeStream},
+		{"huge block length", hugeLen, false, ErrSyncResponse, closeStream},
+		{"truncated", item(1, []byte("block"), []byte("cert"))[:15], false, ErrSyncResponse, closeStream},
+		{"empty certificate", item(1, []byte("b"), nil), false, ErrSyncResponse, closeStream},
 		{"too many", slices.Concat(item(1, []byte("b"), []byte("c")), item(2, []byte("b"), []byte("c")),
-			item(3, []byte("b"), []byte("c"))), false, ErrSyncResponse},
-		{"silent", nil, true, ErrSyncUnavailable},
+			item(3, []byte("b"), []byte("c"))), false, ErrSyncResponse, closeStream},
+		{"silent", nil, true, ErrSyncUnavailable, closeStream},
+		// Neither a reset nor a connection closed in mid-answer is a lie (a busy server resets,
+		// a link reset closes the connection): ErrSyncBroken, never ErrSyncResponse.
+		{"reset in mid-item", item(1, []byte("block"), []byte("cert"))[:15], false, ErrSyncBroken, resetStream},
+		{"reset before anything", nil, false, ErrSyncBroken, resetStream},
+		{"connection closed in mid-item", item(1, []byte("block"), []byte("cert"))[:15], false, ErrSyncBroken, closeConn},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			release := make(chan struct{})
 			defer close(release)
+			waitFor(t, "client to connect", func() bool { return slices.Contains(client.ConnectedPeers(), server.ID()) })
 			server.host.SetStreamHandler(server.sync.proto, func(s network.Stream) {
-				defer s.Close()
 				_, _ = io.ReadAll(io.LimitReader(s, syncRequestBytes))
 				if tc.hang {
 					<-release
+					s.Close()
 					return
 				}
 				_, _ = s.Write(tc.reply)
+				switch tc.cut {
+				case closeStream:
+					s.Close()
+				case resetStream:
+					s.Reset()
+				case closeConn:
+					s.Conn().Close()
+				}
 			})
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
 			_, err := client.FetchBlocks(ctx, server.ID(), 1, 2)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+			for _, other := range []error{ErrSyncResponse, ErrSyncBroken} {
+				if other != tc.want && errors.Is(err, other) {
+					t.Fatalf("got %v, which is also %v", err, other)
+				}
 			}
 		})
 	}

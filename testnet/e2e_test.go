@@ -376,6 +376,10 @@ func waitHeights(t *testing.T, ctx context.Context, clients []*node.Client, h ui
 	}
 }
 
+// ldflagsEnv, when set, is passed to go build as -ldflags: for experiments that switch off a
+// mechanism to show what a test guards against (see TestTourNoStall).
+const ldflagsEnv = "GUILD_TEST_LDFLAGS"
+
 // buildGuild builds ./cmd/guild from the module root into a temporary directory.
 func buildGuild(t *testing.T) string {
 	t.Helper()
@@ -384,7 +388,7 @@ func buildGuild(t *testing.T) string {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(t.TempDir(), "guild")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/guild")
+	cmd := exec.Command("go", "build", "-o", bin, "-ldflags", os.Getenv(ldflagsEnv), "./cmd/guild")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./cmd/guild: %v\n%s", err, out)
