@@ -25,6 +25,8 @@ type metrics struct {
 	evidenceCaught    prometheus.Counter
 	evidenceCommitted prometheus.Counter
 	evidencePending   prometheus.Gauge
+	leaderSkips       prometheus.Counter
+	leadersSkipped    prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -54,8 +56,12 @@ func newMetrics() *metrics {
 		evidenceCaught:    prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_evidence_caught_total", Help: "Equivocations this node's consensus core caught (conflicting signed messages from one validator)."}),
 		evidenceCommitted: prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_evidence_committed_total", Help: "Pieces of equivocation evidence in blocks this node committed."}),
 		evidencePending:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "guild_evidence_pending", Help: "Verified evidence waiting in the pool for a block."}),
+		leaderSkips: prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_consensus_leader_skips_total",
+			Help: "Turns a scheduled leader missed (another validator built the block of its height); each passes it over as leader for a while."}),
+		leadersSkipped: prometheus.NewGauge(prometheus.GaugeOpts{Name: "guild_consensus_leaders_skipped",
+			Help: "Validators passed over as leader at the next height for having missed a turn recently."}),
 	}
-	m.reg.MustRegister(m.roundsPerHeight, m.evidenceCaught, m.evidenceCommitted, m.evidencePending,
+	m.reg.MustRegister(m.leaderSkips, m.leadersSkipped, m.roundsPerHeight, m.evidenceCaught, m.evidenceCommitted, m.evidencePending,
 		m.height, m.blocks, m.txsApplied, m.txsRejected, m.mempool, m.commitSeconds, m.heightSeconds, m.view, m.viewChanges,
 		m.gossipDropped, m.sendDropped, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

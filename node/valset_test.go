@@ -61,8 +61,8 @@ func (c *govChain) commitNext(t *testing.T, n *Node, txs [][]byte) {
 	if txs == nil {
 		txs = [][]byte{}
 	}
-	b := Block{Header: Header{ChainID: c.gen.ChainID, Height: h, Time: n.lastTime + 10, PrevHash: n.lastHash,
-		StateRoot: n.st.Root(), TxsHash: TxsHash(txs)}, Txs: txs}
+	b := Block{Header: ledBy(n, Header{ChainID: c.gen.ChainID, Height: h, Time: n.lastTime + 10, PrevHash: n.lastHash,
+		StateRoot: n.st.Root(), TxsHash: TxsHash(txs)}), Txs: txs}
 	value, err := b.Encode()
 	if err != nil {
 		t.Fatal(err)
@@ -153,8 +153,8 @@ func TestCoreFollowsTheValidatorSchedule(t *testing.T) {
 		for i := range k {
 			txs = append(txs, transfer(t, c.gen.ChainID, c.payer, c.nonce+uint64(i), state.Address{9}, 1))
 		}
-		b := Block{Header: Header{ChainID: c.gen.ChainID, Height: n.blocks.Height() + 1, Time: n.lastTime + 10,
-			PrevHash: n.lastHash, StateRoot: n.st.Root(), TxsHash: TxsHash(txs)}, Txs: txs}
+		b := Block{Header: ledBy(n, Header{ChainID: c.gen.ChainID, Height: n.blocks.Height() + 1, Time: n.lastTime + 10,
+			PrevHash: n.lastHash, StateRoot: n.st.Root(), TxsHash: TxsHash(txs)}), Txs: txs}
 		v, err := b.Encode()
 		if err != nil {
 			t.Fatal(err)
