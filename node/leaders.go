@@ -2,7 +2,9 @@ package node
 
 import (
 	"cmp"
+	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -161,7 +163,11 @@ func (n *Node) leadersAt(height uint64) leaderTurn {
 		n.metrics.leaderSkips.Inc()
 		name := n.validatorName(height-1, t.missed.Validator)
 		until := time.UnixMilli(t.missed.Until).UTC()
-		n.log.Warn(fmt.Sprintf("validator %s missed its turn at height %d; skipped as leader until block time %s; check its node",
+		level := slog.LevelWarn
+		if until.Before(time.Now()) {
+			level = slog.LevelInfo // history, met while syncing or replaying: nothing to check now
+		}
+		n.log.Log(context.Background(), level, fmt.Sprintf("validator %s missed its turn at height %d; skipped as leader until block time %s; check its node",
 			name, height-1, until.Format(time.RFC3339)),
 			"validator", name, "index", t.missed.Validator, "height", height-1, "until", until,
 			"for", time.Duration(t.missed.Until-parent.Time)*time.Millisecond, "misses_in_a_row", t.missed.Misses)
