@@ -153,6 +153,12 @@ func TestCheckProposalChecksLeaderSchedule(t *testing.T) {
 	if v := counterValue(t, n, "guild_consensus_leader_skips_total", ""); v != 1 {
 		t.Errorf("guild_consensus_leader_skips_total = %v, want 1", v)
 	}
+	if v := gaugeValue(t, n, "guild_consensus_leaders_skipped"); v != 1 {
+		t.Errorf("guild_consensus_leaders_skipped = %v, want 1", v)
+	}
+	if p := n.skippedNow.Load(); p == nil || !slices.Equal(*p, []uint32{2}) {
+		t.Errorf("skipped for the API: %v, want [2]", p)
+	}
 
 	// A minute of block time after its miss, validator 2 leads its turn again and is forgiven.
 	missChain(t, c, n, 9)
@@ -219,4 +225,18 @@ func TestLeaderScheduleAfterRestartAndSync(t *testing.T) {
 	if got.leader != want.leader || !slices.Equal(got.skips, want.skips) || !slices.Equal(got.skipped, want.skipped) {
 		t.Fatalf("after sync: %+v, want %+v", got, want)
 	}
+}
+
+func gaugeValue(t *testing.T, n *Node, name string) float64 {
+	t.Helper()
+	mfs, err := n.metrics.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return -1
 }
