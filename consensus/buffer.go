@@ -11,7 +11,7 @@ const MaxFutureHeights = 2
 // validator and type, so the whole buffer holds at most MaxFutureHeights × (3n + 1) messages
 // however Byzantine the senders are. All are for view 0, the view a height is entered in.
 type pending struct {
-	prePrepares slots // only the leader's slot is ever filled
+	prePrepares slots // only the leader's slot, without a leader schedule
 	prepares    slots
 	commits     slots
 	decision    *Message
@@ -28,7 +28,8 @@ func newFutureBuffer(n int) futureBuffer {
 }
 
 // add buffers m. Precondition: m is authenticated, within the buffering window, and a PrePrepare
-// comes from the leader of (m.Height, 0).
+// comes from the leader of (m.Height, 0) — or, under a leader schedule, from any validator: who
+// leads is checked when the height opens and the message is replayed.
 func (b *futureBuffer) add(m *Message) (*Evidence, error) {
 	p := b.heights[m.Height]
 	if p == nil {

@@ -42,6 +42,9 @@ type Config struct {
 	// ignored (their heights are decided). The core resumes in the highest view of Height it
 	// signed anything in, so a view change it sent stands.
 	Restore []Message
+	// Schedule, if set, says which validators are passed over as leaders at each height (see
+	// LeaderSchedule); nil means plain round-robin, ValidatorSet.Leader.
+	Schedule LeaderSchedule
 
 	// sigs, set only by the simulator in this package's tests, shares verified signatures across
 	// simulated nodes. See sigCache.
@@ -60,6 +63,7 @@ type Core struct {
 	retransmitTicks int
 	viewTimeout     int
 	sigs            *sigCache
+	schedule        LeaderSchedule
 
 	height uint64 // the height being decided
 	view   uint64 // the view of c.height this core is in; 0 on entering a height
@@ -89,6 +93,11 @@ type Core struct {
 	evidence       []Evidence
 	evidenceSeen   map[EvidenceSlot]struct{}
 	evidenceCaught uint64
+
+	// leaders is the order in which validators lead the views of c.height (LeaderOrder), asked
+	// of the schedule when the height opens; nil means round-robin. leadersFor is its height.
+	leaders    []uint32
+	leadersFor uint64
 
 	now  uint64 // ticks since New
 	idle int    // ticks since the last commit or retransmission
@@ -128,12 +137,12 @@ type round struct {
 	own    []Message
 }
 
-func newRound(vals ValidatorSet, height, view uint64) *round {
+func newRound(vals ValidatorSet, height, view uint64, leader uint32) *round {
 	n := len(vals.Validators)
 	return &round{
 		height:   height,
 		view:     view,
-		leader:   vals.Leader(height, view),
+		leader:   leader,
 		prepares: newTally(n),
 		commits:  newTally(n),
 		signed:   make(map[MsgType]Digest),
@@ -200,6 +209,7 @@ func New(cfg Config) (*Core, error) {
 		retransmitTicks: cfg.RetransmitTicks,
 		viewTimeout:     cfg.ViewTimeoutTicks,
 		sigs:            cfg.sigs,
+		schedule:        cfg.Schedule,
 		height:          cfg.Height,
 		future:          newFutureBuffer(len(vals.Validators)),
 		views:           newViewBuffer(len(vals.Validators)),
@@ -219,7 +229,8 @@ func New(cfg Config) (*Core, error) {
 			c.view = m.View
 		}
 	}
-	c.round = newRound(vals, c.height, c.view)
+	c.round = newRound(vals, c.height, c.view, vals.Leader(c.height, c.view))
+	c.openLeaders() // every height below cfg.Height is applied
 	for _, r := range cfg.Recent {
 		if r.Height < c.height && r.Height+MaxFutureHeights >= c.height {
 			c.decided = append(c.decided, decided{c: r})
@@ -266,6 +277,9 @@ func (c *Core) restore(m *Message) error {
 		return fmt.Errorf("%w: restored message: %w", ErrInvalidConfig, err)
 	}
 	if err := checkAuth(c.chainID, c.vals, m, c.sigs); err != nil {
+		return fmt.Errorf("%w: restored message: %w", ErrInvalidConfig, err)
+	}
+	if err := c.checkLeaders(m); err != nil {
 		return fmt.Errorf("%w: restored message: %w", ErrInvalidConfig, err)
 	}
 	if d, ok := r.signed[m.Type]; ok {
@@ -325,6 +339,9 @@ func (c *Core) Step(m Message) error {
 		return fmt.Errorf("%w: %v for height %d, deciding %d", ErrFutureHeight, m.Type, m.Height, c.height)
 	case m.Height > c.height || !c.open:
 		return c.stepFuture(&m)
+	}
+	if err := c.checkLeaders(&m); err != nil {
+		return err
 	}
 	// A decision settles the height whatever view produced it.
 	if m.Type != MsgDecision && m.View != c.view {
@@ -395,7 +412,10 @@ func (c *Core) stepFuture(m *Message) error {
 		if m.View != 0 {
 			return fmt.Errorf("%w: %v for future height %d view %d", ErrWrongView, m.Type, m.Height, m.View)
 		}
-		if m.Type == MsgPrePrepare && m.From != c.vals.Leader(m.Height, 0) {
+		// Who leads a height a schedule decides is known only once the height opens; the
+		// buffered proposal is checked then (stepPrePrepare), and one slot per validator
+		// bounds what non-leaders can park here.
+		if m.Type == MsgPrePrepare && c.schedule == nil && m.From != c.vals.Leader(m.Height, 0) {
 			return fmt.Errorf("%w: pre-prepare for height %d from validator %d", ErrNotLeader, m.Height, m.From)
 		}
 		if int64(m.From) == int64(c.self) {
@@ -500,6 +520,7 @@ func (c *Core) stepVote(m *Message) error {
 // early. Precondition: every height below c.height is applied (at New, or at Advance after the
 // node handled the last Committed), and c.round is the fresh round for (c.height, 0).
 func (c *Core) enterHeight() {
+	c.openLeaders()
 	c.open = true
 	c.maybeArmTimer()
 	r := c.round
@@ -590,7 +611,10 @@ func (c *Core) commit(value []byte, cert Certificate) {
 	c.open = false
 	c.idle = 0
 	c.backoff = 1
-	c.round = newRound(c.vals, c.height, c.view)
+	// The next height's leaders are known once its parent is applied (openLeaders); until then
+	// the round names the round-robin one, and nothing acts on it while the core is closed.
+	c.leaders = nil
+	c.round = newRound(c.vals, c.height, c.view, c.leaderOf(c.view))
 	c.future.dropBelow(c.height)
 	c.forgetEvidenceBelow(c.height)
 	if c.propose != nil && c.propose.Height < c.height {

@@ -58,7 +58,7 @@ func (c *Core) Advance() {
 
 // Status is the core's position.
 func (c *Core) Status() Status {
-	st := Status{Height: c.height, View: c.view, Leader: c.vals.Leader(c.height, c.view), Self: c.self,
+	st := Status{Height: c.height, View: c.view, Leader: c.leaderOf(c.view), Self: c.self,
 		ViewChanges: c.viewChanges, EvidenceCaught: c.evidenceCaught}
 	if r := c.round; r != nil {
 		st.Proposal = r.proposal != nil

@@ -66,6 +66,10 @@ type scenario struct {
 	liveness bool
 	maxTicks uint64
 	share    int // runs = sim.runs / share
+
+	// leaders: every node's core gets a leader schedule that skips validators that recently
+	// missed their turn, from its decided values (sim_leaders_test.go).
+	leaders bool
 }
 
 var behaviours = map[string]behaviour{
@@ -159,6 +163,8 @@ type simStats struct {
 	caught                                                               int // honest Steps that returned ErrEquivocation
 	// stableView is the highest view a height entered on a stable network was decided in.
 	stableView uint64
+	// lateViews counts heights an honest validator decided in a view above 0.
+	lateViews int
 }
 
 type simNode struct {
@@ -354,7 +360,7 @@ func (s *sim) failf(format string, args ...any) {
 
 func (s *sim) start(i int) {
 	nd := s.nodes[i]
-	cfg := Config{ChainID: testChain, Validators: s.vals, App: nd.app, Height: 1, RetransmitTicks: 8, ViewTimeoutTicks: 40, sigs: s.sigs}
+	cfg := Config{ChainID: testChain, Validators: s.vals, App: nd.app, Height: 1, RetransmitTicks: 8, ViewTimeoutTicks: 40, sigs: s.sigs, Schedule: s.scheduleFor(i)}
 	if nd.index >= 0 {
 		cfg.Key = keyFor(nd.index)
 	}
@@ -382,7 +388,7 @@ func (s *sim) rebuild(i int) bool {
 	nd.app.applied = uint64(len(nd.decided))
 	recent := nd.decided[max(0, len(nd.decided)-MaxFutureHeights):]
 	c, err := New(Config{ChainID: testChain, Validators: s.vals, App: nd.app, Height: nd.app.applied + 1,
-		Key: keyFor(nd.index), RetransmitTicks: 8, ViewTimeoutTicks: 40, Restore: nd.wal, Recent: recent, sigs: s.sigs})
+		Key: keyFor(nd.index), RetransmitTicks: 8, ViewTimeoutTicks: 40, Restore: nd.wal, Recent: recent, sigs: s.sigs, Schedule: s.scheduleFor(i)})
 	if err != nil {
 		s.failf("restart of node %d: %v", i, err)
 		return false
@@ -495,6 +501,9 @@ func (s *sim) checkCommitted(i int, c Committed) {
 	s.decided[c.Height] = d
 	if i < len(s.sc.powers) {
 		s.stats.heights++
+		if c.Certificate.View > 0 {
+			s.stats.lateViews++
+		}
 	}
 }
 

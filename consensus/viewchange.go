@@ -70,7 +70,7 @@ func (c *Core) viewChangePower() uint64 {
 // Precondition: view > c.view and the core is open.
 func (c *Core) startViewChange(view uint64) {
 	c.view = view
-	c.round = newRound(c.vals, c.height, view)
+	c.round = newRound(c.vals, c.height, view, c.leaderOf(view))
 	c.viewChanges++
 	c.idle, c.backoff = 0, 1
 	if c.propose != nil && c.propose.Height == c.height && c.propose.View < view {
@@ -305,6 +305,9 @@ func (c *Core) checkRestoredProof(m *Message, p *PreparedProof) error {
 	// The certificate a view change to the next view would carry.
 	vc := Message{Type: MsgViewChange, Height: m.Height, View: m.View + 1, Digest: m.Digest, PreparedView: m.View, Prepared: p}
 	if err := checkViewChange(c.vals, &vc, true); err != nil {
+		return err
+	}
+	if err := c.checkPreparedLeader(p); err != nil {
 		return err
 	}
 	return verifyPrepared(c.chainID, c.vals, p, c.sigs)

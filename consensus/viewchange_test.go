@@ -329,11 +329,17 @@ func TestNewViewValidation(t *testing.T) {
 			}
 		})
 	}
-	// A NewView from a validator that does not lead view 1.
-	m := newView([]Message{vc0, vc1, vc3}, prep)
-	m.From = 3
+	// A NewView from a validator that does not lead view 1: well formed and signed, so
+	// VerifyMessage (which knows no leader schedule) passes it, and the core refuses it.
+	pp := signed(MsgPrePrepare, 1, 1, 3, prep, Digest{})
+	m := Message{Type: MsgNewView, Height: 1, View: 1, From: 3, Digest: pp.Digest, ViewChanges: []Message{vc0, vc1, vc3}, Proposal: &pp}
 	Sign(testChain, keyFor(3), &m)
-	wantErr(t, VerifyMessage(testChain, vals, &m), ErrNotLeader)
+	wantErr(t, VerifyMessage(testChain, vals, &m))
+	c, _ := newCore(t, vals, 0, 1)
+	c.startViewChange(1)
+	c.Ready()
+	c.Advance()
+	wantErr(t, c.Step(m), ErrNotLeader)
 }
 
 // A validator that signed a view change and restarted resumes in that view, resends the same view

@@ -3,7 +3,8 @@ package consensus
 import "fmt"
 
 // Shape and signature checks of the view-change messages. Like the rest of VerifyMessage they need
-// no consensus state, only the validator set: every embedded message and signature is checked,
+// no consensus state, only the validator set (who leads a view depends on the height's leader
+// schedule, so that check is the core's: checkLeaders): every embedded message and signature is checked,
 // at most one embedded view change or vote per validator, so the work a peer can cause is
 // bounded by the validator set's size.
 
@@ -44,8 +45,8 @@ func checkVotes(vals ValidatorSet, votes []Vote) error {
 }
 
 // checkViewChange checks a ViewChange's form, and that its prepared certificate, if any, is for
-// the digest and view it signs, in an earlier view of the same height, from that view's leader,
-// with a quorum of distinct prepares. needValue says whether the prepared value must be present:
+// the digest and view it signs, in an earlier view of the same height, with a quorum of distinct
+// prepares (that its pre-prepare is from that view's leader is the core's checkLeaders). needValue says whether the prepared value must be present:
 // it must on the wire, and is left out inside a NewView.
 func checkViewChange(vals ValidatorSet, m *Message, needValue bool) error {
 	if m.View == 0 {
@@ -66,8 +67,6 @@ func checkViewChange(vals ValidatorSet, m *Message, needValue bool) error {
 		return fmt.Errorf("%w: prepared certificate is not for the slot and digest the view change signs", ErrMalformed)
 	case pp.View >= m.View:
 		return fmt.Errorf("%w: prepared in view %d, changing to view %d", ErrMalformed, pp.View, m.View)
-	case pp.From != vals.Leader(pp.Height, pp.View):
-		return fmt.Errorf("%w: prepared certificate's pre-prepare is from validator %d, not the leader", ErrNotLeader, pp.From)
 	case needValue && len(pp.Value) == 0:
 		return fmt.Errorf("%w: prepared certificate without its value", ErrMalformed)
 	case len(pp.Value) != 0 && DigestOf(pp.Value) != pp.Digest:
@@ -82,7 +81,8 @@ func checkViewChange(vals ValidatorSet, m *Message, needValue bool) error {
 	return nil
 }
 
-// checkNewView checks a NewView's form: from the leader of its slot, with view changes for the
+// checkNewView checks a NewView's form (that it is from the leader of its slot is the core's
+// checkLeaders, which knows the height's leader schedule): view changes for the
 // same slot from distinct validators in ascending order holding more than two thirds of the power,
 // and a proposal for the slot that re-proposes the highest prepared certificate among them, if
 // any (PBFT §4.4: a value that may have been committed is re-proposed, never replaced).
@@ -91,8 +91,6 @@ func checkNewView(vals ValidatorSet, m *Message) error {
 	switch {
 	case m.View == 0:
 		return fmt.Errorf("%w: new view for view 0", ErrMalformed)
-	case m.From != vals.Leader(m.Height, m.View):
-		return fmt.Errorf("%w: new view for height %d view %d from validator %d", ErrNotLeader, m.Height, m.View, m.From)
 	case len(m.ViewChanges) > n:
 		return fmt.Errorf("%w: %d view changes for %d validators", ErrDuplicate, len(m.ViewChanges), n)
 	}
@@ -186,6 +184,41 @@ func verifyNewView(chainID string, vals ValidatorSet, m *Message, sigs *sigCache
 		if err := verifyPrepared(chainID, vals, vc.Prepared, sigs); err != nil {
 			return fmt.Errorf("new view's view change from validator %d: %w", vc.From, err)
 		}
+	}
+	return nil
+}
+
+// checkLeaders checks what checkShape cannot without the height's leader schedule: that a NewView
+// comes from its view's leader, and that the pre-prepare of every prepared certificate, on a view
+// change or inside a new view, comes from the leader of the view it was proposed in (a prepared
+// certificate must be for the proposal honest validators could have prepared). PrePrepares are
+// checked against r.leader where they are taken up. Precondition: m passed checkShape and is for
+// c.height, whose leaders are open (openLeaders).
+func (c *Core) checkLeaders(m *Message) error {
+	switch m.Type {
+	case MsgViewChange:
+		return c.checkPreparedLeader(m.Prepared)
+	case MsgNewView:
+		if l := c.leaderOf(m.View); m.From != l {
+			return fmt.Errorf("%w: new view for height %d view %d from validator %d, leader is %d", ErrNotLeader, m.Height, m.View, m.From, l)
+		}
+		for i := range m.ViewChanges {
+			if err := c.checkPreparedLeader(m.ViewChanges[i].Prepared); err != nil {
+				return fmt.Errorf("new view's entry %d: %w", i, err)
+			}
+		}
+	}
+	return nil
+}
+
+// checkPreparedLeader checks that a prepared certificate (nil: none) of c.height was proposed by
+// the leader of its view.
+func (c *Core) checkPreparedLeader(p *PreparedProof) error {
+	if p == nil {
+		return nil
+	}
+	if l := c.leaderOf(p.PrePrepare.View); p.PrePrepare.From != l {
+		return fmt.Errorf("%w: prepared certificate's pre-prepare for view %d is from validator %d, leader is %d", ErrNotLeader, p.PrePrepare.View, p.PrePrepare.From, l)
 	}
 	return nil
 }

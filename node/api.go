@@ -285,7 +285,7 @@ func (n *Node) blockResponse(height uint64) (*BlockResponse, error) {
 		Header: HeaderJSON{
 			ChainID: h.ChainID, Height: h.Height, Time: time.UnixMilli(h.Time).UTC().Format(time.RFC3339Nano),
 			PrevHash: h.PrevHash.String(), StateRoot: h.StateRoot.String(), TxsHash: h.TxsHash.String(),
-			Proposer: h.Proposer,
+			Proposer: h.Proposer, Leader: h.Leader,
 		},
 		Txs:     make([]string, len(b.Txs)),
 		Results: make([]TxResultJSON, len(results)),
@@ -296,6 +296,10 @@ func (n *Node) blockResponse(height uint64) (*BlockResponse, error) {
 	}
 	if len(b.Evidence) > 0 {
 		resp.Header.EvidenceHash = h.EvidenceHash.String()
+	}
+	for _, s := range h.Skips {
+		resp.Header.LeaderSkips = append(resp.Header.LeaderSkips, LeaderSkipJSON{Validator: s.Validator,
+			Until: time.UnixMilli(s.Until).UTC().Format(time.RFC3339Nano), Misses: s.Misses})
 	}
 	for i := range b.Evidence {
 		resp.Evidence = append(resp.Evidence, n.evidenceJSON(&b.Evidence[i], height))
@@ -314,6 +318,10 @@ func (n *Node) blockResponse(height uint64) (*BlockResponse, error) {
 
 func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
 	cs := n.snapshot.Load()
+	var skipped []uint32
+	if p := n.skippedNow.Load(); p != nil {
+		skipped = *p
+	}
 	height := n.executedHeight()
 	var last string
 	if height > 0 {
@@ -339,6 +347,7 @@ func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
 		P2PAddrs:      n.host.Addrs(),
 		MempoolSize:   n.pool.Size(),
 	}
+	resp.LeadersSkipped = skipped
 	n.healthStatus(&resp)
 	writeJSON(w, http.StatusOK, resp)
 }

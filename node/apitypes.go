@@ -83,6 +83,17 @@ type HeaderJSON struct {
 	Proposer  uint32 `json:"proposer"`
 	// EvidenceHash is empty when the block carries no evidence.
 	EvidenceHash string `json:"evidence_hash,omitempty"`
+	// Leader is the validator scheduled to lead the height; when it is not Proposer, it missed
+	// its turn. LeaderSkips is the skip table in force at the height.
+	Leader      uint32           `json:"leader"`
+	LeaderSkips []LeaderSkipJSON `json:"leader_skips,omitempty"`
+}
+
+// LeaderSkipJSON is a validator passed over as leader, or on probation after that.
+type LeaderSkipJSON struct {
+	Validator uint32 `json:"validator"`
+	Until     string `json:"until"` // block time after which it is given its turns back
+	Misses    uint32 `json:"misses"`
 }
 
 // VoteJSON is one signature of a certificate.
@@ -170,7 +181,10 @@ type StatusResponse struct {
 	Leader        uint32 `json:"leader"` // validator index leading the height being decided
 	// LeaderName is that validator's name in the set of the height (which governance changes).
 	LeaderName string `json:"leader_name,omitempty"`
-	PeerID     string `json:"peer_id"`
+	// LeadersSkipped are the validators passed over as leader at that height for having missed
+	// a turn recently.
+	LeadersSkipped []uint32 `json:"leaders_skipped,omitempty"`
+	PeerID         string   `json:"peer_id"`
 	// P2PAddrs are the node's full p2p multiaddrs, each ending in /p2p/<peer_id>.
 	P2PAddrs    []string `json:"p2p_addrs"`
 	MempoolSize int      `json:"mempool_size"`

@@ -36,6 +36,11 @@ type Header struct {
 	// EvidenceHash commits to the block's evidence (see EvidenceHash); zero, and left out of the
 	// encoding, when the block carries none, so blocks without evidence encode as before.
 	EvidenceHash state.Hash `cbor:"8,keyasint,omitzero"`
+	// Leader is the validator scheduled to lead view 0 of this height, and Skips the skip table
+	// in force at it (see leaders.go): Proposer != Leader records that Leader missed its turn.
+	// Both are checked by every validator against its own computation from the parent header.
+	Leader uint32       `cbor:"9,keyasint,omitempty"`
+	Skips  []LeaderSkip `cbor:"10,keyasint,omitempty"`
 }
 
 // Block is the value consensus decides; its hash (consensus.DigestOf of its encoding) is the block
@@ -103,6 +108,9 @@ func DecodeBlock(raw []byte) (*Block, error) {
 	}
 	if TxsHash(b.Txs) != b.Header.TxsHash {
 		return nil, fmt.Errorf("%w: txs_hash does not match the transactions", ErrBadBlock)
+	}
+	if len(b.Header.Skips) > consensus.MaxValidators {
+		return nil, fmt.Errorf("%w: %d leader skips, limit %d", ErrBadBlock, len(b.Header.Skips), consensus.MaxValidators)
 	}
 	if len(b.Evidence) > MaxBlockEvidence {
 		return nil, fmt.Errorf("%w: %d pieces of evidence, limit %d", ErrBadBlock, len(b.Evidence), MaxBlockEvidence)

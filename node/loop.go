@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/guild-ledger/guild/consensus"
@@ -101,6 +102,10 @@ func (n *Node) loop(ctx context.Context) error {
 				continue
 			}
 			n.core.Advance()
+			// Entering the next height names its leader by the schedule, which the Ready
+			// before it could not; the API reads the status from the snapshot.
+			st := n.core.Status()
+			n.snapshot.Store(&st)
 		}
 	}
 }
@@ -118,6 +123,7 @@ func (n *Node) maybePropose(slot *consensus.ProposalRequest, since time.Time, em
 	if len(txs) == 0 && len(evs) == 0 && time.Since(since) < emptyAfter {
 		return errNothingToPropose
 	}
+	turn := n.leadersAt(slot.Height)
 	t := time.Now().UnixMilli()
 	if t <= n.lastTime {
 		if n.lastTime == math.MaxInt64 {
@@ -137,6 +143,8 @@ func (n *Node) maybePropose(slot *consensus.ProposalRequest, since time.Time, em
 			// Evidence is proposed by whoever leads next: leaders rotate, so an equivocating
 			// leader cannot keep its own offence off the chain for long.
 			EvidenceHash: EvidenceHash(evs),
+			Leader:       turn.leader,
+			Skips:        turn.skips,
 		},
 		Txs:      txs,
 		Evidence: evs,
@@ -229,6 +237,10 @@ func (n *Node) CheckProposal(height uint64, value []byte) error {
 		return fmt.Errorf("%w: proposer index %d out of range", ErrBadBlock, h.Proposer)
 	case len(b.Txs) > n.params.maxBlockTxs:
 		return fmt.Errorf("%w: %d transactions, the consortium's limit is %d", ErrBadBlock, len(b.Txs), n.params.maxBlockTxs)
+	}
+	if turn := n.leadersAt(height); h.Leader != turn.leader || !slices.Equal(h.Skips, turn.skips) {
+		return fmt.Errorf("%w: leader schedule (leader %d, skips %v) is not ours (leader %d, skips %v)",
+			ErrBadBlock, h.Leader, h.Skips, turn.leader, turn.skips)
 	}
 	if err := n.checkBlockEvidence(height, b.Evidence); err != nil {
 		return err
@@ -325,6 +337,7 @@ func (n *Node) execute(height uint64, value []byte, b *Block) error {
 	n.metrics.evidencePending.Set(float64(n.evidence.Size()))
 	n.lastHash = state.Hash(consensus.DigestOf(value))
 	n.lastTime = b.Header.Time
+	n.lastHeader = b.Header
 	n.metrics.height.Set(float64(height))
 	n.metrics.blocks.Inc()
 	n.metrics.txsApplied.Add(float64(applied))

@@ -29,6 +29,8 @@ type metrics struct {
 	// validator; outOfWindow, those dropped before verification for their height or view.
 	invalidMessages *prometheus.CounterVec
 	outOfWindow     *prometheus.CounterVec
+	leaderSkips     prometheus.Counter
+	leadersSkipped  prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -64,8 +66,12 @@ func newMetrics() *metrics {
 		outOfWindow: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "guild_consensus_out_of_window_total",
 			Help: "Consensus messages ignored before verification because their height or view is far from this node's, by reason."},
 			[]string{"reason"}),
+		leaderSkips: prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_consensus_leader_skips_total",
+			Help: "Turns a scheduled leader missed (another validator built the block of its height); each passes it over as leader for a while."}),
+		leadersSkipped: prometheus.NewGauge(prometheus.GaugeOpts{Name: "guild_consensus_leaders_skipped",
+			Help: "Validators passed over as leader at the next height for having missed a turn recently."}),
 	}
-	m.reg.MustRegister(m.invalidMessages, m.outOfWindow, m.roundsPerHeight, m.evidenceCaught, m.evidenceCommitted, m.evidencePending,
+	m.reg.MustRegister(m.invalidMessages, m.outOfWindow, m.leaderSkips, m.leadersSkipped, m.roundsPerHeight, m.evidenceCaught, m.evidenceCommitted, m.evidencePending,
 		m.height, m.blocks, m.txsApplied, m.txsRejected, m.mempool, m.commitSeconds, m.heightSeconds, m.view, m.viewChanges,
 		m.gossipDropped, m.sendDropped, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -69,6 +69,11 @@ type Node struct {
 	// Chain tip, owned by the loop.
 	lastHash   state.Hash
 	lastTime   int64
+	lastHeader Header // the tip's header, from which the next height's leader schedule follows
+	// turn is the leader schedule of the next height, computed once per height (leadersAt);
+	// skippedNow is who it passes over, for the API.
+	turn       leaderTurn
+	skippedNow atomic.Pointer[[]uint32]
 	lastCommit time.Time // when the last block was committed, for guild_height_seconds
 	// lastDecoded caches the block CheckProposal last decoded, so a commit need not decode it again.
 	lastDecoded decodedBlock
@@ -221,6 +226,7 @@ func (n *Node) recover() error {
 		}
 		n.lastHash = state.Hash(consensus.DigestOf(value))
 		n.lastTime = b.Header.Time
+		n.lastHeader = b.Header
 	}
 	return nil
 }
@@ -353,6 +359,7 @@ func (n *Node) startCore(restore []consensus.Message) error {
 		RetransmitTicks:  n.cfg.Consensus.RetransmitTicks,
 		ViewTimeoutTicks: max(1, int(n.params.viewTimeout/n.cfg.tick())),
 		Restore:          restore,
+		Schedule:         n,
 	})
 	if err != nil {
 		return fmt.Errorf("node: consensus: %w", err)

@@ -78,8 +78,8 @@ func (c *syncChain) grow(t *testing.T, n *Node, blocks, txsPerBlock int) {
 			txs = append(txs, transfer(t, c.gen.ChainID, c.payer, nonce, state.Address{byte(nonce)}, 1))
 			nonce++
 		}
-		b := Block{Header: Header{ChainID: c.gen.ChainID, Height: h, Time: n.lastTime + 10, PrevHash: n.lastHash,
-			StateRoot: n.st.Root(), TxsHash: TxsHash(txs)}, Txs: txs}
+		b := Block{Header: ledBy(n, Header{ChainID: c.gen.ChainID, Height: h, Time: n.lastTime + 10, PrevHash: n.lastHash,
+			StateRoot: n.st.Root(), TxsHash: TxsHash(txs)}), Txs: txs}
 		if b.Txs == nil {
 			b.Txs = [][]byte{}
 		}
