@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bufio"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -442,4 +443,46 @@ func TestEventIDsSurviveRestart(t *testing.T) {
 	sameEvents(t, "after restart", after, before)
 	rest, _ := readEvents(t, ctx, c, EventsQuery{After: lastID}, ts.Height, 0)
 	sameEvents(t, "resumed across the restart", append(part, rest...), before)
+}
+
+// An idle stream gets keep-alive comments; a filtered one also gets checkpoints (an id with no
+// data) so that a reconnect does not scan again the blocks that matched nothing.
+func TestEventStreamKeepAliveCheckpoints(t *testing.T) {
+	home, _ := memberHome(t, "memdb", func(c *Config) { c.API.EventsKeepaliveMillis = 50 })
+	_, c, _ := runNode(t, home)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := c.BlockWait(ctx, 3, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	var nobody state.Address
+	nobody[0] = 77
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.Base()+"/v1/events?from_height=1&account="+nobody.String(), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("content type %q", ct)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	keepAlive := false
+	for sc.Scan() {
+		line := sc.Text()
+		if line == ": keep-alive" {
+			keepAlive = true
+		}
+		if strings.HasPrefix(line, "data:") {
+			t.Fatalf("an event for an account nothing touches: %s", line)
+		}
+		if id, ok := strings.CutPrefix(line, "id: "); ok {
+			cp, err := ParseEventID(id)
+			if err != nil || !keepAlive || cp.Height < 3 {
+				t.Fatalf("checkpoint %q (%v) after keep-alive %v", id, err, keepAlive)
+			}
+			return
+		}
+	}
+	t.Fatalf("stream ended without a checkpoint: %v", sc.Err())
 }
