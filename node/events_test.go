@@ -486,3 +486,32 @@ func TestEventStreamKeepAliveCheckpoints(t *testing.T) {
 	}
 	t.Fatalf("stream ended without a checkpoint: %v", sc.Err())
 }
+
+// Evidence committed in a block is an event after the block's transactions, with the
+// validator named.
+func TestEventStreamEvidence(t *testing.T) {
+	n, c, _ := startSolo(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := c.BlockWait(ctx, 1, 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := c.Status(ctx)
+	e := doublePrepare(n.chainID, n.valKey, 0, st.Height, 1, "x")
+	if _, err := c.SubmitEvidence(ctx, encodeEvidence(t, e)); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := readEvents(t, ctx, c, EventsQuery{FromHeight: 1, Kinds: []string{EventEvidence}}, 0, 1)
+	var ev EvidenceJSON
+	if err := json.Unmarshal(got[0].Data, &ev); err != nil || got[0].Type != EventEvidence || ev.ID != e.ID().String() ||
+		ev.Validator != "solo" || ev.Type != "prepare" || ev.Height != st.Height {
+		t.Fatalf("evidence event %s %s: %v", got[0].ID, got[0].Data, err)
+	}
+	b, err := c.Block(ctx, ev.Included)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("%d-%d", ev.Included, len(b.Txs)+1); got[0].ID != want {
+		t.Fatalf("evidence event ID %s, want %s (after the block's %d transactions)", got[0].ID, want, len(b.Txs))
+	}
+}

@@ -150,7 +150,7 @@ func TestWatchResumesOnAnotherNode(t *testing.T) {
 		t.Fatalf("watch --account bea: %s", out)
 	}
 	// Human output names the operation.
-	out, _, err = runGuild(t, "watch", "--from", "1", "--kinds", "tx", "--limit", "1", "--node", urlA)
+	out, _, err = runGuild(t, "watch", "--from", "1", "--kinds", "block,tx", "--limit", "4", "--node", urlA)
 	if err != nil || !strings.Contains(out, "transfer committed") || !strings.Contains(out, keys["bea"].Address.String()) {
 		t.Fatalf("watch: %v\n%s", err, out)
 	}
