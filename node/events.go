@@ -13,7 +13,7 @@ package node
 // Each subscriber's own goroutine pulls its events from the block store: history first, then
 // each block as soon as the node has executed it (the commit feed of the ?wait= long poll wakes
 // it). No event is buffered for a subscriber, so a slow one only falls behind and never makes the
-// node hold or drop anything; one that reads nothing for eventsWriteTimeout is cut off (WARN,
+// node hold or drop anything; one that reads nothing for [api] events_write_timeout_ms is cut off (WARN,
 // guild_events_cut_total) and resumes from its last ID.
 //
 // A line "id: H-P" with no data is a checkpoint: with filters, it tells the subscriber (an
@@ -53,9 +53,6 @@ const (
 	EventTxCommitted = "committed"
 	EventTxFailed    = "failed" // in a block, but execution refused it: it changed nothing
 )
-
-// eventsWriteTimeout: a subscriber that takes longer than this to take one write is cut off.
-const eventsWriteTimeout = 30 * time.Second
 
 // eventsRetryMs is the reconnection delay an EventSource is told to use.
 const eventsRetryMs = 2000
@@ -303,27 +300,19 @@ func cmpOr(a, b string) string {
 // eventServer serves GET /v1/events: it counts subscribers against the limit and keeps the
 // stream's metrics.
 type eventServer struct {
-	n           *Node
-	max         int64
-	keepalive   time.Duration
-	subscribers atomic.Int64
-	lastRefusal atomic.Int64 // unix nanoseconds of the last refusal logged
-	sent        prometheus.Counter
-	refused     prometheus.Counter
-	cut         *prometheus.CounterVec
+	n            *Node
+	max          int64
+	keepalive    time.Duration
+	writeTimeout time.Duration
+	subscribers  atomic.Int64
+	lastRefusal  atomic.Int64 // unix nanoseconds of the last refusal logged
+	sent         prometheus.Counter
+	refused      prometheus.Counter
+	cut          *prometheus.CounterVec
 }
 
 func (n *Node) eventRoutes(mux *http.ServeMux) {
-	es := &eventServer{
-		n:         n,
-		max:       int64(n.cfg.API.MaxEventSubscribers),
-		keepalive: time.Duration(n.cfg.API.EventsKeepaliveMillis) * time.Millisecond,
-		sent:      prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_events_sent_total", Help: "Events sent to subscribers of GET /v1/events."}),
-		refused: prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_events_refused_total",
-			Help: "Subscriptions to GET /v1/events refused (503) because [api] max_event_subscribers were connected."}),
-		cut: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "guild_events_cut_total",
-			Help: "Event subscribers cut off by the node: slow (took no write for 30 s) or error (the block store failed)."}, []string{"reason"}),
-	}
+	es := newEventServer(n)
 	for _, c := range []prometheus.Collector{es.sent, es.refused, es.cut,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "guild_events_subscribers", Help: "Connected subscribers of GET /v1/events."},
 			func() float64 { return float64(es.subscribers.Load()) }),
@@ -333,6 +322,20 @@ func (n *Node) eventRoutes(mux *http.ServeMux) {
 		}
 	}
 	mux.HandleFunc("GET /v1/events", es.serve)
+}
+
+func newEventServer(n *Node) *eventServer {
+	return &eventServer{
+		n:            n,
+		max:          int64(n.cfg.API.MaxEventSubscribers),
+		keepalive:    time.Duration(n.cfg.API.EventsKeepaliveMillis) * time.Millisecond,
+		writeTimeout: time.Duration(n.cfg.API.EventsWriteTimeoutMillis) * time.Millisecond,
+		sent:         prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_events_sent_total", Help: "Events sent to subscribers of GET /v1/events."}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_events_refused_total",
+			Help: "Subscriptions to GET /v1/events refused (503) because [api] max_event_subscribers were connected."}),
+		cut: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "guild_events_cut_total",
+			Help: "Event subscribers cut off by the node: slow (took nothing for [api] events_write_timeout_ms) or error (the block store failed)."}, []string{"reason"}),
+	}
 }
 
 func (es *eventServer) serve(w http.ResponseWriter, r *http.Request) {
@@ -371,8 +374,8 @@ func (es *eventServer) serve(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		es.cut.WithLabelValues("slow").Inc()
-		es.n.log.Warn("event subscriber cut off: it took no data for 30 s; it resumes from its last event ID when it reconnects",
-			"remote", r.RemoteAddr, "last_id", s.lastSent)
+		es.n.log.Warn("event subscriber cut off: it took nothing for [api] events_write_timeout_ms; it resumes from its last event ID when it reconnects",
+			"remote", r.RemoteAddr, "timeout", es.writeTimeout, "last_id", s.lastSent)
 	case errors.Is(err, errStoreFailed):
 		es.cut.WithLabelValues("error").Inc()
 		es.n.log.Error("event stream: reading the block store failed; check the node's disk", "err", err)
@@ -500,7 +503,7 @@ func (s *eventStream) keepAlive() error {
 // write sends msg with a fresh deadline, so that a subscriber that stops reading is cut off
 // rather than holding its goroutine and slot for ever.
 func (s *eventStream) write(msg string) error {
-	_ = s.rc.SetWriteDeadline(time.Now().Add(eventsWriteTimeout))
+	_ = s.rc.SetWriteDeadline(time.Now().Add(s.es.writeTimeout))
 	_, err := s.w.Write([]byte(msg))
 	s.wrote = time.Now()
 	return err

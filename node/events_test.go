@@ -9,12 +9,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/guild-ledger/guild/state"
 )
@@ -513,5 +519,74 @@ func TestEventStreamEvidence(t *testing.T) {
 	}
 	if want := fmt.Sprintf("%d-%d", ev.Included, len(b.Txs)+1); got[0].ID != want {
 		t.Fatalf("evidence event ID %s, want %s (after the block's %d transactions)", got[0].ID, want, len(b.Txs))
+	}
+}
+
+// stallingWriter is a connection whose subscriber stops reading once budget bytes went through:
+// from then on each write waits for the deadline the handler set and fails as a socket does.
+type stallingWriter struct {
+	mu       sync.Mutex
+	header   http.Header
+	budget   int
+	deadline time.Time
+}
+
+func (w *stallingWriter) Header() http.Header { return w.header }
+func (w *stallingWriter) WriteHeader(int)     {}
+func (w *stallingWriter) Flush()              {}
+
+func (w *stallingWriter) SetWriteDeadline(t time.Time) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.deadline = t
+	return nil
+}
+
+func (w *stallingWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	if len(p) <= w.budget {
+		w.budget -= len(p)
+		w.mu.Unlock()
+		return len(p), nil
+	}
+	d := w.deadline
+	w.mu.Unlock()
+	if d.IsZero() {
+		return 0, errors.New("test: a write that would block for ever: the handler set no deadline")
+	}
+	<-time.After(time.Until(d)) // the socket's buffers stay full until the deadline
+	return 0, &net.OpError{Op: "write", Net: "tcp", Err: os.ErrDeadlineExceeded}
+}
+
+// A subscriber that stops reading holds nothing of the node's but its socket buffers: once they
+// are full and it took nothing for events_write_timeout_ms, it is cut off and counted, and its
+// slot is free again.
+func TestSlowEventSubscriberIsCutOff(t *testing.T) {
+	n, c, _ := startSolo(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := c.BlockWait(ctx, 3, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	es := newEventServer(n)
+	es.writeTimeout = 100 * time.Millisecond
+	w := &stallingWriter{header: http.Header{}, budget: 300}
+	req := httptest.NewRequest(http.MethodGet, "/v1/events?from_height=1", nil).WithContext(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		es.serve(w, req)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		t.Fatal("the subscriber that does not read was never cut off")
+	}
+	var m dto.Metric
+	if err := es.cut.WithLabelValues("slow").Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if cut := m.GetCounter().GetValue(); cut != 1 || es.subscribers.Load() != 0 || ctx.Err() != nil {
+		t.Fatalf("cut %v, subscribers %d, ctx %v", cut, es.subscribers.Load(), ctx.Err())
 	}
 }
