@@ -19,6 +19,9 @@ package node
 // A line "id: H-P" with no data is a checkpoint: with filters, it tells the subscriber (an
 // EventSource records it as its last event ID) that everything up to H-P was looked at, so that a
 // reconnect does not scan again what matched nothing. It comes with the keep-alive comment.
+//
+// When the node ends a stream (it is stopping, or its store failed) its last message is an event
+// of kind "cutoff" with data {"error": why} and no ID.
 
 import (
 	"context"
@@ -46,6 +49,9 @@ const (
 	EventTx         = "tx"
 	EventGovernance = "governance" // a transaction whose operation is gov_propose or gov_vote
 	EventEvidence   = "evidence"
+	// EventCutoff is the last message of a stream the node ends (it is stopping, or its store
+	// failed): data {"error": why}. It has no ID; the subscriber resumes from its last one.
+	EventCutoff = "cutoff"
 )
 
 // Transaction statuses in tx and governance events.
@@ -382,6 +388,10 @@ func (es *eventServer) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// stoppingReason: the request's context ends when the node stops (or the subscriber left, and
+// then nobody reads it).
+const stoppingReason = "the node is stopping: resume from your last event ID, here later or on another node"
+
 var errStoreFailed = errors.New("node: event stream: block store read failed")
 
 // eventStream is one subscriber's stream.
@@ -426,7 +436,7 @@ func (s *eventStream) run(ctx context.Context) error {
 			case <-ctx.Done():
 				// The subscriber left, or the node is stopping: say so to one that is still there.
 				_ = s.rc.SetWriteDeadline(time.Now().Add(time.Second))
-				_ = s.write(": stream closed (the node is stopping, or the subscriber left): reconnect with Last-Event-ID to resume\n\n")
+				_ = s.cutoff(stoppingReason)
 				return ctx.Err()
 			}
 		}
@@ -444,8 +454,7 @@ func (s *eventStream) run(ctx context.Context) error {
 			if errors.Is(err, os.ErrDeadlineExceeded) || ctx.Err() != nil || !isStoreErr(err) {
 				return err
 			}
-			_ = s.write(fmt.Sprintf("event: error\ndata: %s\n\n", mustJSON(ErrorResponse{Error: fmt.Sprintf(
-				"reading block %d failed on this node (%v): resume from your last event ID on another node", h, err)})))
+			_ = s.cutoff(fmt.Sprintf("reading block %d failed on this node (%v): resume from your last event ID on another node", h, err))
 			return fmt.Errorf("%w: %w", errStoreFailed, err)
 		}
 		s.checkpoint = EventID{h, last}.String()
@@ -453,6 +462,8 @@ func (s *eventStream) run(ctx context.Context) error {
 			return err
 		}
 		if ctx.Err() != nil {
+			_ = s.rc.SetWriteDeadline(time.Now().Add(time.Second))
+			_ = s.cutoff(stoppingReason)
 			return ctx.Err()
 		}
 		if time.Since(s.wrote) >= s.es.keepalive { // catching up through history matching nothing
@@ -509,7 +520,12 @@ func (s *eventStream) write(msg string) error {
 	return err
 }
 
-func mustJSON(v any) []byte {
-	b, _ := json.Marshal(v)
-	return b
+// cutoff tells the subscriber why its stream ends, in an event of kind "cutoff" with data
+// {"error": reason} and no ID, so that its last event ID stays the one to resume from.
+func (s *eventStream) cutoff(reason string) error {
+	b, _ := json.Marshal(ErrorResponse{Error: reason})
+	if err := s.write("event: " + EventCutoff + "\ndata: " + string(b) + "\n\n"); err != nil {
+		return err
+	}
+	return s.rc.Flush()
 }

@@ -40,6 +40,8 @@ type StreamEvent struct {
 var (
 	ErrEventStreamIdle  = errors.New("node API: event stream: nothing received, not even a keep-alive")
 	ErrEventStreamEnded = errors.New("node API: event stream ended")
+	// ErrEventStreamCut: the node ended the stream and said why (a "cutoff" event).
+	ErrEventStreamCut = errors.New("node API: event stream cut off by the node")
 )
 
 // maxEventLine bounds one line of the stream; the node's events are far smaller.
@@ -106,10 +108,10 @@ func (c *Client) Events(ctx context.Context, q EventsQuery, fn func(StreamEvent)
 				last = id
 			}
 			if data.Len() > 0 {
-				if kind == "error" {
+				if kind == EventCutoff {
 					var e ErrorResponse
 					_ = json.Unmarshal([]byte(data.String()), &e)
-					return last, fmt.Errorf("node API: event stream: %s", cmpOr(e.Error, data.String()))
+					return last, fmt.Errorf("%w: %s", ErrEventStreamCut, cmpOr(e.Error, data.String()))
 				}
 				if err := fn(StreamEvent{ID: id, Type: cmpOr(kind, "message"), Data: json.RawMessage(data.String())}); err != nil {
 					return last, err

@@ -195,7 +195,7 @@ func TestWatchResumesOnAnotherNode(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatalf("watch did not finish: %s%s", wout.String(), werr.String())
 	}
-	if !strings.Contains(werr.String(), "resuming after") {
+	if !strings.Contains(werr.String(), "the node is stopping") || !strings.Contains(werr.String(), "resuming after") {
 		t.Errorf("watch did not say it resumed: %q", werr.String())
 	}
 	got := watchLines(t, wout.String())
