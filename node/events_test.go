@@ -590,3 +590,68 @@ func TestSlowEventSubscriberIsCutOff(t *testing.T) {
 		t.Fatalf("cut %v, subscribers %d, ctx %v", cut, es.subscribers.Load(), ctx.Err())
 	}
 }
+
+// BenchmarkBlockEvents measures how fast one subscriber turns stored blocks holding 1,000
+// transfers into events (decode, touched accounts, JSON): the rate at which it catches up
+// through history.
+func BenchmarkBlockEvents(b *testing.B) {
+	home := b.TempDir()
+	if _, err := InitHome(home, "solo"); err != nil {
+		b.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.API.Listen, cfg.P2P.Listen, cfg.Storage.Backend = "127.0.0.1:0", []string{"/ip4/127.0.0.1/tcp/0"}, "memdb"
+	if err := SaveConfig(home, cfg); err != nil {
+		b.Fatal(err)
+	}
+	gen, err := LoadGenesis(filepath.Join(home, GenesisFile))
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, key, _ := ed25519.GenerateKey(nil)
+	from := state.AddressFromPubKey(key.Public().(ed25519.PublicKey))
+	gen.Accounts = append(gen.Accounts, GenesisAccount{Address: from, Balance: 1 << 30})
+	if err := gen.Save(filepath.Join(home, GenesisFile)); err != nil {
+		b.Fatal(err)
+	}
+	n, err := New(home, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	<-n.Started()
+	c := NewClient(n.APIAddr())
+	var to state.Address
+	to[0] = 3
+	raws := make([][]byte, 1000)
+	for i := range raws {
+		tx, _ := state.SignTx(state.TxBody{ChainID: n.chainID, From: from, Nonce: uint64(i), Transfer: &state.Transfer{To: to, Amount: 1}}, key)
+		raws[i], _ = tx.Encode()
+	}
+	resp, err := c.SubmitTxs(ctx, raws)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ts, err := c.WaitTx(ctx, resp.Results[len(raws)-1].Hash)
+	if err != nil {
+		b.Fatal(err)
+	}
+	events := 0
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for h := uint64(1); h <= ts.Height; h++ {
+			if _, err := n.blockEvents(h, 0, true, func(ev *streamEvent) error {
+				_, err := json.Marshal(ev.data)
+				events++
+				return err
+			}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
+}
