@@ -373,6 +373,9 @@ func (es *eventServer) serve(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no") // proxies must not hold events back
 	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead { // a stream with no body would only hold a slot
+		return
+	}
 	s := &eventStream{es: es, q: q, w: w, rc: http.NewResponseController(w)}
 	// The server has no write timeout, but a stream must not inherit one; its own deadline is per write.
 	defer s.rc.SetWriteDeadline(time.Time{})
