@@ -57,6 +57,7 @@ func (n *Node) apiHandler() http.Handler {
 	n.stateRoutes(mux) // assets, items, identities, claims, ...: api_state.go
 	mux.HandleFunc("GET /v1/accounts/{address}", n.handleAccount)
 	mux.HandleFunc("GET /v1/blocks/{height}", n.handleBlock)
+	n.eventRoutes(mux) // GET /v1/events: events.go
 	mux.HandleFunc("GET /v1/status", n.handleStatus)
 	mux.HandleFunc("GET /v1/evidence", n.handleEvidence)
 	mux.HandleFunc("GET /v1/peers", n.handlePeers)

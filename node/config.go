@@ -66,6 +66,15 @@ type APIConfig struct {
 	Listen string `toml:"listen"`
 	// Pprof serves Go's profiler under /debug/pprof/ on the API address.
 	Pprof bool `toml:"pprof"`
+	// MaxEventSubscribers caps the streams of GET /v1/events served at once; one more is
+	// answered 503. Each costs a goroutine and, while it reads, one decoded block.
+	MaxEventSubscribers int `toml:"max_event_subscribers"`
+	// EventsKeepaliveMillis: a stream with nothing to send gets an SSE comment this often, so that
+	// proxies keep it open and the subscriber knows the node is alive.
+	EventsKeepaliveMillis int `toml:"events_keepalive_ms"`
+	// EventsWriteTimeoutMillis: an event subscriber that takes nothing for this long (its
+	// connection's buffers full) is cut off, freeing its slot; it resumes from its last event ID.
+	EventsWriteTimeoutMillis int `toml:"events_write_timeout_ms"`
 }
 
 type StorageConfig struct {
@@ -123,7 +132,8 @@ func DefaultConfig() Config {
 			Listen:       []string{"/ip4/127.0.0.1/tcp/26656", "/ip4/127.0.0.1/udp/26656/quic-v1"},
 			Permissioned: true,
 		},
-		API:     APIConfig{Listen: "127.0.0.1:8645"},
+		API: APIConfig{Listen: "127.0.0.1:8645", MaxEventSubscribers: 64, EventsKeepaliveMillis: 15000,
+			EventsWriteTimeoutMillis: 30000},
 		Storage: StorageConfig{Backend: "pebbledb", MinFreeMB: 1024},
 		Consensus: ConsensusConfig{
 			TickMillis:      20,
@@ -159,6 +169,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Storage.MinFreeMB < 0 {
 		return errors.New("node: storage.min_free_mb must be 0 (no check) or positive")
+	}
+	if c.API.MaxEventSubscribers <= 0 || c.API.EventsKeepaliveMillis <= 0 || c.API.EventsWriteTimeoutMillis <= 0 {
+		return errors.New("node: api max_event_subscribers, events_keepalive_ms and events_write_timeout_ms must be positive")
 	}
 	if c.Mempool.Size <= 0 || c.Mempool.GossipBatchMillis <= 0 {
 		return errors.New("node: mempool size and gossip_batch_ms must be positive")
@@ -228,6 +241,9 @@ const configHeader = `# Guild node configuration. Defaults:
 #   [p2p] consensus_msgs_per_sec = 0       consensus messages per second each author may send (0: 500)
 #   [api] listen               = "127.0.0.1:8645"   HTTP API (unauthenticated: keep it on loopback)
 #   [api] pprof                = false     serve /debug/pprof/ (profiling) on the API address
+#   [api] max_event_subscribers = 64       GET /v1/events streams served at once; more get 503
+#   [api] events_keepalive_ms  = 15000     keep-alive comment on an idle event stream this often
+#   [api] events_write_timeout_ms = 30000  cut off an event subscriber that takes nothing this long
 #   [storage] backend          = "pebbledb"  or "goleveldb", or "memdb" (nothing kept on disk)
 #   [storage] min_free_mb      = 1024      warn below this much free disk space on data/; below
 #                                          100 MB (or this, if lower) log errors and report not ready

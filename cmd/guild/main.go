@@ -38,6 +38,7 @@ func newApp() *cli.App {
 			ballotCommand(),
 			govCommand(),
 			txCommand(),
+			watchCommand(),
 		},
 		EnableBashCompletion: true,
 	}
