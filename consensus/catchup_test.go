@@ -145,8 +145,10 @@ func TestRetransmit(t *testing.T) {
 			}
 		}
 		c.Tick()
+		// Its own prepare, and the leader's proposal relayed for peers that missed it (issue #9).
 		rd := c.Ready()
-		if len(rd.Persist) != 0 || len(rd.Messages) != 1 || !bytes.Equal(rd.Messages[0].Sig, prepare.Sig) {
+		if len(rd.Persist) != 0 || len(rd.Messages) != 2 || !bytes.Equal(rd.Messages[0].Sig, prepare.Sig) || rd.Messages[0].Relayed ||
+			rd.Messages[1].Type != MsgPrePrepare || rd.Messages[1].From != 1 || !rd.Messages[1].Relayed {
 			t.Fatalf("retransmission %d: %+v", round, rd)
 		}
 		c.Advance()

@@ -29,8 +29,9 @@ type Config struct {
 	// current height (and recent decisions, for peers that lag). 0 means DefaultRetransmitTicks.
 	RetransmitTicks int
 	// ViewTimeoutTicks: a validator that has not decided its height this many ticks after
-	// entering view 0 moves to view 1, and the timeout doubles with each further view (up to
-	// 64 times). 0 means DefaultViewTimeoutTicks.
+	// entering view 0 moves to view 1. The timeout doubles after each view whose leader
+	// proposed (up to 8 times), and is a quarter of this in a view whose leader has been silent
+	// for two of these (see viewTimeoutTicks). 0 means DefaultViewTimeoutTicks.
 	ViewTimeoutTicks int
 	// Recent holds the last decided values (those below Height, oldest first), so that a core
 	// started on a node with a chain can answer peers still deciding them, as one that decided them
@@ -73,6 +74,12 @@ type Core struct {
 	views viewBuffer
 	// timer is the pending view timeout; it fires only for the (height, view) it was set for.
 	timer viewTimer
+	// timeoutShift doubles the view timeout: it grows by one after each view of c.height whose
+	// leader proposed and still did not get the height decided (see leaveView).
+	timeoutShift uint
+	// heard is, per validator, the tick of the last message from it whose signature verified
+	// (issue #9: a leader silent for a while gets a short view).
+	heard []uint64
 	// prepared is this validator's highest-view prepared certificate for c.height, which its
 	// view changes carry.
 	prepared *PreparedProof
@@ -122,6 +129,8 @@ type round struct {
 	viewChangeVotes slots
 	// justification is the quorum of view changes a leader's NewView will carry.
 	justification []Message
+	// newViewMsg is the leader's NewView this node accepted, kept to relay (see relay).
+	newViewMsg *Message
 	// signed remembers what this node signed in the slot, so it never signs two different things
 	// for one (height, view, type) and can retransmit them.
 	signed map[MsgType]Digest
@@ -204,6 +213,7 @@ func New(cfg Config) (*Core, error) {
 		future:          newFutureBuffer(len(vals.Validators)),
 		views:           newViewBuffer(len(vals.Validators)),
 		farViewChanges:  make([]uint64, len(vals.Validators)),
+		heard:           make([]uint64, len(vals.Validators)),
 		evidenceSeen:    make(map[EvidenceSlot]struct{}),
 	}
 	if c.retransmitTicks == 0 {
@@ -333,6 +343,7 @@ func (c *Core) Step(m Message) error {
 	if err := checkAuth(c.chainID, c.vals, &m, c.sigs); err != nil {
 		return err
 	}
+	c.noteHeard(&m)
 	return c.process(&m)
 }
 
@@ -376,6 +387,7 @@ func (c *Core) stepStale(m *Message) error {
 	if err := checkAuth(c.chainID, c.vals, m, c.sigs); err != nil {
 		return err
 	}
+	c.noteHeard(m)
 	c.sendDecision(d)
 	return stale
 }
@@ -405,6 +417,7 @@ func (c *Core) stepFuture(m *Message) error {
 	if err := checkAuth(c.chainID, c.vals, m, c.sigs); err != nil {
 		return err
 	}
+	c.noteHeard(m)
 	ev, err := c.future.add(m)
 	c.recordEquivocation(ev)
 	return err
@@ -584,6 +597,7 @@ func (c *Core) commit(value []byte, cert Certificate) {
 	}
 	c.height++
 	c.view = 0
+	c.timeoutShift = 0
 	c.prepared = nil
 	c.views.clear()
 	clear(c.farViewChanges)
@@ -658,6 +672,7 @@ func (c *Core) retransmit() {
 	}
 	// Messages only: they are already durable.
 	c.msgs = append(c.msgs, c.round.own...)
+	c.relay()
 	// A peer that missed the proposal of a height everyone else decided has nothing of its own
 	// to retransmit, so nothing prompts stepStale to help it, and if it leads the next height
 	// everyone waits for a view change. So a stalled node also offers its recent decisions
@@ -665,4 +680,55 @@ func (c *Core) retransmit() {
 	for i := range c.decided {
 		c.sendDecision(&c.decided[i])
 	}
+}
+
+// maxRelayBytes bounds what one retransmission relays of other validators' messages (a proposal
+// or a view change may carry a whole block).
+const maxRelayBytes = 1 << 20
+
+// relay resends, marked Relayed, the other validators' signed messages this node holds for the
+// current slot: votes first, then view changes, then the proposal or NewView, within
+// maxRelayBytes. A message lost on its way to one validator is then not lost for good when its
+// sender crashes or its link to that validator is down (issue #9): any validator that got it
+// passes it on. Receivers check the author's signature as for any message. Precondition: this
+// node is a validator.
+func (c *Core) relay() {
+	r := c.round
+	budget := maxRelayBytes
+	add := func(m *Message) {
+		if m == nil || int64(m.From) == int64(c.self) {
+			return
+		}
+		if size := approxSize(m); size <= budget {
+			budget -= size
+			cp := *m
+			cp.Relayed = true
+			c.msgs = append(c.msgs, cp)
+		}
+	}
+	for _, s := range []slots{r.prepares.slots, r.commits.slots, r.viewChangeVotes} {
+		for _, m := range s.first {
+			add(m)
+		}
+	}
+	if r.newViewMsg != nil {
+		add(r.newViewMsg)
+	} else if r.view == 0 {
+		add(r.proposal)
+	}
+}
+
+// approxSize is roughly the encoded size of m, for relay's budget.
+func approxSize(m *Message) int {
+	n := 160 + len(m.Value)
+	if p := m.Prepared; p != nil {
+		n += 160 + len(p.PrePrepare.Value) + 80*len(p.Prepares)
+	}
+	if m.Proposal != nil {
+		n += approxSize(m.Proposal)
+	}
+	for i := range m.ViewChanges {
+		n += approxSize(&m.ViewChanges[i])
+	}
+	return n
 }
