@@ -98,11 +98,15 @@ type Core struct {
 	evidenceCaught uint64
 
 	now  uint64 // ticks since New
-	idle int    // ticks since the last commit or retransmission
-	// backoff multiplies retransmitTicks for the next retransmission at this height: it doubles
-	// after each one, so a slow height (a big block on a busy machine) is not buried under copies
-	// of its own proposal.
+	idle int    // ticks since the last commit or full retransmission
+	// backoff multiplies retransmitTicks for the next full retransmission at this height: it
+	// doubles after each one, so a slow height (a big block on a busy machine) is not buried
+	// under copies of its own proposal.
 	backoff int
+	// voteIdle is the ticks since the last retransmission of any kind: votes and view changes
+	// without a block are small, and are resent every RetransmitTicks whatever the backoff, so
+	// that one lost vote costs a retransmit period, not a view (issue #9).
+	voteIdle int
 
 	// Output accumulated since the last Advance, and what the last Ready handed out of it.
 	persist   []Message
@@ -602,7 +606,7 @@ func (c *Core) commit(value []byte, cert Certificate) {
 	c.views.clear()
 	clear(c.farViewChanges)
 	c.open = false
-	c.idle = 0
+	c.idle, c.voteIdle = 0, 0
 	c.backoff = 1
 	c.round = newRound(c.vals, c.height, c.view)
 	c.future.dropBelow(c.height)
@@ -653,26 +657,39 @@ const maxRetransmitBackoff = 8
 func (c *Core) Tick() {
 	c.now++
 	c.idle++
+	c.voteIdle++
 	if c.timer.fires(c) {
 		c.startViewChange(c.view + 1)
 	}
-	if c.idle >= c.retransmitTicks*max(c.backoff, 1) {
-		c.idle = 0
+	switch {
+	case c.idle >= c.retransmitTicks*max(c.backoff, 1):
+		c.idle, c.voteIdle = 0, 0
 		c.backoff = min(2*max(c.backoff, 1), maxRetransmitBackoff)
-		c.retransmit()
+		c.retransmit(true)
+	case c.voteIdle >= c.retransmitTicks:
+		c.voteIdle = 0
+		c.retransmit(false)
 	}
 }
 
-// retransmit resends what this validator signed for the current slot, so that peers that started
-// late or lost messages can finish the height, and re-broadcasts recent decisions. Precondition:
-// no commit for retransmitTicks ticks.
-func (c *Core) retransmit() {
+// retransmit resends what this validator signed for the current slot, and relays what others
+// signed for it, so that peers that started late or lost messages can finish the height; a full
+// one also resends what carries a block and re-broadcasts recent decisions. Precondition: no
+// commit for retransmitTicks ticks.
+func (c *Core) retransmit(full bool) {
 	if c.self < 0 {
 		return
 	}
 	// Messages only: they are already durable.
-	c.msgs = append(c.msgs, c.round.own...)
-	c.relay()
+	for _, m := range c.round.own {
+		if full || !carriesBlock(&m) {
+			c.msgs = append(c.msgs, m)
+		}
+	}
+	c.relay(full)
+	if !full {
+		return
+	}
 	// A peer that missed the proposal of a height everyone else decided has nothing of its own
 	// to retransmit, so nothing prompts stepStale to help it, and if it leads the next height
 	// everyone waits for a view change. So a stalled node also offers its recent decisions
@@ -688,15 +705,15 @@ const maxRelayBytes = 1 << 20
 
 // relay resends, marked Relayed, the other validators' signed messages this node holds for the
 // current slot: votes first, then view changes, then the proposal or NewView, within
-// maxRelayBytes. A message lost on its way to one validator is then not lost for good when its
+// maxRelayBytes; only those without a block unless full. A message lost on its way to one validator is then not lost for good when its
 // sender crashes or its link to that validator is down (issue #9): any validator that got it
 // passes it on. Receivers check the author's signature as for any message. Precondition: this
 // node is a validator.
-func (c *Core) relay() {
+func (c *Core) relay(full bool) {
 	r := c.round
 	budget := maxRelayBytes
 	add := func(m *Message) {
-		if m == nil || int64(m.From) == int64(c.self) {
+		if m == nil || int64(m.From) == int64(c.self) || (!full && carriesBlock(m)) {
 			return
 		}
 		if size := approxSize(m); size <= budget {
@@ -716,6 +733,12 @@ func (c *Core) relay() {
 	} else if r.view == 0 {
 		add(r.proposal)
 	}
+}
+
+// carriesBlock reports whether m carries a proposed value: a proposal, a NewView, or a view change
+// with its prepared certificate.
+func carriesBlock(m *Message) bool {
+	return len(m.Value) > 0 || m.Prepared != nil || m.Proposal != nil
 }
 
 // approxSize is roughly the encoded size of m, for relay's budget.

@@ -113,7 +113,7 @@ func (c *Core) startViewChange(view uint64) {
 	c.view = view
 	c.round = newRound(c.vals, c.height, view)
 	c.viewChanges++
-	c.idle, c.backoff = 0, 1
+	c.idle, c.voteIdle, c.backoff = 0, 0, 1
 	if c.propose != nil && c.propose.Height == c.height && c.propose.View < view {
 		c.propose = nil // the slot is gone; Propose would now be refused
 	}
