@@ -30,12 +30,18 @@ const silentAfter = 2
 type viewTimer struct {
 	height, view uint64
 	at           uint64 // tick at which it fires
+	armed        uint64 // tick at which it was set
 	set          bool
 }
 
-// fires reports whether the timer is due for the core's current slot.
+// fires reports whether the timer is due for the core's current slot: at its time, or a quarter
+// timeout after it was set if the view's leader has fallen silent since (a leader that crashed
+// just before its view began is silent only later).
 func (t *viewTimer) fires(c *Core) bool {
-	return t.set && c.open && t.height == c.height && t.view == c.view && c.now >= t.at
+	if !t.set || !c.open || t.height != c.height || t.view != c.view {
+		return false
+	}
+	return c.now >= t.at || (c.silent(c.round.leader) && c.now >= t.armed+uint64(max(c.viewTimeout/4, 1)))
 }
 
 // maybeArmTimer sets the timeout of the current (height, view), viewTimeoutTicks from now,
@@ -52,7 +58,7 @@ func (c *Core) maybeArmTimer() {
 	if r := c.round; r.view > 0 && !r.newView && !isQuorum(c.viewChangePower(), c.total) {
 		return
 	}
-	c.timer = viewTimer{height: c.height, view: c.view, at: c.now + c.viewTimeoutTicks(), set: true}
+	c.timer = viewTimer{height: c.height, view: c.view, at: c.now + c.viewTimeoutTicks(), armed: c.now, set: true}
 }
 
 // viewTimeoutTicks is the current view's timeout: a quarter of ViewTimeoutTicks if its leader has
@@ -73,9 +79,10 @@ func (c *Core) silent(v uint32) bool {
 }
 
 // noteHeard records that m, whose signature verified, came from its sender now. A decision is
-// signed by its certificate, not by its sender, and says nothing of who is alive.
+// signed by its certificate, not by its sender, and a relayed copy may be passed on long after
+// its author crashed: neither says who is alive.
 func (c *Core) noteHeard(m *Message) {
-	if m.Type != MsgDecision {
+	if m.Type != MsgDecision && !m.Relayed {
 		c.heard[m.From] = c.now
 	}
 }
