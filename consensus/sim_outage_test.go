@@ -62,9 +62,11 @@ type outageState struct {
 	nextKill uint64 // tick of the next kill attempt
 	// brokenUntil[from][to]: from's messages to to are lost until this tick.
 	brokenUntil [][]uint64
-	// stableSince is the tick from which the same validators have been up and hearing everyone
-	// (see stable).
+	// stableSince is the tick of the last kill, restart or link repair, or change in who is up
+	// and hearing everyone (see stable).
 	stableSince uint64
+	maskSince   uint64 // the last change in who is up and hearing everyone
+	lastEvent   uint64 // the last kill or restart
 	healthy     uint64 // bitmask of the validators up and hearing every node up
 	top         uint64 // highest height decided by any honest node
 	topAt       uint64 // tick it was first decided
@@ -151,6 +153,7 @@ func (s *sim) maybeKill() {
 	nd.core, nd.proposal = nil, nil
 	nd.out.fetchAt, nd.out.fetched, nd.out.syncWake = 0, nil, false
 	s.stats.kills++
+	s.out.lastEvent = s.now
 }
 
 // restartAfterOutage starts node i again from its WAL and stored blocks, as node.Run does, and
@@ -160,6 +163,7 @@ func (s *sim) restartAfterOutage(i int) {
 	nd := s.nodes[i]
 	nd.out.down = false
 	nd.out.upAt = s.now
+	s.out.lastEvent = s.now
 	nd.out.seen = make(map[uint64]uint64)
 	nd.out.lastHeight, nd.out.lastProgress = uint64(len(nd.decided)), s.now
 	nd.out.syncNext = s.now + p.syncPoll
@@ -189,12 +193,14 @@ func (s *sim) linkDown(from, to int) bool {
 }
 
 // stable reports whether the validators that are up and hear every other node that is up hold a
-// quorum, and keeps stableSince: the last change in who they are. A link never repaired counts as
-// due to be repaired repairMax ticks after the restart, so the bound applies from then on.
+// quorum, and keeps stableSince: the last kill, restart, link repair or change in who they are. A
+// link never repaired counts as due to be repaired repairMax ticks after the restart, so the bound
+// applies from then on.
 func (s *sim) stable() bool {
 	p := s.sc.outage
 	var healthy uint64 // bitmask
 	var power uint64
+	since := s.out.lastEvent
 	for i := range s.sc.powers {
 		nd := s.nodes[i]
 		if nd.out.down || nd.core == nil {
@@ -208,6 +214,8 @@ func (s *sim) stable() bool {
 			}
 			if j != i && !peer.out.down && s.now < until {
 				hears = false
+			} else if until <= s.now {
+				since = max(since, until)
 			}
 		}
 		if hears {
@@ -216,8 +224,9 @@ func (s *sim) stable() bool {
 		}
 	}
 	if healthy != s.out.healthy {
-		s.out.healthy, s.out.stableSince = healthy, s.now
+		s.out.healthy, s.out.maskSince = healthy, s.now
 	}
+	s.out.stableSince = max(since, s.out.maskSince)
 	return isQuorum(power, s.vals.TotalPower())
 }
 
@@ -362,7 +371,9 @@ func TestSimulatorFindsOneSidedLinkStall(t *testing.T) {
 	}
 }
 
-// outageScenarios are the outage model's scenarios; TestSimulator runs them with the others.
+// outageScenarios are the outage model's scenarios; TestSimulator runs them with the others. The
+// liveness bound is f+1 view timeouts: up to f leaders in a row may be down or cut off, each
+// costing a view timeout, and one more lets a live leader's view finish.
 func outageScenarios() []scenario {
 	return []scenario{
 		{name: "4-outages", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 10, drop: 0.02, dup: 0.1, maxDelay: 3,
@@ -371,7 +382,7 @@ func outageScenarios() []scenario {
 			liveness: true, maxTicks: 4000, share: 50},
 		{name: "7-outages-lossy", powers: []uint64{1, 1, 1, 1, 1, 1, 1}, observers: 1, heights: 10, drop: 0.1, dup: 0.1, maxDelay: 3,
 			outage: &outagePlan{kills: 6, window: 400, downMin: 20, downMax: 150, repairMin: 10, repairMax: 60,
-				maxGap: 2 * simViewTimeout, proposeDelay: 10, syncPoll: simSyncPoll, syncStuck: simSyncStuck},
+				maxGap: 3 * simViewTimeout, proposeDelay: 10, syncPoll: simSyncPoll, syncStuck: simSyncStuck},
 			liveness: true, maxTicks: 4000, share: 100},
 	}
 }
