@@ -239,3 +239,41 @@ func TestFutureBufferBounded(t *testing.T) {
 		t.Fatalf("%d evidence records for 3 validators", len(c.evidence))
 	}
 }
+
+// Issue #9: a validator heard from after a silence of two view timeouts (restarted, or its link
+// repaired) likely missed this slot's messages; they are resent at the next tick rather than after
+// a retransmission period that may have backed off far.
+func TestRetransmitToValidatorBackFromSilence(t *testing.T) {
+	c, err := New(Config{ChainID: testChain, Validators: equalSet(4), App: &testApp{}, Height: 1, Key: keyFor(0),
+		RetransmitTicks: 1000, ViewTimeoutTicks: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// View 0 times out; validator 2 joins view 1 at once, validator 3 is silent.
+	for range 50 {
+		c.Tick()
+	}
+	vc := c.Ready().Messages
+	if len(vc) != 1 || vc[0].Type != MsgViewChange {
+		t.Fatalf("after view 0's timeout: %+v, want a view change", vc)
+	}
+	c.Advance()
+	wantErr(t, c.Step(viewChange(1, 1, 2, nil)))
+	for range 51 {
+		c.Tick()
+	}
+	if c.HasReady() {
+		t.Fatalf("sent %+v with no one back from a silence", c.Ready().Messages)
+	}
+	wantErr(t, c.Step(viewChange(1, 1, 2, nil)), ErrDuplicate) // heard lately: nothing to do
+	c.Tick()
+	if c.HasReady() {
+		t.Fatalf("sent %+v for a validator heard lately", c.Ready().Messages)
+	}
+	wantErr(t, c.Step(viewChange(1, 1, 3, nil))) // silent for 101 ticks
+	c.Tick()
+	rd := c.Ready()
+	if len(rd.Messages) == 0 || !bytes.Equal(rd.Messages[0].Sig, vc[0].Sig) {
+		t.Fatalf("after validator 3 came back: %+v, want the view change resent", rd.Messages)
+	}
+}

@@ -107,6 +107,9 @@ type Core struct {
 	// without a block are small, and are resent every RetransmitTicks whatever the backoff, so
 	// that one lost vote costs a retransmit period, not a view (issue #9).
 	voteIdle int
+	// resendSoon asks for a full retransmission at the next tick: a validator was heard from after
+	// a silence (see noteHeard).
+	resendSoon bool
 
 	// Output accumulated since the last Advance, and what the last Ready handed out of it.
 	persist   []Message
@@ -662,6 +665,10 @@ func (c *Core) Tick() {
 		c.startViewChange(c.view + 1)
 	}
 	switch {
+	case c.resendSoon:
+		c.resendSoon = false
+		c.idle, c.voteIdle = 0, 0
+		c.retransmit(true)
 	case c.idle >= c.retransmitTicks*max(c.backoff, 1):
 		c.idle, c.voteIdle = 0, 0
 		c.backoff = min(2*max(c.backoff, 1), maxRetransmitBackoff)

@@ -82,9 +82,15 @@ func (c *Core) silent(v uint32) bool {
 // signed by its certificate, not by its sender, and a relayed copy may be passed on long after
 // its author crashed: neither says who is alive.
 func (c *Core) noteHeard(m *Message) {
-	if m.Type != MsgDecision && !m.Relayed {
-		c.heard[m.From] = c.now
+	if m.Type == MsgDecision || m.Relayed {
+		return
 	}
+	if c.self >= 0 && c.silent(m.From) {
+		// Back after a silence (restarted, or reconnected): it has likely missed this slot's
+		// messages, and retransmissions may have backed off far; resend them at the next tick.
+		c.resendSoon = true
+	}
+	c.heard[m.From] = c.now
 }
 
 // leaveView doubles the view timeout if the current view's leader proposed: the network was too
