@@ -136,9 +136,12 @@ func TestRetransmit(t *testing.T) {
 	if c.HasReady() {
 		t.Fatal("retransmitted early")
 	}
-	// Retransmissions back off: after 5 ticks, then 10 more, then 20 more.
-	for round, wait := range []int{1, 10, 20} {
-		for range wait - 1 {
+	// The prepare, small, is resent every 5 ticks. What carries a block backs off: the leader's
+	// proposal, relayed for peers that missed it (issue #9), goes out after 5 ticks, then 10
+	// more, then 20 more.
+	full := map[int]bool{1: true, 3: true, 7: true}
+	for round := 1; round <= 7; round++ {
+		for range min(round-1, 1) * 4 { // four of round 1's five ticks are behind us
 			c.Tick()
 			if c.HasReady() {
 				t.Fatalf("retransmission %d came early", round)
@@ -146,8 +149,12 @@ func TestRetransmit(t *testing.T) {
 		}
 		c.Tick()
 		rd := c.Ready()
-		if len(rd.Persist) != 0 || len(rd.Messages) != 1 || !bytes.Equal(rd.Messages[0].Sig, prepare.Sig) {
+		if len(rd.Persist) != 0 || len(rd.Messages) == 0 || !bytes.Equal(rd.Messages[0].Sig, prepare.Sig) || rd.Messages[0].Relayed {
 			t.Fatalf("retransmission %d: %+v", round, rd)
+		}
+		relayed := len(rd.Messages) == 2 && rd.Messages[1].Type == MsgPrePrepare && rd.Messages[1].From == 1 && rd.Messages[1].Relayed
+		if len(rd.Messages) != 1 && !relayed || relayed != full[round] {
+			t.Fatalf("retransmission %d (full: %v): %+v", round, full[round], rd.Messages)
 		}
 		c.Advance()
 	}
@@ -230,5 +237,43 @@ func TestFutureBufferBounded(t *testing.T) {
 	}
 	if len(c.evidence) > MaxFutureHeights*2*3 {
 		t.Fatalf("%d evidence records for 3 validators", len(c.evidence))
+	}
+}
+
+// Issue #9: a validator heard from after a silence of two view timeouts (restarted, or its link
+// repaired) likely missed this slot's messages; they are resent at the next tick rather than after
+// a retransmission period that may have backed off far.
+func TestRetransmitToValidatorBackFromSilence(t *testing.T) {
+	c, err := New(Config{ChainID: testChain, Validators: equalSet(4), App: &testApp{}, Height: 1, Key: keyFor(0),
+		RetransmitTicks: 1000, ViewTimeoutTicks: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// View 0 times out; validator 2 joins view 1 at once, validator 3 is silent.
+	for range 50 {
+		c.Tick()
+	}
+	vc := c.Ready().Messages
+	if len(vc) != 1 || vc[0].Type != MsgViewChange {
+		t.Fatalf("after view 0's timeout: %+v, want a view change", vc)
+	}
+	c.Advance()
+	wantErr(t, c.Step(viewChange(1, 1, 2, nil)))
+	for range 51 {
+		c.Tick()
+	}
+	if c.HasReady() {
+		t.Fatalf("sent %+v with no one back from a silence", c.Ready().Messages)
+	}
+	wantErr(t, c.Step(viewChange(1, 1, 2, nil)), ErrDuplicate) // heard lately: nothing to do
+	c.Tick()
+	if c.HasReady() {
+		t.Fatalf("sent %+v for a validator heard lately", c.Ready().Messages)
+	}
+	wantErr(t, c.Step(viewChange(1, 1, 3, nil))) // silent for 101 ticks
+	c.Tick()
+	rd := c.Ready()
+	if len(rd.Messages) == 0 || !bytes.Equal(rd.Messages[0].Sig, vc[0].Sig) {
+		t.Fatalf("after validator 3 came back: %+v, want the view change resent", rd.Messages)
 	}
 }

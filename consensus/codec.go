@@ -16,7 +16,7 @@ const signDomain = "guild/consensus/v1"
 // and at most one vote or view change per validator in an array.
 const (
 	maxNestedLevels  = 6
-	maxMapPairs      = 16 // the library's minimum; a Message has 12 fields
+	maxMapPairs      = 16 // the library's minimum; a Message has 13 fields
 	maxArrayElements = MaxValidators
 )
 

@@ -295,3 +295,31 @@ func FuzzDecodeMessage(f *testing.F) {
 		c.Advance()
 	})
 }
+
+// Relayed is carried on the wire but outside the signed bytes: a relayed copy of a vote verifies
+// as its author's, and the hint cannot make a forged one verify.
+func TestRelayedIsAnUnsignedHint(t *testing.T) {
+	vals := equalSet(4)
+	m := signed(MsgPrepare, 3, 1, 2, nil, DigestOf([]byte("x")))
+	relayed := m
+	relayed.Relayed = true
+	if !bytes.Equal(SignBytes(testChain, &m), SignBytes(testChain, &relayed)) {
+		t.Fatal("Relayed changes the sign bytes")
+	}
+	b, err := EncodeMessage(&relayed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeMessage(b, 1<<20)
+	if err != nil || !got.Relayed {
+		t.Fatalf("decoded %+v, %v; want the hint kept", got, err)
+	}
+	if err := VerifyMessage(testChain, vals, got); err != nil {
+		t.Fatalf("relayed copy: %v", err)
+	}
+	forged := relayed
+	forged.From = 1
+	if err := VerifyMessage(testChain, vals, &forged); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("relayed copy claiming another author: %v", err)
+	}
+}

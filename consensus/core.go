@@ -29,8 +29,9 @@ type Config struct {
 	// current height (and recent decisions, for peers that lag). 0 means DefaultRetransmitTicks.
 	RetransmitTicks int
 	// ViewTimeoutTicks: a validator that has not decided its height this many ticks after
-	// entering view 0 moves to view 1, and the timeout doubles with each further view (up to
-	// 64 times). 0 means DefaultViewTimeoutTicks.
+	// entering view 0 moves to view 1. The timeout doubles after each view whose leader
+	// proposed (up to 8 times), and is a quarter of this in a view whose leader has been silent
+	// for two of these (see viewTimeoutTicks). 0 means DefaultViewTimeoutTicks.
 	ViewTimeoutTicks int
 	// Recent holds the last decided values (those below Height, oldest first), so that a core
 	// started on a node with a chain can answer peers still deciding them, as one that decided them
@@ -77,6 +78,12 @@ type Core struct {
 	views viewBuffer
 	// timer is the pending view timeout; it fires only for the (height, view) it was set for.
 	timer viewTimer
+	// timeoutShift doubles the view timeout: it grows by one after each view of c.height whose
+	// leader proposed and still did not get the height decided (see leaveView).
+	timeoutShift uint
+	// heard is, per validator, the tick of the last message from it whose signature verified
+	// (issue #9: a leader silent for a while gets a short view).
+	heard []uint64
 	// prepared is this validator's highest-view prepared certificate for c.height, which its
 	// view changes carry.
 	prepared *PreparedProof
@@ -100,11 +107,18 @@ type Core struct {
 	leadersFor uint64
 
 	now  uint64 // ticks since New
-	idle int    // ticks since the last commit or retransmission
-	// backoff multiplies retransmitTicks for the next retransmission at this height: it doubles
-	// after each one, so a slow height (a big block on a busy machine) is not buried under copies
-	// of its own proposal.
+	idle int    // ticks since the last commit or full retransmission
+	// backoff multiplies retransmitTicks for the next full retransmission at this height: it
+	// doubles after each one, so a slow height (a big block on a busy machine) is not buried
+	// under copies of its own proposal.
 	backoff int
+	// voteIdle is the ticks since the last retransmission of any kind: votes and view changes
+	// without a block are small, and are resent every RetransmitTicks whatever the backoff, so
+	// that one lost vote costs a retransmit period, not a view (issue #9).
+	voteIdle int
+	// resendSoon asks for a full retransmission at the next tick: a validator was heard from after
+	// a silence (see noteHeard).
+	resendSoon bool
 
 	// Output accumulated since the last Advance, and what the last Ready handed out of it.
 	persist   []Message
@@ -131,6 +145,8 @@ type round struct {
 	viewChangeVotes slots
 	// justification is the quorum of view changes a leader's NewView will carry.
 	justification []Message
+	// newViewMsg is the leader's NewView this node accepted, kept to relay (see relay).
+	newViewMsg *Message
 	// signed remembers what this node signed in the slot, so it never signs two different things
 	// for one (height, view, type) and can retransmit them.
 	signed map[MsgType]Digest
@@ -214,6 +230,7 @@ func New(cfg Config) (*Core, error) {
 		future:          newFutureBuffer(len(vals.Validators)),
 		views:           newViewBuffer(len(vals.Validators)),
 		farViewChanges:  make([]uint64, len(vals.Validators)),
+		heard:           make([]uint64, len(vals.Validators)),
 		evidenceSeen:    make(map[EvidenceSlot]struct{}),
 	}
 	if c.retransmitTicks == 0 {
@@ -350,6 +367,7 @@ func (c *Core) Step(m Message) error {
 	if err := checkAuth(c.chainID, c.vals, &m, c.sigs); err != nil {
 		return err
 	}
+	c.noteHeard(&m)
 	return c.process(&m)
 }
 
@@ -393,6 +411,7 @@ func (c *Core) stepStale(m *Message) error {
 	if err := checkAuth(c.chainID, c.vals, m, c.sigs); err != nil {
 		return err
 	}
+	c.noteHeard(m)
 	c.sendDecision(d)
 	return stale
 }
@@ -425,6 +444,7 @@ func (c *Core) stepFuture(m *Message) error {
 	if err := checkAuth(c.chainID, c.vals, m, c.sigs); err != nil {
 		return err
 	}
+	c.noteHeard(m)
 	ev, err := c.future.add(m)
 	c.recordEquivocation(ev)
 	return err
@@ -605,11 +625,12 @@ func (c *Core) commit(value []byte, cert Certificate) {
 	}
 	c.height++
 	c.view = 0
+	c.timeoutShift = 0
 	c.prepared = nil
 	c.views.clear()
 	clear(c.farViewChanges)
 	c.open = false
-	c.idle = 0
+	c.idle, c.voteIdle = 0, 0
 	c.backoff = 1
 	// The next height's leaders are known once its parent is applied (openLeaders); until then
 	// the round names the round-robin one, and nothing acts on it while the core is closed.
@@ -663,25 +684,43 @@ const maxRetransmitBackoff = 8
 func (c *Core) Tick() {
 	c.now++
 	c.idle++
+	c.voteIdle++
 	if c.timer.fires(c) {
 		c.startViewChange(c.view + 1)
 	}
-	if c.idle >= c.retransmitTicks*max(c.backoff, 1) {
-		c.idle = 0
+	switch {
+	case c.resendSoon:
+		c.resendSoon = false
+		c.idle, c.voteIdle = 0, 0
+		c.retransmit(true)
+	case c.idle >= c.retransmitTicks*max(c.backoff, 1):
+		c.idle, c.voteIdle = 0, 0
 		c.backoff = min(2*max(c.backoff, 1), maxRetransmitBackoff)
-		c.retransmit()
+		c.retransmit(true)
+	case c.voteIdle >= c.retransmitTicks:
+		c.voteIdle = 0
+		c.retransmit(false)
 	}
 }
 
-// retransmit resends what this validator signed for the current slot, so that peers that started
-// late or lost messages can finish the height, and re-broadcasts recent decisions. Precondition:
-// no commit for retransmitTicks ticks.
-func (c *Core) retransmit() {
+// retransmit resends what this validator signed for the current slot, and relays what others
+// signed for it, so that peers that started late or lost messages can finish the height; a full
+// one also resends what carries a block and re-broadcasts recent decisions. Precondition: no
+// commit for retransmitTicks ticks.
+func (c *Core) retransmit(full bool) {
 	if c.self < 0 {
 		return
 	}
 	// Messages only: they are already durable.
-	c.msgs = append(c.msgs, c.round.own...)
+	for _, m := range c.round.own {
+		if full || !carriesBlock(&m) {
+			c.msgs = append(c.msgs, m)
+		}
+	}
+	c.relay(full)
+	if !full {
+		return
+	}
 	// A peer that missed the proposal of a height everyone else decided has nothing of its own
 	// to retransmit, so nothing prompts stepStale to help it, and if it leads the next height
 	// everyone waits for a view change. So a stalled node also offers its recent decisions
@@ -689,4 +728,61 @@ func (c *Core) retransmit() {
 	for i := range c.decided {
 		c.sendDecision(&c.decided[i])
 	}
+}
+
+// maxRelayBytes bounds what one retransmission relays of other validators' messages (a proposal
+// or a view change may carry a whole block).
+const maxRelayBytes = 1 << 20
+
+// relay resends, marked Relayed, the other validators' signed messages this node holds for the
+// current slot: votes first, then view changes, then the proposal or NewView, within
+// maxRelayBytes; only those without a block unless full. A message lost on its way to one validator is then not lost for good when its
+// sender crashes or its link to that validator is down (issue #9): any validator that got it
+// passes it on. Receivers check the author's signature as for any message. Precondition: this
+// node is a validator.
+func (c *Core) relay(full bool) {
+	r := c.round
+	budget := maxRelayBytes
+	add := func(m *Message) {
+		if m == nil || int64(m.From) == int64(c.self) || (!full && carriesBlock(m)) {
+			return
+		}
+		if size := approxSize(m); size <= budget {
+			budget -= size
+			cp := *m
+			cp.Relayed = true
+			c.msgs = append(c.msgs, cp)
+		}
+	}
+	for _, s := range []slots{r.prepares.slots, r.commits.slots, r.viewChangeVotes} {
+		for _, m := range s.first {
+			add(m)
+		}
+	}
+	if r.newViewMsg != nil {
+		add(r.newViewMsg)
+	} else if r.view == 0 {
+		add(r.proposal)
+	}
+}
+
+// carriesBlock reports whether m carries a proposed value: a proposal, a NewView, or a view change
+// with its prepared certificate.
+func carriesBlock(m *Message) bool {
+	return len(m.Value) > 0 || m.Prepared != nil || m.Proposal != nil
+}
+
+// approxSize is roughly the encoded size of m, for relay's budget.
+func approxSize(m *Message) int {
+	n := 160 + len(m.Value)
+	if p := m.Prepared; p != nil {
+		n += 160 + len(p.PrePrepare.Value) + 80*len(p.Prepares)
+	}
+	if m.Proposal != nil {
+		n += approxSize(m.Proposal)
+	}
+	for i := range m.ViewChanges {
+		n += approxSize(&m.ViewChanges[i])
+	}
+	return n
 }

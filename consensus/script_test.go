@@ -442,7 +442,11 @@ func (sc *script) drain(i int) {
 			break
 		}
 		for _, m := range rd.Messages {
-			sc.note(i, "sends %s", sc.describe(m))
+			if m.Relayed {
+				sc.note(i, "relays n%d's %s", m.From, sc.describe(m))
+			} else {
+				sc.note(i, "sends %s", sc.describe(m))
+			}
 			for j := range sc.nodes {
 				if j != i && sc.nodes[j].down == "" {
 					sc.pending = append(sc.pending, scriptMsg{from: i, to: j, m: m})

@@ -19,8 +19,10 @@ import (
 // height. The same seed reproduces the same run.
 
 var (
-	simRuns = flag.Int("sim.runs", 1000, "seeded runs of the main simulator scenario (others run a fraction)")
-	simSeed = flag.Int64("sim.seed", -1, "run only this seed, to reproduce a failure")
+	simRuns  = flag.Int("sim.runs", 1000, "seeded runs of the main simulator scenario (others run a fraction)")
+	simSeed  = flag.Int64("sim.seed", -1, "run only this seed, to reproduce a failure")
+	simTrace = flag.Bool("sim.trace", false, "print every delivery and its result (with -sim.seed)")
+	simAll   = flag.Bool("sim.all", false, "run every seed of a scenario after a failure, to count failures")
 )
 
 // behaviour turns what a Byzantine validator's (honest) core wants to send into what it sends.
@@ -62,7 +64,10 @@ type scenario struct {
 	maxView uint64
 	// crash: one honest validator crashes at this point of its Ready handling, restarts from
 	// what it made durable, and does so again; see sim_crash_test.go.
-	crash    crashPoint
+	crash crashPoint
+	// outage: validators are killed and restarted over a network with one-sided links, pubsub's
+	// seen cache and block sync; see sim_outage_test.go.
+	outage   *outagePlan
 	liveness bool
 	maxTicks uint64
 	share    int // runs = sim.runs / share
@@ -112,6 +117,7 @@ func TestSimulator(t *testing.T) {
 		{name: "4-crash-before-advance", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 6, drop: 0.05, dup: 0.05, maxDelay: 3, crash: crashBeforeAdvance, liveness: true, maxTicks: 5000, share: 10},
 		{name: "4-leader-partition", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 6, drop: 0.05, dup: 0.05, maxDelay: 3, partition: 200, isolateLeader: true, liveness: true, maxTicks: 5000, share: 5},
 	}
+	scenarios = append(scenarios, outageScenarios()...)
 	// The soak target reads this line: every run of every scenario, and what failed.
 	var total, safety, liveness atomic.Int64
 	t.Cleanup(func() {
@@ -133,16 +139,22 @@ func TestSimulator(t *testing.T) {
 			for seed := first; seed < first+int64(runs); seed++ {
 				total.Add(1)
 				if err := runSim(sc, seed, &stats); err != nil {
-					if strings.HasPrefix(err.Error(), "liveness:") {
+					if strings.Contains(err.Error(), "liveness:") {
 						liveness.Add(1)
 					} else {
 						safety.Add(1) // every other check is of safety or of a bound
 					}
-					t.Fatalf("seed %d: %v\nreproduce: go test ./consensus -run 'TestSimulator/%s$' -sim.seed=%d -v", seed, err, sc.name, seed)
+					t.Errorf("seed %d: %v\nreproduce: go test ./consensus -run 'TestSimulator/%s$' -sim.seed=%d -v", seed, err, sc.name, seed)
+					if !*simAll {
+						t.FailNow()
+					}
 				}
 			}
 			t.Logf("%d runs: %d heights decided, %d messages delivered, %d dropped, %d decisions sent, %d block syncs, %d evidence records, %d view changes, highest view on a stable network %d",
 				runs, stats.heights, stats.delivered, stats.dropped, stats.decisions, stats.syncs, stats.evidence, stats.viewChanges, stats.stableView)
+			if sc.outage != nil {
+				t.Logf("%d kills, %d one-sided links; longest wait for a decision on a stable network %d ticks (bound %d)", stats.kills, stats.oneSided, stats.maxGap, sc.outage.maxGap)
+			}
 			if sc.crash != crashNone {
 				t.Logf("%d crashes %v; %d slots signed anew after a crash lost an unpersisted signature", stats.crashes, sc.crash, stats.resigned)
 			}
@@ -160,6 +172,8 @@ func TestSimulator(t *testing.T) {
 type simStats struct {
 	heights, delivered, dropped, decisions, syncs, evidence, viewChanges int
 	crashes, resigned                                                    int
+	kills, oneSided                                                      int
+	maxGap                                                               uint64
 	caught                                                               int // honest Steps that returned ErrEquivocation
 	// stableView is the highest view a height entered on a stable network was decided in.
 	stableView uint64
@@ -178,6 +192,7 @@ type simNode struct {
 	syncedAt  uint64
 	signed    map[slotKey]Digest // everything this node ever persisted
 	wal       []Message
+	out       outageNode
 }
 
 type slotKey struct {
@@ -189,6 +204,10 @@ type envelope struct {
 	at, seq uint64
 	to      int
 	m       Message
+	// from and its life (see outageNode), -1 for a block served by sync; pub names the pubsub
+	// publication, the same for the copies of one send.
+	from, life int
+	pub        uint64
 }
 
 type queue []envelope
@@ -222,6 +241,7 @@ type sim struct {
 	// firstEntered is, per height, the tick at which the first honest node entered it.
 	firstEntered map[uint64]uint64
 	crashes      crashState
+	out          outageState
 	now          uint64
 	q            queue
 	seq          uint64
@@ -296,6 +316,9 @@ func runSim(sc scenario, seed int64, stats *simStats) error {
 	if sc.crash != crashNone {
 		s.planCrashes()
 	}
+	if sc.outage != nil {
+		s.initOutages()
+	}
 	for s.now = 0; s.now <= sc.maxTicks; s.now++ {
 		for i, nd := range s.nodes {
 			if nd.core == nil && nd.startAt == s.now {
@@ -304,6 +327,9 @@ func runSim(sc scenario, seed int64, stats *simStats) error {
 		}
 		if i, ok := restartAt[s.now]; ok && s.nodes[i].core != nil {
 			s.restart(i)
+		}
+		if sc.outage != nil {
+			s.outageTick()
 		}
 		s.resplitTwins()
 		for len(s.q) > 0 && s.q[0].at <= s.now {
@@ -323,7 +349,7 @@ func runSim(sc scenario, seed int64, stats *simStats) error {
 		if s.err != nil {
 			return s.err
 		}
-		if s.allDecided() {
+		if s.allDecided() && (sc.outage == nil || s.outageDone()) {
 			break
 		}
 	}
@@ -360,7 +386,7 @@ func (s *sim) failf(format string, args ...any) {
 
 func (s *sim) start(i int) {
 	nd := s.nodes[i]
-	cfg := Config{ChainID: testChain, Validators: s.vals, App: nd.app, Height: 1, RetransmitTicks: 8, ViewTimeoutTicks: 40, sigs: s.sigs, Schedule: s.scheduleFor(i)}
+	cfg := Config{ChainID: testChain, Validators: s.vals, App: nd.app, Height: 1, RetransmitTicks: simRetransmit, ViewTimeoutTicks: simViewTimeout, sigs: s.sigs, Schedule: s.scheduleFor(i)}
 	if nd.index >= 0 {
 		cfg.Key = keyFor(nd.index)
 	}
@@ -388,7 +414,7 @@ func (s *sim) rebuild(i int) bool {
 	nd.app.applied = uint64(len(nd.decided))
 	recent := nd.decided[max(0, len(nd.decided)-MaxFutureHeights):]
 	c, err := New(Config{ChainID: testChain, Validators: s.vals, App: nd.app, Height: nd.app.applied + 1,
-		Key: keyFor(nd.index), RetransmitTicks: 8, ViewTimeoutTicks: 40, Restore: nd.wal, Recent: recent, sigs: s.sigs, Schedule: s.scheduleFor(i)})
+		Key: keyFor(nd.index), RetransmitTicks: simRetransmit, ViewTimeoutTicks: simViewTimeout, Restore: nd.wal, Recent: recent, sigs: s.sigs, Schedule: s.scheduleFor(i)})
 	if err != nil {
 		s.failf("restart of node %d: %v", i, err)
 		return false
@@ -428,11 +454,14 @@ func (s *sim) drain(i int) {
 			continue
 		}
 		for _, m := range rd.Messages {
-			if m.Type != MsgDecision && i != s.byz {
+			if m.Type != MsgDecision && i != s.byz && !m.Relayed {
 				// Only what is durable may leave (Ready.Persist's contract).
 				if d, ok := nd.signed[slotKey{m.Height, m.View, m.Type}]; !ok || d != m.Digest {
 					s.failf("node %d sent a %v for height %d view %d that it had not persisted", i, m.Type, m.Height, m.View)
 				}
+			}
+			if m.Relayed && int64(m.From) == int64(nd.index) {
+				s.failf("node %d marked its own %v as relayed", i, m.Type)
 			}
 			if m.Type == MsgDecision {
 				s.stats.decisions++
@@ -460,6 +489,9 @@ func (s *sim) drain(i int) {
 			// The node may wait for transactions before proposing.
 			p := *rd.Propose
 			nd.proposal, nd.proposeAt = &p, s.now+uint64(s.rng.Intn(3))
+			if s.sc.outage != nil {
+				nd.proposeAt += uint64(s.sc.outage.proposeDelay)
+			}
 		}
 		nd.core.Advance()
 	}
@@ -517,21 +549,23 @@ func (s *sim) send(from int, r routed) {
 		if s.rng.Float64() < s.sc.dup {
 			copies = 2
 		}
+		s.seq++
+		pub := s.seq
 		for range copies {
-			if s.rng.Float64() < s.sc.drop || (s.cut[from] != s.cut[to] && s.now >= s.cutFrom && s.now < s.cutTo) {
+			if s.rng.Float64() < s.sc.drop || (s.cut[from] != s.cut[to] && s.now >= s.cutFrom && s.now < s.cutTo) || s.linkDown(from, to) {
 				s.stats.dropped++
 				continue
 			}
 			s.seq++
-			heap.Push(&s.q, envelope{at: s.now + 1 + uint64(s.rng.Intn(s.sc.maxDelay)), seq: s.seq, to: to, m: r.m})
+			heap.Push(&s.q, envelope{at: s.now + 1 + uint64(s.rng.Intn(s.sc.maxDelay)), seq: s.seq, to: to, m: r.m, from: from, life: s.nodes[from].out.life, pub: pub})
 		}
 	}
 }
 
 func (s *sim) deliver(e envelope) {
 	nd := s.nodes[e.to]
-	if nd.core == nil {
-		return // not started: lost
+	if nd.core == nil || s.lostWithSender(e) || s.seenBefore(e) {
+		return // not started, down, sent by a node that died before it left, or a duplicate
 	}
 	s.stats.delivered++
 	if e.to == s.byz {
@@ -541,6 +575,9 @@ func (s *sim) deliver(e envelope) {
 		}
 	}
 	err := nd.core.Step(e.m)
+	if *simTrace {
+		fmt.Printf("t=%d %d->%d %v h=%d v=%d from=%d: %v\n", s.now, e.from, e.to, e.m.Type, e.m.Height, e.m.View, e.m.From, err)
+	}
 	if err != nil && !slices.Contains(s.faulty, true) && !errors.Is(err, ErrStaleHeight) && !errors.Is(err, ErrFutureHeight) && !errors.Is(err, ErrDuplicate) &&
 		!errors.Is(err, ErrWrongView) && !errors.Is(err, ErrFutureView) {
 		s.failf("node %d rejected honest %v h=%d from %d: %v", e.to, e.m.Type, e.m.Height, e.m.From, err)
@@ -549,7 +586,11 @@ func (s *sim) deliver(e envelope) {
 		s.stats.caught++
 	}
 	if errors.Is(err, ErrFutureHeight) {
-		s.blockSync(e.to)
+		if s.sc.outage != nil {
+			s.wakeSync(e.to)
+		} else {
+			s.blockSync(e.to)
+		}
 	}
 	s.drain(e.to)
 }
@@ -567,7 +608,7 @@ func (s *sim) blockSync(i int) {
 			nd.syncedAt = s.now
 			s.stats.syncs++
 			s.seq++
-			heap.Push(&s.q, envelope{at: s.now + 1, seq: s.seq, to: i, m: DecisionMessage(0, peer.decided[h-1])})
+			heap.Push(&s.q, envelope{at: s.now + 1, seq: s.seq, to: i, m: DecisionMessage(0, peer.decided[h-1]), from: -1})
 			return
 		}
 	}

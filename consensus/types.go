@@ -100,6 +100,13 @@ type Message struct {
 	// for (Height, View), with its value, whose Digest is the NewView's.
 	ViewChanges []Message `cbor:"11,keyasint,omitempty"`
 	Proposal    *Message  `cbor:"12,keyasint,omitempty"`
+	// Relayed marks another validator's message that a core resends on its retransmission
+	// (issue #9): in a Ready, so that the node does not take it for its own (it was never
+	// persisted here), and on receipt, so that a crashed validator's messages passed on by others
+	// do not make it look alive (see Core.silent). It is a hint, outside the signed bytes: the
+	// author's signature is what a receiver checks, and a false hint changes only how long a view
+	// lasts.
+	Relayed bool `cbor:"13,keyasint,omitempty"`
 }
 
 // PreparedProof is PBFT's prepared certificate: the leader's signed PrePrepare for (Height, View)

@@ -16,24 +16,36 @@ import (
 // height; anything further is refused, so that no peer can make the core hold data without bound.
 const MaxFutureViews = 4
 
-// maxTimeoutShift caps the doubling of the view timeout at 64 times ViewTimeoutTicks.
-const maxTimeoutShift = 6
+// maxTimeoutShift caps the doubling of the view timeout at 8 times ViewTimeoutTicks: enough for
+// a slow network to finish a big block, and a crashed leader's view still ends within seconds
+// (issue #9: at 64 times, two crashed leaders in a row stalled a 7-validator chain for minutes).
+const maxTimeoutShift = 3
+
+// silentAfter is, in view timeouts, how long a validator must have sent nothing before a view it
+// leads is cut short.
+const silentAfter = 2
 
 // viewTimer is a view timeout, typed and keyed by the (height, view) it was set for, so a timeout
 // of a height or view the core has left does nothing (CometBFT's timeoutInfo).
 type viewTimer struct {
 	height, view uint64
 	at           uint64 // tick at which it fires
+	armed        uint64 // tick at which it was set
 	set          bool
 }
 
-// fires reports whether the timer is due for the core's current slot.
+// fires reports whether the timer is due for the core's current slot: at its time, or a quarter
+// timeout after it was set if the view's leader has fallen silent since (a leader that crashed
+// just before its view began is silent only later).
 func (t *viewTimer) fires(c *Core) bool {
-	return t.set && c.open && t.height == c.height && t.view == c.view && c.now >= t.at
+	if !t.set || !c.open || t.height != c.height || t.view != c.view {
+		return false
+	}
+	return c.now >= t.at || (c.silent(c.round.leader) && c.now >= t.armed+uint64(max(c.viewTimeout/4, 1)))
 }
 
-// maybeArmTimer sets the timeout of the current (height, view), ViewTimeoutTicks << min(view, 6)
-// ticks from now, unless it is set already. View 0's starts when the height opens; a later view's
+// maybeArmTimer sets the timeout of the current (height, view), viewTimeoutTicks from now,
+// unless it is set already. View 0's starts when the height opens; a later view's
 // only once view changes to it from more than two thirds of the power are in, or its NewView is
 // (PBFT §4.5.2): a validator that timed out alone waits in its view for others to join, or for
 // a decision, instead of running ahead through views no one else is in. Observers never time out
@@ -46,8 +58,49 @@ func (c *Core) maybeArmTimer() {
 	if r := c.round; r.view > 0 && !r.newView && !isQuorum(c.viewChangePower(), c.total) {
 		return
 	}
-	d := uint64(c.viewTimeout) << min(c.view, maxTimeoutShift)
-	c.timer = viewTimer{height: c.height, view: c.view, at: c.now + d, set: true}
+	c.timer = viewTimer{height: c.height, view: c.view, at: c.now + c.viewTimeoutTicks(), armed: c.now, set: true}
+}
+
+// viewTimeoutTicks is the current view's timeout: a quarter of ViewTimeoutTicks if its leader has
+// been silent for silentAfter view timeouts (crashed, or cut off: waiting longer for it only
+// stalls the chain, and its view still ends only on a quorum's timeouts), and otherwise
+// ViewTimeoutTicks doubled once per earlier view of the height whose leader proposed.
+func (c *Core) viewTimeoutTicks() uint64 {
+	if c.silent(c.round.leader) {
+		return uint64(max(c.viewTimeout/4, 1))
+	}
+	return uint64(c.viewTimeout) << c.timeoutShift
+}
+
+// silent reports whether validator v, another one, has sent nothing that verified for
+// silentAfter view timeouts (since New, for a core that just started).
+func (c *Core) silent(v uint32) bool {
+	return int64(v) != int64(c.self) && c.now-c.heard[v] > silentAfter*uint64(c.viewTimeout)
+}
+
+// noteHeard records that m, whose signature verified, came from its sender now. A decision is
+// signed by its certificate, not by its sender, and a relayed copy may be passed on long after
+// its author crashed: neither says who is alive.
+func (c *Core) noteHeard(m *Message) {
+	if m.Type == MsgDecision || m.Relayed {
+		return
+	}
+	if c.self >= 0 && c.silent(m.From) {
+		// Back after a silence (restarted, or reconnected): it has likely missed this slot's
+		// messages, and retransmissions may have backed off far; resend them at the next tick.
+		c.resendSoon = true
+	}
+	c.heard[m.From] = c.now
+}
+
+// leaveView doubles the view timeout if the current view's leader proposed: the network was too
+// slow for the view, and another as short would fail the same way. A view whose leader never
+// proposed (crashed, or cut off) says nothing of the network, and doubling would only make the
+// next crashed leader's view longer. Precondition: called before the core moves to a later view.
+func (c *Core) leaveView() {
+	if c.round.proposal != nil && c.timeoutShift < maxTimeoutShift {
+		c.timeoutShift++
+	}
 }
 
 // viewChangePower is the power that has left the views below the current one: validators with a
@@ -69,10 +122,11 @@ func (c *Core) viewChangePower() uint64 {
 // startViewChange moves to view for the current height and signs a ViewChange for it.
 // Precondition: view > c.view and the core is open.
 func (c *Core) startViewChange(view uint64) {
+	c.leaveView()
 	c.view = view
 	c.round = newRound(c.vals, c.height, view, c.leaderOf(view))
 	c.viewChanges++
-	c.idle, c.backoff = 0, 1
+	c.idle, c.voteIdle, c.backoff = 0, 0, 1
 	if c.propose != nil && c.propose.Height == c.height && c.propose.View < view {
 		c.propose = nil // the slot is gone; Propose would now be refused
 	}
@@ -126,6 +180,7 @@ func (c *Core) stepOtherView(m *Message) error {
 	case m.View-c.view > MaxFutureViews:
 		err := fmt.Errorf("%w: %v for view %d, in view %d", ErrFutureView, m.Type, m.View, c.view)
 		if m.Type == MsgViewChange && int64(m.From) != int64(c.self) && checkAuth(c.chainID, c.vals, m, c.sigs) == nil {
+			c.noteHeard(m)
 			// Not buffered, but remembered (one view per validator): if more than a third of
 			// the power is that far ahead, this node must be able to join them.
 			if m.View > c.farViewChanges[m.From] {
@@ -145,6 +200,7 @@ func (c *Core) stepOtherView(m *Message) error {
 	if err := checkAuth(c.chainID, c.vals, m, c.sigs); err != nil {
 		return err
 	}
+	c.noteHeard(m)
 	ev, err := c.views.add(m)
 	c.recordEquivocation(ev)
 	if err != nil {
@@ -272,6 +328,7 @@ func (c *Core) stepNewView(m *Message) error {
 		r.newView = false
 		return err
 	}
+	r.newViewMsg = m
 	if c.open && c.round == r {
 		c.maybeArmTimer()
 	}
