@@ -97,7 +97,9 @@ type ConsensusConfig struct {
 	// more transactions than the consortium's max_block_txs is invalid whatever this says).
 	//
 	// ViewTimeoutMillis: a validator that sees no commit for this long starts a view change to
-	// replace the leader; the timeout doubles after each view whose leader proposed (at most 8x), a view whose leader has been silent for two timeouts ends after a quarter of one, and it resets on progress.
+	// replace the leader; the timeout doubles after each view whose leader proposed (at most 8x),
+	// a view whose leader has been silent for two timeouts ends after a quarter of one, and it
+	// resets on progress.
 	ViewTimeoutMillis int `toml:"view_timeout_ms"`
 	// EmptyBlockMillis: with an empty mempool, the leader waits this long before proposing an empty
 	// block. With transactions waiting it proposes at once.
