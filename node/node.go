@@ -131,7 +131,7 @@ func New(home string, logger *slog.Logger) (*Node, error) {
 		evidence:     NewEvidencePool(),
 		sigs:         newSigCache(1 << 20),
 		rejected:     newReasonCache(1 << 16),
-		badProposals: newOffenceLog(maxOffences),
+		badProposals: newOffenceLog(maxOffences, maxOffenceBytes),
 		metrics:      newMetrics(),
 		farViews:     authorBuckets{rate: farViewChangesPerSec},
 		admitCh:      make(chan *admitReq, 8192),

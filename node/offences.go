@@ -17,8 +17,12 @@ import (
 // parent, who can execute the block again. The node keeps the last maxOffences, logs each at
 // WARN, counts them by validator and serves them at GET /v1/offences.
 
-// maxOffences bounds the invalid proposals kept for GET /v1/offences.
-const maxOffences = 64
+// maxOffences and maxOffenceBytes (of the blocks they carry) bound the invalid proposals kept for
+// GET /v1/offences; the oldest go first.
+const (
+	maxOffences     = 64
+	maxOffenceBytes = 64 << 20
+)
 
 // maxEarlyProposals bounds the signed proposals kept while the core buffers them for a height it
 // has not entered: a leader may propose a moment before this node has committed the height below.
@@ -43,12 +47,16 @@ type Offence struct {
 
 // offenceLog keeps the last offences, newest last. The loop adds, the API reads.
 type offenceLog struct {
-	mu    sync.Mutex
-	list  []Offence
-	limit int
+	mu         sync.Mutex
+	list       []Offence
+	bytes      int // of the kept proposals' values
+	limit      int
+	limitBytes int
 }
 
-func newOffenceLog(limit int) *offenceLog { return &offenceLog{limit: limit} }
+func newOffenceLog(limit, limitBytes int) *offenceLog {
+	return &offenceLog{limit: limit, limitBytes: limitBytes}
+}
 
 // add keeps o unless the same leader's offence for its slot is kept already.
 func (l *offenceLog) add(o Offence) bool {
@@ -57,10 +65,12 @@ func (l *offenceLog) add(o Offence) bool {
 	if l.caughtLocked(o.Height, o.View, o.ValidatorIndex) {
 		return false
 	}
-	if len(l.list) >= l.limit {
-		l.list = slices.Delete(l.list, 0, len(l.list)-l.limit+1)
-	}
 	l.list = append(l.list, o)
+	l.bytes += len(o.Message.Value)
+	for len(l.list) > l.limit || len(l.list) > 1 && l.bytes > l.limitBytes {
+		l.bytes -= len(l.list[0].Message.Value)
+		l.list = slices.Delete(l.list, 0, 1)
+	}
 	return true
 }
 

@@ -363,3 +363,29 @@ func TestUndecidedProposalLeavesTxsPending(t *testing.T) {
 		}
 	}
 }
+
+// The offence log keeps one offence per leader and slot, and the newest within its count and
+// byte bounds.
+func TestOffenceLogBounds(t *testing.T) {
+	l := newOffenceLog(3, 100)
+	off := func(h uint64, from uint32, size int) Offence {
+		return Offence{Height: h, ValidatorIndex: from, Message: consensus.Message{Value: make([]byte, size)}}
+	}
+	if !l.add(off(1, 1, 10)) || l.add(off(1, 1, 10)) || !l.add(off(1, 2, 10)) {
+		t.Fatal("one offence per leader and slot")
+	}
+	for h := uint64(2); h <= 4; h++ {
+		l.add(off(h, 1, 10))
+	}
+	if got := l.all(); len(got) != 3 || got[0].Height != 2 || l.caught(1, 0, 1) || !l.caught(4, 0, 1) {
+		t.Fatalf("after 5 offences in a log of 3: %d kept, oldest at height %d", len(got), got[0].Height)
+	}
+	l.add(off(5, 1, 90))
+	if got := l.all(); len(got) != 2 || got[0].Height != 4 || l.bytes != 100 {
+		t.Fatalf("byte bound: %d kept (%d bytes)", len(got), l.bytes)
+	}
+	l.add(off(6, 1, 500)) // larger than the bound alone: kept, alone
+	if got := l.all(); len(got) != 1 || got[0].Height != 6 {
+		t.Fatalf("an offence larger than the byte bound: %d kept", len(got))
+	}
+}
