@@ -63,12 +63,13 @@ func (e *executedBlocks) put(c executedBlock) {
 	e.list = append(e.list, c)
 }
 
-// take removes and returns the candidate whose digest is that of value, if it is kept.
+// take returns the candidate whose digest is that of value, if it is kept, for the commit of
+// height, and forgets every candidate: once height is committed none fits the tip.
 func (e *executedBlocks) take(value []byte, height uint64) *executedBlock {
 	d := consensus.DigestOf(value)
+	defer func() { clear(e.list); e.list = e.list[:0] }()
 	for i := range e.list {
 		if c := e.list[i]; c.digest == d && c.staged.Result.Height == height {
-			e.list = slices.Delete(e.list, i, i+1)
 			return &c
 		}
 	}
