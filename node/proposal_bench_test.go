@@ -21,14 +21,13 @@ func BenchmarkBlockCheckAndCommit(b *testing.B) {
 			name = "check+commit"
 		}
 		b.Run(name, func(b *testing.B) {
-			t := &testing.T{}
-			c, n := validatorOfSyncChain(t)
+			c, n := validatorOfSyncChain(b)
 			signed := make([][][]byte, b.N)
 			nonce := uint64(0)
 			for i := range signed {
 				signed[i] = make([][]byte, txsPerBlock)
 				for j := range signed[i] {
-					signed[i][j] = transfer(t, c.gen.ChainID, c.payer, nonce, state.Address{byte(j), byte(j >> 8), 1}, 1)
+					signed[i][j] = transfer(b, c.gen.ChainID, c.payer, nonce, state.Address{byte(j), byte(j >> 8), 1}, 1)
 					n.sigs.add(state.HashTx(signed[i][j]))
 					nonce++
 				}
@@ -38,7 +37,7 @@ func BenchmarkBlockCheckAndCommit(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				// Built here: each block's header names the state after the last.
 				b.StopTimer()
-				value := nextValue(t, n, 1, signed[i])
+				value := nextValue(b, n, n.leadersAt(n.blocks.Height()+1).leader, signed[i])
 				h := n.blocks.Height() + 1
 				cert := certify(c.gen.ChainID, c.valKeys[:3], h, consensus.DigestOf(value))
 				cpu0 := processCPU()

@@ -19,7 +19,7 @@ import (
 // validatorOfSyncChain opens, without running it, the node of validator 0 ("a") of a 4-validator
 // chain whose other keys the test holds: the test steps signed messages into its core as the
 // loop would, and plays the other validators, hostile ones included.
-func validatorOfSyncChain(t *testing.T) (*syncChain, *Node) {
+func validatorOfSyncChain(t testing.TB) (*syncChain, *Node) {
 	t.Helper()
 	c := newSyncChain(t)
 	home := c.home(t)
