@@ -259,6 +259,16 @@ func TestCertifiedBlockWithFailingTxsExecuted(t *testing.T) {
 	if st := txStatus(t, n, descending[4]); st.Status != TxCommitted {
 		t.Fatalf("nonce 0: %+v", st)
 	}
+	// The event stream says which failed in the block, and why.
+	failed := 0
+	if _, err := n.blockEvents(1, 0, true, func(ev *streamEvent) error {
+		if tx, ok := ev.data.(*TxEventJSON); ok && tx.Status == EventTxFailed && strings.Contains(tx.Error, "ahead") {
+			failed++
+		}
+		return nil
+	}); err != nil || failed != 4 {
+		t.Fatalf("block 1's events: %d failed, want 4 (%v)", failed, err)
+	}
 	for _, raw := range descending[:4] {
 		if st := txStatus(t, n, raw); st.Status != TxPending || !n.pool.Has(state.HashTx(raw)) {
 			t.Fatalf("a transaction whose nonce was ahead: %+v, want pending", st)
