@@ -399,3 +399,36 @@ func TestOffenceLogBounds(t *testing.T) {
 		t.Fatalf("an offence larger than the byte bound: %d kept", len(got))
 	}
 }
+
+// A new view's leader that proposes, inside its NEW-VIEW, a block a correct leader could not have
+// made is refused and put on record like a view-0 leader, by its signed pre-prepare.
+func TestBadOrderNewViewRefusedAndRecorded(t *testing.T) {
+	c, n := validatorOfSyncChain(t)
+	for n.core.Status().View == 0 {
+		n.core.Tick()
+	}
+	drain(t, n)
+	leader := n.core.Status().Leader
+	if leader == 0 {
+		t.Fatal("the node under test leads view 1")
+	}
+	var vcs []consensus.Message
+	for i := uint32(1); i < 4; i++ {
+		vc := consensus.Message{Type: consensus.MsgViewChange, Height: 1, View: 1, From: i}
+		consensus.Sign(n.chainID, c.valKeys[i], &vc)
+		vcs = append(vcs, vc)
+	}
+	bad := nextValue(t, n, leader, c.payments(t, 1, 0))
+	pp := prePrepare(n.chainID, c.valKeys[leader], leader, 1, 1, bad)
+	nv := &consensus.Message{Type: consensus.MsgNewView, Height: 1, View: 1, From: leader, Digest: pp.Digest,
+		ViewChanges: vcs, Proposal: pp}
+	consensus.Sign(n.chainID, c.valKeys[leader], nv)
+	if err := n.stepMessage(nv); !errors.Is(err, ErrTxWouldFail) {
+		t.Fatalf("new view with descending nonces: %v, want ErrTxWouldFail", err)
+	}
+	list := n.badProposals.all()
+	if len(list) != 1 || list[0].ValidatorIndex != leader || list[0].View != 1 || list[0].Message.Type != consensus.MsgPrePrepare ||
+		consensus.VerifyMessage(n.chainID, n.validatorsAt(1), &list[0].Message) != nil {
+		t.Fatalf("offences %d, want the new view's signed pre-prepare", len(list))
+	}
+}
