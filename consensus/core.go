@@ -453,7 +453,11 @@ func (c *Core) stepFuture(m *Message) error {
 // stepDecision adopts a certified value. Precondition: m is a decision for c.height whose
 // certificate has been verified, and the core is open.
 func (c *Core) stepDecision(m *Message) error {
-	if err := c.app.CheckProposal(m.Height, m.Value); err != nil {
+	check := c.app.CheckProposal
+	if d, ok := c.app.(DecisionChecker); ok {
+		check = d.CheckDecision
+	}
+	if err := check(m.Height, m.Value); err != nil {
 		// A quorum committed a value our application rejects: our state or software differs from
 		// theirs. Nothing in consensus can fix that; the node should alert.
 		return fmt.Errorf("%w: certified value for height %d: %w", ErrInvalidValue, m.Height, err)

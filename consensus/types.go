@@ -125,6 +125,14 @@ type Application interface {
 	CheckProposal(height uint64, value []byte) error
 }
 
+// DecisionChecker is an Application that judges a certified value (a Decision's, which a quorum
+// has committed) by its own rule, instead of CheckProposal's: a proposal may be refused for what
+// a correct leader would not propose, but a decided value is final, and refusing it only leaves
+// this node behind. Optional; without it a Decision's value goes through CheckProposal.
+type DecisionChecker interface {
+	CheckDecision(height uint64, value []byte) error
+}
+
 // Committed is a decided value with the certificate that proves it.
 type Committed struct {
 	Height      uint64

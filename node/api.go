@@ -60,6 +60,7 @@ func (n *Node) apiHandler() http.Handler {
 	n.eventRoutes(mux) // GET /v1/events: events.go
 	mux.HandleFunc("GET /v1/status", n.handleStatus)
 	mux.HandleFunc("GET /v1/evidence", n.handleEvidence)
+	mux.HandleFunc("GET /v1/offences", n.handleOffences)
 	mux.HandleFunc("GET /v1/peers", n.handlePeers)
 	mux.HandleFunc("POST /v1/evidence", n.handleSubmitEvidence)
 	n.healthRoutes(mux) // /healthz, /readyz and the older /health: api_health.go
@@ -183,7 +184,9 @@ func (n *Node) handleTx(w http.ResponseWriter, r *http.Request) {
 		n.writeInternalError(w, "looking up transaction "+h.String(), err)
 		return
 	}
-	if err == nil && loc.Height <= n.executedHeight() {
+	// A transaction a certified block rejected for a nonce ahead of its sender's stays pending
+	// (see execute): until it passes, pending is what it is.
+	if err == nil && loc.Height <= n.executedHeight() && (loc.Error == "" || !n.pool.Has(h)) {
 		out.Height, out.Index = loc.Height, int(loc.Index)
 		out.Status, out.Error = TxCommitted, loc.Error
 		if loc.Error != "" {

@@ -168,6 +168,28 @@ type EvidenceListResponse struct {
 	Evidence []EvidenceJSON `json:"evidence"`
 }
 
+// OffenceJSON is a signed proposal this node refused because a transaction in it would fail: what
+// a correct leader leaves out. Validator (ValidatorIndex in the set of Height) signed Message, the
+// hex of its encoded consensus PrePrepare with the block, for (Height, View); anyone holding the
+// chain up to Height-1 can check the signature and execute the block to see Reason again. Seen is
+// when this node refused it (RFC 3339).
+type OffenceJSON struct {
+	Validator      string `json:"validator"`
+	ValidatorIndex uint32 `json:"validator_index"`
+	Height         uint64 `json:"height"`
+	View           uint64 `json:"view"`
+	Digest         string `json:"digest"`
+	Reason         string `json:"reason"`
+	Message        string `json:"message"`
+	Seen           string `json:"seen"`
+}
+
+// OffencesResponse answers GET /v1/offences: the last invalid proposals this node refused, oldest
+// first (at most 64; kept in memory, not across restarts).
+type OffencesResponse struct {
+	Offences []OffenceJSON `json:"offences"`
+}
+
 // StatusResponse answers GET /v1/status.
 type StatusResponse struct {
 	ChainID       string `json:"chain_id"`

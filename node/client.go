@@ -178,6 +178,13 @@ func (c *Client) Evidence(ctx context.Context) (EvidenceListResponse, error) {
 	return out, err
 }
 
+// Offences lists the invalid proposals the node refused (GET /v1/offences).
+func (c *Client) Offences(ctx context.Context) (OffencesResponse, error) {
+	var out OffencesResponse
+	err := c.do(ctx, http.MethodGet, "/v1/offences", nil, &out)
+	return out, err
+}
+
 // Peers lists the node's connected peers (GET /v1/peers).
 func (c *Client) Peers(ctx context.Context) (PeersResponse, error) {
 	var out PeersResponse

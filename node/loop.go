@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"time"
 
 	"github.com/guild-ledger/guild/consensus"
@@ -39,7 +38,7 @@ func (n *Node) loop(ctx context.Context) error {
 				n.log.Debug("pre-prepare received", "height", msg.Height, "bytes", len(msg.Value))
 			}
 			n.noteHeard(msg)
-			if err := n.core.Step(*msg); err != nil {
+			if err := n.stepMessage(msg); err != nil {
 				n.log.Debug("consensus message refused", "type", msg.Type, "height", msg.Height,
 					"from", msg.From, "err", err)
 				if errors.Is(err, consensus.ErrFutureHeight) {
@@ -101,7 +100,7 @@ func (n *Node) loop(ctx context.Context) error {
 				}
 				continue
 			}
-			n.core.Advance()
+			n.advanceCore()
 			// Entering the next height names its leader by the schedule, which the Ready
 			// before it could not; the API reads the status from the snapshot.
 			st := n.core.Status()
@@ -131,6 +130,13 @@ func (n *Node) maybePropose(slot *consensus.ProposalRequest, since time.Time, em
 		}
 		t = n.lastTime + 1
 	}
+	txs, staged, err := n.leaveOutFailing(state.BlockInfo{Height: slot.Height, TimeMs: t}, txs)
+	if err != nil {
+		return err
+	}
+	if len(txs) == 0 && len(evs) == 0 && time.Since(since) < emptyAfter {
+		return errNothingToPropose
+	}
 	b := Block{
 		Header: Header{
 			ChainID:   n.chainID,
@@ -156,6 +162,9 @@ func (n *Node) maybePropose(slot *consensus.ProposalRequest, since time.Time, em
 	if err != nil {
 		return err
 	}
+	// The execution just done is the block's: CheckProposal (in Propose) checks the rest, and
+	// commit reuses it.
+	n.executed.put(executedBlock{digest: consensus.DigestOf(value), block: &b, staged: staged, failed: failure(staged)})
 	n.log.Debug("proposing", "height", slot.Height, "txs", len(txs), "bytes", len(value),
 		"waited", time.Since(since))
 	err = n.core.Propose(slot.Height, slot.View, value)
@@ -212,51 +221,6 @@ func (n *Node) handleReady(rd consensus.Ready) error {
 	return nil
 }
 
-// CheckProposal implements consensus.Application: is value a valid next block on our tip? It runs
-// on the loop, after the previous block has been executed.
-func (n *Node) CheckProposal(height uint64, value []byte) error {
-	b, err := DecodeBlock(value)
-	if err != nil {
-		return err
-	}
-	h := &b.Header
-	switch {
-	case h.ChainID != n.chainID:
-		return fmt.Errorf("%w: chain ID %q", ErrBadBlock, h.ChainID)
-	case h.Height != height:
-		return fmt.Errorf("%w: header height %d for height %d", ErrBadBlock, h.Height, height)
-	case height != n.blocks.Height()+1:
-		return fmt.Errorf("%w: height %d does not follow %d", ErrBadBlock, height, n.blocks.Height())
-	case h.PrevHash != n.lastHash:
-		return fmt.Errorf("%w: parent %s is not the tip %s", ErrBadBlock, h.PrevHash, n.lastHash)
-	case h.StateRoot != n.st.Root():
-		return fmt.Errorf("%w: state root %s, ours %s", ErrBadBlock, h.StateRoot, n.st.Root())
-	case h.Time <= n.lastTime:
-		return fmt.Errorf("%w: time %d not after the parent's %d", ErrBadBlock, h.Time, n.lastTime)
-	case int(h.Proposer) >= len(n.validatorsAt(height).Validators):
-		return fmt.Errorf("%w: proposer index %d out of range", ErrBadBlock, h.Proposer)
-	case len(b.Txs) > n.params.maxBlockTxs:
-		return fmt.Errorf("%w: %d transactions, the consortium's limit is %d", ErrBadBlock, len(b.Txs), n.params.maxBlockTxs)
-	}
-	if turn := n.leadersAt(height); h.Leader != turn.leader || !slices.Equal(h.Skips, turn.skips) {
-		return fmt.Errorf("%w: leader schedule (leader %d, skips %v) is not ours (leader %d, skips %v)",
-			ErrBadBlock, h.Leader, h.Skips, turn.leader, turn.skips)
-	}
-	if err := n.checkBlockEvidence(height, b.Evidence); err != nil {
-		return err
-	}
-	seen := make(map[state.Hash]struct{}, len(b.Txs))
-	for i, tx := range b.Txs {
-		th := state.HashTx(tx)
-		if _, dup := seen[th]; dup {
-			return fmt.Errorf("%w: transaction %d repeats %s", ErrBadBlock, i, th)
-		}
-		seen[th] = struct{}{}
-	}
-	n.lastDecoded.digest, n.lastDecoded.block = consensus.DigestOf(value), b
-	return nil
-}
-
 // commit stores a decided block (before executing it: see recover), executes it and tells waiters.
 func (n *Node) commit(c consensus.Committed) error {
 	start := time.Now()
@@ -270,7 +234,7 @@ func (n *Node) commit(c consensus.Committed) error {
 		}
 	}
 	saved := time.Since(start)
-	if err := n.execute(c.Height, c.Value, n.lastDecoded.blockFor(c.Value)); err != nil {
+	if err := n.execute(c.Height, c.Value, n.executed.take(c.Value, c.Height)); err != nil {
 		return err
 	}
 	n.commits.publish()
@@ -288,40 +252,46 @@ func (n *Node) commit(c consensus.Committed) error {
 	return nil
 }
 
-// decodedBlock is a block decoded by CheckProposal, kept for the commit that usually follows.
-type decodedBlock struct {
-	digest consensus.Digest
-	block  *Block
-}
-
-func (d *decodedBlock) blockFor(value []byte) *Block {
-	if d.block != nil && d.digest == consensus.DigestOf(value) {
-		return d.block
-	}
-	return nil
-}
-
-// execute applies a stored block to the state, records the results and settles the mempool.
-func (n *Node) execute(height uint64, value []byte, b *Block) error {
-	if b == nil {
-		var err error
-		if b, err = DecodeBlock(value); err != nil {
-			return err
+// execute applies a stored block to the state, records the results and settles the mempool. When
+// the block was executed already (ex, by CheckProposal or maybePropose) on this tip, that result
+// is committed instead of executing the block again.
+func (n *Node) execute(height uint64, value []byte, ex *executedBlock) error {
+	var (
+		b   *Block
+		res *state.BlockResult
+		err error
+	)
+	if ex != nil {
+		b = ex.block
+		res, err = n.st.CommitStaged(ex.staged)
+		if errors.Is(err, state.ErrStaleStaged) {
+			res, err = nil, nil // not this tip's after all: execute it below
 		}
+	} else if b, err = DecodeBlock(value); err != nil {
+		return err
 	}
-	res, err := n.st.ApplyBlock(state.BlockInfo{Height: height, TimeMs: b.Header.Time}, b.Txs, n.sigs)
+	if err == nil && res == nil {
+		res, err = n.st.ApplyBlock(state.BlockInfo{Height: height, TimeMs: b.Header.Time}, b.Txs, n.sigs)
+	}
 	if err != nil {
 		return err
 	}
 	stored := make([]StoredResult, len(res.Results))
-	hashes := make([]state.Hash, len(res.Results))
+	settled := make([]state.Hash, 0, len(res.Results))
 	applied := 0
 	for i, r := range res.Results {
-		stored[i].Hash, hashes[i] = r.Hash, r.Hash
-		if r.Err != nil {
-			stored[i].Error = r.Err.Error()
-		} else {
+		stored[i].Hash = r.Hash
+		switch {
+		case r.Err == nil:
 			applied++
+			settled = append(settled, r.Hash)
+		case errors.Is(r.Err, state.ErrNonceAhead):
+			// Only a certified block can hold one (a correct leader leaves it out): it may
+			// still pass once the nonce before it is used, so it stays pending.
+			stored[i].Error = r.Err.Error()
+		default:
+			stored[i].Error = r.Err.Error()
+			settled = append(settled, r.Hash)
 		}
 	}
 	if err := n.blocks.SaveResults(height, stored); err != nil {
@@ -331,7 +301,7 @@ func (n *Node) execute(height uint64, value []byte, b *Block) error {
 	// one pending or committed, never neither.
 	n.served.Store(height)
 	n.health.blockApplied(b.Header.Time)
-	n.pool.Update(hashes, n.nonceOf)
+	n.pool.Update(settled, n.nonceOf)
 	n.evidence.Update(height, b.Evidence)
 	n.metrics.evidenceCommitted.Add(float64(len(b.Evidence)))
 	n.metrics.evidencePending.Set(float64(n.evidence.Size()))

@@ -2,6 +2,7 @@ package node
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/guild-ledger/guild/state"
@@ -30,6 +31,9 @@ type Mempool struct {
 	order    []state.Address // senders with pending txs, by first arrival
 	limit    int
 	notify   chan struct{}
+	// superseded, when set, hears of each transaction dropped because another transaction of its
+	// sender used its nonce, with why.
+	superseded func(h state.Hash, reason string)
 }
 
 // NewMempool makes a mempool holding at most limit transactions.
@@ -120,7 +124,7 @@ func (m *Mempool) Reap(maxTxs, maxBytes int, nonceOf func(state.Address) uint64)
 			// node's transaction with the same nonce), so it does not wait here for ever.
 			for n, p := range q {
 				if n < next {
-					m.removeLocked(p)
+					m.supersedeLocked(p, next)
 				}
 			}
 		}
@@ -139,8 +143,9 @@ func (m *Mempool) Reap(maxTxs, maxBytes int, nonceOf func(state.Address) uint64)
 	return out
 }
 
-// Update removes what a committed block settled: its transactions, applied or rejected, and every
-// pending transaction of the accounts it touched whose nonce is now used.
+// Update removes what a committed block settled: the transactions it applied or rejected for
+// good (committed), and every pending transaction of the accounts they touched whose nonce is now
+// used. Nothing else leaves: a proposal that is not decided takes nothing out of the pool.
 func (m *Mempool) Update(committed []state.Hash, nonceOf func(state.Address) uint64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -155,20 +160,48 @@ func (m *Mempool) Update(committed []state.Hash, nonceOf func(state.Address) uin
 		next := nonceOf(from)
 		for n, p := range m.bySender[from] {
 			if n < next {
-				m.removeLocked(p)
+				m.supersedeLocked(p, next)
 			}
 		}
 	}
 	if len(touched) > 0 {
-		kept := m.order[:0]
-		for _, from := range m.order {
-			if len(m.bySender[from]) > 0 {
-				kept = append(kept, from)
-			} else {
-				delete(m.bySender, from)
-			}
+		m.compactLocked()
+	}
+}
+
+// Remove takes out transactions that can never pass (a leader found them failing).
+func (m *Mempool) Remove(hashes []state.Hash) {
+	if len(hashes) == 0 {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, h := range hashes {
+		if p, ok := m.byHash[h]; ok {
+			m.removeLocked(p)
 		}
-		m.order = kept
+	}
+	m.compactLocked()
+}
+
+// compactLocked forgets senders left with nothing pending.
+func (m *Mempool) compactLocked() {
+	kept := m.order[:0]
+	for _, from := range m.order {
+		if len(m.bySender[from]) > 0 {
+			kept = append(kept, from)
+		} else {
+			delete(m.bySender, from)
+		}
+	}
+	m.order = kept
+}
+
+// supersedeLocked drops p, whose nonce a committed transaction used (next is its sender's next).
+func (m *Mempool) supersedeLocked(p *pendingTx, next uint64) {
+	m.removeLocked(p)
+	if m.superseded != nil {
+		m.superseded(p.hash, fmt.Sprintf("%v: nonce %d already used by another transaction (next is %d)", state.ErrBadNonce, p.nonce, next))
 	}
 }
 

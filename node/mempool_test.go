@@ -2,6 +2,7 @@ package node
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/guild-ledger/guild/state"
@@ -100,5 +101,36 @@ func TestMempoolNextNonceCountsTheUnbrokenRunOfPending(t *testing.T) {
 	}
 	if got := m.NextNonce(other, 9); got != 9 {
 		t.Errorf("account with nothing pending: %d, want its committed nonce 9", got)
+	}
+}
+
+// A transaction whose nonce another one used leaves with the reason, for GET /v1/txs/{hash};
+// Remove takes out exactly what it is given; Reap takes nothing out.
+func TestMempoolSupersededAndRemoved(t *testing.T) {
+	m := NewMempool(10)
+	why := map[state.Hash]string{}
+	m.superseded = func(h state.Hash, reason string) { why[h] = reason }
+	nonces := map[state.Address]uint64{}
+	nonceOf := func(a state.Address) uint64 { return nonces[a] }
+	var hashes []state.Hash
+	for n := uint64(0); n < 3; n++ {
+		raw, h, tx := pendingFor(1, n, 0)
+		if err := m.Add(raw, h, tx); err != nil {
+			t.Fatal(err)
+		}
+		hashes = append(hashes, h)
+	}
+	if got := m.Reap(10, 1<<20, nonceOf); len(got) != 3 || m.Size() != 3 {
+		t.Fatalf("Reap gave %d and left %d, want 3 and 3", len(got), m.Size())
+	}
+	// A block applied another transaction with nonce 0, and this pool's nonce 1.
+	nonces[state.Address{1}] = 2
+	m.Update([]state.Hash{hashes[1]}, nonceOf)
+	if m.Has(hashes[0]) || !strings.Contains(why[hashes[0]], "already used") || len(why) != 1 {
+		t.Fatalf("superseded nonce 0: pending %v, reasons %q", m.Has(hashes[0]), why)
+	}
+	m.Remove([]state.Hash{hashes[2]})
+	if m.Size() != 0 || len(m.order) != 0 || len(m.bySender) != 0 {
+		t.Fatalf("empty pool keeps senders: order %d, bySender %d", len(m.order), len(m.bySender))
 	}
 }

@@ -31,6 +31,10 @@ type metrics struct {
 	outOfWindow     *prometheus.CounterVec
 	leaderSkips     prometheus.Counter
 	leadersSkipped  prometheus.Gauge
+	// invalidProposals counts, by leader, signed proposals refused because a transaction in them
+	// would fail; txsLeftOut the transactions this node's own proposals left out for failing.
+	invalidProposals *prometheus.CounterVec
+	txsLeftOut       prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -70,8 +74,13 @@ func newMetrics() *metrics {
 			Help: "Turns a scheduled leader missed (another validator built the block of its height); each passes it over as leader for a while."}),
 		leadersSkipped: prometheus.NewGauge(prometheus.GaugeOpts{Name: "guild_consensus_leaders_skipped",
 			Help: "Validators passed over as leader at the next height for having missed a turn recently."}),
+		invalidProposals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "guild_consensus_invalid_proposals_total",
+			Help: "Signed proposals refused because a transaction in them would fail (a correct leader leaves those out), by leader; see GET /v1/offences."}, []string{"validator"}),
+		txsLeftOut: prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_txs_left_out_total",
+			Help: "Transactions this node, as leader, left out of its proposals because they would fail (rejected, or waiting on an earlier nonce)."}),
 	}
-	m.reg.MustRegister(m.invalidMessages, m.outOfWindow, m.leaderSkips, m.leadersSkipped, m.roundsPerHeight, m.evidenceCaught, m.evidenceCommitted, m.evidencePending,
+	m.reg.MustRegister(m.invalidMessages, m.outOfWindow, m.leaderSkips, m.leadersSkipped, m.invalidProposals, m.txsLeftOut,
+		m.roundsPerHeight, m.evidenceCaught, m.evidenceCommitted, m.evidencePending,
 		m.height, m.blocks, m.txsApplied, m.txsRejected, m.mempool, m.commitSeconds, m.heightSeconds, m.view, m.viewChanges,
 		m.gossipDropped, m.sendDropped, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -75,8 +75,15 @@ type Node struct {
 	turn       leaderTurn
 	skippedNow atomic.Pointer[[]uint32]
 	lastCommit time.Time // when the last block was committed, for guild_height_seconds
-	// lastDecoded caches the block CheckProposal last decoded, so a commit need not decode it again.
-	lastDecoded decodedBlock
+	// executed holds the candidate blocks executed on the tip (by CheckProposal or maybePropose),
+	// so that the one decided is committed without being executed again.
+	executed executedBlocks
+	// refusals are the proposals CheckProposal refused for a failing transaction since the loop
+	// last looked; early the signed proposals buffered by the core for a height it had not
+	// entered. Together they name the leader of a refused proposal (offences.go).
+	refusals     []refusal
+	early        []consensus.Message
+	badProposals *offenceLog // GET /v1/offences
 
 	snapshot atomic.Pointer[consensus.Status]
 	health   nodeHealth // stalls, store faults, disk space: health.go
@@ -120,19 +127,21 @@ func New(home string, logger *slog.Logger) (*Node, error) {
 	n := &Node{
 		cfg: cfg, home: home, gen: gen, log: logger, chainID: gen.ChainID,
 		self: -1, nodeKey: nodeKey, valKey: valKey,
-		pool:     NewMempool(cfg.Mempool.Size),
-		evidence: NewEvidencePool(),
-		sigs:     newSigCache(1 << 20),
-		rejected: newReasonCache(1 << 16),
-		metrics:  newMetrics(),
-		farViews: authorBuckets{rate: farViewChangesPerSec},
-		admitCh:  make(chan *admitReq, 8192),
-		gossipCh: make(chan []byte, 65536),
-		sendCh:   make(chan []byte, 4096),
-		syncCh:   make(chan *syncApply),
-		up:       make(chan struct{}),
-		stopping: make(chan struct{}),
+		pool:         NewMempool(cfg.Mempool.Size),
+		evidence:     NewEvidencePool(),
+		sigs:         newSigCache(1 << 20),
+		rejected:     newReasonCache(1 << 16),
+		badProposals: newOffenceLog(maxOffences, maxOffenceBytes),
+		metrics:      newMetrics(),
+		farViews:     authorBuckets{rate: farViewChangesPerSec},
+		admitCh:      make(chan *admitReq, 8192),
+		gossipCh:     make(chan []byte, 65536),
+		sendCh:       make(chan []byte, 4096),
+		syncCh:       make(chan *syncApply),
+		up:           make(chan struct{}),
+		stopping:     make(chan struct{}),
 	}
+	n.pool.superseded = n.rejected.put
 	if n.peerID, err = p2p.PeerIDFromKey(nodeKey); err != nil {
 		return nil, err
 	}

@@ -216,7 +216,7 @@ func TestAPIRefusesBadInput(t *testing.T) {
 }
 
 // transfer signs and encodes a transfer of amount from key's account to to.
-func transfer(t *testing.T, chainID string, key ed25519.PrivateKey, nonce uint64, to state.Address, amount uint64) []byte {
+func transfer(t testing.TB, chainID string, key ed25519.PrivateKey, nonce uint64, to state.Address, amount uint64) []byte {
 	t.Helper()
 	from := state.AddressFromPubKey(key.Public().(ed25519.PublicKey))
 	tx, err := state.SignTx(state.TxBody{ChainID: chainID, From: from, Nonce: nonce,

@@ -368,7 +368,7 @@ func (s *syncer) fetchVerified(ctx context.Context, p string, from uint64, prev 
 // certificate against the validator set at its height and for the block's hash, and each header
 // (chain ID, height, parent hash; the transactions hash in DecodeBlock). It returns the verified
 // prefix and, if a block failed, why. The state root and time are checked against the state when
-// the loop applies them (CheckProposal).
+// the loop applies them (CheckDecision).
 func (s *syncer) verify(from uint64, prev state.Hash, got []p2p.SyncedBlock) ([]syncedBlock, error) {
 	out := make([]syncedBlock, 0, len(got))
 	for i := range got {
@@ -483,7 +483,7 @@ func (n *Node) applySynced(blocks []syncedBlock) (applied int, local, fatal erro
 				return applied, fmt.Errorf("%w: block %d: %w", ErrSyncBadBlock, b.height, err), nil
 			}
 		}
-		if err := n.CheckProposal(b.height, b.value); err != nil {
+		if err := n.CheckDecision(b.height, b.value); err != nil {
 			return applied, fmt.Errorf("%w: block %d: %w", errSyncLocal, b.height, err), nil
 		}
 		if err := n.commit(consensus.Committed{Height: b.height, Value: b.value, Certificate: b.cert}); err != nil {

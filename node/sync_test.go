@@ -23,7 +23,7 @@ type syncChain struct {
 	payer   ed25519.PrivateKey
 }
 
-func newSyncChain(t *testing.T) *syncChain {
+func newSyncChain(t testing.TB) *syncChain {
 	t.Helper()
 	c := &syncChain{gen: &Genesis{ChainID: "sync-test", GenesisTime: time.Now().UTC().Truncate(time.Second)}}
 	for i := range 4 {
@@ -41,7 +41,7 @@ func newSyncChain(t *testing.T) *syncChain {
 }
 
 // home makes an observer's home (its validator key is in no validator set) on this chain.
-func (c *syncChain) home(t *testing.T) string {
+func (c *syncChain) home(t testing.TB) string {
 	t.Helper()
 	home := t.TempDir()
 	if _, err := InitHome(home, "sync"); err != nil {

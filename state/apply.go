@@ -30,7 +30,8 @@ type TxResult struct {
 // ApplyBlock executes the transactions of block blk.Height, which must be Height()+1, in order,
 // and commits the result in one durable batch with the new height, time and root: after a crash
 // the store holds either the state before the block or the state after it. blk.TimeMs is the
-// block header's time; records note it and claims expire by it.
+// block header's time; records note it and claims expire by it. It is ExecuteBlock followed by
+// CommitStaged.
 //
 // Each transaction must not repeat (by hash) an earlier transaction of the block, must decode
 // (DecodeTx), be for this chain, carry valid signatures (not checked again when
@@ -46,9 +47,70 @@ type TxResult struct {
 // wrong height, before genesis, or when the store fails (a read, or the commit); then nothing was
 // applied (and after a failed commit the State refuses further blocks until it is reopened).
 func (s *State) ApplyBlock(blk BlockInfo, txs [][]byte, cache SigCache) (*BlockResult, error) {
-	height := blk.Height
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
+	staged, err := s.execute(blk, txs, cache)
+	if err != nil {
+		return nil, err
+	}
+	return s.commitStaged(staged)
+}
+
+// ErrStaleStaged refuses to commit a Staged block that was executed on another tip (or another
+// State), or that was committed already.
+var ErrStaleStaged = errors.New("state: staged block does not follow the current tip")
+
+// Staged is a block executed on the state but not committed: what ApplyBlock would commit, held
+// in memory. A node executes a proposal once, to judge it before voting, and commits the same
+// Staged if the block is decided, instead of executing it again. It stays valid while the tip it
+// was executed on is the State's tip; then CommitStaged makes exactly the bytes, root and results
+// that ApplyBlock would have.
+type Staged struct {
+	// Result is the block's outcome: its root and every transaction's result, as ApplyBlock
+	// returns them. Callers must not modify it.
+	Result *BlockResult
+
+	s         *State
+	blk       BlockInfo
+	parent    Hash // the root of the tip it was executed on
+	ws        *writeSet
+	accts     []overlayAccount
+	committed bool
+}
+
+// Failed returns the index of the first transaction the block rejects, or -1 if it applies all.
+func (st *Staged) Failed() int {
+	for i := range st.Result.Results {
+		if st.Result.Results[i].Err != nil {
+			return i
+		}
+	}
+	return -1
+}
+
+// ExecuteBlock runs block blk on the current tip exactly as ApplyBlock would, and returns the
+// outcome without writing anything: the store, the tip and what readers see are unchanged. Its
+// errors are ApplyBlock's, but for those of the commit. Execute as many candidates as needed;
+// commit at most one of them (CommitStaged), and only while the tip has not moved.
+func (s *State) ExecuteBlock(blk BlockInfo, txs [][]byte, cache SigCache) (*Staged, error) {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	return s.execute(blk, txs, cache)
+}
+
+// CommitStaged commits a block that ExecuteBlock ran on this State's current tip, in one durable
+// batch, as ApplyBlock does, and returns its result. A Staged of another tip is refused with
+// ErrStaleStaged, changing nothing.
+func (s *State) CommitStaged(staged *Staged) (*BlockResult, error) {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	return s.commitStaged(staged)
+}
+
+// execute runs a block into an overlay. Precondition: s.applyMu is held (the account cache is
+// filled only under it).
+func (s *State) execute(blk BlockInfo, txs [][]byte, cache SigCache) (*Staged, error) {
+	height := blk.Height
 	if s.halted != nil {
 		return nil, s.halted
 	}
@@ -81,14 +143,29 @@ func (s *State) ApplyBlock(blk BlockInfo, txs [][]byte, cache SigCache) (*BlockR
 	ws := ov.writeSet()
 	ov.recordWrites(ws)
 	res.Root = computeRoot(t.root, height, ws)
-	last, err := encodeLastResults(res)
+	return &Staged{Result: res, s: s, blk: blk, parent: t.root, ws: ws, accts: ov.accts}, nil
+}
+
+// commitStaged writes a staged block. Precondition: s.applyMu is held. Nothing but a commit
+// moves the tip, and the store's state changes only with the tip, so a Staged executed on the
+// current tip (same height and root) read exactly what the store holds now.
+func (s *State) commitStaged(st *Staged) (*BlockResult, error) {
+	if s.halted != nil {
+		return nil, s.halted
+	}
+	t := s.tip.Load()
+	if st == nil || st.s != s || st.committed || !t.initialised || st.blk.Height != t.height+1 || st.parent != t.root {
+		return nil, ErrStaleStaged
+	}
+	last, err := encodeLastResults(st.Result)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.commit(ws, height, blk.TimeMs, res.Root, ov.accts, keyLastResults, last); err != nil {
+	st.committed = true
+	if err := s.commit(st.ws, st.blk.Height, st.blk.TimeMs, st.Result.Root, st.accts, keyLastResults, last); err != nil {
 		return nil, err
 	}
-	return res, nil
+	return st.Result, nil
 }
 
 // storedResult is one transaction's outcome as kept under keyLastResults.

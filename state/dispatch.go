@@ -34,7 +34,7 @@ func (ov *overlay) applyTx(tx *Tx, selfSigned bool) error {
 		if b.Nonce < sender.Nonce {
 			return fmt.Errorf("%w: nonce %d already used (next is %d)", ErrBadNonce, b.Nonce, sender.Nonce)
 		}
-		return fmt.Errorf("%w: nonce %d, next is %d", ErrBadNonce, b.Nonce, sender.Nonce)
+		return fmt.Errorf("%w: nonce %d, next is %d", ErrNonceAhead, b.Nonce, sender.Nonce)
 	case sender.Nonce == math.MaxUint64:
 		return errNonceExhausted
 	}

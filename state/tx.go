@@ -52,6 +52,9 @@ var (
 	ErrBadAmount    = errors.New("state: amount must be positive")
 	ErrSelfTransfer = errors.New("state: transfer to self")
 	ErrNoOperation  = errors.New("state: transaction has no operation")
+	// ErrNonceAhead is the one ErrBadNonce that may pass later: an earlier nonce of the sender
+	// is still missing, and once it is applied this transaction can be.
+	ErrNonceAhead = fmt.Errorf("%w: ahead of the account's next", ErrBadNonce)
 )
 
 // Transfer moves Amount of the native currency from the sender to To.
