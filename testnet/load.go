@@ -32,6 +32,10 @@ type LoadOptions struct {
 	Workers    int           // concurrent HTTP submitters [min(Accounts, 512)]
 	Stragglers time.Duration // after submitting, how long to wait for the rest to finalize [10s]
 	Progress   io.Writer     // a line per phase and every 5 s, if set
+	// OnFinal, if set, is called (from the goroutine following blocks) for every submitted
+	// transaction seen in a committed block, with that block's height: what the load
+	// generator was told is final, which a chaos run checks is never lost.
+	OnFinal func(hash state.Hash, height uint64)
 }
 
 // FundAmount is what the faucet gives each load account: transfers of 1 cannot run it dry.
@@ -92,8 +96,9 @@ func RunLoad(ctx context.Context, opts LoadOptions) (*LoadReport, error) {
 	followCtx, stopFollowing := context.WithCancel(ctx)
 	defer stopFollowing()
 	tr := newTracker()
+	tr.onFinal = opts.OnFinal
 	followDone := make(chan error, 1)
-	go func() { followDone <- follow(followCtx, newAPIHTTP(2), nodes[0].API, st.Height+1, tr) }()
+	go func() { followDone <- follow(followCtx, newAPIHTTP(2), apis, st.Height+1, tr) }()
 
 	fmt.Fprintf(progress, "submitting %d tx/s for %s to %d nodes with %d workers\n", opts.Rate, opts.Duration, len(nodes), opts.Workers)
 	sub := newSubmitter(apis, opts.Workers, tr)
@@ -457,6 +462,7 @@ func (sub *submitter) submitBatch(ctx context.Context, api string, items []batch
 	for _, it := range items {
 		sub.tracker.sent(it.tx.hash, now)
 	}
+	failovers := 0
 	for backoff := 5 * time.Millisecond; len(items) > 0; backoff = min(2*backoff, 200*time.Millisecond) {
 		req := node.SubmitTxsRequest{Txs: make([]string, len(items))}
 		for i, it := range items {
@@ -466,6 +472,12 @@ func (sub *submitter) submitBatch(ctx context.Context, api string, items []batch
 		var resp node.SubmitTxsResponse
 		status, msg, err := sub.http.postDecode(ctx, api+"/v1/txs/batch", body, &resp)
 		switch {
+		case err != nil && ctx.Err() == nil && failovers < len(sub.apis)-1:
+			// No answer: the node is down or hung (a chaos run does that). The same transactions
+			// to another node are harmless if the first did take them (known: pending), and
+			// otherwise keep this sender's later nonces from waiting forever on a lost one.
+			failovers++
+			api = sub.apis[(slices.Index(sub.apis, api)+1)%len(sub.apis)]
 		case err != nil || status >= 500 && status != 503 || status < 400 && len(resp.Results) != len(items):
 			sub.errors.Add(int64(len(items)))
 			return rejected
@@ -517,9 +529,13 @@ func (sub *submitter) submit(ctx context.Context, api string, tx signedTx) bool 
 	body = append(body, `"}`...)
 	sub.submitted.Add(1)
 	sub.tracker.sent(tx.hash, time.Now())
+	failovers := 0
 	for backoff := 5 * time.Millisecond; ; backoff = min(2*backoff, 200*time.Millisecond) {
 		status, msg, err := sub.http.post(ctx, api+"/v1/txs", body)
 		switch {
+		case err != nil && ctx.Err() == nil && failovers < len(sub.apis)-1:
+			failovers++ // no answer: try the next node, as submitBatch does
+			api = sub.apis[(slices.Index(sub.apis, api)+1)%len(sub.apis)]
 		case err != nil || status >= 500 && status != 503:
 			sub.errors.Add(1)
 			return true // it may be in the mempool; its sender's later nonces may still be good
