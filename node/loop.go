@@ -34,6 +34,9 @@ func (n *Node) loop(ctx context.Context) error {
 			if !ok {
 				continue
 			}
+			if n.byz != nil {
+				n.byz.observe(msg)
+			}
 			if msg.Type == consensus.MsgPrePrepare {
 				n.log.Debug("pre-prepare received", "height", msg.Height, "bytes", len(msg.Value))
 			}
@@ -118,6 +121,9 @@ func (n *Node) maybePropose(slot *consensus.ProposalRequest, since time.Time, em
 	if n.pool.Size() > 0 {
 		txs = n.pool.Reap(n.params.proposeTxs, MaxBlockBytes-64<<10, n.nonceOf)
 	}
+	if n.byz != nil {
+		txs = n.byz.proposal(txs)
+	}
 	evs := n.evidence.Pending(slot.Height, MaxBlockEvidence, n.evidenceOnChain)
 	if len(txs) == 0 && len(evs) == 0 && time.Since(since) < emptyAfter {
 		return errNothingToPropose
@@ -179,6 +185,9 @@ func (n *Node) maybePropose(slot *consensus.ProposalRequest, since time.Time, em
 }
 
 func (n *Node) send(m *consensus.Message) {
+	if n.byz != nil && n.byz.outgoing(n, m) {
+		return
+	}
 	b, err := consensus.EncodeMessage(m)
 	if err != nil {
 		n.log.Error("encoding consensus message", "err", err)
