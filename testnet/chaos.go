@@ -168,9 +168,13 @@ func RunChaos(ctx context.Context, o ChaosOptions) (*ChaosReport, error) {
 	var ackMu sync.Mutex
 	acked := map[state.Hash]uint64{}
 	loadDone := make(chan struct{})
+	// A chain that stalls for good would keep the submitters retrying for ever: the load gets a
+	// deadline, and the check still runs.
+	loadCtx, stopLoad := context.WithTimeout(ctx, o.Duration+3*time.Minute)
+	defer stopLoad()
 	go func() {
 		defer close(loadDone)
-		lr, err := RunLoad(ctx, LoadOptions{Dir: o.Dir, Passphrase: o.Passphrase, Rate: o.Rate, Duration: o.Duration, Accounts: o.Accounts,
+		lr, err := RunLoad(loadCtx, LoadOptions{Dir: o.Dir, Passphrase: o.Passphrase, Rate: o.Rate, Duration: o.Duration, Accounts: o.Accounts,
 			Progress: progress, OnFinal: func(h state.Hash, height uint64) {
 				ackMu.Lock()
 				acked[h] = height

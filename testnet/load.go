@@ -494,10 +494,10 @@ func (sub *submitter) submitBatch(ctx context.Context, api string, items []batch
 		default:
 			var busy []batchItem
 			for i, r := range resp.Results {
-				switch r.Status {
-				case node.TxPending:
+				switch {
+				case r.Status == node.TxPending:
 					sub.accepted.Add(1)
-				case node.TxBusy:
+				case r.Status == node.TxBusy || tooFarAhead(r.Error):
 					sub.throttled.Add(1)
 					busy = append(busy, items[i])
 				default:
@@ -539,7 +539,7 @@ func (sub *submitter) submit(ctx context.Context, api string, tx signedTx) bool 
 		case err != nil || status >= 500 && status != 503:
 			sub.errors.Add(1)
 			return true // it may be in the mempool; its sender's later nonces may still be good
-		case status == 429 || status == 503:
+		case status == 429 || status == 503 || status == 400 && tooFarAhead(msg):
 			sub.throttled.Add(1)
 			select {
 			case <-ctx.Done():
@@ -560,4 +560,11 @@ func (sub *submitter) submit(ctx context.Context, api string, tx signedTx) bool 
 
 func newSubmitter(apis []string, workers int, tr *tracker) *submitter {
 	return &submitter{apis: apis, http: newAPIHTTP(workers), tracker: tr}
+}
+
+// tooFarAhead tells a refusal for a nonce too far ahead of the sender's committed one: while
+// the chain stalls (a chaos run makes it), the sender's earlier transactions are pending, not
+// lost, so it is pushback to wait out, not a reason to drop the sender.
+func tooFarAhead(reason string) bool {
+	return strings.Contains(reason, node.ErrNonceTooFar.Error())
 }

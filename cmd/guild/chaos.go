@@ -63,6 +63,11 @@ func testnetChaosCommand() *cli.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			go func() {
+				// The first Ctrl-C stops the faults and runs the check; a second one ends it all.
+				<-ctx.Done()
+				stop()
+			}()
 			pass, _ := testnet.Passphrase()
 			o := testnet.ChaosOptions{
 				Dir:        c.String("dir"),
