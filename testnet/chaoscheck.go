@@ -45,6 +45,8 @@ type CheckOptions struct {
 	Since time.Time
 	// Split, if set, divides the rates into before and after it (a hostile node's start).
 	Split time.Time
+	// Until, if set, ends the liveness measurements (the end of a run, before its check).
+	Until time.Time
 	// TxLookups is how many acknowledged transactions to look up by hash on every node [200].
 	TxLookups int
 	// Parallel bounds the API requests in flight [8].
@@ -234,7 +236,7 @@ func CheckInvariants(ctx context.Context, o CheckOptions) (*CheckReport, error) 
 	r.Invariants = append(r.Invariants, checkSupply(ctx, o.Genesis, ref, clients, up))
 	r.Invariants = append(r.Invariants, checkAcked(o.Acked, index, checked))
 	r.Invariants = append(r.Invariants, checkTxLookups(ctx, o.Acked, index, clients, up, o.TxLookups))
-	r.liveness(ref, o.Since, o.Split)
+	r.liveness(ref, o.Since, o.Split, o.Until)
 	return r, nil
 }
 
@@ -685,43 +687,55 @@ func checkTxLookups(ctx context.Context, acked map[state.Hash]uint64, index map[
 	return inv
 }
 
-// liveness measures the longest gap between block times and the rates, from since on.
-func (r *CheckReport) liveness(c *nodeChain, since, split time.Time) {
-	var prev time.Time
+// liveness measures the longest gap between block times and the rates, over [since, until)
+// (either end open when zero), the rates split at split.
+func (r *CheckReport) liveness(c *nodeChain, since, split, until time.Time) {
+	var prev, first, last time.Time
 	for i, b := range c.blocks {
 		if b == nil {
 			prev = time.Time{}
 			continue
 		}
 		t, err := time.Parse(time.RFC3339Nano, b.Header.Time)
-		if err != nil || (!since.IsZero() && t.Before(since)) {
+		if err != nil {
 			prev = time.Time{}
-			if err == nil {
-				prev = t
-			}
 			continue
+		}
+		if !since.IsZero() && t.Before(since) {
+			prev = t // the first gap of the span counts from the block before it
+			continue
+		}
+		if !until.IsZero() && !t.Before(until) {
+			break
 		}
 		if !prev.IsZero() && t.Sub(prev) > r.LongestGap {
 			r.LongestGap, r.GapEnd = t.Sub(prev), uint64(i+1)
 		}
 		prev = t
+		if first.IsZero() {
+			first = t
+		}
+		last = t
 		rates := &r.Before
 		if !split.IsZero() && !t.Before(split) {
 			rates = &r.After
 		}
-		if rates.Blocks == 0 {
-			rates.From = t
-			if rates == &r.Before && !since.IsZero() {
-				rates.From = since
-			}
-			if rates == &r.After {
-				rates.From = split
-			}
-		}
-		rates.To = t
 		rates.Blocks++
 		rates.Txs += len(b.Txs)
 	}
+	from, to := since, until
+	if from.IsZero() {
+		from = first
+	}
+	if to.IsZero() {
+		to = last
+	}
+	if split.IsZero() {
+		r.Before.From, r.Before.To = from, to
+		return
+	}
+	r.Before.From, r.Before.To = from, split
+	r.After.From, r.After.To = split, to
 }
 
 func short(h string) string {

@@ -333,3 +333,19 @@ func TestCheckInvariantsUnreachableNode(t *testing.T) {
 		t.Fatalf("a silent node not reported: %+v", r.Invariant(InvNodesAnswer))
 	}
 }
+
+func TestLivenessSplitsTheRun(t *testing.T) {
+	c := newCraftedChain(t, 8) // block h at 1,700,000,000,000 ms + h × 500 ms, 3 txs each
+	at := func(h int) time.Time { return time.UnixMilli(1_700_000_000_000 + int64(h)*500) }
+	var r CheckReport
+	r.liveness(&nodeChain{blocks: c.blocks}, at(2), at(5), at(8))
+	if r.Before.Blocks != 3 || r.After.Blocks != 3 || r.Before.Txs != 9 {
+		t.Fatalf("before %+v, after %+v: want blocks 2-4 and 5-7", r.Before, r.After)
+	}
+	if r.Before.Seconds() != 1.5 || r.After.Seconds() != 1.5 || r.After.BlocksPerSec() != 2 {
+		t.Fatalf("spans %.1fs and %.1fs, %.1f blocks/s after: want 1.5s each, 2 blocks/s", r.Before.Seconds(), r.After.Seconds(), r.After.BlocksPerSec())
+	}
+	if r.LongestGap != 500*time.Millisecond || r.GapEnd != 2 {
+		t.Fatalf("longest gap %s before %d, want 500ms before 2 (counted from block 1)", r.LongestGap, r.GapEnd)
+	}
+}
