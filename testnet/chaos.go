@@ -170,7 +170,7 @@ func RunChaos(ctx context.Context, o ChaosOptions) (*ChaosReport, error) {
 	loadDone := make(chan struct{})
 	// A chain that stalls for good would keep the submitters retrying for ever: the load gets a
 	// deadline, and the check still runs.
-	loadCtx, stopLoad := context.WithTimeout(ctx, o.Duration+3*time.Minute)
+	loadCtx, stopLoad := context.WithTimeout(ctx, o.Duration+2*time.Minute)
 	defer stopLoad()
 	go func() {
 		defer close(loadDone)
