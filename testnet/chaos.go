@@ -385,7 +385,11 @@ func (r *ChaosReport) addTargets() {
 	if o.MaxGap > 0 {
 		inv := &Invariant{Name: fmt.Sprintf("longest time without a block <= %s", o.MaxGap), Checked: 1}
 		if r.Check.LongestGap > o.MaxGap {
-			inv.fail("%s without a block before height %d", r.Check.LongestGap.Round(time.Millisecond), r.Check.GapEnd)
+			if r.Check.GapEnd == 0 {
+				inv.fail("%s without a block at the end of the run: the chain stopped", r.Check.LongestGap.Round(time.Millisecond))
+			} else {
+				inv.fail("%s without a block before height %d", r.Check.LongestGap.Round(time.Millisecond), r.Check.GapEnd)
+			}
 		}
 		r.Check.Invariants = append(r.Check.Invariants, inv)
 	}

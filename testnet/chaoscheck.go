@@ -99,7 +99,8 @@ type CheckReport struct {
 	Checked    uint64   `json:"checked_height"`
 	Invariants []*Invariant
 	// LongestGap is the longest time between consecutive block header times from Since on,
-	// ending at block GapEnd.
+	// ending at block GapEnd — or, when GapEnd is 0, at Until: the chain stopped and the run
+	// ended with no block since.
 	LongestGap time.Duration `json:"longest_gap"`
 	GapEnd     uint64        `json:"gap_end_height"`
 	// Before and After are the rates before and after Split (Before covers everything from
@@ -722,6 +723,9 @@ func (r *CheckReport) liveness(c *nodeChain, since, split, until time.Time) {
 		}
 		rates.Blocks++
 		rates.Txs += len(b.Txs)
+	}
+	if !until.IsZero() && !prev.IsZero() && until.Sub(prev) > r.LongestGap {
+		r.LongestGap, r.GapEnd = until.Sub(prev), 0
 	}
 	from, to := since, until
 	if from.IsZero() {

@@ -349,3 +349,13 @@ func TestLivenessSplitsTheRun(t *testing.T) {
 		t.Fatalf("longest gap %s before %d, want 500ms before 2 (counted from block 1)", r.LongestGap, r.GapEnd)
 	}
 }
+
+func TestLivenessCountsAStoppedChain(t *testing.T) {
+	c := newCraftedChain(t, 4)
+	at := func(h int) time.Time { return time.UnixMilli(1_700_000_000_000 + int64(h)*500) }
+	var r CheckReport
+	r.liveness(&nodeChain{blocks: c.blocks}, at(1), time.Time{}, at(4).Add(10*time.Second))
+	if r.LongestGap != 10*time.Second || r.GapEnd != 0 {
+		t.Fatalf("longest gap %s before %d: want 10s to the end of the run (0)", r.LongestGap, r.GapEnd)
+	}
+}

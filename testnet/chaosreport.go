@@ -53,7 +53,11 @@ func (r *ChaosReport) WriteText(w io.Writer) {
 	if c := r.Check; c != nil {
 		fmt.Fprintf(w, "\n-- liveness (block header times, from the start of the run)\n")
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintf(tw, "longest time without a block\t%s (before height %d)\n", c.LongestGap.Round(time.Millisecond), c.GapEnd)
+		if c.GapEnd == 0 {
+			fmt.Fprintf(tw, "longest time without a block\t%s (no block from then to the end of the run: the chain stopped)\n", c.LongestGap.Round(time.Millisecond))
+		} else {
+			fmt.Fprintf(tw, "longest time without a block\t%s (before height %d)\n", c.LongestGap.Round(time.Millisecond), c.GapEnd)
+		}
 		var worst time.Duration = -1
 		caught := 0
 		for _, f := range r.Faults {
