@@ -223,10 +223,15 @@ func RunChaos(ctx context.Context, o ChaosOptions) (*ChaosReport, error) {
 		ackCopy[h] = v
 	}
 	ackMu.Unlock()
+	// Rates and gaps are over the scheduled run, not the load's tail of stragglers.
+	until := r.End
+	if scheduled := r.Start.Add(o.Duration); scheduled.Before(until) {
+		until = scheduled
+	}
 	checkCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Minute)
 	defer cancel()
 	r.Check, err = CheckInvariants(checkCtx, CheckOptions{APIs: apis, Genesis: gen, Acked: ackCopy,
-		Settle: o.Settle, Since: r.Start, Split: r.HostileAt, Until: r.End})
+		Settle: o.Settle, Since: r.Start, Split: r.HostileAt, Until: until})
 	if err != nil {
 		return r, err
 	}

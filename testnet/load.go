@@ -464,6 +464,7 @@ func (sub *submitter) submitBatch(ctx context.Context, api string, items []batch
 		sub.tracker.sent(it.tx.hash, now)
 	}
 	failovers := 0
+	farSince := time.Time{} // when the node first refused these as too far ahead
 	for backoff := 5 * time.Millisecond; len(items) > 0; backoff = min(2*backoff, 200*time.Millisecond) {
 		req := node.SubmitTxsRequest{Txs: make([]string, len(items))}
 		for i, it := range items {
@@ -498,7 +499,7 @@ func (sub *submitter) submitBatch(ctx context.Context, api string, items []batch
 				switch {
 				case r.Status == node.TxPending:
 					sub.accepted.Add(1)
-				case r.Status == node.TxBusy || tooFarAhead(r.Error):
+				case r.Status == node.TxBusy || tooFarAhead(r.Error) && waitFar(&farSince):
 					sub.throttled.Add(1)
 					busy = append(busy, items[i])
 				default:
@@ -531,6 +532,7 @@ func (sub *submitter) submit(ctx context.Context, api string, tx signedTx) bool 
 	sub.submitted.Add(1)
 	sub.tracker.sent(tx.hash, time.Now())
 	failovers := 0
+	farSince := time.Time{}
 	for backoff := 5 * time.Millisecond; ; backoff = min(2*backoff, 200*time.Millisecond) {
 		status, msg, err := sub.http.post(ctx, api+"/v1/txs", body)
 		switch {
@@ -540,7 +542,7 @@ func (sub *submitter) submit(ctx context.Context, api string, tx signedTx) bool 
 		case err != nil || status >= 500 && status != 503:
 			sub.errors.Add(1)
 			return true // it may be in the mempool; its sender's later nonces may still be good
-		case status == 429 || status == 503 || status == 400 && tooFarAhead(msg):
+		case status == 429 || status == 503 || status == 400 && tooFarAhead(msg) && waitFar(&farSince):
 			sub.throttled.Add(1)
 			select {
 			case <-ctx.Done():
@@ -568,4 +570,16 @@ func newSubmitter(apis []string, workers int, tr *tracker) *submitter {
 // lost, so it is pushback to wait out, not a reason to drop the sender.
 func tooFarAhead(reason string) bool {
 	return strings.Contains(reason, node.ErrNonceTooFar.Error())
+}
+
+// maxFarWait bounds that wait: a sender still too far ahead after it has lost one of its
+// transactions for good (a node that took it crashed), and is dropped.
+const maxFarWait = 30 * time.Second
+
+// waitFar starts or continues the wait of a too-far-ahead refusal; false once it is over.
+func waitFar(since *time.Time) bool {
+	if since.IsZero() {
+		*since = time.Now()
+	}
+	return time.Since(*since) < maxFarWait
 }
