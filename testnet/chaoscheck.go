@@ -676,11 +676,17 @@ func checkTxLookups(ctx context.Context, acked map[state.Hash]uint64, index map[
 			mu.Lock()
 			defer mu.Unlock()
 			inv.Checked++
-			switch want := index[th].height; {
+			// A transaction whose execution failed is in its block all the same; the API calls
+			// it rejected, at that height.
+			at, want := index[th], node.TxCommitted
+			if at.failed {
+				want = node.TxRejected
+			}
+			switch {
 			case err != nil:
 				inv.fail("%s: GET /v1/txs/%s: %v", c.Base(), short(th.String()), err)
-			case st.Status != node.TxCommitted || st.Height != want:
-				inv.fail("%s: %s is %s at height %d, the blocks hold it at %d", c.Base(), short(th.String()), st.Status, st.Height, want)
+			case st.Status != want || st.Height != at.height:
+				inv.fail("%s: %s is %s at height %d, the blocks hold it (%s) at %d", c.Base(), short(th.String()), st.Status, st.Height, want, at.height)
 			}
 			return nil
 		})

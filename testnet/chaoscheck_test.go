@@ -119,6 +119,7 @@ type fakeAPI struct {
 	blocks   []*node.BlockResponse
 	balances map[state.Address]uint64
 	txAt     map[string]uint64
+	failed   map[string]bool
 }
 
 func (c *craftedChain) api() *fakeAPI {
@@ -161,7 +162,11 @@ func (f *fakeAPI) serve(t *testing.T) string {
 	mux.HandleFunc("GET /v1/txs/{hash}", func(w http.ResponseWriter, r *http.Request) {
 		h := r.PathValue("hash")
 		if at, ok := f.txAt[h]; ok {
-			reply(w, 200, node.TxStatus{Hash: h, Status: node.TxCommitted, Height: at})
+			status := node.TxCommitted
+			if f.failed[h] {
+				status = node.TxRejected // in its block, but its execution failed
+			}
+			reply(w, 200, node.TxStatus{Hash: h, Status: status, Height: at})
 			return
 		}
 		reply(w, 200, node.TxStatus{Hash: h, Status: node.TxUnknown})
@@ -204,7 +209,17 @@ func runCheck(t *testing.T, c *craftedChain, apis []*fakeAPI, acked map[state.Ha
 
 func TestCheckInvariantsHealthyChain(t *testing.T) {
 	c := newCraftedChain(t, 8)
-	r := runCheck(t, c, []*fakeAPI{c.api(), c.api(), c.api(), c.api()}, c.ackedAll(t))
+	// One transaction failed in its block (a wrong nonce, say): the API calls it rejected, at
+	// its height, and it is still no violation.
+	b := *c.blocks[2]
+	b.Results = append([]node.TxResultJSON(nil), b.Results...)
+	b.Results[0].Error = "state: wrong nonce"
+	c.blocks[2] = &b
+	apis := []*fakeAPI{c.api(), c.api(), c.api(), c.api()}
+	for _, a := range apis {
+		a.failed = map[string]bool{b.Results[0].Hash: true}
+	}
+	r := runCheck(t, c, apis, c.ackedAll(t))
 	if !r.OK() {
 		var sb strings.Builder
 		r.WriteText(&sb)
