@@ -142,11 +142,25 @@ func (n *Node) otherProposal(m *consensus.Message) []byte {
 	return n.signed(&alt)
 }
 
-// proposal reorders the transactions this node proposes.
-func (b *byzantine) proposal(txs [][]byte) [][]byte {
-	if b.mode != ByzBadOrder {
-		return txs
+// proposal reorders the transactions this node proposes, after the honest leader's code has
+// left out what would fail: the block it proposes is then one a correct leader could not make.
+// The reordered block is executed again, so that what the node caches for its own proposal is
+// that block's execution.
+func (b *byzantine) proposal(n *Node, info state.BlockInfo, txs [][]byte, staged *state.Staged) ([][]byte, *state.Staged, error) {
+	if b.mode != ByzBadOrder || len(txs) < 2 {
+		return txs, staged, nil
 	}
+	bad := descendingNonces(txs)
+	st, err := n.st.ExecuteBlock(info, bad, n.sigs)
+	if err != nil {
+		return nil, nil, err
+	}
+	return bad, st, nil
+}
+
+// descendingNonces puts each sender's transactions, in the positions they hold, in descending
+// nonce order.
+func descendingNonces(txs [][]byte) [][]byte {
 	type item struct {
 		raw   []byte
 		nonce uint64

@@ -121,9 +121,6 @@ func (n *Node) maybePropose(slot *consensus.ProposalRequest, since time.Time, em
 	if n.pool.Size() > 0 {
 		txs = n.pool.Reap(n.params.proposeTxs, MaxBlockBytes-64<<10, n.nonceOf)
 	}
-	if n.byz != nil {
-		txs = n.byz.proposal(txs)
-	}
 	evs := n.evidence.Pending(slot.Height, MaxBlockEvidence, n.evidenceOnChain)
 	if len(txs) == 0 && len(evs) == 0 && time.Since(since) < emptyAfter {
 		return errNothingToPropose
@@ -139,6 +136,11 @@ func (n *Node) maybePropose(slot *consensus.ProposalRequest, since time.Time, em
 	txs, staged, err := n.leaveOutFailing(state.BlockInfo{Height: slot.Height, TimeMs: t}, txs)
 	if err != nil {
 		return err
+	}
+	if n.byz != nil {
+		if txs, staged, err = n.byz.proposal(n, state.BlockInfo{Height: slot.Height, TimeMs: t}, txs, staged); err != nil {
+			return err
+		}
 	}
 	if len(txs) == 0 && len(evs) == 0 && time.Since(since) < emptyAfter {
 		return errNothingToPropose
