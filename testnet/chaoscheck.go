@@ -498,6 +498,14 @@ func blockFromJSON(b *node.BlockResponse) (*node.Block, error) {
 			return nil, fmt.Errorf("header hash %q: %w", f.s, err)
 		}
 	}
+	hdr.Leader = hj.Leader
+	for _, sk := range hj.LeaderSkips {
+		until, err := time.Parse(time.RFC3339Nano, sk.Until)
+		if err != nil {
+			return nil, fmt.Errorf("leader skip until %q: %w", sk.Until, err)
+		}
+		hdr.Skips = append(hdr.Skips, node.LeaderSkip{Validator: sk.Validator, Until: until.UnixMilli(), Misses: sk.Misses})
+	}
 	blk := &node.Block{Header: hdr, Txs: make([][]byte, len(b.Txs))}
 	for i, tx := range b.Txs {
 		if blk.Txs[i], err = hex.DecodeString(tx); err != nil {

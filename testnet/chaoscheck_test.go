@@ -92,7 +92,11 @@ func (c *craftedChain) seal(t *testing.T, h uint64, txs [][]byte, timeShift int6
 		prev = p
 	}
 	blk := node.Block{Header: node.Header{ChainID: fakeChainID, Height: h, Time: 1_700_000_000_000 + int64(h)*500 + timeShift,
-		PrevHash: prev, TxsHash: node.TxsHash(txs), Proposer: uint32(h % 4)}, Txs: txs}
+		PrevHash: prev, TxsHash: node.TxsHash(txs), Proposer: uint32(h % 4), Leader: uint32(h % 4)}, Txs: txs}
+	if h%3 == 0 { // a leader passed over: every header field the API shows must rebuild the hash
+		blk.Header.Leader = uint32((h + 1) % 4)
+		blk.Header.Skips = []node.LeaderSkip{{Validator: uint32((h + 1) % 4), Until: blk.Header.Time + 4000, Misses: 1}}
+	}
 	value, err := blk.Encode()
 	if err != nil {
 		t.Fatal(err)
@@ -100,8 +104,13 @@ func (c *craftedChain) seal(t *testing.T, h uint64, txs [][]byte, timeShift int6
 	d := consensus.DigestOf(value)
 	resp := &node.BlockResponse{Height: h, Hash: d.String(),
 		Header: node.HeaderJSON{ChainID: fakeChainID, Height: h, Time: time.UnixMilli(blk.Header.Time).UTC().Format(time.RFC3339Nano),
-			PrevHash: prev.String(), StateRoot: blk.Header.StateRoot.String(), TxsHash: blk.Header.TxsHash.String(), Proposer: blk.Header.Proposer},
+			PrevHash: prev.String(), StateRoot: blk.Header.StateRoot.String(), TxsHash: blk.Header.TxsHash.String(), Proposer: blk.Header.Proposer,
+			Leader: blk.Header.Leader},
 		Certificate: node.CertificateJSON{Height: h, Digest: d.String()}}
+	for _, sk := range blk.Header.Skips {
+		resp.Header.LeaderSkips = append(resp.Header.LeaderSkips, node.LeaderSkipJSON{Validator: sk.Validator,
+			Until: time.UnixMilli(sk.Until).UTC().Format(time.RFC3339Nano), Misses: sk.Misses})
+	}
 	for _, tx := range txs {
 		resp.Txs = append(resp.Txs, hex.EncodeToString(tx))
 		resp.Results = append(resp.Results, node.TxResultJSON{Hash: state.HashTx(tx).String()})
