@@ -7,12 +7,14 @@ import (
 	mrand "math/rand/v2"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/guild-ledger/guild/node"
 	"github.com/guild-ledger/guild/testnet"
 )
 
@@ -109,6 +111,44 @@ func testnetChaosCommand() *cli.Command {
 			}
 			if !r.OK() {
 				return cli.Exit(fmt.Sprintf("chaos: %d invariant violations (seed %d)", r.Check.Violations(), seed), 1)
+			}
+			return nil
+		},
+	}
+}
+
+func testnetCheckCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "check",
+		Usage: "check the invariants of a running testnet over every node's API (what chaos checks afterwards)",
+		Description: "Reads every block of every node up to the height they all reach and checks: the same block at\n" +
+			"every height, certificates valid for the validator set, headers that fit their blocks and link, no\n" +
+			"transaction twice, native supply conserved, GET /v1/txs agreeing. Exits 1 on a violation.",
+		Flags: []cli.Flag{
+			testnetDirFlag(),
+			&cli.DurationFlag{Name: "settle", Value: 30 * time.Second, Usage: "how long to wait for the nodes to converge"},
+		},
+		Action: func(c *cli.Context) error {
+			m, err := testnet.LoadManifest(c.String("dir"))
+			if err != nil {
+				return err
+			}
+			gen, err := node.LoadGenesis(filepath.Join(m.Nodes[0].Home, node.GenesisFile))
+			if err != nil {
+				return err
+			}
+			apis := make([]string, len(m.Nodes))
+			for i, n := range m.Nodes {
+				apis[i] = n.API
+			}
+			r, err := testnet.CheckInvariants(c.Context, testnet.CheckOptions{APIs: apis, Genesis: gen, Settle: c.Duration("settle")})
+			if err != nil {
+				return err
+			}
+			fmt.Printf("heights %v, checked 1..%d; longest time without a block %s\n", r.Heights, r.Checked, r.LongestGap.Round(time.Millisecond))
+			r.WriteText(os.Stdout)
+			if !r.OK() {
+				return cli.Exit(fmt.Sprintf("check: %d invariant violations", r.Violations()), 1)
 			}
 			return nil
 		},

@@ -37,6 +37,7 @@ func testnetCommand() *cli.Command {
 			testnetDownCommand(),
 			testnetLoadCommand(),
 			testnetChaosCommand(),
+			testnetCheckCommand(),
 			testnetFaultCommand("kill", "crash node K with SIGKILL (no clean shutdown)"),
 			testnetFaultCommand("restart", "stop node K cleanly if it runs, start it again from its data"),
 			testnetFaultCommand("pause", "freeze node K with SIGSTOP (a hung node)"),
