@@ -95,8 +95,12 @@ func perSec(n int, s float64) float64 {
 
 // CheckReport is what CheckInvariants found.
 type CheckReport struct {
-	Heights    []uint64 `json:"heights"` // each node's height when checked (0: not answering)
-	Checked    uint64   `json:"checked_height"`
+	Heights []uint64 `json:"heights"` // each node's height when checked (0: not answering)
+	// Checked is the height every answering node reached: all are compared up to it. Top is the
+	// highest node's height: its chain, the reference, is checked on its own above Checked, and
+	// is the one liveness, supply and the acknowledged transactions are judged on.
+	Checked uint64 `json:"checked_height"`
+	Top     uint64 `json:"top_height"`
 	Invariants []*Invariant
 	// LongestGap is the longest time between consecutive block header times from Since on,
 	// ending at block GapEnd — or, when GapEnd is 0, at Until: the chain stopped and the run
@@ -210,14 +214,21 @@ func CheckInvariants(ctx context.Context, o CheckOptions) (*CheckReport, error) 
 	}
 	r.Checked = checked
 	if checked < target {
-		answer.Note = fmt.Sprintf("not every node reached height %d within %s; checked up to %d", target, o.Settle, checked)
+		answer.Note = fmt.Sprintf("not every node reached height %d within %s; all compared up to %d", target, o.Settle, checked)
 	}
+	top, refK := uint64(0), 0
+	for k, i := range up {
+		if heights[i] > top {
+			top, refK = heights[i], k
+		}
+	}
+	r.Top = top
 
 	chains := make([]*nodeChain, len(up))
 	for k, i := range up {
-		chains[k] = &nodeChain{api: o.APIs[i], height: heights[i], blocks: make([]*node.BlockResponse, checked)}
+		chains[k] = &nodeChain{api: o.APIs[i], height: heights[i], blocks: make([]*node.BlockResponse, heights[i])}
 	}
-	if err := fetchBlocks(ctx, clients, up, chains, checked, o.Parallel); err != nil {
+	if err := fetchBlocks(ctx, clients, up, chains, top, o.Parallel); err != nil {
 		return r, err
 	}
 	for _, c := range chains {
@@ -228,15 +239,15 @@ func CheckInvariants(ctx context.Context, o CheckOptions) (*CheckReport, error) 
 
 	sets := validatorSets(ctx, o.Genesis, clients[up[0]])
 	r.Invariants = append(r.Invariants,
-		checkSameBlocks(chains, checked),
+		checkSameBlocks(chains, top),
 		checkCertificates(o.Genesis.ChainID, sets, chains),
 		checkHeaders(chains))
-	ref := chains[0]
+	ref := chains[refK]
 	index, dup := indexTxs(ref)
 	r.Invariants = append(r.Invariants, dup)
 	r.Invariants = append(r.Invariants, checkSupply(ctx, o.Genesis, ref, clients, up))
-	r.Invariants = append(r.Invariants, checkAcked(o.Acked, index, checked))
-	r.Invariants = append(r.Invariants, checkTxLookups(ctx, o.Acked, index, clients, up, o.TxLookups))
+	r.Invariants = append(r.Invariants, checkAcked(o.Acked, index, top))
+	r.Invariants = append(r.Invariants, checkTxLookups(ctx, o.Acked, index, clients, up, heights, o.TxLookups))
 	r.liveness(ref, o.Since, o.Split, o.Until)
 	return r, nil
 }
@@ -311,8 +322,10 @@ func fetchBlocks(ctx context.Context, clients []*node.Client, up []int, chains [
 		})
 	}
 	for h := uint64(1); h <= upTo && ctx.Err() == nil; h++ {
-		for k := range chains {
-			jobs <- job{k, h}
+		for k, c := range chains {
+			if h <= uint64(len(c.blocks)) {
+				jobs <- job{k, h}
+			}
 		}
 	}
 	close(jobs)
@@ -365,10 +378,10 @@ func checkSameBlocks(chains []*nodeChain, upTo uint64) *Invariant {
 		var ref *node.BlockResponse
 		refAPI := ""
 		for _, c := range chains {
-			b := c.blocks[h-1]
-			if b == nil {
+			if h > uint64(len(c.blocks)) || c.blocks[h-1] == nil {
 				continue
 			}
+			b := c.blocks[h-1]
 			inv.Checked++
 			if ref == nil {
 				ref, refAPI = b, c.api
@@ -656,7 +669,7 @@ func checkAcked(acked map[state.Hash]uint64, index map[state.Hash]txAt, upTo uin
 
 // checkTxLookups asks every node for up to n acknowledged transactions by hash: each must answer
 // committed at the height the blocks hold it.
-func checkTxLookups(ctx context.Context, acked map[state.Hash]uint64, index map[state.Hash]txAt, clients []*node.Client, up []int, n int) *Invariant {
+func checkTxLookups(ctx context.Context, acked map[state.Hash]uint64, index map[state.Hash]txAt, clients []*node.Client, up []int, heights []uint64, n int) *Invariant {
 	inv := &Invariant{Name: InvTxLookups}
 	var sample []state.Hash
 	for th := range acked {
@@ -678,6 +691,9 @@ func checkTxLookups(ctx context.Context, acked map[state.Hash]uint64, index map[
 		c := clients[i]
 		forEach(len(sample), 8, func(k int) error {
 			th := sample[k]
+			if index[th].height > heights[i] {
+				return nil // above this node's height when checked
+			}
 			qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			st, err := c.Tx(qctx, th.String())
 			cancel()

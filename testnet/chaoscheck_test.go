@@ -383,3 +383,28 @@ func TestLivenessCountsAStoppedChain(t *testing.T) {
 		t.Fatalf("longest gap %s before %d: want 10s to the end of the run (0)", r.LongestGap, r.GapEnd)
 	}
 }
+
+// A node far behind (a hostile one, stuck) is compared as far as it goes; the others' chain is
+// judged whole, and the lag is no violation.
+func TestCheckInvariantsLaggingNode(t *testing.T) {
+	c := newCraftedChain(t, 8)
+	apis := []*fakeAPI{c.api(), c.api(), c.api(), c.api()}
+	apis[3].blocks = apis[3].blocks[:5]
+	for h, at := range apis[3].txAt {
+		if at > 5 {
+			delete(apis[3].txAt, h)
+		}
+	}
+	r := runCheck(t, c, apis, c.ackedAll(t))
+	var sb strings.Builder
+	r.WriteText(&sb)
+	if !r.OK() || r.Checked != 5 || r.Top != 8 {
+		t.Fatalf("checked %d, top %d, want 5 and 8, no violation:\n%s", r.Checked, r.Top, sb.String())
+	}
+	if got := r.Invariant(InvAckedKept).Checked; got != 24 {
+		t.Fatalf("%d acknowledged txs judged, want all 24", got)
+	}
+	if got := r.Invariant(InvSameBlocks).Checked; got != 3*8+5 {
+		t.Fatalf("%d blocks compared, want 29", got)
+	}
+}

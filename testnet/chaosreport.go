@@ -77,7 +77,7 @@ func (r *ChaosReport) WriteText(w io.Writer) {
 		if !r.HostileAt.IsZero() {
 			writeRates(tw, "hostile half", c.After)
 		}
-		fmt.Fprintf(tw, "heights\t%v, checked 1..%d\n", c.Heights, c.Checked)
+		fmt.Fprintf(tw, "heights\t%v: all nodes compared up to %d, the highest chain checked to %d\n", c.Heights, c.Checked, c.Top)
 		tw.Flush()
 
 		fmt.Fprintf(w, "\n-- invariants\n")

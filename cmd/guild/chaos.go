@@ -145,7 +145,8 @@ func testnetCheckCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Printf("heights %v, checked 1..%d; longest time without a block %s\n", r.Heights, r.Checked, r.LongestGap.Round(time.Millisecond))
+			fmt.Printf("heights %v: all nodes compared up to %d, the highest chain checked to %d; longest time without a block %s\n",
+				r.Heights, r.Checked, r.Top, r.LongestGap.Round(time.Millisecond))
 			r.WriteText(os.Stdout)
 			if !r.OK() {
 				return cli.Exit(fmt.Sprintf("check: %d invariant violations", r.Violations()), 1)
