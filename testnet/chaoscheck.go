@@ -99,8 +99,8 @@ type CheckReport struct {
 	// Checked is the height every answering node reached: all are compared up to it. Top is the
 	// highest node's height: its chain, the reference, is checked on its own above Checked, and
 	// is the one liveness, supply and the acknowledged transactions are judged on.
-	Checked uint64 `json:"checked_height"`
-	Top     uint64 `json:"top_height"`
+	Checked    uint64 `json:"checked_height"`
+	Top        uint64 `json:"top_height"`
 	Invariants []*Invariant
 	// LongestGap is the longest time between consecutive block header times from Since on,
 	// ending at block GapEnd — or, when GapEnd is 0, at Until: the chain stopped and the run
