@@ -34,6 +34,9 @@ func (n *Node) loop(ctx context.Context) error {
 			if !ok {
 				continue
 			}
+			if n.byz != nil {
+				n.byz.observe(msg)
+			}
 			if msg.Type == consensus.MsgPrePrepare {
 				n.log.Debug("pre-prepare received", "height", msg.Height, "bytes", len(msg.Value))
 			}
@@ -134,6 +137,11 @@ func (n *Node) maybePropose(slot *consensus.ProposalRequest, since time.Time, em
 	if err != nil {
 		return err
 	}
+	if n.byz != nil {
+		if txs, staged, err = n.byz.proposal(n, state.BlockInfo{Height: slot.Height, TimeMs: t}, txs, staged); err != nil {
+			return err
+		}
+	}
 	if len(txs) == 0 && len(evs) == 0 && time.Since(since) < emptyAfter {
 		return errNothingToPropose
 	}
@@ -179,6 +187,9 @@ func (n *Node) maybePropose(slot *consensus.ProposalRequest, since time.Time, em
 }
 
 func (n *Node) send(m *consensus.Message) {
+	if n.byz != nil && n.byz.outgoing(n, m) {
+		return
+	}
 	b, err := consensus.EncodeMessage(m)
 	if err != nil {
 		n.log.Error("encoding consensus message", "err", err)

@@ -96,6 +96,10 @@ type Node struct {
 	syncCh   chan *syncApply // verified blocks from block sync, for the loop to apply
 	syncer   *syncer
 
+	// byz is a misbehaving validator's hooks, set only in a build with -tags byzantine (see
+	// byzantine.go); nil otherwise, and then every hook is skipped.
+	byz *byzantine
+
 	up       chan struct{} // closed once p2p and the API are listening
 	stopping chan struct{} // closed when Run begins to shut down
 	apiLn    net.Listener
@@ -316,6 +320,13 @@ func (n *Node) Run(ctx context.Context) error {
 		n.syncer.run(ctx)
 	}()
 
+	if n.byz != nil {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.byz.run(ctx, n)
+		}()
+	}
 	close(n.up)
 	n.log.Info("node started", "chain_id", n.chainID, "moniker", n.cfg.Moniker, "height", n.blocks.Height(),
 		"validator", n.self, "restored_from_wal", len(n.restored), "peer_id", n.host.ID(), "api", "http://"+n.apiLn.Addr().String())

@@ -32,6 +32,10 @@ type LoadOptions struct {
 	Workers    int           // concurrent HTTP submitters [min(Accounts, 512)]
 	Stragglers time.Duration // after submitting, how long to wait for the rest to finalize [10s]
 	Progress   io.Writer     // a line per phase and every 5 s, if set
+	// OnFinal, if set, is called (from the goroutine following blocks) for every submitted
+	// transaction seen in a committed block, with that block's height: what the load
+	// generator was told is final, which a chaos run checks is never lost.
+	OnFinal func(hash state.Hash, height uint64)
 }
 
 // FundAmount is what the faucet gives each load account: transfers of 1 cannot run it dry.
@@ -92,8 +96,9 @@ func RunLoad(ctx context.Context, opts LoadOptions) (*LoadReport, error) {
 	followCtx, stopFollowing := context.WithCancel(ctx)
 	defer stopFollowing()
 	tr := newTracker()
+	tr.onFinal = opts.OnFinal
 	followDone := make(chan error, 1)
-	go func() { followDone <- follow(followCtx, newAPIHTTP(2), nodes[0].API, st.Height+1, tr) }()
+	go func() { followDone <- follow(followCtx, newAPIHTTP(2), apis, st.Height+1, tr) }()
 
 	fmt.Fprintf(progress, "submitting %d tx/s for %s to %d nodes with %d workers\n", opts.Rate, opts.Duration, len(nodes), opts.Workers)
 	sub := newSubmitter(apis, opts.Workers, tr)
@@ -124,7 +129,8 @@ func RunLoad(ctx context.Context, opts LoadOptions) (*LoadReport, error) {
 		}
 	}
 	stopFollowing()
-	if err := <-followDone; err != nil && !errors.Is(err, context.Canceled) {
+	// Ended by ctx (Ctrl-C, a deadline), following is no failure: report what was measured.
+	if err := <-followDone; err != nil && ctx.Err() == nil && !errors.Is(err, context.Canceled) {
 		return nil, fmt.Errorf("testnet: following blocks of %s: %w", nodes[0].Name, err)
 	}
 
@@ -457,6 +463,8 @@ func (sub *submitter) submitBatch(ctx context.Context, api string, items []batch
 	for _, it := range items {
 		sub.tracker.sent(it.tx.hash, now)
 	}
+	failovers := 0
+	farSince := time.Time{} // when the node first refused these as too far ahead
 	for backoff := 5 * time.Millisecond; len(items) > 0; backoff = min(2*backoff, 200*time.Millisecond) {
 		req := node.SubmitTxsRequest{Txs: make([]string, len(items))}
 		for i, it := range items {
@@ -466,6 +474,12 @@ func (sub *submitter) submitBatch(ctx context.Context, api string, items []batch
 		var resp node.SubmitTxsResponse
 		status, msg, err := sub.http.postDecode(ctx, api+"/v1/txs/batch", body, &resp)
 		switch {
+		case err != nil && ctx.Err() == nil && failovers < len(sub.apis)-1:
+			// No answer: the node is down or hung (a chaos run does that). The same transactions
+			// to another node are harmless if the first did take them (known: pending), and
+			// otherwise keep this sender's later nonces from waiting forever on a lost one.
+			failovers++
+			api = sub.apis[(slices.Index(sub.apis, api)+1)%len(sub.apis)]
 		case err != nil || status >= 500 && status != 503 || status < 400 && len(resp.Results) != len(items):
 			sub.errors.Add(int64(len(items)))
 			return rejected
@@ -482,10 +496,10 @@ func (sub *submitter) submitBatch(ctx context.Context, api string, items []batch
 		default:
 			var busy []batchItem
 			for i, r := range resp.Results {
-				switch r.Status {
-				case node.TxPending:
+				switch {
+				case r.Status == node.TxPending:
 					sub.accepted.Add(1)
-				case node.TxBusy:
+				case r.Status == node.TxBusy || tooFarAhead(r.Error) && waitFar(&farSince):
 					sub.throttled.Add(1)
 					busy = append(busy, items[i])
 				default:
@@ -517,13 +531,18 @@ func (sub *submitter) submit(ctx context.Context, api string, tx signedTx) bool 
 	body = append(body, `"}`...)
 	sub.submitted.Add(1)
 	sub.tracker.sent(tx.hash, time.Now())
+	failovers := 0
+	farSince := time.Time{}
 	for backoff := 5 * time.Millisecond; ; backoff = min(2*backoff, 200*time.Millisecond) {
 		status, msg, err := sub.http.post(ctx, api+"/v1/txs", body)
 		switch {
+		case err != nil && ctx.Err() == nil && failovers < len(sub.apis)-1:
+			failovers++ // no answer: try the next node, as submitBatch does
+			api = sub.apis[(slices.Index(sub.apis, api)+1)%len(sub.apis)]
 		case err != nil || status >= 500 && status != 503:
 			sub.errors.Add(1)
 			return true // it may be in the mempool; its sender's later nonces may still be good
-		case status == 429 || status == 503:
+		case status == 429 || status == 503 || status == 400 && tooFarAhead(msg) && waitFar(&farSince):
 			sub.throttled.Add(1)
 			select {
 			case <-ctx.Done():
@@ -544,4 +563,23 @@ func (sub *submitter) submit(ctx context.Context, api string, tx signedTx) bool 
 
 func newSubmitter(apis []string, workers int, tr *tracker) *submitter {
 	return &submitter{apis: apis, http: newAPIHTTP(workers), tracker: tr}
+}
+
+// tooFarAhead tells a refusal for a nonce too far ahead of the sender's committed one: while
+// the chain stalls (a chaos run makes it), the sender's earlier transactions are pending, not
+// lost, so it is pushback to wait out, not a reason to drop the sender.
+func tooFarAhead(reason string) bool {
+	return strings.Contains(reason, node.ErrNonceTooFar.Error())
+}
+
+// maxFarWait bounds that wait: a sender still too far ahead after it has lost one of its
+// transactions for good (a node that took it crashed), and is dropped.
+const maxFarWait = 30 * time.Second
+
+// waitFar starts or continues the wait of a too-far-ahead refusal; false once it is over.
+func waitFar(since *time.Time) bool {
+	if since.IsZero() {
+		*since = time.Now()
+	}
+	return time.Since(*since) < maxFarWait
 }

@@ -100,23 +100,26 @@ func (h *apiHTTP) block(ctx context.Context, api string, height uint64, wait tim
 // blockWait is how long one block request may be held by the node.
 const blockWait = 2 * time.Second
 
-// follow reads committed blocks of one node from height from on, in order, and hands each to tr
-// as soon as it is seen, until ctx ends.
-func follow(ctx context.Context, h *apiHTTP, api string, from uint64, tr *tracker) error {
+// follow reads committed blocks from height from on, in order, and hands each to tr as soon as
+// it is seen, until ctx ends. It reads apis[0]; when that node stops answering (a chaos run kills
+// and pauses nodes) it moves to the next, and gives up only when every node stays silent.
+func follow(ctx context.Context, h *apiHTTP, apis []string, from uint64, tr *tracker) error {
 	var failingSince time.Time
+	cur := 0
 	for height := from; ; {
 		asked := time.Now()
-		b, err := h.block(ctx, api, height, blockWait)
+		b, err := h.block(ctx, apis[cur], height, blockWait)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		if err != nil {
-			// A node under load may drop a request; give up only when it stays down.
+			// A node under load may drop a request; give up only when all stay down.
 			if failingSince.IsZero() {
 				failingSince = asked
-			} else if time.Since(failingSince) > 10*time.Second {
+			} else if time.Since(failingSince) > time.Duration(len(apis))*10*time.Second {
 				return err
 			}
+			cur = (cur + 1) % len(apis)
 			pause(ctx, 100*time.Millisecond)
 			continue
 		}
@@ -154,6 +157,8 @@ type tracker struct {
 	latencies []time.Duration
 	lastFinal time.Time
 	blocks    []blockSeen
+	// onFinal, if set, hears of every submitted transaction seen committed (LoadOptions.OnFinal).
+	onFinal func(hash state.Hash, height uint64)
 }
 
 type blockSeen struct {
@@ -216,6 +221,9 @@ func (t *tracker) observe(b *node.BlockResponse, at time.Time) error {
 			continue
 		}
 		delete(t.sentAt, r.hash)
+		if t.onFinal != nil {
+			t.onFinal(r.hash, b.Height)
+		}
 		if r.failed {
 			t.failed++
 			continue

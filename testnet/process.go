@@ -90,18 +90,19 @@ func alive(pid int, home string) bool {
 	return false
 }
 
-// start runs `binary node start --home HOME` in its own process group, so it outlives the
+// start runs `binary node start --home HOME [extra...]` in its own process group, so it outlives the
 // command that started it and a Ctrl-C in that terminal does not reach it, with stdout and stderr
 // appended to HOME/node.log, and writes HOME/node.pid. The returned channel is closed when the
 // process exits: start reaps it, since an unreaped child is a zombie that signal 0 calls alive.
-func start(binary, home string) (pid int, exited <-chan struct{}, err error) {
+func start(binary, home string, extra ...string) (pid int, exited <-chan struct{}, err error) {
 	logf, err := os.OpenFile(filepath.Join(home, LogFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return 0, nil, err
 	}
 	defer logf.Close() // the child has its own copy
-	fmt.Fprintf(logf, "\n==== testnet: starting %s node start --home %s at %s\n", binary, home, time.Now().Format(time.RFC3339))
-	cmd := exec.Command(binary, "node", "start", "--home", home)
+	args := append([]string{"node", "start", "--home", home}, extra...)
+	fmt.Fprintf(logf, "\n==== testnet: starting %s %s at %s\n", binary, strings.Join(args, " "), time.Now().Format(time.RFC3339))
+	cmd := exec.Command(binary, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

@@ -65,7 +65,7 @@ func nodeCommand() *cli.Command {
 			{
 				Name:  "start",
 				Usage: "run the node until interrupted (SIGINT or SIGTERM stop it cleanly)",
-				Flags: []cli.Flag{homeFlag()},
+				Flags: append([]cli.Flag{homeFlag()}, byzantineFlags()...),
 				Action: func(c *cli.Context) error {
 					home := c.String("home")
 					cfg, err := node.LoadConfig(home)
@@ -75,6 +75,9 @@ func nodeCommand() *cli.Command {
 					logger := newLogger(cfg.Log)
 					n, err := node.New(home, logger)
 					if err != nil {
+						return err
+					}
+					if err := applyByzantine(c, n); err != nil {
 						return err
 					}
 					ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -36,6 +36,8 @@ func testnetCommand() *cli.Command {
 			testnetStatusCommand(),
 			testnetDownCommand(),
 			testnetLoadCommand(),
+			testnetChaosCommand(),
+			testnetCheckCommand(),
 			testnetFaultCommand("kill", "crash node K with SIGKILL (no clean shutdown)"),
 			testnetFaultCommand("restart", "stop node K cleanly if it runs, start it again from its data"),
 			testnetFaultCommand("pause", "freeze node K with SIGSTOP (a hung node)"),

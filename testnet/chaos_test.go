@@ -1,0 +1,65 @@
+package testnet
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestChaosShort runs a short chaos run on a real 4-node testnet — load, one node killed and one
+// paused, each brought back — and expects every invariant to hold and the nodes back at the tip.
+func TestChaosShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds guild and runs a 4-node testnet for about a minute; skipped with -short")
+	}
+	bin := buildGuild(t)
+	dir := filepath.Join(t.TempDir(), "chaos")
+	t.Cleanup(func() {
+		if _, err := Down(dir); err != nil {
+			t.Errorf("Down: %v", err)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	var progress strings.Builder
+	r, err := RunChaos(ctx, ChaosOptions{
+		Dir:        dir,
+		Create:     CreateOptions{Validators: 4, Backend: "pebbledb", Passphrase: testPassphrase, WalletWorkFactor: testWorkFactor},
+		Binary:     bin,
+		Passphrase: testPassphrase,
+		Seed:       2,
+		Duration:   40 * time.Second,
+		Interval:   12 * time.Second,
+		Downtime:   5 * time.Second,
+		Faults:     []string{FaultKill, FaultPause},
+		Rate:       200,
+		Accounts:   16,
+		Progress:   &progress,
+	})
+	var report strings.Builder
+	if r != nil {
+		r.WriteText(&report)
+	}
+	if err != nil {
+		t.Fatalf("chaos: %v\n%s\n%s", err, progress.String(), report.String())
+	}
+	if !r.OK() {
+		t.Fatalf("invariants violated:\n%s\n%s", progress.String(), report.String())
+	}
+	kinds := map[string]bool{}
+	for _, f := range r.Faults {
+		kinds[f.Fault] = true
+		if f.Err != "" || f.CaughtUp < 0 {
+			t.Errorf("fault %+v: not brought back to the tip", f)
+		}
+	}
+	if len(r.Faults) != 2 || !kinds[FaultKill] || !kinds[FaultPause] {
+		t.Errorf("faults %v: want 2, a pause of node1 and a kill of node4 (seed 2)", kinds)
+	}
+	if r.Check.Invariant(InvAckedKept).Checked == 0 || r.Check.Checked < 20 {
+		t.Errorf("checked %d heights and %d acknowledged txs: the run did too little", r.Check.Checked, r.Check.Invariant(InvAckedKept).Checked)
+	}
+	t.Logf("\n%s", report.String())
+}
