@@ -9,6 +9,7 @@ package node
 // key directly, bypassing the core's WAL and its refusal to sign twice.
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -97,6 +98,13 @@ func (b *byzantine) outgoing(n *Node, m *consensus.Message) bool {
 	switch b.mode {
 	case ByzSilent:
 		return true
+	case ByzBadOrder:
+		if m.Type == consensus.MsgPrePrepare {
+			if bad := n.badOrderProposal(m); bad != nil {
+				n.publish(bad)
+				return true
+			}
+		}
 	case ByzEquivocate:
 		switch m.Type {
 		case consensus.MsgPrePrepare:
@@ -142,20 +150,28 @@ func (n *Node) otherProposal(m *consensus.Message) []byte {
 	return n.signed(&alt)
 }
 
-// proposal reorders the transactions this node proposes, after the honest leader's code has
-// left out what would fail: the block it proposes is then one a correct leader could not make.
-// The reordered block is executed again, so that what the node caches for its own proposal is
-// that block's execution.
-func (b *byzantine) proposal(n *Node, info state.BlockInfo, txs [][]byte, staged *state.Staged) ([][]byte, *state.Staged, error) {
-	if b.mode != ByzBadOrder || len(txs) < 2 {
-		return txs, staged, nil
+// badOrderProposal is m (this leader's honest pre-prepare) with each sender's transactions in
+// descending nonce order, signed outside the core: the core checks its own proposals and would
+// refuse to sign it, which is the point — it is a block a correct leader could not make. nil if
+// the order would not change.
+func (n *Node) badOrderProposal(m *consensus.Message) []byte {
+	blk, err := DecodeBlock(m.Value)
+	if err != nil || len(blk.Txs) < 2 {
+		return nil
 	}
-	bad := descendingNonces(txs)
-	st, err := n.st.ExecuteBlock(info, bad, n.sigs)
+	bad := descendingNonces(blk.Txs)
+	if slices.EqualFunc(bad, blk.Txs, func(a, b []byte) bool { return bytes.Equal(a, b) }) {
+		return nil
+	}
+	blk.Txs = bad
+	blk.Header.TxsHash = TxsHash(bad)
+	value, err := blk.Encode()
 	if err != nil {
-		return nil, nil, err
+		return nil
 	}
-	return bad, st, nil
+	pp := consensus.Message{Type: m.Type, Height: m.Height, View: m.View, From: m.From,
+		Digest: consensus.DigestOf(value), Value: value}
+	return n.signed(&pp)
 }
 
 // descendingNonces puts each sender's transactions, in the positions they hold, in descending

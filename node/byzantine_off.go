@@ -6,7 +6,6 @@ import (
 	"context"
 
 	"github.com/guild-ledger/guild/consensus"
-	"github.com/guild-ledger/guild/state"
 )
 
 // byzantine is empty in a release build: a node built without -tags byzantine has no way to
@@ -15,8 +14,5 @@ import (
 type byzantine struct{}
 
 func (*byzantine) outgoing(*Node, *consensus.Message) bool { return false }
-func (*byzantine) proposal(_ *Node, _ state.BlockInfo, txs [][]byte, staged *state.Staged) ([][]byte, *state.Staged, error) {
-	return txs, staged, nil
-}
-func (*byzantine) observe(*consensus.Message) {}
-func (*byzantine) run(context.Context, *Node) {}
+func (*byzantine) observe(*consensus.Message)              {}
+func (*byzantine) run(context.Context, *Node)              {}

@@ -137,11 +137,6 @@ func (n *Node) maybePropose(slot *consensus.ProposalRequest, since time.Time, em
 	if err != nil {
 		return err
 	}
-	if n.byz != nil {
-		if txs, staged, err = n.byz.proposal(n, state.BlockInfo{Height: slot.Height, TimeMs: t}, txs, staged); err != nil {
-			return err
-		}
-	}
 	if len(txs) == 0 && len(evs) == 0 && time.Since(since) < emptyAfter {
 		return errNothingToPropose
 	}
