@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	mrand "math/rand/v2"
 	"os"
@@ -97,14 +96,8 @@ func testnetChaosCommand() *cli.Command {
 			if ctx.Err() != nil {
 				fmt.Fprintln(os.Stderr, "interrupted; the invariants over what ran:")
 			}
-			if c.Bool("json") {
-				enc := json.NewEncoder(os.Stdout)
-				enc.SetIndent("", "  ")
-				if jerr := enc.Encode(r); jerr != nil {
-					return jerr
-				}
-			} else {
-				r.WriteText(os.Stdout)
+			if perr := writeReport(c, r); perr != nil {
+				return perr
 			}
 			if err != nil {
 				return err

@@ -312,18 +312,23 @@ func testnetLoadCommand() *cli.Command {
 				fmt.Fprintln(os.Stderr, "interrupted; what was measured so far:")
 				err = nil
 			}
-			if c.Bool("json") {
-				enc := json.NewEncoder(os.Stdout)
-				enc.SetIndent("", "  ")
-				if jerr := enc.Encode(r); jerr != nil {
-					return jerr
-				}
-			} else {
-				r.WriteText(os.Stdout)
+			if perr := writeReport(c, r); perr != nil {
+				return perr
 			}
 			return err
 		},
 	}
+}
+
+// writeReport prints a load or chaos report: indented JSON with --json, else its text form.
+func writeReport(c *cli.Context, r interface{ WriteText(io.Writer) }) error {
+	if c.Bool("json") {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	}
+	r.WriteText(os.Stdout)
+	return nil
 }
 
 func testnetJoinCommand() *cli.Command {
