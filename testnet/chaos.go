@@ -132,9 +132,10 @@ func RunChaos(ctx context.Context, o ChaosOptions) (*ChaosReport, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
 	}
-	progress := o.Progress
-	if progress == nil {
-		progress = io.Discard
+	progress := io.Writer(io.Discard)
+	if o.Progress != nil {
+		// The load, the fault loop and each recovery report progress from their own goroutines.
+		progress = &lockedWriter{w: o.Progress}
 	}
 	upCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	m, err := Up(upCtx, o.Dir, UpOptions{Create: o.Create, Binary: o.Binary, Progress: progress})
@@ -432,3 +433,15 @@ func sleepUntil(ctx context.Context, t time.Time) bool {
 }
 
 func joinFaults(f []string) string { return strings.Join(f, ",") }
+
+// lockedWriter serialises writes from several goroutines onto one io.Writer.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
