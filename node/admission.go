@@ -73,6 +73,13 @@ func (n *Node) SubmitBatch(ctx context.Context, raws [][]byte) ([]state.Hash, []
 			continue
 		}
 		hashes[i] = state.HashTx(raw)
+		// The signature covers the chain ID, so a transaction for another chain would only be
+		// refused as badly signed: say what is wrong instead, before spending a verification.
+		if tx.Body.ChainID != n.chainID {
+			errs[i] = fmt.Errorf("%w: %q, this chain is %q", state.ErrWrongChain, tx.Body.ChainID, n.chainID)
+			n.rejected.put(hashes[i], errs[i].Error())
+			continue
+		}
 		reqs[i] = &admitReq{raw: raw, tx: tx, hash: hashes[i], done: make(chan error, 1)}
 		select {
 		case n.admitCh <- reqs[i]:

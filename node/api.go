@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/guild-ledger/guild/consensus"
+	"github.com/guild-ledger/guild/node/api"
 	"github.com/guild-ledger/guild/p2p"
 	"github.com/guild-ledger/guild/state"
 )
@@ -71,7 +72,7 @@ func (n *Node) apiHandler() http.Handler {
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
+		writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
 	return mux
 }
@@ -82,8 +83,9 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, ErrorResponse{Error: msg})
+// writeError answers an error: status, a stable code (api.Code*) for programs, msg for people.
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, api.ErrorResponse{Error: msg, Code: code})
 }
 
 // handleSubmit takes {"tx": "<hex>"}; 202 once the transaction is pending, 400 with the reason if
@@ -91,66 +93,68 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, 2*state.MaxTxBytes+1024))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "reading body: "+err.Error())
+		writeError(w, http.StatusBadRequest, api.CodeBadRequest, "reading body: "+err.Error())
 		return
 	}
-	var req SubmitTxRequest
+	var req api.SubmitTxRequest
 	if err := json.Unmarshal(body, &req); err != nil {
-		writeError(w, http.StatusBadRequest, `body must be JSON {"tx": "<hex-encoded signed transaction>"}: `+err.Error())
+		writeError(w, http.StatusBadRequest, api.CodeBadRequest, `body must be JSON {"tx": "<hex-encoded signed transaction>"}: `+err.Error())
 		return
 	}
 	raw, err := hex.DecodeString(trimHex(req.Tx))
 	if err != nil || len(raw) == 0 {
-		writeError(w, http.StatusBadRequest, "tx must be non-empty hex")
+		writeError(w, http.StatusBadRequest, api.CodeBadRequest, "tx must be non-empty hex")
 		return
 	}
 	h, err := n.Submit(r.Context(), raw)
 	switch {
 	case err == nil, errors.Is(err, ErrTxKnown):
-		writeJSON(w, http.StatusAccepted, SubmitTxResponse{Hash: h.String(), Status: TxPending})
+		writeJSON(w, http.StatusAccepted, api.SubmitTxResponse{Hash: h.String(), Status: api.TxPending})
 	case errors.Is(err, ErrMempoolFull):
-		writeError(w, http.StatusServiceUnavailable, err.Error())
+		writeError(w, http.StatusServiceUnavailable, api.CodeMempoolFull, err.Error())
 	case isStoreFault(err): // logged and counted by checkTx
-		writeError(w, http.StatusInternalServerError, storeFaultMessage)
+		writeError(w, http.StatusInternalServerError, api.CodeStoreFault, storeFaultMessage)
 	case r.Context().Err() != nil:
-		writeError(w, http.StatusServiceUnavailable, "request cancelled")
+		writeError(w, http.StatusServiceUnavailable, api.CodeUnavailable, "request cancelled")
+	case errors.Is(err, errStopping):
+		writeError(w, http.StatusServiceUnavailable, api.CodeUnavailable, err.Error())
 	default:
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeError(w, http.StatusBadRequest, txRefusalCode(err), err.Error())
 	}
 }
 
 // handleSubmitBatch takes {"txs": ["<hex>", ...]} (at most MaxSubmitBatch) and answers 200 with
 // one result per transaction: pending, rejected with the reason, or busy (try again later).
 func (n *Node) handleSubmitBatch(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, MaxSubmitBatch*(2*state.MaxTxBytes+4)+1024))
+	body, err := io.ReadAll(io.LimitReader(r.Body, api.MaxSubmitBatch*(2*state.MaxTxBytes+4)+1024))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "reading body: "+err.Error())
+		writeError(w, http.StatusBadRequest, api.CodeBadRequest, "reading body: "+err.Error())
 		return
 	}
-	var req SubmitTxsRequest
+	var req api.SubmitTxsRequest
 	if err := json.Unmarshal(body, &req); err != nil {
-		writeError(w, http.StatusBadRequest, `body must be JSON {"txs": ["<hex-encoded signed transaction>", ...]}: `+err.Error())
+		writeError(w, http.StatusBadRequest, api.CodeBadRequest, `body must be JSON {"txs": ["<hex-encoded signed transaction>", ...]}: `+err.Error())
 		return
 	}
-	if len(req.Txs) == 0 || len(req.Txs) > MaxSubmitBatch {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("txs must hold 1..%d transactions, got %d", MaxSubmitBatch, len(req.Txs)))
+	if len(req.Txs) == 0 || len(req.Txs) > api.MaxSubmitBatch {
+		writeError(w, http.StatusBadRequest, api.CodeBadRequest, fmt.Sprintf("txs must hold 1..%d transactions, got %d", api.MaxSubmitBatch, len(req.Txs)))
 		return
 	}
 	raws := make([][]byte, len(req.Txs))
 	for i, s := range req.Txs {
 		raw, err := hex.DecodeString(trimHex(s))
 		if err != nil || len(raw) == 0 {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("txs[%d] must be non-empty hex", i))
+			writeError(w, http.StatusBadRequest, api.CodeBadRequest, fmt.Sprintf("txs[%d] must be non-empty hex", i))
 			return
 		}
 		raws[i] = raw
 	}
 	hashes, errs := n.SubmitBatch(r.Context(), raws)
 	if r.Context().Err() != nil {
-		writeError(w, http.StatusServiceUnavailable, "request cancelled")
+		writeError(w, http.StatusServiceUnavailable, api.CodeUnavailable, "request cancelled")
 		return
 	}
-	resp := SubmitTxsResponse{Results: make([]SubmitTxResult, len(raws))}
+	resp := api.SubmitTxsResponse{Results: make([]api.SubmitTxResult, len(raws))}
 	for i, err := range errs {
 		res := &resp.Results[i]
 		if hashes[i] != (state.Hash{}) {
@@ -158,13 +162,13 @@ func (n *Node) handleSubmitBatch(w http.ResponseWriter, r *http.Request) {
 		}
 		switch {
 		case err == nil, errors.Is(err, ErrTxKnown):
-			res.Status = TxPending
+			res.Status = api.TxPending
 		case errors.Is(err, ErrMempoolFull):
-			res.Status, res.Error = TxBusy, err.Error()
+			res.Status, res.Error, res.Code = api.TxBusy, err.Error(), api.CodeMempoolFull
 		case isStoreFault(err): // logged and counted by checkTx
-			res.Status, res.Error = TxBusy, storeFaultMessage
+			res.Status, res.Error, res.Code = api.TxBusy, storeFaultMessage, api.CodeStoreFault
 		default:
-			res.Status, res.Error = TxRejected, err.Error()
+			res.Status, res.Error, res.Code = api.TxRejected, err.Error(), txRefusalCode(err)
 		}
 	}
 	writeJSON(w, http.StatusOK, resp)
@@ -173,10 +177,10 @@ func (n *Node) handleSubmitBatch(w http.ResponseWriter, r *http.Request) {
 func (n *Node) handleTx(w http.ResponseWriter, r *http.Request) {
 	h, err := state.ParseHash(trimHex(r.PathValue("hash")))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeError(w, http.StatusBadRequest, api.CodeBadRequest, err.Error())
 		return
 	}
-	out := TxStatus{Hash: h.String()}
+	out := api.TxStatus{Hash: h.String()}
 	// A location above the served height is being written this instant; until the block is
 	// served the transaction is still pending, so /v1/txs and /v1/blocks never disagree.
 	loc, err := n.blocks.TxLocation(h)
@@ -188,31 +192,32 @@ func (n *Node) handleTx(w http.ResponseWriter, r *http.Request) {
 	// (see execute): until it passes, pending is what it is.
 	if err == nil && loc.Height <= n.executedHeight() && (loc.Error == "" || !n.pool.Has(h)) {
 		out.Height, out.Index = loc.Height, int(loc.Index)
-		out.Status, out.Error = TxCommitted, loc.Error
+		out.Status, out.Error = api.TxCommitted, loc.Error
 		if loc.Error != "" {
-			out.Status = TxRejected
+			out.Status = api.TxRejected
 		}
 		writeJSON(w, http.StatusOK, out)
 		return
 	}
 	if n.pool.Has(h) {
-		out.Status = TxPending
+		out.Status = api.TxPending
 		writeJSON(w, http.StatusOK, out)
 		return
 	}
 	if reason, ok := n.rejected.get(h); ok {
-		out.Status, out.Error = TxRejected, reason
+		out.Status, out.Error = api.TxRejected, reason
 		writeJSON(w, http.StatusOK, out)
 		return
 	}
-	out.Status, out.Error = TxUnknown, "no such transaction: not pending, committed or recently rejected here"
+	out.Status, out.Error = api.TxUnknown, "no such transaction: not pending, committed or recently rejected here"
+	out.Code = api.CodeNotFound
 	writeJSON(w, http.StatusNotFound, out)
 }
 
 func (n *Node) handleAccount(w http.ResponseWriter, r *http.Request) {
 	a, err := state.ParseAddress(r.PathValue("address"))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeError(w, http.StatusBadRequest, api.CodeBadRequest, err.Error())
 		return
 	}
 	resp, err := n.accountResponse(a)
@@ -228,13 +233,13 @@ func (n *Node) handleAccount(w http.ResponseWriter, r *http.Request) {
 func (n *Node) handleBlock(w http.ResponseWriter, r *http.Request) {
 	height, err := strconv.ParseUint(r.PathValue("height"), 10, 64)
 	if err != nil || height == 0 {
-		writeError(w, http.StatusBadRequest, "height must be a positive integer")
+		writeError(w, http.StatusBadRequest, api.CodeBadRequest, "height must be a positive integer")
 		return
 	}
 	if ws := r.URL.Query().Get("wait"); ws != "" {
 		ms, err := strconv.Atoi(ws)
 		if err != nil || ms < 0 {
-			writeError(w, http.StatusBadRequest, "wait must be a number of milliseconds")
+			writeError(w, http.StatusBadRequest, api.CodeBadRequest, "wait must be a number of milliseconds")
 			return
 		}
 		deadline := time.NewTimer(min(time.Duration(ms)*time.Millisecond, maxBlockWait))
@@ -247,7 +252,7 @@ func (n *Node) handleBlock(w http.ResponseWriter, r *http.Request) {
 			select {
 			case <-woken:
 			case <-deadline.C:
-				writeError(w, http.StatusNotFound, fmt.Sprintf("block %d not committed yet", height))
+				writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("block %d not committed yet", height))
 				return
 			case <-r.Context().Done():
 				return
@@ -255,7 +260,7 @@ func (n *Node) handleBlock(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if n.executedHeight() < height {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("block %d not committed yet (height is %d)", height, n.executedHeight()))
+		writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("block %d not committed yet (height is %d)", height, n.executedHeight()))
 		return
 	}
 	resp, err := n.blockResponse(height)
@@ -269,7 +274,7 @@ func (n *Node) handleBlock(w http.ResponseWriter, r *http.Request) {
 // executedHeight is the last block stored, executed and indexed.
 func (n *Node) executedHeight() uint64 { return n.served.Load() }
 
-func (n *Node) blockResponse(height uint64) (*BlockResponse, error) {
+func (n *Node) blockResponse(height uint64) (*api.BlockResponse, error) {
 	value, cert, err := n.blocks.Block(height)
 	if err != nil {
 		return nil, err
@@ -283,26 +288,26 @@ func (n *Node) blockResponse(height uint64) (*BlockResponse, error) {
 		return nil, err
 	}
 	h := b.Header
-	resp := &BlockResponse{
+	resp := &api.BlockResponse{
 		Height: height,
 		Hash:   consensus.DigestOf(value).String(),
-		Header: HeaderJSON{
+		Header: api.HeaderJSON{
 			ChainID: h.ChainID, Height: h.Height, Time: time.UnixMilli(h.Time).UTC().Format(time.RFC3339Nano),
 			PrevHash: h.PrevHash.String(), StateRoot: h.StateRoot.String(), TxsHash: h.TxsHash.String(),
 			Proposer: h.Proposer, Leader: h.Leader,
 		},
 		Txs:     make([]string, len(b.Txs)),
-		Results: make([]TxResultJSON, len(results)),
-		Certificate: CertificateJSON{
+		Results: make([]api.TxResultJSON, len(results)),
+		Certificate: api.CertificateJSON{
 			Height: cert.Height, View: cert.View, Digest: cert.Digest.String(),
-			Votes: make([]VoteJSON, len(cert.Votes)),
+			Votes: make([]api.VoteJSON, len(cert.Votes)),
 		},
 	}
 	if len(b.Evidence) > 0 {
 		resp.Header.EvidenceHash = h.EvidenceHash.String()
 	}
 	for _, s := range h.Skips {
-		resp.Header.LeaderSkips = append(resp.Header.LeaderSkips, LeaderSkipJSON{Validator: s.Validator,
+		resp.Header.LeaderSkips = append(resp.Header.LeaderSkips, api.LeaderSkipJSON{Validator: s.Validator,
 			Until: time.UnixMilli(s.Until).UTC().Format(time.RFC3339Nano), Misses: s.Misses})
 	}
 	for i := range b.Evidence {
@@ -312,10 +317,10 @@ func (n *Node) blockResponse(height uint64) (*BlockResponse, error) {
 		resp.Txs[i] = hex.EncodeToString(tx)
 	}
 	for i, r := range results {
-		resp.Results[i] = TxResultJSON{Hash: r.Hash.String(), Error: r.Error}
+		resp.Results[i] = api.TxResultJSON{Hash: r.Hash.String(), Error: r.Error}
 	}
 	for i, v := range cert.Votes {
-		resp.Certificate.Votes[i] = VoteJSON{Validator: v.Validator, Sig: hex.EncodeToString(v.Sig)}
+		resp.Certificate.Votes[i] = api.VoteJSON{Validator: v.Validator, Sig: hex.EncodeToString(v.Sig)}
 	}
 	return resp, nil
 }
@@ -336,7 +341,7 @@ func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
 		}
 		last = consensus.DigestOf(value).String()
 	}
-	resp := StatusResponse{
+	resp := api.StatusResponse{
 		ChainID:       n.chainID,
 		Moniker:       n.cfg.Moniker,
 		Height:        height,
@@ -364,21 +369,21 @@ func (n *Node) handlePeers(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	peers := n.host.Peers()
-	out := PeersResponse{Peers: make([]PeerStatus, 0, len(peers))}
+	out := api.PeersResponse{Peers: make([]api.PeerStatus, 0, len(peers))}
 	for _, p := range peers {
-		ps := PeerStatus{
+		ps := api.PeerStatus{
 			PeerID:    p.ID,
 			Addrs:     p.Addrs,
 			LatencyMs: float64(p.Latency.Microseconds()) / 1000,
-			Role:      PeerOther,
+			Role:      api.PeerOther,
 		}
 		if p.HasScore {
 			ps.Score = &p.Score
 		}
 		if name, ok := names[p.ID]; ok {
-			ps.Role, ps.Name = PeerValidator, name
+			ps.Role, ps.Name = api.PeerValidator, name
 		} else if p.Role == p2p.RoleObserver {
-			ps.Role = PeerObserver
+			ps.Role = api.PeerObserver
 		}
 		out.Peers = append(out.Peers, ps)
 	}
@@ -390,20 +395,20 @@ func trimHex(s string) string { return strings.TrimPrefix(strings.TrimPrefix(s, 
 
 // handleEvidence lists committed evidence of equivocation.
 func (n *Node) handleEvidence(w http.ResponseWriter, r *http.Request) {
-	list, err := n.blocks.Evidence(MaxEvidenceList, n.executedHeight())
+	list, err := n.blocks.Evidence(api.MaxEvidenceList, n.executedHeight())
 	if err != nil {
 		n.writeInternalError(w, "listing committed evidence", err)
 		return
 	}
-	resp := EvidenceListResponse{Evidence: make([]EvidenceJSON, len(list))}
+	resp := api.EvidenceListResponse{Evidence: make([]api.EvidenceJSON, len(list))}
 	for i := range list {
 		resp.Evidence[i] = n.evidenceJSON(&list[i].Evidence, list[i].Included)
 	}
 	writeJSON(w, http.StatusOK, resp)
 }
 
-func (n *Node) evidenceJSON(e *consensus.Evidence, included uint64) EvidenceJSON {
-	out := EvidenceJSON{
+func (n *Node) evidenceJSON(e *consensus.Evidence, included uint64) api.EvidenceJSON {
+	out := api.EvidenceJSON{
 		ID: e.ID().String(), ValidatorIndex: e.First.From, Height: e.First.Height, View: e.First.View,
 		Type: e.First.Type.String(), Digests: [2]string{e.First.Digest.String(), e.Second.Digest.String()},
 		Included: included,
@@ -422,36 +427,54 @@ func (n *Node) evidenceJSON(e *consensus.Evidence, included uint64) EvidenceJSON
 func (n *Node) handleSubmitEvidence(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, 2*consensus.MaxEvidenceBytes+1024))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "reading body: "+err.Error())
+		writeError(w, http.StatusBadRequest, api.CodeBadRequest, "reading body: "+err.Error())
 		return
 	}
-	var req SubmitEvidenceRequest
+	var req api.SubmitEvidenceRequest
 	if err := json.Unmarshal(body, &req); err != nil {
-		writeError(w, http.StatusBadRequest, `body must be JSON {"evidence": "<hex-encoded evidence>"}: `+err.Error())
+		writeError(w, http.StatusBadRequest, api.CodeBadRequest, `body must be JSON {"evidence": "<hex-encoded evidence>"}: `+err.Error())
 		return
 	}
 	raw, err := hex.DecodeString(trimHex(req.Evidence))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "evidence must be hex")
+		writeError(w, http.StatusBadRequest, api.CodeBadRequest, "evidence must be hex")
 		return
 	}
 	e, err := consensus.DecodeEvidence(raw)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeError(w, http.StatusBadRequest, api.CodeBadRequest, err.Error())
 		return
 	}
-	resp := SubmitEvidenceResponse{ID: e.ID().String(), Status: EvidencePending}
+	resp := api.SubmitEvidenceResponse{ID: e.ID().String(), Status: api.EvidencePending}
 	switch err := n.SubmitEvidence(e); {
 	case err == nil:
 		writeJSON(w, http.StatusAccepted, resp)
 	case isStoreFault(err):
 		n.writeInternalError(w, "checking submitted evidence", err)
 	case errors.Is(err, ErrEvidenceKnown):
-		resp.Status = EvidenceKnown
+		resp.Status = api.EvidenceKnown
 		writeJSON(w, http.StatusOK, resp)
 	case errors.Is(err, ErrEvidencePoolFull):
-		writeError(w, http.StatusServiceUnavailable, err.Error())
+		writeError(w, http.StatusServiceUnavailable, api.CodeOverloaded, err.Error())
 	default:
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeError(w, http.StatusBadRequest, api.CodeBadRequest, err.Error())
 	}
+}
+
+// txRefusalCode is the error code of a transaction the node refused for err (not a full mempool
+// or a store fault: those have their own).
+func txRefusalCode(err error) string {
+	switch {
+	case errors.Is(err, state.ErrWrongChain):
+		return api.CodeWrongChain
+	case errors.Is(err, state.ErrBadSignature): // ErrNotAuthorized too
+		return api.CodeBadSignature
+	case errors.Is(err, ErrNonceTooFar), errors.Is(err, state.ErrNonceAhead):
+		return api.CodeNonceAhead
+	case errors.Is(err, ErrNonceTaken), errors.Is(err, state.ErrBadNonce):
+		return api.CodeNonceUsed
+	case errors.Is(err, errStopping):
+		return api.CodeUnavailable
+	}
+	return api.CodeBadRequest
 }

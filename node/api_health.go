@@ -2,6 +2,8 @@ package node
 
 import (
 	"net/http"
+
+	"github.com/guild-ledger/guild/node/api"
 )
 
 // healthRoutes serves the probes of an orchestrator or load balancer:
@@ -18,19 +20,19 @@ func (n *Node) healthRoutes(mux *http.ServeMux) {
 
 func (n *Node) handleHealthz(w http.ResponseWriter, r *http.Request) {
 	if _, ok := n.probeLoop(r.Context(), loopAnswerTimeout); !ok {
-		writeJSON(w, http.StatusServiceUnavailable, HealthResponse{Status: "unresponsive",
-			Error: "the node's event loop did not answer within " + loopAnswerTimeout.String()})
+		writeJSON(w, http.StatusServiceUnavailable, api.HealthResponse{Status: "unresponsive",
+			Code: api.CodeUnavailable, Error: "the node's event loop did not answer within " + loopAnswerTimeout.String()})
 		return
 	}
-	writeJSON(w, http.StatusOK, HealthResponse{Status: "ok"})
+	writeJSON(w, http.StatusOK, api.HealthResponse{Status: "ok"})
 }
 
 func (n *Node) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	if reasons := n.readiness(len(n.host.ConnectedPeers())); len(reasons) > 0 {
-		writeJSON(w, http.StatusServiceUnavailable, ReadyResponse{Ready: false, Reasons: reasons})
+		writeJSON(w, http.StatusServiceUnavailable, api.ReadyResponse{Ready: false, Reasons: reasons})
 		return
 	}
-	writeJSON(w, http.StatusOK, ReadyResponse{Ready: true})
+	writeJSON(w, http.StatusOK, api.ReadyResponse{Ready: true})
 }
 
 // writeInternalError answers 500 for a request that failed while doing what. A store fault is
@@ -39,15 +41,15 @@ func (n *Node) handleReadyz(w http.ResponseWriter, r *http.Request) {
 func (n *Node) writeInternalError(w http.ResponseWriter, what string, err error) {
 	if isStoreFault(err) {
 		n.storeFailed(what, err)
-		writeError(w, http.StatusInternalServerError, storeFaultMessage)
+		writeError(w, http.StatusInternalServerError, api.CodeStoreFault, storeFaultMessage)
 		return
 	}
 	n.log.Error("internal error answering an API request: "+what, "err", err)
-	writeError(w, http.StatusInternalServerError, err.Error())
+	writeError(w, http.StatusInternalServerError, api.CodeInternal, err.Error())
 }
 
 // healthStatus fills the health fields of GET /v1/status.
-func (n *Node) healthStatus(resp *StatusResponse) {
+func (n *Node) healthStatus(resp *api.StatusResponse) {
 	resp.LastBlockTimeMs = n.health.lastBlockMs.Load()
 	resp.LastBlockHeaderMs = n.health.lastBlockAt.Load()
 	resp.CatchingUp = n.health.catchingUp.Load()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/guild-ledger/guild/node/api"
 	"github.com/guild-ledger/guild/state"
 )
 
@@ -29,21 +30,23 @@ func (n *Node) stateRoutes(mux *http.ServeMux) {
 }
 
 // accountResponse is GET /v1/accounts/{address}'s answer for a.
-func (n *Node) accountResponse(a state.Address) (AccountResponse, error) {
+func (n *Node) accountResponse(a state.Address) (api.AccountResponse, error) {
 	acc, err := n.st.Account(a)
 	if err != nil {
-		return AccountResponse{}, err
+		return api.AccountResponse{}, err
 	}
-	out := AccountResponse{Address: a.String(), Balance: acc.Balance, Nonce: acc.Nonce, NextNonce: n.pool.NextNonce(a, acc.Nonce)}
-	if out.Assets, err = n.st.AssetBalances(a); err != nil {
+	out := api.AccountResponse{Address: a.String(), Balance: acc.Balance, Nonce: acc.Nonce, NextNonce: n.pool.NextNonce(a, acc.Nonce)}
+	bals, err := n.st.AssetBalances(a)
+	if err != nil {
 		return out, err
 	}
+	out.Assets = apiAssetBalances(bals)
 	set, err := n.st.Signers(a)
 	if err != nil {
 		return out, err
 	}
 	if set != nil {
-		out.Signers = &SignersJSON{Signers: hexKeys(set.Signers), Quorum: set.Quorum}
+		out.Signers = &api.SignersJSON{Signers: hexKeys(set.Signers), Quorum: set.Quorum}
 	}
 	m, ok, err := n.st.IsMember(a)
 	if err != nil && !errors.Is(err, state.ErrNotInitialised) {
@@ -60,7 +63,7 @@ func (n *Node) accountResponse(a state.Address) (AccountResponse, error) {
 func pathID(w http.ResponseWriter, r *http.Request, what string) (string, bool) {
 	id := r.PathValue("id")
 	if !state.ValidID(id) {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("%s ID %q is malformed: want 1-%d of A-Z a-z 0-9 . _ : -", what, id, state.MaxIDLen))
+		writeError(w, http.StatusBadRequest, api.CodeBadRequest, fmt.Sprintf("%s ID %q is malformed: want 1-%d of A-Z a-z 0-9 . _ : -", what, id, state.MaxIDLen))
 		return "", false
 	}
 	return id, true
@@ -69,7 +72,7 @@ func pathID(w http.ResponseWriter, r *http.Request, what string) (string, bool) 
 // writeQueryError answers a failed query: 404 for what does not exist, 500 for anything else.
 func (n *Node) writeQueryError(w http.ResponseWriter, err error) {
 	if errors.Is(err, state.ErrUnknown) {
-		writeError(w, http.StatusNotFound, err.Error())
+		writeError(w, http.StatusNotFound, api.CodeNotFound, err.Error())
 		return
 	}
 	n.writeInternalError(w, "answering a state query", err)
@@ -86,7 +89,7 @@ func hexKeys(keys [][]byte) []string {
 func (n *Node) handleAsset(w http.ResponseWriter, r *http.Request) {
 	sym := r.PathValue("symbol")
 	if !state.ValidSymbol(sym) {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("asset symbol %q is malformed: want 2-12 of A-Z 0-9", sym))
+		writeError(w, http.StatusBadRequest, api.CodeBadRequest, fmt.Sprintf("asset symbol %q is malformed: want 2-12 of A-Z 0-9", sym))
 		return
 	}
 	a, err := n.st.Asset(sym)
@@ -94,7 +97,7 @@ func (n *Node) handleAsset(w http.ResponseWriter, r *http.Request) {
 		n.writeQueryError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, a)
+	writeJSON(w, http.StatusOK, apiAsset(a))
 }
 
 func (n *Node) handleItem(w http.ResponseWriter, r *http.Request) {
@@ -112,7 +115,7 @@ func (n *Node) handleItem(w http.ResponseWriter, r *http.Request) {
 		n.writeQueryError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, ItemResponse{Item: it, History: hist})
+	writeJSON(w, http.StatusOK, api.ItemResponse{Item: apiItem(it), History: apiItemEvents(hist)})
 }
 
 func (n *Node) handleIdentity(w http.ResponseWriter, r *http.Request) {
@@ -125,7 +128,7 @@ func (n *Node) handleIdentity(w http.ResponseWriter, r *http.Request) {
 		n.writeQueryError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, IdentityResponse{Identity: ident, Keys: hexKeys(ident.Keys)})
+	writeJSON(w, http.StatusOK, apiIdentityResponse(ident))
 }
 
 func (n *Node) handleClaim(w http.ResponseWriter, r *http.Request) {
@@ -142,10 +145,10 @@ func (n *Node) handleClaim(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if status == state.ClaimUnknown || c == nil {
-		writeError(w, http.StatusNotFound, state.ErrClaimNotFound.Error())
+		writeError(w, http.StatusNotFound, api.CodeNotFound, state.ErrClaimNotFound.Error())
 		return
 	}
-	out := ClaimResponse{Claim: *c, Status: status, AsOfHeight: height, AsOfTimeMs: now}
+	out := api.ClaimResponse{Claim: apiClaim(*c), Status: string(status), AsOfHeight: height, AsOfTimeMs: now}
 	if issuer, err := n.st.Identity(c.Issuer); err == nil {
 		out.IssuerName, out.IssuerKind = issuer.Name, issuer.Kind
 	}
@@ -155,7 +158,7 @@ func (n *Node) handleClaim(w http.ResponseWriter, r *http.Request) {
 func (n *Node) handleNotary(w http.ResponseWriter, r *http.Request) {
 	h, err := state.ParseHash(trimHex(r.PathValue("hash")))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeError(w, http.StatusBadRequest, api.CodeBadRequest, err.Error())
 		return
 	}
 	rec, err := n.st.NotaryRecord(h)
@@ -163,7 +166,7 @@ func (n *Node) handleNotary(w http.ResponseWriter, r *http.Request) {
 		n.writeQueryError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, rec)
+	writeJSON(w, http.StatusOK, apiNotary(rec))
 }
 
 func (n *Node) handleEscrow(w http.ResponseWriter, r *http.Request) {
@@ -176,11 +179,7 @@ func (n *Node) handleEscrow(w http.ResponseWriter, r *http.Request) {
 		n.writeQueryError(w, err)
 		return
 	}
-	out := EscrowResponse{Escrow: e}
-	if len(e.Preimage) > 0 {
-		out.Preimage = hex.EncodeToString(e.Preimage)
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, apiEscrowResponse(e))
 }
 
 func (n *Node) handleBallot(w http.ResponseWriter, r *http.Request) {
@@ -200,29 +199,7 @@ func (n *Node) handleBallot(w http.ResponseWriter, r *http.Request) {
 	}
 	// The tally read second may include a vote of a later block than b: report its counts.
 	b.Tally = t.Counts
-	writeJSON(w, http.StatusOK, BallotResponse{Ballot: b, Votes: t.Votes, Closed: t.Closed})
-}
-
-func validatorJSON(v state.Validator) ValidatorJSON {
-	return ValidatorJSON{Name: v.Name, PubKey: hex.EncodeToString(v.PubKey), PeerID: v.PeerID, Power: v.Power}
-}
-
-func validatorSetJSON(vs state.ValidatorSetAt) ValidatorSetJSON {
-	out := ValidatorSetJSON{Height: vs.Height, Validators: make([]ValidatorJSON, len(vs.Validators))}
-	for i, v := range vs.Validators {
-		out.Validators[i] = validatorJSON(v)
-		out.TotalPower += v.Power
-	}
-	return out
-}
-
-func proposalJSON(p state.Proposal) ProposalJSON {
-	out := ProposalJSON{Proposal: p}
-	if p.SetValidator != nil {
-		v := validatorJSON(*p.SetValidator)
-		out.SetValidator = &v
-	}
-	return out
+	writeJSON(w, http.StatusOK, api.BallotResponse{Ballot: apiBallot(b), Votes: t.Votes, Closed: t.Closed})
 }
 
 func (n *Node) handleProposal(w http.ResponseWriter, r *http.Request) {
@@ -247,7 +224,7 @@ var proposalStatuses = map[string]bool{
 func (n *Node) handleProposals(w http.ResponseWriter, r *http.Request) {
 	status := r.URL.Query().Get("status")
 	if status != "" && !proposalStatuses[status] {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("status %q: want open, passed, rejected, failed or expired", status))
+		writeError(w, http.StatusBadRequest, api.CodeBadRequest, fmt.Sprintf("status %q: want open, passed, rejected, failed or expired", status))
 		return
 	}
 	ps, err := n.st.Proposals()
@@ -265,7 +242,7 @@ func (n *Node) handleProposals(w http.ResponseWriter, r *http.Request) {
 		n.writeQueryError(w, err)
 		return
 	}
-	out := ProposalsResponse{Proposals: []ProposalJSON{}, Threshold: th, Members: len(members)}
+	out := api.ProposalsResponse{Proposals: []api.ProposalJSON{}, Threshold: apiThreshold(th), Members: len(members)}
 	for _, p := range ps {
 		if status == "" || p.Status == status {
 			out.Proposals = append(out.Proposals, proposalJSON(p))
@@ -286,7 +263,7 @@ func (n *Node) handleValidators(w http.ResponseWriter, r *http.Request) {
 		n.writeQueryError(w, err)
 		return
 	}
-	out := ValidatorsResponse{NextHeight: next, Current: validatorSetJSON(cur), Scheduled: []ValidatorSetJSON{}}
+	out := api.ValidatorsResponse{NextHeight: next, Current: validatorSetJSON(cur), Scheduled: []api.ValidatorSetJSON{}}
 	for _, vs := range sched {
 		if vs.Height > cur.Height && vs.Height > next {
 			out.Scheduled = append(out.Scheduled, validatorSetJSON(vs))
@@ -306,10 +283,11 @@ func (n *Node) handleMembers(w http.ResponseWriter, r *http.Request) {
 		n.writeQueryError(w, err)
 		return
 	}
-	if members == nil {
-		members = []state.Member{}
+	out := api.MembersResponse{Members: apiMembers(members), Threshold: apiThreshold(th)}
+	if out.Members == nil {
+		out.Members = []api.Member{}
 	}
-	writeJSON(w, http.StatusOK, MembersResponse{Members: members, Threshold: th})
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (n *Node) handleParams(w http.ResponseWriter, r *http.Request) {
@@ -318,5 +296,5 @@ func (n *Node) handleParams(w http.ResponseWriter, r *http.Request) {
 		n.writeQueryError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, ParamsResponse{Params: ps})
+	writeJSON(w, http.StatusOK, api.ParamsResponse{Params: apiParams(ps)})
 }

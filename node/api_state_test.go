@@ -12,12 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/guild-ledger/guild/node/api"
 	"github.com/guild-ledger/guild/state"
 )
 
 // startSoloMember runs a one-validator node whose funded account is the controller of the only
 // consortium member, "acme", so that it may create assets, attest and propose.
-func startSoloMember(t *testing.T) (*Client, ed25519.PrivateKey, string) {
+func startSoloMember(t *testing.T) (*api.Client, ed25519.PrivateKey, string) {
 	t.Helper()
 	home, key := soloHome(t, "memdb")
 	gen, err := LoadGenesis(filepath.Join(home, GenesisFile))
@@ -34,7 +35,7 @@ func startSoloMember(t *testing.T) (*Client, ed25519.PrivateKey, string) {
 
 // commitAll signs each body with key, from key's account with consecutive nonces from nonce,
 // submits them all, and waits for every one to be committed without error.
-func commitAll(t *testing.T, ctx context.Context, c *Client, chainID string, key ed25519.PrivateKey, nonce uint64, bodies ...state.TxBody) {
+func commitAll(t *testing.T, ctx context.Context, c *api.Client, chainID string, key ed25519.PrivateKey, nonce uint64, bodies ...state.TxBody) {
 	t.Helper()
 	from := state.AddressFromPubKey(key.Public().(ed25519.PublicKey))
 	var hashes []string
@@ -56,7 +57,7 @@ func commitAll(t *testing.T, ctx context.Context, c *Client, chainID string, key
 	}
 	for i, h := range hashes {
 		ts, err := c.WaitTx(ctx, h)
-		if err != nil || ts.Status != TxCommitted {
+		if err != nil || ts.Status != api.TxCommitted {
 			t.Fatalf("op %d: %+v %v", i, ts, err)
 		}
 	}
@@ -112,47 +113,47 @@ func TestStateQueries(t *testing.T) {
 		t.Fatal(err)
 	}
 	if acct.Nonce != 18 || acct.Balance != 1000-50 || acct.Member != "acme" ||
-		!slices.Equal(acct.Assets, []state.AssetBalance{{Symbol: "GLD", Amount: 70}}) ||
+		!slices.Equal(acct.Assets, []api.AssetBalance{{Symbol: "GLD", Amount: 70}}) ||
 		acct.Signers == nil || acct.Signers.Quorum != 1 || len(acct.Signers.Signers) != 2 ||
 		acct.Signers.Signers[1] != hex.EncodeToString(cosigner) {
 		t.Errorf("account: %+v signers %+v", acct, acct.Signers)
 	}
 	if o, err := c.Account(ctx, other.String()); err != nil || o.Balance != 50 || o.Member != "" || o.Signers != nil ||
-		!slices.Equal(o.Assets, []state.AssetBalance{{Symbol: "GLD", Amount: 30}}) {
+		!slices.Equal(o.Assets, []api.AssetBalance{{Symbol: "GLD", Amount: 30}}) {
 		t.Errorf("other account: %+v %v", o, err)
 	}
 
-	if a, err := c.Asset(ctx, "GLD"); err != nil || a.Supply != 100 || a.MaxSupply != 1000 || a.Issuer != me || a.Decimals != 2 || a.Name != "Gold" {
+	if a, err := c.Asset(ctx, "GLD"); err != nil || a.Supply != 100 || a.MaxSupply != 1000 || a.Issuer != me.String() || a.Decimals != 2 || a.Name != "Gold" {
 		t.Errorf("asset: %+v %v", a, err)
 	}
 
 	it, err := c.Item(ctx, "diamond-1")
-	if err != nil || it.Owner != other || it.Registrar != me || it.MetadataHash != doc || len(it.History) != 2 ||
+	if err != nil || it.Owner != other.String() || it.Registrar != me.String() || it.MetadataHash != hex.EncodeToString(doc[:]) || len(it.History) != 2 ||
 		it.History[0].Event != state.EventRegister || it.History[1].Event != state.EventTransfer ||
-		it.History[1].From != me || it.History[1].To != other || it.History[1].Height < it.History[0].Height {
+		it.History[1].From != me.String() || it.History[1].To != other.String() || it.History[1].Height < it.History[0].Height {
 		t.Errorf("item: %+v %v", it, err)
 	}
 
 	id, err := c.Identity(ctx, "acme-org")
-	if err != nil || id.Kind != state.KindOrganization || id.Controller != me ||
+	if err != nil || id.Kind != state.KindOrganization || id.Controller != me.String() ||
 		!slices.Equal(id.Keys, []string{hex.EncodeToString(key.Public().(ed25519.PublicKey))}) {
 		t.Errorf("identity: %+v %v", id, err)
 	}
 
-	if cl, err := c.Claim(ctx, "kyc-1"); err != nil || cl.Status != state.ClaimValid || cl.Issuer != "acme-org" ||
-		cl.IssuerName != "Acme" || cl.IssuedBy != me || cl.Subject != "dana" || cl.AsOfHeight < cl.Height {
+	if cl, err := c.Claim(ctx, "kyc-1"); err != nil || cl.Status != api.ClaimValid || cl.Issuer != "acme-org" ||
+		cl.IssuerName != "Acme" || cl.IssuedBy != me.String() || cl.Subject != "dana" || cl.AsOfHeight < cl.Height {
 		t.Errorf("valid claim: %+v %v", cl, err)
 	}
-	if cl, err := c.Claim(ctx, "kyc-2"); err != nil || cl.Status != state.ClaimRevoked || !cl.Revoked {
+	if cl, err := c.Claim(ctx, "kyc-2"); err != nil || cl.Status != api.ClaimRevoked || !cl.Revoked {
 		t.Errorf("revoked claim: %+v %v", cl, err)
 	}
 
-	if nr, err := c.Notary(ctx, hex.EncodeToString(doc[:])); err != nil || nr.By != me || nr.Height == 0 || nr.TimeMs == 0 {
+	if nr, err := c.Notary(ctx, hex.EncodeToString(doc[:])); err != nil || nr.By != me.String() || nr.Height == 0 || nr.TimeMs == 0 {
 		t.Errorf("notary: %+v %v", nr, err)
 	}
 
 	if e, err := c.Escrow(ctx, "deal-1"); err != nil || e.Status != state.EscrowReleased || e.Preimage != hex.EncodeToString(secret) ||
-		e.HashLock == nil || *e.HashLock != lock || e.Amount != 50 {
+		e.HashLock != lock.String() || e.Amount != 50 {
 		t.Errorf("escrow: %+v %v", e, err)
 	}
 
@@ -162,7 +163,7 @@ func TestStateQueries(t *testing.T) {
 	}
 
 	ps, err := c.Proposals(ctx, "")
-	if err != nil || len(ps.Proposals) != 2 || ps.Members != 1 || ps.Threshold != state.DefaultThreshold {
+	if err != nil || len(ps.Proposals) != 2 || ps.Members != 1 || ps.Threshold != apiThreshold(state.DefaultThreshold) {
 		t.Fatalf("proposals: %+v %v", ps, err)
 	}
 	if p := ps.Proposals[1]; p.ID != "p-val" || p.Status != state.ProposalPassed || p.SetValidator == nil ||
@@ -175,10 +176,10 @@ func TestStateQueries(t *testing.T) {
 	if p, err := c.Proposal(ctx, "p-param"); err != nil || p.Status != state.ProposalPassed || p.SetParam == nil || p.SetParam.Value != 500 {
 		t.Errorf("param proposal: %+v %v", p, err)
 	}
-	if pr, err := c.Params(ctx); err != nil || !slices.Contains(pr.Params, state.Param{Name: state.ParamMaxBlockTxs, Value: 500}) {
+	if pr, err := c.Params(ctx); err != nil || !slices.Contains(pr.Params, api.Param{Name: state.ParamMaxBlockTxs, Value: 500}) {
 		t.Errorf("params: %+v %v", pr, err)
 	}
-	if m, err := c.Members(ctx); err != nil || len(m.Members) != 1 || m.Members[0].Name != "acme" || m.Members[0].Controller != me {
+	if m, err := c.Members(ctx); err != nil || len(m.Members) != 1 || m.Members[0].Name != "acme" || m.Members[0].Controller != me.String() {
 		t.Errorf("members: %+v %v", m, err)
 	}
 
@@ -187,7 +188,7 @@ func TestStateQueries(t *testing.T) {
 		t.Fatalf("validators: %+v %v", vs, err)
 	}
 	if s := vs.Scheduled[0]; s.Height != far || len(s.Validators) != 2 || s.TotalPower != 3 ||
-		!slices.ContainsFunc(s.Validators, func(v ValidatorJSON) bool { return v.Name == "newco" && v.PubKey == hex.EncodeToString(newVal) }) {
+		!slices.ContainsFunc(s.Validators, func(v api.ValidatorJSON) bool { return v.Name == "newco" && v.PubKey == hex.EncodeToString(newVal) }) {
 		t.Errorf("scheduled validators: %+v", s)
 	}
 
@@ -203,8 +204,8 @@ func TestStateQueries(t *testing.T) {
 		"proposal": func() error { _, err := c.Proposal(ctx, "nope"); return err },
 	}
 	for what, get := range notFound {
-		var ae *APIError
-		if err := get(); !errors.Is(err, ErrNotFound) || !errors.As(err, &ae) || ae.Message == "" {
+		var ae *api.Error
+		if err := get(); !errors.Is(err, api.ErrNotFound) || !errors.As(err, &ae) || ae.Message == "" {
 			t.Errorf("unknown %s: want 404 with a message, got %v", what, err)
 		}
 	}
@@ -242,12 +243,12 @@ func TestClaimExpiresByBlockTime(t *testing.T) {
 			t.Fatal(err)
 		}
 		if cl.AsOfTimeMs >= expires {
-			if cl.Status != state.ClaimExpired {
+			if cl.Status != api.ClaimExpired {
 				t.Fatalf("at block time %d, claim expiring at %d is %s", cl.AsOfTimeMs, expires, cl.Status)
 			}
 			return
 		}
-		if cl.Status != state.ClaimValid {
+		if cl.Status != api.ClaimValid {
 			t.Fatalf("at block time %d, claim expiring at %d is %s", cl.AsOfTimeMs, expires, cl.Status)
 		}
 		// Blocks come every 200 ms on this node: wait for the next one rather than a fixed time.

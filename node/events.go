@@ -28,7 +28,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"os"
 	"slices"
@@ -40,83 +39,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/guild-ledger/guild/consensus"
+	"github.com/guild-ledger/guild/node/api"
 	"github.com/guild-ledger/guild/state"
-)
-
-// Event kinds, the SSE "event:" field of each event.
-const (
-	EventBlock      = "block"
-	EventTx         = "tx"
-	EventGovernance = "governance" // a transaction whose operation is gov_propose or gov_vote
-	EventEvidence   = "evidence"
-	// EventCutoff is the last message of a stream the node ends (it is stopping, or its store
-	// failed): data {"error": why}. It has no ID; the subscriber resumes from its last one.
-	EventCutoff = "cutoff"
-)
-
-// Transaction statuses in tx and governance events.
-const (
-	EventTxCommitted = "committed"
-	EventTxFailed    = "failed" // in a block, but execution refused it: it changed nothing
 )
 
 // eventsRetryMs is the reconnection delay an EventSource is told to use.
 const eventsRetryMs = 2000
 
-var ErrBadEventID = errors.New("node: malformed event ID")
-
-// EventID is an event's place in the chain: block height and position within the block.
-type EventID struct {
-	Height uint64
-	Pos    uint64
-}
-
-func (id EventID) String() string { return fmt.Sprintf("%d-%d", id.Height, id.Pos) }
-
-// ParseEventID reads "H-P".
-func ParseEventID(s string) (EventID, error) {
-	hs, ps, ok := strings.Cut(strings.TrimSpace(s), "-")
-	h, err1 := strconv.ParseUint(hs, 10, 64)
-	p, err2 := strconv.ParseUint(ps, 10, 64)
-	if !ok || err1 != nil || err2 != nil || p == math.MaxUint64 {
-		return EventID{}, fmt.Errorf("%w: %q: want HEIGHT-POSITION, e.g. 42-0", ErrBadEventID, s)
-	}
-	return EventID{Height: h, Pos: p}, nil
-}
-
-// BlockEventJSON is the data of a block event (position 0).
-type BlockEventJSON struct {
-	Height        uint64 `json:"height"`
-	Hash          string `json:"hash"`
-	TimeMs        int64  `json:"time_ms"`
-	Proposer      string `json:"proposer"` // the validator's name
-	ProposerIndex uint32 `json:"proposer_index"`
-	Txs           int    `json:"txs"`
-	Evidence      int    `json:"evidence"`
-}
-
-// TxEventJSON is the data of a tx or governance event.
-type TxEventJSON struct {
-	Height uint64 `json:"height"`
-	Index  int    `json:"index"` // in the block, from 0 (the event's position is Index+1)
-	Hash   string `json:"hash"`
-	From   string `json:"from"`
-	Op     string `json:"op"`     // the operation, e.g. transfer, asset_mint, gov_propose
-	Status string `json:"status"` // committed or failed
-	Error  string `json:"error,omitempty"`
-	// Accounts are the addresses the transaction touches (see events_touch.go), sender first.
-	Accounts []string `json:"accounts"`
-	Item     string   `json:"item,omitempty"`  // the item an item operation acts on
-	Asset    string   `json:"asset,omitempty"` // the asset an asset or escrow operation moves
-}
-
 // streamEvent is one event before filtering: kind, ID and data (*BlockEventJSON, *TxEventJSON or
 // *EvidenceJSON).
 type streamEvent struct {
-	id   EventID
+	id   api.EventID
 	kind string
 	data any
-	tx   *TxEventJSON
+	tx   *api.TxEventJSON
 }
 
 // blockEvents calls fn for each event of stored block h at a position from on, in order; txs
@@ -133,7 +69,7 @@ func (n *Node) blockEvents(h, from uint64, txs bool, fn func(*streamEvent) error
 	}
 	last := uint64(len(b.Txs) + len(b.Evidence))
 	if from == 0 {
-		err := fn(&streamEvent{id: EventID{h, 0}, kind: EventBlock, data: &BlockEventJSON{
+		err := fn(&streamEvent{id: api.EventID{Height: h, Pos: 0}, kind: api.EventBlock, data: &api.BlockEventJSON{
 			Height: h, Hash: consensus.DigestOf(value).String(), TimeMs: b.Header.Time,
 			Proposer: n.validatorName(h, b.Header.Proposer), ProposerIndex: b.Header.Proposer,
 			Txs: len(b.Txs), Evidence: len(b.Evidence),
@@ -149,11 +85,11 @@ func (n *Node) blockEvents(h, from uint64, txs bool, fn func(*streamEvent) error
 		}
 		for i := max(from, 1) - 1; i < uint64(len(b.Txs)); i++ {
 			ev := n.txEvent(h, int(i), b.Txs[i], results)
-			kind := EventTx
+			kind := api.EventTx
 			if ev.Op == "gov_propose" || ev.Op == "gov_vote" {
-				kind = EventGovernance
+				kind = api.EventGovernance
 			}
-			if err := fn(&streamEvent{id: EventID{h, i + 1}, kind: kind, data: ev, tx: ev}); err != nil {
+			if err := fn(&streamEvent{id: api.EventID{Height: h, Pos: i + 1}, kind: kind, data: ev, tx: ev}); err != nil {
 				return last, err
 			}
 		}
@@ -164,21 +100,21 @@ func (n *Node) blockEvents(h, from uint64, txs bool, fn func(*streamEvent) error
 			continue
 		}
 		ej := n.evidenceJSON(&b.Evidence[i], h)
-		if err := fn(&streamEvent{id: EventID{h, pos}, kind: EventEvidence, data: &ej}); err != nil {
+		if err := fn(&streamEvent{id: api.EventID{Height: h, Pos: pos}, kind: api.EventEvidence, data: &ej}); err != nil {
 			return last, err
 		}
 	}
 	return last, nil
 }
 
-func (n *Node) txEvent(h uint64, i int, raw []byte, results []StoredResult) *TxEventJSON {
-	ev := &TxEventJSON{Height: h, Index: i, Hash: state.HashTx(raw).String(), Status: EventTxCommitted, Accounts: []string{}}
+func (n *Node) txEvent(h uint64, i int, raw []byte, results []StoredResult) *api.TxEventJSON {
+	ev := &api.TxEventJSON{Height: h, Index: i, Hash: state.HashTx(raw).String(), Status: api.EventTxCommitted, Accounts: []string{}}
 	if i < len(results) && results[i].Error != "" {
-		ev.Status, ev.Error = EventTxFailed, results[i].Error
+		ev.Status, ev.Error = api.EventTxFailed, results[i].Error
 	}
 	tx, err := state.DecodeTx(raw)
 	if err != nil { // execution refused it too; there is nothing more to say
-		ev.Status = EventTxFailed
+		ev.Status = api.EventTxFailed
 		if ev.Error == "" {
 			ev.Error = err.Error()
 		}
@@ -186,13 +122,13 @@ func (n *Node) txEvent(h uint64, i int, raw []byte, results []StoredResult) *TxE
 	}
 	op, name := txOp(&tx.Body)
 	ev.From, ev.Op = tx.Body.From.String(), name
-	n.txTouches(tx, op, h, ev.Status == EventTxCommitted, ev)
+	n.txTouches(tx, op, h, ev.Status == api.EventTxCommitted, ev)
 	return ev
 }
 
 // eventQuery is a parsed GET /v1/events request.
 type eventQuery struct {
-	next EventID // the first event to send
+	next api.EventID // the first event to send
 	// start is, for a stream that starts at the next block, the ID of the last event before it,
 	// sent at once as a checkpoint so that a reconnect resumes from there.
 	start   string
@@ -202,7 +138,7 @@ type eventQuery struct {
 	asset   string
 }
 
-func (q *eventQuery) wantTxs() bool { return q.kinds[EventTx] || q.kinds[EventGovernance] }
+func (q *eventQuery) wantTxs() bool { return q.kinds[api.EventTx] || q.kinds[api.EventGovernance] }
 
 // match reports whether ev passes the filters: account, item and asset select transactions only.
 func (q *eventQuery) match(ev *streamEvent) bool {
@@ -245,16 +181,16 @@ func (n *Node) parseEventQuery(r *http.Request) (*eventQuery, error) {
 	if ks := v.Get("kinds"); ks != "" {
 		for _, k := range strings.Split(ks, ",") {
 			switch k = strings.TrimSpace(k); k {
-			case EventBlock, EventTx, EventGovernance, EventEvidence:
+			case api.EventBlock, api.EventTx, api.EventGovernance, api.EventEvidence:
 				q.kinds[k] = true
 			default:
 				return nil, fmt.Errorf("kinds: unknown kind %q: want a comma-separated list of block, tx, governance, evidence", k)
 			}
 		}
 	} else if q.account != "" || q.item != "" || q.asset != "" {
-		q.kinds[EventTx], q.kinds[EventGovernance] = true, true // blocks and evidence touch no account
+		q.kinds[api.EventTx], q.kinds[api.EventGovernance] = true, true // blocks and evidence touch no account
 	} else {
-		for _, k := range []string{EventBlock, EventTx, EventGovernance, EventEvidence} {
+		for _, k := range []string{api.EventBlock, api.EventTx, api.EventGovernance, api.EventEvidence} {
 			q.kinds[k] = true
 		}
 	}
@@ -264,19 +200,19 @@ func (n *Node) parseEventQuery(r *http.Request) (*eventQuery, error) {
 	}
 	switch {
 	case last != "" || from != "": // a reconnecting EventSource repeats the URL: its header wins
-		id, err := ParseEventID(cmpOr(last, from))
+		id, err := api.ParseEventID(cmpOr(last, from))
 		if err != nil {
 			return nil, err
 		}
-		q.next = EventID{id.Height, id.Pos + 1}
+		q.next = api.EventID{Height: id.Height, Pos: id.Pos + 1}
 	case fromHeight != "":
 		h, err := strconv.ParseUint(fromHeight, 10, 64)
 		if err != nil || h == 0 {
 			return nil, fmt.Errorf("from_height must be a positive block height, got %q", fromHeight)
 		}
-		q.next = EventID{h, 0}
+		q.next = api.EventID{Height: h, Pos: 0}
 	default:
-		q.next = EventID{n.executedHeight() + 1, 0}
+		q.next = api.EventID{Height: n.executedHeight() + 1, Pos: 0}
 		if h := q.next.Height - 1; h > 0 {
 			value, _, err := n.blocks.Block(h)
 			if err != nil {
@@ -286,12 +222,12 @@ func (n *Node) parseEventQuery(r *http.Request) (*eventQuery, error) {
 			if err != nil {
 				return nil, storeErr{err}
 			}
-			last := EventID{h, uint64(len(b.Txs) + len(b.Evidence))}
-			q.next, q.start = EventID{h, last.Pos + 1}, last.String()
+			last := api.EventID{Height: h, Pos: uint64(len(b.Txs) + len(b.Evidence))}
+			q.next, q.start = api.EventID{Height: h, Pos: last.Pos + 1}, last.String()
 		}
 	}
 	if q.next.Height == 0 { // "0-P": before the first block
-		q.next = EventID{1, 0}
+		q.next = api.EventID{Height: 1, Pos: 0}
 	}
 	return q, nil
 }
@@ -347,11 +283,11 @@ func newEventServer(n *Node) *eventServer {
 func (es *eventServer) serve(w http.ResponseWriter, r *http.Request) {
 	q, err := es.n.parseEventQuery(r)
 	if err != nil {
-		code := http.StatusBadRequest
+		status, code := http.StatusBadRequest, api.CodeBadRequest
 		if isStoreErr(err) {
-			code = http.StatusInternalServerError
+			status, code = http.StatusInternalServerError, api.CodeStoreFault
 		}
-		writeError(w, code, err.Error())
+		writeError(w, status, code, err.Error())
 		return
 	}
 	if es.subscribers.Add(1) > es.max {
@@ -363,7 +299,7 @@ func (es *eventServer) serve(w http.ResponseWriter, r *http.Request) {
 				"limit", es.max, "remote", r.RemoteAddr)
 		}
 		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf(
+		writeError(w, http.StatusServiceUnavailable, api.CodeTooManySubscribers, fmt.Sprintf(
 			"this node already serves %d event subscribers (its [api] max_event_subscribers): retry later or use another node", es.max))
 		return
 	}
@@ -439,7 +375,7 @@ func (s *eventStream) run(ctx context.Context) error {
 			case <-ctx.Done():
 				// The subscriber left, or the node is stopping: say so to one that is still there.
 				_ = s.rc.SetWriteDeadline(time.Now().Add(time.Second))
-				_ = s.cutoff(stoppingReason)
+				_ = s.cutoff(api.CodeUnavailable, stoppingReason)
 				return ctx.Err()
 			}
 		}
@@ -457,16 +393,16 @@ func (s *eventStream) run(ctx context.Context) error {
 			if errors.Is(err, os.ErrDeadlineExceeded) || ctx.Err() != nil || !isStoreErr(err) {
 				return err
 			}
-			_ = s.cutoff(fmt.Sprintf("reading block %d failed on this node (%v): resume from your last event ID on another node", h, err))
+			_ = s.cutoff(api.CodeStoreFault, fmt.Sprintf("reading block %d failed on this node (%v): resume from your last event ID on another node", h, err))
 			return fmt.Errorf("%w: %w", errStoreFailed, err)
 		}
-		s.checkpoint = EventID{h, last}.String()
+		s.checkpoint = api.EventID{Height: h, Pos: last}.String()
 		if err := s.rc.Flush(); err != nil {
 			return err
 		}
 		if ctx.Err() != nil {
 			_ = s.rc.SetWriteDeadline(time.Now().Add(time.Second))
-			_ = s.cutoff(stoppingReason)
+			_ = s.cutoff(api.CodeUnavailable, stoppingReason)
 			return ctx.Err()
 		}
 		if time.Since(s.wrote) >= s.es.keepalive { // catching up through history matching nothing
@@ -524,10 +460,11 @@ func (s *eventStream) write(msg string) error {
 }
 
 // cutoff tells the subscriber why its stream ends, in an event of kind "cutoff" with data
-// {"error": reason} and no ID, so that its last event ID stays the one to resume from.
-func (s *eventStream) cutoff(reason string) error {
-	b, _ := json.Marshal(ErrorResponse{Error: reason})
-	if err := s.write("event: " + EventCutoff + "\ndata: " + string(b) + "\n\n"); err != nil {
+// {"error": reason, "code": code} and no ID, so that its last event ID stays the one to resume
+// from.
+func (s *eventStream) cutoff(code, reason string) error {
+	b, _ := json.Marshal(api.ErrorResponse{Error: reason, Code: code})
+	if err := s.write("event: " + api.EventCutoff + "\ndata: " + string(b) + "\n\n"); err != nil {
 		return err
 	}
 	return s.rc.Flush()

@@ -22,6 +22,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/guild-ledger/guild/node/api"
 	"github.com/guild-ledger/guild/state"
 )
 
@@ -68,7 +69,7 @@ func signedRaw(t *testing.T, chainID string, key ed25519.PrivateKey, nonce uint6
 
 // submitAll signs and submits bodies from key's account with consecutive nonces from nonce, and
 // waits until each is in a block. It returns their hashes.
-func submitAll(t *testing.T, ctx context.Context, c *Client, chainID string, key ed25519.PrivateKey, nonce uint64, bodies ...state.TxBody) []string {
+func submitAll(t *testing.T, ctx context.Context, c *api.Client, chainID string, key ed25519.PrivateKey, nonce uint64, bodies ...state.TxBody) []string {
 	t.Helper()
 	from := state.AddressFromPubKey(key.Public().(ed25519.PublicKey))
 	var hashes []string
@@ -100,11 +101,11 @@ var errEnough = errors.New("enough events")
 
 // readEvents reads the stream of q until an event above height to arrives (so q must let block
 // events through) or, with to 0, until n events came. It returns the events and the last ID.
-func readEvents(t *testing.T, ctx context.Context, c *Client, q EventsQuery, to uint64, n int) ([]StreamEvent, string) {
+func readEvents(t *testing.T, ctx context.Context, c *api.Client, q api.EventsQuery, to uint64, n int) ([]api.StreamEvent, string) {
 	t.Helper()
-	var got []StreamEvent
-	last, err := c.Events(ctx, q, func(ev StreamEvent) error {
-		id, err := ParseEventID(ev.ID)
+	var got []api.StreamEvent
+	last, err := c.Events(ctx, q, func(ev api.StreamEvent) error {
+		id, err := api.ParseEventID(ev.ID)
 		if err != nil {
 			t.Fatalf("event %+v: %v", ev, err)
 		}
@@ -123,7 +124,7 @@ func readEvents(t *testing.T, ctx context.Context, c *Client, q EventsQuery, to 
 	return got, last
 }
 
-func ids(evs []StreamEvent) []string {
+func ids(evs []api.StreamEvent) []string {
 	out := make([]string, len(evs))
 	for i, e := range evs {
 		out[i] = e.ID
@@ -131,7 +132,7 @@ func ids(evs []StreamEvent) []string {
 	return out
 }
 
-func sameEvents(t *testing.T, what string, got, want []StreamEvent) {
+func sameEvents(t *testing.T, what string, got, want []api.StreamEvent) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Fatalf("%s: %d events, want %d:\n got %v\nwant %v", what, len(got), len(want), ids(got), ids(want))
@@ -143,11 +144,11 @@ func sameEvents(t *testing.T, what string, got, want []StreamEvent) {
 	}
 }
 
-func txEvents(evs []StreamEvent) map[string]TxEventJSON {
-	out := map[string]TxEventJSON{}
+func txEvents(evs []api.StreamEvent) map[string]api.TxEventJSON {
+	out := map[string]api.TxEventJSON{}
 	for _, e := range evs {
-		if e.Type == EventTx || e.Type == EventGovernance {
-			var tx TxEventJSON
+		if e.Type == api.EventTx || e.Type == api.EventGovernance {
+			var tx api.TxEventJSON
 			if err := json.Unmarshal(e.Data, &tx); err == nil {
 				out[tx.Hash] = tx
 			}
@@ -194,35 +195,35 @@ func TestEventStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ts, err := c.WaitTx(ctx, resp0.Hash); err != nil || ts.Status != TxRejected || ts.Height != 0 || !strings.Contains(ts.Error, "ghost") {
+	if ts, err := c.WaitTx(ctx, resp0.Hash); err != nil || ts.Status != api.TxRejected || ts.Height != 0 || !strings.Contains(ts.Error, "ghost") {
 		t.Fatalf("a transfer of no such item: %+v %v, want rejected outside any block", ts, err)
 	}
 
 	// Everything from height 1, in order, each block whole.
-	all, _ := readEvents(t, ctx, c, EventsQuery{FromHeight: 1}, top, 0)
-	next := EventID{1, 0}
+	all, _ := readEvents(t, ctx, c, api.EventsQuery{FromHeight: 1}, top, 0)
+	next := api.EventID{Height: 1, Pos: 0}
 	var txsLeft int
 	for _, e := range all {
-		id, _ := ParseEventID(e.ID)
+		id, _ := api.ParseEventID(e.ID)
 		if id != next {
 			t.Fatalf("event %s follows %v: want %s", e.ID, next, next)
 		}
 		switch {
 		case id.Pos == 0:
-			var b BlockEventJSON
-			if e.Type != EventBlock || json.Unmarshal(e.Data, &b) != nil || b.Height != id.Height || b.Proposer == "" {
+			var b api.BlockEventJSON
+			if e.Type != api.EventBlock || json.Unmarshal(e.Data, &b) != nil || b.Height != id.Height || b.Proposer == "" {
 				t.Fatalf("block event %s: %s %s", e.ID, e.Type, e.Data)
 			}
 			txsLeft = b.Txs
 		default:
 			txsLeft--
-			if txsLeft < 0 || e.Type != EventTx && e.Type != EventGovernance {
+			if txsLeft < 0 || e.Type != api.EventTx && e.Type != api.EventGovernance {
 				t.Fatalf("event %s: %s %s", e.ID, e.Type, e.Data)
 			}
 		}
-		next = EventID{id.Height, id.Pos + 1}
+		next = api.EventID{Height: id.Height, Pos: id.Pos + 1}
 		if txsLeft == 0 {
-			next = EventID{id.Height + 1, 0}
+			next = api.EventID{Height: id.Height + 1, Pos: 0}
 		}
 	}
 	if next.Height != top+1 {
@@ -240,16 +241,16 @@ func TestEventStream(t *testing.T) {
 		kind                    string
 		touches                 []state.Address
 	}{
-		{"transfer", EventTxCommitted, "", "", EventTx, []state.Address{me, other}},
-		{"asset_create", EventTxCommitted, "", "PTS", EventTx, []state.Address{me}},
-		{"asset_mint", EventTxCommitted, "", "PTS", EventTx, []state.Address{me}},
-		{"asset_transfer", EventTxCommitted, "", "PTS", EventTx, []state.Address{me, third}},
-		{"item_register", EventTxCommitted, "gem-1", "", EventTx, []state.Address{me}},
-		{"item_transfer", EventTxCommitted, "gem-1", "", EventTx, []state.Address{me, third}},
-		{"escrow_create", EventTxCommitted, "", "PTS", EventTx, []state.Address{me, other}},
-		{"escrow_release", EventTxCommitted, "", "PTS", EventTx, []state.Address{me, other}},
-		{"gov_propose", EventTxCommitted, "", "", EventGovernance, []state.Address{me}},
-		{"notary_anchor", EventTxCommitted, "", "", EventTx, []state.Address{me}},
+		{"transfer", api.EventTxCommitted, "", "", api.EventTx, []state.Address{me, other}},
+		{"asset_create", api.EventTxCommitted, "", "PTS", api.EventTx, []state.Address{me}},
+		{"asset_mint", api.EventTxCommitted, "", "PTS", api.EventTx, []state.Address{me}},
+		{"asset_transfer", api.EventTxCommitted, "", "PTS", api.EventTx, []state.Address{me, third}},
+		{"item_register", api.EventTxCommitted, "gem-1", "", api.EventTx, []state.Address{me}},
+		{"item_transfer", api.EventTxCommitted, "gem-1", "", api.EventTx, []state.Address{me, third}},
+		{"escrow_create", api.EventTxCommitted, "", "PTS", api.EventTx, []state.Address{me, other}},
+		{"escrow_release", api.EventTxCommitted, "", "PTS", api.EventTx, []state.Address{me, other}},
+		{"gov_propose", api.EventTxCommitted, "", "", api.EventGovernance, []state.Address{me}},
+		{"notary_anchor", api.EventTxCommitted, "", "", api.EventTx, []state.Address{me}},
 	}
 	kindOf := map[string]string{}
 	for _, e := range all {
@@ -262,19 +263,19 @@ func TestEventStream(t *testing.T) {
 			touches = append(touches, a.String())
 		}
 		if ev.Op != w.op || ev.Status != w.status || ev.Item != w.item || ev.Asset != w.asset || ev.From != me.String() ||
-			!slices.Equal(ev.Accounts, touches) || kindOf[EventID{ev.Height, uint64(ev.Index) + 1}.String()] != w.kind ||
-			(w.status == EventTxFailed) != (ev.Error != "") {
+			!slices.Equal(ev.Accounts, touches) || kindOf[api.EventID{Height: ev.Height, Pos: uint64(ev.Index) + 1}.String()] != w.kind ||
+			(w.status == api.EventTxFailed) != (ev.Error != "") {
 			t.Errorf("tx %d: %+v, want %+v", i, ev, w)
 		}
 	}
 
 	// Cut off after any number of events, a reader resumes with its last ID: no gap, no duplicate.
 	for _, k := range []int{1, 2, len(all) / 2, len(all) - 1} {
-		part, lastID := readEvents(t, ctx, c, EventsQuery{FromHeight: 1}, 0, k)
+		part, lastID := readEvents(t, ctx, c, api.EventsQuery{FromHeight: 1}, 0, k)
 		if lastID != part[len(part)-1].ID {
 			t.Fatalf("last ID %q, last event %s", lastID, part[len(part)-1].ID)
 		}
-		rest, _ := readEvents(t, ctx, c, EventsQuery{After: lastID, FromHeight: 1}, top, 0)
+		rest, _ := readEvents(t, ctx, c, api.EventsQuery{After: lastID, FromHeight: 1}, top, 0)
 		sameEvents(t, fmt.Sprintf("resumed after %d events", k), append(part, rest...), all)
 	}
 	// ?from=ID is the same as Last-Event-ID.
@@ -291,13 +292,13 @@ func TestEventStream(t *testing.T) {
 
 	// Filters select exactly the events they name. With kinds=block besides, block events mark
 	// the end; without kinds, an account filter gives transactions only.
-	filtered := func(f func(TxEventJSON, string) bool) []StreamEvent {
-		var out []StreamEvent
+	filtered := func(f func(api.TxEventJSON, string) bool) []api.StreamEvent {
+		var out []api.StreamEvent
 		for _, e := range all {
-			if e.Type == EventBlock {
+			if e.Type == api.EventBlock {
 				continue
 			}
-			var tx TxEventJSON
+			var tx api.TxEventJSON
 			_ = json.Unmarshal(e.Data, &tx)
 			if f(tx, e.Type) {
 				out = append(out, e)
@@ -305,31 +306,31 @@ func TestEventStream(t *testing.T) {
 		}
 		return out
 	}
-	noBlocks := func(evs []StreamEvent) []StreamEvent {
-		return slices.DeleteFunc(slices.Clone(evs), func(e StreamEvent) bool { return e.Type == EventBlock })
+	noBlocks := func(evs []api.StreamEvent) []api.StreamEvent {
+		return slices.DeleteFunc(slices.Clone(evs), func(e api.StreamEvent) bool { return e.Type == api.EventBlock })
 	}
-	blocksAnd := []string{EventBlock, EventTx, EventGovernance}
+	blocksAnd := []string{api.EventBlock, api.EventTx, api.EventGovernance}
 	for _, tc := range []struct {
 		name string
-		q    EventsQuery
-		want []StreamEvent
+		q    api.EventsQuery
+		want []api.StreamEvent
 	}{
-		{"account=other", EventsQuery{Account: other.String(), Kinds: blocksAnd},
-			filtered(func(tx TxEventJSON, _ string) bool { return slices.Contains(tx.Accounts, other.String()) })},
-		{"account=third", EventsQuery{Account: third.String(), Kinds: blocksAnd},
-			filtered(func(tx TxEventJSON, _ string) bool { return slices.Contains(tx.Accounts, third.String()) })},
-		{"item=gem-1", EventsQuery{Item: "gem-1", Kinds: blocksAnd},
-			filtered(func(tx TxEventJSON, _ string) bool { return tx.Item == "gem-1" })},
-		{"asset=PTS", EventsQuery{Asset: "PTS", Kinds: blocksAnd},
-			filtered(func(tx TxEventJSON, _ string) bool { return tx.Asset == "PTS" })},
-		{"kinds=block,governance", EventsQuery{Kinds: []string{EventBlock, EventGovernance}},
-			filtered(func(_ TxEventJSON, kind string) bool { return kind == EventGovernance })},
+		{"account=other", api.EventsQuery{Account: other.String(), Kinds: blocksAnd},
+			filtered(func(tx api.TxEventJSON, _ string) bool { return slices.Contains(tx.Accounts, other.String()) })},
+		{"account=third", api.EventsQuery{Account: third.String(), Kinds: blocksAnd},
+			filtered(func(tx api.TxEventJSON, _ string) bool { return slices.Contains(tx.Accounts, third.String()) })},
+		{"item=gem-1", api.EventsQuery{Item: "gem-1", Kinds: blocksAnd},
+			filtered(func(tx api.TxEventJSON, _ string) bool { return tx.Item == "gem-1" })},
+		{"asset=PTS", api.EventsQuery{Asset: "PTS", Kinds: blocksAnd},
+			filtered(func(tx api.TxEventJSON, _ string) bool { return tx.Asset == "PTS" })},
+		{"kinds=block,governance", api.EventsQuery{Kinds: []string{api.EventBlock, api.EventGovernance}},
+			filtered(func(_ api.TxEventJSON, kind string) bool { return kind == api.EventGovernance })},
 	} {
 		tc.q.FromHeight = 1
 		got, _ := readEvents(t, ctx, c, tc.q, top, 0)
 		blocks := 0
 		for _, e := range got {
-			if e.Type == EventBlock {
+			if e.Type == api.EventBlock {
 				blocks++
 			}
 		}
@@ -338,12 +339,12 @@ func TestEventStream(t *testing.T) {
 		}
 		sameEvents(t, tc.name, noBlocks(got), tc.want)
 	}
-	if n := len(filtered(func(tx TxEventJSON, _ string) bool { return slices.Contains(tx.Accounts, other.String()) })); n != 3 {
+	if n := len(filtered(func(tx api.TxEventJSON, _ string) bool { return slices.Contains(tx.Accounts, other.String()) })); n != 3 {
 		t.Errorf("other is touched by %d transactions, want 3 (transfer, escrow create and release)", n)
 	}
 	// The account filter alone: transactions only.
-	wantOther := filtered(func(tx TxEventJSON, _ string) bool { return slices.Contains(tx.Accounts, other.String()) })
-	got, _ := readEvents(t, ctx, c, EventsQuery{FromHeight: 1, Account: other.String()}, 0, len(wantOther))
+	wantOther := filtered(func(tx api.TxEventJSON, _ string) bool { return slices.Contains(tx.Accounts, other.String()) })
+	got, _ := readEvents(t, ctx, c, api.EventsQuery{FromHeight: 1, Account: other.String()}, 0, len(wantOther))
 	sameEvents(t, "account only", got, wantOther)
 
 	// Bad filters are refused with 400 and a message that says what is wrong.
@@ -365,7 +366,7 @@ func TestEventStream(t *testing.T) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		var e ErrorResponse
+		var e api.ErrorResponse
 		if resp.StatusCode != http.StatusBadRequest || json.Unmarshal(body, &e) != nil || !strings.Contains(e.Error, want) {
 			t.Errorf("%s: %d %s, want 400 saying %q", q, resp.StatusCode, body, want)
 		}
@@ -382,16 +383,16 @@ func TestEventStreamLiveStartIsResumable(t *testing.T) {
 	if _, err := c.BlockWait(ctx, 2, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	start, err := c.Events(ctx, EventsQuery{}, func(StreamEvent) error { return errEnough })
+	start, err := c.Events(ctx, api.EventsQuery{}, func(api.StreamEvent) error { return errEnough })
 	if !errors.Is(err, errEnough) {
 		t.Fatal(err)
 	}
-	id, err := ParseEventID(start)
+	id, err := api.ParseEventID(start)
 	if err != nil || id.Height < 2 {
 		t.Fatalf("start %q: %v", start, err)
 	}
 	// Resuming from it gives the next block first.
-	got, _ := readEvents(t, ctx, c, EventsQuery{After: start}, 0, 1)
+	got, _ := readEvents(t, ctx, c, api.EventsQuery{After: start}, 0, 1)
 	if got[0].ID != fmt.Sprintf("%d-0", id.Height+1) {
 		t.Fatalf("after %s came %s", start, got[0].ID)
 	}
@@ -411,7 +412,7 @@ func TestEventSubscriberLimit(t *testing.T) {
 		held[i] = stop
 		first := make(chan struct{})
 		go func() {
-			_, err := c.Events(sctx, EventsQuery{FromHeight: 1}, func(StreamEvent) error {
+			_, err := c.Events(sctx, api.EventsQuery{FromHeight: 1}, func(api.StreamEvent) error {
 				select {
 				case <-first:
 				default:
@@ -427,8 +428,8 @@ func TestEventSubscriberLimit(t *testing.T) {
 			t.Fatal("subscriber got no event")
 		}
 	}
-	_, err := c.Events(ctx, EventsQuery{FromHeight: 1}, func(StreamEvent) error { return errEnough })
-	var ae *APIError
+	_, err := c.Events(ctx, api.EventsQuery{FromHeight: 1}, func(api.StreamEvent) error { return errEnough })
+	var ae *api.Error
 	if !errors.As(err, &ae) || ae.Status != http.StatusServiceUnavailable || !strings.Contains(ae.Message, "max_event_subscribers") {
 		t.Fatalf("third subscriber: %v", err)
 	}
@@ -436,7 +437,7 @@ func TestEventSubscriberLimit(t *testing.T) {
 	<-done
 	// The slot is free once the node's handler noticed; wait for that, not for a fixed time.
 	for {
-		_, err := c.Events(ctx, EventsQuery{FromHeight: 1}, func(StreamEvent) error { return errEnough })
+		_, err := c.Events(ctx, api.EventsQuery{FromHeight: 1}, func(api.StreamEvent) error { return errEnough })
 		if errors.Is(err, errEnough) {
 			break
 		}
@@ -467,14 +468,14 @@ func TestEventIDsSurviveRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before, _ := readEvents(t, ctx, c, EventsQuery{FromHeight: 1}, ts.Height, 0)
-	part, lastID := readEvents(t, ctx, c, EventsQuery{FromHeight: 1}, 0, len(before)/2)
+	before, _ := readEvents(t, ctx, c, api.EventsQuery{FromHeight: 1}, ts.Height, 0)
+	part, lastID := readEvents(t, ctx, c, api.EventsQuery{FromHeight: 1}, 0, len(before)/2)
 	stop()
 
 	_, c, _ = runNode(t, home)
-	after, _ := readEvents(t, ctx, c, EventsQuery{FromHeight: 1}, ts.Height, 0)
+	after, _ := readEvents(t, ctx, c, api.EventsQuery{FromHeight: 1}, ts.Height, 0)
 	sameEvents(t, "after restart", after, before)
-	rest, _ := readEvents(t, ctx, c, EventsQuery{After: lastID}, ts.Height, 0)
+	rest, _ := readEvents(t, ctx, c, api.EventsQuery{After: lastID}, ts.Height, 0)
 	sameEvents(t, "resumed across the restart", append(part, rest...), before)
 }
 
@@ -510,7 +511,7 @@ func TestEventStreamKeepAliveCheckpoints(t *testing.T) {
 			t.Fatalf("an event for an account nothing touches: %s", line)
 		}
 		if id, ok := strings.CutPrefix(line, "id: "); ok {
-			cp, err := ParseEventID(id)
+			cp, err := api.ParseEventID(id)
 			if err != nil || !keepAlive || cp.Height < 3 {
 				t.Fatalf("checkpoint %q (%v) after keep-alive %v", id, err, keepAlive)
 			}
@@ -534,9 +535,9 @@ func TestEventStreamEvidence(t *testing.T) {
 	if _, err := c.SubmitEvidence(ctx, encodeEvidence(t, e)); err != nil {
 		t.Fatal(err)
 	}
-	got, _ := readEvents(t, ctx, c, EventsQuery{FromHeight: 1, Kinds: []string{EventEvidence}}, 0, 1)
-	var ev EvidenceJSON
-	if err := json.Unmarshal(got[0].Data, &ev); err != nil || got[0].Type != EventEvidence || ev.ID != e.ID().String() ||
+	got, _ := readEvents(t, ctx, c, api.EventsQuery{FromHeight: 1, Kinds: []string{api.EventEvidence}}, 0, 1)
+	var ev api.EvidenceJSON
+	if err := json.Unmarshal(got[0].Data, &ev); err != nil || got[0].Type != api.EventEvidence || ev.ID != e.ID().String() ||
 		ev.Validator != "solo" || ev.Type != "prepare" || ev.Height != st.Height {
 		t.Fatalf("evidence event %s %s: %v", got[0].ID, got[0].Data, err)
 	}
@@ -651,7 +652,7 @@ func BenchmarkBlockEvents(b *testing.B) {
 	go func() { done <- n.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 	<-n.Started()
-	c := NewClient(n.APIAddr())
+	c := api.NewClient(n.APIAddr())
 	var to state.Address
 	to[0] = 3
 	raws := make([][]byte, 1000)

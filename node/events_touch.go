@@ -6,6 +6,7 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/guild-ledger/guild/node/api"
 	"github.com/guild-ledger/guild/state"
 )
 
@@ -94,7 +95,7 @@ func collectAddresses(v reflect.Value, add func(state.Address)) {
 }
 
 // txTouches fills ev.Accounts, ev.Item and ev.Asset for tx, committed at height (ok: without error).
-func (n *Node) txTouches(tx *state.Tx, op reflect.Value, height uint64, ok bool, ev *TxEventJSON) {
+func (n *Node) txTouches(tx *state.Tx, op reflect.Value, height uint64, ok bool, ev *api.TxEventJSON) {
 	seen := map[state.Address]bool{}
 	var accounts []state.Address
 	add := func(a state.Address) {

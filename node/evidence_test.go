@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/guild-ledger/guild/consensus"
+	"github.com/guild-ledger/guild/node/api"
 	"github.com/guild-ledger/guild/p2p"
 	"github.com/guild-ledger/guild/state"
 )
@@ -49,10 +50,10 @@ func TestEvidenceReachesTheChain(t *testing.T) {
 	}
 	st, _ := c.Status(ctx)
 	e := doublePrepare(n.chainID, n.valKey, 0, st.Height, 1, "x")
-	if resp, err := c.SubmitEvidence(ctx, encodeEvidence(t, e)); err != nil || resp.Status != EvidencePending || resp.ID != e.ID().String() {
+	if resp, err := c.SubmitEvidence(ctx, encodeEvidence(t, e)); err != nil || resp.Status != api.EvidencePending || resp.ID != e.ID().String() {
 		t.Fatalf("valid evidence refused: %+v %v", resp, err)
 	}
-	var list EvidenceListResponse
+	var list api.EvidenceListResponse
 	for {
 		var err error
 		if list, err = c.Evidence(ctx); err != nil {
@@ -66,7 +67,7 @@ func TestEvidenceReachesTheChain(t *testing.T) {
 			t.Fatalf("evidence never committed: %v", err)
 		}
 	}
-	want := EvidenceJSON{
+	want := api.EvidenceJSON{
 		ID: e.ID().String(), Validator: "solo", ValidatorIndex: 0,
 		PubKey: hex.EncodeToString(n.valKey.Public().(ed25519.PublicKey)),
 		Height: st.Height, View: 1, Type: "prepare",
@@ -192,7 +193,7 @@ func TestInvalidEvidenceRefused(t *testing.T) {
 	if v, _ := n.validateConsensus("another-peer", valid); v != p2p.Ignore {
 		t.Fatalf("duplicate evidence: verdict %v, want Ignore", v)
 	}
-	if resp, err := c.SubmitEvidence(ctx, valid); err != nil || resp.Status != EvidenceKnown || resp.ID != validEv.ID().String() {
+	if resp, err := c.SubmitEvidence(ctx, valid); err != nil || resp.Status != api.EvidenceKnown || resp.ID != validEv.ID().String() {
 		t.Fatalf("POST of known evidence: %+v %v", resp, err)
 	}
 	if _, err := c.BlockWait(ctx, h+1, 15*time.Second); err != nil {
@@ -429,7 +430,7 @@ func TestEvidenceGossipedToTheLeader(t *testing.T) {
 	if err := obs.SubmitEvidence(&e); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []*Client{vc, oc} {
+	for _, c := range []*api.Client{vc, oc} {
 		for {
 			list, err := c.Evidence(ctx)
 			if err != nil {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/guild-ledger/guild/consensus"
+	"github.com/guild-ledger/guild/node/api"
 	"github.com/guild-ledger/guild/p2p"
 	"github.com/guild-ledger/guild/state/kv"
 )
@@ -171,11 +172,11 @@ func TestStalledValidatorSaysWhy(t *testing.T) {
 		}
 	}
 
-	var st StatusResponse
+	var st api.StatusResponse
 	if code := getJSON(t, n, "/v1/status", &st); code != 200 || !st.Stalled || st.CatchingUp || st.LastBlockTimeMs != 0 {
 		t.Errorf("status %d %+v: want stalled, not catching up, no block", code, st)
 	}
-	var ready ReadyResponse
+	var ready api.ReadyResponse
 	if code := getJSON(t, n, "/readyz", &ready); code != http.StatusServiceUnavailable || ready.Ready {
 		t.Errorf("readyz %d %+v, want 503", code, ready)
 	}
@@ -186,7 +187,7 @@ func TestStalledValidatorSaysWhy(t *testing.T) {
 		}
 	}
 	for _, path := range []string{"/healthz", "/health"} {
-		var h HealthResponse
+		var h api.HealthResponse
 		if code := getJSON(t, n, path, &h); code != 200 || h.Status != "ok" {
 			t.Errorf("%s during a stall: %d %+v, want 200 ok", path, code, h)
 		}
@@ -213,7 +214,7 @@ func TestReadyWhenCommitting(t *testing.T) {
 	if _, err := c.BlockWait(ctx, 2, 15*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	var ready ReadyResponse
+	var ready api.ReadyResponse
 	if code := getJSON(t, n, "/readyz", &ready); code != 200 || !ready.Ready {
 		t.Errorf("readyz %d %+v, want 200 ready", code, ready)
 	}
@@ -384,14 +385,14 @@ func TestStoreReadFailureReported(t *testing.T) {
 	logger, logs := newTestLogger()
 	fs := &faultyStore{}
 	n, _, _ := startNode(t, home, logger, func(n *Node) { fs.Store = n.blocks.db; n.blocks.db = fs })
-	c := NewClient(n.APIAddr())
+	c := api.NewClient(n.APIAddr())
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if _, err := c.BlockWait(ctx, 1, 15*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	fs.failBlockReads.Store(true)
-	var body ErrorResponse
+	var body api.ErrorResponse
 	if code := getJSON(t, n, "/v1/blocks/1", &body); code != 500 || body.Error != storeFaultMessage {
 		t.Fatalf("GET /v1/blocks/1 on a damaged store: %d %+v, want 500 %q", code, body, storeFaultMessage)
 	}
@@ -404,7 +405,7 @@ func TestStoreReadFailureReported(t *testing.T) {
 	if v := scrapeMetric(t, ctx, n, "guild_store_errors_total"); v != "1" {
 		t.Errorf("guild_store_errors_total = %q, want 1", v)
 	}
-	var ready ReadyResponse
+	var ready api.ReadyResponse
 	if code := getJSON(t, n, "/readyz", &ready); code != 503 || !strings.Contains(strings.Join(ready.Reasons, "|"), "store read or write failed") {
 		t.Errorf("readyz after a store failure: %d %+v", code, ready)
 	}
@@ -425,7 +426,7 @@ func TestStoreWriteFailureStopsTheNode(t *testing.T) {
 	logger, logs := newTestLogger()
 	fs := &faultyStore{}
 	n, done, _ := startNode(t, home, logger, func(n *Node) { fs.Store = n.blocks.db; n.blocks.db = fs })
-	c := NewClient(n.APIAddr())
+	c := api.NewClient(n.APIAddr())
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if _, err := c.BlockWait(ctx, 1, 15*time.Second); err != nil {
@@ -591,7 +592,7 @@ func TestDamagedPebbleBlockStore(t *testing.T) {
 
 	logger, logs := newTestLogger()
 	n, done, stop := startNode(t, home, logger, nil)
-	var body ErrorResponse
+	var body api.ErrorResponse
 	if code := getJSON(t, n, "/v1/blocks/1", &body); code != 500 || body.Error != storeFaultMessage {
 		t.Fatalf("GET /v1/blocks/1 from a damaged table: %d %+v", code, body)
 	}
@@ -601,7 +602,7 @@ func TestDamagedPebbleBlockStore(t *testing.T) {
 			t.Errorf("store failure line lacks %q: %s", want, line)
 		}
 	}
-	var ready ReadyResponse
+	var ready api.ReadyResponse
 	if code := getJSON(t, n, "/readyz", &ready); code != 503 || !strings.Contains(strings.Join(ready.Reasons, "|"), "store read or write failed") {
 		t.Errorf("readyz: %d %+v", code, ready)
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/guild-ledger/guild/consensus"
+	"github.com/guild-ledger/guild/node/api"
 	"github.com/guild-ledger/guild/p2p"
 	"github.com/guild-ledger/guild/state"
 	"github.com/guild-ledger/guild/state/kv"
@@ -22,7 +23,7 @@ import (
 
 // startSolo runs a one-validator node in-process on loopback ports chosen by the kernel, with an
 // account funded at genesis.
-func startSolo(t *testing.T) (*Node, *Client, ed25519.PrivateKey) {
+func startSolo(t *testing.T) (*Node, *api.Client, ed25519.PrivateKey) {
 	t.Helper()
 	home, key := soloHome(t, "memdb")
 	n, c, _ := runNode(t, home)
@@ -57,7 +58,7 @@ func soloHome(t *testing.T, backend string) (string, ed25519.PrivateKey) {
 }
 
 // runNode starts the node in home and returns it with a client; stop ends it (also at cleanup).
-func runNode(t *testing.T, home string) (*Node, *Client, func()) {
+func runNode(t *testing.T, home string) (*Node, *api.Client, func()) {
 	t.Helper()
 	n, err := New(home, nil)
 	if err != nil {
@@ -83,7 +84,7 @@ func runNode(t *testing.T, home string) (*Node, *Client, func()) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("node did not start")
 	}
-	return n, NewClient(n.APIAddr()), stop
+	return n, api.NewClient(n.APIAddr()), stop
 }
 
 // A validator stopped and started again on the same data resumes its chain: same blocks, same
@@ -101,7 +102,7 @@ func TestSoloNodeResumesAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	ts, err := c.WaitTx(ctx, resp.Hash)
-	if err != nil || ts.Status != TxCommitted {
+	if err != nil || ts.Status != api.TxCommitted {
 		t.Fatalf("%+v %v", ts, err)
 	}
 	before, _ := c.Block(ctx, ts.Height)
@@ -141,7 +142,7 @@ func TestSoloNodeCommitsTransfers(t *testing.T) {
 	}
 	for _, h := range hashes {
 		ts, err := c.WaitTx(ctx, h)
-		if err != nil || ts.Status != TxCommitted {
+		if err != nil || ts.Status != api.TxCommitted {
 			t.Fatalf("tx %s: %+v %v", h, ts, err)
 		}
 	}
@@ -190,24 +191,27 @@ func TestAPIRefusesBadInput(t *testing.T) {
 	rawBadSig[len(rawBadSig)-1] ^= 1 // the signature is the encoding's last field
 	rawRich := transfer(t, st.ChainID, key, 0, to, 1<<40)
 
-	for name, raw := range map[string][]byte{
-		"garbage":            {0xff, 0x00, 0x13},
-		"wrong chain":        rawWrong,
-		"bad signature":      rawBadSig,
-		"insufficient funds": rawRich,
+	for name, tc := range map[string]struct {
+		raw  []byte
+		code string
+	}{
+		"garbage":            {[]byte{0xff, 0x00, 0x13}, api.CodeBadRequest},
+		"wrong chain":        {rawWrong, api.CodeWrongChain},
+		"bad signature":      {rawBadSig, api.CodeBadSignature},
+		"insufficient funds": {rawRich, api.CodeBadRequest},
 	} {
-		if _, err := c.SubmitTx(ctx, raw); !isStatus(err, 400) {
-			t.Errorf("%s: want 400, got %v", name, err)
+		if _, err := c.SubmitTx(ctx, tc.raw); !isStatus(err, 400) || api.ErrorCode(err) != tc.code {
+			t.Errorf("%s: want 400 %s, got %v (code %q)", name, tc.code, err, api.ErrorCode(err))
 		}
 	}
-	if _, err := c.Account(ctx, "guild123"); !isStatus(err, 400) {
-		t.Errorf("bad address: want 400, got %v", err)
+	if _, err := c.Account(ctx, "guild123"); !isStatus(err, 400) || api.ErrorCode(err) != api.CodeBadRequest {
+		t.Errorf("bad address: want 400 bad_request, got %v", err)
 	}
-	if _, err := c.Tx(ctx, hex.EncodeToString(make([]byte, 32))); !errors.Is(err, ErrNotFound) {
-		t.Errorf("unknown tx: want 404, got %v", err)
+	if _, err := c.Tx(ctx, hex.EncodeToString(make([]byte, 32))); !errors.Is(err, api.ErrNotFound) || api.ErrorCode(err) != api.CodeNotFound {
+		t.Errorf("unknown tx: want 404 not_found, got %v", err)
 	}
-	if _, err := c.Block(ctx, 1<<40); !errors.Is(err, ErrNotFound) {
-		t.Errorf("future block: want 404, got %v", err)
+	if _, err := c.Block(ctx, 1<<40); !errors.Is(err, api.ErrNotFound) || api.ErrorCode(err) != api.CodeNotFound {
+		t.Errorf("future block: want 404 not_found, got %v", err)
 	}
 	acc, err := c.Account(ctx, from.String())
 	if err != nil || acc.Balance != 1000 || acc.Nonce != 0 {
@@ -232,7 +236,7 @@ func transfer(t testing.TB, chainID string, key ed25519.PrivateKey, nonce uint64
 }
 
 func isStatus(err error, code int) bool {
-	var ae *APIError
+	var ae *api.Error
 	return errors.As(err, &ae) && ae.Status == code
 }
 
@@ -253,14 +257,17 @@ func TestBatchSubmitGivesEachTransactionItsOwnResult(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{TxPending, TxRejected, TxPending, TxRejected, TxPending}
+	want := []string{api.TxPending, api.TxRejected, api.TxPending, api.TxRejected, api.TxPending}
+	if len(resp.Results) == len(want) && (resp.Results[1].Code != api.CodeBadRequest || resp.Results[3].Code != api.CodeBadSignature) {
+		t.Errorf("codes of the refused: %+v", resp.Results)
+	}
 	if len(resp.Results) != len(want) {
 		t.Fatalf("results: %+v", resp.Results)
 	}
 	for i, r := range resp.Results {
 		// The repeated good0 is either still pending (deduplicated) or, on a node as fast as a
 		// lone validator, already committed, which makes its nonce used.
-		if i == 4 && r.Status == TxRejected && strings.Contains(r.Error, "nonce") {
+		if i == 4 && r.Status == api.TxRejected && strings.Contains(r.Error, "nonce") {
 			continue
 		}
 		if r.Status != want[i] {
@@ -268,7 +275,7 @@ func TestBatchSubmitGivesEachTransactionItsOwnResult(t *testing.T) {
 		}
 	}
 	for _, i := range []int{0, 2} {
-		if ts, err := c.WaitTx(ctx, resp.Results[i].Hash); err != nil || ts.Status != TxCommitted {
+		if ts, err := c.WaitTx(ctx, resp.Results[i].Hash); err != nil || ts.Status != api.TxCommitted {
 			t.Fatalf("tx %d: %+v %v", i, ts, err)
 		}
 	}
@@ -287,8 +294,21 @@ func TestNonceFarAheadRefused(t *testing.T) {
 	st, _ := c.Status(ctx)
 	var to state.Address
 	to[0] = 4
-	if _, err := c.SubmitTx(ctx, transfer(t, st.ChainID, key, MaxNonceAhead+1, to, 1)); !isStatus(err, 400) {
-		t.Fatalf("nonce %d ahead: want 400, got %v", MaxNonceAhead+1, err)
+	if _, err := c.SubmitTx(ctx, transfer(t, st.ChainID, key, MaxNonceAhead+1, to, 1)); !isStatus(err, 400) ||
+		api.ErrorCode(err) != api.CodeNonceAhead {
+		t.Fatalf("nonce %d ahead: want 400 nonce_ahead, got %v", MaxNonceAhead+1, err)
+	}
+	// A nonce already committed is used.
+	first := transfer(t, st.ChainID, key, 0, to, 1)
+	resp, err := c.SubmitTx(ctx, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ts, err := c.WaitTx(ctx, resp.Hash); err != nil || ts.Status != api.TxCommitted {
+		t.Fatalf("first transfer: %+v %v", ts, err)
+	}
+	if _, err := c.SubmitTx(ctx, transfer(t, st.ChainID, key, 0, to, 2)); !isStatus(err, 400) || api.ErrorCode(err) != api.CodeNonceUsed {
+		t.Fatalf("used nonce: want 400 nonce_used, got %v", err)
 	}
 }
 
@@ -362,7 +382,7 @@ func TestResultsRecoveredAfterCrashBeforeRecording(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ts, err := c.WaitTx(ctx, resp.Hash); err != nil || ts.Status != TxCommitted {
+	if ts, err := c.WaitTx(ctx, resp.Hash); err != nil || ts.Status != api.TxCommitted {
 		t.Fatalf("%+v %v", ts, err)
 	}
 	stop()
@@ -460,7 +480,7 @@ func TestPeersAndStatusShowP2P(t *testing.T) {
 		}
 		if len(res.Peers) == 1 && res.Peers[0].Score != nil && res.Peers[0].LatencyMs > 0 {
 			p := res.Peers[0]
-			if p.PeerID != obsID || p.Role != PeerObserver || len(p.Addrs) == 0 {
+			if p.PeerID != obsID || p.Role != api.PeerObserver || len(p.Addrs) == 0 {
 				t.Fatalf("peer %+v, want observer %s with addresses", p, obsID)
 			}
 			resp, err := http.Get("http://" + n.APIAddr() + "/metrics")

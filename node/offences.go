@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/guild-ledger/guild/consensus"
+	"github.com/guild-ledger/guild/node/api"
 )
 
 // A leader whose signed proposal holds a transaction that would fail (ErrTxWouldFail) proposed
@@ -183,15 +184,15 @@ func (n *Node) recordOffence(p *consensus.Message, reason error) {
 // handleOffences lists the last invalid proposals this node refused, oldest first.
 func (n *Node) handleOffences(w http.ResponseWriter, r *http.Request) {
 	list := n.badProposals.all()
-	resp := OffencesResponse{Offences: make([]OffenceJSON, 0, len(list))}
+	resp := api.OffencesResponse{Offences: make([]api.OffenceJSON, 0, len(list))}
 	for i := range list {
 		o := &list[i]
 		raw, err := consensus.EncodeMessage(&o.Message)
 		if err != nil {
-			writeError(w, http.StatusInternalServerError, err.Error())
+			writeError(w, http.StatusInternalServerError, api.CodeInternal, err.Error())
 			return
 		}
-		resp.Offences = append(resp.Offences, OffenceJSON{
+		resp.Offences = append(resp.Offences, api.OffenceJSON{
 			Validator: o.Validator, ValidatorIndex: o.ValidatorIndex, Height: o.Height, View: o.View,
 			Digest: o.Message.Digest.String(), Reason: o.Reason, Message: hex.EncodeToString(raw),
 			Seen: o.Seen.UTC().Format(time.RFC3339Nano),

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/guild-ledger/guild/consensus"
+	"github.com/guild-ledger/guild/node/api"
 	"github.com/guild-ledger/guild/state"
 )
 
@@ -130,11 +131,11 @@ func drain(t *testing.T, n *Node) []consensus.Message {
 }
 
 // txStatus asks the node's API for a transaction's status.
-func txStatus(t *testing.T, n *Node, raw []byte) TxStatus {
+func txStatus(t *testing.T, n *Node, raw []byte) api.TxStatus {
 	t.Helper()
 	rec := httptest.NewRecorder()
 	n.apiHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/txs/"+state.HashTx(raw).String(), nil))
-	var out TxStatus
+	var out api.TxStatus
 	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +185,7 @@ func TestBadOrderLeaderRefusedAndRecorded(t *testing.T) {
 		t.Fatalf("mempool holds %d after the block committing them, want 0", n.pool.Size())
 	}
 	for _, raw := range ascending {
-		if st := txStatus(t, n, raw); st.Status != TxCommitted || st.Height != 1 {
+		if st := txStatus(t, n, raw); st.Status != api.TxCommitted || st.Height != 1 {
 			t.Fatalf("tx after block 1: %+v", st)
 		}
 	}
@@ -212,7 +213,7 @@ func TestBadOrderLeaderRefusedAndRecorded(t *testing.T) {
 	// GET /v1/offences serves the signed proposals, which anyone can verify.
 	rec := httptest.NewRecorder()
 	n.apiHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/offences", nil))
-	var resp OffencesResponse
+	var resp api.OffencesResponse
 	if err := json.Unmarshal(rec.Body.Bytes(), &resp); err != nil || len(resp.Offences) != 2 {
 		t.Fatalf("GET /v1/offences: %s (%v)", rec.Body.String(), err)
 	}
@@ -256,13 +257,13 @@ func TestCertifiedBlockWithFailingTxsExecuted(t *testing.T) {
 	if acct, _ := n.st.Account(state.AddressFromPubKey(c.payer.Public().(ed25519.PublicKey))); acct.Nonce != 1 {
 		t.Fatalf("payer nonce %d after the block, want 1", acct.Nonce)
 	}
-	if st := txStatus(t, n, descending[4]); st.Status != TxCommitted {
+	if st := txStatus(t, n, descending[4]); st.Status != api.TxCommitted {
 		t.Fatalf("nonce 0: %+v", st)
 	}
 	// The event stream says which failed in the block, and why.
 	failed := 0
 	if _, err := n.blockEvents(1, 0, true, func(ev *streamEvent) error {
-		if tx, ok := ev.data.(*TxEventJSON); ok && tx.Status == EventTxFailed && strings.Contains(tx.Error, "ahead") {
+		if tx, ok := ev.data.(*api.TxEventJSON); ok && tx.Status == api.EventTxFailed && strings.Contains(tx.Error, "ahead") {
 			failed++
 		}
 		return nil
@@ -270,13 +271,13 @@ func TestCertifiedBlockWithFailingTxsExecuted(t *testing.T) {
 		t.Fatalf("block 1's events: %d failed, want 4 (%v)", failed, err)
 	}
 	for _, raw := range descending[:4] {
-		if st := txStatus(t, n, raw); st.Status != TxPending || !n.pool.Has(state.HashTx(raw)) {
+		if st := txStatus(t, n, raw); st.Status != api.TxPending || !n.pool.Has(state.HashTx(raw)) {
 			t.Fatalf("a transaction whose nonce was ahead: %+v, want pending", st)
 		}
 	}
 	c.decide(t, n, nextValue(t, n, 2, n.pool.Reap(100, MaxBlockBytes, n.nonceOf)))
 	for _, raw := range descending {
-		if st := txStatus(t, n, raw); st.Status != TxCommitted {
+		if st := txStatus(t, n, raw); st.Status != api.TxCommitted {
 			t.Fatalf("after block 2: %+v", st)
 		}
 	}
@@ -328,13 +329,13 @@ func TestLeaderLeavesOutFailingTxs(t *testing.T) {
 	if len(n.executed.list) != 0 {
 		t.Fatal("the committed block's execution was not used")
 	}
-	if st := txStatus(t, n, spend); st.Status != TxCommitted || st.Error != "" {
+	if st := txStatus(t, n, spend); st.Status != api.TxCommitted || st.Error != "" {
 		t.Fatalf("spend: %+v", st)
 	}
-	if st := txStatus(t, n, overdraw); st.Status != TxRejected || !strings.Contains(st.Error, state.ErrNoFunds.Error()) {
+	if st := txStatus(t, n, overdraw); st.Status != api.TxRejected || !strings.Contains(st.Error, state.ErrNoFunds.Error()) {
 		t.Fatalf("overdraw: %+v, want rejected for insufficient funds", st)
 	}
-	if st := txStatus(t, n, behind); st.Status != TxPending {
+	if st := txStatus(t, n, behind); st.Status != api.TxPending {
 		t.Fatalf("nonce 2 behind the rejected nonce 1: %+v, want pending", st)
 	}
 	if got := counterValue(t, n, "guild_txs_left_out_total", ""); got != 2 {
@@ -359,7 +360,7 @@ func TestUndecidedProposalLeavesTxsPending(t *testing.T) {
 	}
 	drain(t, n)
 	for _, raw := range txs {
-		if st := txStatus(t, n, raw); st.Status != TxPending {
+		if st := txStatus(t, n, raw); st.Status != api.TxPending {
 			t.Fatalf("after the view change: %+v", st)
 		}
 	}
@@ -368,7 +369,7 @@ func TestUndecidedProposalLeavesTxsPending(t *testing.T) {
 		t.Fatalf("mempool holds %d after another block was decided, want %d", n.pool.Size(), len(txs))
 	}
 	for _, raw := range txs {
-		if st := txStatus(t, n, raw); st.Status != TxPending {
+		if st := txStatus(t, n, raw); st.Status != api.TxPending {
 			t.Fatalf("after an empty block: %+v", st)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/guild-ledger/guild/node"
+	"github.com/guild-ledger/guild/node/api"
 	"github.com/guild-ledger/guild/state"
 )
 
@@ -337,7 +338,7 @@ const catchUpWait = 2 * time.Minute
 
 // measureCatchUp polls the node of rec until it reaches rec.Tip.
 func (c *chaosRun) measureCatchUp(ctx context.Context, rec *FaultRecord) {
-	cl := node.NewClient(c.m.Nodes[rec.Node-1].API)
+	cl := api.NewClient(c.m.Nodes[rec.Node-1].API)
 	for deadline := rec.Back.Add(catchUpWait); time.Now().Before(deadline) && ctx.Err() == nil; {
 		qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		st, err := cl.Status(qctx)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/guild-ledger/guild/consensus"
 	"github.com/guild-ledger/guild/node"
+	"github.com/guild-ledger/guild/node/api"
 	"github.com/guild-ledger/guild/state"
 )
 
@@ -163,7 +164,7 @@ func (r *CheckReport) WriteText(w io.Writer) {
 type nodeChain struct {
 	api    string
 	height uint64
-	blocks []*node.BlockResponse // blocks[h-1]; nil where the node did not serve it
+	blocks []*api.BlockResponse // blocks[h-1]; nil where the node did not serve it
 	err    error
 }
 
@@ -186,9 +187,9 @@ func CheckInvariants(ctx context.Context, o CheckOptions) (*CheckReport, error) 
 	r := &CheckReport{}
 	answer := &Invariant{Name: InvNodesAnswer}
 	r.Invariants = append(r.Invariants, answer)
-	clients := make([]*node.Client, len(o.APIs))
-	for i, api := range o.APIs {
-		clients[i] = node.NewClient(api)
+	clients := make([]*api.Client, len(o.APIs))
+	for i, apiURL := range o.APIs {
+		clients[i] = api.NewClient(apiURL)
 	}
 
 	// Settle: the height to check is what the highest node had at the start, once all reach it.
@@ -226,7 +227,7 @@ func CheckInvariants(ctx context.Context, o CheckOptions) (*CheckReport, error) 
 
 	chains := make([]*nodeChain, len(up))
 	for k, i := range up {
-		chains[k] = &nodeChain{api: o.APIs[i], height: heights[i], blocks: make([]*node.BlockResponse, heights[i])}
+		chains[k] = &nodeChain{api: o.APIs[i], height: heights[i], blocks: make([]*api.BlockResponse, heights[i])}
 	}
 	if err := fetchBlocks(ctx, clients, up, chains, top, o.Parallel); err != nil {
 		return r, err
@@ -254,7 +255,7 @@ func CheckInvariants(ctx context.Context, o CheckOptions) (*CheckReport, error) 
 
 // settle polls every node's height until each reaches the highest seen at the start, or d passes;
 // it returns the last heights (0 for a node that does not answer).
-func settle(ctx context.Context, clients []*node.Client, d time.Duration) []uint64 {
+func settle(ctx context.Context, clients []*api.Client, d time.Duration) []uint64 {
 	deadline := time.Now().Add(d)
 	heights := make([]uint64, len(clients))
 	var target uint64
@@ -287,7 +288,7 @@ func settle(ctx context.Context, clients []*node.Client, d time.Duration) []uint
 }
 
 // fetchBlocks reads heights 1..upTo of every chain, par requests at a time.
-func fetchBlocks(ctx context.Context, clients []*node.Client, up []int, chains []*nodeChain, upTo uint64, par int) error {
+func fetchBlocks(ctx context.Context, clients []*api.Client, up []int, chains []*nodeChain, upTo uint64, par int) error {
 	type job struct {
 		k int
 		h uint64
@@ -299,7 +300,7 @@ func fetchBlocks(ctx context.Context, clients []*node.Client, up []int, chains [
 		wg.Go(func() {
 			for j := range jobs {
 				c := chains[j.k]
-				var b node.BlockResponse
+				var b api.BlockResponse
 				var err error
 				for try := 0; try < 3; try++ {
 					qctx, cancel := context.WithTimeout(ctx, 20*time.Second)
@@ -343,7 +344,7 @@ type setFrom struct {
 // reference node says is in force now (from /v1/validators), if governance changed it. A set in
 // force only between the two cannot be read from the API; a certificate of that span that fails
 // against both is reported, with a note.
-func validatorSets(ctx context.Context, g *node.Genesis, c *node.Client) []setFrom {
+func validatorSets(ctx context.Context, g *node.Genesis, c *api.Client) []setFrom {
 	sets := []setFrom{{from: 1, set: g.ValidatorSet()}}
 	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -375,7 +376,7 @@ func setAt(sets []setFrom, h uint64) consensus.ValidatorSet {
 func checkSameBlocks(chains []*nodeChain, upTo uint64) *Invariant {
 	inv := &Invariant{Name: InvSameBlocks}
 	for h := uint64(1); h <= upTo; h++ {
-		var ref *node.BlockResponse
+		var ref *api.BlockResponse
 		refAPI := ""
 		for _, c := range chains {
 			if h > uint64(len(c.blocks)) || c.blocks[h-1] == nil {
@@ -425,7 +426,7 @@ func checkCertificates(chainID string, sets []setFrom, chains []*nodeChain) *Inv
 	return inv
 }
 
-func certFromJSON(cj node.CertificateJSON) (*consensus.Certificate, error) {
+func certFromJSON(cj api.CertificateJSON) (*consensus.Certificate, error) {
 	d, err := state.ParseHash(cj.Digest)
 	if err != nil {
 		return nil, fmt.Errorf("certificate digest: %w", err)
@@ -492,7 +493,7 @@ func checkHeaders(chains []*nodeChain) *Invariant {
 }
 
 // blockFromJSON rebuilds a block without its evidence.
-func blockFromJSON(b *node.BlockResponse) (*node.Block, error) {
+func blockFromJSON(b *api.BlockResponse) (*node.Block, error) {
 	hj := b.Header
 	t, err := time.Parse(time.RFC3339Nano, hj.Time)
 	if err != nil {
@@ -567,7 +568,7 @@ func indexTxs(c *nodeChain) (map[state.Hash]txAt, *Invariant) {
 // checkSupply sums the native balances of every account genesis funded or a committed
 // transaction named, plus what open native escrows hold, on every node, against genesis's supply.
 // There are no fees, and only genesis creates the native currency.
-func checkSupply(ctx context.Context, g *node.Genesis, ref *nodeChain, clients []*node.Client, up []int) *Invariant {
+func checkSupply(ctx context.Context, g *node.Genesis, ref *nodeChain, clients []*api.Client, up []int) *Invariant {
 	inv := &Invariant{Name: InvSupply}
 	var supply uint64
 	addrs := map[state.Address]bool{}
@@ -612,7 +613,7 @@ func checkSupply(ctx context.Context, g *node.Genesis, ref *nodeChain, clients [
 			qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
 			a, err := c.Account(qctx, list[k].String())
-			if errors.Is(err, node.ErrNotFound) {
+			if errors.Is(err, api.ErrNotFound) {
 				return nil
 			}
 			sums[k] = a.Balance
@@ -669,7 +670,7 @@ func checkAcked(acked map[state.Hash]uint64, index map[state.Hash]txAt, upTo uin
 
 // checkTxLookups asks every node for up to n acknowledged transactions by hash: each must answer
 // committed at the height the blocks hold it.
-func checkTxLookups(ctx context.Context, acked map[state.Hash]uint64, index map[state.Hash]txAt, clients []*node.Client, up []int, heights []uint64, n int) *Invariant {
+func checkTxLookups(ctx context.Context, acked map[state.Hash]uint64, index map[state.Hash]txAt, clients []*api.Client, up []int, heights []uint64, n int) *Invariant {
 	inv := &Invariant{Name: InvTxLookups}
 	var sample []state.Hash
 	for th := range acked {
@@ -702,9 +703,9 @@ func checkTxLookups(ctx context.Context, acked map[state.Hash]uint64, index map[
 			inv.Checked++
 			// A transaction whose execution failed is in its block all the same; the API calls
 			// it rejected, at that height.
-			at, want := index[th], node.TxCommitted
+			at, want := index[th], api.TxCommitted
 			if at.failed {
-				want = node.TxRejected
+				want = api.TxRejected
 			}
 			switch {
 			case err != nil:

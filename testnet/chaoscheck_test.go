@@ -14,6 +14,7 @@ import (
 
 	"github.com/guild-ledger/guild/consensus"
 	"github.com/guild-ledger/guild/node"
+	"github.com/guild-ledger/guild/node/api"
 	"github.com/guild-ledger/guild/state"
 )
 
@@ -27,7 +28,7 @@ const fakeChainID = "chaos-test"
 type craftedChain struct {
 	keys     []ed25519.PrivateKey
 	gen      *node.Genesis
-	blocks   []*node.BlockResponse
+	blocks   []*api.BlockResponse
 	balances map[state.Address]uint64
 	txAt     map[string]uint64
 	senders  []ed25519.PrivateKey
@@ -78,7 +79,7 @@ func newCraftedChain(t *testing.T, heights int) *craftedChain {
 }
 
 // seal makes the block at height h on top of the chain so far, certified by every validator.
-func (c *craftedChain) seal(t *testing.T, h uint64, txs [][]byte, timeShift int64) *node.BlockResponse {
+func (c *craftedChain) seal(t *testing.T, h uint64, txs [][]byte, timeShift int64) *api.BlockResponse {
 	t.Helper()
 	if txs == nil {
 		txs = [][]byte{} // as a node proposes an empty block
@@ -102,37 +103,37 @@ func (c *craftedChain) seal(t *testing.T, h uint64, txs [][]byte, timeShift int6
 		t.Fatal(err)
 	}
 	d := consensus.DigestOf(value)
-	resp := &node.BlockResponse{Height: h, Hash: d.String(),
-		Header: node.HeaderJSON{ChainID: fakeChainID, Height: h, Time: time.UnixMilli(blk.Header.Time).UTC().Format(time.RFC3339Nano),
+	resp := &api.BlockResponse{Height: h, Hash: d.String(),
+		Header: api.HeaderJSON{ChainID: fakeChainID, Height: h, Time: time.UnixMilli(blk.Header.Time).UTC().Format(time.RFC3339Nano),
 			PrevHash: prev.String(), StateRoot: blk.Header.StateRoot.String(), TxsHash: blk.Header.TxsHash.String(), Proposer: blk.Header.Proposer,
 			Leader: blk.Header.Leader},
-		Certificate: node.CertificateJSON{Height: h, Digest: d.String()}}
+		Certificate: api.CertificateJSON{Height: h, Digest: d.String()}}
 	for _, sk := range blk.Header.Skips {
-		resp.Header.LeaderSkips = append(resp.Header.LeaderSkips, node.LeaderSkipJSON{Validator: sk.Validator,
+		resp.Header.LeaderSkips = append(resp.Header.LeaderSkips, api.LeaderSkipJSON{Validator: sk.Validator,
 			Until: time.UnixMilli(sk.Until).UTC().Format(time.RFC3339Nano), Misses: sk.Misses})
 	}
 	for _, tx := range txs {
 		resp.Txs = append(resp.Txs, hex.EncodeToString(tx))
-		resp.Results = append(resp.Results, node.TxResultJSON{Hash: state.HashTx(tx).String()})
+		resp.Results = append(resp.Results, api.TxResultJSON{Hash: state.HashTx(tx).String()})
 	}
 	for i, key := range c.keys[:3] { // 3 of 4: a quorum
 		m := consensus.Message{Type: consensus.MsgCommit, Height: h, From: uint32(i), Digest: d}
 		consensus.Sign(fakeChainID, key, &m)
-		resp.Certificate.Votes = append(resp.Certificate.Votes, node.VoteJSON{Validator: uint32(i), Sig: hex.EncodeToString(m.Sig)})
+		resp.Certificate.Votes = append(resp.Certificate.Votes, api.VoteJSON{Validator: uint32(i), Sig: hex.EncodeToString(m.Sig)})
 	}
 	return resp
 }
 
 // fakeAPI is one node serving a chain; the fields are what a test changes to make it lie.
 type fakeAPI struct {
-	blocks   []*node.BlockResponse
+	blocks   []*api.BlockResponse
 	balances map[state.Address]uint64
 	txAt     map[string]uint64
 	failed   map[string]bool
 }
 
 func (c *craftedChain) api() *fakeAPI {
-	f := &fakeAPI{blocks: append([]*node.BlockResponse(nil), c.blocks...), balances: map[state.Address]uint64{}, txAt: map[string]uint64{}}
+	f := &fakeAPI{blocks: append([]*api.BlockResponse(nil), c.blocks...), balances: map[state.Address]uint64{}, txAt: map[string]uint64{}}
 	for a, b := range c.balances {
 		f.balances[a] = b
 	}
@@ -150,12 +151,12 @@ func (f *fakeAPI) serve(t *testing.T) string {
 		json.NewEncoder(w).Encode(v)
 	}
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
-		reply(w, 200, node.StatusResponse{ChainID: fakeChainID, Height: uint64(len(f.blocks))})
+		reply(w, 200, api.StatusResponse{ChainID: fakeChainID, Height: uint64(len(f.blocks))})
 	})
 	mux.HandleFunc("GET /v1/blocks/{h}", func(w http.ResponseWriter, r *http.Request) {
 		h, _ := strconv.Atoi(r.PathValue("h"))
 		if h < 1 || h > len(f.blocks) {
-			reply(w, 404, node.ErrorResponse{Error: "no such block"})
+			reply(w, 404, api.ErrorResponse{Error: "no such block"})
 			return
 		}
 		reply(w, 200, f.blocks[h-1])
@@ -163,25 +164,25 @@ func (f *fakeAPI) serve(t *testing.T) string {
 	mux.HandleFunc("GET /v1/accounts/{a}", func(w http.ResponseWriter, r *http.Request) {
 		a, err := state.ParseAddress(r.PathValue("a"))
 		if err != nil {
-			reply(w, 400, node.ErrorResponse{Error: err.Error()})
+			reply(w, 400, api.ErrorResponse{Error: err.Error()})
 			return
 		}
-		reply(w, 200, node.AccountResponse{Address: a.String(), Balance: f.balances[a]})
+		reply(w, 200, api.AccountResponse{Address: a.String(), Balance: f.balances[a]})
 	})
 	mux.HandleFunc("GET /v1/txs/{hash}", func(w http.ResponseWriter, r *http.Request) {
 		h := r.PathValue("hash")
 		if at, ok := f.txAt[h]; ok {
-			status := node.TxCommitted
+			status := api.TxCommitted
 			if f.failed[h] {
-				status = node.TxRejected // in its block, but its execution failed
+				status = api.TxRejected // in its block, but its execution failed
 			}
-			reply(w, 200, node.TxStatus{Hash: h, Status: status, Height: at})
+			reply(w, 200, api.TxStatus{Hash: h, Status: status, Height: at})
 			return
 		}
-		reply(w, 200, node.TxStatus{Hash: h, Status: node.TxUnknown})
+		reply(w, 200, api.TxStatus{Hash: h, Status: api.TxUnknown})
 	})
 	mux.HandleFunc("GET /v1/validators", func(w http.ResponseWriter, r *http.Request) {
-		reply(w, 200, node.ValidatorsResponse{NextHeight: uint64(len(f.blocks) + 1), Current: node.ValidatorSetJSON{Height: 1}})
+		reply(w, 200, api.ValidatorsResponse{NextHeight: uint64(len(f.blocks) + 1), Current: api.ValidatorSetJSON{Height: 1}})
 	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
@@ -221,7 +222,7 @@ func TestCheckInvariantsHealthyChain(t *testing.T) {
 	// One transaction failed in its block (a wrong nonce, say): the API calls it rejected, at
 	// its height, and it is still no violation.
 	b := *c.blocks[2]
-	b.Results = append([]node.TxResultJSON(nil), b.Results...)
+	b.Results = append([]api.TxResultJSON(nil), b.Results...)
 	b.Results[0].Error = "state: wrong nonce"
 	c.blocks[2] = &b
 	apis := []*fakeAPI{c.api(), c.api(), c.api(), c.api()}
@@ -266,7 +267,7 @@ func TestCheckInvariantsCatchesEachViolation(t *testing.T) {
 		}},
 		{"forged certificate", InvCertificates, func(t *testing.T, c *craftedChain, apis []*fakeAPI, _ map[state.Hash]uint64) {
 			b := *apis[1].blocks[3]
-			b.Certificate.Votes = append([]node.VoteJSON(nil), b.Certificate.Votes...)
+			b.Certificate.Votes = append([]api.VoteJSON(nil), b.Certificate.Votes...)
 			sig, _ := hex.DecodeString(b.Certificate.Votes[1].Sig)
 			sig[0] ^= 1
 			b.Certificate.Votes[1].Sig = hex.EncodeToString(sig)

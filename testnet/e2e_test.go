@@ -18,6 +18,7 @@ import (
 
 	"github.com/guild-ledger/guild/consensus"
 	"github.com/guild-ledger/guild/node"
+	"github.com/guild-ledger/guild/node/api"
 	"github.com/guild-ledger/guild/state"
 )
 
@@ -120,7 +121,7 @@ func TestEndToEnd(t *testing.T) {
 		if err != nil {
 			return fmt.Errorf("transfer %d: %w", k, err)
 		}
-		if st.Status != node.TxCommitted || st.Error != "" {
+		if st.Status != api.TxCommitted || st.Error != "" {
 			return fmt.Errorf("transfer %d: %s at height %d: %s", k, st.Status, st.Height, st.Error)
 		}
 		mu.Lock()
@@ -150,7 +151,7 @@ func TestEndToEnd(t *testing.T) {
 	seen := map[string]int{} // tx hash → times seen in the chain
 	var prevHash string
 	for h := uint64(1); h <= minHeight; h++ {
-		var first *node.BlockResponse
+		var first *api.BlockResponse
 		for i, c := range clients {
 			b, err := c.Block(ctx, h)
 			if err != nil {
@@ -288,7 +289,7 @@ type liveTestnet struct {
 	dir     string
 	bin     string // the guild binary the nodes run
 	m       *Manifest
-	clients []*node.Client
+	clients []*api.Client
 }
 
 // startTestnet starts one for an end-to-end test: skipped with -short, stopped at cleanup (with
@@ -344,14 +345,14 @@ func startTestnetWith(t *testing.T, limit time.Duration, configure func(*node.Co
 	if err != nil {
 		t.Fatal(err)
 	}
-	clients := make([]*node.Client, len(m.Nodes))
+	clients := make([]*api.Client, len(m.Nodes))
 	for i, n := range m.Nodes {
-		clients[i] = node.NewClient(n.API)
+		clients[i] = api.NewClient(n.API)
 	}
 	return &liveTestnet{ctx: ctx, dir: dir, bin: bin, m: m, clients: clients}
 }
 
-func waitHeights(t *testing.T, ctx context.Context, clients []*node.Client, h uint64) []uint64 {
+func waitHeights(t *testing.T, ctx context.Context, clients []*api.Client, h uint64) []uint64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
@@ -416,7 +417,7 @@ func moduleRoot() (string, error) {
 
 // verifyServedCertificate rebuilds a block's certificate from the API's JSON and checks it with
 // consensus.VerifyCertificate, and that it certifies the block hash the node served.
-func verifyServedCertificate(chainID string, vals consensus.ValidatorSet, b *node.BlockResponse) error {
+func verifyServedCertificate(chainID string, vals consensus.ValidatorSet, b *api.BlockResponse) error {
 	digest, err := hex.DecodeString(b.Certificate.Digest)
 	if err != nil || len(digest) != len(consensus.Digest{}) {
 		return fmt.Errorf("certificate digest %q is not 32 bytes of hex", b.Certificate.Digest)

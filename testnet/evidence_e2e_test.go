@@ -9,6 +9,7 @@ import (
 
 	"github.com/guild-ledger/guild/consensus"
 	"github.com/guild-ledger/guild/node"
+	"github.com/guild-ledger/guild/node/api"
 )
 
 // Evidence that org2's validator signed two different prepares for one slot, submitted to one
@@ -56,12 +57,12 @@ func TestEvidenceOnChainEndToEnd(t *testing.T) {
 	forged.Second.Sig[0] ^= 1
 	rawForged, _ := forged.Encode()
 	for i, c := range clients {
-		var ae *node.APIError
+		var ae *api.Error
 		if _, err := c.SubmitEvidence(ctx, rawForged); !errors.As(err, &ae) || ae.Status != 400 {
 			t.Errorf("node%d took forged evidence: %v", i+1, err)
 		}
 	}
-	if resp, err := clients[2].SubmitEvidence(ctx, raw); err != nil || resp.Status != node.EvidencePending {
+	if resp, err := clients[2].SubmitEvidence(ctx, raw); err != nil || resp.Status != api.EvidencePending {
 		t.Fatalf("evidence refused: %+v %v", resp, err)
 	}
 
@@ -90,7 +91,7 @@ func TestEvidenceOnChainEndToEnd(t *testing.T) {
 }
 
 // waitEvidence waits, within the test's deadline, until c lists the evidence with this ID.
-func waitEvidence(t *testing.T, c *node.Client, id string) node.EvidenceJSON {
+func waitEvidence(t *testing.T, c *api.Client, id string) api.EvidenceJSON {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/guild-ledger/guild/node"
+	"github.com/guild-ledger/guild/node/api"
 	"github.com/guild-ledger/guild/state"
 )
 
@@ -119,25 +120,25 @@ func (c *fakeChain) mux() *http.ServeMux {
 		json.NewEncoder(w).Encode(v)
 	}
 	mux.HandleFunc("POST /v1/txs", func(w http.ResponseWriter, r *http.Request) {
-		var req node.SubmitTxRequest
+		var req api.SubmitTxRequest
 		json.NewDecoder(r.Body).Decode(&req)
 		raw, err := hex.DecodeString(req.Tx)
 		if err == nil {
 			_, err = state.DecodeTx(raw)
 		}
 		if err != nil {
-			reply(w, http.StatusBadRequest, node.ErrorResponse{Error: fmt.Sprint("bad tx: ", err)})
+			reply(w, http.StatusBadRequest, api.ErrorResponse{Error: fmt.Sprint("bad tx: ", err)})
 			return
 		}
 		c.mu.Lock()
 		c.pending = append(c.pending, raw)
 		c.mu.Unlock()
-		reply(w, http.StatusAccepted, node.SubmitTxResponse{Hash: state.HashTx(raw).String(), Status: node.TxPending})
+		reply(w, http.StatusAccepted, api.SubmitTxResponse{Hash: state.HashTx(raw).String(), Status: api.TxPending})
 	})
 	mux.HandleFunc("POST /v1/txs/batch", func(w http.ResponseWriter, r *http.Request) {
-		var req node.SubmitTxsRequest
+		var req api.SubmitTxsRequest
 		json.NewDecoder(r.Body).Decode(&req)
-		resp := node.SubmitTxsResponse{Results: make([]node.SubmitTxResult, len(req.Txs))}
+		resp := api.SubmitTxsResponse{Results: make([]api.SubmitTxResult, len(req.Txs))}
 		c.mu.Lock()
 		for i, s := range req.Txs {
 			raw, err := hex.DecodeString(s)
@@ -145,11 +146,11 @@ func (c *fakeChain) mux() *http.ServeMux {
 				_, err = state.DecodeTx(raw)
 			}
 			if err != nil {
-				resp.Results[i] = node.SubmitTxResult{Status: node.TxRejected, Error: fmt.Sprint("bad tx: ", err)}
+				resp.Results[i] = api.SubmitTxResult{Status: api.TxRejected, Error: fmt.Sprint("bad tx: ", err)}
 				continue
 			}
 			c.pending = append(c.pending, raw)
-			resp.Results[i] = node.SubmitTxResult{Hash: state.HashTx(raw).String(), Status: node.TxPending}
+			resp.Results[i] = api.SubmitTxResult{Hash: state.HashTx(raw).String(), Status: api.TxPending}
 		}
 		c.mu.Unlock()
 		reply(w, http.StatusOK, resp)
@@ -160,20 +161,20 @@ func (c *fakeChain) mux() *http.ServeMux {
 		height, ok := c.where[h]
 		c.mu.Unlock()
 		if !ok {
-			reply(w, http.StatusOK, node.TxStatus{Hash: h.String(), Status: node.TxPending})
+			reply(w, http.StatusOK, api.TxStatus{Hash: h.String(), Status: api.TxPending})
 			return
 		}
-		reply(w, http.StatusOK, node.TxStatus{Hash: h.String(), Status: node.TxCommitted, Height: height})
+		reply(w, http.StatusOK, api.TxStatus{Hash: h.String(), Status: api.TxCommitted, Height: height})
 	})
 	mux.HandleFunc("GET /v1/accounts/{address}", func(w http.ResponseWriter, r *http.Request) {
 		a, err := state.ParseAddress(r.PathValue("address"))
 		if err != nil {
-			reply(w, http.StatusBadRequest, node.ErrorResponse{Error: err.Error()})
+			reply(w, http.StatusBadRequest, api.ErrorResponse{Error: err.Error()})
 			return
 		}
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		reply(w, http.StatusOK, node.AccountResponse{Address: a.String(), Balance: 1 << 50, Nonce: c.nonces[a]})
+		reply(w, http.StatusOK, api.AccountResponse{Address: a.String(), Balance: 1 << 50, Nonce: c.nonces[a]})
 	})
 	mux.HandleFunc("GET /v1/blocks/{height}", func(w http.ResponseWriter, r *http.Request) {
 		height, _ := strconv.ParseUint(r.PathValue("height"), 10, 64)
@@ -186,24 +187,24 @@ func (c *fakeChain) mux() *http.ServeMux {
 			select {
 			case <-grown:
 			case <-deadline:
-				reply(w, http.StatusNotFound, node.ErrorResponse{Error: "not yet"})
+				reply(w, http.StatusNotFound, api.ErrorResponse{Error: "not yet"})
 				return
 			}
 			c.mu.Lock()
 		}
 		txs := c.blocks[height-1]
 		c.mu.Unlock()
-		b := node.BlockResponse{Height: height, Hash: hex.EncodeToString(sha256.New().Sum([]byte(strconv.FormatUint(height, 10))))}
+		b := api.BlockResponse{Height: height, Hash: hex.EncodeToString(sha256.New().Sum([]byte(strconv.FormatUint(height, 10))))}
 		for _, raw := range txs {
 			b.Txs = append(b.Txs, hex.EncodeToString(raw))
-			b.Results = append(b.Results, node.TxResultJSON{Hash: state.HashTx(raw).String()})
+			b.Results = append(b.Results, api.TxResultJSON{Hash: state.HashTx(raw).String()})
 		}
 		reply(w, http.StatusOK, b)
 	})
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		reply(w, http.StatusOK, node.StatusResponse{Moniker: c.moniker, Height: uint64(len(c.blocks)), Peers: 3, View: 0, Leader: uint32(len(c.blocks) % 4)})
+		reply(w, http.StatusOK, api.StatusResponse{Moniker: c.moniker, Height: uint64(len(c.blocks)), Peers: 3, View: 0, Leader: uint32(len(c.blocks) % 4)})
 	})
 	return mux
 }

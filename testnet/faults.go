@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/guild-ledger/guild/node"
+	"github.com/guild-ledger/guild/node/api"
 )
 
 // The faults a tester injects into one node, named by K: its place, from 1, in the manifest (the
@@ -98,7 +99,7 @@ func Restart(ctx context.Context, dir string, k int, binary string) (Node, int, 
 
 // waitAPI waits until node n, just started, answers on its API; exited closes if it dies.
 func waitAPI(ctx context.Context, n Node, exited <-chan struct{}) error {
-	c := node.NewClient(n.API)
+	c := api.NewClient(n.API)
 	ticker := time.NewTicker(pollInterval)
 	defer ticker.Stop()
 	for {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/guild-ledger/guild/consensus"
 	"github.com/guild-ledger/guild/node"
+	"github.com/guild-ledger/guild/node/api"
 	"github.com/guild-ledger/guild/state"
 )
 
@@ -56,7 +57,7 @@ func TestGovernanceValidatorChanges(t *testing.T) {
 	if _, _, err := Join(ctx, dir, JoinOptions{Name: "org5", Binary: tn.bin}); !errors.Is(err, ErrNameTaken) {
 		t.Errorf("joining org5 twice: %v, want ErrNameTaken", err)
 	}
-	clients := append(tn.clients, node.NewClient(j.Node.API))
+	clients := append(tn.clients, api.NewClient(j.Node.API))
 	sts, err := Status(ctx, dir)
 	if err != nil || len(sts) != 5 || !sts[4].Running || sts[4].PID != j.PID {
 		t.Fatalf("status after join: %+v, %v", sts, err)
@@ -143,7 +144,7 @@ func TestGovernanceValidatorChanges(t *testing.T) {
 		&state.GovPropose{SetValidator: &state.Validator{Name: "org2", Power: 0}, EffectiveHeight: removed})
 	without2 := consensus.ValidatorSet{Validators: slices.Clone(five.Validators)}
 	without2.Validators = slices.Delete(without2.Validators, 1, 2)
-	rest := []*node.Client{clients[2], clients[3], clients[4]}
+	rest := []*api.Client{clients[2], clients[3], clients[4]}
 	waitAll(t, ctx, rest, removed+6)
 	for h := removed; h <= removed+6; h++ {
 		// org1 is down and org2 out: org3, org4 and org5 make the quorum of 3 out of 4.
@@ -158,7 +159,7 @@ func TestGovernanceValidatorChanges(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			connected = connected || slices.ContainsFunc(ps.Peers, func(p node.PeerStatus) bool { return p.PeerID == m.Nodes[1].PeerID })
+			connected = connected || slices.ContainsFunc(ps.Peers, func(p api.PeerStatus) bool { return p.PeerID == m.Nodes[1].PeerID })
 		}
 		if !connected {
 			break
@@ -203,7 +204,7 @@ func TestGovernanceValidatorChanges(t *testing.T) {
 	}
 	for _, h := range hashes {
 		st, err := clients[2].WaitTx(ctx, h.String())
-		if err != nil || st.Status != node.TxCommitted || st.Error != "" {
+		if err != nil || st.Status != api.TxCommitted || st.Error != "" {
 			t.Fatalf("transfer %s: %+v, %v", h, st, err)
 		}
 		last = max(last, st.Height)
@@ -232,7 +233,7 @@ type govDriver struct {
 	t       *testing.T
 	ctx     context.Context
 	chainID string
-	c       *node.Client
+	c       *api.Client
 }
 
 func (g *govDriver) height() uint64 {
@@ -268,7 +269,7 @@ func (g *govDriver) wait(hash state.Hash) {
 	wctx, cancel := context.WithTimeout(g.ctx, 15*time.Second)
 	defer cancel()
 	st, err := g.c.WaitTx(wctx, hash.String())
-	if err != nil || st.Status != node.TxCommitted || st.Error != "" {
+	if err != nil || st.Status != api.TxCommitted || st.Error != "" {
 		g.t.Fatalf("transaction %s: %+v, %v", hash, st, err)
 	}
 }
@@ -290,9 +291,9 @@ func (g *govDriver) pass(id string, proposer *govMember, voters []*govMember, op
 
 // checkBlock fetches block h from every client: one hash everywhere, and each node's
 // certificate verifies against vals. It returns the first node's block.
-func checkBlock(t *testing.T, ctx context.Context, chainID string, clients []*node.Client, h uint64, vals consensus.ValidatorSet) node.BlockResponse {
+func checkBlock(t *testing.T, ctx context.Context, chainID string, clients []*api.Client, h uint64, vals consensus.ValidatorSet) api.BlockResponse {
 	t.Helper()
-	var first node.BlockResponse
+	var first api.BlockResponse
 	for i, c := range clients {
 		b, err := c.Block(ctx, h)
 		if err != nil {
@@ -312,7 +313,7 @@ func checkBlock(t *testing.T, ctx context.Context, chainID string, clients []*no
 
 // waitAll waits until every client has committed height h. It allows more than waitHeights: on a
 // loaded machine, blocks around a view change come slowly.
-func waitAll(t *testing.T, ctx context.Context, clients []*node.Client, h uint64) {
+func waitAll(t *testing.T, ctx context.Context, clients []*api.Client, h uint64) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
@@ -337,7 +338,7 @@ func waitAll(t *testing.T, ctx context.Context, clients []*node.Client, h uint64
 }
 
 // maxHeight is the highest height any of the clients reports.
-func maxHeight(t *testing.T, ctx context.Context, clients []*node.Client) uint64 {
+func maxHeight(t *testing.T, ctx context.Context, clients []*api.Client) uint64 {
 	t.Helper()
 	var top uint64
 	for _, c := range clients {

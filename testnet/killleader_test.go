@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/guild-ledger/guild/node"
+	"github.com/guild-ledger/guild/node/api"
 )
 
 // Under load, kill -9 the validator that leads the next height: the other three change view and
@@ -34,7 +34,7 @@ func TestKillTheLeader(t *testing.T) {
 		t.Fatal(err)
 	}
 	killedAt := time.Now()
-	var others []*node.Client
+	var others []*api.Client
 	for i, c := range clients {
 		if i != k-1 {
 			others = append(others, c)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/guild-ledger/guild/node"
+	"github.com/guild-ledger/guild/node/api"
 	"github.com/guild-ledger/guild/state"
 )
 
@@ -69,7 +70,7 @@ func RunLoad(ctx context.Context, opts LoadOptions) (*LoadReport, error) {
 	if progress == nil {
 		progress = io.Discard
 	}
-	first := node.NewClient(nodes[0].API)
+	first := api.NewClient(nodes[0].API)
 
 	fmt.Fprintf(progress, "funding %d accounts from the faucet through %s\n", opts.Accounts, nodes[0].Name)
 	keys, addrs, nonces, err := newLoadAccounts(ctx, m, first, opts.Passphrase, opts.Accounts)
@@ -194,7 +195,7 @@ func (m *Manifest) SelectNodes(specs []string) ([]Node, error) {
 }
 
 // newLoadAccounts makes n fresh keys, funds them from the faucet, and reads their next nonces.
-func newLoadAccounts(ctx context.Context, m *Manifest, c *node.Client, passphrase string, n int) ([]ed25519.PrivateKey, []state.Address, []uint64, error) {
+func newLoadAccounts(ctx context.Context, m *Manifest, c *api.Client, passphrase string, n int) ([]ed25519.PrivateKey, []state.Address, []uint64, error) {
 	keys := make([]ed25519.PrivateKey, n)
 	addrs := make([]state.Address, n)
 	for i := range keys {
@@ -210,7 +211,7 @@ func newLoadAccounts(ctx context.Context, m *Manifest, c *node.Client, passphras
 
 // fund sends FundAmount from the faucet to each address, with consecutive faucet nonces through
 // one node, and waits until every transfer is committed.
-func fund(ctx context.Context, m *Manifest, c *node.Client, passphrase string, to []state.Address) error {
+func fund(ctx context.Context, m *Manifest, c *api.Client, passphrase string, to []state.Address) error {
 	faucet, faucetAddr, err := m.LoadWalletKey(FaucetName, passphrase)
 	if err != nil {
 		return err
@@ -240,7 +241,7 @@ func fund(ctx context.Context, m *Manifest, c *node.Client, passphrase string, t
 		if err != nil {
 			return fmt.Errorf("testnet: funding transfer %s: %w", hashes[i], err)
 		}
-		if st.Status != node.TxCommitted || st.Error != "" {
+		if st.Status != api.TxCommitted || st.Error != "" {
 			return fmt.Errorf("testnet: funding transfer %s %s: %s", hashes[i], st.Status, st.Error)
 		}
 		return nil
@@ -248,7 +249,7 @@ func fund(ctx context.Context, m *Manifest, c *node.Client, passphrase string, t
 }
 
 // accountNonces reads the next nonce of each address.
-func accountNonces(ctx context.Context, c *node.Client, addrs []state.Address) ([]uint64, error) {
+func accountNonces(ctx context.Context, c *api.Client, addrs []state.Address) ([]uint64, error) {
 	nonces := make([]uint64, len(addrs))
 	err := forEach(len(addrs), 16, func(i int) error {
 		a, err := c.Account(ctx, addrs[i].String())
@@ -392,7 +393,7 @@ type submitter struct {
 }
 
 // work takes releases from tokens — one, plus every other already waiting, up to
-// node.MaxSubmitBatch — and submits that many transactions of its senders in turn, one request
+// api.MaxSubmitBatch — and submits that many transactions of its senders in turn, one request
 // per node: a sender's transactions leave in nonce order, to one node (sender s goes to
 // apis[s % len]). Under load a request carries many transactions, so the HTTP cost per
 // transaction falls as the rate rises. A sender whose transaction is rejected is dropped, since
@@ -405,7 +406,7 @@ func (sub *submitter) work(ctx context.Context, senders []int, queues []chan sig
 		}
 		n := 1
 	drain:
-		for n < node.MaxSubmitBatch {
+		for n < api.MaxSubmitBatch {
 			select {
 			case _, ok := <-tokens:
 				if !ok {
@@ -427,15 +428,15 @@ func (sub *submitter) work(ctx context.Context, senders []int, queues []chan sig
 			case <-ctx.Done():
 				return
 			}
-			api := sub.apis[s%len(sub.apis)]
-			if _, ok := byAPI[api]; !ok {
-				apis = append(apis, api)
+			apiURL := sub.apis[s%len(sub.apis)]
+			if _, ok := byAPI[apiURL]; !ok {
+				apis = append(apis, apiURL)
 			}
-			byAPI[api] = append(byAPI[api], batchItem{sender: s, tx: tx})
+			byAPI[apiURL] = append(byAPI[apiURL], batchItem{sender: s, tx: tx})
 			next++
 		}
-		for _, api := range apis {
-			for _, s := range sub.submitBatch(ctx, api, byAPI[api]) {
+		for _, apiURL := range apis {
+			for _, s := range sub.submitBatch(ctx, apiURL, byAPI[apiURL]) {
 				if i := slices.Index(senders, s); i >= 0 {
 					senders = slices.Delete(senders, i, i+1)
 				}
@@ -451,9 +452,9 @@ type batchItem struct {
 
 // submitBatch posts items to one node in one request (POST /v1/txs/batch), retrying the ones the
 // node is too busy to take; it returns the senders whose transactions were rejected.
-func (sub *submitter) submitBatch(ctx context.Context, api string, items []batchItem) (rejected []int) {
+func (sub *submitter) submitBatch(ctx context.Context, apiURL string, items []batchItem) (rejected []int) {
 	if len(items) == 1 {
-		if !sub.submit(ctx, api, items[0].tx) {
+		if !sub.submit(ctx, apiURL, items[0].tx) {
 			return []int{items[0].sender}
 		}
 		return nil
@@ -466,20 +467,20 @@ func (sub *submitter) submitBatch(ctx context.Context, api string, items []batch
 	failovers := 0
 	farSince := time.Time{} // when the node first refused these as too far ahead
 	for backoff := 5 * time.Millisecond; len(items) > 0; backoff = min(2*backoff, 200*time.Millisecond) {
-		req := node.SubmitTxsRequest{Txs: make([]string, len(items))}
+		req := api.SubmitTxsRequest{Txs: make([]string, len(items))}
 		for i, it := range items {
 			req.Txs[i] = hex.EncodeToString(it.tx.raw)
 		}
 		body, _ := json.Marshal(req)
-		var resp node.SubmitTxsResponse
-		status, msg, err := sub.http.postDecode(ctx, api+"/v1/txs/batch", body, &resp)
+		var resp api.SubmitTxsResponse
+		status, msg, err := sub.http.postDecode(ctx, apiURL+"/v1/txs/batch", body, &resp)
 		switch {
 		case err != nil && ctx.Err() == nil && failovers < len(sub.apis)-1:
 			// No answer: the node is down or hung (a chaos run does that). The same transactions
 			// to another node are harmless if the first did take them (known: pending), and
 			// otherwise keep this sender's later nonces from waiting forever on a lost one.
 			failovers++
-			api = sub.apis[(slices.Index(sub.apis, api)+1)%len(sub.apis)]
+			apiURL = sub.apis[(slices.Index(sub.apis, apiURL)+1)%len(sub.apis)]
 		case err != nil || status >= 500 && status != 503 || status < 400 && len(resp.Results) != len(items):
 			sub.errors.Add(int64(len(items)))
 			return rejected
@@ -497,9 +498,9 @@ func (sub *submitter) submitBatch(ctx context.Context, api string, items []batch
 			var busy []batchItem
 			for i, r := range resp.Results {
 				switch {
-				case r.Status == node.TxPending:
+				case r.Status == api.TxPending:
 					sub.accepted.Add(1)
-				case r.Status == node.TxBusy || tooFarAhead(r.Error) && waitFar(&farSince):
+				case r.Status == api.TxBusy || tooFarAhead(r.Error) && waitFar(&farSince):
 					sub.throttled.Add(1)
 					busy = append(busy, items[i])
 				default:
@@ -524,7 +525,7 @@ func (sub *submitter) submitBatch(ctx context.Context, api string, items []batch
 }
 
 // submit posts tx, retrying while the node pushes back (429, 503); false means rejected.
-func (sub *submitter) submit(ctx context.Context, api string, tx signedTx) bool {
+func (sub *submitter) submit(ctx context.Context, apiURL string, tx signedTx) bool {
 	body := make([]byte, 0, len(`{"tx":""}`)+2*len(tx.raw))
 	body = append(body, `{"tx":"`...)
 	body = hex.AppendEncode(body, tx.raw)
@@ -534,11 +535,11 @@ func (sub *submitter) submit(ctx context.Context, api string, tx signedTx) bool 
 	failovers := 0
 	farSince := time.Time{}
 	for backoff := 5 * time.Millisecond; ; backoff = min(2*backoff, 200*time.Millisecond) {
-		status, msg, err := sub.http.post(ctx, api+"/v1/txs", body)
+		status, msg, err := sub.http.post(ctx, apiURL+"/v1/txs", body)
 		switch {
 		case err != nil && ctx.Err() == nil && failovers < len(sub.apis)-1:
 			failovers++ // no answer: try the next node, as submitBatch does
-			api = sub.apis[(slices.Index(sub.apis, api)+1)%len(sub.apis)]
+			apiURL = sub.apis[(slices.Index(sub.apis, apiURL)+1)%len(sub.apis)]
 		case err != nil || status >= 500 && status != 503:
 			sub.errors.Add(1)
 			return true // it may be in the mempool; its sender's later nonces may still be good

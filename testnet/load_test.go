@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/guild-ledger/guild/node"
+	"github.com/guild-ledger/guild/node/api"
 	"github.com/guild-ledger/guild/state"
 )
 
@@ -86,7 +86,7 @@ func TestTrackerMatchesBlocksToSubmissions(t *testing.T) {
 
 	// Block 1 lists results: h1 applied, h2 failed, plus a transaction someone else sent.
 	other := state.HashTx([]byte("other"))
-	b1 := &node.BlockResponse{Height: 1, Txs: []string{"00", "00", "00"}, Results: []node.TxResultJSON{
+	b1 := &api.BlockResponse{Height: 1, Txs: []string{"00", "00", "00"}, Results: []api.TxResultJSON{
 		{Hash: h1.String()}, {Hash: h2.String(), Error: "state: wrong nonce"}, {Hash: other.String()},
 	}}
 	if err := tr.observe(b1, t0.Add(ms(100))); err != nil {
@@ -96,12 +96,12 @@ func TestTrackerMatchesBlocksToSubmissions(t *testing.T) {
 		t.Errorf("pending after block 1 = %d, want 1", got)
 	}
 	// Block 2 has no results: the tracker hashes the transactions itself.
-	b2 := &node.BlockResponse{Height: 2, Txs: []string{hex.EncodeToString(raw3), hex.EncodeToString(raw1)}}
+	b2 := &api.BlockResponse{Height: 2, Txs: []string{hex.EncodeToString(raw3), hex.EncodeToString(raw1)}}
 	if err := tr.observe(b2, t0.Add(ms(220))); err != nil {
 		t.Fatal(err)
 	}
 	// An empty block after the last finalization is outside the window.
-	if err := tr.observe(&node.BlockResponse{Height: 3}, t0.Add(ms(900))); err != nil {
+	if err := tr.observe(&api.BlockResponse{Height: 3}, t0.Add(ms(900))); err != nil {
 		t.Fatal(err)
 	}
 	if got := tr.pending(3); got != 0 {

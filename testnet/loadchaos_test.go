@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/guild-ledger/guild/node"
+	"github.com/guild-ledger/guild/node/api"
 )
 
 // What a chaos run needs of the load generator: following blocks past a node that stopped
@@ -24,7 +25,7 @@ func TestFollowMovesPastASilentNode(t *testing.T) {
 			w.WriteHeader(http.StatusNotFound)
 			return
 		}
-		json.NewEncoder(w).Encode(node.BlockResponse{Height: uint64(h), Txs: []string{}})
+		json.NewEncoder(w).Encode(api.BlockResponse{Height: uint64(h), Txs: []string{}})
 	})
 	srv := httptest.NewServer(good)
 	defer srv.Close()

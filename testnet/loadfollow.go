@@ -12,11 +12,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/guild-ledger/guild/node"
+	"github.com/guild-ledger/guild/node/api"
 	"github.com/guild-ledger/guild/state"
 )
 
-// apiHTTP is the load generator's own HTTP client: node.Client keeps 64 idle connections per
+// apiHTTP is the load generator's own HTTP client: api.Client keeps 64 idle connections per
 // node, fewer than the submitters may use, and each connection dropped at thousands of requests a
 // second costs a TCP handshake and a TIME_WAIT socket.
 type apiHTTP struct {
@@ -55,7 +55,7 @@ func (h *apiHTTP) postDecode(ctx context.Context, url string, body []byte, out a
 		return 0, "", err
 	}
 	if resp.StatusCode >= 400 {
-		var e node.ErrorResponse
+		var e api.ErrorResponse
 		if json.Unmarshal(data, &e) != nil || e.Error == "" {
 			e.Error = string(bytes.TrimSpace(data))
 		}
@@ -69,10 +69,10 @@ func (h *apiHTTP) postDecode(ctx context.Context, url string, body []byte, out a
 
 // block reads the block at height, asking the node to hold the request up to wait for it to be
 // committed (GET /v1/blocks/{h}?wait=ms). It returns nil, nil if the block is not there yet (404).
-func (h *apiHTTP) block(ctx context.Context, api string, height uint64, wait time.Duration) (*node.BlockResponse, error) {
+func (h *apiHTTP) block(ctx context.Context, apiURL string, height uint64, wait time.Duration) (*api.BlockResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, wait+10*time.Second)
 	defer cancel()
-	url := api + "/v1/blocks/" + strconv.FormatUint(height, 10) + "?wait=" + strconv.FormatInt(wait.Milliseconds(), 10)
+	url := apiURL + "/v1/blocks/" + strconv.FormatUint(height, 10) + "?wait=" + strconv.FormatInt(wait.Milliseconds(), 10)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
@@ -90,7 +90,7 @@ func (h *apiHTTP) block(ctx context.Context, api string, height uint64, wait tim
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
 		return nil, fmt.Errorf("GET %s: %d %s", url, resp.StatusCode, bytes.TrimSpace(data))
 	}
-	var b node.BlockResponse
+	var b api.BlockResponse
 	if err := json.NewDecoder(resp.Body).Decode(&b); err != nil {
 		return nil, fmt.Errorf("GET %s: %w", url, err)
 	}
@@ -189,7 +189,7 @@ func (t *tracker) forget(hash state.Hash) {
 }
 
 // observe matches a block's transactions, seen at time at, against those submitted.
-func (t *tracker) observe(b *node.BlockResponse, at time.Time) error {
+func (t *tracker) observe(b *api.BlockResponse, at time.Time) error {
 	type result struct {
 		hash   state.Hash
 		failed bool

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/guild-ledger/guild/node"
+	"github.com/guild-ledger/guild/node/api"
 )
 
 // netnsEnv must be 1 for TestNetnsPartition to run (`make netns` sets it): it needs root and
@@ -152,7 +153,7 @@ func TestNetnsPartition(t *testing.T) {
 	heights := func() []uint64 {
 		hs := make([]uint64, len(apis))
 		for i, a := range apis {
-			var st node.StatusResponse
+			var st api.StatusResponse
 			if err := a.get(ctx, "/v1/status", &st); err == nil {
 				hs[i] = st.Height
 			}
@@ -216,7 +217,7 @@ func TestNetnsPartition(t *testing.T) {
 	for h := uint64(1); h <= top; h++ {
 		var hash string
 		for i, a := range apis {
-			var b node.BlockResponse
+			var b api.BlockResponse
 			if err := a.get(ctx, fmt.Sprintf("/v1/blocks/%d", h), &b); err != nil {
 				t.Fatalf("node%d block %d: %v", i+1, h, err)
 			}

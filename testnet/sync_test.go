@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/guild-ledger/guild/node"
+	"github.com/guild-ledger/guild/node/api"
 )
 
 // syncBlocksEnv, when set, makes TestWipedNodeResyncs grow the chain to that many blocks (say
@@ -82,7 +83,7 @@ func TestWipedNodeResyncs(t *testing.T) {
 	if _, _, err := Restart(ctx, dir, k, bin); err != nil {
 		t.Fatal(err)
 	}
-	waitHeightsFor(t, ctx, []*node.Client{wiped}, target, limit)
+	waitHeightsFor(t, ctx, []*api.Client{wiped}, target, limit)
 	elapsed := time.Since(start)
 	// Block sync did it, not consensus's short-range catch-up.
 	if synced := metricValue(t, ctx, wiped.Base(), "guild_sync_blocks_total"); synced < float64(target)-2 {
@@ -142,7 +143,7 @@ func TestWipedNodeResyncs(t *testing.T) {
 }
 
 // waitHeightsFor waits up to limit until every client reports a height of at least h.
-func waitHeightsFor(t *testing.T, ctx context.Context, clients []*node.Client, h uint64, limit time.Duration) []uint64 {
+func waitHeightsFor(t *testing.T, ctx context.Context, clients []*api.Client, h uint64, limit time.Duration) []uint64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()

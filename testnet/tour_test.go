@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/guild-ledger/guild/node"
+	"github.com/guild-ledger/guild/node/api"
 )
 
 // tourStepLimit is how long the chain may take to move on after each step of the tour; a
@@ -57,7 +57,7 @@ func TestTourNoStall(t *testing.T) {
 		if err := act(); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		var live []*node.Client
+		var live []*api.Client
 		var tip uint64
 		for i, c := range clients {
 			if !up[i] {
@@ -146,7 +146,7 @@ func TestTourNoStall(t *testing.T) {
 
 // heightsPast waits up to limit until every client reports a height above tip, and returns the
 // heights it saw last.
-func heightsPast(ctx context.Context, clients []*node.Client, tip uint64, limit time.Duration) ([]uint64, error) {
+func heightsPast(ctx context.Context, clients []*api.Client, tip uint64, limit time.Duration) ([]uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	heights := make([]uint64, len(clients))
@@ -181,7 +181,7 @@ type progressWatch struct {
 	at     uint64
 }
 
-func watchProgress(ctx context.Context, clients []*node.Client) *progressWatch {
+func watchProgress(ctx context.Context, clients []*api.Client) *progressWatch {
 	ctx, cancel := context.WithCancel(ctx)
 	w := &progressWatch{cancel: cancel, done: make(chan struct{})}
 	go func() {

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/guild-ledger/guild/node"
+	"github.com/guild-ledger/guild/node/api"
 )
 
 // UpOptions say how to bring a testnet up.
@@ -117,7 +117,7 @@ func hasExited(n Node, done <-chan struct{}) bool {
 }
 
 type statusResult struct {
-	resp node.StatusResponse
+	resp api.StatusResponse
 	err  error
 }
 
@@ -129,7 +129,7 @@ func queryStatus(ctx context.Context, nodes []Node, timeout time.Duration) []sta
 		wg.Go(func() {
 			qctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
-			out[i].resp, out[i].err = node.NewClient(n.API).Status(qctx)
+			out[i].resp, out[i].err = api.NewClient(n.API).Status(qctx)
 		})
 	}
 	wg.Wait()

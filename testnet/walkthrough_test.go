@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/guild-ledger/guild/node"
+	"github.com/guild-ledger/guild/node/api"
 	"github.com/guild-ledger/guild/state"
 	"github.com/guild-ledger/guild/wallet"
 )
@@ -65,19 +66,19 @@ func TestWalkthrough(t *testing.T) {
 	g.run("tx", "sign", pay, "--from", "bob")
 	var sub struct{ Hash, Status string }
 	g.runJSON(&sub, "tx", "submit", pay, "--wait")
-	var ts node.TxStatus
+	var ts api.TxStatus
 	caughtUp(t, tn) // what node 1 committed, before reading it through the others
 	bankView := &guildCLI{t: t, tn: tn, node: tn.m.Nodes[3].API}
 	bankView.runJSON(&ts, "tx", "status", sub.Hash)
-	if sub.Status != node.TxCommitted || ts.Status != node.TxCommitted || ts.Height == 0 {
+	if sub.Status != api.TxCommitted || ts.Status != api.TxCommitted || ts.Height == 0 {
 		t.Fatalf("treasury payment: submitted %+v, status on node 4 %+v", sub, ts)
 	}
 	g.fails("nonce", "tx", "submit", pay, "--wait") // a replay is refused
 	for i, c := range tn.clients {
 		tr, err1 := c.Account(tn.ctx, addr["treasury"].String())
 		o2, err2 := c.Account(tn.ctx, addr["org2"].String())
-		if err1 != nil || err2 != nil || !slices.Equal(tr.Assets, []state.AssetBalance{{Symbol: "USDG", Amount: 750000}}) ||
-			!slices.Equal(o2.Assets, []state.AssetBalance{{Symbol: "USDG", Amount: 250000}}) || tr.Signers == nil || tr.Signers.Quorum != 2 {
+		if err1 != nil || err2 != nil || !slices.Equal(tr.Assets, []api.AssetBalance{{Symbol: "USDG", Amount: 750000}}) ||
+			!slices.Equal(o2.Assets, []api.AssetBalance{{Symbol: "USDG", Amount: 250000}}) || tr.Signers == nil || tr.Signers.Quorum != 2 {
 			t.Fatalf("node %d: treasury %+v, org2 %+v (%v %v)", i+1, tr, o2, err1, err2)
 		}
 	}
@@ -91,9 +92,9 @@ func TestWalkthrough(t *testing.T) {
 	if tr, err := tn.clients[2].Account(tn.ctx, addr["treasury"].String()); err != nil || tr.Balance != 600 || tr.Nonce != 3 {
 		t.Fatalf("treasury after the native payment: %+v %v", tr, err)
 	}
-	var asset node.AssetResponse
+	var asset api.AssetResponse
 	g.runJSON(&asset, "asset", "show", "USDG")
-	if asset.Supply != 1000000 || asset.Issuer != addr["org1"] {
+	if asset.Supply != 1000000 || asset.Issuer != addr["org1"].String() {
 		t.Fatalf("asset: %+v", asset)
 	}
 
@@ -103,11 +104,11 @@ func TestWalkthrough(t *testing.T) {
 	g.run("item", "transfer", "diamond-2141438167", "--to", "org2", "--from", "org1", "--wait")
 	g.run("item", "transfer", "diamond-2141438167", "--to", "org3", "--from", "org2", "--wait")
 	g.fails("not the owner", "item", "transfer", "diamond-2141438167", "--to", "org4", "--from", "org2", "--wait")
-	var item node.ItemResponse
+	var item api.ItemResponse
 	g.runJSON(&item, "item", "history", "diamond-2141438167")
 	certHash := sha256.Sum256([]byte("GIA report 2141438167: 1.01 ct, D, IF"))
-	if item.Owner != addr["org3"] || item.MetadataHash != certHash || len(item.History) != 3 ||
-		item.History[1].From != addr["org1"] || item.History[2].From != addr["org2"] || item.History[2].To != addr["org3"] {
+	if item.Owner != addr["org3"].String() || item.MetadataHash != hex.EncodeToString(certHash[:]) || len(item.History) != 3 ||
+		item.History[1].From != addr["org1"].String() || item.History[2].From != addr["org2"].String() || item.History[2].To != addr["org3"].String() {
 		t.Fatalf("item: %+v", item)
 	}
 
@@ -119,9 +120,9 @@ func TestWalkthrough(t *testing.T) {
 		"--content-file", kyc, "--expires-in", "8760h", "--from", "org1", "--wait")
 	caughtUp(t, tn)
 	bankB := &guildCLI{t: t, tn: tn, node: tn.m.Nodes[1].API}
-	var claim node.ClaimResponse
+	var claim api.ClaimResponse
 	bankB.runJSON(&claim, "claim", "verify", "kyc-dana-1", "--content-file", kyc)
-	if claim.Status != state.ClaimValid || claim.Issuer != "bank-a" || claim.IssuerName != "Bank A" || claim.IssuedBy != addr["org1"] {
+	if claim.Status != api.ClaimValid || claim.Issuer != "bank-a" || claim.IssuerName != "Bank A" || claim.IssuedBy != addr["org1"].String() {
 		t.Fatalf("claim: %+v", claim)
 	}
 	bankB.fails("other content", "claim", "verify", "kyc-dana-1", "--content", "forged")
@@ -135,9 +136,9 @@ func TestWalkthrough(t *testing.T) {
 	photo := writeFile(t, work, "photo.jpg", strings.Repeat("\xff\xd8 not really a jpeg ", 1000))
 	g.run("notary", "anchor", "--file", photo, "--from", "org3", "--wait")
 	g.fails("already exists", "notary", "anchor", "--file", photo, "--from", "org4", "--wait")
-	var anchor node.NotaryResponse
+	var anchor api.NotaryResponse
 	bankB.runJSON(&anchor, "notary", "lookup", "--file", photo)
-	if anchor.By != addr["org3"] || anchor.Height == 0 || anchor.TimeMs == 0 {
+	if anchor.By != addr["org3"].String() || anchor.Height == 0 || anchor.TimeMs == 0 {
 		t.Fatalf("anchor: %+v", anchor)
 	}
 
@@ -146,7 +147,7 @@ func TestWalkthrough(t *testing.T) {
 	g.fails("does not match", "escrow", "release", "deal-42", "--secret", "open says me", "--from", "org2", "--wait")
 	g.run("escrow", "release", "deal-42", "--secret", "open sesame", "--from", "org2", "--wait")
 	g.fails("already released", "escrow", "refund", "deal-42", "--from", "org1", "--wait")
-	var esc node.EscrowResponse
+	var esc api.EscrowResponse
 	g.runJSON(&esc, "escrow", "show", "deal-42")
 	if esc.Status != state.EscrowReleased || esc.Preimage != hex.EncodeToString([]byte("open sesame")) {
 		t.Fatalf("escrow: %+v", esc)
@@ -159,7 +160,7 @@ func TestWalkthrough(t *testing.T) {
 	g.run("ballot", "vote", "venue-2027", "--identity", "bank-a", "--option", "Oslo", "--from", "org1", "--wait")
 	g.run("ballot", "vote", "venue-2027", "--identity", "bank-b", "--option", "Oslo", "--from", "org2", "--wait")
 	g.fails("already voted", "ballot", "vote", "venue-2027", "--identity", "bank-b", "--option", "Lisbon", "--from", "org2", "--wait")
-	var ballot node.BallotResponse
+	var ballot api.BallotResponse
 	g.runJSON(&ballot, "ballot", "tally", "venue-2027")
 	if !slices.Equal(ballot.Tally, []uint64{0, 2}) || ballot.Votes != 2 || ballot.Closed {
 		t.Fatalf("ballot: %+v", ballot)
@@ -201,7 +202,7 @@ func TestWalkthrough(t *testing.T) {
 		g.run("gov", "vote", "org5-validator", "--yes", "--from", org, "--wait")
 	}
 	g.fails("no longer open", "gov", "vote", "org5-validator", "--no", "--from", "org4", "--wait") // it has passed
-	var props node.ProposalsResponse
+	var props api.ProposalsResponse
 	g.runJSON(&props, "gov", "list")
 	if len(props.Proposals) != 2 || props.Members != 5 || props.Proposals[0].Status != state.ProposalPassed ||
 		props.Proposals[1].Status != state.ProposalPassed || len(props.Proposals[1].Yes) != 4 {
@@ -211,7 +212,7 @@ func TestWalkthrough(t *testing.T) {
 		vs, err := c.Validators(tn.ctx)
 		if err != nil || len(vs.Current.Validators) != 4 || len(vs.Scheduled) != 1 ||
 			vs.Scheduled[0].Height != props.Proposals[1].EffectiveHeight || len(vs.Scheduled[0].Validators) != 5 ||
-			!slices.ContainsFunc(vs.Scheduled[0].Validators, func(v node.ValidatorJSON) bool {
+			!slices.ContainsFunc(vs.Scheduled[0].Validators, func(v api.ValidatorJSON) bool {
 				return v.Name == "org5" && v.PubKey == org5.ValidatorPubKey && v.PeerID == org5.PeerID
 			}) {
 			t.Fatalf("node %d validators: %+v %v", i+1, vs, err)

@@ -304,7 +304,7 @@ func AddSignature(tx *state.Tx, key ed25519.PrivateKey) error {
 	return nil
 }
 
-// Encode gives a signed transaction's bytes, to submit with node.Client.SubmitTx, and its hash
+// Encode gives a signed transaction's bytes, to submit with api.Client.SubmitTx, and its hash
 // (its ID).
 func Encode(tx *state.Tx) ([]byte, state.Hash, error) {
 	if len(tx.Sigs) == 0 {

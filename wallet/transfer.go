@@ -10,7 +10,7 @@ import (
 
 // NewTransfer builds and signs a transfer of amount from key's account to to, for chain chainID
 // with the sender's nonce, and returns the encoded transaction and its hash (its ID). Submit raw
-// with node.Client.SubmitTx. (This package does not import node, so that holding keys and signing
+// with api.Client.SubmitTx. (This package does not import node, so that holding keys and signing
 // do not pull in the node's networking and storage.)
 func NewTransfer(chainID string, key ed25519.PrivateKey, to state.Address, amount, nonce uint64) (raw []byte, hash state.Hash, err error) {
 	if len(key) != ed25519.PrivateKeySize {

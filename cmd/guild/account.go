@@ -8,7 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/guild-ledger/guild/node"
+	"github.com/guild-ledger/guild/node/api"
 	"github.com/guild-ledger/guild/state"
 	"github.com/guild-ledger/guild/wallet"
 )
@@ -29,7 +29,7 @@ func accountCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					a, err := query(c, "account", addr.String(), func(ctx context.Context, cl *node.Client) (node.AccountResponse, error) {
+					a, err := query(c, "account", addr.String(), func(ctx context.Context, cl *api.Client) (api.AccountResponse, error) {
 						return cl.Account(ctx, addr.String())
 					})
 					if err != nil {

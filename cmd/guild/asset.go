@@ -7,7 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/guild-ledger/guild/node"
+	"github.com/guild-ledger/guild/node/api"
 	"github.com/guild-ledger/guild/state"
 	"github.com/guild-ledger/guild/wallet"
 )
@@ -115,7 +115,7 @@ func assetCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					a, err := query(c, "asset", sym, func(ctx context.Context, cl *node.Client) (node.AssetResponse, error) {
+					a, err := query(c, "asset", sym, func(ctx context.Context, cl *api.Client) (api.AssetResponse, error) {
 						return cl.Asset(ctx, sym)
 					})
 					if err != nil {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/guild-ledger/guild/node"
+	"github.com/guild-ledger/guild/node/api"
 	"github.com/guild-ledger/guild/state"
 	"github.com/guild-ledger/guild/wallet"
 )
@@ -62,7 +62,7 @@ func ballotCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					b, err := query(c, "ballot", id, func(ctx context.Context, cl *node.Client) (node.BallotResponse, error) {
+					b, err := query(c, "ballot", id, func(ctx context.Context, cl *api.Client) (api.BallotResponse, error) {
 						return cl.Ballot(ctx, id)
 					})
 					if err != nil {
@@ -85,7 +85,7 @@ func ballotCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					b, err := query(c, "ballot", id, func(ctx context.Context, cl *node.Client) (node.BallotResponse, error) {
+					b, err := query(c, "ballot", id, func(ctx context.Context, cl *api.Client) (api.BallotResponse, error) {
 						return cl.Ballot(ctx, id)
 					})
 					if err != nil {

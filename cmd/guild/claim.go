@@ -10,7 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/guild-ledger/guild/node"
+	"github.com/guild-ledger/guild/node/api"
 	"github.com/guild-ledger/guild/state"
 	"github.com/guild-ledger/guild/wallet"
 )
@@ -95,7 +95,7 @@ func claimCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					cl, err := query(c, "claim", id, func(ctx context.Context, cl *node.Client) (node.ClaimResponse, error) {
+					cl, err := query(c, "claim", id, func(ctx context.Context, cl *api.Client) (api.ClaimResponse, error) {
 						return cl.Claim(ctx, id)
 					})
 					if err != nil {
@@ -104,10 +104,10 @@ func claimCommand() *cli.Command {
 					if err := printRecord(c, cl); err != nil {
 						return err
 					}
-					if check && cl.ContentHash != want {
+					if check && cl.ContentHash != want.String() {
 						return walletExit(fmt.Sprintf("claim %s is about other content: its hash is %s, not %s", id, cl.ContentHash, want), walletExitFailure)
 					}
-					if cl.Status != state.ClaimValid {
+					if cl.Status != api.ClaimValid {
 						return walletExit(fmt.Sprintf("claim %s is %s", id, cl.Status), walletExitFailure)
 					}
 					return nil

@@ -10,7 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/guild-ledger/guild/node"
+	"github.com/guild-ledger/guild/node/api"
 	"github.com/guild-ledger/guild/state"
 	"github.com/guild-ledger/guild/wallet"
 )
@@ -103,7 +103,7 @@ func escrowCommand() *cli.Command {
 					if pre != nil {
 						// Check the secret here: a wrong one would be rejected on chain, after
 						// revealing what was typed to every node.
-						if e, err := env.client.Escrow(c.Context, id); err == nil && e.HashLock != nil && *e.HashLock != sha256.Sum256(pre) {
+						if e, err := env.client.Escrow(c.Context, id); err == nil && e.HashLock != "" && e.HashLock != state.Hash(sha256.Sum256(pre)).String() {
 							return walletExit("the secret does not match escrow "+id+"'s hash-lock", walletExitFailure)
 						}
 					}
@@ -132,7 +132,7 @@ func escrowCommand() *cli.Command {
 			{
 				Name: "show", Usage: "show an escrow and its status (open, released, refunded)", ArgsUsage: "ID",
 				Flags:  queryFlags(),
-				Action: showByID("escrow", (*node.Client).Escrow),
+				Action: showByID("escrow", (*api.Client).Escrow),
 			},
 		},
 	}

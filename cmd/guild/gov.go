@@ -12,7 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/guild-ledger/guild/node"
+	"github.com/guild-ledger/guild/node/api"
 	"github.com/guild-ledger/guild/state"
 	"github.com/guild-ledger/guild/wallet"
 )
@@ -76,7 +76,7 @@ func govCommand() *cli.Command {
 					if err := noArgs(c); err != nil {
 						return err
 					}
-					vs, err := query(c, "validators", "", func(ctx context.Context, cl *node.Client) (node.ValidatorsResponse, error) {
+					vs, err := query(c, "validators", "", func(ctx context.Context, cl *api.Client) (api.ValidatorsResponse, error) {
 						return cl.Validators(ctx)
 					})
 					if err != nil {
@@ -87,7 +87,7 @@ func govCommand() *cli.Command {
 					}
 					tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
 					fmt.Fprintln(tw, "FROM HEIGHT\tVALIDATOR\tPOWER\tPEER ID\tPUB KEY")
-					for i, set := range append([]node.ValidatorSetJSON{vs.Current}, vs.Scheduled...) {
+					for i, set := range append([]api.ValidatorSetJSON{vs.Current}, vs.Scheduled...) {
 						when := fmt.Sprintf("%d (current)", set.Height)
 						if i > 0 {
 							when = fmt.Sprintf("%d (scheduled)", set.Height)
@@ -108,7 +108,7 @@ func govCommand() *cli.Command {
 						if err != nil {
 							return err
 						}
-						p, err := query(c, "proposal", id, func(ctx context.Context, cl *node.Client) (node.ProposalJSON, error) {
+						p, err := query(c, "proposal", id, func(ctx context.Context, cl *api.Client) (api.ProposalJSON, error) {
 							return cl.Proposal(ctx, id)
 						})
 						if err != nil {
@@ -119,7 +119,7 @@ func govCommand() *cli.Command {
 					if err := noArgs(c); err != nil {
 						return err
 					}
-					ps, err := query(c, "proposals", "", func(ctx context.Context, cl *node.Client) (node.ProposalsResponse, error) {
+					ps, err := query(c, "proposals", "", func(ctx context.Context, cl *api.Client) (api.ProposalsResponse, error) {
 						return cl.Proposals(ctx, c.String("status"))
 					})
 					if err != nil {
@@ -141,7 +141,7 @@ func govCommand() *cli.Command {
 	}
 }
 
-func describeChange(p *node.ProposalJSON) string {
+func describeChange(p *api.ProposalJSON) string {
 	switch {
 	case p.AddMember != nil:
 		return "add member " + p.AddMember.Name
@@ -216,7 +216,7 @@ func govPropose(c *cli.Context) error {
 			if err != nil {
 				return walletNodeFail(env.client, err)
 			}
-			for _, v := range append([]node.ValidatorSetJSON{vs.Current}, vs.Scheduled...) {
+			for _, v := range append([]api.ValidatorSetJSON{vs.Current}, vs.Scheduled...) {
 				for _, old := range v.Validators {
 					if old.Name == op.SetValidator.Name {
 						op.SetValidator.PubKey, _ = hex.DecodeString(old.PubKey)

@@ -5,7 +5,7 @@ package main
 import (
 	"github.com/urfave/cli/v2"
 
-	"github.com/guild-ledger/guild/node"
+	"github.com/guild-ledger/guild/node/api"
 	"github.com/guild-ledger/guild/state"
 	"github.com/guild-ledger/guild/wallet"
 )
@@ -52,7 +52,7 @@ func identityCommand() *cli.Command {
 			{
 				Name: "show", Usage: "show an identity: kind, controller, keys, owner", ArgsUsage: "ID",
 				Flags:  queryFlags(),
-				Action: showByID("identity", (*node.Client).Identity),
+				Action: showByID("identity", (*api.Client).Identity),
 			},
 		},
 	}

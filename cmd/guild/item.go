@@ -5,7 +5,7 @@ package main
 import (
 	"github.com/urfave/cli/v2"
 
-	"github.com/guild-ledger/guild/node"
+	"github.com/guild-ledger/guild/node/api"
 	"github.com/guild-ledger/guild/state"
 	"github.com/guild-ledger/guild/wallet"
 )
@@ -73,7 +73,7 @@ func itemCommand() *cli.Command {
 			{
 				Name: "history", Aliases: []string{"show"}, Usage: "show an item, its owner and its whole history, oldest first", ArgsUsage: "ID",
 				Flags:  queryFlags(),
-				Action: showByID("item", (*node.Client).Item),
+				Action: showByID("item", (*api.Client).Item),
 			},
 		},
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/guild-ledger/guild/node"
+	"github.com/guild-ledger/guild/node/api"
 )
 
 func homeFlag() cli.Flag {
@@ -97,7 +98,7 @@ func nodeCommand() *cli.Command {
 
 // printPeers writes GET /v1/peers as a table, or as the API's JSON.
 func printPeers(ctx context.Context, w io.Writer, url string, asJSON bool) error {
-	res, err := node.NewClient(url).Peers(ctx)
+	res, err := api.NewClient(url).Peers(ctx)
 	if err != nil {
 		return err
 	}

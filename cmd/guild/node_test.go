@@ -9,14 +9,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/guild-ledger/guild/node"
+	"github.com/guild-ledger/guild/node/api"
 )
 
 func TestPrintPeers(t *testing.T) {
 	score := -12.5
-	res := node.PeersResponse{Peers: []node.PeerStatus{
-		{PeerID: "12D3KooWA", Addrs: []string{"/ip4/127.0.0.1/tcp/1"}, LatencyMs: 0.25, Score: &score, Role: node.PeerValidator, Name: "org-1"},
-		{PeerID: "12D3KooWB", Role: node.PeerObserver},
+	res := api.PeersResponse{Peers: []api.PeerStatus{
+		{PeerID: "12D3KooWA", Addrs: []string{"/ip4/127.0.0.1/tcp/1"}, LatencyMs: 0.25, Score: &score, Role: api.PeerValidator, Name: "org-1"},
+		{PeerID: "12D3KooWB", Role: api.PeerObserver},
 	}}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/v1/peers" {
@@ -48,7 +48,7 @@ func TestPrintPeers(t *testing.T) {
 	if err := printPeers(context.Background(), &out, srv.URL, true); err != nil {
 		t.Fatal(err)
 	}
-	var back node.PeersResponse
+	var back api.PeersResponse
 	if err := json.Unmarshal(out.Bytes(), &back); err != nil || len(back.Peers) != 2 || *back.Peers[0].Score != score {
 		t.Fatalf("JSON output %s: %v", out.String(), err)
 	}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/guild-ledger/guild/node"
+	"github.com/guild-ledger/guild/node/api"
 	"github.com/guild-ledger/guild/state"
 	"github.com/guild-ledger/guild/wallet"
 )
@@ -55,7 +55,7 @@ func notaryCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					rec, err := query(c, "anchored document with hash", h.String(), func(ctx context.Context, cl *node.Client) (node.NotaryResponse, error) {
+					rec, err := query(c, "anchored document with hash", h.String(), func(ctx context.Context, cl *api.Client) (api.NotaryResponse, error) {
 						return cl.Notary(ctx, h.String())
 					})
 					if err != nil {

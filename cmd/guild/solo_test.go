@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/guild-ledger/guild/node"
+	"github.com/guild-ledger/guild/node/api"
 	"github.com/guild-ledger/guild/state"
 	"github.com/guild-ledger/guild/wallet"
 )
@@ -68,7 +69,7 @@ func soloNode(t *testing.T, acme wallet.Entry) string {
 func TestCommandsAgainstSoloNode(t *testing.T) {
 	dir, keys := testWallet(t, "acme", "bea")
 	url := soloNode(t, keys["acme"])
-	c := node.NewClient(url)
+	c := api.NewClient(url)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	run := func(args ...string) string {
@@ -100,7 +101,7 @@ func TestCommandsAgainstSoloNode(t *testing.T) {
 	// only from its deadline on.
 	run("escrow", "create", "e1", "--to", "bea", "--amount", "700", "--arbiter", "acme", "--blocks", "50", "--from", "acme", "--wait")
 	fails("not the arbiter", "escrow", "release", "e1", "--from", "bea", "--wait")
-	var e node.EscrowResponse
+	var e api.EscrowResponse
 	if err := json.Unmarshal([]byte(run("escrow", "show", "e1", "--json")), &e); err != nil || e.Status != state.EscrowOpen {
 		t.Fatalf("escrow: %+v %v", e, err)
 	}
@@ -112,7 +113,7 @@ func TestCommandsAgainstSoloNode(t *testing.T) {
 
 	run("identity", "register", "acme-org", "--kind", "organization", "--from", "acme", "--wait")
 	run("identity", "register", "sensor-7", "--kind", "device", "--owner", "acme-org", "--key", "bea", "--from", "acme", "--wait")
-	var dev node.IdentityResponse
+	var dev api.IdentityResponse
 	if err := json.Unmarshal([]byte(run("identity", "show", "sensor-7", "--json")), &dev); err != nil ||
 		dev.Owner != "acme-org" || len(dev.Keys) != 1 || dev.Keys[0] != hex.EncodeToString(keys["bea"].PubKey) {
 		t.Fatalf("device: %+v %v", dev, err)

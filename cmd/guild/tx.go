@@ -10,7 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/guild-ledger/guild/node"
+	"github.com/guild-ledger/guild/node/api"
 	"github.com/guild-ledger/guild/state"
 	"github.com/guild-ledger/guild/wallet"
 )
@@ -116,7 +116,7 @@ func txCommand() *cli.Command {
 					if err != nil {
 						return walletExit(err.Error(), walletExitBadUsage)
 					}
-					st, err := query(c, "transaction", h.String(), func(ctx context.Context, cl *node.Client) (node.TxStatus, error) {
+					st, err := query(c, "transaction", h.String(), func(ctx context.Context, cl *api.Client) (api.TxStatus, error) {
 						return cl.Tx(ctx, h.String())
 					})
 					if err != nil {
@@ -140,7 +140,7 @@ func txCommand() *cli.Command {
 					if len(tx.Sigs) == 0 {
 						return walletExit("the transaction has no signature yet: `guild tx sign FILE --from NAME`", walletExitFailure)
 					}
-					return submitTx(c, node.NewClient(c.String("node")), nil, tx, "", "")
+					return submitTx(c, api.NewClient(c.String("node")), nil, tx, "", "")
 				},
 			},
 		},

@@ -21,7 +21,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/guild-ledger/guild/node"
+	"github.com/guild-ledger/guild/node/api"
 	"github.com/guild-ledger/guild/state"
 	"github.com/guild-ledger/guild/wallet"
 )
@@ -46,7 +46,7 @@ func nonceFlag() cli.Flag {
 
 // reserveNonce picks the nonce to sign with (see wallet.NonceBook) and records it. acct is the
 // node's view of the sending account.
-func reserveNonce(c *cli.Context, ks *wallet.Keystore, client *node.Client, chainID string, from state.Address, acct node.AccountResponse) (uint64, error) {
+func reserveNonce(c *cli.Context, ks *wallet.Keystore, client *api.Client, chainID string, from state.Address, acct api.AccountResponse) (uint64, error) {
 	var override *uint64
 	if c.IsSet("nonce") {
 		v := c.Uint64("nonce")
@@ -56,7 +56,7 @@ func reserveNonce(c *cli.Context, ks *wallet.Keystore, client *node.Client, chai
 	nodeNext := max(acct.NextNonce, acct.Nonce)
 	rejected := func(hash string) bool {
 		ts, err := client.Tx(c.Context, hash)
-		return err == nil && ts.Status == node.TxRejected
+		return err == nil && ts.Status == api.TxRejected
 	}
 	nonce, _, err := ks.Nonces().Reserve(chainID, from, nodeNext, override, rejected)
 	if err != nil {
@@ -67,11 +67,12 @@ func reserveNonce(c *cli.Context, ks *wallet.Keystore, client *node.Client, chai
 
 // refusedTx is the error for a transaction a node refused. A refused transaction took no nonce,
 // so the wallet's record gives it back; a nonce refusal also says what to do.
-func refusedTx(client *node.Client, book *wallet.NonceBook, tx *state.Tx, msg string) error {
+func refusedTx(client *api.Client, book *wallet.NonceBook, tx *state.Tx, refusal *api.Error) error {
 	if book != nil {
 		_ = book.Release(tx.Body.ChainID, tx.Body.From, tx.Body.Nonce)
 	}
-	if strings.Contains(msg, "nonce") {
+	msg := refusal.Message
+	if refusal.Code == api.CodeNonceUsed || refusal.Code == api.CodeNonceAhead {
 		msg += fmt.Sprintf("; the transaction was signed with nonce %d: `guild account show` gives the account's next_nonce on a node; run the command again without --nonce and the wallet picks the next free one, or pass --nonce N to replace a transaction that was lost", tx.Body.Nonce)
 	}
 	return walletExit(fmt.Sprintf("node %s refused the transaction: %s", client.Base(), msg), walletExitFailure)
@@ -85,9 +86,9 @@ func queryFlags(own ...cli.Flag) []cli.Flag {
 // txEnv is what a command knows before it builds its operation: the node, the chain, the sending
 // account and the signing key's entry.
 type txEnv struct {
-	client  *node.Client
-	status  node.StatusResponse
-	account node.AccountResponse
+	client  *api.Client
+	status  api.StatusResponse
+	account api.AccountResponse
 	from    state.Address // the sending account
 	signer  wallet.Entry  // the --from key
 	ks      *wallet.Keystore
@@ -114,7 +115,7 @@ func newTxEnv(c *cli.Context) (*txEnv, error) {
 	if err != nil {
 		return nil, walletFail(err)
 	}
-	env := &txEnv{client: node.NewClient(c.String("node")), signer: signer, from: signer.Address, ks: ks}
+	env := &txEnv{client: api.NewClient(c.String("node")), signer: signer, from: signer.Address, ks: ks}
 	if a := c.String("account"); a != "" {
 		if env.from, _, err = walletResolve(c, a); err != nil {
 			return nil, err
@@ -212,7 +213,7 @@ func sendOp(c *cli.Context, env *txEnv, kind, id string, build func(h wallet.Hea
 
 // submitTx submits a signed transaction, prints what it is and, with --wait, waits for its fate.
 // book, if not nil, is the wallet's nonce record, which gets the nonce back if the node refuses.
-func submitTx(c *cli.Context, client *node.Client, book *wallet.NonceBook, tx *state.Tx, kind, id string) error {
+func submitTx(c *cli.Context, client *api.Client, book *wallet.NonceBook, tx *state.Tx, kind, id string) error {
 	raw, hash, err := wallet.Encode(tx)
 	if err != nil {
 		return walletFail(err)
@@ -220,9 +221,9 @@ func submitTx(c *cli.Context, client *node.Client, book *wallet.NonceBook, tx *s
 	ctx := c.Context
 	resp, err := client.SubmitTx(ctx, raw)
 	if err != nil {
-		var apiErr *node.APIError
+		var apiErr *api.Error
 		if errors.As(err, &apiErr) {
-			return refusedTx(client, book, tx, apiErr.Message)
+			return refusedTx(client, book, tx, apiErr)
 		}
 		return walletNodeFail(client, err)
 	}
@@ -230,7 +231,7 @@ func submitTx(c *cli.Context, client *node.Client, book *wallet.NonceBook, tx *s
 		return walletFail(fmt.Errorf("node %s reports hash %s for transaction %s: are the node and this wallet the same version?", client.Base(), resp.Hash, hash))
 	}
 	out := txResultJSON{Kind: kind, ID: id, Hash: hash.String(), ChainID: tx.Body.ChainID, From: tx.Body.From.String(),
-		Nonce: tx.Body.Nonce, Status: walletOr(resp.Status, node.TxPending)}
+		Nonce: tx.Body.Nonce, Status: walletOr(resp.Status, api.TxPending)}
 	if !c.Bool("json") {
 		if id != "" {
 			fmt.Fprintf(c.App.Writer, "%s %s\n", kind, id)
@@ -261,14 +262,14 @@ func submitTx(c *cli.Context, client *node.Client, book *wallet.NonceBook, tx *s
 // awaitTx waits, as --wait asks (up to --timeout), until the node reports hash committed or
 // rejected. It returns the node's last status and, for a rejection or a timeout, the error the
 // command exits with (hint says what to do after a timeout); err is a failure to ask the node.
-func awaitTx(ctx context.Context, c *cli.Context, client *node.Client, hash, status, hint string) (ts node.TxStatus, fail, err error) {
+func awaitTx(ctx context.Context, c *cli.Context, client *api.Client, hash, status, hint string) (ts api.TxStatus, fail, err error) {
 	timeout := c.Duration("timeout")
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	ts, werr := client.WaitTx(wctx, hash)
 	switch {
-	case werr == nil && ts.Status == node.TxCommitted:
-	case werr == nil && ts.Status == node.TxRejected:
+	case werr == nil && ts.Status == api.TxCommitted:
+	case werr == nil && ts.Status == api.TxRejected:
 		fail = walletExit(fmt.Sprintf("transaction %s rejected: %s", hash, walletOr(ts.Error, "no reason given")), walletExitFailure)
 	case werr != nil && wctx.Err() != nil && ctx.Err() == nil:
 		fail = walletExit(fmt.Sprintf("timed out after %s waiting for transaction %s (status %s); it may still commit: %s",
@@ -400,10 +401,10 @@ func heightInput(c *cli.Context, env *txEnv, abs, rel string) (uint64, error) {
 }
 
 // query runs a read against the node: 404 is "no such KIND", anything else the node's reason.
-func query[T any](c *cli.Context, kind, id string, get func(ctx context.Context, cl *node.Client) (T, error)) (T, error) {
-	client := node.NewClient(c.String("node"))
+func query[T any](c *cli.Context, kind, id string, get func(ctx context.Context, cl *api.Client) (T, error)) (T, error) {
+	client := api.NewClient(c.String("node"))
 	v, err := get(c.Context, client)
-	if errors.Is(err, node.ErrNotFound) {
+	if errors.Is(err, api.ErrNotFound) {
 		return v, walletExit(fmt.Sprintf("no %s %s on node %s", kind, id, client.Base()), walletExitFailure)
 	}
 	if err != nil {
@@ -414,13 +415,13 @@ func query[T any](c *cli.Context, kind, id string, get func(ctx context.Context,
 
 // showByID is the action of a `guild KIND show ID` command: read the record by ID from the node
 // and print it.
-func showByID[T any](kind string, get func(*node.Client, context.Context, string) (T, error)) cli.ActionFunc {
+func showByID[T any](kind string, get func(*api.Client, context.Context, string) (T, error)) cli.ActionFunc {
 	return func(c *cli.Context) error {
 		id, err := argID(c, "ID")
 		if err != nil {
 			return err
 		}
-		v, err := query(c, kind, id, func(ctx context.Context, cl *node.Client) (T, error) { return get(cl, ctx, id) })
+		v, err := query(c, kind, id, func(ctx context.Context, cl *api.Client) (T, error) { return get(cl, ctx, id) })
 		if err != nil {
 			return err
 		}

@@ -20,7 +20,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/guild-ledger/guild/node"
+	"github.com/guild-ledger/guild/node/api"
 	"github.com/guild-ledger/guild/state"
 	"github.com/guild-ledger/guild/wallet"
 )
@@ -208,7 +208,7 @@ func walletBalanceCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			client := node.NewClient(c.String("node"))
+			client := api.NewClient(c.String("node"))
 			acct, err := walletAccount(c.Context, client, addr)
 			if err != nil {
 				return err
@@ -291,7 +291,7 @@ func walletSend(c *cli.Context) error {
 
 	// Ask the node first, so a passphrase is never typed for a transfer that cannot go out.
 	ctx := c.Context
-	client := node.NewClient(c.String("node"))
+	client := api.NewClient(c.String("node"))
 	st, err := client.Status(ctx)
 	if err != nil {
 		return walletNodeFail(client, err)
@@ -324,10 +324,10 @@ func walletSend(c *cli.Context) error {
 	_ = ks.Nonces().Signed(st.ChainID, from.Address, nonce, hash.String())
 	resp, err := client.SubmitTx(ctx, raw)
 	if err != nil {
-		var apiErr *node.APIError
+		var apiErr *api.Error
 		if errors.As(err, &apiErr) {
 			tx := &state.Tx{Body: state.TxBody{ChainID: st.ChainID, From: from.Address, Nonce: nonce}}
-			return refusedTx(client, ks.Nonces(), tx, apiErr.Message)
+			return refusedTx(client, ks.Nonces(), tx, apiErr)
 		}
 		return walletNodeFail(client, err)
 	}
@@ -336,7 +336,7 @@ func walletSend(c *cli.Context) error {
 	}
 	out := walletSendJSON{
 		Hash: hash.String(), ChainID: st.ChainID, From: from.Address.String(), To: to.String(),
-		Amount: amount, Nonce: nonce, Status: node.TxPending,
+		Amount: amount, Nonce: nonce, Status: api.TxPending,
 	}
 	if resp.Status != "" {
 		out.Status = resp.Status
@@ -404,10 +404,10 @@ func walletLooksLikeAddress(s string) bool {
 }
 
 // walletAccount reads an account; one the node has never seen is empty (balance and nonce 0).
-func walletAccount(ctx context.Context, client *node.Client, addr state.Address) (node.AccountResponse, error) {
+func walletAccount(ctx context.Context, client *api.Client, addr state.Address) (api.AccountResponse, error) {
 	acct, err := client.Account(ctx, addr.String())
-	if errors.Is(err, node.ErrNotFound) {
-		return node.AccountResponse{Address: addr.String()}, nil
+	if errors.Is(err, api.ErrNotFound) {
+		return api.AccountResponse{Address: addr.String()}, nil
 	}
 	if err != nil {
 		return acct, walletNodeFail(client, err)
@@ -462,8 +462,8 @@ func walletFail(err error) error {
 
 // walletNodeFail explains a failed API call: the node answered with an error, or could not be
 // reached at all.
-func walletNodeFail(client *node.Client, err error) error {
-	var apiErr *node.APIError
+func walletNodeFail(client *api.Client, err error) error {
+	var apiErr *api.Error
 	if errors.As(err, &apiErr) {
 		return walletExit(fmt.Sprintf("node %s: %s", client.Base(), apiErr.Message), walletExitFailure)
 	}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/guild-ledger/guild/node"
+	"github.com/guild-ledger/guild/node/api"
 )
 
 // watchMaxBackoff caps the pause before trying the nodes again once all of them failed.
@@ -71,11 +71,11 @@ func watch(c *cli.Context) error {
 		return walletExit("give --from or --after, not both", walletExitBadUsage)
 	}
 	if a := c.String("after"); a != "" {
-		if _, err := node.ParseEventID(a); err != nil {
+		if _, err := api.ParseEventID(a); err != nil {
 			return walletExit(err.Error(), walletExitBadUsage)
 		}
 	}
-	q := node.EventsQuery{
+	q := api.EventsQuery{
 		Item: c.String("item"), Asset: c.String("asset"), FromHeight: c.Uint64("from"),
 		After: c.String("after"), IdleTimeout: c.Duration("idle-timeout"),
 	}
@@ -93,7 +93,7 @@ func watch(c *cli.Context) error {
 	defer stop()
 
 	limit, printed := c.Int("limit"), 0
-	show := func(ev node.StreamEvent) error {
+	show := func(ev api.StreamEvent) error {
 		if err := watchPrint(c.App.Writer, ev, c.Bool("json")); err != nil {
 			return err
 		}
@@ -104,7 +104,7 @@ func watch(c *cli.Context) error {
 	}
 	backoff, failedInRow := 200*time.Millisecond, 0
 	for i := 0; ; i = (i + 1) % len(nodes) {
-		client := node.NewClient(nodes[i])
+		client := api.NewClient(nodes[i])
 		before := printed
 		last, err := client.Events(ctx, q, show)
 		if last != "" {
@@ -134,7 +134,7 @@ func watch(c *cli.Context) error {
 	}
 }
 
-func watchResume(q node.EventsQuery) string {
+func watchResume(q api.EventsQuery) string {
 	switch {
 	case q.After != "":
 		return "after " + q.After
@@ -146,12 +146,12 @@ func watchResume(q node.EventsQuery) string {
 
 // watchFatal: the node refused the request itself (a bad filter): no other node will accept it.
 func watchFatal(err error) bool {
-	var apiErr *node.APIError
+	var apiErr *api.Error
 	return errors.As(err, &apiErr) && apiErr.Status >= 400 && apiErr.Status < 500 &&
 		apiErr.Status != http.StatusTooManyRequests && apiErr.Status != http.StatusNotFound
 }
 
-func watchPrint(w io.Writer, ev node.StreamEvent, asJSON bool) error {
+func watchPrint(w io.Writer, ev api.StreamEvent, asJSON bool) error {
 	if asJSON {
 		b, err := json.Marshal(ev)
 		if err != nil {
@@ -162,8 +162,8 @@ func watchPrint(w io.Writer, ev node.StreamEvent, asJSON bool) error {
 	}
 	var line string
 	switch ev.Type {
-	case node.EventBlock:
-		var b node.BlockEventJSON
+	case api.EventBlock:
+		var b api.BlockEventJSON
 		if err := json.Unmarshal(ev.Data, &b); err != nil {
 			return err
 		}
@@ -171,8 +171,8 @@ func watchPrint(w io.Writer, ev node.StreamEvent, asJSON bool) error {
 		if b.Evidence > 0 {
 			line += fmt.Sprintf("  %d evidence", b.Evidence)
 		}
-	case node.EventTx, node.EventGovernance:
-		var t node.TxEventJSON
+	case api.EventTx, api.EventGovernance:
+		var t api.TxEventJSON
 		if err := json.Unmarshal(ev.Data, &t); err != nil {
 			return err
 		}
@@ -189,8 +189,8 @@ func watchPrint(w io.Writer, ev node.StreamEvent, asJSON bool) error {
 		if t.Error != "" {
 			line += "  error: " + t.Error
 		}
-	case node.EventEvidence:
-		var e node.EvidenceJSON
+	case api.EventEvidence:
+		var e api.EvidenceJSON
 		if err := json.Unmarshal(ev.Data, &e); err != nil {
 			return err
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/guild-ledger/guild/node"
+	"github.com/guild-ledger/guild/node/api"
 	"github.com/guild-ledger/guild/state"
 	"github.com/guild-ledger/guild/wallet"
 )
@@ -106,14 +107,14 @@ func startAt(t *testing.T, home, apiAddr string) (stop func()) {
 }
 
 // watchLines parses `guild watch --json` output.
-func watchLines(t *testing.T, out string) []node.StreamEvent {
+func watchLines(t *testing.T, out string) []api.StreamEvent {
 	t.Helper()
-	var evs []node.StreamEvent
+	var evs []api.StreamEvent
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
 		if l == "" {
 			continue
 		}
-		var ev node.StreamEvent
+		var ev api.StreamEvent
 		if err := json.Unmarshal([]byte(l), &ev); err != nil {
 			t.Fatalf("line %q: %v", l, err)
 		}
@@ -144,8 +145,8 @@ func TestWatchResumesOnAnotherNode(t *testing.T) {
 		t.Fatalf("watch --account: %v\n%s", err, stderr)
 	}
 	evs := watchLines(t, out)
-	var tx node.TxEventJSON
-	if len(evs) != 1 || evs[0].Type != node.EventTx || json.Unmarshal(evs[0].Data, &tx) != nil || tx.Op != "transfer" ||
+	var tx api.TxEventJSON
+	if len(evs) != 1 || evs[0].Type != api.EventTx || json.Unmarshal(evs[0].Data, &tx) != nil || tx.Op != "transfer" ||
 		tx.From != keys["acme"].Address.String() || len(tx.Accounts) != 2 || tx.Accounts[1] != keys["bea"].Address.String() {
 		t.Fatalf("watch --account bea: %s", out)
 	}
@@ -162,7 +163,7 @@ func TestWatchResumesOnAnotherNode(t *testing.T) {
 
 	// Now the failover: A goes away while watch is reading, B (the same chain) takes over.
 	// Enough events that watch is still waiting for new blocks when A stops.
-	st, err := node.NewClient(urlA).Status(ctx)
+	st, err := api.NewClient(urlA).Status(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,8 +200,8 @@ func TestWatchResumesOnAnotherNode(t *testing.T) {
 		t.Errorf("watch did not say it resumed: %q", werr.String())
 	}
 	got := watchLines(t, wout.String())
-	want := make([]node.StreamEvent, 0, limit)
-	_, err = node.NewClient(urlB).Events(ctx, node.EventsQuery{FromHeight: 1}, func(ev node.StreamEvent) error {
+	want := make([]api.StreamEvent, 0, limit)
+	_, err = api.NewClient(urlB).Events(ctx, api.EventsQuery{FromHeight: 1}, func(ev api.StreamEvent) error {
 		if want = append(want, ev); len(want) == limit {
 			return errWatchDone
 		}

@@ -1,6 +1,4 @@
-package node
-
-import "github.com/guild-ledger/guild/state"
+package api
 
 // JSON shapes of the HTTP API, shared by the server and the Client. Keys are lower-case; hashes,
 // addresses and transaction bytes are strings (hex).
@@ -41,6 +39,7 @@ type SubmitTxResult struct {
 	Hash   string `json:"hash,omitempty"`
 	Status string `json:"status"`
 	Error  string `json:"error,omitempty"`
+	Code   string `json:"code,omitempty"` // with Error: why, as an error answer's code
 }
 
 // SubmitTxsResponse answers POST /v1/txs/batch, one result per transaction, in order.
@@ -55,6 +54,9 @@ type TxStatus struct {
 	Height uint64 `json:"height,omitempty"`
 	Index  int    `json:"index,omitempty"`
 	Error  string `json:"error,omitempty"`
+	// Code is set with the 404 of an unknown transaction, so that the answer has the keys of
+	// every error answer (see ErrorResponse).
+	Code string `json:"code,omitempty"`
 }
 
 // AccountResponse answers GET /v1/accounts/{address}: the native balance and nonce, nonzero
@@ -66,10 +68,10 @@ type AccountResponse struct {
 	Nonce   uint64 `json:"nonce"`
 	// NextNonce is the nonce to sign the account's next transaction with: its committed nonce
 	// plus the transactions from it pending on this node, in an unbroken run.
-	NextNonce uint64               `json:"next_nonce"`
-	Assets    []state.AssetBalance `json:"assets,omitempty"`
-	Signers   *SignersJSON         `json:"signers,omitempty"`
-	Member    string               `json:"member,omitempty"`
+	NextNonce uint64         `json:"next_nonce"`
+	Assets    []AssetBalance `json:"assets,omitempty"`
+	Signers   *SignersJSON   `json:"signers,omitempty"`
+	Member    string         `json:"member,omitempty"`
 }
 
 // HeaderJSON is a block header as the API shows it.
@@ -224,6 +226,7 @@ type StatusResponse struct {
 type HealthResponse struct {
 	Status string `json:"status"` // "ok" or "unresponsive"
 	Error  string `json:"error,omitempty"`
+	Code   string `json:"code,omitempty"` // with "unresponsive": unavailable
 }
 
 // ReadyResponse answers GET /readyz: 200 when ready, 503 with the reasons when not.
@@ -254,9 +257,4 @@ type PeerStatus struct {
 // PeersResponse answers GET /v1/peers, peers sorted by ID.
 type PeersResponse struct {
 	Peers []PeerStatus `json:"peers"`
-}
-
-// ErrorResponse is the body of every 4xx and 5xx answer.
-type ErrorResponse struct {
-	Error string `json:"error"`
 }

@@ -1,4 +1,4 @@
-package node
+package api
 
 import (
 	"context"
@@ -6,8 +6,8 @@ import (
 	"net/url"
 )
 
-// Client methods for the state queries of issue 4. A record that does not exist is an *APIError
-// matching ErrNotFound; a malformed ID is an *APIError with status 400.
+// Client methods for the state queries of issue 4. A record that does not exist is an *Error
+// matching ErrNotFound; a malformed ID is an *Error with status 400 and code bad_request.
 
 func (c *Client) get(ctx context.Context, path string, out any) error {
 	return c.do(ctx, http.MethodGet, path, nil, out)

@@ -1,7 +1,8 @@
-package node
+package api
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -88,11 +89,7 @@ func (c *Client) Events(ctx context.Context, q EventsQuery, fn func(StreamEvent)
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		var e ErrorResponse
-		if json.Unmarshal(data, &e) != nil || e.Error == "" {
-			e.Error = strings.TrimSpace(string(data))
-		}
-		return last, &APIError{Status: resp.StatusCode, Message: e.Error}
+		return last, errorFrom(resp.StatusCode, data)
 	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 0, 64<<10), maxEventLine)
@@ -111,9 +108,9 @@ func (c *Client) Events(ctx context.Context, q EventsQuery, fn func(StreamEvent)
 				if kind == EventCutoff {
 					var e ErrorResponse
 					_ = json.Unmarshal([]byte(data.String()), &e)
-					return last, fmt.Errorf("%w: %s", ErrEventStreamCut, cmpOr(e.Error, data.String()))
+					return last, fmt.Errorf("%w: %s", ErrEventStreamCut, cmp.Or(e.Error, data.String()))
 				}
-				if err := fn(StreamEvent{ID: id, Type: cmpOr(kind, "message"), Data: json.RawMessage(data.String())}); err != nil {
+				if err := fn(StreamEvent{ID: id, Type: cmp.Or(kind, "message"), Data: json.RawMessage(data.String())}); err != nil {
 					return last, err
 				}
 			}

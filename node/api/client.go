@@ -1,11 +1,10 @@
-package node
+package api
 
 import (
 	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,21 +18,6 @@ import (
 type Client struct {
 	base string
 	http *http.Client
-}
-
-// APIError is a 4xx/5xx answer, with the node's explanation.
-type APIError struct {
-	Status  int
-	Message string
-}
-
-func (e *APIError) Error() string { return fmt.Sprintf("node API: %d: %s", e.Status, e.Message) }
-
-// ErrNotFound matches an APIError with status 404 under errors.Is.
-var ErrNotFound = errors.New("node API: not found")
-
-func (e *APIError) Is(target error) bool {
-	return target == ErrNotFound && e.Status == http.StatusNotFound
 }
 
 // NewClient makes a client for the node at base, e.g. "http://127.0.0.1:8645".
@@ -79,11 +63,7 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 		return err
 	}
 	if resp.StatusCode >= 400 {
-		var e ErrorResponse
-		if json.Unmarshal(data, &e) != nil || e.Error == "" {
-			e.Error = strings.TrimSpace(string(data))
-		}
-		return &APIError{Status: resp.StatusCode, Message: e.Error}
+		return errorFrom(resp.StatusCode, data)
 	}
 	if out == nil {
 		return nil
