@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"unicode"
 
@@ -114,10 +115,8 @@ type touched struct {
 // index is never written from a store that failed.
 func txTouches(st touchRecords, tx *state.Tx, op reflect.Value, height uint64, ok bool) (touched, error) {
 	var t touched
-	seen := map[state.Address]bool{}
-	add := func(a state.Address) {
-		if !a.IsZero() && !seen[a] {
-			seen[a] = true
+	add := func(a state.Address) { // a transaction names a handful of accounts: a scan beats a map
+		if !a.IsZero() && !slices.Contains(t.accounts, a) {
 			t.accounts = append(t.accounts, a)
 		}
 	}
@@ -211,12 +210,12 @@ func txTouches(st touchRecords, tx *state.Tx, op reflect.Value, height uint64, o
 func blockTouches(st touchRecords, height uint64, txs [][]byte, results []StoredResult) ([][]state.Address, error) {
 	out := make([][]state.Address, len(txs))
 	for i, raw := range txs {
-		tx, err := state.DecodeTx(raw)
+		ok := i < len(results) && results[i].Error == ""
+		tx, err := decodeExecutedTx(raw, ok)
 		if err != nil {
 			continue
 		}
 		op, _ := txOp(&tx.Body)
-		ok := i < len(results) && results[i].Error == ""
 		t, err := txTouches(st, tx, op, height, ok)
 		if err != nil {
 			return nil, fmt.Errorf("node: indexing transaction %d of block %d: %w", i, height, err)
@@ -224,4 +223,18 @@ func blockTouches(st touchRecords, height uint64, txs [][]byte, results []Stored
 		out[i] = t.accounts
 	}
 	return out, nil
+}
+
+// decodeExecutedTx decodes a transaction of an executed block. One that was applied passed
+// DecodeTx then, so its checks (canonical encoding, one operation) are not paid again on the
+// commit path.
+func decodeExecutedTx(raw []byte, applied bool) (*state.Tx, error) {
+	if !applied {
+		return state.DecodeTx(raw)
+	}
+	var tx state.Tx
+	if err := state.Unmarshal(raw, &tx); err != nil {
+		return nil, err
+	}
+	return &tx, nil
 }
