@@ -64,7 +64,7 @@ func TestIndexesLiveRestartAndReindex(t *testing.T) {
 	var live map[string]string
 	withBlockDB(t, home, func(db kv.Store) { live = dumpIndexes(t, db) })
 	var reports []uint64
-	res, err := Reindex(home, func(h, of uint64, entries int) { reports = append(reports, h) })
+	res, err := Reindex(home, nil, func(h, of uint64, entries int) { reports = append(reports, h) })
 	if err != nil {
 		t.Fatal(err)
 	}

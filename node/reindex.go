@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"time"
 
@@ -20,9 +21,12 @@ type ReindexResult struct {
 // Reindex rebuilds, from scratch, the block store's transaction and account indexes of the node
 // at home from its stored blocks and results (see blockstore_index.go). The node must be stopped:
 // a running node holds its stores' locks, and then opening them fails. progress, if not nil, is
-// called after each batch is written.
-func Reindex(home string, progress func(height, of uint64, entries int)) (ReindexResult, error) {
+// called after each batch is written; logger (nil: slog's default) gets the storage engine's messages.
+func Reindex(home string, logger *slog.Logger, progress func(height, of uint64, entries int)) (ReindexResult, error) {
 	start := time.Now()
+	if logger == nil {
+		logger = slog.Default()
+	}
 	cfg, err := LoadConfig(home)
 	if err != nil {
 		return ReindexResult{}, err
@@ -37,7 +41,7 @@ func Reindex(home string, progress func(height, of uint64, entries int)) (Reinde
 	}
 	dir := filepath.Join(home, DataDir)
 	open := func(name string) (kv.Store, error) {
-		db, err := kv.Open(backend, dir, name)
+		db, err := kv.OpenWith(backend, dir, name, kv.Options{Logger: logger})
 		if err != nil {
 			return nil, fmt.Errorf("node: reindex: opening the %s store (is the node still running? stop it first): %w", name, err)
 		}

@@ -93,7 +93,11 @@ func nodeCommand() *cli.Command {
 					"(the node must be stopped; a node also rebuilds missing or stale indexes itself at start)",
 				Flags: []cli.Flag{homeFlag()},
 				Action: func(c *cli.Context) error {
-					res, err := node.Reindex(c.String("home"), func(h, of uint64, entries int) {
+					cfg, err := node.LoadConfig(c.String("home"))
+					if err != nil {
+						return err
+					}
+					res, err := node.Reindex(c.String("home"), newLogger(cfg.Log), func(h, of uint64, entries int) {
 						fmt.Printf("indexed blocks up to %d of %d (%d entries)\n", h, of, entries)
 					})
 					if err != nil {
