@@ -39,50 +39,46 @@ func pageLimit(q url.Values) (int, error) {
 
 func timeJSON(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano) }
 
-// historyBlock is what rendering a stored block's transactions needs.
+// historyBlock is what rendering some transactions of a stored block needs.
 type historyBlock struct {
 	timeMs  int64
-	txs     [][]byte
+	count   int               // transactions in the block
+	txs     map[uint32][]byte // those asked for
 	results []StoredResult
 }
 
-// blockTxsAndTime reads a stored block's header and transactions, and skips its evidence.
-type blockTxsAndTime struct {
-	Header Header   `cbor:"1,keyasint"`
-	Txs    [][]byte `cbor:"2,keyasint"`
-}
-
-func (n *Node) historyBlock(h uint64) (*historyBlock, error) {
-	value, _, err := n.blocks.Block(h)
-	if err != nil {
-		return nil, err
+// historyBlocks reads, for each height of the positions in list, the transactions listed.
+func (n *Node) historyBlocks(list []TxPos) (map[uint64]*historyBlock, error) {
+	want := map[uint64][]uint32{}
+	for _, p := range list {
+		want[p.Height] = append(want[p.Height], p.Index)
 	}
-	var skim blockTxsAndTime
-	if err := skimMode.Unmarshal(value, &skim); err != nil {
-		return nil, fmt.Errorf("%w: block %d: %w", ErrStoreCorrupt, h, err)
-	}
-	results, err := n.blocks.Results(h)
-	if err != nil {
-		return nil, err
-	}
-	return &historyBlock{timeMs: skim.Header.Time, txs: skim.Txs, results: results}, nil
-}
-
-// txAt renders transaction p as its event, reading its block through cache.
-func (n *Node) txAt(p TxPos, cache map[uint64]*historyBlock) (*api.TxEventJSON, *historyBlock, error) {
-	hb, ok := cache[p.Height]
-	if !ok {
-		var err error
-		if hb, err = n.historyBlock(p.Height); err != nil {
-			return nil, nil, err
+	out := make(map[uint64]*historyBlock, len(want))
+	for h, idx := range want {
+		var (
+			hb  historyBlock
+			err error
+		)
+		if hb.timeMs, hb.count, hb.txs, err = n.blocks.BlockTxs(h, idx); err != nil {
+			return nil, err
 		}
-		cache[p.Height] = hb
+		if hb.results, err = n.blocks.Results(h); err != nil {
+			return nil, err
+		}
+		out[h] = &hb
 	}
-	if int(p.Index) >= len(hb.txs) {
+	return out, nil
+}
+
+// txAt renders transaction p, read by historyBlocks, as its event.
+func (n *Node) txAt(p TxPos, blocks map[uint64]*historyBlock) (*api.TxEventJSON, *historyBlock, error) {
+	hb := blocks[p.Height]
+	raw, ok := hb.txs[p.Index]
+	if !ok {
 		return nil, nil, fmt.Errorf("%w: the index names transaction %d of block %d, which has %d",
-			ErrStoreCorrupt, p.Index, p.Height, len(hb.txs))
+			ErrStoreCorrupt, p.Index, p.Height, hb.count)
 	}
-	return n.txEvent(p.Height, int(p.Index), hb.txs[p.Index], hb.results), hb, nil
+	return n.txEvent(p.Height, int(p.Index), raw, hb.results), hb, nil
 }
 
 // handleAccountTxs: ?limit= (1..500, default 50) and ?cursor= (a next_cursor).
@@ -116,9 +112,13 @@ func (n *Node) handleAccountTxs(w http.ResponseWriter, r *http.Request) {
 		list = list[:limit]
 		resp.NextCursor = list[limit-1].String()
 	}
-	cache := map[uint64]*historyBlock{}
+	blocks, err := n.historyBlocks(list)
+	if err != nil {
+		n.writeInternalError(w, "reading the blocks of the transactions of "+a.String(), err)
+		return
+	}
 	for _, p := range list {
-		ev, hb, err := n.txAt(p, cache)
+		ev, hb, err := n.txAt(p, blocks)
 		if err != nil {
 			n.writeInternalError(w, fmt.Sprintf("reading transaction %d of block %d", p.Index, p.Height), err)
 			return
@@ -199,7 +199,12 @@ func headerJSON(h *Header) api.HeaderJSON {
 
 // describeTx adds to the status of a transaction in a block what the block says of it.
 func (n *Node) describeTx(out *api.TxStatus, loc TxLocation) error {
-	ev, hb, err := n.txAt(TxPos{Height: loc.Height, Index: loc.Index}, map[uint64]*historyBlock{})
+	p := TxPos{Height: loc.Height, Index: loc.Index}
+	blocks, err := n.historyBlocks([]TxPos{p})
+	if err != nil {
+		return err
+	}
+	ev, hb, err := n.txAt(p, blocks)
 	if err != nil {
 		return err
 	}

@@ -359,29 +359,95 @@ type blockHeaderOnly struct {
 	Evidence cborCount `cbor:"3,keyasint,omitempty"`
 }
 
+// cborHead reads the head of a CBOR data item: its major type, its argument (a length or count)
+// and the head's size. Only definite lengths: the canonical encoding has no others.
+func cborHead(data []byte) (major byte, arg uint64, size int, err error) {
+	if len(data) == 0 {
+		return 0, 0, 0, errors.New("node: CBOR item missing")
+	}
+	major, info := data[0]>>5, data[0]&0x1f
+	if info < 24 {
+		return major, uint64(info), 1, nil
+	}
+	if info > 27 {
+		return 0, 0, 0, errors.New("node: CBOR item of indefinite or reserved length")
+	}
+	n := 1 << (info - 24) // 1, 2, 4 or 8 bytes of argument
+	if len(data) < 1+n {
+		return 0, 0, 0, errors.New("node: CBOR head truncated")
+	}
+	for _, b := range data[1 : 1+n] {
+		arg = arg<<8 | uint64(b)
+	}
+	return major, arg, 1 + n, nil
+}
+
 // cborCount decodes a CBOR array as its length, without decoding the elements.
 type cborCount int
 
 func (c *cborCount) UnmarshalCBOR(data []byte) error {
-	if len(data) == 0 || data[0]>>5 != 4 {
+	major, n, _, err := cborHead(data)
+	switch {
+	case err != nil:
+		return err
+	case major != 4:
 		return errors.New("node: not a CBOR array")
-	}
-	n, info := uint64(data[0]&0x1f), data[0]&0x1f
-	if info >= 24 {
-		size := 1 << (info - 24) // 1, 2, 4 or 8 bytes of length
-		if info > 27 || len(data) < 1+size {
-			return errors.New("node: CBOR array of indefinite or bad length")
-		}
-		n = 0
-		for _, b := range data[1 : 1+size] {
-			n = n<<8 | uint64(b)
-		}
-	}
-	if n > math.MaxInt32 {
+	case n > math.MaxInt32:
 		return errors.New("node: CBOR array too long")
 	}
 	*c = cborCount(n)
 	return nil
+}
+
+// txPicker decodes a block's array of transactions, keeping only those whose index is in want:
+// a page of history needs a few transactions of a block that may hold tens of thousands.
+type txPicker struct {
+	want  map[uint32]bool
+	count int
+	got   map[uint32][]byte
+}
+
+func (p *txPicker) UnmarshalCBOR(data []byte) error {
+	major, n, off, err := cborHead(data)
+	if err != nil || major != 4 || n > MaxBlockTxsLimit {
+		return fmt.Errorf("node: a block's transactions: not an array of at most %d (%v)", MaxBlockTxsLimit, err)
+	}
+	p.count, p.got = int(n), make(map[uint32][]byte, len(p.want))
+	for i := uint32(0); i < uint32(n); i++ {
+		major, l, size, err := cborHead(data[off:])
+		if err != nil || major != 2 || l > uint64(len(data)-off-size) {
+			return fmt.Errorf("node: transaction %d of a block: not a byte string (%v)", i, err)
+		}
+		off += size
+		if p.want[i] {
+			p.got[i] = bytes.Clone(data[off : off+int(l)])
+		}
+		off += int(l)
+	}
+	return nil
+}
+
+// BlockTxs reads the time of stored block height, its number of transactions, and those of
+// them at the indexes in want, without decoding the others.
+func (bs *BlockStore) BlockTxs(height uint64, want []uint32) (timeMs int64, count int, txs map[uint32][]byte, err error) {
+	value, err := bs.db.Get(heightKey('b', height))
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	if value == nil {
+		return 0, 0, nil, ErrBlockNotFound
+	}
+	skim := struct {
+		Header Header   `cbor:"1,keyasint"`
+		Txs    txPicker `cbor:"2,keyasint"`
+	}{Txs: txPicker{want: make(map[uint32]bool, len(want))}}
+	for _, i := range want {
+		skim.Txs.want[i] = true
+	}
+	if err := skimMode.Unmarshal(value, &skim); err != nil {
+		return 0, 0, nil, fmt.Errorf("%w: block %d: %w", ErrStoreCorrupt, height, err)
+	}
+	return skim.Header.Time, skim.Txs.count, skim.Txs.got, nil
 }
 
 // Header reads a stored block's header; its hash is the digest its certificate signed.

@@ -288,12 +288,29 @@ func TestStoredHeader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	value, _, _ := c.bs.Block(3)
+	value, _, err := c.bs.Block(3)
 	if sh.Hash != consensus.DigestOf(value) || sh.Header.Height != 3 || sh.Txs != 4 || sh.Evidence != 0 {
 		t.Fatalf("header of block 3: %+v", sh)
 	}
 	if _, err := c.bs.Header(4); !errors.Is(err, ErrBlockNotFound) {
 		t.Fatalf("header of a missing block: %v", err)
+	}
+	// Transactions picked out of a block by index, whatever the length form of each.
+	big := bytes.Repeat([]byte{7}, 70000)
+	txs := [][]byte{[]byte("a"), bytes.Repeat([]byte{1}, 24), big, bytes.Repeat([]byte{2}, 300), []byte("z")}
+	value, err = (&Block{Header: Header{Height: 4, Time: 44}, Txs: txs}).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.bs.SaveBlock(4, value, &consensus.Certificate{Height: 4}); err != nil {
+		t.Fatal(err)
+	}
+	ms, count, got, err := c.bs.BlockTxs(4, []uint32{2, 4, 9})
+	if err != nil || ms != 44 || count != 5 || len(got) != 2 || !bytes.Equal(got[2], big) || string(got[4]) != "z" {
+		t.Fatalf("transactions 2 and 4 of block 4: %d %d %d %v", ms, count, len(got), err)
+	}
+	if _, _, _, err := c.bs.BlockTxs(5, nil); !errors.Is(err, ErrBlockNotFound) {
+		t.Fatalf("transactions of a missing block: %v", err)
 	}
 	// Array lengths in every CBOR length form.
 	for _, n := range []int{0, 23, 24, 255, 256, 70000} {
