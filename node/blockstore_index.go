@@ -3,7 +3,7 @@ package node
 // The block store's transaction and account indexes.
 //
 //	"t/" ‖ tx hash                      → TxLocation: where the transaction was committed
-//	"a/" ‖ address ‖ ^height ‖ ^index   → (empty): transaction index of block height touches address
+//	"h/" ‖ address ‖ ^height ‖ ^index   → (empty): transaction index of block height touches address
 //	"m/txindex"                         → version ‖ height: both are complete for blocks 1..height
 //
 // An account entry's height and index are inverted (bitwise NOT, big-endian), so that the store's
@@ -35,7 +35,7 @@ const indexVersion = 1
 var (
 	keyIndexMark  = []byte("m/txindex")
 	txIndexPrefix = []byte("t/")
-	accountPrefix = []byte("a/")
+	accountPrefix = []byte("h/") // after "b/", so the store's lowest keys stay its first blocks (TestDamagedPebbleBlockStore)
 	accountKeyLen = len(accountPrefix) + state.AddressLen + 8 + 4
 )
 
