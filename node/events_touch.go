@@ -103,9 +103,9 @@ type touchRecords interface {
 	Escrow(id string) (state.Escrow, error)
 }
 
-// touched is what a transaction touches: accounts (sender first, no repeats), and the item or
+// txTouch is what a transaction touches: accounts (sender first, no repeats), and the item or
 // asset it acts on.
-type touched struct {
+type txTouch struct {
 	accounts    []state.Address
 	item, asset string
 }
@@ -113,8 +113,8 @@ type touched struct {
 // txTouches says what tx, committed at height (ok: without error), touches, reading records
 // from st. A record that is absent is no party; any other read error is returned, so that an
 // index is never written from a store that failed.
-func txTouches(st touchRecords, tx *state.Tx, op reflect.Value, height uint64, ok bool) (touched, error) {
-	var t touched
+func txTouches(st touchRecords, tx *state.Tx, op reflect.Value, height uint64, ok bool) (txTouch, error) {
+	var t txTouch
 	add := func(a state.Address) { // a transaction names a handful of accounts: a scan beats a map
 		if !a.IsZero() && !slices.Contains(t.accounts, a) {
 			t.accounts = append(t.accounts, a)
