@@ -58,6 +58,7 @@ func (n *Node) apiHandler() http.Handler {
 	n.stateRoutes(mux) // assets, items, identities, claims, ...: api_state.go
 	mux.HandleFunc("GET /v1/accounts/{address}", n.handleAccount)
 	mux.HandleFunc("GET /v1/blocks/{height}", n.handleBlock)
+	n.historyRoutes(mux)
 	n.eventRoutes(mux) // GET /v1/events: events.go
 	mux.HandleFunc("GET /v1/status", n.handleStatus)
 	mux.HandleFunc("GET /v1/evidence", n.handleEvidence)
@@ -196,6 +197,10 @@ func (n *Node) handleTx(w http.ResponseWriter, r *http.Request) {
 		if loc.Error != "" {
 			out.Status = api.TxRejected
 		}
+		if err := n.describeTx(&out, loc); err != nil {
+			n.writeInternalError(w, "reading the block of transaction "+h.String(), err)
+			return
+		}
 		writeJSON(w, http.StatusOK, out)
 		return
 	}
@@ -287,28 +292,16 @@ func (n *Node) blockResponse(height uint64) (*api.BlockResponse, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := b.Header
 	resp := &api.BlockResponse{
-		Height: height,
-		Hash:   consensus.DigestOf(value).String(),
-		Header: api.HeaderJSON{
-			ChainID: h.ChainID, Height: h.Height, Time: time.UnixMilli(h.Time).UTC().Format(time.RFC3339Nano),
-			PrevHash: h.PrevHash.String(), StateRoot: h.StateRoot.String(), TxsHash: h.TxsHash.String(),
-			Proposer: h.Proposer, Leader: h.Leader,
-		},
+		Height:  height,
+		Hash:    consensus.DigestOf(value).String(),
+		Header:  headerJSON(&b.Header),
 		Txs:     make([]string, len(b.Txs)),
 		Results: make([]api.TxResultJSON, len(results)),
 		Certificate: api.CertificateJSON{
 			Height: cert.Height, View: cert.View, Digest: cert.Digest.String(),
 			Votes: make([]api.VoteJSON, len(cert.Votes)),
 		},
-	}
-	if len(b.Evidence) > 0 {
-		resp.Header.EvidenceHash = h.EvidenceHash.String()
-	}
-	for _, s := range h.Skips {
-		resp.Header.LeaderSkips = append(resp.Header.LeaderSkips, api.LeaderSkipJSON{Validator: s.Validator,
-			Until: time.UnixMilli(s.Until).UTC().Format(time.RFC3339Nano), Misses: s.Misses})
 	}
 	for i := range b.Evidence {
 		resp.Evidence = append(resp.Evidence, n.evidenceJSON(&b.Evidence[i], height))

@@ -22,6 +22,9 @@ import (
 type BlockStore struct {
 	db     kv.Store
 	height atomic.Uint64
+	// indexMark is the version of the tx and account indexes and the height they are complete
+	// up to; nil when the store has none (it predates them, or a rebuild was interrupted).
+	indexMark atomic.Pointer[indexMark]
 }
 
 var ErrBlockNotFound = errors.New("node: block not found")
@@ -96,6 +99,9 @@ func OpenBlockStore(db kv.Store) (*BlockStore, error) {
 		}
 		bs.height.Store(binary.BigEndian.Uint64(v))
 	}
+	if err := bs.loadIndexMark(); err != nil {
+		return nil, err
+	}
 	return bs, nil
 }
 
@@ -153,10 +159,11 @@ func (bs *BlockStore) SaveBlock(height uint64, value []byte, cert *consensus.Cer
 	return nil
 }
 
-// SaveResults stores what execution did with a block's transactions and indexes them by hash. A
-// transaction already indexed as applied keeps its first location; a replay of it is rejected by
-// execution and must not hide where it really took effect.
-func (bs *BlockStore) SaveResults(height uint64, results []StoredResult) error {
+// SaveResults stores what execution did with a block's transactions and, in the same batch,
+// indexes them by hash and by the accounts each touches (touched[i] for transaction i; see
+// blockstore_index.go). A transaction already indexed as applied keeps its first location; a
+// replay of it is rejected by execution and must not hide where it really took effect.
+func (bs *BlockStore) SaveResults(height uint64, results []StoredResult, touched [][]state.Address) error {
 	enc, err := state.Marshal(results)
 	if err != nil {
 		return err
@@ -166,21 +173,26 @@ func (bs *BlockStore) SaveResults(height uint64, results []StoredResult) error {
 	if err := b.Set(heightKey('r', height), enc); err != nil {
 		return err
 	}
-	for i, r := range results {
-		if r.Error != "" { // only a rejected replay can follow an applied copy
-			if prev, err := bs.TxLocation(r.Hash); err == nil && prev.Error == "" {
-				continue
-			}
-		}
-		loc, err := state.Marshal(TxLocation{Height: height, Index: uint32(i), Error: r.Error})
-		if err != nil {
-			return err
-		}
-		if err := b.Set(txKey(r.Hash), loc); err != nil {
+	w := bs.newIndexWriter(b)
+	if err := w.block(height, results, touched); err != nil {
+		return err
+	}
+	// The indexes stay complete only if they were up to the block before; otherwise the node
+	// rebuilds them at its next start (checkIndexes).
+	mark := bs.indexMark.Load()
+	advance := mark != nil && mark.version == indexVersion && mark.height+1 == height
+	if advance {
+		if err := b.Set(keyIndexMark, encodeIndexMark(height)); err != nil {
 			return err
 		}
 	}
-	return b.Write()
+	if err := b.Write(); err != nil {
+		return err
+	}
+	if advance {
+		bs.indexMark.Store(&indexMark{version: indexVersion, height: height})
+	}
+	return nil
 }
 
 // Block returns a stored block's bytes and certificate.

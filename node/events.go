@@ -122,7 +122,13 @@ func (n *Node) txEvent(h uint64, i int, raw []byte, results []StoredResult) *api
 	}
 	op, name := txOp(&tx.Body)
 	ev.From, ev.Op = tx.Body.From.String(), name
-	n.txTouches(tx, op, h, ev.Status == api.EventTxCommitted, ev)
+	// A record the store fails to read leaves its parties out: the event is still worth sending.
+	t, _ := txTouches(n.st, tx, op, h, ev.Status == api.EventTxCommitted)
+	ev.Item, ev.Asset = t.item, t.asset
+	ev.Accounts = make([]string, len(t.accounts))
+	for i, a := range t.accounts {
+		ev.Accounts[i] = a.String()
+	}
 	return ev
 }
 

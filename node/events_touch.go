@@ -2,11 +2,13 @@ package node
 
 import (
 	"crypto/ed25519"
+	"errors"
+	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"unicode"
 
-	"github.com/guild-ledger/guild/node/api"
 	"github.com/guild-ledger/guild/state"
 )
 
@@ -94,14 +96,28 @@ func collectAddresses(v reflect.Value, add func(state.Address)) {
 	}
 }
 
-// txTouches fills ev.Accounts, ev.Item and ev.Asset for tx, committed at height (ok: without error).
-func (n *Node) txTouches(tx *state.Tx, op reflect.Value, height uint64, ok bool, ev *api.TxEventJSON) {
-	seen := map[state.Address]bool{}
-	var accounts []state.Address
-	add := func(a state.Address) {
-		if !a.IsZero() && !seen[a] {
-			seen[a] = true
-			accounts = append(accounts, a)
+// touchRecords reads the records whose parties a transaction touches; *state.State is one.
+type touchRecords interface {
+	Identity(id string) (state.Identity, error)
+	Claim(id string) (state.Claim, error)
+	Escrow(id string) (state.Escrow, error)
+}
+
+// txTouch is what a transaction touches: accounts (sender first, no repeats), and the item or
+// asset it acts on.
+type txTouch struct {
+	accounts    []state.Address
+	item, asset string
+}
+
+// txTouches says what tx, committed at height (ok: without error), touches, reading records
+// from st. A record that is absent is no party; any other read error is returned, so that an
+// index is never written from a store that failed.
+func txTouches(st touchRecords, tx *state.Tx, op reflect.Value, height uint64, ok bool) (txTouch, error) {
+	var t txTouch
+	add := func(a state.Address) { // a transaction names a handful of accounts: a scan beats a map
+		if !a.IsZero() && !slices.Contains(t.accounts, a) {
+			t.accounts = append(t.accounts, a)
 		}
 	}
 	add(tx.Body.From)
@@ -115,10 +131,33 @@ func (n *Node) txTouches(tx *state.Tx, op reflect.Value, height uint64, ok bool,
 		collectAddresses(op, add)
 		opv = op.Interface()
 	}
+	var readErr error
+	absent := func(err error, notFound error) bool {
+		if err != nil && !errors.Is(err, notFound) && readErr == nil {
+			readErr = err
+		}
+		return err != nil
+	}
 	controller := func(identity string) {
-		if id, err := n.st.Identity(identity); err == nil && id.Height <= height {
+		id, err := st.Identity(identity)
+		if !absent(err, state.ErrIdentityNotFound) && id.Height <= height {
 			add(id.Controller)
 		}
+	}
+	escrow := func(id string) {
+		if !ok {
+			return
+		}
+		e, err := st.Escrow(id)
+		if absent(err, state.ErrEscrowNotFound) || e.Height > height {
+			return
+		}
+		add(e.Depositor)
+		add(e.Beneficiary)
+		if e.Arbiter != nil {
+			add(*e.Arbiter)
+		}
+		t.asset = e.Asset
 	}
 	switch o := opv.(type) {
 	case *state.SetSigners:
@@ -128,30 +167,33 @@ func (n *Node) txTouches(tx *state.Tx, op reflect.Value, height uint64, ok bool,
 			}
 		}
 	case *state.AssetCreate:
-		ev.Asset = o.Symbol
+		t.asset = o.Symbol
 	case *state.AssetMint:
-		ev.Asset = o.Symbol
+		t.asset = o.Symbol
 	case *state.AssetBurn:
-		ev.Asset = o.Symbol
+		t.asset = o.Symbol
 	case *state.AssetTransfer:
-		ev.Asset = o.Symbol
+		t.asset = o.Symbol
 	case *state.ItemRegister:
-		ev.Item = o.ID
+		t.item = o.ID
 	case *state.ItemTransfer:
-		ev.Item = o.ID
+		t.item = o.ID
 	case *state.EscrowCreate:
-		ev.Asset = o.Asset
+		t.asset = o.Asset
 	case *state.EscrowRelease:
-		ev.Asset = n.escrowParties(o.ID, height, ok, add)
+		escrow(o.ID)
 	case *state.EscrowRefund:
-		ev.Asset = n.escrowParties(o.ID, height, ok, add)
+		escrow(o.ID)
 	case *state.ClaimIssue:
 		if ok {
 			controller(o.Issuer)
 			controller(o.Subject)
 		}
 	case *state.ClaimRevoke:
-		if c, err := n.st.Claim(o.ID); ok && err == nil && c.Height <= height {
+		if !ok {
+			break
+		}
+		if c, err := st.Claim(o.ID); !absent(err, state.ErrClaimNotFound) && c.Height <= height {
 			controller(c.Issuer)
 			controller(c.Subject)
 		}
@@ -160,25 +202,39 @@ func (n *Node) txTouches(tx *state.Tx, op reflect.Value, height uint64, ok bool,
 			controller(o.Owner)
 		}
 	}
-	ev.Accounts = make([]string, len(accounts))
-	for i, a := range accounts {
-		ev.Accounts[i] = a.String()
-	}
+	return t, readErr
 }
 
-// escrowParties adds an escrow's parties and returns its asset ("" for the native currency).
-func (n *Node) escrowParties(id string, height uint64, ok bool, add func(state.Address)) string {
-	if !ok {
-		return ""
+// blockTouches lists the accounts each transaction of a block executed at height touches, for
+// the account index; a transaction that does not decode (execution refused it) touches none.
+func blockTouches(st touchRecords, height uint64, txs [][]byte, results []StoredResult) ([][]state.Address, error) {
+	out := make([][]state.Address, len(txs))
+	for i, raw := range txs {
+		ok := i < len(results) && results[i].Error == ""
+		tx, err := decodeExecutedTx(raw, ok)
+		if err != nil {
+			continue
+		}
+		op, _ := txOp(&tx.Body)
+		t, err := txTouches(st, tx, op, height, ok)
+		if err != nil {
+			return nil, fmt.Errorf("node: indexing transaction %d of block %d: %w", i, height, err)
+		}
+		out[i] = t.accounts
 	}
-	e, err := n.st.Escrow(id)
-	if err != nil || e.Height > height {
-		return ""
+	return out, nil
+}
+
+// decodeExecutedTx decodes a transaction of an executed block. One that was applied passed
+// DecodeTx then, so its checks (canonical encoding, one operation) are not paid again on the
+// commit path.
+func decodeExecutedTx(raw []byte, applied bool) (*state.Tx, error) {
+	if !applied {
+		return state.DecodeTx(raw)
 	}
-	add(e.Depositor)
-	add(e.Beneficiary)
-	if e.Arbiter != nil {
-		add(*e.Arbiter)
+	var tx state.Tx
+	if err := state.Unmarshal(raw, &tx); err != nil {
+		return nil, err
 	}
-	return e.Asset
+	return &tx, nil
 }

@@ -300,7 +300,11 @@ func (n *Node) execute(height uint64, value []byte, ex *executedBlock) error {
 			settled = append(settled, r.Hash)
 		}
 	}
-	if err := n.blocks.SaveResults(height, stored); err != nil {
+	touched, err := blockTouches(n.st, height, b.Txs, stored)
+	if err != nil {
+		return err
+	}
+	if err := n.blocks.SaveResults(height, stored, touched); err != nil {
 		return err
 	}
 	// Served before the mempool lets go of the block's transactions: a reader always finds each

@@ -216,6 +216,9 @@ func (n *Node) recover() error {
 	if err := n.recoverResults(); err != nil {
 		return err
 	}
+	if err := n.checkIndexes(); err != nil {
+		return err
+	}
 	for h := n.st.Height() + 1; h <= n.blocks.Height(); h++ {
 		value, _, err := n.blocks.Block(h)
 		if err != nil {
@@ -265,8 +268,20 @@ func (n *Node) recoverResults() error {
 	for i := range hashes {
 		results[i] = StoredResult{Hash: hashes[i], Error: errs[i]}
 	}
+	value, _, err := n.blocks.Block(h)
+	if err != nil {
+		return err
+	}
+	var blk blockTxsOnly
+	if err := skimMode.Unmarshal(value, &blk); err != nil {
+		return fmt.Errorf("%w: block %d: %w", ErrStoreCorrupt, h, err)
+	}
+	touched, err := blockTouches(n.st, h, blk.Txs, results)
+	if err != nil {
+		return err
+	}
 	n.log.Info("recorded the results of the last block after a crash", "height", h)
-	return n.blocks.SaveResults(h, results)
+	return n.blocks.SaveResults(h, results, touched)
 }
 
 func (n *Node) closeStores() {

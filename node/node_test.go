@@ -398,8 +398,12 @@ func TestResultsRecoveredAfterCrashBeforeRecording(t *testing.T) {
 	if len(results) != 1 || results[0].Hash.String() != resp.Hash {
 		t.Fatalf("last block %d holds %v, want the transfer", last, results)
 	}
+	// Results and indexes go in one batch: a crash loses them all, and the mark stays behind.
+	sender := state.AddressFromPubKey(key.Public().(ed25519.PublicKey))
 	b := db.NewBatch()
 	b.Delete(heightKey('r', last))
+	b.Delete(accountTxKey(sender, TxPos{Height: last}))
+	b.Set(keyIndexMark, encodeIndexMark(last-1))
 	for _, r := range results {
 		b.Delete(txKey(r.Hash))
 	}
@@ -422,6 +426,12 @@ func TestResultsRecoveredAfterCrashBeforeRecording(t *testing.T) {
 		if _, err := n2.blocks.TxLocation(r.Hash); err != nil {
 			t.Errorf("tx %s not indexed after recovery: %v", r.Hash, err)
 		}
+	}
+	if list, err := n2.blocks.AccountTxs(sender, last, TxPos{}, 1); err != nil || len(list) != 1 || list[0] != (TxPos{Height: last}) {
+		t.Errorf("sender's history after recovery: %v %v", list, err)
+	}
+	if at, ok := n2.blocks.IndexedHeight(); !ok || at != last {
+		t.Errorf("indexes complete up to %d (%v) after recovery, want %d", at, ok, last)
 	}
 }
 

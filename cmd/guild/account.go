@@ -16,8 +16,9 @@ import (
 func accountCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "account",
-		Usage: "accounts: show, send, set-signers (multi-signature)",
+		Usage: "accounts: show, history, send, set-signers (multi-signature)",
 		Subcommands: []*cli.Command{
+			accountHistoryCommand(),
 			{
 				Name: "show", Usage: "show an account: balance, asset balances, nonce, signatories, membership", ArgsUsage: "NAME|ADDRESS",
 				Flags: queryFlags(),

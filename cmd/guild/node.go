@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -84,6 +85,26 @@ func nodeCommand() *cli.Command {
 					ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 					defer stop()
 					return n.Run(ctx)
+				},
+			},
+			{
+				Name: "reindex",
+				Usage: "rebuild the block store's transaction and account indexes from the stored blocks " +
+					"(the node must be stopped; a node also rebuilds missing or stale indexes itself at start)",
+				Flags: []cli.Flag{homeFlag()},
+				Action: func(c *cli.Context) error {
+					cfg, err := node.LoadConfig(c.String("home"))
+					if err != nil {
+						return err
+					}
+					res, err := node.Reindex(c.String("home"), newLogger(cfg.Log), func(h, of uint64, entries int) {
+						fmt.Printf("indexed blocks up to %d of %d (%d entries)\n", h, of, entries)
+					})
+					if err != nil {
+						return err
+					}
+					fmt.Printf("reindexed %d blocks: %d index entries in %s\n", res.Height, res.Entries, res.Took.Round(time.Millisecond))
+					return nil
 				},
 			},
 			{

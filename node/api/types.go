@@ -47,7 +47,9 @@ type SubmitTxsResponse struct {
 	Results []SubmitTxResult `json:"results"`
 }
 
-// TxStatus answers GET /v1/txs/{hash}.
+// TxStatus answers GET /v1/txs/{hash}. For a transaction in a block (Height > 0), Result says
+// what execution did (committed, or failed with Error), and Time, From, Op and Accounts (what it
+// touches, as in the event stream) describe it.
 type TxStatus struct {
 	Hash   string `json:"hash"`
 	Status string `json:"status"`
@@ -56,7 +58,12 @@ type TxStatus struct {
 	Error  string `json:"error,omitempty"`
 	// Code is set with the 404 of an unknown transaction, so that the answer has the keys of
 	// every error answer (see ErrorResponse).
-	Code string `json:"code,omitempty"`
+	Code     string   `json:"code,omitempty"`
+	Result   string   `json:"result,omitempty"` // committed or failed (api.EventTx*)
+	Time     string   `json:"time,omitempty"`   // the block's time, RFC 3339
+	From     string   `json:"from,omitempty"`
+	Op       string   `json:"op,omitempty"`
+	Accounts []string `json:"accounts,omitempty"`
 }
 
 // AccountResponse answers GET /v1/accounts/{address}: the native balance and nonce, nonzero
