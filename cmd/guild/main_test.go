@@ -1,0 +1,85 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+)
+
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = run(append([]string{"guild"}, args...), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestVersionCommand(t *testing.T) {
+	code, out, errOut := runCLI(t, "version")
+	if code != 0 || !strings.HasPrefix(out, "guild "+version+"\n") || !strings.Contains(out, "commit: ") || !strings.Contains(out, "go:     go") {
+		t.Fatalf("guild version: exit %d\nstdout %q\nstderr %q", code, out, errOut)
+	}
+	code, out, _ = runCLI(t, "version", "--json")
+	var b buildInfo
+	if err := json.Unmarshal([]byte(out), &b); code != 0 || err != nil || b.Version != version || b.GoVersion == "" || b.Commit == "" {
+		t.Fatalf("guild version --json: exit %d, %q: %v", code, out, err)
+	}
+	if code, out, _ = runCLI(t, "--version"); code != 0 || !strings.Contains(out, "commit: ") {
+		t.Fatalf("guild --version: exit %d, %q", code, out)
+	}
+}
+
+func TestCompletionCommand(t *testing.T) {
+	for shell, want := range map[string]string{
+		"bash": "complete -o bashdefault -o default -o nospace -F _guild_bash_autocomplete guild",
+		"zsh":  "compdef _guild_zsh_autocomplete guild",
+		"fish": "complete -r -c guild -n '__fish_guild_no_subcommand' -a 'testnet'",
+	} {
+		code, out, errOut := runCLI(t, "completion", shell)
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("guild completion %s: exit %d, stderr %q, script lacks %q:\n%s", shell, code, errOut, want, out)
+		}
+	}
+	if code, _, errOut := runCLI(t, "completion", "tcsh"); code != 2 || !strings.Contains(errOut, `"tcsh"`) {
+		t.Errorf("guild completion tcsh: exit %d, %q", code, errOut)
+	}
+	// What the scripts call: the subcommands of `guild node`. urfave/cli reads os.Args there.
+	args := []string{"guild", "node", "--generate-bash-completion"}
+	saved := os.Args
+	os.Args = args
+	defer func() { os.Args = saved }()
+	code, out, _ := runCLI(t, args[1:]...)
+	if code != 0 || !strings.Contains(out, "init") || !strings.Contains(out, "start") {
+		t.Errorf("guild node --generate-bash-completion: exit %d, %q", code, out)
+	}
+}
+
+// A bad flag value gets the error once, a pointer to the help and exit code 2, not the error, the
+// whole help and the error again.
+func TestUsageErrorIsShort(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		cmd  string
+		err  string
+	}{
+		{[]string{"testnet", "up", "--validators", "many"}, "guild testnet up", `invalid value "many" for flag -validators`},
+		{[]string{"node", "start", "--no-such-flag"}, "guild node start", "flag provided but not defined: -no-such-flag"},
+		{[]string{"--bogus"}, "guild", "flag provided but not defined: -bogus"},
+	} {
+		code, out, errOut := runCLI(t, tt.args...)
+		all := out + errOut
+		if code != 2 {
+			t.Errorf("%q: exit %d, want 2", tt.args, code)
+		}
+		if strings.Count(all, tt.err) != 1 {
+			t.Errorf("%q: want the error %q once, got:\n%s", tt.args, tt.err, all)
+		}
+		if !strings.Contains(errOut, "run '"+tt.cmd+" --help' for usage") {
+			t.Errorf("%q: no pointer to %q --help:\n%s", tt.args, tt.cmd, all)
+		}
+		if strings.Contains(all, "USAGE:") || strings.Count(all, "\n") > 2 {
+			t.Errorf("%q: printed the help:\n%s", tt.args, all)
+		}
+	}
+}
