@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/urfave/cli/v2"
 )
 
 func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -80,6 +83,35 @@ func TestUsageErrorIsShort(t *testing.T) {
 		}
 		if strings.Contains(all, "USAGE:") || strings.Count(all, "\n") > 2 {
 			t.Errorf("%q: printed the help:\n%s", tt.args, all)
+		}
+	}
+}
+
+func TestValidatorCount(t *testing.T) {
+	for _, n := range []string{"0", "-3"} {
+		code, out, errOut := runCLI(t, "testnet", "up", "--dir", t.TempDir(), "--validators", n)
+		if code != 2 || !strings.Contains(errOut, "--validators "+n+": want at least 1") {
+			t.Errorf("--validators %s: exit %d\n%s%s", n, code, out, errOut)
+		}
+		code, _, errOut = runCLI(t, "testnet", "chaos", "--dir", t.TempDir(), "--validators", n)
+		if code != 2 || !strings.Contains(errOut, "--validators "+n+": want at least 1") {
+			t.Errorf("chaos --validators %s: exit %d\n%s", n, code, errOut)
+		}
+	}
+	// 1 to 3 are allowed (small testnets are for development) with a warning that f = 0.
+	for n, wantWarn := range map[int]bool{1: true, 3: true, 4: false, 7: false} {
+		var warn bytes.Buffer
+		app := &cli.App{
+			Flags: []cli.Flag{&cli.IntFlag{Name: "validators"}},
+			Action: func(c *cli.Context) error {
+				return checkValidatorCount(c, &warn)
+			},
+		}
+		if err := app.Run([]string{"x", "--validators", strconv.Itoa(n)}); err != nil {
+			t.Fatalf("%d validators: %v", n, err)
+		}
+		if got := strings.Contains(warn.String(), "WARN: "+strconv.Itoa(n)+" validators tolerate f = 0 faults"); got != wantWarn {
+			t.Errorf("%d validators: warning %q", n, warn.String())
 		}
 	}
 }
