@@ -3,8 +3,10 @@ package node
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -126,6 +128,35 @@ type LogConfig struct {
 	Format string `toml:"format"`
 }
 
+var logLevels = map[string]slog.Level{
+	"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError,
+}
+
+// Validate refuses a level or format the logger would not know: before, a misspelt level silently
+// meant info and a misspelt format text.
+func (l LogConfig) Validate() error {
+	if _, ok := logLevels[strings.ToLower(l.Level)]; !ok {
+		return fmt.Errorf("%w: log level %q: want debug, info, warn or error", ErrConfig, l.Level)
+	}
+	switch strings.ToLower(l.Format) {
+	case "text", "json":
+	default:
+		return fmt.Errorf("%w: log format %q: want text or json", ErrConfig, l.Format)
+	}
+	return nil
+}
+
+// SlogLevel is Level for log/slog (info if Level is not valid; Validate first).
+func (l LogConfig) SlogLevel() slog.Level {
+	if lv, ok := logLevels[strings.ToLower(l.Level)]; ok {
+		return lv
+	}
+	return slog.LevelInfo
+}
+
+// JSON tells whether Format asks for JSON lines.
+func (l LogConfig) JSON() bool { return strings.EqualFold(l.Format, "json") }
+
 // DefaultConfig is what `guild node init` writes.
 func DefaultConfig() Config {
 	return Config{
@@ -147,8 +178,14 @@ func DefaultConfig() Config {
 	}
 }
 
+// ErrConfig marks a setting that cannot work.
+var ErrConfig = errors.New("node: bad config")
+
 // Validate reports the first setting that cannot work.
 func (c *Config) Validate() error {
+	if err := c.Log.Validate(); err != nil {
+		return err
+	}
 	switch c.Storage.Backend {
 	case "pebbledb", "goleveldb", "memdb":
 	default:

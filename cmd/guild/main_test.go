@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/guild-ledger/guild/node"
 )
 
 func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -113,5 +115,53 @@ func TestValidatorCount(t *testing.T) {
 		if got := strings.Contains(warn.String(), "WARN: "+strconv.Itoa(n)+" validators tolerate f = 0 faults"); got != wantWarn {
 			t.Errorf("%d validators: warning %q", n, warn.String())
 		}
+	}
+}
+
+func TestNodeStartLogSettings(t *testing.T) {
+	home := t.TempDir()
+	if code, _, errOut := runCLI(t, "node", "init", "--home", home); code != 0 {
+		t.Fatalf("node init: %s", errOut)
+	}
+	// Bad values from the flag or the environment are refused before the node starts.
+	code, _, errOut := runCLI(t, "node", "start", "--home", home, "--log-level", "loud")
+	if code != 1 || !strings.Contains(errOut, `log level "loud": want debug, info, warn or error`) {
+		t.Errorf("--log-level loud: exit %d, %q", code, errOut)
+	}
+	t.Setenv("GUILD_LOG_FORMAT", "xml")
+	code, _, errOut = runCLI(t, "node", "start", "--home", home)
+	if code != 1 || !strings.Contains(errOut, `log format "xml": want text or json`) {
+		t.Errorf("GUILD_LOG_FORMAT=xml: exit %d, %q", code, errOut)
+	}
+
+	// Flag over environment over config.
+	t.Setenv("GUILD_LOG_LEVEL", "error")
+	t.Setenv("GUILD_LOG_FORMAT", "json")
+	for _, tt := range []struct {
+		args []string
+		want node.LogConfig
+	}{
+		{nil, node.LogConfig{Level: "error", Format: "json"}},
+		{[]string{"--log-level", "debug"}, node.LogConfig{Level: "debug", Format: "json"}},
+		{[]string{"--log-format", "text"}, node.LogConfig{Level: "error", Format: "text"}},
+	} {
+		var got node.LogConfig
+		app := &cli.App{Flags: logFlags(), Action: func(c *cli.Context) (err error) {
+			got, err = logConfig(c, node.LogConfig{Level: "info", Format: "text"})
+			return err
+		}}
+		if err := app.Run(append([]string{"x"}, tt.args...)); err != nil || got != tt.want {
+			t.Errorf("%q: got %+v, %v; want %+v", tt.args, got, err, tt.want)
+		}
+	}
+	os.Unsetenv("GUILD_LOG_LEVEL")
+	os.Unsetenv("GUILD_LOG_FORMAT")
+	var got node.LogConfig
+	app := &cli.App{Flags: logFlags(), Action: func(c *cli.Context) (err error) {
+		got, err = logConfig(c, node.LogConfig{Level: "warn", Format: "text"})
+		return err
+	}}
+	if err := app.Run([]string{"x"}); err != nil || got != (node.LogConfig{Level: "warn", Format: "text"}) {
+		t.Errorf("config only: got %+v, %v", got, err)
 	}
 }

@@ -66,14 +66,18 @@ func nodeCommand() *cli.Command {
 			{
 				Name:  "start",
 				Usage: "run the node until interrupted (SIGINT or SIGTERM stop it cleanly)",
-				Flags: append([]cli.Flag{homeFlag()}, byzantineFlags()...),
+				Flags: append(append([]cli.Flag{homeFlag()}, logFlags()...), byzantineFlags()...),
 				Action: func(c *cli.Context) error {
 					home := c.String("home")
 					cfg, err := node.LoadConfig(home)
 					if err != nil {
 						return err
 					}
-					logger := newLogger(cfg.Log)
+					lc, err := logConfig(c, cfg.Log)
+					if err != nil {
+						return err
+					}
+					logger := newLogger(c.App.ErrWriter, lc)
 					n, err := node.New(home, logger)
 					if err != nil {
 						return err
@@ -132,21 +136,30 @@ func printPeers(ctx context.Context, w io.Writer, url string, asJSON bool) error
 	return tw.Flush()
 }
 
-func newLogger(lc node.LogConfig) *slog.Logger {
-	var level slog.Level
-	switch strings.ToLower(lc.Level) {
-	case "debug":
-		level = slog.LevelDebug
-	case "warn":
-		level = slog.LevelWarn
-	case "error":
-		level = slog.LevelError
-	default:
-		level = slog.LevelInfo
+// logFlags set the log level and format of `node start` for one run (say, debug while chasing a
+// problem) without editing config.toml: flag, then environment, then config.
+func logFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "log-level", EnvVars: []string{"GUILD_LOG_LEVEL"}, Usage: "debug, info, warn or error (default: [log] level in config.toml)"},
+		&cli.StringFlag{Name: "log-format", EnvVars: []string{"GUILD_LOG_FORMAT"}, Usage: "text or json (default: [log] format in config.toml)"},
 	}
-	opts := &slog.HandlerOptions{Level: level}
-	if lc.Format == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+}
+
+// logConfig is cfg with the --log-level and --log-format overrides, validated.
+func logConfig(c *cli.Context, cfg node.LogConfig) (node.LogConfig, error) {
+	if c.IsSet("log-level") {
+		cfg.Level = c.String("log-level")
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	if c.IsSet("log-format") {
+		cfg.Format = c.String("log-format")
+	}
+	return cfg, cfg.Validate()
+}
+
+func newLogger(w io.Writer, lc node.LogConfig) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: lc.SlogLevel()}
+	if lc.JSON() {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }
