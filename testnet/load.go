@@ -35,7 +35,7 @@ type LoadOptions struct {
 	// FollowGiveUp: following blocks fails when every node it may read stays silent for this long
 	// each (it moves to the next node when one fails) [10s].
 	FollowGiveUp time.Duration
-	Progress   io.Writer     // a line per phase and every 5 s, if set
+	Progress     io.Writer // a line per phase and every 5 s, if set
 	// OnFinal, if set, is called (from the goroutine following blocks) for every submitted
 	// transaction seen in a committed block, with that block's height: what the load
 	// generator was told is final, which a chaos run checks is never lost.
