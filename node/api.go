@@ -1,15 +1,12 @@
 package node
 
 import (
-	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/http/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -25,31 +22,6 @@ import (
 // maxBlockWait caps how long GET /v1/blocks/{height}?wait=MS holds a request open.
 const maxBlockWait = 30 * time.Second
 
-func (n *Node) startAPI(ctx context.Context) error {
-	ln, err := net.Listen("tcp", n.cfg.API.Listen)
-	if err != nil {
-		return fmt.Errorf("node: API listen on %s: %w", n.cfg.API.Listen, err)
-	}
-	n.apiLn = ln
-	n.apiSrv = &http.Server{
-		Handler:           n.apiHandler(),
-		ReadHeaderTimeout: 5 * time.Second,
-		// Requests end with the node, so Shutdown never waits on a handler blocked on it.
-		BaseContext: func(net.Listener) context.Context { return ctx },
-	}
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		if err := n.apiSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			n.log.Error("API server stopped", "err", err)
-		}
-	}()
-	return nil
-}
-
-// APIAddr is the address the API listens on (useful with port 0).
-func (n *Node) APIAddr() string { return n.apiLn.Addr().String() }
-
 func (n *Node) apiHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/txs", n.handleSubmit)
@@ -63,14 +35,9 @@ func (n *Node) apiHandler() http.Handler {
 	mux.HandleFunc("GET /v1/evidence", n.handleEvidence)
 	mux.HandleFunc("GET /v1/offences", n.handleOffences)
 	mux.HandleFunc("GET /v1/peers", n.handlePeers)
-	mux.HandleFunc("POST /v1/evidence", n.handleSubmitEvidence)
 	n.healthRoutes(mux) // /healthz, /readyz and the older /health: api_health.go
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}))
-	if n.cfg.API.Pprof {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	}
+	n.operatorRoutes(mux, false) // POST /v1/evidence and pprof, unless on the admin listener
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
