@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bufio"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -211,4 +212,44 @@ func selfSignedCert(t *testing.T) (certFile, keyFile string, pool *x509.CertPool
 	pool = x509.NewCertPool()
 	pool.AddCert(cert)
 	return certFile, keyFile, pool
+}
+
+// Long GETs outlive the timeouts: a block wait longer than the read timeout ends with its 404, and
+// the event stream, which sets its own write deadline per event, keeps going past both.
+func TestAPILongRequestsOutliveTimeouts(t *testing.T) {
+	home := apiHome(t, func(c *Config) {
+		c.API.ReadTimeoutMillis = 200
+		c.API.WriteTimeoutMillis = 1000
+		c.API.EventsKeepaliveMillis = 50
+	})
+	n, _, _ := runNode(t, home)
+	base := "http://" + n.APIAddr()
+
+	// 500 ms fits in the write timeout, not in the read timeout: were that still running, the
+	// request would be cancelled at 200 ms (answered 200 with nothing).
+	resp, err := http.Get(base + "/v1/blocks/1099511627776?wait=500")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(body), "not committed yet") {
+		t.Fatalf("block wait past the read timeout: %d %q", resp.StatusCode, body)
+	}
+
+	resp, err = http.Get(base + "/v1/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("events: %d", resp.StatusCode)
+	}
+	rd := bufio.NewReader(resp.Body)
+	start := time.Now()
+	for time.Since(start) < 2*time.Second { // ten read timeouts, two write timeouts
+		if _, err := rd.ReadString('\n'); err != nil {
+			t.Fatalf("event stream ended after %v: %v", time.Since(start), err)
+		}
+	}
 }
