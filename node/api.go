@@ -38,10 +38,7 @@ func (n *Node) apiHandler() http.Handler {
 	n.healthRoutes(mux) // /healthz, /readyz and the older /health: api_health.go
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}))
 	n.operatorRoutes(mux, false) // POST /v1/evidence and pprof, unless on the admin listener
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
-	})
-	return mux
+	return guardRoutes(mux)      // JSON 404 and 405, body type and size: apiguard.go
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

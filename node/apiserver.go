@@ -119,7 +119,7 @@ func (n *Node) operatorRoutes(mux *http.ServeMux, admin bool) {
 func (n *Node) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	n.operatorRoutes(mux, true)
-	return mux
+	return guardRoutes(mux)
 }
 
 func isLoopback(a net.Addr) bool {
