@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/guild-ledger/guild/node"
+	"github.com/guild-ledger/guild/node/api"
 	"github.com/guild-ledger/guild/wallet"
 )
 
@@ -60,13 +61,13 @@ func TestNodeInitMakesUsableChain(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("node did not start")
 	}
-	c := node.NewClient("http://" + n.APIAddr())
+	c := api.NewClient("http://" + n.APIAddr())
 	acct, err := c.Account(ctx, key.Address.String())
 	if err != nil || acct.Balance != 5000 || acct.Member != "acme" {
 		t.Fatalf("account %s: %+v, %v; want balance 5000, member acme", key.Address, acct, err)
 	}
 	members, err := c.Members(ctx)
-	if err != nil || len(members.Members) != 1 || members.Members[0].Controller != key.Address {
+	if err != nil || len(members.Members) != 1 || members.Members[0].Controller != key.Address.String() {
 		t.Fatalf("members %+v, %v", members, err)
 	}
 
