@@ -69,7 +69,8 @@ type P2PConfig struct {
 type APIConfig struct {
 	// Listen is the HTTP API's address; loopback by default, since the API is not authenticated.
 	Listen string `toml:"listen"`
-	// Pprof serves Go's profiler under /debug/pprof/ on the API address.
+	// Pprof serves Go's profiler under /debug/pprof/ on the API address (with admin.listen set,
+	// the profiler is on the admin listener instead, whatever this says).
 	Pprof bool `toml:"pprof"`
 	// MaxEventSubscribers caps the streams of GET /v1/events served at once; one more is
 	// answered 503. Each costs a goroutine and, while it reads, one decoded block.
@@ -337,6 +338,7 @@ const configHeader = `# Guild node configuration. Defaults:
 #   [p2p] consensus_msgs_per_sec = 0       consensus messages per second each author may send (0: 500)
 #   [api] listen               = "127.0.0.1:8645"   HTTP API (unauthenticated: keep it on loopback)
 #   [api] pprof                = false     serve /debug/pprof/ (profiling) on the API address
+#                                          (unless [admin] listen is set: it is served there)
 #   [api] max_event_subscribers = 64       GET /v1/events streams served at once; more get 503
 #   [api] events_keepalive_ms  = 15000     keep-alive comment on an idle event stream this often
 #   [api] events_write_timeout_ms = 30000  cut off an event subscriber that takes nothing this long

@@ -252,7 +252,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("p2p: start libp2p host: %w", err)
 	}
-	if err := checkListening(lh, cfg.Listen); err != nil {
+	if err := checkListening(lh, cfg.Listen, log); err != nil {
 		_ = lh.Close()
 		return nil, err
 	}

@@ -3,6 +3,8 @@ package p2p
 import (
 	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
 	"strings"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -14,32 +16,35 @@ var ErrListen = errors.New("p2p: cannot listen")
 
 // checkListening compares the addresses the host was asked to listen on with those it listens on.
 // libp2p fails only when every address fails: with the TCP port taken by another process a node
-// started on QUIC alone, without a word, and peers that dial its TCP address never reached it. An
-// operator who wrote a port in config.toml wants that port, so a missing one is an error.
-func checkListening(h host.Host, requested []string) error {
+// started on QUIC alone, without a word, and peers that dial its TCP address (bootstrap lists and
+// manifests carry TCP addresses) never reached it. An operator who wrote a TCP port in config.toml
+// wants that port, so a missing one is an error. A missing QUIC (UDP) address is a WARN: peers
+// still reach the node over TCP, and a testnet takes the UDP port of the same number as its TCP
+// one without knowing whether it is free.
+func checkListening(h host.Host, requested []string, log *slog.Logger) error {
 	got := h.Network().ListenAddresses()
-	var missing []string
+	var missingTCP []string
 	for _, s := range requested {
 		req, err := ma.NewMultiaddr(s)
 		if err != nil {
 			return fmt.Errorf("p2p: listen address %q: %w", s, err)
 		}
-		found := false
-		for _, a := range got {
-			if sameListenAddr(req, a) {
-				found = true
-				break
-			}
+		if slices.ContainsFunc(got, func(a ma.Multiaddr) bool { return sameListenAddr(req, a) }) {
+			continue
 		}
-		if !found {
-			missing = append(missing, s)
+		if _, err := req.ValueForProtocol(ma.P_UDP); err == nil {
+			log.Warn("p2p: not listening on a configured QUIC address: another process may hold the UDP port; "+
+				"peers reach this node over TCP only. Free the port, or change [p2p] listen in config.toml",
+				"addr", s, "listening", fmt.Sprint(got))
+			continue
 		}
+		missingTCP = append(missingTCP, s)
 	}
-	if len(missing) == 0 {
+	if len(missingTCP) == 0 {
 		return nil
 	}
-	return fmt.Errorf("%w on %s (listening on %v): another process may hold the port (see `ss -ltnup`); "+
-		"stop it, or change [p2p] listen in config.toml", ErrListen, strings.Join(missing, ", "), got)
+	return fmt.Errorf("%w on %s (listening on %v): another process may hold the port (see `ss -ltnp`); "+
+		"stop it, or change [p2p] listen in config.toml", ErrListen, strings.Join(missingTCP, ", "), got)
 }
 
 // sameListenAddr tells whether got is what req asked for: the same protocols and values, where a

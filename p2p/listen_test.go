@@ -1,9 +1,11 @@
 package p2p
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -30,6 +32,20 @@ func TestListenPortInUseFails(t *testing.T) {
 	}
 	if !errors.Is(err, ErrListen) || !strings.Contains(err.Error(), taken) || !strings.Contains(err.Error(), "[p2p] listen") {
 		t.Fatalf("error %q: want ErrListen naming %s and what to do", err, taken)
+	}
+	// A UDP port taken: the host starts on TCP and says so at WARN.
+	busyUDP, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busyUDP.Close()
+	takenUDP := fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", busyUDP.LocalAddr().(*net.UDPAddr).Port)
+	var logs bytes.Buffer
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	cfg.Listen = []string{"/ip4/127.0.0.1/tcp/0", takenUDP}
+	h = startHost(t, cfg)
+	if len(h.Addrs()) == 0 || !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), takenUDP) {
+		t.Errorf("UDP port taken: addrs %v, log:\n%s", h.Addrs(), logs.String())
 	}
 	// Both transports free: it starts.
 	cfg.Listen = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
