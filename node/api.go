@@ -55,7 +55,7 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 // handleSubmit takes {"tx": "<hex>"}; 202 once the transaction is pending, 400 with the reason if
 // it is refused, 503 if the mempool is full.
 func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 2*state.MaxTxBytes+1024))
+	body, err := io.ReadAll(io.LimitReader(r.Body, submitBodyLimit)) // guardRoutes answered 413 over it
 	if err != nil {
 		writeError(w, http.StatusBadRequest, api.CodeBadRequest, "reading body: "+err.Error())
 		return
@@ -90,7 +90,7 @@ func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
 // handleSubmitBatch takes {"txs": ["<hex>", ...]} (at most MaxSubmitBatch) and answers 200 with
 // one result per transaction: pending, rejected with the reason, or busy (try again later).
 func (n *Node) handleSubmitBatch(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, api.MaxSubmitBatch*(2*state.MaxTxBytes+4)+1024))
+	body, err := io.ReadAll(io.LimitReader(r.Body, batchBodyLimit))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, api.CodeBadRequest, "reading body: "+err.Error())
 		return
@@ -389,7 +389,7 @@ func (n *Node) evidenceJSON(e *consensus.Evidence, included uint64) api.Evidence
 // if already pending or on chain, 400 with the reason if it proves nothing (or is too old or
 // too far ahead), 503 if the pool is full.
 func (n *Node) handleSubmitEvidence(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 2*consensus.MaxEvidenceBytes+1024))
+	body, err := io.ReadAll(io.LimitReader(r.Body, evidenceBodyLimit))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, api.CodeBadRequest, "reading body: "+err.Error())
 		return
