@@ -18,8 +18,15 @@ type buildInfo struct {
 	GoVersion string `json:"go_version"`
 }
 
+// commit is set by `make build` (-ldflags "-X main.commit=…"), for builds where Go records no VCS
+// information (-buildvcs=false, a git worktree Go cannot read).
+var commit = ""
+
 func readBuildInfo() buildInfo {
 	b := buildInfo{Version: version, Commit: "unknown", GoVersion: "unknown"}
+	if commit != "" {
+		b.Commit = commit
+	}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return b
