@@ -11,7 +11,7 @@ PURE_PKGS := ./consensus/... ./state/...
 .PHONY: build test bench soak netns fuzz testnet down status load chaos byzantine-bin byzantine-test clean fmt vet
 
 build:
-	$(GO) build -o $(BIN) ./cmd/guild
+	$(GO) build -ldflags "-X main.commit=$$(git rev-parse HEAD 2>/dev/null)$$(git diff --quiet HEAD 2>/dev/null || echo -modified)" -o $(BIN) ./cmd/guild
 
 test:
 	$(GO) vet ./...

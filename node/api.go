@@ -1,15 +1,12 @@
 package node
 
 import (
-	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/http/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -25,31 +22,6 @@ import (
 // maxBlockWait caps how long GET /v1/blocks/{height}?wait=MS holds a request open.
 const maxBlockWait = 30 * time.Second
 
-func (n *Node) startAPI(ctx context.Context) error {
-	ln, err := net.Listen("tcp", n.cfg.API.Listen)
-	if err != nil {
-		return fmt.Errorf("node: API listen on %s: %w", n.cfg.API.Listen, err)
-	}
-	n.apiLn = ln
-	n.apiSrv = &http.Server{
-		Handler:           n.apiHandler(),
-		ReadHeaderTimeout: 5 * time.Second,
-		// Requests end with the node, so Shutdown never waits on a handler blocked on it.
-		BaseContext: func(net.Listener) context.Context { return ctx },
-	}
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		if err := n.apiSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			n.log.Error("API server stopped", "err", err)
-		}
-	}()
-	return nil
-}
-
-// APIAddr is the address the API listens on (useful with port 0).
-func (n *Node) APIAddr() string { return n.apiLn.Addr().String() }
-
 func (n *Node) apiHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/txs", n.handleSubmit)
@@ -64,18 +36,10 @@ func (n *Node) apiHandler() http.Handler {
 	mux.HandleFunc("GET /v1/evidence", n.handleEvidence)
 	mux.HandleFunc("GET /v1/offences", n.handleOffences)
 	mux.HandleFunc("GET /v1/peers", n.handlePeers)
-	mux.HandleFunc("POST /v1/evidence", n.handleSubmitEvidence)
 	n.healthRoutes(mux) // /healthz, /readyz and the older /health: api_health.go
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}))
-	if n.cfg.API.Pprof {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
-	})
-	return mux
+	n.operatorRoutes(mux, false) // POST /v1/evidence and pprof, unless on the admin listener
+	return guardRoutes(mux)      // JSON 404 and 405, body type and size: apiguard.go
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -92,7 +56,7 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 // handleSubmit takes {"tx": "<hex>"}; 202 once the transaction is pending, 400 with the reason if
 // it is refused, 503 if the mempool is full.
 func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 2*state.MaxTxBytes+1024))
+	body, err := io.ReadAll(io.LimitReader(r.Body, submitBodyLimit)) // guardRoutes answered 413 over it
 	if err != nil {
 		writeError(w, http.StatusBadRequest, api.CodeBadRequest, "reading body: "+err.Error())
 		return
@@ -127,7 +91,7 @@ func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
 // handleSubmitBatch takes {"txs": ["<hex>", ...]} (at most MaxSubmitBatch) and answers 200 with
 // one result per transaction: pending, rejected with the reason, or busy (try again later).
 func (n *Node) handleSubmitBatch(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, api.MaxSubmitBatch*(2*state.MaxTxBytes+4)+1024))
+	body, err := io.ReadAll(io.LimitReader(r.Body, batchBodyLimit))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, api.CodeBadRequest, "reading body: "+err.Error())
 		return
@@ -418,7 +382,7 @@ func (n *Node) evidenceJSON(e *consensus.Evidence, included uint64) api.Evidence
 // if already pending or on chain, 400 with the reason if it proves nothing (or is too old or
 // too far ahead), 503 if the pool is full.
 func (n *Node) handleSubmitEvidence(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 2*consensus.MaxEvidenceBytes+1024))
+	body, err := io.ReadAll(io.LimitReader(r.Body, evidenceBodyLimit))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, api.CodeBadRequest, "reading body: "+err.Error())
 		return

@@ -37,7 +37,10 @@ func (n *Node) handleReadyz(w http.ResponseWriter, r *http.Request) {
 
 // writeInternalError answers 500 for a request that failed while doing what. A store fault is
 // logged, counted and reported by /readyz, and the client gets a generic message: the paths and
-// engine messages are for the operator. Anything else is a bug, logged with its error.
+// engine messages are for the operator. Anything else is a bug, logged with its error, and the
+// client gets a generic message too: an error's text may carry the same internals.
+const internalErrorMessage = "internal error; see the node's log"
+
 func (n *Node) writeInternalError(w http.ResponseWriter, what string, err error) {
 	if isStoreFault(err) {
 		n.storeFailed(what, err)
@@ -45,7 +48,7 @@ func (n *Node) writeInternalError(w http.ResponseWriter, what string, err error)
 		return
 	}
 	n.log.Error("internal error answering an API request: "+what, "err", err)
-	writeError(w, http.StatusInternalServerError, api.CodeInternal, err.Error())
+	writeError(w, http.StatusInternalServerError, api.CodeInternal, internalErrorMessage)
 }
 
 // healthStatus fills the health fields of GET /v1/status.

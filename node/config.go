@@ -3,8 +3,12 @@ package node
 import (
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -34,6 +38,7 @@ type Config struct {
 	Consensus ConsensusConfig `toml:"consensus"`
 	Mempool   MempoolConfig   `toml:"mempool"`
 	Log       LogConfig       `toml:"log"`
+	Admin     AdminConfig     `toml:"admin"`
 }
 
 type P2PConfig struct {
@@ -64,7 +69,8 @@ type P2PConfig struct {
 type APIConfig struct {
 	// Listen is the HTTP API's address; loopback by default, since the API is not authenticated.
 	Listen string `toml:"listen"`
-	// Pprof serves Go's profiler under /debug/pprof/ on the API address.
+	// Pprof serves Go's profiler under /debug/pprof/ on the API address (with admin.listen set,
+	// the profiler is on the admin listener instead, whatever this says).
 	Pprof bool `toml:"pprof"`
 	// MaxEventSubscribers caps the streams of GET /v1/events served at once; one more is
 	// answered 503. Each costs a goroutine and, while it reads, one decoded block.
@@ -75,6 +81,30 @@ type APIConfig struct {
 	// EventsWriteTimeoutMillis: an event subscriber that takes nothing for this long (its
 	// connection's buffers full) is cut off, freeing its slot; it resumes from its last event ID.
 	EventsWriteTimeoutMillis int `toml:"events_write_timeout_ms"`
+	// ReadTimeoutMillis bounds reading a whole request, body included, so that a client sending a
+	// byte now and then cannot hold a connection (and its memory) for ever.
+	ReadTimeoutMillis int `toml:"read_timeout_ms"`
+	// WriteTimeoutMillis bounds writing an answer. Keep it above 30000: GET /v1/blocks/{h}?wait=MS
+	// holds a request up to 30 s. The event stream sets its own deadline per event.
+	WriteTimeoutMillis int `toml:"write_timeout_ms"`
+	// IdleTimeoutMillis closes a kept-alive connection with no request for this long.
+	IdleTimeoutMillis int `toml:"idle_timeout_ms"`
+	// MaxConnections caps the API's open connections; more wait to be accepted.
+	MaxConnections int `toml:"max_connections"`
+	// CORSOrigins lists the origins (scheme://host[:port]) whose web pages may call the API from a
+	// browser, or "*" for any; empty: none (browsers refuse cross-origin calls).
+	CORSOrigins []string `toml:"cors_origins"`
+	// TLSCertFile and TLSKeyFile (PEM), both set, serve the API over HTTPS.
+	TLSCertFile string `toml:"tls_cert_file"`
+	TLSKeyFile  string `toml:"tls_key_file"`
+}
+
+// AdminConfig is the operator's listener, apart from the API that clients use.
+type AdminConfig struct {
+	// Listen, when set (host:port), serves the operator endpoints there and no longer on the API:
+	// Go's profiler under /debug/pprof/ and POST /v1/evidence. Off by default; keep it on loopback
+	// (the node warns otherwise): nothing on it is authenticated.
+	Listen string `toml:"listen"`
 }
 
 type StorageConfig struct {
@@ -126,6 +156,35 @@ type LogConfig struct {
 	Format string `toml:"format"`
 }
 
+var logLevels = map[string]slog.Level{
+	"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError,
+}
+
+// Validate refuses a level or format the logger would not know: before, a misspelt level silently
+// meant info and a misspelt format text.
+func (l LogConfig) Validate() error {
+	if _, ok := logLevels[strings.ToLower(l.Level)]; !ok {
+		return fmt.Errorf("%w: log level %q: want debug, info, warn or error", ErrConfig, l.Level)
+	}
+	switch strings.ToLower(l.Format) {
+	case "text", "json":
+	default:
+		return fmt.Errorf("%w: log format %q: want text or json", ErrConfig, l.Format)
+	}
+	return nil
+}
+
+// SlogLevel is Level for log/slog (info if Level is not valid; Validate first).
+func (l LogConfig) SlogLevel() slog.Level {
+	if lv, ok := logLevels[strings.ToLower(l.Level)]; ok {
+		return lv
+	}
+	return slog.LevelInfo
+}
+
+// JSON tells whether Format asks for JSON lines.
+func (l LogConfig) JSON() bool { return strings.EqualFold(l.Format, "json") }
+
 // DefaultConfig is what `guild node init` writes.
 func DefaultConfig() Config {
 	return Config{
@@ -135,7 +194,8 @@ func DefaultConfig() Config {
 			Permissioned: true,
 		},
 		API: APIConfig{Listen: "127.0.0.1:8645", MaxEventSubscribers: 64, EventsKeepaliveMillis: 15000,
-			EventsWriteTimeoutMillis: 30000},
+			EventsWriteTimeoutMillis: 30000, ReadTimeoutMillis: 30000, WriteTimeoutMillis: 60000,
+			IdleTimeoutMillis: 120000, MaxConnections: 1024},
 		Storage: StorageConfig{Backend: "pebbledb", MinFreeMB: 1024},
 		Consensus: ConsensusConfig{
 			TickMillis:      20,
@@ -147,8 +207,14 @@ func DefaultConfig() Config {
 	}
 }
 
+// ErrConfig marks a setting that cannot work.
+var ErrConfig = errors.New("node: bad config")
+
 // Validate reports the first setting that cannot work.
 func (c *Config) Validate() error {
+	if err := c.Log.Validate(); err != nil {
+		return err
+	}
 	switch c.Storage.Backend {
 	case "pebbledb", "goleveldb", "memdb":
 	default:
@@ -175,6 +241,22 @@ func (c *Config) Validate() error {
 	if c.API.MaxEventSubscribers <= 0 || c.API.EventsKeepaliveMillis <= 0 || c.API.EventsWriteTimeoutMillis <= 0 {
 		return errors.New("node: api max_event_subscribers, events_keepalive_ms and events_write_timeout_ms must be positive")
 	}
+	if c.API.ReadTimeoutMillis <= 0 || c.API.WriteTimeoutMillis <= 0 || c.API.IdleTimeoutMillis <= 0 || c.API.MaxConnections <= 0 {
+		return fmt.Errorf("%w: api read_timeout_ms, write_timeout_ms, idle_timeout_ms and max_connections must be positive", ErrConfig)
+	}
+	if (c.API.TLSCertFile == "") != (c.API.TLSKeyFile == "") {
+		return fmt.Errorf("%w: api tls_cert_file and tls_key_file go together: set both for HTTPS, or neither", ErrConfig)
+	}
+	for _, o := range c.API.CORSOrigins {
+		if err := checkOrigin(o); err != nil {
+			return err
+		}
+	}
+	if a := c.Admin.Listen; a != "" {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("%w: admin.listen %q: want host:port: %v", ErrConfig, a, err)
+		}
+	}
 	if c.Mempool.Size <= 0 || c.Mempool.GossipBatchMillis <= 0 {
 		return errors.New("node: mempool size and gossip_batch_ms must be positive")
 	}
@@ -193,6 +275,19 @@ func (c *Config) Validate() error {
 				return fmt.Errorf("node: p2p.%s: %q is not a multiaddr: %v", list.key, a, err)
 			}
 		}
+	}
+	return nil
+}
+
+// checkOrigin accepts "*" or an origin as browsers send it: scheme://host[:port], nothing more.
+func checkOrigin(o string) error {
+	if o == "*" {
+		return nil
+	}
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") ||
+		u.RawQuery != "" || u.User != nil {
+		return fmt.Errorf("%w: api.cors_origins: %q is not an origin: want scheme://host[:port] (e.g. https://explorer.example.org) or \"*\"", ErrConfig, o)
 	}
 	return nil
 }
@@ -243,9 +338,20 @@ const configHeader = `# Guild node configuration. Defaults:
 #   [p2p] consensus_msgs_per_sec = 0       consensus messages per second each author may send (0: 500)
 #   [api] listen               = "127.0.0.1:8645"   HTTP API (unauthenticated: keep it on loopback)
 #   [api] pprof                = false     serve /debug/pprof/ (profiling) on the API address
+#                                          (unless [admin] listen is set: it is served there)
 #   [api] max_event_subscribers = 64       GET /v1/events streams served at once; more get 503
 #   [api] events_keepalive_ms  = 15000     keep-alive comment on an idle event stream this often
 #   [api] events_write_timeout_ms = 30000  cut off an event subscriber that takes nothing this long
+#   [api] read_timeout_ms      = 30000     a request (headers and body) must arrive within this
+#   [api] write_timeout_ms     = 60000     an answer must be written within this (keep above 30000:
+#                                          GET /v1/blocks/{h}?wait holds up to 30 s; events excepted)
+#   [api] idle_timeout_ms      = 120000    close a kept-alive connection idle this long
+#   [api] max_connections      = 1024      open API connections at most; more wait to be accepted
+#   [api] cors_origins         = []        origins whose web pages may call the API ("*": any)
+#   [api] tls_cert_file        = ""        with tls_key_file (PEM): serve the API over HTTPS
+#   [api] tls_key_file         = ""
+#   [admin] listen             = ""        e.g. "127.0.0.1:8646": serve /debug/pprof/ and
+#                                          POST /v1/evidence there instead of on the API (keep it on loopback)
 #   [storage] backend          = "pebbledb"  or "goleveldb", or "memdb" (nothing kept on disk)
 #   [storage] min_free_mb      = 1024      warn below this much free disk space on data/; below
 #                                          100 MB (or this, if lower) log errors and report not ready

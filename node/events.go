@@ -289,11 +289,11 @@ func newEventServer(n *Node) *eventServer {
 func (es *eventServer) serve(w http.ResponseWriter, r *http.Request) {
 	q, err := es.n.parseEventQuery(r)
 	if err != nil {
-		status, code := http.StatusBadRequest, api.CodeBadRequest
-		if isStoreErr(err) {
-			status, code = http.StatusInternalServerError, api.CodeStoreFault
+		if isStoreErr(err) { // logged and counted; the client gets no engine internals
+			es.n.writeInternalError(w, "reading stored blocks for an event subscription", err)
+			return
 		}
-		writeError(w, status, code, err.Error())
+		writeError(w, http.StatusBadRequest, api.CodeBadRequest, err.Error())
 		return
 	}
 	if es.subscribers.Add(1) > es.max {
@@ -319,7 +319,7 @@ func (es *eventServer) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := &eventStream{es: es, q: q, w: w, rc: http.NewResponseController(w)}
-	// The server has no write timeout, but a stream must not inherit one; its own deadline is per write.
+	// A stream must not inherit the server's write timeout: its own deadline is per write.
 	defer s.rc.SetWriteDeadline(time.Time{})
 	err = s.run(r.Context())
 	switch {
@@ -329,7 +329,7 @@ func (es *eventServer) serve(w http.ResponseWriter, r *http.Request) {
 			"remote", r.RemoteAddr, "timeout", es.writeTimeout, "last_id", s.lastSent)
 	case errors.Is(err, errStoreFailed):
 		es.cut.WithLabelValues("error").Inc()
-		es.n.log.Error("event stream: reading the block store failed; check the node's disk", "err", err)
+		es.n.storeFailed("event stream: reading a stored block", err)
 	}
 }
 
@@ -399,7 +399,8 @@ func (s *eventStream) run(ctx context.Context) error {
 			if errors.Is(err, os.ErrDeadlineExceeded) || ctx.Err() != nil || !isStoreErr(err) {
 				return err
 			}
-			_ = s.cutoff(api.CodeStoreFault, fmt.Sprintf("reading block %d failed on this node (%v): resume from your last event ID on another node", h, err))
+			// The engine's message (paths, table names) is for the operator's log, not subscribers.
+			_ = s.cutoff(api.CodeStoreFault, fmt.Sprintf("reading block %d failed on this node (%s): resume from your last event ID on another node", h, storeFaultMessage))
 			return fmt.Errorf("%w: %w", errStoreFailed, err)
 		}
 		s.checkpoint = api.EventID{Height: h, Pos: last}.String()

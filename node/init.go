@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/guild-ledger/guild/p2p"
+	"github.com/guild-ledger/guild/state"
 )
 
 // InitResult tells an operator what to share with the consortium after `guild node init`.
@@ -18,13 +19,43 @@ type InitResult struct {
 	PeerID          string `json:"peer_id"`
 	ValidatorPubKey string `json:"validator_pub_key"`
 	GenesisWritten  bool   `json:"genesis_written"`
+	// Account is the funded account of the one-organization genesis, when one was made.
+	Account *InitAccount `json:"account,omitempty"`
 }
 
-// InitHome creates a node's home: node and validator keys (refusing to overwrite keys), a
-// config.toml with defaults, and — if there is no genesis.json yet — a genesis in which this node is
-// the only validator, so that `init` then `start` works alone. A consortium replaces that genesis
-// with the shared one before starting.
+// InitAccount is the organization's account in a genesis written by init: a consortium member
+// (so it can propose and vote in governance) with a balance to spend.
+type InitAccount struct {
+	Name    string        `json:"name"` // the wallet key's name
+	Address state.Address `json:"address"`
+	Balance uint64        `json:"balance"`
+}
+
+// InitOptions are the choices of `guild node init`.
+type InitOptions struct {
+	Moniker string
+	// Account, when set, is called if init writes a genesis (and only then): it makes the key of
+	// the organization's account (in a wallet: the node package holds no account keys) and
+	// returns its name and address. That account is funded with AccountBalance and made the
+	// organization's member controller, so a chain from `init` then `start` can be used at once.
+	Account        func() (name string, addr state.Address, err error)
+	AccountBalance uint64
+}
+
+// DefaultInitBalance funds the account of a one-organization genesis.
+const DefaultInitBalance = 1_000_000_000
+
+// InitHome is InitHomeWith without an account: a genesis with one validator and no member.
 func InitHome(home, moniker string) (*InitResult, error) {
+	return InitHomeWith(home, InitOptions{Moniker: moniker})
+}
+
+// InitHomeWith creates a node's home: node and validator keys (refusing to overwrite keys), a
+// config.toml with defaults, and — if there is no genesis.json yet — a genesis in which this
+// node's organization is the only validator (and, with opts.Account, the only member, with a
+// funded account), so that `init` then `start` works alone. A consortium replaces that genesis
+// with the shared one before starting.
+func InitHomeWith(home string, opts InitOptions) (*InitResult, error) {
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		return nil, err
 	}
@@ -41,8 +72,8 @@ func InitHome(home, moniker string) (*InitResult, error) {
 		return nil, err
 	}
 	cfg := DefaultConfig()
-	if moniker != "" {
-		cfg.Moniker = moniker
+	if opts.Moniker != "" {
+		cfg.Moniker = opts.Moniker
 	}
 	if _, err := os.Stat(filepath.Join(home, ConfigFile)); os.IsNotExist(err) {
 		if err := SaveConfig(home, cfg); err != nil {
@@ -63,6 +94,22 @@ func InitHome(home, moniker string) (*InitResult, error) {
 			GenesisTime: time.Now().UTC().Truncate(time.Second),
 			Validators:  []GenesisValidator{{Name: cfg.Moniker, PubKey: res.ValidatorPubKey, PeerID: peerID, Power: 1}},
 			Accounts:    []GenesisAccount{},
+		}
+		if opts.Account != nil {
+			name, addr, err := opts.Account()
+			if err != nil {
+				return nil, err
+			}
+			bal := opts.AccountBalance
+			if bal == 0 {
+				bal = DefaultInitBalance
+			}
+			g.Accounts = append(g.Accounts, GenesisAccount{Name: name, Address: addr, Balance: bal})
+			g.Members = append(g.Members, state.Member{Name: cfg.Moniker, Controller: addr})
+			res.Account = &InitAccount{Name: name, Address: addr, Balance: bal}
+		}
+		if err := g.Validate(); err != nil {
+			return nil, err
 		}
 		if err := g.Save(genPath); err != nil {
 			return nil, fmt.Errorf("node: writing genesis: %w", err)

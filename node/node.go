@@ -104,6 +104,8 @@ type Node struct {
 	stopping chan struct{} // closed when Run begins to shut down
 	apiLn    net.Listener
 	apiSrv   *http.Server
+	adminLn  net.Listener // nil unless admin.listen is set
+	adminSrv *http.Server
 	wg       sync.WaitGroup
 }
 
@@ -354,7 +356,7 @@ func (n *Node) Run(ctx context.Context) error {
 
 	shutdownCtx, stop := context.WithTimeout(context.Background(), 5*time.Second)
 	defer stop()
-	_ = n.apiSrv.Shutdown(shutdownCtx)
+	n.shutdownAPI(shutdownCtx)
 	n.wg.Wait()
 	if loopErr != nil && !errors.Is(loopErr, context.Canceled) {
 		return loopErr

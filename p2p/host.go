@@ -252,6 +252,10 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("p2p: start libp2p host: %w", err)
 	}
+	if err := checkListening(lh, cfg.Listen, log); err != nil {
+		_ = lh.Close()
+		return nil, err
+	}
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	h := &Host{

@@ -46,7 +46,7 @@ const batchSeedTag = "guild/batch-verify/v1"
 
 // VerifyTx checks that tx carries 1..MaxSigners signatures by distinct keys and that every one is
 // valid over SignBytes(chainID, &tx.Body). Every failure wraps ErrBadSignature (or ErrMalformedTx
-// for a nil tx).
+// for a nil tx, or ErrWrongChain for a body naming another chain).
 //
 // It does not decide whether those keys may act for tx.Body.From: that depends on state (the
 // account's signer set, see multisig.go) and is checked by CheckTx and ApplyBlock. For an account
@@ -99,6 +99,12 @@ func VerifyTxs(chainID string, txs []*Tx) []error {
 func sigMessage(chainID string, tx *Tx) ([]byte, error) {
 	if tx == nil {
 		return nil, fmt.Errorf("%w: nil transaction", ErrMalformedTx)
+	}
+	// The body names the chain it was signed for: a transaction made for another chain (a wallet
+	// pointed at the wrong node, a testnet key used on another testnet) says so, rather than
+	// failing as a bad signature, which sends its author looking for a broken key.
+	if tx.Body.ChainID != chainID {
+		return nil, fmt.Errorf("%w: the transaction is for chain %q, this chain is %q", ErrWrongChain, tx.Body.ChainID, chainID)
 	}
 	if len(tx.Sigs) == 0 || len(tx.Sigs) > MaxSigners {
 		return nil, fmt.Errorf("%w: want 1..%d signatures, got %d", ErrBadSignature, MaxSigners, len(tx.Sigs))

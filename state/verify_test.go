@@ -70,7 +70,14 @@ func TestVerifyTx(t *testing.T) {
 			tx.Sigs[0].Sig = stded25519.Sign(alice.priv, msg)
 			return tx
 		}, ErrBadSignature},
-		{"verified for another chain", "other-chain", func() *Tx { return good }, ErrBadSignature},
+		// The body names the chain it was signed for: wrong chain, not a bad signature (issue #11).
+		{"verified for another chain", "other-chain", func() *Tx { return good }, ErrWrongChain},
+		{"signed for another chain", testChain, func() *Tx {
+			b := body
+			b.ChainID = "other-chain"
+			tx, _ := signedTx(t, alice, b)
+			return tx
+		}, ErrWrongChain},
 		{"flipped signature bit", testChain, func() *Tx {
 			tx := clone(good)
 			tx.Sigs[0].Sig = bytes.Clone(tx.Sigs[0].Sig)
@@ -188,7 +195,8 @@ func TestVerifyTxsAgreesWithVerifyTx(t *testing.T) {
 				t.Fatalf("n=%d: %d results", n, len(errs))
 			}
 			for i, want := range single[:n] {
-				if (errs[i] == nil) != (want == nil) || (want != nil && !errors.Is(errs[i], ErrBadSignature)) {
+				if (errs[i] == nil) != (want == nil) || fmt.Sprint(errs[i]) != fmt.Sprint(want) ||
+					(want != nil && !errors.Is(errs[i], ErrBadSignature) && !errors.Is(errs[i], ErrWrongChain)) {
 					t.Fatalf("n=%d bad=%d%% tx %d: VerifyTxs %v, VerifyTx %v", n, badRate, i, errs[i], want)
 				}
 			}

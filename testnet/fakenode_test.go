@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -32,6 +33,7 @@ const (
 	fakeCrash    = "crash"    // print a line and exit 3 at once
 	fakeStubborn = "stubborn" // serve the API and ignore SIGTERM
 	fakeIdle     = "idle"     // serve nothing (needs no config); exit on SIGTERM
+	fakeLossy    = "lossy"    // as serve, but load transfers (amount 1) with odd nonces never commit
 )
 
 func TestMain(m *testing.M) {
@@ -69,7 +71,7 @@ func runFakeNode(mode string, args []string) int {
 		fmt.Fprintln(os.Stderr, "fake node:", err)
 		return 1
 	}
-	chain := &fakeChain{moniker: cfg.Moniker, where: map[state.Hash]uint64{}, nonces: map[state.Address]uint64{}, grown: make(chan struct{})}
+	chain := &fakeChain{moniker: cfg.Moniker, lossy: mode == fakeLossy, where: map[state.Hash]uint64{}, nonces: map[state.Address]uint64{}, grown: make(chan struct{})}
 	go chain.produce(20 * time.Millisecond)
 	go http.Serve(ln, chain.mux())
 	fmt.Fprintln(os.Stderr, "fake node: serving on", cfg.API.Listen)
@@ -87,6 +89,7 @@ func runFakeNode(mode string, args []string) int {
 // encoding.
 type fakeChain struct {
 	moniker string
+	lossy   bool
 	mu      sync.Mutex
 	pending [][]byte
 	blocks  [][][]byte // blocks[h-1] holds the transactions of height h
@@ -100,6 +103,12 @@ func (c *fakeChain) produce(period time.Duration) {
 		c.mu.Lock()
 		txs := c.pending
 		c.pending = nil
+		if c.lossy {
+			txs = slices.DeleteFunc(txs, func(raw []byte) bool {
+				tx, err := state.DecodeTx(raw)
+				return err == nil && tx.Body.Transfer != nil && tx.Body.Transfer.Amount == 1 && tx.Body.Nonce%2 == 1
+			})
+		}
 		c.blocks = append(c.blocks, txs)
 		for _, raw := range txs {
 			c.where[state.HashTx(raw)] = uint64(len(c.blocks))

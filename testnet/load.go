@@ -32,7 +32,10 @@ type LoadOptions struct {
 	Nodes      []string      // nodes to submit to, by name ("node2") or number ("2") [all]
 	Workers    int           // concurrent HTTP submitters [min(Accounts, 512)]
 	Stragglers time.Duration // after submitting, how long to wait for the rest to finalize [10s]
-	Progress   io.Writer     // a line per phase and every 5 s, if set
+	// FollowGiveUp: following blocks fails when every node it may read stays silent for this long
+	// each (it moves to the next node when one fails) [10s].
+	FollowGiveUp time.Duration
+	Progress     io.Writer // a line per phase and every 5 s, if set
 	// OnFinal, if set, is called (from the goroutine following blocks) for every submitted
 	// transaction seen in a committed block, with that block's height: what the load
 	// generator was told is final, which a chaos run checks is never lost.
@@ -99,7 +102,10 @@ func RunLoad(ctx context.Context, opts LoadOptions) (*LoadReport, error) {
 	tr := newTracker()
 	tr.onFinal = opts.OnFinal
 	followDone := make(chan error, 1)
-	go func() { followDone <- follow(followCtx, newAPIHTTP(2), apis, st.Height+1, tr) }()
+	followAPIs := followOrder(m, nodes)
+	go func() {
+		followDone <- follow(followCtx, newAPIHTTP(2), followAPIs, st.Height+1, tr, opts.FollowGiveUp)
+	}()
 
 	fmt.Fprintf(progress, "submitting %d tx/s for %s to %d nodes with %d workers\n", opts.Rate, opts.Duration, len(nodes), opts.Workers)
 	sub := newSubmitter(apis, opts.Workers, tr)
@@ -122,17 +128,29 @@ func RunLoad(ctx context.Context, opts LoadOptions) (*LoadReport, error) {
 	// Stragglers: wait until every accepted transaction is in a block, or the time is up.
 	fmt.Fprintf(progress, "submitted; waiting up to %s for the rest to finalize\n", opts.Stragglers)
 	deadline := time.Now().Add(opts.Stragglers)
+	var followErr error
+	followEnded := false
 	for tr.pending(int(sub.accepted.Load())) > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
 		select {
-		case err := <-followDone:
-			return nil, fmt.Errorf("testnet: following blocks of %s: %w", nodes[0].Name, err)
+		case followErr = <-followDone:
+			followEnded = true
 		case <-time.After(20 * time.Millisecond):
+		}
+		if followEnded {
+			break
 		}
 	}
 	stopFollowing()
-	// Ended by ctx (Ctrl-C, a deadline), following is no failure: report what was measured.
-	if err := <-followDone; err != nil && ctx.Err() == nil && !errors.Is(err, context.Canceled) {
-		return nil, fmt.Errorf("testnet: following blocks of %s: %w", nodes[0].Name, err)
+	if !followEnded {
+		followErr = <-followDone
+	}
+	// Ended by ctx (Ctrl-C, a deadline), following is no failure. Otherwise the nodes it reads
+	// went silent: the report still says what was measured up to then, and the error why it stops.
+	if followErr != nil && (ctx.Err() != nil || errors.Is(followErr, context.Canceled)) {
+		followErr = nil
+	}
+	if followErr != nil {
+		followErr = fmt.Errorf("testnet: following blocks (of %s): %w", strings.Join(followAPIs, ", "), followErr)
 	}
 
 	r.Submitted, r.Accepted = int(sub.submitted.Load()), int(sub.accepted.Load())
@@ -144,7 +162,26 @@ func RunLoad(ctx context.Context, opts LoadOptions) (*LoadReport, error) {
 		r.SubmitRate = float64(r.Submitted) / r.SubmitWindow.Seconds()
 	}
 	tr.report(r)
+	r.NotFinalized = tr.pending(r.Accepted)
+	if followErr != nil {
+		return r, followErr
+	}
 	return r, ctx.Err()
+}
+
+// followOrder lists the APIs to follow blocks on: the chosen nodes first, then the others, so that
+// the report survives the followed node dying even when the load goes to one node only.
+func followOrder(m *Manifest, chosen []Node) []string {
+	var out []string
+	for _, n := range chosen {
+		out = append(out, n.API)
+	}
+	for _, n := range m.Nodes {
+		if !slices.Contains(out, n.API) {
+			out = append(out, n.API)
+		}
+	}
+	return out
 }
 
 func (o *LoadOptions) defaults() error {
@@ -169,6 +206,9 @@ func (o *LoadOptions) defaults() error {
 	o.Workers = min(o.Workers, o.Accounts) // a sender belongs to one worker, so its nonces stay in order
 	if o.Stragglers <= 0 {
 		o.Stragglers = 10 * time.Second
+	}
+	if o.FollowGiveUp <= 0 {
+		o.FollowGiveUp = 10 * time.Second
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -205,5 +206,70 @@ func TestRunLoadAgainstFakeNode(t *testing.T) {
 		if !strings.Contains(string(b), key) {
 			t.Errorf("report JSON lacks %s: %s", key, b)
 		}
+	}
+}
+
+// Transactions a node accepted but never committed are counted, not silently left out.
+func TestRunLoadReportsAcceptedNotFinalized(t *testing.T) {
+	t.Setenv(fakeNodeEnv, fakeLossy)
+	dir := t.TempDir()
+	t.Cleanup(func() { Down(dir) })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := Up(ctx, dir, UpOptions{Create: CreateOptions{Validators: 1, Passphrase: testPassphrase, WalletWorkFactor: testWorkFactor}, Binary: os.Args[0]}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := RunLoad(ctx, LoadOptions{
+		Dir: dir, Passphrase: testPassphrase, Rate: 200, Duration: 300 * time.Millisecond,
+		Accounts: 4, Stragglers: 300 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.NotFinalized == 0 || r.NotFinalized != r.Accepted-r.Finalized-r.FailedInBlock {
+		t.Errorf("accepted %d, finalized %d, not finalized %d", r.Accepted, r.Finalized, r.NotFinalized)
+	}
+	var text strings.Builder
+	r.WriteText(&text)
+	if !strings.Contains(text.String(), "accepted but not finalized") {
+		t.Errorf("report:\n%s", text.String())
+	}
+	if b, _ := json.Marshal(r); !strings.Contains(string(b), `"not_finalized":`) {
+		t.Errorf("report JSON: %s", b)
+	}
+}
+
+// When the node whose blocks are followed dies (and no other answers), RunLoad still returns its
+// report, with the error.
+func TestRunLoadReportsWhenFollowedNodeDies(t *testing.T) {
+	t.Setenv(fakeNodeEnv, fakeServe)
+	dir := t.TempDir()
+	t.Cleanup(func() { Down(dir) })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := Up(ctx, dir, UpOptions{Create: CreateOptions{Validators: 1, Passphrase: testPassphrase, WalletWorkFactor: testWorkFactor}, Binary: os.Args[0]}); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	r, err := RunLoad(ctx, LoadOptions{
+		Dir: dir, Passphrase: testPassphrase, Rate: 200, Duration: 2 * time.Second,
+		Accounts: 4, Stragglers: 5 * time.Second, FollowGiveUp: 500 * time.Millisecond,
+		// Kill the node once a first load transaction is final.
+		OnFinal: func(state.Hash, uint64) {
+			once.Do(func() {
+				if _, err := Kill(dir, 1); err != nil {
+					t.Errorf("kill: %v", err)
+				}
+			})
+		},
+	})
+	if err == nil || !strings.Contains(err.Error(), "following blocks") {
+		t.Fatalf("err %v, want the following error", err)
+	}
+	if r == nil {
+		t.Fatal("no report")
+	}
+	if r.Finalized == 0 || r.Submitted == 0 || r.NotFinalized != r.Accepted-r.Finalized-r.FailedInBlock {
+		t.Errorf("report: %+v", r)
 	}
 }

@@ -36,7 +36,7 @@ func TestFollowMovesPastASilentNode(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- follow(ctx, newAPIHTTP(1), []string{dead.URL, srv.URL}, 1, tr) }()
+	go func() { done <- follow(ctx, newAPIHTTP(1), []string{dead.URL, srv.URL}, 1, tr, 10*time.Second) }()
 	for {
 		tr.mu.Lock()
 		n := len(tr.blocks)

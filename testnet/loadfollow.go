@@ -102,8 +102,9 @@ const blockWait = 2 * time.Second
 
 // follow reads committed blocks from height from on, in order, and hands each to tr as soon as
 // it is seen, until ctx ends. It reads apis[0]; when that node stops answering (a chaos run kills
-// and pauses nodes) it moves to the next, and gives up only when every node stays silent.
-func follow(ctx context.Context, h *apiHTTP, apis []string, from uint64, tr *tracker) error {
+// and pauses nodes) it moves to the next, and gives up only when every node stays silent
+// (giveUp each).
+func follow(ctx context.Context, h *apiHTTP, apis []string, from uint64, tr *tracker, giveUp time.Duration) error {
 	var failingSince time.Time
 	cur := 0
 	for height := from; ; {
@@ -116,7 +117,7 @@ func follow(ctx context.Context, h *apiHTTP, apis []string, from uint64, tr *tra
 			// A node under load may drop a request; give up only when all stay down.
 			if failingSince.IsZero() {
 				failingSince = asked
-			} else if time.Since(failingSince) > time.Duration(len(apis))*10*time.Second {
+			} else if time.Since(failingSince) > time.Duration(len(apis))*giveUp {
 				return err
 			}
 			cur = (cur + 1) % len(apis)

@@ -32,6 +32,7 @@ type LoadReport struct {
 	// Finality, as seen by following the blocks of the Follow node.
 	Finalized      int            `json:"finalized"`       // submitted txs in a block, executed without error
 	FailedInBlock  int            `json:"failed_in_block"` // submitted txs in a block whose execution failed
+	NotFinalized   int            `json:"not_finalized"`   // accepted, but not seen in a block by the end
 	Window         time.Duration  `json:"-"`               // from the first submission to the last finalization
 	FinalizedRate  float64        `json:"finalized_tps"`   // Finalized / Window
 	Blocks         int            `json:"blocks"`          // blocks observed within Window
@@ -112,6 +113,7 @@ func (r *LoadReport) WriteText(w io.Writer) {
 		fmt.Fprintf(tw, "  behind schedule\t%d releases dropped: the submitters could not keep up with the target\n", r.Behind)
 	}
 	fmt.Fprintf(tw, "finalized\t%d (%d more failed in their block)\n", r.Finalized, r.FailedInBlock)
+	fmt.Fprintf(tw, "accepted but not finalized\t%d\n", r.NotFinalized)
 	fmt.Fprintf(tw, "finalized tx/s\t%.0f over %.1fs (first submit to last finalization)\n", r.FinalizedRate, r.Window.Seconds())
 	fmt.Fprintf(tw, "blocks\t%d, %.1f txs/block\n", r.Blocks, r.AvgTxsPerBlock)
 	l := r.Latency

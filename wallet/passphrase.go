@@ -14,7 +14,8 @@ const PassphraseEnv = "GUILD_PASSPHRASE"
 // is unset. Testnet keys guard nothing of value; never use it for a real key.
 const DefaultTestnetPassphrase = "guild-testnet"
 
-var errNoTerminal = fmt.Errorf("wallet: no terminal to read a passphrase from; set %s", PassphraseEnv)
+// ErrNoTerminal: no $GUILD_PASSPHRASE and no terminal to prompt on (a script, a service).
+var ErrNoTerminal = fmt.Errorf("wallet: no terminal to read a passphrase from; set %s", PassphraseEnv)
 
 // Passphrase returns $GUILD_PASSPHRASE if it is set and not empty. Otherwise it prints prompt on
 // the controlling terminal and reads a line with echo off; with confirm it asks a second time and

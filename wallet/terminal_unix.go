@@ -25,12 +25,12 @@ type terminal struct {
 func openTerminal() (*terminal, error) {
 	f, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
 	if err != nil {
-		return nil, errNoTerminal
+		return nil, ErrNoTerminal
 	}
 	fd := int(f.Fd())
 	if _, err := unix.IoctlGetTermios(fd, ioctlGetTermios); err != nil {
 		f.Close()
-		return nil, errNoTerminal
+		return nil, ErrNoTerminal
 	}
 	return &terminal{f: f, fd: fd, rd: bufio.NewReader(f)}, nil
 }
@@ -42,7 +42,7 @@ func (t *terminal) close() { t.f.Close() }
 func (t *terminal) readHidden(prompt string) (string, error) {
 	old, err := unix.IoctlGetTermios(t.fd, ioctlGetTermios)
 	if err != nil {
-		return "", errNoTerminal
+		return "", ErrNoTerminal
 	}
 	hidden := *old
 	hidden.Lflag &^= unix.ECHO

@@ -58,6 +58,11 @@ func testnetChaosCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			if _, err := testnet.LoadManifest(c.String("dir")); err != nil {
+				if err := checkValidatorCount(c, c.App.ErrWriter); err != nil {
+					return err
+				}
+			}
 			seed := c.Uint64("seed")
 			if !c.IsSet("seed") {
 				seed = mrand.Uint64() % 1_000_000

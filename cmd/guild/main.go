@@ -2,7 +2,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/urfave/cli/v2"
@@ -12,18 +14,51 @@ import (
 var version = "dev"
 
 func main() {
+	os.Exit(run(os.Args, os.Stdout, os.Stderr))
+}
+
+// run is main without the exit, so that tests see the exit code: 0, 1 for a failed command, 2 for
+// a command line that could not be parsed (as flag and the shells do).
+func run(args []string, stdout, stderr io.Writer) int {
 	app := newApp()
-	if err := app.Run(flagsFirst(app, os.Args)); err != nil {
-		fmt.Fprintln(os.Stderr, "guild:", err)
-		os.Exit(1)
+	app.Writer, app.ErrWriter = stdout, stderr
+	err := app.Run(flagsFirst(app, args))
+	if err == nil {
+		return 0
 	}
+	var ue *usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "guild: %v\nrun '%s --help' for usage\n", ue.err, ue.cmd)
+		return 2
+	}
+	fmt.Fprintln(stderr, "guild:", err)
+	return 1
+}
+
+// usageError is a command line that could not be parsed (unknown flag, bad flag value). urfave/cli
+// prints such an error, then the whole help, and main printed it again: one line and a pointer to
+// the help is easier to read.
+type usageError struct {
+	cmd string // e.g. "guild testnet up"
+	err error
+}
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+func onUsageError(c *cli.Context, err error, _ bool) error {
+	name := "guild"
+	if c.Command != nil && c.Command.HelpName != "" {
+		name = c.Command.HelpName
+	}
+	return &usageError{cmd: name, err: err}
 }
 
 func newApp() *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:    "guild",
 		Usage:   "a Byzantine-fault-tolerant ledger for consortiums",
-		Version: version,
+		Version: versionString(),
 		Commands: []*cli.Command{
 			nodeCommand(),
 			walletCommand(),
@@ -39,7 +74,20 @@ func newApp() *cli.App {
 			govCommand(),
 			txCommand(),
 			watchCommand(),
+			versionCommand(),
 		},
 		EnableBashCompletion: true,
+		OnUsageError:         onUsageError,
 	}
+	app.Commands = append(app.Commands, completionCommand(app))
+	// urfave/cli v2 gives each command its own OnUsageError (the App's covers only the root).
+	var set func([]*cli.Command)
+	set = func(cmds []*cli.Command) {
+		for _, c := range cmds {
+			c.OnUsageError = onUsageError
+			set(c.Subcommands)
+		}
+	}
+	set(app.Commands)
+	return app
 }

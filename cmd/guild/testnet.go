@@ -65,14 +65,20 @@ func testnetUpCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			dir := c.String("dir")
 			pass, source := testnet.Passphrase()
-			if m, err := testnet.LoadManifest(dir); err == nil && c.IsSet("validators") && c.Int("validators") != len(m.Nodes) {
+			m, err := testnet.LoadManifest(dir)
+			if err == nil && c.IsSet("validators") && c.Int("validators") != len(m.Nodes) {
 				fmt.Fprintf(os.Stderr, "note: %s holds a %d-validator testnet; resuming it (--validators ignored)\n", dir, len(m.Nodes))
+			}
+			if err != nil {
+				if err := checkValidatorCount(c, c.App.ErrWriter); err != nil {
+					return err
+				}
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			ctx, cancel := context.WithTimeout(ctx, c.Duration("timeout"))
 			defer cancel()
-			m, err := testnet.Up(ctx, dir, testnet.UpOptions{
+			m, err = testnet.Up(ctx, dir, testnet.UpOptions{
 				Create:   testnet.CreateOptions{Validators: c.Int("validators"), Backend: c.String("backend"), Passphrase: pass},
 				Progress: os.Stderr,
 			})
@@ -86,6 +92,22 @@ func testnetUpCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// checkValidatorCount refuses a validator count that makes no chain (testnet.Create would read
+// 0 as its default of 4, which is not what someone who typed 0 meant) and warns below 4: n = 3f+1
+// validators tolerate f faulty ones, so with 1 to 3 one stopped validator stops the chain. Small
+// testnets stay allowed: they are how one develops on a laptop.
+func checkValidatorCount(c *cli.Context, warn io.Writer) error {
+	n := c.Int("validators")
+	switch {
+	case n < 1:
+		return &usageError{cmd: c.Command.HelpName, err: fmt.Errorf("--validators %d: want at least 1 (4 or more to tolerate a faulty one)", n)}
+	case n < 4:
+		fmt.Fprintf(warn, "WARN: %d validators tolerate f = 0 faults (n = 3f+1): one stopped or misbehaving "+
+			"validator stops the chain; use --validators 4 or more to tolerate one\n", n)
+	}
+	return nil
 }
 
 // printTestnet shows where everything is and what to try next.

@@ -2,7 +2,9 @@ package kv
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"log"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -79,5 +81,47 @@ func TestPebbleFatalLogsAndExits(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("log %q lacks %q", out, want)
 		}
+	}
+}
+
+// With a JSON logger, pebble's own lines (log replay at open) come out as JSON lines of the node's
+// log, and nothing goes to the standard library logger (whose plain text would break a JSON log).
+func TestPebbleLogsStayJSON(t *testing.T) {
+	var std bytes.Buffer
+	log.SetOutput(&std)
+	defer log.SetOutput(os.Stderr)
+	var logs bytes.Buffer
+	opts := Options{Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	dir := t.TempDir()
+	for range 2 { // the second open replays the first one's write-ahead log
+		s, err := OpenWith(PebbleDB, dir, "state", opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := s.NewBatch()
+		if err := b.Set([]byte("k"), []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Write(); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	}
+	if std.Len() > 0 {
+		t.Errorf("pebble wrote to the standard logger:\n%s", std.String())
+	}
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	pebbleLines := 0
+	for _, l := range lines {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatalf("not a JSON line: %q", l)
+		}
+		if rec["component"] == "pebble" {
+			pebbleLines++
+		}
+	}
+	if pebbleLines == 0 {
+		t.Fatalf("no line from pebble in:\n%s", logs.String())
 	}
 }
