@@ -28,7 +28,7 @@ func (n *Node) handleHealthz(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) handleReadyz(w http.ResponseWriter, r *http.Request) {
-	if reasons := n.readiness(len(n.host.ConnectedPeers())); len(reasons) > 0 {
+	if reasons := n.readiness(n.host.ConnectedPeers()); len(reasons) > 0 {
 		writeJSON(w, http.StatusServiceUnavailable, api.ReadyResponse{Ready: false, Reasons: reasons})
 		return
 	}

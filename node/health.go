@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,8 +31,12 @@ type nodeHealth struct {
 	lastBlockAt atomic.Int64 // that block's header time, unix ms
 	heard       atomic.Pointer[heardSet]
 	catchingUp  atomic.Bool // block sync is fetching because peers are ahead
-	stalled     atomic.Bool
-	loopAnswer  atomic.Int64 // unix ms when the loop last answered a probe
+	// peersTip is the chain's height as the peers last told block sync (see tipOf), and tipKnown
+	// whether any peer has answered since start: until then the node cannot know it is not behind.
+	peersTip   atomic.Uint64
+	tipKnown   atomic.Bool
+	stalled    atomic.Bool
+	loopAnswer atomic.Int64 // unix ms when the loop last answered a probe
 
 	storeErrors atomic.Uint64
 	storeFault  atomic.Bool // a store read or write failed since start: not ready until restart
@@ -288,7 +294,7 @@ func (n *Node) logFatal(err error) {
 }
 
 // readiness lists why the node should not take traffic now; none means ready.
-func (n *Node) readiness(peers int) []string {
+func (n *Node) readiness(connected []string) []string {
 	var reasons []string
 	h := &n.health
 	if h.stalled.Load() {
@@ -298,8 +304,19 @@ func (n *Node) readiness(peers int) []string {
 	if h.catchingUp.Load() {
 		reasons = append(reasons, "catching up: block sync is fetching blocks from peers that are ahead")
 	}
-	if peers == 0 && !n.soleValidator() {
-		reasons = append(reasons, "no p2p peers connected")
+	if !n.soleValidator() {
+		own := n.blocks.Height()
+		switch tip := h.peersTip.Load(); {
+		case len(connected) == 0:
+			reasons = append(reasons, "no p2p peers connected")
+		case !h.tipKnown.Load():
+			reasons = append(reasons, "no peer has told its height yet: the node cannot know whether it is behind")
+		case own+1 < tip:
+			reasons = append(reasons, fmt.Sprintf("behind: at height %d, peers at %d", own, tip))
+		}
+		if r := n.quorumReach(connected); r != "" {
+			reasons = append(reasons, r)
+		}
 	}
 	if h.storeFault.Load() {
 		reasons = append(reasons, "a store read or write failed (see the node's log); restart the node once the store is repaired")
@@ -308,6 +325,47 @@ func (n *Node) readiness(peers int) []string {
 		reasons = append(reasons, fmt.Sprintf("disk nearly full: %d MB free for %s", h.diskFree.Load()>>20, filepath.Join(n.home, DataDir)))
 	}
 	return reasons
+}
+
+// quorumReach says why the validators this node is connected to (and itself, if it validates)
+// cannot make a quorum of the next height's set, or "" when they can: without one, nothing this
+// node hears of can finalize a block.
+func (n *Node) quorumReach(connected []string) string {
+	next := n.blocks.Height() + 1
+	e := n.sched.Load().at(next)
+	self := n.selfIndex(next)
+	var power uint64
+	var names []string
+	for i, v := range e.Set.Validators {
+		peer, name := "", fmt.Sprintf("validator %d", i)
+		if i < len(e.Peers) && i < len(e.Names) { // a schedule read from state names them all
+			peer, name = e.Peers[i], e.Names[i]
+		}
+		if i == self || (peer != "" && slices.Contains(connected, peer)) {
+			power += v.Power
+			names = append(names, name)
+		}
+	}
+	if e.Set.IsQuorum(power) {
+		return ""
+	}
+	return fmt.Sprintf("reaches validators with %d of %d voting power (%s): a quorum needs more than two thirds; check the p2p links",
+		power, e.Set.TotalPower(), strings.Join(names, ", "))
+}
+
+// tipOf is the peers' height to measure this node against: the (f+1)-th highest claimed, so
+// that up to f peers claiming heights that do not exist cannot keep the node unready forever.
+func tipOf(heights map[string]uint64, f int) uint64 {
+	hs := make([]uint64, 0, len(heights))
+	for _, h := range heights {
+		hs = append(hs, h)
+	}
+	if len(hs) == 0 {
+		return 0
+	}
+	slices.Sort(hs)
+	slices.Reverse(hs)
+	return hs[min(f, len(hs)-1)]
 }
 
 // soleValidator reports whether the chain's next height has this node as its only validator

@@ -493,7 +493,7 @@ func TestDiskMonitor(t *testing.T) {
 	sched := &schedule{epochs: []epoch{{From: 1, Set: consensus.ValidatorSet{Validators: make([]consensus.Validator, 4)}}}}
 	n.sched.Store(sched)
 	n.blocks = &BlockStore{}
-	if r := strings.Join(n.readiness(3), "|"); !strings.Contains(r, "disk nearly full: 50 MB free") {
+	if r := strings.Join(n.readiness([]string{"a", "b", "c"}), "|"); !strings.Contains(r, "disk nearly full: 50 MB free") {
 		t.Errorf("readiness with a full disk: %q", r)
 	}
 
@@ -529,7 +529,7 @@ func TestCatchingUpWhileSyncing(t *testing.T) {
 	var seen, readyDuring bool
 	s.apply = func(_ context.Context, bs []syncedBlock) error {
 		seen = dst.health.catchingUp.Load()
-		readyDuring = len(dst.readiness(1)) == 0
+		readyDuring = len(dst.readiness([]string{"peer"})) == 0
 		_, local, fatal := dst.applySynced(bs)
 		return errors.Join(local, fatal)
 	}
@@ -619,5 +619,43 @@ func TestDamagedPebbleBlockStore(t *testing.T) {
 	// Pebble retries what failed in the background at once; the log says it once.
 	if got := strings.Count(logs.String(), "storage engine error"); got > 1 {
 		t.Errorf("%d lines for pebble's background errors, want at most 1", got)
+	}
+}
+
+// /readyz is 503 until the node knows the peers' height and is within one block of it, and while
+// the validators it reaches cannot make a quorum (issue #11); a peer claiming a height that does
+// not exist cannot keep it unready.
+func TestReadinessKnowsTheTipAndTheQuorum(t *testing.T) {
+	n := &Node{home: "/home"}
+	n.health.started = time.Now()
+	n.sched.Store(&schedule{epochs: []epoch{{From: 1,
+		Set:   consensus.ValidatorSet{Validators: []consensus.Validator{{Power: 1}, {Power: 1}, {Power: 1}, {Power: 1}}},
+		Names: []string{"org1", "org2", "org3", "org4"}, Peers: []string{"a", "b", "c", "d"}}}})
+	n.blocks = &BlockStore{} // height 0
+	reasons := func(connected ...string) string { return strings.Join(n.readiness(connected), "|") }
+
+	if r := reasons(); !strings.Contains(r, "no p2p peers connected") || !strings.Contains(r, "reaches validators with 0 of 4") {
+		t.Errorf("no peers: %q", r)
+	}
+	if r := reasons("a", "b", "c"); !strings.Contains(r, "no peer has told its height yet") {
+		t.Errorf("tip unknown: %q", r)
+	}
+	n.health.tipKnown.Store(true)
+	n.health.peersTip.Store(5)
+	if r := reasons("a", "b", "c"); r != "behind: at height 0, peers at 5" {
+		t.Errorf("behind: %q", r)
+	}
+	n.health.peersTip.Store(1)
+	if r := reasons("a", "b", "c"); r != "" {
+		t.Errorf("within one block, 3 of 4 reached: %q, want ready", r)
+	}
+	if r := reasons("a", "b", "x"); !strings.Contains(r, "reaches validators with 2 of 4 voting power (org1, org2)") {
+		t.Errorf("2 of 4 reached: %q", r)
+	}
+	if tip := tipOf(map[string]uint64{"a": 5, "b": 6, "c": 1 << 40}, 1); tip != 6 {
+		t.Errorf("tip with one peer lying: %d, want 6", tip)
+	}
+	if tip := tipOf(map[string]uint64{"a": 5}, 1); tip != 5 {
+		t.Errorf("tip of one peer: %d, want 5", tip)
 	}
 }

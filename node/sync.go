@@ -105,6 +105,9 @@ type syncer struct {
 	kick    chan struct{}
 	// catchingUp is set while a round fetches blocks (the node's health: /readyz, metrics).
 	catchingUp *atomic.Bool
+	// peersTip and tipKnown: the peers' height from the last round any peer answered (readiness).
+	peersTip *atomic.Uint64
+	tipKnown *atomic.Bool
 
 	// Owned by the syncer's goroutine.
 	dropped      map[string]time.Time // peer -> until when it is not asked
@@ -119,6 +122,7 @@ func (n *Node) newSyncer(net syncNet) *syncer {
 		apply: n.applySyncedFromLoop, log: n.log.With("component", "sync"),
 		metrics: newSyncMetrics(n.metrics.reg), kick: make(chan struct{}, 1),
 		dropped: make(map[string]time.Time), catchingUp: &n.health.catchingUp,
+		peersTip: &n.health.peersTip, tipKnown: &n.health.tipKnown,
 	}
 }
 
@@ -166,6 +170,11 @@ func (s *syncer) round(ctx context.Context) {
 	var target uint64
 	for _, h := range heights {
 		target = max(target, h)
+	}
+	if len(heights) > 0 && s.peersTip != nil {
+		vals, _ := s.validatorsAt(own + 1)
+		s.peersTip.Store(tipOf(heights, (len(vals.Validators)-1)/3))
+		s.tipKnown.Store(true)
 	}
 	// A gap consensus closes by itself is left to it, unless our height has stopped moving.
 	if target <= own || (target <= own+consensus.MaxFutureHeights && time.Since(s.lastProgress) < syncStuckAfter) {

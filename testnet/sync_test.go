@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -80,11 +81,21 @@ func TestWipedNodeResyncs(t *testing.T) {
 		target = max(target, h)
 	}
 	start := time.Now()
+	probe := probeReadiness(ctx, wiped, others)
 	if _, _, err := Restart(ctx, dir, k, bin); err != nil {
 		t.Fatal(err)
 	}
 	waitHeightsFor(t, ctx, []*api.Client{wiped}, target, limit)
 	elapsed := time.Since(start)
+	// /readyz (issue #11): 503 while it catches up, never 200 while far behind, 200 once there.
+	r := probe.waitReady(t, time.Minute)
+	if r.unready == 0 {
+		t.Errorf("node%d never answered /readyz 503 while it caught up from height 0 to %d", k, target)
+	}
+	if r.readyBehind != "" {
+		t.Errorf("node%d answered /readyz 200 while behind: %s", k, r.readyBehind)
+	}
+	t.Logf("node%d /readyz while catching up: %d answers 503 (last reasons %q), then 200", k, r.unready, r.lastReasons)
 	// Block sync did it, not consensus's short-range catch-up.
 	if synced := metricValue(t, ctx, wiped.Base(), "guild_sync_blocks_total"); synced < float64(target)-2 {
 		t.Errorf("node%d reached height %d with only %.0f blocks from block sync", k, target, synced)
@@ -193,4 +204,79 @@ func metricValue(t *testing.T, ctx context.Context, api, name string) float64 {
 	}
 	t.Fatalf("%s has no metric %s", api, name)
 	return 0
+}
+
+// readinessProbe polls a node's /readyz (and its height, and the others' highest) every 10 ms
+// from before the node starts until it answers 200 at the others' height.
+type readinessProbe struct {
+	done chan struct{}
+	mu   sync.Mutex
+	res  readinessResult
+}
+
+type readinessResult struct {
+	unready     int      // 503 answers
+	lastReasons []string // of the last 503
+	readyBehind string   // a 200 while far behind the others, if any
+	ready       bool     // a 200 at the others' height was seen
+}
+
+// readyLag is how far behind the others a node answering 200 may seem: the heights are read one
+// after the other from four processes while the chain makes blocks every few milliseconds.
+const readyLag = 10
+
+func probeReadiness(ctx context.Context, c *api.Client, others []*api.Client) *readinessProbe {
+	p := &readinessProbe{done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		for ctx.Err() == nil {
+			var tip uint64
+			for _, o := range others {
+				if st, err := o.Status(ctx); err == nil {
+					tip = max(tip, st.Height)
+				}
+			}
+			rd, err := c.Ready(ctx)
+			st, serr := c.Status(ctx)
+			p.mu.Lock()
+			switch {
+			case err != nil || serr != nil: // not started yet
+			case !rd.Ready:
+				p.res.unready++
+				p.res.lastReasons = rd.Reasons
+			case st.Height+readyLag < tip:
+				if p.res.readyBehind == "" {
+					p.res.readyBehind = fmt.Sprintf("at height %d, the others at %d", st.Height, tip)
+				}
+			case st.Height+1 >= tip:
+				p.res.ready = true
+			}
+			ready := p.res.ready
+			p.mu.Unlock()
+			if ready {
+				return
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}()
+	return p
+}
+
+// waitReady waits for the probe to see the node ready at the tip, and returns what it saw.
+func (p *readinessProbe) waitReady(t *testing.T, limit time.Duration) readinessResult {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(limit):
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		t.Fatalf("/readyz not 200 at the tip within %v (503 %d times, last reasons %q)", limit, p.res.unready, p.res.lastReasons)
+	}
+	if !p.res.ready {
+		t.Fatalf("/readyz probe ended without a 200 at the tip (503 %d times, last reasons %q)", p.res.unready, p.res.lastReasons)
+	}
+	return p.res
 }

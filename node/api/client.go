@@ -178,3 +178,28 @@ func (c *Client) SubmitEvidence(ctx context.Context, raw []byte) (SubmitEvidence
 	err := c.do(ctx, http.MethodPost, "/v1/evidence", SubmitEvidenceRequest{Evidence: hex.EncodeToString(raw)}, &out)
 	return out, err
 }
+
+// Ready asks GET /readyz. A 503 is an answer, not an error: Ready is false and Reasons says why.
+func (c *Client) Ready(ctx context.Context) (ReadyResponse, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/readyz", nil)
+	if err != nil {
+		return ReadyResponse{}, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return ReadyResponse{}, err
+	}
+	defer resp.Body.Close()
+	var out ReadyResponse
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusServiceUnavailable {
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		return out, errorFrom(resp.StatusCode, data)
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&out); err != nil {
+		return out, fmt.Errorf("node API: bad response to GET /readyz: %w", err)
+	}
+	if out.Ready != (resp.StatusCode == http.StatusOK) {
+		return out, fmt.Errorf("node API: GET /readyz answered %d with ready=%v", resp.StatusCode, out.Ready)
+	}
+	return out, nil
+}
