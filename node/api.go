@@ -38,6 +38,7 @@ func (n *Node) apiHandler() http.Handler {
 	mux.HandleFunc("GET /v1/peers", n.handlePeers)
 	n.healthRoutes(mux) // /healthz, /readyz and the older /health: api_health.go
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /v1/openapi.json", handleOpenAPI) // the contract: api_openapi.go
 	n.operatorRoutes(mux, false) // POST /v1/evidence and pprof, unless on the admin listener
 	return guardRoutes(mux)      // JSON 404 and 405, body type and size: apiguard.go
 }
