@@ -36,9 +36,9 @@ func (n *Node) apiHandler() http.Handler {
 	mux.HandleFunc("GET /v1/evidence", n.handleEvidence)
 	mux.HandleFunc("GET /v1/offences", n.handleOffences)
 	mux.HandleFunc("GET /v1/peers", n.handlePeers)
+	mux.HandleFunc("GET /v1/openapi.json", handleOpenAPI)
 	n.healthRoutes(mux) // /healthz, /readyz and the older /health: api_health.go
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /v1/openapi.json", handleOpenAPI) // the contract: api_openapi.go
 	n.operatorRoutes(mux, false) // POST /v1/evidence and pprof, unless on the admin listener
 	return guardRoutes(mux)      // JSON 404 and 405, body type and size: apiguard.go
 }
