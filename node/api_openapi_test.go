@@ -36,6 +36,7 @@ import (
 	v3 "github.com/pb33f/libopenapi/datamodel/high/v3"
 
 	"github.com/guild-ledger/guild/node/api"
+	"github.com/guild-ledger/guild/p2p"
 	"github.com/guild-ledger/guild/state"
 )
 
@@ -354,7 +355,16 @@ func TestOpenAPIDocumentMatchesRoutes(t *testing.T) {
 // document: statuses, content types and bodies (every field's type, pattern and enum, no field
 // left undocumented). Event stream data is checked against the schemas the document names.
 func TestOpenAPIContract(t *testing.T) {
-	home, key := memberHome(t, "memdb", func(cfg *Config) { cfg.API.MaxEventSubscribers = 1 })
+	// A bare p2p host as an observer, so that GET /v1/peers has someone to show.
+	_, obsKey, _ := ed25519.GenerateKey(rand.Reader)
+	obsID, err := p2p.PeerIDFromKey(obsKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	home, key := memberHome(t, "memdb", func(cfg *Config) {
+		cfg.API.MaxEventSubscribers = 1
+		cfg.P2P.Observers = []string{obsID}
+	})
 	n, cl, _ := runNode(t, home)
 	c := newContract(t, n.APIAddr())
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -392,6 +402,17 @@ func TestOpenAPIContract(t *testing.T) {
 		{GovPropose: &state.GovPropose{ID: "p-param", SetParam: &state.Param{Name: state.ParamMaxBlockTxs, Value: 500}}},
 	}
 	commitAll(t, ctx, cl, chainID, key, 0, bodies...)
+	st, err := cl.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noop := func(string, []byte) (p2p.Verdict, any) { return p2p.Ignore, nil }
+	obs, err := p2p.New(ctx, p2p.Config{Key: obsKey, ChainID: chainID, Bootstrap: st.P2PAddrs,
+		Listen: []string{"/ip4/127.0.0.1/tcp/0"}, ValidateTxs: noop, ValidateConsensus: noop})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obs.Close()
 	nonce := uint64(len(bodies))
 	ev := doublePrepare(chainID, n.valKey, 0, n.executedHeight(), 1, "contract")
 	evHex := hex.EncodeToString(encodeEvidence(t, ev))
@@ -533,7 +554,6 @@ func TestOpenAPIContract(t *testing.T) {
 		{path: "/v1/params", want: []int{200}},
 		// The node.
 		{path: "/v1/status", want: []int{200}},
-		{path: "/v1/peers", want: []int{200}},
 		{path: "/healthz", want: []int{200}},
 		{path: "/health", want: []int{200}},
 		{path: "/readyz", want: []int{200, 503}},
@@ -542,6 +562,12 @@ func TestOpenAPIContract(t *testing.T) {
 		x.method = "GET"
 		c.do(x)
 	}
+	// The observer, once scored, with every field of a peer.
+	waitUntil(t, "the observer is connected and scored", 20*time.Second, func() bool {
+		ps, err := cl.Peers(ctx)
+		return err == nil && len(ps.Peers) == 1 && ps.Peers[0].Score != nil
+	})
+	c.do(exchange{method: "GET", path: "/v1/peers", want: []int{200}})
 	if served := c.do(exchange{method: "GET", path: "/v1/openapi.json", want: []int{200}}); !bytes.Equal(served, openAPIDoc) {
 		t.Errorf("GET /v1/openapi.json is not the document in the repository")
 	}
