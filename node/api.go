@@ -36,6 +36,7 @@ func (n *Node) apiHandler() http.Handler {
 	mux.HandleFunc("GET /v1/evidence", n.handleEvidence)
 	mux.HandleFunc("GET /v1/offences", n.handleOffences)
 	mux.HandleFunc("GET /v1/peers", n.handlePeers)
+	mux.HandleFunc("GET /v1/openapi.json", handleOpenAPI)
 	n.healthRoutes(mux) // /healthz, /readyz and the older /health: api_health.go
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}))
 	n.operatorRoutes(mux, false) // POST /v1/evidence and pprof, unless on the admin listener
