@@ -169,7 +169,7 @@ func TestWalkthrough(t *testing.T) {
 	// 8. Back-to-back transfers without --wait, spread over the four nodes (issue #11): each node
 	// knows only its own pending transactions, so the wallet's own record of the nonces it signed
 	// is what keeps the next command from reusing one that another node holds pending.
-	const sends = 16
+	const sends = 50
 	for i := 0; i < sends; i++ {
 		gi := &guildCLI{t: t, tn: tn, node: tn.m.Nodes[i%len(tn.m.Nodes)].API}
 		cmd := []string{"wallet", "send"}
