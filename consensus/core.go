@@ -84,6 +84,15 @@ type Core struct {
 	// heard is, per validator, the tick of the last message from it whose signature verified
 	// (issue #9: a leader silent for a while gets a short view).
 	heard []uint64
+	// heardHeight is, per validator, the highest height of a message from it whose signature
+	// verified (0: nothing since New), and lagAt the height this core was deciding when it last
+	// got a signed message from it for a height it had decided a while before (stepStale): the
+	// validator was behind then. Both say whether a leader can propose at c.height (issue #9:
+	// a leader catching up after an outage cost a whole view timeout, see away).
+	heardHeight []uint64
+	lagAt       []uint64
+	// viewSince is the tick at which the core entered c.view (for view 0, opened c.height).
+	viewSince uint64
 	// prepared is this validator's highest-view prepared certificate for c.height, which its
 	// view changes carry.
 	prepared *PreparedProof
@@ -231,6 +240,8 @@ func New(cfg Config) (*Core, error) {
 		views:           newViewBuffer(len(vals.Validators)),
 		farViewChanges:  make([]uint64, len(vals.Validators)),
 		heard:           make([]uint64, len(vals.Validators)),
+		heardHeight:     make([]uint64, len(vals.Validators)),
+		lagAt:           make([]uint64, len(vals.Validators)),
 		evidenceSeen:    make(map[EvidenceSlot]struct{}),
 	}
 	if c.retransmitTicks == 0 {
@@ -412,6 +423,7 @@ func (c *Core) stepStale(m *Message) error {
 		return err
 	}
 	c.noteHeard(m)
+	c.lagAt[m.From] = c.height
 	c.sendDecision(d)
 	return stale
 }
@@ -546,6 +558,7 @@ func (c *Core) stepVote(m *Message) error {
 func (c *Core) enterHeight() {
 	c.openLeaders()
 	c.open = true
+	c.viewSince = c.now
 	c.maybeArmTimer()
 	r := c.round
 	if r.view == 0 && int64(r.leader) == int64(c.self) && r.proposal == nil { // a restored proposal stands

@@ -564,6 +564,11 @@ func (s *sim) send(from int, r routed) {
 
 func (s *sim) deliver(e envelope) {
 	nd := s.nodes[e.to]
+	if s.sc.outage != nil && s.now < nd.out.holdIn {
+		e.at = nd.out.holdIn
+		heap.Push(&s.q, e)
+		return
+	}
 	if nd.core == nil || s.lostWithSender(e) || s.seenBefore(e) {
 		return // not started, down, sent by a node that died before it left, or a duplicate
 	}

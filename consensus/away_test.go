@@ -1,0 +1,87 @@
+package consensus
+
+import "testing"
+
+// awayCore is validator 0 of four at height 5, with heights 3 and 4 decided (view 0 of height 5
+// is led by 1, view 1 by 2), a view timeout of testViewTimeout ticks and a retransmit period of 4.
+func awayCore(t *testing.T) *Core {
+	t.Helper()
+	var recent []Committed
+	for h := uint64(3); h <= 4; h++ {
+		v := valueFor(h, "x")
+		recent = append(recent, Committed{Height: h, Value: v, Certificate: certFor(h, 0, v, 0, 1, 2)})
+	}
+	c, err := New(Config{ChainID: testChain, Validators: equalSet(4), App: &testApp{applied: 4}, Height: 5, Key: keyFor(0),
+		RetransmitTicks: 4, ViewTimeoutTicks: testViewTimeout, Recent: recent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for c.HasReady() {
+		c.Ready()
+		c.Advance()
+	}
+	return c
+}
+
+// lagging is validator from's prepare for height 4, which awayCore decided: stepped a retransmit
+// period after the start, it shows that validator is still at height 4.
+func lagging(from int) Message {
+	return signed(MsgPrepare, 4, 0, from, nil, DigestOf(valueFor(4, "x")))
+}
+
+// Issue #9: a leader that shows it cannot propose at the height (it is behind, or has sent
+// nothing there while the others timed out) gets a quarter of the view timeout, counted from when
+// the core entered the view; one heard from at the height gets the whole timeout.
+func TestAwayLeaderShortensItsView(t *testing.T) {
+	t.Run("view 0, leader still voting at a decided height", func(t *testing.T) {
+		c := awayCore(t)
+		c.Tick()
+		c.Tick()
+		wantErr(t, c.Step(lagging(1)), ErrStaleHeight)
+		if got := 2 + ticksToViewChange(t, c); got != testViewTimeout/4 {
+			t.Fatalf("view 0 ended %d ticks after the height opened, want %d", got, testViewTimeout/4)
+		}
+	})
+	t.Run("view 0, leader caught up", func(t *testing.T) {
+		c := awayCore(t)
+		c.Tick()
+		c.Tick()
+		wantErr(t, c.Step(lagging(1)), ErrStaleHeight)
+		// It is at the height now: its prepare for a proposal this core has not seen yet.
+		wantErr(t, c.Step(signed(MsgPrepare, 5, 0, 1, nil, DigestOf(valueFor(5, "y")))))
+		if got := 2 + ticksToViewChange(t, c); got != testViewTimeout {
+			t.Fatalf("view 0 ended %d ticks after the height opened, want %d", got, testViewTimeout)
+		}
+	})
+	t.Run("view 0, nothing from the leader", func(t *testing.T) {
+		// It may be waiting for transactions: only silence for two timeouts would cut it short.
+		c := awayCore(t)
+		if got := ticksToViewChange(t, c); got != testViewTimeout {
+			t.Fatalf("view 0 ended after %d ticks, want %d", got, testViewTimeout)
+		}
+	})
+	t.Run("view 1, leader heard lately but never at this height", func(t *testing.T) {
+		c := awayCore(t)
+		c.Tick()
+		c.Tick()
+		wantErr(t, c.Step(lagging(2)), ErrStaleHeight)
+		ticksToViewChange(t, c)
+		wantErr(t, c.Step(viewChange(5, 1, 1, nil)))
+		wantErr(t, c.Step(viewChange(5, 1, 3, nil)))
+		if got := ticksToViewChange(t, c); got != testViewTimeout/4 {
+			t.Fatalf("view 1 ended after %d ticks, want %d", got, testViewTimeout/4)
+		}
+	})
+	t.Run("view 1, leader's view change in", func(t *testing.T) {
+		c := awayCore(t)
+		c.Tick()
+		c.Tick()
+		wantErr(t, c.Step(lagging(2)), ErrStaleHeight)
+		ticksToViewChange(t, c)
+		wantErr(t, c.Step(viewChange(5, 1, 2, nil)))
+		wantErr(t, c.Step(viewChange(5, 1, 3, nil)))
+		if got := ticksToViewChange(t, c); got != testViewTimeout {
+			t.Fatalf("view 1 ended after %d ticks, want %d", got, testViewTimeout)
+		}
+	})
+}
