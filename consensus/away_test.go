@@ -29,27 +29,40 @@ func lagging(from int) Message {
 	return signed(MsgPrepare, 4, 0, from, nil, DigestOf(valueFor(4, "x")))
 }
 
-// Issue #9: a leader that shows it cannot propose at the height (it is behind, or has sent
-// nothing there while the others timed out) gets a quarter of the view timeout, counted from when
-// the core entered the view; one heard from at the height gets the whole timeout.
+// Issue #9: a leader that shows it cannot propose at the height (still behind a quarter timeout
+// into view 0, or nothing from it at the height in a later view) gets a quarter of the view
+// timeout, counted from when the core entered the view; one heard from at the height, or only
+// briefly late, gets the whole timeout.
 func TestAwayLeaderShortensItsView(t *testing.T) {
 	t.Run("view 0, leader still voting at a decided height", func(t *testing.T) {
+		c := awayCore(t)
+		for range testViewTimeout / 4 {
+			c.Tick()
+		}
+		wantErr(t, c.Step(lagging(1)), ErrStaleHeight)
+		if got := ticksToViewChange(t, c); got != 1 {
+			t.Fatalf("view 0 ended %d ticks after the leader showed it was still behind, want 1", got)
+		}
+	})
+	t.Run("view 0, leader a little late", func(t *testing.T) {
+		// Behind just after the height opened, and then not: it may be about to propose.
 		c := awayCore(t)
 		c.Tick()
 		c.Tick()
 		wantErr(t, c.Step(lagging(1)), ErrStaleHeight)
-		if got := 2 + ticksToViewChange(t, c); got != testViewTimeout/4 {
-			t.Fatalf("view 0 ended %d ticks after the height opened, want %d", got, testViewTimeout/4)
+		if got := 2 + ticksToViewChange(t, c); got != testViewTimeout {
+			t.Fatalf("view 0 ended %d ticks after the height opened, want %d", got, testViewTimeout)
 		}
 	})
 	t.Run("view 0, leader caught up", func(t *testing.T) {
 		c := awayCore(t)
-		c.Tick()
-		c.Tick()
+		for range testViewTimeout / 4 {
+			c.Tick()
+		}
 		wantErr(t, c.Step(lagging(1)), ErrStaleHeight)
 		// It is at the height now: its prepare for a proposal this core has not seen yet.
 		wantErr(t, c.Step(signed(MsgPrepare, 5, 0, 1, nil, DigestOf(valueFor(5, "y")))))
-		if got := 2 + ticksToViewChange(t, c); got != testViewTimeout {
+		if got := testViewTimeout/4 + ticksToViewChange(t, c); got != testViewTimeout {
 			t.Fatalf("view 0 ended %d ticks after the height opened, want %d", got, testViewTimeout)
 		}
 	})
@@ -70,6 +83,17 @@ func TestAwayLeaderShortensItsView(t *testing.T) {
 		wantErr(t, c.Step(viewChange(5, 1, 3, nil)))
 		if got := ticksToViewChange(t, c); got != testViewTimeout/4 {
 			t.Fatalf("view 1 ended after %d ticks, want %d", got, testViewTimeout/4)
+		}
+	})
+	t.Run("view 1, leader a view behind", func(t *testing.T) {
+		// Its prepare in view 0 shows it is at the height: it joins view 1 soon.
+		c := awayCore(t)
+		ticksToViewChange(t, c)
+		wantErr(t, c.Step(signed(MsgPrepare, 5, 0, 2, nil, DigestOf(valueFor(5, "y")))), ErrWrongView)
+		wantErr(t, c.Step(viewChange(5, 1, 1, nil)))
+		wantErr(t, c.Step(viewChange(5, 1, 3, nil)))
+		if got := ticksToViewChange(t, c); got != testViewTimeout {
+			t.Fatalf("view 1 ended after %d ticks, want %d", got, testViewTimeout)
 		}
 	})
 	t.Run("view 1, leader's view change in", func(t *testing.T) {

@@ -85,12 +85,14 @@ type Core struct {
 	// (issue #9: a leader silent for a while gets a short view).
 	heard []uint64
 	// heardHeight is, per validator, the highest height of a message from it whose signature
-	// verified (0: nothing since New), and lagAt the height this core was deciding when it last
-	// got a signed message from it for a height it had decided a while before (stepStale): the
-	// validator was behind then. Both say whether a leader can propose at c.height (issue #9:
-	// a leader catching up after an outage cost a whole view timeout, see away).
+	// verified (0: nothing since New); lagAt and lagTick the height this core was deciding and
+	// the tick when it last got a signed message from it for a height it had decided a while
+	// before (stepStale): the validator was behind then. They say whether a leader can propose
+	// at c.height (issue #9: a leader catching up after an outage cost a whole view timeout; see
+	// away).
 	heardHeight []uint64
 	lagAt       []uint64
+	lagTick     []uint64
 	// viewSince is the tick at which the core entered c.view (for view 0, opened c.height).
 	viewSince uint64
 	// prepared is this validator's highest-view prepared certificate for c.height, which its
@@ -242,6 +244,7 @@ func New(cfg Config) (*Core, error) {
 		heard:           make([]uint64, len(vals.Validators)),
 		heardHeight:     make([]uint64, len(vals.Validators)),
 		lagAt:           make([]uint64, len(vals.Validators)),
+		lagTick:         make([]uint64, len(vals.Validators)),
 		evidenceSeen:    make(map[EvidenceSlot]struct{}),
 	}
 	if c.retransmitTicks == 0 {
@@ -423,7 +426,9 @@ func (c *Core) stepStale(m *Message) error {
 		return err
 	}
 	c.noteHeard(m)
-	c.lagAt[m.From] = c.height
+	if !m.Relayed { // a relayer behind passes on what its author sent before catching up
+		c.lagAt[m.From], c.lagTick[m.From] = c.height, c.now
+	}
 	c.sendDecision(d)
 	return stale
 }

@@ -404,6 +404,12 @@ func outageScenarios() []scenario {
 			outage: &outagePlan{kills: 6, window: 400, downMin: 20, downMax: 150, repairMin: 10, repairMax: 60,
 				maxGap: 3 * simViewTimeout, proposeDelay: 10, syncPoll: simSyncPoll, syncStuck: simSyncStuck},
 			liveness: true, maxTicks: 4000, share: 100},
+		// The same with the node's leader schedule: a validator killed at its turn is passed over
+		// afterwards, and comes back while others may be skipped in its place.
+		{name: "4-outages-leaders", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 10, drop: 0.02, dup: 0.1, maxDelay: 3,
+			outage: &outagePlan{kills: 4, window: 400, downMin: 20, downMax: 150, repairMin: 10, repairMax: 60,
+				maxGap: 2 * simViewTimeout, proposeDelay: 10, syncPoll: simSyncPoll, syncStuck: simSyncStuck},
+			liveness: true, maxTicks: 4000, share: 50, leaders: true},
 	}
 }
 

@@ -135,8 +135,10 @@ func (rs *returnScript) laggingLeader(s *sim) {
 // returnGapBound is the bound on those gaps: one and a half view timeouts, plus a retransmit
 // period (a validator that has just caught up hears the others' view changes at their next
 // resend) and five network hops at the simulator's longest delay (view changes, new view,
-// prepare, commit). Before the fix every run took over two view timeouts (91 to 111 ticks); with
-// it, at most 79 ticks in 100 runs with a validator returning, 50 with a lagging leader.
+// prepare, commit). Before the fix every run took over two view timeouts (91 to 111 ticks in 400
+// runs); with it, at most 79 ticks in 1,000 runs with a validator returning, 60 with a lagging
+// leader. The network loses nothing here: the runs measure timing, and loss (covered by every
+// other scenario) would blur the line between the two.
 const returnGapBound = 3*simViewTimeout/2 + simRetransmit + 5*3
 
 func TestSimulatorReturnGap(t *testing.T) {
@@ -162,7 +164,7 @@ func TestSimulatorReturnGap(t *testing.T) {
 			var worst uint64
 			for seed := first; seed < first+int64(runs); seed++ {
 				rs := &returnScript{}
-				sc := scenario{name: tc.name, powers: tc.powers, observers: 1, heights: 30, drop: 0.02, dup: 0.1, maxDelay: 3,
+				sc := scenario{name: tc.name, powers: tc.powers, observers: 1, heights: 30, dup: 0.1, maxDelay: 3,
 					outage: returnPlan(func(s *sim) { tc.script(rs, s) }), liveness: true, maxTicks: 4000, leaders: true}
 				if err := runSim(sc, seed, &simStats{}); err != nil {
 					t.Fatalf("seed %d: %v", seed, err)
