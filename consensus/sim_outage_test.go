@@ -39,6 +39,9 @@ type outagePlan struct {
 	repairMin           int    // ticks after a restart before its one-sided links are repaired...
 	repairMax           int    // ...at most; the bound on the link checker
 	never               bool   // links are never repaired (the negative control)
+	// wipe: every victim loses its WAL and its blocks with its process, as after `rm -rf data`,
+	// and starts again from height 1 (keys kept).
+	wipe bool
 	maxGap              uint64 // ticks between decisions allowed on a stable network
 	proposeDelay        int    // ticks a leader waits for transactions before it proposes
 	syncPoll, syncStuck uint64 // ticks: the syncer's poll period, and "behind and stuck" delay
@@ -97,6 +100,7 @@ type outageNode struct {
 	// sync slowed by the network or a frozen peer). holdIn: what is sent to the node before this
 	// tick reaches it only then (a node falling behind).
 	syncHold, holdIn uint64
+	wiped            bool // it lost its WAL and blocks at least once
 }
 
 func (s *sim) initOutages() {
@@ -196,6 +200,10 @@ func (s *sim) restartAfterOutage(i int) {
 		}
 		s.out.brokenUntil[j][i] = until
 		s.stats.oneSided++
+	}
+	if p.wipe {
+		nd.wal, nd.decided = nil, nil
+		nd.out.wiped = true
 	}
 	if s.rebuild(i) {
 		s.drain(i)
@@ -404,6 +412,12 @@ func outageScenarios() []scenario {
 			outage: &outagePlan{kills: 6, window: 400, downMin: 20, downMax: 150, repairMin: 10, repairMax: 60,
 				maxGap: 3 * simViewTimeout, proposeDelay: 10, syncPoll: simSyncPoll, syncStuck: simSyncStuck},
 			liveness: true, maxTicks: 4000, share: 100},
+		// Victims wiped: they sign again, from nothing, what they signed before; only where the
+		// height is decided already may it differ (see drain).
+		{name: "4-outages-wipe", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 10, drop: 0.02, dup: 0.1, maxDelay: 3,
+			outage: &outagePlan{kills: 4, window: 400, downMin: 20, downMax: 150, repairMin: 10, repairMax: 60, wipe: true,
+				maxGap: 2 * simViewTimeout, proposeDelay: 10, syncPoll: simSyncPoll, syncStuck: simSyncStuck},
+			liveness: true, maxTicks: 4000, share: 50},
 		// The same with the node's leader schedule: a validator killed at its turn is passed over
 		// afterwards, and comes back while others may be skipped in its place.
 		{name: "4-outages-leaders", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 10, drop: 0.02, dup: 0.1, maxDelay: 3,
