@@ -109,3 +109,56 @@ func TestAwayLeaderShortensItsView(t *testing.T) {
 		}
 	})
 }
+
+// Issue #9: a validator without its height's proposal that hears more than a third of the power
+// two heights on knows the height is decided without it, and moves to view 1 at once; its view
+// change, stale for the others, gets it the decision at once.
+func TestCatchUpWithoutTheProposal(t *testing.T) {
+	ahead := func(h uint64, from int) Message {
+		return signed(MsgPrepare, h, 0, from, nil, DigestOf(valueFor(h, "z")))
+	}
+	t.Run("two validators two heights on", func(t *testing.T) {
+		c := awayCore(t)
+		wantErr(t, c.Step(ahead(7, 1)))
+		if st := c.Status(); st.View != 0 {
+			t.Fatalf("left view 0 on one validator ahead: %+v", st)
+		}
+		wantErr(t, c.Step(ahead(7, 2)))
+		if st := c.Status(); st.View != 1 {
+			t.Fatalf("status %+v, want view 1", st)
+		}
+	})
+	t.Run("one height on", func(t *testing.T) {
+		// The slowest validator sees the next height's first votes before its last commits.
+		c := awayCore(t)
+		for from := 1; from < 4; from++ {
+			wantErr(t, c.Step(ahead(6, from)))
+		}
+		if st := c.Status(); st.View != 0 {
+			t.Fatalf("status %+v, want view 0", st)
+		}
+	})
+	t.Run("with the proposal", func(t *testing.T) {
+		c := awayCore(t)
+		wantErr(t, c.Step(signed(MsgPrePrepare, 5, 0, 1, valueFor(5, "p"), Digest{})))
+		for from := 1; from < 4; from++ {
+			wantErr(t, c.Step(ahead(7, from)))
+		}
+		if st := c.Status(); st.View != 0 {
+			t.Fatalf("status %+v, want view 0: the commits may still come", st)
+		}
+	})
+	t.Run("a stale view change gets the decision at once", func(t *testing.T) {
+		c := awayCore(t) // decided height 4 at tick 0: a stale prepare is answered only later
+		wantErr(t, c.Step(lagging(1)), ErrStaleHeight)
+		if rd := c.Ready(); len(rd.Messages) != 0 {
+			t.Fatalf("answered a stale prepare at once: %+v", rd.Messages)
+		}
+		c.Advance()
+		wantErr(t, c.Step(viewChange(4, 1, 1, nil)), ErrStaleHeight)
+		rd := c.Ready()
+		if len(rd.Messages) != 1 || rd.Messages[0].Type != MsgDecision || rd.Messages[0].Height != 4 {
+			t.Fatalf("answered a stale view change with %+v, want the decision of height 4", rd.Messages)
+		}
+	})
+}

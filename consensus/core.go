@@ -417,8 +417,9 @@ func (c *Core) stepStale(m *Message) error {
 	}
 	// The slowest validator's votes routinely arrive just after the others decide; it will decide
 	// from the same votes. Only a peer still voting for the height half a retransmit period later
-	// lags, and only then is the whole block worth sending.
-	if c.now-d.at < uint64(max(c.retransmitTicks/2, 1)) {
+	// lags, and only then is the whole block worth sending. A view change says the peer is not
+	// about to decide (see maybeCatchUp): it gets the block at once.
+	if m.Type != MsgViewChange && c.now-d.at < uint64(max(c.retransmitTicks/2, 1)) {
 		return stale
 	}
 	// Only a signed message proves the peer lags; anything else could make us send a block for free.
@@ -464,7 +465,34 @@ func (c *Core) stepFuture(m *Message) error {
 	c.noteHeard(m)
 	ev, err := c.future.add(m)
 	c.recordEquivocation(ev)
+	c.maybeCatchUp()
 	return err
+}
+
+// maybeCatchUp: a validator without the proposal of its height that has heard, two heights or
+// more above it, validators holding more than a third of the power knows the height is decided
+// (an honest one among them moved on) and that the proposal will not come again (a block is
+// resent only when the chain is idle). Instead of waiting out view 0 it moves to view 1 at once:
+// its view change, stale for the others, gets it the decision (stepStale), and what it buffered
+// for the next heights may then decide those too (issue #9: a validator that had just caught up
+// by block sync, its core restarted mid-height, trailed a busy chain by a few blocks for 20 s).
+// One height above is not enough: the slowest validator routinely sees the next height's first
+// messages before its last commits, and its big proposal may come after small votes. Timing
+// only: any validator may time out whenever it likes. Precondition: none.
+func (c *Core) maybeCatchUp() {
+	r := c.round
+	if c.self < 0 || !c.open || r.view != 0 || r.proposal != nil || c.view != 0 {
+		return
+	}
+	var power uint64
+	for i, h := range c.heardHeight {
+		if h > c.height+1 {
+			power += c.vals.Validators[i].Power
+		}
+	}
+	if power > c.total-power-power {
+		c.startViewChange(1)
+	}
 }
 
 // stepDecision adopts a certified value. Precondition: m is a decision for c.height whose
@@ -582,6 +610,9 @@ func (c *Core) enterHeight() {
 	}
 	if c.open && c.height == h && r.view > 0 {
 		c.maybeNewView() // resumed mid view change after a restart
+	}
+	if c.open && c.height == h {
+		c.maybeCatchUp() // what arrived early may show the others are past this height
 	}
 }
 

@@ -33,15 +33,15 @@ import (
 
 // outagePlan is a scenario's kills and restarts.
 type outagePlan struct {
-	kills               int    // kills in a run, up to f down at a time
-	window              uint64 // kills happen in (20, window]
-	downMin, downMax    int    // ticks a victim stays down
-	repairMin           int    // ticks after a restart before its one-sided links are repaired...
-	repairMax           int    // ...at most; the bound on the link checker
-	never               bool   // links are never repaired (the negative control)
+	kills            int    // kills in a run, up to f down at a time
+	window           uint64 // kills happen in (20, window]
+	downMin, downMax int    // ticks a victim stays down
+	repairMin        int    // ticks after a restart before its one-sided links are repaired...
+	repairMax        int    // ...at most; the bound on the link checker
+	never            bool   // links are never repaired (the negative control)
 	// wipe: every victim loses its WAL and its blocks with its process, as after `rm -rf data`,
 	// and starts again from height 1 (keys kept).
-	wipe bool
+	wipe                bool
 	maxGap              uint64 // ticks between decisions allowed on a stable network
 	proposeDelay        int    // ticks a leader waits for transactions before it proposes
 	syncPoll, syncStuck uint64 // ticks: the syncer's poll period, and "behind and stuck" delay
