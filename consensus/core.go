@@ -84,6 +84,17 @@ type Core struct {
 	// heard is, per validator, the tick of the last message from it whose signature verified
 	// (issue #9: a leader silent for a while gets a short view).
 	heard []uint64
+	// heardHeight is, per validator, the highest height of a message from it whose signature
+	// verified (0: nothing since New); lagAt and lagTick the height this core was deciding and
+	// the tick when it last got a signed message from it for a height it had decided a while
+	// before (stepStale): the validator was behind then. They say whether a leader can propose
+	// at c.height (issue #9: a leader catching up after an outage cost a whole view timeout; see
+	// away).
+	heardHeight []uint64
+	lagAt       []uint64
+	lagTick     []uint64
+	// viewSince is the tick at which the core entered c.view (for view 0, opened c.height).
+	viewSince uint64
 	// prepared is this validator's highest-view prepared certificate for c.height, which its
 	// view changes carry.
 	prepared *PreparedProof
@@ -231,6 +242,9 @@ func New(cfg Config) (*Core, error) {
 		views:           newViewBuffer(len(vals.Validators)),
 		farViewChanges:  make([]uint64, len(vals.Validators)),
 		heard:           make([]uint64, len(vals.Validators)),
+		heardHeight:     make([]uint64, len(vals.Validators)),
+		lagAt:           make([]uint64, len(vals.Validators)),
+		lagTick:         make([]uint64, len(vals.Validators)),
 		evidenceSeen:    make(map[EvidenceSlot]struct{}),
 	}
 	if c.retransmitTicks == 0 {
@@ -403,8 +417,9 @@ func (c *Core) stepStale(m *Message) error {
 	}
 	// The slowest validator's votes routinely arrive just after the others decide; it will decide
 	// from the same votes. Only a peer still voting for the height half a retransmit period later
-	// lags, and only then is the whole block worth sending.
-	if c.now-d.at < uint64(max(c.retransmitTicks/2, 1)) {
+	// lags, and only then is the whole block worth sending. A view change says the peer is not
+	// about to decide (see maybeCatchUp): it gets the block at once.
+	if m.Type != MsgViewChange && c.now-d.at < uint64(max(c.retransmitTicks/2, 1)) {
 		return stale
 	}
 	// Only a signed message proves the peer lags; anything else could make us send a block for free.
@@ -412,6 +427,9 @@ func (c *Core) stepStale(m *Message) error {
 		return err
 	}
 	c.noteHeard(m)
+	if !m.Relayed { // a relayer behind passes on what its author sent before catching up
+		c.lagAt[m.From], c.lagTick[m.From] = c.height, c.now
+	}
 	c.sendDecision(d)
 	return stale
 }
@@ -447,7 +465,34 @@ func (c *Core) stepFuture(m *Message) error {
 	c.noteHeard(m)
 	ev, err := c.future.add(m)
 	c.recordEquivocation(ev)
+	c.maybeCatchUp()
 	return err
+}
+
+// maybeCatchUp: a validator without the proposal of its height that has heard, two heights or
+// more above it, validators holding more than a third of the power knows the height is decided
+// (an honest one among them moved on) and that the proposal will not come again (a block is
+// resent only when the chain is idle). Instead of waiting out view 0 it moves to view 1 at once:
+// its view change, stale for the others, gets it the decision (stepStale), and what it buffered
+// for the next heights may then decide those too (issue #9: a validator that had just caught up
+// by block sync, its core restarted mid-height, trailed a busy chain by a few blocks for 20 s).
+// One height above is not enough: the slowest validator routinely sees the next height's first
+// messages before its last commits, and its big proposal may come after small votes. Timing
+// only: any validator may time out whenever it likes. Precondition: none.
+func (c *Core) maybeCatchUp() {
+	r := c.round
+	if c.self < 0 || !c.open || r.view != 0 || r.proposal != nil || c.view != 0 {
+		return
+	}
+	var power uint64
+	for i, h := range c.heardHeight {
+		if h > c.height+1 {
+			power += c.vals.Validators[i].Power
+		}
+	}
+	if power > c.total-power-power {
+		c.startViewChange(1)
+	}
 }
 
 // stepDecision adopts a certified value. Precondition: m is a decision for c.height whose
@@ -546,6 +591,7 @@ func (c *Core) stepVote(m *Message) error {
 func (c *Core) enterHeight() {
 	c.openLeaders()
 	c.open = true
+	c.viewSince = c.now
 	c.maybeArmTimer()
 	r := c.round
 	if r.view == 0 && int64(r.leader) == int64(c.self) && r.proposal == nil { // a restored proposal stands
@@ -564,6 +610,9 @@ func (c *Core) enterHeight() {
 	}
 	if c.open && c.height == h && r.view > 0 {
 		c.maybeNewView() // resumed mid view change after a restart
+	}
+	if c.open && c.height == h {
+		c.maybeCatchUp() // what arrived early may show the others are past this height
 	}
 }
 

@@ -33,15 +33,21 @@ import (
 
 // outagePlan is a scenario's kills and restarts.
 type outagePlan struct {
-	kills               int    // kills in a run, up to f down at a time
-	window              uint64 // kills happen in (20, window]
-	downMin, downMax    int    // ticks a victim stays down
-	repairMin           int    // ticks after a restart before its one-sided links are repaired...
-	repairMax           int    // ...at most; the bound on the link checker
-	never               bool   // links are never repaired (the negative control)
+	kills            int    // kills in a run, up to f down at a time
+	window           uint64 // kills happen in (20, window]
+	downMin, downMax int    // ticks a victim stays down
+	repairMin        int    // ticks after a restart before its one-sided links are repaired...
+	repairMax        int    // ...at most; the bound on the link checker
+	never            bool   // links are never repaired (the negative control)
+	// wipe: every victim loses its WAL and its blocks with its process, as after `rm -rf data`,
+	// and starts again from height 1 (keys kept).
+	wipe                bool
 	maxGap              uint64 // ticks between decisions allowed on a stable network
 	proposeDelay        int    // ticks a leader waits for transactions before it proposes
 	syncPoll, syncStuck uint64 // ticks: the syncer's poll period, and "behind and stuck" delay
+	// script, if set, runs at every tick after the plan's own events: a scenario that needs a
+	// fault at a chosen moment (sim_return_test.go) injects it there.
+	script func(s *sim)
 }
 
 // Sync timings in ticks at the simulator's scale (a view timeout of 40 ticks stands for the node's
@@ -90,6 +96,11 @@ type outageNode struct {
 	lastProgress  uint64
 	fetchAt       uint64 // when a fetch in flight lands, 0 if none
 	fetched       []Committed
+	// syncHold: the syncer starts no round before this tick (a node still catching up, with its
+	// sync slowed by the network or a frozen peer). holdIn: what is sent to the node before this
+	// tick reaches it only then (a node falling behind).
+	syncHold, holdIn uint64
+	wiped            bool // it lost its WAL and blocks at least once
 }
 
 func (s *sim) initOutages() {
@@ -111,6 +122,9 @@ func (s *sim) initOutages() {
 func (s *sim) outageTick() {
 	p := s.sc.outage
 	o := &s.out
+	if p.script != nil {
+		defer p.script(s)
+	}
 	if s.now == o.nextKill && o.kills < p.kills && s.now <= p.window {
 		s.maybeKill()
 		o.nextKill = s.now + 1 + uint64(s.rng.Intn(int(2*p.window)/p.kills))
@@ -146,9 +160,14 @@ func (s *sim) maybeKill() {
 		return
 	}
 	s.out.kills++
+	s.kill(v, uint64(p.downMin+s.rng.Intn(p.downMax-p.downMin+1)))
+}
+
+// kill takes validator v down for the given ticks: its core and its output in flight are lost.
+func (s *sim) kill(v int, down uint64) {
 	nd := s.nodes[v]
 	nd.out.down, nd.out.downAt = true, s.now
-	nd.out.restartAt = s.now + uint64(p.downMin+s.rng.Intn(p.downMax-p.downMin+1))
+	nd.out.restartAt = s.now + down
 	nd.out.life++
 	nd.core, nd.proposal = nil, nil
 	nd.out.fetchAt, nd.out.fetched, nd.out.syncWake = 0, nil, false
@@ -181,6 +200,10 @@ func (s *sim) restartAfterOutage(i int) {
 		}
 		s.out.brokenUntil[j][i] = until
 		s.stats.oneSided++
+	}
+	if p.wipe {
+		nd.wal, nd.decided = nil, nil
+		nd.out.wiped = true
 	}
 	if s.rebuild(i) {
 		s.drain(i)
@@ -283,6 +306,9 @@ func (s *sim) syncTick(i int) {
 	p := s.sc.outage
 	nd := s.nodes[i]
 	o := &nd.out
+	if s.now < o.syncHold {
+		return
+	}
 	if o.fetchAt != 0 {
 		if s.now >= o.fetchAt {
 			s.applySynced(i)
@@ -353,7 +379,9 @@ func (s *sim) applySynced(i int) {
 // on real processes, and with them repaired, the same run must pass. A model that cannot fail this
 // way would not have found the bug.
 func TestSimulatorFindsOneSidedLinkStall(t *testing.T) {
-	const seed = 1
+	// Most seeds stall without repairs (37 of the first 40); seed 1's run, whose timing changed
+	// when views whose leader is away were shortened, no longer does.
+	const seed = 2
 	sc := outageScenarios()[0]
 	never := sc
 	plan := *sc.outage
@@ -384,6 +412,18 @@ func outageScenarios() []scenario {
 			outage: &outagePlan{kills: 6, window: 400, downMin: 20, downMax: 150, repairMin: 10, repairMax: 60,
 				maxGap: 3 * simViewTimeout, proposeDelay: 10, syncPoll: simSyncPoll, syncStuck: simSyncStuck},
 			liveness: true, maxTicks: 4000, share: 100},
+		// Victims wiped: they sign again, from nothing, what they signed before; only where the
+		// height is decided already may it differ (see drain).
+		{name: "4-outages-wipe", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 10, drop: 0.02, dup: 0.1, maxDelay: 3,
+			outage: &outagePlan{kills: 4, window: 400, downMin: 20, downMax: 150, repairMin: 10, repairMax: 60, wipe: true,
+				maxGap: 2 * simViewTimeout, proposeDelay: 10, syncPoll: simSyncPoll, syncStuck: simSyncStuck},
+			liveness: true, maxTicks: 4000, share: 50},
+		// The same with the node's leader schedule: a validator killed at its turn is passed over
+		// afterwards, and comes back while others may be skipped in its place.
+		{name: "4-outages-leaders", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 10, drop: 0.02, dup: 0.1, maxDelay: 3,
+			outage: &outagePlan{kills: 4, window: 400, downMin: 20, downMax: 150, repairMin: 10, repairMax: 60,
+				maxGap: 2 * simViewTimeout, proposeDelay: 10, syncPoll: simSyncPoll, syncStuck: simSyncStuck},
+			liveness: true, maxTicks: 4000, share: 50, leaders: true},
 	}
 }
 

@@ -34,14 +34,18 @@ type viewTimer struct {
 	set          bool
 }
 
-// fires reports whether the timer is due for the core's current slot: at its time, or a quarter
+// fires reports whether the timer is due for the core's current slot: at its time; a quarter
 // timeout after it was set if the view's leader has fallen silent since (a leader that crashed
-// just before its view began is silent only later).
+// just before its view began is silent only later); or, if the leader is away (see away), a
+// quarter timeout after the core entered the view, and at once if the timer was set later.
 func (t *viewTimer) fires(c *Core) bool {
 	if !t.set || !c.open || t.height != c.height || t.view != c.view {
 		return false
 	}
-	return c.now >= t.at || (c.silent(c.round.leader) && c.now >= t.armed+uint64(max(c.viewTimeout/4, 1)))
+	quarter := uint64(max(c.viewTimeout/4, 1))
+	l := c.round.leader
+	return c.now >= t.at || (c.silent(l) && c.now >= t.armed+quarter) ||
+		(c.away(l) && c.now >= max(t.armed, c.viewSince+quarter))
 }
 
 // maybeArmTimer sets the timeout of the current (height, view), viewTimeoutTicks from now,
@@ -78,11 +82,40 @@ func (c *Core) silent(v uint32) bool {
 	return int64(v) != int64(c.self) && c.now-c.heard[v] > silentAfter*uint64(c.viewTimeout)
 }
 
+// away reports whether validator v, another one, shows no sign of being at c.height, where it
+// leads the current view, when it was heard from lately: it cannot propose here before it catches
+// up, and waiting a whole view timeout for it only stalls the chain (issue #9: a validator back
+// from an outage, still catching up, led view 0; then the leader of view 1, just killed, was not
+// silent yet; the chain waited two view timeouts). In a view above 0, a leader at c.height has
+// sent something here by the time a quorum has timed out with it: a prepare, or its own view
+// change. In view 0 the leader may wait for transactions before it proposes, and one that was a
+// little late at the last height catches up by itself, so only persistent lag counts: a vote it
+// signed for a height this core decided a while before, arriving a quarter timeout or more
+// after this core opened c.height (a validator behind resends its votes every retransmit
+// period). Any message from it at c.height ends it. Only the timing of this validator's own view
+// change depends on it: views still move on a quorum's timeouts or f+1 view changes, so a wrong
+// guess costs a view, never safety.
+func (c *Core) away(v uint32) bool {
+	switch {
+	case int64(v) == int64(c.self) || c.heardHeight[v] >= c.height:
+		return false
+	case c.view > 0:
+		return true
+	}
+	return c.lagAt[v] == c.height && c.lagTick[v] >= c.viewSince+uint64(max(c.viewTimeout/4, 1))
+}
+
 // noteHeard records that m, whose signature verified, came from its sender now. A decision is
 // signed by its certificate, not by its sender, and a relayed copy may be passed on long after
-// its author crashed: neither says who is alive.
+// its author crashed: neither says who is alive. A relayed copy still shows that its author
+// reached m.Height (see away): a leader's view change that reached this node only through a
+// relay is no sign that the leader is away.
 func (c *Core) noteHeard(m *Message) {
-	if m.Type == MsgDecision || m.Relayed {
+	if m.Type == MsgDecision {
+		return
+	}
+	c.heardHeight[m.From] = max(c.heardHeight[m.From], m.Height)
+	if m.Relayed {
 		return
 	}
 	if c.self >= 0 && c.silent(m.From) {
@@ -124,6 +157,7 @@ func (c *Core) viewChangePower() uint64 {
 func (c *Core) startViewChange(view uint64) {
 	c.leaveView()
 	c.view = view
+	c.viewSince = c.now
 	c.round = newRound(c.vals, c.height, view, c.leaderOf(view))
 	c.viewChanges++
 	c.idle, c.voteIdle, c.backoff = 0, 0, 1
@@ -176,6 +210,11 @@ func (c *Core) emit(m *Message, send bool) {
 func (c *Core) stepOtherView(m *Message) error {
 	switch {
 	case m.View < c.view:
+		if m.From == c.round.leader && c.heardHeight[m.From] < c.height && checkAuth(c.chainID, c.vals, m, c.sigs) == nil {
+			// The leader is at the height, only a view or so behind: it is not away (once
+			// per height, so the signature check is bounded).
+			c.noteHeard(m)
+		}
 		return fmt.Errorf("%w: %v for view %d, in view %d", ErrWrongView, m.Type, m.View, c.view)
 	case m.View-c.view > MaxFutureViews:
 		err := fmt.Errorf("%w: %v for view %d, in view %d", ErrFutureView, m.Type, m.View, c.view)

@@ -176,13 +176,14 @@ func TestViewChangeReproposesPrepared(t *testing.T) {
 }
 
 // The leaders of view 0 and view 1 are both down (7 validators, f = 2): view 1 times out too,
-// and view 2 commits. View 0's leader never proposed, so view 1's timeout is not doubled: a
-// crashed leader says nothing of how slow the network is (issue #9).
+// and view 2 commits. View 1's leader sent nothing at the height, so view 1 ends a quarter
+// timeout after the others entered it (issue #9: a crashed leader is not silent for long enough
+// yet, and waiting a whole timeout for it made two such leaders in a row cost two).
 func TestViewChangeDuringViewChange(t *testing.T) {
 	nw := newVnet(t, 7)
 	nw.crashed[1], nw.crashed[2] = true, true // Leader(1, 0) and Leader(1, 1)
 	nw.settle()
-	nw.tick(testViewTimeout + testViewTimeout - 1)
+	nw.tick(testViewTimeout + testViewTimeout/4 - 1)
 	if st := nw.cores[0].Status(); st.View != 1 || len(nw.decided[0]) != 0 {
 		t.Fatalf("status %+v before view 1's timeout", st)
 	}
@@ -563,6 +564,9 @@ func ticksToViewChange(t *testing.T, c *Core, keepAlive ...Message) int {
 func TestViewTimeoutAdapts(t *testing.T) {
 	t.Run("silent leader", func(t *testing.T) {
 		c := timeoutCore(t)
+		// View 1's leader, 2, was at the height (see "silent leader, just entered" for one
+		// that never was), then fell silent.
+		wantErr(t, c.Step(signed(MsgPrepare, 1, 0, 2, nil, DigestOf(valueFor(1, "y")))))
 		if got := ticksToViewChange(t, c); got != testViewTimeout {
 			t.Fatalf("view 0 ended after %d ticks, want %d", got, testViewTimeout)
 		}
@@ -574,6 +578,20 @@ func TestViewTimeoutAdapts(t *testing.T) {
 		wantErr(t, c.Step(viewChange(1, 1, 3, nil)))
 		if got := ticksToViewChange(t, c); got != testViewTimeout/4 {
 			t.Fatalf("view 1, whose leader is silent, ended after %d ticks, want %d", got, testViewTimeout/4)
+		}
+	})
+	t.Run("silent leader, just entered", func(t *testing.T) {
+		// Silent since the start, and nothing from it at this height: a quarter timeout
+		// after the core entered view 1, or at once when the quorum comes later than that.
+		c := timeoutCore(t)
+		ticksToViewChange(t, c)
+		for range 2*testViewTimeout + 1 - testViewTimeout {
+			c.Tick()
+		}
+		wantErr(t, c.Step(viewChange(1, 1, 1, nil)))
+		wantErr(t, c.Step(viewChange(1, 1, 3, nil)))
+		if got := ticksToViewChange(t, c); got != 1 {
+			t.Fatalf("view 1, entered %d ticks ago, ended after %d more ticks, want 1", testViewTimeout+1, got)
 		}
 	})
 	t.Run("leader heard lately", func(t *testing.T) {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -38,6 +37,12 @@ const (
 	syncMinRoundGap    = 200 * time.Millisecond
 	syncLocalBackoff   = 30 * time.Second // after this node failed to apply certified blocks
 )
+
+// syncStatusGrace: a round waits this long after the first peer answered for the others, not
+// syncStatusTimeout. A frozen peer (SIGSTOP, a full disk) keeps its connection and never answers;
+// waiting for it held every round of a node catching up for 2 s (issue #9: the longest gap of a
+// chaos run, 4.02 s, began so).
+const syncStatusGrace = 250 * time.Millisecond
 
 var (
 	// ErrSyncBadBlock is a block or certificate served by block sync that does not verify: the
@@ -142,7 +147,13 @@ func (s *syncer) run(ctx context.Context) {
 	s.lastProgress = time.Now()
 	for {
 		s.notBefore = time.Now().Add(syncMinRoundGap)
-		s.round(ctx)
+		if s.round(ctx) && ctx.Err() == nil && time.Until(s.notBefore) <= syncMinRoundGap {
+			// The chain moved on while the round fetched: go again at once rather than chase a
+			// busy chain's tip a round per syncMinRoundGap (issue #9: a node back from an outage
+			// trailed a chain at 60 blocks/s by 1 to 15 blocks for 20 s). A round that fetches
+			// nothing (the gap is consensus's to close) waits as before.
+			continue
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -160,8 +171,8 @@ func (s *syncer) run(ctx context.Context) {
 }
 
 // round asks the connected peers for their heights and, if this node is behind, fetches blocks
-// until it has what they claimed or runs out of peers.
-func (s *syncer) round(ctx context.Context) {
+// until it has what they claimed or runs out of peers. It reports whether it applied any.
+func (s *syncer) round(ctx context.Context) bool {
 	own := s.blocks.Height()
 	if own != s.lastHeight {
 		s.lastHeight, s.lastProgress = own, time.Now()
@@ -178,7 +189,7 @@ func (s *syncer) round(ctx context.Context) {
 	}
 	// A gap consensus closes by itself is left to it, unless our height has stopped moving.
 	if target <= own || (target <= own+consensus.MaxFutureHeights && time.Since(s.lastProgress) < syncStuckAfter) {
-		return
+		return false
 	}
 	s.log.Info("behind peers; syncing blocks", "height", own, "peers_height", target, "peers", len(heights))
 	s.catchingUp.Store(true)
@@ -190,7 +201,9 @@ func (s *syncer) round(ctx context.Context) {
 		s.log.Info("synced blocks", "from", from, "to", got, "blocks", got-from+1, "txs", txs,
 			"seconds", fmt.Sprintf("%.2f", secs), "blocks_per_s", fmt.Sprintf("%.0f", float64(got-from+1)/secs),
 			"txs_per_s", fmt.Sprintf("%.0f", float64(txs)/secs))
+		return true
 	}
+	return false
 }
 
 // fetchAll fetches batches from the peers in heights until none claims more, switching peers when
@@ -283,32 +296,54 @@ func (s *syncer) hashAt(h uint64) (state.Hash, error) {
 	return state.Hash(consensus.DigestOf(value)), nil
 }
 
-// statuses asks every connected peer not dropped for its height, concurrently.
+// statuses asks every connected peer not dropped for its height, concurrently, and returns the
+// answers in by syncStatusGrace after the first one (or syncStatusTimeout if none came); a peer
+// not in by then is asked again next round.
 func (s *syncer) statuses(ctx context.Context) map[string]uint64 {
 	now := time.Now()
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	out := make(map[string]uint64)
-	for _, p := range s.net.ConnectedPeers() {
+	type answer struct {
+		peer   string
+		height uint64
+		err    error
+	}
+	cctx, cancel := context.WithTimeout(ctx, syncStatusTimeout)
+	defer cancel() // ends the requests still out
+	peers := s.net.ConnectedPeers()
+	answers := make(chan answer, len(peers)) // never blocks a request that ends after we returned
+	asked := 0
+	for _, p := range peers {
 		if until, ok := s.dropped[p]; ok {
 			if now.Before(until) {
 				continue
 			}
 			delete(s.dropped, p)
 		}
-		wg.Go(func() {
-			cctx, cancel := context.WithTimeout(ctx, syncStatusTimeout)
-			defer cancel()
+		asked++
+		go func() {
 			h, err := s.net.SyncStatus(cctx, p)
-			if err != nil {
-				return // not a sync peer (yet), or slow: asked again next round
-			}
-			mu.Lock()
-			out[p] = h
-			mu.Unlock()
-		})
+			answers <- answer{p, h, err}
+		}()
 	}
-	wg.Wait()
+	out := make(map[string]uint64)
+	var grace <-chan time.Time
+	for ; asked > 0; asked-- {
+		select {
+		case a := <-answers:
+			if a.err != nil {
+				continue // not a sync peer (yet), or slow: asked again next round
+			}
+			out[a.peer] = a.height
+			if grace == nil {
+				t := time.NewTimer(syncStatusGrace)
+				defer t.Stop()
+				grace = t.C
+			}
+		case <-grace:
+			return out
+		case <-cctx.Done():
+			return out
+		}
+	}
 	return out
 }
 

@@ -100,6 +100,8 @@ type fakeSyncNet map[string]fakeSyncPeer
 type fakeSyncPeer struct {
 	height uint64
 	fetch  func(from uint64, max int) ([]p2p.SyncedBlock, error)
+	// status, if set, answers status requests instead of height.
+	status func(ctx context.Context) (uint64, error)
 }
 
 func (f fakeSyncNet) ConnectedPeers() []string {
@@ -110,7 +112,12 @@ func (f fakeSyncNet) ConnectedPeers() []string {
 	return out
 }
 
-func (f fakeSyncNet) SyncStatus(_ context.Context, p string) (uint64, error) { return f[p].height, nil }
+func (f fakeSyncNet) SyncStatus(ctx context.Context, p string) (uint64, error) {
+	if st := f[p].status; st != nil {
+		return st(ctx)
+	}
+	return f[p].height, nil
+}
 
 func (f fakeSyncNet) FetchBlocks(_ context.Context, p string, from uint64, max int) ([]p2p.SyncedBlock, error) {
 	return f[p].fetch(from, max)
@@ -355,5 +362,35 @@ func TestSyncStopsOnOwnDivergence(t *testing.T) {
 	}
 	if time.Until(s.notBefore) < syncLocalBackoff/2 {
 		t.Fatalf("no back-off after a local failure: next round at %v", s.notBefore)
+	}
+}
+
+// A frozen peer (SIGSTOP) keeps its connection and never answers. A round must not wait the
+// whole status timeout for it (issue #9: every round of a node catching up waited 2 s while
+// another node was paused): the frozen peer's request is ended once the others have answered.
+func TestSyncStatusesDoNotWaitForAFrozenPeer(t *testing.T) {
+	c := newSyncChain(t)
+	dst, err := New(c.home(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.closeStores()
+	ended := make(chan error, 1)
+	net := fakeSyncNet{
+		"a": {height: 7},
+		"b": {height: 9},
+		"frozen": {status: func(ctx context.Context) (uint64, error) {
+			<-ctx.Done()
+			ended <- ctx.Err()
+			return 0, ctx.Err()
+		}},
+	}
+	got := dst.newSyncer(net).statuses(context.Background())
+	if len(got) != 2 || got["a"] != 7 || got["b"] != 9 {
+		t.Fatalf("statuses = %v, want a at 7 and b at 9", got)
+	}
+	// Canceled, not DeadlineExceeded: the round went on before the status timeout.
+	if err := <-ended; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the frozen peer's request ended with %v, want it cancelled before the status timeout", err)
 	}
 }

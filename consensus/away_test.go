@@ -1,0 +1,164 @@
+package consensus
+
+import "testing"
+
+// awayCore is validator 0 of four at height 5, with heights 3 and 4 decided (view 0 of height 5
+// is led by 1, view 1 by 2), a view timeout of testViewTimeout ticks and a retransmit period of 4.
+func awayCore(t *testing.T) *Core {
+	t.Helper()
+	var recent []Committed
+	for h := uint64(3); h <= 4; h++ {
+		v := valueFor(h, "x")
+		recent = append(recent, Committed{Height: h, Value: v, Certificate: certFor(h, 0, v, 0, 1, 2)})
+	}
+	c, err := New(Config{ChainID: testChain, Validators: equalSet(4), App: &testApp{applied: 4}, Height: 5, Key: keyFor(0),
+		RetransmitTicks: 4, ViewTimeoutTicks: testViewTimeout, Recent: recent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for c.HasReady() {
+		c.Ready()
+		c.Advance()
+	}
+	return c
+}
+
+// lagging is validator from's prepare for height 4, which awayCore decided: stepped a retransmit
+// period after the start, it shows that validator is still at height 4.
+func lagging(from int) Message {
+	return signed(MsgPrepare, 4, 0, from, nil, DigestOf(valueFor(4, "x")))
+}
+
+// Issue #9: a leader that shows it cannot propose at the height (still behind a quarter timeout
+// into view 0, or nothing from it at the height in a later view) gets a quarter of the view
+// timeout, counted from when the core entered the view; one heard from at the height, or only
+// briefly late, gets the whole timeout.
+func TestAwayLeaderShortensItsView(t *testing.T) {
+	t.Run("view 0, leader still voting at a decided height", func(t *testing.T) {
+		c := awayCore(t)
+		for range testViewTimeout / 4 {
+			c.Tick()
+		}
+		wantErr(t, c.Step(lagging(1)), ErrStaleHeight)
+		if got := ticksToViewChange(t, c); got != 1 {
+			t.Fatalf("view 0 ended %d ticks after the leader showed it was still behind, want 1", got)
+		}
+	})
+	t.Run("view 0, leader a little late", func(t *testing.T) {
+		// Behind just after the height opened, and then not: it may be about to propose.
+		c := awayCore(t)
+		c.Tick()
+		c.Tick()
+		wantErr(t, c.Step(lagging(1)), ErrStaleHeight)
+		if got := 2 + ticksToViewChange(t, c); got != testViewTimeout {
+			t.Fatalf("view 0 ended %d ticks after the height opened, want %d", got, testViewTimeout)
+		}
+	})
+	t.Run("view 0, leader caught up", func(t *testing.T) {
+		c := awayCore(t)
+		for range testViewTimeout / 4 {
+			c.Tick()
+		}
+		wantErr(t, c.Step(lagging(1)), ErrStaleHeight)
+		// It is at the height now: its prepare for a proposal this core has not seen yet.
+		wantErr(t, c.Step(signed(MsgPrepare, 5, 0, 1, nil, DigestOf(valueFor(5, "y")))))
+		if got := testViewTimeout/4 + ticksToViewChange(t, c); got != testViewTimeout {
+			t.Fatalf("view 0 ended %d ticks after the height opened, want %d", got, testViewTimeout)
+		}
+	})
+	t.Run("view 0, nothing from the leader", func(t *testing.T) {
+		// It may be waiting for transactions: only silence for two timeouts would cut it short.
+		c := awayCore(t)
+		if got := ticksToViewChange(t, c); got != testViewTimeout {
+			t.Fatalf("view 0 ended after %d ticks, want %d", got, testViewTimeout)
+		}
+	})
+	t.Run("view 1, leader heard lately but never at this height", func(t *testing.T) {
+		c := awayCore(t)
+		c.Tick()
+		c.Tick()
+		wantErr(t, c.Step(lagging(2)), ErrStaleHeight)
+		ticksToViewChange(t, c)
+		wantErr(t, c.Step(viewChange(5, 1, 1, nil)))
+		wantErr(t, c.Step(viewChange(5, 1, 3, nil)))
+		if got := ticksToViewChange(t, c); got != testViewTimeout/4 {
+			t.Fatalf("view 1 ended after %d ticks, want %d", got, testViewTimeout/4)
+		}
+	})
+	t.Run("view 1, leader a view behind", func(t *testing.T) {
+		// Its prepare in view 0 shows it is at the height: it joins view 1 soon.
+		c := awayCore(t)
+		ticksToViewChange(t, c)
+		wantErr(t, c.Step(signed(MsgPrepare, 5, 0, 2, nil, DigestOf(valueFor(5, "y")))), ErrWrongView)
+		wantErr(t, c.Step(viewChange(5, 1, 1, nil)))
+		wantErr(t, c.Step(viewChange(5, 1, 3, nil)))
+		if got := ticksToViewChange(t, c); got != testViewTimeout {
+			t.Fatalf("view 1 ended after %d ticks, want %d", got, testViewTimeout)
+		}
+	})
+	t.Run("view 1, leader's view change in", func(t *testing.T) {
+		c := awayCore(t)
+		c.Tick()
+		c.Tick()
+		wantErr(t, c.Step(lagging(2)), ErrStaleHeight)
+		ticksToViewChange(t, c)
+		wantErr(t, c.Step(viewChange(5, 1, 2, nil)))
+		wantErr(t, c.Step(viewChange(5, 1, 3, nil)))
+		if got := ticksToViewChange(t, c); got != testViewTimeout {
+			t.Fatalf("view 1 ended after %d ticks, want %d", got, testViewTimeout)
+		}
+	})
+}
+
+// Issue #9: a validator without its height's proposal that hears more than a third of the power
+// two heights on knows the height is decided without it, and moves to view 1 at once; its view
+// change, stale for the others, gets it the decision at once.
+func TestCatchUpWithoutTheProposal(t *testing.T) {
+	ahead := func(h uint64, from int) Message {
+		return signed(MsgPrepare, h, 0, from, nil, DigestOf(valueFor(h, "z")))
+	}
+	t.Run("two validators two heights on", func(t *testing.T) {
+		c := awayCore(t)
+		wantErr(t, c.Step(ahead(7, 1)))
+		if st := c.Status(); st.View != 0 {
+			t.Fatalf("left view 0 on one validator ahead: %+v", st)
+		}
+		wantErr(t, c.Step(ahead(7, 2)))
+		if st := c.Status(); st.View != 1 {
+			t.Fatalf("status %+v, want view 1", st)
+		}
+	})
+	t.Run("one height on", func(t *testing.T) {
+		// The slowest validator sees the next height's first votes before its last commits.
+		c := awayCore(t)
+		for from := 1; from < 4; from++ {
+			wantErr(t, c.Step(ahead(6, from)))
+		}
+		if st := c.Status(); st.View != 0 {
+			t.Fatalf("status %+v, want view 0", st)
+		}
+	})
+	t.Run("with the proposal", func(t *testing.T) {
+		c := awayCore(t)
+		wantErr(t, c.Step(signed(MsgPrePrepare, 5, 0, 1, valueFor(5, "p"), Digest{})))
+		for from := 1; from < 4; from++ {
+			wantErr(t, c.Step(ahead(7, from)))
+		}
+		if st := c.Status(); st.View != 0 {
+			t.Fatalf("status %+v, want view 0: the commits may still come", st)
+		}
+	})
+	t.Run("a stale view change gets the decision at once", func(t *testing.T) {
+		c := awayCore(t) // decided height 4 at tick 0: a stale prepare is answered only later
+		wantErr(t, c.Step(lagging(1)), ErrStaleHeight)
+		if rd := c.Ready(); len(rd.Messages) != 0 {
+			t.Fatalf("answered a stale prepare at once: %+v", rd.Messages)
+		}
+		c.Advance()
+		wantErr(t, c.Step(viewChange(4, 1, 1, nil)), ErrStaleHeight)
+		rd := c.Ready()
+		if len(rd.Messages) != 1 || rd.Messages[0].Type != MsgDecision || rd.Messages[0].Height != 4 {
+			t.Fatalf("answered a stale view change with %+v, want the decision of height 4", rd.Messages)
+		}
+	})
+}
