@@ -172,7 +172,14 @@ func (s *syncer) run(ctx context.Context) {
 
 // round asks the connected peers for their heights and, if this node is behind, fetches blocks
 // until it has what they claimed or runs out of peers. It reports whether it applied any.
-func (s *syncer) round(ctx context.Context) bool {
+// catchingUp stays set after a round that applied blocks: the chain moved on meanwhile, and only
+// the next round (run starts it at once) can say whether the node is at the tip (/readyz).
+func (s *syncer) round(ctx context.Context) (applied bool) {
+	defer func() {
+		if !applied {
+			s.catchingUp.Store(false)
+		}
+	}()
 	own := s.blocks.Height()
 	if own != s.lastHeight {
 		s.lastHeight, s.lastProgress = own, time.Now()
@@ -193,7 +200,6 @@ func (s *syncer) round(ctx context.Context) bool {
 	}
 	s.log.Info("behind peers; syncing blocks", "height", own, "peers_height", target, "peers", len(heights))
 	s.catchingUp.Store(true)
-	defer s.catchingUp.Store(false)
 	start, from := time.Now(), own+1
 	txs := s.fetchAll(ctx, heights)
 	if got := s.blocks.Height(); got >= from {
