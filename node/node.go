@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -345,7 +346,8 @@ func (n *Node) Run(ctx context.Context) error {
 		}()
 	}
 	close(n.up)
-	n.log.Info("node started", "chain_id", n.chainID, "moniker", n.cfg.Moniker, "height", n.blocks.Height(),
+	genHash, _ := n.gen.Hash() // a genesis that was parsed from JSON encodes back to it
+	n.log.Info("node started", "chain_id", n.chainID, "genesis_hash", genHash, "moniker", n.cfg.Moniker, "height", n.blocks.Height(),
 		"validator", n.self, "restored_from_wal", len(n.restored), "peer_id", n.host.ID(), "api", "http://"+n.apiLn.Addr().String())
 	loopErr := n.loop(ctx)
 	if loopErr != nil && !errors.Is(loopErr, context.Canceled) {
@@ -436,7 +438,7 @@ func (n *Node) startP2P(ctx context.Context) error {
 		Key:          n.nodeKey,
 		Listen:       n.cfg.P2P.Listen,
 		Announce:     n.cfg.P2P.Announce,
-		Bootstrap:    n.cfg.P2P.Bootstrap,
+		Bootstrap:    n.bootstrapPeers(),
 		AllowedPeers: allowed,
 		Observers:    observers,
 		Validators:   validators,
@@ -475,6 +477,19 @@ func (n *Node) startP2P(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// bootstrapPeers are [p2p] bootstrap and the other genesis validators' announce addresses, once each.
+func (n *Node) bootstrapPeers() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, a := range append(slices.Clone(n.cfg.P2P.Bootstrap), n.gen.BootstrapPeers(n.peerID)...) {
+		if !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // nonceOf reads an account's committed nonce; a read error counts as nonce 0, which only makes the
