@@ -95,7 +95,9 @@ type Node struct {
 	gossipCh chan []byte
 	sendCh   chan []byte
 	syncCh   chan *syncApply // verified blocks from block sync, for the loop to apply
-	syncer   *syncer
+	// checkpoints carries backup requests to the loop, which takes them between blocks.
+	checkpoints chan *checkpointReq
+	syncer      *syncer
 
 	// byz is a misbehaving validator's hooks, set only in a build with -tags byzantine (see
 	// byzantine.go); nil otherwise, and then every hook is skipped.
@@ -145,6 +147,7 @@ func New(home string, logger *slog.Logger) (*Node, error) {
 		gossipCh:     make(chan []byte, 65536),
 		sendCh:       make(chan []byte, 4096),
 		syncCh:       make(chan *syncApply),
+		checkpoints:  make(chan *checkpointReq),
 		up:           make(chan struct{}),
 		stopping:     make(chan struct{}),
 	}
@@ -184,6 +187,10 @@ func (n *Node) openStores() error {
 	dir := filepath.Join(n.home, DataDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
+	}
+	// Checkpoints left by a backup that was interrupted before it packed and removed them.
+	if err := os.RemoveAll(filepath.Join(dir, checkpointsDir)); err != nil {
+		n.log.Warn("removing stale backup checkpoints", "err", err)
 	}
 	backend := kv.Backend(n.cfg.Storage.Backend)
 	opts := kv.Options{Logger: n.log} // pebble's own errors go to the node's log
