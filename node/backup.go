@@ -103,6 +103,7 @@ func (n *Node) Checkpoint(ctx context.Context) (Checkpoint, error) {
 func (n *Node) checkpoint() (Checkpoint, error) {
 	cp, err := checkpointStores(n.home, n.blockDB, n.stateDB)
 	if err != nil {
+		n.log.Warn("a backup's checkpoint failed: check free disk space on the data directory, or stop the node and back it up offline", "err", err)
 		return cp, err
 	}
 	cp.Height, cp.Online = n.blocks.Height(), true
@@ -345,6 +346,19 @@ func Restore(r io.Reader, home string, opts RestoreOptions) (*RestoreResult, err
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		return nil, err
 	}
+	res, err := restoreInto(r, home, opts)
+	if err != nil {
+		// Leave the home empty, as it was, rather than half restored.
+		entries, _ := os.ReadDir(home)
+		for _, e := range entries {
+			os.RemoveAll(filepath.Join(home, e.Name()))
+		}
+		return nil, err
+	}
+	return res, nil
+}
+
+func restoreInto(r io.Reader, home string, opts RestoreOptions) (*RestoreResult, error) {
 	gz, err := gzip.NewReader(r)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBackupFormat, err)
