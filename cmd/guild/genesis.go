@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	ma "github.com/multiformats/go-multiaddr"
 	"github.com/urfave/cli/v2"
 
 	"github.com/guild-ledger/guild/node"
@@ -182,6 +183,15 @@ func genesisAddOrg(c *cli.Context) error {
 	if err := d.AddOrg(e, valKey); err != nil {
 		return err
 	}
+	if cfg, err := node.LoadConfig(home); err == nil {
+		for _, a := range e.Announce {
+			if !announcePortListened(a, cfg.P2P.Listen) {
+				fmt.Fprintf(c.App.ErrWriter, "note: %s's port is not a port of [p2p] listen in %s (%s): "+
+					"fine behind a port-mapping NAT or load balancer, otherwise the other nodes cannot reach this one there\n",
+					a, filepath.Join(home, node.ConfigFile), strings.Join(cfg.P2P.Listen, ", "))
+			}
+		}
+	}
 	if err := d.Save(c.String("draft")); err != nil {
 		return err
 	}
@@ -216,4 +226,30 @@ func parseGenesisAccount(s, walletDir string) (node.GenesisAccount, error) {
 func fileExists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
+}
+
+// announcePortListened reports whether announce's TCP or UDP port is one the node listens on.
+func announcePortListened(announce string, listen []string) bool {
+	port := func(s string) (string, bool) {
+		m, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return "", false
+		}
+		for _, code := range []int{ma.P_TCP, ma.P_UDP} {
+			if v, err := m.ValueForProtocol(code); err == nil {
+				return v, true
+			}
+		}
+		return "", false
+	}
+	want, ok := port(announce)
+	if !ok {
+		return true // no port to compare (checked elsewhere)
+	}
+	for _, l := range listen {
+		if p, ok := port(l); ok && p == want {
+			return true
+		}
+	}
+	return false
 }

@@ -204,3 +204,15 @@ func tail(s string, lines int) string {
 	}
 	return strings.Join(all, "\n")
 }
+
+func TestAnnouncePortListened(t *testing.T) {
+	listen := []string{"/ip4/0.0.0.0/tcp/26656", "/ip4/0.0.0.0/udp/26656/quic-v1"}
+	for a, want := range map[string]bool{
+		"/dns4/node.acme.example/tcp/26656": true,
+		"/ip4/203.0.113.7/tcp/30000":        false,
+	} {
+		if got := announcePortListened(a, listen); got != want {
+			t.Errorf("%s: %v, want %v", a, got, want)
+		}
+	}
+}
