@@ -101,9 +101,20 @@ func (n *Node) Checkpoint(ctx context.Context) (Checkpoint, error) {
 // checkpoint runs on the loop: no block is being stored or executed, so the block store and the
 // state are at the same height.
 func (n *Node) checkpoint() (Checkpoint, error) {
+	cp, err := n.checkpointOnce()
+	if err != nil {
+		n.metrics.checkpoints.WithLabelValues("failed").Inc()
+		n.log.Warn("a backup's checkpoint failed: check free disk space on the data directory, or stop the node and back it up offline", "err", err)
+		return cp, err
+	}
+	n.metrics.checkpoints.WithLabelValues("ok").Inc()
+	n.log.Info("checkpoint taken for a backup", "height", cp.Height, "dir", cp.Dir)
+	return cp, nil
+}
+
+func (n *Node) checkpointOnce() (Checkpoint, error) {
 	cp, err := checkpointStores(n.home, n.blockDB, n.stateDB)
 	if err != nil {
-		n.log.Warn("a backup's checkpoint failed: check free disk space on the data directory, or stop the node and back it up offline", "err", err)
 		return cp, err
 	}
 	cp.Height, cp.Online = n.blocks.Height(), true
@@ -111,7 +122,6 @@ func (n *Node) checkpoint() (Checkpoint, error) {
 		os.RemoveAll(cp.Dir)
 		return Checkpoint{}, fmt.Errorf("%w: block store at %d, state at %d; try again", ErrBackup, cp.Height, sh)
 	}
-	n.log.Info("checkpoint taken for a backup", "height", cp.Height, "dir", cp.Dir)
 	return cp, nil
 }
 
