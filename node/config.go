@@ -102,7 +102,8 @@ type APIConfig struct {
 // AdminConfig is the operator's listener, apart from the API that clients use.
 type AdminConfig struct {
 	// Listen, when set (host:port), serves the operator endpoints there and no longer on the API:
-	// Go's profiler under /debug/pprof/ and POST /v1/evidence. Off by default; keep it on loopback
+	// Go's profiler under /debug/pprof/ and POST /v1/evidence, and (only there) POST
+	// /v1/admin/checkpoint, which `guild node backup` uses on a running node. Off by default; keep it on loopback
 	// (the node warns otherwise): nothing on it is authenticated.
 	Listen string `toml:"listen"`
 }
@@ -351,7 +352,8 @@ const configHeader = `# Guild node configuration. Defaults:
 #   [api] tls_cert_file        = ""        with tls_key_file (PEM): serve the API over HTTPS
 #   [api] tls_key_file         = ""
 #   [admin] listen             = ""        e.g. "127.0.0.1:8646": serve /debug/pprof/ and
-#                                          POST /v1/evidence there instead of on the API (keep it on loopback)
+#                                          POST /v1/evidence there instead of on the API (keep it on loopback);
+#                                          guild node backup of a running node needs it
 #   [storage] backend          = "pebbledb"  or "goleveldb", or "memdb" (nothing kept on disk)
 #   [storage] min_free_mb      = 1024      warn below this much free disk space on data/; below
 #                                          100 MB (or this, if lower) log errors and report not ready

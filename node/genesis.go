@@ -2,12 +2,15 @@ package node
 
 import (
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"time"
+
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/guild-ledger/guild/consensus"
 	"github.com/guild-ledger/guild/state"
@@ -35,6 +38,10 @@ type GenesisValidator struct {
 	PubKey string `json:"pub_key"` // hex ed25519 consensus key
 	PeerID string `json:"peer_id"` // libp2p ID of the node that runs this validator
 	Power  uint64 `json:"power"`
+	// Announce holds multiaddrs (without /p2p/) where this validator's node is reached; every
+	// other node dials them at start (BootstrapPeers), so a genesis from a ceremony is enough
+	// for the members to find each other.
+	Announce []string `json:"announce,omitempty"`
 }
 
 // GenesisAccount funds an account at height 0.
@@ -63,13 +70,50 @@ func LoadGenesis(path string) (*Genesis, error) {
 	return &g, nil
 }
 
-// Save writes the genesis as indented JSON.
+// Save writes the genesis as indented JSON (Encode).
 func (g *Genesis) Save(path string) error {
-	b, err := json.MarshalIndent(g, "", "  ")
+	b, err := g.Encode()
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, append(b, '\n'), 0o644)
+	return os.WriteFile(path, b, 0o644)
+}
+
+// Encode is the canonical text of the genesis: indented JSON with a final newline, as Save writes it.
+func (g *Genesis) Encode() ([]byte, error) {
+	b, err := json.MarshalIndent(g, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+// Hash is the genesis hash that members compare out of band: SHA-256 of Encode, the canonical
+// re-encoding of the parsed genesis. For a file written by Save (as `guild genesis collect`
+// writes it) that is the SHA-256 of the file's bytes, so `sha256sum genesis.json` agrees; a
+// file re-indented by hand keeps its hash, and any change of content changes it.
+func (g *Genesis) Hash() (string, error) {
+	b, err := g.Encode()
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// BootstrapPeers are the full multiaddrs (ending in /p2p/<peer id>) of the other validators'
+// announce addresses: what a node dials at start besides [p2p] bootstrap.
+func (g *Genesis) BootstrapPeers(self string) []string {
+	var out []string
+	for _, v := range g.Validators {
+		if v.PeerID == "" || v.PeerID == self {
+			continue
+		}
+		for _, a := range v.Announce {
+			out = append(out, a+"/p2p/"+v.PeerID)
+		}
+	}
+	return out
 }
 
 // Validate checks what every node relies on: a chain ID, at least one validator, distinct keys and
@@ -94,6 +138,14 @@ func (g *Genesis) Validate() error {
 			return fmt.Errorf("node: genesis validator %d (%s) repeats a key or peer ID", i, v.Name)
 		}
 		keys[v.PubKey], peers[v.PeerID] = true, true
+		for _, a := range v.Announce {
+			if err := checkAnnounce(a); err != nil {
+				return fmt.Errorf("node: genesis validator %d (%s): %w", i, v.Name, err)
+			}
+		}
+		if len(v.Announce) > 0 && v.PeerID == "" {
+			return fmt.Errorf("node: genesis validator %d (%s) announces addresses but has no peer_id", i, v.Name)
+		}
 		if total+v.Power < total {
 			return errors.New("node: genesis total voting power overflows")
 		}
@@ -157,4 +209,24 @@ func (g *Genesis) StateAccounts() []state.GenesisAccount {
 		out = append(out, state.GenesisAccount{Address: a.Address, Balance: a.Balance})
 	}
 	return out
+}
+
+// checkAnnounce accepts a dialable multiaddr without a peer ID: port 0 cannot be dialed, and the
+// peer ID is the validator's own field.
+func checkAnnounce(a string) error {
+	m, err := ma.NewMultiaddr(a)
+	if err != nil {
+		return fmt.Errorf("announce address %q is not a multiaddr: %v", a, err)
+	}
+	for _, p := range m.Protocols() {
+		if p.Code == ma.P_P2P {
+			return fmt.Errorf("announce address %q: leave out /p2p/<peer id> (peer_id says it)", a)
+		}
+	}
+	for _, code := range []int{ma.P_TCP, ma.P_UDP} {
+		if port, err := m.ValueForProtocol(code); err == nil && port == "0" {
+			return fmt.Errorf("announce address %q: port 0 cannot be dialed", a)
+		}
+	}
+	return nil
 }

@@ -49,6 +49,10 @@ func (n *Node) loop(ctx context.Context) error {
 				}
 				n.noteRefused(m.From, msg, err)
 			}
+		case req := <-n.checkpoints:
+			cp, err := n.checkpoint()
+			req.reply <- checkpointRes{cp: cp, err: err} // buffered
+			continue
 		case reply := <-n.health.probes:
 			reply <- n.probe() // buffered: never blocks
 			continue

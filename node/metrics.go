@@ -35,6 +35,8 @@ type metrics struct {
 	// would fail; txsLeftOut the transactions this node's own proposals left out for failing.
 	invalidProposals *prometheus.CounterVec
 	txsLeftOut       prometheus.Counter
+	// checkpoints counts the checkpoints taken for backups, by result (ok, failed).
+	checkpoints *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -78,8 +80,10 @@ func newMetrics() *metrics {
 			Help: "Signed proposals refused because a transaction in them would fail (a correct leader leaves those out), by leader; see GET /v1/offences."}, []string{"validator"}),
 		txsLeftOut: prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_txs_left_out_total",
 			Help: "Transactions this node, as leader, left out of its proposals because they would fail (rejected, or waiting on an earlier nonce)."}),
+		checkpoints: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "guild_backup_checkpoints_total",
+			Help: "Store checkpoints taken for `guild node backup` through the admin listener, by result (ok, failed)."}, []string{"result"}),
 	}
-	m.reg.MustRegister(m.invalidMessages, m.outOfWindow, m.leaderSkips, m.leadersSkipped, m.invalidProposals, m.txsLeftOut,
+	m.reg.MustRegister(m.checkpoints, m.invalidMessages, m.outOfWindow, m.leaderSkips, m.leadersSkipped, m.invalidProposals, m.txsLeftOut,
 		m.roundsPerHeight, m.evidenceCaught, m.evidenceCommitted, m.evidencePending,
 		m.height, m.blocks, m.txsApplied, m.txsRejected, m.mempool, m.commitSeconds, m.heightSeconds, m.view, m.viewChanges,
 		m.gossipDropped, m.sendDropped, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -94,7 +95,9 @@ type Node struct {
 	gossipCh chan []byte
 	sendCh   chan []byte
 	syncCh   chan *syncApply // verified blocks from block sync, for the loop to apply
-	syncer   *syncer
+	// checkpoints carries backup requests to the loop, which takes them between blocks.
+	checkpoints chan *checkpointReq
+	syncer      *syncer
 
 	// byz is a misbehaving validator's hooks, set only in a build with -tags byzantine (see
 	// byzantine.go); nil otherwise, and then every hook is skipped.
@@ -144,6 +147,7 @@ func New(home string, logger *slog.Logger) (*Node, error) {
 		gossipCh:     make(chan []byte, 65536),
 		sendCh:       make(chan []byte, 4096),
 		syncCh:       make(chan *syncApply),
+		checkpoints:  make(chan *checkpointReq),
 		up:           make(chan struct{}),
 		stopping:     make(chan struct{}),
 	}
@@ -183,6 +187,10 @@ func (n *Node) openStores() error {
 	dir := filepath.Join(n.home, DataDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
+	}
+	// Checkpoints left by a backup that was interrupted before it packed and removed them.
+	if err := os.RemoveAll(filepath.Join(dir, checkpointsDir)); err != nil {
+		n.log.Warn("removing stale backup checkpoints", "err", err)
 	}
 	backend := kv.Backend(n.cfg.Storage.Backend)
 	opts := kv.Options{Logger: n.log} // pebble's own errors go to the node's log
@@ -345,7 +353,8 @@ func (n *Node) Run(ctx context.Context) error {
 		}()
 	}
 	close(n.up)
-	n.log.Info("node started", "chain_id", n.chainID, "moniker", n.cfg.Moniker, "height", n.blocks.Height(),
+	genHash, _ := n.gen.Hash() // a genesis that was parsed from JSON encodes back to it
+	n.log.Info("node started", "chain_id", n.chainID, "genesis_hash", genHash, "moniker", n.cfg.Moniker, "height", n.blocks.Height(),
 		"validator", n.self, "restored_from_wal", len(n.restored), "peer_id", n.host.ID(), "api", "http://"+n.apiLn.Addr().String())
 	loopErr := n.loop(ctx)
 	if loopErr != nil && !errors.Is(loopErr, context.Canceled) {
@@ -436,7 +445,7 @@ func (n *Node) startP2P(ctx context.Context) error {
 		Key:          n.nodeKey,
 		Listen:       n.cfg.P2P.Listen,
 		Announce:     n.cfg.P2P.Announce,
-		Bootstrap:    n.cfg.P2P.Bootstrap,
+		Bootstrap:    n.bootstrapPeers(),
 		AllowedPeers: allowed,
 		Observers:    observers,
 		Validators:   validators,
@@ -475,6 +484,19 @@ func (n *Node) startP2P(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// bootstrapPeers are [p2p] bootstrap and the other genesis validators' announce addresses, once each.
+func (n *Node) bootstrapPeers() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, a := range append(slices.Clone(n.cfg.P2P.Bootstrap), n.gen.BootstrapPeers(n.peerID)...) {
+		if !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // nonceOf reads an account's committed nonce; a read error counts as nonce 0, which only makes the

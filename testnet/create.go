@@ -121,6 +121,9 @@ func Create(opts CreateOptions) (m *Manifest, err error) {
 			PubKey: hex.EncodeToString(valKey.Public().(ed25519.PublicKey)),
 			PeerID: peerID,
 			Power:  1,
+			// Every node dials the others' announce addresses (Genesis.BootstrapPeers), as
+			// after a genesis ceremony across hosts.
+			Announce: []string{listen[i-1]},
 		})
 	}
 
@@ -156,12 +159,8 @@ func Create(opts CreateOptions) (m *Manifest, err error) {
 		// If the UDP port happens to be taken, the node still listens on TCP.
 		cfg.P2P.Listen = []string{listen[i], fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", ports[2*i])}
 		cfg.P2P.MDNS = true
-		cfg.P2P.Bootstrap = nil
-		for j, other := range m.Nodes {
-			if j != i {
-				cfg.P2P.Bootstrap = append(cfg.P2P.Bootstrap, other.P2P)
-			}
-		}
+		// The same list the node derives from genesis, written out so that an operator sees it.
+		cfg.P2P.Bootstrap = gen.BootstrapPeers(nd.PeerID)
 		cfg.API.Listen = fmt.Sprintf("127.0.0.1:%d", ports[2*i+1])
 		cfg.Storage.Backend = opts.Backend
 		if err := cfg.Validate(); err != nil {
@@ -277,3 +276,7 @@ func newChainID() (string, error) {
 	}
 	return "guild-testnet-" + hex.EncodeToString(b[:]), nil
 }
+
+// FreePorts gives n distinct TCP ports on loopback that were free a moment ago: for addresses that
+// must be known before a node starts (announce addresses in a genesis cannot say port 0).
+func FreePorts(n int) ([]int, error) { return freePorts(n) }

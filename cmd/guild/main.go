@@ -61,6 +61,7 @@ func newApp() *cli.App {
 		Version: versionString(),
 		Commands: []*cli.Command{
 			nodeCommand(),
+			genesisCommand(),
 			walletCommand(),
 			testnetCommand(),
 			accountCommand(),

@@ -108,6 +108,8 @@ func nodeCommand() *cli.Command {
 					return nil
 				},
 			},
+			nodeBackupCommand(),
+			nodeRestoreCommand(),
 			{
 				Name:   "peers",
 				Usage:  "list a running node's connected peers: address, latency, gossip score and role",

@@ -1,6 +1,7 @@
 package kv
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -93,4 +94,29 @@ func (l *pebbleLogger) Fatalf(format string, args ...any) {
 		"and, if the store is damaged, move the data directory aside and start the node to resync from peers",
 		"err", fmt.Sprintf(format, args...), "exit_code", ExitStorageFatal)
 	l.exit(ExitStorageFatal)
+}
+
+// ErrNoCheckpoint is returned by Checkpoint for a backend that cannot take one.
+var ErrNoCheckpoint = errors.New("kv: this storage backend cannot take a checkpoint (pebbledb can)")
+
+// Checkpoint writes a consistent copy of s, as of the call, to the new directory dest: pebble's
+// checkpoint, which hard-links the immutable tables and copies the rest, so it is quick and safe
+// while the store is in use. Writes made meanwhile are either all in the copy or not at all, batch
+// by batch. Only pebbledb stores can; others give ErrNoCheckpoint.
+func Checkpoint(s Store, dest string) error {
+	st, ok := s.(*store)
+	if !ok {
+		return ErrNoCheckpoint
+	}
+	if st.closed.Load() {
+		return ErrClosed
+	}
+	p, ok := st.db.(*dbm.PebbleDB)
+	if !ok {
+		return ErrNoCheckpoint
+	}
+	if err := p.DB().Checkpoint(dest, pebble.WithFlushedWAL()); err != nil {
+		return st.fail("checkpoint", err)
+	}
+	return nil
 }
