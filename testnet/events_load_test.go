@@ -187,7 +187,7 @@ func TestSlowEventSubscriberUnderLoad(t *testing.T) {
 		t.Logf("baseline (%s=1, no slow subscriber): node1's peak RSS %.1f MiB", eventsBaselineEnv, mib(peak))
 		return
 	}
-	t.Logf("%d slow subscribers: at most %d blocks behind during the load, the most advanced at height %d of %d when it ended; all read the rest in %v; node1 cut off %v slow subscribers",
+	t.Logf("slow subscribers (%d): at most %d blocks behind during the load, the most advanced at height %d of %d when it ended; all read the rest in %v; node1 cut off %v slow subscribers",
 		len(slows), maxLag.Load(), slowAtEnd, tip, caughtUp.Round(time.Millisecond), cut)
 	for _, s := range slows[:stallingSubscribers] {
 		if s.streams < 2 {
