@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -682,4 +683,169 @@ func BenchmarkBlockEvents(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
+}
+
+// heldWriter is a connection whose subscriber stops reading once budget bytes went through:
+// from then on each write waits until release is closed (or the handler's deadline passes) and
+// then fails as a socket does. blocked is closed at the first write that waits.
+type heldWriter struct {
+	mu       sync.Mutex
+	header   http.Header
+	budget   int
+	deadline time.Time
+	blocked  chan struct{}
+	release  chan struct{}
+	once     sync.Once
+}
+
+func (w *heldWriter) Header() http.Header { return w.header }
+func (w *heldWriter) WriteHeader(int)     {}
+func (w *heldWriter) Flush()              {}
+
+func (w *heldWriter) SetWriteDeadline(t time.Time) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.deadline = t
+	return nil
+}
+
+func (w *heldWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	if len(p) <= w.budget {
+		w.budget -= len(p)
+		w.mu.Unlock()
+		return len(p), nil
+	}
+	w.budget = 0
+	d := w.deadline
+	w.mu.Unlock()
+	w.once.Do(func() { close(w.blocked) })
+	select {
+	case <-w.release:
+	case <-time.After(time.Until(d)):
+	}
+	return 0, &net.OpError{Op: "write", Net: "tcp", Err: os.ErrDeadlineExceeded}
+}
+
+// liveHeap is the heap still reachable after a full collection.
+func liveHeap() uint64 {
+	var m runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// medianHeap is the median of liveHeap sampled 5 times 50 ms apart.
+func medianHeap() uint64 {
+	var s []uint64
+	for range 5 {
+		s = append(s, liveHeap())
+		time.Sleep(50 * time.Millisecond)
+	}
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// stalledHeapSlack is the most heap a stalled subscriber may hold: its handler is writing one
+// block's events (here at most 200 transactions, ~70 KB of event text) when it stalls.
+const stalledHeapSlack = 512 << 10
+
+// A subscriber that stops reading holds, on the node, the block its handler was writing and no
+// more, however far behind it is: its events are read from the block store as it takes them,
+// never queued ahead. Here it stalls at the start of a history of ~8,000 events (~2.6 MB of event
+// text): the heap it holds stays under stalledHeapSlack. A node that
+// queued its events ahead of a blocked write holds the whole history and fails.
+func TestStalledEventSubscriberHoldsNoBacklog(t *testing.T) {
+	const txs, perBlock = 8000, 200
+	home := t.TempDir()
+	if _, err := InitHome(home, "solo"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.API.Listen, cfg.P2P.Listen, cfg.Storage.Backend = "127.0.0.1:0", []string{"/ip4/127.0.0.1/tcp/0"}, "memdb"
+	// No empty blocks: the node stays idle while the heap is measured.
+	cfg.Consensus.EmptyBlockMillis = 600_000
+	if err := SaveConfig(home, cfg); err != nil {
+		t.Fatal(err)
+	}
+	gen, err := LoadGenesis(filepath.Join(home, GenesisFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, key, _ := ed25519.GenerateKey(nil)
+	from := state.AddressFromPubKey(key.Public().(ed25519.PublicKey))
+	gen.Accounts = append(gen.Accounts, GenesisAccount{Address: from, Balance: 1 << 30})
+	if err := gen.Save(filepath.Join(home, GenesisFile)); err != nil {
+		t.Fatal(err)
+	}
+	n, c, _ := runNode(t, home)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	// Batches of perBlock, each committed before the next: small blocks, so that the one block a
+	// stalled handler holds is small next to the history.
+	var to state.Address
+	to[0] = 3
+	var last string
+	for b := 0; b < txs/perBlock; b++ {
+		raws := make([][]byte, perBlock)
+		for i := range raws {
+			raws[i] = signedRaw(t, n.chainID, key, uint64(b*perBlock+i), state.TxBody{Transfer: &state.Transfer{To: to, Amount: 1}})
+		}
+		resp, err := c.SubmitTxs(ctx, raws)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = resp.Results[len(raws)-1].Hash
+		if ts, err := c.WaitTx(ctx, last); err != nil || ts.Height == 0 {
+			t.Fatalf("batch %d: %+v %v", b, ts, err)
+		}
+	}
+	ts, err := c.Tx(ctx, last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	backlog := 0
+	for h := uint64(1); h <= ts.Height; h++ {
+		if _, err := n.blockEvents(h, 0, true, func(ev *streamEvent) error {
+			b, err := json.Marshal(ev.data)
+			backlog += len(b)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if backlog < 4*stalledHeapSlack {
+		t.Fatalf("a history of %d bytes of events is too small to tell a backlog from the slack %d", backlog, stalledHeapSlack)
+	}
+
+	// Measured against the heap before it subscribes: memory other tests leave to be freed can
+	// only lower the difference, not fake a backlog.
+	before := medianHeap()
+	es := newEventServer(n)
+	es.writeTimeout = time.Minute // not cut off while measured
+	w := &heldWriter{header: http.Header{}, budget: 1024, blocked: make(chan struct{}), release: make(chan struct{})}
+	req := httptest.NewRequest(http.MethodGet, "/v1/events?from_height=1", nil).WithContext(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		es.serve(w, req)
+	}()
+	select {
+	case <-w.blocked:
+	case <-ctx.Done():
+		t.Fatal("the subscriber's handler never wrote past its budget")
+	}
+	// The handler blocks at once; a node that read ahead into a queue would need a moment to do
+	// so: the median of samples over a quarter second is taken, so that such a node is caught,
+	// not raced, and a passing allocation of the node's is not counted.
+	stalled := medianHeap()
+	close(w.release)
+	<-done
+	held := int64(stalled) - int64(before)
+	t.Logf("history of %d blocks, %d transactions, %d bytes of event data; the stalled subscriber held %d bytes of heap (slack %d)",
+		ts.Height, txs, backlog, held, stalledHeapSlack)
+	if held > stalledHeapSlack {
+		t.Fatalf("a stalled subscriber held %d bytes of heap, more than %d: it queues events it cannot send (history %d bytes)", held, stalledHeapSlack, backlog)
+	}
 }

@@ -34,6 +34,14 @@ func NewClient(base string) *Client {
 	}
 }
 
+// NewClientWith is NewClient over hc: its transport (dialer, socket buffers) carries every
+// request, event streams included; its Timeout applies to all but event streams.
+func NewClientWith(base string, hc *http.Client) *Client {
+	c := NewClient(base)
+	c.http = hc
+	return c
+}
+
 // Base is the node URL the client talks to.
 func (c *Client) Base() string { return c.base }
 
