@@ -157,7 +157,7 @@ func RunLoad(ctx context.Context, opts LoadOptions) (*LoadReport, error) {
 	r.Rejected, r.Errors, r.Throttled = int(sub.rejected.Load()), int(sub.errors.Load()), int(sub.throttled.Load())
 	r.FirstRejection, _ = sub.firstRejection.Load().(string)
 	r.Behind = behind
-	r.SubmitWindow = submitEnd.Sub(submitStart)
+	r.SubmitStart, r.SubmitWindow = submitStart, submitEnd.Sub(submitStart)
 	if r.SubmitWindow > 0 {
 		r.SubmitRate = float64(r.Submitted) / r.SubmitWindow.Seconds()
 	}

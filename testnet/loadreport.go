@@ -25,6 +25,7 @@ type LoadReport struct {
 	Errors         int           `json:"errors"`      // no answer, or a 5xx other than 503
 	Throttled      int           `json:"throttled"`   // 429 or 503 answers; the same tx was retried
 	Behind         int           `json:"behind"`      // releases dropped: every worker was busy or waiting to sign
+	SubmitStart    time.Time     `json:"-"`           // the first release
 	SubmitWindow   time.Duration `json:"-"`           // from the first release to the last submission
 	SubmitRate     float64       `json:"submit_rate"` // Submitted / SubmitWindow
 	FirstRejection string        `json:"first_rejection,omitempty"`
