@@ -87,6 +87,10 @@ func (n *Node) SubmitBatch(ctx context.Context, raws [][]byte) ([]state.Hash, []
 			reqs[i], errs[i] = nil, ctx.Err()
 		case <-n.stopping:
 			reqs[i], errs[i] = nil, errStopping
+		default:
+			// The admission workers are behind: refuse now (busy, retry later) rather than
+			// queue behind them (overload.go).
+			reqs[i], errs[i] = nil, ErrMempoolFull
 		}
 	}
 	for i, req := range reqs {

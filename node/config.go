@@ -148,6 +148,13 @@ type MempoolConfig struct {
 	// GossipBatchMillis: transactions received by the API are gossiped in batches collected over
 	// this long (or until a batch is full).
 	GossipBatchMillis int `toml:"gossip_batch_ms"`
+	// MaxPending: while the mempool holds this many transactions the API refuses new ones at
+	// once (503 with Retry-After) rather than queue work the node cannot finalize soon. 0 means
+	// three blocks' worth (3 × the block size this node proposes).
+	MaxPending int `toml:"max_pending"`
+	// MaxFinalityLagMillis: while transactions are pending and no block has been finalized for
+	// this long, the API refuses new ones the same way. 0 means two view timeouts.
+	MaxFinalityLagMillis int `toml:"max_finality_lag_ms"`
 }
 
 type LogConfig struct {
@@ -260,6 +267,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Mempool.Size <= 0 || c.Mempool.GossipBatchMillis <= 0 {
 		return errors.New("node: mempool size and gossip_batch_ms must be positive")
+	}
+	if c.Mempool.MaxPending < 0 || c.Mempool.MaxFinalityLagMillis < 0 {
+		return errors.New("node: mempool max_pending and max_finality_lag_ms must be 0 (the default) or positive")
 	}
 	if len(c.P2P.Listen) == 0 {
 		return errors.New("node: p2p.listen needs at least one multiaddr")

@@ -257,6 +257,7 @@ func (n *Node) commit(c consensus.Committed) error {
 		n.metrics.heightSeconds.Observe(time.Since(n.lastCommit).Seconds())
 	}
 	n.lastCommit = time.Now()
+	n.gate.committed(n.lastCommit)
 	n.log.Debug("block committed", "height", c.Height, "bytes", len(c.Value), "store", saved,
 		"total", time.Since(start))
 	return nil

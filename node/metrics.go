@@ -37,6 +37,8 @@ type metrics struct {
 	txsLeftOut       prometheus.Counter
 	// checkpoints counts the checkpoints taken for backups, by result (ok, failed).
 	checkpoints *prometheus.CounterVec
+	// apiRefused counts submissions refused at the door with 503 (overload.go), by reason.
+	apiRefused *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -82,8 +84,10 @@ func newMetrics() *metrics {
 			Help: "Transactions this node, as leader, left out of its proposals because they would fail (rejected, or waiting on an earlier nonce)."}),
 		checkpoints: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "guild_backup_checkpoints_total",
 			Help: "Store checkpoints taken for `guild node backup` through the admin listener, by result (ok, failed)."}, []string{"result"}),
+		apiRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "guild_api_refused_total",
+			Help: "Submission requests refused with 503 and Retry-After because the node was overloaded: reason pending (mempool above mempool.max_pending) or lag (no block finalized for mempool.max_finality_lag_ms)."}, []string{"reason"}),
 	}
-	m.reg.MustRegister(m.checkpoints, m.invalidMessages, m.outOfWindow, m.leaderSkips, m.leadersSkipped, m.invalidProposals, m.txsLeftOut,
+	m.reg.MustRegister(m.apiRefused, m.checkpoints, m.invalidMessages, m.outOfWindow, m.leaderSkips, m.leadersSkipped, m.invalidProposals, m.txsLeftOut,
 		m.roundsPerHeight, m.evidenceCaught, m.evidenceCommitted, m.evidencePending,
 		m.height, m.blocks, m.txsApplied, m.txsRejected, m.mempool, m.commitSeconds, m.heightSeconds, m.view, m.viewChanges,
 		m.gossipDropped, m.sendDropped, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

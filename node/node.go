@@ -91,6 +91,7 @@ type Node struct {
 	// served is the last height whose block, results and tx index are all written: what the API
 	// shows, so a reader never sees a block without its results.
 	served   atomic.Uint64
+	gate     admissionGate // the API's overload check: overload.go
 	admitCh  chan *admitReq
 	gossipCh chan []byte
 	sendCh   chan []byte
@@ -173,6 +174,7 @@ func New(home string, logger *slog.Logger) (*Node, error) {
 		n.closeStores()
 		return nil, err
 	}
+	n.gate.setParams(cfg.Mempool, n.params)
 	n.self = n.selfIndex(n.blocks.Height() + 1)
 	// Every node keeps a WAL, not only the validators of today: governance may make it one.
 	if n.wal, n.restored, err = OpenWAL(filepath.Join(n.home, DataDir, WALFile)); err != nil {
