@@ -18,7 +18,7 @@ import (
 // Each signature is verified once per node; the sigCache remembers it for proposals and execution.
 
 const (
-	admitBatch    = 256
+	admitBatch    = verifyBatch
 	gossipMaxTxs  = 2048
 	gossipMaxSize = 1 << 20
 	// maxTxBatchBytes bounds one gossiped batch on the wire.
@@ -42,6 +42,8 @@ type decodedTx struct {
 }
 
 func (n *Node) startAdmission(ctx context.Context) {
+	n.wg.Add(1)
+	go func() { defer n.wg.Done(); n.verifier.run(ctx) }()
 	for i := 0; i < 2; i++ {
 		n.wg.Add(1)
 		go n.admitWorker(ctx)
@@ -156,24 +158,12 @@ func (n *Node) admitWorker(ctx context.Context) {
 				break fill
 			}
 		}
-		var toVerify []*state.Tx
-		var idx []int
+		txs := make([]*state.Tx, len(batch))
+		hashes := make([]state.Hash, len(batch))
 		for i, r := range batch {
-			if !n.sigs.Verified(r.hash) {
-				toVerify = append(toVerify, r.tx)
-				idx = append(idx, i)
-			}
+			txs[i], hashes[i] = r.tx, r.hash
 		}
-		errs := make([]error, len(batch))
-		if len(toVerify) > 0 {
-			for j, err := range state.VerifyTxs(n.chainID, toVerify) {
-				if err != nil {
-					errs[idx[j]] = err
-				} else {
-					n.sigs.add(batch[idx[j]].hash)
-				}
-			}
-		}
+		errs := n.verifier.verify(ctx, txs, hashes)
 		for i, r := range batch {
 			err := errs[i]
 			if err == nil {
@@ -251,27 +241,24 @@ func (n *Node) validateTxBatch(from string, data []byte) (p2p.Verdict, any) {
 		return p2p.Reject, nil
 	}
 	out := make([]decodedTx, 0, len(raws))
-	var toVerify []*state.Tx
-	var idx []int
+	txs := make([]*state.Tx, 0, len(raws))
+	hashes := make([]state.Hash, 0, len(raws))
 	for _, raw := range raws {
 		tx, err := state.DecodeTx(raw)
 		if err != nil || tx.Body.ChainID != n.chainID {
 			return p2p.Reject, nil
 		}
 		h := state.HashTx(raw)
-		if !n.sigs.Verified(h) {
-			toVerify = append(toVerify, tx)
-			idx = append(idx, len(out))
-		}
 		out = append(out, decodedTx{raw: raw, hash: h, tx: tx})
+		txs, hashes = append(txs, tx), append(hashes, h)
 	}
-	for _, err := range state.VerifyTxs(n.chainID, toVerify) {
+	for _, err := range n.verifier.verify(context.Background(), txs, hashes) {
+		if errors.Is(err, errStopping) {
+			return p2p.Ignore, nil
+		}
 		if err != nil {
 			return p2p.Reject, nil
 		}
-	}
-	for _, i := range idx {
-		n.sigs.add(out[i].hash)
 	}
 	return p2p.Accept, out
 }

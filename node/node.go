@@ -56,6 +56,7 @@ type Node struct {
 	pool             *Mempool
 	evidence         *EvidencePool
 	sigs             *sigCache
+	verifier         *verifier // every transaction signature from the API and gossip: verifier.go
 	rejected         *reasonCache
 	host             *p2p.Host
 	core             *consensus.Core
@@ -153,6 +154,7 @@ func New(home string, logger *slog.Logger) (*Node, error) {
 		stopping:     make(chan struct{}),
 	}
 	n.pool.superseded = n.rejected.put
+	n.verifier = newVerifier(n.chainID, n.sigs, n.metrics, n.stopping)
 	if n.peerID, err = p2p.PeerIDFromKey(nodeKey); err != nil {
 		return nil, err
 	}
