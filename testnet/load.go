@@ -540,6 +540,7 @@ func (sub *submitter) submitBatch(ctx context.Context, apiURL string, items []ba
 				switch {
 				case r.Status == api.TxPending:
 					sub.accepted.Add(1)
+					sub.tracker.accepted(items[i].tx.hash, time.Now())
 				case r.Status == api.TxBusy || tooFarAhead(r.Error) && waitFar(&farSince):
 					sub.throttled.Add(1)
 					busy = append(busy, items[i])
@@ -597,6 +598,7 @@ func (sub *submitter) submit(ctx context.Context, apiURL string, tx signedTx) bo
 			return false
 		default:
 			sub.accepted.Add(1)
+			sub.tracker.accepted(tx.hash, time.Now())
 			return true
 		}
 	}
