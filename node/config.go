@@ -150,7 +150,7 @@ type MempoolConfig struct {
 	GossipBatchMillis int `toml:"gossip_batch_ms"`
 	// MaxPending: while the mempool holds this many transactions the API refuses new ones at
 	// once (503 with Retry-After) rather than queue work the node cannot finalize soon. 0 means
-	// three blocks' worth (3 × the block size this node proposes).
+	// two blocks' worth (2 × the block size this node proposes).
 	MaxPending int `toml:"max_pending"`
 	// MaxFinalityLagMillis: while transactions are pending and no block has been finalized for
 	// this long, the API refuses new ones the same way. 0 means two view timeouts.

@@ -36,13 +36,14 @@ type admissionGate struct {
 	lastWarn   atomic.Int64 // unix ns
 }
 
-// setParams derives the gate from the parameters in force: a few blocks' worth of pending
-// transactions (beyond that, a new one waits more than a few block times to be proposed), and a
-// lag of two view timeouts (a view change takes one).
+// setParams derives the gate from the parameters in force: two blocks' worth of pending
+// transactions (the next block full, and the one after; beyond that a new transaction only waits
+// longer: its latency is what is pending over the throughput), and a lag of two view timeouts (a
+// view change takes one).
 func (g *admissionGate) setParams(cfg MempoolConfig, p params) {
 	pending := int64(cfg.MaxPending)
 	if pending <= 0 {
-		pending = 3 * int64(max(p.proposeTxs, 1))
+		pending = 2 * int64(max(p.proposeTxs, 1))
 	}
 	g.maxPending.Store(min(pending, int64(cfg.Size)))
 	lag := time.Duration(cfg.MaxFinalityLagMillis) * time.Millisecond
