@@ -158,12 +158,18 @@ func (n *Node) admitWorker(ctx context.Context) {
 				break fill
 			}
 		}
-		txs := make([]*state.Tx, len(batch))
-		hashes := make([]state.Hash, len(batch))
-		for i, r := range batch {
+		// Requests that passed the door together may hold more than the room left under
+		// max_pending: the excess is refused busy before it costs a verification (overload.go).
+		room := min(len(batch), n.gate.room(n.pool.Size()))
+		txs := make([]*state.Tx, room)
+		hashes := make([]state.Hash, room)
+		for i, r := range batch[:room] {
 			txs[i], hashes[i] = r.tx, r.hash
 		}
-		errs := n.verifier.verify(ctx, txs, hashes)
+		errs := append(n.verifier.verify(ctx, txs, hashes), make([]error, len(batch)-room)...)
+		for i := room; i < len(batch); i++ {
+			errs[i] = ErrMempoolFull
+		}
 		for i, r := range batch {
 			err := errs[i]
 			if err == nil {

@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"log/slog"
+	"math"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -51,6 +52,15 @@ func (g *admissionGate) setParams(cfg MempoolConfig, p params) {
 		lag = 2 * p.viewTimeout
 	}
 	g.maxLag.Store(int64(lag))
+}
+
+// room is how many more transactions the API may admit with pending ones in the mempool.
+func (g *admissionGate) room(pending int) int {
+	m := g.maxPending.Load()
+	if m <= 0 {
+		return math.MaxInt
+	}
+	return int(max(0, m-int64(pending)))
 }
 
 func (g *admissionGate) committed(now time.Time) { g.lastCommit.Store(now.UnixNano()) }

@@ -58,3 +58,15 @@ func TestSubmitRefusedAtOnceWhenOverloaded(t *testing.T) {
 		t.Fatalf("nothing pending: refused (%s); an idle chain must take submissions", why)
 	}
 }
+
+// Requests admitted together cannot take the mempool past max_pending: the gate's room is what
+// is left, and nothing once it is reached.
+func TestAdmissionRoomUnderMaxPending(t *testing.T) {
+	var g admissionGate
+	g.setParams(MempoolConfig{Size: 100, MaxPending: 10}, params{proposeTxs: 10, viewTimeout: time.Second})
+	for pending, want := range map[int]int{0: 10, 7: 3, 10: 0, 50: 0} {
+		if got := g.room(pending); got != want {
+			t.Errorf("room with %d pending = %d, want %d", pending, got, want)
+		}
+	}
+}
