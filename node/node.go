@@ -462,6 +462,7 @@ func (n *Node) startP2P(ctx context.Context) error {
 		ConsensusRate:     n.consensusRate(),
 		ValidateTxs:       n.validateTxBatch,
 		ValidateConsensus: n.validateConsensus,
+		ConsensusAuthor:   n.consensusAuthor,
 		SyncSource:        n,
 		Logger:            n.log,
 	})
