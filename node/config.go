@@ -378,6 +378,10 @@ const configHeader = `# Guild node configuration. Defaults:
 #                                          waits for and who is silent (every stall_warn_ms), not ready
 #   [mempool] size             = 200000    pending transactions kept at most
 #   [mempool] gossip_batch_ms  = 5         gossip API transactions in batches collected this long
+#   [mempool] max_pending      = 0         the API answers 503 (Retry-After) while this many are
+#                                          pending; 0 = two blocks' worth (2 × max_block_txs)
+#   [mempool] max_finality_lag_ms = 0      ... and while txs are pending and no block came for this
+#                                          long; 0 = two view timeouts
 #   [log] level                = "info"    debug, info, warn, error
 #   [log] format               = "text"    or "json"
 
