@@ -91,10 +91,21 @@ func (n *Node) SubmitBatch(ctx context.Context, raws [][]byte) ([]state.Hash, []
 			reqs[i], errs[i] = nil, errStopping
 		default:
 			// The admission workers are behind: refuse now (busy, retry later) rather than
-			// queue behind them (overload.go).
-			reqs[i], errs[i] = nil, ErrMempoolFull
+			// queue behind them (overload.go), and refuse the rest of the request too: taking
+			// a sender's later nonce after refusing its earlier one would leave a gap that
+			// holds the later one pending.
+			reqs[i] = nil
+			for j := i; j < len(raws); j++ {
+				errs[j] = ErrMempoolFull
+			}
+			return n.finishBatch(ctx, hashes, reqs, errs)
 		}
 	}
+	return n.finishBatch(ctx, hashes, reqs, errs)
+}
+
+// finishBatch waits for the outcome of each admission request of a batch.
+func (n *Node) finishBatch(ctx context.Context, hashes []state.Hash, reqs []*admitReq, errs []error) ([]state.Hash, []error) {
 	for i, req := range reqs {
 		if req == nil {
 			continue
@@ -159,16 +170,25 @@ func (n *Node) admitWorker(ctx context.Context) {
 			}
 		}
 		// Requests that passed the door together may hold more than the room left under
-		// max_pending: the excess is refused busy before it costs a verification (overload.go).
-		room := min(len(batch), n.gate.room(n.pool.Size()))
-		txs := make([]*state.Tx, room)
-		hashes := make([]state.Hash, room)
-		for i, r := range batch[:room] {
-			txs[i], hashes[i] = r.tx, r.hash
+		// max_pending: the excess is refused busy before it costs a verification (overload.go),
+		// except a transaction with its sender's next nonce: it can be proposed at once and
+		// lets those waiting behind it go too. Refusing it would let transactions stuck behind
+		// a gap fill the mempool and keep out the very ones that unblock them.
+		room := n.gate.room(n.pool.Size())
+		errs := make([]error, len(batch))
+		var txs []*state.Tx
+		var hashes []state.Hash
+		var idx []int
+		for i, r := range batch {
+			if room <= 0 && r.tx.Body.Nonce != n.pool.NextNonce(r.tx.Body.From, n.nonceOf(r.tx.Body.From)) {
+				errs[i] = ErrMempoolFull
+				continue
+			}
+			room--
+			txs, hashes, idx = append(txs, r.tx), append(hashes, r.hash), append(idx, i)
 		}
-		errs := append(n.verifier.verify(ctx, txs, hashes), make([]error, len(batch)-room)...)
-		for i := room; i < len(batch); i++ {
-			errs[i] = ErrMempoolFull
+		for j, err := range n.verifier.verify(ctx, txs, hashes) {
+			errs[idx[j]] = err
 		}
 		for i, r := range batch {
 			err := errs[i]

@@ -68,7 +68,10 @@ func (g *admissionGate) committed(now time.Time) { g.lastCommit.Store(now.UnixNa
 // check is nil if a submission may come in now, else why not ("pending" or "lag") and
 // ErrOverloaded.
 func (g *admissionGate) check(pending int, now time.Time) (string, error) {
-	if m := g.maxPending.Load(); m > 0 && int64(pending) >= m {
+	// At the door, twice the mark: between the two, requests are read and decoded, and only a
+	// transaction with its sender's next nonce is taken (admitWorker), so that transactions
+	// waiting behind a nonce gap can never keep out the ones that close it.
+	if m := g.maxPending.Load(); m > 0 && int64(pending) >= 2*m {
 		return "pending", ErrOverloaded
 	}
 	if last, lag := g.lastCommit.Load(), g.maxLag.Load(); pending > 0 && last != 0 && lag > 0 && now.UnixNano()-last > lag {

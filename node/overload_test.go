@@ -2,12 +2,14 @@ package node
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
+	"github.com/guild-ledger/guild/node/api"
 	"github.com/guild-ledger/guild/state"
 )
 
@@ -16,6 +18,7 @@ import (
 // request goes through to the ordinary checks (here: a 400 for a body that is no transaction).
 func TestSubmitRefusedAtOnceWhenOverloaded(t *testing.T) {
 	n := &Node{pool: NewMempool(100), metrics: newMetrics(), log: slog.New(slog.DiscardHandler)}
+	// max_pending 3: the door closes at twice that.
 	n.gate.setParams(MempoolConfig{Size: 100, MaxPending: 3}, params{proposeTxs: 10, viewTimeout: time.Second})
 	now := time.Now()
 	n.gate.committed(now)
@@ -28,7 +31,7 @@ func TestSubmitRefusedAtOnceWhenOverloaded(t *testing.T) {
 		h(rec, httptest.NewRequest(http.MethodPost, path, bytes.NewBufferString(`{}`)))
 		return rec
 	}
-	for i := range 2 {
+	for i := range 5 {
 		raw, h, tx := pendingFor(1, uint64(i), 0)
 		if err := n.pool.Add(raw, h, tx); err != nil {
 			t.Fatal(err)
@@ -36,16 +39,16 @@ func TestSubmitRefusedAtOnceWhenOverloaded(t *testing.T) {
 	}
 	for _, p := range []string{"/v1/txs", "/v1/txs/batch"} {
 		if rec := post(p); rec.Code != http.StatusBadRequest {
-			t.Fatalf("%s with 2 pending of 3: %d %s, want 400 (not refused)", p, rec.Code, rec.Body)
+			t.Fatalf("%s with 5 pending (door at 6): %d %s, want 400 (not refused)", p, rec.Code, rec.Body)
 		}
 	}
-	raw, h, tx := pendingFor(1, 2, 0)
+	raw, h, tx := pendingFor(1, 5, 0)
 	if err := n.pool.Add(raw, h, tx); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{"/v1/txs", "/v1/txs/batch"} {
 		if rec := post(p); rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
-			t.Fatalf("%s with 3 pending of 3: %d %q, want 503 with Retry-After", p, rec.Code, rec.Header())
+			t.Fatalf("%s with 6 pending (door at 6): %d %q, want 503 with Retry-After", p, rec.Code, rec.Header())
 		}
 	}
 	// Below the mark, but pending and no block for longer than the lag (2 view timeouts).
@@ -67,6 +70,54 @@ func TestAdmissionRoomUnderMaxPending(t *testing.T) {
 	for pending, want := range map[int]int{0: 10, 7: 3, 10: 0, 50: 0} {
 		if got := g.room(pending); got != want {
 			t.Errorf("room with %d pending = %d, want %d", pending, got, want)
+		}
+	}
+}
+
+// Transactions waiting behind a nonce gap cannot keep out the one that closes it: with the
+// mempool at max_pending, a sender's next nonce is still taken (and unblocks the rest), while
+// any other transaction is refused busy.
+func TestGapFillerAdmittedAtMaxPending(t *testing.T) {
+	home, key := soloHome(t, "memdb")
+	cfg, err := LoadConfig(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Mempool.MaxPending = 2
+	if err := SaveConfig(home, cfg); err != nil {
+		t.Fatal(err)
+	}
+	_, c, _ := runNode(t, home)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st, err := c.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := state.Address{5}
+	tx := func(nonce uint64) []byte { return transfer(t, st.ChainID, key, nonce, to, 1) }
+	results := func(raws ...[]byte) []string {
+		t.Helper()
+		resp, err := c.SubmitTxs(ctx, raws)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, r := range resp.Results {
+			out = append(out, r.Status)
+		}
+		return out
+	}
+	// Nonces 1 and 2 wait on 0: the mempool is at max_pending with nothing it can propose.
+	if got := results(tx(1), tx(2)); got[0] != api.TxPending || got[1] != api.TxPending {
+		t.Fatalf("nonces 1 and 2: %v", got)
+	}
+	if got := results(tx(3), tx(0)); got[0] != api.TxBusy || got[1] != api.TxPending {
+		t.Fatalf("nonces 3 and 0 at max_pending: %v, want busy (3) and pending (0, the gap)", got)
+	}
+	for _, n := range []uint64{0, 1, 2} {
+		if ts, err := c.WaitTx(ctx, state.HashTx(tx(n)).String()); err != nil || ts.Status != api.TxCommitted {
+			t.Fatalf("nonce %d: %+v %v", n, ts, err)
 		}
 	}
 }
