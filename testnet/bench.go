@@ -60,6 +60,7 @@ type BenchRow struct {
 	Rejected    int     `json:"rejected"` // 4xx: invalid, never retried
 	Failed      int     `json:"failed"`   // no answer or another 5xx
 	Behind      int     `json:"behind"`   // releases the generator could not make in time
+	GaveUp      int     `json:"gave_up"`  // still refused 10 s after the window: not retried further
 	ViewChanges int     `json:"view_changes"`
 	LoadAvg     string  `json:"loadavg"` // of the machine before the run: it is shared
 	Nodes       []Usage `json:"nodes"`
@@ -176,7 +177,7 @@ func benchOne(ctx context.Context, opts BenchOptions, dir string, rate int, prog
 	row.Submitted, row.Finalized, row.Sustained = lr.SubmitRate, lr.FinalizedRate, lr.SustainedRate
 	row.P50, row.P99 = millis(lr.Latency.P50), millis(lr.Latency.P99)
 	row.Accepted, row.Refused, row.Rejected, row.Failed = lr.Accepted, lr.Throttled, lr.Rejected, lr.Errors
-	row.Behind = lr.Behind
+	row.Behind, row.GaveUp = lr.Behind, lr.GaveUp
 	row.Nodes = sampler.usage(lr.SubmitStart, lr.SubmitStart.Add(lr.SubmitWindow))
 	for _, n := range m.Nodes {
 		row.ViewChanges = max(row.ViewChanges, readMetric(ctx, n.API, "guild_consensus_view_changes"))

@@ -24,6 +24,7 @@ type LoadReport struct {
 	Rejected       int           `json:"rejected"`    // 4xx other than 429: the API refused it
 	Errors         int           `json:"errors"`      // no answer, or a 5xx other than 503
 	Throttled      int           `json:"throttled"`   // 429 or 503 answers; the same tx was retried
+	GaveUp         int           `json:"gave_up"`     // still refused Stragglers after the window: not retried further
 	Behind         int           `json:"behind"`      // releases dropped: every worker was busy or waiting to sign
 	SubmitStart    time.Time     `json:"-"`           // the first release
 	SubmitWindow   time.Duration `json:"-"`           // from the first release to the last submission
@@ -113,6 +114,9 @@ func (r *LoadReport) WriteText(w io.Writer) {
 	}
 	fmt.Fprintf(tw, "  errors\t%d\n", r.Errors)
 	fmt.Fprintf(tw, "  throttled (429/503, retried)\t%d\n", r.Throttled)
+	if r.GaveUp > 0 {
+		fmt.Fprintf(tw, "  gave up (still refused after the window)\t%d\n", r.GaveUp)
+	}
 	if r.Behind > 0 {
 		fmt.Fprintf(tw, "  behind schedule\t%d releases dropped: the submitters could not keep up with the target\n", r.Behind)
 	}
