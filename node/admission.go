@@ -171,16 +171,16 @@ func (n *Node) admitWorker(ctx context.Context) {
 		}
 		// Requests that passed the door together may hold more than the room left under
 		// max_pending: the excess is refused busy before it costs a verification (overload.go),
-		// except a transaction with its sender's next nonce: it can be proposed at once and
-		// lets those waiting behind it go too. Refusing it would let transactions stuck behind
-		// a gap fill the mempool and keep out the very ones that unblock them.
+		// except a transaction that closes its sender's nonce gap: it can be proposed at once
+		// and lets those waiting behind it go too. Refusing it would let transactions stuck
+		// behind a gap fill the mempool and keep out the very ones that unblock them.
 		room := n.gate.room(n.pool.Size())
 		errs := make([]error, len(batch))
 		var txs []*state.Tx
 		var hashes []state.Hash
 		var idx []int
 		for i, r := range batch {
-			if room <= 0 && r.tx.Body.Nonce != n.pool.NextNonce(r.tx.Body.From, n.nonceOf(r.tx.Body.From)) {
+			if room <= 0 && !n.pool.ClosesGap(r.tx.Body.From, r.tx.Body.Nonce, n.nonceOf(r.tx.Body.From)) {
 				errs[i] = ErrMempoolFull
 				continue
 			}

@@ -79,6 +79,31 @@ func (m *Mempool) NextNonce(from state.Address, committed uint64) uint64 {
 	}
 }
 
+// ClosesGap reports whether a transaction from from with nonce would be the next one its account
+// can use (committed is the account's committed nonce) while later ones of the account wait
+// pending behind it: admitting it lets them be proposed.
+func (m *Mempool) ClosesGap(from state.Address, nonce, committed uint64) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	q := m.bySender[from]
+	next := committed
+	for {
+		if _, ok := q[next]; !ok {
+			break
+		}
+		next++
+	}
+	if nonce != next {
+		return false
+	}
+	for n := range q {
+		if n > nonce {
+			return true
+		}
+	}
+	return false
+}
+
 // Add inserts a transaction whose signature and state checks have passed.
 func (m *Mempool) Add(raw []byte, h state.Hash, tx *state.Tx) error {
 	m.mu.Lock()

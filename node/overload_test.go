@@ -3,6 +3,8 @@ package node
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -112,8 +114,10 @@ func TestGapFillerAdmittedAtMaxPending(t *testing.T) {
 	if got := results(tx(1), tx(2)); got[0] != api.TxPending || got[1] != api.TxPending {
 		t.Fatalf("nonces 1 and 2: %v", got)
 	}
-	if got := results(tx(3), tx(0)); got[0] != api.TxBusy || got[1] != api.TxPending {
-		t.Fatalf("nonces 3 and 0 at max_pending: %v, want busy (3) and pending (0, the gap)", got)
+	// Another sender's next nonce closes no gap (nothing waits behind it): busy, like nonce 3.
+	_, other, _ := ed25519.GenerateKey(rand.Reader)
+	if got := results(tx(3), transfer(t, st.ChainID, other, 0, to, 1), tx(0)); got[0] != api.TxBusy || got[1] != api.TxBusy || got[2] != api.TxPending {
+		t.Fatalf("nonce 3, another sender's 0, and nonce 0 at max_pending: %v, want busy, busy, pending (0 closes the gap)", got)
 	}
 	for _, n := range []uint64{0, 1, 2} {
 		if ts, err := c.WaitTx(ctx, state.HashTx(tx(n)).String()); err != nil || ts.Status != api.TxCommitted {
