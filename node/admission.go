@@ -68,6 +68,7 @@ func (n *Node) SubmitBatch(ctx context.Context, raws [][]byte) ([]state.Hash, []
 	hashes := make([]state.Hash, len(raws))
 	errs := make([]error, len(raws))
 	reqs := make([]*admitReq, len(raws))
+	var busy map[state.Address]uint64 // by sender, the lowest nonce refused busy in this request
 	for i, raw := range raws {
 		tx, err := state.DecodeTx(raw)
 		if err != nil {
@@ -80,6 +81,22 @@ func (n *Node) SubmitBatch(ctx context.Context, raws [][]byte) ([]state.Hash, []
 		if tx.Body.ChainID != n.chainID {
 			errs[i] = fmt.Errorf("%w: %q, this chain is %q", state.ErrWrongChain, tx.Body.ChainID, n.chainID)
 			n.rejected.put(hashes[i], errs[i].Error())
+			continue
+		}
+		// Past max_pending only a transaction that closes its sender's nonce gap is taken
+		// (admitWorker checks again, for requests that arrived together); the rest are refused
+		// here, without taking room in the admission queue, where their retries would starve
+		// the transactions that close gaps. Once one of a sender's is refused, so are its later
+		// nonces in this request: taking them would open a gap.
+		from, nonce := tx.Body.From, tx.Body.Nonce
+		if low, ok := busy[from]; ok && nonce > low || n.gate.room(n.pool.Size()) <= 0 && !n.pool.ClosesGap(from, nonce, n.nonceOf(from)) {
+			if busy == nil {
+				busy = make(map[state.Address]uint64)
+			}
+			if low, ok := busy[from]; !ok || nonce < low {
+				busy[from] = nonce
+			}
+			errs[i] = ErrMempoolFull
 			continue
 		}
 		reqs[i] = &admitReq{raw: raw, tx: tx, hash: hashes[i], done: make(chan error, 1)}
