@@ -68,7 +68,8 @@ func (n *Node) SubmitBatch(ctx context.Context, raws [][]byte) ([]state.Hash, []
 	hashes := make([]state.Hash, len(raws))
 	errs := make([]error, len(raws))
 	reqs := make([]*admitReq, len(raws))
-	var busy map[state.Address]uint64 // by sender, the lowest nonce refused busy in this request
+	var busy map[state.Address]uint64  // by sender, the lowest nonce refused busy in this request
+	room := n.gate.room(n.pool.Size()) // once per request: the mempool's lock is the loop's too
 	for i, raw := range raws {
 		tx, err := state.DecodeTx(raw)
 		if err != nil {
@@ -89,7 +90,7 @@ func (n *Node) SubmitBatch(ctx context.Context, raws [][]byte) ([]state.Hash, []
 		// the transactions that close gaps. Once one of a sender's is refused, so are its later
 		// nonces in this request: taking them would open a gap.
 		from, nonce := tx.Body.From, tx.Body.Nonce
-		if low, ok := busy[from]; ok && nonce > low || n.gate.room(n.pool.Size()) <= 0 && !n.pool.ClosesGap(from, nonce, n.nonceOf(from)) {
+		if low, ok := busy[from]; ok && nonce > low || room <= 0 && !n.pool.ClosesGap(from, nonce, n.nonceOf) {
 			if busy == nil {
 				busy = make(map[state.Address]uint64)
 			}
@@ -102,6 +103,7 @@ func (n *Node) SubmitBatch(ctx context.Context, raws [][]byte) ([]state.Hash, []
 		reqs[i] = &admitReq{raw: raw, tx: tx, hash: hashes[i], done: make(chan error, 1)}
 		select {
 		case n.admitCh <- reqs[i]:
+			room--
 		case <-ctx.Done():
 			reqs[i], errs[i] = nil, ctx.Err()
 		case <-n.stopping:
@@ -197,7 +199,7 @@ func (n *Node) admitWorker(ctx context.Context) {
 		var hashes []state.Hash
 		var idx []int
 		for i, r := range batch {
-			if room <= 0 && !n.pool.ClosesGap(r.tx.Body.From, r.tx.Body.Nonce, n.nonceOf(r.tx.Body.From)) {
+			if room <= 0 && !n.pool.ClosesGap(r.tx.Body.From, r.tx.Body.Nonce, n.nonceOf) {
 				errs[i] = ErrMempoolFull
 				continue
 			}
