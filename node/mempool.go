@@ -177,6 +177,23 @@ func (m *Mempool) Reap(maxTxs, maxBytes int, nonceOf func(state.Address) uint64)
 	return out
 }
 
+// Gapped counts the pending transactions that cannot be proposed now: those behind a nonce gap
+// of their account (nonceOf gives the account's committed nonce).
+func (m *Mempool) Gapped(nonceOf func(state.Address) uint64) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ready := 0
+	for from, q := range m.bySender {
+		for n := nonceOf(from); ; n++ {
+			if _, ok := q[n]; !ok {
+				break
+			}
+			ready++
+		}
+	}
+	return len(m.byHash) - ready
+}
+
 // Update removes what a committed block settled: the transactions it applied or rejected for
 // good (committed), and every pending transaction of the accounts they touched whose nonce is now
 // used. Nothing else leaves: a proposal that is not decided takes nothing out of the pool.

@@ -35,6 +35,9 @@ type admissionGate struct {
 	maxLag     atomic.Int64 // ns: refuse while txs are pending and no block came for this long
 	lastCommit atomic.Int64 // unix ns of the last commit; 0 before the first
 	lastWarn   atomic.Int64 // unix ns
+	// gapped is how many pending transactions waited behind a nonce gap after the last block:
+	// they do not count at the door, so that they can never keep out the ones closing their gaps.
+	gapped atomic.Int64
 }
 
 // setParams derives the gate from the parameters in force: two blocks' worth of pending
@@ -68,10 +71,11 @@ func (g *admissionGate) committed(now time.Time) { g.lastCommit.Store(now.UnixNa
 // check is nil if a submission may come in now, else why not ("pending" or "lag") and
 // ErrOverloaded.
 func (g *admissionGate) check(pending int, now time.Time) (string, error) {
-	// At the door, twice the mark: between the two, requests are read and decoded, and only a
-	// transaction with its sender's next nonce is taken (admitWorker), so that transactions
-	// waiting behind a nonce gap can never keep out the ones that close it.
-	if m := g.maxPending.Load(); m > 0 && int64(pending) >= 2*m {
+	// At the door, the mark counts what can be proposed; transactions waiting behind nonce gaps
+	// (as of the last block) do not count, up to twice the mark. Past the mark, requests let in
+	// by that are read and decoded, and only transactions closing gaps are taken (SubmitBatch),
+	// so that transactions waiting behind a gap can never keep out the ones that close it.
+	if m := g.maxPending.Load(); m > 0 && (int64(pending)-g.gapped.Load() >= m || int64(pending) >= 2*m) {
 		return "pending", ErrOverloaded
 	}
 	if last, lag := g.lastCommit.Load(), g.maxLag.Load(); pending > 0 && last != 0 && lag > 0 && now.UnixNano()-last > lag {

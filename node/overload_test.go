@@ -20,7 +20,7 @@ import (
 // request goes through to the ordinary checks (here: a 400 for a body that is no transaction).
 func TestSubmitRefusedAtOnceWhenOverloaded(t *testing.T) {
 	n := &Node{pool: NewMempool(100), metrics: newMetrics(), log: slog.New(slog.DiscardHandler)}
-	// max_pending 3: the door closes at twice that.
+	// max_pending 3.
 	n.gate.setParams(MempoolConfig{Size: 100, MaxPending: 3}, params{proposeTxs: 10, viewTimeout: time.Second})
 	now := time.Now()
 	n.gate.committed(now)
@@ -33,7 +33,7 @@ func TestSubmitRefusedAtOnceWhenOverloaded(t *testing.T) {
 		h(rec, httptest.NewRequest(http.MethodPost, path, bytes.NewBufferString(`{}`)))
 		return rec
 	}
-	for i := range 5 {
+	for i := range 2 {
 		raw, h, tx := pendingFor(1, uint64(i), 0)
 		if err := n.pool.Add(raw, h, tx); err != nil {
 			t.Fatal(err)
@@ -41,18 +41,24 @@ func TestSubmitRefusedAtOnceWhenOverloaded(t *testing.T) {
 	}
 	for _, p := range []string{"/v1/txs", "/v1/txs/batch"} {
 		if rec := post(p); rec.Code != http.StatusBadRequest {
-			t.Fatalf("%s with 5 pending (door at 6): %d %s, want 400 (not refused)", p, rec.Code, rec.Body)
+			t.Fatalf("%s with 2 pending of 3: %d %s, want 400 (not refused)", p, rec.Code, rec.Body)
 		}
 	}
-	raw, h, tx := pendingFor(1, 5, 0)
+	raw, h, tx := pendingFor(1, 2, 0)
 	if err := n.pool.Add(raw, h, tx); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{"/v1/txs", "/v1/txs/batch"} {
 		if rec := post(p); rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
-			t.Fatalf("%s with 6 pending (door at 6): %d %q, want 503 with Retry-After", p, rec.Code, rec.Header())
+			t.Fatalf("%s with 3 pending of 3: %d %q, want 503 with Retry-After", p, rec.Code, rec.Header())
 		}
 	}
+	// Two of them behind a nonce gap: they do not count at the door (up to twice the mark).
+	n.gate.gapped.Store(2)
+	if rec := post("/v1/txs/batch"); rec.Code != http.StatusBadRequest {
+		t.Fatalf("3 pending, 2 of them gapped: %d, want the request let in", rec.Code)
+	}
+	n.gate.gapped.Store(0)
 	// Below the mark, but pending and no block for longer than the lag (2 view timeouts).
 	n.pool.Remove([]state.Hash{h})
 	n.gate.committed(now.Add(-3 * time.Second))
@@ -89,7 +95,7 @@ func TestGapFillerAdmittedAtMaxPending(t *testing.T) {
 	if err := SaveConfig(home, cfg); err != nil {
 		t.Fatal(err)
 	}
-	_, c, _ := runNode(t, home)
+	n, c, _ := runNode(t, home)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	st, err := c.Status(ctx)
@@ -113,6 +119,14 @@ func TestGapFillerAdmittedAtMaxPending(t *testing.T) {
 	// Nonces 1 and 2 wait on 0: the mempool is at max_pending with nothing it can propose.
 	if got := results(tx(1), tx(2)); got[0] != api.TxPending || got[1] != api.TxPending {
 		t.Fatalf("nonces 1 and 2: %v", got)
+	}
+	// The next block counts them as gapped, which lets requests past the door.
+	for n.gate.gapped.Load() != 2 {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the gapped transactions were never counted")
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 	// Another sender's next nonce closes no gap (nothing waits behind it): busy, like nonce 3.
 	_, other, _ := ed25519.GenerateKey(rand.Reader)
