@@ -148,10 +148,11 @@ type MempoolConfig struct {
 	// GossipBatchMillis: transactions received by the API are gossiped in batches collected over
 	// this long (or until a batch is full).
 	GossipBatchMillis int `toml:"gossip_batch_ms"`
-	// MaxPending: while the mempool holds this many transactions the API takes only those with
-	// their sender's next nonce (the rest are answered busy), and at twice this many it refuses
-	// requests at once (503 with Retry-After), rather than queue work the node cannot finalize
-	// soon. 0 means two blocks' worth (2 × the block size this node proposes).
+	// MaxPending: while the mempool holds this many transactions that can be proposed, the API
+	// refuses requests at once (503 with Retry-After) rather than queue work the node cannot
+	// finalize soon; transactions waiting behind a sender's nonce gap do not count (up to twice
+	// this), and past this mark only transactions closing such gaps are taken. 0 means two
+	// blocks' worth (2 × the block size this node proposes).
 	MaxPending int `toml:"max_pending"`
 	// MaxFinalityLagMillis: while transactions are pending and no block has been finalized for
 	// this long, the API refuses new ones the same way. 0 means two view timeouts.
@@ -379,9 +380,8 @@ const configHeader = `# Guild node configuration. Defaults:
 #                                          waits for and who is silent (every stall_warn_ms), not ready
 #   [mempool] size             = 200000    pending transactions kept at most
 #   [mempool] gossip_batch_ms  = 5         gossip API transactions in batches collected this long
-#   [mempool] max_pending      = 0         past this many pending the API takes only senders' next
-#                                          nonces, past twice it answers 503 (Retry-After) at once;
-#                                          0 = two blocks' worth (2 × max_block_txs)
+#   [mempool] max_pending      = 0         this many proposable txs pending: the API answers 503
+#                                          (Retry-After) at once; 0 = 2 × max_block_txs
 #   [mempool] max_finality_lag_ms = 0      ... and while txs are pending and no block came for this
 #                                          long; 0 = two view timeouts
 #   [log] level                = "info"    debug, info, warn, error
