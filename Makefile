@@ -8,7 +8,7 @@ N        ?= 4
 RACE_PKGS := ./node/... ./p2p/... ./wallet/... ./testnet/... ./cmd/...
 PURE_PKGS := ./consensus/... ./state/...
 
-.PHONY: build test bench soak netns events-load fuzz testnet down status load chaos byzantine-bin byzantine-test clean fmt vet
+.PHONY: build test bench bench-net soak netns events-load fuzz testnet down status load chaos byzantine-bin byzantine-test clean fmt vet
 
 build:
 	$(GO) build -ldflags "-X main.commit=$$(git rev-parse HEAD 2>/dev/null)$$(git diff --quiet HEAD 2>/dev/null || echo -modified)" -o $(BIN) ./cmd/guild
@@ -56,6 +56,14 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PURE_PKGS) ./p2p/...
+
+# bench-net sweeps offered rates on a fresh 4-validator testnet each and prints one table beside the
+# ed25519 verify ceiling (guild testnet bench --help); the table also goes to BENCH_OUT as JSON.
+BENCH_RATES    ?= 1000,2000,4000,8000,16000
+BENCH_DURATION ?= 20s
+BENCH_OUT      ?= bench.json
+bench-net: build
+	./$(BIN) testnet bench --dir guild-bench --rates $(BENCH_RATES) --duration $(BENCH_DURATION) --out $(BENCH_OUT)
 
 testnet: build
 	./$(BIN) testnet up --validators $(N) --dir $(DIR)

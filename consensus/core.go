@@ -766,7 +766,7 @@ func (c *Core) retransmit(full bool) {
 	}
 	// Messages only: they are already durable.
 	for _, m := range c.round.own {
-		if full || !carriesBlock(&m) {
+		if (full || !carriesBlock(&m)) && !c.everyoneHas(&m) {
 			c.msgs = append(c.msgs, m)
 		}
 	}
@@ -797,7 +797,7 @@ func (c *Core) relay(full bool) {
 	r := c.round
 	budget := maxRelayBytes
 	add := func(m *Message) {
-		if m == nil || int64(m.From) == int64(c.self) || (!full && carriesBlock(m)) {
+		if m == nil || int64(m.From) == int64(c.self) || (!full && carriesBlock(m)) || c.everyoneHas(m) {
 			return
 		}
 		if size := approxSize(m); size <= budget {
@@ -817,6 +817,28 @@ func (c *Core) relay(full bool) {
 	} else if r.view == 0 {
 		add(r.proposal)
 	}
+}
+
+// everyoneHas reports whether m is the current round's proposal (a PrePrepare, or the NewView
+// carrying it) and every other validator has acknowledged it: a Prepare or Commit for its digest
+// in this view means its sender holds the block. Resending a block they all hold only costs
+// them: under load a retransmitted block of hundreds of KB arrived while they were still
+// checking the first copy, and took the CPU that finishing the height needed (issue #10).
+func (c *Core) everyoneHas(m *Message) bool {
+	r := c.round
+	if m.Height != r.height || m.View != r.view || (m.Type != MsgPrePrepare && m.Type != MsgNewView) {
+		return false
+	}
+	for v := range c.vals.Validators {
+		if int64(v) == int64(c.self) || uint32(v) == r.leader {
+			continue
+		}
+		p, cm := r.prepares.first[v], r.commits.first[v]
+		if (p == nil || p.Digest != m.Digest) && (cm == nil || cm.Digest != m.Digest) {
+			return false
+		}
+	}
+	return true
 }
 
 // carriesBlock reports whether m carries a proposed value: a proposal, a NewView, or a view change

@@ -18,7 +18,7 @@ import (
 // Each signature is verified once per node; the sigCache remembers it for proposals and execution.
 
 const (
-	admitBatch    = 256
+	admitBatch    = verifyBatch
 	gossipMaxTxs  = 2048
 	gossipMaxSize = 1 << 20
 	// maxTxBatchBytes bounds one gossiped batch on the wire.
@@ -42,6 +42,8 @@ type decodedTx struct {
 }
 
 func (n *Node) startAdmission(ctx context.Context) {
+	n.wg.Add(1)
+	go func() { defer n.wg.Done(); n.verifier.run(ctx) }()
 	for i := 0; i < 2; i++ {
 		n.wg.Add(1)
 		go n.admitWorker(ctx)
@@ -66,6 +68,8 @@ func (n *Node) SubmitBatch(ctx context.Context, raws [][]byte) ([]state.Hash, []
 	hashes := make([]state.Hash, len(raws))
 	errs := make([]error, len(raws))
 	reqs := make([]*admitReq, len(raws))
+	var busy map[state.Address]uint64  // by sender, the lowest nonce refused busy in this request
+	room := n.gate.room(n.pool.Size()) // once per request: the mempool's lock is the loop's too
 	for i, raw := range raws {
 		tx, err := state.DecodeTx(raw)
 		if err != nil {
@@ -80,15 +84,47 @@ func (n *Node) SubmitBatch(ctx context.Context, raws [][]byte) ([]state.Hash, []
 			n.rejected.put(hashes[i], errs[i].Error())
 			continue
 		}
+		// Past max_pending only a transaction that closes its sender's nonce gap is taken
+		// (admitWorker checks again, for requests that arrived together); the rest are refused
+		// here, without taking room in the admission queue, where their retries would starve
+		// the transactions that close gaps. Once one of a sender's is refused, so are its later
+		// nonces in this request: taking them would open a gap.
+		from, nonce := tx.Body.From, tx.Body.Nonce
+		if low, ok := busy[from]; ok && nonce > low || room <= 0 && !n.pool.ClosesGap(from, nonce, n.nonceOf) {
+			if busy == nil {
+				busy = make(map[state.Address]uint64)
+			}
+			if low, ok := busy[from]; !ok || nonce < low {
+				busy[from] = nonce
+			}
+			errs[i] = ErrMempoolFull
+			continue
+		}
 		reqs[i] = &admitReq{raw: raw, tx: tx, hash: hashes[i], done: make(chan error, 1)}
 		select {
 		case n.admitCh <- reqs[i]:
+			room--
 		case <-ctx.Done():
 			reqs[i], errs[i] = nil, ctx.Err()
 		case <-n.stopping:
 			reqs[i], errs[i] = nil, errStopping
+		default:
+			// The admission workers are behind: refuse now (busy, retry later) rather than
+			// queue behind them (overload.go), and refuse the rest of the request too: taking
+			// a sender's later nonce after refusing its earlier one would leave a gap that
+			// holds the later one pending.
+			reqs[i] = nil
+			for j := i; j < len(raws); j++ {
+				errs[j] = ErrMempoolFull
+			}
+			return n.finishBatch(ctx, hashes, reqs, errs)
 		}
 	}
+	return n.finishBatch(ctx, hashes, reqs, errs)
+}
+
+// finishBatch waits for the outcome of each admission request of a batch.
+func (n *Node) finishBatch(ctx context.Context, hashes []state.Hash, reqs []*admitReq, errs []error) ([]state.Hash, []error) {
 	for i, req := range reqs {
 		if req == nil {
 			continue
@@ -152,23 +188,26 @@ func (n *Node) admitWorker(ctx context.Context) {
 				break fill
 			}
 		}
-		var toVerify []*state.Tx
+		// Requests that passed the door together may hold more than the room left under
+		// max_pending: the excess is refused busy before it costs a verification (overload.go),
+		// except a transaction that closes its sender's nonce gap: it can be proposed at once
+		// and lets those waiting behind it go too. Refusing it would let transactions stuck
+		// behind a gap fill the mempool and keep out the very ones that unblock them.
+		room := n.gate.room(n.pool.Size())
+		errs := make([]error, len(batch))
+		var txs []*state.Tx
+		var hashes []state.Hash
 		var idx []int
 		for i, r := range batch {
-			if !n.sigs.Verified(r.hash) {
-				toVerify = append(toVerify, r.tx)
-				idx = append(idx, i)
+			if room <= 0 && !n.pool.ClosesGap(r.tx.Body.From, r.tx.Body.Nonce, n.nonceOf) {
+				errs[i] = ErrMempoolFull
+				continue
 			}
+			room--
+			txs, hashes, idx = append(txs, r.tx), append(hashes, r.hash), append(idx, i)
 		}
-		errs := make([]error, len(batch))
-		if len(toVerify) > 0 {
-			for j, err := range state.VerifyTxs(n.chainID, toVerify) {
-				if err != nil {
-					errs[idx[j]] = err
-				} else {
-					n.sigs.add(batch[idx[j]].hash)
-				}
-			}
+		for j, err := range n.verifier.verify(ctx, txs, hashes) {
+			errs[idx[j]] = err
 		}
 		for i, r := range batch {
 			err := errs[i]
@@ -247,27 +286,24 @@ func (n *Node) validateTxBatch(from string, data []byte) (p2p.Verdict, any) {
 		return p2p.Reject, nil
 	}
 	out := make([]decodedTx, 0, len(raws))
-	var toVerify []*state.Tx
-	var idx []int
+	txs := make([]*state.Tx, 0, len(raws))
+	hashes := make([]state.Hash, 0, len(raws))
 	for _, raw := range raws {
 		tx, err := state.DecodeTx(raw)
 		if err != nil || tx.Body.ChainID != n.chainID {
 			return p2p.Reject, nil
 		}
 		h := state.HashTx(raw)
-		if !n.sigs.Verified(h) {
-			toVerify = append(toVerify, tx)
-			idx = append(idx, len(out))
-		}
 		out = append(out, decodedTx{raw: raw, hash: h, tx: tx})
+		txs, hashes = append(txs, tx), append(hashes, h)
 	}
-	for _, err := range state.VerifyTxs(n.chainID, toVerify) {
+	for _, err := range n.verifier.verify(context.Background(), txs, hashes) {
+		if errors.Is(err, errStopping) {
+			return p2p.Ignore, nil
+		}
 		if err != nil {
 			return p2p.Reject, nil
 		}
-	}
-	for _, i := range idx {
-		n.sigs.add(out[i].hash)
 	}
 	return p2p.Accept, out
 }

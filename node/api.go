@@ -57,6 +57,9 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 // handleSubmit takes {"tx": "<hex>"}; 202 once the transaction is pending, 400 with the reason if
 // it is refused, 503 if the mempool is full.
 func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
+	if n.refuseIfOverloaded(w) {
+		return
+	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, submitBodyLimit)) // guardRoutes answered 413 over it
 	if err != nil {
 		writeError(w, http.StatusBadRequest, api.CodeBadRequest, "reading body: "+err.Error())
@@ -77,6 +80,7 @@ func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	case err == nil, errors.Is(err, ErrTxKnown):
 		writeJSON(w, http.StatusAccepted, api.SubmitTxResponse{Hash: h.String(), Status: api.TxPending})
 	case errors.Is(err, ErrMempoolFull):
+		w.Header().Set("Retry-After", retryAfterSeconds)
 		writeError(w, http.StatusServiceUnavailable, api.CodeMempoolFull, err.Error())
 	case isStoreFault(err): // logged and counted by checkTx
 		writeError(w, http.StatusInternalServerError, api.CodeStoreFault, storeFaultMessage)
@@ -92,6 +96,9 @@ func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
 // handleSubmitBatch takes {"txs": ["<hex>", ...]} (at most MaxSubmitBatch) and answers 200 with
 // one result per transaction: pending, rejected with the reason, or busy (try again later).
 func (n *Node) handleSubmitBatch(w http.ResponseWriter, r *http.Request) {
+	if n.refuseIfOverloaded(w) {
+		return
+	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, batchBodyLimit))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, api.CodeBadRequest, "reading body: "+err.Error())

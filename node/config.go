@@ -148,6 +148,15 @@ type MempoolConfig struct {
 	// GossipBatchMillis: transactions received by the API are gossiped in batches collected over
 	// this long (or until a batch is full).
 	GossipBatchMillis int `toml:"gossip_batch_ms"`
+	// MaxPending: while the mempool holds this many transactions that can be proposed, the API
+	// refuses requests at once (503 with Retry-After) rather than queue work the node cannot
+	// finalize soon; transactions waiting behind a sender's nonce gap do not count (up to twice
+	// this), and past this mark only transactions closing such gaps are taken. 0 means two
+	// blocks' worth (2 × the block size this node proposes).
+	MaxPending int `toml:"max_pending"`
+	// MaxFinalityLagMillis: while transactions are pending and no block has been finalized for
+	// this long, the API refuses new ones the same way. 0 means two view timeouts.
+	MaxFinalityLagMillis int `toml:"max_finality_lag_ms"`
 }
 
 type LogConfig struct {
@@ -261,6 +270,9 @@ func (c *Config) Validate() error {
 	if c.Mempool.Size <= 0 || c.Mempool.GossipBatchMillis <= 0 {
 		return errors.New("node: mempool size and gossip_batch_ms must be positive")
 	}
+	if c.Mempool.MaxPending < 0 || c.Mempool.MaxFinalityLagMillis < 0 {
+		return errors.New("node: mempool max_pending and max_finality_lag_ms must be 0 (the default) or positive")
+	}
 	if len(c.P2P.Listen) == 0 {
 		return errors.New("node: p2p.listen needs at least one multiaddr")
 	}
@@ -368,6 +380,10 @@ const configHeader = `# Guild node configuration. Defaults:
 #                                          waits for and who is silent (every stall_warn_ms), not ready
 #   [mempool] size             = 200000    pending transactions kept at most
 #   [mempool] gossip_batch_ms  = 5         gossip API transactions in batches collected this long
+#   [mempool] max_pending      = 0         this many proposable txs pending: the API answers 503
+#                                          (Retry-After) at once; 0 = 2 × max_block_txs
+#   [mempool] max_finality_lag_ms = 0      ... and while txs are pending and no block came for this
+#                                          long; 0 = two view timeouts
 #   [log] level                = "info"    debug, info, warn, error
 #   [log] format               = "text"    or "json"
 

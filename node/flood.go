@@ -5,6 +5,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fxamacker/cbor/v2"
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/guild-ledger/guild/consensus"
@@ -58,7 +61,7 @@ func (n *Node) outsideWindow(author string, m *consensus.Message) string {
 	case m.Height+staleHeightWindow < st.Height:
 		return "long-decided height"
 	case m.Type == consensus.MsgViewChange && m.Height == st.Height && m.View > st.View+futureViewWindow:
-		// Charged to the pubsub author, whose signature pubsub has checked: a peer cannot spend
+		// Charged to the peer that sent it, which the transport authenticates: a peer cannot spend
 		// another's allowance.
 		if !n.farViews.allow(author, time.Now()) {
 			return "far-future view change over its rate"
@@ -264,4 +267,28 @@ func (c *rateLimitedCollector) Collect(ch chan<- prometheus.Metric) {
 // consensusRate is the per-author limit on the consensus topic from the config.
 func (n *Node) consensusRate() p2p.RateLimit {
 	return p2p.RateLimit{MsgsPerSec: n.cfg.P2P.ConsensusMsgsPerSec}
+}
+
+// consensusAuthor is p2p.Config.ConsensusAuthor: the node of the validator whose index a
+// consensus payload carries, read with a lenient partial decode and verified by nothing (the
+// flood inspector charges it per sending peer, so a false claim spends only the claimant's
+// link). A decision (signed by a quorum) and evidence name no one author.
+func (n *Node) consensusAuthor(data []byte) (peer.ID, bool) {
+	if isEvidence(data) {
+		return "", false
+	}
+	var hdr struct {
+		Type   consensus.MsgType `cbor:"1,keyasint"`
+		Height uint64            `cbor:"2,keyasint"`
+		From   uint32            `cbor:"4,keyasint"`
+	}
+	if err := cbor.Unmarshal(data, &hdr); err != nil || hdr.Type == consensus.MsgDecision {
+		return "", false
+	}
+	e := n.sched.Load().at(hdr.Height)
+	if int(hdr.From) >= len(e.Peers) || e.Peers[hdr.From] == "" {
+		return "", false
+	}
+	id, err := peer.Decode(e.Peers[hdr.From])
+	return id, err == nil
 }

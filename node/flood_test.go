@@ -209,3 +209,29 @@ func TestInvalidMessagesPenaliseTheSigner(t *testing.T) {
 		t.Fatalf("offence record %+v: want 50 since the first was logged", r)
 	}
 }
+
+// The flood inspector's author of a consensus payload is the node of the validator whose index
+// it carries; a decision, evidence or garbage names none.
+func TestConsensusAuthorNamesTheSignersNode(t *testing.T) {
+	n, _, _ := startSolo(t)
+	enc := func(m consensus.Message) []byte {
+		b, err := consensus.EncodeMessage(&m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	id, ok := n.consensusAuthor(enc(consensus.Message{Type: consensus.MsgPrepare, Height: 1, From: 0}))
+	if !ok || id.String() != n.peerID {
+		t.Fatalf("author of validator 0's prepare: %q %v, want this node %s", id, ok, n.peerID)
+	}
+	for name, data := range map[string][]byte{
+		"decision":      enc(consensus.Message{Type: consensus.MsgDecision, Height: 1}),
+		"unknown index": enc(consensus.Message{Type: consensus.MsgPrepare, Height: 1, From: 7}),
+		"garbage":       []byte("not cbor"),
+	} {
+		if id, ok := n.consensusAuthor(data); ok {
+			t.Errorf("%s: author %s, want none", name, id)
+		}
+	}
+}

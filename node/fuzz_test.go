@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"encoding/hex"
 	"strings"
@@ -24,8 +25,14 @@ func fuzzKey(i byte) ed25519.PrivateKey {
 }
 
 // fuzzNode is just enough of a Node for its gossip validators: chain, validators and caches.
-func fuzzNode() *Node {
-	n := &Node{chainID: fuzzChain, peerID: "self", self: -1, sigs: newSigCache(1 << 10)}
+func fuzzNode(tb testing.TB) *Node {
+	n := &Node{chainID: fuzzChain, peerID: "self", self: -1, sigs: newSigCache(1 << 10), stopping: make(chan struct{})}
+	// The transaction topic's validator hands its signatures to the node's verifier.
+	n.verifier = newVerifier(fuzzChain, n.sigs, nil, n.stopping)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); n.verifier.run(ctx) }()
+	tb.Cleanup(func() { cancel(); close(n.stopping); <-done })
 	var ep epoch
 	for i := range byte(4) {
 		ep.Set.Validators = append(ep.Set.Validators,
@@ -115,7 +122,7 @@ func FuzzGossipTxBatch(f *testing.F) {
 		f.Add(raw[:len(raw)-1])
 	}
 	addCBORSeeds(f)
-	n := fuzzNode()
+	n := fuzzNode(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		v, decoded := n.validateTxBatch("peer", data)
 		checkVerdict(t, v, decoded)
@@ -152,7 +159,7 @@ func FuzzGossipConsensus(f *testing.F) {
 		f.Add(raw[:len(raw)/2])
 	}
 	addCBORSeeds(f)
-	n := fuzzNode()
+	n := fuzzNode(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		v, decoded := n.validateConsensus("peer", data)
 		checkVerdict(t, v, decoded)

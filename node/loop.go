@@ -257,6 +257,7 @@ func (n *Node) commit(c consensus.Committed) error {
 		n.metrics.heightSeconds.Observe(time.Since(n.lastCommit).Seconds())
 	}
 	n.lastCommit = time.Now()
+	n.gate.committed(n.lastCommit)
 	n.log.Debug("block committed", "height", c.Height, "bytes", len(c.Value), "store", saved,
 		"total", time.Since(start))
 	return nil
@@ -316,6 +317,7 @@ func (n *Node) execute(height uint64, value []byte, ex *executedBlock) error {
 	n.served.Store(height)
 	n.health.blockApplied(b.Header.Time)
 	n.pool.Update(settled, n.nonceOf)
+	n.gate.gapped.Store(int64(n.pool.Gapped(n.nonceOf)))
 	n.evidence.Update(height, b.Evidence)
 	n.metrics.evidenceCommitted.Add(float64(len(b.Evidence)))
 	n.metrics.evidencePending.Set(float64(n.evidence.Size()))

@@ -79,6 +79,40 @@ func (m *Mempool) NextNonce(from state.Address, committed uint64) uint64 {
 	}
 }
 
+// ClosesGap reports whether a transaction from from with nonce would be the next one its account
+// can use (committed is the account's committed nonce) while later ones of the account wait
+// pending behind it: admitting it lets them be proposed.
+// committed is only called when some pending transaction of the account has a higher nonce: a
+// sender sending in order, the common case under load, costs no state read.
+func (m *Mempool) ClosesGap(from state.Address, nonce uint64, committed func(state.Address) uint64) bool {
+	m.mu.Lock()
+	q := m.bySender[from]
+	above := false
+	for n := range q {
+		if n > nonce {
+			above = true
+			break
+		}
+	}
+	m.mu.Unlock()
+	if !above {
+		return false
+	}
+	// The committed nonce is read outside the lock: the loop takes it to settle blocks.
+	c := committed(from)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	q = m.bySender[from]
+	next := c
+	for {
+		if _, ok := q[next]; !ok {
+			break
+		}
+		next++
+	}
+	return nonce == next
+}
+
 // Add inserts a transaction whose signature and state checks have passed.
 func (m *Mempool) Add(raw []byte, h state.Hash, tx *state.Tx) error {
 	m.mu.Lock()
@@ -141,6 +175,23 @@ func (m *Mempool) Reap(maxTxs, maxBytes int, nonceOf func(state.Address) uint64)
 		}
 	}
 	return out
+}
+
+// Gapped counts the pending transactions that cannot be proposed now: those behind a nonce gap
+// of their account (nonceOf gives the account's committed nonce).
+func (m *Mempool) Gapped(nonceOf func(state.Address) uint64) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ready := 0
+	for from, q := range m.bySender {
+		for n := nonceOf(from); ; n++ {
+			if _, ok := q[n]; !ok {
+				break
+			}
+			ready++
+		}
+	}
+	return len(m.byHash) - ready
 }
 
 // Update removes what a committed block settled: the transactions it applied or rejected for

@@ -37,6 +37,11 @@ type metrics struct {
 	txsLeftOut       prometheus.Counter
 	// checkpoints counts the checkpoints taken for backups, by result (ok, failed).
 	checkpoints *prometheus.CounterVec
+	// apiRefused counts submissions refused at the door with 503 (overload.go), by reason.
+	apiRefused *prometheus.CounterVec
+	// verifyBatch and verifySeconds describe the verifier's batches (verifier.go).
+	verifyBatch   prometheus.Histogram
+	verifySeconds prometheus.Histogram
 }
 
 func newMetrics() *metrics {
@@ -82,8 +87,15 @@ func newMetrics() *metrics {
 			Help: "Transactions this node, as leader, left out of its proposals because they would fail (rejected, or waiting on an earlier nonce)."}),
 		checkpoints: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "guild_backup_checkpoints_total",
 			Help: "Store checkpoints taken for `guild node backup` through the admin listener, by result (ok, failed)."}, []string{"result"}),
+		apiRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "guild_api_refused_total",
+			Help: "Submission requests refused with 503 and Retry-After because the node was overloaded: reason pending (mempool above mempool.max_pending) or lag (no block finalized for mempool.max_finality_lag_ms)."}, []string{"reason"}),
+		verifyBatch: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "guild_verify_batch_txs",
+			Help:    "Transactions per signature-verification batch (API and gossip together; larger is cheaper per signature).",
+			Buckets: []float64{1, 4, 16, 64, 128, 256, 512, 1024, 2048, 4096}}),
+		verifySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "guild_verify_batch_seconds",
+			Help: "Time to verify one signature-verification batch.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 12)}),
 	}
-	m.reg.MustRegister(m.checkpoints, m.invalidMessages, m.outOfWindow, m.leaderSkips, m.leadersSkipped, m.invalidProposals, m.txsLeftOut,
+	m.reg.MustRegister(m.verifyBatch, m.verifySeconds, m.apiRefused, m.checkpoints, m.invalidMessages, m.outOfWindow, m.leaderSkips, m.leadersSkipped, m.invalidProposals, m.txsLeftOut,
 		m.roundsPerHeight, m.evidenceCaught, m.evidenceCommitted, m.evidencePending,
 		m.height, m.blocks, m.txsApplied, m.txsRejected, m.mempool, m.commitSeconds, m.heightSeconds, m.view, m.viewChanges,
 		m.gossipDropped, m.sendDropped, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -56,6 +56,7 @@ type Node struct {
 	pool             *Mempool
 	evidence         *EvidencePool
 	sigs             *sigCache
+	verifier         *verifier // every transaction signature from the API and gossip: verifier.go
 	rejected         *reasonCache
 	host             *p2p.Host
 	core             *consensus.Core
@@ -91,6 +92,7 @@ type Node struct {
 	// served is the last height whose block, results and tx index are all written: what the API
 	// shows, so a reader never sees a block without its results.
 	served   atomic.Uint64
+	gate     admissionGate // the API's overload check: overload.go
 	admitCh  chan *admitReq
 	gossipCh chan []byte
 	sendCh   chan []byte
@@ -152,6 +154,7 @@ func New(home string, logger *slog.Logger) (*Node, error) {
 		stopping:     make(chan struct{}),
 	}
 	n.pool.superseded = n.rejected.put
+	n.verifier = newVerifier(n.chainID, n.sigs, n.metrics, n.stopping)
 	if n.peerID, err = p2p.PeerIDFromKey(nodeKey); err != nil {
 		return nil, err
 	}
@@ -173,6 +176,7 @@ func New(home string, logger *slog.Logger) (*Node, error) {
 		n.closeStores()
 		return nil, err
 	}
+	n.gate.setParams(cfg.Mempool, n.params)
 	n.self = n.selfIndex(n.blocks.Height() + 1)
 	// Every node keeps a WAL, not only the validators of today: governance may make it one.
 	if n.wal, n.restored, err = OpenWAL(filepath.Join(n.home, DataDir, WALFile)); err != nil {
@@ -458,6 +462,7 @@ func (n *Node) startP2P(ctx context.Context) error {
 		ConsensusRate:     n.consensusRate(),
 		ValidateTxs:       n.validateTxBatch,
 		ValidateConsensus: n.validateConsensus,
+		ConsensusAuthor:   n.consensusAuthor,
 		SyncSource:        n,
 		Logger:            n.log,
 	})

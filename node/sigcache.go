@@ -41,3 +41,6 @@ func (c *sigCache) add(hs ...state.Hash) {
 		c.cur[h] = struct{}{}
 	}
 }
+
+// Record implements state.SigRecorder.
+func (c *sigCache) Record(hs ...state.Hash) { c.add(hs...) }

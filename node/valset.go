@@ -251,6 +251,7 @@ func (n *Node) followGovernance() error {
 		stale = true
 	}
 	n.params = p
+	n.gate.setParams(n.cfg.Mempool, p)
 	n.coreStale = n.coreStale || stale
 	return nil
 }

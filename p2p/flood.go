@@ -9,23 +9,28 @@ import (
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // Flood control (issue #9: a hostile member costs at most its share). A member holding valid keys
-// can sign as many messages as it likes, and each one passes pubsub's signature check and costs
-// every node a decode and a signature verification before the node's validator can refuse it.
-// Three things bound what that costs:
+// can sign as many messages as it likes, and each one costs every node a decode and a signature
+// verification before the node's validator can refuse it. Messages carry no libp2p author
+// (StrictNoSign, gossip.go): a consensus message's author is the validator whose index it
+// carries (Config.ConsensusAuthor), unverified until the validator runs; a transaction batch
+// names none. Three things bound what that costs:
 //
 //   - Before the validation queue, which all topics and peers share, an RPC inspector charges each
 //     incoming message to a bucket per (sending peer, author) and topic, and drops what is over
 //     the topic's rate (Config.TxRate, Config.ConsensusRate). One author's flood then fills only its
-//     own buckets, never the queue that honest validators' messages wait in. Excess that a peer
-//     sends of its own messages costs it application score; excess it relays of others' does
-//     not, since an honest relayer cannot tell a flood from a burst.
-//   - In front of each topic's validator, a bucket per author counts the author's distinct
-//     messages (duplicates are gone by then), so an author that sends different messages through
-//     different neighbours still gets one rate at each node.
+//     own buckets, never the queue that honest validators' messages wait in, and a sender that
+//     claims another's authorship spends only its own link's bucket. Excess that a peer sends of
+//     its own messages costs it application score; excess it relays of others' does not, since
+//     an honest relayer cannot tell a flood from a burst.
+//   - In front of each topic's validator, a bucket per sending peer counts the distinct messages
+//     it hands over (duplicates are gone by then). It is keyed by the sender, which the transport
+//     authenticates, not by the claimed author, which a forger could name to spend an honest
+//     validator's allowance.
 //   - The node penalises the author of a correctly signed message that its consensus core refuses
 //     for a reason an honest node never gives (Penalize), so a sustained signed flood of junk
 //     puts its sender below DisconnectScore within a second or so.
@@ -54,6 +59,10 @@ type floodControl struct {
 	// dropped counts, per topic and author, the messages dropped by either limit.
 	dropped   map[string]*authorCounts
 	penalties *penalties
+	// authorOf names, per topic, the peer accountable for a payload (Config.ConsensusAuthor).
+	// Messages carry no libp2p author (StrictNoSign), so without it a message's author is
+	// unknown, and it is charged to its sender as its own.
+	authorOf map[string]func([]byte) (peer.ID, bool)
 }
 
 func newFloodControl(limits map[string]RateLimit) *floodControl {
@@ -62,6 +71,7 @@ func newFloodControl(limits map[string]RateLimit) *floodControl {
 		authors:   make(map[string]*rateLimiter[peer.ID], len(limits)),
 		dropped:   make(map[string]*authorCounts, len(limits)),
 		penalties: &penalties{m: map[peer.ID]*decaying{}},
+		authorOf:  map[string]func([]byte) (peer.ID, bool){},
 	}
 	for topic, l := range limits {
 		f.rpc[topic] = newRateLimiter[link](l, l)
@@ -88,7 +98,13 @@ func (f *floodControl) inspectRPC(from peer.ID, rpc *pubsub.RPC) error {
 			kept = append(kept, m) // a topic we are not in: pubsub ignores it
 			continue
 		}
-		author := peer.ID(m.GetFrom())
+		author := f.author(topic, m)
+		if author == "" {
+			// Named by nothing: charged as the sender's own, so that a flood of anonymous
+			// payloads costs its sender score. Honest nodes publish their own straight to every
+			// topic peer (flood publish), so what they relay of others' is little.
+			author = from
+		}
 		if r.allow(link{from: from, author: author}, len(m.GetData()), now) {
 			kept = append(kept, m)
 			continue
@@ -98,6 +114,20 @@ func (f *floodControl) inspectRPC(from peer.ID, rpc *pubsub.RPC) error {
 	clear(msgs[len(kept):]) // let the dropped messages go now, not with the RPC
 	rpc.Publish = kept
 	return nil
+}
+
+// author is who is accountable for m: its libp2p author if it has one (a signing network), else
+// the one its payload names (authorOf), else "" (unknown: charged to the sender as its own).
+func (f *floodControl) author(topic string, m *pb.Message) peer.ID {
+	if a := peer.ID(m.GetFrom()); a != "" {
+		return a
+	}
+	if of := f.authorOf[topic]; of != nil {
+		if a, ok := of(m.GetData()); ok {
+			return a
+		}
+	}
+	return ""
 }
 
 // limit puts topic's per-author bucket in front of validate: a message over it is Ignored before

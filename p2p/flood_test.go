@@ -273,3 +273,58 @@ func TestQuietPubsubDemotesTagQueueWarnings(t *testing.T) {
 		t.Fatalf("at debug level: %q", buf.String())
 	}
 }
+
+// Without libp2p authors (StrictNoSign), the inspector takes the author a payload names
+// (Config.ConsensusAuthor): a relayed flood by x is cut at no cost to the relayer, x's own costs
+// x, and a payload that names no author is charged to its sender's link alone.
+func TestInspectorChargesThePayloadsAuthor(t *testing.T) {
+	const topic = "/guild/c/consensus/1"
+	fc := newFloodControl(map[string]RateLimit{topic: {MsgsPerSec: 10, BytesPerSec: 1 << 20}})
+	fc.authorOf[topic] = func(data []byte) (peer.ID, bool) {
+		if len(data) > 0 && data[0] == 'x' {
+			return "x", true
+		}
+		return "", false
+	}
+	unsigned := func(prefix string, n int) *pubsub.RPC {
+		topic := topic
+		rpc := &pubsub.RPC{}
+		for i := range n {
+			rpc.Publish = append(rpc.Publish, &pb.Message{Topic: &topic, Data: fmt.Appendf(nil, "%s%d", prefix, i)})
+		}
+		return rpc
+	}
+	x, relay := peer.ID("x"), peer.ID("relay")
+	now := time.Now()
+	rpc := unsigned("x", 500)
+	if err := fc.inspectRPC(relay, rpc); err != nil || len(rpc.Publish) != 20 {
+		t.Fatalf("relayed flood of x: kept %d (%v), want 20", len(rpc.Publish), err)
+	}
+	if p := fc.penalty(relay, now); p != 0 {
+		t.Fatalf("relaying x's flood costs the relayer %v", p)
+	}
+	if err := fc.inspectRPC(x, unsigned("x", 500)); err != nil {
+		t.Fatal(err)
+	}
+	if p := fc.penalty(x, now); p < 480-rateTolerance-1 {
+		t.Fatalf("x's own excess costs %v", p)
+	}
+	// Anonymous payloads from the relay have their own bucket, not x's.
+	rpc = unsigned("anon", 15)
+	if err := fc.inspectRPC(relay, rpc); err != nil || len(rpc.Publish) != 15 {
+		t.Fatalf("anonymous payloads: kept %d (%v), want 15", len(rpc.Publish), err)
+	}
+}
+
+// A message's ID is its content: the same payload on a topic is one message whoever relays or
+// publishes it; another payload or topic is another.
+func TestContentID(t *testing.T) {
+	a, b := "t1", "t2"
+	m := func(topic, data string) *pb.Message { return &pb.Message{Topic: &topic, Data: []byte(data)} }
+	if contentID(m(a, "x")) != contentID(&pb.Message{Topic: &a, Data: []byte("x"), From: []byte("p")}) {
+		t.Error("same payload, different IDs")
+	}
+	if contentID(m(a, "x")) == contentID(m(a, "y")) || contentID(m(a, "x")) == contentID(m(b, "x")) {
+		t.Error("different payloads or topics, one ID")
+	}
+}

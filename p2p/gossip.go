@@ -2,12 +2,14 @@ package p2p
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -45,17 +47,18 @@ func (v Verdict) String() string {
 // on the caller's goroutine (a Validator that wants to skip work on its own messages can compare
 // from with Host.ID()).
 //
-// from is the message's author: the peer that signed it, not the neighbour that relayed it.
-// Pubsub has already checked the author's signature over data (StrictSign) and that data fits
-// Config.MaxMessageBytes. On Accept the returned value is handed to the subscriber as
+// from is the peer that handed the message to this host (itself for its own publications):
+// messages carry no libp2p author or signature (StrictNoSign), so the payload's own signature is
+// what names and authenticates its author, and only the Validator can check it. Pubsub has
+// checked that data fits Config.MaxMessageBytes. On Accept the returned value is handed to the subscriber as
 // Message.Decoded so the node does not decode twice; on Reject or Ignore it is dropped. A panic
 // counts as Reject.
 type Validator func(from string, data []byte) (Verdict, any)
 
 // Message is a validated message from another peer.
 type Message struct {
-	From    string // author's peer ID
-	Data    []byte // payload as signed by the author; do not modify
+	From    string // the peer it came from (not necessarily its author)
+	Data    []byte // payload; do not modify
 	Decoded any    // what the Validator returned with Accept
 }
 
@@ -86,7 +89,15 @@ func consensusTopic(chainID string) string { return "/guild/" + chainID + "/cons
 func gossipOptions(maxBytes int, log *slog.Logger, topics []string, direct []peer.AddrInfo, sk *scorekeeper, fc *floodControl, tracer pubsub.RawTracer) []pubsub.Option {
 	opts := []pubsub.Option{
 		pubsub.WithMaxMessageSize(wireLimit(maxBytes)),
-		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
+		// Every payload is signed by its author (transactions by their senders, consensus
+		// messages by their validators, a decision by its certificate's quorum), and the node
+		// verifies those signatures: a libp2p signature per message on top only cost a sign and
+		// a verify per message per hop. Without it messages carry no author or sequence number,
+		// so a message is identified by its content. Every node of a network must agree on this
+		// (a signing node rejects unsigned messages).
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
+		pubsub.WithNoAuthor(), // no author or sequence number either: StrictNoSign drops those
+		pubsub.WithMessageIdFn(contentID),
 		// Our own messages go straight to every peer subscribed to the topic, not only to our
 		// mesh: one hop, no wait for a mesh that is only (re)built on the 1 s heartbeat.
 		pubsub.WithFloodPublish(true),
@@ -115,6 +126,16 @@ func gossipOptions(maxBytes int, log *slog.Logger, topics []string, direct []pee
 	return opts
 }
 
+// contentID is a message's ID: a hash of its topic and payload, so that the same payload is one
+// message however many peers relay it or publish it.
+func contentID(m *pb.Message) string {
+	h := sha256.New()
+	h.Write([]byte(m.GetTopic()))
+	h.Write([]byte{0})
+	h.Write(m.GetData())
+	return string(h.Sum(nil))
+}
+
 // gossipTopic is one joined topic with its subscription and the channel the node reads.
 type gossipTopic struct {
 	name  string
@@ -134,8 +155,9 @@ func (h *Host) join(name string, validate Validator) (*gossipTopic, error) {
 	self := h.host.ID()
 	sub, err := topic.Subscribe(
 		pubsub.WithBufferSize(subscriptionBuffer),
-		// Own publications are filtered before they take room in the buffer.
-		pubsub.WithMessageFilter(func(m *pubsub.Message) bool { return peer.ID(m.GetFrom()) != self }),
+		// Own publications are filtered before they take room in the buffer (a local publication
+		// is received from self; network copies of it are duplicates by content).
+		pubsub.WithMessageFilter(func(m *pubsub.Message) bool { return m.ReceivedFrom != self }),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("p2p: subscribe %s: %w", name, err)
@@ -150,9 +172,9 @@ func (h *Host) join(name string, validate Validator) (*gossipTopic, error) {
 // into Reject.
 func (h *Host) wrapValidator(topic string, validate Validator) pubsub.ValidatorEx {
 	return func(_ context.Context, _ peer.ID, msg *pubsub.Message) (result pubsub.ValidationResult) {
-		from := peer.ID(msg.GetFrom())
-		// In a permissioned network only members and observers author messages; a member relaying
-		// messages signed by throwaway keys would otherwise dodge per-author limits.
+		// Messages carry no libp2p author (StrictNoSign): the peer that handed it to us answers
+		// for it here; the payload's own signature names its author to the node's validator.
+		from := msg.ReceivedFrom
 		if from != h.host.ID() && !h.gater.allowed(from) {
 			h.log.Debug("message from an author not allowed rejected", "topic", topic, "from", from)
 			return pubsub.ValidationReject
@@ -195,7 +217,7 @@ func (h *Host) read(sub *pubsub.Subscription, out chan<- Message) {
 		if err != nil {
 			return // Close, or pubsub shut down
 		}
-		m := Message{From: peer.ID(msg.GetFrom()).String(), Data: msg.Data, Decoded: msg.ValidatorData}
+		m := Message{From: msg.ReceivedFrom.String(), Data: msg.Data, Decoded: msg.ValidatorData}
 		select {
 		case out <- m:
 		case <-h.ctx.Done():

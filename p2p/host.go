@@ -105,7 +105,13 @@ type Config struct {
 	MaxMessageBytes   int
 	ValidateTxs       Validator
 	ValidateConsensus Validator
-	Logger            *slog.Logger // nil -> slog.Default(); pubsub logs with component=pubsub
+	// ConsensusAuthor, if set, names the peer accountable for a consensus payload from the
+	// payload itself (its signer's node), cheaply and before any verification; false when the
+	// payload names none (then the peer that sent it is). Messages carry no libp2p author or
+	// signature (StrictNoSign: the payloads are signed by their authors), so the flood
+	// inspector charges (sender, this author) instead.
+	ConsensusAuthor func(data []byte) (peer.ID, bool)
+	Logger          *slog.Logger // nil -> slog.Default(); pubsub logs with component=pubsub
 
 	// SyncSource serves block sync ("/guild/<chain>/sync/1") to allowed peers; nil: this host
 	// only asks (FetchBlocks, SyncStatus).
@@ -278,6 +284,9 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		topics[0]: withDefaults(cfg.TxRate, DefaultTxRateLimit),
 		topics[1]: withDefaults(cfg.ConsensusRate, DefaultConsensusRateLimit),
 	})
+	if cfg.ConsensusAuthor != nil {
+		h.flood.authorOf[topics[1]] = cfg.ConsensusAuthor
+	}
 	var direct []peer.AddrInfo
 	if _, isValidator := validators[self]; isValidator {
 		for id := range validators {

@@ -312,8 +312,14 @@ func pbBytes(field int, b []byte) []byte {
 }
 
 // message encodes a pubsub message signed by the publisher; forge spoils the signature.
+// message is an RPC message as honest nodes send it (no author, sequence number or signature:
+// StrictNoSign), or, with forge, one that carries a libp2p signature (a bad one), which the
+// network's policy refuses and penalises.
 func (r *rawPublisher) message(t *testing.T, topic string, data []byte, seqno uint64, forge bool) []byte {
 	t.Helper()
+	if !forge {
+		return slices.Concat(pbBytes(2, data), pbBytes(4, []byte(topic)))
+	}
 	from := []byte(r.h.ID())
 	var seq [8]byte
 	binary.BigEndian.PutUint64(seq[:], seqno)

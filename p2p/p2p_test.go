@@ -133,13 +133,16 @@ func linked(t testing.TB, src, dst *Host) {
 	}{{src.PublishTxs, dst.Txs()}, {src.PublishConsensus, dst.Consensus()}} {
 		deadline := time.After(waitLimit)
 		tick := time.NewTicker(50 * time.Millisecond)
-		for arrived := false; !arrived; {
-			if err := topic.publish(context.Background(), []byte(probePrefix+src.ID())); err != nil {
+		for n, arrived := 0, false; !arrived; n++ {
+			// Each probe differs: message IDs are content, so a repeated probe would be a
+			// duplicate of the first, which went nowhere.
+			if err := topic.publish(context.Background(), fmt.Appendf(nil, "%s%s-%d", probePrefix, src.ID(), n)); err != nil {
 				t.Fatal(err)
 			}
 			select {
 			case m := <-topic.ch:
-				arrived = m.From == src.ID()
+				// From is the last hop, not the author (no libp2p authors): match the probe.
+				arrived = strings.HasPrefix(string(m.Data), probePrefix+src.ID()+"-")
 			case <-tick.C:
 			case <-deadline:
 				t.Fatalf("timed out after %v waiting for %s to reach %s", waitLimit, src.ID(), dst.ID())
@@ -166,12 +169,19 @@ func receive[T any](t testing.TB, ch <-chan T, what string) T {
 // expectMessage expects text from a host as the next message other than a probe.
 func expectMessage(t testing.TB, ch <-chan Message, from *Host, text string) {
 	t.Helper()
-	m := receive(t, ch, fmt.Sprintf("%q from %s", text, from.ID()))
+	expectMessageVia(t, ch, text, from)
+}
+
+// expectMessageVia expects text as the next message other than a probe, handed over by one of
+// hops (the first, or a relay).
+func expectMessageVia(t testing.TB, ch <-chan Message, text string, hops ...*Host) {
+	t.Helper()
+	m := receive(t, ch, fmt.Sprintf("%q from %s", text, hops[0].ID()))
 	for strings.HasPrefix(string(m.Data), probePrefix) {
-		m = receive(t, ch, fmt.Sprintf("%q from %s", text, from.ID()))
+		m = receive(t, ch, fmt.Sprintf("%q from %s", text, hops[0].ID()))
 	}
-	if m.From != from.ID() || string(m.Data) != text {
-		t.Fatalf("got %q from %s, want %q from %s", m.Data, m.From, text, from.ID())
+	if !slices.ContainsFunc(hops, func(h *Host) bool { return h.ID() == m.From }) || string(m.Data) != text {
+		t.Fatalf("got %q from %s, want %q from %s", m.Data, m.From, text, hops[0].ID())
 	}
 	if d, ok := m.Decoded.(decoded); !ok || d.text != text {
 		t.Fatalf("Decoded = %#v, want decoded{%q}", m.Decoded, text)
@@ -197,9 +207,11 @@ func TestGossipReachesOtherPeersNotPublisher(t *testing.T) {
 	if err := a.PublishTxs(context.Background(), []byte("txs-1")); err != nil {
 		t.Fatal(err)
 	}
-	for _, h := range []*Host{b, c} {
-		expectMessage(t, h.Consensus(), a, "vote-1")
-		expectMessage(t, h.Txs(), a, "txs-1")
+	// Each gets a's messages, straight from a or first relayed by the other: messages name
+	// their last hop, not their author.
+	for _, h := range [][2]*Host{{b, c}, {c, b}} {
+		expectMessageVia(t, h[0].Consensus(), "vote-1", a, h[1])
+		expectMessageVia(t, h[0].Txs(), "txs-1", a, h[1])
 	}
 
 	// a's own messages would have entered its channels before they left for the network, so
@@ -210,8 +222,8 @@ func TestGossipReachesOtherPeersNotPublisher(t *testing.T) {
 	if err := b.PublishTxs(context.Background(), []byte("txs-2")); err != nil {
 		t.Fatal(err)
 	}
-	expectMessage(t, a.Consensus(), b, "vote-2")
-	expectMessage(t, a.Txs(), b, "txs-2")
+	expectMessageVia(t, a.Consensus(), "vote-2", b, c)
+	expectMessageVia(t, a.Txs(), "txs-2", b, c)
 
 	peers := a.Peers()
 	var ids []string
@@ -286,7 +298,7 @@ func TestValidatorVerdictsStopDeliveryAndRelay(t *testing.T) {
 	if err := a.PublishTxs(context.Background(), []byte("good")); err != nil {
 		t.Fatal(err)
 	}
-	expectMessage(t, c.Txs(), a, "good")
+	expectMessage(t, c.Txs(), b, "good") // a's, from b: messages carry no author, only a sender
 	expectMessage(t, b.Txs(), a, "good") // b delivered none of the three either
 	for _, s := range []string{"bad", "stale", "boom"} {
 		if seenAtC.contains(s) {

@@ -256,11 +256,18 @@ func (s *State) admit(txs [][]byte, cache SigCache, results []TxResult) ([]*Tx, 
 		unverified = append(unverified, decoded[i])
 		unverifiedIdx = append(unverifiedIdx, i)
 	}
+	rec, _ := cache.(SigRecorder)
+	var good []Hash
 	for j, err := range VerifyTxs(s.chainID, unverified) {
+		i := unverifiedIdx[j]
 		if err != nil {
-			i := unverifiedIdx[j]
 			decoded[i], results[i].Err = nil, err
+		} else if rec != nil {
+			good = append(good, results[i].Hash)
 		}
+	}
+	if len(good) > 0 {
+		rec.Record(good...)
 	}
 	return decoded, selfSigned
 }

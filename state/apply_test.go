@@ -483,3 +483,28 @@ func TestCheckTx(t *testing.T) {
 		}
 	}
 }
+
+// recCache is a mapCache that records what the state verified (a SigRecorder).
+type recCache struct{ mapCache }
+
+func (c recCache) Record(hs ...Hash) {
+	for _, h := range hs {
+		c.mapCache[h] = true
+	}
+}
+
+// A block's transactions verified by the state are recorded in a SigRecorder, the good ones
+// only, so the node does not verify them again when gossip brings them.
+func TestSigRecorderLearnsWhatTheBlockVerified(t *testing.T) {
+	f := newFixture()
+	s, _ := f.open(t)
+	good := rawTransfer(t, f.bob, 0, f.dave.addr, 5)
+	tx, _ := signedTx(t, f.alice, transferBody(f.alice, 1, f.bob.addr, 100))
+	tx.Sigs[0].Sig[7] ^= 1
+	forged := encodeTx(t, tx)
+	c := recCache{mapCache{}}
+	mustApply(t, s, 2, [][]byte{good, forged}, c)
+	if !c.Verified(HashTx(good)) || c.Verified(HashTx(forged)) {
+		t.Fatalf("recorded %v: want the good transaction only", c.mapCache)
+	}
+}

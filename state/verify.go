@@ -25,6 +25,15 @@ type SigCache interface {
 	Verified(h Hash) bool
 }
 
+// SigRecorder is a SigCache that also learns what ApplyBlock and ExecuteBlock verified
+// themselves, so that a transaction first seen in a block is not verified again when gossip
+// brings it (each signature verified once per node). Record is called only with hashes of
+// transactions whose every signature verified.
+type SigRecorder interface {
+	SigCache
+	Record(hs ...Hash)
+}
+
 // sigOptions are the ed25519 verification rules of every transaction signature check, single or
 // batched. ZIP-215 is what the cofactored batch equation actually implements; verifying one
 // transaction with any other rules (crypto/ed25519's, or voi's default) would let a node that
@@ -59,11 +68,19 @@ func VerifyTx(chainID string, tx *Tx) error {
 	}
 	for i := range tx.Sigs {
 		s := &tx.Sigs[i]
-		if !ed25519.VerifyWithOptions(s.PubKey, msg, s.Sig, sigOptions) {
+		if !verifyOne(s.PubKey, msg, s.Sig) {
 			return errSigInvalid
 		}
 	}
 	return nil
+}
+
+// verifyOne checks one signature under sigOptions, with pub's cached expanded form if it has one.
+func verifyOne(pub, msg, sig []byte) bool {
+	if e := expandedKeys.get(pub); e != nil {
+		return ed25519.VerifyExpandedWithOptions(e, msg, sig, sigOptions)
+	}
+	return ed25519.VerifyWithOptions(pub, msg, sig, sigOptions)
 }
 
 var errSigInvalid = fmt.Errorf("%w: signature does not verify", ErrBadSignature)
@@ -180,7 +197,7 @@ func verifySigs(items []sigItem) []bool {
 		// Too few for a batch to pay off.
 		for i := range items {
 			it := &items[i]
-			ok[i] = ed25519.VerifyWithOptions(it.pub, it.msg, it.sig, sigOptions)
+			ok[i] = verifyOne(it.pub, it.msg, it.sig)
 		}
 		return ok
 	}
@@ -220,7 +237,11 @@ func verifyChunk(items []sigItem, ok []bool) {
 	bv := ed25519.NewBatchVerifierWithCapacity(len(items))
 	for i := range items {
 		it := &items[i]
-		bv.AddWithOptions(it.pub, it.msg, it.sig, sigOptions)
+		if e := expandedKeys.get(it.pub); e != nil {
+			bv.AddExpandedWithOptions(e, it.msg, it.sig, sigOptions)
+		} else {
+			bv.AddWithOptions(it.pub, it.msg, it.sig, sigOptions)
+		}
 	}
 	_, valid := bv.Verify(batchSeed(items))
 	copy(ok, valid)

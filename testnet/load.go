@@ -122,7 +122,9 @@ func RunLoad(ctx context.Context, opts LoadOptions) (*LoadReport, error) {
 	behind := release(ctx, tokens, opts.Rate, opts.Duration, submitStart, func() {
 		fmt.Fprintf(progress, "  %s\n", tr.progress(sub, submitStart))
 	})
+	giveUp := time.AfterFunc(opts.Stragglers, func() { close(sub.giveUp) })
 	wg.Wait()
+	giveUp.Stop()
 	submitEnd := time.Now()
 
 	// Stragglers: wait until every accepted transaction is in a block, or the time is up.
@@ -155,9 +157,10 @@ func RunLoad(ctx context.Context, opts LoadOptions) (*LoadReport, error) {
 
 	r.Submitted, r.Accepted = int(sub.submitted.Load()), int(sub.accepted.Load())
 	r.Rejected, r.Errors, r.Throttled = int(sub.rejected.Load()), int(sub.errors.Load()), int(sub.throttled.Load())
+	r.GaveUp = int(sub.gaveUp.Load())
 	r.FirstRejection, _ = sub.firstRejection.Load().(string)
 	r.Behind = behind
-	r.SubmitWindow = submitEnd.Sub(submitStart)
+	r.SubmitStart, r.SubmitWindow = submitStart, submitEnd.Sub(submitStart)
 	if r.SubmitWindow > 0 {
 		r.SubmitRate = float64(r.Submitted) / r.SubmitWindow.Seconds()
 	}
@@ -429,7 +432,11 @@ type submitter struct {
 	tracker *tracker
 
 	submitted, accepted, rejected, errors, throttled atomic.Int64
+	gaveUp                                           atomic.Int64 // still refused when giveUp closed
 	firstRejection                                   atomic.Value // string
+	// giveUp closes a while after the submission window: retries of refused transactions stop,
+	// so a run ends even if the nodes never take them.
+	giveUp chan struct{}
 }
 
 // work takes releases from tokens — one, plus every other already waiting, up to
@@ -540,6 +547,7 @@ func (sub *submitter) submitBatch(ctx context.Context, apiURL string, items []ba
 				switch {
 				case r.Status == api.TxPending:
 					sub.accepted.Add(1)
+					sub.tracker.accepted(items[i].tx.hash, time.Now())
 				case r.Status == api.TxBusy || tooFarAhead(r.Error) && waitFar(&farSince):
 					sub.throttled.Add(1)
 					busy = append(busy, items[i])
@@ -557,6 +565,9 @@ func (sub *submitter) submitBatch(ctx context.Context, apiURL string, items []ba
 		}
 		select {
 		case <-ctx.Done():
+			return rejected
+		case <-sub.giveUp:
+			sub.gaveUp.Add(int64(len(items)))
 			return rejected
 		case <-time.After(backoff):
 		}
@@ -588,6 +599,9 @@ func (sub *submitter) submit(ctx context.Context, apiURL string, tx signedTx) bo
 			select {
 			case <-ctx.Done():
 				return true
+			case <-sub.giveUp:
+				sub.gaveUp.Add(1)
+				return true
 			case <-time.After(backoff):
 			}
 		case status >= 400:
@@ -597,13 +611,14 @@ func (sub *submitter) submit(ctx context.Context, apiURL string, tx signedTx) bo
 			return false
 		default:
 			sub.accepted.Add(1)
+			sub.tracker.accepted(tx.hash, time.Now())
 			return true
 		}
 	}
 }
 
 func newSubmitter(apis []string, workers int, tr *tracker) *submitter {
-	return &submitter{apis: apis, http: newAPIHTTP(workers), tracker: tr}
+	return &submitter{apis: apis, http: newAPIHTTP(workers), tracker: tr, giveUp: make(chan struct{})}
 }
 
 // tooFarAhead tells a refusal for a nonce too far ahead of the sender's committed one: while

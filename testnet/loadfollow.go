@@ -163,8 +163,9 @@ type tracker struct {
 }
 
 type blockSeen struct {
-	at  time.Time
-	txs int
+	at   time.Time
+	txs  int
+	ours int // of the submitted transactions, finalized in it
 }
 
 func newTracker() *tracker {
@@ -180,6 +181,16 @@ func (t *tracker) sent(hash state.Hash, at time.Time) {
 		t.firstSent = at
 	}
 	t.sentAt[hash] = at
+}
+
+// accepted restarts the clock of a transaction a node has just taken, after refusals (503):
+// latency is from acceptance to finality, the time a refused client did not wait on the node.
+func (t *tracker) accepted(hash state.Hash, at time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.sentAt[hash]; ok {
+		t.sentAt[hash] = at
+	}
 }
 
 // forget drops a transaction the API rejected.
@@ -216,6 +227,7 @@ func (t *tracker) observe(b *api.BlockResponse, at time.Time) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.blocks = append(t.blocks, blockSeen{at: at, txs: max(len(b.Txs), len(results))})
+	seen := &t.blocks[len(t.blocks)-1]
 	for _, r := range results {
 		sentAt, ok := t.sentAt[r.hash]
 		if !ok {
@@ -230,6 +242,7 @@ func (t *tracker) observe(b *api.BlockResponse, at time.Time) error {
 			continue
 		}
 		t.final++
+		seen.ours++
 		t.latencies = append(t.latencies, at.Sub(sentAt))
 		t.lastFinal = at
 	}
@@ -264,7 +277,11 @@ func (t *tracker) report(r *LoadReport) {
 		r.FinalizedRate = float64(t.final) / r.Window.Seconds()
 	}
 	txs := 0
+	end, inWindow := r.SubmitStart.Add(r.SubmitWindow), 0
 	for _, b := range t.blocks {
+		if !b.at.After(end) {
+			inWindow += b.ours
+		}
 		if !b.at.After(t.lastFinal) {
 			r.Blocks++
 			txs += b.txs
@@ -272,5 +289,8 @@ func (t *tracker) report(r *LoadReport) {
 	}
 	if r.Blocks > 0 {
 		r.AvgTxsPerBlock = float64(txs) / float64(r.Blocks)
+	}
+	if r.SubmitWindow > 0 {
+		r.SustainedRate = float64(inWindow) / r.SubmitWindow.Seconds()
 	}
 }

@@ -36,6 +36,7 @@ func testnetCommand() *cli.Command {
 			testnetStatusCommand(),
 			testnetDownCommand(),
 			testnetLoadCommand(),
+			testnetBenchCommand(),
 			testnetChaosCommand(),
 			testnetCheckCommand(),
 			testnetFaultCommand("kill", "crash node K with SIGKILL (no clean shutdown)"),
@@ -333,6 +334,59 @@ func testnetLoadCommand() *cli.Command {
 			if errors.Is(err, context.Canceled) {
 				fmt.Fprintln(os.Stderr, "interrupted; what was measured so far:")
 				err = nil
+			}
+			if perr := writeReport(c, r); perr != nil {
+				return perr
+			}
+			return err
+		},
+	}
+}
+
+func testnetBenchCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "bench",
+		Usage: "sweep offered rates, a fresh testnet each, and print one throughput table beside the verify ceiling",
+		Description: "Measures the ed25519 verify ceiling with the node's own verifier, then for each --rates value\n" +
+			"creates a fresh testnet in DIR/rate-<R>, runs `testnet load` at that rate for --duration, samples every\n" +
+			"node's CPU and peak RSS, and stops and deletes the testnet (--keep keeps it, stopped). Prints one\n" +
+			"table (offered, finalized tx/s, p50/p99, refused 503/429, failed, per-node peak RSS and CPU) and\n" +
+			"writes it as JSON to --out. The machine's load average is shown per run: numbers from a shared\n" +
+			"machine are only comparable within one sweep.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "dir", Value: "./guild-bench", Usage: "where the per-rate testnets are made (and deleted)"},
+			&cli.StringFlag{Name: "rates", Value: "1000,2000,4000,8000,16000", Usage: "offered tx/s, comma-separated"},
+			&cli.DurationFlag{Name: "duration", Value: 20 * time.Second, Usage: "submission window per rate"},
+			&cli.IntFlag{Name: "validators", Value: 4, Usage: "validators per testnet"},
+			&cli.StringFlag{Name: "backend", Value: "pebbledb", Usage: "storage backend"},
+			&cli.IntFlag{Name: "accounts", Value: 256, Usage: "load accounts per run"},
+			&cli.StringFlag{Name: "out", Value: "bench.json", Usage: "write the table as JSON here (\"\" for none)"},
+			&cli.BoolFlag{Name: "keep", Usage: "keep each run's (stopped) testnet directory"},
+			&cli.BoolFlag{Name: "json", Usage: "print the report as JSON instead of the table"},
+		},
+		Action: func(c *cli.Context) error {
+			rates, err := testnet.ParseRates(c.String("rates"))
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			r, err := testnet.Bench(ctx, testnet.BenchOptions{
+				Dir: c.String("dir"), Rates: rates, Duration: c.Duration("duration"),
+				Validators: c.Int("validators"), Backend: c.String("backend"), Accounts: c.Int("accounts"),
+				Keep: c.Bool("keep"), Progress: os.Stderr,
+			})
+			if r == nil {
+				return err
+			}
+			if errors.Is(err, context.Canceled) {
+				fmt.Fprintln(os.Stderr, "interrupted; what was measured so far:")
+				err = nil
+			}
+			if out := c.String("out"); out != "" {
+				if werr := r.WriteJSON(out); werr != nil {
+					return werr
+				}
 			}
 			if perr := writeReport(c, r); perr != nil {
 				return perr

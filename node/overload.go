@@ -1,0 +1,105 @@
+package node
+
+import (
+	"errors"
+	"log/slog"
+	"math"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/guild-ledger/guild/node/api"
+)
+
+// Overload: a node that is offered more than it can finalize refuses the excess at the door, at
+// once and before decoding or verifying anything, instead of queueing it. Queued work would only
+// take the CPU that consensus needs to finalize what is already pending: past saturation finality
+// then stretched to seconds and throughput fell (the collapse of issue #10). A refused client is
+// told when to come back (Retry-After) and loses nothing: nothing of its request was taken.
+
+// ErrOverloaded refuses a submission while too many transactions are pending or blocks are not
+// being finalized; the API answers 503 with Retry-After.
+var ErrOverloaded = errors.New("node: overloaded: too many transactions pending or no block finalized lately; retry later")
+
+// retryAfterSeconds is the Retry-After of a refusal. HTTP counts it in whole seconds; a client
+// may well retry sooner with its own backoff.
+const retryAfterSeconds = "1"
+
+// overloadWarnEvery rate-limits the WARN an operator sees while submissions are refused.
+const overloadWarnEvery = 30 * time.Second
+
+// admissionGate holds what the API checks before taking a submission. The handlers read it from
+// their own goroutines: its fields are atomics set by the loop.
+type admissionGate struct {
+	maxPending atomic.Int64 // refuse while the mempool holds this many
+	maxLag     atomic.Int64 // ns: refuse while txs are pending and no block came for this long
+	lastCommit atomic.Int64 // unix ns of the last commit; 0 before the first
+	lastWarn   atomic.Int64 // unix ns
+	// gapped is how many pending transactions waited behind a nonce gap after the last block:
+	// they do not count at the door, so that they can never keep out the ones closing their gaps.
+	gapped atomic.Int64
+}
+
+// setParams derives the gate from the parameters in force: two blocks' worth of pending
+// transactions (the next block full, and the one after; beyond that a new transaction only waits
+// longer: its latency is what is pending over the throughput), and a lag of two view timeouts (a
+// view change takes one).
+func (g *admissionGate) setParams(cfg MempoolConfig, p params) {
+	pending := int64(cfg.MaxPending)
+	if pending <= 0 {
+		pending = 2 * int64(max(p.proposeTxs, 1))
+	}
+	g.maxPending.Store(min(pending, int64(cfg.Size)))
+	lag := time.Duration(cfg.MaxFinalityLagMillis) * time.Millisecond
+	if lag <= 0 {
+		lag = 2 * p.viewTimeout
+	}
+	g.maxLag.Store(int64(lag))
+}
+
+// room is how many more transactions the API may admit with pending ones in the mempool.
+func (g *admissionGate) room(pending int) int {
+	m := g.maxPending.Load()
+	if m <= 0 {
+		return math.MaxInt
+	}
+	return int(max(0, m-int64(pending)))
+}
+
+func (g *admissionGate) committed(now time.Time) { g.lastCommit.Store(now.UnixNano()) }
+
+// check is nil if a submission may come in now, else why not ("pending" or "lag") and
+// ErrOverloaded.
+func (g *admissionGate) check(pending int, now time.Time) (string, error) {
+	// At the door, the mark counts what can be proposed; transactions waiting behind nonce gaps
+	// (as of the last block) do not count, up to twice the mark. Past the mark, requests let in
+	// by that are read and decoded, and only transactions closing gaps are taken (SubmitBatch),
+	// so that transactions waiting behind a gap can never keep out the ones that close it.
+	if m := g.maxPending.Load(); m > 0 && (int64(pending)-g.gapped.Load() >= m || int64(pending) >= 2*m) {
+		return "pending", ErrOverloaded
+	}
+	if last, lag := g.lastCommit.Load(), g.maxLag.Load(); pending > 0 && last != 0 && lag > 0 && now.UnixNano()-last > lag {
+		return "lag", ErrOverloaded
+	}
+	return "", nil
+}
+
+// refuseIfOverloaded answers 503 with Retry-After and returns true when the node takes no
+// submissions now.
+func (n *Node) refuseIfOverloaded(w http.ResponseWriter) bool {
+	now := time.Now()
+	pending := n.pool.Size()
+	why, err := n.gate.check(pending, now)
+	if err == nil {
+		return false
+	}
+	n.metrics.apiRefused.WithLabelValues(why).Inc()
+	if last := n.gate.lastWarn.Load(); now.UnixNano()-last > int64(overloadWarnEvery) && n.gate.lastWarn.CompareAndSwap(last, now.UnixNano()) {
+		n.log.Warn("refusing transaction submissions (503, Retry-After): the node is offered more than it finalizes",
+			slog.String("reason", why), slog.Int("pending", pending), slog.Int64("max_pending", n.gate.maxPending.Load()),
+			slog.String("action", "clients retry; if this lasts, check guild_height and view changes, or lower the offered rate"))
+	}
+	w.Header().Set("Retry-After", retryAfterSeconds)
+	writeError(w, http.StatusServiceUnavailable, api.CodeOverloaded, err.Error())
+	return true
+}

@@ -1,0 +1,141 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/guild-ledger/guild/node/api"
+	"github.com/guild-ledger/guild/state"
+)
+
+// A node with max_pending transactions pending, or pending ones and no block for longer than the
+// lag, refuses a submission at once with 503 and Retry-After, before reading it; otherwise the
+// request goes through to the ordinary checks (here: a 400 for a body that is no transaction).
+func TestSubmitRefusedAtOnceWhenOverloaded(t *testing.T) {
+	n := &Node{pool: NewMempool(100), metrics: newMetrics(), log: slog.New(slog.DiscardHandler)}
+	// max_pending 3.
+	n.gate.setParams(MempoolConfig{Size: 100, MaxPending: 3}, params{proposeTxs: 10, viewTimeout: time.Second})
+	now := time.Now()
+	n.gate.committed(now)
+	post := func(path string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		h := n.handleSubmit
+		if path == "/v1/txs/batch" {
+			h = n.handleSubmitBatch
+		}
+		h(rec, httptest.NewRequest(http.MethodPost, path, bytes.NewBufferString(`{}`)))
+		return rec
+	}
+	for i := range 2 {
+		raw, h, tx := pendingFor(1, uint64(i), 0)
+		if err := n.pool.Add(raw, h, tx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []string{"/v1/txs", "/v1/txs/batch"} {
+		if rec := post(p); rec.Code != http.StatusBadRequest {
+			t.Fatalf("%s with 2 pending of 3: %d %s, want 400 (not refused)", p, rec.Code, rec.Body)
+		}
+	}
+	raw, h, tx := pendingFor(1, 2, 0)
+	if err := n.pool.Add(raw, h, tx); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/v1/txs", "/v1/txs/batch"} {
+		if rec := post(p); rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
+			t.Fatalf("%s with 3 pending of 3: %d %q, want 503 with Retry-After", p, rec.Code, rec.Header())
+		}
+	}
+	// Two of them behind a nonce gap: they do not count at the door (up to twice the mark).
+	n.gate.gapped.Store(2)
+	if rec := post("/v1/txs/batch"); rec.Code != http.StatusBadRequest {
+		t.Fatalf("3 pending, 2 of them gapped: %d, want the request let in", rec.Code)
+	}
+	n.gate.gapped.Store(0)
+	// Below the mark, but pending and no block for longer than the lag (2 view timeouts).
+	n.pool.Remove([]state.Hash{h})
+	n.gate.committed(now.Add(-3 * time.Second))
+	if rec := post("/v1/txs"); rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("no block for 3 s with a lag of 2 s: %d, want 503", rec.Code)
+	}
+	if why, err := n.gate.check(0, now); err != nil {
+		t.Fatalf("nothing pending: refused (%s); an idle chain must take submissions", why)
+	}
+}
+
+// Requests admitted together cannot take the mempool past max_pending: the gate's room is what
+// is left, and nothing once it is reached.
+func TestAdmissionRoomUnderMaxPending(t *testing.T) {
+	var g admissionGate
+	g.setParams(MempoolConfig{Size: 100, MaxPending: 10}, params{proposeTxs: 10, viewTimeout: time.Second})
+	for pending, want := range map[int]int{0: 10, 7: 3, 10: 0, 50: 0} {
+		if got := g.room(pending); got != want {
+			t.Errorf("room with %d pending = %d, want %d", pending, got, want)
+		}
+	}
+}
+
+// Transactions waiting behind a nonce gap cannot keep out the one that closes it: with the
+// mempool at max_pending, a sender's next nonce is still taken (and unblocks the rest), while
+// any other transaction is refused busy.
+func TestGapFillerAdmittedAtMaxPending(t *testing.T) {
+	home, key := soloHome(t, "memdb")
+	cfg, err := LoadConfig(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Mempool.MaxPending = 2
+	if err := SaveConfig(home, cfg); err != nil {
+		t.Fatal(err)
+	}
+	n, c, _ := runNode(t, home)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st, err := c.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := state.Address{5}
+	tx := func(nonce uint64) []byte { return transfer(t, st.ChainID, key, nonce, to, 1) }
+	results := func(raws ...[]byte) []string {
+		t.Helper()
+		resp, err := c.SubmitTxs(ctx, raws)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, r := range resp.Results {
+			out = append(out, r.Status)
+		}
+		return out
+	}
+	// Nonces 1 and 2 wait on 0: the mempool is at max_pending with nothing it can propose.
+	if got := results(tx(1), tx(2)); got[0] != api.TxPending || got[1] != api.TxPending {
+		t.Fatalf("nonces 1 and 2: %v", got)
+	}
+	// The next block counts them as gapped, which lets requests past the door.
+	for n.gate.gapped.Load() != 2 {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the gapped transactions were never counted")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	// Another sender's next nonce closes no gap (nothing waits behind it): busy, like nonce 3.
+	_, other, _ := ed25519.GenerateKey(rand.Reader)
+	if got := results(tx(3), transfer(t, st.ChainID, other, 0, to, 1), tx(0)); got[0] != api.TxBusy || got[1] != api.TxBusy || got[2] != api.TxPending {
+		t.Fatalf("nonce 3, another sender's 0, and nonce 0 at max_pending: %v, want busy, busy, pending (0 closes the gap)", got)
+	}
+	for _, n := range []uint64{0, 1, 2} {
+		if ts, err := c.WaitTx(ctx, state.HashTx(tx(n)).String()); err != nil || ts.Status != api.TxCommitted {
+			t.Fatalf("nonce %d: %+v %v", n, ts, err)
+		}
+	}
+}

@@ -1,0 +1,60 @@
+package testnet
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseRates(t *testing.T) {
+	got, err := ParseRates("1000, 2000,16000")
+	if err != nil || len(got) != 3 || got[0] != 1000 || got[2] != 16000 {
+		t.Fatalf("ParseRates = %v, %v", got, err)
+	}
+	for _, bad := range []string{"", "1000,", "-5", "fast"} {
+		if _, err := ParseRates(bad); !errors.Is(err, ErrBadRates) {
+			t.Errorf("ParseRates(%q) = %v, want ErrBadRates", bad, err)
+		}
+	}
+}
+
+// The sampler reads this very process: its CPU time and peak RSS are known to be non-zero.
+func TestUsageSamplerReadsProc(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc")
+	}
+	pid := os.Getpid()
+	if peakRSS(pid) <= 0 {
+		t.Fatal("peakRSS of this process is 0")
+	}
+	s := &usageSampler{nodes: []Node{{Name: "self"}}, pids: []int{pid}}
+	s.sample()
+	from := time.Now()
+	for deadline := time.Now().Add(5 * time.Second); cpuTicks(pid) < s.ticks[0][0]+5 && time.Now().Before(deadline); {
+		for i := 0; i < 1e6; i++ {
+			_ = strings.Repeat("x", i%7)
+		}
+	}
+	s.sample()
+	u := s.usage(from, time.Now())
+	if len(u) != 1 || u[0].CPUPercent <= 0 || u[0].PeakRSSMiB <= 0 {
+		t.Fatalf("usage = %+v, want CPU and RSS above 0", u)
+	}
+}
+
+func TestBenchReportText(t *testing.T) {
+	r := &BenchReport{Validators: 4, Backend: "pebbledb", Duration: 20, CPUs: 2,
+		Ceiling: VerifyCeiling{SingleMicros: 50, BatchSize: 1024, BatchMicros: 20},
+		Rows: []BenchRow{{Offered: 4000, Finalized: 3990, P50: 120, P99: 400, Refused: 7,
+			Nodes: []Usage{{Name: "node1", PeakRSSMiB: 120, CPUPercent: 80}}}}}
+	var b bytes.Buffer
+	r.WriteText(&b)
+	for _, want := range []string{"verify ceiling", "4000", "3990", "refused", "120"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
+	}
+}
