@@ -4,7 +4,8 @@ GO       ?= go
 BIN      := bin/guild
 DIR      ?= guild-testnet
 N        ?= 4
-# Packages where goroutines meet run under the race detector; the pure cores run without it, fast.
+# Packages where goroutines meet run under the race detector; the pure cores (and the check of
+# the deployment files) run without it, fast.
 RACE_PKGS := ./node/... ./p2p/... ./wallet/... ./testnet/... ./cmd/...
 PURE_PKGS := ./consensus/... ./state/... ./deploy/...
 
