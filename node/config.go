@@ -152,7 +152,7 @@ type MempoolConfig struct {
 	// refuses requests at once (503 with Retry-After) rather than queue work the node cannot
 	// finalize soon; transactions waiting behind a sender's nonce gap do not count (up to twice
 	// this), and past this mark only transactions closing such gaps are taken. 0 means two
-	// blocks' worth (2 × the block size this node proposes).
+	// blocks' worth (2 × the block size this node proposes), at least 256.
 	MaxPending int `toml:"max_pending"`
 	// MaxFinalityLagMillis: while transactions are pending and no block has been finalized for
 	// this long, the API refuses new ones the same way. 0 means two view timeouts.
@@ -381,7 +381,7 @@ const configHeader = `# Guild node configuration. Defaults:
 #   [mempool] size             = 200000    pending transactions kept at most
 #   [mempool] gossip_batch_ms  = 5         gossip API transactions in batches collected this long
 #   [mempool] max_pending      = 0         this many proposable txs pending: the API answers 503
-#                                          (Retry-After) at once; 0 = 2 × max_block_txs
+#                                          (Retry-After) at once; 0 = 2 × max_block_txs, at least 256
 #   [mempool] max_finality_lag_ms = 0      ... and while txs are pending and no block came for this
 #                                          long; 0 = two view timeouts
 #   [log] level                = "info"    debug, info, warn, error

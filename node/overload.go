@@ -25,6 +25,11 @@ var ErrOverloaded = errors.New("node: overloaded: too many transactions pending 
 // may well retry sooner with its own backoff.
 const retryAfterSeconds = "1"
 
+// minDefaultPending floors the default mark: with small blocks (a consortium may set
+// max_block_txs to a few) two blocks' worth would refuse an ordinary burst of a dozen transfers,
+// though the node is far from overloaded.
+const minDefaultPending = 256
+
 // overloadWarnEvery rate-limits the WARN an operator sees while submissions are refused.
 const overloadWarnEvery = 30 * time.Second
 
@@ -47,7 +52,7 @@ type admissionGate struct {
 func (g *admissionGate) setParams(cfg MempoolConfig, p params) {
 	pending := int64(cfg.MaxPending)
 	if pending <= 0 {
-		pending = 2 * int64(max(p.proposeTxs, 1))
+		pending = max(2*int64(max(p.proposeTxs, 1)), minDefaultPending)
 	}
 	g.maxPending.Store(min(pending, int64(cfg.Size)))
 	lag := time.Duration(cfg.MaxFinalityLagMillis) * time.Millisecond
