@@ -13,6 +13,7 @@ import (
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -326,5 +327,37 @@ func TestContentID(t *testing.T) {
 	}
 	if contentID(m(a, "x")) == contentID(m(a, "y")) || contentID(m(a, "x")) == contentID(m(b, "x")) {
 		t.Error("different payloads or topics, one ID")
+	}
+}
+
+// The limiter in front of the validator is keyed by the last hop (gossip is unsigned): a burst
+// of relayed messages over it is dropped, but costs the relaying peer no score, or a node back
+// from a pause would cut off every peer that delivered its backlog.
+func TestValidatorLimitCostsTheRelayNoScore(t *testing.T) {
+	const topic = "/guild/c/consensus/1"
+	fc := newFloodControl(map[string]RateLimit{topic: {MsgsPerSec: 10, BytesPerSec: 1 << 20}})
+	_, pub, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	relay, err := peer.IDFromPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	validate := fc.limit(topic, peer.ID("self"), func(string, []byte) (Verdict, any) { return Accept, nil })
+	accepted, ignored := 0, 0
+	for i := range 500 {
+		switch v, _ := validate(relay.String(), fmt.Appendf(nil, "m%d", i)); v {
+		case Accept:
+			accepted++
+		case Ignore:
+			ignored++
+		}
+	}
+	if ignored == 0 || accepted == 0 {
+		t.Fatalf("accepted %d, ignored %d of a burst of 500: want both", accepted, ignored)
+	}
+	if p := fc.penalty(relay, time.Now()); p != 0 {
+		t.Fatalf("a relayed burst over the validator's limit costs the relay %v", p)
 	}
 }
