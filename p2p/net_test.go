@@ -228,7 +228,15 @@ func TestMDNSFindsPeer(t *testing.T) {
 		cfg.MDNS = true
 		hosts = append(hosts, startHost(t, cfg))
 	}
-	waitFor(t, "mDNS to connect the two hosts", func() bool { return connected(hosts[0], hosts[1]) })
+	// Multicast answers take their own time: a query sent before the other host's responder is up
+	// is answered only at the next query round, and a busy machine delays both (CI saw 10 s pass).
+	deadline := time.Now().Add(3 * waitLimit)
+	for !connected(hosts[0], hosts[1]) {
+		if time.Now().After(deadline) {
+			t.Fatalf("mDNS did not connect the two hosts within %v", 3*waitLimit)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	linked(t, hosts[0], hosts[1])
 }
 
