@@ -553,11 +553,16 @@ func TestEventStreamEvidence(t *testing.T) {
 
 // stallingWriter is a connection whose subscriber stops reading once budget bytes went through:
 // from then on each write waits for the deadline the handler set and fails as a socket does.
+// If blocked is set, it is closed at the first write that waits; if release is set, closing it
+// ends a waiting write before its deadline.
 type stallingWriter struct {
 	mu       sync.Mutex
 	header   http.Header
 	budget   int
 	deadline time.Time
+	blocked  chan struct{}
+	release  chan struct{}
+	once     sync.Once
 }
 
 func (w *stallingWriter) Header() http.Header { return w.header }
@@ -583,7 +588,13 @@ func (w *stallingWriter) Write(p []byte) (int, error) {
 	if d.IsZero() {
 		return 0, errors.New("test: a write that would block for ever: the handler set no deadline")
 	}
-	<-time.After(time.Until(d)) // the socket's buffers stay full until the deadline
+	if w.blocked != nil {
+		w.once.Do(func() { close(w.blocked) })
+	}
+	select { // the socket's buffers stay full until the deadline
+	case <-w.release: // nil: never
+	case <-time.After(time.Until(d)):
+	}
 	return 0, &net.OpError{Op: "write", Net: "tcp", Err: os.ErrDeadlineExceeded}
 }
 
@@ -685,48 +696,6 @@ func BenchmarkBlockEvents(b *testing.B) {
 	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
 }
 
-// heldWriter is a connection whose subscriber stops reading once budget bytes went through:
-// from then on each write waits until release is closed (or the handler's deadline passes) and
-// then fails as a socket does. blocked is closed at the first write that waits.
-type heldWriter struct {
-	mu       sync.Mutex
-	header   http.Header
-	budget   int
-	deadline time.Time
-	blocked  chan struct{}
-	release  chan struct{}
-	once     sync.Once
-}
-
-func (w *heldWriter) Header() http.Header { return w.header }
-func (w *heldWriter) WriteHeader(int)     {}
-func (w *heldWriter) Flush()              {}
-
-func (w *heldWriter) SetWriteDeadline(t time.Time) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.deadline = t
-	return nil
-}
-
-func (w *heldWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	if len(p) <= w.budget {
-		w.budget -= len(p)
-		w.mu.Unlock()
-		return len(p), nil
-	}
-	w.budget = 0
-	d := w.deadline
-	w.mu.Unlock()
-	w.once.Do(func() { close(w.blocked) })
-	select {
-	case <-w.release:
-	case <-time.After(time.Until(d)):
-	}
-	return 0, &net.OpError{Op: "write", Net: "tcp", Err: os.ErrDeadlineExceeded}
-}
-
 // liveHeap is the heap still reachable after a full collection.
 func liveHeap() uint64 {
 	var m runtime.MemStats
@@ -824,7 +793,7 @@ func TestStalledEventSubscriberHoldsNoBacklog(t *testing.T) {
 	before := medianHeap()
 	es := newEventServer(n)
 	es.writeTimeout = time.Minute // not cut off while measured
-	w := &heldWriter{header: http.Header{}, budget: 1024, blocked: make(chan struct{}), release: make(chan struct{})}
+	w := &stallingWriter{header: http.Header{}, budget: 1024, blocked: make(chan struct{}), release: make(chan struct{})}
 	req := httptest.NewRequest(http.MethodGet, "/v1/events?from_height=1", nil).WithContext(ctx)
 	done := make(chan struct{})
 	go func() {
