@@ -162,14 +162,7 @@ func TestReleaseKeepsTheRate(t *testing.T) {
 }
 
 func TestRunLoadAgainstFakeNode(t *testing.T) {
-	t.Setenv(fakeNodeEnv, fakeServe)
-	dir := t.TempDir()
-	t.Cleanup(func() { Down(dir) })
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if _, err := Up(ctx, dir, UpOptions{Create: CreateOptions{Validators: 1, Passphrase: testPassphrase, WalletWorkFactor: testWorkFactor}, Binary: os.Args[0]}); err != nil {
-		t.Fatal(err)
-	}
+	dir, ctx := upFakeNode(t, fakeServe)
 	var progress strings.Builder
 	r, err := RunLoad(ctx, LoadOptions{
 		Dir: dir, Passphrase: testPassphrase, Rate: 500, Duration: 600 * time.Millisecond,
@@ -211,14 +204,7 @@ func TestRunLoadAgainstFakeNode(t *testing.T) {
 
 // Transactions a node accepted but never committed are counted, not silently left out.
 func TestRunLoadReportsAcceptedNotFinalized(t *testing.T) {
-	t.Setenv(fakeNodeEnv, fakeLossy)
-	dir := t.TempDir()
-	t.Cleanup(func() { Down(dir) })
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if _, err := Up(ctx, dir, UpOptions{Create: CreateOptions{Validators: 1, Passphrase: testPassphrase, WalletWorkFactor: testWorkFactor}, Binary: os.Args[0]}); err != nil {
-		t.Fatal(err)
-	}
+	dir, ctx := upFakeNode(t, fakeLossy)
 	r, err := RunLoad(ctx, LoadOptions{
 		Dir: dir, Passphrase: testPassphrase, Rate: 200, Duration: 300 * time.Millisecond,
 		Accounts: 4, Stragglers: 300 * time.Millisecond,
@@ -242,14 +228,7 @@ func TestRunLoadReportsAcceptedNotFinalized(t *testing.T) {
 // When the node whose blocks are followed dies (and no other answers), RunLoad still returns its
 // report, with the error.
 func TestRunLoadReportsWhenFollowedNodeDies(t *testing.T) {
-	t.Setenv(fakeNodeEnv, fakeServe)
-	dir := t.TempDir()
-	t.Cleanup(func() { Down(dir) })
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if _, err := Up(ctx, dir, UpOptions{Create: CreateOptions{Validators: 1, Passphrase: testPassphrase, WalletWorkFactor: testWorkFactor}, Binary: os.Args[0]}); err != nil {
-		t.Fatal(err)
-	}
+	dir, ctx := upFakeNode(t, fakeServe)
 	var once sync.Once
 	r, err := RunLoad(ctx, LoadOptions{
 		Dir: dir, Passphrase: testPassphrase, Rate: 200, Duration: 2 * time.Second,
@@ -272,4 +251,19 @@ func TestRunLoadReportsWhenFollowedNodeDies(t *testing.T) {
 	if r.Finalized == 0 || r.Submitted == 0 || r.NotFinalized != r.Accepted-r.Finalized-r.FailedInBlock {
 		t.Errorf("report: %+v", r)
 	}
+}
+
+// upFakeNode brings up a one-node testnet of fake nodes in mode (see fakenode_test.go), stopped
+// when the test ends, and a context that ends with the test or after a minute.
+func upFakeNode(t *testing.T, mode string) (string, context.Context) {
+	t.Helper()
+	t.Setenv(fakeNodeEnv, mode)
+	dir := t.TempDir()
+	t.Cleanup(func() { Down(dir) })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	if _, err := Up(ctx, dir, UpOptions{Create: CreateOptions{Validators: 1, Passphrase: testPassphrase, WalletWorkFactor: testWorkFactor}, Binary: os.Args[0]}); err != nil {
+		t.Fatal(err)
+	}
+	return dir, ctx
 }
