@@ -26,7 +26,8 @@ import (
 //     own buckets, never the queue that honest validators' messages wait in, and a sender that
 //     claims another's authorship spends only its own link's bucket. Excess that a peer sends of
 //     its own messages costs it application score; excess it relays of others' does not, since
-//     an honest relayer cannot tell a flood from a burst.
+//     an honest relayer cannot tell a flood from a burst; nor does the backlog that arrives at
+//     once after this process was frozen (freeze.go).
 //   - In front of each topic's validator, a bucket per sending peer counts the distinct messages
 //     it hands over (duplicates are gone by then). It is keyed by the sender, which the transport
 //     authenticates, not by the claimed author, which a forger could name to spend an honest
@@ -59,6 +60,9 @@ type floodControl struct {
 	// dropped counts, per topic and author, the messages dropped by either limit.
 	dropped   map[string]*authorCounts
 	penalties *penalties
+	// clock, when set, forgives rate excess that arrives as a backlog after this process was
+	// frozen (freeze.go).
+	clock *clockWatch
 	// authorOf names, per topic, the peer accountable for a payload (Config.ConsensusAuthor).
 	// Messages carry no libp2p author (StrictNoSign), so without it a message's author is
 	// unknown, and it is charged to its sender as its own.
@@ -90,6 +94,7 @@ func (f *floodControl) inspectRPC(from peer.ID, rpc *pubsub.RPC) error {
 		return nil
 	}
 	now := time.Now()
+	charge := f.clock == nil || !f.clock.forgiving(now)
 	kept := msgs[:0]
 	for _, m := range msgs {
 		topic := m.GetTopic()
@@ -105,7 +110,7 @@ func (f *floodControl) inspectRPC(from peer.ID, rpc *pubsub.RPC) error {
 			// topic peer (flood publish), so what they relay of others' is little.
 			author = from
 		}
-		if r.allow(link{from: from, author: author}, len(m.GetData()), now) {
+		if r.allow(link{from: from, author: author}, len(m.GetData()), now, charge) {
 			kept = append(kept, m)
 			continue
 		}
@@ -141,7 +146,7 @@ func (f *floodControl) limit(topic string, self peer.ID, validate Validator) Val
 			if err != nil {
 				return Reject, nil
 			}
-			if !r.allow(id, len(data), time.Now()) {
+			if !r.allow(id, len(data), time.Now(), true) {
 				dropped.add(id)
 				return Ignore, nil
 			}

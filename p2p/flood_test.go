@@ -361,3 +361,73 @@ func TestValidatorLimitCostsTheRelayNoScore(t *testing.T) {
 		t.Fatalf("a relayed burst over the validator's limit costs the relay %v", p)
 	}
 }
+
+// A node that was frozen reads its peers' backlog at once: the inspector still drops what is over
+// the limit, but charges the senders no score for it, from the moment the node runs again (before
+// its clock watch has ticked) until the grace after the freeze has passed. Then a burst costs
+// score again.
+func TestBacklogAfterFreezeCostsNoScore(t *testing.T) {
+	const topic = "/guild/c/consensus/1"
+	fc := newFloodControl(map[string]RateLimit{topic: {MsgsPerSec: 10, BytesPerSec: 1 << 20}})
+	fc.clock = newClockWatch(slog.New(slog.DiscardHandler), time.Now().Add(-10*time.Second))
+	x, y := peer.ID("x"), peer.ID("y")
+
+	// Resumed, the watch has not ticked yet: its last tick is 10 s old.
+	if err := fc.inspectRPC(x, rpcWith(x, topic, 500)); err != nil {
+		t.Fatal(err)
+	}
+	if _, total := fc.dropped[topic].snapshot(); total != 480 {
+		t.Fatalf("dropped %d of the backlog, want 480: the limit must hold during a freeze", total)
+	}
+	if p := fc.penalty(x, time.Now()); p != 0 {
+		t.Fatalf("the backlog read after a freeze costs its sender %v", p)
+	}
+	// The watch ticks: a 10 s freeze is forgiven for 20 s.
+	fc.clock.tick(time.Now())
+	if n := fc.clock.freezes.Load(); n != 1 {
+		t.Fatalf("freezes = %d, want 1", n)
+	}
+	if err := fc.inspectRPC(y, rpcWith(y, topic, 500)); err != nil {
+		t.Fatal(err)
+	}
+	if p := fc.penalty(y, time.Now()); p != 0 {
+		t.Fatalf("a burst during the grace costs its sender %v", p)
+	}
+	// Grace over: the same burst is a flood again.
+	fc.clock.graceUntil.Store(time.Now().Add(-time.Second).UnixNano())
+	fc.clock.tick(time.Now())
+	if err := fc.inspectRPC(y, rpcWith(y, topic, 500)); err != nil {
+		t.Fatal(err)
+	}
+	if p := fc.penalty(y, time.Now()); p < 480-rateTolerance-1 {
+		t.Fatalf("a burst with no freeze costs its sender only %v", p)
+	}
+}
+
+func TestClockWatchGrace(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	c := newClockWatch(slog.New(slog.DiscardHandler), t0)
+	c.tick(t0.Add(clockTick))
+	if c.freezes.Load() != 0 || c.forgiving(t0.Add(clockTick)) {
+		t.Fatal("an on-time tick taken for a freeze")
+	}
+	for _, tc := range []struct{ gap, grace time.Duration }{
+		{2 * time.Second, freezeGraceMin},
+		{15 * time.Second, 30 * time.Second},
+		{10 * time.Minute, freezeGraceMax},
+	} {
+		now := time.Unix(0, c.last.Load()).Add(tc.gap)
+		if !c.forgiving(now) {
+			t.Fatalf("gap %v: not forgiving before the tick", tc.gap)
+		}
+		c.tick(now)
+		if !c.forgiving(now.Add(tc.grace - time.Millisecond)) {
+			t.Fatalf("gap %v: not forgiving within %v", tc.gap, tc.grace)
+		}
+		c.last.Store(now.Add(tc.grace - clockTick).UnixNano()) // ticking on time since
+		c.tick(now.Add(tc.grace))
+		if c.forgiving(now.Add(tc.grace)) {
+			t.Fatalf("gap %v: still forgiving after %v", tc.gap, tc.grace)
+		}
+	}
+}

@@ -287,6 +287,12 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	if cfg.ConsensusAuthor != nil {
 		h.flood.authorOf[topics[1]] = cfg.ConsensusAuthor
 	}
+	h.flood.clock = newClockWatch(h.log, time.Now())
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		h.flood.clock.run(runCtx)
+	}()
 	var direct []peer.AddrInfo
 	if _, isValidator := validators[self]; isValidator {
 		for id := range validators {
@@ -514,6 +520,10 @@ func (h *Host) SetAllowedPeers(ids []string) error {
 	}
 	return nil
 }
+
+// LocalFreezes counts the times this process was seen not running for a second or more (paused,
+// suspended, starved of CPU); see freeze.go.
+func (h *Host) LocalFreezes() uint64 { return h.flood.clock.freezes.Load() }
 
 // ScoreDisconnects counts the peers this host disconnected for a low gossip score.
 func (h *Host) ScoreDisconnects() uint64 { return h.scoreDrops.Load() }

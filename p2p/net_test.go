@@ -535,7 +535,7 @@ func TestRateLimiterBuckets(t *testing.T) {
 	now := time.Unix(1000, 0)
 	passed := 0
 	for range 100 {
-		if r.allow(p, 10, now) {
+		if r.allow(p, 10, now, true) {
 			passed++
 		}
 	}
@@ -545,17 +545,17 @@ func TestRateLimiterBuckets(t *testing.T) {
 	if pen := r.penalty(p, now); pen != 0 {
 		t.Fatalf("80 excess messages cost %v; the first %v are tolerated", pen, rateTolerance)
 	}
-	if r.allow(p, 1, now.Add(50*time.Millisecond)) { // 50 ms refills half a message
+	if r.allow(p, 1, now.Add(50*time.Millisecond), true) { // 50 ms refills half a message
 		t.Fatal("allowed before a token refilled")
 	}
-	if !r.allow(p, 1, now.Add(200*time.Millisecond)) {
+	if !r.allow(p, 1, now.Add(200*time.Millisecond), true) {
 		t.Fatal("not allowed after a token refilled")
 	}
-	if r.allow(p, 3000, now.Add(10*time.Second)) { // over the byte bucket, whatever the message count
+	if r.allow(p, 3000, now.Add(10*time.Second), true) { // over the byte bucket, whatever the message count
 		t.Fatal("allowed a message larger than the byte bucket")
 	}
 	for range 300 {
-		r.allow(p, 1e6, now.Add(10*time.Second))
+		r.allow(p, 1e6, now.Add(10*time.Second), true)
 	}
 	if pen := r.penalty(p, now.Add(10*time.Second)); pen < 200 {
 		t.Fatalf("sustained excess costs only %v", pen)

@@ -88,8 +88,9 @@ func (r *rateLimiter[K]) refill(b *bucket, now time.Time) {
 	b.last = now
 }
 
-// allow takes one message of n bytes from p's bucket, or counts it as excess.
-func (r *rateLimiter[K]) allow(p K, n int, now time.Time) bool {
+// allow takes one message of n bytes from p's bucket, or refuses it and, if charge, counts it as
+// excess.
+func (r *rateLimiter[K]) allow(p K, n int, now time.Time, charge bool) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	b := r.peers[p]
@@ -103,7 +104,9 @@ func (r *rateLimiter[K]) allow(p K, n int, now time.Time) bool {
 	}
 	r.refill(b, now)
 	if b.msgs < 1 || b.bytes < float64(n) {
-		b.excess++
+		if charge {
+			b.excess++
+		}
 		return false
 	}
 	b.msgs--
