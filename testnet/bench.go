@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -189,23 +188,8 @@ func benchOne(ctx context.Context, opts BenchOptions, dir string, rate int, prog
 func readMetric(ctx context.Context, api, name string) int {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, api+"/metrics", nil)
-	if err != nil {
-		return 0
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, name+" "); ok {
-			v, _ := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-			return int(v)
-		}
-	}
-	return 0
+	v, _ := fetchMetric(ctx, api, name)
+	return int(v)
 }
 
 func millis(d time.Duration) float64 { return math.Round(float64(d)/1e4) / 1e2 }

@@ -233,7 +233,7 @@ func RunChaos(ctx context.Context, o ChaosOptions) (*ChaosReport, error) {
 	checkCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Minute)
 	defer cancel()
 	r.Check, err = CheckInvariants(checkCtx, CheckOptions{APIs: apis, Genesis: gen, Acked: ackCopy,
-		Settle: o.Settle, Since: r.Start, Split: r.HostileAt, Until: until})
+		Settle: o.Settle, Since: r.Start, Split: r.HostileAt, Until: until, AllHonest: o.Byzantine == ""})
 	if err != nil {
 		return r, err
 	}

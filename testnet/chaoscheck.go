@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -30,6 +32,7 @@ const (
 	InvSupply         = "native supply conserved"
 	InvAckedKept      = "transactions seen committed are still committed (acknowledged txs lost)"
 	InvTxLookups      = "GET /v1/txs agrees with the blocks on every node"
+	InvNoScoreCuts    = "no honest peer cut off for its gossip score"
 )
 
 // CheckOptions say what to check.
@@ -52,6 +55,10 @@ type CheckOptions struct {
 	TxLookups int
 	// Parallel bounds the API requests in flight [8].
 	Parallel int
+	// AllHonest says no node misbehaved: then none may have disconnected a peer for its gossip
+	// score (guild_p2p_score_disconnects_total, since each node's last start), since only
+	// misbehaviour should cost score.
+	AllHonest bool
 }
 
 // Invariant is one line of the report: how many things were checked and how many failed, with a
@@ -249,6 +256,9 @@ func CheckInvariants(ctx context.Context, o CheckOptions) (*CheckReport, error) 
 	r.Invariants = append(r.Invariants, checkSupply(ctx, o.Genesis, ref, clients, up))
 	r.Invariants = append(r.Invariants, checkAcked(o.Acked, index, top))
 	r.Invariants = append(r.Invariants, checkTxLookups(ctx, o.Acked, index, clients, up, heights, o.TxLookups))
+	if o.AllHonest {
+		r.Invariants = append(r.Invariants, checkNoScoreCuts(ctx, o.APIs, up))
+	}
 	r.liveness(ref, o.Since, o.Split, o.Until)
 	return r, nil
 }
@@ -778,4 +788,44 @@ func short(h string) string {
 		return h[:12]
 	}
 	return strings.TrimSpace(h)
+}
+
+// checkNoScoreCuts reads each node's count of peers it disconnected for their gossip score.
+func checkNoScoreCuts(ctx context.Context, apis []string, up []int) *Invariant {
+	inv := &Invariant{Name: InvNoScoreCuts}
+	const metric = "guild_p2p_score_disconnects_total"
+	for _, i := range up {
+		inv.Checked++
+		v, err := fetchMetric(ctx, apis[i], metric)
+		switch {
+		case err != nil:
+			inv.fail("%s: %v", apis[i], err)
+		case v > 0:
+			inv.fail("%s disconnected %v peers for their score (its log names them: \"peer score below threshold\")", apis[i], v)
+		}
+	}
+	return inv
+}
+
+// fetchMetric reads one unlabelled sample from a node's /metrics.
+func fetchMetric(ctx context.Context, apiURL, name string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(apiURL, "/")+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(body)) {
+		if rest, ok := strings.CutPrefix(line, name+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(rest), 64)
+		}
+	}
+	return 0, fmt.Errorf("no %s in its metrics", name)
 }
