@@ -48,7 +48,8 @@ func (n *Node) startAdmission(ctx context.Context) {
 		n.wg.Add(1)
 		go n.admitWorker(ctx)
 	}
-	n.wg.Add(3)
+	n.wg.Add(4)
+	go n.runPendingLog(ctx)
 	go n.gossipBatcher(ctx)
 	go n.gossipReceiver(ctx)
 	go n.consensusSender(ctx)
@@ -209,23 +210,34 @@ func (n *Node) admitWorker(ctx context.Context) {
 		for j, err := range n.verifier.verify(ctx, txs, hashes) {
 			errs[idx[j]] = err
 		}
+		var logHashes []state.Hash
+		var logRaws [][]byte
 		for i, r := range batch {
-			err := errs[i]
-			if err == nil {
-				err = n.checkTx(r.tx)
+			if errs[i] == nil {
+				errs[i] = n.checkTx(r.tx)
 			}
-			if err == nil {
-				err = n.pool.Add(r.raw, r.hash, r.tx)
-				if err == nil {
-					select {
-					case n.gossipCh <- r.raw:
-					default:
-						// The gossip queue is full: this node still proposes the tx when it leads.
-						n.metrics.gossipDropped.Inc()
-					}
+			if errs[i] == nil {
+				errs[i] = n.pool.Add(r.raw, r.hash, r.tx)
+			}
+			if errs[i] == nil {
+				logHashes, logRaws = append(logHashes, r.hash), append(logRaws, r.raw)
+			}
+		}
+		// Logged before the client hears "accepted" (pendinglog.go). A store that cannot take
+		// it is a fault to report, not a reason to refuse: the transaction is in the mempool.
+		if err := n.pending.add(logHashes, logRaws); err != nil {
+			n.storeFailed("logging accepted transactions", err)
+		}
+		for i, r := range batch {
+			if errs[i] == nil {
+				select {
+				case n.gossipCh <- r.raw:
+				default:
+					// The gossip queue is full: this node still proposes the tx when it leads.
+					n.metrics.gossipDropped.Inc()
 				}
 			}
-			r.done <- err
+			r.done <- errs[i]
 		}
 	}
 }

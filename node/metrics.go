@@ -19,6 +19,7 @@ type metrics struct {
 	view          prometheus.Gauge
 	viewChanges   prometheus.Gauge
 	gossipDropped prometheus.Counter
+	pendingLogged prometheus.Gauge
 	sendDropped   prometheus.Counter
 	// roundsPerHeight: views used to finalize each height (the decision's view + 1).
 	roundsPerHeight   prometheus.Histogram
@@ -63,6 +64,7 @@ func newMetrics() *metrics {
 		view:          prometheus.NewGauge(prometheus.GaugeOpts{Name: "guild_consensus_view", Help: "View of the height being decided (0 unless the leader failed)."}),
 		viewChanges:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "guild_consensus_view_changes", Help: "Views this node has moved to since it started (leaders replaced)."}),
 		gossipDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_gossip_dropped_total", Help: "Admitted transactions not gossiped because the queue was full."}),
+		pendingLogged: prometheus.NewGauge(prometheus.GaugeOpts{Name: "guild_mempool_logged", Help: "Transactions accepted from this node's API and kept in its pending log until they leave the mempool (taken back after a restart)."}),
 		sendDropped:   prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_consensus_send_dropped_total", Help: "Consensus messages dropped because the send queue was full."}),
 		roundsPerHeight: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "guild_consensus_rounds_per_height", Help: "Views used to finalize each height: 1 when the first leader's block was committed, one more per view change.",
@@ -98,6 +100,6 @@ func newMetrics() *metrics {
 	m.reg.MustRegister(m.verifyBatch, m.verifySeconds, m.apiRefused, m.checkpoints, m.invalidMessages, m.outOfWindow, m.leaderSkips, m.leadersSkipped, m.invalidProposals, m.txsLeftOut,
 		m.roundsPerHeight, m.evidenceCaught, m.evidenceCommitted, m.evidencePending,
 		m.height, m.blocks, m.txsApplied, m.txsRejected, m.mempool, m.commitSeconds, m.heightSeconds, m.view, m.viewChanges,
-		m.gossipDropped, m.sendDropped, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		m.gossipDropped, m.pendingLogged, m.sendDropped, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

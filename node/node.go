@@ -54,6 +54,7 @@ type Node struct {
 	blocks           *BlockStore
 	st               *state.State
 	pool             *Mempool
+	pending          *pendingLog // transactions accepted from the API, until they leave the mempool
 	evidence         *EvidencePool
 	sigs             *sigCache
 	verifier         *verifier // every transaction signature from the API and gossip: verifier.go
@@ -208,6 +209,7 @@ func (n *Node) openStores() error {
 	if n.blocks, err = OpenBlockStore(n.blockDB); err != nil {
 		return err
 	}
+	n.pending = newPendingLog(n.blockDB)
 	if n.st, err = state.Open(n.stateDB, n.chainID); err != nil {
 		return fmt.Errorf("node: opening state: %w", err)
 	}

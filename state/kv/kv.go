@@ -79,6 +79,10 @@ type Batch interface {
 	// Write applies the batch and syncs it to stable storage before returning. The batch cannot
 	// be used afterwards, except to Close it.
 	Write() error
+	// WriteNoSync applies the batch without waiting for stable storage: it survives the
+	// process's crash (the operating system holds it, and a later Write syncs it with
+	// everything before it) but not the machine's. Otherwise as Write.
+	WriteNoSync() error
 	// Close discards an unwritten batch. It is idempotent.
 	Close() error
 }
@@ -285,6 +289,18 @@ func (b *batch) Write() error {
 		return err
 	}
 	err := b.b.WriteSync()
+	_ = b.Close()
+	if err != nil {
+		return b.s.fail("batch write", err)
+	}
+	return nil
+}
+
+func (b *batch) WriteNoSync() error {
+	if err := b.usable(); err != nil {
+		return err
+	}
+	err := b.b.Write()
 	_ = b.Close()
 	if err != nil {
 		return b.s.fail("batch write", err)
