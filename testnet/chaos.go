@@ -389,6 +389,17 @@ func (c *chaosRun) restoreAll() {
 // addTargets adds the liveness targets that were set as invariants.
 func (r *ChaosReport) addTargets() {
 	o := r.Options
+	if r.Load != nil && o.Byzantine == "" {
+		// Every transaction a node answered 202 to is finalized by the end: a restarted node
+		// takes back what it had accepted (its pending log). A hostile node may drop its own
+		// clients' transactions, so this holds only without one.
+		inv := &Invariant{Name: InvAcceptedFinalized, Checked: r.Load.Accepted}
+		if r.Load.NotFinalized > 0 {
+			inv.fail("%d of %d accepted transactions not finalized by the end of the run", r.Load.NotFinalized, r.Load.Accepted)
+			inv.Violations = r.Load.NotFinalized
+		}
+		r.Check.Invariants = append(r.Check.Invariants, inv)
+	}
 	if o.MaxGap > 0 {
 		inv := &Invariant{Name: fmt.Sprintf("longest time without a block <= %s", o.MaxGap), Checked: 1}
 		if r.Check.LongestGap > o.MaxGap {

@@ -33,6 +33,8 @@ const (
 	InvAckedKept      = "transactions seen committed are still committed (acknowledged txs lost)"
 	InvTxLookups      = "GET /v1/txs agrees with the blocks on every node"
 	InvNoScoreCuts    = "no honest peer cut off for its gossip score"
+	// InvAcceptedFinalized is judged on the load's report (chaos.go), not over the API.
+	InvAcceptedFinalized = "transactions accepted (202) are finalized by the end (none silently dropped)"
 )
 
 // CheckOptions say what to check.
