@@ -43,6 +43,9 @@ func TestUpgradeStopsBeforeActivationHeight(t *testing.T) {
 		ups.ProtocolVersion != 1 || ups.SupportedVersion != state.SupportedVersion {
 		t.Fatalf("GET /v1/upgrades = %+v, %v", ups, err)
 	}
+	if got := scrapeMetric(t, ctx, n, "guild_upgrade_pending_height"); got != fmt.Sprint(at) {
+		t.Errorf("guild_upgrade_pending_height = %q, want %d", got, at)
+	}
 
 	if state.SupportedVersion >= 2 {
 		for h, want := range map[uint64]uint32{at - 1: 1, at: 2, at + 1: 2} {
@@ -73,8 +76,8 @@ func TestUpgradeStopsBeforeActivationHeight(t *testing.T) {
 			t.Errorf("message %q lacks %q", runErr, want)
 		}
 	}
-	if !n.health.upgradeRequired.Load() {
-		t.Error("readiness does not report the upgrade")
+	if r := strings.Join(n.readiness(nil), "; "); !strings.Contains(r, "protocol upgrade required") {
+		t.Errorf("readiness reasons %q do not report the upgrade", r)
 	}
 	if got := n.blocks.Height(); got != at-1 {
 		t.Fatalf("stopped at height %d, want %d: the activation height must not be committed", got, at-1)
