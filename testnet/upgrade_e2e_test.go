@@ -154,7 +154,8 @@ func TestRollingUpgrade(t *testing.T) {
 	out, err := exec.CommandContext(startCtx, tn.bin, "node", "start", "--home", n4.Home).CombinedOutput()
 	cancelStart()
 	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != node.ExitUpgradeRequired || !strings.Contains(string(out), wantMsg) {
+	if !errors.As(err, &ee) || ee.ExitCode() != node.ExitUpgradeRequired || !strings.Contains(string(out), wantMsg) ||
+		!strings.Contains(string(out), fmt.Sprintf("stopped before executing height %d", at)) {
 		t.Fatalf("old binary restarted: %v (want exit %d)\n%s", err, node.ExitUpgradeRequired, out)
 	}
 
