@@ -69,7 +69,7 @@ func (n *Node) upgradeCheck(next uint64) error {
 	n.metrics.protocolVersion.Set(float64(v))
 	pending := uint64(0)
 	for _, u := range us {
-		if u.Height >= next {
+		if u.Height > next {
 			pending = u.Height
 			if u.Version > state.SupportedVersion && n.warnedUpgrade != u.Name {
 				n.warnedUpgrade = u.Name
