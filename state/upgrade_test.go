@@ -120,16 +120,19 @@ func TestUpgradeVersionInForce(t *testing.T) {
 	if _, err := e.upgradeBlock(2); !errors.Is(err, ErrWrongVersion) {
 		t.Fatalf("version 2 before the upgrade: %v, want ErrWrongVersion", err)
 	}
-	// Zero reads as version 1: headers made before they carried a version.
-	if _, err := e.upgradeBlock(0); err != nil {
-		t.Fatal(err)
-	}
 	ballot := func(id string, options int) []byte {
 		opts := make([]string, options)
 		for i := range opts {
 			opts[i] = fmt.Sprintf("option %d", i)
 		}
 		return e.signOp(c, TxBody{BallotCreate: &BallotCreate{ID: id, Options: opts, Eligible: []string{"carol"}, Closes: at + 100}})
+	}
+	// Zero reads as version 1 (headers made before they carried a version), and a block of
+	// version 1 runs under version 1's rules on every binary, one supporting version 2 included:
+	// replaying old heights gives the old results.
+	res, err := e.upgradeBlock(0, ballot("b0", 20))
+	if err != nil || !errors.Is(res[0], ErrBadField) {
+		t.Fatalf("20 options under version 1 (binary supports %d): %v, %v; want ErrBadField", SupportedVersion, res, err)
 	}
 	if e.s.Height() != at-1 {
 		t.Fatalf("at %d, want %d", e.s.Height(), at-1)
@@ -139,7 +142,7 @@ func TestUpgradeVersionInForce(t *testing.T) {
 	if _, err := e.upgradeBlock(1, ballot("b1", 20)); !errors.Is(err, ErrWrongVersion) {
 		t.Fatalf("version 1 at the upgrade height: %v, want ErrWrongVersion", err)
 	}
-	res, err := e.upgradeBlock(2, ballot("b1", 20))
+	res, err = e.upgradeBlock(2, ballot("b1", 20))
 	if SupportedVersion < 2 {
 		if !errors.Is(err, ErrUnsupportedVersion) {
 			t.Fatalf("version 2 on a binary supporting %d: %v, want ErrUnsupportedVersion", SupportedVersion, err)
