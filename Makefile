@@ -9,7 +9,7 @@ N        ?= 4
 RACE_PKGS := ./node/... ./p2p/... ./wallet/... ./testnet/... ./cmd/...
 PURE_PKGS := ./consensus/... ./state/... ./deploy/...
 
-.PHONY: build test bench bench-net soak netns events-load fuzz testnet down status load chaos byzantine-bin byzantine-test clean fmt vet
+.PHONY: build test bench bench-net soak netns events-load fuzz testnet down status load chaos byzantine-bin byzantine-test v2-bin upgrade-test clean fmt vet
 
 build:
 	$(GO) build -ldflags "-X main.commit=$$(git rev-parse HEAD 2>/dev/null)$$(git diff --quiet HEAD 2>/dev/null || echo -modified)" -o $(BIN) ./cmd/guild
@@ -101,6 +101,14 @@ byzantine-bin:
 # that the chain keeps finalizing and every invariant holds. Not part of make test.
 byzantine-test:
 	$(GO) test -count=1 -tags byzantine -timeout 20m -run '^TestByzantine' -v ./testnet/
+
+# v2-bin builds a guild that also supports protocol version 2, the test upgrade (docs/operations.md,
+# "Rolling upgrades"); upgrade-test performs that upgrade on a 4-node testnet of real processes.
+v2-bin:
+	$(GO) build -tags guild_v2 -o bin/guild-v2 ./cmd/guild
+
+upgrade-test:
+	$(GO) test -count=1 -race -timeout 5m -run '^TestRollingUpgrade$$' -v ./testnet/
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -149,5 +149,14 @@ func proposalJSON(p state.Proposal) api.ProposalJSON {
 		v := validatorJSON(*p.SetValidator)
 		out.SetValidator = &v
 	}
+	if p.Upgrade != nil {
+		u := apiUpgrade(*p.Upgrade)
+		out.Upgrade = &u
+	}
+	out.CancelUpgrade = p.CancelUpgrade
 	return out
+}
+
+func apiUpgrade(u state.Upgrade) api.Upgrade {
+	return api.Upgrade{Name: u.Name, Height: u.Height, Version: u.Version, Info: u.Info, Proposal: u.Proposal}
 }

@@ -186,7 +186,7 @@ func headerJSON(h *Header) api.HeaderJSON {
 	out := api.HeaderJSON{
 		ChainID: h.ChainID, Height: h.Height, Time: timeJSON(h.Time),
 		PrevHash: h.PrevHash.String(), StateRoot: h.StateRoot.String(), TxsHash: h.TxsHash.String(),
-		Proposer: h.Proposer, Leader: h.Leader,
+		Proposer: h.Proposer, Leader: h.Leader, Version: h.ProtocolVersion(),
 	}
 	if h.EvidenceHash != (state.Hash{}) {
 		out.EvidenceHash = h.EvidenceHash.String()

@@ -402,6 +402,8 @@ func TestOpenAPIContract(t *testing.T) {
 		{GovPropose: &state.GovPropose{ID: "p-val", EffectiveHeight: far,
 			SetValidator: &state.Validator{Name: "newco", PubKey: newVal, PeerID: "12D3KooWnewco", Power: 2}}},
 		{GovPropose: &state.GovPropose{ID: "p-param", SetParam: &state.Param{Name: state.ParamMaxBlockTxs, Value: 500}}},
+		{GovPropose: &state.GovPropose{ID: "p-upgrade", Upgrade: &state.Upgrade{Name: "v2", Version: 2, Height: far,
+			Info: "https://example.org/guild/v2"}}},
 	}
 	commitAll(t, ctx, cl, chainID, key, 0, bodies...)
 	st, err := cl.Status(ctx)
@@ -552,6 +554,7 @@ func TestOpenAPIContract(t *testing.T) {
 		{path: "/v1/proposals/p-9", want: []int{404}},
 		{path: "/v1/proposals/bad*id", want: []int{400}, docRejects: true},
 		{path: "/v1/validators", want: []int{200}},
+		{path: "/v1/upgrades", want: []int{200}},
 		{path: "/v1/members", want: []int{200}},
 		{path: "/v1/params", want: []int{200}},
 		// The node.

@@ -25,6 +25,7 @@ func (n *Node) stateRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/proposals", n.handleProposals)
 	mux.HandleFunc("GET /v1/proposals/{id}", n.handleProposal)
 	mux.HandleFunc("GET /v1/validators", n.handleValidators)
+	mux.HandleFunc("GET /v1/upgrades", n.handleUpgrades)
 	mux.HandleFunc("GET /v1/members", n.handleMembers)
 	mux.HandleFunc("GET /v1/params", n.handleParams)
 }
@@ -268,6 +269,26 @@ func (n *Node) handleValidators(w http.ResponseWriter, r *http.Request) {
 		if vs.Height > cur.Height && vs.Height > next {
 			out.Scheduled = append(out.Scheduled, validatorSetJSON(vs))
 		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (n *Node) handleUpgrades(w http.ResponseWriter, r *http.Request) {
+	next := n.st.Height() + 1
+	us, err := n.st.Upgrades()
+	if err != nil {
+		n.writeQueryError(w, err)
+		return
+	}
+	out := api.UpgradesResponse{NextHeight: next, ProtocolVersion: state.VersionAt(us, next),
+		SupportedVersion: state.SupportedVersion, Upgrades: []api.Upgrade{}}
+	for _, u := range us {
+		a := apiUpgrade(u)
+		a.Status = api.UpgradeScheduled
+		if u.Height <= next {
+			a.Status = api.UpgradeActive
+		}
+		out.Upgrades = append(out.Upgrades, a)
 	}
 	writeJSON(w, http.StatusOK, out)
 }

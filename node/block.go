@@ -41,6 +41,13 @@ type Header struct {
 	// Both are checked by every validator against its own computation from the parent header.
 	Leader uint32       `cbor:"9,keyasint,omitempty"`
 	Skips  []LeaderSkip `cbor:"10,keyasint,omitempty"`
+	// Version is the protocol version the block was made under: the one in force at its height
+	// (upgrade.go), 1 until an upgrade changes it. Every leader writes it, 1 included, and every
+	// validator refuses a proposal whose version is not the one in force. It is left out of the
+	// encoding only when zero, which no current binary writes: that keeps the bytes and hashes of
+	// blocks made before headers carried a version, and such a header reads as version 1
+	// (ProtocolVersion).
+	Version uint32 `cbor:"11,keyasint,omitempty"`
 }
 
 // Block is the value consensus decides; its hash (consensus.DigestOf of its encoding) is the block

@@ -38,6 +38,10 @@ type nodeHealth struct {
 	stalled    atomic.Bool
 	loopAnswer atomic.Int64 // unix ms when the loop last answered a probe
 
+	// upgradeRequired: the binary does not support the protocol version of the next height, and
+	// the node is stopping (upgrade.go).
+	upgradeRequired atomic.Bool
+
 	storeErrors atomic.Uint64
 	storeFault  atomic.Bool // a store read or write failed since start: not ready until restart
 	storeLog    logLimiter
@@ -280,7 +284,12 @@ func (l *logLimiter) allow(now time.Time) (skipped int, ok bool) {
 // logFatal logs, at ERROR with what to do, the error that stops the loop: a node that cannot
 // store or execute a decided block, or write its WAL, has lost durability and must not go on.
 func (n *Node) logFatal(err error) {
+	var up *UpgradeRequiredError
 	switch {
+	case errors.As(err, &up):
+		n.log.Error("the node stops for a protocol upgrade: "+up.Error(), "upgrade", up.Upgrade.Name,
+			"height", up.Upgrade.Height, "version", up.Upgrade.Version, "supported", up.Supported,
+			"exit_code", ExitUpgradeRequired)
 	case isStoreFault(err):
 		n.health.storeErrors.Add(1)
 		n.log.Error("the node stops: a store failed under a decided block; "+n.storeAdvice(), "err", err)
@@ -317,6 +326,10 @@ func (n *Node) readiness(connected []string) []string {
 		if r := n.quorumReach(connected); r != "" {
 			reasons = append(reasons, r)
 		}
+	}
+	if h.upgradeRequired.Load() {
+		reasons = append(reasons, "protocol upgrade required: this binary does not support the protocol version "+
+			"in force at the next height; the node stops (see its log)")
 	}
 	if h.storeFault.Load() {
 		reasons = append(reasons, "a store read or write failed (see the node's log); restart the node once the store is repaired")

@@ -137,7 +137,8 @@ func (n *Node) maybePropose(slot *consensus.ProposalRequest, since time.Time, em
 		}
 		t = n.lastTime + 1
 	}
-	txs, staged, err := n.leaveOutFailing(state.BlockInfo{Height: slot.Height, TimeMs: t}, txs)
+	version := n.versionAt(slot.Height)
+	txs, staged, err := n.leaveOutFailing(state.BlockInfo{Height: slot.Height, TimeMs: t, Version: version}, txs)
 	if err != nil {
 		return err
 	}
@@ -158,6 +159,7 @@ func (n *Node) maybePropose(slot *consensus.ProposalRequest, since time.Time, em
 			EvidenceHash: EvidenceHash(evs),
 			Leader:       turn.leader,
 			Skips:        turn.skips,
+			Version:      version,
 		},
 		Txs:      txs,
 		Evidence: evs,
@@ -260,7 +262,9 @@ func (n *Node) commit(c consensus.Committed) error {
 	n.gate.committed(n.lastCommit)
 	n.log.Debug("block committed", "height", c.Height, "bytes", len(c.Value), "store", saved,
 		"total", time.Since(start))
-	return nil
+	// Before the core enters the next height (Advance) and can sign anything there: a binary
+	// that cannot execute its version stops here.
+	return n.upgradeCheck(c.Height + 1)
 }
 
 // execute applies a stored block to the state, records the results and settles the mempool. When
@@ -282,7 +286,7 @@ func (n *Node) execute(height uint64, value []byte, ex *executedBlock) error {
 		return err
 	}
 	if err == nil && res == nil {
-		res, err = n.st.ApplyBlock(state.BlockInfo{Height: height, TimeMs: b.Header.Time}, b.Txs, n.sigs)
+		res, err = n.st.ApplyBlock(state.BlockInfo{Height: height, TimeMs: b.Header.Time, Version: b.Header.ProtocolVersion()}, b.Txs, n.sigs)
 	}
 	if err != nil {
 		return err

@@ -3,6 +3,8 @@ package node
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/guild-ledger/guild/state"
 )
 
 // metrics are served at GET /metrics in the Prometheus text format. Each node has its own registry
@@ -43,6 +45,11 @@ type metrics struct {
 	// verifyBatch and verifySeconds describe the verifier's batches (verifier.go).
 	verifyBatch   prometheus.Histogram
 	verifySeconds prometheus.Histogram
+	// Protocol upgrades (upgrade.go).
+	protocolVersion   prometheus.Gauge
+	protocolSupported prometheus.Gauge
+	upgradeHeight     prometheus.Gauge
+	upgradeRequired   prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -96,8 +103,18 @@ func newMetrics() *metrics {
 			Buckets: []float64{1, 4, 16, 64, 128, 256, 512, 1024, 2048, 4096}}),
 		verifySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "guild_verify_batch_seconds",
 			Help: "Time to verify one signature-verification batch.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 12)}),
+		protocolVersion: prometheus.NewGauge(prometheus.GaugeOpts{Name: "guild_protocol_version",
+			Help: "Protocol version in force for the next block."}),
+		protocolSupported: prometheus.NewGauge(prometheus.GaugeOpts{Name: "guild_protocol_version_supported",
+			Help: "Newest protocol version this binary supports."}),
+		upgradeHeight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "guild_upgrade_pending_height",
+			Help: "Activation height of the protocol upgrade scheduled next, 0 when none is; see GET /v1/upgrades."}),
+		upgradeRequired: prometheus.NewGauge(prometheus.GaugeOpts{Name: "guild_upgrade_required",
+			Help: "1 when the node stops (or refuses to start) because the protocol version in force at the next height is newer than this binary supports: install a binary that supports it."}),
 	}
-	m.reg.MustRegister(m.verifyBatch, m.verifySeconds, m.apiRefused, m.checkpoints, m.invalidMessages, m.outOfWindow, m.leaderSkips, m.leadersSkipped, m.invalidProposals, m.txsLeftOut,
+	m.protocolSupported.Set(float64(state.SupportedVersion))
+	m.reg.MustRegister(m.protocolVersion, m.protocolSupported, m.upgradeHeight, m.upgradeRequired,
+		m.verifyBatch, m.verifySeconds, m.apiRefused, m.checkpoints, m.invalidMessages, m.outOfWindow, m.leaderSkips, m.leadersSkipped, m.invalidProposals, m.txsLeftOut,
 		m.roundsPerHeight, m.evidenceCaught, m.evidenceCommitted, m.evidencePending,
 		m.height, m.blocks, m.txsApplied, m.txsRejected, m.mempool, m.commitSeconds, m.heightSeconds, m.view, m.viewChanges,
 		m.gossipDropped, m.pendingLogged, m.sendDropped, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

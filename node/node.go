@@ -73,6 +73,10 @@ type Node struct {
 	lastHash   state.Hash
 	lastTime   int64
 	lastHeader Header // the tip's header, from which the next height's leader schedule follows
+	// upgrades is the protocol upgrade schedule as of the tip (upgrade.go); warnedUpgrade names
+	// the pending upgrade this binary cannot follow that the log has warned about. Loop only.
+	upgrades      []state.Upgrade
+	warnedUpgrade string
 	// turn is the leader schedule of the next height, computed once per height (leadersAt);
 	// skippedNow is who it passes over, for the API.
 	turn       leaderTurn
@@ -178,6 +182,12 @@ func New(home string, logger *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	n.gate.setParams(cfg.Mempool, n.params)
+	if err := n.upgradeCheck(n.blocks.Height() + 1); err != nil {
+		// Refuse to start rather than sign anything at a height this binary cannot execute.
+		n.closeStores()
+		n.logFatal(err)
+		return nil, err
+	}
 	n.self = n.selfIndex(n.blocks.Height() + 1)
 	// Every node keeps a WAL, not only the validators of today: governance may make it one.
 	if n.wal, n.restored, err = OpenWAL(filepath.Join(n.home, DataDir, WALFile)); err != nil {
@@ -236,6 +246,9 @@ func (n *Node) recover() error {
 		return err
 	}
 	for h := n.st.Height() + 1; h <= n.blocks.Height(); h++ {
+		if err := n.upgradeCheck(h); err != nil {
+			return err // a stored block this binary cannot execute (it was stored by a newer one)
+		}
 		value, _, err := n.blocks.Block(h)
 		if err != nil {
 			return err

@@ -116,7 +116,7 @@ func (n *Node) checkBlock(height uint64, value []byte, certified bool) error {
 		}
 		return c.failed
 	}
-	staged, err := n.st.ExecuteBlock(state.BlockInfo{Height: height, TimeMs: b.Header.Time}, b.Txs, n.sigs)
+	staged, err := n.st.ExecuteBlock(state.BlockInfo{Height: height, TimeMs: b.Header.Time, Version: b.Header.ProtocolVersion()}, b.Txs, n.sigs)
 	if err != nil {
 		return fmt.Errorf("node: executing block %d: %w", height, err)
 	}
@@ -164,6 +164,14 @@ func (n *Node) checkHeader(height uint64, value []byte) (*Block, error) {
 		return nil, fmt.Errorf("%w: proposer index %d out of range", ErrBadBlock, h.Proposer)
 	case len(b.Txs) > n.params.maxBlockTxs:
 		return nil, fmt.Errorf("%w: %d transactions, the consortium's limit is %d", ErrBadBlock, len(b.Txs), n.params.maxBlockTxs)
+	case h.ProtocolVersion() != n.versionAt(height):
+		return nil, fmt.Errorf("%w: protocol version %d, version %d is in force at height %d", ErrBadBlock,
+			h.ProtocolVersion(), n.versionAt(height), height)
+	case h.ProtocolVersion() > state.SupportedVersion:
+		// The loop stops before such a height (upgradeCheck); this keeps any other path from
+		// judging a block under rules this binary does not have.
+		return nil, fmt.Errorf("%w: protocol version %d, this binary supports up to %d", ErrUpgradeRequired,
+			h.ProtocolVersion(), state.SupportedVersion)
 	}
 	if turn := n.leadersAt(height); h.Leader != turn.leader || !slices.Equal(h.Skips, turn.skips) {
 		return nil, fmt.Errorf("%w: leader schedule (leader %d, skips %v) is not ours (leader %d, skips %v)",

@@ -126,6 +126,9 @@ func (s *State) execute(blk BlockInfo, txs [][]byte, cache SigCache) (*Staged, e
 	decoded, selfSigned := s.admit(txs, cache, res.Results)
 
 	ov := newOverlay(s, blk, len(txs))
+	if err := ov.checkVersion(); err != nil {
+		return nil, fmt.Errorf("state: block %d: %w", height, err)
+	}
 	if err := ov.prefetch(s, decoded); err != nil {
 		return nil, fmt.Errorf("state: block %d: %w", height, err)
 	}

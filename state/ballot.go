@@ -28,8 +28,8 @@ func (ov *overlay) ballotCreate(from Address, op *BallotCreate) error {
 	if op.Title != "" && !validName(op.Title) {
 		return fmt.Errorf("%w: title %q", ErrBadField, op.Title)
 	}
-	if len(op.Options) < 2 || len(op.Options) > MaxBallotOptions {
-		return fmt.Errorf("%w: %d options, want 2..%d", ErrBadField, len(op.Options), MaxBallotOptions)
+	if limit := maxBallotOptions(ov.blk.version()); len(op.Options) < 2 || len(op.Options) > limit {
+		return fmt.Errorf("%w: %d options, want 2..%d", ErrBadField, len(op.Options), limit)
 	}
 	seen := map[string]bool{}
 	for _, o := range op.Options {

@@ -7,12 +7,15 @@ import (
 	"unicode/utf8"
 )
 
-// BlockInfo is what a block tells the state machine besides its transactions: its height and
-// its header's time (unix milliseconds, the proposer's clock as the validators accepted it).
-// Records carry the time (notary anchors, item history, claims), and claims expire by it.
+// BlockInfo is what a block tells the state machine besides its transactions: its height, its
+// header's time (unix milliseconds, the proposer's clock as the validators accepted it) and its
+// header's protocol version (0 reads as InitialVersion; see upgrade.go). Records carry the time
+// (notary anchors, item history, claims), and claims expire by it; rules that differ between
+// protocol versions follow Version.
 type BlockInfo struct {
-	Height uint64
-	TimeMs int64
+	Height  uint64
+	TimeMs  int64
+	Version uint32
 }
 
 // applyTx applies one admitted transaction: authorisation, nonce, then its operation. selfSigned

@@ -50,6 +50,10 @@ type govState struct {
 	Threshold Threshold `cbor:"3,keyasint"`
 	// LastValidatorHeight is the height of the latest validator snapshot.
 	LastValidatorHeight uint64 `cbor:"4,keyasint"`
+	// Upgrades are the protocol upgrades scheduled, in force or not, in the order they passed
+	// (upgrade.go). Left out of the encoding while there are none, so the record of a chain that
+	// never scheduled one keeps its bytes and the state root its value.
+	Upgrades []Upgrade `cbor:"5,keyasint,omitempty"`
 }
 
 func checkParam(p Param) error {
@@ -206,7 +210,8 @@ func (ov *overlay) govPropose(from Address, op *GovPropose) error {
 		return fmt.Errorf("%w: %s", ErrNotMember, from)
 	}
 	changes := 0
-	for _, set := range []bool{op.AddMember != nil, op.RemoveMember != "", op.SetValidator != nil, op.SetParam != nil} {
+	for _, set := range []bool{op.AddMember != nil, op.RemoveMember != "", op.SetValidator != nil, op.SetParam != nil,
+		op.Upgrade != nil, op.CancelUpgrade != ""} {
 		if set {
 			changes++
 		}
@@ -244,11 +249,23 @@ func (ov *overlay) govPropose(from Address, op *GovPropose) error {
 		if err := checkParam(*op.SetParam); err != nil {
 			return err
 		}
+	case op.Upgrade != nil:
+		if op.Upgrade.Proposal != "" {
+			return fmt.Errorf("%w: an upgrade's proposal is set when it passes", ErrBadField)
+		}
+		if err := g.checkUpgrade(op.Upgrade, ov.blk.Height); err != nil {
+			return err
+		}
+	case op.CancelUpgrade != "":
+		if _, err := g.checkCancel(op.CancelUpgrade, ov.blk.Height); err != nil {
+			return err
+		}
 	}
 	p := &Proposal{ID: op.ID, Proposer: proposer.Name, AddMember: op.AddMember,
 		RemoveMember: op.RemoveMember, SetValidator: op.SetValidator,
 		EffectiveHeight: op.EffectiveHeight, SetParam: op.SetParam, Height: ov.blk.Height,
-		Yes: []string{proposer.Name}, Status: ProposalOpen}
+		Yes: []string{proposer.Name}, Status: ProposalOpen,
+		Upgrade: op.Upgrade, CancelUpgrade: op.CancelUpgrade}
 	return ov.decide(p, g)
 }
 
@@ -293,10 +310,16 @@ func (ov *overlay) govVote(from Address, op *GovVote) error {
 	return ov.decide(&p, g)
 }
 
-// statusAt is p's status as seen in block h: an open validator change whose height is too near
-// to be scheduled any more reads as expired.
+// statusAt is p's status as seen in block h: an open validator change or upgrade whose height is
+// too near to be scheduled any more reads as expired. (An open cancellation that passes too late
+// fails, with the reason.)
 func (p *Proposal) statusAt(h uint64) string {
-	if p.Status == ProposalOpen && p.SetValidator != nil && p.EffectiveHeight < h+MinValidatorDelay {
+	if p.Status != ProposalOpen {
+		return p.Status
+	}
+	switch {
+	case p.SetValidator != nil && p.EffectiveHeight < h+MinValidatorDelay,
+		p.Upgrade != nil && p.Upgrade.Height < h+MinUpgradeDelay:
 		return ProposalExpired
 	}
 	return p.Status
@@ -369,6 +392,19 @@ func (ov *overlay) execute(p *Proposal, g *govState) error {
 			return err
 		}
 		g.LastValidatorHeight = p.EffectiveHeight
+	case p.Upgrade != nil:
+		if err := g.checkUpgrade(p.Upgrade, ov.blk.Height); err != nil {
+			return err
+		}
+		u := *p.Upgrade
+		u.Proposal = p.ID
+		g.Upgrades = append(g.Upgrades, u)
+	case p.CancelUpgrade != "":
+		i, err := g.checkCancel(p.CancelUpgrade, ov.blk.Height)
+		if err != nil {
+			return err
+		}
+		g.Upgrades = slices.Delete(g.Upgrades, i, i+1)
 	}
 	return ov.store(keyGov, g)
 }

@@ -214,6 +214,14 @@ type BallotVote struct {
 // before a validator change already passed, ErrBadHeight). The proposer's yes vote is counted at
 // once, so with a threshold a single member meets, the proposal passes in its own transaction.
 // A validator change with Power 0 removes the validator of that name.
+//
+// Upgrade schedules a protocol upgrade (upgrade.go): a valid name not used by an earlier upgrade
+// (ErrBadField, ErrExists), info of at most MaxUpgradeInfoLen printable bytes, Version the next
+// version after the last one scheduled (ErrBadField), Height at least this block's height plus
+// MinUpgradeDelay (ErrBadHeight), and no other upgrade pending (ErrExists: cancel it first);
+// checked again when it passes, and an open upgrade proposal expires once its height is too near.
+// CancelUpgrade names a scheduled upgrade not yet in force (ErrUnknown, ErrBadHeight) and removes
+// it from the schedule when it passes.
 type GovPropose struct {
 	ID              string     `cbor:"1,keyasint"`
 	AddMember       *Member    `cbor:"2,keyasint,omitempty"`
@@ -221,6 +229,8 @@ type GovPropose struct {
 	SetValidator    *Validator `cbor:"4,keyasint,omitempty"`
 	EffectiveHeight uint64     `cbor:"5,keyasint,omitempty"`
 	SetParam        *Param     `cbor:"6,keyasint,omitempty"`
+	Upgrade         *Upgrade   `cbor:"7,keyasint,omitempty"`
+	CancelUpgrade   string     `cbor:"8,keyasint,omitempty"`
 }
 
 // GovVote (field 22) is a member's vote on an open proposal. Checks: the proposal exists

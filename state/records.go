@@ -241,7 +241,7 @@ const (
 	ProposalPassed   = "passed"
 	ProposalRejected = "rejected"
 	ProposalFailed   = "failed"  // passed, but the change could no longer be applied (see Reason)
-	ProposalExpired  = "expired" // a validator change whose height came too near before it passed
+	ProposalExpired  = "expired" // a validator change or upgrade whose height came too near before it passed
 )
 
 // Proposal is a governance proposal with its votes (member names).
@@ -259,4 +259,6 @@ type Proposal struct {
 	Status          string     `cbor:"11,keyasint" json:"status"`
 	Reason          string     `cbor:"12,keyasint,omitempty" json:"reason,omitempty"`
 	DecidedAt       uint64     `cbor:"13,keyasint,omitempty" json:"decided_height,omitempty"`
+	Upgrade         *Upgrade   `cbor:"14,keyasint,omitempty" json:"upgrade,omitempty"`
+	CancelUpgrade   string     `cbor:"15,keyasint,omitempty" json:"cancel_upgrade,omitempty"`
 }

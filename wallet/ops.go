@@ -250,13 +250,17 @@ func BallotVote(h Header, op state.BallotVote) (state.TxBody, error) {
 func GovPropose(h Header, op state.GovPropose) (state.TxBody, error) {
 	err := CheckID(op.ID)
 	changes := 0
-	for _, set := range []bool{op.AddMember != nil, op.RemoveMember != "", op.SetValidator != nil, op.SetParam != nil} {
+	for _, set := range []bool{op.AddMember != nil, op.RemoveMember != "", op.SetValidator != nil, op.SetParam != nil,
+		op.Upgrade != nil, op.CancelUpgrade != ""} {
 		if set {
 			changes++
 		}
 	}
 	if changes != 1 {
 		err = errors.Join(err, fmt.Errorf("%w: a proposal makes exactly one change, this one %d", state.ErrBadField, changes))
+	}
+	if op.Upgrade != nil && op.Upgrade.Height == 0 {
+		err = errors.Join(err, fmt.Errorf("%w: an upgrade needs the height it takes effect at", state.ErrBadHeight))
 	}
 	if op.SetValidator != nil {
 		if op.EffectiveHeight == 0 {

@@ -20,7 +20,7 @@ import (
 func govCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "gov",
-		Usage: "consortium governance: propose, vote, list, validators",
+		Usage: "consortium governance: propose, vote, list, validators, upgrades",
 		Subcommands: []*cli.Command{
 			{
 				Name:  "propose",
@@ -29,7 +29,9 @@ func govCommand() *cli.Command {
 					"   --add-member NAME --controller NAME|ADDRESS\n" +
 					"   --remove-member NAME\n" +
 					"   --validator NAME --power P [--pubkey HEX --peer-id ID] (--at HEIGHT | --in BLOCKS)   (power 0 removes it)\n" +
-					"   --param NAME --value V",
+					"   --param NAME --value V\n" +
+					"   --upgrade NAME [--version V] [--info TEXT] (--at HEIGHT | --in BLOCKS)   (a protocol upgrade)\n" +
+					"   --cancel-upgrade NAME",
 				ArgsUsage: "ID",
 				Flags: txFlags(
 					&cli.StringFlag{Name: "add-member", Usage: "admit an organization `NAME`"},
@@ -39,12 +41,42 @@ func govCommand() *cli.Command {
 					&cli.Uint64Flag{Name: "power", Usage: "the validator's voting `POWER`"},
 					&cli.StringFlag{Name: "pubkey", Usage: "the validator's consensus public key, 64 `HEX` characters (see `guild node init`)"},
 					&cli.StringFlag{Name: "peer-id", Usage: "the libp2p peer `ID` of the validator's node (see `guild node init`)"},
-					&cli.Uint64Flag{Name: "at", Usage: "the validator change takes effect at block `HEIGHT`"},
-					&cli.Uint64Flag{Name: "in", Usage: "the validator change takes effect `N` blocks after the current height"},
+					&cli.Uint64Flag{Name: "at", Usage: "the validator change or upgrade takes effect at block `HEIGHT`"},
+					&cli.Uint64Flag{Name: "in", Usage: "the validator change or upgrade takes effect `N` blocks after the current height"},
 					&cli.StringFlag{Name: "param", Usage: "set the parameter `NAME` (max_block_txs, view_timeout_ms, empty_block_ms)"},
 					&cli.Uint64Flag{Name: "value", Usage: "the parameter's new `VALUE`"},
+					&cli.StringFlag{Name: "upgrade", Usage: "schedule the protocol upgrade `NAME` (with --at or --in; at least " + fmt.Sprint(state.MinUpgradeDelay) + " blocks ahead)"},
+					&cli.UintFlag{Name: "version", Usage: "the protocol `VERSION` the upgrade brings (default: the next one)"},
+					&cli.StringFlag{Name: "info", Usage: "free `TEXT` for operators: where to get the binary, its checksum"},
+					&cli.StringFlag{Name: "cancel-upgrade", Usage: "cancel the scheduled upgrade `NAME` before it takes effect"},
 				),
 				Action: govPropose,
+			},
+			{
+				Name: "upgrades", Usage: "show the protocol version in force and the upgrades scheduled",
+				Flags: queryFlags(),
+				Action: func(c *cli.Context) error {
+					if err := noArgs(c); err != nil {
+						return err
+					}
+					ups, err := query(c, "upgrades", "", func(ctx context.Context, cl *api.Client) (api.UpgradesResponse, error) {
+						return cl.Upgrades(ctx)
+					})
+					if err != nil {
+						return err
+					}
+					if c.Bool("json") {
+						return walletPrintJSON(c, ups)
+					}
+					fmt.Fprintf(c.App.Writer, "protocol version %d in force at height %d; the node's binary supports up to %d\n",
+						ups.ProtocolVersion, ups.NextHeight, ups.SupportedVersion)
+					tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
+					fmt.Fprintln(tw, "NAME\tHEIGHT\tVERSION\tSTATUS\tPROPOSAL\tINFO")
+					for _, u := range ups.Upgrades {
+						fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\n", u.Name, u.Height, u.Version, u.Status, u.Proposal, u.Info)
+					}
+					return tw.Flush()
+				},
 			},
 			{
 				Name: "vote", Usage: "vote on an open proposal as a member", ArgsUsage: "ID",
@@ -153,6 +185,10 @@ func describeChange(p *api.ProposalJSON) string {
 		return fmt.Sprintf("validator %s power %d at height %d", p.SetValidator.Name, p.SetValidator.Power, p.EffectiveHeight)
 	case p.SetParam != nil:
 		return fmt.Sprintf("set %s = %d", p.SetParam.Name, p.SetParam.Value)
+	case p.Upgrade != nil:
+		return fmt.Sprintf("upgrade %s to protocol version %d at height %d", p.Upgrade.Name, p.Upgrade.Version, p.Upgrade.Height)
+	case p.CancelUpgrade != "":
+		return "cancel upgrade " + p.CancelUpgrade
 	}
 	return "?"
 }
@@ -199,12 +235,41 @@ func govPropose(c *cli.Context) error {
 		}
 		op.SetParam = &state.Param{Name: name, Value: c.Uint64("value")}
 	}
+	if name := c.String("upgrade"); name != "" {
+		kinds++
+		op.Upgrade = &state.Upgrade{Name: name, Version: uint32(c.Uint("version")), Info: c.String("info")}
+	} else if c.IsSet("version") || c.IsSet("info") {
+		return walletExit("--version and --info are for --upgrade only", walletExitBadUsage)
+	}
+	if name := c.String("cancel-upgrade"); name != "" {
+		kinds++
+		op.CancelUpgrade = name
+	}
 	if kinds != 1 {
-		return walletExit("a proposal makes exactly one change: give one of --add-member, --remove-member, --validator, --param", walletExitBadUsage)
+		return walletExit("a proposal makes exactly one change: give one of --add-member, --remove-member, --validator, --param, --upgrade, --cancel-upgrade", walletExitBadUsage)
 	}
 	env, err := newTxEnv(c)
 	if err != nil {
 		return err
+	}
+	if op.Upgrade != nil {
+		if op.Upgrade.Height, err = heightInput(c, env, "at", "in"); err != nil {
+			return err
+		}
+		if op.Upgrade.Version == 0 {
+			// The next version after the last one scheduled, which is the only one state accepts.
+			ups, err := env.client.Upgrades(c.Context)
+			if err != nil {
+				return walletNodeFail(env.client, err)
+			}
+			op.Upgrade.Version = ups.ProtocolVersion + 1
+			for _, u := range ups.Upgrades {
+				op.Upgrade.Version = max(op.Upgrade.Version, u.Version+1)
+			}
+		}
+		return sendOp(c, env, "proposal", id, func(h wallet.Header) (state.TxBody, error) {
+			return wallet.GovPropose(h, op)
+		})
 	}
 	if op.SetValidator != nil {
 		if op.EffectiveHeight, err = heightInput(c, env, "at", "in"); err != nil {
@@ -231,7 +296,7 @@ func govPropose(c *cli.Context) error {
 			}
 		}
 	} else if c.IsSet("at") || c.IsSet("in") {
-		return walletExit("--at and --in are for validator changes only", walletExitBadUsage)
+		return walletExit("--at and --in are for validator changes and upgrades only", walletExitBadUsage)
 	}
 	return sendOp(c, env, "proposal", id, func(h wallet.Header) (state.TxBody, error) {
 		return wallet.GovPropose(h, op)

@@ -8,6 +8,8 @@ import (
 	"os"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/guild-ledger/guild/node"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -18,7 +20,9 @@ func main() {
 }
 
 // run is main without the exit, so that tests see the exit code: 0, 1 for a failed command, 2 for
-// a command line that could not be parsed (as flag and the shells do).
+// a command line that could not be parsed (as flag and the shells do), and node.ExitUpgradeRequired
+// (3) for a node that stopped, or would not start, because its binary does not support the
+// protocol version in force at its next height.
 func run(args []string, stdout, stderr io.Writer) int {
 	app := newApp()
 	app.Writer, app.ErrWriter = stdout, stderr
@@ -30,6 +34,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if errors.As(err, &ue) {
 		fmt.Fprintf(stderr, "guild: %v\nrun '%s --help' for usage\n", ue.err, ue.cmd)
 		return 2
+	}
+	var up *node.UpgradeRequiredError
+	if errors.As(err, &up) {
+		fmt.Fprintln(stderr, "guild:", up)
+		return node.ExitUpgradeRequired
 	}
 	fmt.Fprintln(stderr, "guild:", err)
 	return 1

@@ -242,6 +242,7 @@ func testnetFaultCommand(name, usage string) *cli.Command {
 			testnetDirFlag(),
 			&cli.IntFlag{Name: "node", Required: true, Usage: "`K`: which node, from 1, as `testnet status` lists them"},
 			&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "restart: how long to wait for the API"},
+			&cli.StringFlag{Name: "binary", Usage: "restart: run the guild binary at `PATH` instead of this one (a rolling upgrade)"},
 		},
 		Action: func(c *cli.Context) error {
 			dir, k := c.String("dir"), c.Int("node")
@@ -265,7 +266,15 @@ func testnetFaultCommand(name, usage string) *cli.Command {
 			default:
 				ctx, cancel := context.WithTimeout(context.Background(), c.Duration("timeout"))
 				defer cancel()
-				n, pid, err := testnet.Restart(ctx, dir, k, "")
+				bin := c.String("binary")
+				if bin != "" {
+					// The node outlives this command: a relative path would depend on where it ran.
+					var err error
+					if bin, err = filepath.Abs(bin); err != nil {
+						return err
+					}
+				}
+				n, pid, err := testnet.Restart(ctx, dir, k, bin)
 				if err == nil {
 					fmt.Printf("restarted %s (pid %d), API %s\n", n.Name, pid, n.API)
 				}

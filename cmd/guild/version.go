@@ -6,6 +6,8 @@ import (
 	"runtime/debug"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/guild-ledger/guild/state"
 )
 
 // buildInfo is what `guild version` prints: the release (from -ldflags), the commit the binary was
@@ -16,6 +18,9 @@ type buildInfo struct {
 	Modified  bool   `json:"modified,omitempty"`
 	CommitAt  string `json:"commit_time,omitempty"`
 	GoVersion string `json:"go_version"`
+	// Protocol is the newest protocol version the binary supports (it supports 1..Protocol): what
+	// an operator checks before a governance upgrade (docs/operations.md, "Rolling upgrades").
+	Protocol uint32 `json:"protocol_version"`
 }
 
 // commit is set by `make build` (-ldflags "-X main.commit=…"), for builds where Go records no VCS
@@ -23,7 +28,7 @@ type buildInfo struct {
 var commit = ""
 
 func readBuildInfo() buildInfo {
-	b := buildInfo{Version: version, Commit: "unknown", GoVersion: "unknown"}
+	b := buildInfo{Version: version, Commit: "unknown", GoVersion: "unknown", Protocol: state.SupportedVersion}
 	if commit != "" {
 		b.Commit = commit
 	}
@@ -50,7 +55,7 @@ func (b buildInfo) String() string {
 	if b.Modified {
 		commit += " (modified)"
 	}
-	return fmt.Sprintf("%s\ncommit: %s\ngo:     %s", b.Version, commit, b.GoVersion)
+	return fmt.Sprintf("%s\ncommit: %s\ngo:     %s\nprotocol versions: 1..%d", b.Version, commit, b.GoVersion, b.Protocol)
 }
 
 // versionString is what --version prints after "guild version ".

@@ -87,6 +87,13 @@ func (c *Client) Validators(ctx context.Context) (ValidatorsResponse, error) {
 	return out, err
 }
 
+// Upgrades reads the protocol version in force and the upgrade schedule.
+func (c *Client) Upgrades(ctx context.Context) (UpgradesResponse, error) {
+	var out UpgradesResponse
+	err := c.get(ctx, "/v1/upgrades", &out)
+	return out, err
+}
+
 // Members reads the consortium's members and the threshold that passes a proposal.
 func (c *Client) Members(ctx context.Context) (MembersResponse, error) {
 	var out MembersResponse

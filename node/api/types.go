@@ -96,6 +96,9 @@ type HeaderJSON struct {
 	// its turn. LeaderSkips is the skip table in force at the height.
 	Leader      uint32           `json:"leader"`
 	LeaderSkips []LeaderSkipJSON `json:"leader_skips,omitempty"`
+	// Version is the protocol version the block was made under (1 for a header made before
+	// headers carried one).
+	Version uint32 `json:"version"`
 }
 
 // LeaderSkipJSON is a validator passed over as leader, or on probation after that.

@@ -247,7 +247,7 @@ const (
 	ProposalPassed   = "passed"
 	ProposalRejected = "rejected"
 	ProposalFailed   = "failed"  // passed, but the change could no longer be applied (see Reason)
-	ProposalExpired  = "expired" // a validator change whose height came too near before it passed
+	ProposalExpired  = "expired" // a validator change or upgrade whose height came too near before it passed
 )
 
 // Proposal is a governance proposal with its votes (member names); its validator change is
@@ -265,4 +265,35 @@ type Proposal struct {
 	Status          string   `json:"status"`
 	Reason          string   `json:"reason,omitempty"`
 	DecidedAt       uint64   `json:"decided_height,omitempty"`
+	Upgrade         *Upgrade `json:"upgrade,omitempty"`
+	CancelUpgrade   string   `json:"cancel_upgrade,omitempty"`
+}
+
+// Upgrade is a protocol upgrade scheduled by governance: from block Height on, blocks are made
+// and executed under protocol Version. Proposal is the proposal that scheduled it (absent in a
+// proposal's own upgrade); Status, in GET /v1/upgrades, is active (in force at the next block) or
+// scheduled.
+type Upgrade struct {
+	Name     string `json:"name"`
+	Height   uint64 `json:"height"`
+	Version  uint32 `json:"version"`
+	Info     string `json:"info,omitempty"`
+	Proposal string `json:"proposal,omitempty"`
+	Status   string `json:"status,omitempty"`
+}
+
+// Upgrade statuses in GET /v1/upgrades.
+const (
+	UpgradeActive    = "active"
+	UpgradeScheduled = "scheduled"
+)
+
+// UpgradesResponse answers GET /v1/upgrades: the protocol version in force for the next block
+// (NextHeight), the newest version the answering node's binary supports, and every upgrade
+// scheduled, in force or not, oldest first (a cancelled one is gone; its proposal stays).
+type UpgradesResponse struct {
+	NextHeight       uint64    `json:"next_height"`
+	ProtocolVersion  uint32    `json:"protocol_version"`
+	SupportedVersion uint32    `json:"supported_version"`
+	Upgrades         []Upgrade `json:"upgrades"`
 }
