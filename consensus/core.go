@@ -417,9 +417,11 @@ func (c *Core) stepStale(m *Message) error {
 	}
 	// The slowest validator's votes routinely arrive just after the others decide; it will decide
 	// from the same votes. Only a peer still voting for the height half a retransmit period later
-	// lags, and only then is the whole block worth sending. A view change says the peer is not
-	// about to decide (see maybeCatchUp): it gets the block at once.
-	if m.Type != MsgViewChange && c.now-d.at < uint64(max(c.retransmitTicks/2, 1)) {
+	// lags, and only then is the whole block worth sending. A view change waits too: a validator
+	// that timed out resends it within a retransmit period, while answering at once let a hostile
+	// validator that sends view changes for its own height without pause (it is a moment behind
+	// at every height) have every honest node broadcast every block twice.
+	if c.now-d.at < uint64(max(c.retransmitTicks/2, 1)) {
 		return stale
 	}
 	// Only a signed message proves the peer lags; anything else could make us send a block for free.
