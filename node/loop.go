@@ -198,6 +198,7 @@ func (n *Node) send(m *consensus.Message) {
 	}
 	select {
 	case n.sendCh <- b:
+		n.metrics.sent.WithLabelValues(m.Type.String()).Inc()
 	default:
 		// Never block the loop on the network; retransmission recovers a dropped message.
 		n.metrics.sendDropped.Inc()

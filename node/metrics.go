@@ -23,6 +23,7 @@ type metrics struct {
 	gossipDropped prometheus.Counter
 	pendingLogged prometheus.Gauge
 	sendDropped   prometheus.Counter
+	sent          *prometheus.CounterVec
 	// roundsPerHeight: views used to finalize each height (the decision's view + 1).
 	roundsPerHeight   prometheus.Histogram
 	evidenceCaught    prometheus.Counter
@@ -73,6 +74,8 @@ func newMetrics() *metrics {
 		gossipDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_gossip_dropped_total", Help: "Admitted transactions not gossiped because the queue was full."}),
 		pendingLogged: prometheus.NewGauge(prometheus.GaugeOpts{Name: "guild_mempool_logged", Help: "Transactions accepted from this node's API and kept in its pending log until they leave the mempool (taken back after a restart)."}),
 		sendDropped:   prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_consensus_send_dropped_total", Help: "Consensus messages dropped because the send queue was full."}),
+		sent: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "guild_consensus_sent_total",
+			Help: "Consensus messages this node published, by type (retransmissions included)."}, []string{"type"}),
 		roundsPerHeight: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "guild_consensus_rounds_per_height", Help: "Views used to finalize each height: 1 when the first leader's block was committed, one more per view change.",
 			Buckets: []float64{1, 2, 3, 4, 6, 8, 16},
@@ -117,6 +120,6 @@ func newMetrics() *metrics {
 		m.verifyBatch, m.verifySeconds, m.apiRefused, m.checkpoints, m.invalidMessages, m.outOfWindow, m.leaderSkips, m.leadersSkipped, m.invalidProposals, m.txsLeftOut,
 		m.roundsPerHeight, m.evidenceCaught, m.evidenceCommitted, m.evidencePending,
 		m.height, m.blocks, m.txsApplied, m.txsRejected, m.mempool, m.commitSeconds, m.heightSeconds, m.view, m.viewChanges,
-		m.gossipDropped, m.pendingLogged, m.sendDropped, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		m.gossipDropped, m.pendingLogged, m.sendDropped, m.sent, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
