@@ -71,7 +71,7 @@ func (c *contract) private(ctx context.Context, cl *api.Client, chainID string, 
 	ct := []byte("age ciphertext, as far as the node knows")
 	ct2 := []byte("the terms of a private escrow")
 	ct3 := []byte("short-lived")
-	expires := c.height(ctx, cl) + 3
+	expires := c.height(ctx, cl) + 20
 	var subs []api.SubmitPrivateResponse
 	for _, b := range []struct {
 		body state.TxBody

@@ -208,7 +208,7 @@ func (n *Node) SubmitPrivate(ctx context.Context, raw, ciphertext []byte) (state
 	if self == "" || (sender.Name != self && !slices.Contains(op.Recipients, self)) {
 		return state.Hash{}, op.Commitment, fmt.Errorf("%w (this node holds for %q): submit it to the node of the sender's member", errPrivateNotHolder, self)
 	}
-	if err := n.private.store.put(op.Commitment, ciphertext, op.Expires, max(1, n.executedHeight())); err != nil {
+	if _, err := n.private.store.put(op.Commitment, ciphertext, op.Expires, max(1, n.executedHeight()), state.HashTx(raw)); err != nil {
 		return state.Hash{}, op.Commitment, err
 	}
 	h, err := n.Submit(ctx, raw)
@@ -242,12 +242,15 @@ func (n *Node) AcceptPrivate(peer string, commitment [32]byte, ct []byte) p2p.Pr
 			"peer", peer, "member", n.memberOfPeer(peer), "commitment", c, "err", err)
 		return p2p.PrivateInvalid
 	}
-	if err := n.private.store.put(c, ct, rec.Expires, 0); err != nil {
+	added, err := n.private.store.put(c, ct, rec.Expires, 0, state.Hash{})
+	if err != nil {
 		n.log.Error("storing a private ciphertext", "commitment", c, "err", err)
 		return p2p.PrivateBusy
 	}
-	n.private.received.Inc()
-	n.log.Info("private payload received", "commitment", c, "from", n.memberOfPeer(peer), "via", "push")
+	if added {
+		n.private.received.Inc()
+		n.log.Info("private payload received", "commitment", c, "from", n.memberOfPeer(peer), "via", "push")
+	}
 	return p2p.PrivateOK
 }
 
@@ -351,8 +354,8 @@ func (w *privateWorker) block(h uint64) error {
 		return err
 	}
 	for i, raw := range b.Txs {
-		if i >= len(results) || results[i].Error != "" {
-			continue
+		if i >= len(results) {
+			break
 		}
 		var tx state.Tx
 		if state.Unmarshal(raw, &tx) != nil {
@@ -361,6 +364,9 @@ func (w *privateWorker) block(h uint64) error {
 		op, ok := privateOp(&tx.Body)
 		if !ok {
 			continue
+		}
+		if results[i].Error != "" {
+			continue // rejected: purge drops what this node took for it
 		}
 		rec, err := w.n.st.PrivateRecord(op.Commitment)
 		if err != nil {
@@ -442,18 +448,22 @@ func (w *privateWorker) purge(h uint64) {
 		w.log.Warn("listing submitted private payloads", "err", err)
 		return
 	}
-	for c, at := range pending {
-		if h < at+privateUnconfirmedBlocks {
+	for c, u := range pending {
+		_, refused := w.n.rejected.get(u.tx)
+		if loc, err := w.n.blocks.TxLocation(u.tx); err == nil && loc.Error != "" {
+			refused = true // a block rejected it
+		}
+		if w.n.pool.Has(u.tx) || !refused && h < u.at+privateUnconfirmedBlocks {
 			continue
 		}
 		if _, err := w.n.st.PrivateRecord(c); !errors.Is(err, state.ErrUnknown) {
 			continue // committed (the worker will push it) or unreadable now
 		}
 		if err := store.remove(c, 0); err != nil {
-			w.log.Warn("dropping a private payload whose transaction never committed", "commitment", c, "err", err)
+			w.log.Warn("dropping a private payload whose transaction did not commit", "commitment", c, "err", err)
 			continue
 		}
-		w.log.Info("dropped a submitted private payload whose transaction did not commit", "commitment", c, "submitted_at", at)
+		w.log.Info("dropped a submitted private payload: its transaction was rejected or never committed", "commitment", c, "tx", u.tx)
 	}
 }
 
@@ -563,11 +573,14 @@ func (n *Node) fetchPrivate(ctx context.Context, rec *state.PrivateRecord) priva
 			errs = append(errs, fmt.Errorf("%s: %w", m, err))
 			continue
 		}
-		if err := n.private.store.put(rec.Commitment, ct, rec.Expires, 0); err != nil {
+		added, err := n.private.store.put(rec.Commitment, ct, rec.Expires, 0, state.Hash{})
+		if err != nil {
 			return privateResult{err: err}
 		}
-		n.private.received.Inc()
-		n.log.Info("private payload received", "commitment", rec.Commitment, "from", m, "via", "fetch")
+		if added {
+			n.private.received.Inc()
+			n.log.Info("private payload received", "commitment", rec.Commitment, "from", m, "via", "fetch")
+		}
 		return privateResult{fetched: true}
 	}
 	return privateResult{err: errors.Join(errs...)}

@@ -3,6 +3,7 @@ package node
 import (
 	"encoding/binary"
 	"fmt"
+	"sync"
 	"sync/atomic"
 
 	"github.com/guild-ledger/guild/state"
@@ -15,11 +16,14 @@ import (
 //
 //	p/<commitment>                      ciphertext
 //	e/<expiry height be64><commitment>  "" (the purge index; payloads without expiry have none)
-//	u/<commitment>                      submit height be64: taken from the API, its transaction
-//	                                    not yet seen committed; this node hands it out once it is
+//	u/<commitment>                      submit height be64 ‖ tx hash: taken from the API, its
+//	                                    transaction not yet seen committed; this node hands it
+//	                                    out once it is
 type privateStore struct {
 	db   kv.Store
 	held atomic.Int64
+	// mu makes put's check and write one step: a push and a fetch of one payload may race.
+	mu sync.Mutex
 }
 
 func privKey(prefix byte, c state.Hash) []byte { return append([]byte{prefix, '/'}, c[:]...) }
@@ -60,35 +64,38 @@ func (s *privateStore) has(c state.Hash) (bool, error) { return s.db.Has(privKey
 
 func (s *privateStore) get(c state.Hash) ([]byte, error) { return s.db.Get(privKey('p', c)) }
 
-// put stores a ciphertext with its expiry height (0: none); submitted marks one taken from the
-// API at that height, whose transaction is not committed yet.
-func (s *privateStore) put(c state.Hash, ciphertext []byte, expires, submitted uint64) error {
+// put stores a ciphertext with its expiry height (0: none) and reports whether it is new; a
+// submitted one (taken from the API at that height, by transaction tx) is marked until its
+// transaction is seen committed.
+func (s *privateStore) put(c state.Hash, ciphertext []byte, expires, submitted uint64, tx state.Hash) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	had, err := s.has(c)
 	if err != nil {
-		return err
+		return false, err
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
 	if err := b.Set(privKey('p', c), ciphertext); err != nil {
-		return err
+		return false, err
 	}
 	if expires != 0 {
 		if err := b.Set(expiryKey(expires, c), nil); err != nil {
-			return err
+			return false, err
 		}
 	}
 	if submitted != 0 {
-		if err := b.Set(privKey('u', c), binary.BigEndian.AppendUint64(nil, submitted)); err != nil {
-			return err
+		if err := b.Set(privKey('u', c), append(binary.BigEndian.AppendUint64(nil, submitted), tx[:]...)); err != nil {
+			return false, err
 		}
 	}
 	if err := b.Write(); err != nil {
-		return err
+		return false, err
 	}
 	if !had {
 		s.held.Add(1)
 	}
-	return nil
+	return !had, nil
 }
 
 // setExpiry indexes a held payload's expiry (one submitted before its record was known).
@@ -120,6 +127,8 @@ func (s *privateStore) submitted(c state.Hash, clear bool) (bool, error) {
 
 // remove deletes a ciphertext (and its marks); expires is its expiry height, to drop the index.
 func (s *privateStore) remove(c state.Hash, expires uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	had, err := s.has(c)
 	if err != nil {
 		return err
@@ -163,13 +172,18 @@ func (s *privateStore) purge(h uint64) ([]state.Hash, error) {
 	return due, nil
 }
 
-// unconfirmed lists the payloads taken from the API whose transactions are not seen committed,
-// with the height each was submitted at.
-func (s *privateStore) unconfirmed() (map[state.Hash]uint64, error) {
-	out := map[state.Hash]uint64{}
+// unconfirmedPayload is a payload taken from the API whose transaction is not seen committed.
+type unconfirmedPayload struct {
+	at uint64     // the height it was submitted at
+	tx state.Hash // its transaction
+}
+
+// unconfirmed lists the payloads taken from the API whose transactions are not seen committed.
+func (s *privateStore) unconfirmed() (map[state.Hash]unconfirmedPayload, error) {
+	out := map[state.Hash]unconfirmedPayload{}
 	err := s.scan("u/", nil, func(k, v []byte) error {
-		if len(k) == 2+32 && len(v) == 8 {
-			out[state.Hash(k[2:])] = binary.BigEndian.Uint64(v)
+		if len(k) == 2+32 && len(v) == 8+32 {
+			out[state.Hash(k[2:])] = unconfirmedPayload{at: binary.BigEndian.Uint64(v), tx: state.Hash(v[8:])}
 		}
 		return nil
 	})
