@@ -343,7 +343,7 @@ func (ov *overlay) privateEscrowClose(from Address, op *PrivateEscrowClose) erro
 		case ov.blk.Height >= e.Deadline:
 			return fmt.Errorf("%w: deadline %d, block %d", ErrEscrowExpired, e.Deadline, ov.blk.Height)
 		case from != e.Depositor && !arbiter:
-			return ErrNotArbiter
+			return fmt.Errorf("%w: a private escrow is released by its depositor or its arbiter", ErrNotArbiter)
 		}
 		e.Status = EscrowReleased
 	} else {
