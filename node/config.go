@@ -407,5 +407,9 @@ const configHeader = `# Guild node configuration. Defaults:
 #                                          long; 0 = two view timeouts
 #   [log] level                = "info"    debug, info, warn, error
 #   [log] format               = "text"    or "json"
+#   [private] member           = ""        the member whose private payloads this node holds;
+#                                          "" = the one named like this node's validator
+#   [private] max_bytes        = 1048576   largest ciphertext taken (API or stream), at most 1 MiB
+#   [private] requests_per_sec = 50        private stream requests one peer may make per second
 
 `
