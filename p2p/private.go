@@ -199,7 +199,7 @@ func (s *privateService) answer(st network.Stream, remote peer.ID) (byte, Privat
 		default:
 			return true
 		}
-		if !s.rate.allow(remote, n, time.Now()) {
+		if !s.rate.allow(remote, n, time.Now(), false) { // excess costs no gossip score here: the answer is "busy"
 			<-s.slots
 			return true
 		}
