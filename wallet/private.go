@@ -2,7 +2,12 @@ package wallet
 
 import (
 	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,18 +15,20 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 
 	"filippo.io/age"
-	"filippo.io/age/armor"
 
 	"github.com/guild-ledger/guild/state"
 )
 
 // Private payloads (issue 14). A wallet key may have X25519 encryption identities (age), kept
-// beside it, encrypted under the same kind of passphrase:
+// beside it and encrypted under it:
 //
-//	DIR/enc/<name>.<version>.json  {"name", "version", "recipient": "age1…", "encrypted_identity": "-----BEGIN AGE…"}
+//	DIR/enc/<name>.<version>.json  {"name", "version", "recipient": "age1…", "encrypted_identity": "<hex>"}
+//
+// encrypted_identity is nonce ‖ AES-256-GCM(identity) under SHA-256(tag ‖ the key's ed25519 seed),
+// with name, version and recipient as associated data: whoever can decrypt the wallet key (its
+// passphrase) can decrypt its encryption identities, and one passphrase prompt opens both.
 //
 // Version 1 is the first; a rotation adds the next and keeps the old ones, so payloads sent to an
 // old key still decrypt. The recipient (public) half is what goes on chain (EncryptionKeySet).
@@ -79,14 +86,28 @@ func (k *Keystore) EncryptionRecipients(name string) ([]string, error) {
 	return out, err
 }
 
+// encSealKey is the AES key that encrypts key's encryption identities.
+func encSealKey(key ed25519.PrivateKey, f *encFile) (cipher.AEAD, []byte, error) {
+	k := sha256.Sum256(append([]byte("guild/wallet/encryption-identity/v1\x00"), key.Seed()...))
+	defer clear(k[:])
+	block, err := aes.NewCipher(k[:])
+	if err != nil {
+		return nil, nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	ad := fmt.Appendf(nil, "%s\x00%d\x00%s", f.Name, f.Version, f.Recipient)
+	return aead, ad, err
+}
+
 // NewEncryptionKey makes a new X25519 identity for name (the first, or a rotation), stores it
-// encrypted under passphrase, and returns its recipient to register on chain.
-func (k *Keystore) NewEncryptionKey(name, passphrase string) (string, error) {
-	if _, err := k.Get(name); err != nil {
+// encrypted under name's key (loaded with Load), and returns its recipient to register on chain.
+func (k *Keystore) NewEncryptionKey(name string, key ed25519.PrivateKey) (string, error) {
+	e, err := k.Get(name)
+	if err != nil {
 		return "", err
 	}
-	if passphrase == "" {
-		return "", ErrEmptyPassphrase
+	if !bytes.Equal(key.Public().(ed25519.PublicKey), e.PubKey) {
+		return "", fmt.Errorf("wallet: the key given is not %q", name)
 	}
 	fs, err := k.encFiles(name)
 	if err != nil {
@@ -96,59 +117,45 @@ func (k *Keystore) NewEncryptionKey(name, passphrase string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("wallet: generating encryption key: %w", err)
 	}
-	rcpt, err := age.NewScryptRecipient(passphrase)
+	f := encFile{Name: name, Version: len(fs) + 1, Recipient: id.Recipient().String()}
+	aead, ad, err := encSealKey(key, &f)
 	if err != nil {
-		return "", fmt.Errorf("wallet: %w", err)
+		return "", err
 	}
-	if k.WorkFactor > 0 {
-		rcpt.SetWorkFactor(k.WorkFactor)
+	nonce := make([]byte, aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return "", err
 	}
-	var ct bytes.Buffer
-	aw := armor.NewWriter(&ct)
-	w, err := age.Encrypt(aw, rcpt)
-	if err == nil {
-		_, err = io.WriteString(w, id.String())
-	}
-	if err == nil {
-		err = w.Close()
-	}
-	if err == nil {
-		err = aw.Close()
-	}
-	if err != nil {
-		return "", fmt.Errorf("wallet: encrypting encryption key: %w", err)
-	}
-	version := len(fs) + 1
-	data, err := json.MarshalIndent(encFile{Name: name, Version: version, Recipient: id.Recipient().String(),
-		EncryptedIdentity: ct.String()}, "", "  ")
+	f.EncryptedIdentity = hex.EncodeToString(aead.Seal(nonce, nonce, []byte(id.String()), ad))
+	data, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
 		return "", err
 	}
 	if err := os.MkdirAll(k.encDir(), 0o700); err != nil {
 		return "", err
 	}
-	p := filepath.Join(k.encDir(), fmt.Sprintf("%s.%d.json", name, version))
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	p := filepath.Join(k.encDir(), fmt.Sprintf("%s.%d.json", name, f.Version))
+	out, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return "", fmt.Errorf("wallet: writing encryption key: %w", err)
 	}
-	if _, err := f.Write(append(data, '\n')); err != nil {
-		f.Close()
+	if _, err := out.Write(append(data, '\n')); err != nil {
+		out.Close()
 		return "", fmt.Errorf("wallet: writing encryption key: %w", err)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
+	if err := out.Sync(); err != nil {
+		out.Close()
 		return "", err
 	}
-	if err := f.Close(); err != nil {
+	if err := out.Close(); err != nil {
 		return "", err
 	}
 	syncDir(k.encDir())
-	return id.Recipient().String(), nil
+	return f.Recipient, nil
 }
 
-// EncryptionIdentities decrypts name's encryption identities (every version).
-func (k *Keystore) EncryptionIdentities(name, passphrase string) ([]age.Identity, error) {
+// EncryptionIdentities decrypts name's encryption identities (every version) with name's key.
+func (k *Keystore) EncryptionIdentities(name string, key ed25519.PrivateKey) ([]age.Identity, error) {
 	fs, err := k.encFiles(name)
 	if err != nil {
 		return nil, err
@@ -156,25 +163,23 @@ func (k *Keystore) EncryptionIdentities(name, passphrase string) ([]age.Identity
 	if len(fs) == 0 {
 		return nil, fmt.Errorf("%w %q: create one with `guild private key set`", ErrNoEncryptionKey, name)
 	}
-	sid, err := age.NewScryptIdentity(passphrase)
-	if err != nil {
-		return nil, fmt.Errorf("wallet: %w", err)
-	}
-	sid.SetMaxWorkFactor(max(defaultMaxWorkFactor, k.WorkFactor))
 	var out []age.Identity
-	for _, f := range fs {
-		r, err := age.Decrypt(armor.NewReader(strings.NewReader(f.EncryptedIdentity)), sid)
-		if errors.Is(err, age.ErrIncorrectIdentity) {
-			return nil, fmt.Errorf("%w for the encryption key of %q", ErrBadPassphrase, name)
-		}
+	for i := range fs {
+		f := &fs[i]
+		aead, ad, err := encSealKey(key, f)
 		if err != nil {
-			return nil, fmt.Errorf("%w: encryption key %d of %q: %v", ErrCorruptKey, f.Version, name, err)
+			return nil, err
 		}
-		s, err := io.ReadAll(io.LimitReader(r, 1024))
+		raw, err := hex.DecodeString(f.EncryptedIdentity)
+		if err != nil || len(raw) < aead.NonceSize() {
+			return nil, fmt.Errorf("%w: encryption key %d of %q", ErrCorruptKey, f.Version, name)
+		}
+		s, err := aead.Open(nil, raw[:aead.NonceSize()], raw[aead.NonceSize():], ad)
 		if err != nil {
-			return nil, fmt.Errorf("%w: encryption key %d of %q: %v", ErrCorruptKey, f.Version, name, err)
+			return nil, fmt.Errorf("%w: encryption key %d of %q does not open with this key", ErrCorruptKey, f.Version, name)
 		}
 		id, err := age.ParseX25519Identity(string(s))
+		clear(s)
 		if err != nil || id.Recipient().String() != f.Recipient {
 			return nil, fmt.Errorf("%w: encryption key %d of %q does not match its recipient", ErrCorruptKey, f.Version, name)
 		}

@@ -2,6 +2,7 @@ package wallet
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"errors"
 	"testing"
 )
@@ -12,20 +13,26 @@ func TestPrivateSealUnsealAndRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	ks.WorkFactor = 10
+	keys := map[string]ed25519.PrivateKey{}
 	for _, n := range []string{"org1", "org2", "org3"} {
 		if _, err := ks.Create(n, "pw-"+n); err != nil {
 			t.Fatal(err)
 		}
+		if keys[n], err = ks.Load(n, "pw-"+n); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if _, err := ks.EncryptionIdentities("org2", "pw-org2"); !errors.Is(err, ErrNoEncryptionKey) {
+	if _, err := ks.EncryptionIdentities("org2", keys["org2"]); !errors.Is(err, ErrNoEncryptionKey) {
 		t.Fatalf("before any key: %v", err)
 	}
-	old, err := ks.NewEncryptionKey("org2", "pw-org2")
+	if _, err := ks.NewEncryptionKey("org2", keys["org3"]); err == nil {
+		t.Fatal("org2's encryption key made under org3's key")
+	}
+	old, err := ks.NewEncryptionKey("org2", keys["org2"])
 	if err != nil {
 		t.Fatal(err)
 	}
-	r3, err := ks.NewEncryptionKey("org3", "pw-org3")
-	if err != nil {
+	if _, err := ks.NewEncryptionKey("org3", keys["org3"]); err != nil {
 		t.Fatal(err)
 	}
 	msg := []byte("the price is 42")
@@ -34,24 +41,24 @@ func TestPrivateSealUnsealAndRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Rotation keeps the old identity, so what was sent to the old key still opens.
-	cur, err := ks.NewEncryptionKey("org2", "pw-org2")
+	cur, err := ks.NewEncryptionKey("org2", keys["org2"])
 	if err != nil || cur == old {
 		t.Fatalf("rotation: %q %v", cur, err)
 	}
 	if rs, _ := ks.EncryptionRecipients("org2"); len(rs) != 2 || rs[1] != cur {
 		t.Fatalf("recipients %v", rs)
 	}
-	if _, err := ks.EncryptionIdentities("org2", "wrong"); !errors.Is(err, ErrBadPassphrase) {
-		t.Fatalf("wrong passphrase: %v", err)
+	if _, err := ks.EncryptionIdentities("org2", keys["org1"]); !errors.Is(err, ErrCorruptKey) {
+		t.Fatalf("another key: %v", err)
 	}
-	ids2, err := ks.EncryptionIdentities("org2", "pw-org2")
+	ids2, err := ks.EncryptionIdentities("org2", keys["org2"])
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got, err := Unseal(ct, c, ids2); err != nil || !bytes.Equal(got, msg) {
 		t.Fatalf("unseal: %q %v", got, err)
 	}
-	ids3, _ := ks.EncryptionIdentities("org3", "pw-org3")
+	ids3, _ := ks.EncryptionIdentities("org3", keys["org3"])
 	if _, err := Unseal(ct, c, ids3); err == nil {
 		t.Fatal("a non-recipient decrypted the payload")
 	}
@@ -60,7 +67,6 @@ func TestPrivateSealUnsealAndRotation(t *testing.T) {
 	if _, err := Unseal(tampered, c, ids2); !errors.Is(err, ErrCommitment) {
 		t.Fatalf("tampered: %v", err)
 	}
-	_ = r3
 	// The encryption keys are no wallet keys.
 	if es, err := ks.List(); err != nil || len(es) != 3 {
 		t.Fatalf("list: %v %v", es, err)

@@ -139,15 +139,12 @@ func privateKeyCommand() *cli.Command {
 					if err != nil {
 						return walletFail(err)
 					}
+					key, err := loadKey(env.ks, name)
+					if err != nil {
+						return err
+					}
 					if len(rs) == 0 || c.Bool("rotate") {
-						pass, err := wallet.Passphrase(fmt.Sprintf("Passphrase for %q: ", name), false)
-						if err != nil {
-							return walletFail(err)
-						}
-						if _, err := env.ks.Load(name, pass); err != nil {
-							return walletFail(err)
-						}
-						if op.Key, err = env.ks.NewEncryptionKey(name, pass); err != nil {
+						if op.Key, err = env.ks.NewEncryptionKey(name, key); err != nil {
 							return walletFail(err)
 						}
 					} else {
@@ -160,7 +157,7 @@ func privateKeyCommand() *cli.Command {
 					if op.Identity != "" {
 						owner = state.EncKeyIdentity + op.Identity
 					}
-					return sendOp(c, env, "encryption key of", owner, func(h wallet.Header) (state.TxBody, error) {
+					return sendOpWith(c, env, key, "encryption key of", owner, func(h wallet.Header) (state.TxBody, error) {
 						return wallet.EncryptionKeySet(h, op)
 					})
 				},
@@ -323,19 +320,16 @@ func privateGet(c *cli.Context) error {
 	if err != nil {
 		return walletNodeFail(client, err)
 	}
-	pass, err := wallet.Passphrase(fmt.Sprintf("Passphrase for %q: ", name), false)
-	if err != nil {
+	if _, err := ks.Get(name); err != nil {
 		return walletFail(err)
 	}
-	key, err := ks.Load(name, pass)
+	key, err := loadKey(ks, name)
 	if err != nil {
-		return walletFail(err)
+		return err
 	}
-	ids, err := ks.EncryptionIdentities(name, pass)
-	if err != nil {
-		return walletFail(err)
-	}
-	plain, ct, err := fetchAndOpen(c.Context, client, st.ChainID, h, key, ids)
+	plain, ct, err := fetchAndOpen(c.Context, client, st.ChainID, h, key, func() ([]age.Identity, error) {
+		return ks.EncryptionIdentities(name, key)
+	})
 	if err != nil {
 		return err
 	}
@@ -358,7 +352,9 @@ func privateGet(c *cli.Context) error {
 	return nil
 }
 
-func fetchAndOpen(ctx context.Context, client *api.Client, chainID string, h state.Hash, key ed25519.PrivateKey, ids []age.Identity) ([]byte, []byte, error) {
+// fetchAndOpen reads the ciphertext (the node checks that key may) and then decrypts it with
+// the identities ids gives.
+func fetchAndOpen(ctx context.Context, client *api.Client, chainID string, h state.Hash, key ed25519.PrivateKey, ids func() ([]age.Identity, error)) ([]byte, []byte, error) {
 	ct, err := client.PrivateCiphertext(ctx, chainID, h, key)
 	if err != nil {
 		var apiErr *api.Error
@@ -367,7 +363,11 @@ func fetchAndOpen(ctx context.Context, client *api.Client, chainID string, h sta
 		}
 		return nil, nil, walletNodeFail(client, err)
 	}
-	plain, err := wallet.Unseal(ct, h, ids)
+	identities, err := ids()
+	if err != nil {
+		return nil, nil, walletFail(err)
+	}
+	plain, err := wallet.Unseal(ct, h, identities)
 	if err != nil {
 		return nil, nil, walletFail(err)
 	}
