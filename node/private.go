@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -295,6 +296,7 @@ func (n *Node) runPrivate(ctx context.Context) {
 	w.scanAll(last)
 	tick := time.NewTicker(privateRetryMin)
 	defer tick.Stop()
+	defer w.attempts.Wait() // they use the store and the host, which close after Run's workers
 	for {
 		woken := n.commits.wait()
 		for h := last + 1; h <= n.executedHeight(); h++ {
@@ -320,11 +322,12 @@ func (n *Node) runPrivate(ctx context.Context) {
 }
 
 type privateWorker struct {
-	n       *Node
-	log     *slog.Logger
-	tasks   map[state.Hash]*privateTask
-	results chan privateResult
-	running int
+	n        *Node
+	log      *slog.Logger
+	tasks    map[state.Hash]*privateTask
+	results  chan privateResult
+	running  int
+	attempts sync.WaitGroup
 }
 
 // scanAll considers every committed record: what this node missed while it was down.
@@ -489,7 +492,9 @@ func (w *privateWorker) start(ctx context.Context, now time.Time) {
 		t.busy = true
 		w.running++
 		rec, fetch, pushTo := t.rec, t.fetch, mapsKeys(t.pushTo)
+		w.attempts.Add(1)
 		go func() {
+			defer w.attempts.Done()
 			var r privateResult
 			if fetch {
 				r = w.n.fetchPrivate(ctx, &rec)
