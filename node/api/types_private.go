@@ -86,12 +86,6 @@ type PrivateEscrow struct {
 	ClosedBy    string `json:"closed_by,omitempty"`
 }
 
-// CodeForbidden: the caller did not prove it may read what it asked for.
-const CodeForbidden = "forbidden" // 403
-
-// CodeGone: the record exists, but what was asked for was purged.
-const CodeGone = "gone" // 410
-
 // A reader of a private payload signs, with an ed25519 key that controls a recipient member's
 // account (the account's own key, or one of its signatories), the request's commitment and the
 // time; the node accepts the signature within PrivateReadWindowMs of its clock. The headers:
