@@ -20,6 +20,7 @@ import (
 	"github.com/guild-ledger/guild/node"
 	"github.com/guild-ledger/guild/node/api"
 	"github.com/guild-ledger/guild/state"
+	"github.com/guild-ledger/guild/state/kv"
 	"github.com/guild-ledger/guild/wallet"
 )
 
@@ -175,6 +176,24 @@ func TestPrivatePayloads(t *testing.T) {
 	}
 	if v := metric(t, cl[3], "guild_private_received_total"); v != 1 {
 		t.Fatalf("node4 received %v payloads, want 1 (the one it missed)", v)
+	}
+	// And its private store, read once the node is stopped, holds no key at all.
+	if _, err := Kill(tn.dir, 3); err != nil {
+		t.Fatal(err)
+	}
+	var db kv.Store
+	waitFor(t, ctx, "node3's private store to be free", func() bool { // its lock goes with the process
+		db, err = kv.OpenWith(kv.PebbleDB, filepath.Join(m.Nodes[2].Home, node.DataDir), "private", kv.Options{})
+		return err == nil
+	})
+	defer db.Close()
+	it, err := db.Iterator(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	if it.Valid() {
+		t.Fatalf("node3's private store holds %q", it.Key())
 	}
 }
 
