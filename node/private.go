@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -348,8 +349,8 @@ func (w *privateWorker) block(h uint64) error {
 	if err != nil {
 		return err
 	}
-	b, err := DecodeBlock(value)
-	if err != nil {
+	var b blockTxsOnly
+	if err := skimMode.Unmarshal(value, &b); err != nil {
 		return err
 	}
 	results, err := w.n.blocks.Results(h)
@@ -359,6 +360,9 @@ func (w *privateWorker) block(h uint64) error {
 	for i, raw := range b.Txs {
 		if i >= len(results) {
 			break
+		}
+		if !mayBePrivate(raw) {
+			continue
 		}
 		var tx state.Tx
 		if state.Unmarshal(raw, &tx) != nil {
@@ -378,6 +382,20 @@ func (w *privateWorker) block(h uint64) error {
 		w.consider(&rec, h)
 	}
 	return nil
+}
+
+// privateOpKeys are the CBOR map keys of TxBody's private operations that carry a payload (31,
+// 32, 34: two bytes each). A transaction whose bytes hold none of them has no payload, and is not
+// decoded again here: the worker follows every block, at full load too.
+var privateOpKeys = [][]byte{{0x18, 31}, {0x18, 32}, {0x18, 34}}
+
+func mayBePrivate(raw []byte) bool {
+	for _, k := range privateOpKeys {
+		if bytes.Contains(raw, k) {
+			return true
+		}
+	}
+	return false
 }
 
 // consider makes the task one committed record needs, as of height h.
