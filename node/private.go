@@ -242,6 +242,8 @@ func (n *Node) AcceptPrivate(peer string, commitment [32]byte, ct []byte) p2p.Pr
 		n.private.invalid.Inc()
 		n.log.Warn("refused a private ciphertext that does not match its commitment; the peer's node is faulty or tampered with",
 			"peer", peer, "member", n.memberOfPeer(peer), "commitment", c, "err", err)
+		// An honest node checks what it stores and pushes: this is garbage, and costs score.
+		_ = n.host.Penalize(peer, invalidMessagePenalty)
 		return p2p.PrivateInvalid
 	}
 	added, err := n.private.store.put(c, ct, rec.Expires, 0, state.Hash{})
@@ -593,6 +595,7 @@ func (n *Node) fetchPrivate(ctx context.Context, rec *state.PrivateRecord) priva
 			n.private.invalid.Inc()
 			n.log.Warn("a holder's node served a ciphertext that does not match its commitment; its store is corrupt or it is faulty",
 				"member", m, "commitment", rec.Commitment, "err", err)
+			_ = n.host.Penalize(p, invalidMessagePenalty)
 			errs = append(errs, fmt.Errorf("%s: %w", m, err))
 			continue
 		}
