@@ -27,7 +27,8 @@ func (n *Node) apiHandler() http.Handler {
 	mux.HandleFunc("POST /v1/txs", n.handleSubmit)
 	mux.HandleFunc("POST /v1/txs/batch", n.handleSubmitBatch)
 	mux.HandleFunc("GET /v1/txs/{hash}", n.handleTx)
-	n.stateRoutes(mux) // assets, items, identities, claims, ...: api_state.go
+	n.stateRoutes(mux)   // assets, items, identities, claims, ...: api_state.go
+	n.privateRoutes(mux) // private payloads and encryption keys: api_private.go
 	mux.HandleFunc("GET /v1/accounts/{address}", n.handleAccount)
 	mux.HandleFunc("GET /v1/blocks/{height}", n.handleBlock)
 	n.historyRoutes(mux)

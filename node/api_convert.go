@@ -69,7 +69,7 @@ func apiIdentityResponse(id state.Identity) api.IdentityResponse {
 func apiClaim(c state.Claim) api.Claim {
 	return api.Claim{ID: c.ID, Issuer: c.Issuer, Subject: c.Subject, Schema: c.Schema,
 		ContentHash: c.ContentHash.String(), IssuedBy: c.IssuedBy.String(), Height: c.Height, TimeMs: c.TimeMs,
-		ExpiresMs: c.ExpiresMs, Revoked: c.Revoked, RevokedHeight: c.RevokedHeight}
+		ExpiresMs: c.ExpiresMs, Revoked: c.Revoked, RevokedHeight: c.RevokedHeight, Private: c.Private}
 }
 
 func apiNotary(r state.NotaryRecord) api.NotaryResponse {

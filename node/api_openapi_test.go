@@ -366,7 +366,9 @@ func TestOpenAPIContract(t *testing.T) {
 	home, key := memberHome(t, "memdb", func(cfg *Config) {
 		cfg.API.MaxEventSubscribers = 1
 		cfg.P2P.Observers = []string{obsID}
+		cfg.Private.Member = "acme" // the solo validator is not named like the member
 	})
+	boltKey := addMember(t, home, "bolt")
 	n, cl, _ := runNode(t, home)
 	c := newContract(t, n.APIAddr())
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -585,6 +587,8 @@ func TestOpenAPIContract(t *testing.T) {
 	c.do(exchange{method: "GET", path: "/v1/events?from=x", want: []int{400}, docRejects: true})
 	c.events(ctx, exchange{method: "GET", path: "/v1/events?from_height=1", want: []int{200}},
 		[]string{api.EventBlock, api.EventTx, api.EventGovernance, api.EventEvidence})
+
+	c.private(ctx, cl, chainID, key, boltKey)
 
 	// What no operation takes.
 	c.unrouted("no such path", "GET", "/v1/nothing-here", http.StatusNotFound, api.CodeNotFound)

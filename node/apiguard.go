@@ -31,6 +31,7 @@ var bodyLimits = map[string]int64{
 	"POST /v1/txs":       submitBodyLimit,
 	"POST /v1/txs/batch": batchBodyLimit,
 	"POST /v1/evidence":  evidenceBodyLimit,
+	"POST /v1/private":   privateBodyLimit,
 }
 
 // bodyTypes are the media types a route's body may have; a route not listed takes JSON.

@@ -345,6 +345,9 @@ func (noRecords) Identity(string) (state.Identity, error) {
 }
 func (noRecords) Claim(string) (state.Claim, error)   { return state.Claim{}, state.ErrClaimNotFound }
 func (noRecords) Escrow(string) (state.Escrow, error) { return state.Escrow{}, state.ErrEscrowNotFound }
+func (noRecords) PrivateEscrow(string) (state.PrivateEscrow, error) {
+	return state.PrivateEscrow{}, state.ErrPrivateEscrowNotFound
+}
 
 // BenchmarkIndexBlock is what indexing adds to committing a block of 1,000 transfers: what each
 // touches, and its index entries put in a batch (not written: that cost is the store engine's).

@@ -13,6 +13,8 @@ import (
 
 	"github.com/BurntSushi/toml"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/guild-ledger/guild/state"
 )
 
 // Files and folders inside a node's home directory.
@@ -39,6 +41,21 @@ type Config struct {
 	Mempool   MempoolConfig   `toml:"mempool"`
 	Log       LogConfig       `toml:"log"`
 	Admin     AdminConfig     `toml:"admin"`
+	Private   PrivateConfig   `toml:"private"`
+}
+
+// PrivateConfig is about private payloads between named members (issue 14): see docs/private.md.
+type PrivateConfig struct {
+	// Member is the consortium member whose private payloads this node holds and serves; empty:
+	// the member named like the validator bound to this node's peer ID (the usual case).
+	Member string `toml:"member"`
+	// MaxBytes bounds one ciphertext this node accepts, by API or stream (at most the chain's
+	// limit, 1 MiB). Keep it alike on every member's node: a payload over a recipient's limit
+	// never reaches it.
+	MaxBytes int `toml:"max_bytes"`
+	// RequestsPerSec bounds the private stream requests (pushes and fetches) one peer may make of
+	// this node per second, in bursts of twice that; more are answered "busy".
+	RequestsPerSec float64 `toml:"requests_per_sec"`
 }
 
 type P2PConfig struct {
@@ -214,6 +231,7 @@ func DefaultConfig() Config {
 		},
 		Mempool: MempoolConfig{Size: 200000, GossipBatchMillis: 5},
 		Log:     LogConfig{Level: "info", Format: "text"},
+		Private: PrivateConfig{MaxBytes: state.MaxPrivateBytes, RequestsPerSec: 50},
 	}
 }
 
@@ -272,6 +290,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Mempool.MaxPending < 0 || c.Mempool.MaxFinalityLagMillis < 0 {
 		return errors.New("node: mempool max_pending and max_finality_lag_ms must be 0 (the default) or positive")
+	}
+	if c.Private.MaxBytes <= 0 || c.Private.MaxBytes > state.MaxPrivateBytes || c.Private.RequestsPerSec <= 0 {
+		return fmt.Errorf("%w: private.max_bytes must be in 1..%d and private.requests_per_sec positive", ErrConfig, state.MaxPrivateBytes)
 	}
 	if len(c.P2P.Listen) == 0 {
 		return errors.New("node: p2p.listen needs at least one multiaddr")
@@ -386,5 +407,9 @@ const configHeader = `# Guild node configuration. Defaults:
 #                                          long; 0 = two view timeouts
 #   [log] level                = "info"    debug, info, warn, error
 #   [log] format               = "text"    or "json"
+#   [private] member           = ""        the member whose private payloads this node holds;
+#                                          "" = the one named like this node's validator
+#   [private] max_bytes        = 1048576   largest ciphertext taken (API or stream), at most 1 MiB
+#   [private] requests_per_sec = 50        private stream requests one peer may make per second
 
 `

@@ -101,6 +101,7 @@ type touchRecords interface {
 	Identity(id string) (state.Identity, error)
 	Claim(id string) (state.Claim, error)
 	Escrow(id string) (state.Escrow, error)
+	PrivateEscrow(id string) (state.PrivateEscrow, error)
 }
 
 // txTouch is what a transaction touches: accounts (sender first, no repeats), and the item or
@@ -184,6 +185,22 @@ func txTouches(st touchRecords, tx *state.Tx, op reflect.Value, height uint64, o
 		escrow(o.ID)
 	case *state.EscrowRefund:
 		escrow(o.ID)
+	case *state.PrivateEscrowClose:
+		if !ok {
+			break
+		}
+		if e, err := st.PrivateEscrow(o.ID); !absent(err, state.ErrPrivateEscrowNotFound) && e.Height <= height {
+			add(e.Depositor)
+			add(e.Beneficiary)
+			if e.Arbiter != nil {
+				add(*e.Arbiter)
+			}
+		}
+	case *state.PrivateClaimIssue:
+		if ok {
+			controller(o.Issuer)
+			controller(o.Subject)
+		}
 	case *state.ClaimIssue:
 		if ok {
 			controller(o.Issuer)

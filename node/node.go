@@ -105,6 +105,8 @@ type Node struct {
 	// checkpoints carries backup requests to the loop, which takes them between blocks.
 	checkpoints chan *checkpointReq
 	syncer      *syncer
+	// private keeps and moves private payloads' ciphertexts (private.go).
+	private *privateData
 
 	// byz is a misbehaving validator's hooks, set only in a build with -tags byzantine (see
 	// byzantine.go); nil otherwise, and then every hook is skipped.
@@ -228,6 +230,9 @@ func (n *Node) openStores() error {
 			return fmt.Errorf("node: applying genesis: %w", err)
 		}
 	}
+	if err := n.openPrivate(); err != nil {
+		return err
+	}
 	return n.recover()
 }
 
@@ -319,6 +324,7 @@ func (n *Node) closeStores() {
 			n.log.Warn("closing consensus WAL", "err", err)
 		}
 	}
+	n.closePrivate()
 	for _, db := range []kv.Store{n.blockDB, n.stateDB} {
 		if db != nil {
 			if err := db.Close(); err != nil {
@@ -362,6 +368,11 @@ func (n *Node) Run(ctx context.Context) error {
 	go func() {
 		defer n.wg.Done()
 		n.syncer.run(ctx)
+	}()
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.runPrivate(ctx)
 	}()
 
 	if n.byz != nil {
@@ -479,6 +490,9 @@ func (n *Node) startP2P(ctx context.Context) error {
 		ValidateConsensus: n.validateConsensus,
 		ConsensusAuthor:   n.consensusAuthor,
 		SyncSource:        n,
+		PrivateSource:     n,
+		PrivateMaxBytes:   n.cfg.Private.MaxBytes,
+		PrivateRate:       p2p.RateLimit{MsgsPerSec: n.cfg.Private.RequestsPerSec},
 		Logger:            n.log,
 	})
 	if err != nil {
@@ -498,6 +512,7 @@ func (n *Node) startP2P(ctx context.Context) error {
 			Help: "Gossiped transaction batches ignored because their author exceeded the per-peer rate limit."},
 			func() float64 { return float64(h.TxRateLimited()) }),
 		newRateLimitedCollector(n),
+		newPrivateStreamCollector(h),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "guild_p2p_link_resets_total",
 			Help: "Connections closed because gossipsub no longer counted a connected peer as subscribed, so nothing was published to it; both sides then reconnect and re-announce."},
 			func() float64 { return float64(h.LinkResets()) }),

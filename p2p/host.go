@@ -116,6 +116,13 @@ type Config struct {
 	// SyncSource serves block sync ("/guild/<chain>/sync/1") to allowed peers; nil: this host
 	// only asks (FetchBlocks, SyncStatus).
 	SyncSource SyncSource
+	// PrivateSource serves private payloads ("/guild/<chain>/private/1", private.go); nil: this
+	// host only pushes and fetches.
+	PrivateSource PrivateSource
+	// PrivateMaxBytes bounds one private payload; 0 means DefaultPrivateMaxBytes.
+	PrivateMaxBytes int
+	// PrivateRate limits each peer's private requests; zero fields take DefaultPrivateRateLimit.
+	PrivateRate RateLimit
 }
 
 // PeerInfo describes a connected peer.
@@ -155,6 +162,7 @@ type Host struct {
 	txs       *gossipTopic
 	consensus *gossipTopic
 	sync      *syncService
+	private   *privateService
 
 	// ctx lives until Close; cancelling it stops pubsub, the readers and the bootstrap dialer.
 	ctx    context.Context
@@ -318,6 +326,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	h.wg.Add(1)
 	go h.runLinkCheck(tracer.events)
 	h.startSync(cfg, gater)
+	h.startPrivate(cfg, gater)
 	if err := h.watchIdentify(); err != nil {
 		return fail(err)
 	}

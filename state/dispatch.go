@@ -96,6 +96,16 @@ func (ov *overlay) applyOp(tx *Tx) error {
 		return ov.govPropose(from, b.GovPropose)
 	case b.GovVote != nil:
 		return ov.govVote(from, b.GovVote)
+	case b.EncryptionKeySet != nil:
+		return ov.encryptionKeySet(from, b.EncryptionKeySet)
+	case b.PrivateSend != nil:
+		return ov.privateSend(from, b.PrivateSend)
+	case b.PrivateEscrowCreate != nil:
+		return ov.privateEscrowCreate(from, b.PrivateEscrowCreate)
+	case b.PrivateEscrowClose != nil:
+		return ov.privateEscrowClose(from, b.PrivateEscrowClose)
+	case b.PrivateClaimIssue != nil:
+		return ov.privateClaimIssue(from, b.PrivateClaimIssue)
 	}
 	return ErrNoOperation
 }

@@ -25,6 +25,9 @@ import (
 //	r/prop/<id>                  CBOR(Proposal)
 //	r/gov                        CBOR(govState)
 //	r/vals/<height be64>         CBOR(ValidatorSetAt), the set from that height on
+//	r/enck/<owner>               CBOR(EncryptionKey), owner "member:<name>" or "identity:<id>"
+//	r/priv/<32-byte commitment>  CBOR(PrivateRecord)
+//	r/pescrow/<id>               CBOR(PrivateEscrow)
 //
 // IDs never contain 0x00 (see validID), so the composite keys are unambiguous.
 const recordPrefix = "r/"

@@ -135,6 +135,9 @@ type Claim struct {
 	ExpiresMs     int64   `cbor:"9,keyasint,omitempty" json:"expires_ms,omitempty"` // 0: never
 	Revoked       bool    `cbor:"10,keyasint,omitempty" json:"revoked,omitempty"`
 	RevokedHeight uint64  `cbor:"11,keyasint,omitempty" json:"revoked_height,omitempty"`
+	// Private: the content is a private payload (PrivateClaimIssue) and ContentHash is its
+	// commitment.
+	Private bool `cbor:"12,keyasint,omitempty" json:"private,omitempty"`
 }
 
 // ClaimStatus is what a verifier learns about a claim at a given time.

@@ -208,7 +208,14 @@ func TestTxBodyCodecMatchesGeneric(t *testing.T) {
 	type plainTxBody TxBody // the same fields, without the MarshalCBOR method
 	rc := genRandomChain(t, 3, 12, 60)
 	bodies := []TxBody{{}, {ChainID: strings.Repeat("x", 300), Nonce: math.MaxUint64},
-		{Transfer: &Transfer{Amount: 1}, GovVote: &GovVote{ID: "x"}, NotaryAnchor: &NotaryAnchor{}}}
+		{Transfer: &Transfer{Amount: 1}, GovVote: &GovVote{ID: "x"}, NotaryAnchor: &NotaryAnchor{}},
+		// Private data (keys from 30: two-byte CBOR keys).
+		{EncryptionKeySet: &EncryptionKeySet{Member: "m", Key: "age1x"}},
+		{PrivateSend: &PrivateSend{Recipients: []string{"a", "b"}, Size: 9, Expires: 3}},
+		{PrivateEscrowCreate: &PrivateEscrowCreate{ID: "e", Deadline: 4, Private: PrivateSend{Size: 1}}},
+		{PrivateEscrowClose: &PrivateEscrowClose{ID: "e", Refund: true}},
+		{PrivateClaimIssue: &PrivateClaimIssue{ID: "c", Issuer: "i", Subject: "s", Schema: "x"}},
+		{GovVote: &GovVote{ID: "x"}, PrivateSend: &PrivateSend{}}}
 	kinds := map[string]bool{}
 	for _, block := range rc.blocks {
 		for _, tx := range block {

@@ -89,6 +89,14 @@ type TxBody struct {
 	BallotVote       *BallotVote       `cbor:"20,keyasint,omitempty"`
 	GovPropose       *GovPropose       `cbor:"21,keyasint,omitempty"`
 	GovVote          *GovVote          `cbor:"22,keyasint,omitempty"`
+
+	// Private data between named members (issue 14): private.go. Numbered from 30 so that other
+	// operations added meanwhile can take 23 onwards.
+	EncryptionKeySet    *EncryptionKeySet    `cbor:"30,keyasint,omitempty"`
+	PrivateSend         *PrivateSend         `cbor:"31,keyasint,omitempty"`
+	PrivateEscrowCreate *PrivateEscrowCreate `cbor:"32,keyasint,omitempty"`
+	PrivateEscrowClose  *PrivateEscrowClose  `cbor:"33,keyasint,omitempty"`
+	PrivateClaimIssue   *PrivateClaimIssue   `cbor:"34,keyasint,omitempty"`
 }
 
 // opCount is how many operation fields are set.
@@ -98,7 +106,9 @@ func (b *TxBody) opCount() int {
 		b.AssetMint != nil, b.AssetBurn != nil, b.AssetTransfer != nil, b.ItemRegister != nil,
 		b.ItemTransfer != nil, b.NotaryAnchor != nil, b.EscrowCreate != nil, b.EscrowRelease != nil,
 		b.EscrowRefund != nil, b.IdentityRegister != nil, b.ClaimIssue != nil, b.ClaimRevoke != nil,
-		b.BallotCreate != nil, b.BallotVote != nil, b.GovPropose != nil, b.GovVote != nil} {
+		b.BallotCreate != nil, b.BallotVote != nil, b.GovPropose != nil, b.GovVote != nil,
+		b.EncryptionKeySet != nil, b.PrivateSend != nil, b.PrivateEscrowCreate != nil,
+		b.PrivateEscrowClose != nil, b.PrivateClaimIssue != nil} {
 		if set {
 			n++
 		}

@@ -80,6 +80,7 @@ func newApp() *cli.App {
 			claimCommand(),
 			notaryCommand(),
 			escrowCommand(),
+			privateCommand(),
 			ballotCommand(),
 			govCommand(),
 			txCommand(),

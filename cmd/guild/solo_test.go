@@ -28,6 +28,7 @@ func soloNode(t *testing.T, acme wallet.Entry) string {
 	cfg.P2P.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
 	cfg.Storage.Backend = "memdb"
 	cfg.Consensus.EmptyBlockMillis = 100
+	cfg.Private.Member = "acme" // the validator is named "solo"
 	if err := node.SaveConfig(home, cfg); err != nil {
 		t.Fatal(err)
 	}

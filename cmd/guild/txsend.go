@@ -173,6 +173,11 @@ func sendOp(c *cli.Context, env *txEnv, kind, id string, build func(h wallet.Hea
 	if err != nil {
 		return err
 	}
+	return sendOpWith(c, env, key, kind, id, build)
+}
+
+// sendOpWith is sendOp with the --from key already loaded.
+func sendOpWith(c *cli.Context, env *txEnv, key ed25519.PrivateKey, kind, id string, build func(h wallet.Header) (state.TxBody, error)) error {
 	nonce, err := reserveNonce(c, env.ks, env.client, env.status.ChainID, env.from, env.account)
 	if err != nil {
 		return err

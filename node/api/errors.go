@@ -12,7 +12,9 @@ import (
 // not on the human message, which may change.
 const (
 	CodeBadRequest           = "bad_request"            // 400: malformed request or refused transaction
+	CodeForbidden            = "forbidden"              // 403: the caller did not prove it may read this (a private payload)
 	CodeNotFound             = "not_found"              // 404: no such record, block or endpoint
+	CodeGone                 = "gone"                   // 410: purged (a private payload past its expiry)
 	CodeMethodNotAllowed     = "method_not_allowed"     // 405
 	CodeBodyTooLarge         = "body_too_large"         // 413
 	CodeUnsupportedMediaType = "unsupported_media_type" // 415

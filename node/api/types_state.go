@@ -186,6 +186,7 @@ type Claim struct {
 	ExpiresMs     int64  `json:"expires_ms,omitempty"` // 0: never
 	Revoked       bool   `json:"revoked,omitempty"`
 	RevokedHeight uint64 `json:"revoked_height,omitempty"`
+	Private       bool   `json:"private,omitempty"` // content_hash commits to a private payload
 }
 
 // Escrow states.
