@@ -4,7 +4,6 @@ package testnet
 
 import (
 	"context"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -67,18 +66,12 @@ func TestByzantineModes(t *testing.T) {
 	}
 }
 
-// buildGuildTags builds guild with build tags.
+// buildGuildTags builds guild with build tags (once per run).
 func buildGuildTags(t *testing.T, tags string) string {
 	t.Helper()
-	root, err := moduleRoot()
+	bin, err := buildCached(tags)
 	if err != nil {
 		t.Fatal(err)
-	}
-	bin := filepath.Join(t.TempDir(), "guild-"+tags)
-	cmd := exec.Command("go", "build", "-tags", tags, "-o", bin, "./cmd/guild")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build -tags %s ./cmd/guild: %v\n%s", tags, err, out)
 	}
 	return bin
 }

@@ -524,7 +524,7 @@ func blockFromJSON(b *api.BlockResponse) (*node.Block, error) {
 			return nil, fmt.Errorf("header hash %q: %w", f.s, err)
 		}
 	}
-	hdr.Leader = hj.Leader
+	hdr.Leader, hdr.Version = hj.Leader, hj.Version
 	for _, sk := range hj.LeaderSkips {
 		until, err := time.Parse(time.RFC3339Nano, sk.Until)
 		if err != nil {

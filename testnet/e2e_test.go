@@ -381,20 +381,80 @@ func waitHeights(t *testing.T, ctx context.Context, clients []*api.Client, h uin
 // mechanism to show what a test guards against (see TestTourNoStall).
 const ldflagsEnv = "GUILD_TEST_LDFLAGS"
 
-// buildGuild builds ./cmd/guild from the module root into a temporary directory.
+// buildGuild builds ./cmd/guild from the module root, once per test binary run.
 func buildGuild(t *testing.T) string {
 	t.Helper()
-	root, err := moduleRoot()
+	bin, err := buildCached("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(t.TempDir(), "guild")
-	cmd := exec.Command("go", "build", "-o", bin, "-ldflags", os.Getenv(ldflagsEnv), "./cmd/guild")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/guild: %v\n%s", err, out)
-	}
 	return bin
+}
+
+// Binaries are built once per run, by build tags, into one directory that TestMain removes:
+// every real-process test used to link its own (seconds each on two busy cores).
+var builds struct {
+	mu   sync.Mutex
+	dir  string
+	bins map[string]*builtBinary
+}
+
+type builtBinary struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// buildCached builds ./cmd/guild with tags (none: "") the first time it is asked for, and
+// returns the same binary afterwards. Safe for concurrent use.
+func buildCached(tags string) (string, error) {
+	builds.mu.Lock()
+	if builds.bins == nil {
+		builds.bins = map[string]*builtBinary{}
+	}
+	if builds.dir == "" {
+		dir, err := os.MkdirTemp("", "guild-test-bin-")
+		if err != nil {
+			builds.mu.Unlock()
+			return "", err
+		}
+		builds.dir = dir
+	}
+	b := builds.bins[tags]
+	if b == nil {
+		b = &builtBinary{}
+		builds.bins[tags] = b
+	}
+	dir := builds.dir
+	builds.mu.Unlock()
+	b.once.Do(func() {
+		root, err := moduleRoot()
+		if err != nil {
+			b.err = err
+			return
+		}
+		name, args := "guild", []string{"build"}
+		if tags != "" {
+			name += "-" + tags
+			args = append(args, "-tags", tags)
+		}
+		b.path = filepath.Join(dir, name)
+		cmd := exec.Command("go", append(args, "-o", b.path, "-ldflags", os.Getenv(ldflagsEnv), "./cmd/guild")...)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go build -tags %q ./cmd/guild: %v\n%s", tags, err, out)
+		}
+	})
+	return b.path, b.err
+}
+
+// removeBuilds deletes the binaries built for this run.
+func removeBuilds() {
+	builds.mu.Lock()
+	defer builds.mu.Unlock()
+	if builds.dir != "" {
+		os.RemoveAll(builds.dir)
+	}
 }
 
 // moduleRoot is the nearest directory at or above the working directory holding go.mod.

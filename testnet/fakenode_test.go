@@ -40,7 +40,9 @@ func TestMain(m *testing.M) {
 	if mode := os.Getenv(fakeNodeEnv); mode != "" {
 		os.Exit(runFakeNode(mode, os.Args[1:]))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	removeBuilds()
+	os.Exit(code)
 }
 
 func runFakeNode(mode string, args []string) int {

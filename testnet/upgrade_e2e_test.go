@@ -40,7 +40,7 @@ func TestRollingUpgrade(t *testing.T) {
 	wg.Add(1)
 	go func() { // the second build runs beside the first one and the testnet's start
 		defer wg.Done()
-		v2bin, buildErr = buildTagged("guild_v2", t.TempDir())
+		v2bin, buildErr = buildCached("guild_v2")
 	}()
 	tn := startTestnetWith(t, 200*time.Second, func(c *node.Config) {
 		c.Consensus.EmptyBlockMillis = 200
@@ -224,19 +224,4 @@ func (g *govDriver) sendTo(c *api.Client, who *govMember, body state.TxBody) sta
 	g.t.Helper()
 	g.c = c
 	return g.send(who, body)
-}
-
-// buildTagged builds ./cmd/guild with build tags into dir.
-func buildTagged(tags, dir string) (string, error) {
-	root, err := moduleRoot()
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "guild-"+tags)
-	cmd := exec.Command("go", "build", "-tags", tags, "-o", bin, "./cmd/guild")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build -tags %s ./cmd/guild: %v\n%s", tags, err, out)
-	}
-	return bin, nil
 }
