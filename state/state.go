@@ -70,6 +70,8 @@ type State struct {
 	halted error
 	// cache holds committed accounts; see accountCache for why it stays coherent.
 	cache *accountCache
+	// tree is the state tree over the entries, which gives the root (tree.go).
+	tree *tree
 }
 
 type tip struct {
@@ -85,7 +87,7 @@ func Open(db kv.Store, chainID string) (*State, error) {
 	if chainID == "" {
 		return nil, ErrEmptyChainID
 	}
-	s := &State{db: db, chainID: chainID, cache: newAccountCache()}
+	s := &State{db: db, chainID: chainID, cache: newAccountCache(), tree: &tree{db: db, cache: newNodeCache()}}
 	t := &tip{}
 	rawRoot, err := db.Get(keyRoot)
 	if err != nil {
@@ -256,8 +258,8 @@ type Genesis struct {
 	Ops        []TxBody
 }
 
-// InitGenesis writes the genesis state into an empty store and sets the genesis root (see
-// computeRoot), at height 0.
+// InitGenesis writes the genesis state into an empty store and sets the genesis root (the state
+// tree over it, see root.go), at height 0.
 func (s *State) InitGenesis(g Genesis) error {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
@@ -269,7 +271,7 @@ func (s *State) InitGenesis(g Genesis) error {
 	}
 	// The tip says empty, but state written by a crashed or foreign process must not be
 	// silently overwritten.
-	for _, prefix := range []string{accountPrefix, recordPrefix, "m/"} {
+	for _, prefix := range []string{accountPrefix, recordPrefix, treePrefix, "m/"} {
 		empty, err := s.prefixEmpty(prefix)
 		if err != nil {
 			return err
@@ -288,18 +290,21 @@ func (s *State) InitGenesis(g Genesis) error {
 	}
 	ws := ov.writeSet()
 	ov.recordWrites(ws)
-	root := computeRoot(Hash{}, 0, ws)
+	root, tw, err := s.tree.update(Hash{}, ws)
+	if err != nil {
+		return err
+	}
 	chain, err := Marshal(s.chainID)
 	if err != nil {
 		return fmt.Errorf("state: encoding chain ID: %w", err)
 	}
-	return s.commit(ws, 0, g.TimeMs, root, nil, keyChainID, chain)
+	return s.commit(ws, tw, 0, g.TimeMs, root, nil, keyChainID, chain)
 }
 
-// commit writes a write set with the new height and root (and any extra metadata pairs) in one
-// durable batch, then records the block's accounts (if any) in the cache and publishes the new
-// tip to readers.
-func (s *State) commit(ws *writeSet, height uint64, timeMs int64, root Hash, written []overlayAccount, extra ...[]byte) error {
+// commit writes a write set, the tree nodes it made, and the new height and root (and any extra
+// metadata pairs) in one durable batch, then records the block's accounts (if any) and tree
+// nodes in the caches and publishes the new tip to readers.
+func (s *State) commit(ws *writeSet, tw *treeWrites, height uint64, timeMs int64, root Hash, written []overlayAccount, extra ...[]byte) error {
 	hb, err := Marshal(height)
 	if err != nil {
 		return fmt.Errorf("state: encoding height: %w", err)
@@ -326,6 +331,11 @@ func (s *State) commit(ws *writeSet, height uint64, timeMs int64, root Hash, wri
 			return fmt.Errorf("state: staging block %d: %w", height, err)
 		}
 	}
+	for _, n := range tw.nodes {
+		if err := b.Set(n[0], n[1]); err != nil {
+			return fmt.Errorf("state: staging block %d: %w", height, err)
+		}
+	}
 	for i := 0; i+1 < len(extra); i += 2 {
 		if err := b.Set(extra[i], extra[i+1]); err != nil {
 			return fmt.Errorf("state: staging block %d: %w", height, err)
@@ -342,11 +352,14 @@ func (s *State) commit(ws *writeSet, height uint64, timeMs int64, root Hash, wri
 		// this process can no longer describe.
 		s.halted = fmt.Errorf("%w (height %d: %w)", ErrCommitFailed, height, err)
 		s.cache.reset()
+		s.tree.cache.reset()
 		return s.halted
 	}
 	if written != nil {
 		s.cache.putOverlay(written, true)
 	}
+	s.tree.cache.add(tw.seen)
+	s.tree.cache.add(tw.inners)
 	s.tip.Store(&tip{height: height, root: root, timeMs: timeMs, initialised: true})
 	return nil
 }
