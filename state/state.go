@@ -358,8 +358,7 @@ func (s *State) commit(ws *writeSet, tw *treeWrites, height uint64, timeMs int64
 	if written != nil {
 		s.cache.putOverlay(written, true)
 	}
-	s.tree.cache.add(tw.seen)
-	s.tree.cache.add(tw.inners)
+	s.tree.cache.commit(tw)
 	s.tip.Store(&tip{height: height, root: root, timeMs: timeMs, initialised: true})
 	return nil
 }

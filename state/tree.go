@@ -51,8 +51,8 @@ type inner struct {
 	child [2]ref
 }
 
-func encodeInner(n *inner) []byte {
-	b := make([]byte, 0, 66+64)
+// encodeInner appends n's stored bytes to b.
+func encodeInner(b []byte, n *inner) []byte {
 	b = append(b, 1)
 	b = append(b, n.child[0].h[:]...)
 	b = append(b, n.child[1].h[:]...)
@@ -129,51 +129,65 @@ func decodeLeaf(h Hash, b []byte) (kh Hash, key, value []byte, err error) {
 	return kh, key, value, nil
 }
 
-// maxCachedNodes bounds each of the node cache's two generations (about 200 bytes an entry).
-const maxCachedNodes = 1 << 17
+// maxCachedNodes bounds each of the node cache's two generations (about 200 bytes an entry):
+// enough for every internal node of a state of about 250,000 entries, the upper levels of any.
+const maxCachedNodes = 1 << 18
 
-// nodeCache holds committed internal nodes, so that the upper levels, which every block
-// rewrites, are not read back from the store. Two generations approximate LRU: a lookup that
-// hits the old one is copied into the new one (under the write lock, rarely), and when the new
-// one is full the old one is dropped. Nodes are immutable and named by their hash, so whether one
-// is cached changes speed, never results.
+// nodeCache holds committed internal nodes, so that a block's update reads few or none from the
+// store. Two generations approximate LRU: a node found in the old one moves to the new one when
+// the block commits, and when the new one is full the old one is dropped. A node a committed
+// block replaced leaves the cache (proofs at past roots read the store). Nodes are immutable and
+// named by their hash, so whether one is cached changes speed, never results.
 type nodeCache struct {
 	mu       sync.RWMutex
-	cur, old map[Hash]*inner
+	cur, old map[Hash]inner
 	limit    int
 }
 
 func newNodeCache() *nodeCache {
-	return &nodeCache{cur: make(map[Hash]*inner), old: map[Hash]*inner{}, limit: maxCachedNodes}
+	return &nodeCache{cur: make(map[Hash]inner), old: map[Hash]inner{}, limit: maxCachedNodes}
 }
 
-func (c *nodeCache) get(h Hash) *inner {
+// get returns node h if cached, and whether it is in the old generation.
+func (c *nodeCache) get(h Hash) (*inner, bool) {
 	c.mu.RLock()
-	n := c.cur[h]
-	if n == nil {
-		n = c.old[h]
+	defer c.mu.RUnlock()
+	if n, ok := c.cur[h]; ok {
+		return &n, false
 	}
-	c.mu.RUnlock()
-	return n
+	if n, ok := c.old[h]; ok {
+		return &n, true
+	}
+	return nil, false
 }
 
-func (c *nodeCache) add(nodes map[Hash]*inner) {
-	if len(nodes) == 0 {
-		return
-	}
+// commit records a committed update: the nodes it replaced leave, those it made or read enter.
+func (c *nodeCache) commit(tw *treeWrites) {
 	c.mu.Lock()
-	for h, n := range nodes {
+	defer c.mu.Unlock()
+	for _, h := range tw.replaced {
+		delete(c.cur, h)
+		delete(c.old, h)
+	}
+	put := func(h Hash, n inner) {
 		if len(c.cur) >= c.limit {
-			c.old, c.cur = c.cur, make(map[Hash]*inner, c.limit)
+			c.old, c.cur = c.cur, make(map[Hash]inner, c.limit)
 		}
 		c.cur[h] = n
 	}
-	c.mu.Unlock()
+	for ; tw != nil; tw = tw.next {
+		for h, n := range tw.seen {
+			put(h, n)
+		}
+		for i := range tw.inners {
+			put(tw.inners[i].h, tw.inners[i].n)
+		}
+	}
 }
 
 func (c *nodeCache) reset() {
 	c.mu.Lock()
-	c.cur, c.old = make(map[Hash]*inner), map[Hash]*inner{}
+	c.cur, c.old = make(map[Hash]inner), map[Hash]inner{}
 	c.mu.Unlock()
 }
 
@@ -184,9 +198,12 @@ type tree struct {
 }
 
 // loadInner reads internal node h, from the cache or the store. seen, if not nil, collects the
-// nodes read from the store, for the caller to cache.
-func (t *tree) loadInner(h Hash, seen map[Hash]*inner) (*inner, error) {
-	if n := t.cache.get(h); n != nil {
+// nodes read from the store or the cache's old generation, for the caller to cache.
+func (t *tree) loadInner(h Hash, seen map[Hash]inner) (*inner, error) {
+	if n, old := t.cache.get(h); n != nil {
+		if old && seen != nil {
+			seen[h] = *n
+		}
 		return n, nil
 	}
 	raw, err := t.db.Get(treeKey(h))
@@ -204,7 +221,7 @@ func (t *tree) loadInner(h Hash, seen map[Hash]*inner) (*inner, error) {
 		return nil, fmt.Errorf("%w: tree node %s does not match its hash", ErrCorrupt, h)
 	}
 	if seen != nil {
-		seen[h] = n
+		seen[h] = *n
 	}
 	return n, nil
 }
@@ -214,7 +231,7 @@ func (t *tree) rootRef(root Hash) (ref, error) {
 	if root == (Hash{}) {
 		return ref{}, nil
 	}
-	if t.cache.get(root) != nil {
+	if n, _ := t.cache.get(root); n != nil {
 		return ref{h: root, kind: kindInternal}, nil
 	}
 	raw, err := t.db.Get(treeKey(root))
@@ -240,9 +257,12 @@ type treeUpdate struct {
 
 // treeWrites is what updating the tree adds to a block's batch.
 type treeWrites struct {
-	nodes  [][2][]byte     // key, value
-	inners map[Hash]*inner // the new internal nodes, to cache once committed
-	seen   map[Hash]*inner // nodes read from the store
+	nodes    [][2][]byte    // key, value
+	buf      []byte         // arena for keys and internal nodes: a block makes tens of thousands
+	inners   []hashedInner  // the new internal nodes, to cache once committed
+	seen     map[Hash]inner // nodes read from the store or the cache's old generation
+	replaced []Hash         // internal nodes no longer in the new tree
+	next     *treeWrites    // the other half's nodes to cache (update's two goroutines)
 }
 
 // update applies ws to the tree of root and returns the new root with the nodes to write.
@@ -286,7 +306,7 @@ func (t *tree) update(root Hash, ws *writeSet) (Hash, *treeWrites, error) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				tws[i] = newTreeWrites()
+				tws[i] = newTreeWrites(len(parts[i]))
 				out[i], errs[i] = t.updateAt(tws[i], n.child[i], 1, parts[i])
 			}()
 		}
@@ -298,9 +318,13 @@ func (t *tree) update(root Hash, ws *writeSet) (Hash, *treeWrites, error) {
 		}
 		tw := tws[0]
 		tw.merge(tws[1])
-		return tw.combine(out[0], out[1]).h, tw, nil
+		nr := tw.combine(out[0], out[1])
+		if nr.h != r.h {
+			tw.replaced = append(tw.replaced, r.h)
+		}
+		return nr.h, tw, nil
 	}
-	tw := newTreeWrites()
+	tw := newTreeWrites(len(ups))
 	nr, err := t.updateAt(tw, r, 0, ups)
 	if err != nil {
 		return Hash{}, nil, err
@@ -308,18 +332,45 @@ func (t *tree) update(root Hash, ws *writeSet) (Hash, *treeWrites, error) {
 	return nr.h, tw, nil
 }
 
-func newTreeWrites() *treeWrites {
-	return &treeWrites{inners: map[Hash]*inner{}, seen: map[Hash]*inner{}}
+func newTreeWrites(updates int) *treeWrites {
+	return &treeWrites{inners: make([]hashedInner, 0, 8*updates), seen: map[Hash]inner{}}
+}
+
+// reserve makes room for n more bytes in the arena. Slices taken earlier stay valid: a full
+// chunk is left to them, not copied.
+func (tw *treeWrites) reserve(n int) {
+	if cap(tw.buf)-len(tw.buf) < n {
+		tw.buf = make([]byte, 0, max(n, 64<<10))
+	}
+}
+
+// take returns the arena's bytes from start on, and moves the arena past them.
+func (tw *treeWrites) take(start int) []byte {
+	b := tw.buf[start:len(tw.buf):len(tw.buf)]
+	tw.buf = tw.buf[len(tw.buf):]
+	return b
+}
+
+// addInner stages internal node n with hash h.
+func (tw *treeWrites) addInner(h Hash, n *inner) {
+	tw.reserve(66 + 64)
+	tw.buf = encodeInner(tw.buf, n)
+	tw.add(h, tw.take(0))
+}
+
+// add stages node h with stored bytes enc.
+func (tw *treeWrites) add(h Hash, enc []byte) {
+	tw.reserve(len(treePrefix) + len(h))
+	tw.buf = append(tw.buf, treePrefix...)
+	tw.buf = append(tw.buf, h[:]...)
+	tw.nodes = append(tw.nodes, [2][]byte{tw.take(0), enc})
 }
 
 func (tw *treeWrites) merge(o *treeWrites) {
 	tw.nodes = append(tw.nodes, o.nodes...)
-	for h, n := range o.inners {
-		tw.inners[h] = n
-	}
-	for h, n := range o.seen {
-		tw.seen[h] = n
-	}
+	tw.replaced = append(tw.replaced, o.replaced...)
+	o.nodes, o.replaced = nil, nil
+	tw.next = o
 }
 
 // splitAt is the index of the first update whose path has bit depth set (ups is sorted by path,
@@ -373,7 +424,11 @@ func (t *tree) updateAt(tw *treeWrites, r ref, depth int, ups []treeUpdate) (ref
 	if err != nil {
 		return ref{}, err
 	}
-	return tw.combine(l, rr), nil
+	out := tw.combine(l, rr)
+	if out.h != r.h {
+		tw.replaced = append(tw.replaced, r.h)
+	}
+	return out, nil
 }
 
 // build makes the subtree at depth of the entries set by ups (deletes drop out).
@@ -392,7 +447,7 @@ func (tw *treeWrites) build(depth int, ups []treeUpdate) ref {
 	case 1:
 		u := &ups[last]
 		if u.enc != nil {
-			tw.nodes = append(tw.nodes, [2][]byte{treeKey(u.leaf), u.enc})
+			tw.add(u.leaf, u.enc)
 		}
 		return ref{h: u.leaf, kind: kindLeaf, kh: u.kh}
 	}
@@ -412,10 +467,10 @@ func (tw *treeWrites) combine(l, r ref) ref {
 	case r.kind == kindEmpty && l.kind == kindLeaf:
 		return l
 	}
-	n := &inner{child: [2]ref{l, r}}
+	n := inner{child: [2]ref{l, r}}
 	h := merkle.InternalHash(l.h, r.h)
-	tw.nodes = append(tw.nodes, [2][]byte{treeKey(h), encodeInner(n)})
-	tw.inners[h] = n
+	tw.addInner(h, &n)
+	tw.inners = append(tw.inners, hashedInner{h, n})
 	return ref{h: h, kind: kindInternal}
 }
 
@@ -462,4 +517,9 @@ func (t *tree) prove(root Hash, key []byte) (*merkle.StateProof, error) {
 		p.Siblings = append(p.Siblings, n.child[1-b].h)
 		r = n.child[b]
 	}
+}
+
+type hashedInner struct {
+	h Hash
+	n inner
 }
