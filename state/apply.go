@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/guild-ledger/guild/state/merkle"
 	"math"
 	"runtime"
 	"slices"
@@ -17,6 +18,18 @@ type BlockResult struct {
 	Height  uint64
 	Root    Hash       // state root after the block
 	Results []TxResult // one per transaction, in block order
+	// ReceiptsRoot is the root over the block's receipts (package merkle): the next block's
+	// header carries it, as it carries Root.
+	ReceiptsRoot Hash
+}
+
+// ReceiptLeaves are the receipt leaves of a block's results, in order.
+func ReceiptLeaves(results []TxResult) [][]byte {
+	leaves := make([][]byte, len(results))
+	for i := range results {
+		leaves[i] = merkle.ReceiptLeaf(results[i].Hash, results[i].Err == nil)
+	}
+	return leaves
 }
 
 // TxResult is one transaction's outcome: Err is nil when it was applied, and otherwise says why
@@ -151,6 +164,7 @@ func (s *State) execute(blk BlockInfo, txs [][]byte, cache SigCache) (*Staged, e
 		return nil, fmt.Errorf("state: block %d: %w", height, err)
 	}
 	res.Root = root
+	res.ReceiptsRoot = merkle.ReceiptsRoot(ReceiptLeaves(res.Results))
 	return &Staged{Result: res, s: s, blk: blk, parent: t.root, ws: ws, tw: tw, accts: ov.accts}, nil
 }
 
@@ -170,7 +184,7 @@ func (s *State) commitStaged(st *Staged) (*BlockResult, error) {
 		return nil, err
 	}
 	st.committed = true
-	if err := s.commit(st.ws, st.tw, st.blk.Height, st.blk.TimeMs, st.Result.Root, st.accts, keyLastResults, last); err != nil {
+	if err := s.commit(st.ws, st.tw, st.blk.Height, st.blk.TimeMs, st.Result.Root, st.Result.ReceiptsRoot, st.accts, keyLastResults, last); err != nil {
 		return nil, err
 	}
 	return st.Result, nil

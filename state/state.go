@@ -3,6 +3,7 @@ package state
 import (
 	"errors"
 	"fmt"
+	"github.com/guild-ledger/guild/state/merkle"
 	"sync"
 	"sync/atomic"
 
@@ -77,6 +78,7 @@ type State struct {
 type tip struct {
 	height      uint64
 	root        Hash
+	receipts    Hash // receipts root of block height
 	timeMs      int64
 	initialised bool
 }
@@ -129,6 +131,17 @@ func Open(db kv.Store, chainID string) (*State, error) {
 			}
 		}
 		t.initialised = true
+		// The receipts root of the last block, which the next header carries, from the results
+		// kept beside the state.
+		if _, hashes, errs, err := s.LastResults(); err != nil {
+			return nil, err
+		} else {
+			leaves := make([][]byte, len(hashes))
+			for i := range hashes {
+				leaves[i] = merkle.ReceiptLeaf(hashes[i], errs[i] == "")
+			}
+			t.receipts = merkle.ReceiptsRoot(leaves)
+		}
 	}
 	s.tip.Store(t)
 	return s, nil
@@ -143,6 +156,10 @@ func (s *State) Height() uint64 { return s.tip.Load().height }
 // Root is the state root after the last applied block, which block Height()+1's header carries.
 // It is the zero hash before genesis.
 func (s *State) Root() Hash { return s.tip.Load().root }
+
+// ReceiptsRoot is the root over the receipts of the last applied block (zero at genesis, and
+// for a block without transactions), which block Height()+1's header carries.
+func (s *State) ReceiptsRoot() Hash { return s.tip.Load().receipts }
 
 // TimeMs is the time (unix milliseconds) of the last applied block, or of genesis: the "now" at
 // which a query such as ClaimStatus judges expiry.
@@ -298,13 +315,13 @@ func (s *State) InitGenesis(g Genesis) error {
 	if err != nil {
 		return fmt.Errorf("state: encoding chain ID: %w", err)
 	}
-	return s.commit(ws, tw, 0, g.TimeMs, root, nil, keyChainID, chain)
+	return s.commit(ws, tw, 0, g.TimeMs, root, Hash{}, nil, keyChainID, chain)
 }
 
 // commit writes a write set, the tree nodes it made, and the new height and root (and any extra
 // metadata pairs) in one durable batch, then records the block's accounts (if any) and tree
 // nodes in the caches and publishes the new tip to readers.
-func (s *State) commit(ws *writeSet, tw *treeWrites, height uint64, timeMs int64, root Hash, written []overlayAccount, extra ...[]byte) error {
+func (s *State) commit(ws *writeSet, tw *treeWrites, height uint64, timeMs int64, root, receipts Hash, written []overlayAccount, extra ...[]byte) error {
 	hb, err := Marshal(height)
 	if err != nil {
 		return fmt.Errorf("state: encoding height: %w", err)
@@ -359,7 +376,7 @@ func (s *State) commit(ws *writeSet, tw *treeWrites, height uint64, timeMs int64
 		s.cache.putOverlay(written, true)
 	}
 	s.tree.cache.commit(tw)
-	s.tip.Store(&tip{height: height, root: root, timeMs: timeMs, initialised: true})
+	s.tip.Store(&tip{height: height, root: root, receipts: receipts, timeMs: timeMs, initialised: true})
 	return nil
 }
 
