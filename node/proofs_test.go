@@ -147,7 +147,7 @@ func TestProofsVerifyOffline(t *testing.T) {
 			bad := append([]byte(nil), file...)
 			bad[i] ^= 0x01
 			_, err := verifyFile(t, bad, pc.genesis)
-			if code := light.ExitCode(err); code < 2 {
+			if code := light.ExitCode(err); code < 3 {
 				t.Fatalf("%s with byte %d flipped: %v (exit %d): %s", name, i, err, code, file[max(0, i-300):i+20])
 			}
 		}
@@ -226,7 +226,7 @@ func TestProofFailureReasons(t *testing.T) {
 		if !errors.Is(err, c.want) {
 			t.Errorf("%s: %v, want %v", c.name, err, c.want)
 		}
-		if code := light.ExitCode(err); code < 2 || code != light.ExitCode(c.want) {
+		if code := light.ExitCode(err); code < 3 || code != light.ExitCode(c.want) {
 			t.Errorf("%s: exit code %s", c.name, strconv.Itoa(code))
 		}
 	}

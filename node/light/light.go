@@ -47,23 +47,24 @@ var (
 )
 
 // ExitCode is the exit status of `guild verify` for an error of Verify: 0 for nil, a distinct
-// code for each way a proof fails, 1 for anything else.
+// code for each way a proof fails (3 to 8; 2 is the command line's usage error), 1 for anything
+// else.
 func ExitCode(err error) int {
 	switch {
 	case err == nil:
 		return 0
 	case errors.Is(err, ErrMalformed):
-		return 2
-	case errors.Is(err, ErrWrongChain):
 		return 3
-	case errors.Is(err, ErrUnknownValidatorSet):
+	case errors.Is(err, ErrWrongChain):
 		return 4
-	case errors.Is(err, ErrTooFewSigners):
+	case errors.Is(err, ErrUnknownValidatorSet):
 		return 5
-	case errors.Is(err, ErrBadSignature):
+	case errors.Is(err, ErrTooFewSigners):
 		return 6
-	case errors.Is(err, ErrPathMismatch):
+	case errors.Is(err, ErrBadSignature):
 		return 7
+	case errors.Is(err, ErrPathMismatch):
+		return 8
 	}
 	return 1
 }
@@ -569,4 +570,39 @@ func Describe(key []byte) string {
 		}
 	}
 	return fmt.Sprintf("key %q", k)
+}
+
+// ValueJSON shows a stored value (CBOR) as JSON for people: maps keyed by their integer field
+// numbers, bytes as hex. It is a reading aid; what was verified is the value's bytes.
+func ValueJSON(v []byte) string {
+	var x any
+	if err := strictDecAny.Unmarshal(v, &x); err != nil {
+		return hex.EncodeToString(v)
+	}
+	b, err := json.Marshal(plain(x))
+	if err != nil {
+		return hex.EncodeToString(v)
+	}
+	return string(b)
+}
+
+var strictDecAny, _ = cbor.DecOptions{}.DecMode()
+
+func plain(x any) any {
+	switch v := x.(type) {
+	case map[any]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			out[fmt.Sprint(k)] = plain(e)
+		}
+		return out
+	case []any:
+		for i := range v {
+			v[i] = plain(v[i])
+		}
+		return v
+	case []byte:
+		return hex.EncodeToString(v)
+	}
+	return x
 }
