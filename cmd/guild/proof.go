@@ -31,7 +31,7 @@ func proofCommand() *cli.Command {
 			Flags: flags(heightFlag),
 			Action: func(c *cli.Context) error {
 				if c.NArg() != len(args) {
-					return walletExit(fmt.Sprintf("guild proof %s takes %d arguments: %v", kind, len(args), args), walletExitBadUsage)
+					return walletExit(fmt.Sprintf("guild proof %s takes %s", kind, strings.Join(args, " ")), walletExitBadUsage)
 				}
 				return fetchProof(c, func(ctx context.Context, cl *api.Client, h *uint64) ([]byte, error) {
 					return cl.StateProof(ctx, kind, c.Args().Slice(), h)
@@ -164,7 +164,7 @@ func verifyCommand() *cli.Command {
 				}
 				fmt.Fprintf(w, "OK: transaction %x was committed in block %d of chain %s and %s\n", res.TxHash[:], res.Height, res.ChainID, outcome)
 			case res.Present:
-				fmt.Fprintf(w, "OK: after block %d of chain %s, %s is\n  %s\n", res.Height, res.ChainID, light.Describe(res.Key), light.ValueJSON(res.Value))
+				fmt.Fprintf(w, "OK: after block %d of chain %s, %s is\n  %s\n", res.Height, res.ChainID, light.Describe(res.Key), light.KeyValueJSON(res.Key, res.Value))
 			default:
 				fmt.Fprintf(w, "OK: after block %d of chain %s, %s does not exist\n", res.Height, res.ChainID, light.Describe(res.Key))
 			}

@@ -574,10 +574,48 @@ func Describe(key []byte) string {
 
 // ValueJSON shows a stored value (CBOR) as JSON for people: maps keyed by their integer field
 // numbers, bytes as hex. It is a reading aid; what was verified is the value's bytes.
-func ValueJSON(v []byte) string {
+func ValueJSON(v []byte) string { return valueJSON(nil, v) }
+
+// fieldNames are the JSON names of the records' CBOR fields (index = field number), as the node's
+// API names them.
+var fieldNames = map[string][]string{
+	"a/":        {"", "balance", "nonce", "multisig"},
+	"r/notary/": {"", "hash", "by", "height", "time_ms", "tx"},
+	"r/item/":   {"", "id", "metadata_hash", "owner", "registrar", "height", "events"},
+	"r/ident/":  {"", "id", "kind", "name", "controller", "keys", "owner", "height"},
+	"r/claim/":  {"", "id", "issuer", "subject", "schema", "content_hash", "issued_by", "height", "time_ms", "expires_ms", "revoked", "revoked_height"},
+	"r/asset/":  {"", "symbol", "name", "decimals", "max_supply", "supply", "issuer", "height"},
+	"r/escrow/": {"", "id", "depositor", "beneficiary", "asset", "amount", "arbiter", "hash_lock", "deadline", "status", "height", "closed_height", "closed_by", "preimage"},
+	"r/ihist/":  {"", "seq", "event", "from", "to", "tx", "height", "time_ms"},
+	"r/ballot/": {"", "id", "title", "creator", "options", "eligible", "closes", "tally", "height"},
+	"r/vals/":   {"", "height", "validators", "prev"},
+}
+
+// KeyValueJSON is ValueJSON with the field names of the record kind key holds, where known.
+func KeyValueJSON(key, v []byte) string {
+	for p, names := range fieldNames {
+		if bytes.HasPrefix(key, []byte(p)) {
+			return valueJSON(names, v)
+		}
+	}
+	return valueJSON(nil, v)
+}
+
+func valueJSON(names []string, v []byte) string {
 	var x any
 	if err := strictDecAny.Unmarshal(v, &x); err != nil {
 		return hex.EncodeToString(v)
+	}
+	if m, ok := x.(map[any]any); ok && names != nil {
+		named := make(map[any]any, len(m))
+		for k, e := range m {
+			if i, ok := k.(uint64); ok && i < uint64(len(names)) && names[i] != "" {
+				named[names[i]] = e
+			} else {
+				named[k] = e
+			}
+		}
+		x = named
 	}
 	b, err := json.Marshal(plain(x))
 	if err != nil {
