@@ -129,9 +129,10 @@ func decodeLeaf(h Hash, b []byte) (kh Hash, key, value []byte, err error) {
 	return kh, key, value, nil
 }
 
-// maxCachedNodes bounds each of the node cache's two generations (about 200 bytes an entry):
-// enough for every internal node of a state of about 250,000 entries, the upper levels of any.
-const maxCachedNodes = 1 << 18
+// maxCachedNodes bounds each of the node cache's two generations (about 190 bytes an entry, so
+// up to about 200 MB for both): enough for every internal node of a state of about 350,000
+// entries (a compact tree has about 1.45 internal nodes per entry), and the upper levels of any.
+const maxCachedNodes = 1 << 19
 
 // nodeCache holds committed internal nodes, so that a block's update reads few or none from the
 // store. Two generations approximate LRU: a node found in the old one moves to the new one when
@@ -149,16 +150,23 @@ func newNodeCache() *nodeCache {
 }
 
 // get returns node h if cached, and whether it is in the old generation.
-func (c *nodeCache) get(h Hash) (*inner, bool) {
+func (c *nodeCache) get(h Hash) (n inner, found, old bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
+	return c.lookup(h)
+}
+
+// lookup is get without the lock, for the goroutines of an update: the cache changes only in
+// commit and reset, which run under State.applyMu as updates do, so an update never overlaps a
+// write. (Proofs, on any goroutine, use get.)
+func (c *nodeCache) lookup(h Hash) (n inner, found, old bool) {
 	if n, ok := c.cur[h]; ok {
-		return &n, false
+		return n, true, false
 	}
 	if n, ok := c.old[h]; ok {
-		return &n, true
+		return n, true, true
 	}
-	return nil, false
+	return n, false, false
 }
 
 // commit records a committed update: the nodes it replaced leave, those it made or read enter.
@@ -197,33 +205,43 @@ type tree struct {
 	cache *nodeCache
 }
 
-// loadInner reads internal node h, from the cache or the store. seen, if not nil, collects the
-// nodes read from the store or the cache's old generation, for the caller to cache.
-func (t *tree) loadInner(h Hash, seen map[Hash]inner) (*inner, error) {
-	if n, old := t.cache.get(h); n != nil {
-		if old && seen != nil {
-			seen[h] = *n
+// loadInner reads internal node h, from the cache or the store. seen, if not nil, is an update's
+// (which may read the cache without its lock, see lookup), and collects the nodes read from the
+// store or the cache's old generation, for the commit to cache.
+func (t *tree) loadInner(h Hash, seen map[Hash]inner) (inner, error) {
+	var (
+		n            inner
+		found, older bool
+	)
+	if seen != nil {
+		n, found, older = t.cache.lookup(h)
+	} else {
+		n, found, older = t.cache.get(h)
+	}
+	if found {
+		if older && seen != nil {
+			seen[h] = n
 		}
 		return n, nil
 	}
 	raw, err := t.db.Get(treeKey(h))
 	if err != nil {
-		return nil, fmt.Errorf("state: reading tree node %s: %w", h, err)
+		return n, fmt.Errorf("state: reading tree node %s: %w", h, err)
 	}
 	if raw == nil {
-		return nil, fmt.Errorf("%w: tree node %s is missing", ErrCorrupt, h)
+		return n, fmt.Errorf("%w: tree node %s is missing", ErrCorrupt, h)
 	}
-	n, err := decodeInner(raw)
+	dn, err := decodeInner(raw)
 	if err != nil {
-		return nil, err
+		return n, err
 	}
-	if merkle.InternalHash(n.child[0].h, n.child[1].h) != h {
-		return nil, fmt.Errorf("%w: tree node %s does not match its hash", ErrCorrupt, h)
+	if merkle.InternalHash(dn.child[0].h, dn.child[1].h) != h {
+		return n, fmt.Errorf("%w: tree node %s does not match its hash", ErrCorrupt, h)
 	}
 	if seen != nil {
-		seen[h] = *n
+		seen[h] = *dn
 	}
-	return n, nil
+	return *dn, nil
 }
 
 // rootRef is what a root hash refers to: the empty tree, one leaf, or an internal node.
@@ -231,7 +249,7 @@ func (t *tree) rootRef(root Hash) (ref, error) {
 	if root == (Hash{}) {
 		return ref{}, nil
 	}
-	if n, _ := t.cache.get(root); n != nil {
+	if _, found, _ := t.cache.get(root); found {
 		return ref{h: root, kind: kindInternal}, nil
 	}
 	raw, err := t.db.Get(treeKey(root))
@@ -290,7 +308,8 @@ func (t *tree) update(root Hash, ws *writeSet) (Hash, *treeWrites, error) {
 	// The two halves of the tree are independent: update them on two goroutines when the root
 	// is an internal node and the block is big enough for it to pay.
 	if r.kind == kindInternal && len(ups) >= 512 {
-		n, err := t.loadInner(r.h, nil)
+		rootSeen := map[Hash]inner{}
+		n, err := t.loadInner(r.h, rootSeen)
 		if err != nil {
 			return Hash{}, nil, err
 		}
@@ -318,6 +337,9 @@ func (t *tree) update(root Hash, ws *writeSet) (Hash, *treeWrites, error) {
 		}
 		tw := tws[0]
 		tw.merge(tws[1])
+		for h, n := range rootSeen {
+			tw.seen[h] = n
+		}
 		nr := tw.combine(out[0], out[1])
 		if nr.h != r.h {
 			tw.replaced = append(tw.replaced, r.h)
@@ -333,7 +355,7 @@ func (t *tree) update(root Hash, ws *writeSet) (Hash, *treeWrites, error) {
 }
 
 func newTreeWrites(updates int) *treeWrites {
-	return &treeWrites{inners: make([]hashedInner, 0, 8*updates), seen: map[Hash]inner{}}
+	return &treeWrites{inners: make([]hashedInner, 0, 2*updates), seen: map[Hash]inner{}}
 }
 
 // reserve makes room for n more bytes in the arena. Slices taken earlier stay valid: a full
