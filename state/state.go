@@ -44,6 +44,9 @@ var (
 	ErrCommitFailed    = errors.New("state: a block failed to commit; reopen the store to find out whether it landed")
 	errNonceExhausted  = fmt.Errorf("%w: account nonce exhausted", ErrBadNonce)
 	errAccountNotFound = errors.New("state: account not found") // internal: never returned
+	// ErrNoStateTree: the store was written before the state root was a Merkle tree (issue 12).
+	ErrNoStateTree     = errors.New("state: the store has no state tree (written by an older version)")
+	errNoStateTreeHint = errors.New("move the node's data directory aside and start it again: it syncs the chain from its peers and rebuilds the state")
 )
 
 // accountKey is the store key of an account.
@@ -131,6 +134,15 @@ func Open(db kv.Store, chainID string) (*State, error) {
 			}
 		}
 		t.initialised = true
+		// A store written before the state tree has a root no tree node answers to: refuse it
+		// now, with what to do, rather than fail at its next block.
+		if t.root != (Hash{}) {
+			if ok, err := db.Has(treeKey(t.root)); err != nil {
+				return nil, fmt.Errorf("state: reading the state tree: %w", err)
+			} else if !ok {
+				return nil, fmt.Errorf("%w: %w", ErrNoStateTree, errNoStateTreeHint)
+			}
+		}
 		// The receipts root of the last block, which the next header carries, from the results
 		// kept beside the state.
 		if _, hashes, errs, err := s.LastResults(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand"
+	"strings"
 	"testing"
 	"time"
 
@@ -287,5 +288,40 @@ func BenchmarkTreeUpdate(b *testing.B) {
 				b.ReportMetric(float64((processCPU()-c0).Nanoseconds())/float64(b.N)/1000, "cpu-µs/proof")
 			})
 		})
+	}
+}
+
+// A store from before the state tree (a root, but no tree node for it) is refused at Open, with
+// what to do, not at its next block.
+func TestOpenRefusesStoreWithoutTree(t *testing.T) {
+	dir := t.TempDir()
+	db := openStore(t, kv.PebbleDB, dir)
+	s, err := Open(db, testChain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.InitGenesis(Genesis{Accounts: []GenesisAccount{{Address: newTestKey(1).addr, Balance: 5}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(db, testChain); err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	// What an older version left: the same entries, no "t/" keys.
+	b := db.NewBatch()
+	it, err := db.Iterator([]byte(treePrefix), prefixEnd([]byte(treePrefix)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ; it.Valid(); it.Next() {
+		if err := b.Delete(bytes.Clone(it.Key())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	it.Close()
+	if err := b.Write(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(db, testChain); !errors.Is(err, ErrNoStateTree) || !strings.Contains(err.Error(), "sync") {
+		t.Fatalf("open without a tree: %v", err)
 	}
 }
