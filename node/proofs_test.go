@@ -24,6 +24,7 @@ type proofChain struct {
 	genesis []byte
 	files   map[string][]byte
 	change  uint64 // height the validator set changed at
+	second  uint64 // height it changed at again
 }
 
 func newProofChain(t *testing.T) *proofChain {
@@ -66,7 +67,13 @@ func newProofChain(t *testing.T) *proofChain {
 	pc.change = n.executedHeight() + 4
 	commitAll(t, ctx, c, chainID, key, uint64(len(bodies)), state.TxBody{GovPropose: &state.GovPropose{ID: "more-power",
 		EffectiveHeight: pc.change, SetValidator: &state.Validator{Name: gen.Validators[0].Name, PubKey: vk, PeerID: gen.Validators[0].PeerID, Power: 3}}})
-	if _, err := c.BlockWait(ctx, pc.change+2, 30*time.Second); err != nil {
+	// Then a second validator, with a key the genesis does not know: power 3 of 4 still decides
+	// alone, and a proof after it follows three sets.
+	newVal, _, _ := ed25519.GenerateKey(nil)
+	pc.second = pc.change + 4
+	commitAll(t, ctx, c, chainID, key, uint64(len(bodies))+1, state.TxBody{GovPropose: &state.GovPropose{ID: "newco",
+		EffectiveHeight: pc.second, SetValidator: &state.Validator{Name: "newco", PubKey: newVal, Power: 1}}})
+	if _, err := c.BlockWait(ctx, pc.second+2, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
 
@@ -124,8 +131,15 @@ func TestProofsVerifyOffline(t *testing.T) {
 		if name != "tx" && res.Present == absent {
 			t.Fatalf("%s: present %v", name, res.Present)
 		}
-		if res.Height+1 >= pc.change && res.Epochs != 2 {
-			t.Fatalf("%s: height %d, %d validator sets followed, want 2", name, res.Height, res.Epochs)
+		want := 1
+		switch {
+		case res.Height+1 >= pc.second:
+			want = 3
+		case res.Height+1 >= pc.change:
+			want = 2
+		}
+		if res.Epochs != want {
+			t.Fatalf("%s: height %d, %d validator sets followed, want %d", name, res.Height, res.Epochs, want)
 		}
 	}
 	var claim state.Claim
@@ -211,6 +225,8 @@ func TestProofFailureReasons(t *testing.T) {
 			f.Anchor.Block, _ = b.Encode()
 		}), nil, light.ErrBadSignature},
 		{"validator change left out", edit("claim", func(f *light.File) { f.Validators = nil }), nil, light.ErrUnknownValidatorSet},
+		{"last validator change left out", edit("claim", func(f *light.File) { f.Validators = f.Validators[:1] }), nil, light.ErrUnknownValidatorSet},
+		{"validator changes swapped", edit("claim", func(f *light.File) { f.Validators[0], f.Validators[1] = f.Validators[1], f.Validators[0] }), nil, light.ErrUnknownValidatorSet},
 		{"value changed", edit("claim", func(f *light.File) { f.State.Value[0] ^= 1 }), nil, light.ErrPathMismatch},
 		{"absent made present", edit("claim-unknown", func(f *light.File) { f.State.Present = true }), nil, light.ErrPathMismatch},
 		{"sibling changed", edit("item", func(f *light.File) { f.State.Siblings[0][0] ^= 1 }), nil, light.ErrPathMismatch},
