@@ -29,6 +29,7 @@ func (n *Node) apiHandler() http.Handler {
 	mux.HandleFunc("GET /v1/txs/{hash}", n.handleTx)
 	n.stateRoutes(mux)   // assets, items, identities, claims, ...: api_state.go
 	n.privateRoutes(mux) // private payloads and encryption keys: api_private.go
+	n.proofRoutes(mux)   // proofs to check offline: api_proofs.go
 	mux.HandleFunc("GET /v1/accounts/{address}", n.handleAccount)
 	mux.HandleFunc("GET /v1/blocks/{height}", n.handleBlock)
 	n.historyRoutes(mux)

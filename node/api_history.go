@@ -191,6 +191,9 @@ func headerJSON(h *Header) api.HeaderJSON {
 	if h.EvidenceHash != (state.Hash{}) {
 		out.EvidenceHash = h.EvidenceHash.String()
 	}
+	if h.ReceiptsRoot != (state.Hash{}) {
+		out.ReceiptsRoot = h.ReceiptsRoot.String()
+	}
 	for _, s := range h.Skips {
 		out.LeaderSkips = append(out.LeaderSkips, api.LeaderSkipJSON{Validator: s.Validator, Until: timeJSON(s.Until), Misses: s.Misses})
 	}

@@ -559,6 +559,19 @@ func TestOpenAPIContract(t *testing.T) {
 		{path: "/v1/upgrades", want: []int{200}},
 		{path: "/v1/members", want: []int{200}},
 		{path: "/v1/params", want: []int{200}},
+		// Proofs to carry away (issue 12).
+		{path: "/v1/proofs/state/claim/kyc-2", want: []int{200}},
+		{path: "/v1/proofs/state/claim/kyc-9", want: []int{200}}, // proven absent
+		{path: "/v1/proofs/state/notary/" + hex.EncodeToString(doc[:]) + "?height=1", want: []int{200}},
+		{path: "/v1/proofs/state/balance/" + me.String() + "/GLD", want: []int{200}},
+		{path: "/v1/proofs/state/governance", want: []int{200}},
+		{path: "/v1/proofs/state/nonsense/x", want: []int{400}},
+		{path: "/v1/proofs/state/balance/nobody/GLD", want: []int{400}},
+		{path: "/v1/proofs/state/governance?height=x", want: []int{400}, docRejects: true},
+		{path: "/v1/proofs/state/claim/kyc-2?height=99999999", want: []int{404}},
+		{path: "/v1/proofs/tx/" + sub.Hash, want: []int{200}},
+		{path: "/v1/proofs/tx/" + unknownHash, want: []int{404}},
+		{path: "/v1/proofs/tx/xyz", want: []int{400}, docRejects: true},
 		// The node.
 		{path: "/v1/status", want: []int{200}},
 		{path: "/healthz", want: []int{200}},

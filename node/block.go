@@ -23,8 +23,9 @@ var (
 	ErrBadBlock = errors.New("node: invalid block")
 )
 
-// Header is what a block commits to besides its transactions. StateRoot is the state after the
-// previous block, so a block can be proposed before it is executed.
+// Header is what a block commits to besides its transactions. StateRoot (and ReceiptsRoot) are
+// the state after (and the receipts of) the previous block, so a block can be proposed before it
+// is executed.
 type Header struct {
 	ChainID   string     `cbor:"1,keyasint"`
 	Height    uint64     `cbor:"2,keyasint"`
@@ -48,6 +49,11 @@ type Header struct {
 	// blocks made before headers carried a version, and such a header reads as version 1
 	// (ProtocolVersion).
 	Version uint32 `cbor:"11,keyasint,omitempty"`
+	// ReceiptsRoot is, like StateRoot, about the previous block: the root over its receipts
+	// (state/merkle: one leaf per transaction, its hash and whether it applied), so that block
+	// h's outcomes are certified by the certificate of block h+1. Zero, and left out of the
+	// encoding, when the previous block had no transactions. Checked by every validator.
+	ReceiptsRoot state.Hash `cbor:"12,keyasint,omitzero"`
 }
 
 // Block is the value consensus decides; its hash (consensus.DigestOf of its encoding) is the block

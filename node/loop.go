@@ -147,13 +147,14 @@ func (n *Node) maybePropose(slot *consensus.ProposalRequest, since time.Time, em
 	}
 	b := Block{
 		Header: Header{
-			ChainID:   n.chainID,
-			Height:    slot.Height,
-			Time:      t,
-			PrevHash:  n.lastHash,
-			StateRoot: n.st.Root(),
-			TxsHash:   TxsHash(txs),
-			Proposer:  uint32(n.self),
+			ChainID:      n.chainID,
+			Height:       slot.Height,
+			Time:         t,
+			PrevHash:     n.lastHash,
+			StateRoot:    n.st.Root(),
+			TxsHash:      TxsHash(txs),
+			ReceiptsRoot: n.st.ReceiptsRoot(),
+			Proposer:     uint32(n.self),
 			// Evidence is proposed by whoever leads next: leaders rotate, so an equivocating
 			// leader cannot keep its own offence off the chain for long.
 			EvidenceHash: EvidenceHash(evs),

@@ -158,6 +158,8 @@ func (n *Node) checkHeader(height uint64, value []byte) (*Block, error) {
 		return nil, fmt.Errorf("%w: parent %s is not the tip %s", ErrBadBlock, h.PrevHash, n.lastHash)
 	case h.StateRoot != n.st.Root():
 		return nil, fmt.Errorf("%w: state root %s, ours %s", ErrBadBlock, h.StateRoot, n.st.Root())
+	case h.ReceiptsRoot != n.st.ReceiptsRoot():
+		return nil, fmt.Errorf("%w: receipts root %s, ours %s", ErrBadBlock, h.ReceiptsRoot, n.st.ReceiptsRoot())
 	case h.Time <= n.lastTime:
 		return nil, fmt.Errorf("%w: time %d not after the parent's %d", ErrBadBlock, h.Time, n.lastTime)
 	case int(h.Proposer) >= len(n.validatorsAt(height).Validators):

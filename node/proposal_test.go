@@ -67,13 +67,13 @@ func pool(t *testing.T, n *Node, txs [][]byte) {
 
 // blockValue encodes block height on the given parent (hash, state root, time), scheduled to be
 // led by leader with no one skipped.
-func blockValue(t testing.TB, chainID string, height uint64, prev, root state.Hash, timeMs int64, proposer, leader uint32, txs [][]byte) []byte {
+func blockValue(t testing.TB, chainID string, height uint64, prev, root, receipts state.Hash, timeMs int64, proposer, leader uint32, txs [][]byte) []byte {
 	t.Helper()
 	if txs == nil {
 		txs = [][]byte{}
 	}
 	b := Block{Header: Header{ChainID: chainID, Height: height, Time: timeMs, PrevHash: prev, StateRoot: root,
-		TxsHash: TxsHash(txs), Proposer: proposer, Leader: leader}, Txs: txs}
+		TxsHash: TxsHash(txs), Proposer: proposer, Leader: leader, ReceiptsRoot: receipts}, Txs: txs}
 	v, err := b.Encode()
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +89,7 @@ func nextValue(t testing.TB, n *Node, proposer uint32, txs [][]byte) []byte {
 	if len(turn.skips) > 0 {
 		t.Fatalf("height %d skips leaders %v; the tests' blocks skip none", h, turn.skips)
 	}
-	return blockValue(t, n.chainID, h, n.lastHash, n.st.Root(), n.lastTime+1, proposer, turn.leader, txs)
+	return blockValue(t, n.chainID, h, n.lastHash, n.st.Root(), n.st.ReceiptsRoot(), n.lastTime+1, proposer, turn.leader, txs)
 }
 
 func prePrepare(chainID string, key ed25519.PrivateKey, from uint32, height, view uint64, value []byte) *consensus.Message {
@@ -171,9 +171,9 @@ func TestBadOrderLeaderRefusedAndRecorded(t *testing.T) {
 	}
 
 	// Validator 2 ("c") leads height 2: its bad proposal arrives before height 1 is committed.
-	root1 := dryRunRoot(t, n, 1, ascending)
+	root1, receipts1 := dryRunRoot(t, n, 1, ascending)
 	value1 := nextValue(t, n, 1, ascending)
-	early := blockValue(t, n.chainID, 2, state.Hash(consensus.DigestOf(value1)), root1, n.lastTime+2, 2, 2, c.payments(t, 6, 5))
+	early := blockValue(t, n.chainID, 2, state.Hash(consensus.DigestOf(value1)), root1, receipts1, n.lastTime+2, 2, 2, c.payments(t, 6, 5))
 	if err := n.stepMessage(prePrepare(n.chainID, c.valKeys[2], 2, 2, 0, early)); err != nil {
 		t.Fatalf("proposal for the next height: %v", err)
 	}
@@ -234,13 +234,13 @@ func TestBadOrderLeaderRefusedAndRecorded(t *testing.T) {
 
 // dryRunRoot is the state root after block height with txs on n's tip, computed without
 // committing it.
-func dryRunRoot(t *testing.T, n *Node, height uint64, txs [][]byte) state.Hash {
+func dryRunRoot(t *testing.T, n *Node, height uint64, txs [][]byte) (root, receipts state.Hash) {
 	t.Helper()
 	st, err := n.st.ExecuteBlock(state.BlockInfo{Height: height, TimeMs: n.lastTime + 1}, txs, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return st.Result.Root
+	return st.Result.Root, st.Result.ReceiptsRoot
 }
 
 // A certified block is final: one holding failing transactions (decided by a quorum this node is
@@ -431,5 +431,26 @@ func TestBadOrderNewViewRefusedAndRecorded(t *testing.T) {
 	if len(list) != 1 || list[0].ValidatorIndex != leader || list[0].View != 1 || list[0].Message.Type != consensus.MsgPrePrepare ||
 		consensus.VerifyMessage(n.chainID, n.validatorsAt(1), &list[0].Message) != nil {
 		t.Fatalf("offences %d, want the new view's signed pre-prepare", len(list))
+	}
+}
+
+// A block's header carries the receipts root of the block before it, and a proposal whose root
+// is not this node's is refused like one with a wrong state root (issue 12).
+func TestProposalWithWrongReceiptsRootRefused(t *testing.T) {
+	c, n := validatorOfSyncChain(t)
+	txs := c.payments(t, 0, 1)
+	pool(t, n, txs)
+	c.decide(t, n, nextValue(t, n, 1, txs))
+	if n.st.ReceiptsRoot() == (state.Hash{}) {
+		t.Fatal("no receipts root after a block with transactions")
+	}
+	h := n.blocks.Height() + 1
+	turn := n.leadersAt(h)
+	bad := blockValue(t, n.chainID, h, n.lastHash, n.st.Root(), state.Hash{1}, n.lastTime+1, 2, turn.leader, nil)
+	if err := n.CheckProposal(h, bad); !errors.Is(err, ErrBadBlock) || !strings.Contains(err.Error(), "receipts root") {
+		t.Fatalf("proposal with a wrong receipts root: %v", err)
+	}
+	if err := n.CheckProposal(h, nextValue(t, n, 2, nil)); err != nil {
+		t.Fatalf("proposal with the right receipts root: %v", err)
 	}
 }

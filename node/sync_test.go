@@ -79,7 +79,7 @@ func (c *syncChain) grow(t *testing.T, n *Node, blocks, txsPerBlock int) {
 			nonce++
 		}
 		b := Block{Header: ledBy(n, Header{ChainID: c.gen.ChainID, Height: h, Time: n.lastTime + 10, PrevHash: n.lastHash,
-			StateRoot: n.st.Root(), TxsHash: TxsHash(txs)}), Txs: txs}
+			StateRoot: n.st.Root(), TxsHash: TxsHash(txs), ReceiptsRoot: n.st.ReceiptsRoot()}), Txs: txs}
 		if b.Txs == nil {
 			b.Txs = [][]byte{}
 		}

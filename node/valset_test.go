@@ -65,7 +65,7 @@ func (c *govChain) commitNext(t *testing.T, n *Node, txs [][]byte) {
 		txs = [][]byte{}
 	}
 	b := Block{Header: ledBy(n, Header{ChainID: c.gen.ChainID, Height: h, Time: n.lastTime + 10, PrevHash: n.lastHash,
-		StateRoot: n.st.Root(), TxsHash: TxsHash(txs)}), Txs: txs}
+		StateRoot: n.st.Root(), TxsHash: TxsHash(txs), ReceiptsRoot: n.st.ReceiptsRoot()}), Txs: txs}
 	if slices.Contains(c.missed, h) {
 		b.Header.Proposer = n.validatorsAt(h).LeaderOf(h, 1, n.leadersAt(h).skipped)
 	}
@@ -166,7 +166,7 @@ func TestCoreFollowsTheValidatorSchedule(t *testing.T) {
 			txs = append(txs, transfer(t, c.gen.ChainID, c.payer, c.nonce+uint64(i), state.Address{9}, 1))
 		}
 		b := Block{Header: ledBy(n, Header{ChainID: c.gen.ChainID, Height: n.blocks.Height() + 1, Time: n.lastTime + 10,
-			PrevHash: n.lastHash, StateRoot: n.st.Root(), TxsHash: TxsHash(txs)}), Txs: txs}
+			PrevHash: n.lastHash, StateRoot: n.st.Root(), TxsHash: TxsHash(txs), ReceiptsRoot: n.st.ReceiptsRoot()}), Txs: txs}
 		v, err := b.Encode()
 		if err != nil {
 			t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/guild-ledger/guild/state/merkle"
 	"math"
 	"runtime"
 	"slices"
@@ -17,6 +18,18 @@ type BlockResult struct {
 	Height  uint64
 	Root    Hash       // state root after the block
 	Results []TxResult // one per transaction, in block order
+	// ReceiptsRoot is the root over the block's receipts (package merkle): the next block's
+	// header carries it, as it carries Root.
+	ReceiptsRoot Hash
+}
+
+// ReceiptLeaves are the receipt leaves of a block's results, in order.
+func ReceiptLeaves(results []TxResult) [][]byte {
+	leaves := make([][]byte, len(results))
+	for i := range results {
+		leaves[i] = merkle.ReceiptLeaf(results[i].Hash, results[i].Err == nil)
+	}
+	return leaves
 }
 
 // TxResult is one transaction's outcome: Err is nil when it was applied, and otherwise says why
@@ -74,6 +87,7 @@ type Staged struct {
 	blk       BlockInfo
 	parent    Hash // the root of the tip it was executed on
 	ws        *writeSet
+	tw        *treeWrites
 	accts     []overlayAccount
 	committed bool
 }
@@ -145,8 +159,13 @@ func (s *State) execute(blk BlockInfo, txs [][]byte, cache SigCache) (*Staged, e
 
 	ws := ov.writeSet()
 	ov.recordWrites(ws)
-	res.Root = computeRoot(t.root, height, ws)
-	return &Staged{Result: res, s: s, blk: blk, parent: t.root, ws: ws, accts: ov.accts}, nil
+	root, tw, err := s.tree.update(t.root, ws)
+	if err != nil {
+		return nil, fmt.Errorf("state: block %d: %w", height, err)
+	}
+	res.Root = root
+	res.ReceiptsRoot = merkle.ReceiptsRoot(ReceiptLeaves(res.Results))
+	return &Staged{Result: res, s: s, blk: blk, parent: t.root, ws: ws, tw: tw, accts: ov.accts}, nil
 }
 
 // commitStaged writes a staged block. Precondition: s.applyMu is held. Nothing but a commit
@@ -165,7 +184,7 @@ func (s *State) commitStaged(st *Staged) (*BlockResult, error) {
 		return nil, err
 	}
 	st.committed = true
-	if err := s.commit(st.ws, st.blk.Height, st.blk.TimeMs, st.Result.Root, st.accts, keyLastResults, last); err != nil {
+	if err := s.commit(st.ws, st.tw, st.blk.Height, st.blk.TimeMs, st.Result.Root, st.Result.ReceiptsRoot, st.accts, keyLastResults, last); err != nil {
 		return nil, err
 	}
 	return st.Result, nil
@@ -399,7 +418,7 @@ func (ov *overlay) prefetch(s *State, txs []*Tx) error {
 // writeSet is the accounts the block changed, with their final values, in key order.
 func (ov *overlay) writeSet() *writeSet {
 	// Sorting here by the first 8 address bytes, then the rest, is several times faster than
-	// computeRoot's generic sort of keys, which then finds them already in order.
+	// a generic sort of keys.
 	type sortKey struct {
 		hi uint64
 		i  int32

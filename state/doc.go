@@ -34,8 +34,8 @@
 //
 // State entries are "a/"+address → CBOR(Account) and the "r/" records of overlay.go; "m/" keys
 // hold the chain ID, height, root and the last block's time.
-// A block's writes, height and root are committed in one synchronous batch. The root is a hash
-// chain over each block's sorted write set (see root.go): it commits to the whole state given
-// genesis, but it cannot prove a single account; inclusion proofs need a Merkle tree over the
-// state, which is future work.
+// State entries are also the leaves of the state tree, whose nodes live under "t/" (tree.go): a
+// block's writes, tree nodes, height and root are committed in one synchronous batch. The root
+// is that tree's root (root.go, package merkle): it commits to every entry, and Prove gives a
+// path that shows one entry's value, or its absence, against it.
 package state

@@ -388,7 +388,7 @@ func (ov *overlay) execute(p *Proposal, g *govState) error {
 		if err != nil {
 			return err
 		}
-		if err := ov.store(keyValidators(p.EffectiveHeight), &ValidatorSetAt{Height: p.EffectiveHeight, Validators: next}); err != nil {
+		if err := ov.store(keyValidators(p.EffectiveHeight), &ValidatorSetAt{Height: p.EffectiveHeight, Validators: next, Prev: g.LastValidatorHeight}); err != nil {
 			return err
 		}
 		g.LastValidatorHeight = p.EffectiveHeight

@@ -221,9 +221,12 @@ type Validator struct {
 }
 
 // ValidatorSetAt is the validator set in force from block Height on (until the next one).
+// Prev is the Height of the set it follows (0 for the first change, and for genesis): the
+// snapshots form a chain, which lets a light client prove that a change is the very next one.
 type ValidatorSetAt struct {
 	Height     uint64      `cbor:"1,keyasint" json:"height"`
 	Validators []Validator `cbor:"2,keyasint" json:"validators"`
+	Prev       uint64      `cbor:"3,keyasint,omitempty" json:"prev,omitempty"`
 }
 
 // Param is one consortium parameter; see Params for the set.

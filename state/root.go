@@ -2,29 +2,23 @@ package state
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
-	"slices"
 )
 
 // The state root.
 //
-// A Merkle tree over all state would let a light client check one account against a root; that
-// is future work. Until then the root is a hash chain over each block's write set:
+// The root is the root of the state tree: a compact sparse Merkle tree over every state entry,
+// the "a/" accounts and the "r/" records (assets and balances, items and their history,
+// identities, claims, notary anchors, escrows, ballots and votes, governance and validator
+// sets), never the "m/" bookkeeping nor the tree's own "t/" nodes. Package merkle specifies its
+// hashing and checks its proofs; tree.go keeps it in the store. The root is a function of the
+// state alone (not of the height or the order of writes), so two nodes with the same root hold
+// the same entries, and one entry's value, or its absence, is proven by a path of about
+// log2(entries) hashes (State.Prove).
 //
-//	root(h) = SHA-256("guild/state-root/v1" ‖ root(h-1) ‖ uint64be(h) ‖ D(h))
-//	D(h)    = SHA-256(e_1 ‖ … ‖ e_n)        over the block's writes, sorted by key, where
-//	e_i     = uint64be(len k) ‖ k ‖ 0x01 ‖ uint64be(len v) ‖ v   for a set of k to v
-//	e_i     = uint64be(len k) ‖ k ‖ 0x00                         for a delete of k
-//
-// Genesis is h = 0 with root(-1) = 32 zero bytes and the genesis accounts as its writes. Only
-// state entries (the "a/" keys) are in a write set, never the "m/" bookkeeping. Given genesis,
-// the root commits to the entire state (two nodes with the same root wrote the same bytes at
-// every height), so nodes that diverge see it at the next block header; what it cannot do is
-// prove one account's value without the whole history: inclusion proofs need the Merkle tree.
-const rootTag = "guild/state-root/v1"
-
+// Each block changes the tree once: its write set, sorted by key hash, is applied in one pass
+// that rewrites every changed path once, and the new nodes go into the block's batch.
 // writeSet is the state entries a block changes, with their final values.
 type writeSet struct {
 	entries []writeEntry
@@ -56,42 +50,6 @@ func (ws *writeSet) setAccount(a Address, acct Account) {
 		key:   ws.arena[start:mid:mid],
 		value: ws.arena[mid:len(ws.arena):len(ws.arena)],
 	})
-}
-
-// computeRoot sorts ws by key (a key must appear at most once) and chains it onto prev.
-func computeRoot(prev Hash, height uint64, ws *writeSet) Hash {
-	byKey := func(a, b writeEntry) int { return bytes.Compare(a.key, b.key) }
-	if !slices.IsSortedFunc(ws.entries, byKey) {
-		slices.SortFunc(ws.entries, byKey)
-	}
-	d := sha256.New()
-	var n [8]byte
-	for i := range ws.entries {
-		e := &ws.entries[i]
-		binary.BigEndian.PutUint64(n[:], uint64(len(e.key)))
-		d.Write(n[:])
-		d.Write(e.key)
-		if e.deleted {
-			d.Write([]byte{0})
-			continue
-		}
-		d.Write([]byte{1})
-		binary.BigEndian.PutUint64(n[:], uint64(len(e.value)))
-		d.Write(n[:])
-		d.Write(e.value)
-	}
-	var digest Hash
-	d.Sum(digest[:0])
-
-	h := sha256.New()
-	h.Write([]byte(rootTag))
-	h.Write(prev[:])
-	binary.BigEndian.PutUint64(n[:], height)
-	h.Write(n[:])
-	h.Write(digest[:])
-	var root Hash
-	h.Sum(root[:0])
-	return root
 }
 
 // Account values are the deterministic CBOR of Account (a map {1: Balance, 2: Nonce}, with 3: true

@@ -3,10 +3,8 @@ package state
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/binary"
 	"math"
 	"math/rand"
-	"sort"
 	"strings"
 	"testing"
 
@@ -65,31 +63,56 @@ func TestAccountCodecMatchesCBOR(t *testing.T) {
 	}
 }
 
-// specRoot is the state root exactly as documented, written independently of computeRoot.
-func specRoot(prev Hash, height uint64, writes map[string][]byte) Hash {
-	keys := make([]string, 0, len(writes))
-	for k := range writes {
-		keys = append(keys, k)
+// specRoot is the state root exactly as package merkle documents it, over the whole state,
+// written independently of tree.go: the compact tree built from scratch.
+func specRoot(state map[string][]byte) Hash {
+	type leaf struct{ kh, h [32]byte }
+	var leaves []leaf
+	for k, v := range state {
+		kh := sha256.Sum256([]byte(k))
+		vh := sha256.Sum256(v)
+		leaves = append(leaves, leaf{kh, sha256.Sum256(append(append([]byte{0}, kh[:]...), vh[:]...))})
 	}
-	sort.Strings(keys)
-	var set []byte
-	for _, k := range keys {
-		set = binary.BigEndian.AppendUint64(set, uint64(len(k)))
-		set = append(set, k...)
-		if v := writes[k]; v == nil {
-			set = append(set, 0)
-		} else {
-			set = append(set, 1)
-			set = binary.BigEndian.AppendUint64(set, uint64(len(v)))
-			set = append(set, v...)
+	bit := func(kh [32]byte, i int) byte { return kh[i/8] >> (7 - i%8) & 1 }
+	var build func(ls []leaf, depth int) Hash
+	build = func(ls []leaf, depth int) Hash {
+		switch len(ls) {
+		case 0:
+			return Hash{}
+		case 1:
+			return ls[0].h
+		}
+		var l, r []leaf
+		for _, x := range ls {
+			if bit(x.kh, depth) == 0 {
+				l = append(l, x)
+			} else {
+				r = append(r, x)
+			}
+		}
+		lh, rh := build(l, depth+1), build(r, depth+1)
+		return sha256.Sum256(append(append([]byte{1}, lh[:]...), rh[:]...))
+	}
+	return build(leaves, 0)
+}
+
+// allEntries reads every state entry ("a/" and "r/") of a store.
+func allEntries(t *testing.T, db kv.Store) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	for _, p := range []string{"a/", "r/"} {
+		it, err := db.Iterator([]byte(p), prefixEnd([]byte(p)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for ; it.Valid(); it.Next() {
+			out[string(it.Key())] = bytes.Clone(it.Value())
+		}
+		if err := it.Close(); err != nil {
+			t.Fatal(err)
 		}
 	}
-	d := sha256.Sum256(set)
-	msg := []byte("guild/state-root/v1")
-	msg = append(msg, prev[:]...)
-	msg = binary.BigEndian.AppendUint64(msg, height)
-	msg = append(msg, d[:]...)
-	return sha256.Sum256(msg)
+	return out
 }
 
 func accountEntry(t *testing.T, a Address, acct Account) (string, []byte) {
@@ -127,7 +150,7 @@ func TestRootFollowsSpec(t *testing.T) {
 		t.Fatal(err)
 	}
 	g["r/vals/\x00\x00\x00\x00\x00\x00\x00\x00"] = vals
-	genesis := specRoot(Hash{}, 0, g)
+	genesis := specRoot(g)
 	if s.Root() != genesis || s.Height() != 0 {
 		t.Fatalf("genesis root %s height %d, spec says %s", s.Root(), s.Height(), genesis)
 	}
@@ -137,29 +160,35 @@ func TestRootFollowsSpec(t *testing.T) {
 		rawTransfer(t, bob, 0, alice.addr, 5),
 		rawTransfer(t, bob, 0, alice.addr, 6), // rejected: nonce used
 	}, nil)
-	w := map[string][]byte{}
 	for _, e := range []struct {
 		a    Address
 		acct Account
 	}{{alice.addr, Account{Balance: 75, Nonce: 1}}, {bob.addr, Account{Balance: 45, Nonce: 1}}, {carol.addr, Account{Balance: 30}}} {
 		k, v := accountEntry(t, e.a, e.acct)
-		w[k] = v
+		g[k] = v
 	}
-	if want := specRoot(genesis, 1, w); res.Root != want || s.Root() != want {
+	if want := specRoot(g); res.Root != want || s.Root() != want {
 		t.Fatalf("block 1 root %s (state %s), spec says %s", res.Root, s.Root(), want)
 	}
 
-	// An empty block still moves the root, by height alone.
+	// The root is a function of the state alone: an empty block keeps it.
 	prev := s.Root()
 	res = mustApply(t, s, 2, nil, nil)
-	if want := specRoot(prev, 2, nil); res.Root != want || want == prev {
-		t.Fatalf("empty block root %s, spec says %s", res.Root, want)
+	if res.Root != prev {
+		t.Fatalf("empty block root %s, want %s", res.Root, prev)
 	}
 
-	// Deletes are part of the format even though transfers never delete.
+	// Deletes: the tree of the state without an entry is the tree of the state that never had it.
 	ws := newWriteSet(2)
-	ws.entries = append(ws.entries, writeEntry{key: []byte("a/z"), deleted: true}, writeEntry{key: []byte("a/b"), value: []byte{}})
-	if got, want := computeRoot(genesis, 9, ws), specRoot(genesis, 9, map[string][]byte{"a/z": nil, "a/b": {}}); got != want {
+	k, _ := accountEntry(t, carol.addr, Account{})
+	ws.entries = append(ws.entries, writeEntry{key: []byte(k), deleted: true}, writeEntry{key: []byte("a/b"), value: []byte{}})
+	got, _, err := s.tree.update(s.Root(), ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	delete(g, k)
+	g["a/b"] = []byte{}
+	if want := specRoot(g); got != want {
 		t.Fatalf("write set with a delete: %s, spec says %s", got, want)
 	}
 }
@@ -170,18 +199,21 @@ func TestGenesisRootGolden(t *testing.T) {
 		{Address: newTestKey(1).addr, Balance: 1_000_000},
 		{Address: newTestKey(2).addr, Balance: 1},
 	})
-	const want = "6b7b6fb9b741911e4ab73fb377505887236c04c961b6f408a02ac441d85b479f" // since genesis holds governance (issue 4)
+	const want = "7eb8ef9bfb492708cdb9b3ebc0b474723c5a081a78c58322921299d6ceaf259c" // since the state tree (issue 12)
 	if got := s.Root().String(); got != want {
 		t.Fatalf("genesis root %s, want %s", got, want)
 	}
 }
 
-// TestRootCommitsToRecords checks that a block's records are in its write set exactly as the spec
-// says: a notary anchor's block root is the hash over the sender's account and the anchor record.
+// TestRootCommitsToRecords checks that records are state entries exactly as the spec says: after
+// a notary anchor the root is the tree over genesis, the sender's account and the anchor record.
 func TestRootCommitsToRecords(t *testing.T) {
 	alice := newTestKey(1)
-	s, _ := newTestState(t, kv.MemDB, []GenesisAccount{{Address: alice.addr, Balance: 100}})
-	genesis := s.Root()
+	s, db := newTestState(t, kv.MemDB, []GenesisAccount{{Address: alice.addr, Balance: 100}})
+	g := allEntries(t, db)
+	if want := specRoot(g); s.Root() != want {
+		t.Fatalf("genesis root %s, spec says %s", s.Root(), want)
+	}
 	doc := Hash{0xd0}
 	body := TxBody{ChainID: testChain, From: alice.addr, NotaryAnchor: &NotaryAnchor{Hash: doc}}
 	_, raw := signedTx(t, alice, body)
@@ -189,15 +221,14 @@ func TestRootCommitsToRecords(t *testing.T) {
 	if res.Results[0].Err != nil {
 		t.Fatal(res.Results[0].Err)
 	}
-	w := map[string][]byte{}
 	k, v := accountEntry(t, alice.addr, Account{Balance: 100, Nonce: 1})
-	w[k] = v
+	g[k] = v
 	rec, err := Marshal(&NotaryRecord{Hash: doc, By: alice.addr, Height: 1, TimeMs: 1000, Tx: HashTx(raw)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w["r/notary/"+string(doc[:])] = rec
-	if want := specRoot(genesis, 1, w); res.Root != want {
+	g["r/notary/"+string(doc[:])] = rec
+	if want := specRoot(g); res.Root != want {
 		t.Fatalf("root %s, spec says %s", res.Root, want)
 	}
 }

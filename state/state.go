@@ -3,6 +3,7 @@ package state
 import (
 	"errors"
 	"fmt"
+	"github.com/guild-ledger/guild/state/merkle"
 	"sync"
 	"sync/atomic"
 
@@ -43,6 +44,9 @@ var (
 	ErrCommitFailed    = errors.New("state: a block failed to commit; reopen the store to find out whether it landed")
 	errNonceExhausted  = fmt.Errorf("%w: account nonce exhausted", ErrBadNonce)
 	errAccountNotFound = errors.New("state: account not found") // internal: never returned
+	// ErrNoStateTree: the store was written before the state root was a Merkle tree (issue 12).
+	ErrNoStateTree     = errors.New("state: the store has no state tree (written by an older version)")
+	errNoStateTreeHint = errors.New("move the node's data directory aside and start it again: it syncs the chain from its peers and rebuilds the state")
 )
 
 // accountKey is the store key of an account.
@@ -70,11 +74,14 @@ type State struct {
 	halted error
 	// cache holds committed accounts; see accountCache for why it stays coherent.
 	cache *accountCache
+	// tree is the state tree over the entries, which gives the root (tree.go).
+	tree *tree
 }
 
 type tip struct {
 	height      uint64
 	root        Hash
+	receipts    Hash // receipts root of block height
 	timeMs      int64
 	initialised bool
 }
@@ -85,7 +92,7 @@ func Open(db kv.Store, chainID string) (*State, error) {
 	if chainID == "" {
 		return nil, ErrEmptyChainID
 	}
-	s := &State{db: db, chainID: chainID, cache: newAccountCache()}
+	s := &State{db: db, chainID: chainID, cache: newAccountCache(), tree: &tree{db: db, cache: newNodeCache()}}
 	t := &tip{}
 	rawRoot, err := db.Get(keyRoot)
 	if err != nil {
@@ -127,6 +134,26 @@ func Open(db kv.Store, chainID string) (*State, error) {
 			}
 		}
 		t.initialised = true
+		// A store written before the state tree has a root no tree node answers to: refuse it
+		// now, with what to do, rather than fail at its next block.
+		if t.root != (Hash{}) {
+			if ok, err := db.Has(treeKey(t.root)); err != nil {
+				return nil, fmt.Errorf("state: reading the state tree: %w", err)
+			} else if !ok {
+				return nil, fmt.Errorf("%w: %w", ErrNoStateTree, errNoStateTreeHint)
+			}
+		}
+		// The receipts root of the last block, which the next header carries, from the results
+		// kept beside the state.
+		if _, hashes, errs, err := s.LastResults(); err != nil {
+			return nil, err
+		} else {
+			leaves := make([][]byte, len(hashes))
+			for i := range hashes {
+				leaves[i] = merkle.ReceiptLeaf(hashes[i], errs[i] == "")
+			}
+			t.receipts = merkle.ReceiptsRoot(leaves)
+		}
 	}
 	s.tip.Store(t)
 	return s, nil
@@ -141,6 +168,10 @@ func (s *State) Height() uint64 { return s.tip.Load().height }
 // Root is the state root after the last applied block, which block Height()+1's header carries.
 // It is the zero hash before genesis.
 func (s *State) Root() Hash { return s.tip.Load().root }
+
+// ReceiptsRoot is the root over the receipts of the last applied block (zero at genesis, and
+// for a block without transactions), which block Height()+1's header carries.
+func (s *State) ReceiptsRoot() Hash { return s.tip.Load().receipts }
 
 // TimeMs is the time (unix milliseconds) of the last applied block, or of genesis: the "now" at
 // which a query such as ClaimStatus judges expiry.
@@ -256,8 +287,8 @@ type Genesis struct {
 	Ops        []TxBody
 }
 
-// InitGenesis writes the genesis state into an empty store and sets the genesis root (see
-// computeRoot), at height 0.
+// InitGenesis writes the genesis state into an empty store and sets the genesis root (the state
+// tree over it, see root.go), at height 0.
 func (s *State) InitGenesis(g Genesis) error {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
@@ -269,7 +300,7 @@ func (s *State) InitGenesis(g Genesis) error {
 	}
 	// The tip says empty, but state written by a crashed or foreign process must not be
 	// silently overwritten.
-	for _, prefix := range []string{accountPrefix, recordPrefix, "m/"} {
+	for _, prefix := range []string{accountPrefix, recordPrefix, treePrefix, "m/"} {
 		empty, err := s.prefixEmpty(prefix)
 		if err != nil {
 			return err
@@ -288,18 +319,21 @@ func (s *State) InitGenesis(g Genesis) error {
 	}
 	ws := ov.writeSet()
 	ov.recordWrites(ws)
-	root := computeRoot(Hash{}, 0, ws)
+	root, tw, err := s.tree.update(Hash{}, ws)
+	if err != nil {
+		return err
+	}
 	chain, err := Marshal(s.chainID)
 	if err != nil {
 		return fmt.Errorf("state: encoding chain ID: %w", err)
 	}
-	return s.commit(ws, 0, g.TimeMs, root, nil, keyChainID, chain)
+	return s.commit(ws, tw, 0, g.TimeMs, root, Hash{}, nil, keyChainID, chain)
 }
 
-// commit writes a write set with the new height and root (and any extra metadata pairs) in one
-// durable batch, then records the block's accounts (if any) in the cache and publishes the new
-// tip to readers.
-func (s *State) commit(ws *writeSet, height uint64, timeMs int64, root Hash, written []overlayAccount, extra ...[]byte) error {
+// commit writes a write set, the tree nodes it made, and the new height and root (and any extra
+// metadata pairs) in one durable batch, then records the block's accounts (if any) and tree
+// nodes in the caches and publishes the new tip to readers.
+func (s *State) commit(ws *writeSet, tw *treeWrites, height uint64, timeMs int64, root, receipts Hash, written []overlayAccount, extra ...[]byte) error {
 	hb, err := Marshal(height)
 	if err != nil {
 		return fmt.Errorf("state: encoding height: %w", err)
@@ -326,6 +360,11 @@ func (s *State) commit(ws *writeSet, height uint64, timeMs int64, root Hash, wri
 			return fmt.Errorf("state: staging block %d: %w", height, err)
 		}
 	}
+	for _, n := range tw.nodes {
+		if err := b.Set(n[0], n[1]); err != nil {
+			return fmt.Errorf("state: staging block %d: %w", height, err)
+		}
+	}
 	for i := 0; i+1 < len(extra); i += 2 {
 		if err := b.Set(extra[i], extra[i+1]); err != nil {
 			return fmt.Errorf("state: staging block %d: %w", height, err)
@@ -342,12 +381,14 @@ func (s *State) commit(ws *writeSet, height uint64, timeMs int64, root Hash, wri
 		// this process can no longer describe.
 		s.halted = fmt.Errorf("%w (height %d: %w)", ErrCommitFailed, height, err)
 		s.cache.reset()
+		s.tree.cache.reset()
 		return s.halted
 	}
 	if written != nil {
 		s.cache.putOverlay(written, true)
 	}
-	s.tip.Store(&tip{height: height, root: root, timeMs: timeMs, initialised: true})
+	s.tree.cache.commit(tw)
+	s.tip.Store(&tip{height: height, root: root, receipts: receipts, timeMs: timeMs, initialised: true})
 	return nil
 }
 

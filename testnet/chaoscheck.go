@@ -516,7 +516,7 @@ func blockFromJSON(b *api.BlockResponse) (*node.Block, error) {
 	for _, f := range []struct {
 		s   string
 		dst *state.Hash
-	}{{hj.PrevHash, &hdr.PrevHash}, {hj.StateRoot, &hdr.StateRoot}, {hj.TxsHash, &hdr.TxsHash}, {hj.EvidenceHash, &hdr.EvidenceHash}} {
+	}{{hj.PrevHash, &hdr.PrevHash}, {hj.StateRoot, &hdr.StateRoot}, {hj.TxsHash, &hdr.TxsHash}, {hj.EvidenceHash, &hdr.EvidenceHash}, {hj.ReceiptsRoot, &hdr.ReceiptsRoot}} {
 		if f.s == "" {
 			continue
 		}

@@ -97,6 +97,7 @@ func (c *craftedChain) seal(t *testing.T, h uint64, txs [][]byte, timeShift int6
 	if h%3 == 0 { // a leader passed over: every header field the API shows must rebuild the hash
 		blk.Header.Leader = uint32((h + 1) % 4)
 		blk.Header.Skips = []node.LeaderSkip{{Validator: uint32((h + 1) % 4), Until: blk.Header.Time + 4000, Misses: 1}}
+		blk.Header.ReceiptsRoot = state.Hash{byte(h), 1}
 	}
 	value, err := blk.Encode()
 	if err != nil {
@@ -108,6 +109,9 @@ func (c *craftedChain) seal(t *testing.T, h uint64, txs [][]byte, timeShift int6
 			PrevHash: prev.String(), StateRoot: blk.Header.StateRoot.String(), TxsHash: blk.Header.TxsHash.String(), Proposer: blk.Header.Proposer,
 			Leader: blk.Header.Leader},
 		Certificate: api.CertificateJSON{Height: h, Digest: d.String()}}
+	if blk.Header.ReceiptsRoot != (state.Hash{}) {
+		resp.Header.ReceiptsRoot = blk.Header.ReceiptsRoot.String()
+	}
 	for _, sk := range blk.Header.Skips {
 		resp.Header.LeaderSkips = append(resp.Header.LeaderSkips, api.LeaderSkipJSON{Validator: sk.Validator,
 			Until: time.UnixMilli(sk.Until).UTC().Format(time.RFC3339Nano), Misses: sk.Misses})

@@ -85,6 +85,8 @@ func newApp() *cli.App {
 			govCommand(),
 			txCommand(),
 			watchCommand(),
+			proofCommand(),
+			verifyCommand(),
 			versionCommand(),
 		},
 		EnableBashCompletion: true,

@@ -19,6 +19,13 @@ import (
 // makes it the controller of the only member, also "acme". It returns the node's API URL.
 func soloNode(t *testing.T, acme wallet.Entry) string {
 	t.Helper()
+	url, _ := soloNodeHome(t, acme)
+	return url
+}
+
+// soloNodeHome is soloNode, also returning the node's home (its genesis.json).
+func soloNodeHome(t *testing.T, acme wallet.Entry) (string, string) {
+	t.Helper()
 	home := t.TempDir()
 	if _, err := node.InitHome(home, "solo"); err != nil {
 		t.Fatal(err)
@@ -61,7 +68,7 @@ func soloNode(t *testing.T, acme wallet.Entry) string {
 	case <-time.After(20 * time.Second):
 		t.Fatal("node did not start")
 	}
-	return "http://" + n.APIAddr()
+	return "http://" + n.APIAddr(), home
 }
 
 // The commands the end-to-end walkthrough does not use, against a real (in-process) node: burn,

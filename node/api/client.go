@@ -82,6 +82,10 @@ func (c *Client) send(req *http.Request, out any) error {
 	if out == nil {
 		return nil
 	}
+	if raw, ok := out.(*[]byte); ok {
+		*raw = data
+		return nil
+	}
 	if err := json.Unmarshal(data, out); err != nil {
 		return fmt.Errorf("node API: bad response to %s %s: %w", method, path, err)
 	}

@@ -99,6 +99,9 @@ type HeaderJSON struct {
 	// Version is the protocol version the block was made under (1 for a header made before
 	// headers carried one).
 	Version uint32 `json:"version"`
+	// ReceiptsRoot is the root over the previous block's receipts; empty when it had no
+	// transactions.
+	ReceiptsRoot string `json:"receipts_root,omitempty"`
 }
 
 // LeaderSkipJSON is a validator passed over as leader, or on probation after that.

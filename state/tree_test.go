@@ -1,0 +1,327 @@
+package state
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/guild-ledger/guild/state/kv"
+	"github.com/guild-ledger/guild/state/merkle"
+)
+
+// applyTreeWrites writes a tree update's nodes, as commit does.
+func applyTreeWrites(t testing.TB, db kv.Store, tr *tree, tw *treeWrites) {
+	t.Helper()
+	b := db.NewBatch()
+	defer b.Close()
+	for _, n := range tw.nodes {
+		if err := b.Set(n[0], n[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Write(); err != nil {
+		t.Fatal(err)
+	}
+	tr.cache.commit(tw)
+}
+
+func randomKey(rng *rand.Rand) []byte {
+	k := make([]byte, 1+rng.Intn(12))
+	rng.Read(k)
+	return append([]byte("r/x/"), k...)
+}
+
+// TestTreeProperty updates a tree with random write sets and checks, after each, that its root
+// is the spec's root of the model, that a proof of every key (present, deleted, never written)
+// verifies with the model's value, that every proof of an earlier root still verifies with the
+// value of then, and that any tampering with a proof makes it fail.
+func TestTreeProperty(t *testing.T) {
+	for seed := int64(1); seed <= 4; seed++ {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			rng := rand.New(rand.NewSource(seed))
+			db := openStore(t, kv.MemDB, "")
+			defer db.Close()
+			tr := &tree{db: db, cache: newNodeCache()}
+			tr.cache.limit = 8 // generations turn over: cached or not must not matter
+			model := map[string][]byte{}
+			var keys [][]byte
+			type past struct {
+				root  Hash
+				model map[string][]byte
+			}
+			var history []past
+			root := Hash{}
+			for round := 0; round < 25; round++ {
+				ws := &writeSet{}
+				n := rng.Intn(40)
+				if round == 0 {
+					n = 700 // big enough for the two-goroutine path
+				}
+				picked := map[string]bool{}
+				for range n {
+					var k []byte
+					if len(keys) > 0 && rng.Intn(2) == 0 {
+						k = keys[rng.Intn(len(keys))]
+					} else {
+						k = randomKey(rng)
+						keys = append(keys, k)
+					}
+					if picked[string(k)] {
+						continue
+					}
+					picked[string(k)] = true
+					if rng.Intn(4) == 0 {
+						ws.entries = append(ws.entries, writeEntry{key: k, deleted: true})
+						delete(model, string(k))
+					} else {
+						v := make([]byte, rng.Intn(20))
+						rng.Read(v)
+						ws.entries = append(ws.entries, writeEntry{key: k, value: v})
+						model[string(k)] = v
+					}
+				}
+				next, tw, err := tr.update(root, ws)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := specRoot(model); next != want {
+					t.Fatalf("round %d: root %x, spec says %x", round, next, want)
+				}
+				applyTreeWrites(t, db, tr, tw)
+				root = next
+				snapshot := map[string][]byte{}
+				for k, v := range model {
+					snapshot[k] = v
+				}
+				history = append(history, past{root, snapshot})
+			}
+			unknown := [][]byte{[]byte("a/never"), randomKey(rng), randomKey(rng)}
+			for _, h := range history {
+				for _, k := range append(keys, unknown...) {
+					p, err := tr.prove(h.root, k)
+					if err != nil {
+						t.Fatal(err)
+					}
+					want, ok := h.model[string(k)]
+					if p.Present != ok || !bytes.Equal(p.Value, want) {
+						t.Fatalf("key %x: proof says present=%v %x, model %v %x", k, p.Present, p.Value, ok, want)
+					}
+					if err := p.Verify(h.root); err != nil {
+						t.Fatalf("key %x: %v", k, err)
+					}
+					checkTampered(t, rng, p, h.root, h.model)
+				}
+			}
+		})
+	}
+}
+
+// checkTampered changes a proof in one way at random and expects it to fail.
+// A non-inclusion proof whose key changes may still be true of the new key, whose path can end
+// at the same empty subtree or leaf: that is accepted only if the new key is indeed absent.
+func checkTampered(t *testing.T, rng *rand.Rand, p *merkle.StateProof, root Hash, model map[string][]byte) {
+	t.Helper()
+	q := *p
+	q.Key = bytes.Clone(p.Key)
+	q.Value = bytes.Clone(p.Value)
+	q.Siblings = append([]merkle.Hash(nil), p.Siblings...)
+	switch c := rng.Intn(5); {
+	case c == 0 && len(q.Siblings) > 0:
+		i := rng.Intn(len(q.Siblings))
+		q.Siblings[i][rng.Intn(32)] ^= 1 << rng.Intn(8)
+	case c == 1:
+		q.Key[rng.Intn(len(q.Key))] ^= 1 << rng.Intn(8)
+	case c == 2 && q.Present:
+		q.Value = append(q.Value, 0)
+	case c == 3:
+		q.Present = !q.Present
+		if !q.Present {
+			q.Value = nil
+		}
+	default:
+		q.Siblings = append(q.Siblings, merkle.Hash{})
+	}
+	if err := q.Verify(root); err == nil {
+		if _, ok := model[string(q.Key)]; !q.Present && !ok && !bytes.Equal(q.Key, p.Key) {
+			return
+		}
+		t.Fatalf("tampered proof of %x verifies: %+v was %+v", p.Key, q, *p)
+	} else if !errors.Is(err, merkle.ErrPathMismatch) && !errors.Is(err, merkle.ErrMalformed) {
+		t.Fatalf("tampered proof: %v", err)
+	}
+}
+
+// TestStateProofs proves entries of a real state: an account, a notary anchor, and the absence
+// of an unknown claim, against the root after the block and against the genesis root.
+func TestStateProofs(t *testing.T) {
+	alice := newTestKey(1)
+	s, _ := newTestState(t, kv.PebbleDB, []GenesisAccount{{Address: alice.addr, Balance: 100}})
+	genesis := s.Root()
+	doc := Hash{0xd0}
+	_, raw := signedTx(t, alice, TxBody{ChainID: testChain, From: alice.addr, NotaryAnchor: &NotaryAnchor{Hash: doc}})
+	if res := mustApply(t, s, 1, [][]byte{raw}, nil); res.Results[0].Err != nil {
+		t.Fatal(res.Results[0].Err)
+	}
+	for _, c := range []struct {
+		root    Hash
+		kind    string
+		args    []string
+		present bool
+	}{
+		{s.Root(), KindAccount, []string{alice.addr.String()}, true},
+		{s.Root(), KindNotary, []string{doc.String()}, true},
+		{genesis, KindNotary, []string{doc.String()}, false},
+		{s.Root(), KindClaim, []string{"no-such-claim"}, false},
+		{s.Root(), KindGovernance, nil, true},
+	} {
+		key, err := StateKey(c.kind, c.args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := s.Prove(c.root, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Present != c.present {
+			t.Fatalf("%s %v: present %v, want %v", c.kind, c.args, p.Present, c.present)
+		}
+		if err := p.Verify(c.root); err != nil {
+			t.Fatalf("%s %v: %v", c.kind, c.args, err)
+		}
+	}
+	if acct, err := s.Account(alice.addr); err != nil || acct.Nonce != 1 {
+		t.Fatal(acct, err)
+	}
+}
+
+// BenchmarkTreeUpdate measures one block's tree update (hashing, node reads, staging the new
+// nodes and writing them in a synchronous batch) on a tree of 200,000 accounts, for a block of
+// 2,000 transfers (4,000 changed accounts). It reports ns per changed key; and proof generation.
+func BenchmarkTreeUpdate(b *testing.B) {
+	const accounts, changed = 200_000, 4_000
+	for _, backend := range []kv.Backend{kv.PebbleDB, kv.MemDB} {
+		b.Run(string(backend), func(b *testing.B) {
+			db := openStore(b, backend, b.TempDir())
+			defer db.Close()
+			tr := &tree{db: db, cache: newNodeCache()}
+			rng := rand.New(rand.NewSource(1))
+			keys := make([][]byte, accounts)
+			ws := &writeSet{}
+			for i := range keys {
+				var a Address
+				rng.Read(a[:])
+				k := accountKey(a)
+				keys[i] = k[:]
+				ws.entries = append(ws.entries, writeEntry{key: keys[i], value: appendAccount(nil, Account{Balance: uint64(i)})})
+			}
+			root, tw, err := tr.update(Hash{}, ws)
+			if err != nil {
+				b.Fatal(err)
+			}
+			applyTreeWrites(b, db, tr, tw)
+			blockWrites := func(i int) *writeSet {
+				ws := &writeSet{}
+				seen := map[int]bool{}
+				for j := 0; len(ws.entries) < changed; j++ {
+					k := rng.Intn(len(keys)) // a key at most once, as in a real write set
+					if !seen[k] {
+						seen[k] = true
+						ws.entries = append(ws.entries, writeEntry{key: keys[k], value: appendAccount(nil, Account{Balance: uint64(i), Nonce: uint64(j)})})
+					}
+				}
+				return ws
+			}
+			// execute: the root of a block, as a validator computes it before voting.
+			b.Run("execute-2000-transfers", func(b *testing.B) {
+				var cpu time.Duration
+				for i := 0; b.Loop(); i++ {
+					b.StopTimer()
+					ws := blockWrites(i)
+					b.StartTimer()
+					c0 := processCPU()
+					if _, _, err := tr.update(root, ws); err != nil {
+						b.Fatal(err)
+					}
+					cpu += processCPU() - c0
+				}
+				b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N*changed), "cpu-ns/key")
+				b.ReportMetric(float64(cpu.Microseconds())/float64(b.N)/1000, "cpu-ms/block")
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*changed), "ns/key")
+				b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/1000, "ms/block")
+			})
+			// commit: execute, then write the new nodes in a synchronous batch.
+			b.Run("commit-2000-transfers", func(b *testing.B) {
+				nodes := 0
+				var cpu time.Duration
+				for i := 0; b.Loop(); i++ {
+					b.StopTimer()
+					ws := blockWrites(i)
+					b.StartTimer()
+					c0 := processCPU()
+					next, tw, err := tr.update(root, ws)
+					if err != nil {
+						b.Fatal(err)
+					}
+					nodes += len(tw.nodes)
+					applyTreeWrites(b, db, tr, tw)
+					root = next
+					cpu += processCPU() - c0
+				}
+				b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N*changed), "cpu-ns/key")
+				b.ReportMetric(float64(cpu.Microseconds())/float64(b.N)/1000, "cpu-ms/block")
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*changed), "ns/key")
+				b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/1000, "ms/block")
+				b.ReportMetric(float64(nodes)/float64(b.N), "nodes/block")
+			})
+			b.Run("prove", func(b *testing.B) {
+				c0 := processCPU()
+				for b.Loop() {
+					p, err := tr.prove(root, keys[rng.Intn(len(keys))])
+					if err != nil || !p.Present {
+						b.Fatal(p, err)
+					}
+				}
+				b.ReportMetric(float64((processCPU()-c0).Nanoseconds())/float64(b.N)/1000, "cpu-µs/proof")
+			})
+		})
+	}
+}
+
+// A store from before the state tree (a root, but no tree node for it) is refused at Open, with
+// what to do, not at its next block.
+func TestOpenRefusesStoreWithoutTree(t *testing.T) {
+	dir := t.TempDir()
+	db := openStore(t, kv.PebbleDB, dir)
+	s, err := Open(db, testChain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.InitGenesis(Genesis{Accounts: []GenesisAccount{{Address: newTestKey(1).addr, Balance: 5}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(db, testChain); err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	// What an older version left: the same entries, no "t/" keys.
+	b := db.NewBatch()
+	it, err := db.Iterator([]byte(treePrefix), prefixEnd([]byte(treePrefix)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ; it.Valid(); it.Next() {
+		if err := b.Delete(bytes.Clone(it.Key())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	it.Close()
+	if err := b.Write(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(db, testChain); !errors.Is(err, ErrNoStateTree) || !strings.Contains(err.Error(), "sync") {
+		t.Fatalf("open without a tree: %v", err)
+	}
+}
