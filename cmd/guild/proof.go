@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -105,7 +106,18 @@ func fetchProof(c *cli.Context, get func(ctx context.Context, cl *api.Client, he
 		height = &h
 	}
 	client := api.NewClient(c.String("node"))
+	// The state after block h and the receipts of block h are certified by block h+1: right after
+	// a commit the node cannot prove it yet. Wait for the next block rather than fail.
+	deadline := time.Now().Add(30 * time.Second)
 	b, err := get(c.Context, client, height)
+	for err != nil && strings.Contains(err.Error(), "not provable yet") && time.Now().Before(deadline) {
+		select {
+		case <-c.Context.Done():
+			return walletNodeFail(client, c.Context.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+		b, err = get(c.Context, client, height)
+	}
 	if err != nil {
 		return walletNodeFail(client, err)
 	}
