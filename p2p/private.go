@@ -162,17 +162,11 @@ func (s *privateService) serve(st network.Stream) {
 		}
 	}()
 	_ = st.SetDeadline(time.Now().Add(privateTimeout))
-	kind, status, err := s.answer(st, remote)
+	_, _, err := s.answer(st, remote)
 	if err != nil {
 		s.log.Debug("private: request not served", "peer", remote, "err", err)
 		_ = st.Reset()
 		return
-	}
-	switch kind {
-	case privateKindPush:
-		s.pushes[status].Add(1)
-	case privateKindFetch:
-		s.fetches[status].Add(1)
 	}
 	_ = st.Close()
 }
@@ -185,6 +179,13 @@ func (s *privateService) answer(st network.Stream, remote peer.ID) (byte, Privat
 	}
 	kind, commitment := hdr[0], [32]byte(hdr[1:])
 	reply := func(status PrivateStatus, payload []byte) (byte, PrivateStatus, error) {
+		// Counted before the answer leaves: a peer that has read it finds it counted.
+		switch kind {
+		case privateKindPush:
+			s.pushes[status].Add(1)
+		case privateKindFetch:
+			s.fetches[status].Add(1)
+		}
 		w := bufio.NewWriter(st)
 		_ = w.WriteByte(byte(status))
 		if status == PrivateOK && payload != nil {
