@@ -237,6 +237,7 @@ func (bs *BlockStore) RebuildIndexes(to uint64, full bool, touches TouchesFunc, 
 		}
 		from = 0
 	}
+	from = max(from, bs.Base()) // nothing below the base is held, nor indexed
 	entries := 0
 	b := bs.db.NewBatch()
 	defer func() { b.Close() }()

@@ -1,0 +1,80 @@
+package node
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/guild-ledger/guild/consensus"
+	"github.com/guild-ledger/guild/state"
+)
+
+// A block store need not start at block 1. A node that joined by state sync holds the blocks
+// from the snapshot's height on (its base), and one that prunes (storage.keep_blocks) moves its
+// base up as it goes. Below the base, Block answers ErrBlockPruned, and the API 410.
+//
+//	m/base  u64 big endian: the first block held (absent: 1, every block)
+
+var keyBase = []byte("m/base")
+
+// ErrBlockPruned is a block below the store's base: pruned, or before the snapshot this node
+// joined from.
+var ErrBlockPruned = errors.New("node: block pruned or before state sync")
+
+func (bs *BlockStore) loadBase() error {
+	v, err := bs.db.Get(keyBase)
+	if err != nil {
+		return fmt.Errorf("node: block store: %w", err)
+	}
+	if v != nil {
+		if len(v) != 8 {
+			return fmt.Errorf("%w: the block store's base record", ErrStoreCorrupt)
+		}
+		bs.base.Store(binary.BigEndian.Uint64(v))
+	}
+	return nil
+}
+
+// Base is the first block held: 0 when the store keeps every block from 1.
+func (bs *BlockStore) Base() uint64 { return bs.base.Load() }
+
+// Earliest is the height of the first block the store can serve (1 for a full store).
+func (bs *BlockStore) Earliest() uint64 { return max(1, bs.Base()) }
+
+// SetBase starts an empty store at block height (a state-synced node's snapshot height): the
+// block, its certificate, and indexes marked complete up to it, since nothing before it will be
+// indexed. Its results are unknown (its transactions were executed elsewhere) and stay absent.
+func (bs *BlockStore) SetBase(height uint64, value []byte, cert *consensus.Certificate) error {
+	if bs.Height() != 0 {
+		return fmt.Errorf("node: block store: setting base %d on a store holding blocks up to %d", height, bs.Height())
+	}
+	if height == 0 {
+		return errors.New("node: block store: base 0")
+	}
+	certBytes, err := state.Marshal(cert)
+	if err != nil {
+		return err
+	}
+	b := bs.db.NewBatch()
+	defer b.Close()
+	var hb [8]byte
+	binary.BigEndian.PutUint64(hb[:], height)
+	for _, kvp := range [][2][]byte{
+		{heightKey('b', height), value},
+		{heightKey('c', height), certBytes},
+		{keyHeight, hb[:]},
+		{keyBase, hb[:]},
+		{keyIndexMark, encodeIndexMark(height)},
+	} {
+		if err := b.Set(kvp[0], kvp[1]); err != nil {
+			return err
+		}
+	}
+	if err := b.Write(); err != nil {
+		return fmt.Errorf("node: block store write: %w", err)
+	}
+	bs.base.Store(height)
+	bs.height.Store(height)
+	bs.indexMark.Store(&indexMark{version: indexVersion, height: height})
+	return nil
+}
