@@ -284,9 +284,17 @@ func serveStateSyncStatus(addr string, reg *prometheus.Registry, log *slog.Logge
 	}, nil
 }
 
+// snapshotNet is what state sync needs of p2p (p2p.Host; a fake in tests).
+type snapshotNet interface {
+	ConnectedPeers() []string
+	SnapshotOffer(ctx context.Context, p string) ([]byte, error)
+	SnapshotChunk(ctx context.Context, p string, height uint64, i uint32) ([]byte, error)
+	Penalize(p string, amount float64) error
+}
+
 // stateSyncer runs one state sync: offers, then chunks.
 type stateSyncer struct {
-	host      *p2p.Host
+	host      snapshotNet
 	chainID   string
 	vals      consensus.ValidatorSet
 	db        kv.Store
