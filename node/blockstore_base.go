@@ -42,9 +42,9 @@ func (bs *BlockStore) Base() uint64 { return bs.base.Load() }
 func (bs *BlockStore) Earliest() uint64 { return max(1, bs.Base()) }
 
 // SetBase starts an empty store at block height (a state-synced node's snapshot height): the
-// block, its certificate, and indexes marked complete up to it, since nothing before it will be
-// indexed. Its results are unknown (its transactions were executed elsewhere) and stay absent.
-func (bs *BlockStore) SetBase(height uint64, value []byte, cert *consensus.Certificate) error {
+// block, its certificate and results, and indexes marked complete up to it: its transactions
+// were executed elsewhere, and nothing up to it is indexed here.
+func (bs *BlockStore) SetBase(height uint64, value []byte, cert *consensus.Certificate, results []StoredResult) error {
 	if bs.Height() != 0 {
 		return fmt.Errorf("node: block store: setting base %d on a store holding blocks up to %d", height, bs.Height())
 	}
@@ -55,6 +55,10 @@ func (bs *BlockStore) SetBase(height uint64, value []byte, cert *consensus.Certi
 	if err != nil {
 		return err
 	}
+	resBytes, err := state.Marshal(results)
+	if err != nil {
+		return err
+	}
 	b := bs.db.NewBatch()
 	defer b.Close()
 	var hb [8]byte
@@ -62,6 +66,7 @@ func (bs *BlockStore) SetBase(height uint64, value []byte, cert *consensus.Certi
 	for _, kvp := range [][2][]byte{
 		{heightKey('b', height), value},
 		{heightKey('c', height), certBytes},
+		{heightKey('r', height), resBytes},
 		{keyHeight, hb[:]},
 		{keyBase, hb[:]},
 		{keyIndexMark, encodeIndexMark(height)},

@@ -33,6 +33,9 @@ type snapshotOffer struct {
 	Cert     []byte `cbor:"3,keyasint"`
 	Next     []byte `cbor:"4,keyasint"`
 	NextCert []byte `cbor:"5,keyasint"`
+	// Results are block h's results ([]StoredResult): block h+1 certifies their receipts root,
+	// which the joiner's state must know to judge block h+1's header.
+	Results []byte `cbor:"6,keyasint"`
 }
 
 type localSnapshot struct {
@@ -300,6 +303,18 @@ func (s *snapshotter) SnapshotOffer() ([]byte, error) {
 			return nil, err
 		}
 		*b.value = value
+	}
+	results, err := s.blocks.Results(h)
+	if err != nil {
+		return nil, err
+	}
+	if results == nil {
+		// Not known here (the base block of a node that joined by state sync itself and has not
+		// kept them): nothing to offer at this height.
+		return nil, nil
+	}
+	if o.Results, err = state.Marshal(results); err != nil {
+		return nil, err
 	}
 	raw, err := state.Marshal(&o)
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/guild-ledger/guild/p2p"
 	"github.com/guild-ledger/guild/state"
 	"github.com/guild-ledger/guild/state/kv"
+	"github.com/guild-ledger/guild/state/merkle"
 )
 
 // State sync (issue 13): a node with no state fetches the newest snapshot its peers offer,
@@ -61,6 +62,7 @@ type verifiedOffer struct {
 	timeMs   int64 // block h's time
 	next     []byte
 	nextCert *consensus.Certificate
+	results  []StoredResult // block h's, certified by block h+1's receipts root
 }
 
 // verifyOffer decodes an offer and checks it against vals (see the trust note above).
@@ -96,12 +98,32 @@ func verifyOffer(chainID string, vals consensus.ValidatorSet, raw []byte) (*veri
 	if err != nil {
 		return nil, fmt.Errorf("%w: block %d: %w", errBadOffer, m.Height, err)
 	}
+	// Block h's results: one per transaction, by hash, and their receipts root the one block
+	// h+1 certifies.
+	var results []StoredResult
+	if err := state.Unmarshal(o.Results, &results); err != nil {
+		return nil, fmt.Errorf("%w: results of block %d: %w", errBadOffer, m.Height, err)
+	}
+	if len(results) != len(b.Txs) {
+		return nil, fmt.Errorf("%w: %d results for the %d transactions of block %d", errBadOffer, len(results), len(b.Txs), m.Height)
+	}
+	leaves := make([][]byte, len(results))
+	for i, r := range results {
+		if r.Hash != state.HashTx(b.Txs[i]) {
+			return nil, fmt.Errorf("%w: result %d of block %d is for another transaction", errBadOffer, i, m.Height)
+		}
+		leaves[i] = merkle.ReceiptLeaf(r.Hash, r.Error == "")
+	}
+	if got := merkle.ReceiptsRoot(leaves); got != next.Header.ReceiptsRoot {
+		return nil, fmt.Errorf("%w: block %d's results make receipts root %s, block %d certifies %s", errBadOffer,
+			m.Height, got, m.Height+1, next.Header.ReceiptsRoot)
+	}
 	h, err := m.Hash()
 	if err != nil {
 		return nil, err
 	}
 	return &verifiedOffer{m: m, hash: h, block: o.Block, cert: cert, timeMs: b.Header.Time,
-		next: o.Next, nextCert: nextCert}, nil
+		next: o.Next, nextCert: nextCert, results: results}, nil
 }
 
 // stateSyncMetrics describe a state sync in progress; served by the state-sync listener, and
@@ -241,7 +263,7 @@ func StateSync(ctx context.Context, home string, logger *slog.Logger) (*StateSyn
 	if err != nil {
 		return nil, err
 	}
-	if err := bs.SetBase(offer.m.Height, offer.block, offer.cert); err != nil {
+	if err := bs.SetBase(offer.m.Height, offer.block, offer.cert, offer.results); err != nil {
 		return nil, err
 	}
 	logger.Info("state sync done: the state is verified at the snapshot's height; block sync fetches the rest",
@@ -522,7 +544,14 @@ func (s *stateSyncer) restore(ctx context.Context, c *candidate) error {
 			}
 		}
 	}
-	if err := r.Finish(c.offer.timeMs); err != nil {
+	txResults := make([]state.TxResult, len(c.offer.results))
+	for i, sr := range c.offer.results {
+		txResults[i].Hash = sr.Hash
+		if sr.Error != "" {
+			txResults[i].Err = errors.New(sr.Error)
+		}
+	}
+	if err := r.Finish(c.offer.timeMs, txResults); err != nil {
 		if errors.Is(err, state.ErrSnapshotRoot) {
 			// Every chunk matched the manifest, and the manifest's root is certified: the
 			// manifest's chunk list is a lie. Everyone who offered it is at fault.

@@ -19,7 +19,7 @@ import (
 	"github.com/guild-ledger/guild/state/kv"
 )
 
-// snapshotChain is a node of a syncChain that took a snapshot at height 10 of a 12-block chain
+// snapshotChain is a node of a syncChain that took a snapshot at height 10 (its only one) of a 12-block chain
 // (the snapshot is offered once block 11, which certifies its root, is stored).
 func snapshotChain(t *testing.T) (*syncChain, *Node) {
 	t.Helper()
@@ -33,7 +33,7 @@ func snapshotChain(t *testing.T) (*syncChain, *Node) {
 		src.wg.Wait()
 		src.closeStores()
 	})
-	src.snaps.interval, src.snaps.chunkBytes = 5, 1024
+	src.snaps.interval, src.snaps.chunkBytes = 10, 1024
 	c.grow(t, src, 12, 30)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -178,7 +178,7 @@ func TestStateSyncNeverUsesUnverifiedState(t *testing.T) {
 
 // Offers that do not tie the manifest to a certified header are refused: a root other than the
 // certified one, a certificate short of a quorum, another chain, a block h that is not block
-// h+1's parent.
+// h+1's parent, results of block h other than those whose receipts root block h+1 certifies.
 func TestStateSyncRefusesUnverifiableOffers(t *testing.T) {
 	c, src := snapshotChain(t)
 	raw, err := src.snaps.SnapshotOffer()
@@ -222,15 +222,25 @@ func TestStateSyncRefusesUnverifiableOffers(t *testing.T) {
 	notParent.Block = b12
 	notParent.Cert, _ = state.Marshal(c12)
 
+	// Block 10's results with one transaction's outcome flipped: not the certified receipts.
+	wrongResults := o
+	var results []StoredResult
+	if err := state.Unmarshal(o.Results, &results); err != nil || len(results) == 0 {
+		t.Fatalf("results of block 10: %d, %v", len(results), err)
+	}
+	results[0].Error = "rejected after all"
+	wrongResults.Results, _ = state.Marshal(results)
+
 	for name, tc := range map[string]struct {
 		raw   []byte
 		chain string
 	}{
-		"wrong root":   {encode(wrongRoot), c.gen.ChainID},
-		"uncertified":  {encode(weak), c.gen.ChainID},
-		"wrong chain":  {raw, "another-chain"},
-		"not a parent": {encode(notParent), c.gen.ChainID},
-		"garbage":      {[]byte{0xa1, 0x01}, c.gen.ChainID},
+		"wrong root":    {encode(wrongRoot), c.gen.ChainID},
+		"uncertified":   {encode(weak), c.gen.ChainID},
+		"wrong chain":   {raw, "another-chain"},
+		"not a parent":  {encode(notParent), c.gen.ChainID},
+		"wrong results": {encode(wrongResults), c.gen.ChainID},
+		"garbage":       {[]byte{0xa1, 0x01}, c.gen.ChainID},
 	} {
 		if _, err := verifyOffer(tc.chain, vals, tc.raw); !errors.Is(err, errBadOffer) {
 			t.Errorf("%s: %v, want errBadOffer", name, err)

@@ -295,7 +295,7 @@ func (r *Restorer) Add(chunk []byte) error {
 	if err := b.Write(); err != nil {
 		return fmt.Errorf("state: restoring chunk %d: %w", i, err)
 	}
-	r.tree.cache.add(tw.inners)
+	r.tree.cache.commit(tw)
 	r.root, r.lastKH, r.entries = root, last, r.entries+uint64(len(ws.entries))
 	r.next++
 	return nil
@@ -312,9 +312,10 @@ func readSnapshotField(b []byte) ([]byte, int) {
 
 // Finish checks that every chunk was added and that the entries make the manifest's root, and
 // only then writes the chain ID, height, root and time (of block Height, unix milliseconds) that
-// make the store a state at that height. On ErrSnapshotRoot the store holds unverified entries:
-// ClearStore it.
-func (r *Restorer) Finish(timeMs int64) error {
+// make the store a state at that height, with block Height's results (checked by the caller
+// against the receipts root that block Height+1 certifies), which the next header's receipts
+// root is judged by. On ErrSnapshotRoot the store holds unverified entries: ClearStore it.
+func (r *Restorer) Finish(timeMs int64, results []TxResult) error {
 	if r.next != len(r.m.Chunks) {
 		return fmt.Errorf("%w: %d of %d chunks added", ErrSnapshot, r.next, len(r.m.Chunks))
 	}
@@ -329,7 +330,14 @@ func (r *Restorer) Finish(timeMs int64) error {
 	if err != nil {
 		return err
 	}
-	return s.commit(newWriteSet(0), newTreeWrites(), r.m.Height, timeMs, r.root, nil, keyChainID, chain)
+	res := &BlockResult{Height: r.m.Height, Root: r.root, Results: results}
+	last, err := encodeLastResults(res)
+	if err != nil {
+		return err
+	}
+	receipts := merkle.ReceiptsRoot(ReceiptLeaves(results))
+	return s.commit(newWriteSet(0), newTreeWrites(0), r.m.Height, timeMs, r.root, receipts, nil,
+		keyChainID, chain, keyLastResults, last)
 }
 
 // ClearStore deletes every state entry, tree node and bookkeeping key from db: what an

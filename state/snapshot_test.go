@@ -54,7 +54,7 @@ func restoreAll(db kv.Store, m *SnapshotManifest, chunks [][]byte) error {
 			return err
 		}
 	}
-	return r.Finish(1234)
+	return r.Finish(1234, nil)
 }
 
 func TestSnapshotRestoreGivesTheSameState(t *testing.T) {
@@ -121,7 +121,7 @@ func TestSnapshotRefusesTamperedChunk(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := r.Finish(0); err != nil {
+	if err := r.Finish(0, nil); err != nil {
 		t.Fatal(err)
 	}
 }
