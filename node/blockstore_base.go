@@ -83,3 +83,55 @@ func (bs *BlockStore) SetBase(height uint64, value []byte, cert *consensus.Certi
 	bs.indexMark.Store(&indexMark{version: indexVersion, height: height})
 	return nil
 }
+
+// Prune deletes the blocks below height `below`, at most max of them from the base up, with their
+// certificates, results and transaction index entries, and moves the base to the first block
+// left. Entries of the account index are left (history stops at the base); committed evidence is
+// kept, so that CheckProposal still refuses evidence already on chain. Only the loop calls it.
+func (bs *BlockStore) Prune(below uint64, max int) (int, error) {
+	from := bs.Earliest()
+	if below > bs.Height() {
+		below = bs.Height() // the last block always stays
+	}
+	if below <= from || max <= 0 {
+		return 0, nil
+	}
+	to := min(below, from+uint64(max))
+	b := bs.db.NewBatch()
+	defer b.Close()
+	for h := from; h < to; h++ {
+		results, err := bs.Results(h)
+		if err != nil {
+			return 0, err
+		}
+		for _, r := range results {
+			loc, err := bs.TxLocation(r.Hash)
+			if errors.Is(err, ErrBlockNotFound) {
+				continue
+			}
+			if err != nil {
+				return 0, err
+			}
+			if loc.Height == h {
+				if err := b.Delete(txKey(r.Hash)); err != nil {
+					return 0, err
+				}
+			}
+		}
+		for _, k := range [][]byte{heightKey('b', h), heightKey('c', h), heightKey('r', h)} {
+			if err := b.Delete(k); err != nil {
+				return 0, err
+			}
+		}
+	}
+	var hb [8]byte
+	binary.BigEndian.PutUint64(hb[:], to)
+	if err := b.Set(keyBase, hb[:]); err != nil {
+		return 0, err
+	}
+	if err := b.Write(); err != nil {
+		return 0, fmt.Errorf("node: block store write: %w", err)
+	}
+	bs.base.Store(to)
+	return int(to - from), nil
+}

@@ -162,7 +162,11 @@ func (bs *BlockStore) AccountTxs(a state.Address, maxHeight uint64, after TxPos,
 			return nil, fmt.Errorf("%w: account index key %x", ErrStoreCorrupt, k)
 		}
 		tail := k[len(accountPrefix)+state.AddressLen:]
-		out = append(out, TxPos{Height: ^binary.BigEndian.Uint64(tail), Index: ^binary.BigEndian.Uint32(tail[8:])})
+		pos := TxPos{Height: ^binary.BigEndian.Uint64(tail), Index: ^binary.BigEndian.Uint32(tail[8:])}
+		if pos.Height < bs.Earliest() {
+			break // pruned blocks: their entries are left in place, and all older ones are too
+		}
+		out = append(out, pos)
 	}
 	return out, it.Error()
 }

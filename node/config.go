@@ -260,6 +260,10 @@ func DefaultConfig() Config {
 	}
 }
 
+// minKeepBlocks is the fewest blocks a pruning node keeps: the consensus core hands the last
+// blocks to peers still deciding them, and block sync serves recent ones.
+const minKeepBlocks = 100
+
 // ErrConfig marks a setting that cannot work.
 var ErrConfig = errors.New("node: bad config")
 
@@ -287,6 +291,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Consensus.StallWarnMillis <= 0 {
 		return errors.New("node: consensus.stall_warn_ms must be positive")
+	}
+	if k := c.Storage.KeepBlocks; k != 0 && k < minKeepBlocks {
+		return fmt.Errorf("%w: storage.keep_blocks must be 0 (keep every block) or at least %d", ErrConfig, minKeepBlocks)
 	}
 	if c.StateSync.SnapshotKeep <= 0 || c.StateSync.DiscoveryMillis <= 0 {
 		return fmt.Errorf("%w: statesync snapshot_keep and discovery_ms must be positive", ErrConfig)

@@ -253,6 +253,7 @@ func (n *Node) commit(c consensus.Committed) error {
 	}
 	n.commits.publish()
 	n.snaps.committed(c.Height, n.st.Root())
+	n.pruneBlocks(c.Height)
 	if err := n.followGovernance(); err != nil {
 		return err
 	}

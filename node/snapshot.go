@@ -71,6 +71,11 @@ type snapshotter struct {
 	seconds prometheus.Gauge
 	served  *prometheus.CounterVec
 	oldest  atomic.Uint64
+	// pending is the height of the snapshot being written (0: none), which pruning keeps too.
+	pending atomic.Uint64
+	// Pruning (storage.keep_blocks): blocks deleted, and the first block held.
+	pruned   prometheus.Counter
+	earliest prometheus.Gauge
 }
 
 var errSnapshotStopping = errors.New("node: snapshot interrupted: the node is stopping")
@@ -89,8 +94,13 @@ func newSnapshotter(home string, cfg StateSyncConfig, st *state.State, blocks *B
 			Help: "Time the last state snapshot took to write."}),
 		served: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "guild_snapshot_served_total",
 			Help: "State sync requests served to peers, by kind (offer, chunk)."}, []string{"kind"}),
+		pruned: prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_blocks_pruned_total",
+			Help: "Blocks deleted from the block store by storage.keep_blocks."}),
+		earliest: prometheus.NewGauge(prometheus.GaugeOpts{Name: "guild_block_store_earliest_height",
+			Help: "First block the block store holds (1 unless pruned or state-synced)."}),
 	}
-	for _, c := range []prometheus.Collector{s.taken, s.failed, s.last, s.seconds, s.served} {
+	s.earliest.Set(float64(blocks.Earliest()))
+	for _, c := range []prometheus.Collector{s.taken, s.failed, s.last, s.seconds, s.served, s.pruned, s.earliest} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -159,9 +169,15 @@ func (s *snapshotter) published() {
 	s.oldest.Store(s.list[0].m.Height)
 }
 
-// oldestKept is the height of the oldest snapshot kept (0: none): pruning keeps its block and the
-// next, which a joining node needs with it.
-func (s *snapshotter) oldestKept() uint64 { return s.oldest.Load() }
+// oldestKept is the height of the oldest snapshot kept or being written (0: none): pruning keeps
+// its block and the next, which a joining node needs with it.
+func (s *snapshotter) oldestKept() uint64 {
+	o, p := s.oldest.Load(), s.pending.Load()
+	if o == 0 || (p != 0 && p < o) {
+		return p
+	}
+	return o
+}
 
 // committed is called on the loop after block height was applied, root being the state root after
 // it. At a multiple of the interval it starts a snapshot, unless one is still being written.
@@ -175,10 +191,12 @@ func (s *snapshotter) committed(height uint64, root state.Hash) {
 			"statesync.snapshot_interval if this repeats", "height", height)
 		return
 	}
+	s.pending.Store(height)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		defer s.busy.Store(false)
+		defer s.pending.Store(0)
 		start := time.Now()
 		m, err := s.take(height, root)
 		if err != nil {
@@ -346,3 +364,35 @@ func (s *snapshotter) SnapshotChunk(height uint64, i uint32) ([]byte, error) {
 	}
 	return b, err
 }
+
+// pruneBlocks runs on the loop after block height is applied: with storage.keep_blocks = K it
+// deletes blocks before height-K+1, a few per block so that no commit waits long, and never
+// those a kept (or pending) snapshot needs.
+func (n *Node) pruneBlocks(height uint64) {
+	k := n.cfg.Storage.KeepBlocks
+	if k == 0 || height < k {
+		return
+	}
+	below := height - k + 1
+	if o := n.snaps.oldestKept(); o > 0 && o < below {
+		below = o
+	}
+	pruned, err := n.blocks.Prune(below, pruneBatch)
+	if err != nil {
+		if isStoreFault(err) {
+			n.storeFailed("pruning old blocks", err)
+		} else {
+			n.log.Warn("pruning old blocks failed; they are kept, and pruning is tried again after the next block", "err", err)
+		}
+		return
+	}
+	if pruned > 0 {
+		n.snaps.pruned.Add(float64(pruned))
+		n.snaps.earliest.Set(float64(n.blocks.Earliest()))
+		n.log.Debug("pruned old blocks", "blocks", pruned, "earliest", n.blocks.Earliest())
+	}
+}
+
+// pruneBatch is the most blocks pruned after one commit: more than one, so that a node that
+// turned pruning on catches up, and few, so that the commit is not held up.
+const pruneBatch = 16

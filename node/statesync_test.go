@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"io"
 	"log/slog"
@@ -257,4 +258,58 @@ func counterValueOf(t *testing.T, c prometheus.Counter) float64 {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// With storage.keep_blocks a node deletes old blocks, their results and their transactions'
+// index entries, a few per commit, but never the block of a kept snapshot; below the new base,
+// blocks are ErrBlockPruned and the account history stops.
+func TestPruneKeepsLastBlocksAndSnapshots(t *testing.T) {
+	c := newSyncChain(t)
+	n, err := New(c.home(t), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.closeStores)
+	n.snaps.interval = 0
+	n.cfg.Storage.KeepBlocks = 5
+	n.snaps.oldest.Store(12) // a kept snapshot at 12 needs blocks 12 and 13
+	c.grow(t, n, 30, 2)
+	if got := n.blocks.Earliest(); got != 12 {
+		t.Fatalf("earliest block %d, want 12 (the kept snapshot's)", got)
+	}
+	n.snaps.oldest.Store(0)
+	n.pruneBlocks(30)
+	if got := n.blocks.Earliest(); got != 26 {
+		t.Fatalf("earliest block %d, want 26 (the last 5 of 30)", got)
+	}
+	if _, _, err := n.blocks.Block(25); !errors.Is(err, ErrBlockPruned) {
+		t.Fatalf("block 25: %v, want ErrBlockPruned", err)
+	}
+	if _, _, err := n.blocks.Block(26); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := n.blocks.Results(3); err != nil || res != nil {
+		t.Fatalf("results of pruned block 3: %v, %v", res, err)
+	}
+	// Block 3's first transfer (grow's nonces run 0, 1 in block 1, so 4 in block 3).
+	pruned := transfer(t, c.gen.ChainID, c.payer, 4, state.Address{4}, 1)
+	if _, err := n.blocks.TxLocation(state.HashTx(pruned)); !errors.Is(err, ErrBlockNotFound) {
+		t.Fatalf("a pruned block's transaction is still indexed: %v", err)
+	}
+	value, _, _ := n.blocks.Block(30)
+	b, _ := DecodeBlock(value)
+	if loc, err := n.blocks.TxLocation(state.HashTx(b.Txs[0])); err != nil || loc.Height != 30 {
+		t.Fatalf("a kept block's transaction: %+v, %v", loc, err)
+	}
+	payer := state.AddressFromPubKey(c.payer.Public().(ed25519.PublicKey))
+	pos, err := n.blocks.AccountTxs(payer, 30, TxPos{}, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pos) != 10 || pos[len(pos)-1].Height != 26 {
+		t.Fatalf("payer's history: %d positions, last %+v; want the 10 of blocks 26..30", len(pos), pos[len(pos)-1])
+	}
+	if got := counterValue(t, n, "guild_blocks_pruned_total", ""); got != 25 {
+		t.Errorf("guild_blocks_pruned_total %v, want 25", got)
+	}
 }
