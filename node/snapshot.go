@@ -370,7 +370,7 @@ func (s *snapshotter) SnapshotChunk(height uint64, i uint32) ([]byte, error) {
 // those a kept (or pending) snapshot needs.
 func (n *Node) pruneBlocks(height uint64) {
 	k := n.cfg.Storage.KeepBlocks
-	if k == 0 || height < k {
+	if k == 0 || height < k || n.snaps == nil {
 		return
 	}
 	below := height - k + 1
