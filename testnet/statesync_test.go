@@ -84,8 +84,10 @@ func TestWipedNodeJoinsByStateSync(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := st.EarliestHeight
-	if base < 10 || base%10 != 0 || base > target {
-		t.Fatalf("node%d's earliest block is %d: want a snapshot height (a multiple of 10) up to %d", k, base, target)
+	// The chain moves on while node4 restarts: its snapshot may be past target, never past its
+	// own height.
+	if base < 10 || base%10 != 0 || base > st.Height {
+		t.Fatalf("node%d's earliest block is %d: want a snapshot height (a multiple of 10) up to its height %d", k, base, st.Height)
 	}
 	// It did not fetch the early blocks: block sync brought at most those after the snapshot.
 	if synced := metricValue(t, ctx, joiner.Base(), "guild_sync_blocks_total"); synced > float64(st.Height-base) {
@@ -110,7 +112,7 @@ func TestWipedNodeJoinsByStateSync(t *testing.T) {
 
 	// It keeps up: the next blocks, each checked against its header's state root, apply on the
 	// restored state, and every node holds the same block at each height after the snapshot.
-	next := target + 5
+	next := max(target, st.Height) + 5
 	waitHeightsFor(t, ctx, clients, next, time.Minute)
 	for h := base; h <= next; h++ {
 		var hash string
@@ -126,6 +128,6 @@ func TestWipedNodeJoinsByStateSync(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("wiped node%d joined by state sync at height %d and reached %d in %v (restart included); "+
-		"all 4 nodes agree on blocks %d..%d", k, base, target, elapsed.Round(time.Millisecond), base, next)
+	t.Logf("wiped node%d joined by state sync at height %d and was at %d (the others at least %d) %v after its restart; "+
+		"all 4 nodes agree on blocks %d..%d", k, base, st.Height, target, elapsed.Round(time.Millisecond), base, next)
 }
