@@ -9,7 +9,7 @@ N        ?= 4
 RACE_PKGS := ./node/... ./p2p/... ./wallet/... ./testnet/... ./cmd/...
 PURE_PKGS := ./consensus/... ./state/... ./deploy/...
 
-.PHONY: build test bench bench-net soak netns events-load fuzz testnet down status load chaos byzantine-bin byzantine-test v2-bin upgrade-test clean fmt vet
+.PHONY: build test bench bench-net bench-statesync soak netns events-load fuzz testnet down status load chaos byzantine-bin byzantine-test v2-bin upgrade-test clean fmt vet
 
 build:
 	$(GO) build -ldflags "-X main.commit=$$(git rev-parse HEAD 2>/dev/null)$$(git diff --quiet HEAD 2>/dev/null || echo -modified)" -o $(BIN) ./cmd/guild
@@ -65,6 +65,12 @@ BENCH_DURATION ?= 20s
 BENCH_OUT      ?= bench.json
 bench-net: build
 	./$(BIN) testnet bench --dir guild-bench --rates $(BENCH_RATES) --duration $(BENCH_DURATION) --out $(BENCH_OUT)
+
+# bench-statesync joins a chain of ACCOUNTS accounts (made by transfers) by state sync and by full
+# block sync, in process on pebble, and prints the time and bytes of each.
+ACCOUNTS ?= 1000000
+bench-statesync:
+	GUILD_BENCH_ACCOUNTS=$(ACCOUNTS) $(GO) test -run '^$$' -bench JoinStateSyncVsBlockSync -benchtime 1x -timeout 2h ./node/
 
 testnet: build
 	./$(BIN) testnet up --validators $(N) --dir $(DIR)

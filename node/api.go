@@ -242,7 +242,16 @@ func (n *Node) handleBlock(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("block %d not committed yet (height is %d)", height, n.executedHeight()))
 		return
 	}
+	if e := n.blocks.Earliest(); height < e {
+		writeError(w, http.StatusGone, api.CodePruned, fmt.Sprintf("block %d is not held here: pruned or before state sync "+
+			"(the earliest block held is %d); ask a node that keeps every block", height, e))
+		return
+	}
 	resp, err := n.blockResponse(height)
+	if errors.Is(err, ErrBlockPruned) {
+		writeError(w, http.StatusGone, api.CodePruned, fmt.Sprintf("block %d was pruned", height))
+		return
+	}
 	if err != nil {
 		n.writeInternalError(w, fmt.Sprintf("reading block %d", height), err)
 		return

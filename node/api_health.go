@@ -57,4 +57,5 @@ func (n *Node) healthStatus(resp *api.StatusResponse) {
 	resp.LastBlockHeaderMs = n.health.lastBlockAt.Load()
 	resp.CatchingUp = n.health.catchingUp.Load()
 	resp.Stalled = n.health.stalled.Load()
+	resp.EarliestHeight = n.blocks.Earliest()
 }

@@ -22,6 +22,8 @@ import (
 type BlockStore struct {
 	db     kv.Store
 	height atomic.Uint64
+	// base is the first block kept (blockstore_base.go): 0 for a store holding every block.
+	base atomic.Uint64
 	// indexMark is the version of the tx and account indexes and the height they are complete
 	// up to; nil when the store has none (it predates them, or a rebuild was interrupted).
 	indexMark atomic.Pointer[indexMark]
@@ -98,6 +100,9 @@ func OpenBlockStore(db kv.Store) (*BlockStore, error) {
 			return nil, fmt.Errorf("%w: the block store's height record", ErrStoreCorrupt)
 		}
 		bs.height.Store(binary.BigEndian.Uint64(v))
+	}
+	if err := bs.loadBase(); err != nil {
+		return nil, err
 	}
 	if err := bs.loadIndexMark(); err != nil {
 		return nil, err
@@ -202,6 +207,9 @@ func (bs *BlockStore) Block(height uint64) ([]byte, *consensus.Certificate, erro
 		return nil, nil, err
 	}
 	if v == nil {
+		if height < bs.Base() {
+			return nil, nil, ErrBlockPruned
+		}
 		return nil, nil, ErrBlockNotFound
 	}
 	c, err := bs.db.Get(heightKey('c', height))

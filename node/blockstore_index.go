@@ -162,7 +162,11 @@ func (bs *BlockStore) AccountTxs(a state.Address, maxHeight uint64, after TxPos,
 			return nil, fmt.Errorf("%w: account index key %x", ErrStoreCorrupt, k)
 		}
 		tail := k[len(accountPrefix)+state.AddressLen:]
-		out = append(out, TxPos{Height: ^binary.BigEndian.Uint64(tail), Index: ^binary.BigEndian.Uint32(tail[8:])})
+		pos := TxPos{Height: ^binary.BigEndian.Uint64(tail), Index: ^binary.BigEndian.Uint32(tail[8:])}
+		if pos.Height < bs.Earliest() {
+			break // pruned blocks: their entries are left in place, and all older ones are too
+		}
+		out = append(out, pos)
 	}
 	return out, it.Error()
 }
@@ -237,6 +241,7 @@ func (bs *BlockStore) RebuildIndexes(to uint64, full bool, touches TouchesFunc, 
 		}
 		from = 0
 	}
+	from = max(from, bs.Base()) // nothing below the base is held, nor indexed
 	entries := 0
 	b := bs.db.NewBatch()
 	defer func() { b.Close() }()

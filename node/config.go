@@ -42,6 +42,7 @@ type Config struct {
 	Log       LogConfig       `toml:"log"`
 	Admin     AdminConfig     `toml:"admin"`
 	Private   PrivateConfig   `toml:"private"`
+	StateSync StateSyncConfig `toml:"statesync"`
 }
 
 // PrivateConfig is about private payloads between named members (issue 14): see docs/private.md.
@@ -56,6 +57,24 @@ type PrivateConfig struct {
 	// RequestsPerSec bounds the private stream requests (pushes and fetches) one peer may make of
 	// this node per second, in bursts of twice that; more are answered "busy".
 	RequestsPerSec float64 `toml:"requests_per_sec"`
+}
+
+// StateSyncConfig is state snapshots (taken and served to peers) and joining by state sync.
+type StateSyncConfig struct {
+	// SnapshotInterval: take a snapshot of the state after every block whose height is a
+	// multiple of this, and serve it to joining peers. 0 turns snapshots off.
+	SnapshotInterval uint64 `toml:"snapshot_interval"`
+	// SnapshotKeep is how many snapshots are kept on disk (the oldest are removed).
+	SnapshotKeep int `toml:"snapshot_keep"`
+	// ChunkBytes is the size snapshots are cut into chunks at. Nodes of one chain should agree on
+	// it: a joining node fetches a snapshot's chunks only from peers offering the same manifest.
+	ChunkBytes int `toml:"chunk_bytes"`
+	// Enable: on start with no state (a new or wiped home), join by state sync (as
+	// `guild node start --state-sync`): fetch the latest certified snapshot from peers, then
+	// block-sync only the rest. A home that holds state starts as usual.
+	Enable bool `toml:"enable"`
+	// DiscoveryMillis is how long state sync waits for peers' offers before choosing one.
+	DiscoveryMillis int `toml:"discovery_ms"`
 }
 
 type P2PConfig struct {
@@ -132,6 +151,10 @@ type StorageConfig struct {
 	// warns; below a critical level (100 MB, or this if lower) it logs errors and is not ready.
 	// 0 turns the check off.
 	MinFreeMB int `toml:"min_free_mb"`
+	// KeepBlocks, when positive, keeps only the last KeepBlocks blocks (and their results and
+	// transaction index) in the block store; older ones are deleted, never those the snapshots
+	// kept need. 0 keeps every block.
+	KeepBlocks uint64 `toml:"keep_blocks"`
 }
 
 type ConsensusConfig struct {
@@ -232,8 +255,14 @@ func DefaultConfig() Config {
 		Mempool: MempoolConfig{Size: 200000, GossipBatchMillis: 5},
 		Log:     LogConfig{Level: "info", Format: "text"},
 		Private: PrivateConfig{MaxBytes: state.MaxPrivateBytes, RequestsPerSec: 50},
+		StateSync: StateSyncConfig{SnapshotInterval: 1000, SnapshotKeep: 2,
+			ChunkBytes: state.DefaultSnapshotChunkBytes, DiscoveryMillis: 5000},
 	}
 }
+
+// minKeepBlocks is the fewest blocks a pruning node keeps: the consensus core hands the last
+// blocks to peers still deciding them, and block sync serves recent ones.
+const minKeepBlocks = 100
 
 // ErrConfig marks a setting that cannot work.
 var ErrConfig = errors.New("node: bad config")
@@ -262,6 +291,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Consensus.StallWarnMillis <= 0 {
 		return errors.New("node: consensus.stall_warn_ms must be positive")
+	}
+	if k := c.Storage.KeepBlocks; k != 0 && k < minKeepBlocks {
+		return fmt.Errorf("%w: storage.keep_blocks must be 0 (keep every block) or at least %d", ErrConfig, minKeepBlocks)
+	}
+	if c.StateSync.SnapshotKeep <= 0 || c.StateSync.DiscoveryMillis <= 0 {
+		return fmt.Errorf("%w: statesync snapshot_keep and discovery_ms must be positive", ErrConfig)
+	}
+	if b := c.StateSync.ChunkBytes; b < 1024 || b > state.MaxSnapshotChunkBytes/2 {
+		return fmt.Errorf("%w: statesync.chunk_bytes must be in 1024..%d", ErrConfig, state.MaxSnapshotChunkBytes/2)
 	}
 	if c.Storage.MinFreeMB < 0 {
 		return errors.New("node: storage.min_free_mb must be 0 (no check) or positive")
@@ -390,6 +428,13 @@ const configHeader = `# Guild node configuration. Defaults:
 #   [storage] backend          = "pebbledb"  or "goleveldb", or "memdb" (nothing kept on disk)
 #   [storage] min_free_mb      = 1024      warn below this much free disk space on data/; below
 #                                          100 MB (or this, if lower) log errors and report not ready
+#   [storage] keep_blocks      = 0         keep only the last this many blocks (0: all); never
+#                                          fewer than the kept snapshots need
+#   [statesync] snapshot_interval = 1000   snapshot the state every this many blocks (0: off)
+#   [statesync] snapshot_keep  = 2         snapshots kept on disk (data/snapshots)
+#   [statesync] chunk_bytes    = 4194304   snapshot chunk size (keep it alike across the chain)
+#   [statesync] enable         = false     with no state yet, join by state sync (as --state-sync)
+#   [statesync] discovery_ms   = 5000      wait this long for peers' snapshot offers
 #   [consensus] tick_ms        = 20        consensus clock period
 #   [consensus] retransmit_ticks = 25      resend own messages after this many ticks without progress
 #   [consensus] view_timeout_ms = 0        no commit for this long: change view (replace the leader)

@@ -235,6 +235,10 @@ func (n *Node) parseEventQuery(r *http.Request) (*eventQuery, error) {
 	if q.next.Height == 0 { // "0-P": before the first block
 		q.next = api.EventID{Height: 1, Pos: 0}
 	}
+	if e := n.blocks.Earliest(); q.next.Height < e {
+		return nil, fmt.Errorf("events from height %d are not held here: the earliest block is %d (pruned, or "+
+			"before this node's state sync); resume from there or ask a node that keeps every block", q.next.Height, e)
+	}
 	return q, nil
 }
 

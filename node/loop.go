@@ -252,6 +252,8 @@ func (n *Node) commit(c consensus.Committed) error {
 		return err
 	}
 	n.commits.publish()
+	n.snaps.committed(c.Height, n.st.Root())
+	n.pruneBlocks(c.Height)
 	if err := n.followGovernance(); err != nil {
 		return err
 	}

@@ -107,6 +107,8 @@ type Node struct {
 	syncer      *syncer
 	// private keeps and moves private payloads' ciphertexts (private.go).
 	private *privateData
+	// snaps takes state snapshots and serves them to joining peers (snapshot.go).
+	snaps *snapshotter
 
 	// byz is a misbehaving validator's hooks, set only in a build with -tags byzantine (see
 	// byzantine.go); nil otherwise, and then every hook is skipped.
@@ -190,6 +192,11 @@ func New(home string, logger *slog.Logger) (*Node, error) {
 		n.logFatal(err)
 		return nil, err
 	}
+	if n.snaps, err = newSnapshotter(home, cfg.StateSync, n.st, n.blocks, n.log, n.metrics.reg); err != nil {
+		n.closeStores()
+		return nil, err
+	}
+	n.snaps.stop, n.snaps.wg = n.stopping, &n.wg
 	n.self = n.selfIndex(n.blocks.Height() + 1)
 	// Every node keeps a WAL, not only the validators of today: governance may make it one.
 	if n.wal, n.restored, err = OpenWAL(filepath.Join(n.home, DataDir, WALFile)); err != nil {
@@ -285,8 +292,8 @@ func (n *Node) recover() error {
 // between applying it and recording them; the state keeps that block's results for this.
 func (n *Node) recoverResults() error {
 	h := n.st.Height()
-	if h == 0 {
-		return nil
+	if h == 0 || h == n.blocks.Base() {
+		return nil // the base block of a state-synced node was executed elsewhere
 	}
 	if stored, err := n.blocks.Results(h); err != nil || stored != nil {
 		return err
@@ -409,7 +416,7 @@ func (n *Node) Run(ctx context.Context) error {
 // The last stored blocks go to the core too, so that it can hand them to peers still deciding them.
 func (n *Node) startCore(restore []consensus.Message) error {
 	var recent []consensus.Committed
-	for h := n.blocks.Height(); h > 0 && h+consensus.MaxFutureHeights > n.blocks.Height(); h-- {
+	for h := n.blocks.Height(); h >= n.blocks.Earliest() && h+consensus.MaxFutureHeights > n.blocks.Height(); h-- {
 		value, cert, err := n.blocks.Block(h)
 		if err != nil {
 			return err
@@ -493,6 +500,7 @@ func (n *Node) startP2P(ctx context.Context) error {
 		PrivateSource:     n,
 		PrivateMaxBytes:   n.cfg.Private.MaxBytes,
 		PrivateRate:       p2p.RateLimit{MsgsPerSec: n.cfg.Private.RequestsPerSec},
+		SnapshotSource:    n.snaps,
 		Logger:            n.log,
 	})
 	if err != nil {

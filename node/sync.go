@@ -550,6 +550,9 @@ func (n *Node) SyncHeight() uint64 { return n.blocks.Height() }
 // SyncBlocks implements p2p.SyncSource from the block store.
 func (n *Node) SyncBlocks(from uint64, max, maxBytes int) ([]p2p.SyncedBlock, error) {
 	var out []p2p.SyncedBlock
+	if from < n.blocks.Earliest() {
+		return nil, nil // not held here (pruned, or before this node's state sync): ask others
+	}
 	size := 0
 	for h := from; h <= n.blocks.Height() && len(out) < max; h++ {
 		value, cert, err := n.blocks.Block(h)

@@ -123,6 +123,9 @@ type Config struct {
 	PrivateMaxBytes int
 	// PrivateRate limits each peer's private requests; zero fields take DefaultPrivateRateLimit.
 	PrivateRate RateLimit
+	// SnapshotSource serves state sync ("/guild/<chain>/snapshot/1") to allowed peers; nil:
+	// this host only asks (SnapshotOffer, SnapshotChunk).
+	SnapshotSource SnapshotSource
 }
 
 // PeerInfo describes a connected peer.
@@ -163,6 +166,7 @@ type Host struct {
 	consensus *gossipTopic
 	sync      *syncService
 	private   *privateService
+	snapshots *snapshotService
 
 	// ctx lives until Close; cancelling it stops pubsub, the readers and the bootstrap dialer.
 	ctx    context.Context
@@ -327,6 +331,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	go h.runLinkCheck(tracer.events)
 	h.startSync(cfg, gater)
 	h.startPrivate(cfg, gater)
+	h.startSnapshots(cfg, gater)
 	if err := h.watchIdentify(); err != nil {
 		return fail(err)
 	}

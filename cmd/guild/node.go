@@ -64,7 +64,10 @@ func nodeCommand() *cli.Command {
 			{
 				Name:  "start",
 				Usage: "run the node until interrupted (SIGINT or SIGTERM stop it cleanly)",
-				Flags: append(append([]cli.Flag{homeFlag()}, logFlags()...), byzantineFlags()...),
+				Flags: append(append([]cli.Flag{homeFlag(), &cli.BoolFlag{Name: "state-sync",
+					Usage: "on a home with no blocks yet (new or wiped), join from the latest snapshot peers offer, " +
+						"verified against a certified header, instead of replaying every block (as [statesync] enable)"}},
+					logFlags()...), byzantineFlags()...),
 				Action: func(c *cli.Context) error {
 					home := c.String("home")
 					cfg, err := node.LoadConfig(home)
@@ -76,6 +79,13 @@ func nodeCommand() *cli.Command {
 						return err
 					}
 					logger := newLogger(c.App.ErrWriter, lc)
+					ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+					defer stop()
+					if c.Bool("state-sync") || cfg.StateSync.Enable {
+						if _, err := node.StateSync(ctx, home, logger); err != nil {
+							return err
+						}
+					}
 					n, err := node.New(home, logger)
 					if err != nil {
 						return err
@@ -83,8 +93,6 @@ func nodeCommand() *cli.Command {
 					if err := applyByzantine(c, n); err != nil {
 						return err
 					}
-					ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-					defer stop()
 					return n.Run(ctx)
 				},
 			},

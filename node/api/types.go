@@ -233,6 +233,9 @@ type StatusResponse struct {
 	CatchingUp bool `json:"catching_up"`
 	// Stalled: no block finalized for longer than consensus.stall_warn_ms (the log says why).
 	Stalled bool `json:"stalled"`
+	// EarliestHeight is the first block this node holds and serves: 1, or later on a node that
+	// joined by state sync or prunes old blocks.
+	EarliestHeight uint64 `json:"earliest_height"`
 }
 
 // HealthResponse answers GET /healthz (and /health): is the process alive and its loop responsive.
