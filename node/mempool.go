@@ -64,6 +64,25 @@ func (m *Mempool) Has(h state.Hash) bool {
 	return ok
 }
 
+// Fill sets out[i] to the pending transaction with hash hashes[i], for each i where out[i] is
+// nil and the transaction is pending, and returns how many it set: one lock for a whole proposal
+// by reference.
+func (m *Mempool) Fill(hashes []state.Hash, out [][]byte) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	set := 0
+	for i, h := range hashes {
+		if out[i] != nil {
+			continue
+		}
+		if p, ok := m.byHash[h]; ok {
+			out[i] = p.raw
+			set++
+		}
+	}
+	return set
+}
+
 // NextNonce is the first nonce at or after committed (the account's committed nonce) that no
 // pending transaction from the account holds: what a client should sign its next transaction with.
 func (m *Mempool) NextNonce(from state.Address, committed uint64) uint64 {

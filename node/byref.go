@@ -1,0 +1,467 @@
+package node
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/guild-ledger/guild/consensus"
+	"github.com/guild-ledger/guild/p2p"
+	"github.com/guild-ledger/guild/state"
+)
+
+// Proposals by reference (issue #10, docs/protocol.md). Transactions travel once, through tx
+// gossip; a leader's PRE-PREPARE goes out as its header, the ordered hashes of its transactions
+// and its evidence, with the leader's signed message. The value consensus decides is still the
+// whole block: the digest the leader signed, the prepares and commits, and the certificate are
+// all the full block's hash, so the block store, block sync, the API and light clients see
+// nothing new. A validator rebuilds the block from its mempool and txCache, fetches what it
+// lacks by hash (p2p.FetchTxs), checks that every fetched transaction hashes to what it asked for
+// and that the rebuilt block hashes to the signed digest, and only then hands the core an
+// ordinary PRE-PREPARE carrying the whole block, which the core checks and prepares as before.
+// A block the validator cannot obtain within fetch_timeout_ms is never handed to the core: it
+// does not prepare, and if too many others cannot either, the view times out.
+//
+// Nothing about the wire form is signed: a relay that alters the hashes only makes the rebuilt
+// block miss the digest, and the block is refused like any forgery.
+
+// proposalRefPrefix starts a proposal by reference on the consensus topic. 0xff is CBOR's
+// "break", which starts no well-formed item, so no consensus message (a map) or evidence (an
+// array) can be taken for one.
+const proposalRefPrefix = 0xff
+
+// proposalRef is a PRE-PREPARE by reference.
+type proposalRef struct {
+	// Message is the leader's signed PRE-PREPARE with its value left out; its digest is the
+	// whole block's.
+	Message  consensus.Message    `cbor:"1,keyasint"`
+	Header   Header               `cbor:"2,keyasint"`
+	Txs      []state.Hash         `cbor:"3,keyasint"`
+	Evidence []consensus.Evidence `cbor:"4,keyasint,omitempty"`
+}
+
+var (
+	// ErrBadProposalRef is a proposal by reference that cannot be a correct one.
+	ErrBadProposalRef = errors.New("node: invalid proposal by reference")
+	// ErrTxsUnavailable: some transactions of a proposal by reference could not be obtained in time.
+	ErrTxsUnavailable = errors.New("node: transactions of a proposal by reference unavailable")
+	// errWrongTx is a fetched transaction that does not hash to what was asked for.
+	errWrongTx = errors.New("node: fetched transaction does not match its hash")
+)
+
+func isProposalRef(data []byte) bool { return len(data) > 0 && data[0] == proposalRefPrefix }
+
+// encodeProposalRef is the wire form of m, a PRE-PREPARE of b, by reference.
+func encodeProposalRef(m *consensus.Message, b *Block) ([]byte, error) {
+	ref := proposalRef{Message: *m, Header: b.Header, Txs: make([]state.Hash, len(b.Txs)), Evidence: b.Evidence}
+	ref.Message.Value = nil
+	for i, tx := range b.Txs {
+		ref.Txs[i] = state.HashTx(tx)
+	}
+	enc, err := state.Marshal(&ref)
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte{proposalRefPrefix}, enc...), nil
+}
+
+// decodeProposalRef decodes and checks the shape of a proposal by reference: a PRE-PREPARE
+// without its value, within the limits of a block, whose hashes and evidence are those its
+// header commits to. The signature is not checked here.
+func decodeProposalRef(data []byte) (*proposalRef, error) {
+	if !isProposalRef(data) || len(data) > MaxBlockBytes {
+		return nil, fmt.Errorf("%w: not one, or over %d bytes", ErrBadProposalRef, MaxBlockBytes)
+	}
+	var ref proposalRef
+	if err := state.Unmarshal(data[1:], &ref); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadProposalRef, err)
+	}
+	m, h := &ref.Message, &ref.Header
+	switch {
+	case m.Type != consensus.MsgPrePrepare:
+		return nil, fmt.Errorf("%w: a %v", ErrBadProposalRef, m.Type)
+	case len(m.Value) != 0 || m.Certificate != nil || m.Prepared != nil || m.PreparedView != 0 ||
+		m.ViewChanges != nil || m.Proposal != nil:
+		return nil, fmt.Errorf("%w: fields a pre-prepare by reference does not carry", ErrBadProposalRef)
+	case h.Height != m.Height:
+		return nil, fmt.Errorf("%w: header height %d for height %d", ErrBadProposalRef, h.Height, m.Height)
+	case len(ref.Txs) > MaxBlockTxsLimit:
+		return nil, fmt.Errorf("%w: %d transactions, limit %d", ErrBadProposalRef, len(ref.Txs), MaxBlockTxsLimit)
+	case len(ref.Evidence) > MaxBlockEvidence:
+		return nil, fmt.Errorf("%w: %d pieces of evidence, limit %d", ErrBadProposalRef, len(ref.Evidence), MaxBlockEvidence)
+	case len(h.Skips) > consensus.MaxValidators:
+		return nil, fmt.Errorf("%w: %d leader skips", ErrBadProposalRef, len(h.Skips))
+	case txsHashOf(ref.Txs) != h.TxsHash:
+		return nil, fmt.Errorf("%w: hashes do not match the header's txs_hash", ErrBadProposalRef)
+	case EvidenceHash(ref.Evidence) != h.EvidenceHash:
+		return nil, fmt.Errorf("%w: evidence does not match the header's evidence_hash", ErrBadProposalRef)
+	}
+	return &ref, nil
+}
+
+// txsHashOf is TxsHash from the transactions' hashes.
+func txsHashOf(hashes []state.Hash) state.Hash {
+	h := sha256.New()
+	for i := range hashes {
+		h.Write(hashes[i][:])
+	}
+	var out state.Hash
+	h.Sum(out[:0])
+	return out
+}
+
+// verifyProposalRef checks the leader's signature on ref's message (the digest it signs is the
+// whole block's, so this authenticates the block that the rebuilt one must match).
+func verifyProposalRef(chainID string, vals consensus.ValidatorSet, m *consensus.Message) error {
+	if int(m.From) >= len(vals.Validators) {
+		return fmt.Errorf("%w: validator %d of %d", ErrBadProposalRef, m.From, len(vals.Validators))
+	}
+	if !ed25519.Verify(vals.Validators[m.From].PubKey, consensus.SignBytes(chainID, m), m.Sig) {
+		return fmt.Errorf("%w: bad signature from validator %d", ErrBadProposalRef, m.From)
+	}
+	return nil
+}
+
+// validateProposalRef is validateConsensus for a proposal by reference.
+func (n *Node) validateProposalRef(from string, data []byte) (p2p.Verdict, any) {
+	ref, err := decodeProposalRef(data)
+	if err != nil {
+		return p2p.Reject, nil
+	}
+	m := &ref.Message
+	if why := n.outsideWindow(from, m); why != "" {
+		n.metrics.outOfWindow.WithLabelValues(why).Inc()
+		return p2p.Ignore, nil
+	}
+	vals, final := n.validatorsFinal(m.Height)
+	if err := verifyProposalRef(n.chainID, vals, m); err != nil {
+		if !final {
+			return p2p.Ignore, nil
+		}
+		return p2p.Reject, nil
+	}
+	if ref.Header.Time > time.Now().Add(maxClockDrift).UnixMilli() {
+		return p2p.Ignore, nil // as validateConsensus does for a whole proposal
+	}
+	return p2p.Accept, ref
+}
+
+// encodeOutgoing is the wire form of a consensus message this node sends: a PRE-PREPARE by
+// reference unless consensus.proposals is "full", everything else as it is.
+func (n *Node) encodeOutgoing(m *consensus.Message) ([]byte, error) {
+	if m.Type == consensus.MsgPrePrepare && len(m.Value) > 0 && n.cfg.byReference() {
+		var b *Block
+		if c := n.executed.get(m.Digest, m.Height); c != nil {
+			b = c.block // its own proposal, or one it checked: no decoding
+		} else if d, err := DecodeBlock(m.Value); err == nil {
+			b = d
+		}
+		if b != nil {
+			if enc, err := encodeProposalRef(m, b); err == nil {
+				return enc, nil
+			}
+		}
+	}
+	return consensus.EncodeMessage(m)
+}
+
+// TxsByHash implements p2p.TxSource: what tx fetch serves, from the mempool and the txCache.
+func (n *Node) TxsByHash(hashes [][32]byte) [][]byte {
+	hs := make([]state.Hash, len(hashes))
+	for i := range hashes {
+		hs[i] = hashes[i]
+	}
+	out := make([][]byte, len(hashes))
+	if n.pool.Fill(hs, out) < len(hs) {
+		n.recent.fill(hs, out)
+	}
+	return out
+}
+
+// txFetcher is the part of the p2p host that proposals by reference use; tests fake it.
+type txFetcher interface {
+	ConnectedPeers() []string
+	FetchTxs(ctx context.Context, peer string, hashes [][32]byte) ([][]byte, error)
+}
+
+// maxResolving bounds the proposals by reference being rebuilt at once; the others wait for a
+// retransmission or a relayed copy.
+const maxResolving = 4
+
+// maxResolved is how many rebuilt values the loop keeps, so that another copy of a proposal
+// (relayed, or after the core was not ready for it) needs no second rebuild.
+const maxResolved = 8
+
+// resolvedRef is the outcome of rebuilding a proposal by reference, for the loop.
+type resolvedRef struct {
+	from  string
+	msg   *consensus.Message // with its whole value; nil on failure
+	err   error
+	ref   *proposalRef
+	start time.Time
+}
+
+// refState is the loop's bookkeeping of proposals by reference. Owned by the loop.
+type refState struct {
+	resolving map[consensus.Digest]bool
+	resolved  []resolvedValue // newest last
+}
+
+type resolvedValue struct {
+	digest consensus.Digest
+	value  []byte
+}
+
+func (r *refState) value(d consensus.Digest) []byte {
+	for _, v := range r.resolved {
+		if v.digest == d {
+			return v.value
+		}
+	}
+	return nil
+}
+
+func (r *refState) keep(d consensus.Digest, value []byte) {
+	if r.value(d) != nil {
+		return
+	}
+	if len(r.resolved) >= maxResolved {
+		r.resolved = slices.Delete(r.resolved, 0, len(r.resolved)-maxResolved+1)
+	}
+	r.resolved = append(r.resolved, resolvedValue{digest: d, value: value})
+}
+
+// takeProposalRef handles a proposal by reference on the loop: a copy of one already rebuilt is
+// stepped at once, a new one is rebuilt off the loop (resolveRef) and comes back on n.resolvedCh.
+func (n *Node) takeProposalRef(ctx context.Context, from string, ref *proposalRef) {
+	m := &ref.Message
+	if m.Height < n.core.Status().Height {
+		return // decided here already; commits and decisions tell the leader we moved on
+	}
+	if v := n.refs.value(m.Digest); v != nil {
+		full := *m
+		full.Value = v
+		n.stepConsensus(from, &full)
+		return
+	}
+	if n.refs.resolving[m.Digest] || len(n.refs.resolving) >= maxResolving {
+		return
+	}
+	if n.refs.resolving == nil {
+		n.refs.resolving = make(map[consensus.Digest]bool)
+	}
+	n.refs.resolving[m.Digest] = true
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		start := time.Now()
+		msg, err := n.resolveRef(ctx, from, ref)
+		select {
+		case n.resolvedCh <- resolvedRef{from: from, msg: msg, err: err, ref: ref, start: start}:
+		case <-ctx.Done():
+		}
+	}()
+}
+
+// finishProposalRef steps a rebuilt proposal, or says why there is none. On the loop.
+func (n *Node) finishProposalRef(r resolvedRef) {
+	m := &r.ref.Message
+	delete(n.refs.resolving, m.Digest)
+	if r.err != nil {
+		reason := "unavailable"
+		if !errors.Is(r.err, ErrTxsUnavailable) {
+			reason = "invalid"
+		}
+		n.metrics.refFailed.WithLabelValues(reason).Inc()
+		if m.Height >= n.core.Status().Height {
+			n.log.Warn("proposal by reference not rebuilt; not preparing it (if most validators cannot, the view "+
+				"changes; check tx gossip and p2p connectivity to the leader)", "height", m.Height, "view", m.View,
+				"leader", m.From, "txs", len(r.ref.Txs), "err", r.err)
+		}
+		return
+	}
+	n.refs.keep(m.Digest, r.msg.Value)
+	n.stepConsensus(r.from, r.msg)
+}
+
+// resolveRef rebuilds ref's block: from the mempool and the txCache, and what they lack fetched
+// from the leader, the peer that relayed it, and the other connected peers in turn, until all
+// is there or fetch_timeout_ms is up. Fetched transactions must hash to what was asked for; a
+// peer answering with anything else is not asked again for this proposal. Their signatures go
+// through the node's verifier (each verified once per node, in big batches) before the block is
+// handed to the core, which checks and executes it as any proposal. Off the loop.
+func (n *Node) resolveRef(ctx context.Context, from string, ref *proposalRef) (*consensus.Message, error) {
+	m := &ref.Message
+	hashes := ref.Txs
+	raws := make([][]byte, len(hashes))
+	have := n.pool.Fill(hashes, raws)
+	if have < len(hashes) {
+		have += n.recent.fill(hashes, raws)
+	}
+	missing := len(hashes) - have
+	n.metrics.refMissing.Observe(float64(missing))
+	if missing > 0 {
+		start := time.Now()
+		fetched, err := n.fetchMissing(ctx, from, ref, raws)
+		n.metrics.refFetched.Observe(float64(fetched))
+		n.metrics.refFetchSeconds.Observe(time.Since(start).Seconds())
+		if err != nil {
+			return nil, err
+		}
+	}
+	b := Block{Header: ref.Header, Txs: raws, Evidence: ref.Evidence}
+	value, err := b.Encode()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadProposalRef, err)
+	}
+	if consensus.DigestOf(value) != m.Digest {
+		// The hashes the header commits to are those sent, and each transaction hashes to its
+		// own: what differs is the header or evidence, which a relay may have changed.
+		return nil, fmt.Errorf("%w: the rebuilt block is not the one the leader signed", ErrBadProposalRef)
+	}
+	full := *m
+	full.Value = value
+	return &full, nil
+}
+
+// fetchMissing fills the nil entries of raws by asking peers, and returns how many it fetched.
+func (n *Node) fetchMissing(ctx context.Context, from string, ref *proposalRef, raws [][]byte) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.fetchTimeout())
+	defer cancel()
+	m := &ref.Message
+	var peers []string
+	if e := n.sched.Load().at(m.Height); int(m.From) < len(e.Peers) && e.Peers[m.From] != "" {
+		peers = append(peers, e.Peers[m.From]) // the leader made the block from its mempool
+	}
+	peers = append(peers, from)
+	if n.fetcher != nil {
+		peers = append(peers, n.fetcher.ConnectedPeers()...)
+	}
+	fetched := 0
+	bad := map[string]bool{n.peerID: true}
+	for round := 0; ; round++ {
+		for _, p := range peers {
+			if bad[p] {
+				continue
+			}
+			idx := missingIndexes(raws)
+			if len(idx) == 0 {
+				return fetched, nil
+			}
+			got, err := n.fetchFrom(ctx, p, ref.Txs, idx, raws)
+			fetched += got
+			if err != nil {
+				bad[p] = true // not asked again for this proposal, whatever went wrong
+				if errors.Is(err, errWrongTx) || errors.Is(err, p2p.ErrFetchResponse) {
+					n.metrics.fetchBadPeers.Inc()
+					n.log.Warn("a peer answered a transaction fetch with bytes that are not what was asked for; "+
+						"its answer is discarded", "peer", p, "height", m.Height, "err", err)
+				}
+			}
+			if ctx.Err() != nil {
+				break
+			}
+		}
+		if len(missingIndexes(raws)) == 0 {
+			return fetched, nil
+		}
+		// Gossip may still bring them: look again locally, then ask everyone once more.
+		t := time.NewTimer(50 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			missing := len(missingIndexes(raws))
+			return fetched, fmt.Errorf("%w: %d of %d transactions not obtained within %v from %d peers",
+				ErrTxsUnavailable, missing, len(raws), n.cfg.fetchTimeout(), len(peers))
+		case <-t.C:
+		}
+		if n.pool.Fill(ref.Txs, raws)+n.recent.fill(ref.Txs, raws) > 0 && len(missingIndexes(raws)) == 0 {
+			return fetched, nil
+		}
+		clear(bad)
+		bad[n.peerID] = true
+	}
+}
+
+func missingIndexes(raws [][]byte) []int {
+	var idx []int
+	for i, raw := range raws {
+		if raw == nil {
+			idx = append(idx, i)
+		}
+	}
+	return idx
+}
+
+// fetchFrom asks peer p for the transactions at idx, in requests of at most p2p.MaxFetchTxs, and
+// fills raws with what it answered once every answer is checked: all of it hashes to what was
+// asked for, and its signatures have been through the verifier. One wrong transaction and the
+// peer's whole answer is discarded (errWrongTx).
+func (n *Node) fetchFrom(ctx context.Context, p string, hashes []state.Hash, idx []int, raws [][]byte) (int, error) {
+	if n.fetcher == nil {
+		return 0, p2p.ErrFetchUnavailable
+	}
+	var (
+		gotIdx []int
+		gotRaw [][]byte
+		txs    []*state.Tx
+		txHash []state.Hash
+	)
+	var firstErr error
+	for len(idx) > 0 && firstErr == nil {
+		chunk := idx[:min(len(idx), p2p.MaxFetchTxs)]
+		idx = idx[len(chunk):]
+		req := make([][32]byte, len(chunk))
+		for j, i := range chunk {
+			req[j] = hashes[i]
+		}
+		got, err := n.fetcher.FetchTxs(ctx, p, req)
+		if err != nil {
+			firstErr = err
+			if !errors.Is(err, p2p.ErrFetchUnavailable) {
+				return 0, err // a protocol violation: nothing of this peer's is used
+			}
+		}
+		for j, raw := range got {
+			if j >= len(chunk) || raw == nil {
+				continue
+			}
+			i := chunk[j]
+			if state.HashTx(raw) != hashes[i] {
+				return 0, fmt.Errorf("%w: %s from %s", errWrongTx, hashes[i], p)
+			}
+			gotIdx, gotRaw = append(gotIdx, i), append(gotRaw, raw)
+			// One that does not decode cannot be verified here; the block is then refused by
+			// the proposal checks, as it would have been if it came whole.
+			if tx, err := state.DecodeTx(raw); err == nil && tx.Body.ChainID == n.chainID {
+				txs, txHash = append(txs, tx), append(txHash, hashes[i])
+			}
+		}
+	}
+	if len(txs) > 0 {
+		for _, err := range n.verifier.verify(ctx, txs, txHash) {
+			if errors.Is(err, errStopping) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+				return 0, fmt.Errorf("%w: verifying fetched transactions: %w", ErrTxsUnavailable, err)
+			}
+			// A bad signature is the proposal's fault, not the peer's: the transaction is the
+			// one the leader ordered. Execution refuses the block for it (ErrTxWouldFail).
+		}
+	}
+	for j, i := range gotIdx {
+		raws[i] = gotRaw[j]
+	}
+	n.recent.putAll(gotRaw, hashesAt(hashes, gotIdx))
+	return len(gotIdx), firstErr
+}
+
+func hashesAt(hashes []state.Hash, idx []int) []state.Hash {
+	out := make([]state.Hash, len(idx))
+	for j, i := range idx {
+		out[j] = hashes[i]
+	}
+	return out
+}
