@@ -200,6 +200,7 @@ const maxResolved = 8
 type resolvedRef struct {
 	from  string
 	msg   *consensus.Message // with its whole value; nil on failure
+	block *Block             // msg's value, decoded
 	err   error
 	ref   *proposalRef
 	start time.Time
@@ -214,6 +215,18 @@ type refState struct {
 type resolvedValue struct {
 	digest consensus.Digest
 	value  []byte
+	block  *Block // value decoded: what DecodeBlock(value) would give
+}
+
+// rebuilt is the block of a rebuilt proposal with digest d, if kept: the proposal checks take it
+// instead of decoding the value again.
+func (r *refState) rebuilt(d consensus.Digest) *Block {
+	for _, v := range r.resolved {
+		if v.digest == d {
+			return v.block
+		}
+	}
+	return nil
 }
 
 func (r *refState) value(d consensus.Digest) []byte {
@@ -225,14 +238,14 @@ func (r *refState) value(d consensus.Digest) []byte {
 	return nil
 }
 
-func (r *refState) keep(d consensus.Digest, value []byte) {
+func (r *refState) keep(d consensus.Digest, value []byte, b *Block) {
 	if r.value(d) != nil {
 		return
 	}
 	if len(r.resolved) >= maxResolved {
 		r.resolved = slices.Delete(r.resolved, 0, len(r.resolved)-maxResolved+1)
 	}
-	r.resolved = append(r.resolved, resolvedValue{digest: d, value: value})
+	r.resolved = append(r.resolved, resolvedValue{digest: d, value: value, block: b})
 }
 
 // takeProposalRef handles a proposal by reference on the loop: a copy of one already rebuilt is
@@ -259,9 +272,9 @@ func (n *Node) takeProposalRef(ctx context.Context, from string, ref *proposalRe
 	go func() {
 		defer n.wg.Done()
 		start := time.Now()
-		msg, err := n.resolveRef(ctx, from, ref)
+		msg, b, err := n.resolveRef(ctx, from, ref)
 		select {
-		case n.resolvedCh <- resolvedRef{from: from, msg: msg, err: err, ref: ref, start: start}:
+		case n.resolvedCh <- resolvedRef{from: from, msg: msg, block: b, err: err, ref: ref, start: start}:
 		case <-ctx.Done():
 		}
 	}()
@@ -284,7 +297,7 @@ func (n *Node) finishProposalRef(r resolvedRef) {
 		}
 		return
 	}
-	n.refs.keep(m.Digest, r.msg.Value)
+	n.refs.keep(m.Digest, r.msg.Value, r.block)
 	n.stepConsensus(r.from, r.msg)
 }
 
@@ -294,7 +307,12 @@ func (n *Node) finishProposalRef(r resolvedRef) {
 // peer answering with anything else is not asked again for this proposal. Their signatures go
 // through the node's verifier (each verified once per node, in big batches) before the block is
 // handed to the core, which checks and executes it as any proposal. Off the loop.
-func (n *Node) resolveRef(ctx context.Context, from string, ref *proposalRef) (*consensus.Message, error) {
+//
+// The block comes back decoded too: it is what DecodeBlock would make of the value (each
+// transaction is 1..MaxTxBytes long, being pending or fetched within that limit; the hashes and
+// evidence are those the header commits to, checked by decodeProposalRef; the value is the
+// block's canonical encoding), so the proposal checks need not decode it again.
+func (n *Node) resolveRef(ctx context.Context, from string, ref *proposalRef) (*consensus.Message, *Block, error) {
 	m := &ref.Message
 	hashes := ref.Txs
 	raws := make([][]byte, len(hashes))
@@ -310,22 +328,27 @@ func (n *Node) resolveRef(ctx context.Context, from string, ref *proposalRef) (*
 		n.metrics.refFetched.Observe(float64(fetched))
 		n.metrics.refFetchSeconds.Observe(time.Since(start).Seconds())
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	b := Block{Header: ref.Header, Txs: raws, Evidence: ref.Evidence}
+	for i, raw := range raws {
+		if len(raw) == 0 || len(raw) > state.MaxTxBytes {
+			return nil, nil, fmt.Errorf("%w: transaction %d has %d bytes", ErrBadProposalRef, i, len(raw))
+		}
+	}
 	value, err := b.Encode()
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadProposalRef, err)
+	if err != nil || len(value) > MaxBlockBytes {
+		return nil, nil, fmt.Errorf("%w: %d bytes, limit %d (%v)", ErrBadProposalRef, len(value), MaxBlockBytes, err)
 	}
 	if consensus.DigestOf(value) != m.Digest {
 		// The hashes the header commits to are those sent, and each transaction hashes to its
 		// own: what differs is the header or evidence, which a relay may have changed.
-		return nil, fmt.Errorf("%w: the rebuilt block is not the one the leader signed", ErrBadProposalRef)
+		return nil, nil, fmt.Errorf("%w: the rebuilt block is not the one the leader signed", ErrBadProposalRef)
 	}
 	full := *m
 	full.Value = value
-	return &full, nil
+	return &full, &b, nil
 }
 
 // fetchMissing fills the nil entries of raws by asking peers, and returns how many it fetched.
