@@ -188,9 +188,10 @@ type txFetcher interface {
 	FetchTxs(ctx context.Context, peer string, hashes [][32]byte) ([][]byte, error)
 }
 
-// maxResolving bounds the proposals by reference being rebuilt at once; the others wait for a
-// retransmission or a relayed copy.
-const maxResolving = 4
+// maxResolvingPerAuthor bounds the proposals by reference of one validator being rebuilt at
+// once (an honest leader has one per view; two let an equivocation be seen), so that a faulty
+// validator's proposals, which may never rebuild, cannot hold up the honest leader's.
+const maxResolvingPerAuthor = 2
 
 // maxResolved is how many rebuilt values the loop keeps, so that another copy of a proposal
 // (relayed, or after the core was not ready for it) needs no second rebuild.
@@ -208,7 +209,7 @@ type resolvedRef struct {
 
 // refState is the loop's bookkeeping of proposals by reference. Owned by the loop.
 type refState struct {
-	resolving map[consensus.Digest]bool
+	resolving map[consensus.Digest]uint32 // being rebuilt, with the validator that signed it
 	resolved  []resolvedValue // newest last
 }
 
@@ -261,13 +262,26 @@ func (n *Node) takeProposalRef(ctx context.Context, from string, ref *proposalRe
 		n.stepConsensus(from, &full)
 		return
 	}
-	if n.refs.resolving[m.Digest] || len(n.refs.resolving) >= maxResolving {
+	st := n.core.Status()
+	if m.Height == st.Height && m.View == st.View && m.From != st.Leader {
+		return // not this view's leader: the core would refuse it, so it is not worth a fetch
+	}
+	if _, ok := n.refs.resolving[m.Digest]; ok {
+		return
+	}
+	mine := 0
+	for _, author := range n.refs.resolving {
+		if author == m.From {
+			mine++
+		}
+	}
+	if mine >= maxResolvingPerAuthor {
 		return
 	}
 	if n.refs.resolving == nil {
-		n.refs.resolving = make(map[consensus.Digest]bool)
+		n.refs.resolving = make(map[consensus.Digest]uint32)
 	}
-	n.refs.resolving[m.Digest] = true
+	n.refs.resolving[m.Digest] = m.From
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()

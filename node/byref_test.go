@@ -368,3 +368,17 @@ func TestProposalRefOnlyForPrePrepares(t *testing.T) {
 		t.Fatal("a commit sent by reference")
 	}
 }
+
+// A proposal by reference signed by a validator that does not lead the view costs no fetch: the
+// core would refuse it, and a faulty validator must not hold up the leader's rebuild.
+func TestProposalRefFromNonLeaderNotFetched(t *testing.T) {
+	net := &fakeFetchNet{order: []string{"honest"}}
+	c, n := refNode(t, net)
+	txs := c.payments(t, 0, 1)
+	net.peers = map[string]func([][32]byte) ([][]byte, error){"honest": holding(txs)}
+	value := nextValue(t, n, 2, txs)
+	n.takeProposalRef(context.Background(), "relay", sendRef(t, c, n, 2, value))
+	if len(n.refs.resolving) != 0 || len(net.asked) != 0 {
+		t.Fatalf("rebuilding %d, asked %v for a non-leader's proposal", len(n.refs.resolving), net.asked)
+	}
+}

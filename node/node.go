@@ -156,7 +156,7 @@ func New(home string, logger *slog.Logger) (*Node, error) {
 		evidence:     NewEvidencePool(),
 		sigs:         newSigCache(1 << 20),
 		recent:       newTxCache(1 << 15),
-		resolvedCh:   make(chan resolvedRef, maxResolving),
+		resolvedCh:   make(chan resolvedRef, 16),
 		rejected:     newReasonCache(1 << 16),
 		badProposals: newOffenceLog(maxOffences, maxOffenceBytes),
 		metrics:      newMetrics(),
