@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/guild-ledger/guild/consensus"
@@ -210,7 +211,7 @@ type resolvedRef struct {
 // refState is the loop's bookkeeping of proposals by reference. Owned by the loop.
 type refState struct {
 	resolving map[consensus.Digest]uint32 // being rebuilt, with the validator that signed it
-	resolved  []resolvedValue // newest last
+	resolved  []resolvedValue             // newest last
 }
 
 type resolvedValue struct {
@@ -366,62 +367,98 @@ func (n *Node) resolveRef(ctx context.Context, from string, ref *proposalRef) (*
 }
 
 // fetchMissing fills the nil entries of raws by asking peers, and returns how many it fetched.
+// The fetching is bounded by fetch_timeout_ms: the leader (which made the block from its
+// mempool) is asked first, alone for up to half of it; what it does not answer is then asked of
+// every other connected peer at once, and between rounds the mempool and cache are looked at
+// again (tx gossip may bring what is missing meanwhile). Verifying the fetched signatures is not
+// bounded by it: that work is the same as checking a whole proposal's, and on a starved CPU it
+// is what takes time, not the network. Off the loop.
 func (n *Node) fetchMissing(ctx context.Context, from string, ref *proposalRef, raws [][]byte) (int, error) {
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.fetchTimeout())
-	defer cancel()
 	m := &ref.Message
-	var peers []string
-	if e := n.sched.Load().at(m.Height); int(m.From) < len(e.Peers) && e.Peers[m.From] != "" {
-		peers = append(peers, e.Peers[m.From]) // the leader made the block from its mempool
+	timeout := n.cfg.fetchTimeout()
+	netCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var leader string
+	if e := n.sched.Load().at(m.Height); int(m.From) < len(e.Peers) {
+		leader = e.Peers[m.From]
 	}
-	peers = append(peers, from)
-	if n.fetcher != nil {
-		peers = append(peers, n.fetcher.ConnectedPeers()...)
+	bad := map[string]bool{n.peerID: true, "": true}
+	var got fetchedTxs
+	if !bad[leader] {
+		lctx, lcancel := context.WithTimeout(netCtx, timeout/2)
+		n.fetchFrom(lctx, leader, ref, raws, &got, bad)
+		lcancel()
 	}
-	fetched := 0
-	bad := map[string]bool{n.peerID: true}
-	for round := 0; ; round++ {
-		for _, p := range peers {
-			if bad[p] {
-				continue
-			}
-			idx := missingIndexes(raws)
-			if len(idx) == 0 {
-				return fetched, nil
-			}
-			got, err := n.fetchFrom(ctx, p, ref.Txs, idx, raws)
-			fetched += got
-			if err != nil {
-				bad[p] = true // not asked again for this proposal, whatever went wrong
-				if errors.Is(err, errWrongTx) || errors.Is(err, p2p.ErrFetchResponse) {
-					n.metrics.fetchBadPeers.Inc()
-					n.log.Warn("a peer answered a transaction fetch with bytes that are not what was asked for; "+
-						"its answer is discarded", "peer", p, "height", m.Height, "err", err)
-				}
-			}
-			if ctx.Err() != nil {
-				break
+	for len(missingIndexes(raws)) > 0 {
+		var others []string
+		seen := map[string]bool{}
+		cands := []string{from}
+		if n.fetcher != nil {
+			cands = append(cands, n.fetcher.ConnectedPeers()...)
+		}
+		cands = append(cands, leader)
+		for _, p := range cands {
+			if !bad[p] && !seen[p] {
+				seen[p] = true
+				others = append(others, p)
 			}
 		}
+		var wg sync.WaitGroup
+		for _, p := range others {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				n.fetchFrom(netCtx, p, ref, raws, &got, bad)
+			}()
+		}
+		wg.Wait()
 		if len(missingIndexes(raws)) == 0 {
-			return fetched, nil
+			break
 		}
-		// Gossip may still bring them: look again locally, then ask everyone once more.
 		t := time.NewTimer(50 * time.Millisecond)
 		select {
-		case <-ctx.Done():
+		case <-netCtx.Done():
 			t.Stop()
-			missing := len(missingIndexes(raws))
-			return fetched, fmt.Errorf("%w: %d of %d transactions not obtained within %v from %d peers",
-				ErrTxsUnavailable, missing, len(raws), n.cfg.fetchTimeout(), len(peers))
 		case <-t.C:
 		}
-		if n.pool.Fill(ref.Txs, raws)+n.recent.fill(ref.Txs, raws) > 0 && len(missingIndexes(raws)) == 0 {
-			return fetched, nil
+		n.pool.Fill(ref.Txs, raws)
+		n.recent.fill(ref.Txs, raws)
+		if netCtx.Err() != nil && len(missingIndexes(raws)) > 0 {
+			return len(got.idx), fmt.Errorf("%w: %d of %d transactions not obtained within %v from %d peers",
+				ErrTxsUnavailable, len(missingIndexes(raws)), len(raws), timeout, len(others))
 		}
 		clear(bad)
-		bad[n.peerID] = true
+		bad[n.peerID], bad[""] = true, true
 	}
+	if len(got.idx) == 0 {
+		return 0, nil
+	}
+	// Verified through the node's verifier before the core sees the block (each once per node,
+	// batched with gossip's); a bad signature is the proposal's fault, not the peer's: the
+	// transaction is the one the leader ordered, and execution refuses the block for it.
+	var (
+		txs    []*state.Tx
+		hashes []state.Hash
+	)
+	for _, i := range got.idx {
+		if tx, err := state.DecodeTx(raws[i]); err == nil && tx.Body.ChainID == n.chainID {
+			txs, hashes = append(txs, tx), append(hashes, ref.Txs[i])
+		}
+	}
+	for _, err := range n.verifier.verify(ctx, txs, hashes) {
+		if errors.Is(err, errStopping) || errors.Is(err, context.Canceled) {
+			return len(got.idx), fmt.Errorf("%w: verifying fetched transactions: %w", ErrTxsUnavailable, err)
+		}
+	}
+	n.recent.putAll(got.raw, hashesAt(ref.Txs, got.idx))
+	return len(got.idx), nil
+}
+
+// fetchedTxs collects, across the peers asked at once, the transactions fetched for a proposal.
+type fetchedTxs struct {
+	mu  sync.Mutex
+	idx []int
+	raw [][]byte
 }
 
 func missingIndexes(raws [][]byte) []int {
@@ -434,65 +471,66 @@ func missingIndexes(raws [][]byte) []int {
 	return idx
 }
 
-// fetchFrom asks peer p for the transactions at idx, in requests of at most p2p.MaxFetchTxs, and
-// fills raws with what it answered once every answer is checked: all of it hashes to what was
-// asked for, and its signatures have been through the verifier. One wrong transaction and the
-// peer's whole answer is discarded (errWrongTx).
-func (n *Node) fetchFrom(ctx context.Context, p string, hashes []state.Hash, idx []int, raws [][]byte) (int, error) {
-	if n.fetcher == nil {
-		return 0, p2p.ErrFetchUnavailable
-	}
+// fetchFrom asks peer p for what is missing in raws, in requests of at most p2p.MaxFetchTxs,
+// and fills raws with what it answered once the whole answer is checked: every transaction
+// hashes to what was asked for. One wrong transaction and the peer's whole answer is discarded,
+// and the peer is marked bad (not asked again this round), as is one that cannot be asked.
+// Peers asked at once share raws, got and bad under got's lock.
+func (n *Node) fetchFrom(ctx context.Context, p string, ref *proposalRef, raws [][]byte, got *fetchedTxs, bad map[string]bool) {
+	got.mu.Lock()
+	idx := missingIndexes(raws)
+	got.mu.Unlock()
 	var (
 		gotIdx []int
 		gotRaw [][]byte
-		txs    []*state.Tx
-		txHash []state.Hash
+		err    error
 	)
-	var firstErr error
-	for len(idx) > 0 && firstErr == nil {
+	if n.fetcher == nil {
+		err = p2p.ErrFetchUnavailable
+	}
+	for len(idx) > 0 && err == nil {
 		chunk := idx[:min(len(idx), p2p.MaxFetchTxs)]
 		idx = idx[len(chunk):]
 		req := make([][32]byte, len(chunk))
 		for j, i := range chunk {
-			req[j] = hashes[i]
+			req[j] = ref.Txs[i]
 		}
-		got, err := n.fetcher.FetchTxs(ctx, p, req)
-		if err != nil {
-			firstErr = err
-			if !errors.Is(err, p2p.ErrFetchUnavailable) {
-				return 0, err // a protocol violation: nothing of this peer's is used
-			}
+		var answer [][]byte
+		answer, err = n.fetcher.FetchTxs(ctx, p, req)
+		if err != nil && !errors.Is(err, p2p.ErrFetchUnavailable) {
+			gotIdx, gotRaw = nil, nil // a protocol violation: nothing of this peer's is used
+			break
 		}
-		for j, raw := range got {
+		for j, raw := range answer {
 			if j >= len(chunk) || raw == nil {
 				continue
 			}
 			i := chunk[j]
-			if state.HashTx(raw) != hashes[i] {
-				return 0, fmt.Errorf("%w: %s from %s", errWrongTx, hashes[i], p)
+			if state.HashTx(raw) != ref.Txs[i] {
+				err = fmt.Errorf("%w: %s from %s", errWrongTx, ref.Txs[i], p)
+				gotIdx, gotRaw = nil, nil
+				break
 			}
 			gotIdx, gotRaw = append(gotIdx, i), append(gotRaw, raw)
-			// One that does not decode cannot be verified here; the block is then refused by
-			// the proposal checks, as it would have been if it came whole.
-			if tx, err := state.DecodeTx(raw); err == nil && tx.Body.ChainID == n.chainID {
-				txs, txHash = append(txs, tx), append(txHash, hashes[i])
-			}
 		}
 	}
-	if len(txs) > 0 {
-		for _, err := range n.verifier.verify(ctx, txs, txHash) {
-			if errors.Is(err, errStopping) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-				return 0, fmt.Errorf("%w: verifying fetched transactions: %w", ErrTxsUnavailable, err)
-			}
-			// A bad signature is the proposal's fault, not the peer's: the transaction is the
-			// one the leader ordered. Execution refuses the block for it (ErrTxWouldFail).
+	got.mu.Lock()
+	defer got.mu.Unlock()
+	if err != nil {
+		bad[p] = true
+		if errors.Is(err, errWrongTx) || errors.Is(err, p2p.ErrFetchResponse) {
+			n.metrics.fetchBadPeers.Inc()
+			n.log.Warn("a peer answered a transaction fetch with bytes that are not what was asked for; "+
+				"its answer is discarded", "peer", p, "height", ref.Message.Height, "err", err)
+			return
 		}
 	}
 	for j, i := range gotIdx {
-		raws[i] = gotRaw[j]
+		if raws[i] == nil {
+			raws[i] = gotRaw[j]
+			got.idx, got.raw = append(got.idx, i), append(got.raw, gotRaw[j])
+		}
 	}
-	n.recent.putAll(gotRaw, hashesAt(hashes, gotIdx))
-	return len(gotIdx), firstErr
 }
 
 func hashesAt(hashes []state.Hash, idx []int) []state.Hash {

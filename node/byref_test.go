@@ -250,14 +250,27 @@ func TestProposalRefHostileFetchPeerRefused(t *testing.T) {
 	c, n := refNode(t, net)
 	txs := c.payments(t, 0, 1, 2)
 	other := [][]byte{transfer(t, c.gen.ChainID, c.payer, 1, state.Address{77}, 5)}
+	evilAnswered := make(chan struct{})
+	var once sync.Once
 	evil := func(hashes [][32]byte) ([][]byte, error) {
+		defer once.Do(func() { close(evilAnswered) })
 		out := make([][]byte, len(hashes))
 		for i := range out {
 			out[i] = other[0]
 		}
 		return out, nil
 	}
-	net.peers = map[string]func([][32]byte) ([][]byte, error){"evil": evil, "honest": holding(txs)}
+	honest := holding(txs)
+	// Peers other than the leader are asked at once; the honest one answers after the hostile
+	// one, so that the hostile answer is there to be refused.
+	slowHonest := func(hashes [][32]byte) ([][]byte, error) {
+		select {
+		case <-evilAnswered:
+		case <-time.After(10 * time.Second):
+		}
+		return honest(hashes)
+	}
+	net.peers = map[string]func([][32]byte) ([][]byte, error){"evil": evil, "honest": slowHonest}
 	pool(t, n, txs[:1])
 	value := nextValue(t, n, 1, txs)
 	signed, err := takeRef(t, n, sendRef(t, c, n, 1, value))
