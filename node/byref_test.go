@@ -75,7 +75,7 @@ func sendRef(t *testing.T, c *syncChain, n *Node, from uint32, value []byte) *pr
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := encodeProposalRef(m, b)
+	data, err := encodeProposalRef(m, b, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestProposalRefAllPresent(t *testing.T) {
 	if cnt, sum := histogramCount(t, n, "guild_proposal_ref_missing_txs"); cnt != 1 || sum != 0 {
 		t.Fatalf("missing histogram: %d samples, sum %v", cnt, sum)
 	}
-	wire, _ := encodeProposalRef(&ref.Message, &Block{Header: ref.Header, Txs: txs})
+	wire, _ := encodeProposalRef(&ref.Message, &Block{Header: ref.Header, Txs: txs}, nil)
 	if len(wire) >= len(value) {
 		t.Fatalf("by reference %d bytes, whole %d", len(wire), len(value))
 	}
@@ -314,7 +314,7 @@ func TestProposalRefForgeriesRefused(t *testing.T) {
 	// A changed header time: well formed, correctly signed, the wrong block.
 	forged := *b
 	forged.Header.Time++
-	data, _ := encodeProposalRef(m, &forged)
+	data, _ := encodeProposalRef(m, &forged, nil)
 	verdict, decoded := n.validateConsensus("relay", data)
 	if verdict != p2p.Accept {
 		t.Fatalf("a changed header is only found out by rebuilding: verdict %v", verdict)
@@ -336,12 +336,12 @@ func TestProposalRefForgeriesRefused(t *testing.T) {
 	// Hashes that are not the header's.
 	swapped := *b
 	swapped.Txs = [][]byte{txs[1], txs[0]}
-	data, _ = encodeProposalRef(m, &swapped)
+	data, _ = encodeProposalRef(m, &swapped, nil)
 	reject("reordered hashes", data)
 	// Another validator's signature.
 	wrongSig := *m
 	wrongSig.Sig = prePrepare(n.chainID, c.valKeys[2], 1, 1, 0, value).Sig
-	data, _ = encodeProposalRef(&wrongSig, b)
+	data, _ = encodeProposalRef(&wrongSig, b, nil)
 	reject("bad signature", data)
 	// More hashes than a block may hold (the header committing to them).
 	huge := &proposalRef{Message: *m, Header: b.Header, Txs: make([]state.Hash, MaxBlockTxsLimit+1)}
@@ -356,7 +356,7 @@ func TestProposalRefForgeriesRefused(t *testing.T) {
 	// A prepare dressed as a proposal.
 	vote := *m
 	vote.Type = consensus.MsgPrepare
-	data, _ = encodeProposalRef(&vote, b)
+	data, _ = encodeProposalRef(&vote, b, nil)
 	reject("not a pre-prepare", data)
 }
 
@@ -393,5 +393,43 @@ func TestProposalRefFromNonLeaderNotFetched(t *testing.T) {
 	n.takeProposalRef(context.Background(), "relay", sendRef(t, c, n, 2, value))
 	if len(n.refs.resolving) != 0 || len(net.asked) != 0 {
 		t.Fatalf("rebuilding %d, asked %v for a non-leader's proposal", len(n.refs.resolving), net.asked)
+	}
+}
+
+// Transactions the leader took in just before proposing travel inline: a validator that lacks
+// them needs no fetch, and verifies them as fetched ones. An inline transaction that is not the
+// one listed makes the proposal malformed.
+func TestProposalRefInlineRecentTxs(t *testing.T) {
+	net := &fakeFetchNet{}
+	c, n := refNode(t, net)
+	txs := c.payments(t, 0, 1, 2, 3)
+	pool(t, n, txs[:2])
+	value := nextValue(t, n, 1, txs)
+	m := prePrepare(n.chainID, c.valKeys[1], 1, 1, 0, value)
+	b, _ := DecodeBlock(value)
+	recent := func([]state.Hash) []int { return []int{2, 3} }
+	data, err := encodeProposalRef(m, b, recent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verdict, decoded := n.validateConsensus("relay", data)
+	if verdict != p2p.Accept {
+		t.Fatalf("verdict %v", verdict)
+	}
+	signed, err := takeRef(t, n, decoded.(*proposalRef))
+	if err != nil || !prepared(signed, consensus.DigestOf(value)) {
+		t.Fatalf("not prepared: %v", err)
+	}
+	if len(net.asked) != 0 {
+		t.Fatalf("fetched %v though the missing transactions came inline", net.asked)
+	}
+	if !n.sigs.Verified(state.HashTx(txs[3])) {
+		t.Fatal("an inline transaction was not verified through the verifier")
+	}
+	ref := decoded.(*proposalRef)
+	ref.Inline[1].Raw = txs[0]
+	enc, _ := state.Marshal(ref)
+	if verdict, _ := n.validateConsensus("relay", append([]byte{proposalRefPrefix}, enc...)); verdict != p2p.Reject {
+		t.Fatalf("a wrong inline transaction: verdict %v, want Reject", verdict)
 	}
 }
