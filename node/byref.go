@@ -480,10 +480,13 @@ func (n *Node) fetchMissing(ctx context.Context, from string, ref *proposalRef, 
 	return len(got.idx), n.verifyFetched(ctx, ref, raws, got.idx)
 }
 
-// verifyFetched verifies the signatures of raws[idx], transactions fetched or sent inline,
-// through the node's verifier before the core sees the block (each once per node, batched with
-// gossip's), and keeps them in the txCache. A bad signature is the proposal's fault, not the
-// peer's: the transaction is the one the leader ordered, and execution refuses the block for it.
+// verifyFetched verifies the signatures of raws[idx], transactions fetched or sent inline, in
+// one batch (state.VerifyTxs, as the node's verifier does), before the core sees the block, and
+// records them in the sigCache (each is verified once per node: execution then skips them) and
+// the txCache. They are a proposal's, on the critical path of a height: not queued behind the
+// verifier's backlog of API and gossip batches, which under load runs far behind. A bad
+// signature is the proposal's fault, not the peer's: the transaction is the one the leader
+// ordered, and execution refuses the block for it.
 func (n *Node) verifyFetched(ctx context.Context, ref *proposalRef, raws [][]byte, idx []int) error {
 	if len(idx) == 0 {
 		return nil
@@ -495,14 +498,27 @@ func (n *Node) verifyFetched(ctx context.Context, ref *proposalRef, raws [][]byt
 	)
 	for _, i := range idx {
 		kept = append(kept, raws[i])
+		if n.sigs.Verified(ref.Txs[i]) {
+			continue
+		}
 		if tx, err := state.DecodeTx(raws[i]); err == nil && tx.Body.ChainID == n.chainID {
 			txs, hashes = append(txs, tx), append(hashes, ref.Txs[i])
 		}
 	}
-	for _, err := range n.verifier.verify(ctx, txs, hashes) {
-		if errors.Is(err, errStopping) || errors.Is(err, context.Canceled) {
-			return fmt.Errorf("%w: verifying fetched transactions: %w", ErrTxsUnavailable, err)
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w: %w", ErrTxsUnavailable, ctx.Err())
+	}
+	if len(txs) > 0 {
+		start := time.Now()
+		var good []state.Hash
+		for j, err := range state.VerifyTxs(n.chainID, txs) {
+			if err == nil {
+				good = append(good, hashes[j])
+			}
 		}
+		n.metrics.verifyBatch.Observe(float64(len(txs)))
+		n.metrics.verifySeconds.Observe(time.Since(start).Seconds())
+		n.sigs.add(good...)
 	}
 	n.recent.putAll(kept, hashesAt(ref.Txs, idx))
 	return nil
