@@ -337,10 +337,15 @@ func (n *Node) gossipReceiver(ctx context.Context) {
 				if n.pool.Has(d.hash) {
 					continue
 				}
-				if err := n.checkTx(d.tx); err != nil {
-					continue
+				err := n.checkTx(d.tx)
+				if err == nil {
+					err = n.pool.Add(d.raw, d.hash, d.tx)
 				}
-				_ = n.pool.Add(d.raw, d.hash, d.tx)
+				if err != nil && !errors.Is(err, ErrTxKnown) {
+					// Verified, but not pending here (no room, a nonce far ahead, one used):
+					// kept a while in case a proposal by reference orders it (byref.go).
+					n.recent.put(d.hash, d.raw)
+				}
 			}
 		}
 	}
@@ -357,6 +362,9 @@ func (n *Node) validateConsensus(from string, data []byte) (p2p.Verdict, any) {
 	}
 	if isEvidence(data) {
 		return n.validateEvidence(data)
+	}
+	if isProposalRef(data) {
+		return n.validateProposalRef(from, data)
 	}
 	m, err := consensus.DecodeMessage(data, MaxBlockBytes+64<<10)
 	if err != nil {

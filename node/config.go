@@ -180,7 +180,21 @@ type ConsensusConfig struct {
 	// StallWarnMillis: when no block has been finalized for this long, the node reports at WARN,
 	// every StallWarnMillis, what it sees and waits for (see watchdog.go), and is not ready.
 	StallWarnMillis int `toml:"stall_warn_ms"`
+	// Proposals is how this node sends its proposals: "reference" (the block's header and the
+	// hashes of its transactions, which the others hold from tx gossip and fetch by hash when
+	// they lack some) or "full" (the whole block). Either way it takes both kinds in, and the
+	// block decided, stored and certified is the same.
+	Proposals string `toml:"proposals"`
+	// FetchTimeoutMillis bounds the rebuilding of a proposal by reference, fetching included: a
+	// proposal not rebuilt by then is not prepared. Keep it under the view timeout.
+	FetchTimeoutMillis int `toml:"fetch_timeout_ms"`
 }
+
+// Proposal forms (ConsensusConfig.Proposals).
+const (
+	ProposalsByReference = "reference"
+	ProposalsFull        = "full"
+)
 
 type MempoolConfig struct {
 	// Size caps the pending transactions kept.
@@ -248,9 +262,11 @@ func DefaultConfig() Config {
 			IdleTimeoutMillis: 120000, MaxConnections: 1024},
 		Storage: StorageConfig{Backend: "pebbledb", MinFreeMB: 1024},
 		Consensus: ConsensusConfig{
-			TickMillis:      20,
-			RetransmitTicks: 25,
-			StallWarnMillis: 10000,
+			TickMillis:         20,
+			RetransmitTicks:    25,
+			StallWarnMillis:    10000,
+			Proposals:          ProposalsByReference,
+			FetchTimeoutMillis: 1000,
 		},
 		Mempool: MempoolConfig{Size: 200000, GossipBatchMillis: 5},
 		Log:     LogConfig{Level: "info", Format: "text"},
@@ -300,6 +316,14 @@ func (c *Config) Validate() error {
 	}
 	if b := c.StateSync.ChunkBytes; b < 1024 || b > state.MaxSnapshotChunkBytes/2 {
 		return fmt.Errorf("%w: statesync.chunk_bytes must be in 1024..%d", ErrConfig, state.MaxSnapshotChunkBytes/2)
+	}
+	switch c.Consensus.Proposals {
+	case ProposalsByReference, ProposalsFull:
+	default:
+		return fmt.Errorf("%w: consensus.proposals %q: want %q or %q", ErrConfig, c.Consensus.Proposals, ProposalsByReference, ProposalsFull)
+	}
+	if c.Consensus.FetchTimeoutMillis <= 0 {
+		return fmt.Errorf("%w: consensus.fetch_timeout_ms must be positive", ErrConfig)
 	}
 	if c.Storage.MinFreeMB < 0 {
 		return errors.New("node: storage.min_free_mb must be 0 (no check) or positive")
@@ -362,6 +386,17 @@ func checkOrigin(o string) error {
 		return fmt.Errorf("%w: api.cors_origins: %q is not an origin: want scheme://host[:port] (e.g. https://explorer.example.org) or \"*\"", ErrConfig, o)
 	}
 	return nil
+}
+
+// byReference: this node sends its proposals by reference (the default).
+func (c *Config) byReference() bool { return c.Consensus.Proposals != ProposalsFull }
+
+// fetchTimeout bounds rebuilding a proposal by reference (1 s if unset).
+func (c *Config) fetchTimeout() time.Duration {
+	if c.Consensus.FetchTimeoutMillis <= 0 {
+		return time.Second
+	}
+	return time.Duration(c.Consensus.FetchTimeoutMillis) * time.Millisecond
 }
 
 func (c *Config) tick() time.Duration {
@@ -444,6 +479,9 @@ const configHeader = `# Guild node configuration. Defaults:
 #               txs unless changed); another value overrides it on this node only
 #   [consensus] stall_warn_ms  = 10000     no block finalized for this long: log at WARN what the node
 #                                          waits for and who is silent (every stall_warn_ms), not ready
+#   [consensus] proposals      = "reference"  send proposals as header + transaction hashes (peers
+#                                          fetch what they lack by hash), or "full" (whole blocks)
+#   [consensus] fetch_timeout_ms = 1000    a proposal by reference not rebuilt within this is not prepared
 #   [mempool] size             = 200000    pending transactions kept at most
 #   [mempool] gossip_batch_ms  = 5         gossip API transactions in batches collected this long
 #   [mempool] max_pending      = 0         this many proposable txs pending: the API answers 503

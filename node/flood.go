@@ -282,7 +282,20 @@ func (n *Node) consensusAuthor(data []byte) (peer.ID, bool) {
 		Height uint64            `cbor:"2,keyasint"`
 		From   uint32            `cbor:"4,keyasint"`
 	}
-	if err := cbor.Unmarshal(data, &hdr); err != nil || hdr.Type == consensus.MsgDecision {
+	if isProposalRef(data) {
+		// A proposal by reference: the signed message is its first field (byref.go).
+		var ref struct {
+			Message *struct {
+				Type   consensus.MsgType `cbor:"1,keyasint"`
+				Height uint64            `cbor:"2,keyasint"`
+				From   uint32            `cbor:"4,keyasint"`
+			} `cbor:"1,keyasint"`
+		}
+		if err := cbor.Unmarshal(data[1:], &ref); err != nil || ref.Message == nil {
+			return "", false
+		}
+		hdr.Type, hdr.Height, hdr.From = ref.Message.Type, ref.Message.Height, ref.Message.From
+	} else if err := cbor.Unmarshal(data, &hdr); err != nil || hdr.Type == consensus.MsgDecision {
 		return "", false
 	}
 	e := n.sched.Load().at(hdr.Height)

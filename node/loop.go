@@ -30,25 +30,17 @@ func (n *Node) loop(ctx context.Context) error {
 			n.metrics.mempool.Set(float64(n.pool.Size()))
 		case <-n.pool.Notify():
 		case m := <-n.host.Consensus():
-			msg, ok := m.Decoded.(*consensus.Message)
-			if !ok {
+			switch msg := m.Decoded.(type) {
+			case *consensus.Message:
+				n.stepConsensus(m.From, msg)
+			case *proposalRef:
+				n.noteHeard(&msg.Message)
+				n.takeProposalRef(ctx, m.From, msg)
+			default:
 				continue
 			}
-			if n.byz != nil {
-				n.byz.observe(msg)
-			}
-			if msg.Type == consensus.MsgPrePrepare {
-				n.log.Debug("pre-prepare received", "height", msg.Height, "bytes", len(msg.Value))
-			}
-			n.noteHeard(msg)
-			if err := n.stepMessage(msg); err != nil {
-				n.log.Debug("consensus message refused", "type", msg.Type, "height", msg.Height,
-					"from", msg.From, "err", err)
-				if errors.Is(err, consensus.ErrFutureHeight) {
-					n.syncer.wake() // peers are further ahead than consensus catches up
-				}
-				n.noteRefused(m.From, msg, err)
-			}
+		case r := <-n.resolvedCh:
+			n.finishProposalRef(r)
 		case req := <-n.checkpoints:
 			cp, err := n.checkpoint()
 			req.reply <- checkpointRes{cp: cp, err: err} // buffered
@@ -113,6 +105,25 @@ func (n *Node) loop(ctx context.Context) error {
 			st := n.core.Status()
 			n.snapshot.Store(&st)
 		}
+	}
+}
+
+// stepConsensus steps a verified consensus message from peer from into the core. On the loop.
+func (n *Node) stepConsensus(from string, msg *consensus.Message) {
+	if n.byz != nil {
+		n.byz.observe(msg)
+	}
+	if msg.Type == consensus.MsgPrePrepare {
+		n.log.Debug("pre-prepare received", "height", msg.Height, "bytes", len(msg.Value))
+	}
+	n.noteHeard(msg)
+	if err := n.stepMessage(msg); err != nil {
+		n.log.Debug("consensus message refused", "type", msg.Type, "height", msg.Height,
+			"from", msg.From, "err", err)
+		if errors.Is(err, consensus.ErrFutureHeight) {
+			n.syncer.wake() // peers are further ahead than consensus catches up
+		}
+		n.noteRefused(from, msg, err)
 	}
 }
 
@@ -192,7 +203,7 @@ func (n *Node) send(m *consensus.Message) {
 	if n.byz != nil && n.byz.outgoing(n, m) {
 		return
 	}
-	b, err := consensus.EncodeMessage(m)
+	b, err := n.encodeOutgoing(m)
 	if err != nil {
 		n.log.Error("encoding consensus message", "err", err)
 		return
@@ -294,6 +305,14 @@ func (n *Node) execute(height uint64, value []byte, ex *executedBlock) error {
 	}
 	if err != nil {
 		return err
+	}
+	// Kept for peers a block behind that still rebuild it from its hashes (tx fetch).
+	committedHashes := make([]state.Hash, len(res.Results))
+	for i, r := range res.Results {
+		committedHashes[i] = r.Hash
+	}
+	if len(b.Txs) == len(committedHashes) {
+		n.recent.putAll(b.Txs, committedHashes)
 	}
 	stored := make([]StoredResult, len(res.Results))
 	settled := make([]state.Hash, 0, len(res.Results))

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/guild-ledger/guild/state"
 )
@@ -19,6 +20,7 @@ type pendingTx struct {
 	hash  state.Hash
 	from  state.Address
 	nonce uint64
+	added time.Time // when it entered this mempool
 }
 
 // Mempool holds verified transactions waiting for a block: deduplicated by hash, ordered by nonce
@@ -62,6 +64,38 @@ func (m *Mempool) Has(h state.Hash) bool {
 	defer m.mu.Unlock()
 	_, ok := m.byHash[h]
 	return ok
+}
+
+// Fill sets out[i] to the pending transaction with hash hashes[i], for each i where out[i] is
+// nil and the transaction is pending, and returns how many it set: one lock for a whole proposal
+// by reference.
+func (m *Mempool) Fill(hashes []state.Hash, out [][]byte) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	set := 0
+	for i, h := range hashes {
+		if out[i] != nil {
+			continue
+		}
+		if p, ok := m.byHash[h]; ok {
+			out[i] = p.raw
+			set++
+		}
+	}
+	return set
+}
+
+// AddedSince returns the indexes of the hashes whose transactions entered the mempool after t.
+func (m *Mempool) AddedSince(hashes []state.Hash, t time.Time) []int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []int
+	for i, h := range hashes {
+		if p, ok := m.byHash[h]; ok && p.added.After(t) {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // NextNonce is the first nonce at or after committed (the account's committed nonce) that no
@@ -133,7 +167,7 @@ func (m *Mempool) Add(raw []byte, h state.Hash, tx *state.Tx) error {
 	if _, ok := q[tx.Body.Nonce]; ok {
 		return ErrNonceTaken
 	}
-	p := &pendingTx{raw: raw, hash: h, from: from, nonce: tx.Body.Nonce}
+	p := &pendingTx{raw: raw, hash: h, from: from, nonce: tx.Body.Nonce, added: time.Now()}
 	q[p.nonce] = p
 	m.byHash[h] = p
 	select {

@@ -51,6 +51,14 @@ type metrics struct {
 	protocolSupported prometheus.Gauge
 	upgradeHeight     prometheus.Gauge
 	upgradeRequired   prometheus.Gauge
+	// Proposals by reference (byref.go): per proposal, the transactions not held locally and
+	// those fetched, the time fetching took, proposals not rebuilt by reason, and peers whose
+	// fetch answers were wrong.
+	refMissing      prometheus.Histogram
+	refFetched      prometheus.Histogram
+	refFetchSeconds prometheus.Histogram
+	refFailed       *prometheus.CounterVec
+	fetchBadPeers   prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -114,9 +122,21 @@ func newMetrics() *metrics {
 			Help: "Activation height of the protocol upgrade scheduled next, 0 when none is; see GET /v1/upgrades."}),
 		upgradeRequired: prometheus.NewGauge(prometheus.GaugeOpts{Name: "guild_upgrade_required",
 			Help: "1 when the node stops (or refuses to start) because the protocol version in force at the next height is newer than this binary supports: install a binary that supports it."}),
+		refMissing: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "guild_proposal_ref_missing_txs",
+			Help:    "Per proposal received by reference: its transactions this node held neither in its mempool nor in its recent-transaction cache.",
+			Buckets: []float64{0, 1, 4, 16, 64, 256, 1024, 4096}}),
+		refFetched: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "guild_proposal_ref_fetched_txs",
+			Help:    "Per proposal by reference with transactions missing: how many were fetched from peers by hash.",
+			Buckets: []float64{0, 1, 4, 16, 64, 256, 1024, 4096}}),
+		refFetchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "guild_proposal_ref_fetch_seconds",
+			Help: "Per proposal by reference with transactions missing: time to fetch them (or to give up).", Buckets: prometheus.ExponentialBuckets(0.001, 2, 12)}),
+		refFailed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "guild_proposal_ref_failed_total",
+			Help: "Proposals by reference this node could not rebuild, so did not prepare: reason unavailable (transactions not obtained within consensus.fetch_timeout_ms) or invalid (the rebuilt block is not the one signed)."}, []string{"reason"}),
+		fetchBadPeers: prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_tx_fetch_bad_answers_total",
+			Help: "Transaction fetch answers discarded because the peer sent bytes that were not the transactions asked for, or broke the protocol."}),
 	}
 	m.protocolSupported.Set(float64(state.SupportedVersion))
-	m.reg.MustRegister(m.protocolVersion, m.protocolSupported, m.upgradeHeight, m.upgradeRequired,
+	m.reg.MustRegister(m.refMissing, m.refFetched, m.refFetchSeconds, m.refFailed, m.fetchBadPeers, m.protocolVersion, m.protocolSupported, m.upgradeHeight, m.upgradeRequired,
 		m.verifyBatch, m.verifySeconds, m.apiRefused, m.checkpoints, m.invalidMessages, m.outOfWindow, m.leaderSkips, m.leadersSkipped, m.invalidProposals, m.txsLeftOut,
 		m.roundsPerHeight, m.evidenceCaught, m.evidenceCommitted, m.evidencePending,
 		m.height, m.blocks, m.txsApplied, m.txsRejected, m.mempool, m.commitSeconds, m.heightSeconds, m.view, m.viewChanges,

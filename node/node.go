@@ -58,6 +58,8 @@ type Node struct {
 	evidence         *EvidencePool
 	sigs             *sigCache
 	verifier         *verifier // every transaction signature from the API and gossip: verifier.go
+	recent           *txCache  // recent transactions outside the mempool, by hash: txcache.go
+	fetcher          txFetcher // tx fetch for proposals by reference (the p2p host): byref.go
 	rejected         *reasonCache
 	host             *p2p.Host
 	core             *consensus.Core
@@ -85,6 +87,9 @@ type Node struct {
 	// executed holds the candidate blocks executed on the tip (by CheckProposal or maybePropose),
 	// so that the one decided is committed without being executed again.
 	executed executedBlocks
+	// refs tracks the proposals by reference being rebuilt, and the last ones rebuilt (byref.go).
+	refs       refState
+	resolvedCh chan resolvedRef
 	// refusals are the proposals CheckProposal refused for a failing transaction since the loop
 	// last looked; early the signed proposals buffered by the core for a height it had not
 	// entered. Together they name the leader of a refused proposal (offences.go).
@@ -150,6 +155,8 @@ func New(home string, logger *slog.Logger) (*Node, error) {
 		pool:         NewMempool(cfg.Mempool.Size),
 		evidence:     NewEvidencePool(),
 		sigs:         newSigCache(1 << 20),
+		recent:       newTxCache(1 << 15),
+		resolvedCh:   make(chan resolvedRef, 16),
 		rejected:     newReasonCache(1 << 16),
 		badProposals: newOffenceLog(maxOffences, maxOffenceBytes),
 		metrics:      newMetrics(),
@@ -501,11 +508,14 @@ func (n *Node) startP2P(ctx context.Context) error {
 		PrivateMaxBytes:   n.cfg.Private.MaxBytes,
 		PrivateRate:       p2p.RateLimit{MsgsPerSec: n.cfg.Private.RequestsPerSec},
 		SnapshotSource:    n.snaps,
+		TxSource:          n,
+		FetchTxMaxBytes:   state.MaxTxBytes,
 		Logger:            n.log,
 	})
 	if err != nil {
 		return fmt.Errorf("node: p2p: %w", err)
 	}
+	n.fetcher = n.host
 	h := n.host
 	for _, c := range []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "guild_p2p_peers", Help: "Connected p2p peers."},
@@ -521,6 +531,9 @@ func (n *Node) startP2P(ctx context.Context) error {
 			func() float64 { return float64(h.TxRateLimited()) }),
 		newRateLimitedCollector(n),
 		newPrivateStreamCollector(h),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "guild_tx_fetch_refused_total",
+			Help: "Transaction fetch requests (proposals by reference) this node refused to serve: over a peer's rate limit, malformed, from a peer not allowed, or with every serving slot taken."},
+			func() float64 { return float64(h.FetchRefused()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "guild_p2p_link_resets_total",
 			Help: "Connections closed because gossipsub no longer counted a connected peer as subscribed, so nothing was published to it; both sides then reconnect and re-announce."},
 			func() float64 { return float64(h.LinkResets()) }),

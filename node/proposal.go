@@ -105,7 +105,7 @@ func (n *Node) checkBlock(height uint64, value []byte, certified bool) error {
 		}
 		return c.failed
 	}
-	b, err := n.checkHeader(height, value)
+	b, err := n.checkHeader(height, value, d)
 	if err != nil {
 		return err
 	}
@@ -138,11 +138,15 @@ func failure(staged *state.Staged) error {
 	return fmt.Errorf("%w: transaction %d (%s): %w", ErrTxWouldFail, i, r.Hash, r.Err)
 }
 
-// checkHeader checks everything about value as the next block but its execution.
-func (n *Node) checkHeader(height uint64, value []byte) (*Block, error) {
-	b, err := DecodeBlock(value)
-	if err != nil {
-		return nil, err
+// checkHeader checks everything about value (whose digest is d) as the next block but its
+// execution.
+func (n *Node) checkHeader(height uint64, value []byte, d consensus.Digest) (*Block, error) {
+	b := n.refs.rebuilt(d)
+	if b == nil {
+		var err error
+		if b, err = DecodeBlock(value); err != nil {
+			return nil, err
+		}
 	}
 	h := &b.Header
 	switch {

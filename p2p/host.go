@@ -126,6 +126,15 @@ type Config struct {
 	// SnapshotSource serves state sync ("/guild/<chain>/snapshot/1") to allowed peers; nil:
 	// this host only asks (SnapshotOffer, SnapshotChunk).
 	SnapshotSource SnapshotSource
+	// TxSource serves transactions by hash ("/guild/<chain>/txs-by-hash/1") to allowed peers;
+	// nil: this host only asks (FetchTxs).
+	TxSource TxSource
+	// FetchTxMaxBytes is the largest transaction served or accepted by tx fetch; 0 means
+	// DefaultFetchTxBytes.
+	FetchTxMaxBytes int
+	// FetchRate limits the tx fetch requests each peer may make of this host; zero fields take
+	// DefaultFetchRateLimit (BytesPerSec counts request bytes, 32 per hash).
+	FetchRate RateLimit
 }
 
 // PeerInfo describes a connected peer.
@@ -167,6 +176,7 @@ type Host struct {
 	sync      *syncService
 	private   *privateService
 	snapshots *snapshotService
+	fetch     *fetchService
 
 	// ctx lives until Close; cancelling it stops pubsub, the readers and the bootstrap dialer.
 	ctx    context.Context
@@ -332,6 +342,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	h.startSync(cfg, gater)
 	h.startPrivate(cfg, gater)
 	h.startSnapshots(cfg, gater)
+	h.startFetch(cfg, gater)
 	if err := h.watchIdentify(); err != nil {
 		return fail(err)
 	}
@@ -523,6 +534,7 @@ func (h *Host) SetAllowedPeers(ids []string) error {
 	}
 	h.gater.setMembers(m)
 	h.flood.forget(h.gater.allowed)
+	h.fetch.rate.forget(h.gater.allowed)
 	if err := h.book.prune(h.gater.allowed); err != nil {
 		h.log.Warn("saving the address book", "err", err)
 	}

@@ -31,6 +31,7 @@ type BenchOptions struct {
 	Accounts   int           // load accounts per run [256]
 	Binary     string        // the guild binary that runs the nodes [the running executable]
 	Keep       bool          // keep each run's testnet directory (stopped) instead of deleting it
+	Proposals  string        // consensus.proposals of every node: reference or full [the node's default]
 	Progress   io.Writer
 }
 
@@ -41,6 +42,7 @@ type BenchReport struct {
 	Validators int           `json:"validators"`
 	Backend    string        `json:"backend"`
 	Duration   float64       `json:"duration_s"`
+	Proposals  string        `json:"proposals,omitempty"`
 	CPUs       int           `json:"cpus"`
 	Ceiling    VerifyCeiling `json:"verify_ceiling"`
 	Rows       []BenchRow    `json:"rows"`
@@ -119,7 +121,7 @@ func Bench(ctx context.Context, opts BenchOptions) (*BenchReport, error) {
 		return nil, err
 	}
 	r := &BenchReport{Started: time.Now().UTC(), Validators: opts.Validators, Backend: opts.Backend,
-		Duration: opts.Duration.Seconds(), CPUs: runtime.NumCPU()}
+		Duration: opts.Duration.Seconds(), CPUs: runtime.NumCPU(), Proposals: opts.Proposals}
 	fmt.Fprintln(progress, "measuring the ed25519 verify ceiling")
 	r.Ceiling = MeasureVerifyCeiling(1024, 2*time.Second)
 	for _, rate := range opts.Rates {
@@ -143,7 +145,7 @@ func benchOne(ctx context.Context, opts BenchOptions, dir string, rate int, prog
 	upCtx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	m, err := Up(upCtx, dir, UpOptions{
 		Create: CreateOptions{Validators: opts.Validators, Backend: opts.Backend, Passphrase: pass,
-			WalletWorkFactor: 10}, // bench keys guard nothing; keep the setup fast
+			WalletWorkFactor: 10, Proposals: opts.Proposals}, // bench keys guard nothing; keep the setup fast
 		Binary: opts.Binary, Progress: io.Discard,
 	})
 	cancel()
@@ -361,7 +363,11 @@ func (r *BenchReport) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "ed25519 verify ceiling (state.VerifyTxs, this machine, now): one at a time %.1f µs/sig (%.0f/s on one core); "+
 		"batches of %d %.1f µs/sig per core (%.0f/s on all %d cores)\n", c.SingleMicros, c.SinglePerSec,
 		c.BatchSize, c.BatchMicros, c.BatchPerSec, r.CPUs)
-	fmt.Fprintf(w, "%d validators, %s, %.0fs per rate, a fresh testnet per rate\n\n", r.Validators, r.Backend, r.Duration)
+	proposals := r.Proposals
+	if proposals == "" {
+		proposals = "default"
+	}
+	fmt.Fprintf(w, "%d validators, %s, %.0fs per rate, a fresh testnet per rate, proposals %s\n\n", r.Validators, r.Backend, r.Duration, proposals)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "offered\tsubmitted\tfinalized\tin window\tp50 ms\tp99 ms\trefused\tfailed\trejected\tview chg\tpeak RSS MiB\tCPU %\tloadavg\t")
 	for _, row := range r.Rows {

@@ -38,6 +38,9 @@ type CreateOptions struct {
 	// WalletWorkFactor is the scrypt work factor of the wallet keys; default
 	// DefaultWalletWorkFactor.
 	WalletWorkFactor int
+	// Proposals sets every node's consensus.proposals ("reference" or "full"); "" keeps the
+	// node's default.
+	Proposals string
 }
 
 // OrgName is the name of organization i (counting from 1): its validator in genesis, its wallet key.
@@ -163,6 +166,9 @@ func Create(opts CreateOptions) (m *Manifest, err error) {
 		cfg.P2P.Bootstrap = gen.BootstrapPeers(nd.PeerID)
 		cfg.API.Listen = fmt.Sprintf("127.0.0.1:%d", ports[2*i+1])
 		cfg.Storage.Backend = opts.Backend
+		if opts.Proposals != "" {
+			cfg.Consensus.Proposals = opts.Proposals
+		}
 		if err := cfg.Validate(); err != nil {
 			return nil, err
 		}

@@ -158,6 +158,7 @@ func RunLoad(ctx context.Context, opts LoadOptions) (*LoadReport, error) {
 	r.Submitted, r.Accepted = int(sub.submitted.Load()), int(sub.accepted.Load())
 	r.Rejected, r.Errors, r.Throttled = int(sub.rejected.Load()), int(sub.errors.Load()), int(sub.throttled.Load())
 	r.GaveUp = int(sub.gaveUp.Load())
+	r.RefusedBy = sub.refusedByReason()
 	r.FirstRejection, _ = sub.firstRejection.Load().(string)
 	r.Behind = behind
 	r.SubmitStart, r.SubmitWindow = submitStart, submitEnd.Sub(submitStart)
@@ -437,6 +438,10 @@ type submitter struct {
 	// giveUp closes a while after the submission window: retries of refused transactions stop,
 	// so a run ends even if the nodes never take them.
 	giveUp chan struct{}
+	// notBefore is, per node API, when its last Retry-After ends (unix ns): nothing is sent to
+	// it before. refusedBy counts refusals by reason (string -> *atomic.Int64).
+	notBefore map[string]*atomic.Int64
+	refusedBy sync.Map
 }
 
 // work takes releases from tokens — one, plus every other already waiting, up to
@@ -520,7 +525,12 @@ func (sub *submitter) submitBatch(ctx context.Context, apiURL string, items []ba
 		}
 		body, _ := json.Marshal(req)
 		var resp api.SubmitTxsResponse
-		status, msg, err := sub.http.postDecode(ctx, apiURL+"/v1/txs/batch", body, &resp)
+		if !sub.waitNode(ctx, apiURL) {
+			sub.gaveUp.Add(int64(len(items)))
+			return rejected
+		}
+		ans, err := sub.http.postDecode(ctx, apiURL+"/v1/txs/batch", body, &resp)
+		status, msg := ans.status, ans.msg
 		switch {
 		case err != nil && ctx.Err() == nil && failovers < len(sub.apis)-1:
 			// No answer: the node is down or hung (a chaos run does that). The same transactions
@@ -532,7 +542,7 @@ func (sub *submitter) submitBatch(ctx context.Context, apiURL string, items []ba
 			sub.errors.Add(int64(len(items)))
 			return rejected
 		case status == 429 || status == 503:
-			sub.throttled.Add(int64(len(items)))
+			sub.refuse(apiURL, ans, len(items))
 		case status >= 400:
 			sub.rejected.Add(int64(len(items)))
 			sub.firstRejection.CompareAndSwap(nil, fmt.Sprintf("%d %s", status, msg))
@@ -548,8 +558,11 @@ func (sub *submitter) submitBatch(ctx context.Context, apiURL string, items []ba
 				case r.Status == api.TxPending:
 					sub.accepted.Add(1)
 					sub.tracker.accepted(items[i].tx.hash, time.Now())
-				case r.Status == api.TxBusy || tooFarAhead(r.Error) && waitFar(&farSince):
-					sub.throttled.Add(1)
+				case r.Status == api.TxBusy:
+					sub.refused(reasonBusy, 1)
+					busy = append(busy, items[i])
+				case tooFarAhead(r.Error) && waitFar(&farSince):
+					sub.refused(reasonTooFar, 1)
 					busy = append(busy, items[i])
 				default:
 					sub.rejected.Add(1)
@@ -586,7 +599,12 @@ func (sub *submitter) submit(ctx context.Context, apiURL string, tx signedTx) bo
 	failovers := 0
 	farSince := time.Time{}
 	for backoff := 5 * time.Millisecond; ; backoff = min(2*backoff, 200*time.Millisecond) {
-		status, msg, err := sub.http.post(ctx, apiURL+"/v1/txs", body)
+		if !sub.waitNode(ctx, apiURL) {
+			sub.gaveUp.Add(1)
+			return true
+		}
+		ans, err := sub.http.post(ctx, apiURL+"/v1/txs", body)
+		status, msg := ans.status, ans.msg
 		switch {
 		case err != nil && ctx.Err() == nil && failovers < len(sub.apis)-1:
 			failovers++ // no answer: try the next node, as submitBatch does
@@ -595,7 +613,11 @@ func (sub *submitter) submit(ctx context.Context, apiURL string, tx signedTx) bo
 			sub.errors.Add(1)
 			return true // it may be in the mempool; its sender's later nonces may still be good
 		case status == 429 || status == 503 || status == 400 && tooFarAhead(msg) && waitFar(&farSince):
-			sub.throttled.Add(1)
+			if status == 400 {
+				sub.refused(reasonTooFar, 1)
+			} else {
+				sub.refuse(apiURL, ans, 1)
+			}
 			select {
 			case <-ctx.Done():
 				return true
@@ -618,7 +640,83 @@ func (sub *submitter) submit(ctx context.Context, apiURL string, tx signedTx) bo
 }
 
 func newSubmitter(apis []string, workers int, tr *tracker) *submitter {
-	return &submitter{apis: apis, http: newAPIHTTP(workers), tracker: tr, giveUp: make(chan struct{})}
+	sub := &submitter{apis: apis, http: newAPIHTTP(workers), tracker: tr, giveUp: make(chan struct{}),
+		notBefore: map[string]*atomic.Int64{}}
+	for _, a := range apis {
+		sub.notBefore[a] = new(atomic.Int64)
+	}
+	return sub
+}
+
+// Reasons a submission was refused and retried (LoadReport.RefusedBy).
+const (
+	reasonBusy   = "busy"          // a transaction of a taken request answered busy
+	reasonTooFar = "nonce_too_far" // nonce too far ahead while the chain catches up
+)
+
+// refuse counts a whole request refused (429/503) by its error code, and keeps the generator
+// off that node for the Retry-After the node asked for: refused, not lost, and not retried
+// before the node said it could take it.
+func (sub *submitter) refuse(apiURL string, ans apiAnswer, txs int) {
+	reason := ans.code
+	if reason == "" {
+		reason = strconv.Itoa(ans.status)
+	}
+	sub.refused(reason, txs)
+	if ans.retryAfter <= 0 {
+		return
+	}
+	nb := sub.notBefore[apiURL]
+	if nb == nil {
+		return
+	}
+	until := time.Now().Add(ans.retryAfter).UnixNano()
+	for {
+		cur := nb.Load()
+		if cur >= until || nb.CompareAndSwap(cur, until) {
+			return
+		}
+	}
+}
+
+// refused counts txs refused for reason (each retried).
+func (sub *submitter) refused(reason string, txs int) {
+	sub.throttled.Add(int64(txs))
+	c, _ := sub.refusedBy.LoadOrStore(reason, new(atomic.Int64))
+	c.(*atomic.Int64).Add(int64(txs))
+}
+
+// refusedByReason is the refusals counted so far, by reason.
+func (sub *submitter) refusedByReason() map[string]int {
+	out := map[string]int{}
+	sub.refusedBy.Range(func(k, v any) bool {
+		out[k.(string)] = int(v.(*atomic.Int64).Load())
+		return true
+	})
+	return out
+}
+
+// waitNode waits out a Retry-After that apiURL answered; false if the run or its retries ended
+// first.
+func (sub *submitter) waitNode(ctx context.Context, apiURL string) bool {
+	nb := sub.notBefore[apiURL]
+	if nb == nil {
+		return true
+	}
+	d := time.Until(time.Unix(0, nb.Load()))
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-sub.giveUp:
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // tooFarAhead tells a refusal for a nonce too far ahead of the sender's committed one: while

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
@@ -266,4 +268,53 @@ func upFakeNode(t *testing.T, mode string) (string, context.Context) {
 		t.Fatal(err)
 	}
 	return dir, ctx
+}
+
+// A node that answers 503 with Retry-After is left alone that long: the refused transactions
+// are retried only after it, counted as refused (by the node's error code), never as lost.
+func TestSubmitterHonoursRetryAfter(t *testing.T) {
+	var (
+		mu    sync.Mutex
+		times []time.Time
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req api.SubmitTxsRequest
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		mu.Lock()
+		times = append(times, time.Now())
+		first := len(times) == 1
+		mu.Unlock()
+		if first {
+			w.Header().Set("Retry-After", "1")
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_ = json.NewEncoder(w).Encode(api.ErrorResponse{Error: "overloaded", Code: api.CodeOverloaded})
+			return
+		}
+		resp := api.SubmitTxsResponse{Results: make([]api.SubmitTxResult, len(req.Txs))}
+		for i := range resp.Results {
+			resp.Results[i].Status = api.TxPending
+		}
+		_ = json.NewEncoder(w).Encode(resp)
+	}))
+	defer srv.Close()
+	sub := newSubmitter([]string{srv.URL}, 1, newTracker())
+	items := []batchItem{{sender: 0, tx: signedTx{hash: state.Hash{1}, raw: []byte{1}}}, {sender: 1, tx: signedTx{hash: state.Hash{2}, raw: []byte{2}}}}
+	if rejected := sub.submitBatch(context.Background(), srv.URL, items); len(rejected) != 0 {
+		t.Fatalf("rejected senders %v", rejected)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(times) != 2 {
+		t.Fatalf("%d requests, want the refused one and one retry", len(times))
+	}
+	if gap := times[1].Sub(times[0]); gap < 900*time.Millisecond {
+		t.Fatalf("retried after %v, before the 1 s Retry-After", gap)
+	}
+	if got := sub.refusedByReason()[api.CodeOverloaded]; got != 2 || sub.throttled.Load() != 2 {
+		t.Fatalf("refused by reason %v, throttled %d; want 2 overloaded", sub.refusedByReason(), sub.throttled.Load())
+	}
+	if sub.errors.Load() != 0 || sub.accepted.Load() != 2 {
+		t.Fatalf("errors %d, accepted %d", sub.errors.Load(), sub.accepted.Load())
+	}
 }

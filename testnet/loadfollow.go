@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,40 +32,64 @@ func newAPIHTTP(conns int) *apiHTTP {
 	}}}
 }
 
-// post sends body as JSON and returns the status and, for an error status, the node's message.
-func (h *apiHTTP) post(ctx context.Context, url string, body []byte) (status int, msg string, err error) {
+// apiAnswer is what a node answered a POST: its status, and for an error status its message,
+// error code and Retry-After (zero when it sent none).
+type apiAnswer struct {
+	status     int
+	msg, code  string
+	retryAfter time.Duration
+}
+
+// post sends body as JSON.
+func (h *apiHTTP) post(ctx context.Context, url string, body []byte) (apiAnswer, error) {
 	return h.postDecode(ctx, url, body, nil)
 }
 
 // postDecode is post for a request whose 2xx answer is decoded into out (unless out is nil).
-func (h *apiHTTP) postDecode(ctx context.Context, url string, body []byte, out any) (status int, msg string, err error) {
+func (h *apiHTTP) postDecode(ctx context.Context, url string, body []byte, out any) (apiAnswer, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return 0, "", err
+		return apiAnswer{}, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := h.c.Do(req)
 	if err != nil {
-		return 0, "", err
+		return apiAnswer{}, err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return 0, "", err
+		return apiAnswer{}, err
 	}
+	ans := apiAnswer{status: resp.StatusCode}
 	if resp.StatusCode >= 400 {
 		var e api.ErrorResponse
 		if json.Unmarshal(data, &e) != nil || e.Error == "" {
 			e.Error = string(bytes.TrimSpace(data))
 		}
-		return resp.StatusCode, e.Error, nil
+		ans.msg, ans.code = e.Error, e.Code
+		ans.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"))
+		return ans, nil
 	}
 	if out == nil {
-		return resp.StatusCode, "", nil
+		return ans, nil
 	}
-	return resp.StatusCode, "", json.Unmarshal(data, out)
+	return ans, json.Unmarshal(data, out)
+}
+
+// maxRetryAfter caps how long one Retry-After keeps the generator off a node.
+const maxRetryAfter = 30 * time.Second
+
+// parseRetryAfter reads Retry-After in its delay-seconds form (the form Guild sends); zero for
+// none or anything else.
+func parseRetryAfter(v string) time.Duration {
+	s, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || s <= 0 {
+		return 0
+	}
+	return min(time.Duration(s)*time.Second, maxRetryAfter)
 }
 
 // block reads the block at height, asking the node to hold the request up to wait for it to be

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"slices"
 	"text/tabwriter"
@@ -19,17 +20,21 @@ type LoadReport struct {
 	Workers    int      `json:"workers"`
 
 	// Submission. Submitted counts requests made; each ends Accepted, Rejected or Errors.
-	Submitted      int           `json:"submitted"`
-	Accepted       int           `json:"accepted"`    // 2xx: in a mempool
-	Rejected       int           `json:"rejected"`    // 4xx other than 429: the API refused it
-	Errors         int           `json:"errors"`      // no answer, or a 5xx other than 503
-	Throttled      int           `json:"throttled"`   // 429 or 503 answers; the same tx was retried
-	GaveUp         int           `json:"gave_up"`     // still refused Stragglers after the window: not retried further
-	Behind         int           `json:"behind"`      // releases dropped: every worker was busy or waiting to sign
-	SubmitStart    time.Time     `json:"-"`           // the first release
-	SubmitWindow   time.Duration `json:"-"`           // from the first release to the last submission
-	SubmitRate     float64       `json:"submit_rate"` // Submitted / SubmitWindow
-	FirstRejection string        `json:"first_rejection,omitempty"`
+	Submitted int `json:"submitted"`
+	Accepted  int `json:"accepted"`  // 2xx: in a mempool
+	Rejected  int `json:"rejected"`  // 4xx other than 429: the API refused it
+	Errors    int `json:"errors"`    // no answer, or a 5xx other than 503
+	Throttled int `json:"throttled"` // 429 or 503 answers; the same tx was retried
+	// RefusedBy splits Throttled by reason: the node's error code for a refused request
+	// (overloaded: 503 with Retry-After, which the generator waits out for that node), busy for
+	// a transaction of a taken request, nonce_too_far while the chain catches up.
+	RefusedBy      map[string]int `json:"refused_by,omitempty"`
+	GaveUp         int            `json:"gave_up"`     // still refused Stragglers after the window: not retried further
+	Behind         int            `json:"behind"`      // releases dropped: every worker was busy or waiting to sign
+	SubmitStart    time.Time      `json:"-"`           // the first release
+	SubmitWindow   time.Duration  `json:"-"`           // from the first release to the last submission
+	SubmitRate     float64        `json:"submit_rate"` // Submitted / SubmitWindow
+	FirstRejection string         `json:"first_rejection,omitempty"`
 
 	// Finality, as seen by following the blocks of the Follow node.
 	Finalized     int           `json:"finalized"`       // submitted txs in a block, executed without error
@@ -114,6 +119,9 @@ func (r *LoadReport) WriteText(w io.Writer) {
 	}
 	fmt.Fprintf(tw, "  errors\t%d\n", r.Errors)
 	fmt.Fprintf(tw, "  throttled (429/503, retried)\t%d\n", r.Throttled)
+	for _, reason := range slices.Sorted(maps.Keys(r.RefusedBy)) {
+		fmt.Fprintf(tw, "    %s\t%d\n", reason, r.RefusedBy[reason])
+	}
 	if r.GaveUp > 0 {
 		fmt.Fprintf(tw, "  gave up (still refused after the window)\t%d\n", r.GaveUp)
 	}

@@ -372,6 +372,7 @@ func testnetBenchCommand() *cli.Command {
 			&cli.StringFlag{Name: "out", Value: "bench.json", Usage: "write the table as JSON here (\"\" for none)"},
 			&cli.BoolFlag{Name: "keep", Usage: "keep each run's (stopped) testnet directory"},
 			&cli.BoolFlag{Name: "json", Usage: "print the report as JSON instead of the table"},
+			&cli.StringFlag{Name: "proposals", Usage: "every node's consensus.proposals: reference or full (default: the node's)"},
 		},
 		Action: func(c *cli.Context) error {
 			rates, err := testnet.ParseRates(c.String("rates"))
@@ -383,7 +384,7 @@ func testnetBenchCommand() *cli.Command {
 			r, err := testnet.Bench(ctx, testnet.BenchOptions{
 				Dir: c.String("dir"), Rates: rates, Duration: c.Duration("duration"),
 				Validators: c.Int("validators"), Backend: c.String("backend"), Accounts: c.Int("accounts"),
-				Keep: c.Bool("keep"), Progress: os.Stderr,
+				Keep: c.Bool("keep"), Proposals: c.String("proposals"), Progress: os.Stderr,
 			})
 			if r == nil {
 				return err
