@@ -167,6 +167,7 @@ func RunLoad(ctx context.Context, opts LoadOptions) (*LoadReport, error) {
 	}
 	tr.report(r)
 	r.NotFinalized = tr.pending(r.Accepted)
+	r.NotSeen = tr.notSeen()
 	if followErr != nil {
 		return r, followErr
 	}

@@ -175,8 +175,10 @@ func pause(ctx context.Context, d time.Duration) {
 
 // tracker pairs submitted transactions with the blocks they land in.
 type tracker struct {
-	mu        sync.Mutex
-	sentAt    map[state.Hash]time.Time
+	mu     sync.Mutex
+	sentAt map[state.Hash]time.Time
+	// taken holds the transactions a node accepted (2xx) that no block has shown yet.
+	taken     map[state.Hash]struct{}
 	firstSent time.Time
 	final     int
 	failed    int
@@ -194,7 +196,7 @@ type blockSeen struct {
 }
 
 func newTracker() *tracker {
-	return &tracker{sentAt: make(map[state.Hash]time.Time)}
+	return &tracker{sentAt: make(map[state.Hash]time.Time), taken: make(map[state.Hash]struct{})}
 }
 
 // sent records that hash is about to be submitted; the time is taken before the request, so a
@@ -215,7 +217,19 @@ func (t *tracker) accepted(hash state.Hash, at time.Time) {
 	defer t.mu.Unlock()
 	if _, ok := t.sentAt[hash]; ok {
 		t.sentAt[hash] = at
+		t.taken[hash] = struct{}{}
 	}
+}
+
+// notSeen lists the transactions a node accepted that no block has shown yet.
+func (t *tracker) notSeen() []state.Hash {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]state.Hash, 0, len(t.taken))
+	for h := range t.taken {
+		out = append(out, h)
+	}
+	return out
 }
 
 // forget drops a transaction the API rejected.
@@ -254,6 +268,7 @@ func (t *tracker) observe(b *api.BlockResponse, at time.Time) error {
 	t.blocks = append(t.blocks, blockSeen{at: at, txs: max(len(b.Txs), len(results))})
 	seen := &t.blocks[len(t.blocks)-1]
 	for _, r := range results {
+		delete(t.taken, r.hash)
 		sentAt, ok := t.sentAt[r.hash]
 		if !ok {
 			continue

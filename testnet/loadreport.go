@@ -3,6 +3,7 @@ package testnet
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/guild-ledger/guild/state"
 	"io"
 	"maps"
 	"math"
@@ -40,6 +41,7 @@ type LoadReport struct {
 	Finalized     int           `json:"finalized"`       // submitted txs in a block, executed without error
 	FailedInBlock int           `json:"failed_in_block"` // submitted txs in a block whose execution failed
 	NotFinalized  int           `json:"not_finalized"`   // accepted, but not seen in a block by the end
+	NotSeen       []state.Hash  `json:"-"`               // those transactions
 	Window        time.Duration `json:"-"`               // from the first submission to the last finalization
 	FinalizedRate float64       `json:"finalized_tps"`   // Finalized / Window
 	// SustainedRate counts only what was finalized while submissions went on: the backlog that
