@@ -22,6 +22,7 @@ type metrics struct {
 	viewChanges   prometheus.Gauge
 	gossipDropped prometheus.Counter
 	pendingLogged prometheus.Gauge
+	pendingResent prometheus.Counter
 	sendDropped   prometheus.Counter
 	sent          *prometheus.CounterVec
 	// roundsPerHeight: views used to finalize each height (the decision's view + 1).
@@ -80,6 +81,7 @@ func newMetrics() *metrics {
 		view:          prometheus.NewGauge(prometheus.GaugeOpts{Name: "guild_consensus_view", Help: "View of the height being decided (0 unless the leader failed)."}),
 		viewChanges:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "guild_consensus_view_changes", Help: "Views this node has moved to since it started (leaders replaced)."}),
 		gossipDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_gossip_dropped_total", Help: "Admitted transactions not gossiped because the queue was full."}),
+		pendingResent: prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_mempool_resent_total", Help: "Transactions this node accepted from its API and gossiped again because they were still pending 10 s after they were last sent."}),
 		pendingLogged: prometheus.NewGauge(prometheus.GaugeOpts{Name: "guild_mempool_logged", Help: "Transactions accepted from this node's API and kept in its pending log until they leave the mempool (taken back after a restart)."}),
 		sendDropped:   prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_consensus_send_dropped_total", Help: "Consensus messages dropped because the send queue was full."}),
 		sent: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "guild_consensus_sent_total",
@@ -140,6 +142,6 @@ func newMetrics() *metrics {
 		m.verifyBatch, m.verifySeconds, m.apiRefused, m.checkpoints, m.invalidMessages, m.outOfWindow, m.leaderSkips, m.leadersSkipped, m.invalidProposals, m.txsLeftOut,
 		m.roundsPerHeight, m.evidenceCaught, m.evidenceCommitted, m.evidencePending,
 		m.height, m.blocks, m.txsApplied, m.txsRejected, m.mempool, m.commitSeconds, m.heightSeconds, m.view, m.viewChanges,
-		m.gossipDropped, m.pendingLogged, m.sendDropped, m.sent, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		m.gossipDropped, m.pendingLogged, m.pendingResent, m.sendDropped, m.sent, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -25,20 +25,34 @@ import (
 // not yet carried to disk. Gossiped transactions are not logged: they are on another node already.
 // On start the node takes the logged transactions in again through the API's admission path, and a
 // sweep drops entries whose transaction left the mempool (committed, refused, superseded).
+//
+// The sweep also gossips again what is still pending pendingResendAfter after it was last sent.
+// What a restarted node takes back is gossiped before it has peers, so only it held those
+// transactions, and it was skipped as leader for having missed its turn while down: in CI 546
+// accepted transactions were still pending at the end of a chaos run. The same holds for a
+// transaction whose first gossip a busy peer dropped.
 var pendingPrefix = []byte("p/")
 
-const pendingSweepEvery = 2 * time.Second
+const (
+	pendingSweepEvery  = 2 * time.Second
+	pendingResendAfter = 10 * time.Second
+)
 
 func pendingKey(h state.Hash) []byte { return append(slices.Clip(pendingPrefix), h[:]...) }
 
 type pendingLog struct {
 	db   kv.Store
 	mu   sync.Mutex
-	kept map[state.Hash]struct{}
+	kept map[state.Hash]*loggedTx
+}
+
+type loggedTx struct {
+	raw  []byte
+	sent time.Time // last gossiped
 }
 
 func newPendingLog(db kv.Store) *pendingLog {
-	return &pendingLog{db: db, kept: map[state.Hash]struct{}{}}
+	return &pendingLog{db: db, kept: map[state.Hash]*loggedTx{}}
 }
 
 // add logs admitted transactions.
@@ -56,21 +70,37 @@ func (l *pendingLog) add(hashes []state.Hash, raws [][]byte) error {
 	if err := b.WriteNoSync(); err != nil {
 		return err
 	}
+	now := time.Now()
 	l.mu.Lock()
-	for _, h := range hashes {
-		l.kept[h] = struct{}{}
+	for i, h := range hashes {
+		l.kept[h] = &loggedTx{raw: raws[i], sent: now}
 	}
 	l.mu.Unlock()
 	return nil
 }
 
 // keep has the sweep watch entries already in the log.
-func (l *pendingLog) keep(hashes []state.Hash) {
+func (l *pendingLog) keep(hashes []state.Hash, raws [][]byte) {
+	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, h := range hashes {
-		l.kept[h] = struct{}{}
+	for i, h := range hashes {
+		l.kept[h] = &loggedTx{raw: raws[i], sent: now}
 	}
+}
+
+// due returns the entries last gossiped before cutoff, and marks them sent now.
+func (l *pendingLog) due(cutoff, now time.Time) [][]byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out [][]byte
+	for _, t := range l.kept {
+		if t.sent.Before(cutoff) {
+			out = append(out, t.raw)
+			t.sent = now
+		}
+	}
+	return out
 }
 
 // sweep drops the entries for which keep is false; it returns how many are left.
@@ -167,7 +197,11 @@ func (l *pendingLog) load() ([][]byte, error) {
 // runPendingLog re-admits what the log kept from before a restart, then sweeps it until ctx ends.
 func (n *Node) runPendingLog(ctx context.Context) {
 	defer n.wg.Done()
-	n.readmitPending(ctx)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.readmitPending(ctx)
+	}()
 	t := time.NewTicker(pendingSweepEvery)
 	defer t.Stop()
 	for {
@@ -182,9 +216,27 @@ func (n *Node) runPendingLog(ctx context.Context) {
 			continue
 		}
 		n.metrics.pendingLogged.Set(float64(left))
+		now := time.Now()
+	resend:
+		for _, raw := range n.pending.due(now.Add(-pendingResendAfter), now) {
+			select {
+			case n.gossipCh <- raw:
+				n.metrics.pendingResent.Inc()
+			default:
+				break resend // the gossip queue is busy: the rest wait for the next sweep
+			}
+		}
 	}
 }
 
+// pendingReadmitFor is how long a restarted node keeps offering its logged transactions to its
+// own admission while it refuses them as busy: it is behind the chain when it starts, and its
+// admission door is closed (lag) until it has caught up.
+const pendingReadmitFor = 2 * time.Minute
+
+// readmitPending takes the logged transactions back through the API's admission path. Those
+// refused for want of room or while the node catches up are offered again every sweep period;
+// those refused for good (committed meanwhile, nonce used) are dropped from the log.
 func (n *Node) readmitPending(ctx context.Context) {
 	raws, err := n.pending.load()
 	if err != nil {
@@ -194,31 +246,48 @@ func (n *Node) readmitPending(ctx context.Context) {
 	if len(raws) == 0 {
 		return
 	}
+	logged := len(raws)
 	const chunk = 256
 	taken := 0
 	var known, refused []state.Hash
-	for start := 0; start < len(raws); start += chunk {
-		if ctx.Err() != nil {
-			return
+	var knownRaws [][]byte
+	deadline := time.Now().Add(pendingReadmitFor)
+	for len(raws) > 0 {
+		var busy [][]byte
+		for start := 0; start < len(raws); start += chunk {
+			if ctx.Err() != nil {
+				return
+			}
+			part := raws[start:min(start+chunk, len(raws))]
+			hashes, errs := n.SubmitBatch(ctx, part)
+			for i, err := range errs {
+				switch {
+				case err == nil: // logged again by its admission
+					taken++
+				case errors.Is(err, ErrTxKnown): // gossip brought it back first
+					known, knownRaws = append(known, hashes[i]), append(knownRaws, part[i])
+				case errors.Is(err, ErrMempoolFull) && time.Now().Before(deadline):
+					busy = append(busy, part[i])
+				default:
+					// Committed meanwhile or its nonce used: a client that asks finds it
+					// committed, or unknown as after any refusal.
+					refused = append(refused, hashes[i])
+				}
+			}
 		}
-		hashes, errs := n.SubmitBatch(ctx, raws[start:min(start+chunk, len(raws))])
-		for i, err := range errs {
-			switch {
-			case err == nil: // logged again by its admission
-				taken++
-			case errors.Is(err, ErrTxKnown): // gossip brought it back first
-				known = append(known, hashes[i])
-			default:
-				// Committed meanwhile, its nonce used, or no room: a client that asks finds it
-				// unknown or committed, as after any refusal.
-				refused = append(refused, hashes[i])
+		raws = busy
+		if len(raws) > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(pendingSweepEvery):
 			}
 		}
 	}
-	n.pending.keep(known)
+	n.pending.keep(known, knownRaws)
 	if err := n.pending.drop(refused); err != nil {
 		n.storeFailed("dropping refused transactions from the pending log", err)
 	}
 	n.log.Info("took back the transactions this node had accepted and not yet seen committed before it stopped",
-		"logged", len(raws), "taken", taken, "already_known", len(known), "no_longer_valid", len(refused))
+		"logged", logged, "taken", taken, "already_known", len(known), "no_longer_valid", len(refused))
 }

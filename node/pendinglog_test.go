@@ -7,6 +7,7 @@ import (
 
 	"github.com/guild-ledger/guild/node/api"
 	"github.com/guild-ledger/guild/state"
+	"github.com/guild-ledger/guild/state/kv"
 )
 
 // Transactions a node accepted from its API and had not seen committed are still pending after a
@@ -69,5 +70,37 @@ func TestAcceptedTransactionsSurviveRestart(t *testing.T) {
 			t.Fatalf("pending log still holds %d committed transactions", len(raws))
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// What stays pending is gossiped again once per pendingResendAfter: a restarted node takes its
+// logged transactions back before it has peers, and gossip alone would never carry them.
+func TestPendingLogResendsWhatStaysPending(t *testing.T) {
+	db, err := kv.Open(kv.MemDB, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newPendingLog(db)
+	a, b := []byte("tx-a"), []byte("tx-b")
+	if err := l.add([]state.Hash{state.HashTx(a), state.HashTx(b)}, [][]byte{a, b}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if got := l.due(now.Add(-pendingResendAfter), now); len(got) != 0 {
+		t.Fatalf("resent %d transactions just gossiped", len(got))
+	}
+	later := now.Add(pendingResendAfter + time.Second)
+	if got := l.due(later.Add(-pendingResendAfter), later); len(got) != 2 {
+		t.Fatalf("resent %d of 2 transactions pending for %v", len(got), pendingResendAfter)
+	}
+	if got := l.due(later.Add(-pendingResendAfter), later); len(got) != 0 {
+		t.Fatalf("resent %d again at once", len(got))
+	}
+	if _, err := l.sweep(func(h state.Hash) bool { return h == state.HashTx(a) }); err != nil {
+		t.Fatal(err)
+	}
+	muchLater := later.Add(pendingResendAfter + time.Second)
+	if got := l.due(muchLater.Add(-pendingResendAfter), muchLater); len(got) != 1 || string(got[0]) != "tx-a" {
+		t.Fatalf("after b left the mempool, resent %q", got)
 	}
 }
