@@ -162,6 +162,13 @@ func (n *Node) checkTx(tx *state.Tx) error {
 		return err
 	}
 	if tx.Body.Nonce > n.nonceOf(tx.Body.From)+MaxNonceAhead {
+		if n.health.catchingUp.Load() {
+			// Behind the chain, this node's nonces are stale: the transaction may well be
+			// fine. Busy (503, retry here later or elsewhere), not a refusal that makes a client
+			// drop the nonce and leave every later one behind a gap (a chaos run: 5 such
+			// refusals by a node just restarted left 5,125 accepted transactions pending).
+			return fmt.Errorf("%w: this node is catching up with the chain and cannot judge the nonce yet", ErrMempoolFull)
+		}
 		return ErrNonceTooFar
 	}
 	return nil

@@ -407,6 +407,10 @@ func (r *ChaosReport) addTargets() {
 		for _, e := range r.NotCommitted {
 			inv.fail("%s", e)
 		}
+		if r.Load.BehindRefused > 0 {
+			inv.Note = fmt.Sprintf("%d more wait behind a nonce the API refused (%s), which the load "+
+				"generator did not send again", r.Load.BehindRefused, r.Load.FirstRejection)
+		}
 		r.Check.Invariants = append(r.Check.Invariants, inv)
 	}
 	if o.MaxGap > 0 {

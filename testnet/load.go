@@ -167,7 +167,7 @@ func RunLoad(ctx context.Context, opts LoadOptions) (*LoadReport, error) {
 	}
 	tr.report(r)
 	r.NotFinalized = tr.pending(r.Accepted)
-	r.NotSeen = tr.notSeen()
+	r.NotSeen, r.BehindRefused = tr.notSeen()
 	if followErr != nil {
 		return r, followErr
 	}
@@ -549,6 +549,7 @@ func (sub *submitter) submitBatch(ctx context.Context, apiURL string, items []ba
 			sub.firstRejection.CompareAndSwap(nil, fmt.Sprintf("%d %s", status, msg))
 			for _, it := range items {
 				sub.tracker.forget(it.tx.hash)
+				sub.tracker.refused(it.tx.raw)
 				rejected = append(rejected, it.sender)
 			}
 			return rejected
@@ -558,7 +559,7 @@ func (sub *submitter) submitBatch(ctx context.Context, apiURL string, items []ba
 				switch {
 				case r.Status == api.TxPending:
 					sub.accepted.Add(1)
-					sub.tracker.accepted(items[i].tx.hash, time.Now())
+					sub.tracker.accepted(items[i].tx.hash, items[i].tx.raw, time.Now())
 				case r.Status == api.TxBusy:
 					sub.refused(reasonBusy, 1)
 					busy = append(busy, items[i])
@@ -568,6 +569,7 @@ func (sub *submitter) submitBatch(ctx context.Context, apiURL string, items []ba
 				default:
 					sub.rejected.Add(1)
 					sub.tracker.forget(items[i].tx.hash)
+					sub.tracker.refused(items[i].tx.raw)
 					sub.firstRejection.CompareAndSwap(nil, "400 "+r.Error)
 					rejected = append(rejected, items[i].sender)
 				}
@@ -630,11 +632,12 @@ func (sub *submitter) submit(ctx context.Context, apiURL string, tx signedTx) bo
 		case status >= 400:
 			sub.rejected.Add(1)
 			sub.tracker.forget(tx.hash)
+			sub.tracker.refused(tx.raw)
 			sub.firstRejection.CompareAndSwap(nil, fmt.Sprintf("%d %s", status, msg))
 			return false
 		default:
 			sub.accepted.Add(1)
-			sub.tracker.accepted(tx.hash, time.Now())
+			sub.tracker.accepted(tx.hash, tx.raw, time.Now())
 			return true
 		}
 	}

@@ -177,14 +177,17 @@ func pause(ctx context.Context, d time.Duration) {
 type tracker struct {
 	mu     sync.Mutex
 	sentAt map[state.Hash]time.Time
-	// taken holds the transactions a node accepted (2xx) that no block has shown yet.
-	taken     map[state.Hash]struct{}
-	firstSent time.Time
-	final     int
-	failed    int
-	latencies []time.Duration
-	lastFinal time.Time
-	blocks    []blockSeen
+	// taken holds the transactions a node accepted (2xx) that no block has shown yet, with
+	// their sender and nonce; refusedFrom the lowest nonce the API refused (4xx) per sender:
+	// what follows it waits behind a gap that only the client can fill.
+	taken       map[state.Hash]senderNonce
+	refusedFrom map[state.Address]uint64
+	firstSent   time.Time
+	final       int
+	failed      int
+	latencies   []time.Duration
+	lastFinal   time.Time
+	blocks      []blockSeen
 	// onFinal, if set, hears of every submitted transaction seen committed (LoadOptions.OnFinal).
 	onFinal func(hash state.Hash, height uint64)
 }
@@ -196,7 +199,8 @@ type blockSeen struct {
 }
 
 func newTracker() *tracker {
-	return &tracker{sentAt: make(map[state.Hash]time.Time), taken: make(map[state.Hash]struct{})}
+	return &tracker{sentAt: make(map[state.Hash]time.Time), taken: make(map[state.Hash]senderNonce),
+		refusedFrom: make(map[state.Address]uint64)}
 }
 
 // sent records that hash is about to be submitted; the time is taken before the request, so a
@@ -212,24 +216,52 @@ func (t *tracker) sent(hash state.Hash, at time.Time) {
 
 // accepted restarts the clock of a transaction a node has just taken, after refusals (503):
 // latency is from acceptance to finality, the time a refused client did not wait on the node.
-func (t *tracker) accepted(hash state.Hash, at time.Time) {
+func (t *tracker) accepted(hash state.Hash, raw []byte, at time.Time) {
+	sn := senderNonceOf(raw)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if _, ok := t.sentAt[hash]; ok {
 		t.sentAt[hash] = at
-		t.taken[hash] = struct{}{}
+		t.taken[hash] = sn
 	}
 }
 
-// notSeen lists the transactions a node accepted that no block has shown yet.
-func (t *tracker) notSeen() []state.Hash {
+type senderNonce struct {
+	from  state.Address
+	nonce uint64
+}
+
+func senderNonceOf(raw []byte) senderNonce {
+	tx, err := state.DecodeTx(raw)
+	if err != nil {
+		return senderNonce{}
+	}
+	return senderNonce{tx.Body.From, tx.Body.Nonce}
+}
+
+// refused records a transaction the API refused for good (4xx).
+func (t *tracker) refused(raw []byte) {
+	sn := senderNonceOf(raw)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	out := make([]state.Hash, 0, len(t.taken))
-	for h := range t.taken {
+	if n, ok := t.refusedFrom[sn.from]; !ok || sn.nonce < n {
+		t.refusedFrom[sn.from] = sn.nonce
+	}
+}
+
+// notSeen lists the transactions a node accepted that no block has shown yet, apart from those
+// behind a nonce of their sender that the API refused (counted in behindRefused).
+func (t *tracker) notSeen() (out []state.Hash, behindRefused int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for h, sn := range t.taken {
+		if n, ok := t.refusedFrom[sn.from]; ok && n < sn.nonce {
+			behindRefused++
+			continue
+		}
 		out = append(out, h)
 	}
-	return out
+	return out, behindRefused
 }
 
 // forget drops a transaction the API rejected.

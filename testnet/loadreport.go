@@ -38,12 +38,15 @@ type LoadReport struct {
 	FirstRejection string         `json:"first_rejection,omitempty"`
 
 	// Finality, as seen by following the blocks of the Follow node.
-	Finalized     int           `json:"finalized"`       // submitted txs in a block, executed without error
-	FailedInBlock int           `json:"failed_in_block"` // submitted txs in a block whose execution failed
-	NotFinalized  int           `json:"not_finalized"`   // accepted, but not seen in a block by the end
-	NotSeen       []state.Hash  `json:"-"`               // those transactions
-	Window        time.Duration `json:"-"`               // from the first submission to the last finalization
-	FinalizedRate float64       `json:"finalized_tps"`   // Finalized / Window
+	Finalized     int          `json:"finalized"`       // submitted txs in a block, executed without error
+	FailedInBlock int          `json:"failed_in_block"` // submitted txs in a block whose execution failed
+	NotFinalized  int          `json:"not_finalized"`   // accepted, but not seen in a block by the end
+	NotSeen       []state.Hash `json:"-"`               // those transactions, but for BehindRefused
+	// BehindRefused counts accepted transactions not seen committed that wait behind a nonce of
+	// their sender the API refused (4xx): a gap only the client can fill, by sending it again.
+	BehindRefused int           `json:"behind_refused,omitempty"`
+	Window        time.Duration `json:"-"`             // from the first submission to the last finalization
+	FinalizedRate float64       `json:"finalized_tps"` // Finalized / Window
 	// SustainedRate counts only what was finalized while submissions went on: the backlog that
 	// drains after the window does not raise it.
 	SustainedRate  float64        `json:"finalized_in_window_tps"`
@@ -132,6 +135,9 @@ func (r *LoadReport) WriteText(w io.Writer) {
 	}
 	fmt.Fprintf(tw, "finalized\t%d (%d more failed in their block)\n", r.Finalized, r.FailedInBlock)
 	fmt.Fprintf(tw, "accepted but not finalized\t%d\n", r.NotFinalized)
+	if r.BehindRefused > 0 {
+		fmt.Fprintf(tw, "  behind a nonce the API refused\t%d\n", r.BehindRefused)
+	}
 	fmt.Fprintf(tw, "finalized tx/s\t%.0f over %.1fs (first submit to last finalization); %.0f while submitting\n", r.FinalizedRate, r.Window.Seconds(), r.SustainedRate)
 	fmt.Fprintf(tw, "blocks\t%d, %.1f txs/block\n", r.Blocks, r.AvgTxsPerBlock)
 	l := r.Latency
