@@ -162,7 +162,7 @@ func (s *privateService) serve(st network.Stream) {
 		}
 	}()
 	_ = st.SetDeadline(time.Now().Add(privateTimeout))
-	_, _, err := s.answer(st, remote)
+	err := s.answer(st, remote)
 	if err != nil {
 		s.log.Debug("private: request not served", "peer", remote, "err", err)
 		_ = st.Reset()
@@ -171,14 +171,15 @@ func (s *privateService) serve(st network.Stream) {
 	_ = st.Close()
 }
 
-func (s *privateService) answer(st network.Stream, remote peer.ID) (byte, PrivateStatus, error) {
+// answer reads one request and writes its answer; the answer is counted by kind and status.
+func (s *privateService) answer(st network.Stream, remote peer.ID) error {
 	br := bufio.NewReader(st)
 	var hdr [privateHeader]byte
 	if _, err := io.ReadFull(br, hdr[:]); err != nil {
-		return 0, 0, err
+		return err
 	}
 	kind, commitment := hdr[0], [32]byte(hdr[1:])
-	reply := func(status PrivateStatus, payload []byte) (byte, PrivateStatus, error) {
+	reply := func(status PrivateStatus, payload []byte) error {
 		// Counted before the answer leaves: a peer that has read it finds it counted.
 		switch kind {
 		case privateKindPush:
@@ -192,7 +193,7 @@ func (s *privateService) answer(st network.Stream, remote peer.ID) (byte, Privat
 			_ = binary.Write(w, binary.BigEndian, uint32(len(payload)))
 			_, _ = w.Write(payload)
 		}
-		return kind, status, w.Flush()
+		return w.Flush()
 	}
 	busy := func(n int) bool {
 		select {
@@ -210,7 +211,7 @@ func (s *privateService) answer(st network.Stream, remote peer.ID) (byte, Privat
 	case privateKindPush:
 		var l [4]byte
 		if _, err := io.ReadFull(br, l[:]); err != nil {
-			return 0, 0, err
+			return err
 		}
 		n := int(binary.BigEndian.Uint32(l[:]))
 		if n == 0 || n > s.maxBytes {
@@ -222,7 +223,7 @@ func (s *privateService) answer(st network.Stream, remote peer.ID) (byte, Privat
 		defer func() { <-s.slots }()
 		payload := make([]byte, n)
 		if _, err := io.ReadFull(br, payload); err != nil {
-			return 0, 0, err
+			return err
 		}
 		return reply(s.source.AcceptPrivate(remote.String(), commitment, payload), nil)
 	case privateKindFetch:
@@ -236,7 +237,7 @@ func (s *privateService) answer(st network.Stream, remote peer.ID) (byte, Privat
 		}
 		return reply(status, payload)
 	}
-	return 0, 0, fmt.Errorf("p2p: private request of kind %d", kind)
+	return fmt.Errorf("p2p: private request of kind %d", kind)
 }
 
 // openPrivate sends req to p and returns the stream to read the answer from.
