@@ -175,6 +175,7 @@ type simStats struct {
 	crashes, resigned                                                    int
 	kills, oneSided                                                      int
 	wipeResigned                                                         int // see drain
+	ownDuplicates                                                        int // see publish
 	maxGap                                                               uint64
 	caught                                                               int // honest Steps that returned ErrEquivocation
 	// stableView is the highest view a height entered on a stable network was decided in.
@@ -550,6 +551,10 @@ func (s *sim) checkCommitted(i int, c Committed) {
 
 // send puts copies of r on the network, each delayed 1..maxDelay ticks, some dropped, some twice.
 func (s *sim) send(from int, r routed) {
+	contentID, ok := s.publish(from, r.m)
+	if !ok {
+		return
+	}
 	for to := range s.nodes {
 		if to == from || (r.to >= 0 && r.to != to) {
 			continue
@@ -560,6 +565,9 @@ func (s *sim) send(from int, r routed) {
 		}
 		s.seq++
 		pub := s.seq
+		if contentID != 0 {
+			pub = contentID
+		}
 		for range copies {
 			if s.rng.Float64() < s.sc.drop || (s.cut[from] != s.cut[to] && s.now >= s.cutFrom && s.now < s.cutTo) || s.linkDown(from, to) {
 				s.stats.dropped++
