@@ -128,8 +128,10 @@ func (f *floodControl) author(topic string, m *pb.Message) peer.ID {
 		return a
 	}
 	if of := f.authorOf[topic]; of != nil {
-		if a, ok := of(m.GetData()); ok {
-			return a
+		if payload, ok := openEnvelope(m.GetData()); ok {
+			if a, ok := of(payload); ok {
+				return a
+			}
 		}
 	}
 	return ""

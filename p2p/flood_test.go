@@ -291,7 +291,7 @@ func TestInspectorChargesThePayloadsAuthor(t *testing.T) {
 		topic := topic
 		rpc := &pubsub.RPC{}
 		for i := range n {
-			rpc.Publish = append(rpc.Publish, &pb.Message{Topic: &topic, Data: fmt.Appendf(nil, "%s%d", prefix, i)})
+			rpc.Publish = append(rpc.Publish, &pb.Message{Topic: &topic, Data: sealed(uint64(i), fmt.Appendf(nil, "%s%d", prefix, i))})
 		}
 		return rpc
 	}
@@ -317,16 +317,40 @@ func TestInspectorChargesThePayloadsAuthor(t *testing.T) {
 	}
 }
 
-// A message's ID is its content: the same payload on a topic is one message whoever relays or
-// publishes it; another payload or topic is another.
+// A message's ID is its content: the same data on a topic is one message whoever relays it;
+// another payload, topic or envelope nonce (another publication) is another.
 func TestContentID(t *testing.T) {
 	a, b := "t1", "t2"
-	m := func(topic, data string) *pb.Message { return &pb.Message{Topic: &topic, Data: []byte(data)} }
-	if contentID(m(a, "x")) != contentID(&pb.Message{Topic: &a, Data: []byte("x"), From: []byte("p")}) {
-		t.Error("same payload, different IDs")
+	m := func(topic, data string) *pb.Message { return &pb.Message{Topic: &topic, Data: sealed(1, []byte(data))} }
+	if contentID(m(a, "x")) != contentID(&pb.Message{Topic: &a, Data: sealed(1, []byte("x")), From: []byte("p")}) {
+		t.Error("same data, different IDs")
 	}
 	if contentID(m(a, "x")) == contentID(m(a, "y")) || contentID(m(a, "x")) == contentID(m(b, "x")) {
 		t.Error("different payloads or topics, one ID")
+	}
+	if contentID(m(a, "x")) == contentID(&pb.Message{Topic: &a, Data: sealed(2, []byte("x"))}) {
+		t.Error("two publications of one payload, one ID")
+	}
+}
+
+// sealed is what Host.seal makes of payload with the given nonce.
+func sealed(nonce uint64, payload []byte) []byte {
+	h := &Host{}
+	h.pubNonce.Store(nonce - 1)
+	return h.seal(payload)
+}
+
+func TestOpenEnvelope(t *testing.T) {
+	if p, ok := openEnvelope(sealed(7, []byte("vote"))); !ok || string(p) != "vote" {
+		t.Fatalf("openEnvelope(seal(vote)) = %q, %v", p, ok)
+	}
+	if p, ok := openEnvelope(sealed(7, nil)); !ok || len(p) != 0 {
+		t.Fatalf("openEnvelope(seal(empty)) = %q, %v", p, ok)
+	}
+	for _, bad := range [][]byte{nil, {envelopeVersion}, []byte("bare payload"), append([]byte{2}, sealed(1, []byte("x"))[1:]...)} {
+		if _, ok := openEnvelope(bad); ok {
+			t.Errorf("openEnvelope(%q) accepted", bad)
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package p2p
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -126,14 +127,48 @@ func gossipOptions(maxBytes int, log *slog.Logger, topics []string, direct []pee
 	return opts
 }
 
-// contentID is a message's ID: a hash of its topic and payload, so that the same payload is one
-// message however many peers relay it or publish it.
+// contentID is a message's ID: a hash of its topic and data, so that one publication is one
+// message however many peers relay it. The data is an envelope (seal) whose nonce makes each
+// publication distinct, so a payload published again is a new message.
 func contentID(m *pb.Message) string {
 	h := sha256.New()
 	h.Write([]byte(m.GetTopic()))
 	h.Write([]byte{0})
 	h.Write(m.GetData())
 	return string(h.Sum(nil))
+}
+
+// Every publication travels in an envelope: a version byte, then a nonce of this host's own,
+// then the payload. A message ID is a hash of the data (contentID), so without the nonce a payload
+// published again would be the same message as its first copy: the publisher's own pubsub drops it
+// as seen for seenTTL, and so does every peer that received the first copy. That broke
+// retransmission: a validator restarted after a view change was first sent could not receive that
+// view change again for 30 s, and the chain stalled (the README tour did, on real processes). With
+// the nonce, every Publish is a message of its own and relays still drop the copies of it; the
+// payload's own signature, not the envelope, is what authenticates it.
+const (
+	envelopeVersion = 1
+	envelopeSize    = 1 + 8
+)
+
+// seal wraps a payload in an envelope with this host's next nonce. The nonces start at a random
+// point at each start of the process, so a restarted node's publications are new messages to
+// peers that remember its previous life's.
+func (h *Host) seal(payload []byte) []byte {
+	b := make([]byte, envelopeSize+len(payload))
+	b[0] = envelopeVersion
+	binary.BigEndian.PutUint64(b[1:envelopeSize], h.pubNonce.Add(1))
+	copy(b[envelopeSize:], payload)
+	return b
+}
+
+// openEnvelope returns the payload of sealed data, false if data is not an envelope this version
+// reads.
+func openEnvelope(data []byte) ([]byte, bool) {
+	if len(data) < envelopeSize || data[0] != envelopeVersion {
+		return nil, false
+	}
+	return data[envelopeSize:], true
 }
 
 // gossipTopic is one joined topic with its subscription and the channel the node reads.
@@ -179,8 +214,13 @@ func (h *Host) wrapValidator(topic string, validate Validator) pubsub.ValidatorE
 			h.log.Debug("message from an author not allowed rejected", "topic", topic, "from", from)
 			return pubsub.ValidationReject
 		}
-		if len(msg.Data) > h.maxBytes {
-			h.log.Debug("oversized message rejected", "topic", topic, "from", from, "bytes", len(msg.Data))
+		payload, ok := openEnvelope(msg.Data)
+		if !ok {
+			h.log.Debug("message without an envelope rejected", "topic", topic, "from", from, "bytes", len(msg.Data))
+			return pubsub.ValidationReject
+		}
+		if len(payload) > h.maxBytes {
+			h.log.Debug("oversized message rejected", "topic", topic, "from", from, "bytes", len(payload))
 			return pubsub.ValidationReject
 		}
 		defer func() {
@@ -190,7 +230,7 @@ func (h *Host) wrapValidator(topic string, validate Validator) pubsub.ValidatorE
 				result = pubsub.ValidationReject
 			}
 		}()
-		verdict, decoded := validate(from.String(), msg.Data)
+		verdict, decoded := validate(from.String(), payload)
 		switch verdict {
 		case Accept:
 			msg.ValidatorData = decoded
@@ -217,7 +257,8 @@ func (h *Host) read(sub *pubsub.Subscription, out chan<- Message) {
 		if err != nil {
 			return // Close, or pubsub shut down
 		}
-		m := Message{From: msg.ReceivedFrom.String(), Data: msg.Data, Decoded: msg.ValidatorData}
+		payload, _ := openEnvelope(msg.Data) // the validator refused data that is not an envelope
+		m := Message{From: msg.ReceivedFrom.String(), Data: payload, Decoded: msg.ValidatorData}
 		select {
 		case out <- m:
 		case <-h.ctx.Done():
@@ -253,7 +294,7 @@ func (h *Host) publish(ctx context.Context, t *gossipTopic, data []byte) error {
 	if h.ctx.Err() != nil {
 		return ErrClosed
 	}
-	err := t.topic.Publish(ctx, data)
+	err := t.topic.Publish(ctx, h.seal(data))
 	if err == nil {
 		return nil
 	}

@@ -10,6 +10,8 @@ package p2p
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -170,6 +172,8 @@ type Host struct {
 	scoreDrops atomic.Uint64
 	// linkResets counts connections closed because pubsub lost a connected peer's subscriptions.
 	linkResets atomic.Uint64
+	// pubNonce is the last nonce sealed into a publication (gossip.go, seal).
+	pubNonce atomic.Uint64
 
 	txs       *gossipTopic
 	consensus *gossipTopic
@@ -296,6 +300,13 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		cancel:   cancel,
 	}
 	h.scores = &scorekeeper{h: h, coolOff: coolOff, validators: validators}
+	var start [8]byte
+	if _, err := rand.Read(start[:]); err != nil {
+		_ = lh.Close()
+		cancel()
+		return nil, fmt.Errorf("p2p: publication nonce: %w", err)
+	}
+	h.pubNonce.Store(binary.BigEndian.Uint64(start[:]))
 	fail := func(err error) (*Host, error) {
 		h.shutdown()
 		return nil, err

@@ -325,6 +325,7 @@ func pbBytes(field int, b []byte) []byte {
 // network's policy refuses and penalises.
 func (r *rawPublisher) message(t *testing.T, topic string, data []byte, seqno uint64, forge bool) []byte {
 	t.Helper()
+	data = sealed(seqno, data)
 	if !forge {
 		return slices.Concat(pbBytes(2, data), pbBytes(4, []byte(topic)))
 	}

@@ -134,8 +134,8 @@ func linked(t testing.TB, src, dst *Host) {
 		deadline := time.After(waitLimit)
 		tick := time.NewTicker(50 * time.Millisecond)
 		for n, arrived := 0, false; !arrived; n++ {
-			// Each probe differs: message IDs are content, so a repeated probe would be a
-			// duplicate of the first, which went nowhere.
+			// Each probe differs, so that the test reads which probe arrived (a repeated payload
+			// would be published anew too: see TestRepublishedPayloadReachesLatePeer).
 			if err := topic.publish(context.Background(), fmt.Appendf(nil, "%s%s-%d", probePrefix, src.ID(), n)); err != nil {
 				t.Fatal(err)
 			}
@@ -186,6 +186,30 @@ func expectMessageVia(t testing.TB, ch <-chan Message, text string, hops ...*Hos
 	if d, ok := m.Decoded.(decoded); !ok || d.text != text {
 		t.Fatalf("Decoded = %#v, want decoded{%q}", m.Decoded, text)
 	}
+}
+
+// A payload published again is a new message: a peer that missed the first copy (here, one that
+// was not yet connected, as a validator restarted after a view change was first sent) receives the
+// second, and so does a peer that received the first. With message IDs from the payload alone,
+// the publisher's own pubsub dropped the second Publish as seen, for seenTTL, and a restarted
+// validator could not rejoin a view change: the chain stalled.
+func TestRepublishedPayloadReachesLatePeer(t *testing.T) {
+	a := newHost(t, nil)
+	b := newHost(t, bootstrapTo(a))
+	linked(t, a, b)
+	const vc = "view-change h=613 v=2"
+	if err := a.PublishConsensus(context.Background(), []byte(vc)); err != nil {
+		t.Fatal(err)
+	}
+	expectMessage(t, b.Consensus(), a, vc)
+
+	c := newHost(t, bootstrapTo(a))
+	linked(t, a, c)
+	if err := a.PublishConsensus(context.Background(), []byte(vc)); err != nil {
+		t.Fatal(err)
+	}
+	expectMessage(t, c.Consensus(), a, vc)
+	expectMessage(t, b.Consensus(), a, vc)
 }
 
 func TestGossipReachesOtherPeersNotPublisher(t *testing.T) {
