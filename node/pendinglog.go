@@ -19,10 +19,14 @@ import (
 // that restarted one validator left 1,921 accepted transactions pending on every node, behind
 // the few the restarted node took with it.
 //
-// Entries are written to the block store under "p/" ‖ tx hash, in one batch per admission batch,
-// before the client's answer, without a sync of their own: a killed process loses nothing (the
-// operating system holds the write), a lost machine loses what the next block's synced write had
-// not yet carried to disk. Gossiped transactions are not logged: they are on another node already.
+// Entries are written to the block store under "p/" ‖ tx hash, in one synced batch per admission
+// batch, before the client's answer: a 202 means the transaction is on disk. (Written without a
+// sync they were not, even against a mere kill of the process: pebble holds an unsynced record in
+// its own buffer, and a chaos run's killed validator took the last of its accepted transactions
+// with it, leaving every later nonce of their senders pending for good.) Concurrent admission
+// batches share one fsync (pebble commits syncs in groups). Deleting entries needs no sync: one
+// lost brings back a transaction that is refused again. Gossiped transactions are not logged:
+// they are on another node already.
 // On start the node takes the logged transactions in again through the API's admission path, and a
 // sweep drops entries whose transaction left the mempool (committed, refused, superseded).
 //
@@ -67,7 +71,7 @@ func (l *pendingLog) add(hashes []state.Hash, raws [][]byte) error {
 			return err
 		}
 	}
-	if err := b.WriteNoSync(); err != nil {
+	if err := b.Write(); err != nil {
 		return err
 	}
 	now := time.Now()

@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -102,5 +104,43 @@ func TestPendingLogResendsWhatStaysPending(t *testing.T) {
 	muchLater := later.Add(pendingResendAfter + time.Second)
 	if got := l.due(muchLater.Add(-pendingResendAfter), muchLater); len(got) != 1 || string(got[0]) != "tx-a" {
 		t.Fatalf("after b left the mempool, resent %q", got)
+	}
+}
+
+// What add logged is on disk when it returns, before the client hears 202: a copy of the store's
+// files taken while it is still open (what a killed process leaves) holds every entry. Logged
+// without a sync, pebble kept them in its own buffer, and a validator killed in a chaos run lost
+// the last of its accepted transactions.
+func TestPendingLogSurvivesAKill(t *testing.T) {
+	dir := t.TempDir()
+	db, err := kv.Open(kv.PebbleDB, dir, "blocks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	_, key := soloHome(t, "memdb")
+	var to state.Address
+	to[0] = 7
+	var hashes []state.Hash
+	var raws [][]byte
+	for nonce := range uint64(3) {
+		raw := transfer(t, "kill-test", key, nonce, to, 10)
+		hashes, raws = append(hashes, state.HashTx(raw)), append(raws, raw)
+	}
+	if err := newPendingLog(db).add(hashes, raws); err != nil {
+		t.Fatal(err)
+	}
+	killed := filepath.Join(t.TempDir(), "blocks.db")
+	if err := os.CopyFS(killed, os.DirFS(filepath.Join(dir, "blocks.db"))); err != nil {
+		t.Fatal(err)
+	}
+	c, err := kv.Open(kv.PebbleDB, filepath.Dir(killed), "blocks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	got, err := newPendingLog(c).load()
+	if err != nil || len(got) != 3 {
+		t.Fatalf("after a kill the pending log holds %d of 3 accepted transactions (%v)", len(got), err)
 	}
 }

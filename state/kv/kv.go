@@ -79,9 +79,10 @@ type Batch interface {
 	// Write applies the batch and syncs it to stable storage before returning. The batch cannot
 	// be used afterwards, except to Close it.
 	Write() error
-	// WriteNoSync applies the batch without waiting for stable storage: it survives the
-	// process's crash (the operating system holds it, and a later Write syncs it with
-	// everything before it) but not the machine's. Otherwise as Write.
+	// WriteNoSync applies the batch without waiting for stable storage. It is durable only once
+	// a later Write returns (which syncs it with everything before it): pebble keeps an unsynced
+	// record in its own log buffer until that buffer fills or a sync flushes it, so a process
+	// killed meanwhile loses it. Use it only for what may be lost. Otherwise as Write.
 	WriteNoSync() error
 	// Close discards an unwritten batch. It is idempotent.
 	Close() error
