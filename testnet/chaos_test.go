@@ -47,16 +47,6 @@ func TestChaosShort(t *testing.T) {
 	if err != nil {
 		t.Fatalf("chaos: %v\n%s\n%s", err, progress.String(), report.String())
 	}
-	// Open (issue #9): under this test's timing (a race-built load generator), some accepted
-	// transactions can still be pending 30 s after the run, although the same schedule run with
-	// `guild testnet chaos` finalizes all of them. Reported here, not failed on, until its cause
-	// is found; every other invariant must hold.
-	if inv := r.Check.Invariant(InvAcceptedFinalized); inv != nil && inv.Violations > 0 {
-		t.Logf("open: %d of %d accepted transactions still pending after the settle time", inv.Violations, inv.Checked)
-		if r.Check.Violations() == inv.Violations {
-			inv.Violations = 0
-		}
-	}
 	if !r.OK() {
 		t.Fatalf("invariants violated:\n%s\n%s", progress.String(), report.String())
 	}
