@@ -409,6 +409,11 @@ func (n *Node) pruneBlocks(height uint64) {
 	if o := n.snaps.oldestKept(); o > 0 && o < below {
 		below = o
 	}
+	if err := n.keepValidatorChanges(below); err != nil {
+		n.log.Warn("keeping the proofs of validator set changes before pruning failed; no block is pruned, "+
+			"and pruning is tried again after the next block", "err", err)
+		return
+	}
 	pruned, err := n.blocks.Prune(below, pruneBatch)
 	if err != nil {
 		if isStoreFault(err) {
@@ -423,6 +428,37 @@ func (n *Node) pruneBlocks(height uint64) {
 		n.snaps.earliest.Set(float64(n.blocks.Earliest()))
 		n.log.Debug("pruned old blocks", "blocks", pruned, "earliest", n.blocks.Earliest())
 	}
+}
+
+// keepValidatorChanges stores the proof of every validator set change whose block (the one
+// before the set takes effect) the next Prune(below, pruneBatch) deletes, so that the node can
+// still prove its validator sets (state sync offers, proof files) once it is gone. Loop only.
+func (n *Node) keepValidatorChanges(below uint64) error {
+	from := n.blocks.Earliest()
+	to := min(below, n.blocks.Height(), from+pruneBatch) // as Prune bounds it
+	for _, e := range n.sched.Load().epochs {
+		if e.From == 0 || e.From-1 < from || e.From-1 >= to {
+			continue
+		}
+		if _, ok, err := n.blocks.ValidatorChange(e.From); ok || err != nil {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		ch, err := validatorChange(n.st, n.blocks, e.From)
+		if err != nil {
+			return err
+		}
+		raw, err := encodeValidatorChange(&ch)
+		if err != nil {
+			return err
+		}
+		if err := n.blocks.SaveValidatorChanges(map[uint64][]byte{e.From: raw}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // pruneBatch is the most blocks pruned after one commit: more than one, so that a node that

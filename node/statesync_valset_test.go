@@ -287,3 +287,27 @@ func TestStateSyncRefusesForgedValidatorChanges(t *testing.T) {
 		t.Error("the liar's offer was not counted as bad")
 	}
 }
+
+// A node that prunes the blocks its validator set changes are proven against keeps the proofs
+// first, so that it still offers snapshots (and proof files) with the whole chain of changes.
+func TestPruneKeepsValidatorChangeProofs(t *testing.T) {
+	c, src := valsetSnapshotChain(t)
+	src.cfg.Storage.KeepBlocks = 5
+	src.pruneBlocks(12) // blocks 1..7 go (the snapshot at 10 is kept): those of both changes
+	if got := src.blocks.Earliest(); got != 8 {
+		t.Fatalf("earliest block %d, want 8", got)
+	}
+	src.snaps.mu.Lock()
+	src.snaps.offer.height = 0 // no cached offer: build it from the pruned store
+	src.snaps.mu.Unlock()
+	raw, err := src.snaps.SnapshotOffer()
+	if err != nil || raw == nil {
+		t.Fatalf("offer of a pruned node: %v", err)
+	}
+	o, err := verifyOffer(mustLightGenesis(t, c.gen), raw, func(h uint64, i uint32) ([]byte, error) {
+		return src.snaps.SnapshotValidatorChange(h, i)
+	})
+	if err != nil || o.epochs != 3 {
+		t.Fatalf("offer of a pruned node: %v", err)
+	}
+}
