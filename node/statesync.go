@@ -120,7 +120,10 @@ func verifyOffer(g *light.Genesis, raw []byte, change func(height uint64, i uint
 		if err := chain.Add(c); err != nil {
 			return nil, fmt.Errorf("%w: %w", errBadOffer, err)
 		}
-		changes[chain.Last()] = rc
+		// Kept in its canonical encoding, whatever spelling the peer used.
+		if changes[chain.Last()], err = encodeValidatorChange(c); err != nil {
+			return nil, err
+		}
 	}
 	next, nextCert, err := verifySynced(chainID, chain.SetAt(m.Height+1), m.Height+1, state.Hash(consensus.DigestOf(o.Block)),
 		&p2p.SyncedBlock{Height: m.Height + 1, Block: o.Next, Certificate: o.NextCert})
@@ -511,6 +514,9 @@ func (s *stateSyncer) offers(ctx context.Context) []*candidate {
 				return b, err
 			})
 			switch {
+			case errors.Is(err, p2p.ErrSnapshotResponse): // a change over the limits
+				s.markBad(p, "bad_offer", err)
+				return
 			case errors.Is(err, errChangeUnavailable):
 				s.metrics.failures.WithLabelValues("unavailable").Inc()
 				s.log.Info("state sync: a peer did not serve a validator set change its offer counts; asking again later", "peer", p, "err", err)
