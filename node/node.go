@@ -79,6 +79,8 @@ type Node struct {
 	// the pending upgrade this binary cannot follow that the log has warned about. Loop only.
 	upgrades      []state.Upgrade
 	warnedUpgrade string
+	// activatedUpgrade names the last upgrade whose activation this node logged (noteActivation).
+	activatedUpgrade string
 	// turn is the leader schedule of the next height, computed once per height (leadersAt);
 	// skippedNow is who it passes over, for the API.
 	turn       leaderTurn

@@ -96,17 +96,28 @@ func (n *Node) TxProof(h state.Hash) (*light.File, error) {
 // validator set changes from genesis up to it, and the schedule entry that closes them. It
 // returns the anchor's state root.
 func (n *Node) anchoredFile(typ string, anchor uint64) (*light.File, state.Hash, error) {
-	f := &light.File{Version: light.Version, Type: typ, ChainID: n.chainID, Height: anchor - 1, Validators: []light.Change{}}
-	c, hdr, err := n.certifiedBlock(anchor)
+	f := &light.File{Version: light.Version, Type: typ, ChainID: n.chainID, Height: anchor - 1}
+	c, hdr, err := certifiedBlock(n.blocks, anchor)
 	if err != nil {
 		return nil, state.Hash{}, err
 	}
 	f.Anchor = c
 	root := hdr.StateRoot
-
-	sets, err := n.st.ValidatorSchedule()
+	f.Validators, f.Schedule, err = validatorProof(n.st, n.blocks, anchor, root)
 	if err != nil {
 		return nil, root, err
+	}
+	return f, root, nil
+}
+
+// validatorProof is what shows a light client (or a node that state-syncs) the validator set of
+// block anchor: every change from genesis that takes effect at or before it, and the schedule
+// entry, proven against root (the anchor's state root), that closes them.
+func validatorProof(st *state.State, blocks *BlockStore, anchor uint64, root state.Hash) ([]light.Change, light.EntryProof, error) {
+	changes := []light.Change{}
+	sets, err := st.ValidatorSchedule()
+	if err != nil {
+		return nil, light.EntryProof{}, err
 	}
 	// Every change that takes effect at or before the anchor, each proven against the block just
 	// before it: decided by the set it replaces, with the change already in its state (a change
@@ -122,37 +133,49 @@ func (n *Node) anchoredFile(typ string, anchor uint64) (*light.File, state.Hash,
 			next = vs
 			break
 		}
-		cb, h, err := n.certifiedBlock(vs.Height - 1)
+		ch, err := validatorChange(st, blocks, vs.Height)
 		if err != nil {
-			return nil, root, err
+			return nil, light.EntryProof{}, err
 		}
-		p, err := n.st.Prove(h.StateRoot, []byte(keyValidatorsAt(vs.Height)))
-		if err != nil {
-			return nil, root, err
-		}
-		f.Validators = append(f.Validators, light.Change{Certified: cb, Proof: light.FromStateProof(p)})
+		changes = append(changes, ch)
 		last = vs.Height
 	}
 	// Then the anchor's own state shows that no other set was scheduled after the last one by
 	// then, or names the next one, which starts after the anchor.
-	gov, err := n.st.Prove(root, []byte("r/gov"))
+	gov, err := st.Prove(root, []byte("r/gov"))
 	if err != nil {
-		return nil, root, err
+		return nil, light.EntryProof{}, err
 	}
 	lh, err := state.GovValidatorHeight(gov.Value)
 	if err != nil {
-		return nil, root, err
+		return nil, light.EntryProof{}, err
 	}
 	if lh == last || next == nil {
-		f.Schedule = light.FromStateProof(gov)
-	} else {
-		p, err := n.st.Prove(root, []byte(keyValidatorsAt(next.Height)))
-		if err != nil {
-			return nil, root, err
-		}
-		f.Schedule = light.FromStateProof(p)
+		return changes, light.FromStateProof(gov), nil
 	}
-	return f, root, nil
+	p, err := st.Prove(root, []byte(keyValidatorsAt(next.Height)))
+	if err != nil {
+		return nil, light.EntryProof{}, err
+	}
+	return changes, light.FromStateProof(p), nil
+}
+
+// validatorChange is the proof of the set that takes effect at height h: block h-1 and its
+// certificate, and the set's snapshot proven against its state root; or, on a node that joined
+// by state sync after h (it holds neither), the proof it verified when it joined.
+func validatorChange(st *state.State, blocks *BlockStore, h uint64) (light.Change, error) {
+	if c, ok, err := blocks.ValidatorChange(h); ok || err != nil {
+		return c, err
+	}
+	cb, hdr, err := certifiedBlock(blocks, h-1)
+	if err != nil {
+		return light.Change{}, err
+	}
+	p, err := st.Prove(hdr.StateRoot, []byte(keyValidatorsAt(h)))
+	if err != nil {
+		return light.Change{}, err
+	}
+	return light.Change{Certified: cb, Proof: light.FromStateProof(p)}, nil
 }
 
 func keyValidatorsAt(h uint64) string {
@@ -161,8 +184,8 @@ func keyValidatorsAt(h uint64) string {
 }
 
 // certifiedBlock is a stored block with its certificate, in proof form, and its header.
-func (n *Node) certifiedBlock(h uint64) (light.Certified, *Header, error) {
-	value, cert, err := n.blocks.Block(h)
+func certifiedBlock(blocks *BlockStore, h uint64) (light.Certified, *Header, error) {
+	value, cert, err := blocks.Block(h)
 	if err != nil {
 		return light.Certified{}, nil, err
 	}

@@ -36,6 +36,11 @@ type snapshotOffer struct {
 	// Results are block h's results ([]StoredResult): block h+1 certifies their receipts root,
 	// which the joiner's state must know to judge block h+1's header.
 	Results []byte `cbor:"6,keyasint"`
+	// Changes counts the validator set changes from genesis up to block h+1, which the joiner
+	// fetches one by one (p2p's validator change requests) and follows as a light client does;
+	// Schedule (a light.EntryProof against block h+1's state root) shows that none is left out.
+	Changes  uint32 `cbor:"7,keyasint,omitempty"`
+	Schedule []byte `cbor:"8,keyasint"`
 }
 
 type localSnapshot struct {
@@ -61,8 +66,9 @@ type snapshotter struct {
 	mu    sync.Mutex
 	list  []*localSnapshot // by height, ascending
 	offer struct {
-		height uint64
-		raw    []byte
+		height  uint64
+		raw     []byte
+		changes [][]byte // the validator set changes it counts, encoded
 	}
 
 	taken   prometheus.Counter
@@ -93,7 +99,7 @@ func newSnapshotter(home string, cfg StateSyncConfig, st *state.State, blocks *B
 		seconds: prometheus.NewGauge(prometheus.GaugeOpts{Name: "guild_snapshot_seconds",
 			Help: "Time the last state snapshot took to write."}),
 		served: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "guild_snapshot_served_total",
-			Help: "State sync requests served to peers, by kind (offer, chunk)."}, []string{"kind"}),
+			Help: "State sync requests served to peers, by kind (offer, chunk, validator_change)."}, []string{"kind"}),
 		pruned: prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_blocks_pruned_total",
 			Help: "Blocks deleted from the block store by storage.keep_blocks."}),
 		earliest: prometheus.NewGauge(prometheus.GaugeOpts{Name: "guild_block_store_earliest_height",
@@ -334,14 +340,40 @@ func (s *snapshotter) SnapshotOffer() ([]byte, error) {
 	if o.Results, err = state.Marshal(results); err != nil {
 		return nil, err
 	}
+	changes, sched, err := validatorProof(s.st, s.blocks, h+1, pick.m.Root)
+	if err != nil {
+		return nil, fmt.Errorf("node: proving the validator sets up to block %d: %w", h+1, err)
+	}
+	encoded := make([][]byte, len(changes))
+	for i := range changes {
+		if encoded[i], err = encodeValidatorChange(&changes[i]); err != nil {
+			return nil, err
+		}
+	}
+	o.Changes = uint32(len(changes))
+	if o.Schedule, err = state.Marshal(&sched); err != nil {
+		return nil, err
+	}
 	raw, err := state.Marshal(&o)
 	if err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
-	s.offer.height, s.offer.raw = h, raw
+	s.offer.height, s.offer.raw, s.offer.changes = h, raw, encoded
 	s.mu.Unlock()
 	return raw, nil
+}
+
+// SnapshotValidatorChange implements p2p.SnapshotSource: change i of those the offer at height
+// counts, while that is the offer served.
+func (s *snapshotter) SnapshotValidatorChange(height uint64, i uint32) ([]byte, error) {
+	s.served.WithLabelValues("validator_change").Inc()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.offer.height != height || int(i) >= len(s.offer.changes) {
+		return nil, nil
+	}
+	return s.offer.changes[i], nil
 }
 
 // SnapshotChunk implements p2p.SnapshotSource from the snapshots kept on disk.
@@ -377,6 +409,11 @@ func (n *Node) pruneBlocks(height uint64) {
 	if o := n.snaps.oldestKept(); o > 0 && o < below {
 		below = o
 	}
+	if err := n.keepValidatorChanges(below); err != nil {
+		n.log.Warn("keeping the proofs of validator set changes before pruning failed; no block is pruned, "+
+			"and pruning is tried again after the next block", "err", err)
+		return
+	}
 	pruned, err := n.blocks.Prune(below, pruneBatch)
 	if err != nil {
 		if isStoreFault(err) {
@@ -391,6 +428,37 @@ func (n *Node) pruneBlocks(height uint64) {
 		n.snaps.earliest.Set(float64(n.blocks.Earliest()))
 		n.log.Debug("pruned old blocks", "blocks", pruned, "earliest", n.blocks.Earliest())
 	}
+}
+
+// keepValidatorChanges stores the proof of every validator set change whose block (the one
+// before the set takes effect) the next Prune(below, pruneBatch) deletes, so that the node can
+// still prove its validator sets (state sync offers, proof files) once it is gone. Loop only.
+func (n *Node) keepValidatorChanges(below uint64) error {
+	from := n.blocks.Earliest()
+	to := min(below, n.blocks.Height(), from+pruneBatch) // as Prune bounds it
+	for _, e := range n.sched.Load().epochs {
+		if e.From == 0 || e.From-1 < from || e.From-1 >= to {
+			continue
+		}
+		if _, ok, err := n.blocks.ValidatorChange(e.From); ok || err != nil {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		ch, err := validatorChange(n.st, n.blocks, e.From)
+		if err != nil {
+			return err
+		}
+		raw, err := encodeValidatorChange(&ch)
+		if err != nil {
+			return err
+		}
+		if err := n.blocks.SaveValidatorChanges(map[uint64][]byte{e.From: raw}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // pruneBatch is the most blocks pruned after one commit: more than one, so that a node that

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/guild-ledger/guild/consensus"
 	"github.com/guild-ledger/guild/node/api"
+	"github.com/guild-ledger/guild/node/light"
 	"github.com/guild-ledger/guild/p2p"
 	"github.com/guild-ledger/guild/state"
 	"github.com/guild-ledger/guild/state/kv"
@@ -29,18 +31,19 @@ import (
 // does, block-syncing only the blocks after the snapshot.
 //
 // Trust. An offer carries the manifest, the block at its height h and block h+1 with their
-// certificates. Block h+1's certificate must verify against the genesis validator set, its
-// header must carry the manifest's root as StateRoot (the state after block h) and block h's
-// hash as its parent, and block h's certificate must verify too. Chunks are checked against the
+// certificates, the number of validator set changes from genesis up to block h+1 and a proof
+// of the validator schedule against block h+1's state root. The joining node holds only the
+// genesis set; it fetches each change from the offering peer and follows them as the light
+// client does (node/light: each new set proven against a block the set before it certified),
+// then checks block h+1's certificate against the set so reached, and the schedule proof shows
+// that this is the set of h+1: no change was left out. Block h+1's header must carry the
+// manifest's root as StateRoot (the state after block h) and block h's hash as its parent, and
+// block h's certificate must verify against the set of h. Chunks are checked against the
 // manifest's hashes as they come, and the root of all the entries against the certified root
-// before the store is marked as a state at h: nothing unverified is ever used. Then the
-// restored state's own validator set for h+1 must certify block h+1 as well.
-//
-// Why the genesis set: it is the one set a new node holds without trusting anyone. A chain
-// whose set governance has replaced since (so that the genesis validators no longer sign a
-// quorum) offers snapshots that do not verify here; such a node joins by block sync, which
-// follows every change. Following the chain of set changes by their certificates, as a light
-// client does, is the way to lift this and is left for later.
+// before the store is marked as a state at h: nothing unverified is ever written. Then the
+// restored state's own validator set for h+1 must certify block h+1 as well. The proofs of the
+// changes are kept (BlockStore.SaveValidatorChanges), so that this node can serve them when
+// others join from it.
 
 var (
 	// ErrStateSync is a state sync that could not complete; the message says why and what to do.
@@ -63,10 +66,25 @@ type verifiedOffer struct {
 	next     []byte
 	nextCert *consensus.Certificate
 	results  []StoredResult // block h's, certified by block h+1's receipts root
+	// changes are the verified proofs of the validator set changes up to block h+1, by the
+	// height each takes effect at: kept, so that this node can serve them in turn.
+	changes map[uint64][]byte
+	epochs  int // validator sets followed from genesis
 }
 
-// verifyOffer decodes an offer and checks it against vals (see the trust note above).
-func verifyOffer(chainID string, vals consensus.ValidatorSet, raw []byte) (*verifiedOffer, error) {
+// maxStateSyncChanges bounds the validator set changes an offer may count.
+const maxStateSyncChanges = 1 << 16
+
+// errChangeUnavailable is a validator set change the offering peer did not serve: not proven
+// false, so the peer is not blamed (its offer may have moved on to a newer snapshot).
+var errChangeUnavailable = errors.New("node: validator set change not served")
+
+// verifyOffer decodes an offer and checks it (see the trust note above): it follows the
+// validator set changes from genesis, each fetched by change (i: 0 the first of those the offer
+// at height counts), as the light client does, and checks the offer's blocks against the set of
+// their heights.
+func verifyOffer(g *light.Genesis, raw []byte, change func(height uint64, i uint32) ([]byte, error)) (*verifiedOffer, error) {
+	chainID := g.ChainID
 	var o snapshotOffer
 	if err := state.Unmarshal(raw, &o); err != nil {
 		return nil, fmt.Errorf("%w: %w", errBadOffer, err)
@@ -78,10 +96,47 @@ func verifyOffer(chainID string, vals consensus.ValidatorSet, raw []byte) (*veri
 	if m.Height == 0 {
 		return nil, fmt.Errorf("%w: a snapshot at height 0", errBadOffer)
 	}
-	next, nextCert, err := verifySynced(chainID, vals, m.Height+1, state.Hash(consensus.DigestOf(o.Block)),
+	if o.Changes > maxStateSyncChanges {
+		return nil, fmt.Errorf("%w: %d validator set changes, at most %d", errBadOffer, o.Changes, maxStateSyncChanges)
+	}
+	var sched light.EntryProof
+	if err := state.Unmarshal(o.Schedule, &sched); err != nil {
+		return nil, fmt.Errorf("%w: validator schedule proof: %w", errBadOffer, err)
+	}
+	chain, err := light.Follow(g, nil)
+	if err != nil {
+		return nil, err // our own genesis
+	}
+	changes := make(map[uint64][]byte, o.Changes)
+	for i := range o.Changes {
+		rc, err := change(m.Height, i)
+		if err != nil {
+			return nil, fmt.Errorf("%w: change %d of %d: %w", errChangeUnavailable, i+1, o.Changes, err)
+		}
+		c, err := decodeValidatorChange(rc)
+		if err != nil {
+			return nil, fmt.Errorf("%w: validator change %d: %w", errBadOffer, i+1, err)
+		}
+		if err := chain.Add(c); err != nil {
+			return nil, fmt.Errorf("%w: %w", errBadOffer, err)
+		}
+		// Kept in its canonical encoding, whatever spelling the peer used.
+		if changes[chain.Last()], err = encodeValidatorChange(c); err != nil {
+			return nil, err
+		}
+	}
+	next, nextCert, err := verifySynced(chainID, chain.SetAt(m.Height+1), m.Height+1, state.Hash(consensus.DigestOf(o.Block)),
 		&p2p.SyncedBlock{Height: m.Height + 1, Block: o.Next, Certificate: o.NextCert})
 	if err != nil {
-		return nil, fmt.Errorf("%w: block %d (the snapshot's certified header): %w", errBadOffer, m.Height+1, err)
+		// Also what a chain of changes with the last ones left out gives.
+		return nil, fmt.Errorf("%w: block %d (the snapshot's certified header), against the validator set of height %d "+
+			"that the %d changes served lead to: %w", errBadOffer, m.Height+1, chain.Last(), o.Changes, err)
+	}
+	// The changes followed must be all of those up to block h+1, as its state shows: otherwise
+	// its certificate was checked against a set that may no longer decide it.
+	anchor := &light.Header{Height: m.Height + 1, StateRoot: next.Header.StateRoot, ReceiptsRoot: next.Header.ReceiptsRoot}
+	if err := chain.CheckSchedule(anchor, &sched); err != nil {
+		return nil, fmt.Errorf("%w: %d validator set changes served: %w", errBadOffer, o.Changes, err)
 	}
 	if next.Header.StateRoot != m.Root {
 		return nil, fmt.Errorf("%w: block %d certifies state root %s, the manifest says %s", errBadOffer,
@@ -93,7 +148,7 @@ func verifyOffer(chainID string, vals consensus.ValidatorSet, raw []byte) (*veri
 	if err != nil {
 		return nil, fmt.Errorf("%w: block %d: %w", errBadOffer, m.Height, err)
 	}
-	b, cert, err := verifySynced(chainID, vals, m.Height, bh.Header.PrevHash,
+	b, cert, err := verifySynced(chainID, chain.SetAt(m.Height), m.Height, bh.Header.PrevHash,
 		&p2p.SyncedBlock{Height: m.Height, Block: o.Block, Certificate: o.Cert})
 	if err != nil {
 		return nil, fmt.Errorf("%w: block %d: %w", errBadOffer, m.Height, err)
@@ -123,7 +178,16 @@ func verifyOffer(chainID string, vals consensus.ValidatorSet, raw []byte) (*veri
 		return nil, err
 	}
 	return &verifiedOffer{m: m, hash: h, block: o.Block, cert: cert, timeMs: b.Header.Time,
-		next: o.Next, nextCert: nextCert, results: results}, nil
+		next: o.Next, nextCert: nextCert, results: results, changes: changes, epochs: chain.Epochs()}, nil
+}
+
+// lightGenesis is the genesis as the light client reads it: the same file, so the same sets.
+func lightGenesis(gen *Genesis) (*light.Genesis, error) {
+	b, err := json.Marshal(gen)
+	if err != nil {
+		return nil, err
+	}
+	return light.ParseGenesis(b)
 }
 
 // stateSyncMetrics describe a state sync in progress; served by the state-sync listener, and
@@ -255,12 +319,20 @@ func StateSync(ctx context.Context, home string, logger *slog.Logger) (*StateSyn
 	}
 	defer host.Close()
 
-	ss := &stateSyncer{host: host, chainID: gen.ChainID, vals: gen.ValidatorSet(), db: stateDB,
+	lg, err := lightGenesis(gen)
+	if err != nil {
+		return nil, err
+	}
+	ss := &stateSyncer{host: host, chainID: gen.ChainID, genesis: lg, db: stateDB,
 		log: logger, metrics: sm, discovery: time.Duration(cfg.StateSync.DiscoveryMillis) * time.Millisecond,
 		bad: map[string]bool{}}
 	logger.Info("state sync: asking peers for their latest snapshot", "peer_id", peerID)
 	res, offer, err := ss.run(ctx)
 	if err != nil {
+		return nil, err
+	}
+	// The change proofs first: a home with no blocks is state-synced again from scratch.
+	if err := bs.SaveValidatorChanges(offer.changes); err != nil {
 		return nil, err
 	}
 	if err := bs.SetBase(offer.m.Height, offer.block, offer.cert, offer.results); err != nil {
@@ -311,6 +383,7 @@ type snapshotNet interface {
 	ConnectedPeers() []string
 	SnapshotOffer(ctx context.Context, p string) ([]byte, error)
 	SnapshotChunk(ctx context.Context, p string, height uint64, i uint32) ([]byte, error)
+	SnapshotValidatorChange(ctx context.Context, p string, height uint64, i uint32) ([]byte, error)
 	Penalize(p string, amount float64) error
 }
 
@@ -318,7 +391,7 @@ type snapshotNet interface {
 type stateSyncer struct {
 	host      snapshotNet
 	chainID   string
-	vals      consensus.ValidatorSet
+	genesis   *light.Genesis // what validator sets are followed from
 	db        kv.Store
 	log       *slog.Logger
 	metrics   *stateSyncMetrics
@@ -389,7 +462,7 @@ func (s *stateSyncer) run(ctx context.Context) (*StateSyncResult, *verifiedOffer
 		tried[pick.offer.hash] = true
 		m := pick.offer.m
 		s.log.Info("state sync: restoring snapshot", "height", m.Height, "root", m.Root, "chunks", len(m.Chunks),
-			"bytes", m.Bytes, "peers", len(pick.peers))
+			"bytes", m.Bytes, "peers", len(pick.peers), "validator_sets_followed", pick.offer.epochs)
 		s.metrics.height.Set(float64(m.Height))
 		s.metrics.chunksTotal.Set(float64(len(m.Chunks)))
 		s.metrics.chunks.Set(0)
@@ -435,8 +508,20 @@ func (s *stateSyncer) offers(ctx context.Context) []*candidate {
 				s.log.Debug("state sync: no offer", "peer", p, "err", err)
 				return
 			}
-			o, err := verifyOffer(s.chainID, s.vals, raw)
-			if err != nil {
+			o, err := verifyOffer(s.genesis, raw, func(height uint64, i uint32) ([]byte, error) {
+				b, err := s.host.SnapshotValidatorChange(ctx, p, height, i)
+				s.addBytes(len(b))
+				return b, err
+			})
+			switch {
+			case errors.Is(err, p2p.ErrSnapshotResponse): // a change over the limits
+				s.markBad(p, "bad_offer", err)
+				return
+			case errors.Is(err, errChangeUnavailable):
+				s.metrics.failures.WithLabelValues("unavailable").Inc()
+				s.log.Info("state sync: a peer did not serve a validator set change its offer counts; asking again later", "peer", p, "err", err)
+				return
+			case err != nil:
 				s.markBad(p, "bad_offer", err)
 				return
 			}

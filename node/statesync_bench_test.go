@@ -110,7 +110,7 @@ func BenchmarkJoinStateSyncVsBlockSync(b *testing.B) {
 			b.Fatal(err)
 		}
 		net := &fakeSnapshotNet{peers: map[string]p2p.SnapshotSource{"src": src.snaps}, penalized: map[string]int{}}
-		ss := &stateSyncer{host: net, chainID: c.gen.ChainID, vals: c.gen.ValidatorSet(), db: db, log: quiet,
+		ss := &stateSyncer{host: net, chainID: c.gen.ChainID, genesis: mustLightGenesis(b, c.gen), db: db, log: quiet,
 			metrics: newStateSyncMetrics(prometheus.NewRegistry()), bad: map[string]bool{}}
 		start := time.Now()
 		cands := ss.offers(context.Background())

@@ -15,6 +15,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/guild-ledger/guild/consensus"
+	"github.com/guild-ledger/guild/node/light"
 	"github.com/guild-ledger/guild/p2p"
 	"github.com/guild-ledger/guild/state"
 	"github.com/guild-ledger/guild/state/kv"
@@ -87,6 +88,14 @@ func (f *fakeSnapshotNet) SnapshotChunk(_ context.Context, p string, h uint64, i
 	return b, err
 }
 
+func (f *fakeSnapshotNet) SnapshotValidatorChange(_ context.Context, p string, h uint64, i uint32) ([]byte, error) {
+	b, err := f.peers[p].SnapshotValidatorChange(h, i)
+	if err == nil && b == nil {
+		err = p2p.ErrNoSnapshot
+	}
+	return b, err
+}
+
 func (f *fakeSnapshotNet) Penalize(p string, _ float64) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -106,9 +115,21 @@ func (c corruptChunks) SnapshotChunk(h uint64, i uint32) ([]byte, error) {
 	return b, err
 }
 
-func newTestStateSyncer(c *syncChain, net snapshotNet) (*stateSyncer, kv.Store) {
+func mustLightGenesis(t testing.TB, gen *Genesis) *light.Genesis {
+	t.Helper()
+	g, err := lightGenesis(gen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// noChanges serves no validator set change.
+func noChanges(uint64, uint32) ([]byte, error) { return nil, p2p.ErrNoSnapshot }
+
+func newTestStateSyncer(t testing.TB, c *syncChain, net snapshotNet) (*stateSyncer, kv.Store) {
 	db, _ := kv.Open(kv.MemDB, "", "")
-	return &stateSyncer{host: net, chainID: c.gen.ChainID, vals: c.gen.ValidatorSet(), db: db,
+	return &stateSyncer{host: net, chainID: c.gen.ChainID, genesis: mustLightGenesis(t, c.gen), db: db,
 		log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		metrics: newStateSyncMetrics(prometheus.NewRegistry()), discovery: time.Millisecond, bad: map[string]bool{}}, db
 }
@@ -120,7 +141,7 @@ func TestStateSyncRefetchesBadChunkAndPenalizes(t *testing.T) {
 	c, src := snapshotChain(t)
 	net := &fakeSnapshotNet{peers: map[string]p2p.SnapshotSource{"honest": src.snaps, "liar": corruptChunks{src.snaps}},
 		penalized: map[string]int{}}
-	ss, db := newTestStateSyncer(c, net)
+	ss, db := newTestStateSyncer(t, c, net)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	res, offer, err := ss.run(ctx)
@@ -159,7 +180,7 @@ func TestStateSyncRefetchesBadChunkAndPenalizes(t *testing.T) {
 func TestStateSyncNeverUsesUnverifiedState(t *testing.T) {
 	c, src := snapshotChain(t)
 	net := &fakeSnapshotNet{peers: map[string]p2p.SnapshotSource{"liar": corruptChunks{src.snaps}}, penalized: map[string]int{}}
-	ss, db := newTestStateSyncer(c, net)
+	ss, db := newTestStateSyncer(t, c, net)
 	cands := ss.offers(context.Background())
 	if len(cands) != 1 {
 		t.Fatalf("%d offers, want the liar's (its offer is honest)", len(cands))
@@ -186,8 +207,10 @@ func TestStateSyncRefusesUnverifiableOffers(t *testing.T) {
 	if err != nil || raw == nil {
 		t.Fatalf("offer: %v", err)
 	}
-	vals := c.gen.ValidatorSet()
-	if _, err := verifyOffer(c.gen.ChainID, vals, raw); err != nil {
+	g := mustLightGenesis(t, c.gen)
+	other := *c.gen
+	other.ChainID = "another-chain"
+	if _, err := verifyOffer(g, raw, noChanges); err != nil {
 		t.Fatalf("honest offer refused: %v", err)
 	}
 	var o snapshotOffer
@@ -233,17 +256,17 @@ func TestStateSyncRefusesUnverifiableOffers(t *testing.T) {
 	wrongResults.Results, _ = state.Marshal(results)
 
 	for name, tc := range map[string]struct {
-		raw   []byte
-		chain string
+		raw     []byte
+		genesis *light.Genesis
 	}{
-		"wrong root":    {encode(wrongRoot), c.gen.ChainID},
-		"uncertified":   {encode(weak), c.gen.ChainID},
-		"wrong chain":   {raw, "another-chain"},
-		"not a parent":  {encode(notParent), c.gen.ChainID},
-		"wrong results": {encode(wrongResults), c.gen.ChainID},
-		"garbage":       {[]byte{0xa1, 0x01}, c.gen.ChainID},
+		"wrong root":    {encode(wrongRoot), g},
+		"uncertified":   {encode(weak), g},
+		"wrong chain":   {raw, mustLightGenesis(t, &other)},
+		"not a parent":  {encode(notParent), g},
+		"wrong results": {encode(wrongResults), g},
+		"garbage":       {[]byte{0xa1, 0x01}, g},
 	} {
-		if _, err := verifyOffer(tc.chain, vals, tc.raw); !errors.Is(err, errBadOffer) {
+		if _, err := verifyOffer(tc.genesis, tc.raw, noChanges); !errors.Is(err, errBadOffer) {
 			t.Errorf("%s: %v, want errBadOffer", name, err)
 		}
 	}

@@ -67,6 +67,7 @@ func (n *Node) upgradeCheck(next uint64) error {
 	n.upgrades = us
 	v := state.VersionAt(us, next)
 	n.metrics.protocolVersion.Set(float64(v))
+	n.noteActivation(us, next, state.SupportedVersion)
 	pending := uint64(0)
 	for _, u := range us {
 		if u.Height > next {
@@ -93,6 +94,21 @@ func (n *Node) upgradeCheck(next uint64) error {
 	n.metrics.upgradeRequired.Set(1)
 	n.health.upgradeRequired.Store(true)
 	return e
+}
+
+// noteActivation logs, once, the upgrade that takes effect at height next when this binary
+// (supporting versions up to supported) follows it: the line operators look for to know that
+// the new rules bind from there (guild_protocol_version says the same as a number). One it
+// cannot follow is the UpgradeRequiredError instead.
+func (n *Node) noteActivation(us []state.Upgrade, next uint64, supported uint32) {
+	for _, u := range us {
+		if u.Height != next || u.Version > supported || n.activatedUpgrade == u.Name {
+			continue
+		}
+		n.activatedUpgrade = u.Name
+		n.log.Info(fmt.Sprintf("upgrade %s activated at height %d, protocol version %d", u.Name, u.Height, u.Version),
+			"upgrade", u.Name, "height", u.Height, "version", u.Version, "info", u.Info)
+	}
 }
 
 // versionAt is the protocol version in force at height as the loop last read the schedule:

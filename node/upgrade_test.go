@@ -1,9 +1,11 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -118,5 +120,23 @@ func TestUpgradeProposalVersionChecked(t *testing.T) {
 		if tc.ok != (err == nil) || !tc.ok && !errors.Is(err, ErrBadBlock) {
 			t.Errorf("version %d: %v", tc.version, err)
 		}
+	}
+}
+
+// A binary that follows an upgrade logs its activation once, when the node reaches its height;
+// not before, not for an upgrade it cannot follow (that one stops the node instead).
+func TestUpgradeActivationLogged(t *testing.T) {
+	var buf bytes.Buffer
+	n := &Node{log: slog.New(slog.NewTextHandler(&buf, nil))}
+	us := []state.Upgrade{{Name: "ballots-32", Height: 20, Version: 2, Info: "guild v2"}, {Name: "next-one", Height: 40, Version: 3}}
+	for _, next := range []uint64{19, 20, 20, 21, 40} {
+		n.noteActivation(us, next, 2)
+	}
+	out := buf.String()
+	if got := strings.Count(out, "activated"); got != 1 {
+		t.Fatalf("%d activation lines, want 1 (version 3 is not supported):\n%s", got, out)
+	}
+	if want := "upgrade ballots-32 activated at height 20, protocol version 2"; !strings.Contains(out, want) || !strings.Contains(out, "level=INFO") {
+		t.Fatalf("log %q lacks INFO %q", out, want)
 	}
 }

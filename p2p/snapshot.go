@@ -13,7 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
-// State sync: a request/response stream protocol, "/guild/<chain>/snapshot/1", by which a node
+// State sync: a request/response stream protocol, "/guild/<chain>/snapshot/2", by which a node
 // with no state fetches a peer's latest state snapshot (issue 13). Framed as block sync is: one
 // request per stream, a fixed-size request, the client closes its side, the server answers and
 // closes.
@@ -23,6 +23,11 @@ import (
 //	                of a manifest and the certified blocks that tie it to the chain), or nothing
 //	                when it has none
 //	kind 2 (chunk): answered with chunk `chunk` of the snapshot at `height`, or nothing
+//	kind 3 (validator change): answered with the proof of validator set change `chunk` (0 the
+//	                first after genesis) of those the offer at `height` counts, or nothing
+//
+// Version 2 added kind 3 and changed the offer (it counts the validator set changes and proves
+// the schedule): a node of version 1 and one of version 2 do not speak it to each other.
 //
 // Answers are bounded (MaxSnapshotOfferBytes, MaxSnapshotChunkBytes) on both sides; each peer may
 // ask at most snapshotRequestsPerSec requests a second (in bursts of twice that), and the host
@@ -40,8 +45,9 @@ const (
 	// DefaultSnapshotTimeout bounds one request when the caller's context has none.
 	DefaultSnapshotTimeout = 60 * time.Second
 
-	snapshotKindOffer byte = 1
-	snapshotKindChunk byte = 2
+	snapshotKindOffer      byte = 1
+	snapshotKindChunk      byte = 2
+	snapshotKindValidators byte = 3
 )
 
 var (
@@ -58,10 +64,13 @@ type SnapshotSource interface {
 	SnapshotOffer() ([]byte, error)
 	// SnapshotChunk is chunk i of the snapshot at height; nil when the source lacks it.
 	SnapshotChunk(height uint64, i uint32) ([]byte, error)
+	// SnapshotValidatorChange is the proof of validator set change i of those the offer at
+	// height counts, encoded; nil when the source lacks it.
+	SnapshotValidatorChange(height uint64, i uint32) ([]byte, error)
 }
 
 func snapshotProtocol(chainID string) protocol.ID {
-	return protocol.ID("/guild/" + chainID + "/snapshot/1")
+	return protocol.ID("/guild/" + chainID + "/snapshot/2")
 }
 
 // MaxSnapshotOfferBytes bounds an offer: a manifest (33 bytes a chunk) and two blocks with their
@@ -137,6 +146,11 @@ func (h *Host) answerSnapshot(st network.Stream) error {
 		if len(out) > MaxSnapshotChunkBytes {
 			return fmt.Errorf("snapshot: own chunk of %d bytes is over the limit", len(out))
 		}
+	case snapshotKindValidators:
+		out, err = h.snapshots.source.SnapshotValidatorChange(binary.BigEndian.Uint64(req[1:9]), binary.BigEndian.Uint32(req[9:13]))
+		if len(out) > h.MaxSnapshotOfferBytes() {
+			return fmt.Errorf("snapshot: own validator change of %d bytes is over the limit", len(out))
+		}
 	default:
 		return fmt.Errorf("%w: snapshot request kind %d", ErrSyncRequest, req[0])
 	}
@@ -157,6 +171,13 @@ func (h *Host) SnapshotOffer(ctx context.Context, p string) ([]byte, error) {
 // The bytes are unverified.
 func (h *Host) SnapshotChunk(ctx context.Context, p string, height uint64, i uint32) ([]byte, error) {
 	return h.askSnapshot(ctx, p, snapshotKindChunk, height, i, MaxSnapshotChunkBytes)
+}
+
+// SnapshotValidatorChange asks peer p for the proof of validator set change i of those its
+// offer at height counts (ErrNoSnapshot: it lacks it). The bytes are unverified; a proof holds
+// a block and its certificate, bounded as an offer is.
+func (h *Host) SnapshotValidatorChange(ctx context.Context, p string, height uint64, i uint32) ([]byte, error) {
+	return h.askSnapshot(ctx, p, snapshotKindValidators, height, i, h.MaxSnapshotOfferBytes())
 }
 
 func (h *Host) askSnapshot(ctx context.Context, p string, kind byte, height uint64, i uint32, limit int) ([]byte, error) {

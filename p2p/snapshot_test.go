@@ -8,10 +8,18 @@ import (
 	"testing"
 )
 
-// snapshotSource serves a fixed offer and chunks; chunk `big` is over the limit.
+// snapshotSource serves a fixed offer, chunks and validator changes.
 type snapshotSource struct {
-	offer  []byte
-	chunks map[uint64][][]byte
+	offer   []byte
+	chunks  map[uint64][][]byte
+	changes map[uint64][][]byte
+}
+
+func (s *snapshotSource) SnapshotValidatorChange(h uint64, i uint32) ([]byte, error) {
+	if int(i) < len(s.changes[h]) {
+		return s.changes[h][i], nil
+	}
+	return nil, nil
 }
 
 func (s *snapshotSource) SnapshotOffer() ([]byte, error) { return s.offer, nil }
@@ -26,7 +34,8 @@ func (s *snapshotSource) SnapshotChunk(h uint64, i uint32) ([]byte, error) {
 // Offers and chunks come back as served; a missing one is ErrNoSnapshot; a peer that is not
 // connected or not allowed is ErrSyncUnavailable; more requests than the per-peer rate are reset.
 func TestSnapshotOfferAndChunks(t *testing.T) {
-	src := &snapshotSource{offer: []byte("offer"), chunks: map[uint64][][]byte{10: {[]byte("c0"), bytes.Repeat([]byte{7}, 1<<20)}}}
+	src := &snapshotSource{offer: []byte("offer"), chunks: map[uint64][][]byte{10: {[]byte("c0"), bytes.Repeat([]byte{7}, 1<<20)}},
+		changes: map[uint64][][]byte{10: {[]byte("v0")}}}
 	server := newHost(t, func(c *Config) { c.SnapshotSource = src })
 	client := newHost(t, bootstrapTo(server))
 	waitFor(t, "client to connect", func() bool { return slices.Contains(client.ConnectedPeers(), server.ID()) })
@@ -40,6 +49,12 @@ func TestSnapshotOfferAndChunks(t *testing.T) {
 	}
 	if _, err := client.SnapshotChunk(ctx, server.ID(), 10, 2); !errors.Is(err, ErrNoSnapshot) {
 		t.Fatalf("a chunk the server lacks: %v, want ErrNoSnapshot", err)
+	}
+	if got, err := client.SnapshotValidatorChange(ctx, server.ID(), 10, 0); err != nil || string(got) != "v0" {
+		t.Fatalf("validator change 0: %q, %v", got, err)
+	}
+	if _, err := client.SnapshotValidatorChange(ctx, server.ID(), 10, 1); !errors.Is(err, ErrNoSnapshot) {
+		t.Fatalf("a validator change the server lacks: %v, want ErrNoSnapshot", err)
 	}
 	_, otherID := newKey(t)
 	gated := newHost(t, func(c *Config) { c.AllowedPeers = []string{otherID} })

@@ -309,6 +309,17 @@ type epoch struct {
 	set  consensus.ValidatorSet
 }
 
+// epochAt is the epoch of height h: the last that starts at or before it.
+func epochAt(epochs []epoch, h uint64) epoch {
+	e := epochs[0]
+	for _, x := range epochs[1:] {
+		if x.from <= h {
+			e = x
+		}
+	}
+	return e
+}
+
 // Result is what a verified proof established.
 type Result struct {
 	ChainID string
@@ -325,74 +336,132 @@ type Result struct {
 	Applied bool
 }
 
+// Chain is the validator sets followed from genesis: each change proven against a block that
+// the set before it certified. State sync follows it too, to check a snapshot's certified
+// header against the set of its height.
+type Chain struct {
+	chainID string
+	epochs  []epoch
+}
+
+// Follow starts a chain at the genesis set and follows changes, oldest first.
+func Follow(g *Genesis, changes []Change) (*Chain, error) {
+	v0, err := g.validatorSet()
+	if err != nil {
+		return nil, err
+	}
+	c := &Chain{chainID: g.ChainID, epochs: []epoch{{0, v0}}}
+	for i := range changes {
+		if err := c.Add(&changes[i]); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// Add follows one more change: its set snapshot proven against a block certified by the last
+// set followed, linked to that set, and decided before it takes effect.
+func (c *Chain) Add(ch *Change) error {
+	n := len(c.epochs) // this is change n (1-based)
+	last := c.epochs[n-1]
+	h, err := certified(c.chainID, &ch.Certified, c.epochs)
+	if err != nil {
+		return fmt.Errorf("validator change %d: %w", n, err)
+	}
+	if err := ch.Proof.verify(h.StateRoot); err != nil {
+		return fmt.Errorf("validator change %d: %w", n, err)
+	}
+	snap, err := validatorSnapshot(&ch.Proof)
+	if err != nil {
+		return fmt.Errorf("validator change %d: %w", n, err)
+	}
+	switch {
+	case snap.Prev != last.from:
+		return fmt.Errorf("%w: validator change %d follows the set of height %d, not %d", ErrUnknownValidatorSet, n, snap.Prev, last.from)
+	case snap.Height <= h.Height:
+		return fmt.Errorf("%w: validator change %d (height %d) is proven by block %d, which it may have decided", ErrUnknownValidatorSet, n, snap.Height, h.Height)
+	}
+	c.epochs = append(c.epochs, epoch{snap.Height, snap.set})
+	return nil
+}
+
+// Epochs is the number of validator sets followed, genesis included.
+func (c *Chain) Epochs() int { return len(c.epochs) }
+
+// Last is the first height of the last set followed (0: the genesis set).
+func (c *Chain) Last() uint64 { return c.epochs[len(c.epochs)-1].from }
+
+// SetAt is the validator set the chain followed so far gives height h. It decides h only once
+// CheckSchedule has shown, at a block at or after h, that no later change was left out.
+func (c *Chain) SetAt(h uint64) consensus.ValidatorSet { return epochAt(c.epochs, h).set }
+
+// Header is what the light client reads of a certified block's header.
+type Header struct {
+	Height       uint64
+	StateRoot    merkle.Hash
+	ReceiptsRoot merkle.Hash
+}
+
+// Certified checks a block and its certificate against the set the chain gives its height, and
+// returns its header.
+func (c *Chain) Certified(cb *Certified) (*Header, error) {
+	h, err := certified(c.chainID, cb, c.epochs)
+	if err != nil {
+		return nil, err
+	}
+	return &Header{Height: h.Height, StateRoot: h.StateRoot, ReceiptsRoot: h.ReceiptsRoot}, nil
+}
+
+// CheckSchedule checks that the last set followed is the anchor's: schedule, proven against the
+// anchor's state root, is the governance record naming that set as the latest scheduled, or the
+// set that follows it, which takes effect after the anchor. Without it a peer could leave the
+// last changes out and have a block checked against a set that no longer decides it.
+func (c *Chain) CheckSchedule(anchor *Header, schedule *EntryProof) error {
+	if err := schedule.verify(anchor.StateRoot); err != nil {
+		return fmt.Errorf("schedule: %w", err)
+	}
+	last := c.epochs[len(c.epochs)-1]
+	if bytes.Equal(schedule.Key, []byte(keyGov)) {
+		lh, err := lastValidatorHeight(schedule)
+		if err != nil {
+			return fmt.Errorf("schedule: %w", err)
+		}
+		if lh != last.from {
+			return fmt.Errorf("%w: the chain scheduled the set of height %d, the proof follows only up to %d", ErrUnknownValidatorSet, lh, last.from)
+		}
+		return nil
+	}
+	snap, err := validatorSnapshot(schedule)
+	if err != nil {
+		return fmt.Errorf("schedule: %w", err)
+	}
+	if snap.Prev != last.from || snap.Height <= anchor.Height {
+		return fmt.Errorf("%w: the next set (height %d, after %d) does not show that the set of height %d decides block %d", ErrUnknownValidatorSet, snap.Height, snap.Prev, last.from, anchor.Height)
+	}
+	return nil
+}
+
 // Verify checks a proof file against a genesis and returns what it proves.
 func Verify(f *File, g *Genesis) (*Result, error) {
 	if f.ChainID != g.ChainID {
 		return nil, fmt.Errorf("%w: the proof is for chain %q, the genesis is of %q", ErrWrongChain, f.ChainID, g.ChainID)
 	}
-	v0, err := g.validatorSet()
+	chain, err := Follow(g, f.Validators)
 	if err != nil {
 		return nil, err
 	}
-	epochs := []epoch{{0, v0}}
-
-	// Follow the validator set changes, each proven against a block its predecessor certified.
-	for i := range f.Validators {
-		c := &f.Validators[i]
-		last := epochs[len(epochs)-1]
-		h, err := certified(f.ChainID, &c.Certified, epochs)
-		if err != nil {
-			return nil, fmt.Errorf("validator change %d: %w", i+1, err)
-		}
-		if err := c.Proof.verify(h.StateRoot); err != nil {
-			return nil, fmt.Errorf("validator change %d: %w", i+1, err)
-		}
-		snap, err := validatorSnapshot(&c.Proof)
-		if err != nil {
-			return nil, fmt.Errorf("validator change %d: %w", i+1, err)
-		}
-		switch {
-		case snap.Prev != last.from:
-			return nil, fmt.Errorf("%w: validator change %d follows the set of height %d, not %d", ErrUnknownValidatorSet, i+1, snap.Prev, last.from)
-		case snap.Height <= h.Height:
-			return nil, fmt.Errorf("%w: validator change %d (height %d) is proven by block %d, which it may have decided", ErrUnknownValidatorSet, i+1, snap.Height, h.Height)
-		}
-		epochs = append(epochs, epoch{snap.Height, snap.set})
-	}
-
-	anchor, err := certified(f.ChainID, &f.Anchor, epochs)
+	anchor, err := chain.Certified(&f.Anchor)
 	if err != nil {
 		return nil, fmt.Errorf("anchor: %w", err)
 	}
 	if anchor.Height != f.Height+1 {
 		return nil, fmt.Errorf("%w: anchor is block %d, the proof is about block %d", ErrMalformed, anchor.Height, f.Height)
 	}
-	// The last set followed must be the anchor's: nothing scheduled after it, or the next set
-	// starts after the anchor.
-	if err := f.Schedule.verify(anchor.StateRoot); err != nil {
-		return nil, fmt.Errorf("schedule: %w", err)
-	}
-	last := epochs[len(epochs)-1]
-	switch {
-	case bytes.Equal(f.Schedule.Key, []byte(keyGov)):
-		lh, err := lastValidatorHeight(&f.Schedule)
-		if err != nil {
-			return nil, fmt.Errorf("schedule: %w", err)
-		}
-		if lh != last.from {
-			return nil, fmt.Errorf("%w: the chain scheduled the set of height %d, the proof follows only up to %d", ErrUnknownValidatorSet, lh, last.from)
-		}
-	default:
-		snap, err := validatorSnapshot(&f.Schedule)
-		if err != nil {
-			return nil, fmt.Errorf("schedule: %w", err)
-		}
-		if snap.Prev != last.from || snap.Height <= anchor.Height {
-			return nil, fmt.Errorf("%w: the next set (height %d, after %d) does not show that the set of height %d decides block %d", ErrUnknownValidatorSet, snap.Height, snap.Prev, last.from, anchor.Height)
-		}
+	if err := chain.CheckSchedule(anchor, &f.Schedule); err != nil {
+		return nil, err
 	}
 
-	res := &Result{ChainID: f.ChainID, Height: f.Height, Epochs: len(epochs)}
+	res := &Result{ChainID: f.ChainID, Height: f.Height, Epochs: chain.Epochs()}
 	switch f.Type {
 	case TypeState:
 		if f.State == nil || f.Tx != nil {
@@ -452,14 +521,7 @@ func certified(chainID string, c *Certified, epochs []epoch) (*header, error) {
 	case cert.Digest != consensus.DigestOf(c.Block):
 		return nil, fmt.Errorf("%w: the certificate signs another block than block %d", ErrBadSignature, h.Height)
 	}
-	// The epoch of the height: the last that starts at or before it.
-	e := epochs[0]
-	for _, x := range epochs[1:] {
-		if x.from <= h.Height {
-			e = x
-		}
-	}
-	err := consensus.VerifyCertificate(chainID, e.set, &cert)
+	err := consensus.VerifyCertificate(chainID, epochAt(epochs, h.Height).set, &cert)
 	switch {
 	case err == nil:
 		return h, nil
