@@ -237,7 +237,9 @@ func (s *snapshotter) take(height uint64, root state.Hash) (*state.SnapshotManif
 			return errSnapshotStopping
 		default:
 		}
-		return os.WriteFile(filepath.Join(tmp, chunkName(i)), chunk, 0o600)
+		// Synced like the manifest: a snapshot directory that survived its rename is whole after
+		// a power loss too, not a manifest naming chunks the disk never got.
+		return writeFileSync(filepath.Join(tmp, chunkName(i)), chunk)
 	})
 	if err == nil {
 		var raw []byte
@@ -247,6 +249,9 @@ func (s *snapshotter) take(height uint64, root state.Hash) (*state.SnapshotManif
 		if err == nil {
 			_ = os.RemoveAll(final)
 			err = os.Rename(tmp, final)
+		}
+		if err == nil {
+			err = syncDir(s.dir) // the rename itself
 		}
 		if err == nil {
 			s.add(&localSnapshot{m: m, raw: raw, dir: final})
@@ -273,6 +278,19 @@ func writeFileSync(path string, data []byte) error {
 		return err
 	}
 	return f.Close()
+}
+
+// syncDir makes the entries of directory dir (a rename into it) durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func (s *snapshotter) add(ls *localSnapshot) {
