@@ -122,7 +122,7 @@ func rpcWith(author peer.ID, topic string, n int) *pubsub.RPC {
 // from an RPC without touching another author's messages in it, and only a sender's excess of its
 // own messages costs it score.
 func TestInspectorLimitsEachSenderAuthorPair(t *testing.T) {
-	const topic = "/guild/c/consensus/1"
+	const topic = "/guild/c/consensus/2"
 	fc := newFloodControl(map[string]RateLimit{topic: {MsgsPerSec: 10, BytesPerSec: 1 << 20}})
 	x, b, relay := peer.ID("x"), peer.ID("b"), peer.ID("relay")
 
@@ -279,7 +279,7 @@ func TestQuietPubsubDemotesTagQueueWarnings(t *testing.T) {
 // (Config.ConsensusAuthor): a relayed flood by x is cut at no cost to the relayer, x's own costs
 // x, and a payload that names no author is charged to its sender's link alone.
 func TestInspectorChargesThePayloadsAuthor(t *testing.T) {
-	const topic = "/guild/c/consensus/1"
+	const topic = "/guild/c/consensus/2"
 	fc := newFloodControl(map[string]RateLimit{topic: {MsgsPerSec: 10, BytesPerSec: 1 << 20}})
 	fc.authorOf[topic] = func(data []byte) (peer.ID, bool) {
 		if len(data) > 0 && data[0] == 'x' {
@@ -358,7 +358,7 @@ func TestOpenEnvelope(t *testing.T) {
 // of relayed messages over it is dropped, but costs the relaying peer no score, or a node back
 // from a pause would cut off every peer that delivered its backlog.
 func TestValidatorLimitCostsTheRelayNoScore(t *testing.T) {
-	const topic = "/guild/c/consensus/1"
+	const topic = "/guild/c/consensus/2"
 	fc := newFloodControl(map[string]RateLimit{topic: {MsgsPerSec: 10, BytesPerSec: 1 << 20}})
 	_, pub, err := crypto.GenerateEd25519Key(nil)
 	if err != nil {
@@ -391,7 +391,7 @@ func TestValidatorLimitCostsTheRelayNoScore(t *testing.T) {
 // its clock watch has ticked) until the grace after the freeze has passed. Then a burst costs
 // score again.
 func TestBacklogAfterFreezeCostsNoScore(t *testing.T) {
-	const topic = "/guild/c/consensus/1"
+	const topic = "/guild/c/consensus/2"
 	fc := newFloodControl(map[string]RateLimit{topic: {MsgsPerSec: 10, BytesPerSec: 1 << 20}})
 	fc.clock = newClockWatch(slog.New(slog.DiscardHandler), time.Now().Add(-10*time.Second))
 	x, y := peer.ID("x"), peer.ID("y")

@@ -84,8 +84,11 @@ const (
 // Validator runs.
 func wireLimit(maxBytes int) int { return maxBytes + wireOverhead + 2*maxChainIDBytes }
 
-func txsTopic(chainID string) string       { return "/guild/" + chainID + "/txs/1" }
-func consensusTopic(chainID string) string { return "/guild/" + chainID + "/consensus/1" }
+// The topics' version is 2 since publications travel in an envelope (seal): a node of an earlier
+// version would take an envelope for a malformed payload and penalise its sender, so the two do
+// not share a topic.
+func txsTopic(chainID string) string       { return "/guild/" + chainID + "/txs/2" }
+func consensusTopic(chainID string) string { return "/guild/" + chainID + "/consensus/2" }
 
 func gossipOptions(maxBytes int, log *slog.Logger, topics []string, direct []peer.AddrInfo, sk *scorekeeper, fc *floodControl, tracer pubsub.RawTracer) []pubsub.Option {
 	opts := []pubsub.Option{

@@ -99,7 +99,7 @@ type Config struct {
 	// ConsensusRate limits each author on the consensus topic; zero fields take
 	// DefaultConsensusRateLimit.
 	ConsensusRate RateLimit
-	// ChainID names the topics "/guild/<chain>/txs/1" and "/guild/<chain>/consensus/1".
+	// ChainID names the topics "/guild/<chain>/txs/2" and "/guild/<chain>/consensus/2".
 	ChainID string
 	// MaxMessageBytes bounds a message's payload; 0 means DefaultMaxMessageBytes. Every node of
 	// a chain must use the same value: a message over a neighbour's limit makes that neighbour
