@@ -115,8 +115,11 @@ func (s *runStore) lookup(key []byte) (runEntry, bool) {
 		return runEntry{}, false
 	}
 	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.pending == nil { // the run ended meanwhile
+		return runEntry{}, false
+	}
 	e, ok := s.pending.Get(runKV{key: key})
-	s.mu.RUnlock()
 	return e.runEntry, ok
 }
 
@@ -152,6 +155,9 @@ func (s *runStore) Iterator(start, end []byte) (kv.Iterator, error) {
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	if s.pending == nil { // the run ended meanwhile
+		return s.Store.Iterator(start, end)
+	}
 	var pend []runKV
 	collect := func(e runKV) bool { pend = append(pend, e); return true }
 	switch {
