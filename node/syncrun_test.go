@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/guild-ledger/guild/p2p"
+	"github.com/guild-ledger/guild/state"
 	"github.com/guild-ledger/guild/state/kv"
 )
 
@@ -362,5 +364,45 @@ func TestRunStoreReadersSeeWholeBatches(t *testing.T) {
 	case msg := <-failed:
 		t.Fatal(msg)
 	default:
+	}
+}
+
+// A validator keeps what it signed at a height in its WAL until the block of that height is on
+// disk: a sync run resets the WAL only after writing its blocks, so a crash in between leaves the
+// prepare a restart must remember (never two different votes for one height, view and phase).
+func TestSyncRunKeepsWALUntilBlocksWritten(t *testing.T) {
+	c, n := validatorOfSyncChain(t)
+	src, err := New(c.home(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.closeStores()
+	c.grow(t, src, 10, 1)
+	served, err := src.SyncBlocks(1, 10, p2p.DefaultSyncResponseBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Height 1, view 0 is led by validator 1: its proposal is src's block 1, which n prepares.
+	if err := n.stepMessage(prePrepare(n.chainID, c.valKeys[1], 1, 1, 0, served[0].Block)); err != nil {
+		t.Fatal(err)
+	}
+	if !signedAnyPrepare(drain(t, n)) {
+		t.Fatal("the validator did not prepare block 1")
+	}
+	blocks, err := n.newSyncer(fakeSyncNet{}).verify(1, state.Hash{}, served)
+	if err != nil || len(blocks) != 10 {
+		t.Fatalf("verified %d blocks: %v", len(blocks), err)
+	}
+	n.blockRun.Store = &runFailingStore{Store: n.blockRun.Store, failAt: 1}
+	if _, _, fatal := n.applySynced(blocks); !errors.Is(fatal, errDiskGone) {
+		t.Fatalf("applying over a failing disk: %v, want the disk's error", fatal)
+	}
+	wal, restored, err := OpenWAL(filepath.Join(n.home, DataDir, WALFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wal.Close()
+	if !signedAnyPrepare(restored) {
+		t.Fatalf("the WAL lost the prepare of height 1 although block 1 never reached the disk: %v", restored)
 	}
 }
