@@ -247,12 +247,16 @@ func (n *Node) handleReady(rd consensus.Ready) error {
 }
 
 // commit stores a decided block (before executing it: see recover), executes it and tells waiters.
-func (n *Node) commit(c consensus.Committed) error {
+func (n *Node) commit(c consensus.Committed) error { return n.commitBlock(c, true) }
+
+// commitBlock is commit; resetWAL is false for a block of a sync run, which resets the WAL once
+// its blocks are on disk (endSyncRun).
+func (n *Node) commitBlock(c consensus.Committed, resetWAL bool) error {
 	start := time.Now()
 	if err := n.blocks.SaveBlock(c.Height, c.Value, &c.Certificate); err != nil {
 		return err
 	}
-	if n.wal != nil {
+	if resetWAL && n.wal != nil {
 		// The height is decided and stored; what was signed for it can never conflict again.
 		if err := n.wal.Reset(); err != nil {
 			return err

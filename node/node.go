@@ -48,6 +48,11 @@ type Node struct {
 	nodeKey   ed25519.PrivateKey
 	peerID    string
 
+	// blockRun and stateRun are the two stores as the block store and the state see them: block
+	// sync writes a run of blocks to each in one batch (syncrun.go).
+	blockRun, stateRun *runStore
+	runStart           uint64 // the block store's height when the open run began
+
 	blockDB, stateDB kv.Store
 	wal              *WAL                // validators only
 	restored         []consensus.Message // read from the WAL at start, for the core
@@ -234,11 +239,12 @@ func (n *Node) openStores() error {
 	if n.stateDB, err = kv.OpenWith(backend, dir, "state", opts); err != nil {
 		return fmt.Errorf("node: opening state store: %w", err)
 	}
-	if n.blocks, err = OpenBlockStore(n.blockDB); err != nil {
+	n.blockRun, n.stateRun = newRunStore(n.blockDB), newRunStore(n.stateDB)
+	if n.blocks, err = OpenBlockStore(n.blockRun); err != nil {
 		return err
 	}
-	n.pending = newPendingLog(n.blockDB)
-	if n.st, err = state.Open(n.stateDB, n.chainID); err != nil {
+	n.pending = newPendingLog(n.blockDB) // its own keys, written off the loop: never in a run
+	if n.st, err = state.Open(n.stateRun, n.chainID); err != nil {
 		return fmt.Errorf("node: opening state: %w", err)
 	}
 	if n.st.Height() == 0 && n.st.Root() == (state.Hash{}) {

@@ -521,6 +521,13 @@ func (n *Node) applySyncedFromLoop(ctx context.Context, blocks []syncedBlock) er
 // differs from theirs: that is errSyncLocal, and stops sync. A failure to store or execute is
 // lost durability, returned as fatal for the loop.
 func (n *Node) applySynced(blocks []syncedBlock) (applied int, local, fatal error) {
+	n.beginSyncRun()
+	defer func() {
+		// What was applied goes to disk whatever stopped the batch.
+		if err := n.endSyncRun(); err != nil && fatal == nil {
+			fatal = fmt.Errorf("node: applying synced blocks: %w", err)
+		}
+	}()
 	for i := range blocks {
 		b := &blocks[i]
 		if b.height <= n.blocks.Height() {
@@ -536,10 +543,16 @@ func (n *Node) applySynced(blocks []syncedBlock) (applied int, local, fatal erro
 		if err := n.CheckDecision(b.height, b.value); err != nil {
 			return applied, fmt.Errorf("%w: block %d: %w", errSyncLocal, b.height, err), nil
 		}
-		if err := n.commit(consensus.Committed{Height: b.height, Value: b.value, Certificate: b.cert}); err != nil {
+		if err := n.commitBlock(consensus.Committed{Height: b.height, Value: b.value, Certificate: b.cert}, false); err != nil {
 			return applied, nil, fmt.Errorf("node: applying synced block %d: %w", b.height, err)
 		}
 		applied++
+		if n.syncRunFull() {
+			if err := n.endSyncRun(); err != nil {
+				return applied, nil, fmt.Errorf("node: applying synced blocks: %w", err)
+			}
+			n.beginSyncRun()
+		}
 	}
 	return applied, nil, nil
 }
