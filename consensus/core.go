@@ -552,19 +552,29 @@ func (c *Core) stepPrePrepare(m *Message) error {
 			return fmt.Errorf("%w: leader %d proposed %s for height %d view %d; this validator's %v is for %s", ErrEquivocation, m.From, m.Digest, m.Height, m.View, t, d)
 		}
 	}
-	return c.acceptProposal(m)
+	return c.acceptProposal(m, true)
 }
 
-// acceptProposal checks the leader's proposal with the application and prepares it.
+// acceptProposal checks the leader's proposal with the application and prepares it; fresh says
+// that the leader made the value (it is not re-proposed from a prepared certificate).
 // Precondition: m is the leader's authenticated PrePrepare for the current slot, r.newView is
 // set, and this validator signed nothing conflicting with it.
-func (c *Core) acceptProposal(m *Message) error {
-	if err := c.app.CheckProposal(m.Height, m.Value); err != nil {
+func (c *Core) acceptProposal(m *Message, fresh bool) error {
+	if err := c.checkProposal(m.Height, m.From, fresh, m.Value); err != nil {
 		return fmt.Errorf("%w: proposal for height %d: %w", ErrInvalidValue, m.Height, err)
 	}
 	c.round.proposal = m
 	c.enterPrepare()
 	return nil
+}
+
+// checkProposal asks the application about a proposal by proposer: with the proposer if the
+// value is fresh and the application checks proposers (ProposerChecker).
+func (c *Core) checkProposal(height uint64, proposer uint32, fresh bool, value []byte) error {
+	if pc, ok := c.app.(ProposerChecker); ok && fresh {
+		return pc.CheckProposalBy(height, proposer, value)
+	}
+	return c.app.CheckProposal(height, value)
 }
 
 // stepVote counts a Prepare or Commit. Precondition: m is an authenticated vote for the current
@@ -718,7 +728,7 @@ func (c *Core) Propose(height, view uint64, value []byte) error {
 	case len(value) == 0:
 		return fmt.Errorf("%w: empty value", ErrInvalidValue)
 	}
-	if err := c.app.CheckProposal(height, value); err != nil {
+	if err := c.checkProposal(height, uint32(c.self), true, value); err != nil {
 		return fmt.Errorf("%w: own proposal for height %d: %w", ErrInvalidValue, height, err)
 	}
 	c.propose = nil

@@ -394,7 +394,7 @@ func (s *sim) applySynced(i int) {
 	s.stats.syncs++
 	nd.proposal = nil
 	recent := nd.decided[max(0, len(nd.decided)-MaxFutureHeights):]
-	cfg := Config{ChainID: testChain, Validators: s.vals, App: nd.app, Height: nd.app.applied + 1,
+	cfg := Config{ChainID: testChain, Validators: s.vals, App: proposerApp{nd.app}, Height: nd.app.applied + 1,
 		RetransmitTicks: simRetransmit, ViewTimeoutTicks: simViewTimeout, Recent: recent, sigs: s.sigs, Schedule: s.scheduleFor(i)}
 	if nd.index >= 0 {
 		cfg.Key = keyFor(nd.index)

@@ -389,7 +389,7 @@ func (s *sim) failf(format string, args ...any) {
 
 func (s *sim) start(i int) {
 	nd := s.nodes[i]
-	cfg := Config{ChainID: testChain, Validators: s.vals, App: nd.app, Height: 1, RetransmitTicks: simRetransmit, ViewTimeoutTicks: simViewTimeout, sigs: s.sigs, Schedule: s.scheduleFor(i)}
+	cfg := Config{ChainID: testChain, Validators: s.vals, App: proposerApp{nd.app}, Height: 1, RetransmitTicks: simRetransmit, ViewTimeoutTicks: simViewTimeout, sigs: s.sigs, Schedule: s.scheduleFor(i)}
 	if nd.index >= 0 {
 		cfg.Key = keyFor(nd.index)
 	}
@@ -416,7 +416,7 @@ func (s *sim) rebuild(i int) bool {
 	nd.proposal = nil
 	nd.app.applied = uint64(len(nd.decided))
 	recent := nd.decided[max(0, len(nd.decided)-MaxFutureHeights):]
-	c, err := New(Config{ChainID: testChain, Validators: s.vals, App: nd.app, Height: nd.app.applied + 1,
+	c, err := New(Config{ChainID: testChain, Validators: s.vals, App: proposerApp{nd.app}, Height: nd.app.applied + 1,
 		Key: keyFor(nd.index), RetransmitTicks: simRetransmit, ViewTimeoutTicks: simViewTimeout, Restore: nd.wal, Recent: recent, sigs: s.sigs, Schedule: s.scheduleFor(i)})
 	if err != nil {
 		s.failf("restart of node %d: %v", i, err)
@@ -640,7 +640,7 @@ func (s *sim) propose(i int) {
 	nd := s.nodes[i]
 	p := nd.proposal
 	nd.proposal = nil
-	value := valueFor(p.Height, fmt.Sprintf("v=%d;by=%d;r=%d", p.View, i, s.rng.Int63()))
+	value := valueFor(p.Height, fmt.Sprintf("v=%d;by=%d;r=%d", p.View, nd.index, s.rng.Int63()))
 	// A slot may be gone by the time the node proposes: decided, or its view timed out.
 	if err := nd.core.Propose(p.Height, p.View, value); err != nil && !errors.Is(err, ErrStaleHeight) && !errors.Is(err, ErrWrongView) && !errors.Is(err, ErrNotRequested) {
 		s.failf("node %d: Propose(%d, %d): %v", i, p.Height, p.View, err)

@@ -133,6 +133,16 @@ type DecisionChecker interface {
 	CheckDecision(height uint64, value []byte) error
 }
 
+// ProposerChecker is an Application that also judges a fresh proposal by the validator that made
+// it: a block names its proposer, and a leader that names another (to hide whose turn was missed)
+// is refused. Optional; without it CheckProposal alone judges proposals. A value re-proposed in a
+// later view from a prepared certificate is checked with CheckProposal only: the quorum that
+// prepared it checked its proposer when it was fresh, and its header names the leader of that
+// earlier view.
+type ProposerChecker interface {
+	CheckProposalBy(height uint64, proposer uint32, value []byte) error
+}
+
 // Committed is a decided value with the certificate that proves it.
 type Committed struct {
 	Height      uint64

@@ -363,7 +363,9 @@ func (c *Core) stepNewView(m *Message) error {
 		}
 	}
 	r.newView = true
-	if err := c.acceptProposal(m.Proposal); err != nil {
+	// A NewView re-proposes the highest prepared value of its view changes if any holds one
+	// (checkShape made sure of it), else a value of the leader's own.
+	if err := c.acceptProposal(m.Proposal, highestPrepared(m.ViewChanges) == nil); err != nil {
 		r.newView = false
 		return err
 	}

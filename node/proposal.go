@@ -79,7 +79,19 @@ func (e *executedBlocks) take(value []byte, height uint64) *executedBlock {
 // CheckProposal implements consensus.Application: is value a block a correct leader could propose
 // on our tip? It runs on the loop, after the previous block has been executed.
 func (n *Node) CheckProposal(height uint64, value []byte) error {
-	err := n.checkBlock(height, value, false)
+	return n.checkProposal(height, -1, value)
+}
+
+// CheckProposalBy implements consensus.ProposerChecker: a fresh proposal must also name the
+// validator that made it as its proposer. A leader that names another (the one whose turn it
+// was, say) would hide that validator's missed turn from the leader schedule.
+func (n *Node) CheckProposalBy(height uint64, proposer uint32, value []byte) error {
+	return n.checkProposal(height, int64(proposer), value)
+}
+
+// checkProposal is CheckProposal, and CheckProposalBy for a proposer >= 0.
+func (n *Node) checkProposal(height uint64, proposer int64, value []byte) error {
+	err := n.checkBlock(height, value, false, proposer)
 	if errors.Is(err, ErrTxWouldFail) {
 		n.refusals = append(n.refusals, refusal{height: height, digest: consensus.DigestOf(value), err: err})
 	}
@@ -90,14 +102,18 @@ func (n *Node) CheckProposal(height uint64, value []byte) error {
 // it is final, so it is executed even if some of its transactions fail (those are recorded as
 // rejected, as execution always did). Block sync applies certified blocks by the same rule.
 func (n *Node) CheckDecision(height uint64, value []byte) error {
-	return n.checkBlock(height, value, true)
+	return n.checkBlock(height, value, true, -1)
 }
 
 // checkBlock checks value as the next block and executes it (a dry run, kept for commit). Only a
-// proposal (certified false) is refused for a transaction that would fail.
-func (n *Node) checkBlock(height uint64, value []byte, certified bool) error {
+// proposal (certified false) is refused for a transaction that would fail; a proposer >= 0 must be
+// the one the header names.
+func (n *Node) checkBlock(height uint64, value []byte, certified bool, proposer int64) error {
 	d := consensus.DigestOf(value)
 	c := n.executed.get(d, height)
+	if c != nil && c.block != nil && proposer >= 0 && int64(c.block.Header.Proposer) != proposer {
+		return wrongProposer(c.block.Header.Proposer, proposer)
+	}
 	if c != nil && c.checked {
 		// Judged already on this tip (a retransmission, or a view's re-proposal).
 		if certified {
@@ -108,6 +124,9 @@ func (n *Node) checkBlock(height uint64, value []byte, certified bool) error {
 	b, err := n.checkHeader(height, value, d)
 	if err != nil {
 		return err
+	}
+	if proposer >= 0 && int64(b.Header.Proposer) != proposer {
+		return wrongProposer(b.Header.Proposer, proposer)
 	}
 	if c != nil {
 		c.checked = true // executed already: this node's own proposal
@@ -126,6 +145,10 @@ func (n *Node) checkBlock(height uint64, value []byte, certified bool) error {
 		return nil
 	}
 	return ex.failed
+}
+
+func wrongProposer(named uint32, proposer int64) error {
+	return fmt.Errorf("%w: the header names validator %d as proposer, but validator %d proposed it", ErrBadBlock, named, proposer)
 }
 
 // failure is why a staged block is not one a correct leader makes, or nil.

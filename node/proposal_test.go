@@ -454,3 +454,28 @@ func TestProposalWithWrongReceiptsRootRefused(t *testing.T) {
 		t.Fatalf("proposal with the right receipts root: %v", err)
 	}
 }
+
+// A fresh proposal must name the validator that proposed it: a leader of a later view that
+// names the validator whose turn it was would hide that turn's miss from the leader schedule.
+// The same block re-proposed from a prepared certificate (CheckProposal) keeps its first
+// proposer's name and passes.
+func TestProposalNamingAnotherProposerRefused(t *testing.T) {
+	_, n := validatorOfSyncChain(t)
+	h := n.blocks.Height() + 1
+	v := nextValue(t, n, 2, nil)
+	for _, step := range []struct {
+		proposer uint32
+		ok       bool
+	}{{3, false}, {2, true}, {3, false}} { // the last one finds the block executed already
+		err := n.CheckProposalBy(h, step.proposer, v)
+		if step.ok && err != nil {
+			t.Fatalf("proposal by the validator it names: %v", err)
+		}
+		if !step.ok && (!errors.Is(err, ErrBadBlock) || !strings.Contains(err.Error(), "proposer")) {
+			t.Fatalf("proposal by validator %d naming validator 2: %v, want a bad block naming the proposer", step.proposer, err)
+		}
+	}
+	if err := n.CheckProposal(h, v); err != nil {
+		t.Fatalf("the same block re-proposed: %v", err)
+	}
+}
