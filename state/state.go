@@ -137,7 +137,7 @@ func Open(db kv.Store, chainID string) (*State, error) {
 		// A store written before the state tree has a root no tree node answers to: refuse it
 		// now, with what to do, rather than fail at its next block.
 		if t.root != (Hash{}) {
-			if ok, err := db.Has(treeKey(t.root)); err != nil {
+			if ok, err := db.Has(rootKey(t.root)); err != nil {
 				return nil, fmt.Errorf("state: reading the state tree: %w", err)
 			} else if !ok {
 				return nil, fmt.Errorf("%w: %w", ErrNoStateTree, errNoStateTreeHint)
@@ -319,7 +319,7 @@ func (s *State) InitGenesis(g Genesis) error {
 	}
 	ws := ov.writeSet()
 	ov.recordWrites(ws)
-	root, tw, err := s.tree.update(Hash{}, ws)
+	root, tw, err := s.tree.update(Hash{}, 0, ws)
 	if err != nil {
 		return err
 	}
