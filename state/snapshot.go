@@ -287,15 +287,12 @@ func (r *Restorer) Add(chunk []byte) error {
 			return fmt.Errorf("state: restoring chunk %d: %w", i, err)
 		}
 	}
-	for _, n := range tw.nodes {
-		if err := b.Set(n[0], n[1]); err != nil {
-			return fmt.Errorf("state: restoring chunk %d: %w", i, err)
-		}
-	}
-	if err := b.Write(); err != nil {
+	if err := tw.stage(b); err != nil {
 		return fmt.Errorf("state: restoring chunk %d: %w", i, err)
 	}
-	r.tree.cache.commit(tw)
+	if err := r.tree.writeAndCache(b, tw); err != nil {
+		return fmt.Errorf("state: restoring chunk %d: %w", i, err)
+	}
 	r.root, r.lastKH, r.entries = root, last, r.entries+uint64(len(ws.entries))
 	r.next++
 	return nil

@@ -360,10 +360,8 @@ func (s *State) commit(ws *writeSet, tw *treeWrites, height uint64, timeMs int64
 			return fmt.Errorf("state: staging block %d: %w", height, err)
 		}
 	}
-	for _, n := range tw.nodes {
-		if err := b.Set(n[0], n[1]); err != nil {
-			return fmt.Errorf("state: staging block %d: %w", height, err)
-		}
+	if err := tw.stage(b); err != nil {
+		return fmt.Errorf("state: staging block %d: %w", height, err)
 	}
 	for i := 0; i+1 < len(extra); i += 2 {
 		if err := b.Set(extra[i], extra[i+1]); err != nil {
@@ -376,18 +374,16 @@ func (s *State) commit(ws *writeSet, tw *treeWrites, height uint64, timeMs int64
 	if err := b.Set(keyRoot, rb); err != nil {
 		return fmt.Errorf("state: staging block %d: %w", height, err)
 	}
-	if err := b.Write(); err != nil {
+	if err := s.tree.writeAndCache(b, tw); err != nil {
 		// The batch may or may not be on disk: nothing more may be applied on top of a state
-		// this process can no longer describe.
+		// this process can no longer describe. (writeAndCache emptied the node cache.)
 		s.halted = fmt.Errorf("%w (height %d: %w)", ErrCommitFailed, height, err)
 		s.cache.reset()
-		s.tree.cache.reset()
 		return s.halted
 	}
 	if written != nil {
 		s.cache.putOverlay(written, true)
 	}
-	s.tree.cache.commit(tw)
 	s.tip.Store(&tip{height: height, root: root, receipts: receipts, timeMs: timeMs, initialised: true})
 	return nil
 }
