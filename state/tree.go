@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/guild-ledger/guild/state/kv"
 	"github.com/guild-ledger/guild/state/merkle"
@@ -254,12 +255,25 @@ func (c *nodeCache) reset() {
 
 // stage adds tw's nodes to b.
 func (tw *treeWrites) stage(b kv.Batch) error {
-	for _, n := range tw.nodes {
-		if err := b.Set(n[0], n[1]); err != nil {
-			return err
+	for ; tw != nil; tw = tw.next {
+		for _, n := range tw.nodes {
+			if err := b.Set(n[0], n[1]); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
+}
+
+// size is the number of nodes (and root records) tw writes, and their bytes.
+func (tw *treeWrites) size() (nodes, bytes int) {
+	for ; tw != nil; tw = tw.next {
+		nodes += len(tw.nodes)
+		for _, n := range tw.nodes {
+			bytes += len(n[0]) + len(n[1])
+		}
+	}
+	return nodes, bytes
 }
 
 // writeAndCache writes b, which holds tw's nodes, durably, and records tw in the node cache
@@ -285,6 +299,10 @@ func (t *tree) writeAndCache(b kv.Batch, tw *treeWrites) error {
 type tree struct {
 	db    kv.Store
 	cache *nodeCache
+	// perEntry is how many nodes the last large update made per changed entry, in hundredths:
+	// the next one sizes its buffers by it instead of growing them by copying (a block of a
+	// million-entry state makes about ten per entry).
+	perEntry atomic.Int64
 }
 
 // loadInner reads internal node r, from the cache or the store. seen, if not nil, is an update's
@@ -422,7 +440,7 @@ func (t *tree) update(root Hash, ver uint64, ws *writeSet) (Hash, *treeWrites, e
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				tws[i] = newTreeWrites(len(parts[i]), ver)
+				tws[i] = t.newTreeWrites(len(parts[i]), ver)
 				out[i], errs[i] = t.updateAt(tws[i], n.child[i], 1, parts[i])
 			}()
 		}
@@ -442,9 +460,10 @@ func (t *tree) update(root Hash, ver uint64, ws *writeSet) (Hash, *treeWrites, e
 			tw.replaced = append(tw.replaced, r.h)
 			tw.addRoot(nr)
 		}
+		t.perEntry.Store(int64(100 * (len(tw.nodes) + len(tws[1].nodes)) / len(ups)))
 		return nr.h, tw, nil
 	}
-	tw := newTreeWrites(len(ups), ver)
+	tw := t.newTreeWrites(len(ups), ver)
 	nr, err := t.updateAt(tw, r, 0, ups)
 	if err != nil {
 		return Hash{}, nil, err
@@ -457,6 +476,17 @@ func (t *tree) update(root Hash, ver uint64, ws *writeSet) (Hash, *treeWrites, e
 
 func newTreeWrites(updates int, ver uint64) *treeWrites {
 	return &treeWrites{inners: make([]hashedInner, 0, 2*updates), seen: map[Hash]inner{}, ver: ver}
+}
+
+// newTreeWrites is newTreeWrites sized by the last large update.
+func (t *tree) newTreeWrites(updates int, ver uint64) *treeWrites {
+	n := max(2*updates, int(t.perEntry.Load())*updates/100+16)
+	return &treeWrites{
+		nodes:  make([][2][]byte, 0, n),
+		inners: make([]hashedInner, 0, n),
+		seen:   map[Hash]inner{},
+		ver:    ver,
+	}
 }
 
 // addRoot records the version of a new root, by which proofs and the next update find it.
@@ -502,10 +532,10 @@ func (tw *treeWrites) add(h Hash, enc []byte) {
 	tw.nodes = append(tw.nodes, [2][]byte{tw.take(0), enc})
 }
 
+// merge chains the other half's writes to tw's: its nodes are staged and cached with tw's.
 func (tw *treeWrites) merge(o *treeWrites) {
-	tw.nodes = append(tw.nodes, o.nodes...)
 	tw.replaced = append(tw.replaced, o.replaced...)
-	o.nodes, o.replaced = nil, nil
+	o.replaced = nil
 	tw.next = o
 }
 
