@@ -280,7 +280,7 @@ func (r *Restorer) Add(chunk []byte) error {
 	if err != nil {
 		return err
 	}
-	b := r.db.NewBatch()
+	b := kv.NewBatchSized(r.db, batchSize(ws, tw))
 	defer b.Close()
 	for _, e := range ws.entries {
 		if err := b.Set(e.key, e.value); err != nil {

@@ -347,7 +347,7 @@ func (s *State) commit(ws *writeSet, tw *treeWrites, height uint64, timeMs int64
 	if err != nil {
 		return fmt.Errorf("state: encoding root: %w", err)
 	}
-	b := s.db.NewBatch()
+	b := kv.NewBatchSized(s.db, batchSize(ws, tw))
 	defer b.Close()
 	for i := range ws.entries {
 		e := &ws.entries[i]

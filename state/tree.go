@@ -265,6 +265,16 @@ func (tw *treeWrites) stage(b kv.Batch) error {
 	return nil
 }
 
+// batchSize is about the bytes a batch of ws's entries and tw's nodes holds, to size it.
+func batchSize(ws *writeSet, tw *treeWrites) int {
+	n, size := tw.size()
+	size += 16 * n
+	for i := range ws.entries {
+		size += 16 + len(ws.entries[i].key) + len(ws.entries[i].value)
+	}
+	return size + 1024 // the height, root and other bookkeeping
+}
+
 // size is the number of nodes (and root records) tw writes, and their bytes.
 func (tw *treeWrites) size() (nodes, bytes int) {
 	for ; tw != nil; tw = tw.next {

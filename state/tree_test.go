@@ -32,7 +32,7 @@ func applyTreeWrites(t testing.TB, db kv.Store, tr *tree, tw *treeWrites) {
 // applyBlockWrites writes a block's entries and tree nodes in one batch, as State.commit does.
 func applyBlockWrites(t testing.TB, db kv.Store, tr *tree, ws *writeSet, tw *treeWrites) {
 	t.Helper()
-	b := db.NewBatch()
+	b := kv.NewBatchSized(db, batchSize(ws, tw))
 	defer b.Close()
 	for _, e := range ws.entries {
 		if err := b.Set(e.key, e.value); err != nil {
