@@ -34,7 +34,8 @@ import (
 // children and the versions are not hashed: they let an update find a key's leaf from the
 // parent alone, and read a child without an index. A leaf keeps its key and value so that a
 // proof at any past height can be answered from the tree alone. Nodes are never overwritten or
-// deleted, so every past root stays readable; pruning old roots is future work.
+// deleted, so every past root stays readable; pruning old roots is future work (mind that one
+// node, a subtree made again, may be stored at several versions, and parents name either copy).
 const treePrefix = "t/"
 
 const (
@@ -488,7 +489,8 @@ func newTreeWrites(updates int, ver uint64) *treeWrites {
 	return &treeWrites{inners: make([]hashedInner, 0, 2*updates), seen: map[Hash]inner{}, ver: ver}
 }
 
-// newTreeWrites is newTreeWrites sized by the last large update.
+// newTreeWrites makes an update's writes with room for as many nodes as the last large update
+// made per entry.
 func (t *tree) newTreeWrites(updates int, ver uint64) *treeWrites {
 	n := max(2*updates, int(t.perEntry.Load())*updates/100+16)
 	return &treeWrites{
