@@ -420,3 +420,34 @@ func TestOpenRefusesStoreWithoutTree(t *testing.T) {
 		t.Fatalf("open without a tree: %v", err)
 	}
 }
+
+// TestTreeNodesComeLast checks the store layout that keeps a block's writes cheap (tree.go): the
+// nodes a block makes are the last keys of the state store, after every older key, so that an
+// LSM store appends them instead of merging them into older files. A key family that sorted
+// after them would undo that without failing any other test.
+func TestTreeNodesComeLast(t *testing.T) {
+	alice, bob := newTestKey(1), newTestKey(2)
+	s, db := newTestState(t, kv.PebbleDB, []GenesisAccount{{Address: alice.addr, Balance: 100}})
+	for h := uint64(1); h <= 3; h++ {
+		_, raw := signedTx(t, alice, transferBody(alice, h-1, bob.addr, 1))
+		if res := mustApply(t, s, h, [][]byte{raw}, nil); res.Results[0].Err != nil {
+			t.Fatal(res.Results[0].Err)
+		}
+		it, err := db.Iterator(appendNodeKey(nil, h, Hash{}), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for ; it.Valid(); it.Next() {
+			k := it.Key()
+			if !bytes.HasPrefix(k, appendNodeKey(nil, h, Hash{})[:len(treePrefix)+1+8]) {
+				t.Fatalf("block %d: key %q sorts after the block's tree nodes", h, k)
+			}
+			n++
+		}
+		it.Close()
+		if n == 0 {
+			t.Fatalf("block %d wrote no tree node under its height", h)
+		}
+	}
+}
