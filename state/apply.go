@@ -159,7 +159,7 @@ func (s *State) execute(blk BlockInfo, txs [][]byte, cache SigCache) (*Staged, e
 
 	ws := ov.writeSet()
 	ov.recordWrites(ws)
-	root, tw, err := s.tree.update(t.root, ws)
+	root, tw, err := s.tree.update(t.root, height, ws)
 	if err != nil {
 		return nil, fmt.Errorf("state: block %d: %w", height, err)
 	}

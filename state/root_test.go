@@ -182,7 +182,7 @@ func TestRootFollowsSpec(t *testing.T) {
 	ws := newWriteSet(2)
 	k, _ := accountEntry(t, carol.addr, Account{})
 	ws.entries = append(ws.entries, writeEntry{key: []byte(k), deleted: true}, writeEntry{key: []byte("a/b"), value: []byte{}})
-	got, _, err := s.tree.update(s.Root(), ws)
+	got, _, err := s.tree.update(s.Root(), s.Height()+1, ws)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -164,7 +164,7 @@ func (t *tree) walk(r ref, depth int, fn func(key, value []byte) error) error {
 	case kindEmpty:
 		return nil
 	case kindLeaf:
-		raw, err := t.db.Get(treeKey(r.h))
+		raw, err := t.db.Get(nodeKey(r.ver, r.h))
 		if err != nil {
 			return fmt.Errorf("state: reading tree leaf %s: %w", r.h, err)
 		}
@@ -180,7 +180,7 @@ func (t *tree) walk(r ref, depth int, fn func(key, value []byte) error) error {
 	if depth >= merkle.MaxDepth {
 		return fmt.Errorf("%w: the state tree is deeper than %d", ErrCorrupt, merkle.MaxDepth)
 	}
-	n, err := t.loadInner(r.h, nil)
+	n, err := t.loadInner(r, nil)
 	if err != nil {
 		return err
 	}
@@ -276,26 +276,23 @@ func (r *Restorer) Add(chunk []byte) error {
 	if len(ws.entries) == 0 {
 		return fmt.Errorf("%w: chunk %d holds no entry", ErrSnapshot, i)
 	}
-	root, tw, err := r.tree.update(r.root, ws)
+	root, tw, err := r.tree.update(r.root, r.m.Height, ws)
 	if err != nil {
 		return err
 	}
-	b := r.db.NewBatch()
+	b := kv.NewBatchSized(r.db, batchSize(ws, tw))
 	defer b.Close()
 	for _, e := range ws.entries {
 		if err := b.Set(e.key, e.value); err != nil {
 			return fmt.Errorf("state: restoring chunk %d: %w", i, err)
 		}
 	}
-	for _, n := range tw.nodes {
-		if err := b.Set(n[0], n[1]); err != nil {
-			return fmt.Errorf("state: restoring chunk %d: %w", i, err)
-		}
-	}
-	if err := b.Write(); err != nil {
+	if err := tw.stage(b); err != nil {
 		return fmt.Errorf("state: restoring chunk %d: %w", i, err)
 	}
-	r.tree.cache.commit(tw)
+	if err := r.tree.writeAndCache(b, tw); err != nil {
+		return fmt.Errorf("state: restoring chunk %d: %w", i, err)
+	}
 	r.root, r.lastKH, r.entries = root, last, r.entries+uint64(len(ws.entries))
 	r.next++
 	return nil
@@ -336,7 +333,7 @@ func (r *Restorer) Finish(timeMs int64, results []TxResult) error {
 		return err
 	}
 	receipts := merkle.ReceiptsRoot(ReceiptLeaves(results))
-	return s.commit(newWriteSet(0), newTreeWrites(0), r.m.Height, timeMs, r.root, receipts, nil,
+	return s.commit(newWriteSet(0), newTreeWrites(0, r.m.Height), r.m.Height, timeMs, r.root, receipts, nil,
 		keyChainID, chain, keyLastResults, last)
 }
 

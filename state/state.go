@@ -137,7 +137,7 @@ func Open(db kv.Store, chainID string) (*State, error) {
 		// A store written before the state tree has a root no tree node answers to: refuse it
 		// now, with what to do, rather than fail at its next block.
 		if t.root != (Hash{}) {
-			if ok, err := db.Has(treeKey(t.root)); err != nil {
+			if ok, err := db.Has(rootKey(t.root)); err != nil {
 				return nil, fmt.Errorf("state: reading the state tree: %w", err)
 			} else if !ok {
 				return nil, fmt.Errorf("%w: %w", ErrNoStateTree, errNoStateTreeHint)
@@ -319,7 +319,7 @@ func (s *State) InitGenesis(g Genesis) error {
 	}
 	ws := ov.writeSet()
 	ov.recordWrites(ws)
-	root, tw, err := s.tree.update(Hash{}, ws)
+	root, tw, err := s.tree.update(Hash{}, 0, ws)
 	if err != nil {
 		return err
 	}
@@ -347,7 +347,7 @@ func (s *State) commit(ws *writeSet, tw *treeWrites, height uint64, timeMs int64
 	if err != nil {
 		return fmt.Errorf("state: encoding root: %w", err)
 	}
-	b := s.db.NewBatch()
+	b := kv.NewBatchSized(s.db, batchSize(ws, tw))
 	defer b.Close()
 	for i := range ws.entries {
 		e := &ws.entries[i]
@@ -360,10 +360,8 @@ func (s *State) commit(ws *writeSet, tw *treeWrites, height uint64, timeMs int64
 			return fmt.Errorf("state: staging block %d: %w", height, err)
 		}
 	}
-	for _, n := range tw.nodes {
-		if err := b.Set(n[0], n[1]); err != nil {
-			return fmt.Errorf("state: staging block %d: %w", height, err)
-		}
+	if err := tw.stage(b); err != nil {
+		return fmt.Errorf("state: staging block %d: %w", height, err)
 	}
 	for i := 0; i+1 < len(extra); i += 2 {
 		if err := b.Set(extra[i], extra[i+1]); err != nil {
@@ -376,18 +374,16 @@ func (s *State) commit(ws *writeSet, tw *treeWrites, height uint64, timeMs int64
 	if err := b.Set(keyRoot, rb); err != nil {
 		return fmt.Errorf("state: staging block %d: %w", height, err)
 	}
-	if err := b.Write(); err != nil {
+	if err := s.tree.writeAndCache(b, tw); err != nil {
 		// The batch may or may not be on disk: nothing more may be applied on top of a state
-		// this process can no longer describe.
+		// this process can no longer describe. (writeAndCache emptied the node cache.)
 		s.halted = fmt.Errorf("%w (height %d: %w)", ErrCommitFailed, height, err)
 		s.cache.reset()
-		s.tree.cache.reset()
 		return s.halted
 	}
 	if written != nil {
 		s.cache.putOverlay(written, true)
 	}
-	s.tree.cache.commit(tw)
 	s.tip.Store(&tip{height: height, root: root, receipts: receipts, timeMs: timeMs, initialised: true})
 	return nil
 }

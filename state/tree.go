@@ -7,29 +7,61 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/guild-ledger/guild/state/kv"
 	"github.com/guild-ledger/guild/state/merkle"
 )
 
 // The state tree (see package merkle for its hashing) is kept in the state store under "t/",
-// each node under its own hash, written in the same batch as the block's state:
+// written in the same batch as the block's state. Each node is stored under the version (the
+// block height) that wrote it and its hash, and its parent names both:
 //
-//	t/<32-byte hash>  internal: 0x01 ‖ left ‖ right ‖ flags ‖ [left's key hash] ‖ [right's key hash]
-//	                  leaf:     0x00 ‖ key hash ‖ value hash ‖ uvarint(len key) ‖ key ‖ value
+//	t/v ‖ be64(version) ‖ hash  internal: 0x01 ‖ left ‖ right ‖ flags ‖ [left's key hash] ‖
+//	                                      [right's key hash] ‖ [uvarint(left's version)] ‖
+//	                                      [uvarint(right's version)]   (versions of non-empty children)
+//	                            leaf:     0x00 ‖ key hash ‖ value hash ‖ uvarint(len key) ‖ key ‖ value
+//	t/r ‖ hash                  a root: be64(its version)
 //
-// The flags (bit 0: the left child is a leaf, bit 1: the right one is) and the key hashes of leaf
-// children are not hashed: they let an update find where a key's leaf is from the parent alone,
-// without reading the leaf. A leaf keeps its key and value so that a proof at any past height
-// can be answered from the tree alone. Nodes are never overwritten or deleted (the same hash is
-// the same bytes), so every past root stays readable; pruning old roots is future work.
+// The version comes first so that a block's new nodes are one run of keys after every older
+// one: an LSM store (pebble, goleveldb) then moves them down its levels without merging them
+// into older files, where nodes keyed by hash alone, scattered over the whole key space, were
+// rewritten again and again by compactions (issue 12: that was most of a block's write cost).
+// For that, no key may sort after the nodes: the roots' keys, random, come before them ("t/r"
+// < "t/v"), as do the state's own entries; a random key after them would put every new run
+// inside the key range of an older file, and a compaction would rewrite that file each block.
+// The flags (bit 0: the left child is a leaf, bit 1: the right one is), the key hashes of leaf
+// children and the versions are not hashed: they let an update find a key's leaf from the
+// parent alone, and read a child without an index. A leaf keeps its key and value so that a
+// proof at any past height can be answered from the tree alone. Nodes are never overwritten or
+// deleted, so every past root stays readable; pruning old roots is future work (mind that one
+// node, a subtree made again, may be stored at several versions, and parents name either copy).
 const treePrefix = "t/"
 
-func treeKey(h Hash) []byte {
-	k := make([]byte, len(treePrefix)+len(h))
-	copy(k, treePrefix)
-	copy(k[len(treePrefix):], h[:])
-	return k
+const (
+	treeRootTag = 'r'
+	treeNodeTag = 'v' // after treeRootTag: see above
+)
+
+// nodeKey is the store key of node h written at version ver.
+func nodeKey(ver uint64, h Hash) []byte {
+	k := make([]byte, 0, len(treePrefix)+1+8+len(h))
+	return appendNodeKey(k, ver, h)
+}
+
+func appendNodeKey(b []byte, ver uint64, h Hash) []byte {
+	b = append(b, treePrefix...)
+	b = append(b, treeNodeTag)
+	b = binary.BigEndian.AppendUint64(b, ver)
+	return append(b, h[:]...)
+}
+
+// rootKey is the store key of root h's version.
+func rootKey(h Hash) []byte {
+	k := make([]byte, 0, len(treePrefix)+1+len(h))
+	k = append(k, treePrefix...)
+	k = append(k, treeRootTag)
+	return append(k, h[:]...)
 }
 
 // Node kinds of a tree reference.
@@ -39,11 +71,12 @@ const (
 	kindInternal
 )
 
-// ref is a child as its parent knows it: its hash, kind and, for a leaf, its key hash.
+// ref is a child as its parent knows it: its hash, kind, version and, for a leaf, its key hash.
 type ref struct {
 	h    Hash
-	kind uint8
 	kh   Hash
+	ver  uint64
+	kind uint8
 }
 
 // inner is a decoded internal node.
@@ -68,8 +101,16 @@ func encodeInner(b []byte, n *inner) []byte {
 			b = append(b, n.child[i].kh[:]...)
 		}
 	}
+	for i := range n.child {
+		if n.child[i].kind != kindEmpty {
+			b = binary.AppendUvarint(b, n.child[i].ver)
+		}
+	}
 	return b
 }
+
+// maxInnerBytes bounds encodeInner's output.
+const maxInnerBytes = 66 + 2*32 + 2*binary.MaxVarintLen64
 
 func decodeInner(b []byte) (*inner, error) {
 	if len(b) < 66 || b[0] != 1 {
@@ -94,6 +135,17 @@ func decodeInner(b []byte) (*inner, error) {
 		default:
 			c.kind = kindInternal
 		}
+	}
+	for i := range n.child {
+		c := &n.child[i]
+		if c.kind == kindEmpty {
+			continue
+		}
+		v, m := binary.Uvarint(rest)
+		if m <= 0 {
+			return nil, fmt.Errorf("%w: tree node without its children's versions", ErrCorrupt)
+		}
+		c.ver, rest = v, rest[m:]
 	}
 	if len(rest) != 0 {
 		return nil, fmt.Errorf("%w: tree node has trailing bytes", ErrCorrupt)
@@ -129,10 +181,13 @@ func decodeLeaf(h Hash, b []byte) (kh Hash, key, value []byte, err error) {
 	return kh, key, value, nil
 }
 
-// maxCachedNodes bounds each of the node cache's two generations (about 190 bytes an entry, so
-// up to about 200 MB for both): enough for every internal node of a state of about 350,000
-// entries (a compact tree has about 1.45 internal nodes per entry), and the upper levels of any.
-const maxCachedNodes = 1 << 19
+// maxCachedNodes bounds each of the node cache's two generations (about 220 bytes an entry, so
+// up to about 450 MB for a full generation): enough for every internal node of a state of about
+// 1,400,000 entries (a compact tree has about 1.45 internal nodes per entry), and the upper
+// levels of any. A node that misses the cache costs a random read of the store, about 10 µs on
+// pebble: when the cache held a third of a million-entry state's nodes, the reads were most of a
+// block's update (issue 12).
+const maxCachedNodes = 1 << 21
 
 // nodeCache holds committed internal nodes, so that a block's update reads few or none from the
 // store. Two generations approximate LRU: a node found in the old one moves to the new one when
@@ -199,16 +254,73 @@ func (c *nodeCache) reset() {
 	c.mu.Unlock()
 }
 
+// stage adds tw's nodes to b.
+func (tw *treeWrites) stage(b kv.Batch) error {
+	for ; tw != nil; tw = tw.next {
+		for _, n := range tw.nodes {
+			if err := b.Set(n[0], n[1]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// batchSize is about the bytes a batch of ws's entries and tw's nodes holds, to size it.
+func batchSize(ws *writeSet, tw *treeWrites) int {
+	n, size := tw.size()
+	size += 16 * n
+	for i := range ws.entries {
+		size += 16 + len(ws.entries[i].key) + len(ws.entries[i].value)
+	}
+	return size + 1024 // the height, root and other bookkeeping
+}
+
+// size is the number of nodes (and root records) tw writes, and their bytes.
+func (tw *treeWrites) size() (nodes, bytes int) {
+	for ; tw != nil; tw = tw.next {
+		nodes += len(tw.nodes)
+		for _, n := range tw.nodes {
+			bytes += len(n[0]) + len(n[1])
+		}
+	}
+	return nodes, bytes
+}
+
+// writeAndCache writes b, which holds tw's nodes, durably, and records tw in the node cache
+// while the store syncs: a block's cache work (a map delete and insert per node, tens of
+// milliseconds at a million entries) then overlaps the disk's. Nothing reads the new nodes
+// before the caller publishes the new root; if the write fails the cache is emptied, since it
+// may hold nodes the store does not.
+func (t *tree) writeAndCache(b kv.Batch, tw *treeWrites) error {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t.cache.commit(tw)
+	}()
+	err := b.Write()
+	<-done
+	if err != nil {
+		t.cache.reset()
+	}
+	return err
+}
+
 // tree reads and updates the state tree of one store.
 type tree struct {
 	db    kv.Store
 	cache *nodeCache
+	// perEntry is how many nodes the last large update made per changed entry, in hundredths:
+	// the next one sizes its buffers by it instead of growing them by copying (a block of a
+	// million-entry state makes about ten per entry).
+	perEntry atomic.Int64
 }
 
-// loadInner reads internal node h, from the cache or the store. seen, if not nil, is an update's
+// loadInner reads internal node r, from the cache or the store. seen, if not nil, is an update's
 // (which may read the cache without its lock, see lookup), and collects the nodes read from the
 // store or the cache's old generation, for the commit to cache.
-func (t *tree) loadInner(h Hash, seen map[Hash]inner) (inner, error) {
+func (t *tree) loadInner(r ref, seen map[Hash]inner) (inner, error) {
+	h := r.h
 	var (
 		n            inner
 		found, older bool
@@ -224,7 +336,7 @@ func (t *tree) loadInner(h Hash, seen map[Hash]inner) (inner, error) {
 		}
 		return n, nil
 	}
-	raw, err := t.db.Get(treeKey(h))
+	raw, err := t.db.Get(nodeKey(r.ver, h))
 	if err != nil {
 		return n, fmt.Errorf("state: reading tree node %s: %w", h, err)
 	}
@@ -249,21 +361,32 @@ func (t *tree) rootRef(root Hash) (ref, error) {
 	if root == (Hash{}) {
 		return ref{}, nil
 	}
-	if _, found, _ := t.cache.get(root); found {
-		return ref{h: root, kind: kindInternal}, nil
-	}
-	raw, err := t.db.Get(treeKey(root))
+	rv, err := t.db.Get(rootKey(root))
 	if err != nil {
 		return ref{}, fmt.Errorf("state: reading tree root %s: %w", root, err)
 	}
-	if raw == nil {
-		return ref{}, fmt.Errorf("%w: the state tree has no root %s (a store written before the state tree: sync it anew)", ErrCorrupt, root)
+	if rv == nil {
+		return ref{}, fmt.Errorf("%w: the state tree has no root %s (a store written before this layout of the state tree: sync it anew)", ErrCorrupt, root)
+	}
+	if len(rv) != 8 {
+		return ref{}, fmt.Errorf("%w: tree root %s: version of %d bytes", ErrCorrupt, root, len(rv))
+	}
+	ver := binary.BigEndian.Uint64(rv)
+	if _, found, _ := t.cache.get(root); found {
+		return ref{h: root, kind: kindInternal, ver: ver}, nil
+	}
+	raw, err := t.db.Get(nodeKey(ver, root))
+	if err != nil {
+		return ref{}, fmt.Errorf("state: reading tree root %s: %w", root, err)
+	}
+	if len(raw) == 0 {
+		return ref{}, fmt.Errorf("%w: tree root %s is missing", ErrCorrupt, root)
 	}
 	if raw[0] == 0 {
 		kh, _, _, err := decodeLeaf(root, raw)
-		return ref{h: root, kind: kindLeaf, kh: kh}, err
+		return ref{h: root, kind: kindLeaf, kh: kh, ver: ver}, err
 	}
-	return ref{h: root, kind: kindInternal}, nil
+	return ref{h: root, kind: kindInternal, ver: ver}, nil
 }
 
 // treeUpdate is one entry of a block's write set as the tree sees it.
@@ -271,6 +394,7 @@ type treeUpdate struct {
 	kh   Hash
 	leaf Hash   // zero: delete
 	enc  []byte // the leaf's stored bytes; nil for a delete, or for a leaf already stored
+	ver  uint64 // a leaf already stored: its version
 }
 
 // treeWrites is what updating the tree adds to a block's batch.
@@ -281,11 +405,13 @@ type treeWrites struct {
 	seen     map[Hash]inner // nodes read from the store or the cache's old generation
 	replaced []Hash         // internal nodes no longer in the new tree
 	next     *treeWrites    // the other half's nodes to cache (update's two goroutines)
+	ver      uint64         // the version the new nodes are written at
 }
 
-// update applies ws to the tree of root and returns the new root with the nodes to write.
-// Reads only committed nodes; writes nothing.
-func (t *tree) update(root Hash, ws *writeSet) (Hash, *treeWrites, error) {
+// update applies ws to the tree of root and returns the new root with the nodes to write, at
+// version ver (the block's height: versions must not decrease from one update to the next, or
+// the store loses the locality that nodeKey gives). Reads only committed nodes; writes nothing.
+func (t *tree) update(root Hash, ver uint64, ws *writeSet) (Hash, *treeWrites, error) {
 	ups := make([]treeUpdate, len(ws.entries))
 	parallelFor(len(ups), 256, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
@@ -309,7 +435,7 @@ func (t *tree) update(root Hash, ws *writeSet) (Hash, *treeWrites, error) {
 	// is an internal node and the block is big enough for it to pay.
 	if r.kind == kindInternal && len(ups) >= 512 {
 		rootSeen := map[Hash]inner{}
-		n, err := t.loadInner(r.h, rootSeen)
+		n, err := t.loadInner(r, rootSeen)
 		if err != nil {
 			return Hash{}, nil, err
 		}
@@ -325,7 +451,7 @@ func (t *tree) update(root Hash, ws *writeSet) (Hash, *treeWrites, error) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				tws[i] = newTreeWrites(len(parts[i]))
+				tws[i] = t.newTreeWrites(len(parts[i]), ver)
 				out[i], errs[i] = t.updateAt(tws[i], n.child[i], 1, parts[i])
 			}()
 		}
@@ -343,19 +469,50 @@ func (t *tree) update(root Hash, ws *writeSet) (Hash, *treeWrites, error) {
 		nr := tw.combine(out[0], out[1])
 		if nr.h != r.h {
 			tw.replaced = append(tw.replaced, r.h)
+			tw.addRoot(nr)
 		}
+		t.perEntry.Store(int64(100 * (len(tw.nodes) + len(tws[1].nodes)) / len(ups)))
 		return nr.h, tw, nil
 	}
-	tw := newTreeWrites(len(ups))
+	tw := t.newTreeWrites(len(ups), ver)
 	nr, err := t.updateAt(tw, r, 0, ups)
 	if err != nil {
 		return Hash{}, nil, err
 	}
+	if nr.h != r.h {
+		tw.addRoot(nr)
+	}
 	return nr.h, tw, nil
 }
 
-func newTreeWrites(updates int) *treeWrites {
-	return &treeWrites{inners: make([]hashedInner, 0, 2*updates), seen: map[Hash]inner{}}
+func newTreeWrites(updates int, ver uint64) *treeWrites {
+	return &treeWrites{inners: make([]hashedInner, 0, 2*updates), seen: map[Hash]inner{}, ver: ver}
+}
+
+// newTreeWrites makes an update's writes with room for as many nodes as the last large update
+// made per entry.
+func (t *tree) newTreeWrites(updates int, ver uint64) *treeWrites {
+	n := max(2*updates, int(t.perEntry.Load())*updates/100+16)
+	return &treeWrites{
+		nodes:  make([][2][]byte, 0, n),
+		inners: make([]hashedInner, 0, n),
+		seen:   map[Hash]inner{},
+		ver:    ver,
+	}
+}
+
+// addRoot records the version of a new root, by which proofs and the next update find it.
+func (tw *treeWrites) addRoot(r ref) {
+	if r.kind == kindEmpty {
+		return
+	}
+	tw.reserve(len(treePrefix) + 1 + len(r.h) + 8)
+	tw.buf = append(tw.buf, treePrefix...)
+	tw.buf = append(tw.buf, treeRootTag)
+	tw.buf = append(tw.buf, r.h[:]...)
+	k := tw.take(0)
+	tw.buf = binary.BigEndian.AppendUint64(tw.buf, r.ver)
+	tw.nodes = append(tw.nodes, [2][]byte{k, tw.take(0)})
 }
 
 // reserve makes room for n more bytes in the arena. Slices taken earlier stay valid: a full
@@ -375,23 +532,22 @@ func (tw *treeWrites) take(start int) []byte {
 
 // addInner stages internal node n with hash h.
 func (tw *treeWrites) addInner(h Hash, n *inner) {
-	tw.reserve(66 + 64)
+	tw.reserve(maxInnerBytes)
 	tw.buf = encodeInner(tw.buf, n)
 	tw.add(h, tw.take(0))
 }
 
-// add stages node h with stored bytes enc.
+// add stages node h, at the update's version, with stored bytes enc.
 func (tw *treeWrites) add(h Hash, enc []byte) {
-	tw.reserve(len(treePrefix) + len(h))
-	tw.buf = append(tw.buf, treePrefix...)
-	tw.buf = append(tw.buf, h[:]...)
+	tw.reserve(len(treePrefix) + 1 + 8 + len(h))
+	tw.buf = appendNodeKey(tw.buf, tw.ver, h)
 	tw.nodes = append(tw.nodes, [2][]byte{tw.take(0), enc})
 }
 
+// merge chains the other half's writes to tw's: its nodes are staged and cached with tw's.
 func (tw *treeWrites) merge(o *treeWrites) {
-	tw.nodes = append(tw.nodes, o.nodes...)
 	tw.replaced = append(tw.replaced, o.replaced...)
-	o.nodes, o.replaced = nil, nil
+	o.replaced = nil
 	tw.next = o
 }
 
@@ -426,11 +582,11 @@ func (t *tree) updateAt(tw *treeWrites, r ref, depth int, ups []treeUpdate) (ref
 		}
 		merged := make([]treeUpdate, 0, len(ups)+1)
 		merged = append(merged, ups[:i]...)
-		merged = append(merged, treeUpdate{kh: r.kh, leaf: r.h})
+		merged = append(merged, treeUpdate{kh: r.kh, leaf: r.h, ver: r.ver})
 		merged = append(merged, ups[i:]...)
 		return tw.build(depth, merged), nil
 	}
-	n, err := t.loadInner(r.h, tw.seen)
+	n, err := t.loadInner(r, tw.seen)
 	if err != nil {
 		return ref{}, err
 	}
@@ -468,10 +624,11 @@ func (tw *treeWrites) build(depth int, ups []treeUpdate) ref {
 		return ref{}
 	case 1:
 		u := &ups[last]
-		if u.enc != nil {
-			tw.add(u.leaf, u.enc)
+		if u.enc == nil {
+			return ref{h: u.leaf, kind: kindLeaf, kh: u.kh, ver: u.ver}
 		}
-		return ref{h: u.leaf, kind: kindLeaf, kh: u.kh}
+		tw.add(u.leaf, u.enc)
+		return ref{h: u.leaf, kind: kindLeaf, kh: u.kh, ver: tw.ver}
 	}
 	// Two distinct paths part before the last level.
 	s := splitAt(ups, depth)
@@ -493,7 +650,7 @@ func (tw *treeWrites) combine(l, r ref) ref {
 	h := merkle.InternalHash(l.h, r.h)
 	tw.addInner(h, &n)
 	tw.inners = append(tw.inners, hashedInner{h, n})
-	return ref{h: h, kind: kindInternal}
+	return ref{h: h, kind: kindInternal, ver: tw.ver}
 }
 
 // prove returns the proof of key against root.
@@ -509,7 +666,7 @@ func (t *tree) prove(root Hash, key []byte) (*merkle.StateProof, error) {
 		case kindEmpty:
 			return p, nil
 		case kindLeaf:
-			raw, err := t.db.Get(treeKey(r.h))
+			raw, err := t.db.Get(nodeKey(r.ver, r.h))
 			if err != nil {
 				return nil, fmt.Errorf("state: reading tree leaf %s: %w", r.h, err)
 			}
@@ -531,7 +688,7 @@ func (t *tree) prove(root Hash, key []byte) (*merkle.StateProof, error) {
 		if depth >= merkle.MaxDepth {
 			return nil, fmt.Errorf("%w: the state tree is deeper than %d", ErrCorrupt, merkle.MaxDepth)
 		}
-		n, err := t.loadInner(r.h, nil)
+		n, err := t.loadInner(r, nil)
 		if err != nil {
 			return nil, err
 		}

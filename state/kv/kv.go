@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"sync/atomic"
 
+	"github.com/cockroachdb/pebble"
 	dbm "github.com/cometbft/cometbft-db"
 )
 
@@ -241,6 +242,84 @@ func (s *store) Close() error {
 		return fmt.Errorf("kv: close: %w", err)
 	}
 	return nil
+}
+
+// Compact makes a store compact all it holds now, and returns when it is done: after a bulk
+// load (a restored snapshot), so that the engine's deferred work does not fall on the next
+// writes; benchmarks use it to measure what a block costs, not what the load before it left.
+// memdb has nothing to compact.
+func Compact(st Store) error {
+	s, ok := st.(*store)
+	if !ok {
+		return nil
+	}
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if s.mem {
+		return nil
+	}
+	if err := s.db.Compact(nil, nil); err != nil {
+		return s.fail("compact", err)
+	}
+	return nil
+}
+
+// NewBatchSized is st.NewBatch with room for about size bytes of keys and values, where the
+// backend can use it (pebbledb): a batch of megabytes, such as a block's state entries and tree
+// nodes, then does not grow by doubling and copying its buffer (issue 12).
+func NewBatchSized(st Store, size int) Batch {
+	s, ok := st.(*store)
+	if !ok || s.closed.Load() {
+		return st.NewBatch()
+	}
+	p, ok := s.db.(*dbm.PebbleDB)
+	if !ok {
+		return st.NewBatch()
+	}
+	return &batch{b: &sizedPebbleBatch{b: p.DB().NewBatchWithSize(size)}, s: s}
+}
+
+// sizedPebbleBatch does what cometbft-db's pebble batch does, on a batch made with its size.
+type sizedPebbleBatch struct {
+	b *pebble.Batch
+}
+
+func (b *sizedPebbleBatch) Set(key, value []byte) error {
+	if b.b == nil {
+		return ErrBatchClosed
+	}
+	return b.b.Set(key, value, nil)
+}
+
+func (b *sizedPebbleBatch) Delete(key []byte) error {
+	if b.b == nil {
+		return ErrBatchClosed
+	}
+	return b.b.Delete(key, nil)
+}
+
+func (b *sizedPebbleBatch) Write() error { return b.commit(pebble.NoSync) }
+
+func (b *sizedPebbleBatch) WriteSync() error { return b.commit(pebble.Sync) }
+
+func (b *sizedPebbleBatch) commit(opts *pebble.WriteOptions) error {
+	if b.b == nil {
+		return ErrBatchClosed
+	}
+	if err := b.b.Commit(opts); err != nil {
+		return err
+	}
+	return b.Close()
+}
+
+func (b *sizedPebbleBatch) Close() error {
+	if b.b == nil {
+		return nil
+	}
+	err := b.b.Close()
+	b.b = nil
+	return err
 }
 
 type batch struct {

@@ -47,118 +47,131 @@ func TestOpenDefaultCreatesDir(t *testing.T) {
 // TestContract runs the edge cases of the contract on every backend.
 func TestContract(t *testing.T) {
 	for _, b := range Backends() {
-		t.Run(string(b), func(t *testing.T) {
-			s := openTest(t, b, t.TempDir())
-			defer s.Close()
+		for _, sized := range []bool{false, true} {
+			name := string(b)
+			if sized {
+				name += "/sized"
+			}
+			t.Run(name, func(t *testing.T) { testContract(t, b, sized) })
+		}
+	}
+}
 
-			if v, err := s.Get([]byte("absent")); v != nil || err != nil {
-				t.Fatalf("absent key: got %q, %v", v, err)
-			}
-			if _, err := s.Get(nil); !errors.Is(err, ErrEmptyKey) {
-				t.Fatalf("Get(nil): %v", err)
-			}
-			if _, err := s.Has([]byte{}); !errors.Is(err, ErrEmptyKey) {
-				t.Fatalf("Has(empty): %v", err)
-			}
+// testContract checks one backend, with batches from NewBatch or from NewBatchSized.
+func testContract(t *testing.T, b Backend, sized bool) {
+	s := openTest(t, b, t.TempDir())
+	defer s.Close()
+	newBatch := s.NewBatch
+	if sized {
+		newBatch = func() Batch { return NewBatchSized(s, 64) }
+	}
 
-			// The batch copies its arguments; Get hands out a copy.
-			key, val := []byte("k1"), []byte("v1")
-			bt := s.NewBatch()
-			if err := bt.Set(key, val); err != nil {
-				t.Fatal(err)
-			}
-			if err := bt.Set([]byte("empty"), nil); err != nil {
-				t.Fatal(err)
-			}
-			if err := bt.Set(nil, val); !errors.Is(err, ErrEmptyKey) {
-				t.Fatalf("Set(empty key): %v", err)
-			}
-			key[0], val[0] = 'X', 'X'
-			if err := bt.Write(); err != nil {
-				t.Fatal(err)
-			}
-			if err := bt.Set([]byte("late"), val); !errors.Is(err, ErrBatchClosed) {
-				t.Fatalf("Set after Write: %v", err)
-			}
-			if err := bt.Write(); !errors.Is(err, ErrBatchClosed) {
-				t.Fatalf("second Write: %v", err)
-			}
-			if err := bt.Close(); err != nil {
-				t.Fatalf("Close after Write: %v", err)
-			}
-			got, err := s.Get([]byte("k1"))
-			if err != nil || string(got) != "v1" {
-				t.Fatalf("Get(k1) = %q, %v", got, err)
-			}
-			got[0] = 'Z'
-			if again, _ := s.Get([]byte("k1")); string(again) != "v1" {
-				t.Fatalf("mutating a Get result changed the store: %q", again)
-			}
-			if v, err := s.Get([]byte("empty")); err != nil || v == nil || len(v) != 0 {
-				t.Fatalf("empty value: got %#v, %v", v, err)
-			}
-			if ok, err := s.Has([]byte("empty")); !ok || err != nil {
-				t.Fatalf("Has(empty value) = %v, %v", ok, err)
-			}
+	if v, err := s.Get([]byte("absent")); v != nil || err != nil {
+		t.Fatalf("absent key: got %q, %v", v, err)
+	}
+	if _, err := s.Get(nil); !errors.Is(err, ErrEmptyKey) {
+		t.Fatalf("Get(nil): %v", err)
+	}
+	if _, err := s.Has([]byte{}); !errors.Is(err, ErrEmptyKey) {
+		t.Fatalf("Has(empty): %v", err)
+	}
 
-			// A closed batch writes nothing.
-			bt = s.NewBatch()
-			_ = bt.Set([]byte("discarded"), []byte("x"))
-			_ = bt.Close()
-			_ = bt.Close()
-			if ok, _ := s.Has([]byte("discarded")); ok {
-				t.Fatal("closed batch was written")
-			}
+	// The batch copies its arguments; Get hands out a copy.
+	key, val := []byte("k1"), []byte("v1")
+	bt := newBatch()
+	if err := bt.Set(key, val); err != nil {
+		t.Fatal(err)
+	}
+	if err := bt.Set([]byte("empty"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := bt.Set(nil, val); !errors.Is(err, ErrEmptyKey) {
+		t.Fatalf("Set(empty key): %v", err)
+	}
+	key[0], val[0] = 'X', 'X'
+	if err := bt.Write(); err != nil {
+		t.Fatal(err)
+	}
+	if err := bt.Set([]byte("late"), val); !errors.Is(err, ErrBatchClosed) {
+		t.Fatalf("Set after Write: %v", err)
+	}
+	if err := bt.Write(); !errors.Is(err, ErrBatchClosed) {
+		t.Fatalf("second Write: %v", err)
+	}
+	if err := bt.Close(); err != nil {
+		t.Fatalf("Close after Write: %v", err)
+	}
+	got, err := s.Get([]byte("k1"))
+	if err != nil || string(got) != "v1" {
+		t.Fatalf("Get(k1) = %q, %v", got, err)
+	}
+	got[0] = 'Z'
+	if again, _ := s.Get([]byte("k1")); string(again) != "v1" {
+		t.Fatalf("mutating a Get result changed the store: %q", again)
+	}
+	if v, err := s.Get([]byte("empty")); err != nil || v == nil || len(v) != 0 {
+		t.Fatalf("empty value: got %#v, %v", v, err)
+	}
+	if ok, err := s.Has([]byte("empty")); !ok || err != nil {
+		t.Fatalf("Has(empty value) = %v, %v", ok, err)
+	}
 
-			// Degenerate ranges are empty, not errors.
-			for _, r := range [][2][]byte{{[]byte("b"), []byte("a")}, {[]byte("a"), []byte("a")}, {nil, []byte{}}} {
-				it, err := s.Iterator(r[0], r[1])
-				if err != nil {
-					t.Fatalf("Iterator(%q, %q): %v", r[0], r[1], err)
-				}
-				if it.Valid() {
-					t.Fatalf("Iterator(%q, %q) not empty", r[0], r[1])
-				}
-				_ = it.Close()
-			}
+	// A closed batch writes nothing.
+	bt = newBatch()
+	_ = bt.Set([]byte("discarded"), []byte("x"))
+	_ = bt.Close()
+	_ = bt.Close()
+	if ok, _ := s.Has([]byte("discarded")); ok {
+		t.Fatal("closed batch was written")
+	}
 
-			// An iterator is a snapshot, and writing while it is open does not block.
-			it, err := s.Iterator(nil, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			bt = s.NewBatch()
-			_ = bt.Set([]byte("added"), []byte("later"))
-			_ = bt.Delete([]byte("k1"))
-			if err := bt.Write(); err != nil {
-				t.Fatal(err)
-			}
-			var keys []string
-			for ; it.Valid(); it.Next() {
-				keys = append(keys, string(it.Key()))
-			}
-			if err := it.Error(); err != nil {
-				t.Fatal(err)
-			}
-			_ = it.Close()
-			_ = it.Close()
-			if want := []string{"empty", "k1"}; !slices.Equal(keys, want) {
-				t.Fatalf("iterator saw %q, want the snapshot %q", keys, want)
-			}
+	// Degenerate ranges are empty, not errors.
+	for _, r := range [][2][]byte{{[]byte("b"), []byte("a")}, {[]byte("a"), []byte("a")}, {nil, []byte{}}} {
+		it, err := s.Iterator(r[0], r[1])
+		if err != nil {
+			t.Fatalf("Iterator(%q, %q): %v", r[0], r[1], err)
+		}
+		if it.Valid() {
+			t.Fatalf("Iterator(%q, %q) not empty", r[0], r[1])
+		}
+		_ = it.Close()
+	}
 
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := s.Get([]byte("k1")); !errors.Is(err, ErrClosed) {
-				t.Fatalf("Get after Close: %v", err)
-			}
-			if err := s.NewBatch().Set([]byte("k"), nil); !errors.Is(err, ErrClosed) {
-				t.Fatalf("batch after Close: %v", err)
-			}
-			if err := s.Close(); err != nil {
-				t.Fatalf("second Close: %v", err)
-			}
-		})
+	// An iterator is a snapshot, and writing while it is open does not block.
+	it, err := s.Iterator(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bt = newBatch()
+	_ = bt.Set([]byte("added"), []byte("later"))
+	_ = bt.Delete([]byte("k1"))
+	if err := bt.Write(); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for ; it.Valid(); it.Next() {
+		keys = append(keys, string(it.Key()))
+	}
+	if err := it.Error(); err != nil {
+		t.Fatal(err)
+	}
+	_ = it.Close()
+	_ = it.Close()
+	if want := []string{"empty", "k1"}; !slices.Equal(keys, want) {
+		t.Fatalf("iterator saw %q, want the snapshot %q", keys, want)
+	}
+
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get([]byte("k1")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Get after Close: %v", err)
+	}
+	if err := newBatch().Set([]byte("k"), nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("batch after Close: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
 	}
 }
 
