@@ -415,22 +415,29 @@ func (s *sim) applySynced(i int) {
 func TestSimulatorFindsOneSidedLinkStall(t *testing.T) {
 	// Most seeds stall without repairs (37 of the first 40); seed 1's run, whose timing changed
 	// when views whose leader is away were shortened, no longer does.
-	const seed = 2
-	sc := outageScenarios()[0]
-	never := sc
-	plan := *sc.outage
-	plan.never = true
-	never.outage = &plan
-	never.name += "-never-repaired"
-	var stats simStats
-	err := runSim(never, seed, &stats)
-	if err == nil || !isLiveness(err) {
-		t.Fatalf("seed %d with links never repaired: err = %v, want a liveness failure (a stall)", seed, err)
-	}
+	_, err := negativeControl(t, 2, "never-repaired", func(p *outagePlan) { p.never = true })
 	t.Logf("never repaired: %v", err)
-	if err := runSim(sc, seed, &simStats{}); err != nil {
-		t.Fatalf("seed %d with links repaired: %v", seed, err)
+}
+
+// negativeControl runs seed of the first outage scenario with its plan changed by change, which
+// must stall it, and then unchanged, which must pass. It returns the stalled run's stats and stall.
+func negativeControl(t *testing.T, seed int64, name string, change func(*outagePlan)) (simStats, error) {
+	t.Helper()
+	sc := outageScenarios()[0]
+	changed := sc
+	plan := *sc.outage
+	change(&plan)
+	changed.outage = &plan
+	changed.name += "-" + name
+	var stats simStats
+	err := runSim(changed, seed, &stats)
+	if err == nil || !isLiveness(err) {
+		t.Fatalf("seed %d, %s: err = %v, want a liveness failure (a stall)", seed, name, err)
 	}
+	if err := runSim(sc, seed, &simStats{}); err != nil {
+		t.Fatalf("seed %d as modelled: %v", seed, err)
+	}
+	return stats, err
 }
 
 // TestSimulatorFindsContentIDStall is the negative control of the gossip model's message IDs:
@@ -440,25 +447,11 @@ func TestSimulatorFindsOneSidedLinkStall(t *testing.T) {
 // up and connected, for over 30 s). About one run in ten of 4-outages stalls so; with p2p's
 // per-publication IDs the same runs pass.
 func TestSimulatorFindsContentIDStall(t *testing.T) {
-	const seed = 0
-	sc := outageScenarios()[0]
-	content := sc
-	plan := *sc.outage
-	plan.contentIDs = true
-	content.outage = &plan
-	content.name += "-content-ids"
-	var stats simStats
-	err := runSim(content, seed, &stats)
-	if err == nil || !isLiveness(err) {
-		t.Fatalf("seed %d with content IDs: err = %v, want a liveness failure (a stall)", seed, err)
-	}
+	stats, err := negativeControl(t, 0, "content-ids", func(p *outagePlan) { p.contentIDs = true })
 	if stats.ownDuplicates == 0 {
-		t.Errorf("seed %d with content IDs stalled, but no publication was dropped as its sender's own duplicate", seed)
+		t.Errorf("content IDs stalled the run, but no publication was dropped as its sender's own duplicate")
 	}
 	t.Logf("content IDs: %v (%d publications dropped by their sender's seen cache)", err, stats.ownDuplicates)
-	if err := runSim(sc, seed, &simStats{}); err != nil {
-		t.Fatalf("seed %d with per-publication IDs: %v", seed, err)
-	}
 }
 
 // outageScenarios are the outage model's scenarios; TestSimulator runs them with the others. The
