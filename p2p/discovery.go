@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -20,14 +21,71 @@ func mdnsServiceName(chainID string) string {
 	return "_guild-" + hex.EncodeToString(sum[:6]) + "._udp"
 }
 
+// mdnsRefresh is how often a host that is missing allowed peers starts its mDNS service again.
+// The resolver stops querying once it has heard one answer (its own host's counts), and a peer's
+// announcement is sent only as it starts: one sent before this host listened, or lost, is never
+// repeated, and two hosts could run side by side without ever finding each other. Starting the
+// service again announces this host and queries anew. A variable for tests.
+var mdnsRefresh = 10 * time.Second
+
 // startMDNS announces this host on the local network and dials the allowed peers it hears of.
 func (h *Host) startMDNS(chainID string) error {
 	svc := mdns.NewMdnsService(h.host, mdnsServiceName(chainID), mdnsNotifee{h})
 	if err := svc.Start(); err != nil {
 		return fmt.Errorf("p2p: mDNS: %w", err)
 	}
+	h.bgMu.Lock()
 	h.mdns = svc
+	h.bgMu.Unlock()
+	h.goBackground(func() { h.refreshMDNS(chainID) })
 	return nil
+}
+
+// refreshMDNS starts the mDNS service again every mdnsRefresh while allowed peers are missing.
+func (h *Host) refreshMDNS(chainID string) {
+	t := time.NewTicker(mdnsRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !h.missingPeers() {
+			continue
+		}
+		svc := mdns.NewMdnsService(h.host, mdnsServiceName(chainID), mdnsNotifee{h})
+		if err := svc.Start(); err != nil {
+			h.log.Debug("restarting mDNS failed", "err", err)
+			continue
+		}
+		h.bgMu.Lock()
+		old := h.mdns
+		if h.closed {
+			old = svc // shutdown has closed the service it saw; this one is not needed
+		} else {
+			h.mdns = svc
+		}
+		h.bgMu.Unlock()
+		if old != nil {
+			_ = old.Close()
+		}
+	}
+}
+
+// missingPeers reports whether an allowed peer is not connected (any peer, on an open network
+// with none connected).
+func (h *Host) missingPeers() bool {
+	self, net := h.host.ID(), h.host.Network()
+	if h.gater.open {
+		return len(net.Peers()) == 0
+	}
+	for _, p := range h.gater.list() {
+		if p != self && net.Connectedness(p) != network.Connected {
+			return true
+		}
+	}
+	return false
 }
 
 type mdnsNotifee struct{ h *Host }

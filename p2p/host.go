@@ -506,9 +506,10 @@ func (h *Host) Close() error {
 func (h *Host) shutdown() error {
 	h.bgMu.Lock()
 	h.closed = true
+	svc := h.mdns // refreshMDNS swaps it under bgMu, and closes its own once closed is set
 	h.bgMu.Unlock()
-	if h.mdns != nil {
-		_ = h.mdns.Close()
+	if svc != nil {
+		_ = svc.Close()
 	}
 	if h.dht != nil {
 		_ = h.dht.Close()

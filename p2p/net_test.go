@@ -608,3 +608,37 @@ func TestDHTFindsMembers(t *testing.T) {
 	linked(t, b, c)
 	linked(t, c, b)
 }
+
+// A host missing allowed peers starts its mDNS service again every mdnsRefresh (the resolver
+// stops querying after one answer, and a peer's announcement missed once is never repeated); a
+// host connected to every allowed peer leaves it alone.
+func TestMDNSRestartsWhilePeersAreMissing(t *testing.T) {
+	saved := mdnsRefresh
+	t.Cleanup(func() { mdnsRefresh = saved }) // after the hosts' own cleanups, which stop them
+	mdnsRefresh = 20 * time.Millisecond
+	keys, ids := members(t, 2)
+	cfg := testConfig(keys[0])
+	cfg.ChainID = "mdns-refresh-" + ids[0][len(ids[0])-8:]
+	cfg.AllowedPeers = ids
+	cfg.MDNS = true
+	h := startHost(t, cfg)
+	current := func() any {
+		h.bgMu.Lock()
+		defer h.bgMu.Unlock()
+		return h.mdns
+	}
+	first := current()
+	waitFor(t, "the mDNS service to be started again while a member is missing", func() bool { return current() != first })
+
+	other := testConfig(keys[1])
+	other.ChainID = cfg.ChainID
+	other.AllowedPeers = ids
+	bootstrapTo(h)(&other)
+	startHost(t, other)
+	waitFor(t, "the member to connect", func() bool { return !h.missingPeers() })
+	settled := current()
+	time.Sleep(10 * mdnsRefresh)
+	if current() != settled {
+		t.Fatal("the mDNS service was started again with every member connected")
+	}
+}
