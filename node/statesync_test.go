@@ -26,6 +26,16 @@ import (
 func snapshotChain(t *testing.T) (*syncChain, *Node) {
 	t.Helper()
 	c := newSyncChain(t)
+	src := snapshotSource(t, c)
+	c.grow(t, src, 12, 30)
+	waitSnapshot(t, src, 10)
+	return c, src
+}
+
+// snapshotSource is a node of c, stopped at the test's end, that snapshots every 10 blocks in
+// chunks of 1 KiB.
+func snapshotSource(t *testing.T, c *syncChain) *Node {
+	t.Helper()
 	src, err := New(c.home(t), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -36,25 +46,7 @@ func snapshotChain(t *testing.T) (*syncChain, *Node) {
 		src.closeStores()
 	})
 	src.snaps.interval, src.snaps.chunkBytes = 10, 1024
-	c.grow(t, src, 12, 30)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		src.snaps.mu.Lock()
-		n := len(src.snaps.list)
-		top := uint64(0)
-		if n > 0 {
-			top = src.snaps.list[n-1].m.Height
-		}
-		src.snaps.mu.Unlock()
-		if top == 10 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no snapshot at height 10 after 20 s (%d kept, newest %d)", n, top)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return c, src
+	return src
 }
 
 // fakeSnapshotNet serves state sync from in-process sources; penalized records who was blamed.

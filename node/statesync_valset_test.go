@@ -6,8 +6,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -30,16 +28,7 @@ func valsetSnapshotChain(t *testing.T) (*syncChain, *Node) {
 	if err := c.gen.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	src, err := New(c.home(t), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		close(src.stopping)
-		src.wg.Wait()
-		src.closeStores()
-	})
-	src.snaps.interval, src.snaps.chunkBytes = 10, 1024
+	src := snapshotSource(t, c)
 
 	keys := map[string]ed25519.PrivateKey{}
 	for _, k := range c.valKeys {
