@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -126,6 +127,24 @@ func (o *ChaosOptions) defaults() error {
 	if o.Byzantine != "" && o.ByzantineBinary == "" {
 		return fmt.Errorf("%w: --byzantine needs --byzantine-binary (build it with make byzantine-bin)", ErrChaos)
 	}
+	if o.Byzantine != "" {
+		return checkByzantineBinary(o.ByzantineBinary, o.Byzantine)
+	}
+	return nil
+}
+
+// checkByzantineBinary makes sure binary can misbehave as mode says before the run spends its
+// healthy half: a release build does not know --byzantine, and a hostile half run with a node
+// that never started measures a crashed validator, not the mode.
+func checkByzantineBinary(binary, mode string) error {
+	out, err := exec.Command(binary, "node", "start", "--help").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%w: %s node start --help: %v", ErrChaos, binary, err)
+	}
+	help := string(out)
+	if !strings.Contains(help, "--byzantine") || !strings.Contains(help, mode) {
+		return fmt.Errorf("%w: %s has no --byzantine mode %q; build it with make byzantine-bin (go build -tags byzantine)", ErrChaos, binary, mode)
+	}
 	return nil
 }
 
@@ -217,6 +236,9 @@ func RunChaos(ctx context.Context, o ChaosOptions) (*ChaosReport, error) {
 	// Whatever Ctrl-C interrupted: every node runs (and none is frozen) before the check.
 	c.restoreAll()
 	r.End = time.Now()
+	if c.hostileErr != nil {
+		return r, c.hostileErr
+	}
 	if r.Load != nil && len(r.Load.NotSeen) > 0 {
 		// Accepted transactions the load did not see committed before it stopped following may
 		// still be draining from a backlog: ask the nodes, for as long as the check settles.
@@ -257,6 +279,8 @@ type chaosRun struct {
 	o        ChaosOptions
 	progress io.Writer
 	start    time.Time
+	// hostileErr is why the Byzantine node did not start; the run then fails.
+	hostileErr error
 }
 
 func (c *chaosRun) logf(format string, args ...any) {
@@ -379,6 +403,8 @@ func (c *chaosRun) turnHostile(ctx context.Context, at time.Duration) (time.Time
 	when := time.Now()
 	if err := c.startNode(ctx, k, c.o.ByzantineBinary, "--byzantine", c.o.Byzantine); err != nil {
 		c.logf("starting %s Byzantine: %v", n.Name, err)
+		c.hostileErr = fmt.Errorf("%w: %s did not start as Byzantine (%v); the hostile half measured a stopped node, not --byzantine %s",
+			ErrChaos, n.Name, err, c.o.Byzantine)
 	}
 	return when, n.Name
 }

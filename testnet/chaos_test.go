@@ -2,6 +2,9 @@ package testnet
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -64,4 +67,33 @@ func TestChaosShort(t *testing.T) {
 		t.Errorf("checked %d heights and %d acknowledged txs: the run did too little", r.Check.Checked, r.Check.Invariant(InvAckedKept).Checked)
 	}
 	t.Logf("\n%s", report.String())
+}
+
+// TestChaosRefusesABinaryThatCannotMisbehave: a release build given as --byzantine-binary would
+// fail to start with --byzantine, and the hostile half would measure a stopped node while the
+// run reported success; the run refuses it before it starts.
+func TestChaosRefusesABinaryThatCannotMisbehave(t *testing.T) {
+	dir := t.TempDir()
+	script := func(name, help string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("#!/bin/sh\necho '"+help+"'\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	release := script("release", "--home value  the node home")
+	byz := script("byz", "--byzantine MODE  MODE: misbehave on purpose: silent, replay")
+	for _, c := range []struct {
+		binary, mode string
+		ok           bool
+	}{{release, "replay", false}, {byz, "replay", true}, {byz, "flood", false}} {
+		o := ChaosOptions{Binary: byz, Byzantine: c.mode, ByzantineBinary: c.binary}
+		err := o.defaults()
+		if c.ok && err != nil {
+			t.Errorf("%s as --byzantine %s: %v", filepath.Base(c.binary), c.mode, err)
+		}
+		if !c.ok && (!errors.Is(err, ErrChaos) || !strings.Contains(fmt.Sprint(err), "make byzantine-bin")) {
+			t.Errorf("%s as --byzantine %s: got %v, want ErrChaos naming make byzantine-bin", filepath.Base(c.binary), c.mode, err)
+		}
+	}
 }
