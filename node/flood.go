@@ -269,33 +269,41 @@ func (n *Node) consensusRate() p2p.RateLimit {
 	return p2p.RateLimit{MsgsPerSec: n.cfg.P2P.ConsensusMsgsPerSec}
 }
 
+// consensusHeader is what a consensus payload says of itself before anything is verified.
+type consensusHeader struct {
+	Type   consensus.MsgType `cbor:"1,keyasint"`
+	Height uint64            `cbor:"2,keyasint"`
+	From   uint32            `cbor:"4,keyasint"`
+}
+
+// peekConsensus reads a consensus payload's type, height and sender index with a lenient partial
+// decode that skips the value and signatures without copying them; false for evidence and for
+// what does not decode.
+func peekConsensus(data []byte) (consensusHeader, bool) {
+	var hdr consensusHeader
+	if isEvidence(data) {
+		return hdr, false
+	}
+	if isProposalRef(data) {
+		// A proposal by reference: the signed message is its first field (byref.go).
+		var ref struct {
+			Message *consensusHeader `cbor:"1,keyasint"`
+		}
+		if err := cbor.Unmarshal(data[1:], &ref); err != nil || ref.Message == nil {
+			return hdr, false
+		}
+		return *ref.Message, true
+	}
+	return hdr, cbor.Unmarshal(data, &hdr) == nil
+}
+
 // consensusAuthor is p2p.Config.ConsensusAuthor: the node of the validator whose index a
 // consensus payload carries, read with a lenient partial decode and verified by nothing (the
 // flood inspector charges it per sending peer, so a false claim spends only the claimant's
 // link). A decision (signed by a quorum) and evidence name no one author.
 func (n *Node) consensusAuthor(data []byte) (peer.ID, bool) {
-	if isEvidence(data) {
-		return "", false
-	}
-	var hdr struct {
-		Type   consensus.MsgType `cbor:"1,keyasint"`
-		Height uint64            `cbor:"2,keyasint"`
-		From   uint32            `cbor:"4,keyasint"`
-	}
-	if isProposalRef(data) {
-		// A proposal by reference: the signed message is its first field (byref.go).
-		var ref struct {
-			Message *struct {
-				Type   consensus.MsgType `cbor:"1,keyasint"`
-				Height uint64            `cbor:"2,keyasint"`
-				From   uint32            `cbor:"4,keyasint"`
-			} `cbor:"1,keyasint"`
-		}
-		if err := cbor.Unmarshal(data[1:], &ref); err != nil || ref.Message == nil {
-			return "", false
-		}
-		hdr.Type, hdr.Height, hdr.From = ref.Message.Type, ref.Message.Height, ref.Message.From
-	} else if err := cbor.Unmarshal(data, &hdr); err != nil || hdr.Type == consensus.MsgDecision {
+	hdr, ok := peekConsensus(data)
+	if !ok || hdr.Type == consensus.MsgDecision {
 		return "", false
 	}
 	e := n.sched.Load().at(hdr.Height)
@@ -304,4 +312,21 @@ func (n *Node) consensusAuthor(data []byte) (peer.ID, bool) {
 	}
 	id, err := peer.Decode(e.Peers[hdr.From])
 	return id, err == nil
+}
+
+// consensusStale is p2p.Config.ConsensusStale: a payload for a height this node decided more
+// than staleHeightWindow heights ago, which validateConsensus would ignore after a full decode
+// (outsideWindow). Saying so from a peek, before the sender's rate bucket is charged, keeps a
+// peer that replays old messages from crowding out its own current ones.
+func (n *Node) consensusStale(data []byte) bool {
+	st := n.snapshot.Load()
+	if st == nil {
+		return false
+	}
+	hdr, ok := peekConsensus(data)
+	if !ok || hdr.Height+staleHeightWindow >= st.Height {
+		return false
+	}
+	n.metrics.outOfWindow.WithLabelValues("long-decided height").Inc()
+	return true
 }

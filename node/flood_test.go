@@ -235,3 +235,44 @@ func TestConsensusAuthorNamesTheSignersNode(t *testing.T) {
 		}
 	}
 }
+
+// consensusStale peeks at a payload's height and calls long decided exactly what outsideWindow
+// would: those are then ignored before their sender's rate bucket is charged.
+func TestConsensusStaleMatchesTheWindow(t *testing.T) {
+	n := soloNodeAtRest(t)
+	n.snapshot.Store(&consensus.Status{Height: 10, View: 2})
+	for _, c := range []struct {
+		typ    consensus.MsgType
+		height uint64
+		stale  bool
+	}{
+		{consensus.MsgCommit, 10, false},
+		{consensus.MsgCommit, 10 - staleHeightWindow, false}, // the core answers it with a decision
+		{consensus.MsgCommit, 9 - staleHeightWindow, true},
+		{consensus.MsgPrePrepare, 1, true},
+		{consensus.MsgViewChange, 2, true},
+		{consensus.MsgPrepare, 1 << 40, false}, // far ahead: the window check (and block sync) see it
+	} {
+		raw := signedMessage(t, n, c.typ, c.height, 0)
+		before := counterValue(t, n, "guild_consensus_out_of_window_total", "long-decided height")
+		if got := n.consensusStale(raw); got != c.stale {
+			t.Errorf("%v at height %d: stale %v, want %v", c.typ, c.height, got, c.stale)
+		}
+		counted := counterValue(t, n, "guild_consensus_out_of_window_total", "long-decided height") - before
+		if want := map[bool]float64{true: 1, false: 0}[c.stale]; counted != want {
+			t.Errorf("%v at height %d: counted %v, want %v", c.typ, c.height, counted, want)
+		}
+		if !c.stale {
+			continue
+		}
+		// The peek agrees with the full check.
+		if v, _ := n.validateConsensus("another-peer", raw); v != p2p.Ignore {
+			t.Errorf("%v at height %d: validateConsensus %v, want Ignore", c.typ, c.height, v)
+		}
+	}
+	for name, data := range map[string][]byte{"garbage": []byte("not cbor"), "empty": nil} {
+		if n.consensusStale(data) {
+			t.Errorf("%s: stale, want false (the validator refuses it, and charges its sender)", name)
+		}
+	}
+}

@@ -511,6 +511,7 @@ func (n *Node) startP2P(ctx context.Context) error {
 		ValidateTxs:       n.validateTxBatch,
 		ValidateConsensus: n.validateConsensus,
 		ConsensusAuthor:   n.consensusAuthor,
+		ConsensusStale:    n.consensusStale,
 		SyncSource:        n,
 		PrivateSource:     n,
 		PrivateMaxBytes:   n.cfg.Private.MaxBytes,

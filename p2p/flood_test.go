@@ -455,3 +455,44 @@ func TestClockWatchGrace(t *testing.T) {
 		}
 	}
 }
+
+// A peer replaying old messages at its full rate must not crowd out its own current ones (issue
+// #9's replay mode: the hostile leader's proposals were dropped with its replays and waited for a
+// retransmission, halving the blocks/s). Payloads the stale check calls long decided are ignored
+// before the bucket is charged and never reach the validator.
+func TestStaleMessagesSpendNoAllowance(t *testing.T) {
+	const topic = "/guild/c/consensus/2"
+	fc := newFloodControl(map[string]RateLimit{topic: {MsgsPerSec: 10, BytesPerSec: 1 << 20}})
+	fc.stale[topic] = func(data []byte) bool { return bytes.HasPrefix(data, []byte("old")) }
+	validated := 0
+	validate := fc.limit(topic, peer.ID("self"), func(string, []byte) (Verdict, any) {
+		validated++
+		return Accept, nil
+	})
+	_, pub, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := peer.IDFromPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sender := id.String()
+	for i := range 1000 {
+		if v, _ := validate(sender, fmt.Appendf(nil, "old%d", i)); v != Ignore {
+			t.Fatalf("stale payload %d: verdict %v, want Ignore", i, v)
+		}
+	}
+	if validated != 0 {
+		t.Fatalf("%d stale payloads reached the validator", validated)
+	}
+	// The bucket holds 2 s worth (20): all of the sender's current messages still pass.
+	for i := range 20 {
+		if v, _ := validate(sender, fmt.Appendf(nil, "new%d", i)); v != Accept {
+			t.Fatalf("current message %d after 1,000 replays: verdict %v, want Accept", i, v)
+		}
+	}
+	if n := fc.staleIgnored[topic].Load(); n != 1000 {
+		t.Fatalf("stale ignored counted %d, want 1000", n)
+	}
+}

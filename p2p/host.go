@@ -113,7 +113,13 @@ type Config struct {
 	// signature (StrictNoSign: the payloads are signed by their authors), so the flood
 	// inspector charges (sender, this author) instead.
 	ConsensusAuthor func(data []byte) (peer.ID, bool)
-	Logger          *slog.Logger // nil -> slog.Default(); pubsub logs with component=pubsub
+	// ConsensusStale, if set, says cheaply (without verifying anything) that a consensus payload
+	// is one the validator will ignore anyway: for a height decided long ago. Such a payload is
+	// ignored before the sending peer's rate bucket is charged, so that old messages replayed by
+	// a hostile peer, which cost only that peek, do not spend the allowance its own current
+	// messages need, and what it replays of others' is not relayed.
+	ConsensusStale func(data []byte) bool
+	Logger         *slog.Logger // nil -> slog.Default(); pubsub logs with component=pubsub
 
 	// SyncSource serves block sync ("/guild/<chain>/sync/1") to allowed peers; nil: this host
 	// only asks (FetchBlocks, SyncStatus).
@@ -319,6 +325,9 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	})
 	if cfg.ConsensusAuthor != nil {
 		h.flood.authorOf[topics[1]] = cfg.ConsensusAuthor
+	}
+	if cfg.ConsensusStale != nil {
+		h.flood.stale[topics[1]] = cfg.ConsensusStale
 	}
 	h.flood.clock = newClockWatch(h.log, time.Now())
 	h.wg.Add(1)
