@@ -75,6 +75,16 @@ type scenario struct {
 	// leaders: every node's core gets a leader schedule that skips validators that recently
 	// missed their turn, from its decided values (sim_leaders_test.go).
 	leaders bool
+
+	// idle: a leader waits this many ticks for transactions before it proposes, as the node does
+	// on an idle chain (empty_block_ms, half the view timeout by default).
+	idle int
+	// honestLeadersKeepView: on a network that drops nothing, a height whose view-0 leader is
+	// honest is decided in view 0: no faulty validator can make others give up on it.
+	honestLeadersKeepView bool
+	// trustReplays: the receiving node does not mark a message that reached it from anyone but
+	// its author as relayed (the negative control of the node's rule, stepConsensus).
+	trustReplays bool
 }
 
 var behaviours = map[string]behaviour{
@@ -96,6 +106,7 @@ func TestSimulator(t *testing.T) {
 		{name: "7-unequal-lossy", powers: []uint64{1, 2, 3, 4, 5, 6, 7}, observers: 1, heights: 4, drop: 0.1, dup: 0.1, maxDelay: 3, lateStart: 4, liveness: true, maxTicks: 3000, share: 10},
 		{name: "4-forge", powers: []uint64{1, 1, 1, 1}, heights: 4, drop: 0.05, dup: 0.05, maxDelay: 3, byz: "forge", maxView: 4, liveness: true, maxTicks: 3000, share: 10},
 		{name: "4-replay", powers: []uint64{1, 1, 1, 1}, heights: 4, drop: 0.05, dup: 0.05, maxDelay: 3, byz: "replay", maxView: 4, liveness: true, maxTicks: 3000, share: 10},
+		replayIdleScenario(),
 		{name: "4-future", powers: []uint64{1, 1, 1, 1}, heights: 4, drop: 0.05, dup: 0.05, maxDelay: 3, byz: "future", maxView: 4, liveness: true, maxTicks: 3000, share: 10},
 		{name: "4-doublevote", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 4, drop: 0.05, dup: 0.05, maxDelay: 3, byz: "doublevote", maxView: 4, liveness: true, maxTicks: 3000, share: 5},
 		{name: "7-unequal-mixed", powers: []uint64{3, 1, 2, 7, 5, 6, 4}, observers: 1, heights: 4, drop: 0.05, dup: 0.05, maxDelay: 3, byz: "mixed", maxView: 4, liveness: true, maxTicks: 3000, share: 10},
@@ -498,7 +509,7 @@ func (s *sim) drain(i int) {
 		if rd.Propose != nil {
 			// The node may wait for transactions before proposing.
 			p := *rd.Propose
-			nd.proposal, nd.proposeAt = &p, s.now+uint64(s.rng.Intn(3))
+			nd.proposal, nd.proposeAt = &p, s.now+uint64(s.rng.Intn(3)+s.sc.idle)
 			if s.sc.outage != nil {
 				nd.proposeAt += uint64(s.sc.outage.proposeDelay)
 			}
@@ -533,6 +544,9 @@ func (s *sim) checkCommitted(i int, c Committed) {
 	}
 	if ok && s.sc.maxView > 0 && entered >= s.cutTo && c.Certificate.View > s.sc.maxView {
 		s.failf("liveness: height %d, entered at tick %d on a stable network, decided in view %d, over the bound %d", c.Height, entered, c.Certificate.View, s.sc.maxView)
+	}
+	if s.sc.honestLeadersKeepView && c.Certificate.View > 0 && int(s.vals.Leader(c.Height, 0)) != s.byz {
+		s.failf("liveness: height %d, led by honest validator %d, decided in view %d: its turn was taken from it", c.Height, s.vals.Leader(c.Height, 0), c.Certificate.View)
 	}
 	if _, ok := s.firstEntered[c.Height+1]; !ok {
 		s.firstEntered[c.Height+1] = s.now
@@ -590,6 +604,11 @@ func (s *sim) deliver(e envelope) {
 		return // not started, down, sent by a node that died before it left, or a duplicate
 	}
 	s.stats.delivered++
+	if e.from >= 0 && e.m.Type != MsgDecision && e.from != int(e.m.From) && !s.sc.trustReplays {
+		// The node's rule (stepConsensus): only a copy from its author's own peer says the author
+		// is alive or lags; one passed on by another is marked relayed, whatever it claims.
+		e.m.Relayed = true
+	}
 	if e.to == s.byz {
 		s.history = append(s.history, e.m)
 		if len(s.history) > 256 {

@@ -276,3 +276,31 @@ func TestConsensusStaleMatchesTheWindow(t *testing.T) {
 		}
 	}
 }
+
+// Only a copy from its author's own peer says the author is alive or lags (markRelayed): one a
+// hostile peer replays is marked relayed before the core sees it.
+func TestMarkRelayedTrustsOnlyTheAuthorsPeer(t *testing.T) {
+	n := soloNodeAtRest(t)
+	author := n.sched.Load().at(1).Peers[0]
+	if author == "" {
+		t.Fatal("validator 0 is bound to no peer")
+	}
+	for _, c := range []struct {
+		name    string
+		from    string
+		m       consensus.Message
+		relayed bool
+	}{
+		{"from its author", author, consensus.Message{Type: consensus.MsgPrepare, Height: 1, From: 0}, false},
+		{"from another peer", "12D3KooWsomeoneelse", consensus.Message{Type: consensus.MsgPrepare, Height: 1, From: 0}, true},
+		{"marked by its sender", author, consensus.Message{Type: consensus.MsgCommit, Height: 1, From: 0, Relayed: true}, true},
+		{"a decision", "12D3KooWsomeoneelse", consensus.Message{Type: consensus.MsgDecision, Height: 1}, false},
+		{"an index bound to no peer", "12D3KooWsomeoneelse", consensus.Message{Type: consensus.MsgPrepare, Height: 1, From: 9}, false},
+	} {
+		m := c.m
+		n.markRelayed(c.from, &m)
+		if m.Relayed != c.relayed {
+			t.Errorf("%s: relayed %v, want %v", c.name, m.Relayed, c.relayed)
+		}
+	}
+}

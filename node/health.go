@@ -70,6 +70,9 @@ type heardSet struct {
 // noteHeard records that the author of m was heard from. Called on the loop for each consensus
 // message it steps: those passed the signature check against the set of their height.
 func (n *Node) noteHeard(m *consensus.Message) {
+	if m.Relayed {
+		return // passed on by another peer: no sign that its author is up (markRelayed)
+	}
 	hs := n.heardFor(&n.coreEpoch)
 	if n.sched.Load().at(m.Height).From != hs.from || int(m.From) >= len(hs.at) {
 		return // another set's index: not the validators the core waits for

@@ -34,6 +34,7 @@ func (n *Node) loop(ctx context.Context) error {
 			case *consensus.Message:
 				n.stepConsensus(m.From, msg)
 			case *proposalRef:
+				n.markRelayed(m.From, &msg.Message)
 				n.noteHeard(&msg.Message)
 				n.takeProposalRef(ctx, m.From, msg)
 			default:
@@ -113,6 +114,7 @@ func (n *Node) stepConsensus(from string, msg *consensus.Message) {
 	if n.byz != nil {
 		n.byz.observe(msg)
 	}
+	n.markRelayed(from, msg)
 	if msg.Type == consensus.MsgPrePrepare {
 		n.log.Debug("pre-prepare received", "height", msg.Height, "bytes", len(msg.Value))
 	}
@@ -124,6 +126,27 @@ func (n *Node) stepConsensus(from string, msg *consensus.Message) {
 			n.syncer.wake() // peers are further ahead than consensus catches up
 		}
 		n.noteRefused(from, msg, err)
+	}
+}
+
+// markRelayed marks msg relayed unless it reached this node from its author's own peer. Only
+// such a copy says that its author is alive, or lags at an old height: any peer can pass on, or
+// replay, a validator's signed messages, and a hostile one replaying an honest validator's vote
+// for the last height made the others take it for lagging and give up on it when it next led
+// and waited for transactions (issue #9; the simulator's 4-replay-idle). Honest validators
+// publish their own messages straight to every peer (flood publish), so the first copy of an
+// author's message comes from the author. A decision speaks for its certificate, not a sender;
+// a validator bound to no peer cannot be told apart and is left as it is.
+func (n *Node) markRelayed(from string, msg *consensus.Message) {
+	if msg.Relayed || msg.Type == consensus.MsgDecision {
+		return
+	}
+	peers := n.sched.Load().at(msg.Height).Peers
+	if int(msg.From) >= len(peers) || peers[msg.From] == "" {
+		return // no node bound to the validator: nothing to tell its copies from others'
+	}
+	if peers[msg.From] != from {
+		msg.Relayed = true
 	}
 }
 
