@@ -177,10 +177,11 @@ func TestFetchBlocksFromMisbehavingServer(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
 			_, err := client.FetchBlocks(ctx, server.ID(), 1, 2)
-			if tc.name == "reset before anything" && errors.Is(err, ErrSyncUnavailable) {
-				// The reset may reach the client while it still closes its side of the
-				// request, before it reads: it cannot tell that from a server that refused the
-				// stream (CI saw it). Either way it is no lie.
+			if tc.cut != closeStream && errors.Is(err, ErrSyncUnavailable) {
+				// The reset or the closed connection may reach the client while it still
+				// closes its side of the request, before it reads: it cannot tell that from a
+				// server that refused the stream (CI saw it for a reset, a loaded race run for
+				// a closed connection). Either way it is no lie.
 				return
 			}
 			if !errors.Is(err, tc.want) {
