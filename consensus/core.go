@@ -561,7 +561,17 @@ func (c *Core) stepPrePrepare(m *Message) error {
 // set, and this validator signed nothing conflicting with it.
 func (c *Core) acceptProposal(m *Message, fresh bool) error {
 	if err := c.checkProposal(m.Height, m.From, fresh, m.Value); err != nil {
-		return fmt.Errorf("%w: proposal for height %d: %w", ErrInvalidValue, m.Height, err)
+		err = fmt.Errorf("%w: proposal for height %d: %w", ErrInvalidValue, m.Height, err)
+		if fresh && c.self >= 0 {
+			// The leader signed a value of its own that the application refuses. Its checks are
+			// deterministic over the chain, so every honest validator refuses it too, and none
+			// will prepare in this view: leave it now instead of waiting out its timeout (issue
+			// #9: a leader proposing each sender's transactions in descending nonce order cost a
+			// whole view timeout at each of its turns). Leaving a view early is always safe; a
+			// validator alone in leaving it waits for the others, or for the decision.
+			c.startViewChange(c.view + 1)
+		}
+		return err
 	}
 	c.round.proposal = m
 	c.enterPrepare()

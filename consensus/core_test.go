@@ -339,15 +339,21 @@ func TestEquivocatingLeader(t *testing.T) {
 	}
 }
 
+// A fresh value its leader signed that the application refuses proves the leader faulty: the
+// core prepares nothing and leaves the view at once instead of waiting out its timeout.
 func TestInvalidProposalRejected(t *testing.T) {
 	c, _ := newCore(t, equalSet(4), 0, 1)
 	wantErr(t, c.Step(signed(MsgPrePrepare, 1, 0, 1, valueFor(2, "wrong height"), Digest{})), ErrInvalidValue, errWrongBlock)
-	if c.HasReady() {
-		t.Fatal("prepared an invalid proposal")
+	rd := c.Ready()
+	if len(rd.Persist) != 1 || rd.Persist[0].Type != MsgViewChange || rd.Persist[0].View != 1 {
+		t.Fatalf("after an invalid proposal signed %+v, want only a view change to view 1", rd.Persist)
 	}
-	// The leader may still send a valid one: an invalid value is never accepted, so it is not
-	// the slot's proposal.
-	wantErr(t, c.Step(signed(MsgPrePrepare, 1, 0, 1, valueFor(1, "ok"), Digest{})))
+	c.Advance()
+	if st := c.Status(); st.View != 1 {
+		t.Fatalf("view %d after an invalid proposal, want 1", st.View)
+	}
+	// The view is gone: a second proposal for it is not taken.
+	wantErr(t, c.Step(signed(MsgPrePrepare, 1, 0, 1, valueFor(1, "ok"), Digest{})), ErrWrongView)
 }
 
 func TestProposeContract(t *testing.T) {

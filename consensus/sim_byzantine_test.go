@@ -53,6 +53,22 @@ func forge(s *sim, m Message) []routed {
 	return append(out, routed{-1, f}, routed{-1, g}, routed{-1, h})
 }
 
+// badValue, as leader, proposes a correctly signed value that the application refuses (a block
+// for another height), to everyone alike.
+func badValue(s *sim, m Message) []routed {
+	if m.Type != MsgPrePrepare {
+		return []routed{{-1, m}}
+	}
+	v := s.made("badvalue "+slotName(m), func() Message {
+		v := m
+		v.Value = valueFor(m.Height+1, "bad")
+		v.Digest = DigestOf(v.Value)
+		Sign(testChain, s.byzKey(), &v)
+		return v
+	})
+	return []routed{{-1, v}}
+}
+
 // replay resends messages it received earlier, from any height.
 func replay(s *sim, m Message) []routed {
 	out := []routed{{-1, m}}

@@ -82,6 +82,10 @@ type scenario struct {
 	// honestLeadersKeepView: on a network that drops nothing, a height whose view-0 leader is
 	// honest is decided in view 0: no faulty validator can make others give up on it.
 	honestLeadersKeepView bool
+	// invalidCost, when set, bounds the ticks from entering a height to deciding it when its
+	// view-0 leader is the Byzantine one and proposes a signed value the application refuses:
+	// the validators must leave its view at once, not wait out the view timeout.
+	invalidCost uint64
 	// trustReplays: the receiving node does not mark a message that reached it from anyone but
 	// its author as relayed (the negative control of the node's rule, stepConsensus).
 	trustReplays bool
@@ -90,6 +94,7 @@ type scenario struct {
 var behaviours = map[string]behaviour{
 	"forge":      forge,
 	"replay":     replay,
+	"badvalue":   badValue,
 	"future":     farFuture,
 	"doublevote": doubleVote,
 	"mixed":      mixed,
@@ -107,6 +112,8 @@ func TestSimulator(t *testing.T) {
 		{name: "4-forge", powers: []uint64{1, 1, 1, 1}, heights: 4, drop: 0.05, dup: 0.05, maxDelay: 3, byz: "forge", maxView: 4, liveness: true, maxTicks: 3000, share: 10},
 		{name: "4-replay", powers: []uint64{1, 1, 1, 1}, heights: 4, drop: 0.05, dup: 0.05, maxDelay: 3, byz: "replay", maxView: 4, liveness: true, maxTicks: 3000, share: 10},
 		replayIdleScenario(),
+		// A leader whose proposals the application refuses costs a view change, not a timeout.
+		{name: "4-badvalue", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 8, maxDelay: 3, byz: "badvalue", maxView: 1, invalidCost: simViewTimeout / 2, liveness: true, maxTicks: 3000, share: 10},
 		{name: "4-future", powers: []uint64{1, 1, 1, 1}, heights: 4, drop: 0.05, dup: 0.05, maxDelay: 3, byz: "future", maxView: 4, liveness: true, maxTicks: 3000, share: 10},
 		{name: "4-doublevote", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 4, drop: 0.05, dup: 0.05, maxDelay: 3, byz: "doublevote", maxView: 4, liveness: true, maxTicks: 3000, share: 5},
 		{name: "7-unequal-mixed", powers: []uint64{3, 1, 2, 7, 5, 6, 4}, observers: 1, heights: 4, drop: 0.05, dup: 0.05, maxDelay: 3, byz: "mixed", maxView: 4, liveness: true, maxTicks: 3000, share: 10},
@@ -544,6 +551,9 @@ func (s *sim) checkCommitted(i int, c Committed) {
 	}
 	if ok && s.sc.maxView > 0 && entered >= s.cutTo && c.Certificate.View > s.sc.maxView {
 		s.failf("liveness: height %d, entered at tick %d on a stable network, decided in view %d, over the bound %d", c.Height, entered, c.Certificate.View, s.sc.maxView)
+	}
+	if s.sc.invalidCost > 0 && ok && int(s.vals.Leader(c.Height, 0)) == s.byz && s.now-entered > s.sc.invalidCost {
+		s.failf("liveness: height %d, whose leader proposed an invalid value, decided %d ticks after it was entered, over the bound %d", c.Height, s.now-entered, s.sc.invalidCost)
 	}
 	if s.sc.honestLeadersKeepView && c.Certificate.View > 0 && int(s.vals.Leader(c.Height, 0)) != s.byz {
 		s.failf("liveness: height %d, led by honest validator %d, decided in view %d: its turn was taken from it", c.Height, s.vals.Leader(c.Height, 0), c.Certificate.View)
