@@ -3,10 +3,12 @@ package state
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
 	"math/rand"
+	"os"
 	"runtime/pprof"
 	"strings"
 	"testing"
@@ -64,7 +66,7 @@ func TestTreeProperty(t *testing.T) {
 			db := openStore(t, kv.MemDB, "")
 			defer db.Close()
 			tr := &tree{db: db, cache: newNodeCache()}
-			tr.cache.limit = 8 // generations turn over: cached or not must not matter
+			tr.cache.limit = 8 << 10 // generations turn over: cached or not must not matter
 			model := map[string][]byte{}
 			var keys [][]byte
 			type past struct {
@@ -218,7 +220,10 @@ func TestStateProofs(t *testing.T) {
 	}
 }
 
-var benchTreeKeys = flag.Int("tree.keys", 1_000_000, "entries in the state tree of BenchmarkTreeUpdate")
+var (
+	benchTreeKeys    = flag.Int("tree.keys", 1_000_000, "entries in the state tree of BenchmarkTreeUpdate")
+	benchTreeProfile = flag.String("tree.cpuprofile", "", "write a CPU profile of BenchmarkTreeUpdate's blocks, without its setup, to this file")
+)
 
 // BenchmarkTreeUpdate measures one block's tree update on a tree of -tree.keys entries (a
 // million accounts by default), for a block of 2,000 transfers (4,000 changed accounts):
@@ -279,6 +284,21 @@ func BenchmarkTreeUpdate(b *testing.B) {
 				b.Fatal(err)
 			}
 			ver := uint64(0) // the version of root
+			// -test.cpuprofile would mostly show the setup (building and compacting the
+			// initial tree); the store's background work and the collector carry no label.
+			if *benchTreeProfile != "" {
+				f, err := os.Create(*benchTreeProfile)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := pprof.StartCPUProfile(f); err != nil {
+					b.Fatal(err)
+				}
+				defer func() {
+					pprof.StopCPUProfile()
+					f.Close()
+				}()
+			}
 			blockWrites := func(i int) *writeSet {
 				ws := &writeSet{}
 				seen := map[int]bool{}
@@ -365,9 +385,9 @@ func BenchmarkTreeUpdate(b *testing.B) {
 	}
 }
 
-// A store from before the state tree (a root, but no tree node for it), or from before the
-// tree's nodes were keyed by version ("t/" ‖ hash), is refused at Open, with what to do, not at
-// its next block.
+// A store from before the state tree (a root, but no tree node for it), from before the tree's
+// nodes were keyed by version ("t/" ‖ hash), or from before they were stored in groups, is
+// refused at Open, with what to do, not at its next block.
 func TestOpenRefusesStoreWithoutTree(t *testing.T) {
 	dir := t.TempDir()
 	db := openStore(t, kv.PebbleDB, dir)
@@ -403,6 +423,22 @@ func TestOpenRefusesStoreWithoutTree(t *testing.T) {
 		if err := b.Write(); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// The layout before groups: the same keys, a record per binary node (tag 1).
+	rv, err := db.Get(rootKey(s.Root()))
+	if err != nil || len(rv) != 8 {
+		t.Fatal(rv, err)
+	}
+	nk := nodeKey(binary.BigEndian.Uint64(rv), s.Root())
+	raw, err := db.Get(nk)
+	if err != nil || len(raw) == 0 || raw[0] != groupTag {
+		t.Fatal(raw, err)
+	}
+	if b := db.NewBatch(); b.Set(nk, append([]byte{oldInnerTag}, raw[1:]...)) != nil || b.Write() != nil {
+		t.Fatal("rewriting the root")
+	}
+	if _, err := Open(db, testChain); !errors.Is(err, ErrNoStateTree) || !strings.Contains(err.Error(), "sync") || !strings.Contains(err.Error(), "groups") {
+		t.Fatalf("open with the layout before groups: %v", err)
 	}
 	// The first layout: each node under "t/" ‖ hash, no root records.
 	rewrite(func(k, _ []byte) []byte {
