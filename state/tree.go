@@ -27,7 +27,7 @@ import (
 //	                                   a leaf child is key hash ‖ hash ‖ uvarint(version), an
 //	                                   internal child in the group is that node (in preorder),
 //	                                   one below the group is hash ‖ uvarint(version)
-//	                            leaf:  0x00 ‖ key hash ‖ value hash ‖ uvarint(len key) ‖ key ‖ value
+//	                            leaf:  0x03 ‖ uvarint(len key) ‖ key ‖ value
 //	t/r ‖ hash                  a root: be64(its version)
 //
 // A group does not store the hashes of its own internal nodes: reading it computes them, which
@@ -64,9 +64,10 @@ const groupSlots = 1<<groupLevels - 1
 
 // Record tags: the first byte of a record.
 const (
-	leafTag     = 0
-	oldInnerTag = 1 // a node of the layout before groups: refused (see checkTreeLayout)
+	oldLeafTag  = 0 // the layouts before groups: refused (see checkTreeLayout)
+	oldInnerTag = 1
 	groupTag    = 2
+	leafTag     = 3
 )
 
 // nodeKey is the store key of record h written at version ver.
@@ -288,11 +289,11 @@ func (g *group) decode(b []byte, slot, rel int) ([]byte, Hash, error) {
 	return b, merkle.InternalHash(n.child[0].h, n.child[1].h), nil
 }
 
-func encodeLeaf(kh, vh Hash, key, value []byte) []byte {
-	b := make([]byte, 0, 65+binary.MaxVarintLen64+len(key)+len(value))
+// encodeLeaf is a leaf's stored bytes. Its key and value hashes are not stored: reading it
+// computes them, to check it against its hash anyway.
+func encodeLeaf(key, value []byte) []byte {
+	b := make([]byte, 0, 1+binary.MaxVarintLen64+len(key)+len(value))
 	b = append(b, leafTag)
-	b = append(b, kh[:]...)
-	b = append(b, vh[:]...)
 	b = binary.AppendUvarint(b, uint64(len(key)))
 	b = append(b, key...)
 	return append(b, value...)
@@ -300,17 +301,17 @@ func encodeLeaf(kh, vh Hash, key, value []byte) []byte {
 
 // decodeLeaf returns a stored leaf's key hash, key and value, checking them against its hash.
 func decodeLeaf(h Hash, b []byte) (kh Hash, key, value []byte, err error) {
-	if len(b) < 66 || b[0] != leafTag {
-		return kh, nil, nil, fmt.Errorf("%w: tree node is not a leaf", ErrCorrupt)
+	if len(b) < 2 || b[0] != leafTag {
+		return kh, nil, nil, fmt.Errorf("%w: tree record is not a leaf", ErrCorrupt)
 	}
-	copy(kh[:], b[1:33])
-	n, m := binary.Uvarint(b[65:])
-	if m <= 0 || uint64(len(b)-65-m) < n {
+	n, m := binary.Uvarint(b[1:])
+	if m <= 0 || uint64(len(b)-1-m) < n {
 		return kh, nil, nil, fmt.Errorf("%w: truncated tree leaf", ErrCorrupt)
 	}
-	key = b[65+m : 65+m+int(n)]
-	value = b[65+m+int(n):]
-	if merkle.KeyHash(key) != kh || merkle.LeafHash(kh, sha256.Sum256(value)) != h {
+	key = b[1+m : 1+m+int(n)]
+	value = b[1+m+int(n):]
+	kh = merkle.KeyHash(key)
+	if merkle.LeafHash(kh, sha256.Sum256(value)) != h {
 		return kh, nil, nil, fmt.Errorf("%w: tree leaf does not match its hash", ErrCorrupt)
 	}
 	return kh, key, value, nil
@@ -366,7 +367,10 @@ func (c *nodeCache) commit(tw *treeWrites) {
 	defer c.mu.Unlock()
 	for w := tw; w != nil; w = w.next {
 		for _, h := range w.replaced {
-			delete(c.cur, h)
+			if g, ok := c.cur[h]; ok {
+				c.bytes -= g.bytes()
+				delete(c.cur, h)
+			}
 			delete(c.old, h)
 		}
 	}
@@ -529,7 +533,7 @@ func (t *tree) rootRef(root Hash) (ref, error) {
 	case leafTag:
 		kh, _, _, err := decodeLeaf(root, raw)
 		return ref{h: root, kind: kindLeaf, kh: kh, ver: ver}, err
-	case oldInnerTag:
+	case oldInnerTag, oldLeafTag:
 		return ref{}, errOldTreeLayout
 	}
 	return ref{h: root, kind: kindInternal, ver: ver}, nil
@@ -580,7 +584,7 @@ func (t *tree) update(root Hash, ver uint64, ws *writeSet) (Hash, *treeWrites, e
 			if !e.deleted {
 				vh := sha256.Sum256(e.value)
 				u.leaf = merkle.LeafHash(u.kh, vh)
-				u.enc = encodeLeaf(u.kh, vh, e.key, e.value)
+				u.enc = encodeLeaf(e.key, e.value)
 			}
 		}
 	})
