@@ -332,13 +332,20 @@ const maxCachedBytes = 400 << 20
 // results.
 type nodeCache struct {
 	mu       sync.RWMutex
-	cur, old map[Hash]*group
+	cur, old map[Hash]cachedGroup
 	bytes    int // of cur's groups
 	limit    int // of bytes
 }
 
 func newNodeCache() *nodeCache {
-	return &nodeCache{cur: make(map[Hash]*group), old: map[Hash]*group{}, limit: maxCachedBytes}
+	return &nodeCache{cur: make(map[Hash]cachedGroup), old: map[Hash]cachedGroup{}, limit: maxCachedBytes}
+}
+
+// cachedGroup is a group in the cache, with its size: dropping it then reads no more than the
+// map (reading the group, cold, cost as much as the map's own work).
+type cachedGroup struct {
+	g     *group
+	bytes int
 }
 
 // get returns group h if cached, and whether it is in the old generation.
@@ -352,11 +359,11 @@ func (c *nodeCache) get(h Hash) (g *group, old bool) {
 // commit and reset, which run under State.applyMu as updates do, so an update never overlaps a
 // write. (Proofs, on any goroutine, use get.)
 func (c *nodeCache) lookup(h Hash) (g *group, old bool) {
-	if g, ok := c.cur[h]; ok {
-		return g, false
+	if e, ok := c.cur[h]; ok {
+		return e.g, false
 	}
-	if g, ok := c.old[h]; ok {
-		return g, true
+	if e, ok := c.old[h]; ok {
+		return e.g, true
 	}
 	return nil, false
 }
@@ -367,8 +374,8 @@ func (c *nodeCache) commit(tw *treeWrites) {
 	defer c.mu.Unlock()
 	for w := tw; w != nil; w = w.next {
 		for _, h := range w.replaced {
-			if g, ok := c.cur[h]; ok {
-				c.bytes -= g.bytes()
+			if e, ok := c.cur[h]; ok {
+				c.bytes -= e.bytes
 				delete(c.cur, h)
 			}
 			delete(c.old, h)
@@ -376,12 +383,14 @@ func (c *nodeCache) commit(tw *treeWrites) {
 	}
 	put := func(h Hash, g *group) {
 		if c.bytes >= c.limit {
-			c.old, c.cur, c.bytes = c.cur, make(map[Hash]*group, len(c.cur)), 0
+			c.old, c.cur, c.bytes = c.cur, make(map[Hash]cachedGroup, len(c.cur)), 0
 		}
-		if _, ok := c.cur[h]; !ok {
-			c.bytes += g.bytes()
+		if e, ok := c.cur[h]; ok {
+			c.bytes -= e.bytes
 		}
-		c.cur[h] = g
+		e := cachedGroup{g, g.bytes()}
+		c.bytes += e.bytes
+		c.cur[h] = e
 	}
 	for ; tw != nil; tw = tw.next {
 		for h, g := range tw.seen {
@@ -395,7 +404,7 @@ func (c *nodeCache) commit(tw *treeWrites) {
 
 func (c *nodeCache) reset() {
 	c.mu.Lock()
-	c.cur, c.old, c.bytes = make(map[Hash]*group), map[Hash]*group{}, 0
+	c.cur, c.old, c.bytes = make(map[Hash]cachedGroup), map[Hash]cachedGroup{}, 0
 	c.mu.Unlock()
 }
 
