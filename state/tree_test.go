@@ -487,3 +487,77 @@ func TestTreeNodesComeLast(t *testing.T) {
 		}
 	}
 }
+
+// TestTreeGroupsChecked damages each stored group of a tree in turn, one byte or its tail, and
+// expects every read through it (a proof, from an empty cache) to fail as corrupt, never to
+// answer a proof of something else.
+func TestTreeGroupsChecked(t *testing.T) {
+	db := openStore(t, kv.MemDB, "")
+	defer db.Close()
+	tr := &tree{db: db, cache: newNodeCache()}
+	rng := rand.New(rand.NewSource(7))
+	ws := &writeSet{}
+	var keys [][]byte
+	picked := map[string]bool{}
+	for len(keys) < 100 {
+		k := randomKey(rng)
+		if picked[string(k)] {
+			continue // a write set has each key once
+		}
+		picked[string(k)] = true
+		keys = append(keys, k)
+		ws.entries = append(ws.entries, writeEntry{key: k, value: []byte{byte(len(keys))}})
+	}
+	root, tw, err := tr.update(Hash{}, 1, ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	applyTreeWrites(t, db, tr, tw)
+	groups := 0
+	for w := tw; w != nil; w = w.next {
+		for _, n := range w.nodes {
+			key, val := n[0], n[1]
+			if key[len(treePrefix)] != treeNodeTag || val[0] != groupTag {
+				continue
+			}
+			groups++
+			for _, bad := range [][]byte{
+				append(append([]byte(nil), val[:len(val)/2]...), val[len(val)/2]^0x10),
+				val[:len(val)-1],
+				append(bytes.Clone(val), 0),
+			} {
+				b := db.NewBatch()
+				if b.Set(key, bad) != nil || b.Write() != nil {
+					t.Fatal("damaging a group")
+				}
+				b.Close()
+				fresh := &tree{db: db, cache: newNodeCache()}
+				failed := false
+				for _, k := range keys {
+					p, err := fresh.prove(root, k)
+					if err != nil {
+						if !errors.Is(err, ErrCorrupt) {
+							t.Fatalf("a damaged group: %v, want ErrCorrupt", err)
+						}
+						failed = true
+						continue
+					}
+					if err := p.Verify(root); err != nil || !p.Present {
+						t.Fatalf("a damaged group gave a proof that does not hold: %v", err)
+					}
+				}
+				if !failed {
+					t.Fatalf("no proof read the damaged group %x", key)
+				}
+			}
+			b := db.NewBatch()
+			if b.Set(key, val) != nil || b.Write() != nil {
+				t.Fatal("restoring a group")
+			}
+			b.Close()
+		}
+	}
+	if groups < 5 {
+		t.Fatalf("%d groups: the tree is too small to test them", groups)
+	}
+}
