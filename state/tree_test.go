@@ -230,9 +230,9 @@ var (
 // execute (the root, as a validator computes it before voting: hashing, node reads, staging the
 // new nodes), commit (execute, then the synchronous write of the new nodes, cache included),
 // and proof generation. It reports CPU and wall time per changed key and per block, and what a
-// block adds to the store.
+// block adds to the store ("nodes/block" counts records: groups, leaves and the root's).
 //
-//	go test -run XXX -bench BenchmarkTreeUpdate -benchtime 20x ./state/ [-args -tree.keys 200000]
+//	go test -run XXX -bench BenchmarkTreeUpdate -benchtime 20x ./state/ [-args -tree.keys 200000] [-tree.cpuprofile FILE]
 func BenchmarkTreeUpdate(b *testing.B) {
 	const changed = 4_000
 	accounts := *benchTreeKeys
