@@ -134,7 +134,7 @@ func (s *State) WriteSnapshot(height uint64, root Hash, chunkBytes int, emit fun
 	if err != nil {
 		return nil, err
 	}
-	err = s.tree.walk(r, 0, func(key, value []byte) error {
+	err = s.tree.walk(r, nil, 0, 0, func(key, value []byte) error {
 		if len(key) > maxSnapshotEntry || len(value) > maxSnapshotEntry {
 			return fmt.Errorf("%w: entry of %d+%d bytes", ErrSnapshot, len(key), len(value))
 		}
@@ -158,8 +158,8 @@ func (s *State) WriteSnapshot(height uint64, root Hash, chunkBytes int, emit fun
 }
 
 // walk calls fn with the key and value of every leaf under r, left to right (by key hash). The
-// slices are valid only during the call.
-func (t *tree) walk(r ref, depth int, fn func(key, value []byte) error) error {
+// slices are valid only during the call. Unless depth starts a group, r is in group g at slot.
+func (t *tree) walk(r ref, g *group, slot, depth int, fn func(key, value []byte) error) error {
 	switch r.kind {
 	case kindEmpty:
 		return nil
@@ -180,14 +180,18 @@ func (t *tree) walk(r ref, depth int, fn func(key, value []byte) error) error {
 	if depth >= merkle.MaxDepth {
 		return fmt.Errorf("%w: the state tree is deeper than %d", ErrCorrupt, merkle.MaxDepth)
 	}
-	n, err := t.loadInner(r, nil)
-	if err != nil {
+	if depth%groupLevels == 0 {
+		var err error
+		if g, err = t.loadGroup(r, nil); err != nil {
+			return err
+		}
+		slot = 0
+	}
+	n := g.node(slot)
+	if err := t.walk(n.child[0], g, 2*slot+1, depth+1, fn); err != nil {
 		return err
 	}
-	if err := t.walk(n.child[0], depth+1, fn); err != nil {
-		return err
-	}
-	return t.walk(n.child[1], depth+1, fn)
+	return t.walk(n.child[1], g, 2*slot+2, depth+1, fn)
 }
 
 // VerifySnapshotChunk checks chunk i against the manifest's hash of it.

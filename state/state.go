@@ -142,6 +142,9 @@ func Open(db kv.Store, chainID string) (*State, error) {
 			} else if !ok {
 				return nil, fmt.Errorf("%w: %w", ErrNoStateTree, errNoStateTreeHint)
 			}
+			if err := checkTreeLayout(db, t.root); err != nil {
+				return nil, err
+			}
 		}
 		// The receipts root of the last block, which the next header carries, from the results
 		// kept beside the state.

@@ -8,34 +8,45 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/guild-ledger/guild/state/kv"
 	"github.com/guild-ledger/guild/state/merkle"
 )
 
 // The state tree (see package merkle for its hashing) is kept in the state store under "t/",
-// written in the same batch as the block's state. Each node is stored under the version (the
+// written in the same batch as the block's state. The binary tree is stored in groups of
+// groupLevels levels: a group is an internal node at a depth that is a multiple of groupLevels
+// with the internal nodes below it down to, not including, the next such depth (the Jellyfish
+// Merkle Tree's layout). Each group, and each leaf, is one record, stored under the version (the
 // block height) that wrote it and its hash, and its parent names both:
 //
-//	t/v ‖ be64(version) ‖ hash  internal: 0x01 ‖ left ‖ right ‖ flags ‖ [left's key hash] ‖
-//	                                      [right's key hash] ‖ [uvarint(left's version)] ‖
-//	                                      [uvarint(right's version)]   (versions of non-empty children)
-//	                            leaf:     0x00 ‖ key hash ‖ value hash ‖ uvarint(len key) ‖ key ‖ value
+//	t/v ‖ be64(version) ‖ hash  group: 0x02 ‖ the group's root, where a node is
+//	                                   kinds ‖ left child ‖ right child   kinds: bits 0-1 the left
+//	                                   child's (0 empty, 1 leaf, 2 internal), bits 2-3 the right's;
+//	                                   a leaf child is key hash ‖ hash ‖ uvarint(version), an
+//	                                   internal child in the group is that node (in preorder),
+//	                                   one below the group is hash ‖ uvarint(version)
+//	                            leaf:  0x03 ‖ uvarint(len key) ‖ key ‖ value
 //	t/r ‖ hash                  a root: be64(its version)
 //
-// The version comes first so that a block's new nodes are one run of keys after every older
+// A group does not store the hashes of its own internal nodes: reading it computes them, which
+// also checks the record against its hash. A block that changes a key writes about a quarter of
+// the records a node each would (issue 12: the records, each a key to sort, store, cache and
+// compact, were most of a block's cost), with the same hashes, roots and proofs.
+//
+// The version comes first so that a block's new records are one run of keys after every older
 // one: an LSM store (pebble, goleveldb) then moves them down its levels without merging them
-// into older files, where nodes keyed by hash alone, scattered over the whole key space, were
-// rewritten again and again by compactions (issue 12: that was most of a block's write cost).
-// For that, no key may sort after the nodes: the roots' keys, random, come before them ("t/r"
-// < "t/v"), as do the state's own entries; a random key after them would put every new run
-// inside the key range of an older file, and a compaction would rewrite that file each block.
-// The flags (bit 0: the left child is a leaf, bit 1: the right one is), the key hashes of leaf
-// children and the versions are not hashed: they let an update find a key's leaf from the
-// parent alone, and read a child without an index. A leaf keeps its key and value so that a
-// proof at any past height can be answered from the tree alone. Nodes are never overwritten or
-// deleted, so every past root stays readable; pruning old roots is future work (mind that one
-// node, a subtree made again, may be stored at several versions, and parents name either copy).
+// into older files, where records keyed by hash alone, scattered over the whole key space, were
+// rewritten again and again by compactions. For that, no key may sort after the records: the
+// roots' keys, random, come before them ("t/r" < "t/v"), as do the state's own entries; a random
+// key after them would put every new run inside the key range of an older file, and a compaction
+// would rewrite that file each block. The kinds, the key hashes of leaf children and the versions
+// are not hashed: they let an update find a key's leaf from its group alone, and read a child
+// without an index. A leaf keeps its key and value so that a proof at any past height can be
+// answered from the tree alone. Records are never overwritten or deleted, so every past root
+// stays readable; pruning old roots is future work (mind that one record, a subtree made again,
+// may be stored at several versions, and parents name either copy).
 const treePrefix = "t/"
 
 const (
@@ -43,7 +54,23 @@ const (
 	treeNodeTag = 'v' // after treeRootTag: see above
 )
 
-// nodeKey is the store key of node h written at version ver.
+// groupLevels is how many levels of the binary tree a group holds: 4, a record per 16 slots
+// at the group's foot, as the Jellyfish Merkle Tree has.
+const groupLevels = 4
+
+// groupSlots is the most internal nodes a group holds: slot 0 is its root, and the children
+// of slot s are slots 2s+1 (left) and 2s+2 (right).
+const groupSlots = 1<<groupLevels - 1
+
+// Record tags: the first byte of a record.
+const (
+	oldLeafTag  = 0 // the layouts before groups: refused (see checkTreeLayout)
+	oldInnerTag = 1
+	groupTag    = 2
+	leafTag     = 3
+)
+
+// nodeKey is the store key of record h written at version ver.
 func nodeKey(ver uint64, h Hash) []byte {
 	k := make([]byte, 0, len(treePrefix)+1+8+len(h))
 	return appendNodeKey(k, ver, h)
@@ -64,14 +91,15 @@ func rootKey(h Hash) []byte {
 	return append(k, h[:]...)
 }
 
-// Node kinds of a tree reference.
+// Node kinds of a tree reference (two bits in a group record).
 const (
 	kindEmpty = iota
 	kindLeaf
 	kindInternal
 )
 
-// ref is a child as its parent knows it: its hash, kind, version and, for a leaf, its key hash.
+// ref is a child as its parent knows it: its hash, kind, version (of its record: a leaf's, or
+// a group root's) and, for a leaf, its key hash.
 type ref struct {
 	h    Hash
 	kh   Hash
@@ -79,85 +107,193 @@ type ref struct {
 	kind uint8
 }
 
-// inner is a decoded internal node.
+// inner is an internal node.
 type inner struct {
 	child [2]ref
 }
 
-// encodeInner appends n's stored bytes to b.
-func encodeInner(b []byte, n *inner) []byte {
-	b = append(b, 1)
-	b = append(b, n.child[0].h[:]...)
-	b = append(b, n.child[1].h[:]...)
-	var flags byte
-	for i := range n.child {
-		if n.child[i].kind == kindLeaf {
-			flags |= 1 << i
+// group is a decoded group: its internal nodes, by slot. Most groups, near the foot of the
+// tree, hold a few nodes of their 15 slots: they keep only those (the cache holds hundreds of
+// thousands of groups).
+type group struct {
+	at    [groupSlots]int8 // 1 + the index in nodes of each slot's node; 0: none
+	nodes []inner
+}
+
+// node is the node at slot, which must have one.
+func (g *group) node(slot int) *inner { return &g.nodes[g.at[slot]-1] }
+
+// set puts n at slot. A node that an update left unreachable stays, unused, until the group is
+// compacted.
+func (g *group) set(slot int, n inner) {
+	if i := g.at[slot]; i > 0 {
+		g.nodes[i-1] = n
+		return
+	}
+	g.nodes = append(g.nodes, n)
+	g.at[slot] = int8(len(g.nodes))
+}
+
+// clone is a copy of g to change. With full, every slot has a node already, so that two
+// goroutines can set distinct slots.
+func (g *group) clone(full bool) *group {
+	c := &group{at: g.at, nodes: exact(g.nodes)}
+	if full {
+		for s := range c.at {
+			if c.at[s] == 0 {
+				c.set(s, inner{})
+			}
 		}
 	}
-	b = append(b, flags)
-	for i := range n.child {
-		if n.child[i].kind == kindLeaf {
-			b = append(b, n.child[i].kh[:]...)
+	return c
+}
+
+// compact is g with only the nodes its root reaches, and no spare room: what the cache keeps.
+// reached is how many nodes its root reaches.
+func (g *group) compact(reached int) *group {
+	if reached == len(g.nodes) && reached == cap(g.nodes) {
+		return g // the common case: an update changed nodes, added or dropped none
+	}
+	var (
+		buf [groupSlots]inner
+		at  [groupSlots]int8
+	)
+	n := 0
+	var walk func(slot, rel int)
+	walk = func(slot, rel int) {
+		buf[n] = *g.node(slot)
+		n++
+		at[slot] = int8(n)
+		if rel+1 < groupLevels {
+			for i, c := range g.node(slot).child {
+				if c.kind == kindInternal {
+					walk(2*slot+1+i, rel+1)
+				}
+			}
 		}
 	}
+	walk(0, 0)
+	return &group{at: at, nodes: exact(buf[:n])}
+}
+
+// exact is a copy of nodes with no spare room (slices.Clone rounds it up to an allocation
+// size: then compact would copy every group again).
+func exact(nodes []inner) []inner {
+	c := make([]inner, len(nodes))
+	copy(c, nodes)
+	return c
+}
+
+// bytes is about the memory g takes in the cache.
+func (g *group) bytes() int { return 128 + len(g.nodes)*int(unsafe.Sizeof(inner{})) }
+
+// encodeGroup appends g's stored bytes to b, and returns how many nodes they hold.
+func encodeGroup(b []byte, g *group) ([]byte, int) {
+	reached := 0
+	b = append(b, groupTag)
+	return g.encode(b, 0, 0, &reached), reached
+}
+
+func (g *group) encode(b []byte, slot, rel int, reached *int) []byte {
+	*reached++
+	n := g.node(slot)
+	b = append(b, n.child[0].kind|n.child[1].kind<<2)
 	for i := range n.child {
-		if n.child[i].kind != kindEmpty {
-			b = binary.AppendUvarint(b, n.child[i].ver)
+		c := &n.child[i]
+		switch c.kind {
+		case kindLeaf:
+			b = append(b, c.kh[:]...)
+			b = append(b, c.h[:]...)
+			b = binary.AppendUvarint(b, c.ver)
+		case kindInternal:
+			if rel+1 < groupLevels {
+				b = g.encode(b, 2*slot+1+i, rel+1, reached)
+			} else {
+				b = append(b, c.h[:]...)
+				b = binary.AppendUvarint(b, c.ver)
+			}
 		}
 	}
 	return b
 }
 
-// maxInnerBytes bounds encodeInner's output.
-const maxInnerBytes = 66 + 2*32 + 2*binary.MaxVarintLen64
-
-func decodeInner(b []byte) (*inner, error) {
-	if len(b) < 66 || b[0] != 1 {
-		return nil, fmt.Errorf("%w: tree node is not an internal node", ErrCorrupt)
+// decodeGroup decodes a stored group and returns it with its hash (that of its root).
+func decodeGroup(b []byte) (*group, Hash, error) {
+	if len(b) < 2 || b[0] != groupTag {
+		return nil, Hash{}, fmt.Errorf("%w: tree record is not a group", ErrCorrupt)
 	}
-	n := &inner{}
-	flags := b[65]
-	rest := b[66:]
-	for i := range n.child {
-		c := &n.child[i]
-		copy(c.h[:], b[1+32*i:33+32*i])
-		switch {
-		case flags&(1<<i) != 0:
-			if len(rest) < 32 {
-				return nil, fmt.Errorf("%w: truncated tree node", ErrCorrupt)
-			}
-			c.kind = kindLeaf
-			copy(c.kh[:], rest[:32])
-			rest = rest[32:]
-		case c.h == Hash{}:
-			c.kind = kindEmpty
-		default:
-			c.kind = kindInternal
-		}
-	}
-	for i := range n.child {
-		c := &n.child[i]
-		if c.kind == kindEmpty {
-			continue
-		}
-		v, m := binary.Uvarint(rest)
-		if m <= 0 {
-			return nil, fmt.Errorf("%w: tree node without its children's versions", ErrCorrupt)
-		}
-		c.ver, rest = v, rest[m:]
+	var buf [groupSlots]inner
+	g := &group{nodes: buf[:0]}
+	rest, h, err := g.decode(b[1:], 0, 0)
+	if err != nil {
+		return nil, Hash{}, err
 	}
 	if len(rest) != 0 {
-		return nil, fmt.Errorf("%w: tree node has trailing bytes", ErrCorrupt)
+		return nil, Hash{}, fmt.Errorf("%w: tree group has trailing bytes", ErrCorrupt)
 	}
-	return n, nil
+	g.nodes = exact(g.nodes)
+	return g, h, nil
 }
 
-func encodeLeaf(kh, vh Hash, key, value []byte) []byte {
-	b := make([]byte, 0, 65+binary.MaxVarintLen64+len(key)+len(value))
-	b = append(b, 0)
-	b = append(b, kh[:]...)
-	b = append(b, vh[:]...)
+var errTruncatedGroup = fmt.Errorf("%w: truncated tree group", ErrCorrupt)
+
+func (g *group) decode(b []byte, slot, rel int) ([]byte, Hash, error) {
+	if len(b) < 1 {
+		return nil, Hash{}, errTruncatedGroup
+	}
+	kinds := b[0]
+	b = b[1:]
+	g.set(slot, inner{})
+	n := g.node(slot)
+	for i := range n.child {
+		c := &n.child[i]
+		c.kind = kinds >> (2 * i) & 3
+		switch c.kind {
+		case kindEmpty:
+		case kindLeaf:
+			if len(b) < 64 {
+				return nil, Hash{}, errTruncatedGroup
+			}
+			copy(c.kh[:], b[:32])
+			copy(c.h[:], b[32:64])
+			v, m := binary.Uvarint(b[64:])
+			if m <= 0 {
+				return nil, Hash{}, errTruncatedGroup
+			}
+			c.ver, b = v, b[64+m:]
+		case kindInternal:
+			if rel+1 < groupLevels {
+				var err error
+				if b, c.h, err = g.decode(b, 2*slot+1+i, rel+1); err != nil {
+					return nil, Hash{}, err
+				}
+				continue
+			}
+			if len(b) < 32 {
+				return nil, Hash{}, errTruncatedGroup
+			}
+			copy(c.h[:], b[:32])
+			v, m := binary.Uvarint(b[32:])
+			if m <= 0 {
+				return nil, Hash{}, errTruncatedGroup
+			}
+			c.ver, b = v, b[32+m:]
+		default:
+			return nil, Hash{}, fmt.Errorf("%w: tree group with a child of kind %d", ErrCorrupt, c.kind)
+		}
+	}
+	if kinds>>4 != 0 || n.child[0].kind+n.child[1].kind < 2 || n.child[0].kind == kindEmpty && n.child[1].kind == kindLeaf {
+		// Not a node of a compact tree (nothing over two empty subtrees, a lone leaf moves up).
+		return nil, Hash{}, fmt.Errorf("%w: tree group with a node of kinds %#x", ErrCorrupt, kinds)
+	}
+	return b, merkle.InternalHash(n.child[0].h, n.child[1].h), nil
+}
+
+// encodeLeaf is a leaf's stored bytes. Its key and value hashes are not stored: reading it
+// computes them, to check it against its hash anyway.
+func encodeLeaf(key, value []byte) []byte {
+	b := make([]byte, 0, 1+binary.MaxVarintLen64+len(key)+len(value))
+	b = append(b, leafTag)
 	b = binary.AppendUvarint(b, uint64(len(key)))
 	b = append(b, key...)
 	return append(b, value...)
@@ -165,47 +301,55 @@ func encodeLeaf(kh, vh Hash, key, value []byte) []byte {
 
 // decodeLeaf returns a stored leaf's key hash, key and value, checking them against its hash.
 func decodeLeaf(h Hash, b []byte) (kh Hash, key, value []byte, err error) {
-	if len(b) < 66 || b[0] != 0 {
-		return kh, nil, nil, fmt.Errorf("%w: tree node is not a leaf", ErrCorrupt)
+	if len(b) < 2 || b[0] != leafTag {
+		return kh, nil, nil, fmt.Errorf("%w: tree record is not a leaf", ErrCorrupt)
 	}
-	copy(kh[:], b[1:33])
-	n, m := binary.Uvarint(b[65:])
-	if m <= 0 || uint64(len(b)-65-m) < n {
+	n, m := binary.Uvarint(b[1:])
+	if m <= 0 || uint64(len(b)-1-m) < n {
 		return kh, nil, nil, fmt.Errorf("%w: truncated tree leaf", ErrCorrupt)
 	}
-	key = b[65+m : 65+m+int(n)]
-	value = b[65+m+int(n):]
-	if merkle.KeyHash(key) != kh || merkle.LeafHash(kh, sha256.Sum256(value)) != h {
+	key = b[1+m : 1+m+int(n)]
+	value = b[1+m+int(n):]
+	kh = merkle.KeyHash(key)
+	if merkle.LeafHash(kh, sha256.Sum256(value)) != h {
 		return kh, nil, nil, fmt.Errorf("%w: tree leaf does not match its hash", ErrCorrupt)
 	}
 	return kh, key, value, nil
 }
 
-// maxCachedNodes bounds each of the node cache's two generations (about 220 bytes an entry, so
-// up to about 450 MB for a full generation): enough for every internal node of a state of about
-// 1,400,000 entries (a compact tree has about 1.45 internal nodes per entry), and the upper
-// levels of any. A node that misses the cache costs a random read of the store, about 10 µs on
-// pebble: when the cache held a third of a million-entry state's nodes, the reads were most of a
-// block's update (issue 12).
-const maxCachedNodes = 1 << 21
+// maxCachedBytes bounds each of the group cache's two generations: enough for every group of a
+// state of about 1,500,000 entries (a million-entry state has about 350,000 groups, of 1,450,000
+// internal nodes, in about 270 MB), and the upper levels of any. A group that misses the cache
+// costs a random read of the store, about 10 µs on pebble: when the cache held a third of a
+// million-entry state's nodes, the reads were most of a block's update (issue 12).
+const maxCachedBytes = 400 << 20
 
-// nodeCache holds committed internal nodes, so that a block's update reads few or none from the
-// store. Two generations approximate LRU: a node found in the old one moves to the new one when
-// the block commits, and when the new one is full the old one is dropped. A node a committed
-// block replaced leaves the cache (proofs at past roots read the store). Nodes are immutable and
-// named by their hash, so whether one is cached changes speed, never results.
+// nodeCache holds committed groups, so that a block's update reads few or none from the store.
+// Two generations approximate LRU: a group found in the old one moves to the new one when the
+// block commits, and when the new one is full the old one is dropped. A group a committed block
+// replaced leaves the cache (proofs at past roots read the store). Groups are immutable (an
+// update changes a copy) and named by their hash, so whether one is cached changes speed, never
+// results.
 type nodeCache struct {
 	mu       sync.RWMutex
-	cur, old map[Hash]inner
-	limit    int
+	cur, old map[Hash]cachedGroup
+	bytes    int // of cur's groups
+	limit    int // of bytes
 }
 
 func newNodeCache() *nodeCache {
-	return &nodeCache{cur: make(map[Hash]inner), old: map[Hash]inner{}, limit: maxCachedNodes}
+	return &nodeCache{cur: make(map[Hash]cachedGroup), old: map[Hash]cachedGroup{}, limit: maxCachedBytes}
 }
 
-// get returns node h if cached, and whether it is in the old generation.
-func (c *nodeCache) get(h Hash) (n inner, found, old bool) {
+// cachedGroup is a group in the cache, with its size: dropping it then reads no more than the
+// map (reading the group, cold, cost as much as the map's own work).
+type cachedGroup struct {
+	g     *group
+	bytes int
+}
+
+// get returns group h if cached, and whether it is in the old generation.
+func (c *nodeCache) get(h Hash) (g *group, old bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return c.lookup(h)
@@ -214,47 +358,57 @@ func (c *nodeCache) get(h Hash) (n inner, found, old bool) {
 // lookup is get without the lock, for the goroutines of an update: the cache changes only in
 // commit and reset, which run under State.applyMu as updates do, so an update never overlaps a
 // write. (Proofs, on any goroutine, use get.)
-func (c *nodeCache) lookup(h Hash) (n inner, found, old bool) {
-	if n, ok := c.cur[h]; ok {
-		return n, true, false
+func (c *nodeCache) lookup(h Hash) (g *group, old bool) {
+	if e, ok := c.cur[h]; ok {
+		return e.g, false
 	}
-	if n, ok := c.old[h]; ok {
-		return n, true, true
+	if e, ok := c.old[h]; ok {
+		return e.g, true
 	}
-	return n, false, false
+	return nil, false
 }
 
-// commit records a committed update: the nodes it replaced leave, those it made or read enter.
+// commit records a committed update: the groups it replaced leave, those it made or read enter.
 func (c *nodeCache) commit(tw *treeWrites) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, h := range tw.replaced {
-		delete(c.cur, h)
-		delete(c.old, h)
-	}
-	put := func(h Hash, n inner) {
-		if len(c.cur) >= c.limit {
-			c.old, c.cur = c.cur, make(map[Hash]inner, c.limit)
+	for w := tw; w != nil; w = w.next {
+		for _, h := range w.replaced {
+			if e, ok := c.cur[h]; ok {
+				c.bytes -= e.bytes
+				delete(c.cur, h)
+			}
+			delete(c.old, h)
 		}
-		c.cur[h] = n
+	}
+	put := func(h Hash, g *group) {
+		if c.bytes >= c.limit {
+			c.old, c.cur, c.bytes = c.cur, make(map[Hash]cachedGroup, len(c.cur)), 0
+		}
+		if e, ok := c.cur[h]; ok {
+			c.bytes -= e.bytes
+		}
+		e := cachedGroup{g, g.bytes()}
+		c.bytes += e.bytes
+		c.cur[h] = e
 	}
 	for ; tw != nil; tw = tw.next {
-		for h, n := range tw.seen {
-			put(h, n)
+		for h, g := range tw.seen {
+			put(h, g)
 		}
-		for i := range tw.inners {
-			put(tw.inners[i].h, tw.inners[i].n)
+		for i := range tw.groups {
+			put(tw.groups[i].h, tw.groups[i].g)
 		}
 	}
 }
 
 func (c *nodeCache) reset() {
 	c.mu.Lock()
-	c.cur, c.old = make(map[Hash]inner), map[Hash]inner{}
+	c.cur, c.old, c.bytes = make(map[Hash]cachedGroup), map[Hash]cachedGroup{}, 0
 	c.mu.Unlock()
 }
 
-// stage adds tw's nodes to b.
+// stage adds tw's records to b.
 func (tw *treeWrites) stage(b kv.Batch) error {
 	for ; tw != nil; tw = tw.next {
 		for _, n := range tw.nodes {
@@ -266,7 +420,7 @@ func (tw *treeWrites) stage(b kv.Batch) error {
 	return nil
 }
 
-// batchSize is about the bytes a batch of ws's entries and tw's nodes holds, to size it.
+// batchSize is about the bytes a batch of ws's entries and tw's records holds, to size it.
 func batchSize(ws *writeSet, tw *treeWrites) int {
 	n, size := tw.size()
 	size += 16 * n
@@ -276,7 +430,7 @@ func batchSize(ws *writeSet, tw *treeWrites) int {
 	return size + 1024 // the height, root and other bookkeeping
 }
 
-// size is the number of nodes (and root records) tw writes, and their bytes.
+// size is the number of records (groups, leaves and root records) tw writes, and their bytes.
 func (tw *treeWrites) size() (nodes, bytes int) {
 	for ; tw != nil; tw = tw.next {
 		nodes += len(tw.nodes)
@@ -287,11 +441,10 @@ func (tw *treeWrites) size() (nodes, bytes int) {
 	return nodes, bytes
 }
 
-// writeAndCache writes b, which holds tw's nodes, durably, and records tw in the node cache
-// while the store syncs: a block's cache work (a map delete and insert per node, tens of
-// milliseconds at a million entries) then overlaps the disk's. Nothing reads the new nodes
-// before the caller publishes the new root; if the write fails the cache is emptied, since it
-// may hold nodes the store does not.
+// writeAndCache writes b, which holds tw's records, durably, and records tw in the group cache
+// while the store syncs: a block's cache work then overlaps the disk's. Nothing reads the new
+// groups before the caller publishes the new root; if the write fails the cache is emptied,
+// since it may hold groups the store does not.
 func (t *tree) writeAndCache(b kv.Batch, tw *treeWrites) error {
 	done := make(chan struct{})
 	go func() {
@@ -310,51 +463,54 @@ func (t *tree) writeAndCache(b kv.Batch, tw *treeWrites) error {
 type tree struct {
 	db    kv.Store
 	cache *nodeCache
-	// perEntry is how many nodes the last large update made per changed entry, in hundredths:
-	// the next one sizes its buffers by it instead of growing them by copying (a block of a
-	// million-entry state makes about ten per entry).
+	// perEntry is how many records the last large update made per changed entry, in
+	// hundredths: the next one sizes its buffers by it instead of growing them by copying.
 	perEntry atomic.Int64
 }
 
-// loadInner reads internal node r, from the cache or the store. seen, if not nil, is an update's
-// (which may read the cache without its lock, see lookup), and collects the nodes read from the
-// store or the cache's old generation, for the commit to cache.
-func (t *tree) loadInner(r ref, seen map[Hash]inner) (inner, error) {
+// loadGroup reads the group whose root is r, from the cache or the store. The group is shared:
+// the caller must not change it. seen, if not nil, is an update's (which may read the cache
+// without its lock, see lookup), and collects the groups read from the store or the cache's old
+// generation, for the commit to cache.
+func (t *tree) loadGroup(r ref, seen map[Hash]*group) (*group, error) {
 	h := r.h
 	var (
-		n            inner
-		found, older bool
+		g     *group
+		older bool
 	)
 	if seen != nil {
-		n, found, older = t.cache.lookup(h)
+		g, older = t.cache.lookup(h)
 	} else {
-		n, found, older = t.cache.get(h)
+		g, older = t.cache.get(h)
 	}
-	if found {
+	if g != nil {
 		if older && seen != nil {
-			seen[h] = n
+			seen[h] = g
 		}
-		return n, nil
+		return g, nil
 	}
 	raw, err := t.db.Get(nodeKey(r.ver, h))
 	if err != nil {
-		return n, fmt.Errorf("state: reading tree node %s: %w", h, err)
+		return nil, fmt.Errorf("state: reading tree group %s: %w", h, err)
 	}
 	if raw == nil {
-		return n, fmt.Errorf("%w: tree node %s is missing", ErrCorrupt, h)
+		return nil, fmt.Errorf("%w: tree group %s is missing", ErrCorrupt, h)
 	}
-	dn, err := decodeInner(raw)
+	g, got, err := decodeGroup(raw)
 	if err != nil {
-		return n, err
+		return nil, fmt.Errorf("tree group %s: %w", h, err)
 	}
-	if merkle.InternalHash(dn.child[0].h, dn.child[1].h) != h {
-		return n, fmt.Errorf("%w: tree node %s does not match its hash", ErrCorrupt, h)
+	if got != h {
+		return nil, fmt.Errorf("%w: tree group %s does not match its hash", ErrCorrupt, h)
 	}
 	if seen != nil {
-		seen[h] = *dn
+		seen[h] = g
 	}
-	return *dn, nil
+	return g, nil
 }
+
+// errOldTreeLayout: a store whose tree has a record per binary node, written before groups.
+var errOldTreeLayout = fmt.Errorf("%w (its state tree has the layout before groups): %w", ErrNoStateTree, errNoStateTreeHint)
 
 // rootRef is what a root hash refers to: the empty tree, one leaf, or an internal node.
 func (t *tree) rootRef(root Hash) (ref, error) {
@@ -372,7 +528,7 @@ func (t *tree) rootRef(root Hash) (ref, error) {
 		return ref{}, fmt.Errorf("%w: tree root %s: version of %d bytes", ErrCorrupt, root, len(rv))
 	}
 	ver := binary.BigEndian.Uint64(rv)
-	if _, found, _ := t.cache.get(root); found {
+	if g, _ := t.cache.get(root); g != nil {
 		return ref{h: root, kind: kindInternal, ver: ver}, nil
 	}
 	raw, err := t.db.Get(nodeKey(ver, root))
@@ -382,11 +538,21 @@ func (t *tree) rootRef(root Hash) (ref, error) {
 	if len(raw) == 0 {
 		return ref{}, fmt.Errorf("%w: tree root %s is missing", ErrCorrupt, root)
 	}
-	if raw[0] == 0 {
+	switch raw[0] {
+	case leafTag:
 		kh, _, _, err := decodeLeaf(root, raw)
 		return ref{h: root, kind: kindLeaf, kh: kh, ver: ver}, err
+	case oldInnerTag, oldLeafTag:
+		return ref{}, errOldTreeLayout
 	}
 	return ref{h: root, kind: kindInternal, ver: ver}, nil
+}
+
+// checkTreeLayout refuses a store whose tree, at root, another layout wrote.
+func checkTreeLayout(db kv.Store, root Hash) error {
+	t := &tree{db: db, cache: newNodeCache()}
+	_, err := t.rootRef(root)
+	return err
 }
 
 // treeUpdate is one entry of a block's write set as the tree sees it.
@@ -399,18 +565,24 @@ type treeUpdate struct {
 
 // treeWrites is what updating the tree adds to a block's batch.
 type treeWrites struct {
-	nodes    [][2][]byte    // key, value
-	buf      []byte         // arena for keys and internal nodes: a block makes tens of thousands
-	inners   []hashedInner  // the new internal nodes, to cache once committed
-	seen     map[Hash]inner // nodes read from the store or the cache's old generation
-	replaced []Hash         // internal nodes no longer in the new tree
-	next     *treeWrites    // the other half's nodes to cache (update's two goroutines)
-	ver      uint64         // the version the new nodes are written at
+	nodes    [][2][]byte     // key, value
+	buf      []byte          // arena for keys and groups: a block makes thousands
+	groups   []hashedGroup   // the new groups, to cache once committed
+	seen     map[Hash]*group // groups read from the store or the cache's old generation
+	replaced []Hash          // groups no longer in the new tree
+	next     *treeWrites     // the other half's records to cache (update's two goroutines)
+	ver      uint64          // the version the new records are written at
 }
 
-// update applies ws to the tree of root and returns the new root with the nodes to write, at
-// version ver (the block's height: versions must not decrease from one update to the next, or
-// the store loses the locality that nodeKey gives). Reads only committed nodes; writes nothing.
+type hashedGroup struct {
+	h Hash
+	g *group
+}
+
+// update applies ws to the tree of root and returns the new root with the records to write,
+// at version ver (the block's height: versions must not decrease from one update to the next,
+// or the store loses the locality that nodeKey gives). Reads only committed records; writes
+// nothing.
 func (t *tree) update(root Hash, ver uint64, ws *writeSet) (Hash, *treeWrites, error) {
 	ups := make([]treeUpdate, len(ws.entries))
 	parallelFor(len(ups), 256, func(lo, hi int) {
@@ -421,7 +593,7 @@ func (t *tree) update(root Hash, ver uint64, ws *writeSet) (Hash, *treeWrites, e
 			if !e.deleted {
 				vh := sha256.Sum256(e.value)
 				u.leaf = merkle.LeafHash(u.kh, vh)
-				u.enc = encodeLeaf(u.kh, vh, e.key, e.value)
+				u.enc = encodeLeaf(e.key, e.value)
 			}
 		}
 	})
@@ -432,13 +604,15 @@ func (t *tree) update(root Hash, ver uint64, ws *writeSet) (Hash, *treeWrites, e
 		return Hash{}, nil, err
 	}
 	// The two halves of the tree are independent: update them on two goroutines when the root
-	// is an internal node and the block is big enough for it to pay.
+	// is an internal node and the block is big enough for it to pay. They change distinct slots
+	// of the root's group (a copy).
 	if r.kind == kindInternal && len(ups) >= 512 {
-		rootSeen := map[Hash]inner{}
-		n, err := t.loadInner(r, rootSeen)
+		rootSeen := map[Hash]*group{}
+		og, err := t.loadGroup(r, rootSeen)
 		if err != nil {
 			return Hash{}, nil, err
 		}
+		g := og.clone(true)
 		split := splitAt(ups, 0)
 		var (
 			out  [2]ref
@@ -447,12 +621,13 @@ func (t *tree) update(root Hash, ver uint64, ws *writeSet) (Hash, *treeWrites, e
 			wg   sync.WaitGroup
 		)
 		parts := [2][]treeUpdate{ups[:split], ups[split:]}
+		n := *g.node(0)
 		for i := range 2 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				tws[i] = t.newTreeWrites(len(parts[i]), ver)
-				out[i], errs[i] = t.updateAt(tws[i], n.child[i], 1, parts[i])
+				out[i], errs[i] = t.updateAt(tws[i], n.child[i], g, 1+i, 1, parts[i])
 			}()
 		}
 		wg.Wait()
@@ -462,20 +637,24 @@ func (t *tree) update(root Hash, ver uint64, ws *writeSet) (Hash, *treeWrites, e
 			}
 		}
 		tw := tws[0]
-		tw.merge(tws[1])
-		for h, n := range rootSeen {
-			tw.seen[h] = n
+		tw.next = tws[1]
+		for h, g := range rootSeen {
+			tw.seen[h] = g
 		}
-		nr := tw.combine(out[0], out[1])
-		if nr.h != r.h {
-			tw.replaced = append(tw.replaced, r.h)
-			tw.addRoot(nr)
+		nr := tw.combine(g, 0, out[0], out[1])
+		if nr.h == r.h {
+			return r.h, tw, nil
 		}
+		tw.replaced = append(tw.replaced, r.h)
+		if nr.kind == kindInternal {
+			tw.addGroup(nr.h, g)
+		}
+		tw.addRoot(nr)
 		t.perEntry.Store(int64(100 * (len(tw.nodes) + len(tws[1].nodes)) / len(ups)))
 		return nr.h, tw, nil
 	}
 	tw := t.newTreeWrites(len(ups), ver)
-	nr, err := t.updateAt(tw, r, 0, ups)
+	nr, err := t.updateAt(tw, r, nil, 0, 0, ups)
 	if err != nil {
 		return Hash{}, nil, err
 	}
@@ -486,17 +665,17 @@ func (t *tree) update(root Hash, ver uint64, ws *writeSet) (Hash, *treeWrites, e
 }
 
 func newTreeWrites(updates int, ver uint64) *treeWrites {
-	return &treeWrites{inners: make([]hashedInner, 0, 2*updates), seen: map[Hash]inner{}, ver: ver}
+	return &treeWrites{seen: map[Hash]*group{}, ver: ver}
 }
 
-// newTreeWrites makes an update's writes with room for as many nodes as the last large update
-// made per entry.
+// newTreeWrites makes an update's writes with room for as many records as the last large
+// update made per entry.
 func (t *tree) newTreeWrites(updates int, ver uint64) *treeWrites {
-	n := max(2*updates, int(t.perEntry.Load())*updates/100+16)
+	n := max(updates, int(t.perEntry.Load())*updates/100+16)
 	return &treeWrites{
 		nodes:  make([][2][]byte, 0, n),
-		inners: make([]hashedInner, 0, n),
-		seen:   map[Hash]inner{},
+		groups: make([]hashedGroup, 0, n),
+		seen:   map[Hash]*group{},
 		ver:    ver,
 	}
 }
@@ -530,25 +709,24 @@ func (tw *treeWrites) take(start int) []byte {
 	return b
 }
 
-// addInner stages internal node n with hash h.
-func (tw *treeWrites) addInner(h Hash, n *inner) {
-	tw.reserve(maxInnerBytes)
-	tw.buf = encodeInner(tw.buf, n)
+// maxGroupBytes bounds encodeGroup's output: a tag, a kinds byte per node, and at most 16
+// children of a key hash, a hash and a version each.
+const maxGroupBytes = 1 + groupSlots + (groupSlots+1)*(64+binary.MaxVarintLen64)
+
+// addGroup stages group g, whose root has hash h, and keeps it to cache.
+func (tw *treeWrites) addGroup(h Hash, g *group) {
+	tw.reserve(maxGroupBytes)
+	var reached int
+	tw.buf, reached = encodeGroup(tw.buf, g)
 	tw.add(h, tw.take(0))
+	tw.groups = append(tw.groups, hashedGroup{h, g.compact(reached)})
 }
 
-// add stages node h, at the update's version, with stored bytes enc.
+// add stages record h, at the update's version, with stored bytes enc.
 func (tw *treeWrites) add(h Hash, enc []byte) {
 	tw.reserve(len(treePrefix) + 1 + 8 + len(h))
 	tw.buf = appendNodeKey(tw.buf, tw.ver, h)
 	tw.nodes = append(tw.nodes, [2][]byte{tw.take(0), enc})
-}
-
-// merge chains the other half's writes to tw's: its nodes are staged and cached with tw's.
-func (tw *treeWrites) merge(o *treeWrites) {
-	tw.replaced = append(tw.replaced, o.replaced...)
-	o.replaced = nil
-	tw.next = o
 }
 
 // splitAt is the index of the first update whose path has bit depth set (ups is sorted by path,
@@ -566,60 +744,88 @@ func splitAt(ups []treeUpdate, depth int) int {
 	return lo
 }
 
-// updateAt applies ups (sorted, all on r's path) to the subtree r at depth.
-func (t *tree) updateAt(tw *treeWrites, r ref, depth int, ups []treeUpdate) (ref, error) {
+// updateAt applies ups (sorted, all on r's path) to the subtree r at depth. Unless depth starts
+// a group, r is in group g (a copy the update may change) at slot, and so is what replaces it.
+func (t *tree) updateAt(tw *treeWrites, r ref, g *group, slot, depth int, ups []treeUpdate) (ref, error) {
 	if len(ups) == 0 {
 		return r, nil
 	}
+	if depth%groupLevels != 0 {
+		return t.updateIn(tw, r, g, slot, depth, ups)
+	}
+	ng := &group{}
+	if r.kind == kindInternal {
+		og, err := t.loadGroup(r, tw.seen)
+		if err != nil {
+			return ref{}, err
+		}
+		ng = og.clone(false)
+	}
+	out, err := t.updateIn(tw, r, ng, 0, depth, ups)
+	if err != nil {
+		return ref{}, err
+	}
+	if out.h == r.h {
+		return r, nil // unchanged: r names the stored copy
+	}
+	if r.kind == kindInternal {
+		tw.replaced = append(tw.replaced, r.h)
+	}
+	if out.kind == kindInternal {
+		tw.addGroup(out.h, ng)
+	}
+	return out, nil
+}
+
+// updateIn is updateAt on a node of group g at slot.
+func (t *tree) updateIn(tw *treeWrites, r ref, g *group, slot, depth int, ups []treeUpdate) (ref, error) {
 	switch r.kind {
 	case kindEmpty:
-		return tw.build(depth, ups), nil
+		return tw.build(g, slot, depth, ups), nil
 	case kindLeaf:
 		// The existing leaf joins the updates unless one of them replaces or deletes it.
 		i, found := slices.BinarySearchFunc(ups, r.kh, func(u treeUpdate, kh Hash) int { return bytes.Compare(u.kh[:], kh[:]) })
 		if found {
-			return tw.build(depth, ups), nil
+			return tw.build(g, slot, depth, ups), nil
 		}
 		merged := make([]treeUpdate, 0, len(ups)+1)
 		merged = append(merged, ups[:i]...)
 		merged = append(merged, treeUpdate{kh: r.kh, leaf: r.h, ver: r.ver})
 		merged = append(merged, ups[i:]...)
-		return tw.build(depth, merged), nil
-	}
-	n, err := t.loadInner(r, tw.seen)
-	if err != nil {
-		return ref{}, err
+		return tw.build(g, slot, depth, merged), nil
 	}
 	if depth >= merkle.MaxDepth {
 		return ref{}, fmt.Errorf("%w: the state tree is deeper than %d", ErrCorrupt, merkle.MaxDepth)
 	}
+	n := *g.node(slot)
 	s := splitAt(ups, depth)
-	l, err := t.updateAt(tw, n.child[0], depth+1, ups[:s])
+	l, err := t.updateAt(tw, n.child[0], g, 2*slot+1, depth+1, ups[:s])
 	if err != nil {
 		return ref{}, err
 	}
-	rr, err := t.updateAt(tw, n.child[1], depth+1, ups[s:])
+	rr, err := t.updateAt(tw, n.child[1], g, 2*slot+2, depth+1, ups[s:])
 	if err != nil {
 		return ref{}, err
 	}
-	out := tw.combine(l, rr)
-	if out.h != r.h {
-		tw.replaced = append(tw.replaced, r.h)
-	}
-	return out, nil
+	return tw.combine(g, slot, l, rr), nil
 }
 
-// build makes the subtree at depth of the entries set by ups (deletes drop out).
-func (tw *treeWrites) build(depth int, ups []treeUpdate) ref {
-	n := 0
-	last := -1
+// live is how many of ups set an entry, and the index of the last that does.
+func live(ups []treeUpdate) (n, last int) {
+	last = -1
 	for i := range ups {
 		if ups[i].leaf != (Hash{}) {
 			n++
 			last = i
 		}
 	}
-	switch n {
+	return n, last
+}
+
+// build makes the subtree at depth of the entries set by ups (deletes drop out), in group g at
+// slot.
+func (tw *treeWrites) build(g *group, slot, depth int, ups []treeUpdate) ref {
+	switch n, last := live(ups); n {
 	case 0:
 		return ref{}
 	case 1:
@@ -632,12 +838,26 @@ func (tw *treeWrites) build(depth int, ups []treeUpdate) ref {
 	}
 	// Two distinct paths part before the last level.
 	s := splitAt(ups, depth)
-	return tw.combine(tw.build(depth+1, ups[:s]), tw.build(depth+1, ups[s:]))
+	return tw.combine(g, slot, tw.buildAt(g, 2*slot+1, depth+1, ups[:s]), tw.buildAt(g, 2*slot+2, depth+1, ups[s:]))
 }
 
-// combine makes the node over children l and r, keeping the tree compact: nothing over two
-// empty subtrees, and a lone leaf moves up.
-func (tw *treeWrites) combine(l, r ref) ref {
+// buildAt is build for a child: one at a group's depth starts a group of its own.
+func (tw *treeWrites) buildAt(g *group, slot, depth int, ups []treeUpdate) ref {
+	if depth%groupLevels != 0 {
+		return tw.build(g, slot, depth, ups)
+	}
+	if n, _ := live(ups); n < 2 {
+		return tw.build(nil, 0, depth, ups) // a leaf or nothing: no group
+	}
+	ng := &group{nodes: make([]inner, 0, 4)}
+	out := tw.build(ng, 0, depth, ups)
+	tw.addGroup(out.h, ng)
+	return out
+}
+
+// combine makes the node over children l and r at slot of group g, keeping the tree compact:
+// nothing over two empty subtrees, and a lone leaf moves up.
+func (tw *treeWrites) combine(g *group, slot int, l, r ref) ref {
 	switch {
 	case l.kind == kindEmpty && r.kind == kindEmpty:
 		return ref{}
@@ -646,11 +866,8 @@ func (tw *treeWrites) combine(l, r ref) ref {
 	case r.kind == kindEmpty && l.kind == kindLeaf:
 		return l
 	}
-	n := inner{child: [2]ref{l, r}}
-	h := merkle.InternalHash(l.h, r.h)
-	tw.addInner(h, &n)
-	tw.inners = append(tw.inners, hashedInner{h, n})
-	return ref{h: h, kind: kindInternal, ver: tw.ver}
+	g.set(slot, inner{child: [2]ref{l, r}})
+	return ref{h: merkle.InternalHash(l.h, r.h), kind: kindInternal, ver: tw.ver}
 }
 
 // prove returns the proof of key against root.
@@ -661,6 +878,8 @@ func (t *tree) prove(root Hash, key []byte) (*merkle.StateProof, error) {
 	if err != nil {
 		return nil, err
 	}
+	var g *group
+	slot := 0
 	for depth := 0; ; depth++ {
 		switch r.kind {
 		case kindEmpty:
@@ -688,17 +907,16 @@ func (t *tree) prove(root Hash, key []byte) (*merkle.StateProof, error) {
 		if depth >= merkle.MaxDepth {
 			return nil, fmt.Errorf("%w: the state tree is deeper than %d", ErrCorrupt, merkle.MaxDepth)
 		}
-		n, err := t.loadInner(r, nil)
-		if err != nil {
-			return nil, err
+		if depth%groupLevels == 0 {
+			if g, err = t.loadGroup(r, nil); err != nil {
+				return nil, err
+			}
+			slot = 0
 		}
+		n := g.node(slot)
 		b := merkle.Bit((*merkle.Hash)(&kh), depth)
 		p.Siblings = append(p.Siblings, n.child[1-b].h)
 		r = n.child[b]
+		slot = 2*slot + 1 + b
 	}
-}
-
-type hashedInner struct {
-	h Hash
-	n inner
 }

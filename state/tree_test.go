@@ -3,10 +3,12 @@ package state
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
 	"math/rand"
+	"os"
 	"runtime/pprof"
 	"strings"
 	"testing"
@@ -64,7 +66,7 @@ func TestTreeProperty(t *testing.T) {
 			db := openStore(t, kv.MemDB, "")
 			defer db.Close()
 			tr := &tree{db: db, cache: newNodeCache()}
-			tr.cache.limit = 8 // generations turn over: cached or not must not matter
+			tr.cache.limit = 8 << 10 // generations turn over: cached or not must not matter
 			model := map[string][]byte{}
 			var keys [][]byte
 			type past struct {
@@ -218,16 +220,19 @@ func TestStateProofs(t *testing.T) {
 	}
 }
 
-var benchTreeKeys = flag.Int("tree.keys", 1_000_000, "entries in the state tree of BenchmarkTreeUpdate")
+var (
+	benchTreeKeys    = flag.Int("tree.keys", 1_000_000, "entries in the state tree of BenchmarkTreeUpdate")
+	benchTreeProfile = flag.String("tree.cpuprofile", "", "write a CPU profile of BenchmarkTreeUpdate's blocks, without its setup, to this file")
+)
 
 // BenchmarkTreeUpdate measures one block's tree update on a tree of -tree.keys entries (a
 // million accounts by default), for a block of 2,000 transfers (4,000 changed accounts):
 // execute (the root, as a validator computes it before voting: hashing, node reads, staging the
 // new nodes), commit (execute, then the synchronous write of the new nodes, cache included),
 // and proof generation. It reports CPU and wall time per changed key and per block, and what a
-// block adds to the store.
+// block adds to the store ("nodes/block" counts records: groups, leaves and the root's).
 //
-//	go test -run XXX -bench BenchmarkTreeUpdate -benchtime 20x ./state/ [-args -tree.keys 200000]
+//	go test -run XXX -bench BenchmarkTreeUpdate -benchtime 20x ./state/ [-args -tree.keys 200000] [-tree.cpuprofile FILE]
 func BenchmarkTreeUpdate(b *testing.B) {
 	const changed = 4_000
 	accounts := *benchTreeKeys
@@ -279,6 +284,21 @@ func BenchmarkTreeUpdate(b *testing.B) {
 				b.Fatal(err)
 			}
 			ver := uint64(0) // the version of root
+			// -test.cpuprofile would mostly show the setup (building and compacting the
+			// initial tree); the store's background work and the collector carry no label.
+			if *benchTreeProfile != "" {
+				f, err := os.Create(*benchTreeProfile)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := pprof.StartCPUProfile(f); err != nil {
+					b.Fatal(err)
+				}
+				defer func() {
+					pprof.StopCPUProfile()
+					f.Close()
+				}()
+			}
 			blockWrites := func(i int) *writeSet {
 				ws := &writeSet{}
 				seen := map[int]bool{}
@@ -365,9 +385,9 @@ func BenchmarkTreeUpdate(b *testing.B) {
 	}
 }
 
-// A store from before the state tree (a root, but no tree node for it), or from before the
-// tree's nodes were keyed by version ("t/" ‖ hash), is refused at Open, with what to do, not at
-// its next block.
+// A store from before the state tree (a root, but no tree node for it), from before the tree's
+// nodes were keyed by version ("t/" ‖ hash), or from before they were stored in groups, is
+// refused at Open, with what to do, not at its next block.
 func TestOpenRefusesStoreWithoutTree(t *testing.T) {
 	dir := t.TempDir()
 	db := openStore(t, kv.PebbleDB, dir)
@@ -403,6 +423,22 @@ func TestOpenRefusesStoreWithoutTree(t *testing.T) {
 		if err := b.Write(); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// The layout before groups: the same keys, a record per binary node (tag 1).
+	rv, err := db.Get(rootKey(s.Root()))
+	if err != nil || len(rv) != 8 {
+		t.Fatal(rv, err)
+	}
+	nk := nodeKey(binary.BigEndian.Uint64(rv), s.Root())
+	raw, err := db.Get(nk)
+	if err != nil || len(raw) == 0 || raw[0] != groupTag {
+		t.Fatal(raw, err)
+	}
+	if b := db.NewBatch(); b.Set(nk, append([]byte{oldInnerTag}, raw[1:]...)) != nil || b.Write() != nil {
+		t.Fatal("rewriting the root")
+	}
+	if _, err := Open(db, testChain); !errors.Is(err, ErrNoStateTree) || !strings.Contains(err.Error(), "sync") || !strings.Contains(err.Error(), "groups") {
+		t.Fatalf("open with the layout before groups: %v", err)
 	}
 	// The first layout: each node under "t/" ‖ hash, no root records.
 	rewrite(func(k, _ []byte) []byte {
@@ -449,5 +485,79 @@ func TestTreeNodesComeLast(t *testing.T) {
 		if n == 0 {
 			t.Fatalf("block %d wrote no tree node under its height", h)
 		}
+	}
+}
+
+// TestTreeGroupsChecked damages each stored group of a tree in turn, one byte or its tail, and
+// expects every read through it (a proof, from an empty cache) to fail as corrupt, never to
+// answer a proof of something else.
+func TestTreeGroupsChecked(t *testing.T) {
+	db := openStore(t, kv.MemDB, "")
+	defer db.Close()
+	tr := &tree{db: db, cache: newNodeCache()}
+	rng := rand.New(rand.NewSource(7))
+	ws := &writeSet{}
+	var keys [][]byte
+	picked := map[string]bool{}
+	for len(keys) < 100 {
+		k := randomKey(rng)
+		if picked[string(k)] {
+			continue // a write set has each key once
+		}
+		picked[string(k)] = true
+		keys = append(keys, k)
+		ws.entries = append(ws.entries, writeEntry{key: k, value: []byte{byte(len(keys))}})
+	}
+	root, tw, err := tr.update(Hash{}, 1, ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	applyTreeWrites(t, db, tr, tw)
+	groups := 0
+	for w := tw; w != nil; w = w.next {
+		for _, n := range w.nodes {
+			key, val := n[0], n[1]
+			if key[len(treePrefix)] != treeNodeTag || val[0] != groupTag {
+				continue
+			}
+			groups++
+			for _, bad := range [][]byte{
+				append(append([]byte(nil), val[:len(val)/2]...), val[len(val)/2]^0x10),
+				val[:len(val)-1],
+				append(bytes.Clone(val), 0),
+			} {
+				b := db.NewBatch()
+				if b.Set(key, bad) != nil || b.Write() != nil {
+					t.Fatal("damaging a group")
+				}
+				b.Close()
+				fresh := &tree{db: db, cache: newNodeCache()}
+				failed := false
+				for _, k := range keys {
+					p, err := fresh.prove(root, k)
+					if err != nil {
+						if !errors.Is(err, ErrCorrupt) {
+							t.Fatalf("a damaged group: %v, want ErrCorrupt", err)
+						}
+						failed = true
+						continue
+					}
+					if err := p.Verify(root); err != nil || !p.Present {
+						t.Fatalf("a damaged group gave a proof that does not hold: %v", err)
+					}
+				}
+				if !failed {
+					t.Fatalf("no proof read the damaged group %x", key)
+				}
+			}
+			b := db.NewBatch()
+			if b.Set(key, val) != nil || b.Write() != nil {
+				t.Fatal("restoring a group")
+			}
+			b.Close()
+		}
+	}
+	if groups < 5 {
+		t.Fatalf("%d groups: the tree is too small to test them", groups)
 	}
 }
