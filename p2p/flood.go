@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"math"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -69,24 +68,20 @@ type floodControl struct {
 	// unknown, and it is charged to its sender as its own.
 	authorOf map[string]func([]byte) (peer.ID, bool)
 	// stale says, per topic, that a payload is for a long-decided height (Config.ConsensusStale):
-	// ignored in front of the validator without charging its sender.
+	// ignored in front of the validator without charging its sender (the node counts them).
 	stale map[string]func([]byte) bool
-	// staleIgnored counts, per topic, the payloads stale ignored.
-	staleIgnored map[string]*atomic.Uint64
 }
 
 func newFloodControl(limits map[string]RateLimit) *floodControl {
 	f := &floodControl{
-		rpc:          make(map[string]*rateLimiter[link], len(limits)),
-		authors:      make(map[string]*rateLimiter[peer.ID], len(limits)),
-		dropped:      make(map[string]*authorCounts, len(limits)),
-		penalties:    &penalties{m: map[peer.ID]*decaying{}},
-		authorOf:     map[string]func([]byte) (peer.ID, bool){},
-		stale:        map[string]func([]byte) bool{},
-		staleIgnored: make(map[string]*atomic.Uint64, len(limits)),
+		rpc:       make(map[string]*rateLimiter[link], len(limits)),
+		authors:   make(map[string]*rateLimiter[peer.ID], len(limits)),
+		dropped:   make(map[string]*authorCounts, len(limits)),
+		penalties: &penalties{m: map[peer.ID]*decaying{}},
+		authorOf:  map[string]func([]byte) (peer.ID, bool){},
+		stale:     map[string]func([]byte) bool{},
 	}
 	for topic, l := range limits {
-		f.staleIgnored[topic] = new(atomic.Uint64)
 		f.rpc[topic] = newRateLimiter[link](l, l)
 		f.authors[topic] = newRateLimiter[peer.ID](l, l)
 		f.dropped[topic] = &authorCounts{m: map[peer.ID]uint64{}}
@@ -153,11 +148,10 @@ func (f *floodControl) author(topic string, m *pb.Message) peer.ID {
 // height it leads by a retransmission (issue #9, the replay mode: 46 % of the blocks/s).
 func (f *floodControl) limit(topic string, self peer.ID, validate Validator) Validator {
 	r, dropped := f.authors[topic], f.dropped[topic]
-	stale, staleIgnored := f.stale[topic], f.staleIgnored[topic]
+	stale := f.stale[topic]
 	me := self.String()
 	return func(from string, data []byte) (Verdict, any) {
 		if stale != nil && from != me && stale(data) {
-			staleIgnored.Add(1)
 			return Ignore, nil
 		}
 		if from != me {
@@ -306,12 +300,6 @@ func (h *Host) Penalize(peerID string, amount float64) error {
 		h.flood.penalties.add(id, amount, time.Now())
 	}
 	return nil
-}
-
-// ConsensusStaleIgnored counts the consensus payloads ignored, uncharged, as long decided
-// (Config.ConsensusStale).
-func (h *Host) ConsensusStaleIgnored() uint64 {
-	return h.flood.staleIgnored[h.consensus.name].Load()
 }
 
 // ConsensusRateLimited counts the consensus messages dropped because their author exceeded its
