@@ -197,10 +197,14 @@ func RunChaos(ctx context.Context, o ChaosOptions) (*ChaosReport, error) {
 	// deadline, and the check still runs.
 	loadCtx, stopLoad := context.WithTimeout(ctx, o.Duration+2*time.Minute)
 	defer stopLoad()
+	var split time.Time // the hostile half's latencies are reported apart
+	if o.Byzantine != "" {
+		split = r.Start.Add(so.HostileAt)
+	}
 	go func() {
 		defer close(loadDone)
 		lr, err := RunLoad(loadCtx, LoadOptions{Dir: o.Dir, Passphrase: o.Passphrase, Rate: o.Rate, Duration: o.Duration, Accounts: o.Accounts,
-			Progress: progress, OnFinal: func(h state.Hash, height uint64) {
+			Progress: progress, SplitAt: split, OnFinal: func(h state.Hash, height uint64) {
 				ackMu.Lock()
 				acked[h] = height
 				ackMu.Unlock()

@@ -76,6 +76,11 @@ func (r *ChaosReport) WriteText(w io.Writer) {
 		writeRates(tw, label, c.Before)
 		if !r.HostileAt.IsZero() {
 			writeRates(tw, "hostile half", c.After)
+			if r.Load != nil && r.Load.LatencyAfter.Count > 0 {
+				l := r.Load.LatencyAfter
+				fmt.Fprintf(tw, "finality, hostile half\tp50 %s  p90 %s  p99 %s  max %s (%d transactions accepted from then on)\n",
+					roundMs(l.P50), roundMs(l.P90), roundMs(l.P99), roundMs(l.Max), l.Count)
+			}
 		}
 		fmt.Fprintf(tw, "heights\t%v: all nodes compared up to %d, the highest chain checked to %d\n", c.Heights, c.Checked, c.Top)
 		tw.Flush()

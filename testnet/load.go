@@ -40,6 +40,9 @@ type LoadOptions struct {
 	// transaction seen in a committed block, with that block's height: what the load
 	// generator was told is final, which a chaos run checks is never lost.
 	OnFinal func(hash state.Hash, height uint64)
+	// SplitAt, if set, also summarizes the latencies of the transactions accepted from then on
+	// apart (LoadReport.LatencyAfter): a chaos run's hostile half.
+	SplitAt time.Time
 }
 
 // FundAmount is what the faucet gives each load account: transfers of 1 cannot run it dry.
@@ -100,7 +103,7 @@ func RunLoad(ctx context.Context, opts LoadOptions) (*LoadReport, error) {
 	followCtx, stopFollowing := context.WithCancel(ctx)
 	defer stopFollowing()
 	tr := newTracker()
-	tr.onFinal = opts.OnFinal
+	tr.onFinal, tr.splitAt = opts.OnFinal, opts.SplitAt
 	followDone := make(chan error, 1)
 	followAPIs := followOrder(m, nodes)
 	go func() {

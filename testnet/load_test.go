@@ -81,6 +81,7 @@ func TestTrackerMatchesBlocksToSubmissions(t *testing.T) {
 	_, h4 := tx(4)
 	t0 := time.Unix(1000, 0)
 	tr := newTracker()
+	tr.splitAt = t0.Add(ms(15)) // h3 (and h4) accepted after it
 	tr.sent(h1, t0)
 	tr.sent(h2, t0.Add(ms(10)))
 	tr.sent(h3, t0.Add(ms(20)))
@@ -124,6 +125,9 @@ func TestTrackerMatchesBlocksToSubmissions(t *testing.T) {
 	}
 	if want := (LatencySummary{Count: 2, P50: ms(100), P90: ms(200), P99: ms(200), Max: ms(200)}); r.Latency != want {
 		t.Errorf("latency %+v, want %+v", r.Latency, want)
+	}
+	if want := (LatencySummary{Count: 1, P50: ms(200), P90: ms(200), P99: ms(200), Max: ms(200)}); r.LatencyAfter != want {
+		t.Errorf("latency after the split %+v, want %+v (h3 alone)", r.LatencyAfter, want)
 	}
 	if r.FinalizedRate < 9.09 || r.FinalizedRate > 9.10 {
 		t.Errorf("finalized rate %.3f, want 2/0.22s", r.FinalizedRate)

@@ -186,8 +186,11 @@ type tracker struct {
 	final       int
 	failed      int
 	latencies   []time.Duration
-	lastFinal   time.Time
-	blocks      []blockSeen
+	// after holds the latencies of the transactions accepted at or after splitAt, if set.
+	splitAt   time.Time
+	after     []time.Duration
+	lastFinal time.Time
+	blocks    []blockSeen
 	// onFinal, if set, hears of every submitted transaction seen committed (LoadOptions.OnFinal).
 	onFinal func(hash state.Hash, height uint64)
 }
@@ -316,6 +319,9 @@ func (t *tracker) observe(b *api.BlockResponse, at time.Time) error {
 		t.final++
 		seen.ours++
 		t.latencies = append(t.latencies, at.Sub(sentAt))
+		if !t.splitAt.IsZero() && !sentAt.Before(t.splitAt) {
+			t.after = append(t.after, at.Sub(sentAt))
+		}
 		t.lastFinal = at
 	}
 	return nil
@@ -341,6 +347,7 @@ func (t *tracker) report(r *LoadReport) {
 	defer t.mu.Unlock()
 	r.Finalized, r.FailedInBlock = t.final, t.failed
 	r.Latency = summarize(t.latencies)
+	r.LatencyAfter = summarize(t.after)
 	if t.final == 0 {
 		return
 	}

@@ -53,6 +53,9 @@ type LoadReport struct {
 	Blocks         int            `json:"blocks"` // blocks observed within Window
 	AvgTxsPerBlock float64        `json:"avg_txs_per_block"`
 	Latency        LatencySummary `json:"latency_ms"` // accepted by a node → block observed
+	// LatencyAfter is Latency of the transactions accepted from LoadOptions.SplitAt on (zero
+	// without a split).
+	LatencyAfter LatencySummary `json:"latency_after_split_ms"`
 }
 
 // MarshalJSON adds the windows in seconds.
