@@ -386,6 +386,7 @@ func (n *Node) execute(height uint64, value []byte, ex *executedBlock) error {
 	n.health.blockApplied(b.Header.Time)
 	n.pool.Update(settled, n.nonceOf)
 	n.gate.gapped.Store(int64(n.pool.Gapped(n.nonceOf)))
+	n.gate.finalized(time.Now(), len(b.Txs))
 	n.evidence.Update(height, b.Evidence)
 	n.metrics.evidenceCommitted.Add(float64(len(b.Evidence)))
 	n.metrics.evidencePending.Set(float64(n.evidence.Size()))
