@@ -62,6 +62,8 @@ type metrics struct {
 	fetchBadPeers   prometheus.Counter
 	// heightPhase: where each height's time went (phases.go).
 	heightPhase *prometheus.HistogramVec
+	// mempoolGapped: pending transactions behind a nonce gap after the last block.
+	mempoolGapped prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -140,12 +142,14 @@ func newMetrics() *metrics {
 			Help: "Transaction fetch answers discarded because the peer sent bytes that were not the transactions asked for, or broke the protocol."}),
 	}
 	m.heightPhase = newHeightPhaseHistogram()
+	m.mempoolGapped = prometheus.NewGauge(prometheus.GaugeOpts{Name: "guild_mempool_gapped",
+		Help: "Pending transactions that cannot be proposed after the last block: they wait behind a nonce gap of their sender (they do not count against mempool.max_pending)."})
 	m.protocolSupported.Set(float64(state.SupportedVersion))
 	m.reg.MustRegister(m.refMissing, m.refFetched, m.refFetchSeconds, m.refFailed, m.fetchBadPeers, m.protocolVersion, m.protocolSupported, m.upgradeHeight, m.upgradeRequired,
 		m.verifyBatch, m.verifySeconds, m.apiRefused, m.checkpoints, m.invalidMessages, m.outOfWindow, m.leaderSkips, m.leadersSkipped, m.invalidProposals, m.txsLeftOut,
 		m.roundsPerHeight, m.evidenceCaught, m.evidenceCommitted, m.evidencePending,
 		m.height, m.blocks, m.txsApplied, m.txsRejected, m.mempool, m.commitSeconds, m.heightSeconds, m.view, m.viewChanges,
 		m.gossipDropped, m.pendingLogged, m.pendingResent, m.sendDropped, m.sent, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.heightPhase)
+		m.heightPhase, m.mempoolGapped)
 	return m
 }
