@@ -348,6 +348,7 @@ func (n *Node) finishProposalRef(r resolvedRef) {
 		return
 	}
 	n.refs.keep(m.Digest, r.msg.Value, r.block)
+	n.phases.mark(m.Height, phaseFetch, time.Now())
 	n.stepConsensus(r.from, r.msg)
 }
 

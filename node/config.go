@@ -205,8 +205,9 @@ type MempoolConfig struct {
 	// MaxPending: while the mempool holds this many transactions that can be proposed, the API
 	// refuses requests at once (503 with Retry-After) rather than queue work the node cannot
 	// finalize soon; transactions waiting behind a sender's nonce gap do not count (up to twice
-	// this), and past this mark only transactions closing such gaps are taken. 0 means two
-	// blocks' worth (2 × the block size this node proposes), at least 256.
+	// this), and past this mark only transactions closing such gaps are taken. 0 means what the
+	// chain finalized over the last second, at least two blocks' worth (2 × the block size this
+	// node proposes, and at least 256) and at most eight.
 	MaxPending int `toml:"max_pending"`
 	// MaxFinalityLagMillis: while transactions are pending and no block has been finalized for
 	// this long, the API refuses new ones the same way. 0 means two view timeouts.
@@ -485,7 +486,8 @@ const configHeader = `# Guild node configuration. Defaults:
 #   [mempool] size             = 200000    pending transactions kept at most
 #   [mempool] gossip_batch_ms  = 5         gossip API transactions in batches collected this long
 #   [mempool] max_pending      = 0         this many proposable txs pending: the API answers 503
-#                                          (Retry-After) at once; 0 = 2 × max_block_txs, at least 256
+#                                          (Retry-After) at once; 0 = what the chain finalized in the
+#                                          last second, from 2 to 8 × max_block_txs (at least 256)
 #   [mempool] max_finality_lag_ms = 0      ... and while txs are pending and no block came for this
 #                                          long; 0 = two view timeouts
 #   [log] level                = "info"    debug, info, warn, error

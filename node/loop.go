@@ -32,9 +32,13 @@ func (n *Node) loop(ctx context.Context) error {
 		case m := <-n.host.Consensus():
 			switch msg := m.Decoded.(type) {
 			case *consensus.Message:
+				if msg.Type == consensus.MsgPrePrepare {
+					n.phases.mark(msg.Height, phaseProposal, time.Now())
+				}
 				n.stepConsensus(m.From, msg)
 			case *proposalRef:
 				n.markRelayed(m.From, &msg.Message)
+				n.phases.mark(msg.Message.Height, phaseProposal, time.Now())
 				n.noteHeard(&msg.Message)
 				n.takeProposalRef(ctx, m.From, msg)
 			default:
@@ -105,6 +109,7 @@ func (n *Node) loop(ctx context.Context) error {
 			// before it could not; the API reads the status from the snapshot.
 			st := n.core.Status()
 			n.snapshot.Store(&st)
+			n.phases.enter(st.Height, time.Now())
 		}
 	}
 }
@@ -163,6 +168,7 @@ func (n *Node) maybePropose(slot *consensus.ProposalRequest, since time.Time, em
 	if len(txs) == 0 && len(evs) == 0 && time.Since(since) < emptyAfter {
 		return errNothingToPropose
 	}
+	n.phases.mark(slot.Height, phaseWait, time.Now())
 	turn := n.leadersAt(slot.Height)
 	t := time.Now().UnixMilli()
 	if t <= n.lastTime {
@@ -212,6 +218,9 @@ func (n *Node) maybePropose(slot *consensus.ProposalRequest, since time.Time, em
 	n.log.Debug("proposing", "height", slot.Height, "txs", len(txs), "bytes", len(value),
 		"waited", time.Since(since))
 	err = n.core.Propose(slot.Height, slot.View, value)
+	if err == nil {
+		n.phases.mark(slot.Height, phaseBuild, time.Now())
+	}
 	if err != nil && len(evs) > 0 && errors.Is(err, consensus.ErrInvalidValue) {
 		// Pooled evidence was checked when it came in, so this is a bug; still, never let it
 		// cost this validator its turn: drop it and propose again without it.
@@ -242,6 +251,7 @@ func (n *Node) send(m *consensus.Message) {
 
 // handleReady does what the core asked, in the order Ready documents.
 func (n *Node) handleReady(rd consensus.Ready) error {
+	n.phases.sent(rd.Status.Self, rd.Messages, time.Now())
 	// Persist before send: once a signed message may have left, a restart must remember it.
 	if len(rd.Persist) > 0 {
 		if n.wal == nil {
@@ -276,6 +286,7 @@ func (n *Node) commit(c consensus.Committed) error { return n.commitBlock(c, tru
 // its blocks are on disk (endSyncRun).
 func (n *Node) commitBlock(c consensus.Committed, resetWAL bool) error {
 	start := time.Now()
+	n.phases.mark(c.Height, phaseCommit, start)
 	if err := n.blocks.SaveBlock(c.Height, c.Value, &c.Certificate); err != nil {
 		return err
 	}
@@ -286,6 +297,7 @@ func (n *Node) commitBlock(c consensus.Committed, resetWAL bool) error {
 		}
 	}
 	saved := time.Since(start)
+	n.phases.mark(c.Height, phaseStore, time.Now())
 	if err := n.execute(c.Height, c.Value, n.executed.take(c.Value, c.Height)); err != nil {
 		return err
 	}
@@ -295,6 +307,7 @@ func (n *Node) commitBlock(c consensus.Committed, resetWAL bool) error {
 	if err := n.followGovernance(); err != nil {
 		return err
 	}
+	n.phases.mark(c.Height, phaseResults, time.Now())
 	n.metrics.commitSeconds.Observe(time.Since(start).Seconds())
 	n.metrics.roundsPerHeight.Observe(float64(c.Certificate.View) + 1)
 	if !n.lastCommit.IsZero() {
@@ -333,6 +346,7 @@ func (n *Node) execute(height uint64, value []byte, ex *executedBlock) error {
 	if err != nil {
 		return err
 	}
+	n.phases.mark(height, phaseExecute, time.Now())
 	// Kept for peers a block behind that still rebuild it from its hashes (tx fetch).
 	committedHashes := make([]state.Hash, len(res.Results))
 	for i, r := range res.Results {
@@ -371,7 +385,10 @@ func (n *Node) execute(height uint64, value []byte, ex *executedBlock) error {
 	n.served.Store(height)
 	n.health.blockApplied(b.Header.Time)
 	n.pool.Update(settled, n.nonceOf)
-	n.gate.gapped.Store(int64(n.pool.Gapped(n.nonceOf)))
+	gapped := n.pool.Gapped(n.nonceOf)
+	n.gate.gapped.Store(int64(gapped))
+	n.metrics.mempoolGapped.Set(float64(gapped))
+	n.gate.finalized(time.Now(), len(b.Txs))
 	n.evidence.Update(height, b.Evidence)
 	n.metrics.evidenceCommitted.Add(float64(len(b.Evidence)))
 	n.metrics.evidencePending.Set(float64(n.evidence.Size()))

@@ -60,6 +60,10 @@ type metrics struct {
 	refFetchSeconds prometheus.Histogram
 	refFailed       *prometheus.CounterVec
 	fetchBadPeers   prometheus.Counter
+	// heightPhase: where each height's time went (phases.go).
+	heightPhase *prometheus.HistogramVec
+	// mempoolGapped: pending transactions behind a nonce gap after the last block.
+	mempoolGapped prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -137,11 +141,15 @@ func newMetrics() *metrics {
 		fetchBadPeers: prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_tx_fetch_bad_answers_total",
 			Help: "Transaction fetch answers discarded because the peer sent bytes that were not the transactions asked for, or broke the protocol."}),
 	}
+	m.heightPhase = newHeightPhaseHistogram()
+	m.mempoolGapped = prometheus.NewGauge(prometheus.GaugeOpts{Name: "guild_mempool_gapped",
+		Help: "Pending transactions that cannot be proposed after the last block: they wait behind a nonce gap of their sender (they do not count against mempool.max_pending)."})
 	m.protocolSupported.Set(float64(state.SupportedVersion))
 	m.reg.MustRegister(m.refMissing, m.refFetched, m.refFetchSeconds, m.refFailed, m.fetchBadPeers, m.protocolVersion, m.protocolSupported, m.upgradeHeight, m.upgradeRequired,
 		m.verifyBatch, m.verifySeconds, m.apiRefused, m.checkpoints, m.invalidMessages, m.outOfWindow, m.leaderSkips, m.leadersSkipped, m.invalidProposals, m.txsLeftOut,
 		m.roundsPerHeight, m.evidenceCaught, m.evidenceCommitted, m.evidencePending,
 		m.height, m.blocks, m.txsApplied, m.txsRejected, m.mempool, m.commitSeconds, m.heightSeconds, m.view, m.viewChanges,
-		m.gossipDropped, m.pendingLogged, m.pendingResent, m.sendDropped, m.sent, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		m.gossipDropped, m.pendingLogged, m.pendingResent, m.sendDropped, m.sent, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.heightPhase, m.mempoolGapped)
 	return m
 }

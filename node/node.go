@@ -90,7 +90,8 @@ type Node struct {
 	// skippedNow is who it passes over, for the API.
 	turn       leaderTurn
 	skippedNow atomic.Pointer[[]uint32]
-	lastCommit time.Time // when the last block was committed, for guild_height_seconds
+	lastCommit time.Time    // when the last block was committed, for guild_height_seconds
+	phases     heightPhases // guild_height_phase_seconds; owned by the loop
 	// executed holds the candidate blocks executed on the tip (by CheckProposal or maybePropose),
 	// so that the one decided is committed without being executed again.
 	executed executedBlocks
@@ -177,6 +178,7 @@ func New(home string, logger *slog.Logger) (*Node, error) {
 		stopping:     make(chan struct{}),
 	}
 	n.pool.superseded = n.rejected.put
+	n.phases.hist = n.metrics.heightPhase
 	n.verifier = newVerifier(n.chainID, n.sigs, n.metrics, n.stopping)
 	if n.peerID, err = p2p.PeerIDFromKey(nodeKey); err != nil {
 		return nil, err

@@ -25,6 +25,15 @@ var ErrOverloaded = errors.New("node: overloaded: too many transactions pending 
 // may well retry sooner with its own backoff.
 const retryAfterSeconds = "1"
 
+// pendingWindow: by default the mark is what the chain finalized over the last pendingWindow
+// (at least two blocks' worth, at most maxPendingBlocks): a transaction admitted at the mark
+// waits about this long for its block at the rate the chain keeps.
+const pendingWindow = time.Second
+
+// maxPendingBlocks caps the default mark, in blocks' worth: a node applying a burst of blocks
+// (catching up by block sync) must not take that burst for its rate.
+const maxPendingBlocks = 8
+
 // minDefaultPending floors the default mark: with small blocks (a consortium may set
 // max_block_txs to a few) two blocks' worth would refuse an ordinary burst of a dozen transfers,
 // though the node is far from overloaded.
@@ -43,18 +52,27 @@ type admissionGate struct {
 	// gapped is how many pending transactions waited behind a nonce gap after the last block:
 	// they do not count at the door, so that they can never keep out the ones closing their gaps.
 	gapped atomic.Int64
+
+	// The loop's alone: floor is the mark from the parameters (setParams), fixed when
+	// max_pending is set; otherwise maxPending follows the rate finalized over window, above it.
+	floor, size int64
+	fixed       bool
+	window      []finalizedTxs // the blocks of the last pendingWindow, oldest first
 }
 
-// setParams derives the gate from the parameters in force: two blocks' worth of pending
-// transactions (the next block full, and the one after; beyond that a new transaction only waits
-// longer: its latency is what is pending over the throughput), and a lag of two view timeouts (a
-// view change takes one).
+// setParams derives the gate from the parameters in force: at least two blocks' worth of pending
+// transactions (the next block full, and the one after), more while the chain finalizes more
+// (finalized: beyond a second's worth a new transaction only waits longer, its latency being
+// what is pending over the throughput), and a lag of two view timeouts (a view change takes one).
 func (g *admissionGate) setParams(cfg MempoolConfig, p params) {
 	pending := int64(cfg.MaxPending)
-	if pending <= 0 {
+	g.fixed = pending > 0
+	if !g.fixed {
 		pending = max(2*int64(max(p.proposeTxs, 1)), minDefaultPending)
 	}
-	g.maxPending.Store(min(pending, int64(cfg.Size)))
+	g.floor, g.size = pending, int64(cfg.Size)
+	g.maxPending.Store(min(pending, g.size))
+	g.follow()
 	lag := time.Duration(cfg.MaxFinalityLagMillis) * time.Millisecond
 	if lag <= 0 {
 		lag = 2 * p.viewTimeout
@@ -73,6 +91,39 @@ func (g *admissionGate) room(pending int) int {
 }
 
 func (g *admissionGate) committed(now time.Time) { g.lastCommit.Store(now.UnixNano()) }
+
+// finalizedTxs is a block's transactions and when it was committed.
+type finalizedTxs struct {
+	at  time.Time
+	txs int
+}
+
+// finalized records a committed block of txs transactions and, unless max_pending is set, moves
+// the mark to what the chain finalized over the last pendingWindow, at least the floor: a
+// fixed two blocks' worth refused clients while the chain had headroom (at 8,000 tx/s offered,
+// 2,000-transaction blocks came every ~200 ms and the door shut at 4,000 pending), and would
+// let too much wait on a chain that finalizes slowly. On the loop.
+func (g *admissionGate) finalized(now time.Time, txs int) {
+	g.window = append(g.window, finalizedTxs{at: now, txs: txs})
+	drop := 0
+	for drop < len(g.window) && now.Sub(g.window[drop].at) > pendingWindow {
+		drop++
+	}
+	g.window = g.window[drop:]
+	g.follow()
+}
+
+// follow sets the mark from the floor and the window. On the loop.
+func (g *admissionGate) follow() {
+	if g.fixed || g.size <= 0 {
+		return
+	}
+	sum := int64(0)
+	for _, f := range g.window {
+		sum += int64(f.txs)
+	}
+	g.maxPending.Store(min(max(g.floor, min(sum, g.floor*maxPendingBlocks/2)), g.size))
+}
 
 // check is nil if a submission may come in now, else why not ("pending" or "lag") and
 // ErrOverloaded.

@@ -141,3 +141,37 @@ func TestGappedTransactionsDoNotCloseTheDoor(t *testing.T) {
 		}
 	}
 }
+
+// By default the mark follows what the chain finalized over the last second, never below two
+// blocks' worth nor above eight, nor past the mempool's size; a configured max_pending stays put.
+func TestPendingMarkFollowsFinalizedRate(t *testing.T) {
+	var g admissionGate
+	g.setParams(MempoolConfig{Size: 100000}, params{proposeTxs: 1000, viewTimeout: time.Second})
+	if got := g.maxPending.Load(); got != 2000 {
+		t.Fatalf("mark before any block: %d, want two blocks' worth (2000)", got)
+	}
+	t0 := time.Unix(1000, 0)
+	for i := range 10 { // 10 blocks of 900 in 0.9 s: 9,000 tx/s
+		g.finalized(t0.Add(time.Duration(i)*100*time.Millisecond), 900)
+	}
+	if got := g.maxPending.Load(); got != 8000 {
+		t.Fatalf("mark after 9,000 transactions in a second: %d, want it capped at eight blocks' worth (8000)", got)
+	}
+	g.finalized(t0.Add(1950*time.Millisecond), 500) // the blocks before 0.95 s are out of the window
+	if got := g.maxPending.Load(); got != 2000 {
+		t.Fatalf("mark after one block of 500 in the last second: %d, want the floor (2000)", got)
+	}
+	g.finalized(t0.Add(2000*time.Millisecond), 2000)
+	if got := g.maxPending.Load(); got != 2500 {
+		t.Fatalf("mark after 2,500 in the last second: %d, want 2500", got)
+	}
+	g.setParams(MempoolConfig{Size: 2200}, params{proposeTxs: 1000, viewTimeout: time.Second})
+	if got := g.maxPending.Load(); got != 2200 {
+		t.Fatalf("mark with a mempool of 2200: %d, want 2200", got)
+	}
+	g.setParams(MempoolConfig{Size: 100000, MaxPending: 300}, params{proposeTxs: 1000, viewTimeout: time.Second})
+	g.finalized(t0.Add(2100*time.Millisecond), 5000)
+	if got := g.maxPending.Load(); got != 300 {
+		t.Fatalf("configured max_pending 300: %d after a big block", got)
+	}
+}

@@ -67,7 +67,10 @@ type BenchRow struct {
 	Nodes       []Usage `json:"nodes"`
 	Error       string  `json:"error,omitempty"`
 
-	Load *LoadReport `json:"load,omitempty"`
+	// Phases is where node 1's heights spent their time over the run: milliseconds per height by
+	// phase (guild_height_phase_seconds; docs/operations.md).
+	Phases map[string]float64 `json:"height_phases_ms,omitempty"`
+	Load   *LoadReport        `json:"load,omitempty"`
 }
 
 // Usage is one node's resource use during a run.
@@ -165,6 +168,7 @@ func benchOne(ctx context.Context, opts BenchOptions, dir string, rate int, prog
 	}
 	sampler := newUsageSampler(m.Nodes)
 	stopSampling := sampler.run(time.Second)
+	phasesBefore := metricsText(ctx, m.Nodes[0].API)
 	lr, err := RunLoad(ctx, LoadOptions{Dir: dir, Passphrase: pass, Rate: rate, Duration: opts.Duration,
 		Accounts: opts.Accounts, Progress: progress})
 	stopSampling()
@@ -180,6 +184,7 @@ func benchOne(ctx context.Context, opts BenchOptions, dir string, rate int, prog
 	row.Accepted, row.Refused, row.Rejected, row.Failed = lr.Accepted, lr.Throttled, lr.Rejected, lr.Errors
 	row.Behind, row.GaveUp = lr.Behind, lr.GaveUp
 	row.Nodes = sampler.usage(lr.SubmitStart, lr.SubmitStart.Add(lr.SubmitWindow))
+	row.Phases = heightPhases(phasesBefore, metricsText(ctx, m.Nodes[0].API))
 	for _, n := range m.Nodes {
 		row.ViewChanges = max(row.ViewChanges, readMetric(ctx, n.API, "guild_consensus_view_changes"))
 	}
@@ -384,6 +389,9 @@ func (r *BenchReport) WriteText(w io.Writer) {
 	fmt.Fprintln(w, "finalized: from the first submission to the last finalization; in window: finalized while submitting;\n"+
 		"p50/p99: from a node's acceptance to the block; refused: 503/429 answers, each retried after a backoff;\n"+
 		"CPU: per node over the submission window, 100 = one core; loadavg: the shared machine's, before the run")
+	for _, row := range r.Rows {
+		writePhases(w, row)
+	}
 	for _, row := range r.Rows {
 		if row.Error != "" {
 			fmt.Fprintf(w, "%d tx/s: %s\n", row.Offered, row.Error)

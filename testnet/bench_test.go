@@ -58,3 +58,28 @@ func TestBenchReportText(t *testing.T) {
 		}
 	}
 }
+
+// A row's height phases are node 1's milliseconds per height between the /metrics before and
+// after the load, and the table prints them in the order a height reaches them.
+func TestBenchHeightPhases(t *testing.T) {
+	before := "# HELP guild_height x\nguild_height 10\n" +
+		`guild_height_phase_seconds_sum{phase="proposal"} 1` + "\n" +
+		`guild_height_phase_seconds_count{phase="proposal"} 9` + "\n"
+	after := "guild_height 30\n" +
+		`guild_height_phase_seconds_sum{phase="proposal"} 3` + "\n" +
+		`guild_height_phase_seconds_sum{phase="commit"} 0.4` + "\n" +
+		`guild_height_phase_seconds_bucket{phase="commit",le="0.001"} 2` + "\n"
+	got := heightPhases(before, after)
+	if len(got) != 2 || got["proposal"] != 100 || got["commit"] != 20 {
+		t.Fatalf("phases = %v, want proposal 100 and commit 20 ms per height", got)
+	}
+	if heightPhases(after, after) != nil || heightPhases("", "guild_height 3\n") != nil {
+		t.Fatal("phases with no height committed, or none reported: want nil")
+	}
+	r := &BenchReport{Rows: []BenchRow{{Offered: 8000, Phases: got}}}
+	var b bytes.Buffer
+	r.WriteText(&b)
+	if want := "8000 tx/s, node1 ms per height: proposal 100, commit 20 (sum 120)"; !strings.Contains(b.String(), want) {
+		t.Errorf("report lacks %q:\n%s", want, b.String())
+	}
+}
