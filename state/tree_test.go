@@ -23,7 +23,7 @@ func applyTreeWrites(t testing.TB, db kv.Store, tr *tree, tw *treeWrites) {
 	t.Helper()
 	b := db.NewBatch()
 	defer b.Close()
-	if err := tw.stage(b); err != nil {
+	if err := tw.stage(b, 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := tr.writeAndCache(b, tw); err != nil {
@@ -41,7 +41,7 @@ func applyBlockWrites(t testing.TB, db kv.Store, tr *tree, ws *writeSet, tw *tre
 			t.Fatal(err)
 		}
 	}
-	if err := tw.stage(b); err != nil {
+	if err := tw.stage(b, 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := tr.writeAndCache(b, tw); err != nil {
