@@ -389,8 +389,6 @@ func reopen(t *testing.T, db kv.Store) *State {
 	return s
 }
 
-
-
 // cloneStore is a memdb copy of db.
 func cloneStore(t *testing.T, db kv.Store) kv.Store {
 	t.Helper()

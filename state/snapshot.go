@@ -106,9 +106,9 @@ func DecodeSnapshotManifest(b []byte, chainID string) (*SnapshotManifest, error)
 }
 
 // WriteSnapshot walks the state tree of root, after block height (any root this store has held
-// from TreeEarliest on: before it, ErrPruned), and hands emit each
-// chunk of about chunkBytes, in order; it returns the manifest of height's snapshot. emit owns
-// the chunk it is given. Safe to run while blocks are applied.
+// from TreeEarliest on: before it, ErrPruned), and hands emit each chunk of about chunkBytes, in
+// order; it returns the manifest of height's snapshot. emit owns the chunk it is given. Safe to
+// run while blocks are applied.
 func (s *State) WriteSnapshot(height uint64, root Hash, chunkBytes int, emit func(i int, chunk []byte) error) (*SnapshotManifest, error) {
 	if chunkBytes <= 0 || chunkBytes > MaxSnapshotChunkBytes/2 {
 		return nil, fmt.Errorf("%w: chunk size %d", ErrSnapshot, chunkBytes)
