@@ -461,14 +461,15 @@ func (n *Node) pruneBlocks(height uint64) {
 // state after block h is anchored at block h+1, which must be held (and a validator change's
 // proof is taken from the tree before its block is pruned), so the trees from the first held
 // block's predecessor on stay; as do those of kept and pending snapshots, whose blocks
-// pruneBlocks keeps. At most treePruneBudget records a block, in small batches, so that a node
-// that turned pruning on catches up over a few blocks and no commit waits long. Loop only.
+// pruneBlocks keeps. At most treePruneBudget records a block, or twice what the block dropped
+// from the tree if more, in small batches: a node that turned pruning on catches up over some
+// blocks, no commit waits long, and pruning keeps up with blocks of any size. Loop only.
 func (n *Node) pruneTree() {
 	e := n.blocks.Earliest()
 	if e < 2 {
 		return
 	}
-	deleted, err := n.st.PruneTree(e-1, treePruneBudget)
+	deleted, err := n.st.PruneTree(e-1, max(treePruneBudget, 2*n.st.TreeDropped()))
 	if err != nil {
 		if isStoreFault(err) {
 			n.storeFailed("pruning the old state tree", err)
@@ -519,6 +520,7 @@ func (n *Node) keepValidatorChanges(below uint64) error {
 // turned pruning on catches up, and few, so that the commit is not held up.
 const pruneBatch = 16
 
-// treePruneBudget is the most state tree records pruned after one commit: several times what a
-// block of 4,000 changed keys drops (about 11,000), for the same reasons as pruneBatch.
-const treePruneBudget = 1 << 16
+// treePruneBudget is the fewest state tree records pruned after one commit, if there are as many
+// to prune: about 3 times what a block of 4,000 changed keys of a million-entry state drops,
+// which take a few milliseconds each thousand to delete.
+const treePruneBudget = 1 << 14

@@ -41,6 +41,11 @@ func readTreeEarliest(db kv.Store) (uint64, error) {
 // snapshots after an earlier block fail with ErrPruned. 0 until the tree is first pruned.
 func (s *State) TreeEarliest() uint64 { return s.earliest.Load() }
 
+// TreeDropped is how many records (groups, leaves and roots) the last block applied dropped
+// from the state tree, which a prune deletes once that block is pruned: what pruning must keep
+// up with.
+func (s *State) TreeDropped() int { return int(s.dropped.Load()) }
+
 // prunedError is ErrPruned for height, naming the earliest height that can be proven.
 func prunedError(height, earliest uint64) error {
 	return fmt.Errorf("%w: the state tree after block %d was pruned; earliest provable height is %d", ErrPruned, height, earliest)

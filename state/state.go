@@ -78,6 +78,8 @@ type State struct {
 	tree *tree
 	// earliest is the earliest height whose tree is whole (prune.go).
 	earliest atomic.Uint64
+	// dropped is how many records the last block dropped from the tree.
+	dropped atomic.Int64
 }
 
 type tip struct {
@@ -394,6 +396,7 @@ func (s *State) commit(ws *writeSet, tw *treeWrites, height uint64, timeMs int64
 	if written != nil {
 		s.cache.putOverlay(written, true)
 	}
+	s.dropped.Store(int64(tw.dropped()))
 	s.tip.Store(&tip{height: height, root: root, receipts: receipts, timeMs: timeMs, initialised: true})
 	return nil
 }

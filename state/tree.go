@@ -454,6 +454,15 @@ const (
 	staleLen    = 1 + 8 + 32
 )
 
+// dropped is how many records tw's update dropped.
+func (tw *treeWrites) dropped() int {
+	n := 0
+	for ; tw != nil; tw = tw.next {
+		n += len(tw.stale) / staleLen
+	}
+	return n
+}
+
 // dropRecord records that the update dropped record r (a group or a leaf) from the tree.
 func (tw *treeWrites) dropRecord(r ref) {
 	tw.stale = append(tw.stale, staleRecord)
