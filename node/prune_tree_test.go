@@ -47,6 +47,12 @@ func TestPruneStateTree(t *testing.T) {
 	if e := n.st.TreeEarliest(); e != 25 {
 		t.Fatalf("tree earliest %d, want 25 (block 26 anchors the proofs of the state after 25)", e)
 	}
+	if got := counterValueOf(t, n.snaps.treePruned); got <= 0 {
+		t.Errorf("guild_state_tree_pruned_records_total %v, want some", got)
+	}
+	if got := gaugeValue(t, n, "guild_state_tree_earliest_height"); got != 25 {
+		t.Errorf("guild_state_tree_earliest_height %v, want 25", got)
+	}
 	key, err := state.StateKey(state.KindGovernance)
 	if err != nil {
 		t.Fatal(err)

@@ -410,3 +410,43 @@ func cloneStore(t *testing.T, db kv.Store) kv.Store {
 	}
 	return c
 }
+
+// TestPruneAfterRestore: a restored state proves from its snapshot's height on (ErrPruned
+// before), and a prune deletes the records the restore made and replaced chunk by chunk, which
+// no tree names.
+func TestPruneAfterRestore(t *testing.T) {
+	src, _ := snapshotSource(t, 300)
+	m, chunks := takeSnapshot(t, src, 1024)
+	db := openStore(t, kv.MemDB, "")
+	defer db.Close()
+	if err := restoreAll(db, m, chunks); err != nil {
+		t.Fatal(err)
+	}
+	s := reopen(t, db)
+	if e := s.TreeEarliest(); e != 1 {
+		t.Fatalf("restored at 1: earliest %d", e)
+	}
+	key := accountKey(newTestKey(1).addr)
+	if _, err := s.ProveAt(0, s.Root(), key[:]); !errors.Is(err, ErrPruned) {
+		t.Fatalf("proof before the snapshot: %v, want ErrPruned", err)
+	}
+	for h := uint64(2); h <= 3; h++ {
+		mustApply(t, s, h, [][]byte{rawTransfer(t, newTestKey(30+int(h)), 0, newTestKey(1).addr, 5)}, nil)
+	}
+	before := countPrefix(t, db, treePrefix+string(treeNodeTag))
+	if n, err := s.PruneTree(3, 1<<20); err != nil || n == 0 {
+		t.Fatalf("pruned %d: %v", n, err)
+	}
+	want := map[string]bool{}
+	treeKeys(t, db, s.Root(), want)
+	if got := countPrefix(t, db, treePrefix+string(treeRootTag)) + countPrefix(t, db, treePrefix+string(treeNodeTag)); got != len(want) {
+		t.Fatalf("after pruning to the tip: %d tree records (%d before), the tree names %d", got, before, len(want))
+	}
+	p, err := s.ProveAt(3, s.Root(), key[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Verify(s.Root()); err != nil {
+		t.Fatal(err)
+	}
+}
