@@ -100,8 +100,8 @@ type staleIndex struct {
 }
 
 // pruneTree is PruneTree's work on db, whose trees from height from on are whole, in batches of
-// batch records. It calls raise with the new earliest whole height before each batch that deletes anything before it
-// lands, so that a reader never trusts a tree being deleted.
+// batch records. It calls raise with the new earliest whole height before each batch lands, so
+// that a reader never trusts a tree being deleted.
 func pruneTree(db kv.Store, from, below uint64, budget, batch int, raise func(uint64)) (int, error) {
 	// Every index before from's is gone (a prune moves the earliest height past a block only
 	// once its index is deleted): start there, past their tombstones.
