@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -19,6 +20,10 @@ var ErrPruned = errors.New("state: pruned")
 // pruneBatchRecords bounds the records one batch of a prune deletes: a prune of many blocks'
 // records is many small batches, never one that holds the store up.
 const pruneBatchRecords = 4096
+
+// pruneMaxVersions bounds the versions one prune reads the index of (a seek each), for a node
+// that turns pruning on with a long history.
+const pruneMaxVersions = 4096
 
 var keyTreePruned = []byte{treePrefix[0], treePrefix[1], treePrunedTag}
 
@@ -104,36 +109,38 @@ type staleIndex struct {
 // that a reader never trusts a tree being deleted.
 func pruneTree(db kv.Store, from, below uint64, budget, batch int, raise func(uint64)) (int, error) {
 	// Every index before from's is gone (a prune moves the earliest height past a block only
-	// once its index is deleted): start there, past their tombstones.
-	it, err := db.Iterator(staleKey(from, 0), staleKey(below+1, 0))
-	if err != nil {
-		return 0, fmt.Errorf("state: reading the stale index: %w", err)
-	}
+	// once its index is deleted): start there. Each version's index is after its records, so
+	// each is sought on its own.
 	var (
 		todo    []staleIndex
 		entries int
+		next    = from // the first version not read
 	)
-	for ; it.Valid() && entries < budget; it.Next() {
-		k, v := it.Key(), it.Value()
-		if len(k) != len(treePrefix)+1+8+4 || len(v)%staleLen != 0 {
-			_ = it.Close()
-			return 0, fmt.Errorf("%w: stale index %x", ErrCorrupt, k)
+	for ; next <= below && entries < budget && next-from < pruneMaxVersions; next++ {
+		it, err := db.Iterator(staleKey(next, 0), appendNodeKey(nil, next+1, Hash{})[:len(treePrefix)+1+8])
+		if err != nil {
+			return 0, fmt.Errorf("state: reading the stale index: %w", err)
 		}
-		ver := binary.BigEndian.Uint64(k[len(treePrefix)+1:])
-		todo = append(todo, staleIndex{key: append([]byte(nil), k...), ver: ver, list: append([]byte(nil), v...)})
-		entries += len(v) / staleLen
-	}
-	// Whether every index up to below is in todo: then the prune can end at below.
-	complete := !it.Valid()
-	if err := it.Error(); err != nil {
-		_ = it.Close()
-		return 0, fmt.Errorf("state: reading the stale index: %w", err)
-	}
-	if err := it.Close(); err != nil {
-		return 0, fmt.Errorf("state: reading the stale index: %w", err)
+		for ; it.Valid(); it.Next() {
+			k, v := it.Key(), it.Value()
+			if len(k) != staleKeyLen || len(v)%staleLen != 0 {
+				_ = it.Close()
+				return 0, fmt.Errorf("%w: stale index %x", ErrCorrupt, k)
+			}
+			todo = append(todo, staleIndex{key: bytes.Clone(k), ver: next, list: bytes.Clone(v)})
+			entries += len(v) / staleLen
+		}
+		err = it.Error()
+		if cerr := it.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return 0, fmt.Errorf("state: reading the stale index: %w", err)
+		}
 	}
 
 	var (
+		err     error
 		deleted int
 		b       kv.Batch
 		inBatch int
@@ -223,8 +230,9 @@ func pruneTree(db kv.Store, from, below uint64, budget, batch int, raise func(ui
 			return deleted, fmt.Errorf("state: pruning the state tree: %w", err)
 		}
 	}
-	if complete {
-		mark = max(mark, below)
+	// Every index of the versions read is deleted: the trees from the last one on are whole.
+	if next-1 > mark {
+		mark = next - 1
 		if b == nil {
 			b = db.NewBatch()
 		}
