@@ -298,7 +298,7 @@ func (r *Restorer) Add(chunk []byte) error {
 			return fmt.Errorf("state: restoring chunk %d: %w", i, err)
 		}
 	}
-	if err := tw.stage(b, uint32(i)+1); err != nil {
+	if err := tw.stage(b, uint64(i+1)<<32); err != nil {
 		return fmt.Errorf("state: restoring chunk %d: %w", i, err)
 	}
 	if err := r.tree.writeAndCache(b, tw); err != nil {
