@@ -522,6 +522,6 @@ const pruneBatch = 16
 
 // treePruneBudget is the fewest state tree records pruned after one commit, if there are as many
 // to prune: a block of 4,000 changed keys of a million-entry state drops about 12,700, which take
-// about 23 ms of CPU to delete (BenchmarkTreeUpdate's grow-pruning), so a prune after it takes
+// about 21 ms of CPU to delete (BenchmarkTreeUpdate's grow-pruning), so a prune after it takes
 // twice that (its budget, twice what it dropped) at most.
 const treePruneBudget = 1 << 14
