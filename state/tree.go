@@ -54,8 +54,7 @@ import (
 //	t/p                         be64(the earliest height whose tree is complete)
 //
 // The index sorts after the block's records (a longer key than any hash's), so that it is in the
-// block's run of keys: under a key of its own, among the state's random keys, it cost a third
-// more bytes written to disk a block (it is rewritten by their compactions).
+// block's run of keys, as the layout above wants of everything a block adds to the tree.
 //
 // A record is named by its version and hash, not its hash alone: one subtree made again is a
 // new record at the new version, and a record once dropped is never named again (a tree names
