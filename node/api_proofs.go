@@ -2,6 +2,7 @@ package node
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 
@@ -59,6 +60,15 @@ func (n *Node) writeProof(w http.ResponseWriter, f *light.File, err error) {
 	switch {
 	case errors.Is(err, ErrNotProvable), errors.Is(err, ErrBlockNotFound), errors.Is(err, ErrNoReceipts):
 		writeError(w, http.StatusNotFound, api.CodeNotFound, err.Error())
+		return
+	case errors.Is(err, state.ErrPruned), errors.Is(err, ErrBlockPruned):
+		// The block that anchors the proof, or the state tree after the block before it, is
+		// no longer held (storage.keep_blocks, or before this node's state sync).
+		msg := err.Error()
+		if e := n.blocks.Earliest(); !errors.Is(err, state.ErrPruned) && e > 1 {
+			msg = fmt.Sprintf("%s: earliest provable height is %d", msg, max(e-1, n.st.TreeEarliest()))
+		}
+		writeError(w, http.StatusGone, api.CodePruned, msg)
 		return
 	case err != nil:
 		n.writeInternalError(w, "building a proof", err)

@@ -38,7 +38,7 @@ func (n *Node) StateProof(key []byte, height uint64, latest bool) (*light.File, 
 	if err != nil {
 		return nil, err
 	}
-	p, err := n.st.Prove(root, key)
+	p, err := n.st.ProveAt(height, root, key)
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +142,7 @@ func validatorProof(st *state.State, blocks *BlockStore, anchor uint64, root sta
 	}
 	// Then the anchor's own state shows that no other set was scheduled after the last one by
 	// then, or names the next one, which starts after the anchor.
-	gov, err := st.Prove(root, []byte("r/gov"))
+	gov, err := st.ProveAt(anchor-1, root, []byte("r/gov"))
 	if err != nil {
 		return nil, light.EntryProof{}, err
 	}
@@ -153,7 +153,7 @@ func validatorProof(st *state.State, blocks *BlockStore, anchor uint64, root sta
 	if lh == last || next == nil {
 		return changes, light.FromStateProof(gov), nil
 	}
-	p, err := st.Prove(root, []byte(keyValidatorsAt(next.Height)))
+	p, err := st.ProveAt(anchor-1, root, []byte(keyValidatorsAt(next.Height)))
 	if err != nil {
 		return nil, light.EntryProof{}, err
 	}
@@ -171,7 +171,7 @@ func validatorChange(st *state.State, blocks *BlockStore, h uint64) (light.Chang
 	if err != nil {
 		return light.Change{}, err
 	}
-	p, err := st.Prove(hdr.StateRoot, []byte(keyValidatorsAt(h)))
+	p, err := st.ProveAt(h-2, hdr.StateRoot, []byte(keyValidatorsAt(h)))
 	if err != nil {
 		return light.Change{}, err
 	}

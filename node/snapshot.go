@@ -82,6 +82,9 @@ type snapshotter struct {
 	// Pruning (storage.keep_blocks): blocks deleted, and the first block held.
 	pruned   prometheus.Counter
 	earliest prometheus.Gauge
+	// And the state tree's records deleted with them, and the earliest height it proves.
+	treePruned   prometheus.Counter
+	treeEarliest prometheus.Gauge
 }
 
 var errSnapshotStopping = errors.New("node: snapshot interrupted: the node is stopping")
@@ -104,9 +107,14 @@ func newSnapshotter(home string, cfg StateSyncConfig, st *state.State, blocks *B
 			Help: "Blocks deleted from the block store by storage.keep_blocks."}),
 		earliest: prometheus.NewGauge(prometheus.GaugeOpts{Name: "guild_block_store_earliest_height",
 			Help: "First block the block store holds (1 unless pruned or state-synced)."}),
+		treePruned: prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_state_tree_pruned_records_total",
+			Help: "State tree records (of heights before the first block held) deleted by storage.keep_blocks."}),
+		treeEarliest: prometheus.NewGauge(prometheus.GaugeOpts{Name: "guild_state_tree_earliest_height",
+			Help: "Earliest height whose state the node can prove or snapshot (0 unless pruned or state-synced)."}),
 	}
 	s.earliest.Set(float64(blocks.Earliest()))
-	for _, c := range []prometheus.Collector{s.taken, s.failed, s.last, s.seconds, s.served, s.pruned, s.earliest} {
+	s.treeEarliest.Set(float64(st.TreeEarliest()))
+	for _, c := range []prometheus.Collector{s.taken, s.failed, s.last, s.seconds, s.served, s.pruned, s.earliest, s.treePruned, s.treeEarliest} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -446,6 +454,35 @@ func (n *Node) pruneBlocks(height uint64) {
 		n.snaps.earliest.Set(float64(n.blocks.Earliest()))
 		n.log.Debug("pruned old blocks", "blocks", pruned, "earliest", n.blocks.Earliest())
 	}
+	n.pruneTree()
+}
+
+// pruneTree deletes the state tree of the heights no held block can prove: a proof of the
+// state after block h is anchored at block h+1, which must be held (and a validator change's
+// proof is taken from the tree before its block is pruned), so the trees from the first held
+// block's predecessor on stay; as do those of kept and pending snapshots, whose blocks
+// pruneBlocks keeps. At most treePruneBudget records a block, or twice what the block dropped
+// from the tree if more, in small batches: a node that turned pruning on catches up over some
+// blocks, no commit waits long, and pruning keeps up with blocks of any size. Loop only.
+func (n *Node) pruneTree() {
+	e := n.blocks.Earliest()
+	if e < 2 {
+		return
+	}
+	deleted, err := n.st.PruneTree(e-1, max(treePruneBudget, 2*n.st.TreeDropped()))
+	if err != nil {
+		if isStoreFault(err) {
+			n.storeFailed("pruning the old state tree", err)
+		} else {
+			n.log.Warn("pruning the old state tree failed; it is kept, and pruning is tried again after the next block", "err", err)
+		}
+		return
+	}
+	if deleted > 0 {
+		n.snaps.treePruned.Add(float64(deleted))
+		n.snaps.treeEarliest.Set(float64(n.st.TreeEarliest()))
+		n.log.Debug("pruned the old state tree", "records", deleted, "earliest", n.st.TreeEarliest())
+	}
 }
 
 // keepValidatorChanges stores the proof of every validator set change whose block (the one
@@ -482,3 +519,9 @@ func (n *Node) keepValidatorChanges(below uint64) error {
 // pruneBatch is the most blocks pruned after one commit: more than one, so that a node that
 // turned pruning on catches up, and few, so that the commit is not held up.
 const pruneBatch = 16
+
+// treePruneBudget is the fewest state tree records pruned after one commit, if there are as many
+// to prune: a block of 4,000 changed keys of a million-entry state drops about 12,700, which take
+// about 21 ms of CPU to delete (BenchmarkTreeUpdate's grow-pruning), so a prune after it takes
+// twice that (its budget, twice what it dropped) at most.
+const treePruneBudget = 1 << 14

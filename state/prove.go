@@ -11,8 +11,8 @@ import (
 var ErrUnknownKind = errors.New("state: unknown kind of record")
 
 // Prove returns the proof of key's value, or of its absence, against root: the root after the
-// last applied block (Root) or any earlier one, since tree nodes are never removed. The value
-// comes from the tree itself, so a proof at a past root shows the value the key had then.
+// last applied block (Root) or any earlier one the tree was not pruned past (see ProveAt). The
+// value comes from the tree itself, so a proof at a past root shows the value the key had then.
 func (s *State) Prove(root Hash, key []byte) (*merkle.StateProof, error) {
 	if len(key) == 0 {
 		return nil, fmt.Errorf("%w: empty key", ErrBadField)

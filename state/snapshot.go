@@ -105,9 +105,10 @@ func DecodeSnapshotManifest(b []byte, chainID string) (*SnapshotManifest, error)
 	return &m, nil
 }
 
-// WriteSnapshot walks the state tree of root (any root this store has held) and hands emit each
-// chunk of about chunkBytes, in order; it returns the manifest of height's snapshot. emit owns
-// the chunk it is given. Safe to run while blocks are applied.
+// WriteSnapshot walks the state tree of root, after block height (any root this store has held
+// from TreeEarliest on: before it, ErrPruned), and hands emit each chunk of about chunkBytes, in
+// order; it returns the manifest of height's snapshot. emit owns the chunk it is given. Safe to
+// run while blocks are applied.
 func (s *State) WriteSnapshot(height uint64, root Hash, chunkBytes int, emit func(i int, chunk []byte) error) (*SnapshotManifest, error) {
 	if chunkBytes <= 0 || chunkBytes > MaxSnapshotChunkBytes/2 {
 		return nil, fmt.Errorf("%w: chunk size %d", ErrSnapshot, chunkBytes)
@@ -130,25 +131,31 @@ func (s *State) WriteSnapshot(height uint64, root Hash, chunkBytes int, emit fun
 		buf = buf[:0]
 		return emit(len(m.Chunks)-1, c)
 	}
-	r, err := s.tree.rootRef(root)
-	if err != nil {
-		return nil, err
+	if e := s.earliest.Load(); height < e {
+		return nil, prunedError(height, e)
 	}
-	err = s.tree.walk(r, nil, 0, 0, func(key, value []byte) error {
-		if len(key) > maxSnapshotEntry || len(value) > maxSnapshotEntry {
-			return fmt.Errorf("%w: entry of %d+%d bytes", ErrSnapshot, len(key), len(value))
-		}
-		buf = binary.AppendUvarint(buf, uint64(len(key)))
-		buf = append(buf, key...)
-		buf = binary.AppendUvarint(buf, uint64(len(value)))
-		buf = append(buf, value...)
-		m.Entries++
-		if len(buf) >= chunkBytes {
-			return flush()
-		}
-		return nil
-	})
+	r, err := s.tree.rootRef(root)
+	if err == nil {
+		err = s.tree.walk(r, nil, 0, 0, func(key, value []byte) error {
+			if len(key) > maxSnapshotEntry || len(value) > maxSnapshotEntry {
+				return fmt.Errorf("%w: entry of %d+%d bytes", ErrSnapshot, len(key), len(value))
+			}
+			buf = binary.AppendUvarint(buf, uint64(len(key)))
+			buf = append(buf, key...)
+			buf = binary.AppendUvarint(buf, uint64(len(value)))
+			buf = append(buf, value...)
+			m.Entries++
+			if len(buf) >= chunkBytes {
+				return flush()
+			}
+			return nil
+		})
+	}
 	if err != nil {
+		// A prune that started after the check may have deleted what the walk was reading.
+		if e := s.earliest.Load(); height < e {
+			return nil, prunedError(height, e)
+		}
 		return nil, err
 	}
 	if err := flush(); err != nil {
@@ -291,7 +298,7 @@ func (r *Restorer) Add(chunk []byte) error {
 			return fmt.Errorf("state: restoring chunk %d: %w", i, err)
 		}
 	}
-	if err := tw.stage(b); err != nil {
+	if err := tw.stage(b, uint64(i+1)<<32); err != nil {
 		return fmt.Errorf("state: restoring chunk %d: %w", i, err)
 	}
 	if err := r.tree.writeAndCache(b, tw); err != nil {
@@ -337,8 +344,10 @@ func (r *Restorer) Finish(timeMs int64, results []TxResult) error {
 		return err
 	}
 	receipts := merkle.ReceiptsRoot(ReceiptLeaves(results))
+	// The store holds no tree before the snapshot's: proofs before it are refused as pruned.
+	earliest := binary.BigEndian.AppendUint64(nil, r.m.Height)
 	return s.commit(newWriteSet(0), newTreeWrites(0, r.m.Height), r.m.Height, timeMs, r.root, receipts, nil,
-		keyChainID, chain, keyLastResults, last)
+		keyChainID, chain, keyLastResults, last, keyTreePruned, earliest)
 }
 
 // ClearStore deletes every state entry, tree node and bookkeeping key from db: what an

@@ -76,6 +76,10 @@ type State struct {
 	cache *accountCache
 	// tree is the state tree over the entries, which gives the root (tree.go).
 	tree *tree
+	// earliest is the earliest height whose tree is whole (prune.go).
+	earliest atomic.Uint64
+	// dropped is how many records the last block dropped from the tree.
+	dropped atomic.Int64
 }
 
 type tip struct {
@@ -146,6 +150,11 @@ func Open(db kv.Store, chainID string) (*State, error) {
 				return nil, err
 			}
 		}
+		e, err := readTreeEarliest(db)
+		if err != nil {
+			return nil, err
+		}
+		s.earliest.Store(e)
 		// The receipts root of the last block, which the next header carries, from the results
 		// kept beside the state.
 		if _, hashes, errs, err := s.LastResults(); err != nil {
@@ -363,7 +372,7 @@ func (s *State) commit(ws *writeSet, tw *treeWrites, height uint64, timeMs int64
 			return fmt.Errorf("state: staging block %d: %w", height, err)
 		}
 	}
-	if err := tw.stage(b); err != nil {
+	if err := tw.stage(b, 0); err != nil {
 		return fmt.Errorf("state: staging block %d: %w", height, err)
 	}
 	for i := 0; i+1 < len(extra); i += 2 {
@@ -387,6 +396,7 @@ func (s *State) commit(ws *writeSet, tw *treeWrites, height uint64, timeMs int64
 	if written != nil {
 		s.cache.putOverlay(written, true)
 	}
+	s.dropped.Store(int64(tw.dropped()))
 	s.tip.Store(&tip{height: height, root: root, receipts: receipts, timeMs: timeMs, initialised: true})
 	return nil
 }

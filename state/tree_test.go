@@ -7,8 +7,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"math/rand"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
 	"strings"
 	"testing"
@@ -23,7 +25,7 @@ func applyTreeWrites(t testing.TB, db kv.Store, tr *tree, tw *treeWrites) {
 	t.Helper()
 	b := db.NewBatch()
 	defer b.Close()
-	if err := tw.stage(b); err != nil {
+	if err := tw.stage(b, 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := tr.writeAndCache(b, tw); err != nil {
@@ -41,7 +43,7 @@ func applyBlockWrites(t testing.TB, db kv.Store, tr *tree, ws *writeSet, tw *tre
 			t.Fatal(err)
 		}
 	}
-	if err := tw.stage(b); err != nil {
+	if err := tw.stage(b, 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := tr.writeAndCache(b, tw); err != nil {
@@ -238,7 +240,8 @@ func BenchmarkTreeUpdate(b *testing.B) {
 	accounts := *benchTreeKeys
 	for _, backend := range []kv.Backend{kv.PebbleDB, kv.MemDB} {
 		b.Run(string(backend), func(b *testing.B) {
-			db := openStore(b, backend, b.TempDir())
+			dir := b.TempDir()
+			db := openStore(b, backend, dir)
 			defer db.Close()
 			tr := &tree{db: db, cache: newNodeCache()}
 			rng := rand.New(rand.NewSource(1))
@@ -371,6 +374,77 @@ func BenchmarkTreeUpdate(b *testing.B) {
 				b.ReportMetric(float64(size)/float64(b.N)/1e6, "MB/block")
 				b.ReportMetric(float64(diskWritten()-disk0)/float64(b.N)/1e6, "disk-MB/block")
 			})
+			// Blocks committed as above, without pruning, or pruning after each the versions
+			// before the last keep (as a node with storage.keep_blocks does): the tree's records'
+			// growth a block, the store's size on disk once compacted, and the CPU the prunes
+			// take. With -bench 'TreeUpdate/pebbledb/grow' -benchtime=200x, the pruning run
+			// starts by pruning the 200 blocks of the other, then adds 200 of its own.
+			for _, keep := range []uint64{0, 10} {
+				name := "grow-no-pruning"
+				if keep > 0 {
+					name = fmt.Sprintf("grow-pruning-keep-%d", keep)
+				}
+				b.Run(name, func(b *testing.B) {
+					if backend == kv.MemDB {
+						b.Skip("no disk to measure")
+					}
+					earliest, err := readTreeEarliest(db)
+					if err != nil {
+						b.Fatal(err)
+					}
+					raise := func(e uint64) { earliest = e }
+					if keep > 0 {
+						// What the runs before left, so that the prunes measured are a block's.
+						for {
+							n, err := pruneTree(db, earliest, ver, 1<<20, pruneBatchRecords, raise)
+							if err != nil {
+								b.Fatal(err)
+							}
+							if n == 0 && earliest == ver {
+								break
+							}
+						}
+					}
+					if err := kv.Compact(db); err != nil {
+						b.Fatal(err)
+					}
+					tree0 := prefixBytes(b, db, treePrefix)
+					var cpu, pruneCPU time.Duration
+					pruned := 0
+					for i := 0; b.Loop(); i++ {
+						b.StopTimer()
+						ws := blockWrites(i)
+						b.StartTimer()
+						c0 := processCPU()
+						ver++
+						next, tw, err := tr.update(root, ver, ws)
+						if err != nil {
+							b.Fatal(err)
+						}
+						applyBlockWrites(b, db, tr, ws, tw)
+						root = next
+						c1 := processCPU()
+						cpu += c1 - c0
+						if keep > 0 {
+							n, err := pruneTree(db, earliest, ver-keep, 1<<16, pruneBatchRecords, raise)
+							if err != nil {
+								b.Fatal(err)
+							}
+							pruned += n
+							pruneCPU += processCPU() - c1
+						}
+					}
+					b.StopTimer()
+					if err := kv.Compact(db); err != nil {
+						b.Fatal(err)
+					}
+					report(b, cpu)
+					b.ReportMetric(float64(prefixBytes(b, db, treePrefix)-tree0)/float64(b.N)/1e6, "tree-MB/block")
+					b.ReportMetric(float64(dirSize(b, dir))/1e6, "store-MB")
+					b.ReportMetric(float64(pruneCPU.Microseconds())/float64(b.N)/1000, "prune-cpu-ms/block")
+					b.ReportMetric(float64(pruned)/float64(b.N), "pruned/block")
+				})
+			}
 			b.Run("prove", func(b *testing.B) {
 				c0 := processCPU()
 				for b.Loop() {
@@ -560,4 +634,43 @@ func TestTreeGroupsChecked(t *testing.T) {
 	if groups < 5 {
 		t.Fatalf("%d groups: the tree is too small to test them", groups)
 	}
+}
+
+// dirSize is the bytes of the files under dir.
+func dirSize(b *testing.B, dir string) int64 {
+	var n int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		n += info.Size()
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return n
+}
+
+// prefixBytes is the bytes of the keys and values under prefix.
+func prefixBytes(b *testing.B, db kv.Store, prefix string) int64 {
+	end := []byte(prefix)
+	end[len(end)-1]++
+	it, err := db.Iterator([]byte(prefix), end)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer it.Close()
+	var n int64
+	for ; it.Valid(); it.Next() {
+		n += int64(len(it.Key()) + len(it.Value()))
+	}
+	if err := it.Error(); err != nil {
+		b.Fatal(err)
+	}
+	return n
 }

@@ -28,7 +28,7 @@ const (
 	CodeUnavailable          = "unavailable"            // 503: stopping, cancelled or not ready
 	CodeTooManySubscribers   = "too_many_subscribers"   // 503: the event stream's subscriber limit
 	CodeInternal             = "internal"               // 500: anything else
-	CodePruned               = "pruned"                 // 410: below the node's earliest block (pruned or before state sync)
+	CodePruned               = "pruned"                 // 410: below the node's earliest block or provable height (pruned or before state sync)
 )
 
 // ErrorResponse is the body of every 4xx and 5xx answer.
