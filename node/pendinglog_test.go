@@ -48,6 +48,26 @@ func TestAcceptedTransactionsSurviveRestart(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+	// Taken back before the node had peers, they are due for gossip at once (the sweep sends
+	// them when a peer is there), not pendingResendAfter later.
+	dueBy := time.Now().Add(10 * time.Second)
+	for {
+		n.pending.mu.Lock()
+		due := 0
+		for _, e := range n.pending.kept {
+			if e.sent.IsZero() {
+				due++
+			}
+		}
+		n.pending.mu.Unlock()
+		if due == len(waiting) {
+			break
+		}
+		if time.Now().After(dueBy) {
+			t.Fatalf("%d of %d transactions taken back are due for gossip, want all", due, len(waiting))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	gap, err := c.SubmitTx(ctx, transfer(t, n.chainID, key, 0, to, 10))
 	if err != nil {
 		t.Fatal(err)
