@@ -360,14 +360,7 @@ func TestOpenEnvelope(t *testing.T) {
 func TestValidatorLimitCostsTheRelayNoScore(t *testing.T) {
 	const topic = "/guild/c/consensus/2"
 	fc := newFloodControl(map[string]RateLimit{topic: {MsgsPerSec: 10, BytesPerSec: 1 << 20}})
-	_, pub, err := crypto.GenerateEd25519Key(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	relay, err := peer.IDFromPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
+	relay := newPeerID(t)
 	validate := fc.limit(topic, peer.ID("self"), func(string, []byte) (Verdict, any) { return Accept, nil })
 	accepted, ignored := 0, 0
 	for i := range 500 {
@@ -469,15 +462,7 @@ func TestStaleMessagesSpendNoAllowance(t *testing.T) {
 		validated++
 		return Accept, nil
 	})
-	_, pub, err := crypto.GenerateEd25519Key(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := peer.IDFromPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sender := id.String()
+	sender := newPeerID(t).String()
 	for i := range 1000 {
 		if v, _ := validate(sender, fmt.Appendf(nil, "old%d", i)); v != Ignore {
 			t.Fatalf("stale payload %d: verdict %v, want Ignore", i, v)
@@ -492,4 +477,18 @@ func TestStaleMessagesSpendNoAllowance(t *testing.T) {
 			t.Fatalf("current message %d after 1,000 replays: verdict %v, want Accept", i, v)
 		}
 	}
+}
+
+// newPeerID is a fresh, valid peer ID (the limiters decode the sender's).
+func newPeerID(t *testing.T) peer.ID {
+	t.Helper()
+	_, pub, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := peer.IDFromPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
