@@ -3,8 +3,6 @@ package node
 import (
 	"encoding/json"
 	"errors"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -19,12 +17,7 @@ import (
 // with the earliest provable height, and one from it on is still served.
 func TestPruneStateTree(t *testing.T) {
 	c := newSyncChain(t)
-	n, err := New(c.home(t), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(n.closeStores)
-	n.snaps.interval = 0
+	n := c.pruningNode(t)
 	c.grow(t, n, 30, 2)
 	roots := map[uint64]state.Hash{}
 	for h := uint64(1); h <= 30; h++ {

@@ -280,12 +280,7 @@ func counterValueOf(t *testing.T, c prometheus.Counter) float64 {
 // blocks are ErrBlockPruned and the account history stops.
 func TestPruneKeepsLastBlocksAndSnapshots(t *testing.T) {
 	c := newSyncChain(t)
-	n, err := New(c.home(t), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(n.closeStores)
-	n.snaps.interval = 0
+	n := c.pruningNode(t)
 	n.cfg.Storage.KeepBlocks = 5
 	n.snaps.oldest.Store(12) // a kept snapshot at 12 needs blocks 12 and 13
 	c.grow(t, n, 30, 2)
@@ -327,4 +322,17 @@ func TestPruneKeepsLastBlocksAndSnapshots(t *testing.T) {
 	if got := counterValue(t, n, "guild_blocks_pruned_total", ""); got != 25 {
 		t.Errorf("guild_blocks_pruned_total %v, want 25", got)
 	}
+}
+
+// pruningNode is an observer node on c, not running, that takes no snapshot of its own: the
+// pruning tests commit blocks to it and look at what it keeps.
+func (c *syncChain) pruningNode(t *testing.T) *Node {
+	t.Helper()
+	n, err := New(c.home(t), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.closeStores)
+	n.snaps.interval = 0
+	return n
 }

@@ -151,10 +151,10 @@ func (f *floodControl) limit(topic string, self peer.ID, validate Validator) Val
 	stale := f.stale[topic]
 	me := self.String()
 	return func(from string, data []byte) (Verdict, any) {
-		if stale != nil && from != me && stale(data) {
-			return Ignore, nil
-		}
 		if from != me {
+			if stale != nil && stale(data) {
+				return Ignore, nil
+			}
 			id, err := peer.Decode(from)
 			if err != nil {
 				return Reject, nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -20,20 +19,11 @@ var benchPhases = []string{"proposal", "wait", "build", "fetch", "check", "prepa
 func metricsText(ctx context.Context, apiURL string) string {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(apiURL, "/")+"/metrics", nil)
+	text, err := fetchMetrics(ctx, apiURL)
 	if err != nil {
 		return ""
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return ""
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return ""
-	}
-	return string(body)
+	return text
 }
 
 // phaseTotals reads, from a /metrics text, the seconds each height phase took in all and the

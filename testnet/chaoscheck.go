@@ -809,22 +809,28 @@ func checkNoScoreCuts(ctx context.Context, apis []string, up []int) *Invariant {
 	return inv
 }
 
-// fetchMetric reads one unlabelled sample from a node's /metrics.
-func fetchMetric(ctx context.Context, apiURL, name string) (float64, error) {
+// fetchMetrics reads a node's /metrics text.
+func fetchMetrics(ctx context.Context, apiURL string) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(apiURL, "/")+"/metrics", nil)
 	if err != nil {
-		return 0, err
+		return "", err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, err
+		return "", err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	return string(body), err
+}
+
+// fetchMetric reads one unlabelled sample from a node's /metrics.
+func fetchMetric(ctx context.Context, apiURL, name string) (float64, error) {
+	body, err := fetchMetrics(ctx, apiURL)
 	if err != nil {
 		return 0, err
 	}
-	for line := range strings.Lines(string(body)) {
+	for line := range strings.Lines(body) {
 		if rest, ok := strings.CutPrefix(line, name+" "); ok {
 			return strconv.ParseFloat(strings.TrimSpace(rest), 64)
 		}
