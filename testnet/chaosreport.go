@@ -81,6 +81,11 @@ func (r *ChaosReport) WriteText(w io.Writer) {
 				fmt.Fprintf(tw, "finality, hostile half\tp50 %s  p90 %s  p99 %s  max %s (%d transactions accepted from then on)\n",
 					roundMs(l.P50), roundMs(l.P90), roundMs(l.P99), roundMs(l.Max), l.Count)
 			}
+			if r.Load != nil && r.Load.LatencyAfterSkip.Count > 0 {
+				l := r.Load.LatencyAfterSkip
+				fmt.Fprintf(tw, "finality, once skipped\tp50 %s  p90 %s  p99 %s  max %s (%d transactions accepted after validator index %d was first passed over as leader, at +%.1fs)\n",
+					roundMs(l.P50), roundMs(l.P90), roundMs(l.P99), roundMs(l.Max), l.Count, *r.Load.SkippedValidator, r.Load.SkipAt.Sub(r.Start).Seconds())
+			}
 		}
 		fmt.Fprintf(tw, "heights\t%v: all nodes compared up to %d, the highest chain checked to %d\n", c.Heights, c.Checked, c.Top)
 		tw.Flush()

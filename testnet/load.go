@@ -104,6 +104,9 @@ func RunLoad(ctx context.Context, opts LoadOptions) (*LoadReport, error) {
 	defer stopFollowing()
 	tr := newTracker()
 	tr.onFinal, tr.splitAt = opts.OnFinal, opts.SplitAt
+	for _, n := range nodes {
+		tr.names[n.API] = n.Name
+	}
 	followDone := make(chan error, 1)
 	followAPIs := followOrder(m, nodes)
 	go func() {
@@ -562,7 +565,7 @@ func (sub *submitter) submitBatch(ctx context.Context, apiURL string, items []ba
 				switch {
 				case r.Status == api.TxPending:
 					sub.accepted.Add(1)
-					sub.tracker.accepted(items[i].tx.hash, items[i].tx.raw, time.Now())
+					sub.tracker.accepted(items[i].tx.hash, items[i].tx.raw, time.Now(), apiURL)
 				case r.Status == api.TxBusy:
 					sub.refused(reasonBusy, 1)
 					busy = append(busy, items[i])
@@ -640,7 +643,7 @@ func (sub *submitter) submit(ctx context.Context, apiURL string, tx signedTx) bo
 			return false
 		default:
 			sub.accepted.Add(1)
-			sub.tracker.accepted(tx.hash, tx.raw, time.Now())
+			sub.tracker.accepted(tx.hash, tx.raw, time.Now(), apiURL)
 			return true
 		}
 	}

@@ -322,3 +322,79 @@ func TestSubmitterHonoursRetryAfter(t *testing.T) {
 		t.Fatalf("errors %d, accepted %d", sub.errors.Load(), sub.accepted.Load())
 	}
 }
+
+// A chaos run's "once skipped" finality counts only what was accepted after the first block that
+// passed a validator over; an expired skip entry (probation) is not a skip. The slowest
+// transactions are named with the node that took them.
+func TestTrackerLatencyOnceSkippedAndSlowest(t *testing.T) {
+	hash := func(i byte) state.Hash { return state.HashTx([]byte{0xa0, i}) }
+	h1, h2, h3 := hash(1), hash(2), hash(3)
+	t0 := time.Unix(1000, 0)
+	at := func(d time.Duration) string { return t0.Add(d).UTC().Format(time.RFC3339Nano) }
+	block := func(height uint64, skips []api.LeaderSkipJSON, hs ...state.Hash) *api.BlockResponse {
+		b := &api.BlockResponse{Height: height, Header: api.HeaderJSON{Time: at(ms(int(height) * 10)), LeaderSkips: skips}}
+		for _, h := range hs {
+			b.Txs = append(b.Txs, "00")
+			b.Results = append(b.Results, api.TxResultJSON{Hash: h.String()})
+		}
+		return b
+	}
+	tr := newTracker()
+	tr.names["http://a"], tr.names["http://b"] = "node1", "node2"
+	tr.splitAt = t0.Add(ms(10))
+	tr.sent(h1, t0)
+	tr.accepted(h1, nil, t0, "http://a")
+	// After the split, but org4's entry has expired (probation): not passed over.
+	expired := []api.LeaderSkipJSON{{Validator: 3, Until: at(ms(5))}}
+	if err := tr.observe(block(1, expired, h1), t0.Add(ms(50))); err != nil {
+		t.Fatal(err)
+	}
+	tr.sent(h2, t0.Add(ms(60)))
+	tr.accepted(h2, nil, t0.Add(ms(60)), "http://b")
+	if err := tr.observe(block(2, []api.LeaderSkipJSON{{Validator: 3, Until: at(time.Minute)}}), t0.Add(ms(100))); err != nil {
+		t.Fatal(err)
+	}
+	tr.sent(h3, t0.Add(ms(120)))
+	tr.accepted(h3, nil, t0.Add(ms(120)), "http://c")
+	if err := tr.observe(block(3, nil, h2, h3), t0.Add(ms(400))); err != nil {
+		t.Fatal(err)
+	}
+	var r LoadReport
+	tr.report(&r)
+	if r.SkippedValidator == nil || *r.SkippedValidator != 3 || !r.SkipAt.Equal(t0.Add(ms(100))) {
+		t.Fatalf("skipped %v at %v, want validator 3 at the second block", r.SkippedValidator, r.SkipAt)
+	}
+	if want := (LatencySummary{Count: 1, P50: ms(280), P90: ms(280), P99: ms(280), Max: ms(280)}); r.LatencyAfterSkip != want {
+		t.Errorf("latency once skipped %+v, want %+v (h3 alone)", r.LatencyAfterSkip, want)
+	}
+	if r.LatencyAfter.Count != 2 {
+		t.Errorf("latency after the split counts %d, want 2 (h2, h3)", r.LatencyAfter.Count)
+	}
+	want := []SlowTx{
+		{Hash: h2, Node: "node2", Height: 3, Latency: ms(340), After: ms(60)},
+		{Hash: h3, Node: "http://c", Height: 3, Latency: ms(280), After: ms(120)},
+		{Hash: h1, Node: "node1", Height: 1, Latency: ms(50), After: 0},
+	}
+	if len(r.Slowest) != len(want) {
+		t.Fatalf("slowest %+v, want %+v", r.Slowest, want)
+	}
+	for i, s := range r.Slowest {
+		w := want[i]
+		if s.Hash != w.Hash || s.Node != w.Node || s.Height != w.Height || s.Latency != w.Latency || s.After != w.After {
+			t.Errorf("slowest[%d] = %+v, want %+v", i, s, w)
+		}
+	}
+
+	// Only the slowKept slowest are kept, slowest first.
+	tr = newTracker()
+	for i, d := range []int{30, 70, 10, 90, 50, 20, 80} {
+		tr.noteSlow(SlowTx{Height: uint64(i), Latency: ms(d)})
+	}
+	var got []time.Duration
+	for _, s := range tr.slowest {
+		got = append(got, s.Latency)
+	}
+	if !slices.Equal(got, []time.Duration{ms(90), ms(80), ms(70), ms(50), ms(30)}) {
+		t.Errorf("slowest kept %v", got)
+	}
+}

@@ -2,12 +2,14 @@ package testnet
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -187,8 +189,19 @@ type tracker struct {
 	failed      int
 	latencies   []time.Duration
 	// after holds the latencies of the transactions accepted at or after splitAt, if set.
-	splitAt   time.Time
-	after     []time.Duration
+	splitAt time.Time
+	after   []time.Duration
+	// skipAt is when the first block from splitAt on passed a validator over as leader
+	// (skipped, its index), and afterSkip the latencies of the transactions accepted from then
+	// on: what a down validator costs once the leader schedule routes around it.
+	skipAt    time.Time
+	skipped   uint32
+	afterSkip []time.Duration
+	// by is the node (API) that accepted each transaction, names the nodes' names by API, and
+	// slowest the slowest finalized transactions.
+	by        map[state.Hash]string
+	names     map[string]string
+	slowest   []SlowTx
 	lastFinal time.Time
 	blocks    []blockSeen
 	// onFinal, if set, hears of every submitted transaction seen committed (LoadOptions.OnFinal).
@@ -203,7 +216,7 @@ type blockSeen struct {
 
 func newTracker() *tracker {
 	return &tracker{sentAt: make(map[state.Hash]time.Time), taken: make(map[state.Hash]senderNonce),
-		refusedFrom: make(map[state.Address]uint64)}
+		refusedFrom: make(map[state.Address]uint64), by: make(map[state.Hash]string), names: make(map[string]string)}
 }
 
 // sent records that hash is about to be submitted; the time is taken before the request, so a
@@ -219,13 +232,14 @@ func (t *tracker) sent(hash state.Hash, at time.Time) {
 
 // accepted restarts the clock of a transaction a node has just taken, after refusals (503):
 // latency is from acceptance to finality, the time a refused client did not wait on the node.
-func (t *tracker) accepted(hash state.Hash, raw []byte, at time.Time) {
+func (t *tracker) accepted(hash state.Hash, raw []byte, at time.Time, node string) {
 	sn := senderNonceOf(raw)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if _, ok := t.sentAt[hash]; ok {
 		t.sentAt[hash] = at
 		t.taken[hash] = sn
+		t.by[hash] = node
 	}
 }
 
@@ -300,6 +314,11 @@ func (t *tracker) observe(b *api.BlockResponse, at time.Time) error {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if !t.splitAt.IsZero() && t.skipAt.IsZero() && !at.Before(t.splitAt) {
+		if v, ok := passedOver(b.Header); ok {
+			t.skipAt, t.skipped = at, v
+		}
+	}
 	t.blocks = append(t.blocks, blockSeen{at: at, txs: max(len(b.Txs), len(results))})
 	seen := &t.blocks[len(t.blocks)-1]
 	for _, r := range results {
@@ -309,6 +328,8 @@ func (t *tracker) observe(b *api.BlockResponse, at time.Time) error {
 			continue
 		}
 		delete(t.sentAt, r.hash)
+		node := t.by[r.hash]
+		delete(t.by, r.hash)
 		if t.onFinal != nil {
 			t.onFinal(r.hash, b.Height)
 		}
@@ -318,10 +339,15 @@ func (t *tracker) observe(b *api.BlockResponse, at time.Time) error {
 		}
 		t.final++
 		seen.ours++
-		t.latencies = append(t.latencies, at.Sub(sentAt))
+		lat := at.Sub(sentAt)
+		t.latencies = append(t.latencies, lat)
 		if !t.splitAt.IsZero() && !sentAt.Before(t.splitAt) {
-			t.after = append(t.after, at.Sub(sentAt))
+			t.after = append(t.after, lat)
 		}
+		if !t.skipAt.IsZero() && !sentAt.Before(t.skipAt) {
+			t.afterSkip = append(t.afterSkip, lat)
+		}
+		t.noteSlow(SlowTx{Hash: r.hash, Node: node, AcceptedAt: sentAt, Height: b.Height, Latency: lat})
 		t.lastFinal = at
 	}
 	return nil
@@ -348,6 +374,18 @@ func (t *tracker) report(r *LoadReport) {
 	r.Finalized, r.FailedInBlock = t.final, t.failed
 	r.Latency = summarize(t.latencies)
 	r.LatencyAfter = summarize(t.after)
+	if !t.skipAt.IsZero() {
+		r.SkipAt, r.SkippedValidator = t.skipAt, &t.skipped
+		r.LatencyAfterSkip = summarize(t.afterSkip)
+	}
+	r.Slowest = slices.Clone(t.slowest)
+	for i := range r.Slowest {
+		s := &r.Slowest[i]
+		s.After = s.AcceptedAt.Sub(t.firstSent)
+		if name, ok := t.names[s.Node]; ok {
+			s.Node = name
+		}
+	}
 	if t.final == 0 {
 		return
 	}
@@ -372,4 +410,34 @@ func (t *tracker) report(r *LoadReport) {
 	if r.SubmitWindow > 0 {
 		r.SustainedRate = float64(inWindow) / r.SubmitWindow.Seconds()
 	}
+}
+
+// slowKept is how many of the slowest finalized transactions a report names.
+const slowKept = 5
+
+// noteSlow keeps s if it is among the slowKept slowest so far, slowest first.
+func (t *tracker) noteSlow(s SlowTx) {
+	if len(t.slowest) == slowKept && s.Latency <= t.slowest[slowKept-1].Latency {
+		return
+	}
+	i, _ := slices.BinarySearchFunc(t.slowest, s, func(a, b SlowTx) int { return cmp.Compare(b.Latency, a.Latency) })
+	t.slowest = slices.Insert(t.slowest, i, s)
+	if len(t.slowest) > slowKept {
+		t.slowest = t.slowest[:slowKept]
+	}
+}
+
+// passedOver is a validator that the block's leader schedule passes over (its skip table has an
+// entry whose time is not yet past the block's), if any.
+func passedOver(h api.HeaderJSON) (uint32, bool) {
+	at, err := time.Parse(time.RFC3339Nano, h.Time)
+	if err != nil {
+		return 0, false
+	}
+	for _, s := range h.LeaderSkips {
+		if until, err := time.Parse(time.RFC3339Nano, s.Until); err == nil && until.After(at) {
+			return s.Validator, true
+		}
+	}
+	return 0, false
 }

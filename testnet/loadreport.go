@@ -56,6 +56,35 @@ type LoadReport struct {
 	// LatencyAfter is Latency of the transactions accepted from LoadOptions.SplitAt on (zero
 	// without a split).
 	LatencyAfter LatencySummary `json:"latency_after_split_ms"`
+	// SkipAt is when, from the split on, a block first passed a validator (SkippedValidator, by
+	// index) over as leader, and LatencyAfterSkip the latencies of the transactions accepted
+	// from then on; unset when none was passed over.
+	SkipAt           time.Time      `json:"-"`
+	SkippedValidator *uint32        `json:"skipped_validator,omitempty"`
+	LatencyAfterSkip LatencySummary `json:"latency_after_skip_ms"`
+	// Slowest names the slowest finalized transactions, slowest first: where a long tail came
+	// from (which node took them, and when).
+	Slowest []SlowTx `json:"slowest,omitempty"`
+}
+
+// SlowTx is one slow finalized transaction.
+type SlowTx struct {
+	Hash       state.Hash    `json:"hash"`
+	Node       string        `json:"node"` // the node that accepted it
+	AcceptedAt time.Time     `json:"-"`
+	After      time.Duration `json:"-"` // AcceptedAt, from the first submission
+	Height     uint64        `json:"height"`
+	Latency    time.Duration `json:"-"`
+}
+
+// MarshalJSON writes the times in seconds and milliseconds.
+func (s SlowTx) MarshalJSON() ([]byte, error) {
+	type plain SlowTx
+	return json.Marshal(struct {
+		plain
+		AfterSeconds float64 `json:"accepted_after_s"`
+		LatencyMs    float64 `json:"latency_ms"`
+	}{plain(s), math.Round(s.After.Seconds()*1e3) / 1e3, math.Round(float64(s.Latency)/1e3) / 1e3})
 }
 
 // MarshalJSON adds the windows in seconds.
@@ -145,6 +174,14 @@ func (r *LoadReport) WriteText(w io.Writer) {
 	fmt.Fprintf(tw, "blocks\t%d, %.1f txs/block\n", r.Blocks, r.AvgTxsPerBlock)
 	l := r.Latency
 	fmt.Fprintf(tw, "finality latency (from acceptance)\tp50 %s  p90 %s  p99 %s  max %s\n", roundMs(l.P50), roundMs(l.P90), roundMs(l.P99), roundMs(l.Max))
+	for i, s := range r.Slowest {
+		label := ""
+		if i == 0 {
+			label = "slowest"
+		}
+		fmt.Fprintf(tw, "  %s\t%s  %s accepted by %s at +%.1fs, finalized at height %d\n",
+			label, roundMs(s.Latency), s.Hash.String()[:12], s.Node, s.After.Seconds(), s.Height)
+	}
 	tw.Flush()
 }
 
