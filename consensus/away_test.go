@@ -174,3 +174,67 @@ func TestCatchUpWithoutTheProposal(t *testing.T) {
 		}
 	})
 }
+
+// Issue #10 (kill the leader: the next block within 1.5 s): a leader whose node's connection
+// closed (SetPeerDown) gets a quarter of the view timeout from then, unless its proposal is in;
+// a message from it, or its node reconnecting, gives it the whole timeout back.
+func TestDisconnectedLeaderShortensItsView(t *testing.T) {
+	const at = 5 // ticks into view 0 when the leader's connection closes
+	quarter := testViewTimeout / 4
+	ticks := func(c *Core, n int) {
+		for range n {
+			c.Tick()
+		}
+	}
+	t.Run("down before proposing", func(t *testing.T) {
+		c := awayCore(t)
+		ticks(c, at)
+		c.SetPeerDown(1, true)
+		if got := at + ticksToViewChange(t, c); got != at+quarter {
+			t.Fatalf("view 0 ended %d ticks after the height opened, want %d", got, at+quarter)
+		}
+	})
+	t.Run("another validator down", func(t *testing.T) {
+		c := awayCore(t)
+		c.SetPeerDown(2, true)
+		if got := ticksToViewChange(t, c); got != testViewTimeout {
+			t.Fatalf("view 0 ended after %d ticks, want %d", got, testViewTimeout)
+		}
+	})
+	t.Run("proposal in before it went down", func(t *testing.T) {
+		// The others can decide without it: no reason to leave.
+		c := awayCore(t)
+		wantErr(t, c.Step(signed(MsgPrePrepare, 5, 0, 1, valueFor(5, "p"), Digest{})))
+		ticks(c, at)
+		c.SetPeerDown(1, true)
+		if got := at + ticksToViewChange(t, c); got != testViewTimeout {
+			t.Fatalf("view 0 ended %d ticks after the height opened, want %d", got, testViewTimeout)
+		}
+	})
+	t.Run("heard from after", func(t *testing.T) {
+		c := awayCore(t)
+		c.SetPeerDown(1, true)
+		ticks(c, 1)
+		wantErr(t, c.Step(signed(MsgPrepare, 5, 0, 1, nil, DigestOf(valueFor(5, "y")))))
+		if got := 1 + ticksToViewChange(t, c); got != testViewTimeout {
+			t.Fatalf("view 0 ended %d ticks after the height opened, want %d", got, testViewTimeout)
+		}
+	})
+	t.Run("reconnected", func(t *testing.T) {
+		c := awayCore(t)
+		c.SetPeerDown(1, true)
+		ticks(c, 1)
+		c.SetPeerDown(1, false)
+		if got := 1 + ticksToViewChange(t, c); got != testViewTimeout {
+			t.Fatalf("view 0 ended %d ticks after the height opened, want %d", got, testViewTimeout)
+		}
+	})
+	t.Run("own index and out of range ignored", func(t *testing.T) {
+		c := awayCore(t)
+		c.SetPeerDown(0, true)
+		c.SetPeerDown(99, true)
+		if got := ticksToViewChange(t, c); got != testViewTimeout {
+			t.Fatalf("view 0 ended after %d ticks, want %d", got, testViewTimeout)
+		}
+	})
+}

@@ -93,6 +93,10 @@ type Core struct {
 	heardHeight []uint64
 	lagAt       []uint64
 	lagTick     []uint64
+	// downAt is, per validator, 1 + the tick at which the node reported its peer disconnected
+	// (SetPeerDown), 0 while it is not reported down; any message from the validator itself, or
+	// the node reporting it connected, clears it (see down).
+	downAt []uint64
 	// viewSince is the tick at which the core entered c.view (for view 0, opened c.height).
 	viewSince uint64
 	// prepared is this validator's highest-view prepared certificate for c.height, which its
@@ -245,6 +249,7 @@ func New(cfg Config) (*Core, error) {
 		heardHeight:     make([]uint64, len(vals.Validators)),
 		lagAt:           make([]uint64, len(vals.Validators)),
 		lagTick:         make([]uint64, len(vals.Validators)),
+		downAt:          make([]uint64, len(vals.Validators)),
 		evidenceSeen:    make(map[EvidenceSlot]struct{}),
 	}
 	if c.retransmitTicks == 0 {

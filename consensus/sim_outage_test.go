@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"math/rand"
 	"strings"
 	"testing"
 )
@@ -34,6 +35,10 @@ import (
 //     peers' heights; a node more than MaxFutureHeights behind (or behind and stuck) fetches the
 //     certified blocks, stores and applies them, and the node replaces its core with a new one at
 //     the new tip, with no WAL restore.
+//   - Disconnections: a killed node's connections close with it, and each peer's node tells its
+//     core so (SetPeerDown) a tick or three later; a restarted node's peers are told it is back
+//     (the node's own rule, from libp2p's connectedness events). Drawn from a generator of their
+//     own, so that the other draws of a seed stay what they were. Not with noDisconnects.
 //   - A liveness bound: while the validators that are up and hear everyone hold a quorum, and
 //     have been the same ones for a while, the chain decides a height at least every maxGap
 //     ticks, not merely by the end of the run.
@@ -55,6 +60,9 @@ type outagePlan struct {
 	maxGap              uint64 // ticks between decisions allowed on a stable network
 	proposeDelay        int    // ticks a leader waits for transactions before it proposes
 	syncPoll, syncStuck uint64 // ticks: the syncer's poll period, and "behind and stuck" delay
+	// noDisconnects: peers never learn of a kill from their connections (the negative control of
+	// TestSimulatorKilledLeaderGap, and a node whose links to a killed peer linger).
+	noDisconnects bool
 	// script, if set, runs at every tick after the plan's own events: a scenario that needs a
 	// fault at a chosen moment (sim_return_test.go) injects it there.
 	script func(s *sim)
@@ -88,6 +96,17 @@ type outageState struct {
 	topAt       uint64 // tick it was first decided
 	maxGap      uint64 // longest wait for a decision on a stable network
 	quietAt     uint64 // no outage event happens after this tick
+	// links draws when peers notice a kill or a return; peerEvents are those not yet told.
+	links      *rand.Rand
+	peerEvents []peerEvent
+}
+
+// peerEvent is a node's connection to validator v closing (down) or opening again, as node to's
+// core hears of it at tick at.
+type peerEvent struct {
+	at    uint64
+	to, v int
+	down  bool
 }
 
 // outageNode is what the outage model keeps per node.
@@ -119,6 +138,7 @@ func (s *sim) initOutages() {
 	for i := range s.out.brokenUntil {
 		s.out.brokenUntil[i] = make([]uint64, n)
 	}
+	s.out.links = rand.New(rand.NewSource(s.seed ^ 0x6c696e6b)) // "link"
 	s.out.nextKill = 20 + uint64(s.rng.Intn(40))
 	s.out.quietAt = s.sc.outage.window + uint64(s.sc.outage.downMax+s.sc.outage.repairMax)
 	for _, nd := range s.nodes {
@@ -144,6 +164,7 @@ func (s *sim) outageTick() {
 			s.restartAfterOutage(i)
 		}
 	}
+	s.tellPeers()
 	for i, nd := range s.nodes {
 		if !nd.out.down && nd.core != nil {
 			s.syncTick(i)
@@ -183,6 +204,36 @@ func (s *sim) kill(v int, down uint64) {
 	nd.out.fetchAt, nd.out.fetched, nd.out.syncWake = 0, nil, false
 	s.stats.kills++
 	s.out.lastEvent = s.now
+	s.peersNotice(v, true)
+}
+
+// peersNotice has every other node's core told, a tick or three from now, that its connection to
+// validator v closed (down) or opened again.
+func (s *sim) peersNotice(v int, down bool) {
+	if s.sc.outage.noDisconnects || v >= len(s.sc.powers) {
+		return
+	}
+	for j := range s.nodes {
+		if j != v {
+			s.out.peerEvents = append(s.out.peerEvents, peerEvent{at: s.now + 1 + uint64(s.out.links.Intn(3)), to: j, v: v, down: down})
+		}
+	}
+}
+
+// tellPeers hands the connection events due by now to the cores of the nodes that are up; a node
+// down at the time misses them (its next process starts with none).
+func (s *sim) tellPeers() {
+	kept := s.out.peerEvents[:0]
+	for _, e := range s.out.peerEvents {
+		if e.at > s.now {
+			kept = append(kept, e)
+			continue
+		}
+		if nd := s.nodes[e.to]; !nd.out.down && nd.core != nil {
+			nd.core.SetPeerDown(uint32(e.v), e.down)
+		}
+	}
+	s.out.peerEvents = kept
 }
 
 // restartAfterOutage starts node i again from its WAL and stored blocks, as node.Run does, and
@@ -196,6 +247,7 @@ func (s *sim) restartAfterOutage(i int) {
 	nd.out.seen = make(map[uint64]uint64)
 	nd.out.lastHeight, nd.out.lastProgress = uint64(len(nd.decided)), s.now
 	nd.out.syncNext = s.now + p.syncPoll
+	s.peersNotice(i, false)
 	for j, peer := range s.nodes {
 		if j == i {
 			continue
@@ -445,9 +497,10 @@ func negativeControl(t *testing.T, seed int64, name string, change func(*outageP
 // for seenTTL, so a validator restarted after the first copies cannot join the view change. The
 // README tour on real processes stalled that way (two validators in view 2, two in view 1, all
 // up and connected, for over 30 s). About one run in ten of 4-outages stalls so; with p2p's
-// per-publication IDs the same runs pass.
+// per-publication IDs the same runs pass. (Seed 0 stalled until the model told cores of closed
+// connections, which changed its timing; seed 3 is the first of the 7 in 60 that stall since.)
 func TestSimulatorFindsContentIDStall(t *testing.T) {
-	stats, err := negativeControl(t, 0, "content-ids", func(p *outagePlan) { p.contentIDs = true })
+	stats, err := negativeControl(t, 3, "content-ids", func(p *outagePlan) { p.contentIDs = true })
 	if stats.ownDuplicates == 0 {
 		t.Errorf("content IDs stalled the run, but no publication was dropped as its sender's own duplicate")
 	}

@@ -185,3 +185,84 @@ func TestSimulatorReturnGap(t *testing.T) {
 		})
 	}
 }
+
+// killedLeader: with every validator up and at the tip, the view-0 leader of a height is killed
+// as the height opens, before it proposes. Its peers' connections close with it, and their nodes
+// tell their cores (SetPeerDown), which give it up a quarter timeout later instead of a whole
+// one (issue #10: after kill -9 of the leader, the next block within 1.5 s at 2 s view timeouts).
+func (rs *returnScript) killedLeader(s *sim) {
+	switch rs.phase {
+	case 0:
+		h := uint64(len(s.decided)) + 1
+		x, ok := s.liveAtTip(-1)
+		if !ok || h < 5 || h == rs.tried || s.now > s.out.topAt+1 {
+			return
+		}
+		rs.tried = h
+		l0 := int(s.nodes[x].core.leaderOf(0))
+		if s.nodes[l0].proposal == nil {
+			return // not asked to propose yet: try the next height
+		}
+		rs.b, rs.h, rs.prevAt = l0, h, s.out.topAt
+		s.kill(l0, 6*simViewTimeout)
+		rs.phase = 2
+	case 2:
+		if uint64(len(s.decided)) >= rs.h {
+			rs.gap = s.out.topAt - rs.prevAt
+			rs.phase = 3
+		}
+	}
+}
+
+// killedLeaderGapBound: a quarter view timeout after the peers notice (at most 3 ticks), then
+// five hops at the longest delay (view changes, new view and proposal, prepare, commit, and one
+// for the timer's tick) and the new leader's wait for transactions (returnPlan's 4, plus up to
+// 2). Without the disconnection reports every run takes over a view timeout.
+const killedLeaderGapBound = simViewTimeout/4 + 3 + 5*3 + 6
+
+func TestSimulatorKilledLeaderGap(t *testing.T) {
+	run := func(seed int64, noDisconnects bool) (*returnScript, error) {
+		rs := &returnScript{}
+		plan := returnPlan(func(s *sim) { rs.killedLeader(s) })
+		plan.noDisconnects = noDisconnects
+		sc := scenario{name: "4-killed-leader", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 20, dup: 0.1, maxDelay: 3,
+			outage: plan, liveness: true, maxTicks: 4000, leaders: true}
+		err := runSim(sc, seed, &simStats{})
+		if err == nil && rs.phase != 3 {
+			err = fmt.Errorf("the scripted kill never happened (phase %d)", rs.phase)
+		}
+		return rs, err
+	}
+	runs := max(*simRuns/20, 10)
+	if raceEnabled {
+		runs = 5
+	}
+	first := int64(1)
+	if *simSeed >= 0 {
+		first, runs = *simSeed, 1
+	}
+	var worst uint64
+	for seed := first; seed < first+int64(runs); seed++ {
+		rs, err := run(seed, false)
+		if err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		if rs.gap > killedLeaderGapBound {
+			t.Errorf("seed %d: %d ticks between heights %d and %d (leader %d killed as the height opened; view timeout %d), bound %d\nreproduce: go test ./consensus -run 'TestSimulatorKilledLeaderGap$' -sim.seed=%d -v",
+				seed, rs.gap, rs.h-1, rs.h, rs.b, simViewTimeout, killedLeaderGapBound, seed)
+		}
+		worst = max(worst, rs.gap)
+	}
+	t.Logf("%d runs: longest gap %d ticks (view timeout %d, bound %d)", runs, worst, simViewTimeout, killedLeaderGapBound)
+
+	// The negative control: peers that learn nothing from their connections wait out the view.
+	for seed := first; seed < first+3; seed++ {
+		rs, err := run(seed, true)
+		if err != nil {
+			t.Fatalf("seed %d without disconnection reports: %v", seed, err)
+		}
+		if rs.gap <= killedLeaderGapBound {
+			t.Errorf("seed %d without disconnection reports: %d ticks, within the bound %d: the scenario does not need them", seed, rs.gap, killedLeaderGapBound)
+		}
+	}
+}

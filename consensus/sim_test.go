@@ -251,6 +251,7 @@ func (q *queue) Pop() any {
 
 type sim struct {
 	sc    scenario
+	seed  int64
 	rng   *rand.Rand
 	vals  ValidatorSet
 	nodes []*simNode
@@ -281,6 +282,7 @@ type sim struct {
 func runSim(sc scenario, seed int64, stats *simStats) error {
 	s := &sim{
 		sc:      sc,
+		seed:    seed,
 		rng:     rand.New(rand.NewSource(seed)),
 		vals:    testSet(sc.powers...),
 		byz:     -1,

@@ -45,8 +45,31 @@ func (t *viewTimer) fires(c *Core) bool {
 	quarter := uint64(max(c.viewTimeout/4, 1))
 	l := c.round.leader
 	return c.now >= t.at || (c.silent(l) && c.now >= t.armed+quarter) ||
-		(c.away(l) && c.now >= max(t.armed, c.viewSince+quarter))
+		(c.away(l) && c.now >= max(t.armed, c.viewSince+quarter)) ||
+		(c.down(l) && c.round.proposal == nil && c.now >= max(t.armed, c.downAt[l]-1)+quarter)
 }
+
+// SetPeerDown tells the core that the node of validator v has lost (down) or regained its
+// connection to v's node: a leader killed during its view, whose peers' connections closed with
+// it, is given up on a quarter timeout after that (or after the timer was set, if later) instead
+// of a whole view timeout, unless its proposal arrived first (the others can decide without it).
+// It is a hint, like silent and away: it only brings this validator's own view change forward,
+// views still move on a quorum's timeouts or f+1 view changes, so a wrong report costs a view,
+// never safety. Any message heard from v itself clears it.
+func (c *Core) SetPeerDown(v uint32, down bool) {
+	if int(v) >= len(c.downAt) || int64(v) == int64(c.self) {
+		return
+	}
+	switch {
+	case !down:
+		c.downAt[v] = 0
+	case c.downAt[v] == 0:
+		c.downAt[v] = c.now + 1
+	}
+}
+
+// down reports whether validator v's node was reported disconnected since v was last heard.
+func (c *Core) down(v uint32) bool { return c.downAt[v] != 0 }
 
 // maybeArmTimer sets the timeout of the current (height, view), viewTimeoutTicks from now,
 // unless it is set already. View 0's starts when the height opens; a later view's
@@ -124,6 +147,7 @@ func (c *Core) noteHeard(m *Message) {
 		c.resendSoon = true
 	}
 	c.heard[m.From] = c.now
+	c.downAt[m.From] = 0
 }
 
 // leaveView doubles the view timeout if the current view's leader proposed: the network was too

@@ -304,3 +304,29 @@ func TestMarkRelayedTrustsOnlyTheAuthorsPeer(t *testing.T) {
 		}
 	}
 }
+
+// A validator's node losing its last connection is told to the core (and counted), remembered
+// for the next core, and forgotten once it connects again; other peers change nothing.
+func TestPeerChangedTracksValidatorsDown(t *testing.T) {
+	n := soloNodeAtRest(t)
+	if err := n.startCore(nil); err != nil {
+		t.Fatal(err)
+	}
+	val := n.sched.Load().at(1).Peers[0]
+	n.peerChanged(p2p.PeerEvent{Peer: "12D3KooWsomeoneelse"})
+	n.peerChanged(p2p.PeerEvent{Peer: val, Connected: true})
+	if len(n.peersDown) != 1 || counterValueOf(t, n.metrics.peersDown) != 0 {
+		t.Fatalf("after a non-validator's disconnect: down %v, counted %v; want it remembered, not counted", n.peersDown, counterValueOf(t, n.metrics.peersDown))
+	}
+	n.peerChanged(p2p.PeerEvent{Peer: val})
+	if !n.peersDown[val] || counterValueOf(t, n.metrics.peersDown) != 1 {
+		t.Fatalf("after the validator's disconnect: down %v, counted %v", n.peersDown, counterValueOf(t, n.metrics.peersDown))
+	}
+	if err := n.startCore(nil); err != nil { // a new core is told again
+		t.Fatal(err)
+	}
+	n.peerChanged(p2p.PeerEvent{Peer: val, Connected: true})
+	if n.peersDown[val] {
+		t.Fatal("still down after it connected again")
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/guild-ledger/guild/consensus"
+	"github.com/guild-ledger/guild/p2p"
 	"github.com/guild-ledger/guild/state"
 )
 
@@ -44,6 +45,8 @@ func (n *Node) loop(ctx context.Context) error {
 			default:
 				continue
 			}
+		case ev := <-n.host.PeerEvents():
+			n.peerChanged(ev)
 		case r := <-n.resolvedCh:
 			n.finishProposalRef(r)
 		case req := <-n.checkpoints:
@@ -153,6 +156,48 @@ func (n *Node) markRelayed(from string, msg *consensus.Message) {
 	if peers[msg.From] != from {
 		msg.Relayed = true
 	}
+}
+
+// peerChanged tells the core that a validator's node lost its last connection to this node, or
+// has one again: a leader killed before it proposed is then given up a quarter view timeout later,
+// not a whole one (consensus.Core.SetPeerDown). A killed process's TCP connections close at once;
+// a link repair's brief reconnect costs at most an early view change, never safety.
+func (n *Node) peerChanged(ev p2p.PeerEvent) {
+	if ev.Connected {
+		if !n.peersDown[ev.Peer] {
+			return
+		}
+		delete(n.peersDown, ev.Peer)
+	} else {
+		if n.peersDown == nil {
+			n.peersDown = make(map[string]bool)
+		}
+		n.peersDown[ev.Peer] = true
+	}
+	if v, ok := n.tellCorePeer(ev.Peer, ev.Connected); ok && !ev.Connected {
+		n.metrics.peersDown.Inc()
+		n.log.Info("lost the connection to a validator's node", "validator", v, "peer", ev.Peer)
+	}
+}
+
+// tellCorePeer marks the validators whose node is peer down (or up) in the core; it returns the
+// name of the first, and whether there was one.
+func (n *Node) tellCorePeer(peer string, up bool) (string, bool) {
+	if n.core == nil {
+		return "", false // startCore tells the first core
+	}
+	height := n.core.Status().Height
+	name, found := "", false
+	for i, p := range n.sched.Load().at(height).Peers {
+		if p != peer {
+			continue
+		}
+		n.core.SetPeerDown(uint32(i), !up)
+		if !found {
+			name, found = n.validatorName(height, uint32(i)), true
+		}
+	}
+	return name, found
 }
 
 var errNothingToPropose = errors.New("node: nothing to propose yet")

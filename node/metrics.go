@@ -36,6 +36,8 @@ type metrics struct {
 	outOfWindow     *prometheus.CounterVec
 	leaderSkips     prometheus.Counter
 	leadersSkipped  prometheus.Gauge
+	// peersDown counts validators' nodes this node lost its last connection to.
+	peersDown prometheus.Counter
 	// invalidProposals counts, by leader, signed proposals refused because a transaction in them
 	// would fail; txsLeftOut the transactions this node's own proposals left out for failing.
 	invalidProposals *prometheus.CounterVec
@@ -105,6 +107,8 @@ func newMetrics() *metrics {
 			[]string{"reason"}),
 		leaderSkips: prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_consensus_leader_skips_total",
 			Help: "Turns a scheduled leader missed (another validator built the block of its height); each passes it over as leader for a while."}),
+		peersDown: prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_consensus_peer_disconnects_total",
+			Help: "Times this node lost its last connection to a validator's node; a leader lost so before it proposed is given up a quarter view timeout later."}),
 		leadersSkipped: prometheus.NewGauge(prometheus.GaugeOpts{Name: "guild_consensus_leaders_skipped",
 			Help: "Validators passed over as leader at the next height for having missed a turn recently."}),
 		invalidProposals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "guild_consensus_invalid_proposals_total",
@@ -146,7 +150,7 @@ func newMetrics() *metrics {
 		Help: "Pending transactions that cannot be proposed after the last block: they wait behind a nonce gap of their sender (they do not count against mempool.max_pending)."})
 	m.protocolSupported.Set(float64(state.SupportedVersion))
 	m.reg.MustRegister(m.refMissing, m.refFetched, m.refFetchSeconds, m.refFailed, m.fetchBadPeers, m.protocolVersion, m.protocolSupported, m.upgradeHeight, m.upgradeRequired,
-		m.verifyBatch, m.verifySeconds, m.apiRefused, m.checkpoints, m.invalidMessages, m.outOfWindow, m.leaderSkips, m.leadersSkipped, m.invalidProposals, m.txsLeftOut,
+		m.verifyBatch, m.verifySeconds, m.apiRefused, m.checkpoints, m.invalidMessages, m.outOfWindow, m.leaderSkips, m.leadersSkipped, m.peersDown, m.invalidProposals, m.txsLeftOut,
 		m.roundsPerHeight, m.evidenceCaught, m.evidenceCommitted, m.evidencePending,
 		m.height, m.blocks, m.txsApplied, m.txsRejected, m.mempool, m.commitSeconds, m.heightSeconds, m.view, m.viewChanges,
 		m.gossipDropped, m.pendingLogged, m.pendingResent, m.sendDropped, m.sent, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

@@ -90,6 +90,9 @@ type Node struct {
 	// skippedNow is who it passes over, for the API.
 	turn       leaderTurn
 	skippedNow atomic.Pointer[[]uint32]
+	// peersDown holds the peers whose last connection closed and that have not connected again
+	// (owned by the loop): told to every new core (peerChanged).
+	peersDown  map[string]bool
 	lastCommit time.Time    // when the last block was committed, for guild_height_seconds
 	phases     heightPhases // guild_height_phase_seconds; owned by the loop
 	// executed holds the candidate blocks executed on the tip (by CheckProposal or maybePropose),
@@ -468,6 +471,9 @@ func (n *Node) startCore(restore []consensus.Message) error {
 		n.log.Info("validator role changed", "height", height, "index", self)
 	}
 	n.core, n.coreEpoch, n.self, n.coreStale = core, ep, self, false
+	for p := range n.peersDown {
+		n.tellCorePeer(p, false)
+	}
 	st := n.core.Status()
 	n.snapshot.Store(&st)
 	return nil

@@ -180,6 +180,9 @@ type Host struct {
 	linkResets atomic.Uint64
 	// pubNonce is the last nonce sealed into a publication (gossip.go, seal).
 	pubNonce atomic.Uint64
+	// peerEvents carries connectedness changes to PeerEvents' reader (peerevents.go).
+	peerEvents        chan PeerEvent
+	peerEventsDropped atomic.Uint64
 
 	txs       *gossipTopic
 	consensus *gossipTopic
@@ -297,13 +300,14 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	h := &Host{
-		host:     lh,
-		log:      log,
-		maxBytes: maxBytes,
-		gater:    gater,
-		book:     book,
-		ctx:      runCtx,
-		cancel:   cancel,
+		host:       lh,
+		log:        log,
+		maxBytes:   maxBytes,
+		gater:      gater,
+		book:       book,
+		peerEvents: make(chan PeerEvent, peerEventBuffer),
+		ctx:        runCtx,
+		cancel:     cancel,
 	}
 	h.scores = &scorekeeper{h: h, coolOff: coolOff, validators: validators}
 	var start [8]byte
@@ -367,6 +371,9 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		return fail(err)
 	}
 	if err := h.startPinger(); err != nil {
+		return fail(err)
+	}
+	if err := h.startPeerEvents(); err != nil {
 		return fail(err)
 	}
 	// Remembered members are kept connected like bootstrap peers; a configured address comes
