@@ -68,8 +68,10 @@ type FaultRecord struct {
 	Height uint64    `json:"height"`
 	// CaughtUp is how long after Back it reached Tip; -1 if it did not within the wait.
 	CaughtUp time.Duration `json:"caught_up"`
-	Note     string        `json:"note,omitempty"`
-	Err      string        `json:"error,omitempty"`
+	// NextBlock is the time from Start to the header time of the next block (-1: none).
+	NextBlock time.Duration `json:"next_block"`
+	Note      string        `json:"note,omitempty"`
+	Err       string        `json:"error,omitempty"`
 }
 
 // ChaosReport is what RunChaos did and found.
@@ -187,7 +189,11 @@ func RunChaos(ctx context.Context, o ChaosOptions) (*ChaosReport, error) {
 	fmt.Fprintf(progress, "chaos: seed %d, %d faults scheduled over %s (%s every %s, back after %s)\n",
 		o.Seed, len(events), o.Duration, joinFaults(o.Faults), o.Interval, o.Downtime)
 	for _, e := range events {
-		fmt.Fprintf(progress, "  at %6s  %-9s node%d\n", e.At, e.Fault, e.Node)
+		if e.Fault == FaultKillLeader {
+			fmt.Fprintf(progress, "  at %6s  %-11s the leader then\n", e.At, e.Fault)
+			continue
+		}
+		fmt.Fprintf(progress, "  at %6s  %-11s node%d\n", e.At, e.Fault, e.Node)
 	}
 
 	var ackMu sync.Mutex
@@ -268,10 +274,19 @@ func RunChaos(ctx context.Context, o ChaosOptions) (*ChaosReport, error) {
 	}
 	checkCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Minute)
 	defer cancel()
+	marks := make([]time.Time, len(r.Faults))
+	for i, f := range r.Faults {
+		marks[i] = f.Start
+	}
 	r.Check, err = CheckInvariants(checkCtx, CheckOptions{APIs: apis, Genesis: gen, Acked: ackCopy,
-		Settle: o.Settle, Since: r.Start, Split: r.HostileAt, Until: until, AllHonest: o.Byzantine == ""})
+		Settle: o.Settle, Since: r.Start, Split: r.HostileAt, Until: until, Marks: marks, AllHonest: o.Byzantine == ""})
 	if err != nil {
 		return r, err
+	}
+	for i, f := range r.Faults {
+		if i < len(r.Check.NextBlock) {
+			f.NextBlock = r.Check.NextBlock[i]
+		}
 	}
 	r.addTargets()
 	return r, nil
@@ -293,8 +308,13 @@ func (c *chaosRun) logf(format string, args ...any) {
 
 // inject applies one fault, waits out its downtime, and brings the node back.
 func (c *chaosRun) inject(ctx context.Context, e ChaosEvent) *FaultRecord {
+	if e.Fault == FaultKillLeader {
+		if k, ok := c.leaderNode(); ok {
+			e.Node = k
+		}
+	}
 	n := c.m.Nodes[e.Node-1]
-	rec := &FaultRecord{ChaosEvent: e, Name: n.Name, Start: time.Now(), CaughtUp: -1}
+	rec := &FaultRecord{ChaosEvent: e, Name: n.Name, Start: time.Now(), CaughtUp: -1, NextBlock: -1}
 	fail := func(err error) *FaultRecord {
 		rec.Err = err.Error()
 		c.logf("%s %s: %v", e.Fault, n.Name, err)
@@ -311,7 +331,7 @@ func (c *chaosRun) inject(ctx context.Context, e ChaosEvent) *FaultRecord {
 			return fail(err)
 		}
 		back = func() error { _, _, err := Resume(c.m.Dir, e.Node); return err }
-	case FaultKill, FaultWipe:
+	case FaultKill, FaultWipe, FaultKillLeader:
 		if _, err := Kill(c.m.Dir, e.Node); err != nil {
 			return fail(err)
 		}
@@ -356,6 +376,26 @@ func (c *chaosRun) startNode(ctx context.Context, k int, binary string, extra ..
 	}
 	c.logf("started %s (pid %d)", n.Name, pid)
 	return nil
+}
+
+// leaderNode is the node (from 1) of the validator leading the height being decided, by the
+// first node that answers, unless it is the hostile one; false if none is found (the fault then
+// goes to the node the schedule drew).
+func (c *chaosRun) leaderNode() (int, bool) {
+	sts := queryStatus(context.Background(), c.m.Nodes, 2*time.Second)
+	leader := -1
+	for _, st := range sts {
+		if st.err == nil {
+			leader = int(st.resp.Leader)
+			break
+		}
+	}
+	for i, st := range sts {
+		if st.err == nil && st.resp.ValidatorIdx == leader && (c.o.Byzantine == "" || i+1 != c.o.ByzantineNode) {
+			return i + 1, true
+		}
+	}
+	return 0, false
 }
 
 // othersTip is the highest height any node but k reports (k is not asked: a paused node would

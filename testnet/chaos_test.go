@@ -38,7 +38,7 @@ func TestChaosShort(t *testing.T) {
 		Duration:   45 * time.Second,
 		Interval:   15 * time.Second,
 		Downtime:   12 * time.Second,
-		Faults:     []string{FaultKill, FaultPause},
+		Faults:     []string{FaultKillLeader, FaultPause},
 		Rate:       500,
 		Accounts:   16,
 		Progress:   &progress,
@@ -59,9 +59,12 @@ func TestChaosShort(t *testing.T) {
 		if f.Err != "" || f.CaughtUp < 0 {
 			t.Errorf("fault %+v: not brought back to the tip", f)
 		}
+		if f.NextBlock < 0 {
+			t.Errorf("fault %+v: no block after it", f)
+		}
 	}
-	if len(r.Faults) != 2 || !kinds[FaultKill] || !kinds[FaultPause] {
-		t.Errorf("faults %v: want 2, a pause of node1 and a kill of node4 (seed 2)", kinds)
+	if len(r.Faults) != 2 || !kinds[FaultKillLeader] || !kinds[FaultPause] {
+		t.Errorf("faults %v: want 2, a pause of node1 and a kill of the leader (seed 2)", kinds)
 	}
 	if r.Check.Invariant(InvAckedKept).Checked == 0 || r.Check.Checked < 20 {
 		t.Errorf("checked %d heights and %d acknowledged txs: the run did too little", r.Check.Checked, r.Check.Invariant(InvAckedKept).Checked)

@@ -53,6 +53,9 @@ type CheckOptions struct {
 	Split time.Time
 	// Until, if set, ends the liveness measurements (the end of a run, before its check).
 	Until time.Time
+	// Marks are moments (a fault's start) to measure the time to the next block from
+	// (CheckReport.NextBlock).
+	Marks []time.Time
 	// TxLookups is how many acknowledged transactions to look up by hash on every node [200].
 	TxLookups int
 	// Parallel bounds the API requests in flight [8].
@@ -117,6 +120,9 @@ type CheckReport struct {
 	// ended with no block since.
 	LongestGap time.Duration `json:"longest_gap"`
 	GapEnd     uint64        `json:"gap_end_height"`
+	// NextBlock is, for each of CheckOptions.Marks, the time from it to the header time of the
+	// first block after it; -1 when none came.
+	NextBlock []time.Duration `json:"next_block_after_marks"`
 	// Before and After are the rates before and after Split (Before covers everything from
 	// Since when there is no Split).
 	Before, After Rates
@@ -262,6 +268,7 @@ func CheckInvariants(ctx context.Context, o CheckOptions) (*CheckReport, error) 
 		r.Invariants = append(r.Invariants, checkNoScoreCuts(ctx, o.APIs, up))
 	}
 	r.liveness(ref, o.Since, o.Split, o.Until)
+	r.NextBlock = nextBlocks(ref, o.Marks)
 	return r, nil
 }
 
@@ -729,6 +736,25 @@ func checkTxLookups(ctx context.Context, acked map[state.Hash]uint64, index map[
 		})
 	}
 	return inv
+}
+
+// nextBlocks is, for each mark, the time to the header time of the first block of c after it
+// (-1 when none).
+func nextBlocks(c *nodeChain, marks []time.Time) []time.Duration {
+	out := make([]time.Duration, len(marks))
+	for i, m := range marks {
+		out[i] = -1
+		for _, b := range c.blocks {
+			if b == nil {
+				continue
+			}
+			if t, err := time.Parse(time.RFC3339Nano, b.Header.Time); err == nil && t.After(m) {
+				out[i] = t.Sub(m)
+				break
+			}
+		}
+	}
+	return out
 }
 
 // liveness measures the longest gap between block times and the rates, over [since, until)

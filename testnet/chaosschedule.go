@@ -15,6 +15,9 @@ const (
 	FaultPause   = "pause"   // SIGSTOP, then SIGCONT
 	FaultWipe    = "wipe"    // SIGKILL, delete its chain data (keys kept), start it empty
 	FaultRestart = "restart" // SIGTERM (clean stop), then start it again
+	// FaultKillLeader is kill on the validator leading the height being decided when the fault
+	// starts (the drawn node if no node answers, or the leader is the hostile one).
+	FaultKillLeader = "kill-leader"
 	// FaultPartition cuts a node off the network. A real partition needs root (network
 	// namespaces: make netns); a chaos run, which runs rootless, pauses the node instead, which
 	// its peers cannot tell from a partition (it neither sends nor answers).
@@ -22,7 +25,7 @@ const (
 )
 
 // AllFaults are the faults a chaos run knows, in the order the flags list them.
-var AllFaults = []string{FaultKill, FaultPause, FaultWipe, FaultRestart, FaultPartition}
+var AllFaults = []string{FaultKill, FaultPause, FaultWipe, FaultRestart, FaultPartition, FaultKillLeader}
 
 // ErrBadSchedule is a chaos schedule that cannot be made from its options.
 var ErrBadSchedule = errors.New("testnet: bad chaos schedule")

@@ -179,7 +179,7 @@ func (r *LoadReport) WriteText(w io.Writer) {
 		if i == 0 {
 			label = "slowest"
 		}
-		fmt.Fprintf(tw, "  %s\t%s  %s accepted by %s at +%.1fs, finalized at height %d\n",
+		fmt.Fprintf(tw, "  %s\t%s  %s accepted by %s %.1fs into the load, finalized at height %d\n",
 			label, roundMs(s.Latency), s.Hash.String()[:12], s.Node, s.After.Seconds(), s.Height)
 	}
 	tw.Flush()
