@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/fxamacker/cbor/v2"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -459,6 +460,16 @@ func TestOpenAPIContract(t *testing.T) {
 	c.do(exchange{method: "POST", path: "/v1/txs/batch", want: []int{200},
 		body: `{"txs":["` + hex.EncodeToString(batchTx) + `","00","` + hex.EncodeToString(wrongChain) + `"]}`})
 	c.do(exchange{method: "POST", path: "/v1/txs/batch", body: `{"txs":[]}`, want: []int{400}, docRejects: true})
+	cborType := http.Header{"Content-Type": {"application/cbor"}}
+	binBatch, err := cbor.Marshal([][]byte{batchTx, {0x00}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.do(exchange{method: "POST", path: "/v1/txs/batch", body: string(binBatch), header: cborType, want: []int{200}})
+	c.do(exchange{method: "POST", path: "/v1/txs/batch", body: "\x80", header: cborType, want: []int{400}})             // []
+	c.do(exchange{method: "POST", path: "/v1/txs/batch", body: "\x81\x40", header: cborType, want: []int{400}})         // [h'']
+	c.do(exchange{method: "POST", path: "/v1/txs/batch", body: "\x9f\x41\x00\xff", header: cborType, want: []int{400}}) // indefinite
+	c.do(exchange{method: "POST", path: "/v1/txs/batch", body: `{"txs":["00"]}`, header: cborType, want: []int{400}})
 	c.do(exchange{method: "POST", path: "/v1/txs/batch", body: `{"txs":["0g"]}`, want: []int{400}, docRejects: true})
 	c.do(exchange{method: "GET", path: "/v1/txs/" + sub.Hash, want: []int{200}})
 	c.do(exchange{method: "GET", path: "/v1/txs/0x" + strings.ToUpper(sub.Hash), want: []int{200}})

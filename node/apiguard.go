@@ -35,7 +35,9 @@ var bodyLimits = map[string]int64{
 }
 
 // bodyTypes are the media types a route's body may have; a route not listed takes JSON.
-var bodyTypes = map[string][]string{}
+var bodyTypes = map[string][]string{
+	"POST /v1/txs/batch": {"application/json", contentCBOR},
+}
 
 // guardRoutes wraps mux with those checks.
 func guardRoutes(mux *http.ServeMux) http.Handler {

@@ -1,10 +1,12 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -13,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/fxamacker/cbor/v2"
 
 	"github.com/guild-ledger/guild/consensus"
 	"github.com/guild-ledger/guild/node/api"
@@ -509,6 +513,60 @@ func TestPeersAndStatusShowP2P(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("peers never showed the scored observer: %+v", res.Peers)
+		}
+	}
+}
+
+// The binary form of a batch (a CBOR array of byte strings) gives each transaction its result
+// like the JSON form; a batch over MaxSubmitBatch or with an empty element is refused whole.
+func TestBatchSubmitInCBOR(t *testing.T) {
+	_, c, key := startSolo(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st, err := c.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var to state.Address
+	to[0] = 4
+	good0, good1 := transfer(t, st.ChainID, key, 0, to, 7), transfer(t, st.ChainID, key, 1, to, 7)
+	post := func(v any) (int, api.SubmitTxsResponse, string) {
+		t.Helper()
+		body, err := cbor.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, c.Base()+"/v1/txs/batch", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/cbor")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		var out api.SubmitTxsResponse
+		_ = json.Unmarshal(data, &out)
+		return resp.StatusCode, out, string(data)
+	}
+	code, resp, body := post([][]byte{good1, {0x01, 0x02}, good0})
+	if code != http.StatusOK || len(resp.Results) != 3 {
+		t.Fatalf("status %d: %s", code, body)
+	}
+	for i, want := range []string{api.TxPending, api.TxRejected, api.TxPending} {
+		if resp.Results[i].Status != want {
+			t.Errorf("tx %d: %q (%s), want %q", i, resp.Results[i].Status, resp.Results[i].Error, want)
+		}
+	}
+	if ts, err := c.WaitTx(ctx, resp.Results[0].Hash); err != nil || ts.Status != api.TxCommitted {
+		t.Fatalf("tx 0: %+v %v", ts, err)
+	}
+	tooMany := make([][]byte, api.MaxSubmitBatch+1)
+	for i := range tooMany {
+		tooMany[i] = []byte{1}
+	}
+	for name, v := range map[string]any{"over the limit": tooMany, "an empty element": [][]byte{good0, {}}, "not an array": good0} {
+		if code, _, body := post(v); code != http.StatusBadRequest || !strings.Contains(body, "bad_request") {
+			t.Errorf("%s: status %d %s, want 400 bad_request", name, code, body)
 		}
 	}
 }

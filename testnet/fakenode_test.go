@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -15,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fxamacker/cbor/v2"
 
 	"github.com/guild-ledger/guild/node"
 	"github.com/guild-ledger/guild/node/api"
@@ -147,15 +150,15 @@ func (c *fakeChain) mux() *http.ServeMux {
 		reply(w, http.StatusAccepted, api.SubmitTxResponse{Hash: state.HashTx(raw).String(), Status: api.TxPending})
 	})
 	mux.HandleFunc("POST /v1/txs/batch", func(w http.ResponseWriter, r *http.Request) {
-		var req api.SubmitTxsRequest
-		json.NewDecoder(r.Body).Decode(&req)
-		resp := api.SubmitTxsResponse{Results: make([]api.SubmitTxResult, len(req.Txs))}
+		raws, err := batchOf(r)
+		if err != nil {
+			reply(w, http.StatusBadRequest, api.ErrorResponse{Error: err.Error()})
+			return
+		}
+		resp := api.SubmitTxsResponse{Results: make([]api.SubmitTxResult, len(raws))}
 		c.mu.Lock()
-		for i, s := range req.Txs {
-			raw, err := hex.DecodeString(s)
-			if err == nil {
-				_, err = state.DecodeTx(raw)
-			}
+		for i, raw := range raws {
+			_, err := state.DecodeTx(raw)
 			if err != nil {
 				resp.Results[i] = api.SubmitTxResult{Status: api.TxRejected, Error: fmt.Sprint("bad tx: ", err)}
 				continue
@@ -218,4 +221,28 @@ func (c *fakeChain) mux() *http.ServeMux {
 		reply(w, http.StatusOK, api.StatusResponse{Moniker: c.moniker, Height: uint64(len(c.blocks)), Peers: 3, View: 0, Leader: uint32(len(c.blocks) % 4)})
 	})
 	return mux
+}
+
+// batchOf reads a batch submission in either of its forms: JSON with hex, or a CBOR array of
+// byte strings (what the load generator sends).
+func batchOf(r *http.Request) ([][]byte, error) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, err
+	}
+	if r.Header.Get("Content-Type") == "application/cbor" {
+		var raws [][]byte
+		return raws, cbor.Unmarshal(body, &raws)
+	}
+	var req api.SubmitTxsRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		return nil, err
+	}
+	raws := make([][]byte, len(req.Txs))
+	for i, s := range req.Txs {
+		if raws[i], err = hex.DecodeString(s); err != nil {
+			return nil, err
+		}
+	}
+	return raws, nil
 }

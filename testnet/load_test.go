@@ -282,8 +282,7 @@ func TestSubmitterHonoursRetryAfter(t *testing.T) {
 		times []time.Time
 	)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req api.SubmitTxsRequest
-		_ = json.NewDecoder(r.Body).Decode(&req)
+		txs, _ := batchOf(r)
 		mu.Lock()
 		times = append(times, time.Now())
 		first := len(times) == 1
@@ -295,7 +294,7 @@ func TestSubmitterHonoursRetryAfter(t *testing.T) {
 			_ = json.NewEncoder(w).Encode(api.ErrorResponse{Error: "overloaded", Code: api.CodeOverloaded})
 			return
 		}
-		resp := api.SubmitTxsResponse{Results: make([]api.SubmitTxResult, len(req.Txs))}
+		resp := api.SubmitTxsResponse{Results: make([]api.SubmitTxResult, len(txs))}
 		for i := range resp.Results {
 			resp.Results[i].Status = api.TxPending
 		}

@@ -49,13 +49,18 @@ func (h *apiHTTP) post(ctx context.Context, url string, body []byte) (apiAnswer,
 
 // postDecode is post for a request whose 2xx answer is decoded into out (unless out is nil).
 func (h *apiHTTP) postDecode(ctx context.Context, url string, body []byte, out any) (apiAnswer, error) {
+	return h.postDecodeAs(ctx, url, "application/json", body, out)
+}
+
+// postDecodeAs is postDecode for a body of the given media type.
+func (h *apiHTTP) postDecodeAs(ctx context.Context, url, contentType string, body []byte, out any) (apiAnswer, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return apiAnswer{}, err
 	}
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", contentType)
 	resp, err := h.c.Do(req)
 	if err != nil {
 		return apiAnswer{}, err
