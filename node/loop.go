@@ -163,21 +163,20 @@ func (n *Node) markRelayed(from string, msg *consensus.Message) {
 // not a whole one (consensus.Core.SetPeerDown). A killed process's TCP connections close at once;
 // a link repair's brief reconnect costs at most an early view change, never safety.
 func (n *Node) peerChanged(ev p2p.PeerEvent) {
-	if ev.Connected {
-		if !n.peersDown[ev.Peer] {
-			return
-		}
-		delete(n.peersDown, ev.Peer)
-	} else {
-		if n.peersDown == nil {
-			n.peersDown = make(map[string]bool)
-		}
-		n.peersDown[ev.Peer] = true
+	v, ok := n.tellCorePeer(ev.Peer, ev.Connected)
+	if !ok || ev.Connected {
+		delete(n.peersDown, ev.Peer) // only validators' nodes are remembered, while down
+		return
 	}
-	if v, ok := n.tellCorePeer(ev.Peer, ev.Connected); ok && !ev.Connected {
-		n.metrics.peersDown.Inc()
-		n.log.Info("lost the connection to a validator's node", "validator", v, "peer", ev.Peer)
+	if n.peersDown[ev.Peer] {
+		return
 	}
+	if n.peersDown == nil {
+		n.peersDown = make(map[string]bool)
+	}
+	n.peersDown[ev.Peer] = true
+	n.metrics.peersDown.Inc()
+	n.log.Info("lost the connection to a validator's node", "validator", v, "peer", ev.Peer)
 }
 
 // tellCorePeer marks the validators whose node is peer down (or up) in the core; it returns the
