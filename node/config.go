@@ -78,7 +78,10 @@ type StateSyncConfig struct {
 }
 
 type P2PConfig struct {
-	// Listen holds multiaddrs to listen on: TCP (/tcp/PORT) and QUIC (/udp/PORT/quic-v1).
+	// Listen holds multiaddrs to listen on: TCP (/tcp/PORT) and QUIC (/udp/PORT/quic-v1). Peers
+	// dial TCP first and QUIC only if TCP has not connected within a second: a dead process's
+	// TCP connections close at once, which consensus uses to give a crashed leader up early,
+	// while a QUIC connection to it lingers for its 30 s idle timeout.
 	Listen []string `toml:"listen"`
 	// Announce, when set, holds the multiaddrs peers are told to reach this node at, instead of
 	// the listen addresses (e.g. a public address in front of a NAT).
@@ -435,7 +438,9 @@ func SaveConfig(home string, cfg Config) error {
 const configHeader = `# Guild node configuration. Defaults:
 #   moniker                    = "guild-node"
 #   [p2p] listen               = ["/ip4/127.0.0.1/tcp/26656", "/ip4/127.0.0.1/udp/26656/quic-v1"]
-#                                          multiaddrs to listen on (TCP with Noise or TLS; QUIC)
+#                                          multiaddrs to listen on (TCP with Noise or TLS, dialed
+#                                          first: a dead peer's TCP connections close at once; QUIC,
+#                                          dialed a second later if TCP has not connected)
 #   [p2p] announce             = []        multiaddrs to tell peers instead of listen (e.g. behind NAT)
 #   [p2p] bootstrap            = []        full multiaddrs (…/p2p/<peer id>) to dial and keep dialing
 #   [p2p] permissioned         = true      only peers bound to current or scheduled validators (and observers) connect

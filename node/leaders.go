@@ -24,7 +24,7 @@ import (
 //     follows from block h's header alone (nextSkips), so a restarted node or one applying
 //     synced blocks needs nothing but the last stored header. Durations are in block time (the
 //     parent's Time), not heights, so a skip lasts as long whether the chain is idle or busy.
-//   - Who is passed over at h (at most f = (n-1)/3 validators, the ones skipped the longest) is
+//   - Who is passed over at h (at most f = (n-1)/3 validators, those that missed last) is
 //     handed to the consensus core, which asks the others first (consensus.LeaderOrder); every
 //     validator still leads one view in n, so a wrong schedule costs views, never liveness, and
 //     safety never looks at it.
@@ -75,6 +75,17 @@ func scheduleLeaders(height uint64, vals consensus.ValidatorSet, parent *Header,
 	return t
 }
 
+// skipFor is how long a validator is passed over after its misses-th miss in a row.
+func skipFor(misses uint32) time.Duration {
+	if shift := misses - 1; misses > 0 && shift < 16 {
+		return min(leaderSkipFirst<<shift, leaderSkipMax)
+	}
+	return leaderSkipMax
+}
+
+// missedAt is the block time of the miss that set s.
+func missedAt(s LeaderSkip) int64 { return s.Until - skipFor(s.Misses).Milliseconds() }
+
 // nextSkips is the skip table of the height after parent's, for a set of n validators.
 func nextSkips(parent *Header, n int) (skips []LeaderSkip, missed *LeaderSkip, led bool) {
 	for _, s := range parent.Skips {
@@ -90,11 +101,7 @@ func nextSkips(parent *Header, n int) (skips []LeaderSkip, missed *LeaderSkip, l
 		if i >= 0 {
 			e.Misses = parent.Skips[i].Misses + 1
 		}
-		d := leaderSkipMax
-		if shift := e.Misses - 1; shift < 16 {
-			d = min(leaderSkipFirst<<shift, leaderSkipMax)
-		}
-		e.Until = parent.Time + d.Milliseconds()
+		e.Until = parent.Time + skipFor(e.Misses).Milliseconds()
 		skips = append(skips, e)
 		missed = &e
 	case i >= 0:
@@ -105,10 +112,13 @@ func nextSkips(parent *Header, n int) (skips []LeaderSkip, missed *LeaderSkip, l
 }
 
 // skippedAt is who the table passes over at a height whose parent has time parentTime: those
-// whose Until is later, at most f = (n-1)/3 of them, the latest Until first (then the lower
+// whose Until is later, at most f = (n-1)/3 of them, the latest miss first (then the lower
 // index). Passing over more could hand view 0 of every height to a few validators, which is
 // what leader rotation exists to prevent; with more than f validators down there is no quorum
-// anyway.
+// anyway. The latest miss, not the latest Until: a validator that missed its turn just now is the
+// one likely down now, while one whose second miss, minutes ago, earned it a longer skip has
+// likely been back since. Ordered by Until, a 10-minute chaos run passed over a validator that
+// was up again and scheduled a just-killed one twice in three heights: two view timeouts.
 func skippedAt(skips []LeaderSkip, parentTime int64, n int) []uint32 {
 	var active []LeaderSkip
 	for _, s := range skips {
@@ -117,7 +127,7 @@ func skippedAt(skips []LeaderSkip, parentTime int64, n int) []uint32 {
 		}
 	}
 	slices.SortFunc(active, func(a, b LeaderSkip) int {
-		if c := cmp.Compare(b.Until, a.Until); c != 0 {
+		if c := cmp.Compare(missedAt(b), missedAt(a)); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.Validator, b.Validator)

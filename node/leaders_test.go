@@ -64,6 +64,11 @@ func TestScheduleLeaders(t *testing.T) {
 		{name: "at most f of 4 passed over: the latest skip", height: 6, vals: four, sameSet: true,
 			parent:    &Header{Height: 5, Time: T, Leader: 1, Proposer: 2, Skips: []LeaderSkip{{Validator: 2, Until: T + 9, Misses: 1}}},
 			wantSkips: []LeaderSkip{{Validator: 1, Until: T + first, Misses: 1}, {Validator: 2, Until: T + 9, Misses: 1}}, wantSkipped: []uint32{1}, wantLeader: 2, wantMissed: true},
+		{name: "at most f of 4: the latest miss, not the longest skip", height: 6, vals: four, sameSet: true,
+			// Validator 2 missed twice, a while ago (skipped 2 min, 90 s of it left): it has
+			// likely been back since; validator 1 missed just now.
+			parent:    &Header{Height: 5, Time: T, Leader: 1, Proposer: 2, Skips: []LeaderSkip{{Validator: 2, Until: T + 90_000, Misses: 2}}},
+			wantSkips: []LeaderSkip{{Validator: 1, Until: T + first, Misses: 1}, {Validator: 2, Until: T + 90_000, Misses: 2}}, wantSkipped: []uint32{1}, wantLeader: 2, wantMissed: true},
 		{name: "f of 7 is two", height: 8, vals: seven, sameSet: true,
 			parent:    &Header{Height: 7, Time: T, Leader: 0, Proposer: 2, Skips: []LeaderSkip{{Validator: 1, Until: T + 9, Misses: 1}, {Validator: 5, Until: T + 8, Misses: 1}}},
 			wantSkips: []LeaderSkip{{Validator: 0, Until: T + first, Misses: 1}, {Validator: 1, Until: T + 9, Misses: 1}, {Validator: 5, Until: T + 8, Misses: 1}}, wantSkipped: []uint32{0, 1}, wantLeader: 2, wantMissed: true},

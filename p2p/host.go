@@ -27,6 +27,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
@@ -280,6 +281,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		libp2p.IPv6BlackHoleSuccessCounter(nil),
 		// libp2p would otherwise register its collectors on the global Prometheus registry.
 		libp2p.DisableMetrics(),
+		libp2p.SwarmOpts(swarm.WithDialRanker(tcpFirst)),
 	}
 	if len(cfg.Listen) > 0 {
 		opts = append(opts, libp2p.ListenAddrStrings(cfg.Listen...))
