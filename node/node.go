@@ -181,6 +181,7 @@ func New(home string, logger *slog.Logger) (*Node, error) {
 		stopping:     make(chan struct{}),
 	}
 	n.pool.superseded = n.rejected.put
+	n.sigs.pool = n.pool // execution takes the decoded transactions the mempool holds
 	n.phases.hist = n.metrics.heightPhase
 	n.verifier = newVerifier(n.chainID, n.sigs, n.metrics, n.stopping)
 	if n.peerID, err = p2p.PeerIDFromKey(nodeKey); err != nil {
