@@ -18,6 +18,7 @@ var (
 type pendingTx struct {
 	raw   []byte
 	hash  state.Hash
+	tx    *state.Tx // raw decoded, kept so that executing a block does not decode it again
 	from  state.Address
 	nonce uint64
 	added time.Time // when it entered this mempool
@@ -83,6 +84,21 @@ func (m *Mempool) Fill(hashes []state.Hash, out [][]byte) int {
 		}
 	}
 	return set
+}
+
+// DecodedTxs sets out[i] to the decoded pending transaction with hash hashes[i], where out[i] is
+// nil and one is pending: one lock for a whole block (state.TxDecodedCache, through sigCache).
+func (m *Mempool) DecodedTxs(hashes []state.Hash, out []*state.Tx) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i, h := range hashes {
+		if out[i] != nil {
+			continue
+		}
+		if p, ok := m.byHash[h]; ok {
+			out[i] = p.tx
+		}
+	}
 }
 
 // AddedSince returns the indexes of the hashes whose transactions entered the mempool after t.
@@ -167,7 +183,7 @@ func (m *Mempool) Add(raw []byte, h state.Hash, tx *state.Tx) error {
 	if _, ok := q[tx.Body.Nonce]; ok {
 		return ErrNonceTaken
 	}
-	p := &pendingTx{raw: raw, hash: h, from: from, nonce: tx.Body.Nonce, added: time.Now()}
+	p := &pendingTx{raw: raw, hash: h, tx: tx, from: from, nonce: tx.Body.Nonce, added: time.Now()}
 	q[p.nonce] = p
 	m.byHash[h] = p
 	select {

@@ -134,3 +134,36 @@ func TestMempoolSupersededAndRemoved(t *testing.T) {
 		t.Fatalf("empty pool keeps senders: order %d, bySender %d", len(m.order), len(m.bySender))
 	}
 }
+
+// Execution takes a pending transaction decoded, as admission or gossip decoded it, through the
+// sigCache (state.TxDecodedCache); one that is not pending, or no longer, is decoded again.
+func TestSigCacheHandsOutMempoolsDecodedTxs(t *testing.T) {
+	m := NewMempool(10)
+	c := newSigCache(10)
+	c.pool = m
+	var _ state.TxDecodedCache = c
+	raw1, h1, tx1 := pendingFor(1, 0, 0)
+	raw2, h2, tx2 := pendingFor(2, 0, 0)
+	_, h3, _ := pendingFor(3, 0, 0)
+	for _, p := range []struct {
+		raw []byte
+		h   state.Hash
+		tx  *state.Tx
+	}{{raw1, h1, tx1}, {raw2, h2, tx2}} {
+		if err := m.Add(p.raw, p.h, p.tx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := &state.Tx{}
+	out := []*state.Tx{nil, nil, nil, other}
+	c.DecodedTxs([]state.Hash{h1, h3, h2, h1}, out)
+	if out[0] != tx1 || out[1] != nil || out[2] != tx2 || out[3] != other {
+		t.Fatalf("DecodedTxs = %p %p %p %p, want %p <nil> %p %p (one already set is kept)", out[0], out[1], out[2], out[3], tx1, tx2, other)
+	}
+	m.Remove([]state.Hash{h1})
+	out = make([]*state.Tx, 1)
+	c.DecodedTxs([]state.Hash{h1}, out)
+	if out[0] != nil {
+		t.Fatal("a removed transaction is still handed out")
+	}
+}

@@ -181,6 +181,7 @@ func New(home string, logger *slog.Logger) (*Node, error) {
 		stopping:     make(chan struct{}),
 	}
 	n.pool.superseded = n.rejected.put
+	n.sigs.pool = n.pool // execution takes the decoded transactions the mempool holds
 	n.phases.hist = n.metrics.heightPhase
 	n.verifier = newVerifier(n.chainID, n.sigs, n.metrics, n.stopping)
 	if n.peerID, err = p2p.PeerIDFromKey(nodeKey); err != nil {
@@ -554,6 +555,15 @@ func (n *Node) startP2P(ctx context.Context) error {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "guild_p2p_link_resets_total",
 			Help: "Connections closed because gossipsub no longer counted a connected peer as subscribed, so nothing was published to it; both sides then reconnect and re-announce."},
 			func() float64 { return float64(h.LinkResets()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "guild_p2p_tx_relays_skipped_total",
+			Help: "Gossiped transaction batches delivered here without relaying them: their publisher had sent them to every other peer of this node."},
+			func() float64 { return float64(h.TxRelaysSkipped()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "guild_p2p_duplicate_messages_total",
+			Help: dupHelp, ConstLabels: prometheus.Labels{"topic": "txs"}},
+			func() float64 { d, _ := h.DuplicateMessages(); return float64(d) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "guild_p2p_duplicate_messages_total",
+			Help: dupHelp, ConstLabels: prometheus.Labels{"topic": "consensus"}},
+			func() float64 { _, d := h.DuplicateMessages(); return float64(d) }),
 	} {
 		if err := n.metrics.reg.Register(c); err != nil {
 			n.log.Warn("registering p2p metrics", "err", err)
@@ -561,6 +571,8 @@ func (n *Node) startP2P(ctx context.Context) error {
 	}
 	return nil
 }
+
+const dupHelp = "Copies of gossip messages received after the first, by topic, dropped by message ID: what relaying costs."
 
 // bootstrapPeers are [p2p] bootstrap and the other genesis validators' announce addresses, once each.
 func (n *Node) bootstrapPeers() []string {

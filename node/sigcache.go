@@ -14,6 +14,9 @@ type sigCache struct {
 	mu        sync.RWMutex
 	cur, prev map[state.Hash]struct{}
 	limit     int
+	// pool, when set, is asked for transactions already decoded (state.TxDecodedCache): it holds
+	// each pending one decoded from its bytes by admission or gossip, after the same checks.
+	pool *Mempool
 }
 
 func newSigCache(limit int) *sigCache {
@@ -39,6 +42,14 @@ func (c *sigCache) add(hs ...state.Hash) {
 			c.prev, c.cur = c.cur, make(map[state.Hash]struct{}, c.limit)
 		}
 		c.cur[h] = struct{}{}
+	}
+}
+
+// DecodedTxs implements state.TxDecodedCache from the mempool. Only transactions the mempool
+// took are handed out: it keeps each as DecodeTx returned it, and nothing changes them.
+func (c *sigCache) DecodedTxs(hashes []state.Hash, out []*state.Tx) {
+	if c.pool != nil {
+		c.pool.DecodedTxs(hashes, out)
 	}
 }
 

@@ -132,7 +132,7 @@ func (f *floodControl) author(topic string, m *pb.Message) peer.ID {
 		return a
 	}
 	if of := f.authorOf[topic]; of != nil {
-		if payload, ok := openEnvelope(m.GetData()); ok {
+		if payload, _, ok := openEnvelope(m.GetData()); ok {
 			if a, ok := of(payload); ok {
 				return a
 			}

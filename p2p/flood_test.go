@@ -337,18 +337,35 @@ func TestContentID(t *testing.T) {
 func sealed(nonce uint64, payload []byte) []byte {
 	h := &Host{}
 	h.pubNonce.Store(nonce - 1)
-	return h.seal(payload)
+	return h.seal(payload, nil)
 }
 
 func TestOpenEnvelope(t *testing.T) {
-	if p, ok := openEnvelope(sealed(7, []byte("vote"))); !ok || string(p) != "vote" {
-		t.Fatalf("openEnvelope(seal(vote)) = %q, %v", p, ok)
+	if p, to, ok := openEnvelope(sealed(7, []byte("vote"))); !ok || string(p) != "vote" || to != nil {
+		t.Fatalf("openEnvelope(seal(vote)) = %q, %x, %v", p, to, ok)
 	}
-	if p, ok := openEnvelope(sealed(7, nil)); !ok || len(p) != 0 {
+	if p, _, ok := openEnvelope(sealed(7, nil)); !ok || len(p) != 0 {
 		t.Fatalf("openEnvelope(seal(empty)) = %q, %v", p, ok)
 	}
-	for _, bad := range [][]byte{nil, {envelopeVersion}, []byte("bare payload"), append([]byte{2}, sealed(1, []byte("x"))[1:]...)} {
-		if _, ok := openEnvelope(bad); ok {
+	h := &Host{}
+	a, b := peerTag("a"), peerTag("b")
+	withTags := h.seal([]byte("txs"), [][peerTagSize]byte{a, b})
+	if p, to, ok := openEnvelope(withTags); !ok || string(p) != "txs" || !hasTag(to, a) || !hasTag(to, b) || hasTag(to, peerTag("c")) {
+		t.Fatalf("openEnvelope(seal(txs, [a b])) = %q, %x, %v", p, to, ok)
+	}
+	if p, to, ok := openEnvelope(h.seal([]byte("txs"), [][peerTagSize]byte{})); !ok || string(p) != "txs" || to == nil || len(to) != 0 {
+		t.Fatalf("openEnvelope(seal(txs, [])) = %q, %x, %v", p, to, ok)
+	}
+	many := make([][peerTagSize]byte, maxSentTo+5)
+	if _, to, ok := openEnvelope(h.seal(nil, many)); !ok || len(to) != maxSentTo*peerTagSize {
+		t.Fatalf("%d tags sealed: %d bytes of tags, %v", len(many), len(to), ok)
+	}
+	for _, bad := range [][]byte{nil, {envelopeVersion}, []byte("bare payload"),
+		append([]byte{3}, sealed(1, []byte("x"))[1:]...),
+		withTags[:envelopeSize],               // no count
+		withTags[:envelopeSize+1+peerTagSize], // fewer tags than counted
+	} {
+		if _, _, ok := openEnvelope(bad); ok {
 			t.Errorf("openEnvelope(%q) accepted", bad)
 		}
 	}

@@ -86,8 +86,9 @@ func wireLimit(maxBytes int) int { return maxBytes + wireOverhead + 2*maxChainID
 
 // The topics' version is 2 since publications travel in an envelope (seal): a node of an earlier
 // version would take an envelope for a malformed payload and penalise its sender, so the two do
-// not share a topic.
-func txsTopic(chainID string) string       { return "/guild/" + chainID + "/txs/2" }
+// not share a topic. The transactions topic is at 3 since its envelope lists the peers it was
+// sent to (version 2 of the envelope), for the same reason.
+func txsTopic(chainID string) string       { return "/guild/" + chainID + "/txs/3" }
 func consensusTopic(chainID string) string { return "/guild/" + chainID + "/consensus/2" }
 
 func gossipOptions(maxBytes int, log *slog.Logger, topics []string, direct []peer.AddrInfo, sk *scorekeeper, fc *floodControl, tracer pubsub.RawTracer) []pubsub.Option {
@@ -149,29 +150,134 @@ func contentID(m *pb.Message) string {
 // view change again for 30 s, and the chain stalled (the README tour did, on real processes). With
 // the nonce, every Publish is a message of its own and relays still drop the copies of it; the
 // payload's own signature, not the envelope, is what authenticates it.
+//
+// On the transactions topic the envelope (version 2) also lists, by tag, the publisher and the
+// peers it sent the message to (sentTo), so that a receiver relays it only when it has a peer
+// outside that list (relayNeeded). Pubsub relays every message to every direct peer: with n
+// validators all connected to one another, each batch crossed (n-1)² links where n-1 carry it to
+// everyone, and each duplicate still cost its transport, framing and message-ID hash. A peer the
+// publisher is not connected to (a validator or observer that reaches it only through others) is
+// not in the list, so its neighbours relay as before. The list is not authenticated and needs
+// not be: a publisher that lies about it only keeps its own message from travelling, which it
+// could do by not publishing; a copy re-wrapped by anyone else is a different message.
 const (
 	envelopeVersion = 1
 	envelopeSize    = 1 + 8
+	// envelopeSentToVersion is version 1 followed by a count byte and that many peer tags.
+	envelopeSentToVersion = 2
+	// peerTagSize is the length of a peer's tag: the first bytes of the SHA-256 of its ID. A
+	// collision can only make a receiver skip a relay to the colliding peer, which then gets the
+	// transactions from the publisher or, failing that, by a proposal's fetch.
+	peerTagSize = 8
+	// maxSentTo bounds the tags in an envelope (well within wireOverhead); a publisher with more
+	// topic peers lists the first maxSentTo, and receivers relay to the others.
+	maxSentTo = 128
 )
 
 // seal wraps a payload in an envelope with this host's next nonce. The nonces start at a random
 // point at each start of the process, so a restarted node's publications are new messages to
-// peers that remember its previous life's.
-func (h *Host) seal(payload []byte) []byte {
-	b := make([]byte, envelopeSize+len(payload))
-	b[0] = envelopeVersion
+// peers that remember its previous life's. sentTo, if not nil, makes it a version 2 envelope
+// listing those tags (at most maxSentTo).
+func (h *Host) seal(payload []byte, sentTo [][peerTagSize]byte) []byte {
+	if sentTo == nil {
+		b := make([]byte, envelopeSize+len(payload))
+		b[0] = envelopeVersion
+		binary.BigEndian.PutUint64(b[1:envelopeSize], h.pubNonce.Add(1))
+		copy(b[envelopeSize:], payload)
+		return b
+	}
+	sentTo = sentTo[:min(len(sentTo), maxSentTo)]
+	head := envelopeSize + 1 + peerTagSize*len(sentTo)
+	b := make([]byte, head+len(payload))
+	b[0] = envelopeSentToVersion
 	binary.BigEndian.PutUint64(b[1:envelopeSize], h.pubNonce.Add(1))
-	copy(b[envelopeSize:], payload)
+	b[envelopeSize] = byte(len(sentTo))
+	for i, tag := range sentTo {
+		copy(b[envelopeSize+1+i*peerTagSize:], tag[:])
+	}
+	copy(b[head:], payload)
 	return b
 }
 
-// openEnvelope returns the payload of sealed data, false if data is not an envelope this version
+// openEnvelope returns the payload of sealed data and, for a version 2 envelope, its tags
+// (peerTagSize bytes each; nil for version 1), false if data is not an envelope this version
 // reads.
-func openEnvelope(data []byte) ([]byte, bool) {
-	if len(data) < envelopeSize || data[0] != envelopeVersion {
-		return nil, false
+func openEnvelope(data []byte) (payload, sentTo []byte, ok bool) {
+	if len(data) < envelopeSize {
+		return nil, nil, false
 	}
-	return data[envelopeSize:], true
+	switch data[0] {
+	case envelopeVersion:
+		return data[envelopeSize:], nil, true
+	case envelopeSentToVersion:
+		if len(data) < envelopeSize+1 {
+			return nil, nil, false
+		}
+		head := envelopeSize + 1 + peerTagSize*int(data[envelopeSize])
+		if len(data) < head {
+			return nil, nil, false
+		}
+		return data[head:], data[envelopeSize+1 : head], true
+	}
+	return nil, nil, false
+}
+
+// peerTag is p's tag in a sentTo list.
+func peerTag(p peer.ID) [peerTagSize]byte {
+	sum := sha256.Sum256([]byte(p))
+	return [peerTagSize]byte(sum[:peerTagSize])
+}
+
+// tagOf is peerTag, remembered per peer.
+func (h *Host) tagOf(p peer.ID) [peerTagSize]byte {
+	if v, ok := h.tags.Load(p); ok {
+		return v.([peerTagSize]byte)
+	}
+	t := peerTag(p)
+	h.tags.Store(p, t)
+	return t
+}
+
+// sentTo lists the tags of this host and of the topic's peers its publication goes to: pubsub
+// floods our own messages to every topic peer that is direct or scores at least
+// publishThreshold. A peer whose last known score is anywhere near that threshold is left out, so
+// that receivers relay to it rather than count on a copy it may not have been sent.
+func (h *Host) sentTo(t *gossipTopic) [][peerTagSize]byte {
+	peers := t.topic.ListPeers()
+	out := make([][peerTagSize]byte, 0, len(peers)+1)
+	out = append(out, h.tagOf(h.host.ID()))
+	for _, p := range peers {
+		if score, known := h.scores.score(p); known && score < publishThreshold/2 && !h.direct[p] {
+			continue
+		}
+		out = append(out, h.tagOf(p))
+	}
+	return out
+}
+
+// relayNeeded says whether a message that from handed us, whose publisher listed sentTo, should
+// be relayed: whether this host is connected to a peer other than from that is not in the list.
+// Connected peers are a superset of those pubsub would relay to, so in doubt it relays.
+func (h *Host) relayNeeded(from peer.ID, sentTo []byte) bool {
+	for _, p := range h.host.Network().Peers() {
+		if p == from {
+			continue
+		}
+		tag := h.tagOf(p)
+		if !hasTag(sentTo, tag) {
+			return true
+		}
+	}
+	return false
+}
+
+func hasTag(list []byte, tag [peerTagSize]byte) bool {
+	for i := 0; i+peerTagSize <= len(list); i += peerTagSize {
+		if [peerTagSize]byte(list[i:i+peerTagSize]) == tag {
+			return true
+		}
+	}
+	return false
 }
 
 // gossipTopic is one joined topic with its subscription and the channel the node reads.
@@ -179,17 +285,22 @@ type gossipTopic struct {
 	name  string
 	topic *pubsub.Topic
 	out   chan Message
+	// sentTo: publications list the peers they were sent to, and a message is relayed only to
+	// reach a peer outside that list (the transactions topic; see seal).
+	sentTo bool
 }
 
 // join registers the validator for a topic, subscribes, and starts the topic's reader.
-func (h *Host) join(name string, validate Validator) (*gossipTopic, error) {
-	if err := h.ps.RegisterTopicValidator(name, h.wrapValidator(name, validate)); err != nil {
+func (h *Host) join(name string, validate Validator, sentTo bool) (*gossipTopic, error) {
+	t := &gossipTopic{name: name, out: make(chan Message, subscriptionBuffer), sentTo: sentTo}
+	if err := h.ps.RegisterTopicValidator(name, h.wrapValidator(t, validate)); err != nil {
 		return nil, fmt.Errorf("p2p: validator for %s: %w", name, err)
 	}
 	topic, err := h.ps.Join(name)
 	if err != nil {
 		return nil, fmt.Errorf("p2p: join %s: %w", name, err)
 	}
+	t.topic = topic
 	self := h.host.ID()
 	sub, err := topic.Subscribe(
 		pubsub.WithBufferSize(subscriptionBuffer),
@@ -200,15 +311,17 @@ func (h *Host) join(name string, validate Validator) (*gossipTopic, error) {
 	if err != nil {
 		return nil, fmt.Errorf("p2p: subscribe %s: %w", name, err)
 	}
-	t := &gossipTopic{name: name, topic: topic, out: make(chan Message, subscriptionBuffer)}
 	h.wg.Add(1)
 	go h.read(sub, t.out)
 	return t, nil
 }
 
 // wrapValidator adapts a Validator to pubsub, enforcing the payload limit and turning a panic
-// into Reject.
-func (h *Host) wrapValidator(topic string, validate Validator) pubsub.ValidatorEx {
+// into Reject. On a sentTo topic, an accepted message that no peer of ours needs from us is
+// handed to the node here and Ignored, which is pubsub's only way not to relay it (an ignored
+// message costs its sender nothing).
+func (h *Host) wrapValidator(t *gossipTopic, validate Validator) pubsub.ValidatorEx {
+	topic := t.name
 	return func(_ context.Context, _ peer.ID, msg *pubsub.Message) (result pubsub.ValidationResult) {
 		// Messages carry no libp2p author (StrictNoSign): the peer that handed it to us answers
 		// for it here; the payload's own signature names its author to the node's validator.
@@ -217,7 +330,7 @@ func (h *Host) wrapValidator(topic string, validate Validator) pubsub.ValidatorE
 			h.log.Debug("message from an author not allowed rejected", "topic", topic, "from", from)
 			return pubsub.ValidationReject
 		}
-		payload, ok := openEnvelope(msg.Data)
+		payload, sentTo, ok := openEnvelope(msg.Data)
 		if !ok {
 			h.log.Debug("message without an envelope rejected", "topic", topic, "from", from, "bytes", len(msg.Data))
 			return pubsub.ValidationReject
@@ -236,6 +349,16 @@ func (h *Host) wrapValidator(topic string, validate Validator) pubsub.ValidatorE
 		verdict, decoded := validate(from.String(), payload)
 		switch verdict {
 		case Accept:
+			if t.sentTo && sentTo != nil && from != h.host.ID() && !h.relayNeeded(from, sentTo) {
+				// Never blocks pubsub's validation workers: with the node's channel full the
+				// message takes pubsub's own way (delivered through the subscription, relayed).
+				select {
+				case t.out <- Message{From: from.String(), Data: payload, Decoded: decoded}:
+					h.relaysSkipped.Add(1)
+					return pubsub.ValidationIgnore
+				default:
+				}
+			}
 			msg.ValidatorData = decoded
 			return pubsub.ValidationAccept
 		case Reject:
@@ -260,7 +383,7 @@ func (h *Host) read(sub *pubsub.Subscription, out chan<- Message) {
 		if err != nil {
 			return // Close, or pubsub shut down
 		}
-		payload, _ := openEnvelope(msg.Data) // the validator refused data that is not an envelope
+		payload, _, _ := openEnvelope(msg.Data) // the validator refused data that is not an envelope
 		m := Message{From: msg.ReceivedFrom.String(), Data: payload, Decoded: msg.ValidatorData}
 		select {
 		case out <- m:
@@ -297,7 +420,11 @@ func (h *Host) publish(ctx context.Context, t *gossipTopic, data []byte) error {
 	if h.ctx.Err() != nil {
 		return ErrClosed
 	}
-	err := t.topic.Publish(ctx, h.seal(data))
+	var sentTo [][peerTagSize]byte
+	if t.sentTo {
+		sentTo = h.sentTo(t)
+	}
+	err := t.topic.Publish(ctx, h.seal(data, sentTo))
 	if err == nil {
 		return nil
 	}

@@ -100,7 +100,7 @@ type Config struct {
 	// ConsensusRate limits each author on the consensus topic; zero fields take
 	// DefaultConsensusRateLimit.
 	ConsensusRate RateLimit
-	// ChainID names the topics "/guild/<chain>/txs/2" and "/guild/<chain>/consensus/2".
+	// ChainID names the topics "/guild/<chain>/txs/3" and "/guild/<chain>/consensus/2".
 	ChainID string
 	// MaxMessageBytes bounds a message's payload; 0 means DefaultMaxMessageBytes. Every node of
 	// a chain must use the same value: a message over a neighbour's limit makes that neighbour
@@ -184,6 +184,14 @@ type Host struct {
 	// peerEvents carries connectedness changes to PeerEvents' reader (peerevents.go).
 	peerEvents        chan PeerEvent
 	peerEventsDropped atomic.Uint64
+	// relaysSkipped counts transaction messages delivered without relaying (gossip.go).
+	relaysSkipped atomic.Uint64
+	// tags remembers peer tags (gossip.go, tagOf): peer.ID -> [peerTagSize]byte.
+	tags sync.Map
+	// tracer is pubsub's tracer (linkcheck.go), which also counts duplicates.
+	tracer *linkTracer
+	// direct is the set of direct peers (the other validators, on a validator); read-only.
+	direct map[peer.ID]bool
 
 	txs       *gossipTopic
 	consensus *gossipTopic
@@ -342,23 +350,26 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		h.flood.clock.run(runCtx)
 	}()
 	var direct []peer.AddrInfo
+	h.direct = map[peer.ID]bool{}
 	if _, isValidator := validators[self]; isValidator {
 		for id := range validators {
 			if id != self {
 				direct = append(direct, peer.AddrInfo{ID: id})
+				h.direct[id] = true
 			}
 		}
 	}
-	tracer := &linkTracer{net: lh.Network, events: make(chan peer.ID, 64)}
+	tracer := &linkTracer{net: lh.Network, events: make(chan peer.ID, 64), txsTopic: topics[0]}
+	h.tracer = tracer
 	h.ps, err = pubsub.NewGossipSub(runCtx, lh, gossipOptions(maxBytes, log, topics, direct, h.scores, h.flood, tracer)...)
 	if err != nil {
 		return fail(fmt.Errorf("p2p: start gossipsub: %w", err))
 	}
-	h.txs, err = h.join(topics[0], h.flood.limit(topics[0], self, cfg.ValidateTxs))
+	h.txs, err = h.join(topics[0], h.flood.limit(topics[0], self, cfg.ValidateTxs), true)
 	if err != nil {
 		return fail(err)
 	}
-	h.consensus, err = h.join(topics[1], h.flood.limit(topics[1], self, cfg.ValidateConsensus))
+	h.consensus, err = h.join(topics[1], h.flood.limit(topics[1], self, cfg.ValidateConsensus), false)
 	if err != nil {
 		return fail(err)
 	}
@@ -583,6 +594,16 @@ func (h *Host) LocalFreezes() uint64 { return h.flood.clock.freezes.Load() }
 
 // ScoreDisconnects counts the peers this host disconnected for a low gossip score.
 func (h *Host) ScoreDisconnects() uint64 { return h.scoreDrops.Load() }
+
+// TxRelaysSkipped counts the transaction messages from peers that this host delivered without
+// relaying them, because the publisher had sent them to every other peer of this host.
+func (h *Host) TxRelaysSkipped() uint64 { return h.relaysSkipped.Load() }
+
+// DuplicateMessages counts the copies of gossip messages this host received after the first, per
+// topic: the cost of relaying, dropped by message ID.
+func (h *Host) DuplicateMessages() (txs, consensus uint64) {
+	return h.tracer.dupTxs.Load(), h.tracer.dupOther.Load()
+}
 
 // TxRateLimited counts the transaction messages dropped because their author exceeded its rate.
 func (h *Host) TxRateLimited() uint64 {

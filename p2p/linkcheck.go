@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -190,6 +191,10 @@ func minTime(a, b time.Time) time.Time {
 type linkTracer struct {
 	net    func() network.Network
 	events chan peer.ID
+	// Copies of messages received after the first (dropped by ID), on the transactions topic
+	// and on the others: what relaying costs (Host.DuplicateMessages).
+	txsTopic         string
+	dupTxs, dupOther atomic.Uint64
 }
 
 func (t *linkTracer) OnClosedOutboundStream(p peer.ID) {
@@ -202,15 +207,21 @@ func (t *linkTracer) OnClosedOutboundStream(p peer.ID) {
 	}
 }
 
-func (*linkTracer) OnNewOutboundStream(peer.ID, protocol.ID)             {}
-func (*linkTracer) Join(string)                                          {}
-func (*linkTracer) Leave(string)                                         {}
-func (*linkTracer) Graft(peer.ID, string)                                {}
-func (*linkTracer) Prune(peer.ID, string)                                {}
-func (*linkTracer) ValidateMessage(*pubsub.Message)                      {}
-func (*linkTracer) DeliverMessage(*pubsub.Message)                       {}
-func (*linkTracer) RejectMessage(*pubsub.Message, string)                {}
-func (*linkTracer) DuplicateMessage(*pubsub.Message)                     {}
+func (*linkTracer) OnNewOutboundStream(peer.ID, protocol.ID) {}
+func (*linkTracer) Join(string)                              {}
+func (*linkTracer) Leave(string)                             {}
+func (*linkTracer) Graft(peer.ID, string)                    {}
+func (*linkTracer) Prune(peer.ID, string)                    {}
+func (*linkTracer) ValidateMessage(*pubsub.Message)          {}
+func (*linkTracer) DeliverMessage(*pubsub.Message)           {}
+func (*linkTracer) RejectMessage(*pubsub.Message, string)    {}
+func (t *linkTracer) DuplicateMessage(m *pubsub.Message) {
+	if m.GetTopic() == t.txsTopic {
+		t.dupTxs.Add(1)
+	} else {
+		t.dupOther.Add(1)
+	}
+}
 func (*linkTracer) ThrottlePeer(peer.ID)                                 {}
 func (*linkTracer) RecvRPC(*pubsub.RPC)                                  {}
 func (*linkTracer) SendRPC(*pubsub.RPC, peer.ID)                         {}

@@ -271,6 +271,119 @@ func TestGossipReachesOtherPeersNotPublisher(t *testing.T) {
 	}
 }
 
+// Three validators connected to one another: each gets the others' transaction messages from
+// their publisher and relays none of them, since the publisher sent every message to every peer
+// of theirs (pubsub alone relays each to every direct peer, and the copies are dropped as
+// duplicates after costing their transport). Consensus messages are relayed as before.
+func TestTxsNotRelayedToPeersThePublisherReached(t *testing.T) {
+	var keys []ed25519.PrivateKey
+	var ids []string
+	for range 3 {
+		k, id := newKey(t)
+		keys, ids = append(keys, k), append(ids, id)
+	}
+	validator := func(i int, boot ...*Host) *Host {
+		cfg := testConfig(keys[i])
+		cfg.Validators = ids
+		bootstrapTo(boot...)(&cfg)
+		return startHost(t, cfg)
+	}
+	a := validator(0)
+	b := validator(1, a)
+	c := validator(2, a, b)
+	for _, h := range []*Host{a, b, c} {
+		waitFor(t, h.ID()+" to connect to both others", func() bool { return len(h.Peers()) == 2 })
+		waitTopicPeers(t, h, 2)
+	}
+	linked(t, a, b)
+	linked(t, a, c)
+	linked(t, b, c)
+	linked(t, c, b)
+	dupB, _ := b.DuplicateMessages()
+	dupC, _ := c.DuplicateMessages()
+	skippedB, skippedC := b.TxRelaysSkipped(), c.TxRelaysSkipped()
+
+	const n = 10
+	for i := range n {
+		if err := a.PublishTxs(context.Background(), fmt.Appendf(nil, "txs-%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Validation runs concurrently, so the messages may arrive in any order.
+	for _, h := range []*Host{b, c} {
+		got := map[string]bool{}
+		for len(got) < n {
+			m := receive(t, h.Txs(), "a's transaction messages")
+			if strings.HasPrefix(string(m.Data), probePrefix) {
+				continue
+			}
+			if m.From != a.ID() || !strings.HasPrefix(string(m.Data), "txs-") || got[string(m.Data)] {
+				t.Fatalf("%s got %q from %s, want each of a's once from a", h.ID(), m.Data, m.From)
+			}
+			got[string(m.Data)] = true
+		}
+	}
+	// Whatever b and c relay of a's messages is queued to the other before their own next
+	// publication, on the same stream: once each has the other's marker, the relays arrived.
+	if err := b.PublishTxs(context.Background(), []byte("mark-b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.PublishTxs(context.Background(), []byte("mark-c")); err != nil {
+		t.Fatal(err)
+	}
+	expectMessage(t, c.Txs(), b, "mark-b")
+	expectMessage(t, b.Txs(), c, "mark-c")
+	if d, _ := b.DuplicateMessages(); d != dupB {
+		t.Errorf("b received %d duplicate transaction messages, want 0", d-dupB)
+	}
+	if d, _ := c.DuplicateMessages(); d != dupC {
+		t.Errorf("c received %d duplicate transaction messages, want 0", d-dupC)
+	}
+	// At least: a late probe of linked's may be among them.
+	if got := b.TxRelaysSkipped() - skippedB; got < n+1 {
+		t.Errorf("b skipped %d relays, want %d", got, n+1)
+	}
+	if got := c.TxRelaysSkipped() - skippedC; got < n+1 {
+		t.Errorf("c skipped %d relays, want %d", got, n+1)
+	}
+}
+
+// A validator that reaches another only through a third still gets its transactions: the
+// publisher did not list it, so the one in the middle relays (direct peering among validators
+// does not depend on everyone being connected to everyone).
+func TestTxsRelayedToValidatorThePublisherDidNotReach(t *testing.T) {
+	var keys []ed25519.PrivateKey
+	var ids []string
+	for range 3 {
+		k, id := newKey(t)
+		keys, ids = append(keys, k), append(ids, id)
+	}
+	validator := func(i int, boot ...*Host) *Host {
+		cfg := testConfig(keys[i])
+		cfg.Validators = ids
+		bootstrapTo(boot...)(&cfg)
+		return startHost(t, cfg)
+	}
+	b := validator(1)
+	a := validator(0, b)
+	c := validator(2, b)
+	waitTopicPeers(t, b, 2)
+	waitTopicPeers(t, a, 1)
+	waitTopicPeers(t, c, 1)
+	if a.host.Network().Connectedness(c.host.ID()) == network.Connected {
+		t.Fatal("a and c must not be connected")
+	}
+	if err := a.PublishTxs(context.Background(), []byte("txs-a")); err != nil {
+		t.Fatal(err)
+	}
+	expectMessage(t, b.Txs(), a, "txs-a")
+	expectMessage(t, c.Txs(), b, "txs-a")
+	if err := c.PublishTxs(context.Background(), []byte("txs-c")); err != nil {
+		t.Fatal(err)
+	}
+	expectMessage(t, a.Txs(), b, "txs-c")
+}
+
 // In a line a - b - c, b's validator decides what c may see: what b rejects, ignores or
 // panics on is neither delivered at b nor relayed to c.
 func TestValidatorVerdictsStopDeliveryAndRelay(t *testing.T) {

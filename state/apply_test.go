@@ -508,3 +508,52 @@ func TestSigRecorderLearnsWhatTheBlockVerified(t *testing.T) {
 		t.Fatalf("recorded %v: want the good transaction only", c.mapCache)
 	}
 }
+
+// decodedCache is a TxDecodedCache: verified and decoded transactions by hash.
+type decodedCache map[Hash]*Tx
+
+func (c decodedCache) Verified(h Hash) bool { return c[h] != nil }
+
+func (c decodedCache) DecodedTxs(hashes []Hash, out []*Tx) {
+	for i, h := range hashes {
+		if out[i] == nil {
+			out[i] = c[h]
+		}
+	}
+}
+
+// TestDecodedTxsAreTrusted documents the TxDecodedCache contract: a block's transaction that the
+// cache holds decoded is executed as the cache has it, without decoding its bytes again (here
+// the cache lies about the amount, to show that), so a cache must only hold what DecodeTx made
+// of those very bytes; a miss decodes.
+func TestDecodedTxsAreTrusted(t *testing.T) {
+	f := newFixture()
+	raw := rawTransfer(t, f.alice, 1, f.bob.addr, 100)
+	tx, err := DecodeTx(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lie := *tx
+	lie.Body.Transfer = &Transfer{To: f.bob.addr, Amount: 7}
+	for _, c := range []struct {
+		name  string
+		cache SigCache
+		bob   uint64
+	}{
+		{"no cache", nil, 1001 + 100},
+		{"miss", decodedCache{}, 1001 + 100},
+		{"hit", decodedCache{HashTx(raw): tx}, 1001 + 100},
+		{"hit, lying", decodedCache{HashTx(raw): &lie}, 1001 + 7},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, _ := f.open(t)
+			res := mustApply(t, s, 2, [][]byte{raw}, c.cache)
+			if err := res.Results[0].Err; err != nil {
+				t.Fatal(err)
+			}
+			if got := mustAccount(t, s, f.bob.addr).Balance; got != c.bob {
+				t.Fatalf("bob's balance %d, want %d", got, c.bob)
+			}
+		})
+	}
+}

@@ -34,6 +34,16 @@ type SigRecorder interface {
 	Record(hs ...Hash)
 }
 
+// TxDecodedCache is a SigCache that can also hand back transactions already decoded, by their
+// hashes (the node's mempool holds each pending transaction decoded): execution then does not
+// decode a block's transactions again. For each hashes[i] it knows, it sets out[i] to what
+// DecodeTx returned for the bytes with that hash, and it and its callers never change what it
+// hands out. Like Verified, an implementation that knows nothing is correct, only slower.
+type TxDecodedCache interface {
+	SigCache
+	DecodedTxs(hashes []Hash, out []*Tx)
+}
+
 // sigOptions are the ed25519 verification rules of every transaction signature check, single or
 // batched. ZIP-215 is what the cofactored batch equation actually implements; verifying one
 // transaction with any other rules (crypto/ed25519's, or voi's default) would let a node that
