@@ -235,7 +235,7 @@ func (n *Node) handleTx(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, out)
 		return
 	}
-	if n.pool.Has(h) {
+	if n.pool.Has(h) || n.settling(h) {
 		out.Status = api.TxPending
 		writeJSON(w, http.StatusOK, out)
 		return

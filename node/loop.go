@@ -50,6 +50,10 @@ func (n *Node) loop(ctx context.Context) error {
 		case r := <-n.resolvedCh:
 			n.finishProposalRef(r)
 		case req := <-n.checkpoints:
+			if err := n.recordResults(); err != nil {
+				req.reply <- checkpointRes{err: err}
+				return err
+			}
 			cp, err := n.checkpoint()
 			req.reply <- checkpointRes{cp: cp, err: err} // buffered
 			continue
@@ -113,6 +117,11 @@ func (n *Node) loop(ctx context.Context) error {
 			st := n.core.Status()
 			n.snapshot.Store(&st)
 			n.phases.enter(st.Height, time.Now())
+		}
+		// The last block's results and indexes, now that the next proposal (if this node
+		// leads) is on its way: nothing of the next height waits on them.
+		if err := n.recordResults(); err != nil {
+			return fmt.Errorf("node: recording results: %w", err)
 		}
 	}
 }
@@ -311,7 +320,7 @@ func (n *Node) handleReady(rd consensus.Ready) error {
 	// Evidence waits on nothing: pooled for this node's next proposal, gossiped for the others.
 	n.handleCaughtEvidence(rd.Evidence)
 	for _, c := range rd.Committed {
-		if err := n.commit(c); err != nil {
+		if err := n.commitBlock(c, true, true); err != nil {
 			// The block is decided by a quorum; failing to store or execute it is lost durability.
 			return fmt.Errorf("node: committing height %d: %w", c.Height, err)
 		}
@@ -324,11 +333,19 @@ func (n *Node) handleReady(rd consensus.Ready) error {
 }
 
 // commit stores a decided block (before executing it: see recover), executes it and tells waiters.
-func (n *Node) commit(c consensus.Committed) error { return n.commitBlock(c, true) }
+func (n *Node) commit(c consensus.Committed) error { return n.commitBlock(c, true, false) }
 
 // commitBlock is commit; resetWAL is false for a block of a sync run, which resets the WAL once
-// its blocks are on disk (endSyncRun).
-func (n *Node) commitBlock(c consensus.Committed, resetWAL bool) error {
+// its blocks are on disk (endSyncRun). With deferRecord the block's results, indexes and pruning
+// wait for recordResults, which the loop calls once it has handled what the commit let the core do
+// next (the leader of the next height proposes first): they are not needed to build or check the
+// next block, and they were a fifth of a height on the leader's path to its proposal (issue #10).
+func (n *Node) commitBlock(c consensus.Committed, resetWAL, deferRecord bool) error {
+	// The previous block's results go to disk before this block is stored and the state moves
+	// past it: recovery rewrites the results of the state's last block only (recoverResults).
+	if err := n.recordResults(); err != nil {
+		return err
+	}
 	start := time.Now()
 	n.phases.mark(c.Height, phaseCommit, start)
 	if err := n.blocks.SaveBlock(c.Height, c.Value, &c.Certificate); err != nil {
@@ -342,12 +359,16 @@ func (n *Node) commitBlock(c consensus.Committed, resetWAL bool) error {
 	}
 	saved := time.Since(start)
 	n.phases.mark(c.Height, phaseStore, time.Now())
-	if err := n.execute(c.Height, c.Value, n.executed.take(c.Value, c.Height)); err != nil {
+	if err := n.executeBlock(c.Height, c.Value, n.executed.take(c.Value, c.Height)); err != nil {
 		return err
 	}
-	n.commits.publish()
+	n.unrecorded.prune = true
+	if !deferRecord {
+		if err := n.recordResults(); err != nil {
+			return err
+		}
+	}
 	n.snaps.committed(c.Height, n.st.Root())
-	n.pruneBlocks(c.Height)
 	if err := n.followGovernance(); err != nil {
 		return err
 	}
@@ -366,10 +387,47 @@ func (n *Node) commitBlock(c consensus.Committed, resetWAL bool) error {
 	return n.upgradeCheck(c.Height + 1)
 }
 
-// execute applies a stored block to the state, records the results and settles the mempool. When
-// the block was executed already (ex, by CheckProposal or maybePropose) on this tip, that result
-// is committed instead of executing the block again.
+// execute applies a stored block to the state, records the results and settles the mempool.
 func (n *Node) execute(height uint64, value []byte, ex *executedBlock) error {
+	if err := n.executeBlock(height, value, ex); err != nil {
+		return err
+	}
+	return n.recordResults()
+}
+
+// unrecordedBlock is a block whose state is committed and whose transactions left the mempool,
+// but whose results and indexes are not written yet (recordResults). Owned by the loop.
+type unrecordedBlock struct {
+	height uint64
+	txs    [][]byte
+	stored []StoredResult
+	prune  bool // prune old blocks once recorded (a live commit, not recovery)
+}
+
+// settlingTxs are the transactions of the block between executeBlock and recordResults: no
+// longer in the mempool, not yet in the tx index. The API reads them as pending.
+type settlingTxs struct {
+	height uint64
+	hashes map[state.Hash]struct{}
+}
+
+// settling reports whether h is a transaction of the block being recorded.
+func (n *Node) settling(h state.Hash) bool {
+	s := n.settlingTxs.Load()
+	if s == nil {
+		return false
+	}
+	_, ok := s.hashes[h]
+	return ok
+}
+
+// executeBlock applies a stored block to the state and settles the mempool; its results are left
+// for recordResults. When the block was executed already (ex, by CheckProposal or maybePropose)
+// on this tip, that result is committed instead of executing the block again.
+func (n *Node) executeBlock(height uint64, value []byte, ex *executedBlock) error {
+	if n.unrecorded != nil {
+		return fmt.Errorf("node: executing block %d before the results of block %d are recorded", height, n.unrecorded.height)
+	}
 	var (
 		b   *Block
 		res *state.BlockResult
@@ -417,16 +475,15 @@ func (n *Node) execute(height uint64, value []byte, ex *executedBlock) error {
 			settled = append(settled, r.Hash)
 		}
 	}
-	touched, err := blockTouches(n.st, height, b.Txs, stored)
-	if err != nil {
-		return err
+	n.unrecorded = &unrecordedBlock{height: height, txs: b.Txs, stored: stored}
+	// The mempool lets go of the block's transactions now (the next proposal must not hold them
+	// again), before the tx index has them: until then the API reads them as pending, so a
+	// reader always finds each one pending or committed, never neither.
+	hashes := make(map[state.Hash]struct{}, len(settled))
+	for _, h := range settled {
+		hashes[h] = struct{}{}
 	}
-	if err := n.blocks.SaveResults(height, stored, touched); err != nil {
-		return err
-	}
-	// Served before the mempool lets go of the block's transactions: a reader always finds each
-	// one pending or committed, never neither.
-	n.served.Store(height)
+	n.settlingTxs.Store(&settlingTxs{height: height, hashes: hashes})
 	n.health.blockApplied(b.Header.Time)
 	n.pool.Update(settled, n.nonceOf)
 	gapped := n.pool.Gapped(n.nonceOf)
@@ -445,5 +502,35 @@ func (n *Node) execute(height uint64, value []byte, ex *executedBlock) error {
 	n.metrics.txsRejected.Add(float64(len(res.Results) - applied))
 	n.log.Debug("block executed", "height", height, "txs", len(b.Txs), "applied", applied,
 		"hash", n.lastHash)
+	return nil
+}
+
+// recordResults writes the results and indexes of the block executeBlock left unrecorded, if
+// any, then serves it (the API and waiters see it committed) and prunes old blocks. It reads the
+// state at that block (the accounts and items its transactions touched), so it runs before the
+// next block is executed. Not synced on its own (SaveResults): the next block's synced write
+// carries it, and recovery rewrites the last block's.
+func (n *Node) recordResults() error {
+	u := n.unrecorded
+	if u == nil {
+		return nil
+	}
+	if h := n.st.Height(); h != u.height {
+		return fmt.Errorf("node: recording the results of block %d with the state at %d", u.height, h)
+	}
+	touched, err := blockTouches(n.st, u.height, u.txs, u.stored)
+	if err != nil {
+		return err
+	}
+	if err := n.blocks.SaveResults(u.height, u.stored, touched); err != nil {
+		return err
+	}
+	n.unrecorded = nil
+	n.served.Store(u.height)
+	n.settlingTxs.Store(nil)
+	n.commits.publish()
+	if u.prune {
+		n.pruneBlocks(u.height)
+	}
 	return nil
 }

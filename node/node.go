@@ -118,6 +118,13 @@ type Node struct {
 	gossipCh chan []byte
 	sendCh   chan []byte
 	syncCh   chan *syncApply // verified blocks from block sync, for the loop to apply
+
+	// unrecorded is the committed block whose results and indexes the loop writes once it has
+	// handled the next height's start (recordResults); settlingTxs are its transactions, which
+	// the API reads as pending meanwhile.
+	unrecorded  *unrecordedBlock
+	settlingTxs atomic.Pointer[settlingTxs]
+
 	// checkpoints carries backup requests to the loop, which takes them between blocks.
 	checkpoints chan *checkpointReq
 	syncer      *syncer

@@ -39,7 +39,9 @@ const (
 	phaseStore = "store"
 	// phaseExecute: the block's state written (its dry-run execution reused when there is one).
 	phaseExecute = "execute"
-	// phaseResults: results and indexes stored, mempool settled, up to the next height.
+	// phaseResults: the mempool settled and governance followed, up to the next height. The
+	// block's results and indexes are written later, once the next height has started (the
+	// leader's proposal sent): recordResults, in no phase of either height.
 	phaseResults = "results"
 )
 

@@ -127,6 +127,10 @@ func drain(t *testing.T, n *Node) []consensus.Message {
 		}
 		n.advanceCore()
 	}
+	// As the loop does once the core has nothing more: the last block's results.
+	if err := n.recordResults(); err != nil {
+		t.Fatal(err)
+	}
 	return signed
 }
 

@@ -543,7 +543,7 @@ func (n *Node) applySynced(blocks []syncedBlock) (applied int, local, fatal erro
 		if err := n.CheckDecision(b.height, b.value); err != nil {
 			return applied, fmt.Errorf("%w: block %d: %w", errSyncLocal, b.height, err), nil
 		}
-		if err := n.commitBlock(consensus.Committed{Height: b.height, Value: b.value, Certificate: b.cert}, false); err != nil {
+		if err := n.commitBlock(consensus.Committed{Height: b.height, Value: b.value, Certificate: b.cert}, false, false); err != nil {
 			return applied, nil, fmt.Errorf("node: applying synced block %d: %w", b.height, err)
 		}
 		applied++

@@ -168,9 +168,14 @@ func benchOne(ctx context.Context, opts BenchOptions, dir string, rate int, prog
 	}
 	sampler := newUsageSampler(m.Nodes)
 	stopSampling := sampler.run(time.Second)
-	phasesBefore := metricsText(ctx, m.Nodes[0].API)
+	// The phases over the submission window only: the empty heights of the funding before it
+	// and of the drain after it took an empty-block interval each, and made the loaded heights
+	// look as if they waited for proposals and transactions.
+	var phasesBefore, phasesAfter string
 	lr, err := RunLoad(ctx, LoadOptions{Dir: dir, Passphrase: pass, Rate: rate, Duration: opts.Duration,
-		Accounts: opts.Accounts, Progress: progress})
+		Accounts: opts.Accounts, Progress: progress,
+		OnSubmitting: func() { phasesBefore = metricsText(ctx, m.Nodes[0].API) },
+		OnSubmitted:  func() { phasesAfter = metricsText(ctx, m.Nodes[0].API) }})
 	stopSampling()
 	if lr == nil {
 		return fail(err)
@@ -184,7 +189,7 @@ func benchOne(ctx context.Context, opts BenchOptions, dir string, rate int, prog
 	row.Accepted, row.Refused, row.Rejected, row.Failed = lr.Accepted, lr.Throttled, lr.Rejected, lr.Errors
 	row.Behind, row.GaveUp = lr.Behind, lr.GaveUp
 	row.Nodes = sampler.usage(lr.SubmitStart, lr.SubmitStart.Add(lr.SubmitWindow))
-	row.Phases = heightPhases(phasesBefore, metricsText(ctx, m.Nodes[0].API))
+	row.Phases = heightPhases(phasesBefore, phasesAfter)
 	for _, n := range m.Nodes {
 		row.ViewChanges = max(row.ViewChanges, readMetric(ctx, n.API, "guild_consensus_view_changes"))
 	}

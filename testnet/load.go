@@ -44,6 +44,10 @@ type LoadOptions struct {
 	// SplitAt, if set, also summarizes the latencies of the transactions accepted from then on
 	// apart (LoadReport.LatencyAfter): a chaos run's hostile half.
 	SplitAt time.Time
+	// OnSubmitting and OnSubmitted, if set, are called when the submission window opens (the
+	// accounts funded, the transfers signed) and when it closes (before the wait for
+	// stragglers): what the bench measures over the window alone.
+	OnSubmitting, OnSubmitted func()
 }
 
 // FundAmount is what the faucet gives each load account: transfers of 1 cannot run it dry.
@@ -116,6 +120,9 @@ func RunLoad(ctx context.Context, opts LoadOptions) (*LoadReport, error) {
 
 	fmt.Fprintf(progress, "submitting %d tx/s for %s to %d nodes with %d workers\n", opts.Rate, opts.Duration, len(nodes), opts.Workers)
 	sub := newSubmitter(apis, opts.Workers, tr)
+	if opts.OnSubmitting != nil {
+		opts.OnSubmitting()
+	}
 	submitStart := time.Now()
 	tokens := make(chan struct{}, max(64, opts.Rate/10)) // 100 ms of slack, then releases are dropped
 	var wg sync.WaitGroup
@@ -133,6 +140,9 @@ func RunLoad(ctx context.Context, opts LoadOptions) (*LoadReport, error) {
 	wg.Wait()
 	giveUp.Stop()
 	submitEnd := time.Now()
+	if opts.OnSubmitted != nil {
+		opts.OnSubmitted()
+	}
 
 	// Stragglers: wait until every accepted transaction is in a block, or the time is up.
 	fmt.Fprintf(progress, "submitted; waiting up to %s for the rest to finalize\n", opts.Stragglers)

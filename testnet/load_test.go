@@ -170,12 +170,19 @@ func TestReleaseKeepsTheRate(t *testing.T) {
 func TestRunLoadAgainstFakeNode(t *testing.T) {
 	dir, ctx := upFakeNode(t, fakeServe)
 	var progress strings.Builder
+	var opened, closed []time.Time // the bench reads the phases there
 	r, err := RunLoad(ctx, LoadOptions{
 		Dir: dir, Passphrase: testPassphrase, Rate: 500, Duration: 600 * time.Millisecond,
 		Accounts: 8, Stragglers: 5 * time.Second, Progress: &progress,
+		OnSubmitting: func() { opened = append(opened, time.Now()) },
+		OnSubmitted:  func() { closed = append(closed, time.Now()) },
 	})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, progress.String())
+	}
+	if len(opened) != 1 || len(closed) != 1 || opened[0].After(r.SubmitStart) ||
+		closed[0].Before(r.SubmitStart.Add(r.SubmitWindow)) {
+		t.Errorf("window hooks at %v and %v, want once each around the window %v + %v", opened, closed, r.SubmitStart, r.SubmitWindow)
 	}
 	t.Logf("progress:\n%s", progress.String())
 	var text strings.Builder
