@@ -105,8 +105,9 @@ type Core struct {
 	// farViewChanges is, per validator, the highest view beyond MaxFutureViews it sent a view
 	// change for at c.height (those are not buffered).
 	farViewChanges []uint64
-	// viewChanges counts the views moved to, for metrics.
+	// viewChanges counts the views moved to, for metrics; leftView says why the last was left.
 	viewChanges uint64
+	leftView    string
 	// decided keeps the last few commits to hand to peers that lag behind (oldest first).
 	decided []decided
 	// evidence is caught equivocation not yet handed out in a Ready; evidenceSeen the slots
@@ -498,7 +499,7 @@ func (c *Core) maybeCatchUp() {
 		}
 	}
 	if power > c.total-power-power {
-		c.startViewChange(1)
+		c.startViewChange(1, LeftByAhead)
 	}
 }
 
@@ -574,7 +575,7 @@ func (c *Core) acceptProposal(m *Message, fresh bool) error {
 			// #9: a leader proposing each sender's transactions in descending nonce order cost a
 			// whole view timeout at each of its turns). Leaving a view early is always safe; a
 			// validator alone in leaving it waits for the others, or for the decision.
-			c.startViewChange(c.view + 1)
+			c.startViewChange(c.view+1, LeftByInvalid)
 		}
 		return err
 	}
@@ -765,8 +766,8 @@ func (c *Core) Tick() {
 	c.now++
 	c.idle++
 	c.voteIdle++
-	if c.timer.fires(c) {
-		c.startViewChange(c.view + 1)
+	if why := c.timer.fires(c); why != "" {
+		c.startViewChange(c.view+1, why)
 	}
 	switch {
 	case c.resendSoon:

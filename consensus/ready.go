@@ -59,7 +59,7 @@ func (c *Core) Advance() {
 // Status is the core's position.
 func (c *Core) Status() Status {
 	st := Status{Height: c.height, View: c.view, Leader: c.leaderOf(c.view), Self: c.self,
-		ViewChanges: c.viewChanges, EvidenceCaught: c.evidenceCaught}
+		ViewChanges: c.viewChanges, LeftView: c.leftView, EvidenceCaught: c.evidenceCaught}
 	if r := c.round; r != nil {
 		st.Proposal = r.proposal != nil
 		st.Prepares, st.Commits = r.prepares.count(), r.commits.count()

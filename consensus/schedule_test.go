@@ -183,7 +183,7 @@ func TestScheduleViewChangeLeaders(t *testing.T) {
 	}
 	follower := func() *Core {
 		c, _ := scheduledCore(t, vals, 0, 1, sched)
-		c.startViewChange(1)
+		c.startViewChange(1, LeftByTimeout)
 		c.Ready()
 		c.Advance()
 		if st := c.Status(); st.Leader != 3 {

@@ -89,6 +89,12 @@ type scenario struct {
 	// trustReplays: the receiving node does not mark a message that reached it from anyone but
 	// its author as relayed (the negative control of the node's rule, stepConsensus).
 	trustReplays bool
+	// gossipRelay: each node's pubsub passes a publication it sees first on to every other node
+	// (pubsub relays what its validator accepts), and drops later copies of it. A node does not
+	// pass on a copy of its own validator's message (p2p.Deliver, node/admission.go), unless
+	// relayOwnEchoes (the negative control: a replayed vote of an honest validator, passed on by
+	// that validator's own node, reached the others from its author's peer and read as its lag).
+	gossipRelay, relayOwnEchoes bool
 }
 
 var behaviours = map[string]behaviour{
@@ -214,6 +220,7 @@ type simNode struct {
 	signed    map[slotKey]Digest // everything this node ever persisted
 	wal       []Message
 	out       outageNode
+	relayed   map[uint64]bool // gossipRelay: the publications this node's pubsub has seen
 }
 
 type slotKey struct {
@@ -229,6 +236,8 @@ type envelope struct {
 	// publication, the same for the copies of one send.
 	from, life int
 	pub        uint64
+	// gossip names the publication for gossipRelay, the same for every copy and relay of it.
+	gossip uint64
 }
 
 type queue []envelope
@@ -267,6 +276,7 @@ type sim struct {
 	now          uint64
 	q            queue
 	seq          uint64
+	gossipSeq    uint64 // gossipRelay's publication names (apart from seq: seeds keep their runs)
 	decided      map[uint64]Digest
 	sigs         *sigCache
 	history      []Message // what the Byzantine node received, for replay
@@ -581,6 +591,11 @@ func (s *sim) send(from int, r routed) {
 	if !ok {
 		return
 	}
+	var gossip uint64
+	if s.sc.gossipRelay {
+		s.gossipSeq++
+		gossip = s.gossipSeq
+	}
 	for to := range s.nodes {
 		if to == from || (r.to >= 0 && r.to != to) {
 			continue
@@ -600,9 +615,39 @@ func (s *sim) send(from int, r routed) {
 				continue
 			}
 			s.seq++
-			heap.Push(&s.q, envelope{at: s.now + 1 + uint64(s.rng.Intn(s.sc.maxDelay)), seq: s.seq, to: to, m: r.m, from: from, life: s.nodes[from].out.life, pub: pub})
+			heap.Push(&s.q, envelope{at: s.now + 1 + uint64(s.rng.Intn(s.sc.maxDelay)), seq: s.seq, to: to, m: r.m, from: from, life: s.nodes[from].out.life, pub: pub, gossip: gossip})
 		}
 	}
+}
+
+// gossipOn is gossipRelay at node e.to: a publication seen before is dropped (false); one seen
+// first is passed on to every other node but the one it came from, unless it is a copy of e.to's
+// own validator's message (the node's rule) or e.to is faulty.
+func (s *sim) gossipOn(e envelope) bool {
+	if !s.sc.gossipRelay || e.gossip == 0 {
+		return true
+	}
+	nd := s.nodes[e.to]
+	if nd.relayed == nil {
+		nd.relayed = map[uint64]bool{}
+	}
+	if nd.relayed[e.gossip] {
+		return false
+	}
+	nd.relayed[e.gossip] = true
+	own := nd.index >= 0 && int(e.m.From) == nd.index && e.m.Type != MsgDecision
+	if s.faulty[e.to] || (own && !s.sc.relayOwnEchoes) {
+		return true
+	}
+	for to := range s.nodes {
+		if to == e.to || to == e.from {
+			continue
+		}
+		s.seq++
+		heap.Push(&s.q, envelope{at: s.now + 1 + uint64(s.rng.Intn(s.sc.maxDelay)), seq: s.seq, to: to, m: e.m,
+			from: e.to, life: nd.out.life, gossip: e.gossip})
+	}
+	return true
 }
 
 func (s *sim) deliver(e envelope) {
@@ -612,7 +657,7 @@ func (s *sim) deliver(e envelope) {
 		heap.Push(&s.q, e)
 		return
 	}
-	if nd.core == nil || s.lostWithSender(e) || s.seenBefore(e) {
+	if nd.core == nil || s.lostWithSender(e) || s.seenBefore(e) || !s.gossipOn(e) {
 		return // not started, down, sent by a node that died before it left, or a duplicate
 	}
 	s.stats.delivered++

@@ -163,8 +163,10 @@ type Status struct {
 	View   uint64
 	Leader uint32 // index of the leader of (Height, View)
 	Self   int    // own validator index, or -1 when observing
-	// ViewChanges counts the views this core has moved to (by timeout or by joining others).
+	// ViewChanges counts the views this core has moved to (by timeout or by joining others), and
+	// LeftView says why it left its last view (one of the LeftBy constants), for the node's log.
 	ViewChanges uint64
+	LeftView    string
 	// EvidenceCaught counts the equivocations this core has reported in Ready.Evidence.
 	EvidenceCaught uint64
 	// Progress of (Height, View), for the node's stall report: whether a proposal was accepted,
@@ -196,3 +198,14 @@ type Ready struct {
 	Evidence []Evidence
 	Status   Status
 }
+
+// Why a core left a view (Status.LeftView).
+const (
+	LeftByTimeout      = "view timeout"
+	LeftBySilentLeader = "leader silent for two view timeouts"
+	LeftByAwayLeader   = "leader away (behind the height)"
+	LeftByDownLeader   = "leader's connection closed"
+	LeftByInvalid      = "invalid proposal"
+	LeftByJoining      = "more than a third of the power in a later view"
+	LeftByAhead        = "more than a third of the power two heights on"
+)

@@ -34,19 +34,29 @@ type viewTimer struct {
 	set          bool
 }
 
-// fires reports whether the timer is due for the core's current slot: at its time; a quarter
-// timeout after it was set if the view's leader has fallen silent since (a leader that crashed
-// just before its view began is silent only later); or, if the leader is away (see away), a
-// quarter timeout after the core entered the view, and at once if the timer was set later.
-func (t *viewTimer) fires(c *Core) bool {
+// fires says why the timer is due for the core's current slot, or "" if it is not: at its time;
+// a quarter timeout after it was set if the view's leader has fallen silent since (a leader that
+// crashed just before its view began is silent only later); if the leader is away (see away), a
+// quarter timeout after the core entered the view, and at once if the timer was set later; or if
+// the leader's connection closed before its proposal came (see SetPeerDown), a quarter timeout
+// after that.
+func (t *viewTimer) fires(c *Core) string {
 	if !t.set || !c.open || t.height != c.height || t.view != c.view {
-		return false
+		return ""
 	}
 	quarter := uint64(max(c.viewTimeout/4, 1))
 	l := c.round.leader
-	return c.now >= t.at || (c.silent(l) && c.now >= t.armed+quarter) ||
-		(c.away(l) && c.now >= max(t.armed, c.viewSince+quarter)) ||
-		(c.down(l) && c.round.proposal == nil && c.now >= max(t.armed, c.downAt[l]-1)+quarter)
+	switch {
+	case c.now >= t.at:
+		return LeftByTimeout
+	case c.silent(l) && c.now >= t.armed+quarter:
+		return LeftBySilentLeader
+	case c.away(l) && c.now >= max(t.armed, c.viewSince+quarter):
+		return LeftByAwayLeader
+	case c.down(l) && c.round.proposal == nil && c.now >= max(t.armed, c.downAt[l]-1)+quarter:
+		return LeftByDownLeader
+	}
+	return ""
 }
 
 // SetPeerDown tells the core that the node of validator v has lost (down) or regained its
@@ -178,8 +188,9 @@ func (c *Core) viewChangePower() uint64 {
 
 // startViewChange moves to view for the current height and signs a ViewChange for it.
 // Precondition: view > c.view and the core is open.
-func (c *Core) startViewChange(view uint64) {
+func (c *Core) startViewChange(view uint64, why string) {
 	c.leaveView()
+	c.leftView = why
 	c.view = view
 	c.viewSince = c.now
 	c.round = newRound(c.vals, c.height, view, c.leaderOf(view))
@@ -296,7 +307,7 @@ func (c *Core) maybeJoinView() {
 	}
 	// More than a third: at least one honest validator among them.
 	if target > c.view && power > c.total-power-power {
-		c.startViewChange(target)
+		c.startViewChange(target, LeftByJoining)
 	}
 }
 

@@ -313,7 +313,7 @@ func TestNewViewValidation(t *testing.T) {
 				t.Fatal(err)
 			}
 			c, _ := newCore(t, vals, 0, 1)
-			c.startViewChange(1)
+			c.startViewChange(1, LeftByTimeout)
 			c.Ready()
 			c.Advance()
 			err = c.Step(*m)
@@ -338,7 +338,7 @@ func TestNewViewValidation(t *testing.T) {
 	Sign(testChain, keyFor(3), &m)
 	wantErr(t, VerifyMessage(testChain, vals, &m))
 	c, _ := newCore(t, vals, 0, 1)
-	c.startViewChange(1)
+	c.startViewChange(1, LeftByTimeout)
 	c.Ready()
 	c.Advance()
 	wantErr(t, c.Step(m), ErrNotLeader)
@@ -491,7 +491,7 @@ func TestEquivocatingNewView(t *testing.T) {
 	vals := equalSet(4)
 	vcs := []Message{viewChange(1, 1, 0, nil), viewChange(1, 1, 1, nil), viewChange(1, 1, 3, nil)}
 	c, _ := newCore(t, vals, 0, 1)
-	c.startViewChange(1)
+	c.startViewChange(1, LeftByTimeout)
 	wantErr(t, c.Step(newView(vcs, valueFor(1, "a"))))
 	wantErr(t, c.Step(newView(vcs, valueFor(1, "a"))), ErrDuplicate)
 	wantErr(t, c.Step(newView(vcs, valueFor(1, "b"))), ErrEquivocation)

@@ -402,7 +402,22 @@ func (n *Node) validateConsensus(from string, data []byte) (p2p.Verdict, any) {
 			return p2p.Ignore, nil
 		}
 	}
-	return p2p.Accept, m
+	return n.ownCopy(m), m
+}
+
+// ownCopy is the verdict on a verified consensus message from another peer: Deliver (not relay)
+// when this node's own validator signed it, else Accept. Such a copy is a replay or an echo (the
+// node published the message to every peer itself); passed on by this node, it would reach the
+// others from its author's own peer, where it counts as the author alive, or lagging at its
+// height (markRelayed): replayed old votes made honest leaders look behind on an idle chain, and
+// the others gave up on them (issue #9; the simulator's TestSimulatorFindsEchoedLag). The core
+// still sees it, to notice another process signing with this node's key.
+func (n *Node) ownCopy(m *consensus.Message) p2p.Verdict {
+	peers := n.sched.Load().at(m.Height).Peers
+	if m.Type != consensus.MsgDecision && int(m.From) < len(peers) && peers[m.From] == n.peerID {
+		return p2p.Deliver
+	}
+	return p2p.Accept
 }
 
 // maxClockDrift is how far ahead of this node's clock a proposed block's time may be.

@@ -181,7 +181,7 @@ func (n *Node) validateProposalRef(from string, data []byte) (p2p.Verdict, any) 
 	if ref.Header.Time > time.Now().Add(maxClockDrift).UnixMilli() {
 		return p2p.Ignore, nil // as validateConsensus does for a whole proposal
 	}
-	return p2p.Accept, ref
+	return n.ownCopy(m), ref
 }
 
 // encodeOutgoing is the wire form of a consensus message this node sends: a PRE-PREPARE by

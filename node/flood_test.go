@@ -331,3 +331,24 @@ func TestPeerChangedTracksValidatorsDown(t *testing.T) {
 		t.Fatal("still down after it connected again")
 	}
 }
+
+// A verified copy of this node's own validator's message from another peer is delivered but not
+// relayed: passed on, it would reach the others from its author's peer and read as the author
+// alive or lagging (the simulator's TestSimulatorFindsEchoedLag).
+func TestOwnCopiesAreNotRelayed(t *testing.T) {
+	n := soloNodeAtRest(t)
+	for _, c := range []struct {
+		name string
+		m    consensus.Message
+		want p2p.Verdict
+	}{
+		{"own vote", consensus.Message{Type: consensus.MsgPrepare, Height: 1, From: 0}, p2p.Deliver},
+		{"own proposal", consensus.Message{Type: consensus.MsgPrePrepare, Height: 1, From: 0}, p2p.Deliver},
+		{"a decision", consensus.Message{Type: consensus.MsgDecision, Height: 1, From: 0}, p2p.Accept},
+		{"another validator's", consensus.Message{Type: consensus.MsgPrepare, Height: 1, From: 9}, p2p.Accept},
+	} {
+		if got := n.ownCopy(&c.m); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}

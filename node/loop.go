@@ -329,6 +329,11 @@ func (n *Node) handleReady(rd consensus.Ready) error {
 	n.snapshot.Store(&st)
 	n.metrics.view.Set(float64(st.View))
 	n.metrics.viewChanges.Set(float64(st.ViewChanges))
+	if st.ViewChanges > n.viewChangesSeen {
+		n.log.Info("view change", "height", st.Height, "view", st.View, "why", st.LeftView,
+			"leader", n.validatorName(st.Height, st.Leader))
+	}
+	n.viewChangesSeen = st.ViewChanges
 	return nil
 }
 

@@ -92,9 +92,11 @@ type Node struct {
 	skippedNow atomic.Pointer[[]uint32]
 	// peersDown holds the peers whose last connection closed and that have not connected again
 	// (owned by the loop): told to every new core (peerChanged).
-	peersDown  map[string]bool
-	lastCommit time.Time    // when the last block was committed, for guild_height_seconds
-	phases     heightPhases // guild_height_phase_seconds; owned by the loop
+	peersDown map[string]bool
+	// viewChangesSeen is the core's view-change count at the last Ready, to log each one.
+	viewChangesSeen uint64
+	lastCommit      time.Time    // when the last block was committed, for guild_height_seconds
+	phases          heightPhases // guild_height_phase_seconds; owned by the loop
 	// executed holds the candidate blocks executed on the tip (by CheckProposal or maybePropose),
 	// so that the one decided is committed without being executed again.
 	executed executedBlocks
@@ -479,6 +481,7 @@ func (n *Node) startCore(restore []consensus.Message) error {
 		n.log.Info("validator role changed", "height", height, "index", self)
 	}
 	n.core, n.coreEpoch, n.self, n.coreStale = core, ep, self, false
+	n.viewChangesSeen = 0
 	for p := range n.peersDown {
 		n.tellCorePeer(p, false)
 	}

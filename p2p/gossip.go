@@ -26,6 +26,10 @@ const (
 	// Ignore drops the message without blaming anyone, e.g. a stale vote: it is neither
 	// delivered nor relayed.
 	Ignore
+	// Deliver hands the message to the subscriber without relaying it (dropped if the
+	// subscriber's channel is full): a copy of this node's own message coming back, which the
+	// node checks (another process with its key?) but must not pass on as if it sent it again.
+	Deliver
 )
 
 func (v Verdict) String() string {
@@ -36,6 +40,8 @@ func (v Verdict) String() string {
 		return "reject"
 	case Ignore:
 		return "ignore"
+	case Deliver:
+		return "deliver"
 	}
 	return fmt.Sprintf("Verdict(%d)", int(v))
 }
@@ -364,6 +370,12 @@ func (h *Host) wrapValidator(t *gossipTopic, validate Validator) pubsub.Validato
 		case Reject:
 			return pubsub.ValidationReject
 		case Ignore:
+			return pubsub.ValidationIgnore
+		case Deliver:
+			select {
+			case t.out <- Message{From: from.String(), Data: payload, Decoded: decoded}:
+			default:
+			}
 			return pubsub.ValidationIgnore
 		}
 		// A bug of ours, not the sender's: drop without blaming the peer, as pubsub does.

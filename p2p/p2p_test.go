@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -385,7 +387,7 @@ func TestTxsRelayedToValidatorThePublisherDidNotReach(t *testing.T) {
 }
 
 // In a line a - b - c, b's validator decides what c may see: what b rejects, ignores or
-// panics on is neither delivered at b nor relayed to c.
+// panics on is neither delivered at b nor relayed to c; what it marks Deliver reaches b's node only.
 func TestValidatorVerdictsStopDeliveryAndRelay(t *testing.T) {
 	var seenAtC seenLog
 	dropped := make(chan string, 3)
@@ -400,6 +402,9 @@ func TestValidatorVerdictsStopDeliveryAndRelay(t *testing.T) {
 		case "boom":
 			dropped <- s
 			panic("validator bug")
+		case "echo":
+			_, decoded := decodeAll("", data)
+			return Deliver, decoded
 		}
 		return decodeAll("", data)
 	}
@@ -432,12 +437,17 @@ func TestValidatorVerdictsStopDeliveryAndRelay(t *testing.T) {
 	for range 3 {
 		receive[string](t, dropped, "b's validator to drop a message")
 	}
+	// Deliver: b's node gets it, c does not.
+	if err := a.PublishTxs(context.Background(), []byte("echo")); err != nil {
+		t.Fatal(err)
+	}
+	expectMessage(t, b.Txs(), a, "echo")
 	if err := a.PublishTxs(context.Background(), []byte("good")); err != nil {
 		t.Fatal(err)
 	}
 	expectMessage(t, c.Txs(), b, "good") // a's, from b: messages carry no author, only a sender
 	expectMessage(t, b.Txs(), a, "good") // b delivered none of the three either
-	for _, s := range []string{"bad", "stale", "boom"} {
+	for _, s := range []string{"bad", "stale", "boom", "echo"} {
 		if seenAtC.contains(s) {
 			t.Errorf("b relayed %q to c", s)
 		}
@@ -675,4 +685,33 @@ func BenchmarkPublishTxsThroughput(b *testing.B) {
 		b.Fatal("not all batches were delivered")
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "batches/s")
+}
+
+// Deliver hands a message to the node and tells pubsub to ignore it, its only way not to relay
+// it; Accept lets pubsub deliver and relay it.
+func TestDeliverVerdictIsNotRelayed(t *testing.T) {
+	h := newHost(t, nil)
+	other := newHost(t, nil)
+	for _, tc := range []struct {
+		verdict Verdict
+		want    pubsub.ValidationResult
+		handed  bool
+	}{{Deliver, pubsub.ValidationIgnore, true}, {Accept, pubsub.ValidationAccept, false}} {
+		topic := &gossipTopic{name: "test", out: make(chan Message, 1)}
+		validate := h.wrapValidator(topic, func(string, []byte) (Verdict, any) { return tc.verdict, "decoded" })
+		msg := &pubsub.Message{Message: &pb.Message{Data: h.seal([]byte("x"), nil)}, ReceivedFrom: other.host.ID()}
+		if got := validate(context.Background(), other.host.ID(), msg); got != tc.want {
+			t.Errorf("%v: pubsub told %v, want %v", tc.verdict, got, tc.want)
+		}
+		select {
+		case m := <-topic.out:
+			if !tc.handed || m.Decoded != "decoded" || string(m.Data) != "x" {
+				t.Errorf("%v: handed %+v to the node", tc.verdict, m)
+			}
+		default:
+			if tc.handed {
+				t.Errorf("%v: not handed to the node", tc.verdict)
+			}
+		}
+	}
 }
