@@ -2,7 +2,6 @@ package p2p
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/event"
@@ -31,39 +30,26 @@ func (h *Host) startBootstrap(peers []peer.AddrInfo) error {
 	if len(peers) == 0 {
 		return nil
 	}
-	sub, err := h.host.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
-	if err != nil {
-		return fmt.Errorf("p2p: watch connections: %w", err)
-	}
 	wake := make(map[peer.ID]chan struct{}, len(peers))
 	for _, pi := range peers {
-		ch := make(chan struct{}, 1)
-		wake[pi.ID] = ch
-		h.wg.Add(1)
-		go h.keepConnected(pi, ch)
+		wake[pi.ID] = make(chan struct{}, 1)
 	}
-	h.wg.Add(1)
-	go func() {
-		defer h.wg.Done()
-		defer sub.Close()
-		for {
+	err := h.watch(new(event.EvtPeerConnectednessChanged), "connections", func(e any) {
+		ev := e.(event.EvtPeerConnectednessChanged)
+		if ch := wake[ev.Peer]; ch != nil && ev.Connectedness != network.Connected {
 			select {
-			case <-h.ctx.Done():
-				return
-			case e, ok := <-sub.Out():
-				if !ok {
-					return
-				}
-				ev := e.(event.EvtPeerConnectednessChanged)
-				if ch := wake[ev.Peer]; ch != nil && ev.Connectedness != network.Connected {
-					select {
-					case ch <- struct{}{}:
-					default: // already woken
-					}
-				}
+			case ch <- struct{}{}:
+			default: // already woken
 			}
 		}
-	}()
+	})
+	if err != nil {
+		return err
+	}
+	for _, pi := range peers {
+		h.wg.Add(1)
+		go h.keepConnected(pi, wake[pi.ID])
+	}
 	return nil
 }
 

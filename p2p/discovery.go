@@ -120,31 +120,13 @@ func (h *Host) watchIdentify() error {
 	if h.book.path == "" {
 		return nil
 	}
-	sub, err := h.host.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted))
-	if err != nil {
-		return fmt.Errorf("p2p: watch identify: %w", err)
-	}
-	h.wg.Add(1)
-	go func() {
-		defer h.wg.Done()
-		defer sub.Close()
-		for {
-			select {
-			case <-h.ctx.Done():
-				return
-			case e, ok := <-sub.Out():
-				if !ok {
-					return
-				}
-				ev := e.(event.EvtPeerIdentificationCompleted)
-				if !h.gater.allowed(ev.Peer) {
-					continue
-				}
-				if err := h.book.learn(ev.Peer, ev.ListenAddrs); err != nil {
-					h.log.Warn("saving the address book", "err", err)
-				}
-			}
+	return h.watch(new(event.EvtPeerIdentificationCompleted), "identify", func(e any) {
+		ev := e.(event.EvtPeerIdentificationCompleted)
+		if !h.gater.allowed(ev.Peer) {
+			return
 		}
-	}()
-	return nil
+		if err := h.book.learn(ev.Peer, ev.ListenAddrs); err != nil {
+			h.log.Warn("saving the address book", "err", err)
+		}
+	})
 }

@@ -26,9 +26,31 @@ func (h *Host) PeerEvents() <-chan PeerEvent { return h.peerEvents }
 func (h *Host) PeerEventsDropped() uint64 { return h.peerEventsDropped.Load() }
 
 func (h *Host) startPeerEvents() error {
-	sub, err := h.host.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
+	return h.watch(new(event.EvtPeerConnectednessChanged), "connections", func(e any) {
+		ev := e.(event.EvtPeerConnectednessChanged)
+		var out PeerEvent
+		switch ev.Connectedness {
+		case network.Connected:
+			out = PeerEvent{Peer: ev.Peer.String(), Connected: true}
+		case network.NotConnected:
+			out = PeerEvent{Peer: ev.Peer.String()}
+		default:
+			return // limited (relayed) connections say nothing either way
+		}
+		select {
+		case h.peerEvents <- out:
+		default:
+			h.peerEventsDropped.Add(1)
+		}
+	})
+}
+
+// watch subscribes to the host's events of evtType's type and hands each to handle, on one
+// goroutine, until Close.
+func (h *Host) watch(evtType any, what string, handle func(any)) error {
+	sub, err := h.host.EventBus().Subscribe(evtType)
 	if err != nil {
-		return fmt.Errorf("p2p: watch connections: %w", err)
+		return fmt.Errorf("p2p: watch %s: %w", what, err)
 	}
 	h.wg.Add(1)
 	go func() {
@@ -42,21 +64,7 @@ func (h *Host) startPeerEvents() error {
 				if !ok {
 					return
 				}
-				ev := e.(event.EvtPeerConnectednessChanged)
-				var out PeerEvent
-				switch ev.Connectedness {
-				case network.Connected:
-					out = PeerEvent{Peer: ev.Peer.String(), Connected: true}
-				case network.NotConnected:
-					out = PeerEvent{Peer: ev.Peer.String()}
-				default:
-					continue // limited (relayed) connections say nothing either way
-				}
-				select {
-				case h.peerEvents <- out:
-				default:
-					h.peerEventsDropped.Add(1)
-				}
+				handle(e)
 			}
 		}
 	}()
