@@ -78,7 +78,7 @@ func addCBORSeeds(f *testing.F) {
 func checkVerdict(t *testing.T, v p2p.Verdict, decoded any) {
 	t.Helper()
 	switch v {
-	case p2p.Accept:
+	case p2p.Accept, p2p.Deliver:
 	case p2p.Reject, p2p.Ignore:
 		if decoded != nil {
 			t.Fatalf("verdict %v with a decoded value %#v", v, decoded)
@@ -163,7 +163,7 @@ func FuzzGossipConsensus(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		v, decoded := n.validateConsensus("peer", data)
 		checkVerdict(t, v, decoded)
-		if v == p2p.Accept {
+		if admits(v) {
 			if _, ok := decoded.(*consensus.Message); !ok {
 				t.Fatalf("accepted message decoded to %#v", decoded)
 			}
