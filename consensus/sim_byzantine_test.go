@@ -204,24 +204,31 @@ func replayIdleScenario() scenario {
 // timeout. Found on real processes after the fix above: on an idle 4-node testnet with one
 // validator replaying, honest leaders lost 15 turns in 90 s ("leader away").
 func TestSimulatorFindsEchoedLag(t *testing.T) {
+	findsLostTurns(t, "relaying own echoes", 40, func(sc *scenario) { sc.relayOwnEchoes = true })
+}
+
+// findsLostTurns runs seeds of replayIdleScenario as modelled, each of which must pass, and with
+// change applied (the negative control), of which at least one must lose an honest leader's turn.
+func findsLostTurns(t *testing.T, what string, seeds int64, change func(*scenario)) {
+	t.Helper()
 	sc := replayIdleScenario()
-	echoing := sc
-	echoing.relayOwnEchoes = true
+	changed := sc
+	change(&changed)
 	failed := 0
-	for seed := range int64(40) {
+	for seed := range seeds {
 		if err := runSim(sc, seed, &simStats{}); err != nil {
 			t.Fatalf("seed %d as modelled: %v", seed, err)
 		}
-		if err := runSim(echoing, seed, &simStats{}); isLiveness(err) {
+		if err := runSim(changed, seed, &simStats{}); isLiveness(err) {
 			failed++
 		} else if err != nil {
-			t.Fatalf("seed %d relaying own echoes: %v", seed, err)
+			t.Fatalf("seed %d %s: %v", seed, what, err)
 		}
 	}
 	if failed == 0 {
-		t.Fatal("relaying own echoes, no run of 40 lost an honest leader's turn: the model does not find the bug")
+		t.Fatalf("%s, no run of %d lost an honest leader's turn: the model does not find the bug", what, seeds)
 	}
-	t.Logf("relaying own echoes: %d of 40 runs took an honest leader's turn", failed)
+	t.Logf("%s: %d of %d runs took an honest leader's turn", what, failed, seeds)
 }
 
 // TestSimulatorFindsReplayedLag is the negative control of the node's rule that only a copy
@@ -232,22 +239,5 @@ func TestSimulatorFindsEchoedLag(t *testing.T) {
 // (and then its leadership for a minute, by the node's skip rule). Found on real processes: at
 // the end of a replay run, with the load stopped, honest org1 and org3 "missed their turns".
 func TestSimulatorFindsReplayedLag(t *testing.T) {
-	sc := replayIdleScenario()
-	trusting := sc
-	trusting.trustReplays = true
-	failed := 0
-	for seed := range int64(10) {
-		if err := runSim(sc, seed, &simStats{}); err != nil {
-			t.Fatalf("seed %d as modelled: %v", seed, err)
-		}
-		if err := runSim(trusting, seed, &simStats{}); isLiveness(err) {
-			failed++
-		} else if err != nil {
-			t.Fatalf("seed %d trusting replays: %v", seed, err)
-		}
-	}
-	if failed == 0 {
-		t.Fatal("trusting replays, no run of 10 lost an honest leader's turn: the model does not find the bug")
-	}
-	t.Logf("trusting replays: %d of 10 runs took an honest leader's turn", failed)
+	findsLostTurns(t, "trusting replays", 10, func(sc *scenario) { sc.trustReplays = true })
 }

@@ -27,6 +27,14 @@ type returnScript struct {
 	err    error
 }
 
+// measure ends a script once height rs.h is decided: the gap is from the decision of rs.h-1.
+func (rs *returnScript) measure(s *sim) {
+	if uint64(len(s.decided)) >= rs.h {
+		rs.gap = s.out.topAt - rs.prevAt
+		rs.phase = 3
+	}
+}
+
 // returnPlan is an outage plan with no random kills: the script injects the faults.
 func returnPlan(script func(*sim)) *outagePlan {
 	return &outagePlan{downMin: 1, downMax: 1, repairMin: 2, repairMax: 4, maxGap: 4 * simViewTimeout,
@@ -90,10 +98,7 @@ func (rs *returnScript) returningVoter(s *sim) {
 		rs.phase = 2
 
 	case 2:
-		if uint64(len(s.decided)) >= rs.h {
-			rs.gap = s.out.topAt - rs.prevAt
-			rs.phase = 3
-		}
+		rs.measure(s)
 	}
 }
 
@@ -125,10 +130,7 @@ func (rs *returnScript) laggingLeader(s *sim) {
 		s.kill(rs.b, 6*simViewTimeout)
 		rs.phase = 2
 	case 2:
-		if uint64(len(s.decided)) >= rs.h {
-			rs.gap = s.out.topAt - rs.prevAt
-			rs.phase = 3
-		}
+		rs.measure(s)
 	}
 }
 
@@ -207,10 +209,7 @@ func (rs *returnScript) killedLeader(s *sim) {
 		s.kill(l0, 6*simViewTimeout)
 		rs.phase = 2
 	case 2:
-		if uint64(len(s.decided)) >= rs.h {
-			rs.gap = s.out.topAt - rs.prevAt
-			rs.phase = 3
-		}
+		rs.measure(s)
 	}
 }
 
