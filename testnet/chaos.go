@@ -70,6 +70,11 @@ type FaultRecord struct {
 	CaughtUp time.Duration `json:"caught_up"`
 	// NextBlock is the time from Start to the header time of the next block (-1: none).
 	NextBlock time.Duration `json:"next_block"`
+	// NextCommit is the time from Start until another node was seen to have committed a
+	// block it had not when the fault began (polled; -1: none while the node was down). A
+	// header time can come before the fault: a block proposed before the leader was killed and
+	// decided after it keeps its proposer's time; this is what the clients saw.
+	NextCommit time.Duration `json:"next_commit"`
 	Note      string        `json:"note,omitempty"`
 	Err       string        `json:"error,omitempty"`
 }
@@ -314,7 +319,7 @@ func (c *chaosRun) inject(ctx context.Context, e ChaosEvent) *FaultRecord {
 		}
 	}
 	n := c.m.Nodes[e.Node-1]
-	rec := &FaultRecord{ChaosEvent: e, Name: n.Name, Start: time.Now(), CaughtUp: -1, NextBlock: -1}
+	rec := &FaultRecord{ChaosEvent: e, Name: n.Name, Start: time.Now(), CaughtUp: -1, NextBlock: -1, NextCommit: -1}
 	fail := func(err error) *FaultRecord {
 		rec.Err = err.Error()
 		c.logf("%s %s: %v", e.Fault, n.Name, err)
@@ -351,8 +356,11 @@ func (c *chaosRun) inject(ctx context.Context, e ChaosEvent) *FaultRecord {
 	default:
 		return fail(fmt.Errorf("%w: unknown fault %q", ErrBadSchedule, e.Fault))
 	}
+	watched := make(chan time.Duration, 1)
+	go func() { watched <- c.watchNextCommit(ctx, e.Node, rec.Start, rec.Start.Add(e.Downtime)) }()
 	// The node comes back even when ctx ends mid-downtime: a run never leaves one down.
 	sleepUntil(ctx, rec.Start.Add(e.Downtime))
+	rec.NextCommit = <-watched
 	rec.Tip = c.othersTip(e.Node)
 	if err := back(); err != nil {
 		return fail(err)
@@ -409,6 +417,37 @@ func (c *chaosRun) othersTip(k int) uint64 {
 		}
 	}
 	return tip
+}
+
+// commitPoll is how often the others are asked for their height after a fault: the next
+// commit's time is known to within it (and an API round trip).
+const commitPoll = 20 * time.Millisecond
+
+// watchNextCommit polls every node but k from just after the fault until one reports a height
+// above the highest any reported on the first poll, and returns the time from start to that
+// answer; -1 if none came before until. Taking the first answers after the fault as the base
+// errs late, never early: a block decided between the fault and that poll is not counted, the
+// one after it is.
+func (c *chaosRun) watchNextCommit(ctx context.Context, k int, start, until time.Time) time.Duration {
+	others := append(append([]Node(nil), c.m.Nodes[:k-1]...), c.m.Nodes[k:]...)
+	base, known := uint64(0), false
+	for time.Now().Before(until) && ctx.Err() == nil {
+		tip, any := uint64(0), false
+		for _, st := range queryStatus(ctx, others, time.Second) {
+			if st.err == nil {
+				tip, any = max(tip, st.resp.Height), true
+			}
+		}
+		switch {
+		case !any:
+		case !known:
+			base, known = tip, true
+		case tip > base:
+			return time.Since(start)
+		}
+		sleepUntil(ctx, time.Now().Add(commitPoll))
+	}
+	return -1
 }
 
 // catchUpWait bounds how long a node brought back is watched on its way to the tip.

@@ -59,7 +59,7 @@ func TestChaosShort(t *testing.T) {
 		if f.Err != "" || f.CaughtUp < 0 {
 			t.Errorf("fault %+v: not brought back to the tip", f)
 		}
-		if f.NextBlock < 0 {
+		if f.NextBlock < 0 || f.NextCommit < 0 {
 			t.Errorf("fault %+v: no block after it", f)
 		}
 	}

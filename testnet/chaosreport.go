@@ -21,7 +21,7 @@ func (r *ChaosReport) WriteText(w io.Writer) {
 
 	fmt.Fprintf(w, "\n-- faults\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "AT\tNODE\tFAULT\tNEXT BLOCK\tDOWN\tTIP AT RETURN\tAT THE TIP AFTER\tNOTE\n")
+	fmt.Fprintf(tw, "AT\tNODE\tFAULT\tNEXT COMMIT\tNEXT BLOCK\tDOWN\tTIP AT RETURN\tAT THE TIP AFTER\tNOTE\n")
 	for _, f := range r.Faults {
 		down, caught := "-", "-"
 		if !f.Back.IsZero() {
@@ -35,11 +35,14 @@ func (r *ChaosReport) WriteText(w io.Writer) {
 		if f.Err != "" {
 			note = "ERROR " + f.Err
 		}
-		next := "-"
+		next, commit := "-", "-"
 		if f.NextBlock >= 0 {
 			next = f.NextBlock.Round(10 * time.Millisecond).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", f.At, f.Name, f.Fault, next, down, f.Tip, caught, note)
+		if f.NextCommit >= 0 {
+			commit = f.NextCommit.Round(10 * time.Millisecond).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", f.At, f.Name, f.Fault, commit, next, down, f.Tip, caught, note)
 	}
 	tw.Flush()
 	if len(r.Faults) == 0 {
