@@ -176,11 +176,11 @@ func TestCatchUpWithoutTheProposal(t *testing.T) {
 }
 
 // Issue #10 (kill the leader: the next block within 1.5 s): a leader whose node's connection
-// closed (SetPeerDown) gets a quarter of the view timeout from then, unless its proposal is in;
+// closed (SetPeerDown) gets an eighth of the view timeout from then, unless its proposal is in;
 // a message from it, or its node reconnecting, gives it the whole timeout back.
 func TestDisconnectedLeaderShortensItsView(t *testing.T) {
 	const at = 5 // ticks into view 0 when the leader's connection closes
-	quarter := testViewTimeout / 4
+	eighth := testViewTimeout / 8
 	ticks := func(c *Core, n int) {
 		for range n {
 			c.Tick()
@@ -190,8 +190,8 @@ func TestDisconnectedLeaderShortensItsView(t *testing.T) {
 		c := awayCore(t)
 		ticks(c, at)
 		c.SetPeerDown(1, true)
-		if got := at + ticksToViewChange(t, c); got != at+quarter {
-			t.Fatalf("view 0 ended %d ticks after the height opened, want %d", got, at+quarter)
+		if got := at + ticksToViewChange(t, c); got != at+eighth {
+			t.Fatalf("view 0 ended %d ticks after the height opened, want %d", got, at+eighth)
 		}
 	})
 	t.Run("another validator down", func(t *testing.T) {

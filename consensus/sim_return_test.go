@@ -213,11 +213,11 @@ func (rs *returnScript) killedLeader(s *sim) {
 	}
 }
 
-// killedLeaderGapBound: a quarter view timeout after the peers notice (at most 3 ticks), then
+// killedLeaderGapBound: an eighth of a view timeout after the peers notice (at most 3 ticks), then
 // five hops at the longest delay (view changes, new view and proposal, prepare, commit, and one
 // for the timer's tick) and the new leader's wait for transactions (returnPlan's 4, plus up to
 // 2). Without the disconnection reports every run takes over a view timeout.
-const killedLeaderGapBound = simViewTimeout/4 + 3 + 5*3 + 6
+const killedLeaderGapBound = simViewTimeout/8 + 3 + 5*3 + 6
 
 func TestSimulatorKilledLeaderGap(t *testing.T) {
 	run := func(seed int64, noDisconnects bool) (*returnScript, error) {

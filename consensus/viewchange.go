@@ -38,13 +38,17 @@ type viewTimer struct {
 // a quarter timeout after it was set if the view's leader has fallen silent since (a leader that
 // crashed just before its view began is silent only later); if the leader is away (see away), a
 // quarter timeout after the core entered the view, and at once if the timer was set later; or if
-// the leader's connection closed before its proposal came (see SetPeerDown), a quarter timeout
-// after that.
+// the leader's connection closed before its proposal came (see SetPeerDown), an eighth of a
+// timeout after that.
 func (t *viewTimer) fires(c *Core) string {
 	if !t.set || !c.open || t.height != c.height || t.view != c.view {
 		return ""
 	}
 	quarter := uint64(max(c.viewTimeout/4, 1))
+	// A closed connection is firmer evidence than silence: the peer's kernel closed it, so the
+	// process died or its host is cut off. The grace only lets a proposal already sent through
+	// other peers' relays arrive, or a link repair's redial come back (loopback: milliseconds).
+	eighth := uint64(max(c.viewTimeout/8, 1))
 	l := c.round.leader
 	switch {
 	case c.now >= t.at:
@@ -53,7 +57,7 @@ func (t *viewTimer) fires(c *Core) string {
 		return LeftBySilentLeader
 	case c.away(l) && c.now >= max(t.armed, c.viewSince+quarter):
 		return LeftByAwayLeader
-	case c.down(l) && c.round.proposal == nil && c.now >= max(t.armed, c.downAt[l]-1)+quarter:
+	case c.down(l) && c.round.proposal == nil && c.now >= max(t.armed, c.downAt[l]-1)+eighth:
 		return LeftByDownLeader
 	}
 	return ""
@@ -61,7 +65,7 @@ func (t *viewTimer) fires(c *Core) string {
 
 // SetPeerDown tells the core that the node of validator v has lost (down) or regained its
 // connection to v's node: a leader killed during its view, whose peers' connections closed with
-// it, is given up on a quarter timeout after that (or after the timer was set, if later) instead
+// it, is given up an eighth of a timeout after that (or after the timer was set, if later) instead
 // of a whole view timeout, unless its proposal arrived first (the others can decide without it).
 // It is a hint, like silent and away: it only brings this validator's own view change forward,
 // views still move on a quorum's timeouts or f+1 view changes, so a wrong report costs a view,

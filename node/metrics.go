@@ -108,7 +108,7 @@ func newMetrics() *metrics {
 		leaderSkips: prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_consensus_leader_skips_total",
 			Help: "Turns a scheduled leader missed (another validator built the block of its height); each passes it over as leader for a while."}),
 		peersDown: prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_consensus_peer_disconnects_total",
-			Help: "Times this node lost its last connection to a validator's node; a leader lost so before it proposed is given up a quarter view timeout later."}),
+			Help: "Times this node lost its last connection to a validator's node; a leader lost so before it proposed is given up an eighth of a view timeout later."}),
 		leadersSkipped: prometheus.NewGauge(prometheus.GaugeOpts{Name: "guild_consensus_leaders_skipped",
 			Help: "Validators passed over as leader at the next height for having missed a turn recently."}),
 		invalidProposals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "guild_consensus_invalid_proposals_total",
