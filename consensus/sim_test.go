@@ -95,6 +95,9 @@ type scenario struct {
 	// relayOwnEchoes (the negative control: a replayed vote of an honest validator, passed on by
 	// that validator's own node, reached the others from its author's peer and read as its lag).
 	gossipRelay, relayOwnEchoes bool
+	// byref: leaders' PRE-PREPAREs are proposals by reference, rebuilt by fetching what a node
+	// lacks (sim_byref_test.go).
+	byref *byrefPlan
 }
 
 var behaviours = map[string]behaviour{
@@ -106,6 +109,7 @@ var behaviours = map[string]behaviour{
 	"mixed":      mixed,
 	"equivocate": equivocateLeader,
 	"silent":     func(*sim, Message) []routed { return nil },
+	"byref":      byrefBehaviour,
 }
 
 func TestSimulator(t *testing.T) {
@@ -142,6 +146,7 @@ func TestSimulator(t *testing.T) {
 		{name: "4-leader-partition", powers: []uint64{1, 1, 1, 1}, observers: 1, heights: 6, drop: 0.05, dup: 0.05, maxDelay: 3, partition: 200, isolateLeader: true, liveness: true, maxTicks: 5000, share: 5},
 	}
 	scenarios = append(scenarios, outageScenarios()...)
+	scenarios = append(scenarios, byrefScenarios()...)
 	// The soak target reads this line: every run of every scenario, and what failed.
 	var total, safety, liveness atomic.Int64
 	t.Cleanup(func() {
@@ -206,6 +211,7 @@ type simStats struct {
 	stableView uint64
 	// lateViews counts heights an honest validator decided in a view above 0.
 	lateViews int
+	byref     byrefStats
 }
 
 type simNode struct {
@@ -285,6 +291,7 @@ type sim struct {
 	cutFrom, cutTo uint64
 	nextSplit      uint64 // when the twins' partition is drawn anew
 	forged         map[string]Message
+	ref            *byrefState // byref's model
 	stats          *simStats
 	err            error
 }
@@ -367,6 +374,9 @@ func runSim(sc scenario, seed int64, stats *simStats) error {
 		s.resplitTwins()
 		for len(s.q) > 0 && s.q[0].at <= s.now {
 			s.deliver(heap.Pop(&s.q).(envelope))
+		}
+		if sc.byref != nil {
+			s.refTick()
 		}
 		for i, nd := range s.nodes {
 			if nd.proposal != nil && nd.proposeAt <= s.now {
@@ -548,6 +558,9 @@ func (s *sim) checkCommitted(i int, c Committed) {
 	if err := nd.app.CheckProposal(c.Height, c.Value); err != nil {
 		s.failf("node %d committed an invalid value: %v", i, err)
 	}
+	if s.sc.byref != nil {
+		s.refCommitted(i, c)
+	}
 	d := DigestOf(c.Value)
 	if c.Certificate.Height != c.Height || c.Certificate.Digest != d {
 		s.failf("node %d: certificate for height %d is for another value", i, c.Height)
@@ -660,6 +673,15 @@ func (s *sim) deliver(e envelope) {
 	if nd.core == nil || s.lostWithSender(e) || s.seenBefore(e) || !s.gossipOn(e) {
 		return // not started, down, sent by a node that died before it left, or a duplicate
 	}
+	if s.sc.byref != nil && !s.refDeliver(e) {
+		return // parked while the node fetches its transactions
+	}
+	s.step(e)
+}
+
+// step hands a delivered message to its node's core and handles what follows.
+func (s *sim) step(e envelope) {
+	nd := s.nodes[e.to]
 	s.stats.delivered++
 	if e.from >= 0 && e.m.Type != MsgDecision && e.from != int(e.m.From) && !s.sc.trustReplays {
 		// The node's rule (stepConsensus): only a copy from its author's own peer says the author
@@ -717,6 +739,9 @@ func (s *sim) propose(i int) {
 	p := nd.proposal
 	nd.proposal = nil
 	value := valueFor(p.Height, fmt.Sprintf("v=%d;by=%d;r=%d", p.View, nd.index, s.rng.Int63()))
+	if s.sc.byref != nil {
+		s.refProposed(i, value)
+	}
 	// A slot may be gone by the time the node proposes: decided, or its view timed out.
 	if err := nd.core.Propose(p.Height, p.View, value); err != nil && !errors.Is(err, ErrStaleHeight) && !errors.Is(err, ErrWrongView) && !errors.Is(err, ErrNotRequested) {
 		s.failf("node %d: Propose(%d, %d): %v", i, p.Height, p.View, err)
