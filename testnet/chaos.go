@@ -75,8 +75,8 @@ type FaultRecord struct {
 	// header time can come before the fault: a block proposed before the leader was killed and
 	// decided after it keeps its proposer's time; this is what the clients saw.
 	NextCommit time.Duration `json:"next_commit"`
-	Note      string        `json:"note,omitempty"`
-	Err       string        `json:"error,omitempty"`
+	Note       string        `json:"note,omitempty"`
+	Err        string        `json:"error,omitempty"`
 }
 
 // ChaosReport is what RunChaos did and found.
