@@ -501,6 +501,6 @@ func (n *Node) checkIndexes() error {
 
 func (n *Node) touchesFunc() TouchesFunc {
 	return func(h uint64, txs [][]byte, results []StoredResult) ([][]state.Address, error) {
-		return blockTouches(n.st, h, txs, results)
+		return blockTouches(n.st, h, txs, nil, results)
 	}
 }

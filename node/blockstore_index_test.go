@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -367,7 +368,7 @@ func BenchmarkIndexBlock(b *testing.B) {
 	bs, _ := OpenBlockStore(db)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		touched, err := blockTouches(noRecords{}, uint64(i+1), txs, results)
+		touched, err := blockTouches(noRecords{}, uint64(i+1), txs, nil, results)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -378,4 +379,39 @@ func BenchmarkIndexBlock(b *testing.B) {
 		batch.Close()
 	}
 	b.ReportMetric(float64(b.N*len(txs))/b.Elapsed().Seconds(), "txs/s")
+}
+
+// The index of a block read from the transactions execution decoded is the one decoding them
+// again gives, including for a transaction refused before execution (nil there) and one that
+// failed in execution.
+func TestBlockTouchesFromDecodedTxs(t *testing.T) {
+	key := ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
+	from := state.AddressFromPubKey(key.Public().(ed25519.PublicKey))
+	txs := make([][]byte, 4)
+	decoded := make([]*state.Tx, len(txs))
+	results := make([]StoredResult, len(txs))
+	for i := range txs {
+		tx, _ := state.SignTx(state.TxBody{ChainID: "idx", From: from, Nonce: uint64(i),
+			Transfer: &state.Transfer{To: state.Address{byte(i + 1)}, Amount: 1}}, key)
+		txs[i], _ = tx.Encode()
+		decoded[i] = tx
+		results[i].Hash = state.HashTx(txs[i])
+	}
+	decoded[1] = nil // refused before execution: decoded again
+	results[1].Error = "state: bad signature"
+	results[2].Error = "state: insufficient funds"
+	want, err := blockTouches(noRecords{}, 7, txs, nil, results)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := blockTouches(noRecords{}, 7, txs, decoded, results)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("from decoded: %v\ndecoding again: %v", got, want)
+	}
+	if len(got[3]) != 2 {
+		t.Fatalf("a transfer touches its sender and recipient, got %v", got[3])
+	}
 }

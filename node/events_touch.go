@@ -224,13 +224,21 @@ func txTouches(st touchRecords, tx *state.Tx, op reflect.Value, height uint64, o
 
 // blockTouches lists the accounts each transaction of a block executed at height touches, for
 // the account index; a transaction that does not decode (execution refused it) touches none.
-func blockTouches(st touchRecords, height uint64, txs [][]byte, results []StoredResult) ([][]state.Address, error) {
+// decoded, if not nil, holds the transactions as execution decoded them (nil entries decoded
+// here).
+func blockTouches(st touchRecords, height uint64, txs [][]byte, decoded []*state.Tx, results []StoredResult) ([][]state.Address, error) {
 	out := make([][]state.Address, len(txs))
 	for i, raw := range txs {
 		ok := i < len(results) && results[i].Error == ""
-		tx, err := decodeExecutedTx(raw, ok)
-		if err != nil {
-			continue
+		var tx *state.Tx
+		if i < len(decoded) {
+			tx = decoded[i]
+		}
+		if tx == nil {
+			var err error
+			if tx, err = decodeExecutedTx(raw, ok); err != nil {
+				continue
+			}
 		}
 		op, _ := txOp(&tx.Body)
 		t, err := txTouches(st, tx, op, height, ok)

@@ -405,6 +405,9 @@ func (n *Node) execute(height uint64, value []byte, ex *executedBlock) error {
 type unrecordedBlock struct {
 	height uint64
 	txs    [][]byte
+	// decoded are txs as execution decoded them (nil when it was not staged here; nil entries
+	// for those it refused): the index reads them instead of decoding again.
+	decoded []*state.Tx
 	stored []StoredResult
 	prune  bool // prune old blocks once recorded (a live commit, not recovery)
 }
@@ -434,15 +437,17 @@ func (n *Node) executeBlock(height uint64, value []byte, ex *executedBlock) erro
 		return fmt.Errorf("node: executing block %d before the results of block %d are recorded", height, n.unrecorded.height)
 	}
 	var (
-		b   *Block
-		res *state.BlockResult
-		err error
+		b       *Block
+		res     *state.BlockResult
+		err     error
+		decoded []*state.Tx
 	)
 	if ex != nil {
 		b = ex.block
 		res, err = n.st.CommitStaged(ex.staged)
+		decoded = ex.staged.Txs()
 		if errors.Is(err, state.ErrStaleStaged) {
-			res, err = nil, nil // not this tip's after all: execute it below
+			res, err, decoded = nil, nil, nil // not this tip's after all: execute it below
 		}
 	} else if b, err = DecodeBlock(value); err != nil {
 		return err
@@ -480,7 +485,10 @@ func (n *Node) executeBlock(height uint64, value []byte, ex *executedBlock) erro
 			settled = append(settled, r.Hash)
 		}
 	}
-	n.unrecorded = &unrecordedBlock{height: height, txs: b.Txs, stored: stored}
+	if len(decoded) != len(b.Txs) {
+		decoded = nil
+	}
+	n.unrecorded = &unrecordedBlock{height: height, txs: b.Txs, decoded: decoded, stored: stored}
 	// The mempool lets go of the block's transactions now (the next proposal must not hold them
 	// again), before the tx index has them: until then the API reads them as pending, so a
 	// reader always finds each one pending or committed, never neither.
@@ -523,7 +531,7 @@ func (n *Node) recordResults() error {
 	if h := n.st.Height(); h != u.height {
 		return fmt.Errorf("node: recording the results of block %d with the state at %d", u.height, h)
 	}
-	touched, err := blockTouches(n.st, u.height, u.txs, u.stored)
+	touched, err := blockTouches(n.st, u.height, u.txs, u.decoded, u.stored)
 	if err != nil {
 		return err
 	}

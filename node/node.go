@@ -347,7 +347,7 @@ func (n *Node) recoverResults() error {
 	if err := skimMode.Unmarshal(value, &blk); err != nil {
 		return fmt.Errorf("%w: block %d: %w", ErrStoreCorrupt, h, err)
 	}
-	touched, err := blockTouches(n.st, h, blk.Txs, results)
+	touched, err := blockTouches(n.st, h, blk.Txs, nil, results)
 	if err != nil {
 		return err
 	}

@@ -76,7 +76,7 @@ func Reindex(home string, logger *slog.Logger, progress func(height, of uint64, 
 		}
 	}
 	touches := func(h uint64, txs [][]byte, results []StoredResult) ([][]state.Address, error) {
-		return blockTouches(st, h, txs, results)
+		return blockTouches(st, h, txs, nil, results)
 	}
 	entries, err := blocks.RebuildIndexes(to, true, touches, func(h uint64, entries int) {
 		if progress != nil {

@@ -89,8 +89,14 @@ type Staged struct {
 	ws        *writeSet
 	tw        *treeWrites
 	accts     []overlayAccount
+	decoded   []*Tx
 	committed bool
 }
+
+// Txs are the block's transactions as execution decoded them, in block order: nil where one did
+// not decode or was refused before execution (a wrong chain, a bad signature, a repeat). The
+// node indexes the block from them rather than decoding every transaction again. Read-only.
+func (st *Staged) Txs() []*Tx { return st.decoded }
 
 // Failed returns the index of the first transaction the block rejects, or -1 if it applies all.
 func (st *Staged) Failed() int {
@@ -165,7 +171,7 @@ func (s *State) execute(blk BlockInfo, txs [][]byte, cache SigCache) (*Staged, e
 	}
 	res.Root = root
 	res.ReceiptsRoot = merkle.ReceiptsRoot(ReceiptLeaves(res.Results))
-	return &Staged{Result: res, s: s, blk: blk, parent: t.root, ws: ws, tw: tw, accts: ov.accts}, nil
+	return &Staged{Result: res, s: s, blk: blk, parent: t.root, ws: ws, tw: tw, accts: ov.accts, decoded: decoded}, nil
 }
 
 // commitStaged writes a staged block. Precondition: s.applyMu is held. Nothing but a commit
