@@ -52,6 +52,8 @@ type admissionGate struct {
 	// gapped is how many pending transactions waited behind a nonce gap after the last block:
 	// they do not count at the door, so that they can never keep out the ones closing their gaps.
 	gapped atomic.Int64
+	// queued is how many API transactions wait for an admission worker (at most admitQueue).
+	queued atomic.Int64
 
 	// The loop's alone: floor is the mark from the parameters (setParams), fixed when
 	// max_pending is set; otherwise maxPending follows the rate finalized over window, above it.
@@ -89,6 +91,23 @@ func (g *admissionGate) room(pending int) int {
 	}
 	return int(max(0, m-(int64(pending)-g.gapped.Load())))
 }
+
+// admitQueue bounds the API transactions waiting for an admission worker: past it requests are
+// refused busy at once rather than queued behind the workers.
+const admitQueue = 8192
+
+// enqueue counts k transactions into the admission queue, false (and nothing counted) if that
+// would take it past admitQueue; a request alone in the queue always fits.
+func (g *admissionGate) enqueue(k int) bool {
+	if q := g.queued.Add(int64(k)); q > admitQueue && q != int64(k) {
+		g.queued.Add(-int64(k))
+		return false
+	}
+	return true
+}
+
+// dequeue counts k transactions out of the admission queue.
+func (g *admissionGate) dequeue(k int) { g.queued.Add(-int64(k)) }
 
 func (g *admissionGate) committed(now time.Time) { g.lastCommit.Store(now.UnixNano()) }
 
