@@ -70,8 +70,8 @@ func (n *Node) SubmitBatch(ctx context.Context, raws [][]byte) ([]state.Hash, []
 	errs := make([]error, len(raws))
 	reqs := make([]*admitReq, len(raws))
 	var unit []*admitReq
-	var busy map[state.Address]uint64  // by sender, the lowest nonce refused busy in this request
-	room := n.gate.room(n.pool.Size()) // once per request: the mempool's lock is the loop's too
+	var busy map[state.Address]uint64                // by sender, the lowest nonce refused busy in this request
+	room := n.gate.room(n.pool.Size(), n.pool.Own()) // once per request: the mempool's lock is the loop's too
 	for i, raw := range raws {
 		tx, err := state.DecodeTx(raw)
 		if err != nil {
@@ -256,7 +256,7 @@ func (n *Node) admit(ctx context.Context, batch []*admitReq) []error {
 		low, ok := busy[r.tx.Body.From]
 		return ok && r.tx.Body.Nonce > low
 	}
-	room := n.gate.room(n.pool.Size())
+	room := n.gate.room(n.pool.Size(), n.pool.Own())
 	var txs []*state.Tx
 	var hashes []state.Hash
 	var idx []int
@@ -282,7 +282,7 @@ func (n *Node) admit(ctx context.Context, batch []*admitReq) []error {
 			err = n.checkTx(r.tx)
 		}
 		if err == nil {
-			err = n.pool.Add(r.raw, r.hash, r.tx)
+			err = n.pool.AddOwn(r.raw, r.hash, r.tx)
 		}
 		if err != nil {
 			refuse(i, r, err)
@@ -380,15 +380,25 @@ func (n *Node) validateTxBatch(from string, data []byte) (p2p.Verdict, any) {
 // honest reasons (a nonce already used), so failures are not held against the sender.
 func (n *Node) gossipReceiver(ctx context.Context) {
 	defer n.wg.Done()
+	heard := map[string]time.Time{} // peers by when their gossip last brought transactions
+	tick := time.NewTicker(pendingWindow / 4)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case now := <-tick.C:
+			n.gate.heard(heard, now)
 		case m := <-n.host.Txs():
 			txs, ok := m.Decoded.([]decodedTx)
 			if !ok {
 				continue
 			}
+			if _, known := heard[m.From]; !known {
+				heard[m.From] = time.Now()
+				n.gate.heard(heard, time.Now())
+			}
+			heard[m.From] = time.Now()
 			for _, d := range txs {
 				if n.pool.Has(d.hash) {
 					continue

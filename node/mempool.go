@@ -24,6 +24,7 @@ type pendingTx struct {
 	nonce uint64
 	added time.Time // when it entered this mempool
 	seq   uint64    // arrival order in this mempool: Reap serves the oldest first
+	own   bool      // accepted from this node's API (AddOwn), not by gossip
 }
 
 // Mempool holds verified transactions waiting for a block: deduplicated by hash, ordered by nonce
@@ -36,7 +37,10 @@ type Mempool struct {
 	order    []state.Address // senders with pending txs, by first arrival
 	limit    int
 	seq      uint64 // arrivals so far
-	notify   chan struct{}
+	// own is how many pending transactions came from this node's API, ownGapped how many of them
+	// waited behind a nonce gap at the last Gapped.
+	own, ownGapped int
+	notify         chan struct{}
 	// superseded, when set, hears of each transaction dropped because another transaction of its
 	// sender used its nonce, with why.
 	superseded func(h state.Hash, reason string)
@@ -167,7 +171,23 @@ func (m *Mempool) ClosesGap(from state.Address, nonce uint64, committed func(sta
 }
 
 // Add inserts a transaction whose signature and state checks have passed.
-func (m *Mempool) Add(raw []byte, h state.Hash, tx *state.Tx) error {
+func (m *Mempool) Add(raw []byte, h state.Hash, tx *state.Tx) error { return m.add(raw, h, tx, false) }
+
+// AddOwn is Add for a transaction from this node's API: the door bounds how many of those are
+// pending (Own).
+func (m *Mempool) AddOwn(raw []byte, h state.Hash, tx *state.Tx) error {
+	return m.add(raw, h, tx, true)
+}
+
+// Own is how many pending transactions came from this node's API, less those that waited behind
+// a nonce gap at the last Gapped.
+func (m *Mempool) Own() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return max(0, m.own-m.ownGapped)
+}
+
+func (m *Mempool) add(raw []byte, h state.Hash, tx *state.Tx, own bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.byHash[h]; ok {
@@ -187,7 +207,10 @@ func (m *Mempool) Add(raw []byte, h state.Hash, tx *state.Tx) error {
 		return ErrNonceTaken
 	}
 	m.seq++
-	p := &pendingTx{raw: raw, hash: h, tx: tx, from: from, nonce: tx.Body.Nonce, added: time.Now(), seq: m.seq}
+	p := &pendingTx{raw: raw, hash: h, tx: tx, from: from, nonce: tx.Body.Nonce, added: time.Now(), seq: m.seq, own: own}
+	if own {
+		m.own++
+	}
 	q[p.nonce] = p
 	m.byHash[h] = p
 	select {
@@ -273,15 +296,20 @@ func (h *readyHeads) Pop() any {
 func (m *Mempool) Gapped(nonceOf func(state.Address) uint64) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	ready := 0
+	ready, ownReady := 0, 0
 	for from, q := range m.bySender {
 		for n := nonceOf(from); ; n++ {
-			if _, ok := q[n]; !ok {
+			p, ok := q[n]
+			if !ok {
 				break
 			}
 			ready++
+			if p.own {
+				ownReady++
+			}
 		}
 	}
+	m.ownGapped = m.own - ownReady
 	return len(m.byHash) - ready
 }
 
@@ -348,6 +376,9 @@ func (m *Mempool) supersedeLocked(p *pendingTx, next uint64) {
 }
 
 func (m *Mempool) removeLocked(p *pendingTx) {
+	if _, ok := m.byHash[p.hash]; ok && p.own {
+		m.own--
+	}
 	delete(m.byHash, p.hash)
 	if q := m.bySender[p.from]; q != nil {
 		delete(q, p.nonce)
