@@ -213,3 +213,37 @@ func TestMempoolReapServesOldestFirst(t *testing.T) {
 		}
 	}
 }
+
+// Own counts the pending transactions from this node's API that can be proposed: not gossiped
+// ones, not those waiting behind a gap (as of the last Gapped), not those gone.
+func TestMempoolOwnCountsProposableFromTheAPI(t *testing.T) {
+	m := NewMempool(10)
+	nonceOf := func(state.Address) uint64 { return 0 }
+	var hashes []state.Hash
+	for _, x := range []struct {
+		from  byte
+		nonce uint64
+		own   bool
+	}{{1, 0, true}, {1, 1, true}, {2, 1, true}, {3, 0, false}} { // account 2 waits on a gap
+		raw, h, tx := pendingFor(x.from, x.nonce, 0)
+		add := m.Add
+		if x.own {
+			add = m.AddOwn
+		}
+		if err := add(raw, h, tx); err != nil {
+			t.Fatal(err)
+		}
+		hashes = append(hashes, h)
+	}
+	if got := m.Own(); got != 3 {
+		t.Fatalf("Own = %d, want 3 before any Gapped", got)
+	}
+	if g := m.Gapped(nonceOf); g != 1 || m.Own() != 2 {
+		t.Fatalf("Gapped = %d, Own = %d; want 1 and 2", g, m.Own())
+	}
+	m.Remove(hashes[:1])
+	m.Remove(hashes[:1]) // gone already: counted once
+	if got := m.Own(); got != 1 {
+		t.Fatalf("Own after one left = %d, want 1", got)
+	}
+}
