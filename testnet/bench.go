@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,7 +67,11 @@ type BenchRow struct {
 	ViewChanges int     `json:"view_changes"`
 	LoadAvg     string  `json:"loadavg"` // of the machine before the run: it is shared
 	Nodes       []Usage `json:"nodes"`
-	Error       string  `json:"error,omitempty"`
+	// Generator is the load generator's own CPU over the window (this process): beside the
+	// nodes' on the same cores, and behind any delay in seeing blocks (load's
+	// seen_after_proposal_ms).
+	Generator Usage  `json:"generator"`
+	Error     string `json:"error,omitempty"`
 
 	// Phases is where node 1's heights spent their time over the run: milliseconds per height by
 	// phase (guild_height_phase_seconds; docs/operations.md).
@@ -167,7 +172,8 @@ func benchOne(ctx context.Context, opts BenchOptions, dir string, rate int, prog
 	if err != nil {
 		return fail(err)
 	}
-	sampler := newUsageSampler(m.Nodes)
+	sampler := newUsageSampler(append(slices.Clone(m.Nodes), Node{Name: "generator"}))
+	sampler.pids[len(m.Nodes)] = os.Getpid()
 	stopSampling := sampler.run(time.Second)
 	// The phases over the submission window only: the empty heights of the funding before it
 	// and of the drain after it took an empty-block interval each, and made the loaded heights
@@ -190,6 +196,7 @@ func benchOne(ctx context.Context, opts BenchOptions, dir string, rate int, prog
 	row.Accepted, row.Refused, row.Rejected, row.Failed = lr.Accepted, lr.Throttled, lr.Rejected, lr.Errors
 	row.Behind, row.GaveUp, row.NotFinal = lr.Behind, lr.GaveUp, lr.NotFinalized
 	row.Nodes = sampler.usage(lr.SubmitStart, lr.SubmitStart.Add(lr.SubmitWindow))
+	row.Nodes, row.Generator = row.Nodes[:len(m.Nodes)], row.Nodes[len(m.Nodes)]
 	row.Phases = heightPhases(phasesBefore, phasesAfter)
 	for _, n := range m.Nodes {
 		row.ViewChanges = max(row.ViewChanges, readMetric(ctx, n.API, "guild_consensus_view_changes"))
