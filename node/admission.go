@@ -69,8 +69,9 @@ func (n *Node) SubmitBatch(ctx context.Context, raws [][]byte) ([]state.Hash, []
 	hashes := make([]state.Hash, len(raws))
 	errs := make([]error, len(raws))
 	reqs := make([]*admitReq, len(raws))
-	var busy map[state.Address]uint64  // by sender, the lowest nonce refused busy in this request
-	room := n.gate.room(n.pool.Size()) // once per request: the mempool's lock is the loop's too
+	var unit []*admitReq
+	var busy map[state.Address]uint64                // by sender, the lowest nonce refused busy in this request
+	room := n.gate.room(n.pool.Size(), n.pool.Own()) // once per request: the mempool's lock is the loop's too
 	for i, raw := range raws {
 		tx, err := state.DecodeTx(raw)
 		if err != nil {
@@ -102,23 +103,39 @@ func (n *Node) SubmitBatch(ctx context.Context, raws [][]byte) ([]state.Hash, []
 			continue
 		}
 		reqs[i] = &admitReq{raw: raw, tx: tx, hash: hashes[i], done: make(chan error, 1)}
+		unit = append(unit, reqs[i])
+		room--
+	}
+	if len(unit) == 0 {
+		return hashes, errs
+	}
+	// The request goes to one admission worker whole, in order: split between the two workers,
+	// one could refuse a sender's nonce for want of room while the other, a block later, took
+	// its next ones, which then waited behind the gap until the client's retry of the first got
+	// past a door that was shut most of the time (at 16,000 tx/s offered: ~1,000 accepted
+	// transactions waiting 10-20 s, some for good once the client gave up).
+	var refuse error
+	if !n.gate.enqueue(len(unit)) {
+		// The admission workers are behind: refuse now (busy, retry later) rather than queue
+		// behind them (overload.go).
+		refuse = ErrMempoolFull
+	} else {
 		select {
-		case n.admitCh <- reqs[i]:
-			room--
+		case n.admitCh <- unit:
 		case <-ctx.Done():
-			reqs[i], errs[i] = nil, ctx.Err()
+			refuse = ctx.Err()
 		case <-n.stopping:
-			reqs[i], errs[i] = nil, errStopping
-		default:
-			// The admission workers are behind: refuse now (busy, retry later) rather than
-			// queue behind them (overload.go), and refuse the rest of the request too: taking
-			// a sender's later nonce after refusing its earlier one would leave a gap that
-			// holds the later one pending.
-			reqs[i] = nil
-			for j := i; j < len(raws); j++ {
-				errs[j] = ErrMempoolFull
+			refuse = errStopping
+		}
+		if refuse != nil {
+			n.gate.dequeue(len(unit))
+		}
+	}
+	if refuse != nil {
+		for i := range reqs {
+			if reqs[i] != nil {
+				reqs[i], errs[i] = nil, refuse
 			}
-			return n.finishBatch(ctx, hashes, reqs, errs)
 		}
 	}
 	return n.finishBatch(ctx, hashes, reqs, errs)
@@ -174,8 +191,8 @@ func (n *Node) checkTx(tx *state.Tx) error {
 	return nil
 }
 
-// admitWorker verifies API transactions in batches (whatever has queued up, up to admitBatch), so
-// that under load signatures are batch-verified.
+// admitWorker verifies API transactions in batches (whatever requests have queued up, up to
+// admitBatch transactions, each request whole), so that under load signatures are batch-verified.
 func (n *Node) admitWorker(ctx context.Context) {
 	defer n.wg.Done()
 	batch := make([]*admitReq, 0, admitBatch)
@@ -184,57 +201,20 @@ func (n *Node) admitWorker(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case r := <-n.admitCh:
-			batch = append(batch, r)
+		case u := <-n.admitCh:
+			batch = append(batch, u...)
 		}
 	fill:
 		for len(batch) < admitBatch {
 			select {
-			case r := <-n.admitCh:
-				batch = append(batch, r)
+			case u := <-n.admitCh:
+				batch = append(batch, u...)
 			default:
 				break fill
 			}
 		}
-		// Requests that passed the door together may hold more than the room left under
-		// max_pending: the excess is refused busy before it costs a verification (overload.go),
-		// except a transaction that closes its sender's nonce gap: it can be proposed at once
-		// and lets those waiting behind it go too. Refusing it would let transactions stuck
-		// behind a gap fill the mempool and keep out the very ones that unblock them.
-		room := n.gate.room(n.pool.Size())
-		errs := make([]error, len(batch))
-		var txs []*state.Tx
-		var hashes []state.Hash
-		var idx []int
-		for i, r := range batch {
-			if room <= 0 && !n.pool.ClosesGap(r.tx.Body.From, r.tx.Body.Nonce, n.nonceOf) {
-				errs[i] = ErrMempoolFull
-				continue
-			}
-			room--
-			txs, hashes, idx = append(txs, r.tx), append(hashes, r.hash), append(idx, i)
-		}
-		for j, err := range n.verifier.verify(ctx, txs, hashes) {
-			errs[idx[j]] = err
-		}
-		var logHashes []state.Hash
-		var logRaws [][]byte
-		for i, r := range batch {
-			if errs[i] == nil {
-				errs[i] = n.checkTx(r.tx)
-			}
-			if errs[i] == nil {
-				errs[i] = n.pool.Add(r.raw, r.hash, r.tx)
-			}
-			if errs[i] == nil {
-				logHashes, logRaws = append(logHashes, r.hash), append(logRaws, r.raw)
-			}
-		}
-		// Logged before the client hears "accepted" (pendinglog.go). A store that cannot take
-		// it is a fault to report, not a reason to refuse: the transaction is in the mempool.
-		if err := n.pending.add(logHashes, logRaws); err != nil {
-			n.storeFailed("logging accepted transactions", err)
-		}
+		n.gate.dequeue(len(batch))
+		errs := n.admit(ctx, batch)
 		for i, r := range batch {
 			if errs[i] == nil {
 				select {
@@ -247,6 +227,75 @@ func (n *Node) admitWorker(ctx context.Context) {
 			r.done <- errs[i]
 		}
 	}
+}
+
+// admit verifies, checks and adds a batch of API transactions, in order, and returns each one's
+// outcome. Requests that passed the door together may hold more than the room left under
+// max_pending: the excess is refused busy before it costs a verification (overload.go), except
+// a transaction that closes its sender's nonce gap: it can be proposed at once and lets those
+// waiting behind it go too. Refusing it would let transactions stuck behind a gap fill the
+// mempool and keep out the very ones that unblock them. Once a sender's transaction is refused
+// busy (no room, a full mempool), so are its later nonces in the batch: taking them would leave
+// them pending behind a gap.
+func (n *Node) admit(ctx context.Context, batch []*admitReq) []error {
+	errs := make([]error, len(batch))
+	var busy map[state.Address]uint64 // by sender, the lowest nonce refused busy
+	refuse := func(i int, r *admitReq, err error) {
+		errs[i] = err
+		if !errors.Is(err, ErrMempoolFull) {
+			return
+		}
+		if busy == nil {
+			busy = make(map[state.Address]uint64)
+		}
+		if low, ok := busy[r.tx.Body.From]; !ok || r.tx.Body.Nonce < low {
+			busy[r.tx.Body.From] = r.tx.Body.Nonce
+		}
+	}
+	behind := func(r *admitReq) bool {
+		low, ok := busy[r.tx.Body.From]
+		return ok && r.tx.Body.Nonce > low
+	}
+	room := n.gate.room(n.pool.Size(), n.pool.Own())
+	var txs []*state.Tx
+	var hashes []state.Hash
+	var idx []int
+	for i, r := range batch {
+		if behind(r) || room <= 0 && !n.pool.ClosesGap(r.tx.Body.From, r.tx.Body.Nonce, n.nonceOf) {
+			refuse(i, r, ErrMempoolFull)
+			continue
+		}
+		room--
+		txs, hashes, idx = append(txs, r.tx), append(hashes, r.hash), append(idx, i)
+	}
+	for j, err := range n.verifier.verify(ctx, txs, hashes) {
+		errs[idx[j]] = err
+	}
+	var logHashes []state.Hash
+	var logRaws [][]byte
+	for i, r := range batch {
+		if errs[i] != nil {
+			continue
+		}
+		err := ErrMempoolFull
+		if !behind(r) {
+			err = n.checkTx(r.tx)
+		}
+		if err == nil {
+			err = n.pool.AddOwn(r.raw, r.hash, r.tx)
+		}
+		if err != nil {
+			refuse(i, r, err)
+			continue
+		}
+		logHashes, logRaws = append(logHashes, r.hash), append(logRaws, r.raw)
+	}
+	// Logged before the client hears "accepted" (pendinglog.go). A store that cannot take
+	// it is a fault to report, not a reason to refuse: the transaction is in the mempool.
+	if err := n.pending.add(logHashes, logRaws); err != nil {
+		n.storeFailed("logging accepted transactions", err)
+	}
+	return errs
 }
 
 // gossipBatcher publishes admitted transactions in batches, collected for at most the configured
@@ -331,15 +380,25 @@ func (n *Node) validateTxBatch(from string, data []byte) (p2p.Verdict, any) {
 // honest reasons (a nonce already used), so failures are not held against the sender.
 func (n *Node) gossipReceiver(ctx context.Context) {
 	defer n.wg.Done()
+	heard := map[string]time.Time{} // peers by when their gossip last brought transactions
+	tick := time.NewTicker(pendingWindow / 4)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case now := <-tick.C:
+			n.gate.heard(heard, now)
 		case m := <-n.host.Txs():
 			txs, ok := m.Decoded.([]decodedTx)
 			if !ok {
 				continue
 			}
+			if _, known := heard[m.From]; !known {
+				heard[m.From] = time.Now()
+				n.gate.heard(heard, time.Now())
+			}
+			heard[m.From] = time.Now()
 			for _, d := range txs {
 				if n.pool.Has(d.hash) {
 					continue

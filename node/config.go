@@ -210,7 +210,8 @@ type MempoolConfig struct {
 	// finalize soon; transactions waiting behind a sender's nonce gap do not count (up to twice
 	// this), and past this mark only transactions closing such gaps are taken. 0 means what the
 	// chain finalized over the last second, at least two blocks' worth (2 × the block size this
-	// node proposes, and at least 256) and at most eight.
+	// node proposes, and at least 256) and at most eight. Of it, a node takes from its own API
+	// only its share: the mark over the nodes taking submissions (overload.go).
 	MaxPending int `toml:"max_pending"`
 	// MaxFinalityLagMillis: while transactions are pending and no block has been finalized for
 	// this long, the API refuses new ones the same way. 0 means two view timeouts.

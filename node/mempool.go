@@ -1,6 +1,7 @@
 package node
 
 import (
+	"container/heap"
 	"errors"
 	"fmt"
 	"sync"
@@ -22,10 +23,12 @@ type pendingTx struct {
 	from  state.Address
 	nonce uint64
 	added time.Time // when it entered this mempool
+	seq   uint64    // arrival order in this mempool: Reap serves the oldest first
+	own   bool      // accepted from this node's API (AddOwn), not by gossip
 }
 
 // Mempool holds verified transactions waiting for a block: deduplicated by hash, ordered by nonce
-// per account, accounts served in order of arrival, bounded in size. It is used from the API and
+// per account, served oldest first, bounded in size. It is used from the API and
 // gossip goroutines and from the node's loop, so it has its own lock; it holds no protocol state.
 type Mempool struct {
 	mu       sync.Mutex
@@ -33,7 +36,11 @@ type Mempool struct {
 	bySender map[state.Address]map[uint64]*pendingTx
 	order    []state.Address // senders with pending txs, by first arrival
 	limit    int
-	notify   chan struct{}
+	seq      uint64 // arrivals so far
+	// own is how many pending transactions came from this node's API, ownGapped how many of them
+	// waited behind a nonce gap at the last Gapped.
+	own, ownGapped int
+	notify         chan struct{}
 	// superseded, when set, hears of each transaction dropped because another transaction of its
 	// sender used its nonce, with why.
 	superseded func(h state.Hash, reason string)
@@ -164,7 +171,23 @@ func (m *Mempool) ClosesGap(from state.Address, nonce uint64, committed func(sta
 }
 
 // Add inserts a transaction whose signature and state checks have passed.
-func (m *Mempool) Add(raw []byte, h state.Hash, tx *state.Tx) error {
+func (m *Mempool) Add(raw []byte, h state.Hash, tx *state.Tx) error { return m.add(raw, h, tx, false) }
+
+// AddOwn is Add for a transaction from this node's API: the door bounds how many of those are
+// pending (Own).
+func (m *Mempool) AddOwn(raw []byte, h state.Hash, tx *state.Tx) error {
+	return m.add(raw, h, tx, true)
+}
+
+// Own is how many pending transactions came from this node's API, less those that waited behind
+// a nonce gap at the last Gapped.
+func (m *Mempool) Own() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return max(0, m.own-m.ownGapped)
+}
+
+func (m *Mempool) add(raw []byte, h state.Hash, tx *state.Tx, own bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.byHash[h]; ok {
@@ -183,7 +206,11 @@ func (m *Mempool) Add(raw []byte, h state.Hash, tx *state.Tx) error {
 	if _, ok := q[tx.Body.Nonce]; ok {
 		return ErrNonceTaken
 	}
-	p := &pendingTx{raw: raw, hash: h, tx: tx, from: from, nonce: tx.Body.Nonce, added: time.Now()}
+	m.seq++
+	p := &pendingTx{raw: raw, hash: h, tx: tx, from: from, nonce: tx.Body.Nonce, added: time.Now(), seq: m.seq, own: own}
+	if own {
+		m.own++
+	}
 	q[p.nonce] = p
 	m.byHash[h] = p
 	select {
@@ -193,17 +220,21 @@ func (m *Mempool) Add(raw []byte, h state.Hash, tx *state.Tx) error {
 	return nil
 }
 
-// Reap picks transactions for a block: for each account in arrival order, its consecutive nonces
-// starting at the account's committed nonce, up to maxTxs and maxBytes in all. Gaps wait.
+// Reap picks transactions for a block, oldest first: of each account, its consecutive nonces
+// starting at the account's committed nonce, up to maxTxs and maxBytes in all, in the order they
+// became proposable (a transaction arrived ahead of its predecessor is ready with it). Gaps wait.
+// Serving whole accounts in order of first arrival instead (issue #10) let the first senders,
+// refilled as fast as they were served, take every block past saturation while later senders'
+// transactions waited many seconds behind them.
 func (m *Mempool) Reap(maxTxs, maxBytes int, nonceOf func(state.Address) uint64) [][]byte {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var out [][]byte
-	size := 0
-	for _, from := range m.order {
+	heads := make(readyHeads, 0, len(m.order))
+	for i, from := range m.order {
 		q := m.bySender[from]
 		next := nonceOf(from)
-		if _, ok := q[next]; !ok {
+		p, ok := q[next]
+		if !ok {
 			// Stuck on a gap: drop what a block this node never held has made stale (another
 			// node's transaction with the same nonce), so it does not wait here for ever.
 			for n, p := range q {
@@ -211,20 +242,53 @@ func (m *Mempool) Reap(maxTxs, maxBytes int, nonceOf func(state.Address) uint64)
 					m.supersedeLocked(p, next)
 				}
 			}
+			continue
 		}
-		for n := next; ; n++ {
-			p, ok := q[n]
-			if !ok {
-				break
-			}
-			if len(out) >= maxTxs || size+len(p.raw) > maxBytes {
-				return out
-			}
-			out = append(out, p.raw)
-			size += len(p.raw)
+		heads = append(heads, readyHead{p: p, ready: p.seq, rank: i})
+	}
+	heap.Init(&heads)
+	var out [][]byte
+	size := 0
+	for len(heads) > 0 && len(out) < maxTxs {
+		h := &heads[0]
+		if size+len(h.p.raw) > maxBytes {
+			break
 		}
+		out = append(out, h.p.raw)
+		size += len(h.p.raw)
+		next, ok := m.bySender[h.p.from][h.p.nonce+1]
+		if !ok {
+			heap.Pop(&heads)
+			continue
+		}
+		h.p, h.ready = next, max(h.ready, next.seq)
+		heap.Fix(&heads, 0)
 	}
 	return out
+}
+
+// readyHead is an account's next transaction for Reap: ready is when it became proposable (the
+// arrival of the latest of it and its pending predecessors), rank the account's place in order.
+type readyHead struct {
+	p     *pendingTx
+	ready uint64
+	rank  int
+}
+
+// readyHeads is a min-heap of accounts' next transactions by readiness (container/heap).
+type readyHeads []readyHead
+
+func (h readyHeads) Len() int { return len(h) }
+func (h readyHeads) Less(i, j int) bool {
+	return h[i].ready < h[j].ready || h[i].ready == h[j].ready && h[i].rank < h[j].rank
+}
+func (h readyHeads) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *readyHeads) Push(x any)   { *h = append(*h, x.(readyHead)) }
+func (h *readyHeads) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
 
 // Gapped counts the pending transactions that cannot be proposed now: those behind a nonce gap
@@ -232,15 +296,20 @@ func (m *Mempool) Reap(maxTxs, maxBytes int, nonceOf func(state.Address) uint64)
 func (m *Mempool) Gapped(nonceOf func(state.Address) uint64) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	ready := 0
+	ready, ownReady := 0, 0
 	for from, q := range m.bySender {
 		for n := nonceOf(from); ; n++ {
-			if _, ok := q[n]; !ok {
+			p, ok := q[n]
+			if !ok {
 				break
 			}
 			ready++
+			if p.own {
+				ownReady++
+			}
 		}
 	}
+	m.ownGapped = m.own - ownReady
 	return len(m.byHash) - ready
 }
 
@@ -307,6 +376,9 @@ func (m *Mempool) supersedeLocked(p *pendingTx, next uint64) {
 }
 
 func (m *Mempool) removeLocked(p *pendingTx) {
+	if _, ok := m.byHash[p.hash]; ok && p.own {
+		m.own--
+	}
 	delete(m.byHash, p.hash)
 	if q := m.bySender[p.from]; q != nil {
 		delete(q, p.nonce)

@@ -167,3 +167,83 @@ func TestSigCacheHandsOutMempoolsDecodedTxs(t *testing.T) {
 		t.Fatal("a removed transaction is still handed out")
 	}
 }
+
+// Reap serves the oldest transactions first, whatever their account: a sender that keeps its
+// queue full does not take every block from senders that arrived after it (issue #10: past
+// saturation the later senders' transactions waited many seconds behind the first ones).
+func TestMempoolReapServesOldestFirst(t *testing.T) {
+	m := NewMempool(100)
+	nonceOf := func(state.Address) uint64 { return 0 }
+	add := func(from byte, nonce uint64) {
+		t.Helper()
+		raw, h, tx := pendingFor(from, nonce, 0)
+		if err := m.Add(raw, h, tx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Account 1 arrives first and keeps sending; account 2's one transaction arrives between
+	// them; account 3 sends nonce 1 early and nonce 0 last, so both are ready only at the end.
+	for n := range uint64(5) {
+		add(1, n)
+	}
+	add(3, 1)
+	add(2, 0)
+	for n := uint64(5); n < 10; n++ {
+		add(1, n)
+	}
+	add(3, 0)
+	want := [][2]uint64{{1, 0}, {1, 1}, {1, 2}, {1, 3}, {1, 4}, {2, 0}, {1, 5}}
+	got := m.Reap(len(want), 1<<20, nonceOf)
+	if len(got) != len(want) {
+		t.Fatalf("reaped %d, want %d", len(got), len(want))
+	}
+	for i, w := range want {
+		if raw, _, _ := pendingFor(byte(w[0]), w[1], 0); string(got[i]) != string(raw) {
+			t.Errorf("reaped[%d] = %x, want account %d nonce %d", i, got[i], w[0], w[1])
+		}
+	}
+	// All of it: account 3's nonce 1 comes after its nonce 0, at the end, in nonce order.
+	all := m.Reap(100, 1<<20, nonceOf)
+	if len(all) != 13 {
+		t.Fatalf("reaped %d of 13", len(all))
+	}
+	for i, w := range [][2]uint64{{3, 0}, {3, 1}} {
+		if raw, _, _ := pendingFor(byte(w[0]), w[1], 0); string(all[11+i]) != string(raw) {
+			t.Errorf("reaped[%d] = %x, want account %d nonce %d", 11+i, all[11+i], w[0], w[1])
+		}
+	}
+}
+
+// Own counts the pending transactions from this node's API that can be proposed: not gossiped
+// ones, not those waiting behind a gap (as of the last Gapped), not those gone.
+func TestMempoolOwnCountsProposableFromTheAPI(t *testing.T) {
+	m := NewMempool(10)
+	nonceOf := func(state.Address) uint64 { return 0 }
+	var hashes []state.Hash
+	for _, x := range []struct {
+		from  byte
+		nonce uint64
+		own   bool
+	}{{1, 0, true}, {1, 1, true}, {2, 1, true}, {3, 0, false}} { // account 2 waits on a gap
+		raw, h, tx := pendingFor(x.from, x.nonce, 0)
+		add := m.Add
+		if x.own {
+			add = m.AddOwn
+		}
+		if err := add(raw, h, tx); err != nil {
+			t.Fatal(err)
+		}
+		hashes = append(hashes, h)
+	}
+	if got := m.Own(); got != 3 {
+		t.Fatalf("Own = %d, want 3 before any Gapped", got)
+	}
+	if g := m.Gapped(nonceOf); g != 1 || m.Own() != 2 {
+		t.Fatalf("Gapped = %d, Own = %d; want 1 and 2", g, m.Own())
+	}
+	m.Remove(hashes[:1])
+	m.Remove(hashes[:1]) // gone already: counted once
+	if got := m.Own(); got != 1 {
+		t.Fatalf("Own after one left = %d, want 1", got)
+	}
+}

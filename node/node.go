@@ -116,7 +116,7 @@ type Node struct {
 	// shows, so a reader never sees a block without its results.
 	served   atomic.Uint64
 	gate     admissionGate // the API's overload check: overload.go
-	admitCh  chan *admitReq
+	admitCh  chan []*admitReq
 	gossipCh chan []byte
 	sendCh   chan []byte
 	syncCh   chan *syncApply // verified blocks from block sync, for the loop to apply
@@ -181,7 +181,7 @@ func New(home string, logger *slog.Logger) (*Node, error) {
 		badProposals: newOffenceLog(maxOffences, maxOffenceBytes),
 		metrics:      newMetrics(),
 		farViews:     authorBuckets{rate: farViewChangesPerSec},
-		admitCh:      make(chan *admitReq, 8192),
+		admitCh:      make(chan []*admitReq, admitQueue),
 		gossipCh:     make(chan []byte, 65536),
 		sendCh:       make(chan []byte, 4096),
 		syncCh:       make(chan *syncApply),

@@ -52,6 +52,11 @@ type admissionGate struct {
 	// gapped is how many pending transactions waited behind a nonce gap after the last block:
 	// they do not count at the door, so that they can never keep out the ones closing their gaps.
 	gapped atomic.Int64
+	// queued is how many API transactions wait for an admission worker (at most admitQueue).
+	queued atomic.Int64
+	// takers is how many nodes take submissions now, as far as this one can tell: itself and
+	// the peers whose gossip brought transactions within the last pendingWindow (0 reads as 1).
+	takers atomic.Int64
 
 	// The loop's alone: floor is the mark from the parameters (setParams), fixed when
 	// max_pending is set; otherwise maxPending follows the rate finalized over window, above it.
@@ -81,13 +86,56 @@ func (g *admissionGate) setParams(cfg MempoolConfig, p params) {
 }
 
 // room is how many more transactions the API may admit with pending ones in the mempool, of
-// which gapped wait behind nonce gaps and do not count.
-func (g *admissionGate) room(pending int) int {
+// which gapped wait behind nonce gaps and do not count, and own (proposable) came from this
+// node's API.
+func (g *admissionGate) room(pending, own int) int {
 	m := g.maxPending.Load()
 	if m <= 0 {
 		return math.MaxInt
 	}
-	return int(max(0, m-(int64(pending)-g.gapped.Load())))
+	return int(max(0, min(m-(int64(pending)-g.gapped.Load()), g.ownMark()-int64(own))))
+}
+
+// ownMark is this node's share of the mark: how many proposable transactions from its own API
+// may be pending. Every node taking submissions sees the same room and fills it at once, before
+// the others' gossip shows what they took: refused clients coming back together filled each
+// node's room, four times the mark in all, and past saturation transactions waited seconds
+// (issue #10). Shared out, the nodes together stay near the mark whether clients go to one node
+// or to all.
+func (g *admissionGate) ownMark() int64 {
+	m := g.maxPending.Load()
+	return max(1, m/max(1, g.takers.Load()))
+}
+
+// admitQueue bounds the API transactions waiting for an admission worker: past it requests are
+// refused busy at once rather than queued behind the workers.
+const admitQueue = 8192
+
+// enqueue counts k transactions into the admission queue, false (and nothing counted) if that
+// would take it past admitQueue; a request alone in the queue always fits.
+func (g *admissionGate) enqueue(k int) bool {
+	if q := g.queued.Add(int64(k)); q > admitQueue && q != int64(k) {
+		g.queued.Add(-int64(k))
+		return false
+	}
+	return true
+}
+
+// dequeue counts k transactions out of the admission queue.
+func (g *admissionGate) dequeue(k int) { g.queued.Add(-int64(k)) }
+
+// heard records, from the gossip receiver, the peers whose transactions came within the last
+// pendingWindow (by when they were last heard), and sets takers from them.
+func (g *admissionGate) heard(peers map[string]time.Time, now time.Time) {
+	takers := int64(1)
+	for p, at := range peers {
+		if now.Sub(at) > pendingWindow {
+			delete(peers, p)
+			continue
+		}
+		takers++
+	}
+	g.takers.Store(takers)
 }
 
 func (g *admissionGate) committed(now time.Time) { g.lastCommit.Store(now.UnixNano()) }
@@ -126,8 +174,8 @@ func (g *admissionGate) follow() {
 }
 
 // check is nil if a submission may come in now, else why not ("pending" or "lag") and
-// ErrOverloaded.
-func (g *admissionGate) check(pending int, now time.Time) (string, error) {
+// ErrOverloaded; own is how many proposable pending transactions came from this node's API.
+func (g *admissionGate) check(pending, own int, now time.Time) (string, error) {
 	// At the door, the mark counts what can be proposed; transactions waiting behind nonce gaps
 	// (as of the last block) do not count at all: their number is bounded by the mempool's size
 	// and each sender's nonce-ahead limit, and counting them let a few senders whose earlier
@@ -135,7 +183,7 @@ func (g *admissionGate) check(pending int, now time.Time) (string, error) {
 	// 7,526 such transactions, every submission refused for minutes). Past the mark, requests
 	// let in together are read and decoded, and only transactions closing gaps are taken
 	// (SubmitBatch), so that transactions behind a gap never keep out the ones that close it.
-	if m := g.maxPending.Load(); m > 0 && int64(pending)-g.gapped.Load() >= m {
+	if m := g.maxPending.Load(); m > 0 && (int64(pending)-g.gapped.Load() >= m || int64(own) >= g.ownMark()) {
 		return "pending", ErrOverloaded
 	}
 	if last, lag := g.lastCommit.Load(), g.maxLag.Load(); pending > 0 && last != 0 && lag > 0 && now.UnixNano()-last > lag {
@@ -149,7 +197,7 @@ func (g *admissionGate) check(pending int, now time.Time) (string, error) {
 func (n *Node) refuseIfOverloaded(w http.ResponseWriter) bool {
 	now := time.Now()
 	pending := n.pool.Size()
-	why, err := n.gate.check(pending, now)
+	why, err := n.gate.check(pending, n.pool.Own(), now)
 	if err == nil {
 		return false
 	}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,15 +58,20 @@ type BenchRow struct {
 	P50         float64 `json:"p50_ms"`
 	P99         float64 `json:"p99_ms"`
 	Accepted    int     `json:"accepted"`
-	Refused     int     `json:"refused"`  // 503/429 answers (each retried after a back-off)
-	Rejected    int     `json:"rejected"` // 4xx: invalid, never retried
-	Failed      int     `json:"failed"`   // no answer or another 5xx
-	Behind      int     `json:"behind"`   // releases the generator could not make in time
-	GaveUp      int     `json:"gave_up"`  // still refused 10 s after the window: not retried further
+	Refused     int     `json:"refused"`       // 503/429 answers (each retried after a back-off)
+	Rejected    int     `json:"rejected"`      // 4xx: invalid, never retried
+	Failed      int     `json:"failed"`        // no answer or another 5xx
+	Behind      int     `json:"behind"`        // releases the generator could not make in time
+	GaveUp      int     `json:"gave_up"`       // still refused 10 s after the window: not retried further
+	NotFinal    int     `json:"not_finalized"` // accepted, never seen in a block: not in p50/p99
 	ViewChanges int     `json:"view_changes"`
 	LoadAvg     string  `json:"loadavg"` // of the machine before the run: it is shared
 	Nodes       []Usage `json:"nodes"`
-	Error       string  `json:"error,omitempty"`
+	// Generator is the load generator's own CPU over the window (this process): beside the
+	// nodes' on the same cores, and behind any delay in seeing blocks (load's
+	// seen_after_proposal_ms).
+	Generator Usage  `json:"generator"`
+	Error     string `json:"error,omitempty"`
 
 	// Phases is where node 1's heights spent their time over the run: milliseconds per height by
 	// phase (guild_height_phase_seconds; docs/operations.md).
@@ -166,7 +172,8 @@ func benchOne(ctx context.Context, opts BenchOptions, dir string, rate int, prog
 	if err != nil {
 		return fail(err)
 	}
-	sampler := newUsageSampler(m.Nodes)
+	sampler := newUsageSampler(append(slices.Clone(m.Nodes), Node{Name: "generator"}))
+	sampler.pids[len(m.Nodes)] = os.Getpid()
 	stopSampling := sampler.run(time.Second)
 	// The phases over the submission window only: the empty heights of the funding before it
 	// and of the drain after it took an empty-block interval each, and made the loaded heights
@@ -187,8 +194,9 @@ func benchOne(ctx context.Context, opts BenchOptions, dir string, rate int, prog
 	row.Submitted, row.Finalized, row.Sustained = lr.SubmitRate, lr.FinalizedRate, lr.SustainedRate
 	row.P50, row.P99 = millis(lr.Latency.P50), millis(lr.Latency.P99)
 	row.Accepted, row.Refused, row.Rejected, row.Failed = lr.Accepted, lr.Throttled, lr.Rejected, lr.Errors
-	row.Behind, row.GaveUp = lr.Behind, lr.GaveUp
+	row.Behind, row.GaveUp, row.NotFinal = lr.Behind, lr.GaveUp, lr.NotFinalized
 	row.Nodes = sampler.usage(lr.SubmitStart, lr.SubmitStart.Add(lr.SubmitWindow))
+	row.Nodes, row.Generator = row.Nodes[:len(m.Nodes)], row.Nodes[len(m.Nodes)]
 	row.Phases = heightPhases(phasesBefore, phasesAfter)
 	for _, n := range m.Nodes {
 		row.ViewChanges = max(row.ViewChanges, readMetric(ctx, n.API, "guild_consensus_view_changes"))
@@ -379,20 +387,21 @@ func (r *BenchReport) WriteText(w io.Writer) {
 	}
 	fmt.Fprintf(w, "%d validators, %s, %.0fs per rate, a fresh testnet per rate, proposals %s\n\n", r.Validators, r.Backend, r.Duration, proposals)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "offered\tsubmitted\tfinalized\tin window\tp50 ms\tp99 ms\trefused\tfailed\trejected\tview chg\tpeak RSS MiB\tCPU %\tloadavg\t")
+	fmt.Fprintln(tw, "offered\tsubmitted\tfinalized\tin window\tp50 ms\tp99 ms\tnot final\trefused\tfailed\trejected\tview chg\tpeak RSS MiB\tCPU %\tloadavg\t")
 	for _, row := range r.Rows {
 		var rss, cpu []string
 		for _, u := range row.Nodes {
 			rss = append(rss, strconv.FormatFloat(u.PeakRSSMiB, 'f', 0, 64))
 			cpu = append(cpu, strconv.FormatFloat(u.CPUPercent, 'f', 0, 64))
 		}
-		fmt.Fprintf(tw, "%d\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t\n", row.Offered, row.Submitted,
-			row.Finalized, row.Sustained, row.P50, row.P99, row.Refused, row.Failed, row.Rejected, row.ViewChanges,
+		fmt.Fprintf(tw, "%d\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t\n", row.Offered, row.Submitted,
+			row.Finalized, row.Sustained, row.P50, row.P99, row.NotFinal, row.Refused, row.Failed, row.Rejected, row.ViewChanges,
 			strings.Join(rss, "/"), strings.Join(cpu, "/"), row.LoadAvg)
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "finalized: from the first submission to the last finalization; in window: finalized while submitting;\n"+
-		"p50/p99: from a node's acceptance to the block; refused: 503/429 answers, each retried after a backoff;\n"+
+		"p50/p99: from a node's acceptance to the block seen; not final: accepted, never seen in a block (not in p50/p99);\n"+
+		"refused: 503/429 answers, each retried after a backoff;\n"+
 		"CPU: per node over the submission window, 100 = one core; loadavg: the shared machine's, before the run")
 	for _, row := range r.Rows {
 		writePhases(w, row)

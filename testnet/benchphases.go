@@ -79,4 +79,8 @@ func writePhases(w io.Writer, row BenchRow) {
 		}
 	}
 	fmt.Fprintf(w, "%d tx/s, node1 ms per height: %s (sum %.0f)\n", row.Offered, strings.Join(parts, ", "), total)
+	if l := row.Load; l != nil {
+		fmt.Fprintf(w, "%d tx/s, blocks seen after their proposal p50 %.0f ms, p99 %.0f ms; load generator CPU %.0f %%\n",
+			row.Offered, millis(l.SeenAfterProposal.P50), millis(l.SeenAfterProposal.P99), row.Generator.CPUPercent)
+	}
 }

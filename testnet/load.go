@@ -722,8 +722,8 @@ func (sub *submitter) refusedByReason() map[string]int {
 	return out
 }
 
-// waitNode waits out a Retry-After that apiURL answered; false if the run or its retries ended
-// first.
+// waitNode waits out a Retry-After that apiURL answered, plus up to half as long again at
+// random; false if the run or its retries ended first.
 func (sub *submitter) waitNode(ctx context.Context, apiURL string) bool {
 	nb := sub.notBefore[apiURL]
 	if nb == nil {
@@ -732,6 +732,13 @@ func (sub *submitter) waitNode(ctx context.Context, apiURL string) bool {
 	d := time.Until(time.Unix(0, nb.Load()))
 	if d <= 0 {
 		return true
+	}
+	// Each worker is a client of its own: they do not all come back at the same instant. Back
+	// together, the workers refused by a node in one moment herded in as its door opened, and
+	// each node took its full room before it saw what the others had just taken through gossip:
+	// past saturation the mempools swung to four times the mark and transactions waited seconds.
+	if d > 1 {
+		d += mrand.N(d / 2)
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -403,4 +404,31 @@ func TestTrackerLatencyOnceSkippedAndSlowest(t *testing.T) {
 	if !slices.Equal(got, []time.Duration{ms(90), ms(80), ms(70), ms(50), ms(30)}) {
 		t.Errorf("slowest kept %v", got)
 	}
+}
+
+// follow keeps followAhead block requests in flight: read one at a time, under load blocks were
+// seen seconds after they were committed, and that lag counted as the transactions' latency.
+func TestFollowAsksForSeveralHeightsAtOnce(t *testing.T) {
+	var inflight, most atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := inflight.Add(1)
+		defer inflight.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		<-r.Context().Done() // no block yet: held until the follower stops
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- follow(ctx, newAPIHTTP(2), []string{srv.URL}, 1, newTracker(), 10*time.Second) }()
+	deadline := time.After(10 * time.Second)
+	for most.Load() < followAhead {
+		select {
+		case <-deadline:
+			t.Fatalf("at most %d block requests at once, want %d", most.Load(), followAhead)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	cancel()
+	<-done
 }

@@ -53,6 +53,10 @@ type LoadReport struct {
 	Blocks         int            `json:"blocks"` // blocks observed within Window
 	AvgTxsPerBlock float64        `json:"avg_txs_per_block"`
 	Latency        LatencySummary `json:"latency_ms"` // accepted by a node → block observed
+	// SeenAfterProposal is, per block, how long after its header time (the leader's clock when
+	// it proposed) the generator saw it: a block's consensus plus the follower's own delay, which
+	// Latency includes. Seconds here mean the follower, not the chain, was behind.
+	SeenAfterProposal LatencySummary `json:"seen_after_proposal_ms"`
 	// LatencyAfter is Latency of the transactions accepted from LoadOptions.SplitAt on (zero
 	// without a split).
 	LatencyAfter LatencySummary `json:"latency_after_split_ms"`
@@ -174,6 +178,8 @@ func (r *LoadReport) WriteText(w io.Writer) {
 	fmt.Fprintf(tw, "blocks\t%d, %.1f txs/block\n", r.Blocks, r.AvgTxsPerBlock)
 	l := r.Latency
 	fmt.Fprintf(tw, "finality latency (from acceptance)\tp50 %s  p90 %s  p99 %s  max %s\n", roundMs(l.P50), roundMs(l.P90), roundMs(l.P99), roundMs(l.Max))
+	l = r.SeenAfterProposal
+	fmt.Fprintf(tw, "blocks seen after proposal\tp50 %s  p99 %s  max %s (consensus, plus the follower's own delay)\n", roundMs(l.P50), roundMs(l.P99), roundMs(l.Max))
 	for i, s := range r.Slowest {
 		label := ""
 		if i == 0 {
