@@ -99,22 +99,26 @@ func (c *nodeCache) lookup(h Hash) (g *group, old bool) {
 func (c *nodeCache) commit(tw *treeWrites) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// The maps are large, and each look-up a miss of the processor's caches: a block makes as
+	// few as it can (a new group is not looked for in the old generation, where only a group
+	// the same as one the tree holds elsewhere could be, and would leave with it).
 	for w := tw; w != nil; w = w.next {
 		for h, g := range w.seen {
-			c.put(h, g)
+			c.put(h, g, true)
 		}
 		for i := range w.groups {
-			c.put(w.groups[i].h, w.groups[i].g)
+			c.put(w.groups[i].h, w.groups[i].g, false)
 		}
 	}
 	for w := tw; w != nil; w = w.next {
 		for _, h := range w.replaced {
+			// The update read every group it replaced, and the puts above moved those it read
+			// from the old generation (unless the new one filled and became the old one).
 			if e, ok := c.cur[h]; ok {
 				c.bytes -= e.bytes()
 				delete(c.cur, h)
 				c.freed = append(c.freed, e)
-			}
-			if e, ok := c.old[h]; ok {
+			} else if e, ok := c.old[h]; ok {
 				delete(c.old, h)
 				c.freed = append(c.freed, e)
 			}
@@ -126,9 +130,9 @@ func (c *nodeCache) commit(tw *treeWrites) {
 	c.freed = c.freed[:0]
 }
 
-// put puts group h in the new generation: moved from the old one if there, else copied into the
-// slab.
-func (c *nodeCache) put(h Hash, g *group) {
+// put puts group h in the new generation: moved from the old one if there (and fromOld), else
+// copied into the slab.
+func (c *nodeCache) put(h Hash, g *group, fromOld bool) {
 	if _, ok := c.cur[h]; ok {
 		return // the same hash is the same group
 	}
@@ -138,10 +142,16 @@ func (c *nodeCache) put(h Hash, g *group) {
 		}
 		c.old, c.cur, c.bytes = c.cur, make(map[Hash]cacheEntry, len(c.cur)), 0
 	}
-	e, ok := c.old[h]
-	if ok {
-		delete(c.old, h)
-	} else {
+	var (
+		e  cacheEntry
+		ok bool
+	)
+	if fromOld {
+		if e, ok = c.old[h]; ok {
+			delete(c.old, h)
+		}
+	}
+	if !ok {
 		e = cacheEntry{at: g.at, n: uint8(len(g.nodes)), idx: c.slab.alloc(len(g.nodes))}
 		copy(c.slab.nodes(e.idx, len(g.nodes)), g.nodes)
 	}
