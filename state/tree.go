@@ -900,7 +900,11 @@ func (t *tree) prove(root Hash, key []byte) (*merkle.StateProof, error) {
 	if err != nil {
 		return nil, err
 	}
-	var g *group
+	var (
+		g       *group
+		buf     [groupSlots]inner
+		scratch = group{nodes: buf[:0]} // each group read in turn, copied out of the cache
+	)
 	slot := 0
 	for depth := 0; ; depth++ {
 		switch r.kind {
@@ -930,8 +934,11 @@ func (t *tree) prove(root Hash, key []byte) (*merkle.StateProof, error) {
 			return nil, fmt.Errorf("%w: the state tree is deeper than %d", ErrCorrupt, merkle.MaxDepth)
 		}
 		if depth%groupLevels == 0 {
-			if g, err = t.loadGroup(r, nil); err != nil {
-				return nil, err
+			g = &scratch
+			if !t.cache.getInto(r.h, g) {
+				if g, err = t.loadGroup(r, nil); err != nil {
+					return nil, err
+				}
 			}
 			slot = 0
 		}
