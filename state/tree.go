@@ -8,7 +8,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"unsafe"
 
 	"github.com/guild-ledger/guild/state/kv"
 	"github.com/guild-ledger/guild/state/merkle"
@@ -148,24 +147,42 @@ func (g *group) set(slot int, n inner) {
 	g.at[slot] = int8(len(g.nodes))
 }
 
-// clone is a copy of g to change. With full, every slot has a node already, so that two
+// cloneFull is a copy of g to change in which every slot has a node already, so that two
 // goroutines can set distinct slots.
-func (g *group) clone(full bool) *group {
+func (g *group) cloneFull() *group {
 	c := &group{at: g.at, nodes: exact(g.nodes)}
-	if full {
-		for s := range c.at {
-			if c.at[s] == 0 {
-				c.set(s, inner{})
-			}
+	for s := range c.at {
+		if c.at[s] == 0 {
+			c.set(s, inner{})
 		}
 	}
 	return c
 }
 
-// compact is g with only the nodes its root reaches, and no spare room: what the cache keeps.
-// reached is how many nodes its root reaches.
-func (g *group) compact(reached int) *group {
-	if reached == len(g.nodes) && reached == cap(g.nodes) {
+// clone is a copy of g to change, in tw's scratch (the cache copies what it keeps), with room
+// for a few more nodes.
+func (tw *treeWrites) clone(g *group) *group {
+	c := &group{at: g.at, nodes: tw.scratchNodes(len(g.nodes), 2)}
+	copy(c.nodes, g.nodes)
+	return c
+}
+
+// scratchNodes is n nodes, with room for more, from tw's scratch: a block's update copies
+// thousands of groups, which one allocation per group made a large part of its cost, and of the
+// garbage collector's.
+func (tw *treeWrites) scratchNodes(n, room int) []inner {
+	if cap(tw.scratch)-len(tw.scratch) < n+room {
+		tw.scratch = make([]inner, 0, max(n+room, 1<<12))
+	}
+	l := len(tw.scratch)
+	tw.scratch = tw.scratch[:l+n+room]
+	return tw.scratch[l : l+n : l+n+room]
+}
+
+// compact is g with only the nodes its root reaches: what the cache keeps. reached is how many
+// nodes its root reaches.
+func (tw *treeWrites) compact(g *group, reached int) *group {
+	if reached == len(g.nodes) {
 		return g // the common case: an update changed nodes, added or dropped none
 	}
 	var (
@@ -187,7 +204,9 @@ func (g *group) compact(reached int) *group {
 		}
 	}
 	walk(0, 0)
-	return &group{at: at, nodes: exact(buf[:n])}
+	c := &group{at: at, nodes: tw.scratchNodes(n, 0)}
+	copy(c.nodes, buf[:n])
+	return c
 }
 
 // exact is a copy of nodes with no spare room (slices.Clone rounds it up to an allocation
@@ -197,9 +216,6 @@ func exact(nodes []inner) []inner {
 	copy(c, nodes)
 	return c
 }
-
-// bytes is about the memory g takes in the cache.
-func (g *group) bytes() int { return 128 + len(g.nodes)*int(unsafe.Sizeof(inner{})) }
 
 // encodeGroup appends g's stored bytes to b, and returns how many nodes they hold.
 func encodeGroup(b []byte, g *group) ([]byte, int) {
@@ -329,97 +345,6 @@ func decodeLeaf(h Hash, b []byte) (kh Hash, key, value []byte, err error) {
 		return kh, nil, nil, fmt.Errorf("%w: tree leaf does not match its hash", ErrCorrupt)
 	}
 	return kh, key, value, nil
-}
-
-// maxCachedBytes bounds each of the group cache's two generations: enough for every group of a
-// state of about 1,500,000 entries (a million-entry state has about 350,000 groups, of 1,450,000
-// internal nodes, in about 270 MB), and the upper levels of any. A group that misses the cache
-// costs a random read of the store, about 10 µs on pebble: when the cache held a third of a
-// million-entry state's nodes, the reads were most of a block's update (issue 12).
-const maxCachedBytes = 400 << 20
-
-// nodeCache holds committed groups, so that a block's update reads few or none from the store.
-// Two generations approximate LRU: a group found in the old one moves to the new one when the
-// block commits, and when the new one is full the old one is dropped. A group a committed block
-// replaced leaves the cache (proofs at past roots read the store). Groups are immutable (an
-// update changes a copy) and named by their hash, so whether one is cached changes speed, never
-// results.
-type nodeCache struct {
-	mu       sync.RWMutex
-	cur, old map[Hash]cachedGroup
-	bytes    int // of cur's groups
-	limit    int // of bytes
-}
-
-func newNodeCache() *nodeCache {
-	return &nodeCache{cur: make(map[Hash]cachedGroup), old: map[Hash]cachedGroup{}, limit: maxCachedBytes}
-}
-
-// cachedGroup is a group in the cache, with its size: dropping it then reads no more than the
-// map (reading the group, cold, cost as much as the map's own work).
-type cachedGroup struct {
-	g     *group
-	bytes int
-}
-
-// get returns group h if cached, and whether it is in the old generation.
-func (c *nodeCache) get(h Hash) (g *group, old bool) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.lookup(h)
-}
-
-// lookup is get without the lock, for the goroutines of an update: the cache changes only in
-// commit and reset, which run under State.applyMu as updates do, so an update never overlaps a
-// write. (Proofs, on any goroutine, use get.)
-func (c *nodeCache) lookup(h Hash) (g *group, old bool) {
-	if e, ok := c.cur[h]; ok {
-		return e.g, false
-	}
-	if e, ok := c.old[h]; ok {
-		return e.g, true
-	}
-	return nil, false
-}
-
-// commit records a committed update: the groups it replaced leave, those it made or read enter.
-func (c *nodeCache) commit(tw *treeWrites) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for w := tw; w != nil; w = w.next {
-		for _, h := range w.replaced {
-			if e, ok := c.cur[h]; ok {
-				c.bytes -= e.bytes
-				delete(c.cur, h)
-			}
-			delete(c.old, h)
-		}
-	}
-	put := func(h Hash, g *group) {
-		if c.bytes >= c.limit {
-			c.old, c.cur, c.bytes = c.cur, make(map[Hash]cachedGroup, len(c.cur)), 0
-		}
-		if e, ok := c.cur[h]; ok {
-			c.bytes -= e.bytes
-		}
-		e := cachedGroup{g, g.bytes()}
-		c.bytes += e.bytes
-		c.cur[h] = e
-	}
-	for ; tw != nil; tw = tw.next {
-		for h, g := range tw.seen {
-			put(h, g)
-		}
-		for i := range tw.groups {
-			put(tw.groups[i].h, tw.groups[i].g)
-		}
-	}
-}
-
-func (c *nodeCache) reset() {
-	c.mu.Lock()
-	c.cur, c.old, c.bytes = make(map[Hash]cachedGroup), map[Hash]cachedGroup{}, 0
-	c.mu.Unlock()
 }
 
 // stage adds tw's records to b, and the stale index of the records it dropped as parts part,
@@ -612,7 +537,7 @@ func (t *tree) rootRef(root Hash) (ref, error) {
 		return ref{}, fmt.Errorf("%w: tree root %s: version of %d bytes", ErrCorrupt, root, len(rv))
 	}
 	ver := binary.BigEndian.Uint64(rv)
-	if g, _ := t.cache.get(root); g != nil {
+	if t.cache.has(root) {
 		return ref{h: root, kind: kindInternal, ver: ver}, nil
 	}
 	raw, err := t.db.Get(nodeKey(ver, root))
@@ -651,6 +576,7 @@ type treeUpdate struct {
 type treeWrites struct {
 	nodes    [][2][]byte     // key, value
 	buf      []byte          // arena for keys and groups: a block makes thousands
+	scratch  []inner         // arena for the groups the update changes (see scratchNodes)
 	groups   []hashedGroup   // the new groups, to cache once committed
 	seen     map[Hash]*group // groups read from the store or the cache's old generation
 	replaced []Hash          // groups no longer in the new tree
@@ -697,7 +623,7 @@ func (t *tree) update(root Hash, ver uint64, ws *writeSet) (Hash, *treeWrites, e
 		if err != nil {
 			return Hash{}, nil, err
 		}
-		g := og.clone(true)
+		g := og.cloneFull()
 		split := splitAt(ups, 0)
 		var (
 			out  [2]ref
@@ -807,7 +733,7 @@ func (tw *treeWrites) addGroup(h Hash, g *group) {
 	var reached int
 	tw.buf, reached = encodeGroup(tw.buf, g)
 	tw.add(h, tw.take(0))
-	tw.groups = append(tw.groups, hashedGroup{h, g.compact(reached)})
+	tw.groups = append(tw.groups, hashedGroup{h, tw.compact(g, reached)})
 }
 
 // add stages record h, at the update's version, with stored bytes enc.
@@ -847,7 +773,7 @@ func (t *tree) updateAt(tw *treeWrites, r ref, g *group, slot, depth int, ups []
 		if err != nil {
 			return ref{}, err
 		}
-		ng = og.clone(false)
+		ng = tw.clone(og)
 	}
 	out, err := t.updateIn(tw, r, ng, 0, depth, ups)
 	if err != nil {
@@ -945,7 +871,7 @@ func (tw *treeWrites) buildAt(g *group, slot, depth int, ups []treeUpdate) ref {
 	if n, _ := live(ups); n < 2 {
 		return tw.build(nil, 0, depth, ups) // a leaf or nothing: no group
 	}
-	ng := &group{nodes: make([]inner, 0, 4)}
+	ng := &group{nodes: tw.scratchNodes(0, 4)}
 	out := tw.build(ng, 0, depth, ups)
 	tw.addGroup(out.h, ng)
 	return out
@@ -974,7 +900,11 @@ func (t *tree) prove(root Hash, key []byte) (*merkle.StateProof, error) {
 	if err != nil {
 		return nil, err
 	}
-	var g *group
+	var (
+		g       *group
+		buf     [groupSlots]inner
+		scratch = group{nodes: buf[:0]} // each group read in turn, copied out of the cache
+	)
 	slot := 0
 	for depth := 0; ; depth++ {
 		switch r.kind {
@@ -1004,8 +934,11 @@ func (t *tree) prove(root Hash, key []byte) (*merkle.StateProof, error) {
 			return nil, fmt.Errorf("%w: the state tree is deeper than %d", ErrCorrupt, merkle.MaxDepth)
 		}
 		if depth%groupLevels == 0 {
-			if g, err = t.loadGroup(r, nil); err != nil {
-				return nil, err
+			g = &scratch
+			if !t.cache.getInto(r.h, g) {
+				if g, err = t.loadGroup(r, nil); err != nil {
+					return nil, err
+				}
 			}
 			slot = 0
 		}

@@ -224,19 +224,21 @@ func TestStateProofs(t *testing.T) {
 
 var (
 	benchTreeKeys    = flag.Int("tree.keys", 1_000_000, "entries in the state tree of BenchmarkTreeUpdate")
+	benchTreeChanged = flag.Int("tree.changed", 4_000, "keys a block of BenchmarkTreeUpdate changes (two a transfer)")
 	benchTreeProfile = flag.String("tree.cpuprofile", "", "write a CPU profile of BenchmarkTreeUpdate's blocks, without its setup, to this file")
 )
 
 // BenchmarkTreeUpdate measures one block's tree update on a tree of -tree.keys entries (a
-// million accounts by default), for a block of 2,000 transfers (4,000 changed accounts):
+// million accounts by default), for a block of 2,000 transfers (-tree.changed, 4,000 changed
+// accounts by default):
 // execute (the root, as a validator computes it before voting: hashing, node reads, staging the
 // new nodes), commit (execute, then the synchronous write of the new nodes, cache included),
 // and proof generation. It reports CPU and wall time per changed key and per block, and what a
 // block adds to the store ("nodes/block" counts records: groups, leaves and the root's).
 //
-//	go test -run XXX -bench BenchmarkTreeUpdate -benchtime 20x ./state/ [-args -tree.keys 200000] [-tree.cpuprofile FILE]
+//	go test -run XXX -bench BenchmarkTreeUpdate -benchtime 20x ./state/ [-args -tree.keys 200000] [-tree.changed 2000] [-tree.cpuprofile FILE]
 func BenchmarkTreeUpdate(b *testing.B) {
-	const changed = 4_000
+	changed := *benchTreeChanged
 	accounts := *benchTreeKeys
 	for _, backend := range []kv.Backend{kv.PebbleDB, kv.MemDB} {
 		b.Run(string(backend), func(b *testing.B) {
@@ -320,7 +322,7 @@ func BenchmarkTreeUpdate(b *testing.B) {
 				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*changed), "ns/key")
 				b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/1000, "ms/block")
 			}
-			b.Run("execute-2000-transfers", func(b *testing.B) {
+			b.Run(fmt.Sprintf("execute-%d-transfers", changed/2), func(b *testing.B) {
 				var cpu time.Duration
 				for i := 0; b.Loop(); i++ {
 					b.StopTimer()
@@ -340,7 +342,7 @@ func BenchmarkTreeUpdate(b *testing.B) {
 				}
 				report(b, cpu)
 			})
-			b.Run("commit-2000-transfers", func(b *testing.B) {
+			b.Run(fmt.Sprintf("commit-%d-transfers", changed/2), func(b *testing.B) {
 				nodes, size := 0, 0
 				var cpu time.Duration
 				disk0 := diskWritten()
