@@ -408,8 +408,8 @@ type unrecordedBlock struct {
 	// decoded are txs as execution decoded them (nil when it was not staged here; nil entries
 	// for those it refused): the index reads them instead of decoding again.
 	decoded []*state.Tx
-	stored []StoredResult
-	prune  bool // prune old blocks once recorded (a live commit, not recovery)
+	stored  []StoredResult
+	prune   bool // prune old blocks once recorded (a live commit, not recovery)
 }
 
 // settlingTxs are the transactions of the block between executeBlock and recordResults: no
