@@ -193,9 +193,10 @@ func (b *runBucket) order() {
 	b.sorted, b.fresh = merged, nil
 }
 
-// inRange returns the run's entries in [start, end) (nil: unbounded), in key order.
-// Precondition: the run's lock held exclusively.
-func (s *runStore) inRange(start, end []byte) []runKV {
+// inRange returns the run's entries in [start, end) (nil: unbounded), in key order; with share,
+// their keys are the run's own bytes, to be read only. Precondition: the run's lock held
+// exclusively.
+func (s *runStore) inRange(start, end []byte, share bool) []runKV {
 	var names []string
 	for name := range s.buckets {
 		if (start == nil || name >= runBucketOf(string(start))) && (end == nil || name <= runBucketOf(string(end))) {
@@ -204,6 +205,9 @@ func (s *runStore) inRange(start, end []byte) []runKV {
 	}
 	slices.Sort(names)
 	var pend []runKV
+	if start == nil && end == nil {
+		pend = make([]runKV, 0, len(s.pending))
+	}
 	for _, name := range names {
 		b := s.buckets[name]
 		b.order()
@@ -215,7 +219,13 @@ func (s *runStore) inRange(start, end []byte) []runKV {
 			hi, _ = slices.BinarySearch(b.sorted, string(end))
 		}
 		for _, k := range b.sorted[lo:max(hi, lo)] {
-			pend = append(pend, runKV{key: []byte(k), runEntry: s.pending[k]})
+			var key []byte
+			if share {
+				key = unsafe.Slice(unsafe.StringData(k), len(k))
+			} else {
+				key = []byte(k) // an iterator's caller may keep or change it
+			}
+			pend = append(pend, runKV{key: key, runEntry: s.pending[k]})
 		}
 	}
 	return pend
@@ -233,7 +243,7 @@ func (s *runStore) Iterator(start, end []byte) (kv.Iterator, error) {
 	if s.pending == nil { // the run ended meanwhile
 		return s.Store.Iterator(start, end)
 	}
-	pend := s.inRange(start, end)
+	pend := s.inRange(start, end, false)
 	it, err := s.Store.Iterator(start, end)
 	if err != nil {
 		return nil, err
@@ -253,19 +263,21 @@ func (s *runStore) NewBatch() kv.Batch {
 	return &runBatch{s: s}
 }
 
-// write writes the run's last write of each key in one synced batch. Only the loop writes the
-// run, and it is here, so the map is read without the lock.
+// write writes the run's last write of each key in one synced batch, sized for the run (a
+// batch of megabytes grown by doubling copied itself over and over), in key order, bucket by
+// bucket (pebble's memtable takes sorted keys faster). The loop, the run's only writer, is here.
 func (s *runStore) write() error {
-	b := s.Store.NewBatch()
+	b := kv.NewBatchSized(s.Store, s.bytes)
 	defer b.Close()
-	for k, e := range s.pending {
-		// The batch copies what it keeps (kv.Batch); the key's bytes are only read.
-		key := unsafe.Slice(unsafe.StringData(k), len(k))
+	s.mu.Lock()
+	pend := s.inRange(nil, nil, true) // the batch copies what it keeps (kv.Batch)
+	s.mu.Unlock()
+	for i := range pend {
 		var err error
-		if e.deleted {
-			err = b.Delete(key)
+		if e := &pend[i]; e.deleted {
+			err = b.Delete(e.key)
 		} else {
-			err = b.Set(key, e.value)
+			err = b.Set(e.key, e.value)
 		}
 		if err != nil {
 			return err
