@@ -17,6 +17,9 @@ type sigCache struct {
 	// pool, when set, is asked for transactions already decoded (state.TxDecodedCache): it holds
 	// each pending one decoded from its bytes by admission or gossip, after the same checks.
 	pool *Mempool
+	// synced, while block sync applies a batch, holds that batch's transactions as its
+	// pre-verification decoded them (offerSynced), so that execution does not decode them again.
+	synced map[state.Hash]*state.Tx
 }
 
 func newSigCache(limit int) *sigCache {
@@ -45,12 +48,31 @@ func (c *sigCache) add(hs ...state.Hash) {
 	}
 }
 
-// DecodedTxs implements state.TxDecodedCache from the mempool. Only transactions the mempool
-// took are handed out: it keeps each as DecodeTx returned it, and nothing changes them.
+// DecodedTxs implements state.TxDecodedCache from the mempool and the synced batch being
+// applied. Only transactions they took are handed out: each is kept as DecodeTx returned it for
+// the bytes of its hash, and nothing changes them.
 func (c *sigCache) DecodedTxs(hashes []state.Hash, out []*state.Tx) {
 	if c.pool != nil {
 		c.pool.DecodedTxs(hashes, out)
 	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.synced == nil {
+		return
+	}
+	for i, h := range hashes {
+		if out[i] == nil {
+			out[i] = c.synced[h]
+		}
+	}
+}
+
+// offerSynced makes txs (by HashTx of their bytes, each what DecodeTx returned for them) what
+// DecodedTxs hands out besides the mempool's, until it is called with nil.
+func (c *sigCache) offerSynced(txs map[state.Hash]*state.Tx) {
+	c.mu.Lock()
+	c.synced = txs
+	c.mu.Unlock()
 }
 
 // Record implements state.SigRecorder.

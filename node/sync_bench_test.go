@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"testing"
 	"time"
@@ -22,6 +23,9 @@ import (
 const (
 	benchSyncBlocksEnv = "GUILD_BENCH_SYNC_BLOCKS" // blocks in the chain (default 2,000)
 	benchSyncTxsEnv    = "GUILD_BENCH_SYNC_TXS"    // transfers per block (default 20)
+	// benchSyncProfileEnv names a file for a CPU profile of the timed part alone (-cpuprofile
+	// also holds building the chain: signing, the source's execution).
+	benchSyncProfileEnv = "GUILD_BENCH_SYNC_CPUPROFILE"
 )
 
 func benchEnvInt(b *testing.B, name string, def int) int {
@@ -90,6 +94,17 @@ func BenchmarkBlockSyncApply(b *testing.B) {
 		return src.SyncBlocks(from, max, p2p.DefaultSyncResponseBytes)
 	}
 
+	if path := os.Getenv(benchSyncProfileEnv); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	b.ResetTimer()
 	var took, cpu time.Duration
 	for range b.N {

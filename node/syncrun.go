@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
-
-	"github.com/google/btree"
+	"unsafe"
 
 	"github.com/guild-ledger/guild/state/kv"
 )
@@ -33,13 +33,22 @@ const (
 // synced batch. Outside a run it is the store underneath. Writers and runs are the loop's alone
 // (the block store and the state are written only by it), so a batch made outside a run is
 // written outside one.
+//
+// The run is a hash map for point reads plus, for iterators, its keys by bucket (their first two
+// bytes: "a/", "t/", "r/"... the stores' key families) kept sorted lazily: a block's thousands of
+// writes cost a map insert each, not a search of an ordered tree (a B-tree here was a seventh of
+// block sync's CPU, issue #10), and an iterator orders only the buckets its range can hold, so
+// the scan of the validator schedule after every block ("r/") never sorts the run's accounts and
+// tree nodes.
 type runStore struct {
 	kv.Store
 
 	open atomic.Bool
-	// mu guards pending against readers; the loop, the only writer, changes it.
+	// mu guards the run against readers; the loop, the only writer, changes it. Iterator takes
+	// it exclusively to fold fresh into sorted.
 	mu      sync.RWMutex
-	pending *btree.BTreeG[runKV] // by key: the run's last write of each
+	pending map[string]runEntry   // the run's last write of each key
+	buckets map[string]*runBucket // the keys of pending, by runBucketOf
 	bytes   int
 	// err: a flush failed or was refused, so what the store holds of the run is unknown; every
 	// later write fails with it.
@@ -51,6 +60,18 @@ type runEntry struct {
 	deleted bool
 }
 
+// runBucket is the keys of a run that share their first two bytes.
+type runBucket struct {
+	sorted []string // in order, but those in fresh
+	fresh  []string // added since sorted was last brought up to date
+}
+
+// runBucketOf is the bucket of a key. Every key of bucket b sorts after every key of a bucket
+// below b, so buckets in order, each sorted, are the run in order; and a key in [start, end)
+// has a bucket in [runBucketOf(start), runBucketOf(end)] (cutting keys to a length keeps their
+// order).
+func runBucketOf(k string) string { return k[:min(2, len(k))] }
+
 var errRunAbandoned = errors.New("node: a run of synced blocks was not written: the state would be ahead of the blocks")
 
 func newRunStore(db kv.Store) *runStore { return &runStore{Store: db} }
@@ -61,7 +82,7 @@ func (s *runStore) begin() {
 		return
 	}
 	s.mu.Lock()
-	s.pending = btree.NewG(32, func(a, b runKV) bool { return bytes.Compare(a.key, b.key) < 0 })
+	s.pending, s.buckets = make(map[string]runEntry, 1<<14), make(map[string]*runBucket)
 	s.bytes = 0
 	s.mu.Unlock()
 	s.open.Store(true)
@@ -76,7 +97,7 @@ func (s *runStore) flush() error {
 		return s.err
 	}
 	var err error
-	if s.err == nil && s.pending.Len() > 0 {
+	if s.err == nil && len(s.pending) > 0 {
 		err = s.write()
 	}
 	if err != nil {
@@ -105,7 +126,7 @@ func (s *runStore) abandon() {
 
 func (s *runStore) end() {
 	s.mu.Lock()
-	s.pending, s.bytes = nil, 0
+	s.pending, s.buckets, s.bytes = nil, nil, 0
 	s.open.Store(false)
 	s.mu.Unlock()
 }
@@ -119,8 +140,8 @@ func (s *runStore) lookup(key []byte) (runEntry, bool) {
 	if s.pending == nil { // the run ended meanwhile
 		return runEntry{}, false
 	}
-	e, ok := s.pending.Get(runKV{key: key})
-	return e.runEntry, ok
+	e, ok := s.pending[string(key)]
+	return e, ok
 }
 
 func (s *runStore) Get(key []byte) ([]byte, error) {
@@ -146,30 +167,83 @@ func (s *runStore) Has(key []byte) (bool, error) {
 	return s.Store.Has(key)
 }
 
+// order brings sorted up to date: fresh is sorted and merged in. Precondition: the run's lock
+// held exclusively.
+func (b *runBucket) order() {
+	if len(b.fresh) == 0 {
+		return
+	}
+	slices.Sort(b.fresh)
+	if len(b.sorted) == 0 {
+		b.sorted, b.fresh = b.fresh, nil
+		return
+	}
+	merged := make([]string, 0, len(b.sorted)+len(b.fresh))
+	i, j := 0, 0
+	for i < len(b.sorted) && j < len(b.fresh) {
+		if b.sorted[i] < b.fresh[j] {
+			merged = append(merged, b.sorted[i])
+			i++
+		} else {
+			merged = append(merged, b.fresh[j])
+			j++
+		}
+	}
+	merged = append(append(merged, b.sorted[i:]...), b.fresh[j:]...)
+	b.sorted, b.fresh = merged, nil
+}
+
+// inRange returns the run's entries in [start, end) (nil: unbounded), in key order; with share,
+// their keys are the run's own bytes, to be read only. Precondition: the run's lock held
+// exclusively.
+func (s *runStore) inRange(start, end []byte, share bool) []runKV {
+	var names []string
+	for name := range s.buckets {
+		if (start == nil || name >= runBucketOf(string(start))) && (end == nil || name <= runBucketOf(string(end))) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	var pend []runKV
+	if start == nil && end == nil {
+		pend = make([]runKV, 0, len(s.pending))
+	}
+	for _, name := range names {
+		b := s.buckets[name]
+		b.order()
+		lo, hi := 0, len(b.sorted)
+		if start != nil {
+			lo, _ = slices.BinarySearch(b.sorted, string(start))
+		}
+		if end != nil {
+			hi, _ = slices.BinarySearch(b.sorted, string(end))
+		}
+		for _, k := range b.sorted[lo:max(hi, lo)] {
+			var key []byte
+			if share {
+				key = unsafe.Slice(unsafe.StringData(k), len(k))
+			} else {
+				key = []byte(k) // an iterator's caller may keep or change it
+			}
+			pend = append(pend, runKV{key: key, runEntry: s.pending[k]})
+		}
+	}
+	return pend
+}
+
 // Iterator merges the run's writes in [start, end) over the store's. The run is read and the
-// store's iterator opened under one read lock, which the end of a run waits for: the store then
+// store's iterator opened under the run's lock, which the end of a run waits for: the store then
 // holds the run or not, and the run's entries win either way.
 func (s *runStore) Iterator(start, end []byte) (kv.Iterator, error) {
 	if !s.open.Load() {
 		return s.Store.Iterator(start, end)
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.pending == nil { // the run ended meanwhile
 		return s.Store.Iterator(start, end)
 	}
-	var pend []runKV
-	collect := func(e runKV) bool { pend = append(pend, e); return true }
-	switch {
-	case start == nil && end == nil:
-		s.pending.Ascend(collect)
-	case start == nil:
-		s.pending.AscendLessThan(runKV{key: end}, collect)
-	case end == nil:
-		s.pending.AscendGreaterOrEqual(runKV{key: start}, collect)
-	default:
-		s.pending.AscendRange(runKV{key: start}, runKV{key: end}, collect)
-	}
+	pend := s.inRange(start, end, false)
 	it, err := s.Store.Iterator(start, end)
 	if err != nil {
 		return nil, err
@@ -189,27 +263,31 @@ func (s *runStore) NewBatch() kv.Batch {
 	return &runBatch{s: s}
 }
 
-// write writes the run's last write of each key, in key order, in one synced batch.
+// write writes the run's last write of each key in one synced batch, sized for the run (a
+// batch of megabytes grown by doubling copied itself over and over), in key order, bucket by
+// bucket (pebble's memtable takes sorted keys faster). The loop, the run's only writer, is here.
 func (s *runStore) write() error {
-	b := s.Store.NewBatch()
+	b := kv.NewBatchSized(s.Store, s.bytes)
 	defer b.Close()
-	var err error
-	s.pending.Ascend(func(e runKV) bool {
-		if e.deleted {
+	s.mu.Lock()
+	pend := s.inRange(nil, nil, true) // the batch copies what it keeps (kv.Batch)
+	s.mu.Unlock()
+	for i := range pend {
+		var err error
+		if e := &pend[i]; e.deleted {
 			err = b.Delete(e.key)
 		} else {
 			err = b.Set(e.key, e.value)
 		}
-		return err == nil
-	})
-	if err != nil {
-		return err
+		if err != nil {
+			return err
+		}
 	}
 	return b.Write()
 }
 
 // add adds a batch's operations to the open run.
-func (s *runStore) add(ops []runKV) error {
+func (s *runStore) add(ops []runOp) error {
 	if s.err != nil {
 		return s.err
 	}
@@ -218,7 +296,17 @@ func (s *runStore) add(ops []runKV) error {
 	}
 	s.mu.Lock()
 	for i := range ops {
-		s.pending.ReplaceOrInsert(ops[i])
+		k, had := ops[i].key, len(s.pending)
+		s.pending[k] = ops[i].runEntry
+		if len(s.pending) > had { // a new key: one map operation, not a lookup and a store
+			name := runBucketOf(k)
+			b := s.buckets[name]
+			if b == nil {
+				b = &runBucket{}
+				s.buckets[name] = b
+			}
+			b.fresh = append(b.fresh, k)
+		}
 		s.bytes += len(ops[i].key) + len(ops[i].value) + 64
 	}
 	s.mu.Unlock()
@@ -230,11 +318,18 @@ type runKV struct {
 	runEntry
 }
 
+// runOp is one operation of a batch made during a run; its key is a string because that is what
+// the run's map holds (one copy of the caller's key, not two).
+type runOp struct {
+	key string
+	runEntry
+}
+
 // runBatch is a batch made during a run: it copies what it is given, and its Write adds it to
 // the run (durable when the run is flushed).
 type runBatch struct {
 	s    *runStore
-	ops  []runKV
+	ops  []runOp
 	done bool
 }
 
@@ -248,7 +343,7 @@ func (b *runBatch) Set(key, value []byte) error {
 	if value == nil {
 		value = []byte{}
 	}
-	b.ops = append(b.ops, runKV{key: bytes.Clone(key), runEntry: runEntry{value: bytes.Clone(value)}})
+	b.ops = append(b.ops, runOp{key: string(key), runEntry: runEntry{value: bytes.Clone(value)}})
 	return nil
 }
 
@@ -259,7 +354,7 @@ func (b *runBatch) Delete(key []byte) error {
 	if len(key) == 0 {
 		return kv.ErrEmptyKey
 	}
-	b.ops = append(b.ops, runKV{key: bytes.Clone(key), runEntry: runEntry{deleted: true}})
+	b.ops = append(b.ops, runOp{key: string(key), runEntry: runEntry{deleted: true}})
 	return nil
 }
 
