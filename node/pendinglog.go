@@ -254,19 +254,29 @@ func (n *Node) runPendingLog(ctx context.Context) {
 			continue
 		case <-settle.C:
 			settling = false
-			n.pending.allDue()
-			n.resendPending()
+			// Swept first: what left the mempool since the last sweep is not sent again.
+			if n.sweepPending() {
+				n.pending.allDue()
+				n.resendPending()
+			}
 			continue
 		case <-t.C:
 		}
-		left, err := n.pending.sweep(n.pool.Has)
-		if err != nil {
-			n.storeFailed("dropping committed transactions from the pending log", err)
-			continue
+		if n.sweepPending() {
+			n.resendPending()
 		}
-		n.metrics.pendingLogged.Set(float64(left))
-		n.resendPending()
 	}
+}
+
+// sweepPending drops from the pending log what left the mempool; false if the store failed.
+func (n *Node) sweepPending() bool {
+	left, err := n.pending.sweep(n.pool.Has)
+	if err != nil {
+		n.storeFailed("dropping committed transactions from the pending log", err)
+		return false
+	}
+	n.metrics.pendingLogged.Set(float64(left))
+	return true
 }
 
 // pendingJoinSettle is how long after a peer joins the transactions topic the pending log is
