@@ -360,7 +360,8 @@ func (h *Host) watchJoins(topic *pubsub.Topic, events *pubsub.TopicEventHandler,
 
 // publishable waits, a little, until a publication to topic goes to p: pubsub reports a join
 // when the peer's subscription arrives, which can be before its own queue to the peer exists, and
-// a publication made then skips the peer. False if p left or the host is closing.
+// a publication made then skips the peer. False if it is not publishable within
+// joinPoll*joinPolls (it left, say) or the host is closing.
 func (h *Host) publishable(topic *pubsub.Topic, p peer.ID) bool {
 	tick := time.NewTicker(joinPoll)
 	defer tick.Stop()
