@@ -170,6 +170,9 @@ const MaxNonceAhead = 1024
 // ErrNonceTooFar refuses a transaction whose nonce is more than MaxNonceAhead ahead.
 var ErrNonceTooFar = fmt.Errorf("node: nonce more than %d ahead of the account's next nonce", MaxNonceAhead)
 
+// errCatchingUp is why a node that is behind the chain refuses a far nonce as busy.
+var errCatchingUp = errors.New("this node is catching up with the chain and cannot judge the nonce yet")
+
 // checkTx is the state's pre-check plus the mempool's own admission policy.
 func (n *Node) checkTx(tx *state.Tx) error {
 	if err := n.st.CheckTx(tx); err != nil {
@@ -184,7 +187,7 @@ func (n *Node) checkTx(tx *state.Tx) error {
 			// fine. Busy (503, retry here later or elsewhere), not a refusal that makes a client
 			// drop the nonce and leave every later one behind a gap (a chaos run: 5 such
 			// refusals by a node just restarted left 5,125 accepted transactions pending).
-			return fmt.Errorf("%w: this node is catching up with the chain and cannot judge the nonce yet", ErrMempoolFull)
+			return fmt.Errorf("%w: %w", ErrMempoolFull, errCatchingUp)
 		}
 		return ErrNonceTooFar
 	}
@@ -408,6 +411,7 @@ func (n *Node) gossipReceiver(ctx context.Context) {
 					err = n.pool.Add(d.raw, d.hash, d.tx)
 				}
 				if err != nil && !errors.Is(err, ErrTxKnown) {
+					n.metrics.gossipNotPooled.WithLabelValues(notPooledReason(err)).Inc()
 					// Verified, but not pending here (no room, a nonce far ahead, one used):
 					// kept a while in case a proposal by reference orders it (byref.go).
 					n.recent.put(d.hash, d.raw)

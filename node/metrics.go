@@ -66,6 +66,9 @@ type metrics struct {
 	heightPhase *prometheus.HistogramVec
 	// mempoolGapped: pending transactions behind a nonce gap after the last block.
 	mempoolGapped prometheus.Gauge
+	// gossipNotPooled: verified gossiped transactions this node did not put in its mempool, by
+	// reason (gossipReceiver): it will not propose them.
+	gossipNotPooled *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -148,12 +151,15 @@ func newMetrics() *metrics {
 	m.heightPhase = newHeightPhaseHistogram()
 	m.mempoolGapped = prometheus.NewGauge(prometheus.GaugeOpts{Name: "guild_mempool_gapped",
 		Help: "Pending transactions that cannot be proposed after the last block: they wait behind a nonce gap of their sender (they do not count against mempool.max_pending)."})
+	m.gossipNotPooled = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "guild_gossip_txs_not_pooled_total",
+		Help: "Verified transactions received by gossip that this node did not put in its mempool, so will not propose, by reason: mempool_full, nonce_too_far (more than 1024 past the sender's next nonce), nonce_taken (another pending transaction of the sender has that nonce), catching_up (this node is behind the chain), nonce_used (already committed: harmless), other (a state check failed)."},
+		[]string{"reason"})
 	m.protocolSupported.Set(float64(state.SupportedVersion))
 	m.reg.MustRegister(m.refMissing, m.refFetched, m.refFetchSeconds, m.refFailed, m.fetchBadPeers, m.protocolVersion, m.protocolSupported, m.upgradeHeight, m.upgradeRequired,
 		m.verifyBatch, m.verifySeconds, m.apiRefused, m.checkpoints, m.invalidMessages, m.outOfWindow, m.leaderSkips, m.leadersSkipped, m.peersDown, m.invalidProposals, m.txsLeftOut,
 		m.roundsPerHeight, m.evidenceCaught, m.evidenceCommitted, m.evidencePending,
 		m.height, m.blocks, m.txsApplied, m.txsRejected, m.mempool, m.commitSeconds, m.heightSeconds, m.view, m.viewChanges,
 		m.gossipDropped, m.pendingLogged, m.pendingResent, m.sendDropped, m.sent, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.heightPhase, m.mempoolGapped)
+		m.heightPhase, m.mempoolGapped, m.gossipNotPooled)
 	return m
 }

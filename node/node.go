@@ -558,6 +558,7 @@ func (n *Node) startP2P(ctx context.Context) error {
 			Help: "Gossiped transaction batches ignored because their author exceeded the per-peer rate limit."},
 			func() float64 { return float64(h.TxRateLimited()) }),
 		newRateLimitedCollector(n),
+		newTxDropsCollector(h),
 		newPrivateStreamCollector(h),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "guild_tx_fetch_refused_total",
 			Help: "Transaction fetch requests (proposals by reference) this node refused to serve: over a peer's rate limit, malformed, from a peer not allowed, or with every serving slot taken."},

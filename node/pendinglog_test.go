@@ -1,13 +1,20 @@
 package node
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/guild-ledger/guild/node/api"
+	"github.com/guild-ledger/guild/p2p"
 	"github.com/guild-ledger/guild/state"
 	"github.com/guild-ledger/guild/state/kv"
 )
@@ -127,6 +134,67 @@ func TestPendingLogResendsWhatStaysPending(t *testing.T) {
 	}
 }
 
+// A transaction accepted while no peer was subscribed to the transactions topic (a node just
+// restarted, its links still coming up) was published to no one, and pubsub does not say so: it
+// is gossiped again as soon as a peer joins, not pendingResendAfter later. Here the periodic
+// resend is pushed out of the test's reach, so only the resend on the peer's arrival can bring
+// the transaction to it (in chaos runs, the wait for the periodic one stranded a restarted
+// validator's first transactions, and every later one of their senders, for ~10 s).
+func TestPendingGossipedWhenAPeerJoins(t *testing.T) {
+	home, key := soloHome(t, "memdb")
+	cfg, err := LoadConfig(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.P2P.Permissioned = false // the peer below is bound to no validator
+	if err := SaveConfig(home, cfg); err != nil {
+		t.Fatal(err)
+	}
+	n, c, _ := runNode(t, home)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var to state.Address
+	to[0] = 7
+	raw := transfer(t, n.chainID, key, 1, to, 10) // nonce 0 is a gap: it stays pending
+	if _, err := c.SubmitTx(ctx, raw); err != nil {
+		t.Fatal(err)
+	}
+	if n.host.TxPeers() != 0 {
+		t.Fatal("the solo node has a peer in the transactions topic already")
+	}
+	n.pending.mu.Lock()
+	for _, e := range n.pending.kept {
+		e.sent = time.Now().Add(time.Hour)
+	}
+	n.pending.mu.Unlock()
+
+	_, peerKey, _ := ed25519.GenerateKey(rand.Reader)
+	peer, err := p2p.New(ctx, p2p.Config{
+		Key: peerKey, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Bootstrap: n.PeerAddrs(), ChainID: n.chainID,
+		ValidateTxs:       func(string, []byte) (p2p.Verdict, any) { return p2p.Accept, nil },
+		ValidateConsensus: func(string, []byte) (p2p.Verdict, any) { return p2p.Ignore, nil },
+		Logger:            slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	for {
+		select {
+		case m := <-peer.Txs():
+			var batch [][]byte
+			if err := state.Unmarshal(m.Data, &batch); err != nil {
+				t.Fatalf("undecodable batch from the node: %v", err)
+			}
+			if slices.ContainsFunc(batch, func(b []byte) bool { return bytes.Equal(b, raw) }) {
+				return
+			}
+		case <-ctx.Done():
+			t.Fatal("the pending transaction never reached the peer that joined after it was accepted")
+		}
+	}
+}
+
 // What add logged is on disk when it returns, before the client hears 202: a copy of the store's
 // files taken while it is still open (what a killed process leaves) holds every entry. Logged
 // without a sync, pebble kept them in its own buffer, and a validator killed in a chaos run lost
@@ -162,5 +230,25 @@ func TestPendingLogSurvivesAKill(t *testing.T) {
 	got, err := newPendingLog(c).load()
 	if err != nil || len(got) != 3 {
 		t.Fatalf("after a kill the pending log holds %d of 3 accepted transactions (%v)", len(got), err)
+	}
+}
+
+// Each way a verified gossiped transaction stays out of the mempool has its own label of
+// guild_gossip_txs_not_pooled_total.
+func TestGossipNotPooledReasons(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{ErrMempoolFull, "mempool_full"},
+		{fmt.Errorf("%w: %w", ErrMempoolFull, errCatchingUp), "catching_up"},
+		{ErrNonceTooFar, "nonce_too_far"},
+		{ErrNonceTaken, "nonce_taken"},
+		{fmt.Errorf("%w: nonce 3 already used (next is 5)", state.ErrBadNonce), "nonce_used"},
+		{state.ErrNoFunds, "other"},
+	} {
+		if got := notPooledReason(c.err); got != c.want {
+			t.Errorf("%v: %q, want %q", c.err, got, c.want)
+		}
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
+	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
@@ -294,11 +296,14 @@ type gossipTopic struct {
 	// sentTo: publications list the peers they were sent to, and a message is relayed only to
 	// reach a peer outside that list (the transactions topic; see seal).
 	sentTo bool
+	// joined, on the transactions topic, is signalled (coalesced) each time pubsub starts counting
+	// a peer as subscribed (watchJoins).
+	joined chan struct{}
 }
 
 // join registers the validator for a topic, subscribes, and starts the topic's reader.
 func (h *Host) join(name string, validate Validator, sentTo bool) (*gossipTopic, error) {
-	t := &gossipTopic{name: name, out: make(chan Message, subscriptionBuffer), sentTo: sentTo}
+	t := &gossipTopic{name: name, out: make(chan Message, subscriptionBuffer), sentTo: sentTo, joined: make(chan struct{}, 1)}
 	if err := h.ps.RegisterTopicValidator(name, h.wrapValidator(t, validate)); err != nil {
 		return nil, fmt.Errorf("p2p: validator for %s: %w", name, err)
 	}
@@ -319,8 +324,66 @@ func (h *Host) join(name string, validate Validator, sentTo bool) (*gossipTopic,
 	}
 	h.wg.Add(1)
 	go h.read(sub, t.out)
+	if sentTo {
+		events, err := topic.EventHandler()
+		if err != nil {
+			return nil, fmt.Errorf("p2p: peer events of %s: %w", name, err)
+		}
+		h.wg.Add(1)
+		go h.watchJoins(topic, events, t.joined)
+	}
 	return t, nil
 }
+
+// watchJoins signals joined each time a peer joins the topic. A publication reaches only the
+// peers pubsub counts as subscribed when it is made, and pubsub says nothing of those it missed:
+// a node that publishes before it has heard its peers' subscriptions (just started, or a link
+// being re-established, linkcheck.go) reaches no one, and only a publication made after the join
+// reaches the newcomer.
+func (h *Host) watchJoins(topic *pubsub.Topic, events *pubsub.TopicEventHandler, joined chan<- struct{}) {
+	defer h.wg.Done()
+	defer events.Cancel()
+	for {
+		ev, err := events.NextPeerEvent(h.ctx)
+		if err != nil {
+			return // Close
+		}
+		if ev.Type != pubsub.PeerJoin || !h.publishable(topic, ev.Peer) {
+			continue
+		}
+		select {
+		case joined <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// publishable waits, a little, until a publication to topic goes to p: pubsub reports a join
+// when the peer's subscription arrives, which can be before its own queue to the peer exists, and
+// a publication made then skips the peer. False if it is not publishable within
+// joinPoll*joinPolls (it left, say) or the host is closing.
+func (h *Host) publishable(topic *pubsub.Topic, p peer.ID) bool {
+	tick := time.NewTicker(joinPoll)
+	defer tick.Stop()
+	for range joinPolls {
+		if slices.Contains(topic.ListPeers(), p) {
+			return true
+		}
+		select {
+		case <-h.ctx.Done():
+			return false
+		case <-tick.C:
+		}
+	}
+	return false
+}
+
+// A join is reported once the joining peer is publishable, polled every joinPoll up to joinPolls
+// times.
+const (
+	joinPoll  = 10 * time.Millisecond
+	joinPolls = 200
+)
 
 // wrapValidator adapts a Validator to pubsub, enforcing the payload limit and turning a panic
 // into Reject. On a sentTo topic, an accepted message that no peer of ours needs from us is
@@ -412,6 +475,15 @@ func (h *Host) Txs() <-chan Message { return h.txs.out }
 // Consensus delivers validated consensus messages from other peers (never this host's own). The
 // channel is never closed; stop reading on your own shutdown signal.
 func (h *Host) Consensus() <-chan Message { return h.consensus.out }
+
+// TxPeersJoined is signalled (without blocking, several joins coalesced into one signal) each time
+// a peer joins the transactions topic: from then on PublishTxs reaches it, but nothing published
+// before did. The channel is never closed.
+func (h *Host) TxPeersJoined() <-chan struct{} { return h.txs.joined }
+
+// TxPeers is how many peers the transactions topic has now: those a PublishTxs made now reaches
+// directly. Zero means a publication reaches no one, even with peers connected.
+func (h *Host) TxPeers() int { return len(h.txs.topic.ListPeers()) }
 
 // PublishTxs signs data and sends it to every peer subscribed to the transactions topic, after
 // this host's own ValidateTxs accepts it (ErrRejected otherwise).

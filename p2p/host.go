@@ -605,6 +605,15 @@ func (h *Host) DuplicateMessages() (txs, consensus uint64) {
 	return h.tracer.dupTxs.Load(), h.tracer.dupOther.Load()
 }
 
+// TxMessagesDropped counts the transaction messages pubsub dropped on its own, indexed by the
+// TxDrop reasons (TxDropReasons names them).
+func (h *Host) TxMessagesDropped() (out [numTxDropReasons]uint64) {
+	for i := range out {
+		out[i] = h.tracer.txDrops[i].Load()
+	}
+	return out
+}
+
 // TxRateLimited counts the transaction messages dropped because their author exceeded its rate.
 func (h *Host) TxRateLimited() uint64 {
 	_, total := h.flood.dropped[h.txs.name].snapshot()

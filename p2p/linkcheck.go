@@ -195,7 +195,22 @@ type linkTracer struct {
 	// and on the others: what relaying costs (Host.DuplicateMessages).
 	txsTopic         string
 	dupTxs, dupOther atomic.Uint64
+	// Transaction messages pubsub dropped on its own, by reason (Host.TxMessagesDropped): no
+	// validator or peer is at fault, and nothing else tells that a batch went missing.
+	txDrops [numTxDropReasons]atomic.Uint64
 }
+
+// Reasons pubsub drops a transaction message without any verdict of ours.
+const (
+	TxDropValidationQueue = iota // the validation queue was full (from a peer)
+	TxDropThrottled              // too many messages of the topic were being validated already
+	TxDropUndeliverable          // the subscription's buffer was full (this node reads too slowly)
+	TxDropOutbound               // the queue to a peer was full, so it was not sent to that peer
+	numTxDropReasons
+)
+
+// TxDropReasons names the reasons above, for metrics labels.
+var TxDropReasons = [numTxDropReasons]string{"validation_queue_full", "validation_throttled", "undeliverable", "outbound_queue_full"}
 
 func (t *linkTracer) OnClosedOutboundStream(p peer.ID) {
 	if t.net().Connectedness(p) != network.Connected {
@@ -214,7 +229,17 @@ func (*linkTracer) Graft(peer.ID, string)                    {}
 func (*linkTracer) Prune(peer.ID, string)                    {}
 func (*linkTracer) ValidateMessage(*pubsub.Message)          {}
 func (*linkTracer) DeliverMessage(*pubsub.Message)           {}
-func (*linkTracer) RejectMessage(*pubsub.Message, string)    {}
+func (t *linkTracer) RejectMessage(m *pubsub.Message, reason string) {
+	if m.GetTopic() != t.txsTopic {
+		return
+	}
+	switch reason {
+	case pubsub.RejectValidationQueueFull:
+		t.txDrops[TxDropValidationQueue].Add(1)
+	case pubsub.RejectValidationThrottled:
+		t.txDrops[TxDropThrottled].Add(1)
+	}
+}
 func (t *linkTracer) DuplicateMessage(m *pubsub.Message) {
 	if m.GetTopic() == t.txsTopic {
 		t.dupTxs.Add(1)
@@ -226,8 +251,18 @@ func (*linkTracer) ThrottlePeer(peer.ID)                                 {}
 func (*linkTracer) RecvRPC(*pubsub.RPC)                                  {}
 func (*linkTracer) SendRPC(*pubsub.RPC, peer.ID)                         {}
 func (*linkTracer) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}
-func (*linkTracer) DropRPC(*pubsub.RPC, peer.ID)                         {}
-func (*linkTracer) UndeliverableMessage(*pubsub.Message)                 {}
+func (t *linkTracer) DropRPC(rpc *pubsub.RPC, _ peer.ID) {
+	for _, m := range rpc.GetPublish() {
+		if m.GetTopic() == t.txsTopic {
+			t.txDrops[TxDropOutbound].Add(1)
+		}
+	}
+}
+func (t *linkTracer) UndeliverableMessage(m *pubsub.Message) {
+	if m.GetTopic() == t.txsTopic {
+		t.txDrops[TxDropUndeliverable].Add(1)
+	}
+}
 
 // runLinkCheck checks every link each linkCheckInterval, and linkGrace after each report of a
 // closed stream, until Close.
