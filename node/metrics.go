@@ -90,7 +90,7 @@ func newMetrics() *metrics {
 		view:          prometheus.NewGauge(prometheus.GaugeOpts{Name: "guild_consensus_view", Help: "View of the height being decided (0 unless the leader failed)."}),
 		viewChanges:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "guild_consensus_view_changes", Help: "Views this node has moved to since it started (leaders replaced)."}),
 		gossipDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_gossip_dropped_total", Help: "Admitted transactions not gossiped because the queue was full."}),
-		pendingResent: prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_mempool_resent_total", Help: "Transactions this node accepted from its API and gossiped again because they were still pending 10 s after they were last sent."}),
+		pendingResent: prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_mempool_resent_total", Help: "Transactions this node accepted from its API and gossiped again because they were still pending 10 s after they were last sent, or because a peer joined the transactions topic."}),
 		pendingLogged: prometheus.NewGauge(prometheus.GaugeOpts{Name: "guild_mempool_logged", Help: "Transactions accepted from this node's API and kept in its pending log until they leave the mempool (taken back after a restart)."}),
 		sendDropped:   prometheus.NewCounter(prometheus.CounterOpts{Name: "guild_consensus_send_dropped_total", Help: "Consensus messages dropped because the send queue was full."}),
 		sent: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "guild_consensus_sent_total",
