@@ -1,6 +1,7 @@
 package consensus
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -143,7 +144,7 @@ func (s *sim) refDeliver(e envelope) bool {
 		order = append(order, e.from)
 	}
 	for _, j := range s.rng.Perm(len(s.nodes)) {
-		if j != e.to && !containsInt(order, j) {
+		if j != e.to && !slices.Contains(order, j) {
 			order = append(order, j)
 		}
 	}
@@ -154,15 +155,6 @@ func (s *sim) refDeliver(e envelope) bool {
 	st.fetches = append(st.fetches, f)
 	s.refAsk(f)
 	return s.byref().trusting
-}
-
-func containsInt(xs []int, x int) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
 
 // refAsk asks f's next peer, drawing whether and when it answers; false when none is left.
