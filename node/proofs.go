@@ -83,8 +83,12 @@ func (n *Node) TxProof(h state.Hash) (*light.File, error) {
 	if err != nil {
 		return nil, err
 	}
+	block, _, err := n.blocks.Block(loc.Height)
+	if err != nil {
+		return nil, err
+	}
 	t := &light.TxProof{Hash: light.Hash(h), Raw: txs[loc.Index], Applied: results[loc.Index].Error == "",
-		Index: uint64(loc.Index), Count: uint64(len(results)), Path: make([]light.Hash, len(path))}
+		Index: uint64(loc.Index), Count: uint64(len(results)), Path: make([]light.Hash, len(path)), Block: block}
 	for i := range path {
 		t.Path[i] = path[i]
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/guild-ledger/guild/consensus"
 	"github.com/guild-ledger/guild/node/light"
 	"github.com/guild-ledger/guild/state"
+	"github.com/guild-ledger/guild/state/merkle"
 )
 
 // proofChain runs a solo member node, gives it a little of every kind of record, changes its
@@ -231,7 +232,11 @@ func TestProofFailureReasons(t *testing.T) {
 		{"absent made present", edit("claim-unknown", func(f *light.File) { f.State.Present = true }), nil, light.ErrPathMismatch},
 		{"sibling changed", edit("item", func(f *light.File) { f.State.Siblings[0][0] ^= 1 }), nil, light.ErrPathMismatch},
 		{"receipt status changed", edit("tx", func(f *light.File) { f.Tx.Applied = false }), nil, light.ErrPathMismatch},
-		{"wrong version", edit("tx", func(f *light.File) { f.Version = 2 }), nil, light.ErrMalformed},
+		// An RFC 6962 path proves a leaf for several tree sizes: a count the path alone accepts
+		// must still be refused, by the transaction's block (version 1 took it: a flaky byte flip).
+		{"receipt count changed", edit("tx", func(f *light.File) { f.Tx.Count = otherCount(t, f) }), nil, light.ErrPathMismatch},
+		{"transaction's block swapped", edit("tx", func(f *light.File) { f.Tx.Block = f.Anchor.Block }), nil, light.ErrPathMismatch},
+		{"wrong version", edit("tx", func(f *light.File) { f.Version = light.Version + 1 }), nil, light.ErrMalformed},
 		{"reformatted", []byte(strings.ReplaceAll(string(pc.files["tx"]), "  ", "\t")), nil, light.ErrMalformed},
 	} {
 		g := c.genesis
@@ -246,4 +251,26 @@ func TestProofFailureReasons(t *testing.T) {
 			t.Errorf("%s: exit code %s", c.name, strconv.Itoa(code))
 		}
 	}
+}
+
+// otherCount is a transaction count other than f's that its receipt path alone verifies for,
+// if there is one (there is whenever the transaction sits in a complete left subtree), else
+// one more than its count.
+func otherCount(t *testing.T, f *light.File) uint64 {
+	t.Helper()
+	b, err := DecodeBlock(f.Anchor.Block)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := make([]merkle.Hash, len(f.Tx.Path))
+	for i := range f.Tx.Path {
+		path[i] = merkle.Hash(f.Tx.Path[i])
+	}
+	for n := f.Tx.Index + 1; n <= 2*f.Tx.Count; n++ {
+		if n != f.Tx.Count && merkle.VerifyReceipt(merkle.Hash(b.Header.ReceiptsRoot), f.Tx.Index, n, merkle.Hash(f.Tx.Hash), f.Tx.Applied, path) == nil {
+			t.Logf("receipt %d of %d also verifies as of %d by its path alone", f.Tx.Index, f.Tx.Count, n)
+			return n
+		}
+	}
+	return f.Tx.Count + 1
 }

@@ -28,7 +28,7 @@ import (
 )
 
 // Version is the proof file format this package writes and reads.
-const Version = 1
+const Version = 2
 
 // Proof types.
 const (
@@ -157,6 +157,11 @@ type TxProof struct {
 	Index   uint64 `json:"index"`
 	Count   uint64 `json:"count"`
 	Path    []Hash `json:"path"`
+	// Block is the block that holds the transaction (block Height, its canonical CBOR), which the
+	// anchor's header names by its digest (prev_hash). It binds Count: an RFC 6962 path proves
+	// a leaf for more than one tree size (leaf 1 of 6 and of 7 have the same path), so a count
+	// changed in the file still verified (version 1). It also shows Raw is transaction Index.
+	Block Bytes `json:"block"`
 }
 
 // FromStateProof converts a state proof to its file form.
@@ -295,6 +300,7 @@ func (g *Genesis) validatorSet() (consensus.ValidatorSet, error) {
 type header struct {
 	ChainID      string      `cbor:"1,keyasint"`
 	Height       uint64      `cbor:"2,keyasint"`
+	PrevHash     merkle.Hash `cbor:"4,keyasint"`
 	StateRoot    merkle.Hash `cbor:"5,keyasint"`
 	ReceiptsRoot merkle.Hash `cbor:"12,keyasint"`
 }
@@ -398,6 +404,7 @@ func (c *Chain) SetAt(h uint64) consensus.ValidatorSet { return epochAt(c.epochs
 // Header is what the light client reads of a certified block's header.
 type Header struct {
 	Height       uint64
+	PrevHash     merkle.Hash // the digest of the block before
 	StateRoot    merkle.Hash
 	ReceiptsRoot merkle.Hash
 }
@@ -409,7 +416,7 @@ func (c *Chain) Certified(cb *Certified) (*Header, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Header{Height: h.Height, StateRoot: h.StateRoot, ReceiptsRoot: h.ReceiptsRoot}, nil
+	return &Header{Height: h.Height, PrevHash: h.PrevHash, StateRoot: h.StateRoot, ReceiptsRoot: h.ReceiptsRoot}, nil
 }
 
 // CheckSchedule checks that the last set followed is the anchor's: schedule, proven against the
@@ -478,6 +485,9 @@ func Verify(f *File, g *Genesis) (*Result, error) {
 		}
 		if sha256.Sum256(t.Raw) != t.Hash {
 			return nil, fmt.Errorf("%w: the transaction's bytes do not have its hash", ErrPathMismatch)
+		}
+		if err := t.inBlock(anchor.PrevHash, f.Height); err != nil {
+			return nil, err
 		}
 		path := make([]merkle.Hash, len(t.Path))
 		for i := range t.Path {
@@ -705,4 +715,28 @@ func plain(x any) any {
 		return hex.EncodeToString(v)
 	}
 	return x
+}
+
+// inBlock checks that the proof's block is the one the anchor follows (prev, of height), that
+// it holds Count transactions and that Raw is its transaction Index.
+func (t *TxProof) inBlock(prev merkle.Hash, height uint64) error {
+	if consensus.DigestOf(t.Block) != consensus.Digest(prev) {
+		return fmt.Errorf("%w: the transaction's block is not the one the anchor follows", ErrPathMismatch)
+	}
+	var b struct {
+		Header header   `cbor:"1,keyasint"`
+		Txs    [][]byte `cbor:"2,keyasint"`
+	}
+	if err := cbor.Unmarshal(t.Block, &b); err != nil {
+		return fmt.Errorf("%w: the transaction's block: %v", ErrMalformed, err)
+	}
+	switch {
+	case b.Header.Height != height:
+		return fmt.Errorf("%w: the transaction's block is block %d, the proof is about block %d", ErrPathMismatch, b.Header.Height, height)
+	case uint64(len(b.Txs)) != t.Count:
+		return fmt.Errorf("%w: block %d holds %d transactions, the receipt says %d", ErrPathMismatch, height, len(b.Txs), t.Count)
+	case t.Index >= t.Count || !bytes.Equal(b.Txs[t.Index], t.Raw):
+		return fmt.Errorf("%w: transaction %d of block %d is not the one proven", ErrPathMismatch, t.Index, height)
+	}
+	return nil
 }

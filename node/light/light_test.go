@@ -40,10 +40,10 @@ func TestParseCanonicalOnly(t *testing.T) {
 	for name, bad := range map[string]string{
 		"upper-case hex":  strings.Replace(string(good), `"ab"`, `"AB"`, 1),
 		"field name case": strings.Replace(string(good), `"version"`, `"Version"`, 1),
-		"unknown field":   strings.Replace(string(good), `"version": 1,`, `"version": 1, "extra": 0,`, 1),
+		"unknown field":   strings.Replace(string(good), `"version": 2,`, `"version": 2, "extra": 0,`, 1),
 		"compact":         strings.ReplaceAll(strings.ReplaceAll(string(good), "\n", ""), "  ", ""),
 		"no newline":      strings.TrimSuffix(string(good), "\n"),
-		"version 2":       strings.Replace(string(good), `"version": 1`, `"version": 2`, 1),
+		"version 1":       strings.Replace(string(good), `"version": 2`, `"version": 1`, 1),
 	} {
 		if _, err := Parse([]byte(bad)); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: %v", name, err)
