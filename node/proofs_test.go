@@ -229,7 +229,11 @@ func TestProofFailureReasons(t *testing.T) {
 		{"last validator change left out", edit("claim", func(f *light.File) { f.Validators = f.Validators[:1] }), nil, light.ErrUnknownValidatorSet},
 		{"validator changes swapped", edit("claim", func(f *light.File) { f.Validators[0], f.Validators[1] = f.Validators[1], f.Validators[0] }), nil, light.ErrUnknownValidatorSet},
 		{"value changed", edit("claim", func(f *light.File) { f.State.Value[0] ^= 1 }), nil, light.ErrPathMismatch},
-		{"absent made present", edit("claim-unknown", func(f *light.File) { f.State.Present = true }), nil, light.ErrPathMismatch},
+		// The other key's leaf, where the absence proof ends at one, goes too: kept, the claim
+		// contradicts it (malformed), and whether there is one depends on the keys in the tree.
+		{"absent made present", edit("claim-unknown", func(f *light.File) {
+			f.State.Present, f.State.OtherKeyHash, f.State.OtherValueHash = true, nil, nil
+		}), nil, light.ErrPathMismatch},
 		{"sibling changed", edit("item", func(f *light.File) { f.State.Siblings[0][0] ^= 1 }), nil, light.ErrPathMismatch},
 		{"receipt status changed", edit("tx", func(f *light.File) { f.Tx.Applied = false }), nil, light.ErrPathMismatch},
 		// An RFC 6962 path proves a leaf for several tree sizes: a count the path alone accepts
