@@ -570,3 +570,16 @@ func TestBatchSubmitInCBOR(t *testing.T) {
 		}
 	}
 }
+
+// editConfig changes HOME's config.toml.
+func editConfig(t *testing.T, home string, change func(*Config)) {
+	t.Helper()
+	cfg, err := LoadConfig(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	change(&cfg)
+	if err := SaveConfig(home, cfg); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -142,14 +142,7 @@ func TestPendingLogResendsWhatStaysPending(t *testing.T) {
 // validator's first transactions, and every later one of their senders, for ~10 s).
 func TestPendingGossipedWhenAPeerJoins(t *testing.T) {
 	home, key := soloHome(t, "memdb")
-	cfg, err := LoadConfig(home)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.P2P.Permissioned = false // the peer below is bound to no validator
-	if err := SaveConfig(home, cfg); err != nil {
-		t.Fatal(err)
-	}
+	editConfig(t, home, func(cfg *Config) { cfg.P2P.Permissioned = false }) // the peer below is bound to no validator
 	n, c, _ := runNode(t, home)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

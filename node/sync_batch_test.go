@@ -64,14 +64,7 @@ func (c *syncChain) syncOnce(t *testing.T, home string, src *Node) (*Node, error
 func pebbleSyncHome(t *testing.T, c *syncChain) string {
 	t.Helper()
 	home := c.home(t)
-	cfg, err := LoadConfig(home)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Storage.Backend = "pebbledb"
-	if err := SaveConfig(home, cfg); err != nil {
-		t.Fatal(err)
-	}
+	editConfig(t, home, func(cfg *Config) { cfg.Storage.Backend = "pebbledb" })
 	return home
 }
 

@@ -216,15 +216,7 @@ func TestSyncRunCrashRestartsConsistently(t *testing.T) {
 		{"state write fails", false, 2 * syncRunBlocks, syncRunBlocks},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			home := c.home(t)
-			cfg, err := LoadConfig(home)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg.Storage.Backend = "pebbledb"
-			if err := SaveConfig(home, cfg); err != nil {
-				t.Fatal(err)
-			}
+			home := pebbleSyncHome(t, c)
 			dst, err := New(home, nil)
 			if err != nil {
 				t.Fatal(err)

@@ -278,18 +278,7 @@ func TestGossipReachesOtherPeersNotPublisher(t *testing.T) {
 // of theirs (pubsub alone relays each to every direct peer, and the copies are dropped as
 // duplicates after costing their transport). Consensus messages are relayed as before.
 func TestTxsNotRelayedToPeersThePublisherReached(t *testing.T) {
-	var keys []ed25519.PrivateKey
-	var ids []string
-	for range 3 {
-		k, id := newKey(t)
-		keys, ids = append(keys, k), append(ids, id)
-	}
-	validator := func(i int, boot ...*Host) *Host {
-		cfg := testConfig(keys[i])
-		cfg.Validators = ids
-		bootstrapTo(boot...)(&cfg)
-		return startHost(t, cfg)
-	}
+	validator := validatorHosts(t, 3)
 	a := validator(0)
 	b := validator(1, a)
 	c := validator(2, a, b)
@@ -354,18 +343,7 @@ func TestTxsNotRelayedToPeersThePublisherReached(t *testing.T) {
 // publisher did not list it, so the one in the middle relays (direct peering among validators
 // does not depend on everyone being connected to everyone).
 func TestTxsRelayedToValidatorThePublisherDidNotReach(t *testing.T) {
-	var keys []ed25519.PrivateKey
-	var ids []string
-	for range 3 {
-		k, id := newKey(t)
-		keys, ids = append(keys, k), append(ids, id)
-	}
-	validator := func(i int, boot ...*Host) *Host {
-		cfg := testConfig(keys[i])
-		cfg.Validators = ids
-		bootstrapTo(boot...)(&cfg)
-		return startHost(t, cfg)
-	}
+	validator := validatorHosts(t, 3)
 	b := validator(1)
 	a := validator(0, b)
 	c := validator(2, b)
@@ -713,5 +691,22 @@ func TestDeliverVerdictIsNotRelayed(t *testing.T) {
 				t.Errorf("%v: not handed to the node", tc.verdict)
 			}
 		}
+	}
+}
+
+// validatorHosts makes n validator keys and returns a function that starts validator i's host,
+// bootstrapped to boot, with all n as the validator set.
+func validatorHosts(t *testing.T, n int) func(i int, boot ...*Host) *Host {
+	var keys []ed25519.PrivateKey
+	var ids []string
+	for range n {
+		k, id := newKey(t)
+		keys, ids = append(keys, k), append(ids, id)
+	}
+	return func(i int, boot ...*Host) *Host {
+		cfg := testConfig(keys[i])
+		cfg.Validators = ids
+		bootstrapTo(boot...)(&cfg)
+		return startHost(t, cfg)
 	}
 }

@@ -409,14 +409,18 @@ func (c *chaosRun) leaderNode() (int, bool) {
 // othersTip is the highest height any node but k reports (k is not asked: a paused node would
 // hold the answer up).
 func (c *chaosRun) othersTip(k int) uint64 {
-	others := append(append([]Node(nil), c.m.Nodes[:k-1]...), c.m.Nodes[k:]...)
 	var tip uint64
-	for _, st := range queryStatus(context.Background(), others, 2*time.Second) {
+	for _, st := range queryStatus(context.Background(), c.others(k), 2*time.Second) {
 		if st.err == nil {
 			tip = max(tip, st.resp.Height)
 		}
 	}
 	return tip
+}
+
+// others is every node of the testnet but node k (from 1).
+func (c *chaosRun) others(k int) []Node {
+	return append(append([]Node(nil), c.m.Nodes[:k-1]...), c.m.Nodes[k:]...)
 }
 
 // commitPoll is how often the others are asked for their height after a fault: the next
@@ -429,7 +433,7 @@ const commitPoll = 20 * time.Millisecond
 // errs late, never early: a block decided between the fault and that poll is not counted, the
 // one after it is.
 func (c *chaosRun) watchNextCommit(ctx context.Context, k int, start, until time.Time) time.Duration {
-	others := append(append([]Node(nil), c.m.Nodes[:k-1]...), c.m.Nodes[k:]...)
+	others := c.others(k)
 	base, known := uint64(0), false
 	for time.Now().Before(until) && ctx.Err() == nil {
 		tip, any := uint64(0), false

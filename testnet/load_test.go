@@ -269,7 +269,7 @@ func TestRunLoadReportsWhenFollowedNodeDies(t *testing.T) {
 
 // upFakeNode brings up a one-node testnet of fake nodes in mode (see fakenode_test.go), stopped
 // when the test ends, and a context that ends with the test or after a minute.
-func upFakeNode(t *testing.T, mode string) (string, context.Context) {
+func upFakeNode(t testing.TB, mode string) (string, context.Context) {
 	t.Helper()
 	t.Setenv(fakeNodeEnv, mode)
 	dir := t.TempDir()

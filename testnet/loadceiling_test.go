@@ -1,9 +1,7 @@
 package testnet
 
 import (
-	"context"
 	"io"
-	"os"
 	"testing"
 	"time"
 )
@@ -17,14 +15,7 @@ import (
 //
 //	go test -run '^$' -bench LoadGeneratorCeiling -benchtime 1x ./testnet/
 func BenchmarkLoadGeneratorCeiling(b *testing.B) {
-	b.Setenv(fakeNodeEnv, fakeServe)
-	dir := b.TempDir()
-	b.Cleanup(func() { Down(dir) })
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	if _, err := Up(ctx, dir, UpOptions{Create: CreateOptions{Validators: 1, Passphrase: testPassphrase, WalletWorkFactor: testWorkFactor}, Binary: os.Args[0]}); err != nil {
-		b.Fatal(err)
-	}
+	dir, ctx := upFakeNode(b, fakeServe)
 	const rate, window = 60000, 5 * time.Second
 	b.ResetTimer()
 	for range b.N {
