@@ -53,10 +53,11 @@ type LoadOptions struct {
 // FundAmount is what the faucet gives each load account: transfers of 1 cannot run it dry.
 const FundAmount = 100_000_000
 
-// maxPresigned bounds the transactions signed before the clock starts (~200 bytes each): below
-// it, a whole run is signed ahead and signing cannot limit the rate; above it, signers keep
-// that many ready while the run goes on.
-const maxPresigned = 300_000
+// maxPresigned bounds the transactions signed before the clock starts (~250 bytes each with
+// their hash, so up to ~250 MB): below it, a whole run (60 s at 15,000 tx/s) is signed ahead and
+// signing cannot limit the rate, nor take CPU from the nodes it shares a machine with; above it,
+// signers keep that many ready while the run goes on.
+const maxPresigned = 1_000_000
 
 // releaseInterval is the rate limiter's period: every tick releases the transactions due by then.
 const releaseInterval = 10 * time.Millisecond
@@ -95,11 +96,11 @@ func RunLoad(ctx context.Context, opts LoadOptions) (*LoadReport, error) {
 	}
 	r := &LoadReport{Nodes: apis, Follow: nodes[0].API, TargetRate: opts.Rate, Accounts: opts.Accounts, Workers: opts.Workers}
 	total := int(float64(opts.Rate) * opts.Duration.Seconds())
-	perSender := min((total+opts.Accounts-1)/opts.Accounts+1, max(8, maxPresigned/opts.Accounts))
-	fmt.Fprintf(progress, "pre-signing %d transactions\n", perSender*opts.Accounts)
+	depth, low := presignDepth(total, opts.Accounts)
+	fmt.Fprintf(progress, "pre-signing %d transactions\n", depth*opts.Accounts)
 	stopSigning := make(chan struct{})
 	defer close(stopSigning)
-	queues := presign(m.ChainID, keys, addrs, nonces, perSender, stopSigning)
+	queues := presign(m.ChainID, keys, addrs, nonces, depth, low, stopSigning)
 
 	st, err := first.Status(ctx)
 	if err != nil {
@@ -370,18 +371,66 @@ func signTx(body state.TxBody, key ed25519.PrivateKey) ([]byte, state.Hash, erro
 	return raw, state.HashTx(raw), nil
 }
 
-// presign starts one signer per sender, each keeping a queue of up to depth transfers of 1 to
-// random other load accounts, with consecutive nonces; it returns once every queue is full, so
-// the run starts with depth transactions per sender already signed.
-func presign(chainID string, keys []ed25519.PrivateKey, addrs []state.Address, nonces []uint64, depth int, stop <-chan struct{}) []chan signedTx {
-	queues := make([]chan signedTx, len(keys))
+// presignDepth is how many transactions each of accounts senders has signed before the clock
+// starts (depth), and how few left in its queue make its signer sign more (low). When the whole
+// run fits under maxPresigned, depth covers a sender's share of total with an eighth to spare for
+// uneven shares, and low is below that spare: signers then sign nothing during the run, where
+// they used to replace every transaction taken and took a fifth of the machine from the nodes
+// (issue #10). Otherwise each signer keeps its queue full as the run takes from it.
+func presignDepth(total, accounts int) (depth, low int) {
+	need := (total+accounts-1)/accounts + 1
+	if full := need + need/8 + 8; full*accounts <= maxPresigned {
+		return full, need/16 + 4
+	}
+	depth = max(8, maxPresigned/accounts)
+	return depth, depth
+}
+
+// signedQueue is one sender's transactions signed ahead, in nonce order.
+type signedQueue struct {
+	txs  chan signedTx
+	low  int
+	more chan struct{} // poked when a take leaves fewer than low
+}
+
+// take waits for the sender's next transaction (false if ctx ends first).
+func (q *signedQueue) take(ctx context.Context) (signedTx, bool) {
+	select {
+	case tx := <-q.txs:
+		if len(q.txs) < q.low {
+			select {
+			case q.more <- struct{}{}:
+			default:
+			}
+		}
+		return tx, true
+	case <-ctx.Done():
+		return signedTx{}, false
+	}
+}
+
+// presign starts one signer per sender, each signing depth transfers of 1 to random other load
+// accounts, with consecutive nonces, then more only while its queue holds fewer than low; it
+// returns once every queue is full, so the run starts with depth transactions per sender signed.
+func presign(chainID string, keys []ed25519.PrivateKey, addrs []state.Address, nonces []uint64, depth, low int, stop <-chan struct{}) []*signedQueue {
+	queues := make([]*signedQueue, len(keys))
 	var filled sync.WaitGroup
 	for s := range keys {
-		queues[s] = make(chan signedTx, depth)
+		q := &signedQueue{txs: make(chan signedTx, depth), low: low, more: make(chan struct{}, 1)}
+		queues[s] = q
 		filled.Add(1)
 		go func() {
 			rng := mrand.New(mrand.NewPCG(mrand.Uint64(), uint64(s)))
 			for n, sent := nonces[s], 0; ; n++ {
+				if sent >= depth {
+					for len(q.txs) >= q.low {
+						select {
+						case <-q.more:
+						case <-stop:
+							return
+						}
+					}
+				}
 				to := rng.IntN(len(addrs) - 1)
 				if to >= s {
 					to++ // never self: a transfer to self is invalid
@@ -392,7 +441,7 @@ func presign(chainID string, keys []ed25519.PrivateKey, addrs []state.Address, n
 					panic(fmt.Sprintf("testnet: signing a transfer: %v", err)) // encoding a fixed shape cannot fail
 				}
 				select {
-				case queues[s] <- signedTx{hash: hash, raw: raw}:
+				case q.txs <- signedTx{hash: hash, raw: raw}:
 				case <-stop:
 					if sent < depth {
 						filled.Done()
@@ -468,7 +517,7 @@ type submitter struct {
 // apis[s % len]). Under load a request carries many transactions, so the HTTP cost per
 // transaction falls as the rate rises. A sender whose transaction is rejected is dropped, since
 // its later nonces can no longer be valid.
-func (sub *submitter) work(ctx context.Context, senders []int, queues []chan signedTx, tokens <-chan struct{}) {
+func (sub *submitter) work(ctx context.Context, senders []int, queues []*signedQueue, tokens <-chan struct{}) {
 	next := 0
 	for range tokens {
 		if len(senders) == 0 || ctx.Err() != nil {
@@ -492,10 +541,8 @@ func (sub *submitter) work(ctx context.Context, senders []int, queues []chan sig
 		for k := 0; k < n; k++ {
 			next %= len(senders)
 			s := senders[next]
-			var tx signedTx
-			select {
-			case tx = <-queues[s]:
-			case <-ctx.Done():
+			tx, ok := queues[s].take(ctx)
+			if !ok {
 				return
 			}
 			apiURL := sub.apis[s%len(sub.apis)]

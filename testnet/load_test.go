@@ -2,6 +2,7 @@ package testnet
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
@@ -431,4 +432,54 @@ func TestFollowAsksForSeveralHeightsAtOnce(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// A run that fits under maxPresigned is signed whole before the clock starts, and its signers
+// sign nothing while it runs (they used to replace every transaction taken, on the CPU the
+// nodes under test needed); a sender whose share runs past the spare gets more signed.
+func TestPresignSignsNothingDuringTheRun(t *testing.T) {
+	const accounts, total = 4, 400
+	depth, low := presignDepth(total, accounts)
+	if depth*accounts > maxPresigned || depth < total/accounts+1 || low >= depth-total/accounts {
+		t.Fatalf("depth %d, low %d: does not cover a run of %d over %d senders", depth, low, total, accounts)
+	}
+	keys := make([]ed25519.PrivateKey, accounts)
+	addrs := make([]state.Address, accounts)
+	for i := range keys {
+		_, keys[i], _ = ed25519.GenerateKey(nil)
+		addrs[i] = state.AddressFromPubKey(keys[i].Public().(ed25519.PublicKey))
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	queues := presign("test", keys, addrs, make([]uint64, accounts), depth, low, stop)
+	q := queues[0]
+	ctx := context.Background()
+	var last uint64
+	take := func(n int) {
+		for range n {
+			tx, _ := q.take(ctx)
+			d, err := state.DecodeTx(tx.raw)
+			if err != nil || d.Body.Nonce != last {
+				t.Fatalf("took nonce %d (%v), want %d", d.Body.Nonce, err, last)
+			}
+			last++
+		}
+	}
+	take(total / accounts)
+	// Nothing to wait for but the absence of signing: give a signer that would refill the time
+	// to sign far more than it needs.
+	time.Sleep(100 * time.Millisecond)
+	if got, want := len(q.txs), depth-total/accounts; got != want {
+		t.Fatalf("%d signed transactions queued after the sender's share was taken, want %d: the signer went on signing", got, want)
+	}
+	// An uneven share that eats the spare below low makes the signer sign again, in nonce order.
+	take(depth - total/accounts - low + 1)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(q.txs) < low && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if len(q.txs) < low {
+		t.Fatalf("%d queued after the spare ran low (%d): the signer did not sign more", len(q.txs), low)
+	}
+	take(2 * low)
 }
