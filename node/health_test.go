@@ -664,3 +664,76 @@ func TestReadinessKnowsTheTipAndTheQuorum(t *testing.T) {
 		t.Errorf("tip of one peer: %d, want 5", tip)
 	}
 }
+
+// A node catching up applies a batch of synced blocks a slice of the loop's time at a time, and
+// the loop answers probes between slices: a batch of 128 blocks under load is seconds of work,
+// and the watchdog used to log "event loop has not answered" (and GET /healthz to fail) while a
+// node did nothing but catch up.
+func TestSyncAppliesASliceATime(t *testing.T) {
+	c := newSyncChain(t)
+	src, err := New(c.home(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.closeStores()
+	c.grow(t, src, 20, 1)
+	dst, err := New(c.home(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.closeStores()
+	dst.syncSlice = time.Nanosecond // one block a turn
+	dst.health.probes = make(chan chan loopProbe) // startHealth's, without its goroutines
+	// The loop's part: serve sync turns and probes, as Run's select does.
+	stop := make(chan struct{})
+	defer close(stop)
+	var turns, probesDuring atomic.Int32
+	go func() {
+		for {
+			select {
+			case req := <-dst.syncCh:
+				turns.Add(1)
+				if _, err := dst.serveSyncApply(req); err != nil {
+					t.Error(err)
+				}
+			case reply := <-dst.health.probes:
+				if h := dst.blocks.Height(); h > 0 && h < 20 {
+					probesDuring.Add(1)
+				}
+				reply <- loopProbe{}
+			case <-stop:
+				return
+			}
+		}
+	}()
+	s := dst.newSyncer(fakeSyncNet{"peer": {height: 20, fetch: func(from uint64, max int) ([]p2p.SyncedBlock, error) {
+		return src.SyncBlocks(from, max, p2p.DefaultSyncResponseBytes)
+	}}})
+	applied := make(chan struct{})
+	var once sync.Once
+	s.apply = func(ctx context.Context, bs []syncedBlock) error {
+		defer once.Do(func() { close(applied) })
+		return dst.applySyncedFromLoop(ctx, bs)
+	}
+	// A probe at every turn: each must be answered while the batch is still being applied.
+	go func() {
+		for {
+			select {
+			case <-applied:
+				return
+			default:
+			}
+			dst.probeLoop(context.Background(), time.Second)
+		}
+	}()
+	s.round(context.Background())
+	if dst.blocks.Height() != 20 {
+		t.Fatalf("height %d after syncing 20 blocks", dst.blocks.Height())
+	}
+	if n := turns.Load(); n < 20 {
+		t.Errorf("20 blocks applied in %d turns of the loop, with a slice of one block", n)
+	}
+	if probesDuring.Load() == 0 {
+		t.Error("no probe was answered while the batch was applied")
+	}
+}

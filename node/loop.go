@@ -61,21 +61,13 @@ func (n *Node) loop(ctx context.Context) error {
 			reply <- n.probe() // buffered: never blocks
 			continue
 		case req := <-n.syncCh:
-			applied, local, err := n.applySynced(req.blocks)
+			applied, err := n.serveSyncApply(req)
 			if applied > 0 {
-				// The chain moved past the core's height: start a core at the new tip. What it
-				// signed below that height is settled, and the WAL was reset with each block.
 				slot = nil
-				if err := n.startCore(nil); err != nil {
-					req.done <- err
-					return err
-				}
 			}
 			if err != nil {
-				req.done <- err
-				return err // lost durability, as in handleReady
+				return err
 			}
-			req.done <- local
 		}
 		// Propose as soon as a slot is ours and there is something to propose — including right
 		// after the Ready that handed us the slot, not a tick later — and drain the core.

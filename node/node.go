@@ -120,6 +120,8 @@ type Node struct {
 	gossipCh chan []byte
 	sendCh   chan []byte
 	syncCh   chan *syncApply // verified blocks from block sync, for the loop to apply
+	// syncSlice bounds a turn of the loop on synced blocks (syncApplySlice; tests shorten it).
+	syncSlice time.Duration
 
 	// unrecorded is the committed block whose results and indexes the loop writes once it has
 	// handled the next height's start (recordResults); settlingTxs are its transactions, which
@@ -185,6 +187,7 @@ func New(home string, logger *slog.Logger) (*Node, error) {
 		gossipCh:     make(chan []byte, 65536),
 		sendCh:       make(chan []byte, 4096),
 		syncCh:       make(chan *syncApply),
+		syncSlice:    syncApplySlice,
 		checkpoints:  make(chan *checkpointReq),
 		up:           make(chan struct{}),
 		stopping:     make(chan struct{}),

@@ -79,7 +79,14 @@ type syncedBlock struct {
 type syncApply struct {
 	blocks []syncedBlock
 	done   chan error
+	taken  int // how many of blocks the loop went through in its turn; set before done
 }
+
+// syncApplySlice bounds a turn of the loop spent applying synced blocks. A batch (up to
+// syncBatch blocks: seconds of work under load) is applied a slice at a time, and between slices
+// the loop serves consensus, its watchdog and GET /healthz as usual: a node catching up used to
+// be reported as "event loop has not answered" and fail its liveness probe.
+const syncApplySlice = 200 * time.Millisecond
 
 // syncMetrics are block sync's Prometheus counters.
 type syncMetrics struct {
@@ -536,20 +543,49 @@ func (s *syncer) preverify(blocks []syncedBlock) {
 	}
 }
 
-// applySyncedFromLoop hands blocks to the loop and waits for its answer.
+// applySyncedFromLoop hands blocks to the loop and waits for its answer, a turn of the loop at
+// a time (serveSyncApply).
 func (n *Node) applySyncedFromLoop(ctx context.Context, blocks []syncedBlock) error {
-	req := &syncApply{blocks: blocks, done: make(chan error, 1)}
-	select {
-	case n.syncCh <- req:
-	case <-ctx.Done():
-		return ctx.Err()
+	for len(blocks) > 0 {
+		req := &syncApply{blocks: blocks, done: make(chan error, 1)}
+		select {
+		case n.syncCh <- req:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		select {
+		case err := <-req.done:
+			if err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		blocks = blocks[req.taken:]
 	}
-	select {
-	case err := <-req.done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
+	return nil
+}
+
+// serveSyncApply is the loop's turn on a batch from block sync: it applies blocks for up to
+// n.syncSlice, says how far it went, and restarts the core at the new tip if the chain moved.
+// It returns the blocks applied and what is fatal for the loop.
+func (n *Node) serveSyncApply(req *syncApply) (applied int, fatal error) {
+	applied, taken, local, fatal := n.applySyncedWithin(req.blocks, n.syncSlice)
+	req.taken = taken
+	if applied > 0 {
+		// The chain moved past the core's height: start a core at the new tip. What it signed
+		// below that height is settled, and the WAL was reset with each block.
+		if err := n.startCore(nil); err != nil {
+			req.done <- err
+			return applied, err
+		}
 	}
+	if fatal != nil {
+		req.done <- fatal
+		return applied, fatal // lost durability, as in handleReady
+	}
+	req.done <- local
+	return applied, nil
 }
 
 // applySynced runs on the loop: it applies verified blocks that follow the tip exactly as a
@@ -558,6 +594,14 @@ func (n *Node) applySyncedFromLoop(ctx context.Context, blocks []syncedBlock) er
 // differs from theirs: that is errSyncLocal, and stops sync. A failure to store or execute is
 // lost durability, returned as fatal for the loop.
 func (n *Node) applySynced(blocks []syncedBlock) (applied int, local, fatal error) {
+	applied, _, local, fatal = n.applySyncedWithin(blocks, 0)
+	return applied, local, fatal
+}
+
+// applySyncedWithin is applySynced that stops after the block during which budget ran out (0:
+// no limit); taken is how many of blocks it went through, at least one.
+func (n *Node) applySyncedWithin(blocks []syncedBlock, budget time.Duration) (applied, taken int, local, fatal error) {
+	start := time.Now()
 	n.beginSyncRun()
 	defer func() {
 		// What was applied goes to disk whatever stopped the batch.
@@ -566,6 +610,10 @@ func (n *Node) applySynced(blocks []syncedBlock) (applied int, local, fatal erro
 		}
 	}()
 	for i := range blocks {
+		taken = i + 1
+		if i > 0 && budget > 0 && time.Since(start) >= budget {
+			return applied, i, nil, nil
+		}
 		b := &blocks[i]
 		if b.height <= n.blocks.Height() {
 			continue
@@ -574,27 +622,27 @@ func (n *Node) applySynced(blocks []syncedBlock) (applied int, local, fatal erro
 		// scheduled another. Now that the parent is applied, the set of this height is final.
 		if vals := n.validatorsAt(b.height); !sameValidators(vals, b.vals) {
 			if err := consensus.VerifyCertificate(n.chainID, vals, &b.cert); err != nil {
-				return applied, fmt.Errorf("%w: block %d: %w", ErrSyncBadBlock, b.height, err), nil
+				return applied, taken, fmt.Errorf("%w: block %d: %w", ErrSyncBadBlock, b.height, err), nil
 			}
 		}
 		n.sigs.offerSynced(b.decoded)
 		err := n.CheckDecision(b.height, b.value)
 		n.sigs.offerSynced(nil)
 		if err != nil {
-			return applied, fmt.Errorf("%w: block %d: %w", errSyncLocal, b.height, err), nil
+			return applied, taken, fmt.Errorf("%w: block %d: %w", errSyncLocal, b.height, err), nil
 		}
 		if err := n.commitBlock(consensus.Committed{Height: b.height, Value: b.value, Certificate: b.cert}, false, false); err != nil {
-			return applied, nil, fmt.Errorf("node: applying synced block %d: %w", b.height, err)
+			return applied, taken, nil, fmt.Errorf("node: applying synced block %d: %w", b.height, err)
 		}
 		applied++
 		if n.syncRunFull() {
 			if err := n.endSyncRun(); err != nil {
-				return applied, nil, fmt.Errorf("node: applying synced blocks: %w", err)
+				return applied, taken, nil, fmt.Errorf("node: applying synced blocks: %w", err)
 			}
 			n.beginSyncRun()
 		}
 	}
-	return applied, nil, nil
+	return applied, taken, nil, nil
 }
 
 // SyncHeight implements p2p.SyncSource: the last stored block, which carries its certificate.
