@@ -376,14 +376,16 @@ func signTx(body state.TxBody, key ed25519.PrivateKey) ([]byte, state.Hash, erro
 // run fits under maxPresigned, depth covers a sender's share of total with an eighth to spare for
 // uneven shares, and low is below that spare: signers then sign nothing during the run, where
 // they used to replace every transaction taken and took a fifth of the machine from the nodes
-// (issue #10). Otherwise each signer keeps its queue full as the run takes from it.
+// (issue #10). Otherwise each sender gets maxPresigned/accounts, and its signer signs again
+// only once a quarter of that is left: a run offered far more than the nodes take (a bench past
+// saturation) mostly has its refused transactions retried, and may never need more.
 func presignDepth(total, accounts int) (depth, low int) {
 	need := (total+accounts-1)/accounts + 1
 	if full := need + need/8 + 8; full*accounts <= maxPresigned {
 		return full, need/16 + 4
 	}
 	depth = max(8, maxPresigned/accounts)
-	return depth, depth
+	return depth, max(1, depth/4)
 }
 
 // signedQueue is one sender's transactions signed ahead, in nonce order.
