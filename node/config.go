@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -33,16 +34,22 @@ const (
 // operator writes only what differs.
 type Config struct {
 	// Moniker names this node in logs and status output.
-	Moniker   string          `toml:"moniker"`
-	P2P       P2PConfig       `toml:"p2p"`
-	API       APIConfig       `toml:"api"`
-	Storage   StorageConfig   `toml:"storage"`
-	Consensus ConsensusConfig `toml:"consensus"`
-	Mempool   MempoolConfig   `toml:"mempool"`
-	Log       LogConfig       `toml:"log"`
-	Admin     AdminConfig     `toml:"admin"`
-	Private   PrivateConfig   `toml:"private"`
-	StateSync StateSyncConfig `toml:"statesync"`
+	Moniker string `toml:"moniker"`
+	// MemoryLimitMB, when positive, is a soft limit on the memory the Go runtime holds (heap,
+	// stacks, its own; not the storage engine's memtables and cache), as GOMEMLIMIT: nearing it,
+	// the collector runs earlier and returns freed memory to the system sooner. 0 leaves the
+	// runtime's default (GOMEMLIMIT if set, else none). The limit is soft: a live heap above it
+	// costs collector CPU (at most about half), never a crash.
+	MemoryLimitMB int             `toml:"memory_limit_mb"`
+	P2P           P2PConfig       `toml:"p2p"`
+	API           APIConfig       `toml:"api"`
+	Storage       StorageConfig   `toml:"storage"`
+	Consensus     ConsensusConfig `toml:"consensus"`
+	Mempool       MempoolConfig   `toml:"mempool"`
+	Log           LogConfig       `toml:"log"`
+	Admin         AdminConfig     `toml:"admin"`
+	Private       PrivateConfig   `toml:"private"`
+	StateSync     StateSyncConfig `toml:"statesync"`
 }
 
 // PrivateConfig is about private payloads between named members (issue 14): see docs/private.md.
@@ -289,9 +296,24 @@ const minKeepBlocks = 100
 var ErrConfig = errors.New("node: bad config")
 
 // Validate reports the first setting that cannot work.
+// minMemoryLimitMB is the least memory_limit_mb taken: below it a node's ordinary live heap
+// would keep the collector running.
+const minMemoryLimitMB = 64
+
+// ApplyMemoryLimit sets the process's soft memory limit from memory_limit_mb, if it is set. A
+// process-wide setting: the node command calls it, not New (tests run many nodes in a process).
+func (c *Config) ApplyMemoryLimit() {
+	if c.MemoryLimitMB > 0 {
+		debug.SetMemoryLimit(int64(c.MemoryLimitMB) << 20)
+	}
+}
+
 func (c *Config) Validate() error {
 	if err := c.Log.Validate(); err != nil {
 		return err
+	}
+	if c.MemoryLimitMB < 0 || (c.MemoryLimitMB > 0 && c.MemoryLimitMB < minMemoryLimitMB) {
+		return fmt.Errorf("node: memory_limit_mb %d: want 0 (the runtime's default) or at least %d", c.MemoryLimitMB, minMemoryLimitMB)
 	}
 	switch c.Storage.Backend {
 	case "pebbledb", "goleveldb", "memdb":
@@ -438,6 +460,7 @@ func SaveConfig(home string, cfg Config) error {
 
 const configHeader = `# Guild node configuration. Defaults:
 #   moniker                    = "guild-node"
+#   memory_limit_mb            = 0         soft limit on the Go runtime's memory, as GOMEMLIMIT (0: its default)
 #   [p2p] listen               = ["/ip4/127.0.0.1/tcp/26656", "/ip4/127.0.0.1/udp/26656/quic-v1"]
 #                                          multiaddrs to listen on (TCP with Noise or TLS, dialed
 #                                          first: a dead peer's TCP connections close at once; QUIC,

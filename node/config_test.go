@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 )
@@ -28,5 +29,32 @@ func TestConfigRejectsBadLogSettings(t *testing.T) {
 		if err := ok.Validate(); err != nil {
 			t.Errorf("%+v: %v", ok, err)
 		}
+	}
+}
+
+// memory_limit_mb: 0 leaves the runtime alone, a value below the floor or negative is refused,
+// and a valid one becomes the process's soft memory limit.
+func TestMemoryLimit(t *testing.T) {
+	for _, mb := range []int{-1, 1, minMemoryLimitMB - 1} {
+		cfg := DefaultConfig()
+		cfg.MemoryLimitMB = mb
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "memory_limit_mb") {
+			t.Errorf("memory_limit_mb = %d: %v", mb, err)
+		}
+	}
+	before := debug.SetMemoryLimit(-1)
+	defer debug.SetMemoryLimit(before)
+	cfg := DefaultConfig()
+	cfg.ApplyMemoryLimit()
+	if got := debug.SetMemoryLimit(-1); got != before {
+		t.Fatalf("memory_limit_mb = 0 changed the limit to %d", got)
+	}
+	cfg.MemoryLimitMB = 256
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	cfg.ApplyMemoryLimit()
+	if got := debug.SetMemoryLimit(-1); got != 256<<20 {
+		t.Fatalf("limit %d after memory_limit_mb = 256", got)
 	}
 }

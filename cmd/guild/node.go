@@ -79,6 +79,7 @@ func nodeCommand() *cli.Command {
 						return err
 					}
 					logger := newLogger(c.App.ErrWriter, lc)
+					cfg.ApplyMemoryLimit()
 					ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 					defer stop()
 					if c.Bool("state-sync") || cfg.StateSync.Enable {
