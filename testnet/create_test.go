@@ -108,8 +108,8 @@ func TestCreateWritesConsistentTestnet(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cfg.Moniker != OrgName(i+1) || cfg.Storage.Backend != "goleveldb" {
-			t.Errorf("%s: moniker %q backend %q", n.Name, cfg.Moniker, cfg.Storage.Backend)
+		if cfg.Moniker != OrgName(i+1) || cfg.Storage.Backend != "goleveldb" || cfg.MemoryLimitMB != testnetMemoryLimitMB {
+			t.Errorf("%s: moniker %q backend %q memory limit %d MB", n.Name, cfg.Moniker, cfg.Storage.Backend, cfg.MemoryLimitMB)
 		}
 		if len(cfg.P2P.Listen) != 2 || n.P2P != cfg.P2P.Listen[0]+"/p2p/"+peerID ||
 			cfg.P2P.Listen[1] != strings.Replace(cfg.P2P.Listen[0], "/tcp/", "/udp/", 1)+"/quic-v1" || !cfg.P2P.MDNS {
