@@ -682,7 +682,7 @@ func TestSyncAppliesASliceATime(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dst.closeStores()
-	dst.syncSlice = time.Nanosecond // one block a turn
+	dst.syncSlice = time.Nanosecond               // one block a turn
 	dst.health.probes = make(chan chan loopProbe) // startHealth's, without its goroutines
 	// The loop's part: serve sync turns and probes, as Run's select does.
 	stop := make(chan struct{})
