@@ -227,6 +227,9 @@ type indexWriter struct {
 	// applied are the transactions applied by blocks already in this batch, which a read of the
 	// store does not see yet.
 	applied map[state.Hash]struct{}
+	// multi is set when the batch takes more than one block (a rebuild): only then is applied
+	// kept, as SaveResults' single block finds its own replays among its entries.
+	multi   bool
 	entries int
 }
 
@@ -239,39 +242,8 @@ func (bs *BlockStore) newIndexWriter(b kv.Batch) *indexWriter {
 // one went instead of from the top of the skiplist (a 2,400-key batch of random keys applied
 // ~20 % faster sorted).
 func (w *indexWriter) block(height uint64, results []StoredResult, touched [][]state.Address) error {
-	type txEntry struct {
-		hash state.Hash
-		loc  TxLocation
-	}
-	txs := make([]txEntry, 0, len(results))
-	for i, r := range results {
-		if r.Error != "" { // only a rejected replay can follow an applied copy
-			if _, ok := w.applied[r.Hash]; ok {
-				continue
-			}
-			if prev, err := w.bs.TxLocation(r.Hash); err == nil && prev.Error == "" {
-				continue
-			}
-		} else {
-			w.applied[r.Hash] = struct{}{}
-		}
-		txs = append(txs, txEntry{hash: r.Hash, loc: TxLocation{Height: height, Index: uint32(i), Error: r.Error}})
-	}
-	// A hash twice in a block (a replay rejected beside its applied copy) keeps the entry a
-	// write in block order would have left: the last one.
-	slices.SortStableFunc(txs, func(x, y txEntry) int { return bytes.Compare(x.hash[:], y.hash[:]) })
-	for j, e := range txs {
-		if j+1 < len(txs) && txs[j+1].hash == e.hash {
-			continue
-		}
-		loc, err := state.Marshal(e.loc)
-		if err != nil {
-			return err
-		}
-		if err := w.b.Set(txKey(e.hash), loc); err != nil {
-			return err
-		}
-		w.entries++
+	if err := w.txs(height, results); err != nil {
+		return err
 	}
 	byAccount := map[state.Address][]uint32{}
 	for i, accounts := range touched {
@@ -288,13 +260,94 @@ func (w *indexWriter) block(height uint64, results []StoredResult, touched [][]s
 		accounts = append(accounts, a)
 	}
 	slices.SortFunc(accounts, func(x, y state.Address) int { return bytes.Compare(x[:], y[:]) })
+	var v []byte
 	for _, a := range accounts {
-		if err := w.b.Set(accountBlockKey(a, height), appendAccountIndexes(nil, byAccount[a])); err != nil {
+		v = appendAccountIndexes(v[:0], byAccount[a])
+		if err := w.b.Set(accountBlockKey(a, height), v); err != nil { // Set copies v
 			return err
 		}
 		w.entries++
 	}
 	return nil
+}
+
+// txs adds the transaction index entries of a block. Where a hash appears more than once (a
+// replay, rejected), the entry is the one writing them in block order gave: an applied copy's,
+// the last of them; otherwise the last rejected copy's, unless the transaction was applied
+// before (earlier in this batch, or in the store), whose location it must not hide.
+func (w *indexWriter) txs(height uint64, results []StoredResult) error {
+	order := make([]int32, len(results))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(x, y int32) int {
+		if c := bytes.Compare(results[x].Hash[:], results[y].Hash[:]); c != 0 {
+			return c
+		}
+		return int(x - y)
+	})
+	key := make([]byte, 0, len(txIndexPrefix)+len(state.Hash{}))
+	var loc []byte
+	for j := 0; j < len(order); {
+		h := results[order[j]].Hash
+		pick, applied := order[j], false
+		for ; j < len(order) && results[order[j]].Hash == h; j++ {
+			if ok := results[order[j]].Error == ""; ok || !applied {
+				pick, applied = order[j], ok
+			}
+		}
+		r := results[pick]
+		if applied {
+			if w.multi {
+				w.applied[h] = struct{}{}
+			}
+		} else {
+			if _, ok := w.applied[h]; ok {
+				continue
+			}
+			if prev, err := w.bs.TxLocation(h); err == nil && prev.Error == "" {
+				continue
+			}
+		}
+		var err error
+		if loc, err = appendTxLocation(loc[:0], TxLocation{Height: height, Index: uint32(pick), Error: r.Error}); err != nil {
+			return err
+		}
+		key = append(append(key[:0], txIndexPrefix...), h[:]...)
+		if err := w.b.Set(key, loc); err != nil { // Set copies key and loc
+			return err
+		}
+		w.entries++
+	}
+	return nil
+}
+
+// appendTxLocation appends loc's encoding, state.Marshal's: a location without an error, nearly
+// every one, is written by hand (a map of two unsigned integers), the rest by the codec.
+func appendTxLocation(b []byte, loc TxLocation) ([]byte, error) {
+	if loc.Error != "" {
+		enc, err := state.Marshal(loc)
+		return append(b, enc...), err
+	}
+	b = append(b, 0xa2, 0x01)
+	b = appendCBORUint(b, loc.Height)
+	b = append(b, 0x02)
+	return appendCBORUint(b, uint64(loc.Index)), nil
+}
+
+// appendCBORUint appends an unsigned integer (major type 0) in its shortest form.
+func appendCBORUint(b []byte, x uint64) []byte {
+	switch {
+	case x < 24:
+		return append(b, byte(x))
+	case x <= math.MaxUint8:
+		return append(b, 0x18, byte(x))
+	case x <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(b, 0x19), uint16(x))
+	case x <= math.MaxUint32:
+		return binary.BigEndian.AppendUint32(append(b, 0x1a), uint32(x))
+	}
+	return binary.BigEndian.AppendUint64(append(b, 0x1b), x)
 }
 
 // blockTxsOnly reads a stored block's transactions and skips the rest.
@@ -326,6 +379,7 @@ func (bs *BlockStore) RebuildIndexes(to uint64, full bool, touches TouchesFunc, 
 	b := bs.db.NewBatch()
 	defer func() { b.Close() }()
 	w := bs.newIndexWriter(b)
+	w.multi = true
 	flush := func(h uint64) error {
 		if err := b.Set(keyIndexMark, encodeIndexMark(h)); err != nil {
 			return err
@@ -338,6 +392,7 @@ func (bs *BlockStore) RebuildIndexes(to uint64, full bool, touches TouchesFunc, 
 		b.Close()
 		b = bs.db.NewBatch()
 		w = bs.newIndexWriter(b)
+		w.multi = true
 		if progress != nil {
 			progress(h, entries)
 		}

@@ -522,3 +522,25 @@ func TestIndexesOfVersion1Rebuilt(t *testing.T) {
 		t.Fatalf("history after the rebuild: %v %v", list, err)
 	}
 }
+
+// A location written by hand is the codec's encoding, for every size of height and index.
+func TestAppendTxLocationMatchesCodec(t *testing.T) {
+	vals := []uint64{0, 1, 23, 24, 255, 256, 65535, 65536, math.MaxUint32, math.MaxUint32 + 1, math.MaxUint64}
+	for _, h := range vals {
+		for _, i := range vals {
+			if i > math.MaxUint32 {
+				continue
+			}
+			for _, e := range []string{"", "nonce too low"} {
+				loc := TxLocation{Height: h, Index: uint32(i), Error: e}
+				want, err := state.Marshal(loc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got, err := appendTxLocation(nil, loc); err != nil || !bytes.Equal(got, want) {
+					t.Fatalf("%+v: %x %v, want %x", loc, got, err, want)
+				}
+			}
+		}
+	}
+}
