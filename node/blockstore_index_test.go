@@ -544,3 +544,31 @@ func TestAppendTxLocationMatchesCodec(t *testing.T) {
 		}
 	}
 }
+
+// Results written by hand are the codec's encoding: no error, errors of every length class, and
+// arrays long enough for each size of head.
+func TestAppendResultsMatchesCodec(t *testing.T) {
+	for _, n := range []int{0, 1, 23, 24, 300, 70000} {
+		results := make([]StoredResult, n)
+		for i := range results {
+			results[i].Hash = state.HashTx([]byte{byte(i), byte(i >> 8), byte(i >> 16)})
+			switch i % 5 {
+			case 1:
+				results[i].Error = "nonce too low"
+			case 2:
+				results[i].Error = string(bytes.Repeat([]byte("é"), i%300))
+			case 3:
+				if i < 25 {
+					results[i].Error = string(bytes.Repeat([]byte("x"), []int{24, 255, 256, 65535, 65536}[i/5]))
+				}
+			}
+		}
+		want, err := state.Marshal(results)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendResults(nil, results); !bytes.Equal(got, want) {
+			t.Fatalf("%d results: hand-written encoding differs from the codec's", n)
+		}
+	}
+}
