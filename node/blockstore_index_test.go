@@ -3,8 +3,10 @@ package node
 import (
 	"bytes"
 	"crypto/ed25519"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"slices"
 	"testing"
@@ -229,9 +231,7 @@ func TestRebuildIndexesMatchesLive(t *testing.T) {
 	b = c.db.NewBatch()
 	b.Set(keyIndexMark, encodeIndexMark(9))
 	for h := uint64(10); h <= 12; h++ {
-		for i := range c.txsOf(h) {
-			b.Delete(accountTxKey(c.a, TxPos{Height: h, Index: uint32(i)}))
-		}
+		b.Delete(accountBlockKey(c.a, h))
 	}
 	b.Write()
 	b.Close()
@@ -248,14 +248,18 @@ func TestRebuildIndexesMatchesLive(t *testing.T) {
 	c.add(t)
 	for h := uint64(13); h <= 14; h++ { // what a rebuild of the whole chain gives
 		touched, _ := c.touches(h, c.txsOf(h), nil)
+		byAccount := map[state.Address][]uint32{}
 		for i, accts := range touched {
 			for _, a := range accts {
-				live[string(accountTxKey(a, TxPos{Height: h, Index: uint32(i)}))] = ""
+				byAccount[a] = append(byAccount[a], uint32(i))
 			}
 			live[string(txKey(state.HashTx(c.txsOf(h)[i])))] = func() string {
 				v, _ := c.db.Get(txKey(state.HashTx(c.txsOf(h)[i])))
 				return string(v)
 			}()
+		}
+		for a, idx := range byAccount {
+			live[string(accountBlockKey(a, h))] = string(appendAccountIndexes(nil, idx))
 		}
 	}
 	live[string(keyIndexMark)] = string(encodeIndexMark(14))
@@ -413,5 +417,158 @@ func TestBlockTouchesFromDecodedTxs(t *testing.T) {
 	}
 	if len(got[3]) != 2 {
 		t.Fatalf("a transfer touches its sender and recipient, got %v", got[3])
+	}
+}
+
+// An account entry's value gives back the indexes it was made of; a damaged one is refused as
+// corrupt, never read as other indexes.
+func TestAccountIndexesCodec(t *testing.T) {
+	for _, idx := range [][]uint32{{0}, {7}, {0, 1, 2}, {3, 200, 201, 70000, math.MaxUint32}} {
+		got, err := decodeAccountIndexes(appendAccountIndexes(nil, idx))
+		if err != nil || !slices.Equal(got, idx) {
+			t.Errorf("%v: decoded %v %v", idx, got, err)
+		}
+	}
+	for _, bad := range [][]byte{
+		{},                                // no index
+		{0x80},                            // truncated uvarint
+		{1, 0},                            // an index twice
+		{0xff, 0xff, 0xff, 0xff, 0x0f, 1}, // past MaxUint32
+	} {
+		if got, err := decodeAccountIndexes(bad); !errors.Is(err, ErrStoreCorrupt) {
+			t.Errorf("%x: decoded %v %v, want corrupt", bad, got, err)
+		}
+	}
+}
+
+// A transaction that names an account twice (a transfer to its own sender) is listed once, and
+// the account's entry is one per block.
+func TestAccountTxsTransactionTouchingTwice(t *testing.T) {
+	c := newIndexChain(t)
+	self := state.Address{7}
+	results := []StoredResult{{Hash: state.Hash{1}}, {Hash: state.Hash{2}}, {Hash: state.Hash{3}}}
+	touched := [][]state.Address{{self, self}, {c.b}, {self, c.b}}
+	if err := c.bs.SaveResults(1, results, touched); err != nil {
+		t.Fatal(err)
+	}
+	list, err := c.bs.AccountTxs(self, 1, TxPos{}, 10)
+	if want := []TxPos{{1, 2}, {1, 0}}; err != nil || !slices.Equal(list, want) {
+		t.Fatalf("history %v %v, want %v", list, err, want)
+	}
+	it, _ := c.db.Iterator(accountPrefix, prefixEnd(accountPrefix))
+	defer it.Close()
+	keys := 0
+	for ; it.Valid(); it.Next() {
+		keys++
+	}
+	if keys != 2 {
+		t.Fatalf("%d account entries for one block touching two accounts, want 2", keys)
+	}
+}
+
+// Two rejected copies of one transaction in a block: the index keeps the later one, as writing
+// them in block order did before the entries were sorted.
+func TestTxIndexDuplicateInBlockKeepsLast(t *testing.T) {
+	c := newIndexChain(t)
+	h := state.Hash{9}
+	results := []StoredResult{{Hash: h, Error: "bad"}, {Hash: state.Hash{1}}, {Hash: h, Error: "worse"}}
+	if err := c.bs.SaveResults(1, results, make([][]state.Address, 3)); err != nil {
+		t.Fatal(err)
+	}
+	if loc, err := c.bs.TxLocation(h); err != nil || loc.Index != 2 || loc.Error != "worse" {
+		t.Fatalf("located at %+v %v, want index 2", loc, err)
+	}
+}
+
+// A store indexed by the previous version (an entry per transaction and account) is rebuilt
+// whole at start: none of its account entries is left for a history page to trip on.
+func TestIndexesOfVersion1Rebuilt(t *testing.T) {
+	c := newIndexChain(t)
+	for range 6 {
+		c.add(t)
+	}
+	live := dumpIndexes(t, c.db)
+	// What version 1 wrote: its mark, and "h/" ‖ address ‖ ^height ‖ ^index → empty.
+	b := c.db.NewBatch()
+	it, _ := c.db.Iterator(accountPrefix, prefixEnd(accountPrefix))
+	for ; it.Valid(); it.Next() {
+		b.Delete(bytes.Clone(it.Key()))
+	}
+	it.Close()
+	for h := uint64(1); h <= 6; h++ {
+		touched, _ := c.touches(h, c.txsOf(h), nil)
+		for i, accts := range touched {
+			for _, a := range accts {
+				b.Set(binary.BigEndian.AppendUint32(accountBlockKey(a, h), ^uint32(i)), nil)
+			}
+		}
+	}
+	mark := binary.BigEndian.AppendUint32(nil, 1)
+	b.Set(keyIndexMark, binary.BigEndian.AppendUint64(mark, 6))
+	b.Write()
+	b.Close()
+	bs, err := OpenBlockStore(c.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := bs.IndexedHeight(); ok {
+		t.Fatal("a version 1 index reads as current")
+	}
+	if _, err := bs.RebuildIndexes(6, false, c.touches, nil); err != nil {
+		t.Fatal(err)
+	}
+	sameIndexes(t, "rebuilt from version 1", dumpIndexes(t, c.db), live)
+	if list, err := bs.AccountTxs(c.a, 6, TxPos{}, 100); err != nil || !slices.Equal(list, c.want(c.a, 6)) {
+		t.Fatalf("history after the rebuild: %v %v", list, err)
+	}
+}
+
+// A location written by hand is the codec's encoding, for every size of height and index.
+func TestAppendTxLocationMatchesCodec(t *testing.T) {
+	vals := []uint64{0, 1, 23, 24, 255, 256, 65535, 65536, math.MaxUint32, math.MaxUint32 + 1, math.MaxUint64}
+	for _, h := range vals {
+		for _, i := range vals {
+			if i > math.MaxUint32 {
+				continue
+			}
+			for _, e := range []string{"", "nonce too low"} {
+				loc := TxLocation{Height: h, Index: uint32(i), Error: e}
+				want, err := state.Marshal(loc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got, err := appendTxLocation(nil, loc); err != nil || !bytes.Equal(got, want) {
+					t.Fatalf("%+v: %x %v, want %x", loc, got, err, want)
+				}
+			}
+		}
+	}
+}
+
+// Results written by hand are the codec's encoding: no error, errors of every length class, and
+// arrays long enough for each size of head.
+func TestAppendResultsMatchesCodec(t *testing.T) {
+	for _, n := range []int{0, 1, 23, 24, 300, 70000} {
+		results := make([]StoredResult, n)
+		for i := range results {
+			results[i].Hash = state.HashTx([]byte{byte(i), byte(i >> 8), byte(i >> 16)})
+			switch i % 5 {
+			case 1:
+				results[i].Error = "nonce too low"
+			case 2:
+				results[i].Error = string(bytes.Repeat([]byte("é"), i%300))
+			case 3:
+				if i < 25 {
+					results[i].Error = string(bytes.Repeat([]byte("x"), []int{24, 255, 256, 65535, 65536}[i/5]))
+				}
+			}
+		}
+		want, err := state.Marshal(results)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendResults(nil, results); !bytes.Equal(got, want) {
+			t.Fatalf("%d results: hand-written encoding differs from the codec's", n)
+		}
 	}
 }

@@ -406,7 +406,7 @@ func TestResultsRecoveredAfterCrashBeforeRecording(t *testing.T) {
 	sender := state.AddressFromPubKey(key.Public().(ed25519.PublicKey))
 	b := db.NewBatch()
 	b.Delete(heightKey('r', last))
-	b.Delete(accountTxKey(sender, TxPos{Height: last}))
+	b.Delete(accountBlockKey(sender, last))
 	b.Set(keyIndexMark, encodeIndexMark(last-1))
 	for _, r := range results {
 		b.Delete(txKey(r.Hash))
