@@ -209,8 +209,11 @@ func (c *fakeChain) mux() *http.ServeMux {
 		txs := c.blocks[height-1]
 		c.mu.Unlock()
 		b := api.BlockResponse{Height: height, Hash: hex.EncodeToString(sha256.New().Sum([]byte(strconv.FormatUint(height, 10))))}
+		lean := r.URL.Query().Get("txs") == api.BlockTxsNone
 		for _, raw := range txs {
-			b.Txs = append(b.Txs, hex.EncodeToString(raw))
+			if !lean {
+				b.Txs = append(b.Txs, hex.EncodeToString(raw))
+			}
 			b.Results = append(b.Results, api.TxResultJSON{Hash: state.HashTx(raw).String()})
 		}
 		reply(w, http.StatusOK, b)

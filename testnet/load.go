@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	mrand "math/rand/v2"
 	"slices"
 	"strconv"
@@ -15,8 +17,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/fxamacker/cbor/v2"
 
 	"github.com/guild-ledger/guild/node"
 	"github.com/guild-ledger/guild/node/api"
@@ -353,10 +353,12 @@ func forEach(n, par int, f func(int) error) error {
 	return first
 }
 
-// signedTx is a transaction ready to go.
+// signedTx is a transaction ready to go, with its sender and nonce: what the tracker files it
+// under, kept from signing so that nothing decodes the transaction again.
 type signedTx struct {
 	hash state.Hash
 	raw  []byte
+	sn   senderNonce
 }
 
 func signTx(body state.TxBody, key ed25519.PrivateKey) ([]byte, state.Hash, error) {
@@ -443,7 +445,7 @@ func presign(chainID string, keys []ed25519.PrivateKey, addrs []state.Address, n
 					panic(fmt.Sprintf("testnet: signing a transfer: %v", err)) // encoding a fixed shape cannot fail
 				}
 				select {
-				case q.txs <- signedTx{hash: hash, raw: raw}:
+				case q.txs <- signedTx{hash: hash, raw: raw, sn: senderNonce{addrs[s], n}}:
 				case <-stop:
 					if sent < depth {
 						filled.Done()
@@ -579,22 +581,17 @@ func (sub *submitter) submitBatch(ctx context.Context, apiURL string, items []ba
 		return nil
 	}
 	sub.submitted.Add(int64(len(items)))
-	now := time.Now()
-	for _, it := range items {
-		sub.tracker.sent(it.tx.hash, now)
+	hashes := make([]state.Hash, len(items))
+	for i, it := range items {
+		hashes[i] = it.tx.hash
 	}
+	sub.tracker.sent(time.Now(), hashes...)
 	failovers := 0
 	farSince := time.Time{} // when the node first refused these as too far ahead
+	var body []byte         // of items; made again only when the items to retry change
 	for backoff := 5 * time.Millisecond; len(items) > 0; backoff = min(2*backoff, 200*time.Millisecond) {
-		// The binary form: half the bytes of hex in JSON, and no hex to decode on the node.
-		raws := make([][]byte, len(items))
-		for i, it := range items {
-			raws[i] = it.tx.raw
-		}
-		body, err := cbor.Marshal(raws)
-		if err != nil {
-			sub.errors.Add(int64(len(items)))
-			return rejected
+		if body == nil {
+			body = batchBody(items)
 		}
 		var resp api.SubmitTxsResponse
 		if !sub.waitNode(ctx, apiURL) {
@@ -619,18 +616,17 @@ func (sub *submitter) submitBatch(ctx context.Context, apiURL string, items []ba
 			sub.rejected.Add(int64(len(items)))
 			sub.firstRejection.CompareAndSwap(nil, fmt.Sprintf("%d %s", status, msg))
 			for _, it := range items {
-				sub.tracker.forget(it.tx.hash)
-				sub.tracker.refused(it.tx.raw)
+				sub.tracker.rejected(it.tx)
 				rejected = append(rejected, it.sender)
 			}
 			return rejected
 		default:
 			var busy []batchItem
+			taken := make([]signedTx, 0, len(items))
 			for i, r := range resp.Results {
 				switch {
 				case r.Status == api.TxPending:
-					sub.accepted.Add(1)
-					sub.tracker.accepted(items[i].tx.hash, items[i].tx.raw, time.Now(), apiURL)
+					taken = append(taken, items[i].tx)
 				case r.Status == api.TxBusy:
 					sub.refused(reasonBusy, 1)
 					busy = append(busy, items[i])
@@ -639,11 +635,15 @@ func (sub *submitter) submitBatch(ctx context.Context, apiURL string, items []ba
 					busy = append(busy, items[i])
 				default:
 					sub.rejected.Add(1)
-					sub.tracker.forget(items[i].tx.hash)
-					sub.tracker.refused(items[i].tx.raw)
+					sub.tracker.rejected(items[i].tx)
 					sub.firstRejection.CompareAndSwap(nil, "400 "+r.Error)
 					rejected = append(rejected, items[i].sender)
 				}
+			}
+			sub.accepted.Add(int64(len(taken)))
+			sub.tracker.accepted(time.Now(), apiURL, taken...)
+			if len(busy) < len(items) {
+				body = nil
 			}
 			items = busy
 			if len(items) == 0 {
@@ -662,6 +662,46 @@ func (sub *submitter) submitBatch(ctx context.Context, apiURL string, items []ba
 	return rejected
 }
 
+// batchBody is the binary form of a batch (POST /v1/txs/batch, application/cbor): a CBOR array
+// of byte strings, each an encoded transaction, with the shortest heads (what cbor.Marshal
+// writes). Half the bytes of hex in JSON and no hex to decode on the node; written by hand,
+// without the reflection cbor.Marshal spends per element.
+func batchBody(items []batchItem) []byte {
+	size := 9
+	for _, it := range items {
+		size += 9 + len(it.tx.raw)
+	}
+	b := appendCBORHead(make([]byte, 0, size), cborArray, uint64(len(items)))
+	for _, it := range items {
+		b = appendCBORHead(b, cborBytes, uint64(len(it.tx.raw)))
+		b = append(b, it.tx.raw...)
+	}
+	return b
+}
+
+// CBOR major types (RFC 8949 §3.1), in the top three bits of a head.
+const (
+	cborBytes = 2 << 5
+	cborArray = 4 << 5
+)
+
+// appendCBORHead appends the head of a data item of major type major and argument n, in the
+// shortest form (RFC 8949 §4.2.1).
+func appendCBORHead(b []byte, major byte, n uint64) []byte {
+	switch {
+	case n < 24:
+		return append(b, major|byte(n))
+	case n <= math.MaxUint8:
+		return append(b, major|24, byte(n))
+	case n <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(b, major|25), uint16(n))
+	case n <= math.MaxUint32:
+		return binary.BigEndian.AppendUint32(append(b, major|26), uint32(n))
+	default:
+		return binary.BigEndian.AppendUint64(append(b, major|27), n)
+	}
+}
+
 // submit posts tx, retrying while the node pushes back (429, 503); false means rejected.
 func (sub *submitter) submit(ctx context.Context, apiURL string, tx signedTx) bool {
 	body := make([]byte, 0, len(`{"tx":""}`)+2*len(tx.raw))
@@ -669,7 +709,7 @@ func (sub *submitter) submit(ctx context.Context, apiURL string, tx signedTx) bo
 	body = hex.AppendEncode(body, tx.raw)
 	body = append(body, `"}`...)
 	sub.submitted.Add(1)
-	sub.tracker.sent(tx.hash, time.Now())
+	sub.tracker.sent(time.Now(), tx.hash)
 	failovers := 0
 	farSince := time.Time{}
 	for backoff := 5 * time.Millisecond; ; backoff = min(2*backoff, 200*time.Millisecond) {
@@ -702,13 +742,12 @@ func (sub *submitter) submit(ctx context.Context, apiURL string, tx signedTx) bo
 			}
 		case status >= 400:
 			sub.rejected.Add(1)
-			sub.tracker.forget(tx.hash)
-			sub.tracker.refused(tx.raw)
+			sub.tracker.rejected(tx)
 			sub.firstRejection.CompareAndSwap(nil, fmt.Sprintf("%d %s", status, msg))
 			return false
 		default:
 			sub.accepted.Add(1)
-			sub.tracker.accepted(tx.hash, tx.raw, time.Now(), apiURL)
+			sub.tracker.accepted(time.Now(), apiURL, tx)
 			return true
 		}
 	}
