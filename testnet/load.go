@@ -125,7 +125,10 @@ func RunLoad(ctx context.Context, opts LoadOptions) (*LoadReport, error) {
 		opts.OnSubmitting()
 	}
 	submitStart := time.Now()
-	tokens := make(chan struct{}, max(64, opts.Rate/10)) // 100 ms of slack, then releases are dropped
+	// A release per tick and node, each a batch: 100 ms of them wait for a free worker, then
+	// releases are dropped.
+	lanes := min(len(apis), opts.Workers)
+	tokens := make(chan int, lanes*int(100*time.Millisecond/releaseInterval))
 	var wg sync.WaitGroup
 	for w := range opts.Workers {
 		var owned []int
@@ -134,7 +137,7 @@ func RunLoad(ctx context.Context, opts LoadOptions) (*LoadReport, error) {
 		}
 		wg.Go(func() { sub.work(ctx, owned, queues, tokens) })
 	}
-	behind := release(ctx, tokens, opts.Rate, opts.Duration, submitStart, func() {
+	behind := release(ctx, tokens, opts.Rate, opts.Duration, submitStart, lanes, func() {
 		fmt.Fprintf(progress, "  %s\n", tr.progress(sub, submitStart))
 	})
 	giveUp := time.AfterFunc(opts.Stragglers, func() { close(sub.giveUp) })
@@ -175,7 +178,7 @@ func RunLoad(ctx context.Context, opts LoadOptions) (*LoadReport, error) {
 
 	r.Submitted, r.Accepted = int(sub.submitted.Load()), int(sub.accepted.Load())
 	r.Rejected, r.Errors, r.Throttled = int(sub.rejected.Load()), int(sub.errors.Load()), int(sub.throttled.Load())
-	r.GaveUp = int(sub.gaveUp.Load())
+	r.GaveUp, r.Requests = int(sub.gaveUp.Load()), int(sub.requests.Load())
 	r.RefusedBy = sub.refusedByReason()
 	r.FirstRejection, _ = sub.firstRejection.Load().(string)
 	r.Behind = behind
@@ -463,10 +466,15 @@ func presign(chainID string, keys []ed25519.PrivateKey, addrs []state.Address, n
 }
 
 // release is the rate limiter: every releaseInterval it puts into tokens the submissions due by
-// then (rate × elapsed), until duration has passed, then closes tokens. A release that finds
-// tokens full is dropped and counted: the submitters are behind, and catching up later in a burst
-// would hide it. tick, if set, runs every 5 s.
-func release(ctx context.Context, tokens chan<- struct{}, rate int, duration time.Duration, start time.Time, tick func()) (behind int) {
+// then (rate × elapsed) as lanes batches (counts) of about equal size, until duration has passed,
+// then closes tokens. A batch that finds tokens full is dropped and counted: the submitters are
+// behind, and catching up later in a burst would hide it. tick, if set, runs every 5 s.
+//
+// Batches, not one release per transaction: a worker waiting on tokens took one, and with
+// workers idle each release went to another worker, so below saturation nearly every request
+// carried one transaction (8,000 requests a second at 8,000 tx/s), each an HTTP exchange and a
+// JSON body for both the generator and the node. A tick's releases now leave as lanes requests.
+func release(ctx context.Context, tokens chan<- int, rate int, duration time.Duration, start time.Time, lanes int, tick func()) (behind int) {
 	defer close(tokens)
 	ticker := time.NewTicker(releaseInterval)
 	defer ticker.Stop()
@@ -475,11 +483,13 @@ func release(ctx context.Context, tokens chan<- struct{}, rate int, duration tim
 		now := time.Now()
 		elapsed := min(now.Sub(start), duration)
 		due := int(float64(rate) * elapsed.Seconds())
-		for ; released < due; released++ {
+		for k := lanes; k > 0 && released < due; k-- {
+			n := (due - released + k - 1) / k
+			released += n
 			select {
-			case tokens <- struct{}{}:
+			case tokens <- n:
 			default:
-				behind++
+				behind += n
 			}
 		}
 		if elapsed >= duration {
@@ -504,6 +514,7 @@ type submitter struct {
 	tracker *tracker
 
 	submitted, accepted, rejected, errors, throttled atomic.Int64
+	requests                                         atomic.Int64 // POSTs made, retries included
 	gaveUp                                           atomic.Int64 // still refused when giveUp closed
 	firstRejection                                   atomic.Value // string
 	// giveUp closes a while after the submission window: retries of refused transactions stop,
@@ -515,27 +526,26 @@ type submitter struct {
 	refusedBy sync.Map
 }
 
-// work takes releases from tokens — one, plus every other already waiting, up to
-// api.MaxSubmitBatch — and submits that many transactions of its senders in turn, one request
-// per node: a sender's transactions leave in nonce order, to one node (sender s goes to
-// apis[s % len]). Under load a request carries many transactions, so the HTTP cost per
-// transaction falls as the rate rises. A sender whose transaction is rejected is dropped, since
-// its later nonces can no longer be valid.
-func (sub *submitter) work(ctx context.Context, senders []int, queues []*signedQueue, tokens <-chan struct{}) {
+// work takes batches from tokens — one, plus every other already waiting, up to
+// api.MaxSubmitBatch transactions — and submits that many transactions of its senders in turn,
+// one request per node (and per api.MaxSubmitBatch): a sender's transactions leave in nonce
+// order, to one node (sender s goes to apis[s % len]). Under load a request carries many
+// transactions, so the HTTP cost per transaction falls as the rate rises. A sender whose
+// transaction is rejected is dropped, since its later nonces can no longer be valid.
+func (sub *submitter) work(ctx context.Context, senders []int, queues []*signedQueue, tokens <-chan int) {
 	next := 0
-	for range tokens {
+	for n := range tokens {
 		if len(senders) == 0 || ctx.Err() != nil {
 			return // the others take the releases; if none is left, the limiter counts them behind
 		}
-		n := 1
 	drain:
 		for n < api.MaxSubmitBatch {
 			select {
-			case _, ok := <-tokens:
+			case m, ok := <-tokens:
 				if !ok {
 					break drain
 				}
-				n++
+				n += m
 			default:
 				break drain
 			}
@@ -557,9 +567,11 @@ func (sub *submitter) work(ctx context.Context, senders []int, queues []*signedQ
 			next++
 		}
 		for _, apiURL := range apis {
-			for _, s := range sub.submitBatch(ctx, apiURL, byAPI[apiURL]) {
-				if i := slices.Index(senders, s); i >= 0 {
-					senders = slices.Delete(senders, i, i+1)
+			for items := range slices.Chunk(byAPI[apiURL], api.MaxSubmitBatch) {
+				for _, s := range sub.submitBatch(ctx, apiURL, items) {
+					if i := slices.Index(senders, s); i >= 0 {
+						senders = slices.Delete(senders, i, i+1)
+					}
 				}
 			}
 		}
@@ -598,6 +610,7 @@ func (sub *submitter) submitBatch(ctx context.Context, apiURL string, items []ba
 			sub.gaveUp.Add(int64(len(items)))
 			return rejected
 		}
+		sub.requests.Add(1)
 		ans, err := sub.http.postDecodeAs(ctx, apiURL+"/v1/txs/batch", "application/cbor", body, &resp)
 		status, msg := ans.status, ans.msg
 		switch {
@@ -717,6 +730,7 @@ func (sub *submitter) submit(ctx context.Context, apiURL string, tx signedTx) bo
 			sub.gaveUp.Add(1)
 			return true
 		}
+		sub.requests.Add(1)
 		ans, err := sub.http.post(ctx, apiURL+"/v1/txs", body)
 		status, msg := ans.status, ans.msg
 		switch {

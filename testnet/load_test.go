@@ -140,35 +140,49 @@ func TestTrackerMatchesBlocksToSubmissions(t *testing.T) {
 }
 
 func TestReleaseCountsWhatNobodyTook(t *testing.T) {
-	// Nobody takes releases: the first 10 fill the buffer, the rest of the 50 due in 50 ms at
-	// 1000/s are dropped and counted.
-	tokens := make(chan struct{}, 10)
-	behind := release(context.Background(), tokens, 1000, 50*time.Millisecond, time.Now(), nil)
-	if behind != 40 {
-		t.Errorf("behind = %d, want 40", behind)
+	// Nobody takes releases: the first batches fill the buffer, the rest of the 50 due in 50 ms
+	// at 1000/s are dropped and counted.
+	tokens := make(chan int, 2)
+	behind := release(context.Background(), tokens, 1000, 50*time.Millisecond, time.Now(), 1, nil)
+	n, batches := 0, 0
+	for b := range tokens { // closed at the end
+		n += b
+		batches++
 	}
-	n := 0
-	for range tokens { // closed at the end
-		n++
-	}
-	if n != 10 {
-		t.Errorf("%d releases buffered, want 10", n)
+	if batches != 2 || behind == 0 || n+behind != 50 {
+		t.Errorf("%d batches of %d in all buffered, %d behind: want 2 batches and the rest of 50 behind", batches, n, behind)
 	}
 }
 
 func TestReleaseKeepsTheRate(t *testing.T) {
-	tokens := make(chan struct{}, 1000)
+	tokens := make(chan int, 1000)
 	got := make(chan int)
 	go func() {
 		n := 0
-		for range tokens {
-			n++
+		for b := range tokens {
+			n += b
 		}
 		got <- n
 	}()
-	behind := release(context.Background(), tokens, 2000, 200*time.Millisecond, time.Now(), nil)
+	behind := release(context.Background(), tokens, 2000, 200*time.Millisecond, time.Now(), 4, nil)
 	if n := <-got; n != 400 || behind != 0 {
 		t.Errorf("released %d with %d behind, want exactly 400 and 0", n, behind)
+	}
+}
+
+// A tick's releases leave in about lanes batches, not one per transaction: idle workers each
+// took one release, and below saturation nearly every request carried a single transaction.
+func TestReleaseBatchesEachTick(t *testing.T) {
+	tokens := make(chan int, 10000)
+	behind := release(context.Background(), tokens, 8000, 300*time.Millisecond, time.Now(), 4, nil)
+	n, batches := 0, 0
+	for b := range tokens {
+		n += b
+		batches++
+	}
+	// 30 ticks (a busy machine may merge some), up to 4 batches each.
+	if n != 2400 || behind != 0 || batches > 4*31 {
+		t.Errorf("released %d in %d batches, %d behind: want 2400 in at most %d", n, batches, behind, 4*31)
 	}
 }
 
@@ -199,6 +213,10 @@ func TestRunLoadAgainstFakeNode(t *testing.T) {
 	}
 	if r.Rejected != 0 || r.Errors != 0 || r.Accepted != r.Submitted {
 		t.Errorf("rejected %d errors %d accepted %d of %d", r.Rejected, r.Errors, r.Accepted, r.Submitted)
+	}
+	// 5 transactions are due every 10 ms tick: they leave together, not as one request each.
+	if r.Requests == 0 || r.Requests > r.Submitted/3 {
+		t.Errorf("%d requests for %d transactions: a tick's releases should leave in one", r.Requests, r.Submitted)
 	}
 	if r.Finalized != r.Accepted {
 		t.Errorf("finalized %d of %d accepted", r.Finalized, r.Accepted)

@@ -2,6 +2,7 @@ package testnet
 
 import (
 	"io"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -30,4 +31,42 @@ func BenchmarkLoadGeneratorCeiling(b *testing.B) {
 		b.ReportMetric(r.SubmitRate, "offered_tx/s")
 		b.ReportMetric(float64(r.Behind)/window.Seconds(), "behind_tx/s")
 	}
+}
+
+// BenchmarkLoadGeneratorCPU measures the load generator's own CPU per transaction over the
+// submission window (pre-signing is before it), against one fake node at a rate a testnet takes:
+// every core-microsecond it spends is taken from the nodes it shares the machine with. Reported:
+// cpu_µs/tx (user and system time of this process, which the fake node is not part of, per
+// transaction finalized in the window). Run it alone:
+//
+//	go test -run '^$' -bench LoadGeneratorCPU -benchtime 3x ./testnet/
+func BenchmarkLoadGeneratorCPU(b *testing.B) {
+	dir, ctx := upFakeNode(b, fakeServe)
+	const rate, window = 8000, 5 * time.Second
+	b.ResetTimer()
+	for range b.N {
+		var before, after time.Duration
+		r, err := RunLoad(ctx, LoadOptions{Dir: dir, Passphrase: testPassphrase, Rate: rate, Duration: window,
+			Accounts: 64, Stragglers: 10 * time.Second, Progress: io.Discard,
+			OnSubmitting: func() { before = processCPU(b) },
+			OnSubmitted:  func() { after = processCPU(b) }})
+		if err != nil {
+			b.Fatal(err)
+		}
+		inWindow := r.SustainedRate * r.SubmitWindow.Seconds()
+		if inWindow == 0 {
+			b.Fatal("nothing finalized in the window")
+		}
+		b.ReportMetric(float64((after-before).Microseconds())/inWindow, "cpu_µs/tx")
+		b.ReportMetric(r.SubmitRate, "offered_tx/s")
+	}
+}
+
+// processCPU is this process's user and system CPU time so far.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
