@@ -272,6 +272,15 @@ func (n *Node) handleBlock(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, api.CodeBadRequest, "height must be a positive integer")
 		return
 	}
+	withTxs := true
+	switch r.URL.Query().Get("txs") {
+	case "", api.BlockTxsFull:
+	case api.BlockTxsNone:
+		withTxs = false
+	default:
+		writeError(w, http.StatusBadRequest, api.CodeBadRequest, "txs must be full or none")
+		return
+	}
 	if ws := r.URL.Query().Get("wait"); ws != "" {
 		ms, err := strconv.Atoi(ws)
 		if err != nil || ms < 0 {
@@ -304,7 +313,7 @@ func (n *Node) handleBlock(w http.ResponseWriter, r *http.Request) {
 			"(the earliest block held is %d); ask a node that keeps every block", height, e))
 		return
 	}
-	resp, err := n.blockResponse(height)
+	resp, err := n.blockResponse(height, withTxs)
 	if errors.Is(err, ErrBlockPruned) {
 		writeError(w, http.StatusGone, api.CodePruned, fmt.Sprintf("block %d was pruned", height))
 		return
@@ -319,7 +328,9 @@ func (n *Node) handleBlock(w http.ResponseWriter, r *http.Request) {
 // executedHeight is the last block stored, executed and indexed.
 func (n *Node) executedHeight() uint64 { return n.served.Load() }
 
-func (n *Node) blockResponse(height uint64) (*api.BlockResponse, error) {
+// blockResponse is the block at height; without withTxs its txs list is empty (the results
+// still name each transaction by hash).
+func (n *Node) blockResponse(height uint64, withTxs bool) (*api.BlockResponse, error) {
 	value, cert, err := n.blocks.Block(height)
 	if err != nil {
 		return nil, err
@@ -346,8 +357,11 @@ func (n *Node) blockResponse(height uint64) (*api.BlockResponse, error) {
 	for i := range b.Evidence {
 		resp.Evidence = append(resp.Evidence, n.evidenceJSON(&b.Evidence[i], height))
 	}
-	for i, tx := range b.Txs {
-		resp.Txs[i] = hex.EncodeToString(tx)
+	if !withTxs {
+		resp.Txs = []string{}
+	}
+	for i := range resp.Txs {
+		resp.Txs[i] = hex.EncodeToString(b.Txs[i])
 	}
 	for i, r := range results {
 		resp.Results[i] = api.TxResultJSON{Hash: r.Hash.String(), Error: r.Error}

@@ -503,6 +503,8 @@ func TestOpenAPIContract(t *testing.T) {
 	c.do(exchange{method: "GET", path: "/v1/blocks?limit=x", want: []int{400}, docRejects: true})
 	c.do(exchange{method: "GET", path: "/v1/blocks/1", want: []int{200}})
 	c.do(exchange{method: "GET", path: "/v1/blocks/1?wait=10", want: []int{200}})
+	c.do(exchange{method: "GET", path: "/v1/blocks/1?txs=none", want: []int{200}})
+	c.do(exchange{method: "GET", path: "/v1/blocks/1?txs=some", want: []int{400}, docRejects: true})
 	c.do(exchange{method: "GET", path: "/v1/blocks/999999", want: []int{404}})
 	c.do(exchange{method: "GET", path: "/v1/blocks/999999?wait=1", want: []int{404}})
 	c.do(exchange{method: "GET", path: "/v1/blocks/0", want: []int{400}, docRejects: true})

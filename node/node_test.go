@@ -8,9 +8,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -173,6 +175,24 @@ func TestSoloNodeCommitsTransfers(t *testing.T) {
 	}
 	if b.Hash != consensus.DigestOf(value).String() || len(b.Certificate.Votes) != 1 {
 		t.Fatalf("block 1 as served: %+v", b)
+	}
+
+	// ?txs=none serves the same block with its results, and no transactions.
+	last, err := c.WaitTx(ctx, hashes[len(hashes)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := c.Block(ctx, last.Height)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lean api.BlockResponse
+	if code := getJSON(t, n, fmt.Sprintf("/v1/blocks/%d?txs=none", last.Height), &lean); code != http.StatusOK {
+		t.Fatalf("?txs=none: %d", code)
+	}
+	if len(full.Txs) == 0 || len(lean.Txs) != 0 || !slices.Equal(lean.Results, full.Results) || lean.Hash != full.Hash {
+		t.Fatalf("block %d: %d txs and results %v in full, %d txs and results %v with txs=none", last.Height,
+			len(full.Txs), full.Results, len(lean.Txs), lean.Results)
 	}
 
 	// A replayed transaction is refused and changes nothing.

@@ -97,7 +97,8 @@ type fakeChain struct {
 	lossy   bool
 	mu      sync.Mutex
 	pending [][]byte
-	blocks  [][][]byte // blocks[h-1] holds the transactions of height h
+	blocks  [][][]byte  // blocks[h-1] holds the transactions of height h
+	times   []time.Time // times[h-1] is when height h was made: its header time
 	where   map[state.Hash]uint64
 	nonces  map[state.Address]uint64
 	grown   chan struct{} // closed when a block is added
@@ -115,6 +116,7 @@ func (c *fakeChain) produce(period time.Duration) {
 			})
 		}
 		c.blocks = append(c.blocks, txs)
+		c.times = append(c.times, time.Now())
 		for _, raw := range txs {
 			c.where[state.HashTx(raw)] = uint64(len(c.blocks))
 			tx, _ := state.DecodeTx(raw)
@@ -206,11 +208,15 @@ func (c *fakeChain) mux() *http.ServeMux {
 			}
 			c.mu.Lock()
 		}
-		txs := c.blocks[height-1]
+		txs, made := c.blocks[height-1], c.times[height-1]
 		c.mu.Unlock()
-		b := api.BlockResponse{Height: height, Hash: hex.EncodeToString(sha256.New().Sum([]byte(strconv.FormatUint(height, 10))))}
+		b := api.BlockResponse{Height: height, Hash: hex.EncodeToString(sha256.New().Sum([]byte(strconv.FormatUint(height, 10)))),
+			Header: api.HeaderJSON{Time: made.UTC().Format(time.RFC3339Nano)}}
+		lean := r.URL.Query().Get("txs") == api.BlockTxsNone
 		for _, raw := range txs {
-			b.Txs = append(b.Txs, hex.EncodeToString(raw))
+			if !lean {
+				b.Txs = append(b.Txs, hex.EncodeToString(raw))
+			}
 			b.Results = append(b.Results, api.TxResultJSON{Hash: state.HashTx(raw).String()})
 		}
 		reply(w, http.StatusOK, b)

@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	mrand "math/rand/v2"
 	"slices"
 	"strconv"
@@ -15,8 +17,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/fxamacker/cbor/v2"
 
 	"github.com/guild-ledger/guild/node"
 	"github.com/guild-ledger/guild/node/api"
@@ -125,7 +125,10 @@ func RunLoad(ctx context.Context, opts LoadOptions) (*LoadReport, error) {
 		opts.OnSubmitting()
 	}
 	submitStart := time.Now()
-	tokens := make(chan struct{}, max(64, opts.Rate/10)) // 100 ms of slack, then releases are dropped
+	// A release per tick and node, each a batch: 100 ms of them wait for a free worker, then
+	// releases are dropped.
+	lanes := min(len(apis), opts.Workers)
+	tokens := make(chan int, lanes*int(100*time.Millisecond/releaseInterval))
 	var wg sync.WaitGroup
 	for w := range opts.Workers {
 		var owned []int
@@ -134,7 +137,7 @@ func RunLoad(ctx context.Context, opts LoadOptions) (*LoadReport, error) {
 		}
 		wg.Go(func() { sub.work(ctx, owned, queues, tokens) })
 	}
-	behind := release(ctx, tokens, opts.Rate, opts.Duration, submitStart, func() {
+	behind := release(ctx, tokens, opts.Rate, opts.Duration, submitStart, lanes, func() {
 		fmt.Fprintf(progress, "  %s\n", tr.progress(sub, submitStart))
 	})
 	giveUp := time.AfterFunc(opts.Stragglers, func() { close(sub.giveUp) })
@@ -175,7 +178,7 @@ func RunLoad(ctx context.Context, opts LoadOptions) (*LoadReport, error) {
 
 	r.Submitted, r.Accepted = int(sub.submitted.Load()), int(sub.accepted.Load())
 	r.Rejected, r.Errors, r.Throttled = int(sub.rejected.Load()), int(sub.errors.Load()), int(sub.throttled.Load())
-	r.GaveUp = int(sub.gaveUp.Load())
+	r.GaveUp, r.Requests = int(sub.gaveUp.Load()), int(sub.requests.Load())
 	r.RefusedBy = sub.refusedByReason()
 	r.FirstRejection, _ = sub.firstRejection.Load().(string)
 	r.Behind = behind
@@ -353,10 +356,12 @@ func forEach(n, par int, f func(int) error) error {
 	return first
 }
 
-// signedTx is a transaction ready to go.
+// signedTx is a transaction ready to go, with its sender and nonce: what the tracker files it
+// under, kept from signing so that nothing decodes the transaction again.
 type signedTx struct {
 	hash state.Hash
 	raw  []byte
+	sn   senderNonce
 }
 
 func signTx(body state.TxBody, key ed25519.PrivateKey) ([]byte, state.Hash, error) {
@@ -443,7 +448,7 @@ func presign(chainID string, keys []ed25519.PrivateKey, addrs []state.Address, n
 					panic(fmt.Sprintf("testnet: signing a transfer: %v", err)) // encoding a fixed shape cannot fail
 				}
 				select {
-				case q.txs <- signedTx{hash: hash, raw: raw}:
+				case q.txs <- signedTx{hash: hash, raw: raw, sn: senderNonce{addrs[s], n}}:
 				case <-stop:
 					if sent < depth {
 						filled.Done()
@@ -461,10 +466,15 @@ func presign(chainID string, keys []ed25519.PrivateKey, addrs []state.Address, n
 }
 
 // release is the rate limiter: every releaseInterval it puts into tokens the submissions due by
-// then (rate × elapsed), until duration has passed, then closes tokens. A release that finds
-// tokens full is dropped and counted: the submitters are behind, and catching up later in a burst
-// would hide it. tick, if set, runs every 5 s.
-func release(ctx context.Context, tokens chan<- struct{}, rate int, duration time.Duration, start time.Time, tick func()) (behind int) {
+// then (rate × elapsed) as lanes batches (counts) of about equal size, until duration has passed,
+// then closes tokens. A batch that finds tokens full is dropped and counted: the submitters are
+// behind, and catching up later in a burst would hide it. tick, if set, runs every 5 s.
+//
+// Batches, not one release per transaction: a worker waiting on tokens took one, and with
+// workers idle each release went to another worker, so below saturation nearly every request
+// carried one transaction (8,000 requests a second at 8,000 tx/s), each an HTTP exchange and a
+// JSON body for both the generator and the node. A tick's releases now leave as lanes requests.
+func release(ctx context.Context, tokens chan<- int, rate int, duration time.Duration, start time.Time, lanes int, tick func()) (behind int) {
 	defer close(tokens)
 	ticker := time.NewTicker(releaseInterval)
 	defer ticker.Stop()
@@ -473,11 +483,13 @@ func release(ctx context.Context, tokens chan<- struct{}, rate int, duration tim
 		now := time.Now()
 		elapsed := min(now.Sub(start), duration)
 		due := int(float64(rate) * elapsed.Seconds())
-		for ; released < due; released++ {
+		for k := lanes; k > 0 && released < due; k-- {
+			n := (due - released + k - 1) / k
+			released += n
 			select {
-			case tokens <- struct{}{}:
+			case tokens <- n:
 			default:
-				behind++
+				behind += n
 			}
 		}
 		if elapsed >= duration {
@@ -502,6 +514,7 @@ type submitter struct {
 	tracker *tracker
 
 	submitted, accepted, rejected, errors, throttled atomic.Int64
+	requests                                         atomic.Int64 // POSTs made, retries included
 	gaveUp                                           atomic.Int64 // still refused when giveUp closed
 	firstRejection                                   atomic.Value // string
 	// giveUp closes a while after the submission window: retries of refused transactions stop,
@@ -513,27 +526,26 @@ type submitter struct {
 	refusedBy sync.Map
 }
 
-// work takes releases from tokens — one, plus every other already waiting, up to
-// api.MaxSubmitBatch — and submits that many transactions of its senders in turn, one request
-// per node: a sender's transactions leave in nonce order, to one node (sender s goes to
-// apis[s % len]). Under load a request carries many transactions, so the HTTP cost per
-// transaction falls as the rate rises. A sender whose transaction is rejected is dropped, since
-// its later nonces can no longer be valid.
-func (sub *submitter) work(ctx context.Context, senders []int, queues []*signedQueue, tokens <-chan struct{}) {
+// work takes batches from tokens — one, plus every other already waiting, up to
+// api.MaxSubmitBatch transactions — and submits that many transactions of its senders in turn,
+// one request per node (and per api.MaxSubmitBatch): a sender's transactions leave in nonce
+// order, to one node (sender s goes to apis[s % len]). Under load a request carries many
+// transactions, so the HTTP cost per transaction falls as the rate rises. A sender whose
+// transaction is rejected is dropped, since its later nonces can no longer be valid.
+func (sub *submitter) work(ctx context.Context, senders []int, queues []*signedQueue, tokens <-chan int) {
 	next := 0
-	for range tokens {
+	for n := range tokens {
 		if len(senders) == 0 || ctx.Err() != nil {
 			return // the others take the releases; if none is left, the limiter counts them behind
 		}
-		n := 1
 	drain:
 		for n < api.MaxSubmitBatch {
 			select {
-			case _, ok := <-tokens:
+			case m, ok := <-tokens:
 				if !ok {
 					break drain
 				}
-				n++
+				n += m
 			default:
 				break drain
 			}
@@ -555,9 +567,11 @@ func (sub *submitter) work(ctx context.Context, senders []int, queues []*signedQ
 			next++
 		}
 		for _, apiURL := range apis {
-			for _, s := range sub.submitBatch(ctx, apiURL, byAPI[apiURL]) {
-				if i := slices.Index(senders, s); i >= 0 {
-					senders = slices.Delete(senders, i, i+1)
+			for items := range slices.Chunk(byAPI[apiURL], api.MaxSubmitBatch) {
+				for _, s := range sub.submitBatch(ctx, apiURL, items) {
+					if i := slices.Index(senders, s); i >= 0 {
+						senders = slices.Delete(senders, i, i+1)
+					}
 				}
 			}
 		}
@@ -579,28 +593,24 @@ func (sub *submitter) submitBatch(ctx context.Context, apiURL string, items []ba
 		return nil
 	}
 	sub.submitted.Add(int64(len(items)))
-	now := time.Now()
-	for _, it := range items {
-		sub.tracker.sent(it.tx.hash, now)
+	hashes := make([]state.Hash, len(items))
+	for i, it := range items {
+		hashes[i] = it.tx.hash
 	}
+	sub.tracker.sent(time.Now(), hashes...)
 	failovers := 0
 	farSince := time.Time{} // when the node first refused these as too far ahead
+	var body []byte         // of items; made again only when the items to retry change
 	for backoff := 5 * time.Millisecond; len(items) > 0; backoff = min(2*backoff, 200*time.Millisecond) {
-		// The binary form: half the bytes of hex in JSON, and no hex to decode on the node.
-		raws := make([][]byte, len(items))
-		for i, it := range items {
-			raws[i] = it.tx.raw
+		if body == nil {
+			body = batchBody(items)
 		}
-		body, err := cbor.Marshal(raws)
-		if err != nil {
-			sub.errors.Add(int64(len(items)))
-			return rejected
-		}
-		var resp api.SubmitTxsResponse
+		var resp batchAnswer
 		if !sub.waitNode(ctx, apiURL) {
 			sub.gaveUp.Add(int64(len(items)))
 			return rejected
 		}
+		sub.requests.Add(1)
 		ans, err := sub.http.postDecodeAs(ctx, apiURL+"/v1/txs/batch", "application/cbor", body, &resp)
 		status, msg := ans.status, ans.msg
 		switch {
@@ -619,18 +629,17 @@ func (sub *submitter) submitBatch(ctx context.Context, apiURL string, items []ba
 			sub.rejected.Add(int64(len(items)))
 			sub.firstRejection.CompareAndSwap(nil, fmt.Sprintf("%d %s", status, msg))
 			for _, it := range items {
-				sub.tracker.forget(it.tx.hash)
-				sub.tracker.refused(it.tx.raw)
+				sub.tracker.rejected(it.tx)
 				rejected = append(rejected, it.sender)
 			}
 			return rejected
 		default:
 			var busy []batchItem
+			taken := make([]signedTx, 0, len(items))
 			for i, r := range resp.Results {
 				switch {
 				case r.Status == api.TxPending:
-					sub.accepted.Add(1)
-					sub.tracker.accepted(items[i].tx.hash, items[i].tx.raw, time.Now(), apiURL)
+					taken = append(taken, items[i].tx)
 				case r.Status == api.TxBusy:
 					sub.refused(reasonBusy, 1)
 					busy = append(busy, items[i])
@@ -639,11 +648,15 @@ func (sub *submitter) submitBatch(ctx context.Context, apiURL string, items []ba
 					busy = append(busy, items[i])
 				default:
 					sub.rejected.Add(1)
-					sub.tracker.forget(items[i].tx.hash)
-					sub.tracker.refused(items[i].tx.raw)
+					sub.tracker.rejected(items[i].tx)
 					sub.firstRejection.CompareAndSwap(nil, "400 "+r.Error)
 					rejected = append(rejected, items[i].sender)
 				}
+			}
+			sub.accepted.Add(int64(len(taken)))
+			sub.tracker.accepted(time.Now(), apiURL, taken...)
+			if len(busy) < len(items) {
+				body = nil
 			}
 			items = busy
 			if len(items) == 0 {
@@ -662,6 +675,56 @@ func (sub *submitter) submitBatch(ctx context.Context, apiURL string, items []ba
 	return rejected
 }
 
+// batchAnswer is the part of a batch answer (api.SubmitTxsResponse) the generator reads: each
+// transaction's status and error, not the hashes it already knows (one string fewer to allocate
+// per transaction).
+type batchAnswer struct {
+	Results []struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+	} `json:"results"`
+}
+
+// batchBody is the binary form of a batch (POST /v1/txs/batch, application/cbor): a CBOR array
+// of byte strings, each an encoded transaction, with the shortest heads (what cbor.Marshal
+// writes). Half the bytes of hex in JSON and no hex to decode on the node; written by hand,
+// without the reflection cbor.Marshal spends per element.
+func batchBody(items []batchItem) []byte {
+	size := 9
+	for _, it := range items {
+		size += 9 + len(it.tx.raw)
+	}
+	b := appendCBORHead(make([]byte, 0, size), cborArray, uint64(len(items)))
+	for _, it := range items {
+		b = appendCBORHead(b, cborBytes, uint64(len(it.tx.raw)))
+		b = append(b, it.tx.raw...)
+	}
+	return b
+}
+
+// CBOR major types (RFC 8949 §3.1), in the top three bits of a head.
+const (
+	cborBytes = 2 << 5
+	cborArray = 4 << 5
+)
+
+// appendCBORHead appends the head of a data item of major type major and argument n, in the
+// shortest form (RFC 8949 §4.2.1).
+func appendCBORHead(b []byte, major byte, n uint64) []byte {
+	switch {
+	case n < 24:
+		return append(b, major|byte(n))
+	case n <= math.MaxUint8:
+		return append(b, major|24, byte(n))
+	case n <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(b, major|25), uint16(n))
+	case n <= math.MaxUint32:
+		return binary.BigEndian.AppendUint32(append(b, major|26), uint32(n))
+	default:
+		return binary.BigEndian.AppendUint64(append(b, major|27), n)
+	}
+}
+
 // submit posts tx, retrying while the node pushes back (429, 503); false means rejected.
 func (sub *submitter) submit(ctx context.Context, apiURL string, tx signedTx) bool {
 	body := make([]byte, 0, len(`{"tx":""}`)+2*len(tx.raw))
@@ -669,7 +732,7 @@ func (sub *submitter) submit(ctx context.Context, apiURL string, tx signedTx) bo
 	body = hex.AppendEncode(body, tx.raw)
 	body = append(body, `"}`...)
 	sub.submitted.Add(1)
-	sub.tracker.sent(tx.hash, time.Now())
+	sub.tracker.sent(time.Now(), tx.hash)
 	failovers := 0
 	farSince := time.Time{}
 	for backoff := 5 * time.Millisecond; ; backoff = min(2*backoff, 200*time.Millisecond) {
@@ -677,6 +740,7 @@ func (sub *submitter) submit(ctx context.Context, apiURL string, tx signedTx) bo
 			sub.gaveUp.Add(1)
 			return true
 		}
+		sub.requests.Add(1)
 		ans, err := sub.http.post(ctx, apiURL+"/v1/txs", body)
 		status, msg := ans.status, ans.msg
 		switch {
@@ -702,13 +766,12 @@ func (sub *submitter) submit(ctx context.Context, apiURL string, tx signedTx) bo
 			}
 		case status >= 400:
 			sub.rejected.Add(1)
-			sub.tracker.forget(tx.hash)
-			sub.tracker.refused(tx.raw)
+			sub.tracker.rejected(tx)
 			sub.firstRejection.CompareAndSwap(nil, fmt.Sprintf("%d %s", status, msg))
 			return false
 		default:
 			sub.accepted.Add(1)
-			sub.tracker.accepted(tx.hash, tx.raw, time.Now(), apiURL)
+			sub.tracker.accepted(time.Now(), apiURL, tx)
 			return true
 		}
 	}

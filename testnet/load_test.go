@@ -1,6 +1,7 @@
 package testnet
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/hex"
@@ -14,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/fxamacker/cbor/v2"
 
 	"github.com/guild-ledger/guild/node/api"
 	"github.com/guild-ledger/guild/state"
@@ -84,11 +87,11 @@ func TestTrackerMatchesBlocksToSubmissions(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	tr := newTracker()
 	tr.splitAt = t0.Add(ms(15)) // h3 (and h4) accepted after it
-	tr.sent(h1, t0)
-	tr.sent(h2, t0.Add(ms(10)))
-	tr.sent(h3, t0.Add(ms(20)))
-	tr.sent(h4, t0.Add(ms(30)))
-	tr.forget(h4) // rejected by the API
+	tr.sent(t0, h1)
+	tr.sent(t0.Add(ms(10)), h2)
+	tr.sent(t0.Add(ms(20)), h3)
+	tr.sent(t0.Add(ms(30)), h4)
+	tr.rejected(signedTx{hash: h4}) // rejected by the API
 
 	// Block 1 lists results: h1 applied, h2 failed, plus a transaction someone else sent.
 	other := state.HashTx([]byte("other"))
@@ -137,35 +140,49 @@ func TestTrackerMatchesBlocksToSubmissions(t *testing.T) {
 }
 
 func TestReleaseCountsWhatNobodyTook(t *testing.T) {
-	// Nobody takes releases: the first 10 fill the buffer, the rest of the 50 due in 50 ms at
-	// 1000/s are dropped and counted.
-	tokens := make(chan struct{}, 10)
-	behind := release(context.Background(), tokens, 1000, 50*time.Millisecond, time.Now(), nil)
-	if behind != 40 {
-		t.Errorf("behind = %d, want 40", behind)
+	// Nobody takes releases: the first batches fill the buffer, the rest of the 50 due in 50 ms
+	// at 1000/s are dropped and counted.
+	tokens := make(chan int, 2)
+	behind := release(context.Background(), tokens, 1000, 50*time.Millisecond, time.Now(), 1, nil)
+	n, batches := 0, 0
+	for b := range tokens { // closed at the end
+		n += b
+		batches++
 	}
-	n := 0
-	for range tokens { // closed at the end
-		n++
-	}
-	if n != 10 {
-		t.Errorf("%d releases buffered, want 10", n)
+	if batches != 2 || behind == 0 || n+behind != 50 {
+		t.Errorf("%d batches of %d in all buffered, %d behind: want 2 batches and the rest of 50 behind", batches, n, behind)
 	}
 }
 
 func TestReleaseKeepsTheRate(t *testing.T) {
-	tokens := make(chan struct{}, 1000)
+	tokens := make(chan int, 1000)
 	got := make(chan int)
 	go func() {
 		n := 0
-		for range tokens {
-			n++
+		for b := range tokens {
+			n += b
 		}
 		got <- n
 	}()
-	behind := release(context.Background(), tokens, 2000, 200*time.Millisecond, time.Now(), nil)
+	behind := release(context.Background(), tokens, 2000, 200*time.Millisecond, time.Now(), 4, nil)
 	if n := <-got; n != 400 || behind != 0 {
 		t.Errorf("released %d with %d behind, want exactly 400 and 0", n, behind)
+	}
+}
+
+// A tick's releases leave in about lanes batches, not one per transaction: idle workers each
+// took one release, and below saturation nearly every request carried a single transaction.
+func TestReleaseBatchesEachTick(t *testing.T) {
+	tokens := make(chan int, 10000)
+	behind := release(context.Background(), tokens, 8000, 300*time.Millisecond, time.Now(), 4, nil)
+	n, batches := 0, 0
+	for b := range tokens {
+		n += b
+		batches++
+	}
+	// 30 ticks (a busy machine may merge some), up to 4 batches each.
+	if n != 2400 || behind != 0 || batches > 4*31 {
+		t.Errorf("released %d in %d batches, %d behind: want 2400 in at most %d", n, batches, behind, 4*31)
 	}
 }
 
@@ -196,6 +213,10 @@ func TestRunLoadAgainstFakeNode(t *testing.T) {
 	}
 	if r.Rejected != 0 || r.Errors != 0 || r.Accepted != r.Submitted {
 		t.Errorf("rejected %d errors %d accepted %d of %d", r.Rejected, r.Errors, r.Accepted, r.Submitted)
+	}
+	// 5 transactions are due every 10 ms tick: they leave together, not as one request each.
+	if r.Requests == 0 || r.Requests > r.Submitted/3 {
+		t.Errorf("%d requests for %d transactions: a tick's releases should leave in one", r.Requests, r.Submitted)
 	}
 	if r.Finalized != r.Accepted {
 		t.Errorf("finalized %d of %d accepted", r.Finalized, r.Accepted)
@@ -350,20 +371,20 @@ func TestTrackerLatencyOnceSkippedAndSlowest(t *testing.T) {
 	tr := newTracker()
 	tr.names["http://a"], tr.names["http://b"] = "node1", "node2"
 	tr.splitAt = t0.Add(ms(10))
-	tr.sent(h1, t0)
-	tr.accepted(h1, nil, t0, "http://a")
+	tr.sent(t0, h1)
+	tr.accepted(t0, "http://a", signedTx{hash: h1})
 	// After the split, but org4's entry has expired (probation): not passed over.
 	expired := []api.LeaderSkipJSON{{Validator: 3, Until: at(ms(5))}}
 	if err := tr.observe(block(1, expired, h1), t0.Add(ms(50))); err != nil {
 		t.Fatal(err)
 	}
-	tr.sent(h2, t0.Add(ms(60)))
-	tr.accepted(h2, nil, t0.Add(ms(60)), "http://b")
+	tr.sent(t0.Add(ms(60)), h2)
+	tr.accepted(t0.Add(ms(60)), "http://b", signedTx{hash: h2})
 	if err := tr.observe(block(2, []api.LeaderSkipJSON{{Validator: 3, Until: at(time.Minute)}}), t0.Add(ms(100))); err != nil {
 		t.Fatal(err)
 	}
-	tr.sent(h3, t0.Add(ms(120)))
-	tr.accepted(h3, nil, t0.Add(ms(120)), "http://c")
+	tr.sent(t0.Add(ms(120)), h3)
+	tr.accepted(t0.Add(ms(120)), "http://c", signedTx{hash: h3})
 	if err := tr.observe(block(3, nil, h2, h3), t0.Add(ms(400))); err != nil {
 		t.Fatal(err)
 	}
@@ -482,4 +503,28 @@ func TestPresignSignsNothingDuringTheRun(t *testing.T) {
 		t.Fatalf("%d queued after the spare ran low (%d): the signer did not sign more", len(q.txs), low)
 	}
 	take(2 * low)
+}
+
+// The batch body written by hand is byte for byte what cbor.Marshal writes for the same
+// transactions, at every head size the lengths and counts can take.
+func TestBatchBodyIsCBORMarshal(t *testing.T) {
+	for _, sizes := range [][]int{{}, {0}, {1, 23}, {24, 255}, {256, 65535, 65536}, slices.Repeat([]int{170}, 23),
+		slices.Repeat([]int{170}, 24), slices.Repeat([]int{3}, 256), slices.Repeat([]int{1}, api.MaxSubmitBatch)} {
+		items := make([]batchItem, len(sizes))
+		raws := make([][]byte, len(sizes))
+		for i, n := range sizes {
+			raws[i] = bytes.Repeat([]byte{byte(i)}, n)
+			items[i].tx.raw = raws[i]
+		}
+		want, err := cbor.Marshal(raws)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := batchBody(items); !bytes.Equal(got, want) {
+			t.Fatalf("%d transactions of sizes %v...: body differs from cbor.Marshal's\n got %x...\nwant %x...", len(sizes), sizes[:min(3, len(sizes))], got[:min(16, len(got))], want[:min(16, len(want))])
+		}
+	}
+	if got, want := appendCBORHead(nil, cborBytes, 1<<32), []byte{0x5b, 0, 0, 0, 1, 0, 0, 0, 0}; !bytes.Equal(got, want) {
+		t.Errorf("head of 2^32 bytes %x, want %x", got, want)
+	}
 }

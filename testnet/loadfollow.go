@@ -101,10 +101,13 @@ func parseRetryAfter(v string) time.Duration {
 
 // block reads the block at height, asking the node to hold the request up to wait for it to be
 // committed (GET /v1/blocks/{h}?wait=ms). It returns nil, nil if the block is not there yet (404).
+// It asks for the results without the transactions (txs=none): the results' hashes are all the
+// tracker needs, and the transactions in hex were four fifths of the bytes the node encoded and
+// the generator decoded (a node that ignores the parameter sends them; they are then hashed).
 func (h *apiHTTP) block(ctx context.Context, apiURL string, height uint64, wait time.Duration) (*api.BlockResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, wait+10*time.Second)
 	defer cancel()
-	url := apiURL + "/v1/blocks/" + strconv.FormatUint(height, 10) + "?wait=" + strconv.FormatInt(wait.Milliseconds(), 10)
+	url := apiURL + "/v1/blocks/" + strconv.FormatUint(height, 10) + "?txs=" + api.BlockTxsNone + "&wait=" + strconv.FormatInt(wait.Milliseconds(), 10)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
@@ -211,12 +214,13 @@ func pause(ctx context.Context, d time.Duration) {
 
 // tracker pairs submitted transactions with the blocks they land in.
 type tracker struct {
-	mu     sync.Mutex
-	sentAt map[state.Hash]time.Time
-	// taken holds the transactions a node accepted (2xx) that no block has shown yet, with
-	// their sender and nonce; refusedFrom the lowest nonce the API refused (4xx) per sender:
-	// what follows it waits behind a gap that only the client can fill.
-	taken       map[state.Hash]senderNonce
+	mu sync.Mutex
+	// txs holds the transactions submitted and not yet seen in a block: one map for all that is
+	// known of each (its clock, who took it, its sender and nonce), so that a batch's bookkeeping
+	// is one lookup per transaction under one lock.
+	txs map[state.Hash]trackedTx
+	// refusedFrom is the lowest nonce the API refused (4xx) per sender: what follows it waits
+	// behind a gap that only the client can fill.
 	refusedFrom map[state.Address]uint64
 	firstSent   time.Time
 	final       int
@@ -231,9 +235,7 @@ type tracker struct {
 	skipAt    time.Time
 	skipped   uint32
 	afterSkip []time.Duration
-	// by is the node (API) that accepted each transaction, names the nodes' names by API, and
-	// slowest the slowest finalized transactions.
-	by        map[state.Hash]string
+	// names the nodes' names by API, and slowest the slowest finalized transactions.
 	names     map[string]string
 	slowest   []SlowTx
 	lastFinal time.Time
@@ -244,6 +246,15 @@ type tracker struct {
 	onFinal func(hash state.Hash, height uint64)
 }
 
+// trackedTx is one submitted transaction: when it was sent (then accepted: its latency's start),
+// and once a node has taken it (2xx), which node and its sender and nonce.
+type trackedTx struct {
+	at    time.Time
+	sn    senderNonce
+	node  string
+	taken bool
+}
+
 type blockSeen struct {
 	at   time.Time
 	txs  int
@@ -251,31 +262,32 @@ type blockSeen struct {
 }
 
 func newTracker() *tracker {
-	return &tracker{sentAt: make(map[state.Hash]time.Time), taken: make(map[state.Hash]senderNonce),
-		refusedFrom: make(map[state.Address]uint64), by: make(map[state.Hash]string), names: make(map[string]string)}
+	return &tracker{txs: make(map[state.Hash]trackedTx), refusedFrom: make(map[state.Address]uint64),
+		names: make(map[string]string)}
 }
 
-// sent records that hash is about to be submitted; the time is taken before the request, so a
-// block cannot be seen before its transaction's submit time is known.
-func (t *tracker) sent(hash state.Hash, at time.Time) {
+// sent records that hashes are about to be submitted; the time is taken before the request, so
+// a block cannot be seen before its transactions' submit time is known.
+func (t *tracker) sent(at time.Time, hashes ...state.Hash) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.firstSent.IsZero() {
 		t.firstSent = at
 	}
-	t.sentAt[hash] = at
+	for _, h := range hashes {
+		t.txs[h] = trackedTx{at: at}
+	}
 }
 
-// accepted restarts the clock of a transaction a node has just taken, after refusals (503):
+// accepted restarts the clock of transactions a node has just taken, after refusals (503):
 // latency is from acceptance to finality, the time a refused client did not wait on the node.
-func (t *tracker) accepted(hash state.Hash, raw []byte, at time.Time, node string) {
-	sn := senderNonceOf(raw)
+func (t *tracker) accepted(at time.Time, node string, txs ...signedTx) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if _, ok := t.sentAt[hash]; ok {
-		t.sentAt[hash] = at
-		t.taken[hash] = sn
-		t.by[hash] = node
+	for _, tx := range txs {
+		if _, ok := t.txs[tx.hash]; ok { // not already seen in a block
+			t.txs[tx.hash] = trackedTx{at: at, sn: tx.sn, node: node, taken: true}
+		}
 	}
 }
 
@@ -284,21 +296,14 @@ type senderNonce struct {
 	nonce uint64
 }
 
-func senderNonceOf(raw []byte) senderNonce {
-	tx, err := state.DecodeTx(raw)
-	if err != nil {
-		return senderNonce{}
-	}
-	return senderNonce{tx.Body.From, tx.Body.Nonce}
-}
-
-// refused records a transaction the API refused for good (4xx).
-func (t *tracker) refused(raw []byte) {
-	sn := senderNonceOf(raw)
+// rejected drops a transaction the API refused for good (4xx), and records where its sender's
+// transactions stop being valid.
+func (t *tracker) rejected(tx signedTx) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if n, ok := t.refusedFrom[sn.from]; !ok || sn.nonce < n {
-		t.refusedFrom[sn.from] = sn.nonce
+	delete(t.txs, tx.hash)
+	if n, ok := t.refusedFrom[tx.sn.from]; !ok || tx.sn.nonce < n {
+		t.refusedFrom[tx.sn.from] = tx.sn.nonce
 	}
 }
 
@@ -307,21 +312,17 @@ func (t *tracker) refused(raw []byte) {
 func (t *tracker) notSeen() (out []state.Hash, behindRefused int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for h, sn := range t.taken {
-		if n, ok := t.refusedFrom[sn.from]; ok && n < sn.nonce {
+	for h, tx := range t.txs {
+		if !tx.taken {
+			continue
+		}
+		if n, ok := t.refusedFrom[tx.sn.from]; ok && n < tx.sn.nonce {
 			behindRefused++
 			continue
 		}
 		out = append(out, h)
 	}
 	return out, behindRefused
-}
-
-// forget drops a transaction the API rejected.
-func (t *tracker) forget(hash state.Hash) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	delete(t.sentAt, hash)
 }
 
 // observe matches a block's transactions, seen at time at, against those submitted.
@@ -361,14 +362,12 @@ func (t *tracker) observe(b *api.BlockResponse, at time.Time) error {
 	t.blocks = append(t.blocks, blockSeen{at: at, txs: max(len(b.Txs), len(results))})
 	seen := &t.blocks[len(t.blocks)-1]
 	for _, r := range results {
-		delete(t.taken, r.hash)
-		sentAt, ok := t.sentAt[r.hash]
+		tx, ok := t.txs[r.hash]
 		if !ok {
 			continue
 		}
-		delete(t.sentAt, r.hash)
-		node := t.by[r.hash]
-		delete(t.by, r.hash)
+		delete(t.txs, r.hash)
+		sentAt, node := tx.at, tx.node
 		if t.onFinal != nil {
 			t.onFinal(r.hash, b.Height)
 		}

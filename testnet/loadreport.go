@@ -35,6 +35,7 @@ type LoadReport struct {
 	SubmitStart    time.Time      `json:"-"`           // the first release
 	SubmitWindow   time.Duration  `json:"-"`           // from the first release to the last submission
 	SubmitRate     float64        `json:"submit_rate"` // Submitted / SubmitWindow
+	Requests       int            `json:"requests"`    // POSTs made (a batch is one), retries included
 	FirstRejection string         `json:"first_rejection,omitempty"`
 
 	// Finality, as seen by following the blocks of the Follow node.
@@ -153,6 +154,9 @@ func (r *LoadReport) WriteText(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "target rate\t%d tx/s, %d accounts, %d workers, %d nodes\n", r.TargetRate, r.Accounts, r.Workers, len(r.Nodes))
 	fmt.Fprintf(tw, "submitted\t%d in %.1fs = %.0f tx/s\n", r.Submitted, r.SubmitWindow.Seconds(), r.SubmitRate)
+	if r.Requests > 0 {
+		fmt.Fprintf(tw, "  requests\t%d, %.1f transactions each (retries included)\n", r.Requests, float64(r.Submitted)/float64(r.Requests))
+	}
 	fmt.Fprintf(tw, "  accepted\t%d\n", r.Accepted)
 	fmt.Fprintf(tw, "  rejected by API (4xx)\t%d\n", r.Rejected)
 	if r.FirstRejection != "" {

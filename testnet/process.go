@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -90,6 +91,11 @@ func alive(pid int, home string) bool {
 	return false
 }
 
+// CPUProfileEnv names the variable that makes the guild binary write a CPU profile of the
+// command it runs to the file it names. The nodes a testnet starts do not inherit it: a profile
+// of `testnet load` is the load generator's alone, and the nodes do not overwrite it.
+const CPUProfileEnv = "GUILD_CPUPROFILE"
+
 // start runs `binary node start --home HOME [extra...]` in its own process group, so it outlives the
 // command that started it and a Ctrl-C in that terminal does not reach it, with stdout and stderr
 // appended to HOME/node.log, and writes HOME/node.pid. The returned channel is closed when the
@@ -103,6 +109,7 @@ func start(binary, home string, extra ...string) (pid int, exited <-chan struct{
 	args := append([]string{"node", "start", "--home", home}, extra...)
 	fmt.Fprintf(logf, "\n==== testnet: starting %s %s at %s\n", binary, strings.Join(args, " "), time.Now().Format(time.RFC3339))
 	cmd := exec.Command(binary, args...)
+	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, CPUProfileEnv+"=") })
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

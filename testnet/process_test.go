@@ -3,9 +3,11 @@ package testnet
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -266,5 +268,34 @@ func TestDownKillsANodeThatIgnoresSIGTERM(t *testing.T) {
 	}
 	if _, ok := running(m.Nodes[0].Home); ok {
 		t.Error("node1 still running after SIGKILL")
+	}
+}
+
+// The nodes a testnet command starts do not inherit GUILD_CPUPROFILE: the profile is the
+// command's (the load generator's), and four nodes do not write over it.
+func TestNodesDoNotInheritTheCPUProfile(t *testing.T) {
+	t.Setenv(CPUProfileEnv, filepath.Join(t.TempDir(), "cpu.pb"))
+	t.Setenv("GUILD_TESTNET_PROBE", "kept")
+	dir, _ := upFakeNode(t, fakeServe)
+	m, err := LoadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := readPID(m.Nodes[0].Home)
+	if err != nil || pid == 0 {
+		t.Fatalf("pid %d: %v", pid, err)
+	}
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		t.Skipf("no /proc here: %v", err)
+	}
+	vars := strings.Split(string(env), "\x00")
+	if !slices.Contains(vars, "GUILD_TESTNET_PROBE=kept") {
+		t.Fatalf("the node lost the rest of the environment: %q", vars)
+	}
+	for _, kv := range vars {
+		if strings.HasPrefix(kv, CPUProfileEnv+"=") {
+			t.Fatalf("the node inherited %s", kv)
+		}
 	}
 }

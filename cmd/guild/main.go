@@ -6,17 +6,47 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/guild-ledger/guild/node"
+	"github.com/guild-ledger/guild/testnet"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
 func main() {
-	os.Exit(run(os.Args, os.Stdout, os.Stderr))
+	stop := startCPUProfile(os.Getenv(testnet.CPUProfileEnv), os.Stderr)
+	code := run(os.Args, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// startCPUProfile profiles the whole command's CPU into path, if set ($GUILD_CPUPROFILE): what
+// the load generator or a node spends, for `go tool pprof BINARY PATH`. The returned function
+// ends the profile and writes it out. A profile that cannot start is a warning, not a failure.
+func startCPUProfile(path string, stderr io.Writer) (stop func()) {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err == nil {
+		if err = pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "guild: WARN no CPU profile (%s=%s): %v\n", testnet.CPUProfileEnv, path, err)
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			fmt.Fprintf(stderr, "guild: WARN CPU profile %s: %v\n", path, err)
+		}
+	}
 }
 
 // run is main without the exit, so that tests see the exit code: 0, 1 for a failed command, 2 for

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -163,5 +164,20 @@ func TestNodeStartLogSettings(t *testing.T) {
 	}}
 	if err := app.Run([]string{"x"}); err != nil || got != (node.LogConfig{Level: "warn", Format: "text"}) {
 		t.Errorf("config only: got %+v, %v", got, err)
+	}
+}
+
+// GUILD_CPUPROFILE writes a profile when the command ends; a path that cannot be written is a
+// warning, and the command runs.
+func TestCPUProfileEnv(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cpu.pb")
+	var stderr strings.Builder
+	startCPUProfile(path, &stderr)()
+	if fi, err := os.Stat(path); err != nil || fi.Size() == 0 || stderr.Len() != 0 {
+		t.Fatalf("profile %v %v, stderr %q", fi, err, stderr.String())
+	}
+	startCPUProfile(filepath.Join(t.TempDir(), "missing", "cpu.pb"), &stderr)()
+	if !strings.Contains(stderr.String(), "WARN no CPU profile") {
+		t.Fatalf("stderr %q, want a warning", stderr.String())
 	}
 }
