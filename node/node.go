@@ -117,7 +117,7 @@ type Node struct {
 	served   atomic.Uint64
 	gate     admissionGate // the API's overload check: overload.go
 	admitCh  chan []*admitReq
-	gossipCh chan []byte
+	gossipCh chan [][]byte // admitted transactions, a batch at a time, for gossipBatcher
 	sendCh   chan []byte
 	syncCh   chan *syncApply // verified blocks from block sync, for the loop to apply
 	// syncSlice bounds a turn of the loop on synced blocks (syncApplySlice; tests shorten it).
@@ -184,7 +184,7 @@ func New(home string, logger *slog.Logger) (*Node, error) {
 		metrics:      newMetrics(),
 		farViews:     authorBuckets{rate: farViewChangesPerSec},
 		admitCh:      make(chan []*admitReq, admitQueue),
-		gossipCh:     make(chan []byte, 65536),
+		gossipCh:     make(chan [][]byte, gossipQueue),
 		sendCh:       make(chan []byte, 4096),
 		syncCh:       make(chan *syncApply),
 		syncSlice:    syncApplySlice,
