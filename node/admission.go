@@ -35,7 +35,14 @@ type admitReq struct {
 	raw  []byte
 	tx   *state.Tx
 	hash state.Hash
-	done chan error
+	err  error // the outcome: set by the admission worker before it closes its unit's done
+}
+
+// admitUnit is one request's transactions for the admission workers, taken whole by one worker
+// and answered together: one channel per request, not one per transaction.
+type admitUnit struct {
+	reqs []*admitReq
+	done chan struct{}
 }
 
 // decodedTx is a gossiped transaction that passed the topic validator.
@@ -73,6 +80,7 @@ func (n *Node) SubmitBatch(ctx context.Context, raws [][]byte) ([]state.Hash, []
 	hashes := make([]state.Hash, len(raws))
 	errs := make([]error, len(raws))
 	reqs := make([]*admitReq, len(raws))
+	slab := make([]admitReq, len(raws)) // one allocation for the request's transactions
 	var unit []*admitReq
 	var busy map[state.Address]uint64                // by sender, the lowest nonce refused busy in this request
 	room := n.gate.room(n.pool.Size(), n.pool.Own()) // once per request: the mempool's lock is the loop's too
@@ -106,7 +114,8 @@ func (n *Node) SubmitBatch(ctx context.Context, raws [][]byte) ([]state.Hash, []
 			errs[i] = ErrMempoolFull
 			continue
 		}
-		reqs[i] = &admitReq{raw: raw, tx: tx, hash: hashes[i], done: make(chan error, 1)}
+		slab[i] = admitReq{raw: raw, tx: tx, hash: hashes[i]}
+		reqs[i] = &slab[i]
 		unit = append(unit, reqs[i])
 		room--
 	}
@@ -119,13 +128,14 @@ func (n *Node) SubmitBatch(ctx context.Context, raws [][]byte) ([]state.Hash, []
 	// past a door that was shut most of the time (at 16,000 tx/s offered: ~1,000 accepted
 	// transactions waiting 10-20 s, some for good once the client gave up).
 	var refuse error
+	u := &admitUnit{reqs: unit, done: make(chan struct{})}
 	if !n.gate.enqueue(len(unit)) {
 		// The admission workers are behind: refuse now (busy, retry later) rather than queue
 		// behind them (overload.go).
 		refuse = ErrMempoolFull
 	} else {
 		select {
-		case n.admitCh <- unit:
+		case n.admitCh <- u:
 		case <-ctx.Done():
 			refuse = ctx.Err()
 		case <-n.stopping:
@@ -138,29 +148,35 @@ func (n *Node) SubmitBatch(ctx context.Context, raws [][]byte) ([]state.Hash, []
 	if refuse != nil {
 		for i := range reqs {
 			if reqs[i] != nil {
-				reqs[i], errs[i] = nil, refuse
+				errs[i] = refuse
 			}
 		}
+		return hashes, errs
 	}
-	return n.finishBatch(ctx, hashes, reqs, errs)
+	return n.finishBatch(ctx, hashes, u, reqs, errs)
 }
 
-// finishBatch waits for the outcome of each admission request of a batch.
-func (n *Node) finishBatch(ctx context.Context, hashes []state.Hash, reqs []*admitReq, errs []error) ([]state.Hash, []error) {
+// finishBatch waits for the outcome of a request's transactions queued for admission (u), those
+// of reqs that are not nil.
+func (n *Node) finishBatch(ctx context.Context, hashes []state.Hash, u *admitUnit, reqs []*admitReq, errs []error) ([]state.Hash, []error) {
+	var gone error
+	select {
+	case <-u.done:
+	case <-ctx.Done():
+		gone = ctx.Err()
+	case <-n.stopping:
+		gone = errStopping
+	}
 	for i, req := range reqs {
-		if req == nil {
-			continue
-		}
-		select {
-		case err := <-req.done:
-			if err != nil && !errors.Is(err, ErrTxKnown) && !errors.Is(err, ErrMempoolFull) {
+		switch {
+		case req == nil:
+		case gone != nil:
+			errs[i] = gone
+		default:
+			if err := req.err; err != nil && !errors.Is(err, ErrTxKnown) && !errors.Is(err, ErrMempoolFull) {
 				n.rejected.put(hashes[i], err.Error())
 			}
-			errs[i] = err
-		case <-ctx.Done():
-			errs[i] = ctx.Err()
-		case <-n.stopping:
-			errs[i] = errStopping
+			errs[i] = req.err
 		}
 	}
 	return hashes, errs
@@ -203,19 +219,22 @@ func (n *Node) checkTx(tx *state.Tx) error {
 func (n *Node) admitWorker(ctx context.Context) {
 	defer n.wg.Done()
 	batch := make([]*admitReq, 0, admitBatch)
+	var units []*admitUnit
 	for {
-		batch = batch[:0]
+		clear(batch)
+		clear(units)
+		batch, units = batch[:0], units[:0]
 		select {
 		case <-ctx.Done():
 			return
 		case u := <-n.admitCh:
-			batch = append(batch, u...)
+			batch, units = append(batch, u.reqs...), append(units, u)
 		}
 	fill:
 		for len(batch) < admitBatch {
 			select {
 			case u := <-n.admitCh:
-				batch = append(batch, u...)
+				batch, units = append(batch, u.reqs...), append(units, u)
 			default:
 				break fill
 			}
@@ -227,7 +246,10 @@ func (n *Node) admitWorker(ctx context.Context) {
 			if errs[i] == nil {
 				admitted = append(admitted, r.raw)
 			}
-			r.done <- errs[i]
+			r.err = errs[i]
+		}
+		for _, u := range units {
+			close(u.done)
 		}
 		if len(admitted) > 0 {
 			// One hand-over per batch, not per transaction.

@@ -116,7 +116,7 @@ type Node struct {
 	// shows, so a reader never sees a block without its results.
 	served   atomic.Uint64
 	gate     admissionGate // the API's overload check: overload.go
-	admitCh  chan []*admitReq
+	admitCh  chan *admitUnit
 	gossipCh chan [][]byte // admitted transactions, a batch at a time, for gossipBatcher
 	sendCh   chan []byte
 	syncCh   chan *syncApply // verified blocks from block sync, for the loop to apply
@@ -183,7 +183,7 @@ func New(home string, logger *slog.Logger) (*Node, error) {
 		badProposals: newOffenceLog(maxOffences, maxOffenceBytes),
 		metrics:      newMetrics(),
 		farViews:     authorBuckets{rate: farViewChangesPerSec},
-		admitCh:      make(chan []*admitReq, admitQueue),
+		admitCh:      make(chan *admitUnit, admitQueue),
 		gossipCh:     make(chan [][]byte, gossipQueue),
 		sendCh:       make(chan []byte, 4096),
 		syncCh:       make(chan *syncApply),
