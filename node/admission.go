@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -391,22 +390,6 @@ func encodeTxBatch(dst []byte, raws [][]byte) []byte {
 		dst = append(dst, raw...)
 	}
 	return dst
-}
-
-// appendCBORHead appends a CBOR head of the given major type and argument in its shortest form.
-func appendCBORHead(dst []byte, major byte, n uint64) []byte {
-	m := major << 5
-	switch {
-	case n < 24:
-		return append(dst, m|byte(n))
-	case n <= 0xff:
-		return append(dst, m|24, byte(n))
-	case n <= 0xffff:
-		return binary.BigEndian.AppendUint16(append(dst, m|25), uint16(n))
-	case n <= 0xffffffff:
-		return binary.BigEndian.AppendUint32(append(dst, m|26), uint32(n))
-	}
-	return binary.BigEndian.AppendUint64(append(dst, m|27), n)
 }
 
 // validateTxBatch is the transaction topic's validator, run by pubsub before anything is delivered
