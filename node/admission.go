@@ -21,6 +21,9 @@ const (
 	admitBatch    = verifyBatch
 	gossipMaxTxs  = 2048
 	gossipMaxSize = 1 << 20
+	// gossipQueue bounds the batches waiting for gossipBatcher (a batch is one admission
+	// worker's round, or a slice of the pending log's resends).
+	gossipQueue = 4096
 	// maxTxBatchBytes bounds one gossiped batch on the wire.
 	maxTxBatchBytes = gossipMaxSize + 64<<10
 )
@@ -31,7 +34,14 @@ type admitReq struct {
 	raw  []byte
 	tx   *state.Tx
 	hash state.Hash
-	done chan error
+	err  error // the outcome: set by the admission worker before it closes its unit's done
+}
+
+// admitUnit is one request's transactions for the admission workers, taken whole by one worker
+// and answered together: one channel per request, not one per transaction.
+type admitUnit struct {
+	reqs []*admitReq
+	done chan struct{}
 }
 
 // decodedTx is a gossiped transaction that passed the topic validator.
@@ -69,6 +79,7 @@ func (n *Node) SubmitBatch(ctx context.Context, raws [][]byte) ([]state.Hash, []
 	hashes := make([]state.Hash, len(raws))
 	errs := make([]error, len(raws))
 	reqs := make([]*admitReq, len(raws))
+	slab := make([]admitReq, len(raws)) // one allocation for the request's transactions
 	var unit []*admitReq
 	var busy map[state.Address]uint64                // by sender, the lowest nonce refused busy in this request
 	room := n.gate.room(n.pool.Size(), n.pool.Own()) // once per request: the mempool's lock is the loop's too
@@ -102,7 +113,8 @@ func (n *Node) SubmitBatch(ctx context.Context, raws [][]byte) ([]state.Hash, []
 			errs[i] = ErrMempoolFull
 			continue
 		}
-		reqs[i] = &admitReq{raw: raw, tx: tx, hash: hashes[i], done: make(chan error, 1)}
+		slab[i] = admitReq{raw: raw, tx: tx, hash: hashes[i]}
+		reqs[i] = &slab[i]
 		unit = append(unit, reqs[i])
 		room--
 	}
@@ -115,13 +127,14 @@ func (n *Node) SubmitBatch(ctx context.Context, raws [][]byte) ([]state.Hash, []
 	// past a door that was shut most of the time (at 16,000 tx/s offered: ~1,000 accepted
 	// transactions waiting 10-20 s, some for good once the client gave up).
 	var refuse error
+	u := &admitUnit{reqs: unit, done: make(chan struct{})}
 	if !n.gate.enqueue(len(unit)) {
 		// The admission workers are behind: refuse now (busy, retry later) rather than queue
 		// behind them (overload.go).
 		refuse = ErrMempoolFull
 	} else {
 		select {
-		case n.admitCh <- unit:
+		case n.admitCh <- u:
 		case <-ctx.Done():
 			refuse = ctx.Err()
 		case <-n.stopping:
@@ -134,29 +147,35 @@ func (n *Node) SubmitBatch(ctx context.Context, raws [][]byte) ([]state.Hash, []
 	if refuse != nil {
 		for i := range reqs {
 			if reqs[i] != nil {
-				reqs[i], errs[i] = nil, refuse
+				errs[i] = refuse
 			}
 		}
+		return hashes, errs
 	}
-	return n.finishBatch(ctx, hashes, reqs, errs)
+	return n.finishBatch(ctx, hashes, u, reqs, errs)
 }
 
-// finishBatch waits for the outcome of each admission request of a batch.
-func (n *Node) finishBatch(ctx context.Context, hashes []state.Hash, reqs []*admitReq, errs []error) ([]state.Hash, []error) {
+// finishBatch waits for the outcome of a request's transactions queued for admission (u), those
+// of reqs that are not nil.
+func (n *Node) finishBatch(ctx context.Context, hashes []state.Hash, u *admitUnit, reqs []*admitReq, errs []error) ([]state.Hash, []error) {
+	var gone error
+	select {
+	case <-u.done:
+	case <-ctx.Done():
+		gone = ctx.Err()
+	case <-n.stopping:
+		gone = errStopping
+	}
 	for i, req := range reqs {
-		if req == nil {
-			continue
-		}
-		select {
-		case err := <-req.done:
-			if err != nil && !errors.Is(err, ErrTxKnown) && !errors.Is(err, ErrMempoolFull) {
+		switch {
+		case req == nil:
+		case gone != nil:
+			errs[i] = gone
+		default:
+			if err := req.err; err != nil && !errors.Is(err, ErrTxKnown) && !errors.Is(err, ErrMempoolFull) {
 				n.rejected.put(hashes[i], err.Error())
 			}
-			errs[i] = err
-		case <-ctx.Done():
-			errs[i] = ctx.Err()
-		case <-n.stopping:
-			errs[i] = errStopping
+			errs[i] = req.err
 		}
 	}
 	return hashes, errs
@@ -199,35 +218,46 @@ func (n *Node) checkTx(tx *state.Tx) error {
 func (n *Node) admitWorker(ctx context.Context) {
 	defer n.wg.Done()
 	batch := make([]*admitReq, 0, admitBatch)
+	var units []*admitUnit
 	for {
-		batch = batch[:0]
+		clear(batch)
+		clear(units)
+		batch, units = batch[:0], units[:0]
 		select {
 		case <-ctx.Done():
 			return
 		case u := <-n.admitCh:
-			batch = append(batch, u...)
+			batch, units = append(batch, u.reqs...), append(units, u)
 		}
 	fill:
 		for len(batch) < admitBatch {
 			select {
 			case u := <-n.admitCh:
-				batch = append(batch, u...)
+				batch, units = append(batch, u.reqs...), append(units, u)
 			default:
 				break fill
 			}
 		}
 		n.gate.dequeue(len(batch))
 		errs := n.admit(ctx, batch)
+		var admitted [][]byte
 		for i, r := range batch {
 			if errs[i] == nil {
-				select {
-				case n.gossipCh <- r.raw:
-				default:
-					// The gossip queue is full: this node still proposes the tx when it leads.
-					n.metrics.gossipDropped.Inc()
-				}
+				admitted = append(admitted, r.raw)
 			}
-			r.done <- errs[i]
+			r.err = errs[i]
+		}
+		for _, u := range units {
+			close(u.done)
+		}
+		if len(admitted) > 0 {
+			// One hand-over per batch, not per transaction.
+			select {
+			case n.gossipCh <- admitted:
+			default:
+				// The gossip queue is full: this node still proposes them when it leads.
+				n.metrics.gossipDropped.Add(float64(len(admitted)))
+			}
 		}
 	}
 }
@@ -310,34 +340,40 @@ func (n *Node) gossipBatcher(ctx context.Context) {
 		batch [][]byte
 		size  int
 		timer = time.NewTimer(time.Hour)
+		buf   []byte // the encoded batch, reused: pubsub keeps only its sealed copy
 	)
 	timer.Stop()
 	flush := func() {
 		if len(batch) == 0 {
 			return
 		}
-		b, err := state.Marshal(batch)
-		if err == nil {
-			err = n.host.PublishTxs(ctx, b)
-		}
+		buf = encodeTxBatch(buf[:0], batch)
+		err := n.host.PublishTxs(ctx, buf)
 		if err != nil && ctx.Err() == nil {
 			n.log.Warn("gossiping transactions", "count", len(batch), "err", err)
 		}
-		batch, size = nil, 0
+		clear(batch)
+		batch, size = batch[:0], 0
 	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case raw := <-n.gossipCh:
+		case raws := <-n.gossipCh:
 			if len(batch) == 0 {
 				timer.Reset(interval)
 			}
-			batch = append(batch, raw)
-			size += len(raw)
-			if len(batch) >= gossipMaxTxs || size >= gossipMaxSize {
+			for _, raw := range raws {
+				batch = append(batch, raw)
+				size += len(raw)
+				if len(batch) >= gossipMaxTxs || size >= gossipMaxSize {
+					timer.Stop()
+					flush()
+					timer.Reset(interval)
+				}
+			}
+			if len(batch) == 0 {
 				timer.Stop()
-				flush()
 			}
 		case <-timer.C:
 			flush()
@@ -345,10 +381,29 @@ func (n *Node) gossipBatcher(ctx context.Context) {
 	}
 }
 
+// encodeTxBatch appends to dst a gossiped batch, a CBOR array of byte strings: the bytes
+// state.Marshal(raws) gives, written without reflection.
+func encodeTxBatch(dst []byte, raws [][]byte) []byte {
+	dst = appendCBORHead(dst, 4, uint64(len(raws)))
+	for _, raw := range raws {
+		dst = appendCBORHead(dst, 2, uint64(len(raw)))
+		dst = append(dst, raw...)
+	}
+	return dst
+}
+
 // validateTxBatch is the transaction topic's validator, run by pubsub before anything is delivered
 // or relayed: honest nodes only gossip transactions they verified, so a batch with a malformed or
 // wrongly signed transaction is Rejected and costs its sender.
 func (n *Node) validateTxBatch(from string, data []byte) (p2p.Verdict, any) {
+	if from == n.peerID {
+		// Our own publication, validated synchronously inside PublishTxs: gossipBatcher built it
+		// from transactions admitWorker verified and pooled a moment ago, so decoding and looking
+		// them all up again (a quarter of the transactions a node decodes) would find nothing.
+		// An empty batch, not nil: the receiver still counts this node as one that takes
+		// submissions, as it did when its own batches came back decoded.
+		return p2p.Accept, []decodedTx{}
+	}
 	if len(data) > maxTxBatchBytes {
 		return p2p.Reject, nil
 	}

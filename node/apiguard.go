@@ -97,7 +97,7 @@ func readBody(w http.ResponseWriter, r *http.Request, pattern string) bool {
 		tooLarge()
 		return false
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body, err := readAllSized(http.MaxBytesReader(w, r.Body, limit), r.ContentLength)
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
@@ -107,8 +107,50 @@ func readBody(w http.ResponseWriter, r *http.Request, pattern string) bool {
 		writeError(w, http.StatusBadRequest, api.CodeBadRequest, "reading body: "+err.Error())
 		return false
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.Body = &readBodyBytes{Reader: bytes.NewReader(body), b: body}
 	return true
+}
+
+// readBodyBytes is a body readBody read already: handlers take its bytes (bodyBytes) instead of
+// reading and copying them again.
+type readBodyBytes struct {
+	*bytes.Reader
+	b []byte
+}
+
+func (*readBodyBytes) Close() error { return nil }
+
+// bodyBytes is the request's body, at most limit bytes (more is an error): the bytes readBody
+// read, when it did, else read now.
+func bodyBytes(r *http.Request, limit int64) ([]byte, error) {
+	if rb, ok := r.Body.(*readBodyBytes); ok && rb.Reader.Size() == int64(rb.Reader.Len()) {
+		rb.Reader.Reset(nil) // read: as io.ReadAll would leave it
+		return rb.b[:min(int64(len(rb.b)), limit)], nil
+	}
+	return io.ReadAll(io.LimitReader(r.Body, limit))
+}
+
+// readAllSized is io.ReadAll with room for size bytes (the request's Content-Length, -1 when
+// unknown) from the start: a batch of transactions is read without growing and copying its
+// buffer a dozen times.
+func readAllSized(r io.Reader, size int64) ([]byte, error) {
+	if size < 0 || size > 64<<20 {
+		return io.ReadAll(r)
+	}
+	b := make([]byte, 0, size+1) // +1: EOF is seen without growing the buffer
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // more than announced: grow as io.ReadAll does
+		}
+	}
 }
 
 func containsFold(list []string, s string) bool {

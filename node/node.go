@@ -116,8 +116,8 @@ type Node struct {
 	// shows, so a reader never sees a block without its results.
 	served   atomic.Uint64
 	gate     admissionGate // the API's overload check: overload.go
-	admitCh  chan []*admitReq
-	gossipCh chan []byte
+	admitCh  chan *admitUnit
+	gossipCh chan [][]byte // admitted transactions, a batch at a time, for gossipBatcher
 	sendCh   chan []byte
 	syncCh   chan *syncApply // verified blocks from block sync, for the loop to apply
 	// syncSlice bounds a turn of the loop on synced blocks (syncApplySlice; tests shorten it).
@@ -183,8 +183,8 @@ func New(home string, logger *slog.Logger) (*Node, error) {
 		badProposals: newOffenceLog(maxOffences, maxOffenceBytes),
 		metrics:      newMetrics(),
 		farViews:     authorBuckets{rate: farViewChangesPerSec},
-		admitCh:      make(chan []*admitReq, admitQueue),
-		gossipCh:     make(chan []byte, 65536),
+		admitCh:      make(chan *admitUnit, admitQueue),
+		gossipCh:     make(chan [][]byte, gossipQueue),
 		sendCh:       make(chan []byte, 4096),
 		syncCh:       make(chan *syncApply),
 		syncSlice:    syncApplySlice,

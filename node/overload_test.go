@@ -185,7 +185,7 @@ func TestPendingMarkFollowsFinalizedRate(t *testing.T) {
 func TestAdmissionTakesARequestWhole(t *testing.T) {
 	const chainID = "door-test"
 	n := &Node{chainID: chainID, pool: NewMempool(100), metrics: newMetrics(), log: slog.New(slog.DiscardHandler),
-		admitCh: make(chan []*admitReq, admitQueue), stopping: make(chan struct{})}
+		admitCh: make(chan *admitUnit, admitQueue), stopping: make(chan struct{})}
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	raws := [][]byte{transfer(t, chainID, key, 0, state.Address{5}, 1), transfer(t, chainID, key, 1, state.Address{5}, 1),
 		transfer(t, chainID, key, 2, state.Address{5}, 1)}
@@ -193,12 +193,13 @@ func TestAdmissionTakesARequestWhole(t *testing.T) {
 	defer cancel()
 	errs := make(chan []error, 1)
 	go func() { _, e := n.SubmitBatch(ctx, raws); errs <- e }()
-	var unit []*admitReq
+	var u *admitUnit
 	select {
-	case unit = <-n.admitCh:
+	case u = <-n.admitCh:
 	case <-ctx.Done():
 		t.Fatal("nothing queued for the admission workers")
 	}
+	unit := u.reqs
 	if len(unit) != len(raws) {
 		t.Fatalf("a request of %d transactions queued as %d for one worker, want all of them", len(raws), len(unit))
 	}
@@ -206,8 +207,8 @@ func TestAdmissionTakesARequestWhole(t *testing.T) {
 		if r.tx.Body.Nonce != uint64(i) {
 			t.Fatalf("queued[%d] has nonce %d: out of the request's order", i, r.tx.Body.Nonce)
 		}
-		r.done <- nil
 	}
+	close(u.done) // as the worker does, once every outcome is set
 	if e := <-errs; e[0] != nil || e[1] != nil || e[2] != nil {
 		t.Fatalf("outcomes %v", e)
 	}

@@ -293,10 +293,11 @@ func (n *Node) resendPending() {
 	}
 	now := time.Now()
 	due := n.pending.due(now.Add(-pendingResendAfter), now)
-	for i, raw := range due {
+	for i := 0; i < len(due); i += gossipMaxTxs {
+		chunk := due[i:min(i+gossipMaxTxs, len(due))]
 		select {
-		case n.gossipCh <- raw:
-			n.metrics.pendingResent.Inc()
+		case n.gossipCh <- chunk:
+			n.metrics.pendingResent.Add(float64(len(chunk)))
 			continue
 		default:
 		}

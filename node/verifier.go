@@ -33,6 +33,13 @@ type verifier struct {
 	jobs    chan *verifyJob
 	m       *metrics
 	quit    <-chan struct{} // closed when the node stops: waiters give up
+
+	// flush's scratch space, reused from batch to batch.
+	first map[state.Hash]int // hash -> index in txs
+	txs   []*state.Tx        // the batch's distinct transactions not verified yet
+	owner []jobRef           // by index in txs: the job that brought it first
+	dups  []dupRef           // the other jobs waiting on one of txs
+	good  []state.Hash
 }
 
 func newVerifier(chainID string, sigs *sigCache, m *metrics, quit <-chan struct{}) *verifier {
@@ -43,8 +50,8 @@ func newVerifier(chainID string, sigs *sigCache, m *metrics, quit <-chan struct{
 // knows it). hashes[i] is HashTx of txs[i]'s encoding.
 func (v *verifier) verify(ctx context.Context, txs []*state.Tx, hashes []state.Hash) []error {
 	errs := make([]error, len(txs))
-	job := &verifyJob{done: make(chan struct{})}
-	var idx []int
+	job := &verifyJob{done: make(chan struct{}), txs: make([]*state.Tx, 0, len(txs)), hashes: make([]state.Hash, 0, len(txs))}
+	idx := make([]int, 0, len(txs))
 	for i, h := range hashes {
 		if !v.sigs.Verified(h) {
 			job.txs, job.hashes = append(job.txs, txs[i]), append(job.hashes, h)
@@ -119,26 +126,26 @@ func (v *verifier) run(ctx context.Context) {
 	}
 }
 
-// flush verifies the jobs' transactions together, each distinct one once, and answers them.
+// flush verifies the jobs' transactions together, each distinct one once, and answers them. Its
+// scratch space is the verifier's, reused from batch to batch (flush runs on run's goroutine
+// only): no map or slices made per batch, nothing allocated per transaction.
 func (v *verifier) flush(jobs []*verifyJob) {
-	type ref struct{ job, i int }
-	var (
-		txs   []*state.Tx
-		first = make(map[state.Hash]int) // hash -> index in txs
-		refs  [][]ref                    // by index in txs: who waits on it
-	)
+	if v.first == nil {
+		v.first = make(map[state.Hash]int, verifyBatch)
+	}
+	txs, owner, dups := v.txs[:0], v.owner[:0], v.dups[:0]
 	for ji, j := range jobs {
 		for i, h := range j.hashes {
-			if k, ok := first[h]; ok {
-				refs[k] = append(refs[k], ref{ji, i})
+			if k, ok := v.first[h]; ok {
+				dups = append(dups, dupRef{k: k, ref: jobRef{ji, i}})
 				continue
 			}
 			if v.sigs.Verified(h) {
 				continue // verified by an earlier batch since it was asked for: nil error
 			}
-			first[h] = len(txs)
+			v.first[h] = len(txs)
 			txs = append(txs, j.txs[i])
-			refs = append(refs, []ref{{ji, i}})
+			owner = append(owner, jobRef{ji, i})
 		}
 	}
 	start := time.Now()
@@ -147,17 +154,31 @@ func (v *verifier) flush(jobs []*verifyJob) {
 		v.m.verifyBatch.Observe(float64(len(txs)))
 		v.m.verifySeconds.Observe(time.Since(start).Seconds())
 	}
-	var good []state.Hash
+	good := v.good[:0]
 	for k, err := range errs {
-		for _, r := range refs[k] {
-			jobs[r.job].errs[r.i] = err
-		}
+		r := owner[k]
+		jobs[r.job].errs[r.i] = err
 		if err == nil {
-			good = append(good, jobs[refs[k][0].job].hashes[refs[k][0].i])
+			good = append(good, jobs[r.job].hashes[r.i])
 		}
+	}
+	for _, d := range dups {
+		jobs[d.ref.job].errs[d.ref.i] = errs[d.k]
 	}
 	v.sigs.add(good...)
 	for _, j := range jobs {
 		close(j.done)
 	}
+	clear(v.first)
+	clear(txs) // the scratch keeps no transaction alive
+	v.txs, v.owner, v.dups, v.good = txs[:0], owner[:0], dups[:0], good[:0]
+}
+
+// jobRef is a transaction of a batch: the i-th of its job-th job.
+type jobRef struct{ job, i int }
+
+// dupRef is a later job's copy of the k-th distinct transaction of a batch.
+type dupRef struct {
+	k   int
+	ref jobRef
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"encoding/hex"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -43,6 +44,11 @@ func FuzzDecodeTx(f *testing.F) {
 		again, err := tx.Encode()
 		if err != nil || !bytes.Equal(again, raw) {
 			t.Fatalf("decoded transaction re-encodes to %x (%v), not %x", again, err, raw)
+		}
+		if fast, ok := decodeTransferTx(raw); ok {
+			if gen, gok := genericDecodeTx(raw); !gok || !reflect.DeepEqual(fast, gen) {
+				t.Fatalf("fast path decodes %x to %+v, generic to %+v (%v)", raw, fast, gen, gok)
+			}
 		}
 		_ = VerifyTx(tx.Body.ChainID, tx)
 		_ = VerifyTxs(tx.Body.ChainID, []*Tx{tx, tx})

@@ -131,16 +131,24 @@ type Tx struct {
 // SignBytes is domain tag ‖ 0 ‖ chain ID ‖ 0 ‖ encoding(body): a signature for one chain or one
 // purpose is never valid for another.
 func SignBytes(chainID string, body *TxBody) ([]byte, error) {
+	head := len(txSignTag) + len(chainID) + 2
+	if body.Transfer != nil && body.opCount() == 1 {
+		// Nearly every transaction: encoded by hand straight into the result (txfast.go).
+		b := make([]byte, 0, head+80+len(body.ChainID))
+		return appendTransferBody(appendSignHead(b, chainID), body), nil
+	}
 	enc, err := Marshal(body)
 	if err != nil {
 		return nil, err
 	}
-	b := make([]byte, 0, len(txSignTag)+len(chainID)+2+len(enc))
+	return append(appendSignHead(make([]byte, 0, head+len(enc)), chainID), enc...), nil
+}
+
+func appendSignHead(b []byte, chainID string) []byte {
 	b = append(b, txSignTag...)
 	b = append(b, 0)
 	b = append(b, chainID...)
-	b = append(b, 0)
-	return append(b, enc...), nil
+	return append(b, 0)
 }
 
 // CoSign adds key's signature to tx (an officer co-signing a multi-signature account's
@@ -186,14 +194,17 @@ func DecodeTx(raw []byte) (*Tx, error) {
 	if len(raw) > MaxTxBytes {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTxTooLarge, len(raw), MaxTxBytes)
 	}
-	var tx Tx
-	if err := Unmarshal(raw, &tx); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformedTx, err)
-	}
-	// Re-encoding must give the same bytes, so one transaction has exactly one hash.
-	again, err := Marshal(&tx)
-	if err != nil || !bytes.Equal(again, raw) {
-		return nil, fmt.Errorf("%w: not in canonical encoding", ErrMalformedTx)
+	tx, ok := decodeTransferTx(raw) // canonical by construction (txfast.go)
+	if !ok {
+		tx = new(Tx)
+		if err := Unmarshal(raw, tx); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrMalformedTx, err)
+		}
+		// Re-encoding must give the same bytes, so one transaction has exactly one hash.
+		again, err := Marshal(tx)
+		if err != nil || !bytes.Equal(again, raw) {
+			return nil, fmt.Errorf("%w: not in canonical encoding", ErrMalformedTx)
+		}
 	}
 	switch ops := tx.Body.opCount(); {
 	case ops == 0:
@@ -215,5 +226,5 @@ func DecodeTx(raw []byte) (*Tx, error) {
 			}
 		}
 	}
-	return &tx, nil
+	return tx, nil
 }
