@@ -384,9 +384,9 @@ func (n *Node) gossipBatcher(ctx context.Context) {
 // encodeTxBatch appends to dst a gossiped batch, a CBOR array of byte strings: the bytes
 // state.Marshal(raws) gives, written without reflection.
 func encodeTxBatch(dst []byte, raws [][]byte) []byte {
-	dst = appendCBORHead(dst, 4, uint64(len(raws)))
+	dst = state.AppendCBORHead(dst, 4, uint64(len(raws)))
 	for _, raw := range raws {
-		dst = appendCBORHead(dst, 2, uint64(len(raw)))
+		dst = state.AppendCBORHead(dst, 2, uint64(len(raw)))
 		dst = append(dst, raw...)
 	}
 	return dst

@@ -206,7 +206,7 @@ func (bs *BlockStore) SaveResults(height uint64, results []StoredResult, touched
 // about a tenth of a block store's CPU on it (each hash through a reflection-driven encoder).
 // An array of maps {1: hash, 2: error if any}, in the core deterministic encoding.
 func appendResults(b []byte, results []StoredResult) []byte {
-	b = appendCBORHead(b, 4, uint64(len(results)))
+	b = state.AppendCBORHead(b, 4, uint64(len(results)))
 	for i := range results {
 		r := &results[i]
 		if r.Error == "" {
@@ -214,11 +214,11 @@ func appendResults(b []byte, results []StoredResult) []byte {
 		} else {
 			b = append(b, 0xa2, 0x01)
 		}
-		b = appendCBORHead(b, 2, uint64(len(r.Hash)))
+		b = state.AppendCBORHead(b, 2, uint64(len(r.Hash)))
 		b = append(b, r.Hash[:]...)
 		if r.Error != "" {
 			b = append(b, 0x02)
-			b = appendCBORHead(b, 3, uint64(len(r.Error)))
+			b = state.AppendCBORHead(b, 3, uint64(len(r.Error)))
 			b = append(b, r.Error...)
 		}
 	}

@@ -330,26 +330,9 @@ func appendTxLocation(b []byte, loc TxLocation) ([]byte, error) {
 		return append(b, enc...), err
 	}
 	b = append(b, 0xa2, 0x01)
-	b = appendCBORHead(b, 0, loc.Height)
+	b = state.AppendCBORHead(b, 0, loc.Height)
 	b = append(b, 0x02)
-	return appendCBORHead(b, 0, uint64(loc.Index)), nil
-}
-
-// appendCBORHead appends the head of a CBOR data item of the major type: an unsigned integer
-// (0), or the length of a byte string (2), text string (3) or array (4), in its shortest form.
-func appendCBORHead(b []byte, major byte, x uint64) []byte {
-	m := major << 5
-	switch {
-	case x < 24:
-		return append(b, m|byte(x))
-	case x <= math.MaxUint8:
-		return append(b, m|24, byte(x))
-	case x <= math.MaxUint16:
-		return binary.BigEndian.AppendUint16(append(b, m|25), uint16(x))
-	case x <= math.MaxUint32:
-		return binary.BigEndian.AppendUint32(append(b, m|26), uint32(x))
-	}
-	return binary.BigEndian.AppendUint64(append(b, m|27), x)
+	return state.AppendCBORHead(b, 0, uint64(loc.Index)), nil
 }
 
 // blockTxsOnly reads a stored block's transactions and skips the rest.

@@ -509,20 +509,27 @@ func TestDiskMonitor(t *testing.T) {
 	}
 }
 
-// Block sync sets catching_up while it fetches from peers that are ahead, and clears it after.
-func TestCatchingUpWhileSyncing(t *testing.T) {
+// syncPair is a node with blocks 1..blocks of one transfer each (src), and a new node of the
+// same chain with none (dst); both closed when t ends.
+func syncPair(t *testing.T, blocks int) (src, dst *Node) {
+	t.Helper()
 	c := newSyncChain(t)
 	src, err := New(c.home(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer src.closeStores()
-	c.grow(t, src, 20, 1)
-	dst, err := New(c.home(t), nil)
-	if err != nil {
+	t.Cleanup(src.closeStores)
+	c.grow(t, src, blocks, 1)
+	if dst, err = New(c.home(t), nil); err != nil {
 		t.Fatal(err)
 	}
-	defer dst.closeStores()
+	t.Cleanup(dst.closeStores)
+	return src, dst
+}
+
+// Block sync sets catching_up while it fetches from peers that are ahead, and clears it after.
+func TestCatchingUpWhileSyncing(t *testing.T) {
+	src, dst := syncPair(t, 20)
 	s := dst.newSyncer(fakeSyncNet{"peer": {height: 20, fetch: func(from uint64, max int) ([]p2p.SyncedBlock, error) {
 		return src.SyncBlocks(from, max, p2p.DefaultSyncResponseBytes)
 	}}})
@@ -670,18 +677,7 @@ func TestReadinessKnowsTheTipAndTheQuorum(t *testing.T) {
 // and the watchdog used to log "event loop has not answered" (and GET /healthz to fail) while a
 // node did nothing but catch up.
 func TestSyncAppliesASliceATime(t *testing.T) {
-	c := newSyncChain(t)
-	src, err := New(c.home(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.closeStores()
-	c.grow(t, src, 20, 1)
-	dst, err := New(c.home(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dst.closeStores()
+	src, dst := syncPair(t, 20)
 	dst.syncSlice = time.Nanosecond               // one block a turn
 	dst.health.probes = make(chan chan loopProbe) // startHealth's, without its goroutines
 	// The loop's part: serve sync turns and probes, as Run's select does.

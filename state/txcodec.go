@@ -51,12 +51,12 @@ func (b TxBody) MarshalCBOR() ([]byte, error) {
 		}
 	}
 	out := make([]byte, 0, 80+len(b.ChainID))
-	out = appendCBORHead(out, 5, uint64(3+n))
+	out = AppendCBORHead(out, 5, uint64(3+n))
 	out = append(out, 0x01)
-	out = appendCBORHead(out, 3, uint64(len(b.ChainID)))
+	out = AppendCBORHead(out, 3, uint64(len(b.ChainID)))
 	out = append(out, b.ChainID...)
 	out = append(out, 0x02)
-	out = appendCBORHead(out, 2, AddressLen)
+	out = AppendCBORHead(out, 2, AddressLen)
 	out = append(out, b.From[:]...)
 	out = append(out, 0x03)
 	out = appendCBORUint(out, b.Nonce)
@@ -74,8 +74,10 @@ func (b TxBody) MarshalCBOR() ([]byte, error) {
 	return out, nil
 }
 
-// appendCBORHead appends a CBOR head of the given major type and argument, in its shortest form.
-func appendCBORHead(dst []byte, major byte, n uint64) []byte {
+// AppendCBORHead appends a CBOR head of the given major type (0 unsigned integer, 2 byte string,
+// 3 text string, 4 array...) and argument, in its shortest form (RFC 8949 §4.2.1): what the
+// codec writes, for encoders that write a fixed shape by hand.
+func AppendCBORHead(dst []byte, major byte, n uint64) []byte {
 	start := len(dst)
 	dst = appendCBORUint(dst, n)
 	dst[start] |= major << 5

@@ -126,14 +126,14 @@ func appendTransferTx(dst []byte, tx *Tx) []byte {
 	dst = append(dst, 0xa2, 0x01)
 	dst = appendTransferBody(dst, &tx.Body)
 	dst = append(dst, 0x02)
-	dst = appendCBORHead(dst, 4, uint64(len(tx.Sigs)))
+	dst = AppendCBORHead(dst, 4, uint64(len(tx.Sigs)))
 	for i := range tx.Sigs {
 		s := &tx.Sigs[i]
 		dst = append(dst, 0xa2, 0x01)
-		dst = appendCBORHead(dst, 2, uint64(len(s.PubKey)))
+		dst = AppendCBORHead(dst, 2, uint64(len(s.PubKey)))
 		dst = append(dst, s.PubKey...)
 		dst = append(dst, 0x02)
-		dst = appendCBORHead(dst, 2, uint64(len(s.Sig)))
+		dst = AppendCBORHead(dst, 2, uint64(len(s.Sig)))
 		dst = append(dst, s.Sig...)
 	}
 	return dst
@@ -142,7 +142,7 @@ func appendTransferTx(dst []byte, tx *Tx) []byte {
 // appendTransferBody appends the canonical encoding of b, whose one operation is a Transfer.
 func appendTransferBody(dst []byte, b *TxBody) []byte {
 	dst = append(dst, 0xa4, 0x01)
-	dst = appendCBORHead(dst, 3, uint64(len(b.ChainID)))
+	dst = AppendCBORHead(dst, 3, uint64(len(b.ChainID)))
 	dst = append(dst, b.ChainID...)
 	dst = append(dst, 0x02, 0x40|AddressLen)
 	dst = append(dst, b.From[:]...)

@@ -4,12 +4,10 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	mrand "math/rand/v2"
 	"slices"
 	"strconv"
@@ -694,35 +692,12 @@ func batchBody(items []batchItem) []byte {
 	for _, it := range items {
 		size += 9 + len(it.tx.raw)
 	}
-	b := appendCBORHead(make([]byte, 0, size), cborArray, uint64(len(items)))
+	b := state.AppendCBORHead(make([]byte, 0, size), 4, uint64(len(items)))
 	for _, it := range items {
-		b = appendCBORHead(b, cborBytes, uint64(len(it.tx.raw)))
+		b = state.AppendCBORHead(b, 2, uint64(len(it.tx.raw)))
 		b = append(b, it.tx.raw...)
 	}
 	return b
-}
-
-// CBOR major types (RFC 8949 §3.1), in the top three bits of a head.
-const (
-	cborBytes = 2 << 5
-	cborArray = 4 << 5
-)
-
-// appendCBORHead appends the head of a data item of major type major and argument n, in the
-// shortest form (RFC 8949 §4.2.1).
-func appendCBORHead(b []byte, major byte, n uint64) []byte {
-	switch {
-	case n < 24:
-		return append(b, major|byte(n))
-	case n <= math.MaxUint8:
-		return append(b, major|24, byte(n))
-	case n <= math.MaxUint16:
-		return binary.BigEndian.AppendUint16(append(b, major|25), uint16(n))
-	case n <= math.MaxUint32:
-		return binary.BigEndian.AppendUint32(append(b, major|26), uint32(n))
-	default:
-		return binary.BigEndian.AppendUint64(append(b, major|27), n)
-	}
 }
 
 // submit posts tx, retrying while the node pushes back (429, 503); false means rejected.
