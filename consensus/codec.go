@@ -117,10 +117,23 @@ func Sign(chainID string, key ed25519.PrivateKey, m *Message) {
 // same slot exactly on Decision, and the sender's signature — or, on a Decision, which needs none,
 // the certificate. The p2p topic validator calls it off the consensus loop; Step calls it again.
 func VerifyMessage(chainID string, vals ValidatorSet, m *Message) error {
+	return VerifyMessageWith(chainID, vals, m, nil)
+}
+
+// VerifyMessageWith is VerifyMessage that skips signatures memo holds and adds to it those it
+// verifies. A node gives its topic validator and its core (Config.Memo) the same memo, so a
+// message is verified once there, not twice. A nil memo verifies every signature.
+func VerifyMessageWith(chainID string, vals ValidatorSet, m *Message, memo SignatureMemo) error {
 	if err := checkShape(vals, m); err != nil {
 		return err
 	}
-	return checkAuth(chainID, vals, m, nil)
+	return checkAuth(chainID, vals, m, memoCache(memo))
+}
+
+// VerifySignature is ed25519.Verify through memo (nil: none), for a node that checks a consensus
+// signature outside VerifyMessageWith (a proposal by reference) and wants Step not to repeat it.
+func VerifySignature(memo SignatureMemo, pub ed25519.PublicKey, msg, sig []byte) bool {
+	return memoCache(memo).verify(pub, msg, sig)
 }
 
 // checkShape is the part of VerifyMessage that needs no signature check.
