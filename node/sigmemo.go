@@ -39,9 +39,9 @@ func sigMemoKey(pub ed25519.PublicKey, msg, sig []byte) [32]byte {
 	return k
 }
 
-// Verified implements consensus.SignatureMemo.
+// Verified implements consensus.SignatureMemo. A nil memo holds nothing.
 func (m *sigMemo) Verified(pub ed25519.PublicKey, msg, sig []byte) bool {
-	if len(pub) != ed25519.PublicKeySize || len(sig) != ed25519.SignatureSize {
+	if m == nil || len(pub) != ed25519.PublicKeySize || len(sig) != ed25519.SignatureSize {
 		return false
 	}
 	k := sigMemoKey(pub, msg, sig)
@@ -51,9 +51,9 @@ func (m *sigMemo) Verified(pub ed25519.PublicKey, msg, sig []byte) bool {
 	return ok
 }
 
-// Add implements consensus.SignatureMemo.
+// Add implements consensus.SignatureMemo. A nil memo keeps nothing.
 func (m *sigMemo) Add(pub ed25519.PublicKey, msg, sig []byte) {
-	if len(pub) != ed25519.PublicKeySize || len(sig) != ed25519.SignatureSize {
+	if m == nil || len(pub) != ed25519.PublicKeySize || len(sig) != ed25519.SignatureSize {
 		return
 	}
 	k := sigMemoKey(pub, msg, sig)

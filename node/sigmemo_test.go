@@ -113,3 +113,14 @@ func TestConsensusSignaturesVerifiedOncePerNode(t *testing.T) {
 		t.Fatalf("the core does not consult the node's memo: %v", err)
 	}
 }
+
+// A node assembled without New (tests, tools) has a nil memo: it must verify, not panic.
+func TestNilSigMemoHoldsNothing(t *testing.T) {
+	var m *sigMemo
+	pub := ed25519.PublicKey(bytes.Repeat([]byte{1}, ed25519.PublicKeySize))
+	sig := bytes.Repeat([]byte{2}, ed25519.SignatureSize)
+	m.Add(pub, []byte("x"), sig)
+	if m.Verified(pub, []byte("x"), sig) {
+		t.Fatal("a nil memo claims a signature verified")
+	}
+}
