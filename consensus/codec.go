@@ -115,7 +115,9 @@ func Sign(chainID string, key ed25519.PrivateKey, m *Message) {
 // VerifyMessage checks what can be checked of m without consensus state: a known type, a sender in
 // vals, a value (matching the digest) exactly on PrePrepare and Decision, a certificate for the
 // same slot exactly on Decision, and the sender's signature — or, on a Decision, which needs none,
-// the certificate. The p2p topic validator calls it off the consensus loop; Step calls it again.
+// the certificate. The p2p topic validator calls it off the consensus loop; Step calls it again
+// (a node shares a SignatureMemo between the two so that no signature is verified twice: see
+// VerifyMessageWith).
 func VerifyMessage(chainID string, vals ValidatorSet, m *Message) error {
 	return VerifyMessageWith(chainID, vals, m, nil)
 }

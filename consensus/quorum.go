@@ -139,9 +139,10 @@ func verifyCertificate(chainID string, vals ValidatorSet, cert *Certificate, sig
 // signature once although both its network validator (VerifyMessageWith, off the loop) and its
 // core (Step) look at it. Contract: Verified answers true only for a triple that was passed to
 // Add, and Add is only called after ed25519.Verify returned true for that very triple; a memo may
-// forget (it is bounded) but never invents. It answers a pure function of its inputs for as long
-// as it remembers, so the core stays deterministic. The node shares one between goroutines, so an
-// implementation given to the node must be safe for concurrent use.
+// forget (it is bounded) but never invents. Found or verified afresh, the answer is then
+// ed25519.Verify's, so what the core does never depends on what the memo remembers: it stays
+// deterministic. The node shares one between goroutines, so an implementation given to the node
+// must be safe for concurrent use.
 type SignatureMemo interface {
 	Verified(pub ed25519.PublicKey, msg, sig []byte) bool
 	Add(pub ed25519.PublicKey, msg, sig []byte)
