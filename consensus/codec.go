@@ -115,12 +115,27 @@ func Sign(chainID string, key ed25519.PrivateKey, m *Message) {
 // VerifyMessage checks what can be checked of m without consensus state: a known type, a sender in
 // vals, a value (matching the digest) exactly on PrePrepare and Decision, a certificate for the
 // same slot exactly on Decision, and the sender's signature — or, on a Decision, which needs none,
-// the certificate. The p2p topic validator calls it off the consensus loop; Step calls it again.
+// the certificate. The p2p topic validator calls it off the consensus loop; Step calls it again
+// (a node shares a SignatureMemo between the two so that no signature is verified twice: see
+// VerifyMessageWith).
 func VerifyMessage(chainID string, vals ValidatorSet, m *Message) error {
+	return VerifyMessageWith(chainID, vals, m, nil)
+}
+
+// VerifyMessageWith is VerifyMessage that skips signatures memo holds and adds to it those it
+// verifies. A node gives its topic validator and its core (Config.Memo) the same memo, so a
+// message is verified once there, not twice. A nil memo verifies every signature.
+func VerifyMessageWith(chainID string, vals ValidatorSet, m *Message, memo SignatureMemo) error {
 	if err := checkShape(vals, m); err != nil {
 		return err
 	}
-	return checkAuth(chainID, vals, m, nil)
+	return checkAuth(chainID, vals, m, memoCache(memo))
+}
+
+// VerifySignature is ed25519.Verify through memo (nil: none), for a node that checks a consensus
+// signature outside VerifyMessageWith (a proposal by reference) and wants Step not to repeat it.
+func VerifySignature(memo SignatureMemo, pub ed25519.PublicKey, msg, sig []byte) bool {
+	return memoCache(memo).verify(pub, msg, sig)
 }
 
 // checkShape is the part of VerifyMessage that needs no signature check.

@@ -47,6 +47,11 @@ type Config struct {
 	// LeaderSchedule); nil means plain round-robin, ValidatorSet.Leader.
 	Schedule LeaderSchedule
 
+	// Memo, if set, holds signatures already verified elsewhere on this node (its network
+	// validator, VerifyMessageWith); the core skips those and adds the ones it verifies itself.
+	// nil verifies every signature. See SignatureMemo for what an implementation must promise.
+	Memo SignatureMemo
+
 	// sigs, set only by the simulator in this package's tests, shares verified signatures across
 	// simulated nodes. See sigCache.
 	sigs *sigCache
@@ -252,6 +257,9 @@ func New(cfg Config) (*Core, error) {
 		lagTick:         make([]uint64, len(vals.Validators)),
 		downAt:          make([]uint64, len(vals.Validators)),
 		evidenceSeen:    make(map[EvidenceSlot]struct{}),
+	}
+	if c.sigs == nil {
+		c.sigs = memoCache(cfg.Memo)
 	}
 	if c.retransmitTicks == 0 {
 		c.retransmitTicks = DefaultRetransmitTicks

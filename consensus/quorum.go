@@ -135,16 +135,39 @@ func verifyCertificate(chainID string, vals ValidatorSet, cert *Certificate, sig
 	return nil
 }
 
-// sigCache remembers signature checks. It exists for the simulator, where N cores in one process
-// would otherwise verify every signature N times and ed25519 verification dominates the run time
-// (about 0.1 ms each here, 1 ms under -race); a nil cache, the only kind a node can configure,
-// verifies every time. ed25519.Verify is a pure function of (key, message, signature), and the
-// cache is keyed by all three, so it answers exactly what Verify would.
+// SignatureMemo remembers ed25519 signatures that verified, so that a node checks each consensus
+// signature once although both its network validator (VerifyMessageWith, off the loop) and its
+// core (Step) look at it. Contract: Verified answers true only for a triple that was passed to
+// Add, and Add is only called after ed25519.Verify returned true for that very triple; a memo may
+// forget (it is bounded) but never invents. Found or verified afresh, the answer is then
+// ed25519.Verify's, so what the core does never depends on what the memo remembers: it stays
+// deterministic. The node shares one between goroutines, so an implementation given to the node
+// must be safe for concurrent use.
+type SignatureMemo interface {
+	Verified(pub ed25519.PublicKey, msg, sig []byte) bool
+	Add(pub ed25519.PublicKey, msg, sig []byte)
+}
+
+// sigCache remembers signature checks. In the simulator (results), N cores in one process would
+// otherwise verify every signature N times and ed25519 verification dominates the run time (about
+// 0.1 ms each here, 1 ms under -race); on a node (memo, Config.Memo), the topic validator has
+// usually verified a message already when Step sees it. A nil cache verifies every time.
+// ed25519.Verify is a pure function of (key, message, signature), and both forms are keyed by all
+// three, so they answer exactly what Verify would.
 type sigCache struct {
 	results map[string]bool
+	memo    SignatureMemo
 }
 
 func newSigCache() *sigCache { return &sigCache{results: make(map[string]bool)} }
+
+// memoCache is the cache over a node's memo; nil when there is none.
+func memoCache(m SignatureMemo) *sigCache {
+	if m == nil {
+		return nil
+	}
+	return &sigCache{memo: m}
+}
 
 // verify is ed25519.Verify that never panics on a malformed key and consults the cache if any.
 func (c *sigCache) verify(pub ed25519.PublicKey, msg, sig []byte) bool {
@@ -153,6 +176,18 @@ func (c *sigCache) verify(pub ed25519.PublicKey, msg, sig []byte) bool {
 	}
 	if c == nil {
 		return ed25519.Verify(pub, msg, sig)
+	}
+	if c.memo != nil {
+		if c.memo.Verified(pub, msg, sig) {
+			return true
+		}
+		// Only successes are remembered: a forged triple costs its sender a verify each time,
+		// and cannot push out anything but other valid ones.
+		ok := ed25519.Verify(pub, msg, sig)
+		if ok {
+			c.memo.Add(pub, msg, sig)
+		}
+		return ok
 	}
 	key := string(pub) + string(msg) + string(sig)
 	ok, seen := c.results[key]

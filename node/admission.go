@@ -500,7 +500,7 @@ func (n *Node) validateConsensus(from string, data []byte) (p2p.Verdict, any) {
 		return p2p.Ignore, nil
 	}
 	vals, final := n.validatorsFinal(m.Height)
-	if err := consensus.VerifyMessage(n.chainID, vals, m); err != nil {
+	if err := consensus.VerifyMessageWith(n.chainID, vals, m, n.consensusSigs); err != nil {
 		if !final {
 			// The set of that height is not final here yet (this node lags, and a block it has
 			// not applied may change it): the sender may be honest, so no penalty.

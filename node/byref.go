@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -150,11 +149,11 @@ func txsHashOf(hashes []state.Hash) state.Hash {
 
 // verifyProposalRef checks the leader's signature on ref's message (the digest it signs is the
 // whole block's, so this authenticates the block that the rebuilt one must match).
-func verifyProposalRef(chainID string, vals consensus.ValidatorSet, m *consensus.Message) error {
+func verifyProposalRef(chainID string, vals consensus.ValidatorSet, m *consensus.Message, memo consensus.SignatureMemo) error {
 	if int(m.From) >= len(vals.Validators) {
 		return fmt.Errorf("%w: validator %d of %d", ErrBadProposalRef, m.From, len(vals.Validators))
 	}
-	if !ed25519.Verify(vals.Validators[m.From].PubKey, consensus.SignBytes(chainID, m), m.Sig) {
+	if !consensus.VerifySignature(memo, vals.Validators[m.From].PubKey, consensus.SignBytes(chainID, m), m.Sig) {
 		return fmt.Errorf("%w: bad signature from validator %d", ErrBadProposalRef, m.From)
 	}
 	return nil
@@ -172,7 +171,7 @@ func (n *Node) validateProposalRef(from string, data []byte) (p2p.Verdict, any) 
 		return p2p.Ignore, nil
 	}
 	vals, final := n.validatorsFinal(m.Height)
-	if err := verifyProposalRef(n.chainID, vals, m); err != nil {
+	if err := verifyProposalRef(n.chainID, vals, m, n.consensusSigs); err != nil {
 		if !final {
 			return p2p.Ignore, nil
 		}

@@ -62,6 +62,7 @@ type Node struct {
 	pending          *pendingLog // transactions accepted from the API, until they leave the mempool
 	evidence         *EvidencePool
 	sigs             *sigCache
+	consensusSigs    *sigMemo  // consensus signatures the topic validator verified, for the core
 	verifier         *verifier // every transaction signature from the API and gossip: verifier.go
 	recent           *txCache  // recent transactions outside the mempool, by hash: txcache.go
 	fetcher          txFetcher // tx fetch for proposals by reference (the p2p host): byref.go
@@ -193,6 +194,7 @@ func New(home string, logger *slog.Logger) (*Node, error) {
 		stopping:     make(chan struct{}),
 	}
 	n.pool.superseded = n.rejected.put
+	n.consensusSigs = newSigMemo(sigMemoSize)
 	n.sigs.pool = n.pool // execution takes the decoded transactions the mempool holds
 	n.phases.hist = n.metrics.heightPhase
 	n.verifier = newVerifier(n.chainID, n.sigs, n.metrics, n.stopping)
@@ -476,6 +478,7 @@ func (n *Node) startCore(restore []consensus.Message) error {
 		ViewTimeoutTicks: max(1, int(n.params.viewTimeout/n.cfg.tick())),
 		Restore:          restore,
 		Schedule:         n,
+		Memo:             n.consensusSigs,
 	})
 	if err != nil {
 		return fmt.Errorf("node: consensus: %w", err)
