@@ -770,7 +770,9 @@ func (n *Node) applySyncedWithin(blocks []syncedBlock, budget time.Duration) (ap
 			}
 		}
 		n.sigs.offerSynced(b.decoded)
+		n.syncDecoded = b
 		err := n.CheckDecision(b.height, b.value)
+		n.syncDecoded = nil
 		n.sigs.offerSynced(nil)
 		if err != nil {
 			return applied, taken, fmt.Errorf("%w: block %d: %w", errSyncLocal, b.height, err), nil
