@@ -52,6 +52,10 @@ type Node struct {
 	// sync writes a run of blocks to each in one batch (syncrun.go).
 	blockRun, stateRun *runStore
 	runStart           uint64 // the block store's height when the open run began
+	// syncDecoded is the block being applied by block sync, as the syncer decoded and checked it
+	// (DecodeBlock) off the loop: checkHeader takes it rather than decode the same bytes again.
+	// Loop only; nil outside applySyncedWithin.
+	syncDecoded *syncedBlock
 
 	blockDB, stateDB kv.Store
 	wal              *WAL                // validators only

@@ -131,6 +131,8 @@ type syncer struct {
 	lastHeight   uint64
 	lastProgress time.Time
 	notBefore    time.Time // no round before this: kicks come with every message from ahead
+	// chunkTxs, firstChunkTxs: syncChunkTxs and syncFirstChunkTxs (tests cut finer).
+	chunkTxs, firstChunkTxs int
 }
 
 func (n *Node) newSyncer(net syncNet) *syncer {
@@ -140,6 +142,7 @@ func (n *Node) newSyncer(net syncNet) *syncer {
 		metrics: newSyncMetrics(n.metrics.reg), kick: make(chan struct{}, 1),
 		dropped: make(map[string]time.Time), catchingUp: &n.health.catchingUp,
 		peersTip: &n.health.peersTip, tipKnown: &n.health.tipKnown,
+		chunkTxs: syncChunkTxs, firstChunkTxs: syncFirstChunkTxs,
 	}
 }
 
@@ -224,34 +227,161 @@ func (s *syncer) round(ctx context.Context) (applied bool) {
 	return false
 }
 
+// Pipeline of block sync (issue #10). A fetched batch (up to syncBatch blocks: with full blocks,
+// 50,000 transactions and more) is pre-verified in chunks of about syncChunkTxs transactions,
+// the first ones smaller, and each verified chunk is queued for the loop: the loop executes one
+// while the next is verified on the other core, and starts after a chunk's verification, not a
+// whole batch's. When the loop is the slower stage, it takes every chunk queued in one turn (one
+// run written to disk, not one per chunk). The next batch is fetched, and its certificates
+// checked, while this one is verified and applied. Memory stays bounded: one batch fetched ahead,
+// syncQueuedChunks verified and waiting, and what the loop is applying.
+const (
+	syncChunkTxs      = 4096
+	syncFirstChunkTxs = 512 // the chunk sizes double from this one up to syncChunkTxs
+	syncQueuedChunks  = 4
+)
+
+// syncChunks cuts blocks into consecutive chunks of about size transactions each (at least one
+// block), the sizes doubling from first up to size.
+func syncChunks(blocks []syncedBlock, first, size int) [][]syncedBlock {
+	var out [][]syncedBlock
+	want, n, from := min(first, size), 0, 0
+	for i := range blocks {
+		n += len(blocks[i].block.Txs)
+		if n >= want || i == len(blocks)-1 {
+			out = append(out, blocks[from:i+1])
+			from, n, want = i+1, 0, min(2*want, size)
+		}
+	}
+	return out
+}
+
+// syncApplier hands verified chunks to the loop in order, from its own goroutine, taking all
+// that are queued at once. After the first failure it applies nothing more.
+type syncApplier struct {
+	queue   chan []syncedBlock
+	failed  chan struct{} // closed at the first failure
+	err     error         // the first failure; read after failed is closed or wg waited for
+	wg      sync.WaitGroup
+	stopped chan struct{} // closed when the goroutine returns
+}
+
+func (s *syncer) startApplier(ctx context.Context) *syncApplier {
+	a := &syncApplier{queue: make(chan []syncedBlock, syncQueuedChunks), failed: make(chan struct{}),
+		stopped: make(chan struct{})}
+	go func() {
+		defer close(a.stopped)
+		for chunk := range a.queue {
+			blocks, chunks := chunk, 1
+		more:
+			for range syncQueuedChunks { // bounded: the syncer may be adding more meanwhile
+				select {
+				case c, ok := <-a.queue:
+					if !ok {
+						break more
+					}
+					blocks, chunks = append(slices.Clip(blocks), c...), chunks+1
+				default:
+					break more
+				}
+			}
+			if a.err == nil {
+				if err := s.apply(ctx, blocks); err != nil {
+					a.err = err
+					close(a.failed)
+				} else {
+					n := 0
+					for i := range blocks {
+						n += len(blocks[i].block.Txs)
+					}
+					s.metrics.blocks.Add(float64(len(blocks)))
+					s.metrics.txs.Add(float64(n))
+				}
+			}
+			a.wg.Add(-chunks)
+		}
+	}()
+	return a
+}
+
+// put queues a verified chunk, waiting while the queue is full. False: an earlier chunk failed,
+// and this one is not taken.
+func (a *syncApplier) put(chunk []syncedBlock) bool {
+	a.wg.Add(1)
+	select {
+	case a.queue <- chunk:
+		return true
+	case <-a.failed:
+		a.wg.Done()
+		return false
+	}
+}
+
+// wait waits until every chunk queued is applied (or passed over after a failure) and returns
+// the first failure.
+func (a *syncApplier) wait() error {
+	a.wg.Wait()
+	select {
+	case <-a.failed:
+		return a.err
+	default:
+		return nil
+	}
+}
+
+// close ends the goroutine once the queue is drained.
+func (a *syncApplier) close() {
+	close(a.queue)
+	<-a.stopped
+}
+
+// syncFetch is a batch fetched and checked by fetchVerified, and from whom.
+type syncFetch struct {
+	peer  string
+	batch []syncedBlock
+	err   error
+}
+
 // fetchAll fetches batches from the peers in heights until none claims more, switching peers when
-// one fails, and returns the transactions applied. One batch is fetched and verified while the
-// loop applies the one before (the loop's disk writes are the slow part), so the fetched tip
-// (next, prev) runs ahead of the stored one.
+// one fails, and returns the transactions applied. It pipelines (see syncChunkTxs): the next
+// batch is fetched while this one is verified and applied, a chunk is verified while the loop
+// applies the one before, so the fetched tip (next, prev) runs ahead of the stored one. Every
+// chunk's signatures are verified before it goes to the loop, and the loop applies chunks in
+// order; the first that fails stops the rest.
 func (s *syncer) fetchAll(ctx context.Context, heights map[string]uint64) int {
 	var (
-		txs     int
-		next    uint64
-		prev    state.Hash
-		pending chan error // the apply in flight, if any
-		stopped bool
+		txs      int
+		next     uint64
+		prev     state.Hash
+		inflight bool // chunks queued since the last settle
+		stopped  bool
+		ahead    chan syncFetch // the fetch in flight, if any
 	)
+	applier := s.startApplier(ctx)
+	defer applier.close()
+	actx, cancelAhead := context.WithCancel(ctx)
+	defer func() {
+		cancelAhead()
+		if ahead != nil {
+			<-ahead
+		}
+	}()
 	settle := func() {
-		if pending == nil {
+		if !inflight {
 			return
 		}
-		if err := <-pending; err != nil {
+		if err := applier.wait(); err != nil {
 			if !errors.Is(err, context.Canceled) {
 				s.log.Error("block sync stopped", "err", err, "retry_in", syncLocalBackoff)
 				s.notBefore = time.Now().Add(syncLocalBackoff)
 			}
 			stopped = true
 		}
-		pending = nil
+		inflight = false
 	}
 	defer settle()
 	for ctx.Err() == nil && !stopped {
-		if pending == nil {
+		if !inflight && ahead == nil {
 			// Nothing in flight: start from the store, which consensus may also have moved.
 			own := s.blocks.Height()
 			if next != own+1 {
@@ -264,39 +394,53 @@ func (s *syncer) fetchAll(ctx context.Context, heights map[string]uint64) int {
 				}
 			}
 		}
-		p := s.pick(heights, next-1)
-		if p == "" {
-			break
-		}
-		batch, err := s.fetchVerified(ctx, p, next, prev, heights[p])
-		if len(batch) > 0 {
-			s.preverify(batch)
-			settle()
-			if stopped {
+		var f syncFetch
+		if ahead != nil {
+			f, ahead = <-ahead, nil
+		} else {
+			if f.peer = s.pick(heights, next-1); f.peer == "" {
 				break
 			}
-			n := 0
-			for _, b := range batch {
-				n += len(b.block.Txs)
-			}
-			done := make(chan error, 1)
-			go func() {
-				err := s.apply(ctx, batch)
-				if err == nil {
-					s.metrics.blocks.Add(float64(len(batch)))
-					s.metrics.txs.Add(float64(n))
-				}
-				done <- err
-			}()
-			pending, txs = done, txs+n
-			last := &batch[len(batch)-1]
-			next, prev = last.height+1, state.Hash(last.cert.Digest)
+			f.batch, f.err = s.fetchVerified(ctx, f.peer, next, prev, heights[f.peer])
 		}
-		if err != nil {
-			if ctx.Err() == nil {
-				s.drop(p, err)
+		if len(f.batch) > 0 {
+			last := &f.batch[len(f.batch)-1]
+			next, prev = last.height+1, state.Hash(last.cert.Digest)
+			if f.err == nil {
+				if q := s.pick(heights, next-1); q != "" {
+					ahead = make(chan syncFetch, 1)
+					go func(q string, from uint64, prev state.Hash, claimed uint64, out chan<- syncFetch) {
+						batch, err := s.fetchVerified(actx, q, from, prev, claimed)
+						out <- syncFetch{peer: q, batch: batch, err: err}
+					}(q, next, prev, heights[q], ahead)
+				}
 			}
-			delete(heights, p)
+			first := s.chunkTxs
+			if !inflight {
+				first = s.firstChunkTxs // the loop is idle: give it work soon
+			}
+			for _, chunk := range syncChunks(f.batch, first, s.chunkTxs) {
+				s.preverify(chunk)
+				if !applier.put(chunk) {
+					inflight = true
+					settle() // reports the failure
+					break
+				}
+				inflight = true
+				for i := range chunk {
+					txs += len(chunk[i].block.Txs)
+				}
+			}
+		}
+		if f.err != nil {
+			if ctx.Err() == nil {
+				s.drop(f.peer, f.err)
+			}
+			delete(heights, f.peer)
+		} else if len(f.batch) == 0 {
+			// Nothing verified and nothing wrong: the validator set of next is not final until
+			// the blocks in flight are applied (verify). Wait for them rather than ask again.
+			settle()
 		}
 	}
 	return txs
@@ -626,7 +770,9 @@ func (n *Node) applySyncedWithin(blocks []syncedBlock, budget time.Duration) (ap
 			}
 		}
 		n.sigs.offerSynced(b.decoded)
+		n.syncDecoded = b
 		err := n.CheckDecision(b.height, b.value)
+		n.syncDecoded = nil
 		n.sigs.offerSynced(nil)
 		if err != nil {
 			return applied, taken, fmt.Errorf("%w: block %d: %w", errSyncLocal, b.height, err), nil

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"testing"
 	"time"
@@ -26,6 +27,9 @@ const (
 	// benchSyncProfileEnv names a file for a CPU profile of the timed part alone (-cpuprofile
 	// also holds building the chain: signing, the source's execution).
 	benchSyncProfileEnv = "GUILD_BENCH_SYNC_CPUPROFILE"
+	// benchSyncTraceEnv names a file for an execution trace of the timed part alone: how busy
+	// each stage (fetch, verification, the loop's apply) and each core is.
+	benchSyncTraceEnv = "GUILD_BENCH_SYNC_TRACE"
 )
 
 func benchEnvInt(b *testing.B, name string, def int) int {
@@ -104,6 +108,17 @@ func BenchmarkBlockSyncApply(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if path := os.Getenv(benchSyncTraceEnv); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			b.Fatal(err)
+		}
+		defer trace.Stop()
 	}
 	b.ResetTimer()
 	var took, cpu time.Duration
