@@ -436,6 +436,13 @@ func (c *Core) stepStale(m *Message) error {
 	// validator that sends view changes for its own height without pause (it is a moment behind
 	// at every height) have every honest node broadcast every block twice.
 	if c.now-d.at < uint64(max(c.retransmitTicks/2, 1)) {
+		// Still, its author is alive. Not counting such votes made the validator that is always
+		// heard last look silent after two view timeouts, and on an idle chain the others cut
+		// its next turn short while it waited for transactions (4-slowest-idle). On a node the
+		// topic validator has verified the signature already (Config.Memo).
+		if checkAuth(c.chainID, c.vals, m, c.sigs) == nil {
+			c.noteHeard(m)
+		}
 		return stale
 	}
 	// Only a signed message proves the peer lags; anything else could make us send a block for free.

@@ -98,6 +98,10 @@ type scenario struct {
 	// byref: leaders' PRE-PREPAREs are proposals by reference, rebuilt by fetching what a node
 	// lacks (sim_byref_test.go).
 	byref *byrefPlan
+	// slowest: every message of one honest validator (drawn per seed) takes this many ticks more
+	// than anyone else's, so the others routinely decide before its votes arrive
+	// (sim_slowest_test.go).
+	slowest int
 }
 
 var behaviours = map[string]behaviour{
@@ -147,6 +151,7 @@ func TestSimulator(t *testing.T) {
 	}
 	scenarios = append(scenarios, outageScenarios()...)
 	scenarios = append(scenarios, byrefScenarios()...)
+	scenarios = append(scenarios, slowestIdleScenario())
 	// The soak target reads this line: every run of every scenario, and what failed.
 	var total, safety, liveness atomic.Int64
 	t.Cleanup(func() {
@@ -207,6 +212,7 @@ type simStats struct {
 	ownDuplicates                                                        int // see publish
 	maxGap                                                               uint64
 	caught                                                               int // honest Steps that returned ErrEquivocation
+	slowStale                                                            int // the slowest validator's own votes that arrived stale
 	// stableView is the highest view a height entered on a stable network was decided in.
 	stableView uint64
 	// lateViews counts heights an honest validator decided in a view above 0.
@@ -292,6 +298,7 @@ type sim struct {
 	nextSplit      uint64 // when the twins' partition is drawn anew
 	forged         map[string]Message
 	ref            *byrefState // byref's model
+	slow           int         // the slowest validator (scenario.slowest), -1 if none
 	stats          *simStats
 	err            error
 }
@@ -303,6 +310,7 @@ func runSim(sc scenario, seed int64, stats *simStats) error {
 		rng:     rand.New(rand.NewSource(seed)),
 		vals:    testSet(sc.powers...),
 		byz:     -1,
+		slow:    -1,
 		decided: make(map[uint64]Digest),
 		sigs:    newSigCache(),
 		forged:  make(map[string]Message),
@@ -315,6 +323,12 @@ func runSim(sc scenario, seed int64, stats *simStats) error {
 	late := -1
 	if sc.lateStart > 0 {
 		late = s.rng.Intn(n)
+	}
+	if sc.slowest > 0 {
+		s.slow = s.rng.Intn(n)
+		for s.slow == s.byz {
+			s.slow = s.rng.Intn(n)
+		}
 	}
 	for i := 0; i < n+sc.observers; i++ {
 		nd := &simNode{app: &testApp{}, index: i, signed: make(map[slotKey]Digest)}
@@ -628,7 +642,11 @@ func (s *sim) send(from int, r routed) {
 				continue
 			}
 			s.seq++
-			heap.Push(&s.q, envelope{at: s.now + 1 + uint64(s.rng.Intn(s.sc.maxDelay)), seq: s.seq, to: to, m: r.m, from: from, life: s.nodes[from].out.life, pub: pub, gossip: gossip})
+			delay := 1 + uint64(s.rng.Intn(s.sc.maxDelay))
+			if from == s.slow {
+				delay += uint64(s.sc.slowest)
+			}
+			heap.Push(&s.q, envelope{at: s.now + delay, seq: s.seq, to: to, m: r.m, from: from, life: s.nodes[from].out.life, pub: pub, gossip: gossip})
 		}
 	}
 }
@@ -704,6 +722,9 @@ func (s *sim) step(e envelope) {
 	}
 	if errors.Is(err, ErrEquivocation) && !s.faulty[e.to] {
 		s.stats.caught++
+	}
+	if e.from == s.slow && int(e.m.From) == s.slow && errors.Is(err, ErrStaleHeight) {
+		s.stats.slowStale++
 	}
 	if errors.Is(err, ErrFutureHeight) {
 		if s.sc.outage != nil {
