@@ -102,6 +102,16 @@ type scenario struct {
 	// than anyone else's, so the others routinely decide before its votes arrive
 	// (sim_slowest_test.go).
 	slowest int
+	// slowLink: messages from one validator to one other (both drawn per seed) take this many
+	// ticks more, so with gossipRelay the others' relays reach that one first and its author's
+	// own copy arrives as a duplicate (sim_slowest_test.go).
+	slowLink int
+	// dropAuthorDups: gossip drops a later copy of a vote even when it comes from its author
+	// (the negative control of the node's rule: a duplicate PREPARE or COMMIT from its author's
+	// own peer is stepped, node/admission.go stepAuthorDuplicates).
+	dropAuthorDups bool
+	// noViewChange: every node is honest, nothing is dropped: no honest core may change view.
+	noViewChange bool
 }
 
 var behaviours = map[string]behaviour{
@@ -151,7 +161,7 @@ func TestSimulator(t *testing.T) {
 	}
 	scenarios = append(scenarios, outageScenarios()...)
 	scenarios = append(scenarios, byrefScenarios()...)
-	scenarios = append(scenarios, slowestIdleScenario())
+	scenarios = append(scenarios, slowestIdleScenario(), slowLinkIdleScenario())
 	// The soak target reads this line: every run of every scenario, and what failed.
 	var total, safety, liveness atomic.Int64
 	t.Cleanup(func() {
@@ -299,22 +309,26 @@ type sim struct {
 	forged         map[string]Message
 	ref            *byrefState // byref's model
 	slow           int         // the slowest validator (scenario.slowest), -1 if none
+	slowFrom       int         // scenario.slowLink's link, from slowFrom to slowTo; -1 if none
+	slowTo         int
 	stats          *simStats
 	err            error
 }
 
 func runSim(sc scenario, seed int64, stats *simStats) error {
 	s := &sim{
-		sc:      sc,
-		seed:    seed,
-		rng:     rand.New(rand.NewSource(seed)),
-		vals:    testSet(sc.powers...),
-		byz:     -1,
-		slow:    -1,
-		decided: make(map[uint64]Digest),
-		sigs:    newSigCache(),
-		forged:  make(map[string]Message),
-		stats:   stats,
+		sc:       sc,
+		seed:     seed,
+		rng:      rand.New(rand.NewSource(seed)),
+		vals:     testSet(sc.powers...),
+		byz:      -1,
+		slow:     -1,
+		slowFrom: -1,
+		slowTo:   -1,
+		decided:  make(map[uint64]Digest),
+		sigs:     newSigCache(),
+		forged:   make(map[string]Message),
+		stats:    stats,
 	}
 	n := len(sc.powers)
 	if sc.byz != "" {
@@ -328,6 +342,12 @@ func runSim(sc scenario, seed int64, stats *simStats) error {
 		s.slow = s.rng.Intn(n)
 		for s.slow == s.byz {
 			s.slow = s.rng.Intn(n)
+		}
+	}
+	if sc.slowLink > 0 {
+		s.slowFrom, s.slowTo = s.rng.Intn(n), s.rng.Intn(n-1)
+		if s.slowTo >= s.slowFrom {
+			s.slowTo++
 		}
 	}
 	for i := 0; i < n+sc.observers; i++ {
@@ -422,7 +442,11 @@ func runSim(sc scenario, seed int64, stats *simStats) error {
 			if nd.core.views.size() > MaxFutureViews*(3*n+1) {
 				return fmt.Errorf("node %d buffers %d messages for later views, over the bound", i, nd.core.views.size())
 			}
-			s.stats.viewChanges += int(nd.core.Status().ViewChanges)
+			vc := int(nd.core.Status().ViewChanges)
+			s.stats.viewChanges += vc
+			if sc.noViewChange && vc > 0 {
+				return fmt.Errorf("liveness: honest node %d changed view %d times on a network that loses nothing", i, vc)
+			}
 		}
 	}
 	if sc.liveness && !s.allDecided() {
@@ -646,6 +670,9 @@ func (s *sim) send(from int, r routed) {
 			if from == s.slow {
 				delay += uint64(s.sc.slowest)
 			}
+			if from == s.slowFrom && to == s.slowTo {
+				delay += uint64(s.sc.slowLink)
+			}
 			heap.Push(&s.q, envelope{at: s.now + delay, seq: s.seq, to: to, m: r.m, from: from, life: s.nodes[from].out.life, pub: pub, gossip: gossip})
 		}
 	}
@@ -681,6 +708,14 @@ func (s *sim) gossipOn(e envelope) bool {
 	return true
 }
 
+// authorDuplicate: e is a later copy of a vote that gossip drops, but it came from its author's
+// own peer; the node steps those (stepAuthorDuplicates) so that an author whose own copies lose
+// the race to others' relays is still heard from.
+func (s *sim) authorDuplicate(e envelope) bool {
+	return !s.sc.dropAuthorDups && e.from >= 0 && e.from == int(e.m.From) &&
+		(e.m.Type == MsgPrepare || e.m.Type == MsgCommit)
+}
+
 func (s *sim) deliver(e envelope) {
 	nd := s.nodes[e.to]
 	if s.sc.outage != nil && s.now < nd.out.holdIn {
@@ -688,8 +723,14 @@ func (s *sim) deliver(e envelope) {
 		heap.Push(&s.q, e)
 		return
 	}
-	if nd.core == nil || s.lostWithSender(e) || s.seenBefore(e) || !s.gossipOn(e) {
+	if nd.core == nil || s.lostWithSender(e) || s.seenBefore(e) {
 		return // not started, down, sent by a node that died before it left, or a duplicate
+	}
+	if !s.gossipOn(e) {
+		if s.authorDuplicate(e) {
+			s.step(e)
+		}
+		return // a later copy, dropped by gossip
 	}
 	if s.sc.byref != nil && !s.refDeliver(e) {
 		return // parked while the node fetches its transactions

@@ -58,11 +58,12 @@ func (n *Node) startAdmission(ctx context.Context) {
 		n.wg.Add(1)
 		go n.admitWorker(ctx)
 	}
-	n.wg.Add(4)
+	n.wg.Add(5)
 	go n.runPendingLog(ctx)
 	go n.gossipBatcher(ctx)
 	go n.gossipReceiver(ctx)
 	go n.consensusSender(ctx)
+	go n.authorDuplicates(ctx)
 }
 
 // Submit admits one transaction from the API: it returns once the transaction is in the mempool

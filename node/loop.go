@@ -45,6 +45,9 @@ func (n *Node) loop(ctx context.Context) error {
 			default:
 				continue
 			}
+		case m := <-n.authorDups:
+			// Counted as heard; the core has the first copy already and refuses this one.
+			n.stepConsensus(m.From, m.Decoded.(*consensus.Message))
 		case ev := <-n.host.PeerEvents():
 			n.peerChanged(ev)
 		case r := <-n.resolvedCh:

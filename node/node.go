@@ -108,6 +108,9 @@ type Node struct {
 	// refs tracks the proposals by reference being rebuilt, and the last ones rebuilt (byref.go).
 	refs       refState
 	resolvedCh chan resolvedRef
+	// authorDups are authors' own copies of votes that pubsub dropped as duplicates
+	// (authordups.go), for the loop to note their authors heard.
+	authorDups chan p2p.Message
 	// refusals are the proposals CheckProposal refused for a failing transaction since the loop
 	// last looked; early the signed proposals buffered by the core for a height it had not
 	// entered. Together they name the leader of a refused proposal (offences.go).
@@ -184,6 +187,7 @@ func New(home string, logger *slog.Logger) (*Node, error) {
 		sigs:         newSigCache(1 << 20),
 		recent:       newTxCache(1 << 15),
 		resolvedCh:   make(chan resolvedRef, 16),
+		authorDups:   make(chan p2p.Message, authorDuplicatesBuffer),
 		rejected:     newReasonCache(1 << 16),
 		badProposals: newOffenceLog(maxOffences, maxOffenceBytes),
 		metrics:      newMetrics(),

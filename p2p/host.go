@@ -359,7 +359,8 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 			}
 		}
 	}
-	tracer := &linkTracer{net: lh.Network, events: make(chan peer.ID, 64), txsTopic: topics[0]}
+	tracer := &linkTracer{net: lh.Network, events: make(chan peer.ID, 64), txsTopic: topics[0],
+		consTopic: topics[1], consDups: make(chan Message, consensusDuplicatesBuffer)}
 	h.tracer = tracer
 	h.ps, err = pubsub.NewGossipSub(runCtx, lh, gossipOptions(maxBytes, log, topics, direct, h.scores, h.flood, tracer)...)
 	if err != nil {
@@ -598,6 +599,15 @@ func (h *Host) ScoreDisconnects() uint64 { return h.scoreDrops.Load() }
 // TxRelaysSkipped counts the transaction messages from peers that this host delivered without
 // relaying them, because the publisher had sent them to every other peer of this host.
 func (h *Host) TxRelaysSkipped() uint64 { return h.relaysSkipped.Load() }
+
+// ConsensusDuplicates delivers the later copies of consensus-topic messages, which pubsub drops
+// (the first copy went to the topic's validator and Consensus): From is the peer the copy came
+// from, Decoded is nil, and nothing in it is validated. Copies are dropped while the channel is
+// full. The channel is never closed.
+func (h *Host) ConsensusDuplicates() <-chan Message { return h.tracer.consDups }
+
+// consensusDuplicatesBuffer bounds the duplicate copies waiting for the node.
+const consensusDuplicatesBuffer = 256
 
 // DuplicateMessages counts the copies of gossip messages this host received after the first, per
 // topic: the cost of relaying, dropped by message ID.

@@ -195,6 +195,11 @@ type linkTracer struct {
 	// and on the others: what relaying costs (Host.DuplicateMessages).
 	txsTopic         string
 	dupTxs, dupOther atomic.Uint64
+	// consTopic's later copies go to consDups (Host.ConsensusDuplicates), dropped when it is
+	// full: a copy from its author's own peer, which lost the race to another peer's relay,
+	// still says that the author is alive.
+	consTopic string
+	consDups  chan Message
 	// Transaction messages pubsub dropped on its own, by reason (Host.TxMessagesDropped): no
 	// validator or peer is at fault, and nothing else tells that a batch went missing.
 	txDrops [numTxDropReasons]atomic.Uint64
@@ -243,8 +248,14 @@ func (t *linkTracer) RejectMessage(m *pubsub.Message, reason string) {
 func (t *linkTracer) DuplicateMessage(m *pubsub.Message) {
 	if m.GetTopic() == t.txsTopic {
 		t.dupTxs.Add(1)
-	} else {
-		t.dupOther.Add(1)
+		return
+	}
+	t.dupOther.Add(1)
+	if m.GetTopic() == t.consTopic && t.consDups != nil {
+		select {
+		case t.consDups <- Message{From: m.ReceivedFrom.String(), Data: m.GetData()}:
+		default:
+		}
 	}
 }
 func (*linkTracer) ThrottlePeer(peer.ID)                                 {}
