@@ -408,8 +408,9 @@ func (n *Node) validateTxBatch(from string, data []byte) (p2p.Verdict, any) {
 	if len(data) > maxTxBatchBytes {
 		return p2p.Reject, nil
 	}
-	var raws [][]byte
-	if err := state.Unmarshal(data, &raws); err != nil || len(raws) == 0 || len(raws) > gossipMaxTxs {
+	// The transactions stay sub-slices of data, which pubsub hands over and never reuses.
+	raws, err := state.SplitByteStrings(data, gossipMaxTxs)
+	if err != nil || len(raws) == 0 {
 		return p2p.Reject, nil
 	}
 	out := make([]decodedTx, 0, len(raws))

@@ -64,6 +64,24 @@ type Block struct {
 	// Evidence of equivocation the proposer put on record, at most MaxBlockEvidence, each for a
 	// different slot (issue #3); CheckProposal verifies every piece.
 	Evidence []consensus.Evidence `cbor:"3,keyasint,omitempty"`
+
+	// hashes, when set, is HashTx of each of Txs, known from where the block was put together
+	// (the mempool's, or a proposal by reference's checked ones): the proposal checks and
+	// execution take them instead of hashing every transaction again. Not encoded.
+	hashes []state.Hash
+}
+
+// txHashes is HashTx of each of b's transactions: b.hashes if set, else computed (not kept: a
+// block may be read by more than one goroutine).
+func (b *Block) txHashes() []state.Hash {
+	if len(b.hashes) == len(b.Txs) {
+		return b.hashes
+	}
+	hs := make([]state.Hash, len(b.Txs))
+	for i, tx := range b.Txs {
+		hs[i] = state.HashTx(tx)
+	}
+	return hs
 }
 
 // EvidenceHash commits to a block's evidence: zero for none, else SHA-256 over the evidence IDs

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -40,7 +41,7 @@ type proposalRef struct {
 	// whole block's.
 	Message  consensus.Message    `cbor:"1,keyasint"`
 	Header   Header               `cbor:"2,keyasint"`
-	Txs      []state.Hash         `cbor:"3,keyasint"`
+	Txs      state.HashList       `cbor:"3,keyasint"`
 	Evidence []consensus.Evidence `cbor:"4,keyasint,omitempty"`
 	// Inline carries, whole, the transactions the sender took in too recently for tx gossip to
 	// have brought them to the others (inlineWindow): asking for them would cost a round trip
@@ -77,11 +78,9 @@ func isProposalRef(data []byte) bool { return len(data) > 0 && data[0] == propos
 // encodeProposalRef is the wire form of m, a PRE-PREPARE of b, by reference. recent, if set,
 // gives the indexes (ascending) of the transactions to send whole.
 func encodeProposalRef(m *consensus.Message, b *Block, recent func([]state.Hash) []int) ([]byte, error) {
-	ref := proposalRef{Message: *m, Header: b.Header, Txs: make([]state.Hash, len(b.Txs)), Evidence: b.Evidence}
+	ref := proposalRef{Message: *m, Header: b.Header, Txs: make(state.HashList, len(b.Txs)), Evidence: b.Evidence}
 	ref.Message.Value = nil
-	for i, tx := range b.Txs {
-		ref.Txs[i] = state.HashTx(tx)
-	}
+	copy(ref.Txs, b.txHashes())
 	if recent != nil {
 		for _, i := range recent(ref.Txs) {
 			ref.Inline = append(ref.Inline, inlineTx{Index: uint32(i), Raw: b.Txs[i]})
@@ -265,6 +264,17 @@ func (r *refState) rebuilt(d consensus.Digest) *Block {
 	return nil
 }
 
+// digestOf is the digest of a kept rebuilt value with the same bytes as value (see
+// executedBlocks.digestOf).
+func (r *refState) digestOf(value []byte) (consensus.Digest, bool) {
+	for _, v := range r.resolved {
+		if len(v.value) == len(value) && bytes.Equal(v.value, value) {
+			return v.digest, true
+		}
+	}
+	return consensus.Digest{}, false
+}
+
 func (r *refState) value(d consensus.Digest) []byte {
 	for _, v := range r.resolved {
 		if v.digest == d {
@@ -393,7 +403,9 @@ func (n *Node) resolveRef(ctx context.Context, from string, ref *proposalRef) (*
 			return nil, nil, err
 		}
 	}
-	b := Block{Header: ref.Header, Txs: raws, Evidence: ref.Evidence}
+	// Every raws[i] hashes to hashes[i]: the mempool and txCache hold transactions under their
+	// own hashes, and fetched and inline ones were checked against them.
+	b := Block{Header: ref.Header, Txs: raws, Evidence: ref.Evidence, hashes: hashes}
 	for i, raw := range raws {
 		if len(raw) == 0 || len(raw) > state.MaxTxBytes {
 			return nil, nil, fmt.Errorf("%w: transaction %d has %d bytes", ErrBadProposalRef, i, len(raw))

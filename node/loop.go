@@ -208,9 +208,12 @@ var errNothingToPropose = errors.New("node: nothing to propose yet")
 // maybePropose builds a block for slot from the mempool. With nothing ready it waits, up to the
 // empty-block interval: the chain never idles on a fixed interval while there is work.
 func (n *Node) maybePropose(slot *consensus.ProposalRequest, since time.Time, emptyAfter time.Duration) error {
-	var txs [][]byte
+	var (
+		txs    [][]byte
+		hashes []state.Hash
+	)
 	if n.pool.Size() > 0 {
-		txs = n.pool.Reap(n.params.proposeTxs, MaxBlockBytes-64<<10, n.nonceOf)
+		txs, hashes = n.pool.ReapHashed(n.params.proposeTxs, MaxBlockBytes-64<<10, n.nonceOf)
 	}
 	evs := n.evidence.Pending(slot.Height, MaxBlockEvidence, n.evidenceOnChain)
 	if len(txs) == 0 && len(evs) == 0 && time.Since(since) < emptyAfter {
@@ -226,9 +229,14 @@ func (n *Node) maybePropose(slot *consensus.ProposalRequest, since time.Time, em
 		t = n.lastTime + 1
 	}
 	version := n.versionAt(slot.Height)
-	txs, staged, err := n.leaveOutFailing(state.BlockInfo{Height: slot.Height, TimeMs: t, Version: version}, txs)
+	txs, staged, err := n.leaveOutFailing(state.BlockInfo{Height: slot.Height, TimeMs: t, Version: version}, txs, hashes)
 	if err != nil {
 		return err
+	}
+	// The execution's results carry each kept transaction's hash, in block order.
+	hashes = make([]state.Hash, len(txs))
+	for i := range hashes {
+		hashes[i] = staged.Result.Results[i].Hash
 	}
 	if len(txs) == 0 && len(evs) == 0 && time.Since(since) < emptyAfter {
 		return errNothingToPropose
@@ -240,7 +248,7 @@ func (n *Node) maybePropose(slot *consensus.ProposalRequest, since time.Time, em
 			Time:         t,
 			PrevHash:     n.lastHash,
 			StateRoot:    n.st.Root(),
-			TxsHash:      TxsHash(txs),
+			TxsHash:      txsHashOf(hashes),
 			ReceiptsRoot: n.st.ReceiptsRoot(),
 			Proposer:     uint32(n.self),
 			// Evidence is proposed by whoever leads next: leaders rotate, so an equivocating
@@ -252,6 +260,7 @@ func (n *Node) maybePropose(slot *consensus.ProposalRequest, since time.Time, em
 		},
 		Txs:      txs,
 		Evidence: evs,
+		hashes:   hashes,
 	}
 	if b.Txs == nil {
 		b.Txs = [][]byte{}
@@ -262,7 +271,7 @@ func (n *Node) maybePropose(slot *consensus.ProposalRequest, since time.Time, em
 	}
 	// The execution just done is the block's: CheckProposal (in Propose) checks the rest, and
 	// commit reuses it.
-	n.executed.put(executedBlock{digest: consensus.DigestOf(value), block: &b, staged: staged, failed: failure(staged)})
+	n.executed.put(executedBlock{digest: consensus.DigestOf(value), value: value, block: &b, staged: staged, failed: failure(staged)})
 	n.log.Debug("proposing", "height", slot.Height, "txs", len(txs), "bytes", len(value),
 		"waited", time.Since(since))
 	err = n.core.Propose(slot.Height, slot.View, value)
@@ -501,7 +510,11 @@ func (n *Node) executeBlock(height uint64, value []byte, ex *executedBlock) erro
 	n.evidence.Update(height, b.Evidence)
 	n.metrics.evidenceCommitted.Add(float64(len(b.Evidence)))
 	n.metrics.evidencePending.Set(float64(n.evidence.Size()))
-	n.lastHash = state.Hash(consensus.DigestOf(value))
+	if ex != nil {
+		n.lastHash = state.Hash(ex.digest) // that of value: take matched it
+	} else {
+		n.lastHash = state.Hash(consensus.DigestOf(value))
+	}
 	n.lastTime = b.Header.Time
 	n.lastHeader = b.Header
 	n.metrics.height.Set(float64(height))

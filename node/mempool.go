@@ -227,6 +227,12 @@ func (m *Mempool) add(raw []byte, h state.Hash, tx *state.Tx, own bool) error {
 // refilled as fast as they were served, take every block past saturation while later senders'
 // transactions waited many seconds behind them.
 func (m *Mempool) Reap(maxTxs, maxBytes int, nonceOf func(state.Address) uint64) [][]byte {
+	txs, _ := m.ReapHashed(maxTxs, maxBytes, nonceOf)
+	return txs
+}
+
+// ReapHashed is Reap, with each transaction's hash (HashTx of its bytes, as the mempool keys it).
+func (m *Mempool) ReapHashed(maxTxs, maxBytes int, nonceOf func(state.Address) uint64) ([][]byte, []state.Hash) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	heads := make(readyHeads, 0, len(m.order))
@@ -248,6 +254,7 @@ func (m *Mempool) Reap(maxTxs, maxBytes int, nonceOf func(state.Address) uint64)
 	}
 	heap.Init(&heads)
 	var out [][]byte
+	var hashes []state.Hash
 	size := 0
 	for len(heads) > 0 && len(out) < maxTxs {
 		h := &heads[0]
@@ -255,6 +262,7 @@ func (m *Mempool) Reap(maxTxs, maxBytes int, nonceOf func(state.Address) uint64)
 			break
 		}
 		out = append(out, h.p.raw)
+		hashes = append(hashes, h.p.hash)
 		size += len(h.p.raw)
 		next, ok := m.bySender[h.p.from][h.p.nonce+1]
 		if !ok {
@@ -264,7 +272,7 @@ func (m *Mempool) Reap(maxTxs, maxBytes int, nonceOf func(state.Address) uint64)
 		h.p, h.ready = next, max(h.ready, next.seq)
 		heap.Fix(&heads, 0)
 	}
-	return out
+	return out, hashes
 }
 
 // readyHead is an account's next transaction for Reap: ready is when it became proposable (the

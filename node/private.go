@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fxamacker/cbor/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/guild-ledger/guild/p2p"
@@ -345,34 +346,44 @@ func (w *privateWorker) scanAll(h uint64) {
 	}
 }
 
-// block considers the private records committed by block h.
+// block considers the private records committed by block h. It follows every block at full
+// load, so it does the least it can with one that has no private operation (nearly every one):
+// the transactions are split out of the block without copying them, decoded only where their
+// bytes may hold a private operation, and the results are read only when one does.
 func (w *privateWorker) block(h uint64) error {
 	value, _, err := w.n.blocks.Block(h)
 	if err != nil {
 		return err
 	}
-	var b blockTxsOnly
+	var b blockTxsRaw
 	if err := skimMode.Unmarshal(value, &b); err != nil {
 		return err
 	}
-	results, err := w.n.blocks.Results(h)
+	txs, err := state.SplitByteStrings(b.Txs, MaxBlockTxsLimit)
 	if err != nil {
 		return err
 	}
-	for i, raw := range b.Txs {
-		if i >= len(results) {
-			break
-		}
+	var results []StoredResult
+	for i, raw := range txs {
 		if !mayBePrivate(raw) {
 			continue
 		}
-		var tx state.Tx
-		if state.Unmarshal(raw, &tx) != nil {
+		// DecodeTx, as execution: what it refuses was rejected, which purge handles.
+		tx, err := state.DecodeTx(raw)
+		if err != nil {
 			continue
 		}
 		op, ok := privateOp(&tx.Body)
 		if !ok {
 			continue
+		}
+		if results == nil {
+			if results, err = w.n.blocks.Results(h); err != nil {
+				return err
+			}
+		}
+		if i >= len(results) {
+			break
 		}
 		if results[i].Error != "" {
 			continue // rejected: purge drops what this node took for it
@@ -391,13 +402,26 @@ func (w *privateWorker) block(h uint64) error {
 // decoded again here: the worker follows every block, at full load too.
 var privateOpKeys = [][]byte{{0x18, 31}, {0x18, 32}, {0x18, 34}}
 
+// mayBePrivate says whether raw holds one of privateOpKeys, in one pass over it (they all start
+// with the same byte).
 func mayBePrivate(raw []byte) bool {
-	for _, k := range privateOpKeys {
-		if bytes.Contains(raw, k) {
-			return true
+	for i := 0; ; i++ {
+		j := bytes.IndexByte(raw[i:], privateOpKeys[0][0])
+		if j < 0 || i+j+1 >= len(raw) {
+			return false
+		}
+		i += j
+		for _, k := range privateOpKeys {
+			if raw[i+1] == k[1] {
+				return true
+			}
 		}
 	}
-	return false
+}
+
+// blockTxsRaw is a stored block's transactions, as their CBOR array, the rest skipped.
+type blockTxsRaw struct {
+	Txs cbor.RawMessage `cbor:"2,keyasint"`
 }
 
 // consider makes the task one committed record needs, as of height h.

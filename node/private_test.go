@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
+	mrand "math/rand/v2"
 	"path/filepath"
 	"testing"
 	"time"
@@ -88,5 +89,32 @@ func TestPrivateFilterKeepsPrivateOps(t *testing.T) {
 	}
 	if raw := signedRaw(t, "chain", key, 0, state.TxBody{Transfer: &state.Transfer{Amount: 1}}); mayBePrivate(raw) {
 		t.Logf("a transfer passes the filter (harmless, but rare): %x", raw)
+	}
+}
+
+// mayBePrivate finds a private operation's key wherever it is in the bytes (its first byte
+// alone, or at the very end, is not one), as the three searches it replaced did.
+func TestMayBePrivateMatchesSearch(t *testing.T) {
+	rng := mrand.New(mrand.NewPCG(7, 7))
+	search := func(raw []byte) bool {
+		for _, k := range privateOpKeys {
+			if bytes.Contains(raw, k) {
+				return true
+			}
+		}
+		return false
+	}
+	cases := [][]byte{nil, {0x18}, {0x18, 31}, {1, 0x18}, {0x18, 0x18, 32}, {0x18, 33, 0x18, 34}, {31, 0x18}}
+	for range 20000 {
+		raw := make([]byte, rng.IntN(40))
+		for i := range raw {
+			raw[i] = []byte{0x18, 31, 32, 34, 33, 0}[rng.IntN(6)]
+		}
+		cases = append(cases, raw)
+	}
+	for _, raw := range cases {
+		if got, want := mayBePrivate(raw), search(raw); got != want {
+			t.Fatalf("mayBePrivate(%x) = %v, want %v", raw, got, want)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -26,6 +27,7 @@ const maxExecuted = 4
 // executedBlock is a block this node checked and executed (as a dry run) on its current tip.
 type executedBlock struct {
 	digest consensus.Digest
+	value  []byte // the block's bytes, whose digest is digest
 	block  *Block
 	staged *state.Staged
 	// failed says why the block would not be a correct leader's (ErrTxWouldFail), or is nil.
@@ -63,10 +65,39 @@ func (e *executedBlocks) put(c executedBlock) {
 	e.list = append(e.list, c)
 }
 
+// digestOf is consensus.DigestOf(value) if value is a kept candidate's bytes. A block is
+// hashed whole when it is rebuilt or checked, and again at each step after (its check, its
+// commit, the new tip): a SHA-256 over every transaction's bytes each time. Comparing the bytes
+// instead costs nothing when they are the same slice (the usual case: the core hands back the
+// value it was given) and far less than hashing when they are a copy.
+func (e *executedBlocks) digestOf(value []byte) (consensus.Digest, bool) {
+	for i := range e.list {
+		if c := &e.list[i]; len(c.value) == len(value) && bytes.Equal(c.value, value) {
+			return c.digest, true
+		}
+	}
+	return consensus.Digest{}, false
+}
+
+// digestOf is consensus.DigestOf(value), taken from a kept candidate or rebuilt proposal with
+// the same bytes if there is one. On the loop.
+func (n *Node) digestOf(value []byte) consensus.Digest {
+	if d, ok := n.executed.digestOf(value); ok {
+		return d
+	}
+	if d, ok := n.refs.digestOf(value); ok {
+		return d
+	}
+	return consensus.DigestOf(value)
+}
+
 // take returns the candidate whose digest is that of value, if it is kept, for the commit of
 // height, and forgets every candidate: once height is committed none fits the tip.
 func (e *executedBlocks) take(value []byte, height uint64) *executedBlock {
-	d := consensus.DigestOf(value)
+	d, ok := e.digestOf(value)
+	if !ok {
+		d = consensus.DigestOf(value)
+	}
 	defer func() { clear(e.list); e.list = e.list[:0] }()
 	for i := range e.list {
 		if c := e.list[i]; c.digest == d && c.staged.Result.Height == height {
@@ -109,7 +140,7 @@ func (n *Node) CheckDecision(height uint64, value []byte) error {
 // proposal (certified false) is refused for a transaction that would fail; a proposer >= 0 must be
 // the one the header names.
 func (n *Node) checkBlock(height uint64, value []byte, certified bool, proposer int64) error {
-	d := consensus.DigestOf(value)
+	d := n.digestOf(value)
 	c := n.executed.get(d, height)
 	if c != nil && c.block != nil && proposer >= 0 && int64(c.block.Header.Proposer) != proposer {
 		return wrongProposer(c.block.Header.Proposer, proposer)
@@ -135,11 +166,11 @@ func (n *Node) checkBlock(height uint64, value []byte, certified bool, proposer 
 		}
 		return c.failed
 	}
-	staged, err := n.st.ExecuteBlock(state.BlockInfo{Height: height, TimeMs: b.Header.Time, Version: b.Header.ProtocolVersion()}, b.Txs, n.sigs)
+	staged, err := n.st.ExecuteHashed(state.BlockInfo{Height: height, TimeMs: b.Header.Time, Version: b.Header.ProtocolVersion()}, b.Txs, b.hashes, n.sigs)
 	if err != nil {
 		return fmt.Errorf("node: executing block %d: %w", height, err)
 	}
-	ex := executedBlock{digest: d, block: b, staged: staged, checked: true, failed: failure(staged)}
+	ex := executedBlock{digest: d, value: value, block: b, staged: staged, checked: true, failed: failure(staged)}
 	n.executed.put(ex)
 	if certified {
 		return nil
@@ -212,13 +243,17 @@ func (n *Node) checkHeader(height uint64, value []byte, d consensus.Digest) (*Bl
 	if err := n.checkBlockEvidence(height, b.Evidence); err != nil {
 		return nil, err
 	}
+	hashes := b.txHashes()
 	seen := make(map[state.Hash]struct{}, len(b.Txs))
-	for i, tx := range b.Txs {
-		th := state.HashTx(tx)
+	for i, th := range hashes {
 		if _, dup := seen[th]; dup {
 			return nil, fmt.Errorf("%w: transaction %d repeats %s", ErrBadBlock, i, th)
 		}
 		seen[th] = struct{}{}
+	}
+	if b.hashes == nil && len(hashes) > 0 {
+		// b was decoded here, from value: no one else holds it yet.
+		b.hashes = hashes
 	}
 	return b, nil
 }
@@ -227,19 +262,21 @@ func (n *Node) checkHeader(height uint64, value []byte, d consensus.Digest) (*Bl
 // that would fail in it. Those that can never pass leave the mempool as rejected, with the reason,
 // for GET /v1/txs/{hash}; one whose nonce is ahead of its sender's next (an earlier one was left
 // out or is missing) waits in the mempool. It returns the transactions to propose and their
-// execution, which the proposal's own CheckProposal and commit then reuse.
-func (n *Node) leaveOutFailing(info state.BlockInfo, txs [][]byte) ([][]byte, *state.Staged, error) {
-	staged, err := n.st.ExecuteBlock(info, txs, n.sigs)
+// execution, which the proposal's own CheckProposal and commit then reuse. hashes are the
+// mempool's HashTx of txs; the staged results carry those of the transactions kept.
+func (n *Node) leaveOutFailing(info state.BlockInfo, txs [][]byte, hashes []state.Hash) ([][]byte, *state.Staged, error) {
+	staged, err := n.st.ExecuteHashed(info, txs, hashes, n.sigs)
 	if err != nil || staged.Failed() < 0 {
 		return txs, staged, err
 	}
 	kept := make([][]byte, 0, len(txs))
+	keptHashes := make([]state.Hash, 0, len(txs))
 	var rejected []state.Hash
 	waiting := 0
 	for i, r := range staged.Result.Results {
 		switch {
 		case r.Err == nil:
-			kept = append(kept, txs[i])
+			kept, keptHashes = append(kept, txs[i]), append(keptHashes, r.Hash)
 		case errors.Is(r.Err, state.ErrNonceAhead):
 			waiting++
 		default:
@@ -253,7 +290,7 @@ func (n *Node) leaveOutFailing(info state.BlockInfo, txs [][]byte) ([][]byte, *s
 		"rejected", len(rejected), "waiting", waiting, "kept", len(kept))
 	// Leaving out transactions that changed nothing changes nothing for the others; executing the
 	// final block again is still what makes its result the one committed, byte for byte.
-	if staged, err = n.st.ExecuteBlock(info, kept, n.sigs); err != nil {
+	if staged, err = n.st.ExecuteHashed(info, kept, keptHashes, n.sigs); err != nil {
 		return nil, nil, err
 	}
 	if i := staged.Failed(); i >= 0 {

@@ -62,7 +62,7 @@ type TxResult struct {
 func (s *State) ApplyBlock(blk BlockInfo, txs [][]byte, cache SigCache) (*BlockResult, error) {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
-	staged, err := s.execute(blk, txs, cache)
+	staged, err := s.execute(blk, txs, nil, cache)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +115,21 @@ func (st *Staged) Failed() int {
 func (s *State) ExecuteBlock(blk BlockInfo, txs [][]byte, cache SigCache) (*Staged, error) {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
-	return s.execute(blk, txs, cache)
+	return s.execute(blk, txs, nil, cache)
+}
+
+// ExecuteHashed is ExecuteBlock for a caller that holds each transaction's ID already: hashes[i]
+// must be HashTx(txs[i]) (the node has them from its mempool, or from a proposal by reference
+// whose transactions it checked against them), so execution does not hash the block again. They
+// pick out the signatures the cache vouches for, so a wrong one would skip a check: a caller
+// unsure of them passes nil, or calls ExecuteBlock. A length that does not match is ignored.
+func (s *State) ExecuteHashed(blk BlockInfo, txs [][]byte, hashes []Hash, cache SigCache) (*Staged, error) {
+	if len(hashes) != len(txs) {
+		hashes = nil
+	}
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	return s.execute(blk, txs, hashes, cache)
 }
 
 // CommitStaged commits a block that ExecuteBlock ran on this State's current tip, in one durable
@@ -129,7 +143,7 @@ func (s *State) CommitStaged(staged *Staged) (*BlockResult, error) {
 
 // execute runs a block into an overlay. Precondition: s.applyMu is held (the account cache is
 // filled only under it).
-func (s *State) execute(blk BlockInfo, txs [][]byte, cache SigCache) (*Staged, error) {
+func (s *State) execute(blk BlockInfo, txs [][]byte, hashes []Hash, cache SigCache) (*Staged, error) {
 	height := blk.Height
 	if s.halted != nil {
 		return nil, s.halted
@@ -143,7 +157,7 @@ func (s *State) execute(blk BlockInfo, txs [][]byte, cache SigCache) (*Staged, e
 	}
 
 	res := &BlockResult{Height: height, Results: make([]TxResult, len(txs))}
-	decoded, selfSigned := s.admit(txs, cache, res.Results)
+	decoded, selfSigned := s.admit(txs, hashes, cache, res.Results)
 
 	ov := newOverlay(s, blk, len(txs))
 	if err := ov.checkVersion(); err != nil {
@@ -244,27 +258,34 @@ func (s *State) LastResults() (height uint64, hashes []Hash, errs []string, err 
 // signatures. It fills each rejected transaction's result and returns the decoded transactions,
 // nil where rejected, and for each whether it is signed by its sender's own key alone (see
 // applyTx).
-func (s *State) admit(txs [][]byte, cache SigCache, results []TxResult) ([]*Tx, []bool) {
+func (s *State) admit(txs [][]byte, hashes []Hash, cache SigCache, results []TxResult) ([]*Tx, []bool) {
 	decoded := make([]*Tx, len(txs))
 	decodeErrs := make([]error, len(txs))
 	selfSigned := make([]bool, len(txs))
 	// Hashing, decoding and deriving the signer's address are pure and independent per
 	// transaction. What the cache holds decoded already (the mempool's) is not decoded again:
-	// decoding with its canonical-form check was a tenth of a validator's CPU under load.
+	// decoding with its canonical-form check was a tenth of a validator's CPU under load. Hashes
+	// the caller holds (ExecuteHashed) are not computed again.
 	dc, _ := cache.(TxDecodedCache)
-	if dc != nil {
-		hashes := make([]Hash, len(txs))
+	if hashes != nil {
+		for i := range results {
+			results[i].Hash = hashes[i]
+		}
+	} else if dc != nil {
+		hashes = make([]Hash, len(txs))
 		parallelFor(len(txs), 1024, func(lo, hi int) {
 			for i := lo; i < hi; i++ {
 				hashes[i] = HashTx(txs[i])
 				results[i].Hash = hashes[i]
 			}
 		})
+	}
+	if dc != nil {
 		dc.DecodedTxs(hashes, decoded)
 	}
 	parallelFor(len(txs), 256, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			if dc == nil {
+			if hashes == nil {
 				results[i].Hash = HashTx(txs[i])
 			}
 			if decoded[i] == nil {

@@ -39,7 +39,7 @@ func resultStrings(res *BlockResult) []string {
 	return out
 }
 
-// A block executed as a dry run and then committed (ExecuteBlock, CommitStaged) gives the same
+// A block executed as a dry run and then committed (ExecuteBlock or ExecuteHashed, CommitStaged) gives the same
 // root, results and stored bytes as ApplyBlock, on random chains of every operation, even when
 // other candidates for the same height were executed and dropped first (as proposals refused or
 // replaced in a view change are); and a dry run changes nothing anyone can read.
@@ -73,7 +73,20 @@ func TestStagedCommitMatchesApplyBlock(t *testing.T) {
 				}
 				stale = append(stale, st)
 			}
-			st, err := b.ExecuteBlock(blockAt(h), txs, rc.cache)
+			var st *Staged
+			var err error
+			switch seed % 3 {
+			case 0:
+				st, err = b.ExecuteBlock(blockAt(h), txs, rc.cache)
+			case 1: // the caller's hashes, as the node passes them
+				hashes := make([]Hash, len(txs))
+				for i := range txs {
+					hashes[i] = HashTx(txs[i])
+				}
+				st, err = b.ExecuteHashed(blockAt(h), txs, hashes, rc.cache)
+			case 2: // hashes that do not fit the block are not used
+				st, err = b.ExecuteHashed(blockAt(h), txs, make([]Hash, len(txs)+1), rc.cache)
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
