@@ -51,19 +51,21 @@ type BenchReport struct {
 
 // BenchRow is what one fresh testnet did at one offered rate.
 type BenchRow struct {
-	Offered     int     `json:"offered_tps"`
-	Submitted   float64 `json:"submitted_tps"`           // what the generator managed to offer
-	Finalized   float64 `json:"finalized_tps"`           // first submission to last finalization
-	Sustained   float64 `json:"finalized_in_window_tps"` // finalized while submissions went on
-	P50         float64 `json:"p50_ms"`
-	P99         float64 `json:"p99_ms"`
-	Accepted    int     `json:"accepted"`
-	Refused     int     `json:"refused"`       // 503/429 answers (each retried after a back-off)
-	Rejected    int     `json:"rejected"`      // 4xx: invalid, never retried
-	Failed      int     `json:"failed"`        // no answer or another 5xx
-	Behind      int     `json:"behind"`        // releases the generator could not make in time
-	GaveUp      int     `json:"gave_up"`       // still refused 10 s after the window: not retried further
-	NotFinal    int     `json:"not_finalized"` // accepted, never seen in a block: not in p50/p99
+	Offered   int     `json:"offered_tps"`
+	Submitted float64 `json:"submitted_tps"`           // what the generator managed to offer
+	Finalized float64 `json:"finalized_tps"`           // first submission to last finalization
+	Sustained float64 `json:"finalized_in_window_tps"` // finalized while submissions went on
+	P50       float64 `json:"p50_ms"`
+	P99       float64 `json:"p99_ms"`
+	Accepted  int     `json:"accepted"`
+	Refused   int     `json:"refused"`       // 503/429 answers (each retried after a back-off)
+	Rejected  int     `json:"rejected"`      // 4xx: invalid, never retried
+	Failed    int     `json:"failed"`        // no answer or another 5xx
+	Behind    int     `json:"behind"`        // releases the generator could not make in time
+	GaveUp    int     `json:"gave_up"`       // still refused 10 s after the window: not retried further
+	NotFinal  int     `json:"not_finalized"` // accepted, never seen in a block: not in p50/p99
+	// NotFinalWhy, when NotFinal > 0, is what the nodes said of them afterwards (notFinalWhy).
+	NotFinalWhy string  `json:"not_finalized_why,omitempty"`
 	ViewChanges int     `json:"view_changes"`
 	LoadAvg     string  `json:"loadavg"` // of the machine before the run: it is shared
 	Nodes       []Usage `json:"nodes"`
@@ -195,6 +197,13 @@ func benchOne(ctx context.Context, opts BenchOptions, dir string, rate int, prog
 	row.P50, row.P99 = millis(lr.Latency.P50), millis(lr.Latency.P99)
 	row.Accepted, row.Refused, row.Rejected, row.Failed = lr.Accepted, lr.Throttled, lr.Rejected, lr.Errors
 	row.Behind, row.GaveUp, row.NotFinal = lr.Behind, lr.GaveUp, lr.NotFinalized
+	if row.NotFinal > 0 {
+		// Accepted but not seen by the generator's follower: ask the nodes, before the testnet
+		// goes, whether they committed them after all (seen late, or a block the follower
+		// missed), still hold them, or know nothing of them.
+		left := waitCommitted(ctx, m, lr.NotSeen, notFinalSettle)
+		row.NotFinalWhy = notFinalWhy(row.NotFinal, len(lr.NotSeen), lr.BehindRefused, left)
+	}
 	row.Nodes = sampler.usage(lr.SubmitStart, lr.SubmitStart.Add(lr.SubmitWindow))
 	row.Nodes, row.Generator = row.Nodes[:len(m.Nodes)], row.Nodes[len(m.Nodes)]
 	row.Phases = heightPhases(phasesBefore, phasesAfter)
@@ -407,10 +416,33 @@ func (r *BenchReport) WriteText(w io.Writer) {
 		writePhases(w, row)
 	}
 	for _, row := range r.Rows {
+		if row.NotFinalWhy != "" {
+			fmt.Fprintf(w, "%d tx/s, not final: %s\n", row.Offered, row.NotFinalWhy)
+		}
 		if row.Error != "" {
 			fmt.Fprintf(w, "%d tx/s: %s\n", row.Offered, row.Error)
 		}
 	}
+}
+
+// notFinalSettle is how long a bench asks the nodes about accepted transactions its follower did
+// not see committed.
+const notFinalSettle = 10 * time.Second
+
+// notFinalWhy explains a bench row's not-final count: counted is accepted minus finalized (the
+// generator's counters), tracked those of its own records not seen in a block (behind of them
+// waiting behind a nonce the API refused, which only the client can fill, and not asked), and
+// left what the nodes said of the tracked ones still not committed after notFinalSettle
+// (waitCommitted). Counted above tracked means acceptances counted twice (a batch resent after
+// a lost answer); tracked but committed means the follower missed or was late.
+func notFinalWhy(counted, tracked, behind int, left []string) string {
+	committed := tracked - len(left)
+	why := fmt.Sprintf("%d counted, %d tracked (%d more behind a refused nonce); asked of the nodes for %s: %d committed, %d not",
+		counted, tracked, behind, notFinalSettle, committed, len(left))
+	if len(left) > 0 {
+		why += " (first: " + left[0] + ")"
+	}
+	return why
 }
 
 // WriteJSON writes the report to path (indented), for comparing runs.

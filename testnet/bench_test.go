@@ -83,3 +83,18 @@ func TestBenchHeightPhases(t *testing.T) {
 		t.Errorf("report lacks %q:\n%s", want, b.String())
 	}
 }
+
+// A not-final count is explained by what the nodes said of each transaction afterwards, and the
+// first one still not committed is named.
+func TestNotFinalWhy(t *testing.T) {
+	got := notFinalWhy(4697, 4600, 12, []string{"accepted tx ab not committed: http://n1 says pending", "accepted tx cd not committed: x"})
+	for _, want := range []string{"4697 counted", "4600 tracked", "12 more behind a refused nonce", "4598 committed", "2 not",
+		"(first: accepted tx ab not committed: http://n1 says pending)"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("%q lacks %q", got, want)
+		}
+	}
+	if got := notFinalWhy(10, 10, 0, nil); strings.Contains(got, "first:") || !strings.Contains(got, "10 committed, 0 not") {
+		t.Errorf("all committed: %q", got)
+	}
+}
