@@ -202,7 +202,7 @@ func benchOne(ctx context.Context, opts BenchOptions, dir string, rate int, prog
 		// goes, whether they committed them after all (seen late, or a block the follower
 		// missed), still hold them, or know nothing of them.
 		left := waitCommitted(ctx, m, lr.NotSeen, notFinalSettle)
-		row.NotFinalWhy = notFinalWhy(row.NotFinal, len(lr.NotSeen), lr.BehindRefused, left)
+		row.NotFinalWhy = notFinalWhy(row.NotFinal, len(lr.NotSeen), lr.BehindRefused+lr.BehindGaveUp, left)
 	}
 	row.Nodes = sampler.usage(lr.SubmitStart, lr.SubmitStart.Add(lr.SubmitWindow))
 	row.Nodes, row.Generator = row.Nodes[:len(m.Nodes)], row.Nodes[len(m.Nodes)]
@@ -430,14 +430,15 @@ func (r *BenchReport) WriteText(w io.Writer) {
 const notFinalSettle = 10 * time.Second
 
 // notFinalWhy explains a bench row's not-final count: counted is accepted minus finalized (the
-// generator's counters), tracked those of its own records not seen in a block (behind of them
-// waiting behind a nonce the API refused, which only the client can fill, and not asked), and
+// generator's counters, less what waits behind a nonce it gave up), tracked those of its own
+// records not seen in a block (behind of them waiting behind a nonce the API refused or the
+// generator gave up, which only the client can fill, and not asked), and
 // left what the nodes said of the tracked ones still not committed after notFinalSettle
 // (waitCommitted). Counted above tracked means acceptances counted twice (a batch resent after
 // a lost answer); tracked but committed means the follower missed or was late.
 func notFinalWhy(counted, tracked, behind int, left []string) string {
 	committed := tracked - len(left)
-	why := fmt.Sprintf("%d counted, %d tracked (%d more behind a refused nonce); asked of the nodes for %s: %d committed, %d not",
+	why := fmt.Sprintf("%d counted, %d tracked (%d more behind a refused or given-up nonce); asked of the nodes for %s: %d committed, %d not",
 		counted, tracked, behind, notFinalSettle, committed, len(left))
 	if len(left) > 0 {
 		why += " (first: " + left[0] + ")"

@@ -88,7 +88,7 @@ func TestBenchHeightPhases(t *testing.T) {
 // first one still not committed is named.
 func TestNotFinalWhy(t *testing.T) {
 	got := notFinalWhy(4697, 4600, 12, []string{"accepted tx ab not committed: http://n1 says pending", "accepted tx cd not committed: x"})
-	for _, want := range []string{"4697 counted", "4600 tracked", "12 more behind a refused nonce", "4598 committed", "2 not",
+	for _, want := range []string{"4697 counted", "4600 tracked", "12 more behind a refused or given-up nonce", "4598 committed", "2 not",
 		"(first: accepted tx ab not committed: http://n1 says pending)"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("%q lacks %q", got, want)

@@ -524,6 +524,10 @@ func (r *ChaosReport) addTargets() {
 			inv.Note = fmt.Sprintf("%d more wait behind a nonce the API refused (%s), which the load "+
 				"generator did not send again", r.Load.BehindRefused, r.Load.FirstRejection)
 		}
+		if r.Load.BehindGaveUp > 0 {
+			inv.Note = strings.TrimPrefix(inv.Note+fmt.Sprintf("; %d more wait behind a nonce the load generator "+
+				"gave up offering while it was refused", r.Load.BehindGaveUp), "; ")
+		}
 		r.Check.Invariants = append(r.Check.Invariants, inv)
 	}
 	if o.MaxGap > 0 {

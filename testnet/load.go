@@ -185,8 +185,10 @@ func RunLoad(ctx context.Context, opts LoadOptions) (*LoadReport, error) {
 		r.SubmitRate = float64(r.Submitted) / r.SubmitWindow.Seconds()
 	}
 	tr.report(r)
-	r.NotFinalized = tr.pending(r.Accepted)
-	r.NotSeen, r.BehindRefused = tr.notSeen()
+	r.NotSeen, r.BehindRefused, r.BehindGaveUp = tr.notSeen()
+	// What waits behind a nonce the generator gave up offering can never be final: a gap the
+	// client left, reported apart (BehindGaveUp), not as the chain's.
+	r.NotFinalized = max(0, tr.pending(r.Accepted)-r.BehindGaveUp)
 	if followErr != nil {
 		return r, followErr
 	}
@@ -605,7 +607,7 @@ func (sub *submitter) submitBatch(ctx context.Context, apiURL string, items []ba
 		}
 		var resp batchAnswer
 		if !sub.waitNode(ctx, apiURL) {
-			sub.gaveUp.Add(int64(len(items)))
+			sub.giveUpOn(items)
 			return rejected
 		}
 		sub.requests.Add(1)
@@ -665,12 +667,23 @@ func (sub *submitter) submitBatch(ctx context.Context, apiURL string, items []ba
 		case <-ctx.Done():
 			return rejected
 		case <-sub.giveUp:
-			sub.gaveUp.Add(int64(len(items)))
+			sub.giveUpOn(items)
 			return rejected
 		case <-time.After(backoff):
 		}
 	}
 	return rejected
+}
+
+// giveUpOn counts items as given up and tells the tracker: their senders' later nonces, if a
+// node took them, wait behind these for ever.
+func (sub *submitter) giveUpOn(items []batchItem) {
+	sub.gaveUp.Add(int64(len(items)))
+	txs := make([]signedTx, len(items))
+	for i := range items {
+		txs[i] = items[i].tx
+	}
+	sub.tracker.abandoned(txs...)
 }
 
 // batchAnswer is the part of a batch answer (api.SubmitTxsResponse) the generator reads: each
@@ -713,6 +726,7 @@ func (sub *submitter) submit(ctx context.Context, apiURL string, tx signedTx) bo
 	for backoff := 5 * time.Millisecond; ; backoff = min(2*backoff, 200*time.Millisecond) {
 		if !sub.waitNode(ctx, apiURL) {
 			sub.gaveUp.Add(1)
+			sub.tracker.abandoned(tx)
 			return true
 		}
 		sub.requests.Add(1)
@@ -736,6 +750,7 @@ func (sub *submitter) submit(ctx context.Context, apiURL string, tx signedTx) bo
 				return true
 			case <-sub.giveUp:
 				sub.gaveUp.Add(1)
+				sub.tracker.abandoned(tx)
 				return true
 			case <-time.After(backoff):
 			}

@@ -528,3 +528,28 @@ func TestBatchBodyIsCBORMarshal(t *testing.T) {
 		t.Errorf("head of 2^32 bytes %x, want %x", got, want)
 	}
 }
+
+// A transaction the generator gave up offering leaves its sender's later nonces, if a node took
+// them, waiting for ever: they are counted apart from the chain's not-final ones.
+func TestNotSeenSetsApartWhatWaitsBehindAGivenUpNonce(t *testing.T) {
+	tr := newTracker()
+	a, b := state.Address{1}, state.Address{2}
+	tx := func(from state.Address, nonce uint64) signedTx {
+		return signedTx{hash: state.Hash{from[0], byte(nonce)}, sn: senderNonce{from: from, nonce: nonce}}
+	}
+	now := time.Now()
+	for _, x := range []signedTx{tx(a, 0), tx(a, 1), tx(a, 2), tx(b, 0)} {
+		tr.sent(now, x.hash)
+	}
+	tr.accepted(now, "http://n1", tx(a, 0), tx(a, 2), tx(b, 0))
+	tr.abandoned(tx(a, 1)) // refused until the end: a's nonce 2 can never be final
+	out, behindRefused, behindGaveUp := tr.notSeen()
+	if behindGaveUp != 1 || behindRefused != 0 || len(out) != 2 {
+		t.Fatalf("not seen %d, behind refused %d, behind given up %d; want 2, 0, 1", len(out), behindRefused, behindGaveUp)
+	}
+	for _, h := range out {
+		if h == tx(a, 2).hash {
+			t.Fatal("the transaction behind the given-up nonce is listed as the chain's")
+		}
+	}
+}

@@ -222,10 +222,14 @@ type tracker struct {
 	// refusedFrom is the lowest nonce the API refused (4xx) per sender: what follows it waits
 	// behind a gap that only the client can fill.
 	refusedFrom map[state.Address]uint64
-	firstSent   time.Time
-	final       int
-	failed      int
-	latencies   []time.Duration
+	// abandonedFrom is the lowest nonce per sender that the generator stopped offering while
+	// still refused (503/429 past the window, or its node down): what follows it waits behind a
+	// gap the generator left, and can never be final.
+	abandonedFrom map[state.Address]uint64
+	firstSent     time.Time
+	final         int
+	failed        int
+	latencies     []time.Duration
 	// after holds the latencies of the transactions accepted at or after splitAt, if set.
 	splitAt time.Time
 	after   []time.Duration
@@ -263,7 +267,8 @@ type blockSeen struct {
 
 func newTracker() *tracker {
 	return &tracker{txs: make(map[state.Hash]trackedTx), refusedFrom: make(map[state.Address]uint64),
-		names: make(map[string]string)}
+		abandonedFrom: make(map[state.Address]uint64),
+		names:         make(map[string]string)}
 }
 
 // sent records that hashes are about to be submitted; the time is taken before the request, so
@@ -307,9 +312,21 @@ func (t *tracker) rejected(tx signedTx) {
 	}
 }
 
+// abandoned records transactions the generator stopped offering before any node took them.
+func (t *tracker) abandoned(txs ...signedTx) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, tx := range txs {
+		if n, ok := t.abandonedFrom[tx.sn.from]; !ok || tx.sn.nonce < n {
+			t.abandonedFrom[tx.sn.from] = tx.sn.nonce
+		}
+	}
+}
+
 // notSeen lists the transactions a node accepted that no block has shown yet, apart from those
-// behind a nonce of their sender that the API refused (counted in behindRefused).
-func (t *tracker) notSeen() (out []state.Hash, behindRefused int) {
+// behind a nonce of their sender that the API refused (counted in behindRefused) or that the
+// generator gave up offering (behindAbandoned).
+func (t *tracker) notSeen() (out []state.Hash, behindRefused, behindAbandoned int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for h, tx := range t.txs {
@@ -320,9 +337,13 @@ func (t *tracker) notSeen() (out []state.Hash, behindRefused int) {
 			behindRefused++
 			continue
 		}
+		if n, ok := t.abandonedFrom[tx.sn.from]; ok && n < tx.sn.nonce {
+			behindAbandoned++
+			continue
+		}
 		out = append(out, h)
 	}
-	return out, behindRefused
+	return out, behindRefused, behindAbandoned
 }
 
 // observe matches a block's transactions, seen at time at, against those submitted.

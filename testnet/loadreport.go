@@ -45,7 +45,11 @@ type LoadReport struct {
 	NotSeen       []state.Hash `json:"-"`               // those transactions, but for BehindRefused
 	// BehindRefused counts accepted transactions not seen committed that wait behind a nonce of
 	// their sender the API refused (4xx): a gap only the client can fill, by sending it again.
-	BehindRefused int           `json:"behind_refused,omitempty"`
+	BehindRefused int `json:"behind_refused,omitempty"`
+	// BehindGaveUp counts accepted transactions not seen committed that wait behind a nonce of
+	// their sender the generator gave up offering while still refused (503/429 after the window,
+	// or its node down): a gap the client left, not counted in NotFinalized.
+	BehindGaveUp  int           `json:"behind_gave_up,omitempty"`
 	Window        time.Duration `json:"-"`             // from the first submission to the last finalization
 	FinalizedRate float64       `json:"finalized_tps"` // Finalized / Window
 	// SustainedRate counts only what was finalized while submissions went on: the backlog that
@@ -177,6 +181,9 @@ func (r *LoadReport) WriteText(w io.Writer) {
 	fmt.Fprintf(tw, "accepted but not finalized\t%d\n", r.NotFinalized)
 	if r.BehindRefused > 0 {
 		fmt.Fprintf(tw, "  behind a nonce the API refused\t%d\n", r.BehindRefused)
+	}
+	if r.BehindGaveUp > 0 {
+		fmt.Fprintf(tw, "  behind a nonce given up\t%d (not counted above: the generator stopped offering an earlier nonce of their sender)\n", r.BehindGaveUp)
 	}
 	fmt.Fprintf(tw, "finalized tx/s\t%.0f over %.1fs (first submit to last finalization); %.0f while submitting\n", r.FinalizedRate, r.Window.Seconds(), r.SustainedRate)
 	fmt.Fprintf(tw, "blocks\t%d, %.1f txs/block\n", r.Blocks, r.AvgTxsPerBlock)
