@@ -520,14 +520,16 @@ func (r *ChaosReport) addTargets() {
 		for _, e := range r.NotCommitted {
 			inv.fail("%s", e)
 		}
+		var notes []string
 		if r.Load.BehindRefused > 0 {
-			inv.Note = fmt.Sprintf("%d more wait behind a nonce the API refused (%s), which the load "+
-				"generator did not send again", r.Load.BehindRefused, r.Load.FirstRejection)
+			notes = append(notes, fmt.Sprintf("%d more wait behind a nonce the API refused (%s), which the load "+
+				"generator did not send again", r.Load.BehindRefused, r.Load.FirstRejection))
 		}
 		if r.Load.BehindGaveUp > 0 {
-			inv.Note = strings.TrimPrefix(inv.Note+fmt.Sprintf("; %d more wait behind a nonce the load generator "+
-				"gave up offering while it was refused", r.Load.BehindGaveUp), "; ")
+			notes = append(notes, fmt.Sprintf("%d more wait behind a nonce the load generator gave up offering "+
+				"while it was refused", r.Load.BehindGaveUp))
 		}
+		inv.Note = strings.Join(notes, "; ")
 		r.Check.Invariants = append(r.Check.Invariants, inv)
 	}
 	if o.MaxGap > 0 {

@@ -675,14 +675,19 @@ func (sub *submitter) submitBatch(ctx context.Context, apiURL string, items []ba
 	return rejected
 }
 
-// giveUpOn counts items as given up and tells the tracker: their senders' later nonces, if a
-// node took them, wait behind these for ever.
+// giveUpOn counts items as given up (giveUpTxs).
 func (sub *submitter) giveUpOn(items []batchItem) {
-	sub.gaveUp.Add(int64(len(items)))
 	txs := make([]signedTx, len(items))
 	for i := range items {
 		txs[i] = items[i].tx
 	}
+	sub.giveUpTxs(txs...)
+}
+
+// giveUpTxs counts txs as given up and tells the tracker: their senders' later nonces, if a node
+// took them, wait behind these for ever.
+func (sub *submitter) giveUpTxs(txs ...signedTx) {
+	sub.gaveUp.Add(int64(len(txs)))
 	sub.tracker.abandoned(txs...)
 }
 
@@ -725,8 +730,7 @@ func (sub *submitter) submit(ctx context.Context, apiURL string, tx signedTx) bo
 	farSince := time.Time{}
 	for backoff := 5 * time.Millisecond; ; backoff = min(2*backoff, 200*time.Millisecond) {
 		if !sub.waitNode(ctx, apiURL) {
-			sub.gaveUp.Add(1)
-			sub.tracker.abandoned(tx)
+			sub.giveUpTxs(tx)
 			return true
 		}
 		sub.requests.Add(1)
@@ -749,8 +753,7 @@ func (sub *submitter) submit(ctx context.Context, apiURL string, tx signedTx) bo
 			case <-ctx.Done():
 				return true
 			case <-sub.giveUp:
-				sub.gaveUp.Add(1)
-				sub.tracker.abandoned(tx)
+				sub.giveUpTxs(tx)
 				return true
 			case <-time.After(backoff):
 			}

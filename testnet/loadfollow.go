@@ -307,8 +307,13 @@ func (t *tracker) rejected(tx signedTx) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	delete(t.txs, tx.hash)
-	if n, ok := t.refusedFrom[tx.sn.from]; !ok || tx.sn.nonce < n {
-		t.refusedFrom[tx.sn.from] = tx.sn.nonce
+	lowerNonce(t.refusedFrom, tx.sn)
+}
+
+// lowerNonce records sn's nonce for its sender in from unless a lower one is there.
+func lowerNonce(from map[state.Address]uint64, sn senderNonce) {
+	if n, ok := from[sn.from]; !ok || sn.nonce < n {
+		from[sn.from] = sn.nonce
 	}
 }
 
@@ -317,9 +322,7 @@ func (t *tracker) abandoned(txs ...signedTx) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, tx := range txs {
-		if n, ok := t.abandonedFrom[tx.sn.from]; !ok || tx.sn.nonce < n {
-			t.abandonedFrom[tx.sn.from] = tx.sn.nonce
-		}
+		lowerNonce(t.abandonedFrom, tx.sn)
 	}
 }
 
