@@ -1,6 +1,8 @@
 package node
 
 import (
+	"fmt"
+	"runtime"
 	"testing"
 
 	"github.com/guild-ledger/guild/state/kv"
@@ -67,5 +69,38 @@ func TestStateSyncEveryBelowKeptBlocks(t *testing.T) {
 	if stateSyncEvery >= minKeepBlocks {
 		t.Fatalf("stateSyncEvery %d, minKeepBlocks %d: a crash could leave the state behind the oldest kept block",
 			stateSyncEvery, minKeepBlocks)
+	}
+}
+
+// The state's batch of a block passes through the node's run store and still gets a batch
+// sized for it: filled with 4 MiB, it allocates about that once, where a batch grown by
+// doubling allocates about twice (and copies as much).
+func TestRunStorePassesBatchSizeOn(t *testing.T) {
+	db, err := kv.Open(kv.PebbleDB, t.TempDir(), "sized")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rs := newRunStore(db)
+	const total, valueSize = 4 << 20, 1 << 10
+	value := make([]byte, valueSize)
+	fill := func(newBatch func() kv.Batch) uint64 {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		b := newBatch()
+		for i := 0; i < total/valueSize; i++ {
+			if err := b.Set([]byte(fmt.Sprintf("k%08d", i)), value); err != nil {
+				t.Fatal(err)
+			}
+		}
+		runtime.ReadMemStats(&after)
+		_ = b.Close()
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	grown := fill(rs.NewBatch)
+	sized := fill(func() kv.Batch { return kv.NewBatchSized(rs, total+total/8) })
+	t.Logf("allocated filling 4 MiB: %d KiB grown, %d KiB sized", grown>>10, sized>>10)
+	if sized > total*5/4 || sized*3/2 > grown {
+		t.Fatalf("a sized batch through the run store allocated %d bytes, one grown by doubling %d", sized, grown)
 	}
 }
