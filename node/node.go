@@ -275,6 +275,7 @@ func (n *Node) openStores() error {
 	if n.st, err = state.Open(n.stateRun, n.chainID); err != nil {
 		return fmt.Errorf("node: opening state: %w", err)
 	}
+	n.st.DeferSync(stateSyncEvery)
 	if n.st.Height() == 0 && n.st.Root() == (state.Hash{}) {
 		if err := n.st.InitGenesis(n.gen.StateGenesis()); err != nil {
 			return fmt.Errorf("node: applying genesis: %w", err)
@@ -285,6 +286,14 @@ func (n *Node) openStores() error {
 	}
 	return n.recover()
 }
+
+// stateSyncEvery is the state's DeferSync period. A block is stored, durably, before it is
+// applied, so the state need not be durable at every height: a crash that loses its last blocks
+// leaves them in the block store, and recover re-executes them. That takes one fsync off every
+// height's commit (the block store's remains, and with it the previous block's results). It must
+// stay below minKeepBlocks, so that a pruning node still holds every block a crash can make it
+// re-execute (TestStateSyncEveryBelowKeptBlocks).
+const stateSyncEvery = 32
 
 // recover re-executes blocks that were stored but not applied when the node last stopped (the block
 // store is written first), and loads the chain tip.

@@ -263,6 +263,16 @@ func (s *runStore) NewBatch() kv.Batch {
 	return &runBatch{s: s}
 }
 
+// NewBatchSized is NewBatch, with the size passed on to the store outside a run: the state's
+// batch of a block (its entries and tree records, megabytes on a large state) otherwise grew
+// by doubling and copying, as kv.NewBatchSized exists to avoid.
+func (s *runStore) NewBatchSized(size int) kv.Batch {
+	if !s.open.Load() {
+		return kv.NewBatchSized(s.Store, size)
+	}
+	return &runBatch{s: s}
+}
+
 // write writes the run's last write of each key in one synced batch, sized for the run (a
 // batch of megabytes grown by doubling copied itself over and over), in key order, bucket by
 // bucket (pebble's memtable takes sorted keys faster). The loop, the run's only writer, is here.

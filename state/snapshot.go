@@ -301,7 +301,7 @@ func (r *Restorer) Add(chunk []byte) error {
 	if err := tw.stage(b, uint64(i+1)<<32); err != nil {
 		return fmt.Errorf("state: restoring chunk %d: %w", i, err)
 	}
-	if err := r.tree.writeAndCache(b, tw); err != nil {
+	if err := r.tree.writeAndCache(b, tw, false); err != nil {
 		return fmt.Errorf("state: restoring chunk %d: %w", i, err)
 	}
 	r.root, r.lastKH, r.entries = root, last, r.entries+uint64(len(ws.entries))

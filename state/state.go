@@ -80,7 +80,19 @@ type State struct {
 	earliest atomic.Uint64
 	// dropped is how many records the last block dropped from the tree.
 	dropped atomic.Int64
+	// syncEvery, above 1, is DeferSync's period: only heights it divides wait for the disk.
+	syncEvery uint64
 }
+
+// DeferSync lets the commit of a block whose height every does not divide return without
+// waiting for the disk (kv.Batch.WriteNoSync); the heights it divides, and genesis, are written
+// durably, as every block is without it. A crash can then lose the last blocks' state, up to
+// every-1 of them, always whole blocks in order (the store's log is sequential): the state
+// reopens at an earlier height, which the caller must be able to re-execute from. The node does
+// (its blocks are stored durably before they are applied), and so takes one fsync per block, the
+// block store's, instead of two. every ≤ 1 writes every block durably. Call it before applying
+// blocks, from the goroutine that applies them.
+func (s *State) DeferSync(every uint64) { s.syncEvery = every }
 
 type tip struct {
 	height      uint64
@@ -343,7 +355,7 @@ func (s *State) InitGenesis(g Genesis) error {
 }
 
 // commit writes a write set, the tree nodes it made, and the new height and root (and any extra
-// metadata pairs) in one durable batch, then records the block's accounts (if any) and tree
+// metadata pairs) in one batch, durable unless DeferSync says otherwise, then records the block's accounts (if any) and tree
 // nodes in the caches and publishes the new tip to readers.
 func (s *State) commit(ws *writeSet, tw *treeWrites, height uint64, timeMs int64, root, receipts Hash, written []overlayAccount, extra ...[]byte) error {
 	hb, err := Marshal(height)
@@ -386,7 +398,8 @@ func (s *State) commit(ws *writeSet, tw *treeWrites, height uint64, timeMs int64
 	if err := b.Set(keyRoot, rb); err != nil {
 		return fmt.Errorf("state: staging block %d: %w", height, err)
 	}
-	if err := s.tree.writeAndCache(b, tw); err != nil {
+	noSync := s.syncEvery > 1 && height > 0 && height%s.syncEvery != 0
+	if err := s.tree.writeAndCache(b, tw, noSync); err != nil {
 		// The batch may or may not be on disk: nothing more may be applied on top of a state
 		// this process can no longer describe. (writeAndCache emptied the node cache.)
 		s.halted = fmt.Errorf("%w (height %d: %w)", ErrCommitFailed, height, err)

@@ -450,17 +450,23 @@ func (tw *treeWrites) size() (nodes, bytes int) {
 	return nodes, bytes
 }
 
-// writeAndCache writes b, which holds tw's records, durably, and records tw in the group cache
-// while the store syncs: a block's cache work then overlaps the disk's. Nothing reads the new
-// groups before the caller publishes the new root; if the write fails the cache is emptied,
-// since it may hold groups the store does not.
-func (t *tree) writeAndCache(b kv.Batch, tw *treeWrites) error {
+// writeAndCache writes b, which holds tw's records, durably unless noSync (then as
+// kv.Batch.WriteNoSync), and records tw in the group cache while the store writes: a block's
+// cache work then overlaps the disk's. Nothing reads the new groups before the caller publishes
+// the new root; if the write fails the cache is emptied, since it may hold groups the store does
+// not.
+func (t *tree) writeAndCache(b kv.Batch, tw *treeWrites, noSync bool) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		t.cache.commit(tw)
 	}()
-	err := b.Write()
+	var err error
+	if noSync {
+		err = b.WriteNoSync()
+	} else {
+		err = b.Write()
+	}
 	<-done
 	if err != nil {
 		t.cache.reset()

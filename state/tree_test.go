@@ -28,7 +28,7 @@ func applyTreeWrites(t testing.TB, db kv.Store, tr *tree, tw *treeWrites) {
 	if err := tw.stage(b, 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := tr.writeAndCache(b, tw); err != nil {
+	if err := tr.writeAndCache(b, tw, false); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -46,7 +46,7 @@ func applyBlockWrites(t testing.TB, db kv.Store, tr *tree, ws *writeSet, tw *tre
 	if err := tw.stage(b, 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := tr.writeAndCache(b, tw); err != nil {
+	if err := tr.writeAndCache(b, tw, false); err != nil {
 		t.Fatal(err)
 	}
 }

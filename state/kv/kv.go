@@ -265,10 +265,21 @@ func Compact(st Store) error {
 	return nil
 }
 
+// SizedBatcher is a Store whose NewBatchSized knows better than NewBatch; see NewBatchSized.
+type SizedBatcher interface {
+	NewBatchSized(size int) Batch
+}
+
 // NewBatchSized is st.NewBatch with room for about size bytes of keys and values, where the
 // backend can use it (pebbledb): a batch of megabytes, such as a block's state entries and tree
 // nodes, then does not grow by doubling and copying its buffer (issue 12).
+//
+// A Store that wraps another (the node's write runs) passes the size on by implementing
+// SizedBatcher.
 func NewBatchSized(st Store, size int) Batch {
+	if sb, ok := st.(SizedBatcher); ok {
+		return sb.NewBatchSized(size)
+	}
 	s, ok := st.(*store)
 	if !ok || s.closed.Load() {
 		return st.NewBatch()
