@@ -133,6 +133,16 @@ func withValidator(vs []Validator, v Validator) ([]Validator, error) {
 }
 
 func (ov *overlay) gov() (*govState, error) {
+	if _, ok := ov.recs[keyGov]; !ok {
+		// Read through the memo rather than the store (issue #10): every block reads the record
+		// (checkVersion). The record is decoded afresh below, since callers change it.
+		e, err := ov.s.govEntry()
+		if err != nil {
+			ov.err = err
+			return nil, err
+		}
+		ov.recs[keyGov] = &record{val: e.raw, orig: e.raw}
+	}
 	var g govState
 	ok, err := ov.load(keyGov, &g)
 	if err != nil {

@@ -80,6 +80,8 @@ type State struct {
 	earliest atomic.Uint64
 	// dropped is how many records the last block dropped from the tree.
 	dropped atomic.Int64
+	// memo holds the committed governance record and validator schedule (govmemo.go).
+	memo govMemo
 }
 
 type tip struct {
@@ -386,7 +388,13 @@ func (s *State) commit(ws *writeSet, tw *treeWrites, height uint64, timeMs int64
 	if err := b.Set(keyRoot, rb); err != nil {
 		return fmt.Errorf("state: staging block %d: %w", height, err)
 	}
-	if err := s.tree.writeAndCache(b, tw); err != nil {
+	err = s.tree.writeAndCache(b, tw)
+	if writesGovernance(ws) {
+		// Whether or not the batch landed: a failed one halts the State, and what is read of
+		// governance from then on comes from the store.
+		s.memo.invalidate()
+	}
+	if err != nil {
 		// The batch may or may not be on disk: nothing more may be applied on top of a state
 		// this process can no longer describe. (writeAndCache emptied the node cache.)
 		s.halted = fmt.Errorf("%w (height %d: %w)", ErrCommitFailed, height, err)

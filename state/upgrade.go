@@ -164,7 +164,10 @@ func (ov *overlay) checkVersion() error {
 // scheduled (a cancelled one is gone; its proposal stays).
 func (s *State) Upgrades() ([]Upgrade, error) {
 	g, err := s.gov()
-	return g.Upgrades, err
+	if err != nil {
+		return nil, err
+	}
+	return slices.Clone(g.Upgrades), nil
 }
 
 // VersionAt is the protocol version in force at height h as scheduled so far. That of the next
