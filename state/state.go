@@ -405,6 +405,7 @@ func (s *State) commit(ws *writeSet, tw *treeWrites, height uint64, timeMs int64
 		s.cache.putOverlay(written, true)
 	}
 	s.dropped.Store(int64(tw.dropped()))
+	s.tree.scratch.release(tw)
 	s.tip.Store(&tip{height: height, root: root, receipts: receipts, timeMs: timeMs, initialised: true})
 	return nil
 }
