@@ -3,7 +3,10 @@ package state
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/guild-ledger/guild/state/kv"
 )
 
 // govView is every governance query of s, as text.
@@ -99,5 +102,80 @@ func TestGovMemoCopies(t *testing.T) {
 	must(e.s.ValidatorsAt(1)).Validators[0].Power = 99
 	if got := govView(t, e.s); got != want {
 		t.Fatalf("changed through a query's result:\n%s\nwant\n%s", got, want)
+	}
+}
+
+// readSpy records the keys a State reads from its store, and where its scans start.
+type readSpy struct {
+	kv.Store
+	mu    sync.Mutex
+	reads []string
+}
+
+func (r *readSpy) Get(k []byte) ([]byte, error) {
+	r.mu.Lock()
+	r.reads = append(r.reads, "get "+string(k))
+	r.mu.Unlock()
+	return r.Store.Get(k)
+}
+
+func (r *readSpy) Iterator(start, end []byte) (kv.Iterator, error) {
+	r.mu.Lock()
+	r.reads = append(r.reads, "scan "+string(start))
+	r.mu.Unlock()
+	return r.Store.Iterator(start, end)
+}
+
+func (r *readSpy) take() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.reads
+	r.reads = nil
+	return out
+}
+
+// TestHeightStoreReads: a height of small blocks, as a node lives it (a block executed and
+// committed, then the parameters, validator schedule and upgrades read), reads neither the
+// governance record nor the validator sets nor the tree's root record from the store: the State
+// has them in memory from the block before (issue #10: those reads were a tenth of a follower's
+// CPU at 50 blocks a second). A block that passes a proposal makes the next reads go to the
+// store, once.
+func TestHeightStoreReads(t *testing.T) {
+	e := newOpEnv(t)
+	spy := &readSpy{Store: e.db}
+	s, err := Open(spy, testChain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.s = s
+	height := func() []string {
+		t.Helper()
+		e.block(e.signOp(e.carol, TxBody{Transfer: &Transfer{To: e.erin.addr, Amount: 1}}))
+		must(s.Params())
+		must(s.ValidatorSchedule())
+		must(s.Upgrades())
+		must(s.ValidatorsAt(s.Height() + 1))
+		var bad []string
+		for _, r := range spy.take() {
+			if strings.Contains(r, keyGov) || strings.Contains(r, recKey("vals")) || strings.HasPrefix(r, "get "+treePrefix+string(treeRootTag)) {
+				bad = append(bad, fmt.Sprintf("%q", r))
+			}
+		}
+		return bad
+	}
+	height() // the first reads fill the memo
+	for range 3 {
+		if bad := height(); len(bad) > 0 {
+			t.Fatalf("block %d read %s from the store", s.Height(), strings.Join(bad, ", "))
+		}
+	}
+	e.do(e.alice, nil, TxBody{GovPropose: &GovPropose{ID: "p1", SetParam: &Param{ParamViewTimeoutMs, 5000}}})
+	e.do(e.bob, nil, TxBody{GovVote: &GovVote{ID: "p1", Yes: true}})
+	spy.take()
+	if bad := height(); len(bad) == 0 {
+		t.Fatal("after a block that passed a proposal, governance was not read again")
+	}
+	if bad := height(); len(bad) > 0 {
+		t.Fatalf("block %d read %s from the store", s.Height(), strings.Join(bad, ", "))
 	}
 }

@@ -406,6 +406,9 @@ func (s *State) commit(ws *writeSet, tw *treeWrites, height uint64, timeMs int64
 	}
 	s.dropped.Store(int64(tw.dropped()))
 	s.tree.scratch.release(tw)
+	if tw.root != nil {
+		s.tree.last.Store(tw.root)
+	}
 	s.tip.Store(&tip{height: height, root: root, receipts: receipts, timeMs: timeMs, initialised: true})
 	return nil
 }

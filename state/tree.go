@@ -526,6 +526,10 @@ type tree struct {
 	// hundredths: the next one sizes its buffers by it instead of growing them by copying.
 	perEntry atomic.Int64
 	scratch  scratchPool
+	// last is the root the last committed update made: the next update (every block's) starts
+	// from it without reading its record from the store (issue #10). A root's record is written
+	// again only by an update that makes that root anew, which then becomes last.
+	last atomic.Pointer[ref]
 }
 
 // loadGroup reads the group whose root is r, from the cache or the store. The group is shared:
@@ -576,6 +580,9 @@ var errOldTreeLayout = fmt.Errorf("%w (its state tree has the layout before grou
 func (t *tree) rootRef(root Hash) (ref, error) {
 	if root == (Hash{}) {
 		return ref{}, nil
+	}
+	if r := t.last.Load(); r != nil && r.h == root {
+		return *r, nil
 	}
 	rv, err := t.db.Get(rootKey(root))
 	if err != nil {
@@ -630,6 +637,7 @@ type treeWrites struct {
 	scratch  []inner         // arena for the groups the update changes (see scratchNodes)
 	chunks   [][]inner       // every chunk scratch has been, to give back (scratchPool)
 	pool     *scratchPool    // where scratch comes from; nil: allocated
+	root     *ref            // the new root, when the update made one (addRoot)
 	groups   []hashedGroup   // the new groups, to cache once committed
 	seen     map[Hash]*group // groups read from the store or the cache's old generation
 	replaced []Hash          // groups no longer in the new tree
@@ -753,6 +761,7 @@ func (tw *treeWrites) addRoot(r ref) {
 	if r.kind == kindEmpty {
 		return
 	}
+	tw.root = &r
 	tw.reserve(len(treePrefix) + 1 + len(r.h) + 8)
 	tw.buf = append(tw.buf, treePrefix...)
 	tw.buf = append(tw.buf, treeRootTag)
