@@ -179,3 +179,21 @@ func TestHeightStoreReads(t *testing.T) {
 		t.Fatalf("block %d read %s from the store", s.Height(), strings.Join(bad, ", "))
 	}
 }
+
+// TestCheckVersionFromMemo: the version check that starts every block's execution reads the
+// memo's decoded record, allocating nothing, rather than decoding the record again.
+func TestCheckVersionFromMemo(t *testing.T) {
+	e := newOpEnv(t)
+	e.block() // the memo is filled
+	ov := newOverlay(e.s, blockAt(e.s.Height()+1), 0)
+	if err := ov.checkVersion(); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		if err := ov.checkVersion(); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Fatalf("checkVersion allocates %.0f times", n)
+	}
+}
