@@ -134,8 +134,8 @@ func withValidator(vs []Validator, v Validator) ([]Validator, error) {
 
 func (ov *overlay) gov() (*govState, error) {
 	if _, ok := ov.recs[keyGov]; !ok {
-		// Read through the memo rather than the store (issue #10): every block reads the record
-		// (checkVersion). The record is decoded afresh below, since callers change it.
+		// Through the memo rather than the store (issue #10); decoded afresh below all the same,
+		// since callers change the record.
 		e, err := ov.s.govEntry()
 		if err != nil {
 			ov.err = err
