@@ -183,3 +183,90 @@ func BenchmarkDecodeTx(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSmallBlock is one height of a lightly loaded chain as a node lives it: a block of 10
+// transfers executed, committed, and followed by the governance reads the node makes after
+// every block (parameters, validator schedule, upgrades), on a state of 10,000 accounts. At
+// 500 tx/s blocks come back to back, ~50 a second, and what a height costs whatever its
+// transactions is most of a node's CPU (issue #10).
+func BenchmarkSmallBlock(b *testing.B) {
+	const txs, blocks = 10, 500
+	var genesis []GenesisAccount
+	keys := make([]testKey, benchAccounts)
+	for i := range keys {
+		keys[i] = newTestKey(10_000 + i)
+		genesis = append(genesis, GenesisAccount{Address: keys[i].addr, Balance: 1_000_000})
+	}
+	keys = keys[:txs]
+	chain := make([][][]byte, blocks)
+	for h := range chain {
+		for i, k := range keys {
+			to := keys[(i+1+h)%len(keys)].addr
+			if to == k.addr {
+				to = keys[(i+2)%len(keys)].addr
+			}
+			chain[h] = append(chain[h], rawTransfer(b, k, uint64(h), to, 1))
+		}
+	}
+	for _, backend := range []kv.Backend{kv.PebbleDB} {
+		b.Run(string(backend), func(b *testing.B) {
+			var s *State
+			var db kv.Store
+			reset := func() {
+				if db != nil {
+					db.Close()
+				}
+				db = openStore(b, backend, b.TempDir())
+				var err error
+				if s, err = Open(db, testChain); err != nil {
+					b.Fatal(err)
+				}
+				if err := s.InitGenesis(Genesis{Accounts: genesis, Validators: []Validator{
+					{Name: "v1", PubKey: []byte(newTestKey(1).priv[32:]), Power: 1},
+					{Name: "v2", PubKey: []byte(newTestKey(2).priv[32:]), Power: 1},
+				}}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			reset()
+			b.ReportAllocs()
+			b.StartTimer()
+			var cpu time.Duration
+			cpu0 := processCPU()
+			for i := 0; i < b.N; i++ {
+				if s.Height() == blocks {
+					b.StopTimer()
+					cpu += processCPU() - cpu0
+					reset()
+					cpu0 = processCPU()
+					b.StartTimer()
+				}
+				h := s.Height() + 1
+				st, err := s.ExecuteBlock(BlockInfo{Height: h, TimeMs: int64(h)}, chain[h-1], yesCache{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if i := st.Failed(); i >= 0 {
+					b.Fatal(st.Result.Results[i].Err)
+				}
+				if _, err := s.CommitStaged(st); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := s.Params(); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := s.ValidatorSchedule(); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := s.Upgrades(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			cpu += processCPU() - cpu0
+			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/block")
+			db.Close()
+		})
+	}
+}

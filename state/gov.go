@@ -133,6 +133,16 @@ func withValidator(vs []Validator, v Validator) ([]Validator, error) {
 }
 
 func (ov *overlay) gov() (*govState, error) {
+	if _, ok := ov.recs[keyGov]; !ok {
+		// Through the memo rather than the store (issue #10); decoded afresh below all the same,
+		// since callers change the record.
+		e, err := ov.s.govEntry()
+		if err != nil {
+			ov.err = err
+			return nil, err
+		}
+		ov.recs[keyGov] = &record{val: e.raw, orig: e.raw}
+	}
 	var g govState
 	ok, err := ov.load(keyGov, &g)
 	if err != nil {

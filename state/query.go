@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"sort"
 	"strings"
 )
 
@@ -224,15 +225,26 @@ func cmpUint(a, b uint64) int {
 	return 0
 }
 
-func (s *State) gov() (govState, error) {
-	g, err := getOr[govState](s, keyGov, ErrNotInitialised)
-	return g, err
+// gov is the committed governance record, shared with the memo (govmemo.go): what a query
+// returns of it, it copies.
+func (s *State) gov() (*govState, error) {
+	e, err := s.govEntry()
+	if err != nil {
+		return nil, err
+	}
+	if e.raw == nil {
+		return nil, ErrNotInitialised
+	}
+	return &e.g, nil
 }
 
 // Members returns the consortium's members, by name.
 func (s *State) Members() ([]Member, error) {
 	g, err := s.gov()
-	return g.Members, err
+	if err != nil {
+		return nil, err
+	}
+	return slices.Clone(g.Members), nil
 }
 
 // IsMember reports whether a is a member's controller, and which member.
@@ -249,7 +261,10 @@ func (s *State) IsMember(a Address) (Member, bool, error) {
 // of DefaultParams is present).
 func (s *State) Params() ([]Param, error) {
 	g, err := s.gov()
-	return g.Params, err
+	if err != nil {
+		return nil, err
+	}
+	return slices.Clone(g.Params), nil
 }
 
 // Param returns one parameter's value in force for the next block.
@@ -269,14 +284,26 @@ func (s *State) Param(name string) (uint64, error) {
 // Threshold returns the fraction of members that passes a proposal.
 func (s *State) Threshold() (Threshold, error) {
 	g, err := s.gov()
-	return g.Threshold, err
+	if err != nil {
+		return Threshold{}, err
+	}
+	return g.Threshold, nil
 }
 
 // ValidatorSchedule returns every validator set the chain has had or has scheduled, by height:
 // entry i is in force from its Height until the next entry's. Those above Height()+1 are
 // scheduled by passed proposals and cannot be withdrawn.
 func (s *State) ValidatorSchedule() ([]ValidatorSetAt, error) {
-	return scanAll[ValidatorSetAt](s, recKey("vals"))
+	sets, err := s.validatorSchedule()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ValidatorSetAt, len(sets))
+	for i, vs := range sets {
+		out[i] = vs
+		out[i].Validators = slices.Clone(vs.Validators)
+	}
+	return out, nil
 }
 
 // ValidatorsAt returns the validator set that decides block h (and the height it has been in
@@ -287,29 +314,19 @@ func (s *State) ValidatorSchedule() ([]ValidatorSetAt, error) {
 // The node calls ValidatorsAt(h+1) after applying block h, before it starts height h+1, and
 // rebuilds its consensus core and p2p allowlist when the result differs from the set of h.
 func (s *State) ValidatorsAt(h uint64) (ValidatorSetAt, error) {
-	var out ValidatorSetAt
-	found := false
-	err := s.scan(recKey("vals"), func(k, v []byte) error {
-		var vs ValidatorSetAt
-		if err := Unmarshal(v, &vs); err != nil {
-			return fmt.Errorf("%w: %q: %v", ErrCorrupt, k, err)
-		}
-		if vs.Height > h {
-			return errStopScan
-		}
-		out, found = vs, true
-		return nil
-	})
-	if err == errStopScan {
-		err = nil
+	sets, err := s.validatorSchedule()
+	if err != nil {
+		return ValidatorSetAt{}, err
 	}
-	if err == nil && !found {
-		err = ErrNotInitialised
+	// The last set from h or before.
+	i := sort.Search(len(sets), func(i int) bool { return sets[i].Height > h })
+	if i == 0 {
+		return ValidatorSetAt{}, ErrNotInitialised
 	}
-	return out, err
+	out := sets[i-1]
+	out.Validators = slices.Clone(out.Validators)
+	return out, nil
 }
-
-var errStopScan = fmt.Errorf("state: stop scan")
 
 // Validators returns the validator set of the next block, Height()+1.
 func (s *State) Validators() (ValidatorSetAt, error) { return s.ValidatorsAt(s.Height() + 1) }

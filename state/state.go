@@ -82,6 +82,8 @@ type State struct {
 	dropped atomic.Int64
 	// syncEvery, above 1, is DeferSync's period: only heights it divides wait for the disk.
 	syncEvery uint64
+	// memo holds the committed governance record and validator schedule (govmemo.go).
+	memo govMemo
 }
 
 // DeferSync lets the commit of a block whose height every does not divide return without
@@ -399,7 +401,13 @@ func (s *State) commit(ws *writeSet, tw *treeWrites, height uint64, timeMs int64
 		return fmt.Errorf("state: staging block %d: %w", height, err)
 	}
 	noSync := s.syncEvery > 1 && height > 0 && height%s.syncEvery != 0
-	if err := s.tree.writeAndCache(b, tw, noSync); err != nil {
+	err = s.tree.writeAndCache(b, tw, noSync)
+	if writesGovernance(ws) {
+		// Whether or not the batch landed: a failed one halts the State, and what is read of
+		// governance from then on comes from the store.
+		s.memo.invalidate()
+	}
+	if err != nil {
 		// The batch may or may not be on disk: nothing more may be applied on top of a state
 		// this process can no longer describe. (writeAndCache emptied the node cache.)
 		s.halted = fmt.Errorf("%w (height %d: %w)", ErrCommitFailed, height, err)
@@ -410,6 +418,10 @@ func (s *State) commit(ws *writeSet, tw *treeWrites, height uint64, timeMs int64
 		s.cache.putOverlay(written, true)
 	}
 	s.dropped.Store(int64(tw.dropped()))
+	s.tree.scratch.release(tw)
+	if tw.root != nil {
+		s.tree.last.Store(tw.root)
+	}
 	s.tip.Store(&tip{height: height, root: root, receipts: receipts, timeMs: timeMs, initialised: true})
 	return nil
 }

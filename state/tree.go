@@ -169,14 +169,64 @@ func (tw *treeWrites) clone(g *group) *group {
 
 // scratchNodes is n nodes, with room for more, from tw's scratch: a block's update copies
 // thousands of groups, which one allocation per group made a large part of its cost, and of the
-// garbage collector's.
+// garbage collector's. The nodes are not zeroed: the caller writes each before it is read.
 func (tw *treeWrites) scratchNodes(n, room int) []inner {
 	if cap(tw.scratch)-len(tw.scratch) < n+room {
-		tw.scratch = make([]inner, 0, max(n+room, 1<<12))
+		tw.scratch = tw.pool.get()
+		tw.chunks = append(tw.chunks, tw.scratch)
 	}
 	l := len(tw.scratch)
 	tw.scratch = tw.scratch[:l+n+room]
 	return tw.scratch[l : l+n : l+n+room]
+}
+
+// scratchChunk is the nodes of one scratch chunk (160 bytes each): more than a small block's
+// update copies; a large one takes a chunk after another.
+const scratchChunk = 1 << 12
+
+// maxPooledChunks bounds the scratch kept between blocks, 2.5 MiB: a block of a few hundred
+// transactions finds all it needs there, and a large block's chunks beyond it are left to the
+// collector rather than held for ever.
+const maxPooledChunks = 16
+
+// scratchPool keeps the scratch chunks of committed updates for the next ones (issue #10): a
+// chunk allocated per block, zeroed and soon garbage, was 3 % of a node's CPU at 50 small blocks
+// a second. A chunk comes back only once its update's block is committed (the cache has copied
+// the groups out of it by then); the chunks of a Staged never committed are the collector's.
+// A nil pool allocates.
+type scratchPool struct {
+	mu     sync.Mutex
+	chunks [][]inner
+}
+
+func (p *scratchPool) get() []inner {
+	if p != nil {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if n := len(p.chunks); n > 0 {
+			c := p.chunks[n-1]
+			p.chunks[n-1] = nil
+			p.chunks = p.chunks[:n-1]
+			return c[:0]
+		}
+	}
+	return make([]inner, 0, scratchChunk)
+}
+
+// release gives back the scratch chunks of tw (and its other half), whose block is committed:
+// nothing may read tw's groups any more.
+func (p *scratchPool) release(tw *treeWrites) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for w := tw; w != nil; w = w.next {
+		for i, c := range w.chunks {
+			if len(p.chunks) < maxPooledChunks {
+				p.chunks = append(p.chunks, c[:0])
+			}
+			w.chunks[i] = nil
+		}
+		w.chunks, w.scratch, w.groups = nil, nil, nil
+	}
 }
 
 // compact is g with only the nodes its root reaches: what the cache keeps. reached is how many
@@ -481,6 +531,11 @@ type tree struct {
 	// perEntry is how many records the last large update made per changed entry, in
 	// hundredths: the next one sizes its buffers by it instead of growing them by copying.
 	perEntry atomic.Int64
+	scratch  scratchPool
+	// last is the root the last committed update made: the next update (every block's) starts
+	// from it without reading its record from the store (issue #10). A root's record is written
+	// again only by an update that makes that root anew, which then becomes last.
+	last atomic.Pointer[ref]
 }
 
 // loadGroup reads the group whose root is r, from the cache or the store. The group is shared:
@@ -531,6 +586,9 @@ var errOldTreeLayout = fmt.Errorf("%w (its state tree has the layout before grou
 func (t *tree) rootRef(root Hash) (ref, error) {
 	if root == (Hash{}) {
 		return ref{}, nil
+	}
+	if r := t.last.Load(); r != nil && r.h == root {
+		return *r, nil
 	}
 	rv, err := t.db.Get(rootKey(root))
 	if err != nil {
@@ -583,6 +641,9 @@ type treeWrites struct {
 	nodes    [][2][]byte     // key, value
 	buf      []byte          // arena for keys and groups: a block makes thousands
 	scratch  []inner         // arena for the groups the update changes (see scratchNodes)
+	chunks   [][]inner       // every chunk scratch has been, to give back (scratchPool)
+	pool     *scratchPool    // where scratch comes from; nil: allocated
+	root     *ref            // the new root, when the update made one (addRoot)
 	groups   []hashedGroup   // the new groups, to cache once committed
 	seen     map[Hash]*group // groups read from the store or the cache's old generation
 	replaced []Hash          // groups no longer in the new tree
@@ -697,6 +758,7 @@ func (t *tree) newTreeWrites(updates int, ver uint64) *treeWrites {
 		groups: make([]hashedGroup, 0, n),
 		seen:   map[Hash]*group{},
 		ver:    ver,
+		pool:   &t.scratch,
 	}
 }
 
@@ -705,6 +767,7 @@ func (tw *treeWrites) addRoot(r ref) {
 	if r.kind == kindEmpty {
 		return
 	}
+	tw.root = &r
 	tw.reserve(len(treePrefix) + 1 + len(r.h) + 8)
 	tw.buf = append(tw.buf, treePrefix...)
 	tw.buf = append(tw.buf, treeRootTag)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -677,4 +678,80 @@ func prefixBytes(b *testing.B, db kv.Store, prefix string) int64 {
 		b.Fatal(err)
 	}
 	return n
+}
+
+// TestTreeScratchReused: a block's update takes its scratch from the chunks the last committed
+// block's update gave back (issue #10: a chunk allocated and zeroed per block); a Staged block
+// not committed gives nothing back; the chunks kept are bounded; and the roots are those of a
+// state that never reuses (a fresh State each block).
+func TestTreeScratchReused(t *testing.T) {
+	keys := make([]testKey, 8)
+	var genesis []GenesisAccount
+	for i := range keys {
+		keys[i] = newTestKey(500 + i)
+		genesis = append(genesis, GenesisAccount{Address: keys[i].addr, Balance: 1_000_000})
+	}
+	for i := range 2000 {
+		genesis = append(genesis, GenesisAccount{Address: newTestKey(1000 + i).addr, Balance: 1})
+	}
+	s, _ := newTestState(t, kv.MemDB, genesis)
+	_, refDB := newTestState(t, kv.MemDB, genesis)
+	block := func(h uint64) [][]byte {
+		var txs [][]byte
+		for i, k := range keys {
+			txs = append(txs, rawTransfer(t, k, h-1, keys[(i+1)%len(keys)].addr, 1))
+		}
+		return txs
+	}
+	first := func(tw *treeWrites) *inner {
+		if len(tw.chunks) == 0 {
+			t.Fatal("the update took no scratch")
+		}
+		return &tw.chunks[0][:1][0]
+	}
+	for h := uint64(1); h <= 20; h++ {
+		pooled := slices.Clone(s.tree.scratch.chunks)
+		candidate := h%4 == 0
+		if candidate {
+			// A candidate executed and dropped: it takes the pool's chunk and never gives it back.
+			if _, err := s.ExecuteBlock(blockAt(h), block(h)[:1], yesCache{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st, err := s.ExecuteBlock(blockAt(h), block(h), yesCache{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h > 1 && !candidate {
+			if len(pooled) == 0 {
+				t.Fatalf("block %d: no chunk kept from the block before", h)
+			}
+			if first(st.tw) != &pooled[len(pooled)-1][:1][0] {
+				t.Fatalf("block %d: the update allocated scratch rather than take the pool's", h)
+			}
+		}
+		if _, err := s.CommitStaged(st); err != nil {
+			t.Fatal(err)
+		}
+		if i := st.Failed(); i >= 0 {
+			t.Fatal(st.Result.Results[i].Err)
+		}
+		// The root is that of a State with no scratch kept from before (opened afresh).
+		ref, err := Open(refDB, testChain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := mustApply(t, ref, h, block(h), yesCache{}).Root; st.Result.Root != want {
+			t.Fatalf("block %d: root %s, without reuse %s", h, st.Result.Root, want)
+		}
+	}
+	var p scratchPool
+	tw := &treeWrites{}
+	for range 3 * maxPooledChunks {
+		tw.chunks = append(tw.chunks, make([]inner, 0, scratchChunk))
+	}
+	p.release(tw)
+	if len(p.chunks) != maxPooledChunks {
+		t.Fatalf("%d chunks kept, at most %d", len(p.chunks), maxPooledChunks)
+	}
 }

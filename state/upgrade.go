@@ -146,11 +146,17 @@ func (g *govState) checkCancel(name string, h uint64) (int, error) {
 // checkVersion refuses a block whose version is not the one in force at its height, or not one
 // this binary supports. It runs before any transaction, so a refused block changed nothing.
 func (ov *overlay) checkVersion() error {
-	g, err := ov.gov()
+	// The committed record, as the memo holds it decoded: nothing of the block has run yet, and
+	// this only reads. (ov.gov decodes a copy to change: a decoding per block, issue #10.)
+	e, err := ov.s.govEntry()
 	if err != nil {
+		ov.err = err
 		return err
 	}
-	v, want := ov.blk.version(), VersionAt(g.Upgrades, ov.blk.Height)
+	if e.raw == nil {
+		return fmt.Errorf("%w: no governance record", ErrCorrupt)
+	}
+	v, want := ov.blk.version(), VersionAt(e.g.Upgrades, ov.blk.Height)
 	if v != want {
 		return fmt.Errorf("%w: block %d has version %d, version %d is in force", ErrWrongVersion, ov.blk.Height, v, want)
 	}
@@ -164,7 +170,10 @@ func (ov *overlay) checkVersion() error {
 // scheduled (a cancelled one is gone; its proposal stays).
 func (s *State) Upgrades() ([]Upgrade, error) {
 	g, err := s.gov()
-	return g.Upgrades, err
+	if err != nil {
+		return nil, err
+	}
+	return slices.Clone(g.Upgrades), nil
 }
 
 // VersionAt is the protocol version in force at height h as scheduled so far. That of the next
