@@ -176,13 +176,16 @@ func TestCrashRecovery(t *testing.T) {
 	ref := referenceRun(t, rc)
 	plan := t.TempDir() + "/plan.cbor"
 	writeCrashPlan(t, rc, plan)
-	for _, backend := range []kv.Backend{kv.PebbleDB, kv.GoLevelDB} {
-		t.Run(string(backend), func(t *testing.T) {
+	// pebbledb-ingest ingests every block's run of tree records (ingestMinBytes 0), so that kills
+	// also land between a block's ingestion and its batch.
+	for _, name := range []string{string(kv.PebbleDB), "pebbledb-ingest", string(kv.GoLevelDB)} {
+		backend, ingest := kv.Backend(strings.TrimSuffix(name, "-ingest")), strings.HasSuffix(name, "-ingest")
+		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			height := uint64(0)
 			for round := 0; height < crashBlocks; round++ {
 				killAfter := height + 6 // let it report some progress, then kill it mid-stride
-				reported := runCrashChild(t, backend, dir, plan, killAfter)
+				reported := runCrashChild(t, backend, ingest, dir, plan, killAfter)
 				db := openStore(t, backend, dir)
 				s, err := Open(db, testChain)
 				if err != nil {
@@ -215,10 +218,10 @@ func TestCrashRecovery(t *testing.T) {
 
 // runCrashChild starts the child on dir, kills it once it has reported height killAfter (or lets
 // it finish), and returns the last height it reported.
-func runCrashChild(t *testing.T, backend kv.Backend, dir, plan string, killAfter uint64) uint64 {
+func runCrashChild(t *testing.T, backend kv.Backend, ingest bool, dir, plan string, killAfter uint64) uint64 {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashRecovery$", "-test.count=1")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s,%s,%s", crashChildEnv, backend, dir, plan))
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s,%v,%s,%s", crashChildEnv, backend, ingest, dir, plan))
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -273,8 +276,11 @@ func writeCrashPlan(t *testing.T, rc *randomChain, path string) {
 
 // crashChild is the child's side: resume from the store's height and apply blocks, reporting each.
 func crashChild(t *testing.T, spec string) {
-	parts := strings.SplitN(spec, ",", 3)
-	backend, dir, planPath := parts[0], parts[1], parts[2]
+	parts := strings.SplitN(spec, ",", 4)
+	backend, dir, planPath := parts[0], parts[2], parts[3]
+	if parts[1] == "true" {
+		ingestMinBytes = 0
+	}
 	raw, err := os.ReadFile(planPath)
 	if err != nil {
 		t.Fatal(err)

@@ -372,7 +372,8 @@ func (s *State) commit(ws *writeSet, tw *treeWrites, height uint64, timeMs int64
 			return fmt.Errorf("state: staging block %d: %w", height, err)
 		}
 	}
-	if err := tw.stage(b, 0); err != nil {
+	ingest := tw.ingests(s.db)
+	if err := tw.stage(b, 0, !ingest); err != nil {
 		return fmt.Errorf("state: staging block %d: %w", height, err)
 	}
 	for i := 0; i+1 < len(extra); i += 2 {
@@ -386,7 +387,7 @@ func (s *State) commit(ws *writeSet, tw *treeWrites, height uint64, timeMs int64
 	if err := b.Set(keyRoot, rb); err != nil {
 		return fmt.Errorf("state: staging block %d: %w", height, err)
 	}
-	if err := s.tree.writeAndCache(b, tw); err != nil {
+	if err := s.tree.writeAndCache(b, tw, ingest); err != nil {
 		// The batch may or may not be on disk: nothing more may be applied on top of a state
 		// this process can no longer describe. (writeAndCache emptied the node cache.)
 		s.halted = fmt.Errorf("%w (height %d: %w)", ErrCommitFailed, height, err)

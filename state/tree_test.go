@@ -25,10 +25,11 @@ func applyTreeWrites(t testing.TB, db kv.Store, tr *tree, tw *treeWrites) {
 	t.Helper()
 	b := db.NewBatch()
 	defer b.Close()
-	if err := tw.stage(b, 0); err != nil {
+	ingest := tw.ingests(db)
+	if err := tw.stage(b, 0, !ingest); err != nil {
 		t.Fatal(err)
 	}
-	if err := tr.writeAndCache(b, tw); err != nil {
+	if err := tr.writeAndCache(b, tw, ingest); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -43,10 +44,11 @@ func applyBlockWrites(t testing.TB, db kv.Store, tr *tree, ws *writeSet, tw *tre
 			t.Fatal(err)
 		}
 	}
-	if err := tw.stage(b, 0); err != nil {
+	ingest := tw.ingests(db)
+	if err := tw.stage(b, 0, !ingest); err != nil {
 		t.Fatal(err)
 	}
-	if err := tr.writeAndCache(b, tw); err != nil {
+	if err := tr.writeAndCache(b, tw, ingest); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -445,6 +447,8 @@ func BenchmarkTreeUpdate(b *testing.B) {
 					report(b, cpu)
 					b.ReportMetric(float64(prefixBytes(b, db, treePrefix)-tree0)/float64(b.N)/1e6, "tree-MB/block")
 					b.ReportMetric(float64(dirSize(b, dir))/1e6, "store-MB")
+					tables, _ := filepath.Glob(filepath.Join(dir, "*", "*.sst"))
+					b.ReportMetric(float64(len(tables)), "tables")
 					b.ReportMetric(float64(pruneCPU.Microseconds())/float64(b.N)/1000, "prune-cpu-ms/block")
 					b.ReportMetric(float64(pruned)/float64(b.N), "pruned/block")
 				})
