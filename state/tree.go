@@ -14,10 +14,11 @@ import (
 )
 
 // The state tree (see package merkle for its hashing) is kept in the state store under "t/",
-// written in the same batch as the block's state. The binary tree is stored in groups of
-// groupLevels levels: a group is an internal node at a depth that is a multiple of groupLevels
-// with the internal nodes below it down to, not including, the next such depth (the Jellyfish
-// Merkle Tree's layout). Each group, and each leaf, is one record, stored under the version (the
+// written in the same batch as the block's state (a large block's records and stale index just
+// before it, as a table the store ingests: see writeAndCache). The binary tree is stored in
+// groups of groupLevels levels: a group is an internal node at a depth that is a multiple of
+// groupLevels with the internal nodes below it down to, not including, the next such depth (the
+// Jellyfish Merkle Tree's layout). Each group, and each leaf, is one record, stored under the version (the
 // block height) that wrote it and its hash, and its parent names both:
 //
 //	t/v ‖ be64(version) ‖ hash  group: 0x02 ‖ the group's root, where a node is

@@ -446,7 +446,18 @@ func BenchmarkTreeUpdate(b *testing.B) {
 					}
 					report(b, cpu)
 					b.ReportMetric(float64(prefixBytes(b, db, treePrefix)-tree0)/float64(b.N)/1e6, "tree-MB/block")
-					b.ReportMetric(float64(dirSize(b, dir))/1e6, "store-MB")
+					// The store deletes the files a compaction made obsolete in the background:
+					// wait until its size stops falling.
+					size := dirSize(b, dir)
+					for range 40 {
+						time.Sleep(250 * time.Millisecond)
+						n := dirSize(b, dir)
+						if n >= size {
+							break
+						}
+						size = n
+					}
+					b.ReportMetric(float64(size)/1e6, "store-MB")
 					tables, _ := filepath.Glob(filepath.Join(dir, "*", "*.sst"))
 					b.ReportMetric(float64(len(tables)), "tables")
 					b.ReportMetric(float64(pruneCPU.Microseconds())/float64(b.N)/1000, "prune-cpu-ms/block")
@@ -648,10 +659,16 @@ func TestTreeGroupsChecked(t *testing.T) {
 func dirSize(b *testing.B, dir string) int64 {
 	var n int64
 	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // deleted by the store meanwhile
+		}
 		if err != nil || d.IsDir() {
 			return err
 		}
 		info, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
