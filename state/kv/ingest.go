@@ -22,8 +22,19 @@ import (
 // a crash while it was being built, and OpenWith removes it.
 const ingestFile = "guild-ingest.sst.tmp"
 
-// CanIngest reports whether st takes runs by Ingest (pebbledb).
+// Ingester is a Store that wraps another and says itself whether runs go through to it: CanIngest
+// and Ingest ask it rather than look at the type.
+type Ingester interface {
+	Store
+	CanIngest() bool
+	Ingest(kvs [][2][]byte) error
+}
+
+// CanIngest reports whether st takes runs by Ingest (pebbledb, or an Ingester that says so).
 func CanIngest(st Store) bool {
+	if i, ok := st.(Ingester); ok {
+		return i.CanIngest()
+	}
 	_, ok := pebbleOf(st)
 	return ok
 }
@@ -48,6 +59,9 @@ var ErrNoIngest = errors.New("kv: this storage backend cannot ingest tables (peb
 // when the run sorts after every key the store holds, which lets pebble put the table in its
 // bottom level and never compact it with another for the run's sake.
 func Ingest(st Store, kvs [][2][]byte) error {
+	if i, ok := st.(Ingester); ok {
+		return i.Ingest(kvs)
+	}
 	s, ok := pebbleOf(st)
 	if !ok {
 		return ErrNoIngest
