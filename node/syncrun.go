@@ -256,6 +256,18 @@ func (s *runStore) Iterator(start, end []byte) (kv.Iterator, error) {
 	return m, nil
 }
 
+// CanIngest: a block's tree records go straight to the store underneath as a table (see
+// kv.Ingest) outside a run, where its batch does too; in a run, they stay in the run's batch.
+func (s *runStore) CanIngest() bool { return !s.open.Load() && kv.CanIngest(s.Store) }
+
+// Ingest passes kvs to the store underneath, outside a run.
+func (s *runStore) Ingest(kvs [][2][]byte) error {
+	if s.open.Load() {
+		return errors.New("node: a run of tree records ingested during a run of synced blocks")
+	}
+	return kv.Ingest(s.Store, kvs)
+}
+
 func (s *runStore) NewBatch() kv.Batch {
 	if !s.open.Load() {
 		return s.Store.NewBatch()

@@ -406,3 +406,43 @@ func TestSyncRunKeepsWALUntilBlocksWritten(t *testing.T) {
 		t.Fatalf("the WAL lost the prepare of height 1 although block 1 never reached the disk: %v", restored)
 	}
 }
+
+// The node's state store, a runStore, lets a block's tree records through to pebble as a table
+// outside a run of synced blocks (else the state never ingests them on a node), and keeps them
+// in the run's batch inside one.
+func TestRunStoreIngests(t *testing.T) {
+	under, err := kv.Open(kv.PebbleDB, t.TempDir(), "state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer under.Close()
+	s := newRunStore(under)
+	if !kv.CanIngest(s) {
+		t.Fatal("a runStore over pebbledb does not ingest outside a run")
+	}
+	run := [][2][]byte{{[]byte("t/v1"), []byte("x")}, {[]byte("t/v2"), []byte("y")}}
+	if err := kv.Ingest(s, run); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.Get([]byte("t/v2")); err != nil || string(v) != "y" {
+		t.Fatal(v, err)
+	}
+	s.begin()
+	if kv.CanIngest(s) {
+		t.Fatal("a runStore ingests inside a run")
+	}
+	if err := kv.Ingest(s, run); err == nil {
+		t.Fatal("Ingest inside a run succeeded")
+	}
+	if err := s.flush(); err != nil {
+		t.Fatal(err)
+	}
+	mem, err := kv.Open(kv.MemDB, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mem.Close()
+	if kv.CanIngest(newRunStore(mem)) {
+		t.Fatal("a runStore over memdb ingests")
+	}
+}

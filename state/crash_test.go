@@ -178,57 +178,65 @@ func TestCrashRecovery(t *testing.T) {
 	ref := referenceRun(t, rc)
 	plan := t.TempDir() + "/plan.cbor"
 	writeCrashPlan(t, rc, plan)
-	for _, mode := range []struct {
-		backend kv.Backend
-		every   uint64 // DeferSync's period; 0 for durable blocks
-	}{{kv.PebbleDB, 0}, {kv.GoLevelDB, 0}, {kv.PebbleDB, 4}, {kv.GoLevelDB, 4}} {
-		backend := mode.backend
-		t.Run(fmt.Sprintf("%s/defer%d", backend, mode.every), func(t *testing.T) {
-			dir := t.TempDir()
-			height := uint64(0)
-			for round := 0; height < crashBlocks; round++ {
-				killAfter := height + 6 // let it report some progress, then kill it mid-stride
-				reported := runCrashChild(t, backend, dir, plan, killAfter, mode.every)
-				durable := reported
-				if mode.every > 1 {
-					durable -= reported % mode.every
-				}
-				db := openStore(t, backend, dir)
-				s, err := Open(db, testChain)
-				if err != nil {
-					t.Fatal(err)
-				}
-				h := s.Height()
-				if h < durable || h > crashBlocks {
-					t.Fatalf("round %d: store at height %d, child had reported %d (%d durably)", round, h, reported, durable)
-				}
-				if h > 0 {
-					if s.Root() != ref[h-1] {
-						t.Fatalf("round %d: root at height %d is not the reference root", round, h)
-					}
-					if d := storeDump(t, db); !mapsEqual(d, rc.models[h-1]) {
-						t.Fatalf("round %d: accounts at height %d differ from the model", round, h)
-					}
-				}
-				if err := db.Close(); err != nil {
-					t.Fatal(err)
-				}
-				if h <= height && durable < crashBlocks {
-					t.Fatalf("round %d: no progress", round)
-				}
-				height = h
-				t.Logf("round %d: height %d (reported %d)", round, h, reported)
+	// pebbledb-ingest ingests every block's run of tree records (ingestMinBytes 0), so that kills
+	// also land between a block's ingestion and its batch. Each also runs under DeferSync (every
+	// 4th height durable), the node's mode.
+	for _, name := range []string{string(kv.PebbleDB), "pebbledb-ingest", string(kv.GoLevelDB)} {
+		for _, every := range []uint64{0, 4} {
+			backend, ingest := kv.Backend(strings.TrimSuffix(name, "-ingest")), strings.HasSuffix(name, "-ingest")
+			t.Run(fmt.Sprintf("%s/defer%d", name, every), func(t *testing.T) {
+				crashRounds(t, backend, ingest, every, plan, ref, rc)
+			})
+		}
+	}
+}
+
+// crashRounds is one mode of TestCrashRecovery: kill the child, check the store, until it has
+// applied every block.
+func crashRounds(t *testing.T, backend kv.Backend, ingest bool, every uint64, plan string, ref []Hash, rc *randomChain) {
+	dir := t.TempDir()
+	height := uint64(0)
+	for round := 0; height < crashBlocks; round++ {
+		killAfter := height + 6 // let it report some progress, then kill it mid-stride
+		reported := runCrashChild(t, backend, ingest, every, dir, plan, killAfter)
+		durable := reported
+		if every > 1 {
+			durable -= reported % every
+		}
+		db := openStore(t, backend, dir)
+		s, err := Open(db, testChain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := s.Height()
+		if h < durable || h > crashBlocks {
+			t.Fatalf("round %d: store at height %d, child had reported %d (%d durably)", round, h, reported, durable)
+		}
+		if h > 0 {
+			if s.Root() != ref[h-1] {
+				t.Fatalf("round %d: root at height %d is not the reference root", round, h)
 			}
-		})
+			if d := storeDump(t, db); !mapsEqual(d, rc.models[h-1]) {
+				t.Fatalf("round %d: accounts at height %d differ from the model", round, h)
+			}
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if h <= height && durable < crashBlocks {
+			t.Fatalf("round %d: no progress", round)
+		}
+		height = h
+		t.Logf("round %d: height %d (reported %d)", round, h, reported)
 	}
 }
 
 // runCrashChild starts the child on dir, kills it once it has reported height killAfter (or lets
 // it finish), and returns the last height it reported.
-func runCrashChild(t *testing.T, backend kv.Backend, dir, plan string, killAfter, deferEvery uint64) uint64 {
+func runCrashChild(t *testing.T, backend kv.Backend, ingest bool, deferEvery uint64, dir, plan string, killAfter uint64) uint64 {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashRecovery$", "-test.count=1")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s,%d,%s,%s", crashChildEnv, backend, deferEvery, dir, plan))
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s,%v,%d,%s,%s", crashChildEnv, backend, ingest, deferEvery, dir, plan))
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -283,9 +291,12 @@ func writeCrashPlan(t *testing.T, rc *randomChain, path string) {
 
 // crashChild is the child's side: resume from the store's height and apply blocks, reporting each.
 func crashChild(t *testing.T, spec string) {
-	parts := strings.SplitN(spec, ",", 4)
-	backend, dir, planPath := parts[0], parts[2], parts[3]
-	every, err := strconv.ParseUint(parts[1], 10, 64)
+	parts := strings.SplitN(spec, ",", 5)
+	backend, dir, planPath := parts[0], parts[3], parts[4]
+	if parts[1] == "true" {
+		ingestMinBytes = 0
+	}
+	every, err := strconv.ParseUint(parts[2], 10, 64)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -298,10 +298,12 @@ func (r *Restorer) Add(chunk []byte) error {
 			return fmt.Errorf("state: restoring chunk %d: %w", i, err)
 		}
 	}
-	if err := tw.stage(b, uint64(i+1)<<32); err != nil {
+	// A chunk's records share the snapshot's version and interleave with other chunks': no run to
+	// ingest.
+	if err := tw.stage(b, uint64(i+1)<<32, true); err != nil {
 		return fmt.Errorf("state: restoring chunk %d: %w", i, err)
 	}
-	if err := r.tree.writeAndCache(b, tw, false); err != nil {
+	if err := r.tree.writeAndCache(b, tw, false, false); err != nil {
 		return fmt.Errorf("state: restoring chunk %d: %w", i, err)
 	}
 	r.root, r.lastKH, r.entries = root, last, r.entries+uint64(len(ws.entries))

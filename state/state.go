@@ -386,7 +386,8 @@ func (s *State) commit(ws *writeSet, tw *treeWrites, height uint64, timeMs int64
 			return fmt.Errorf("state: staging block %d: %w", height, err)
 		}
 	}
-	if err := tw.stage(b, 0); err != nil {
+	ingest := tw.ingests(s.db)
+	if err := tw.stage(b, 0, !ingest); err != nil {
 		return fmt.Errorf("state: staging block %d: %w", height, err)
 	}
 	for i := 0; i+1 < len(extra); i += 2 {
@@ -401,7 +402,7 @@ func (s *State) commit(ws *writeSet, tw *treeWrites, height uint64, timeMs int64
 		return fmt.Errorf("state: staging block %d: %w", height, err)
 	}
 	noSync := s.syncEvery > 1 && height > 0 && height%s.syncEvery != 0
-	err = s.tree.writeAndCache(b, tw, noSync)
+	err = s.tree.writeAndCache(b, tw, ingest, noSync)
 	if writesGovernance(ws) {
 		// Whether or not the batch landed: a failed one halts the State, and what is read of
 		// governance from then on comes from the store.

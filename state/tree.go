@@ -14,10 +14,11 @@ import (
 )
 
 // The state tree (see package merkle for its hashing) is kept in the state store under "t/",
-// written in the same batch as the block's state. The binary tree is stored in groups of
-// groupLevels levels: a group is an internal node at a depth that is a multiple of groupLevels
-// with the internal nodes below it down to, not including, the next such depth (the Jellyfish
-// Merkle Tree's layout). Each group, and each leaf, is one record, stored under the version (the
+// written in the same batch as the block's state (a large block's records and stale index just
+// before it, as a table the store ingests: see writeAndCache). The binary tree is stored in
+// groups of groupLevels levels: a group is an internal node at a depth that is a multiple of
+// groupLevels with the internal nodes below it down to, not including, the next such depth (the
+// Jellyfish Merkle Tree's layout). Each group, and each leaf, is one record, stored under the version (the
 // block height) that wrote it and its hash, and its parent names both:
 //
 //	t/v ‖ be64(version) ‖ hash  group: 0x02 ‖ the group's root, where a node is
@@ -399,26 +400,106 @@ func decodeLeaf(h Hash, b []byte) (kh Hash, key, value []byte, err error) {
 
 // stage adds tw's records to b, and the stale index of the records it dropped as parts part,
 // part+1, ... of its version's (a block's start at 0; a snapshot being restored, at a distinct
-// number per chunk).
-func (tw *treeWrites) stage(b kv.Batch, part uint64) error {
-	var stale []byte
-	ver := tw.ver
-	for ; tw != nil; tw = tw.next {
-		for _, n := range tw.nodes {
+// number per chunk). With run false, it adds only the root's record: the caller ingests the
+// rest (tw.run) before it writes b.
+func (tw *treeWrites) stage(b kv.Batch, part uint64, run bool) error {
+	for w := tw; w != nil; w = w.next {
+		for _, n := range w.nodes {
+			if !run && isRunKey(n[0]) {
+				continue
+			}
 			if err := b.Set(n[0], n[1]); err != nil {
 				return err
 			}
 		}
-		stale = append(stale, tw.stale...)
 	}
-	for j := uint64(0); len(stale) > 0; j++ {
-		n := min(len(stale), staleIndexEntries*staleLen)
-		if err := b.Set(staleKey(ver, part+j), stale[:n]); err != nil {
+	if !run {
+		return nil
+	}
+	for _, e := range tw.staleParts(part) {
+		if err := b.Set(e[0], e[1]); err != nil {
 			return err
 		}
-		stale = stale[n:]
 	}
 	return nil
+}
+
+// isRunKey reports whether k, a key tw writes, is one of its version's run (a group, a leaf or
+// the stale index), not a root's record.
+func isRunKey(k []byte) bool { return k[len(treePrefix)] == treeNodeTag }
+
+// staleParts is tw's stale index, as parts part, part+1, ... of its version's.
+func (tw *treeWrites) staleParts(part uint64) [][2][]byte {
+	var stale []byte
+	for w := tw; w != nil; w = w.next {
+		stale = append(stale, w.stale...)
+	}
+	var parts [][2][]byte
+	for j := uint64(0); len(stale) > 0; j++ {
+		n := min(len(stale), staleIndexEntries*staleLen)
+		parts = append(parts, [2][]byte{staleKey(tw.ver, part+j), stale[:n:n]})
+		stale = stale[n:]
+	}
+	return parts
+}
+
+// ingestMinBytes is the size from which a block's run of records (its groups, leaves and stale
+// index: one run of keys after every older record) is ingested into a store that can
+// (kv.Ingest, pebbledb), as a table of its own in the store's bottom level, instead of going
+// through the store's log, memtable, flush and compactions with the block's batch (issue 12:
+// those were more than half of a block's CPU at 2,000 transfers). Smaller blocks keep the
+// batch, so that a quiet chain does not make a file a block. A variable for tests.
+var ingestMinBytes = 1 << 20
+
+// ingests reports whether a commit of tw to db ingests its run.
+func (tw *treeWrites) ingests(db kv.Store) bool {
+	if !kv.CanIngest(db) {
+		return false
+	}
+	_, size := tw.size()
+	return size >= ingestMinBytes
+}
+
+// run is tw's run (see isRunKey) with its stale index as parts part, ..., in key order.
+func (tw *treeWrites) run(part uint64) [][2][]byte {
+	n, _ := tw.size()
+	kvs := make([][2][]byte, 0, n+8)
+	for w := tw; w != nil; w = w.next {
+		for _, e := range w.nodes {
+			if isRunKey(e[0]) {
+				kvs = append(kvs, e)
+			}
+		}
+	}
+	// The keys share their prefix and version: order them by hash, first by its leading 8 bytes
+	// as an integer, in an index of those (sorting the pairs themselves cost 6 % of a commit).
+	off := len(treePrefix) + 1 + 8
+	type pos struct {
+		lead uint64
+		i    int
+	}
+	idx := make([]pos, len(kvs))
+	for i := range kvs {
+		idx[i] = pos{binary.BigEndian.Uint64(kvs[i][0][off:]), i}
+	}
+	slices.SortFunc(idx, func(a, b pos) int {
+		if a.lead != b.lead {
+			if a.lead < b.lead {
+				return -1
+			}
+			return 1
+		}
+		return bytes.Compare(kvs[a.i][0], kvs[b.i][0])
+	})
+	sorted := make([][2][]byte, len(kvs), len(kvs)+8)
+	for j, p := range idx {
+		sorted[j] = kvs[p.i]
+	}
+	kvs = sorted
+	// A record made twice in one block (the same hash) is one key, as a batch would leave it.
+	kvs = slices.CompactFunc(kvs, func(a, b [2][]byte) bool { return bytes.Equal(a[0], b[0]) })
+	// The stale index sorts after every record of its version (staleMark).
+	return append(kvs, tw.staleParts(part)...)
 }
 
 // staleIndexEntries is the most entries one record of a stale index holds: a block's index of
@@ -500,21 +581,35 @@ func (tw *treeWrites) size() (nodes, bytes int) {
 	return nodes, bytes
 }
 
-// writeAndCache writes b, which holds tw's records, durably unless noSync (then as
-// kv.Batch.WriteNoSync), and records tw in the group cache while the store writes: a block's
-// cache work then overlaps the disk's. Nothing reads the new groups before the caller publishes
-// the new root; if the write fails the cache is emptied, since it may hold groups the store does
-// not.
-func (t *tree) writeAndCache(b kv.Batch, tw *treeWrites, noSync bool) error {
+// writeAndCache writes b, which holds tw's records (or, with ingest, only its root's record:
+// see stage), durably unless noSync (then as kv.Batch.WriteNoSync), and records tw in the group
+// cache while the store writes: a block's cache work then overlaps the disk's. Nothing reads the
+// new groups before the caller publishes the new root; if the write fails the cache is emptied,
+// since it may hold groups the store does not.
+//
+// With ingest, tw's run is ingested first, durably, and b written only after: a crash between
+// the two (or one that loses b, written without a sync) leaves records that no root names (b
+// holds the root's record and the state's pointer to it), which the block, applied again after
+// the restart, writes again with the same keys and values. The other order would leave, after
+// such a crash, a root whose records are missing.
+func (t *tree) writeAndCache(b kv.Batch, tw *treeWrites, ingest, noSync bool) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		t.cache.commit(tw)
 	}()
 	var err error
-	if noSync {
+	if ingest {
+		err = kv.Ingest(t.db, tw.run(0))
+		if err == nil && afterIngest != nil {
+			err = afterIngest()
+		}
+	}
+	switch {
+	case err != nil:
+	case noSync:
 		err = b.WriteNoSync()
-	} else {
+	default:
 		err = b.Write()
 	}
 	<-done
@@ -523,6 +618,10 @@ func (t *tree) writeAndCache(b kv.Batch, tw *treeWrites, noSync bool) error {
 	}
 	return err
 }
+
+// afterIngest, when set by a test, runs between a block's ingested run and its batch: an error
+// from it is a crash there.
+var afterIngest func() error
 
 // tree reads and updates the state tree of one store.
 type tree struct {

@@ -26,10 +26,11 @@ func applyTreeWrites(t testing.TB, db kv.Store, tr *tree, tw *treeWrites) {
 	t.Helper()
 	b := db.NewBatch()
 	defer b.Close()
-	if err := tw.stage(b, 0); err != nil {
+	ingest := tw.ingests(db)
+	if err := tw.stage(b, 0, !ingest); err != nil {
 		t.Fatal(err)
 	}
-	if err := tr.writeAndCache(b, tw, false); err != nil {
+	if err := tr.writeAndCache(b, tw, ingest, false); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -44,10 +45,11 @@ func applyBlockWrites(t testing.TB, db kv.Store, tr *tree, ws *writeSet, tw *tre
 			t.Fatal(err)
 		}
 	}
-	if err := tw.stage(b, 0); err != nil {
+	ingest := tw.ingests(db)
+	if err := tw.stage(b, 0, !ingest); err != nil {
 		t.Fatal(err)
 	}
-	if err := tr.writeAndCache(b, tw, false); err != nil {
+	if err := tr.writeAndCache(b, tw, ingest, false); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -445,7 +447,20 @@ func BenchmarkTreeUpdate(b *testing.B) {
 					}
 					report(b, cpu)
 					b.ReportMetric(float64(prefixBytes(b, db, treePrefix)-tree0)/float64(b.N)/1e6, "tree-MB/block")
-					b.ReportMetric(float64(dirSize(b, dir))/1e6, "store-MB")
+					// The store deletes the files a compaction made obsolete in the background:
+					// wait until its size stops falling.
+					size := dirSize(b, dir)
+					for range 40 {
+						time.Sleep(250 * time.Millisecond)
+						n := dirSize(b, dir)
+						if n >= size {
+							break
+						}
+						size = n
+					}
+					b.ReportMetric(float64(size)/1e6, "store-MB")
+					tables, _ := filepath.Glob(filepath.Join(dir, "*", "*.sst"))
+					b.ReportMetric(float64(len(tables)), "tables")
 					b.ReportMetric(float64(pruneCPU.Microseconds())/float64(b.N)/1000, "prune-cpu-ms/block")
 					b.ReportMetric(float64(pruned)/float64(b.N), "pruned/block")
 				})
@@ -645,10 +660,16 @@ func TestTreeGroupsChecked(t *testing.T) {
 func dirSize(b *testing.B, dir string) int64 {
 	var n int64
 	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // deleted by the store meanwhile
+		}
 		if err != nil || d.IsDir() {
 			return err
 		}
 		info, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}

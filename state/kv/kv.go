@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble"
@@ -139,6 +140,12 @@ func OpenWith(backend Backend, dir, name string, opts Options) (Store, error) {
 	if backend == MemDB {
 		path = "memory"
 	}
+	if backend == PebbleDB {
+		if err := removeIngestLeftover(path); err != nil {
+			_ = db.Close()
+			return nil, err
+		}
+	}
 	return &store{db: db, mem: backend == MemDB, path: path}, nil
 }
 
@@ -149,6 +156,9 @@ type store struct {
 	// own, and holds a read lock for as long as an iterator is open.
 	mem    bool
 	closed atomic.Bool
+	// ingestMu makes Ingests one at a time: each builds its table in the same file.
+	ingestMu  sync.Mutex
+	ingestBuf []byte // Ingest's table, reused
 }
 
 func (s *store) Get(key []byte) ([]byte, error) {
