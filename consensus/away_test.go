@@ -176,8 +176,9 @@ func TestCatchUpWithoutTheProposal(t *testing.T) {
 }
 
 // Issue #10 (kill the leader: the next block within 1.5 s): a leader whose node's connection
-// closed (SetPeerDown) gets an eighth of the view timeout from then, unless its proposal is in;
-// a message from it, or its node reconnecting, gives it the whole timeout back.
+// closed (SetPeerDown) gets an eighth of the view timeout from then, a quarter if its proposal is
+// in (the height may still be decided without it, unless a validator lacks the proposal); a
+// message from it, or its node reconnecting, gives it the whole timeout back.
 func TestDisconnectedLeaderShortensItsView(t *testing.T) {
 	const at = 5 // ticks into view 0 when the leader's connection closes
 	eighth := testViewTimeout / 8
@@ -202,13 +203,15 @@ func TestDisconnectedLeaderShortensItsView(t *testing.T) {
 		}
 	})
 	t.Run("proposal in before it went down", func(t *testing.T) {
-		// The others can decide without it: no reason to leave.
+		// The others may decide without it, so it gets longer; but the height is still open a
+		// quarter timeout on (no quorum here: nobody else votes), so one of them may lack the
+		// proposal, and only a new view brings it (TestSimulatorKilledLeaderProposedToSome).
 		c := awayCore(t)
 		wantErr(t, c.Step(signed(MsgPrePrepare, 5, 0, 1, valueFor(5, "p"), Digest{})))
 		ticks(c, at)
 		c.SetPeerDown(1, true)
-		if got := at + ticksToViewChange(t, c); got != testViewTimeout {
-			t.Fatalf("view 0 ended %d ticks after the height opened, want %d", got, testViewTimeout)
+		if got, want := at+ticksToViewChange(t, c), at+testViewTimeout/4; got != want {
+			t.Fatalf("view 0 ended %d ticks after the height opened, want %d", got, want)
 		}
 	})
 	t.Run("heard from after", func(t *testing.T) {

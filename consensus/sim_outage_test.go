@@ -63,6 +63,10 @@ type outagePlan struct {
 	// noDisconnects: peers never learn of a kill from their connections (the negative control of
 	// TestSimulatorKilledLeaderGap, and a node whose links to a killed peer linger).
 	noDisconnects bool
+	// deliverSent: what a killed node sent before the tick it died had left its process and is
+	// still delivered; only what it sent in that tick is lost. (A killed process's last messages
+	// are in its peers' buffers already; without it they die with their sender.)
+	deliverSent bool
 	// script, if set, runs at every tick after the plan's own events: a scenario that needs a
 	// fault at a chosen moment (sim_return_test.go) injects it there.
 	script func(s *sim)
@@ -129,7 +133,10 @@ type outageNode struct {
 	// sync slowed by the network or a frozen peer). holdIn: what is sent to the node before this
 	// tick reaches it only then (a node falling behind).
 	syncHold, holdIn uint64
-	wiped            bool // it lost its WAL and blocks at least once
+	// peerDown: the validators whose connection this node was last told closed (tellPeers), as
+	// the node's peersDown.
+	peerDown map[int]bool
+	wiped    bool // it lost its WAL and blocks at least once
 }
 
 func (s *sim) initOutages() {
@@ -231,6 +238,10 @@ func (s *sim) tellPeers() {
 		}
 		if nd := s.nodes[e.to]; !nd.out.down && nd.core != nil {
 			nd.core.SetPeerDown(uint32(e.v), e.down)
+			if nd.out.peerDown == nil {
+				nd.out.peerDown = map[int]bool{}
+			}
+			nd.out.peerDown[e.v] = e.down
 		}
 	}
 	s.out.peerEvents = kept
@@ -245,6 +256,7 @@ func (s *sim) restartAfterOutage(i int) {
 	nd.out.upAt = s.now
 	s.out.lastEvent = s.now
 	nd.out.seen = make(map[uint64]uint64)
+	nd.out.peerDown = nil // a new process has seen no connection close
 	nd.out.lastHeight, nd.out.lastProgress = uint64(len(nd.decided)), s.now
 	nd.out.syncNext = s.now + p.syncPoll
 	s.peersNotice(i, false)
@@ -380,7 +392,13 @@ func (s *sim) publish(from int, m Message) (uint64, bool) {
 
 // lostWithSender reports whether e was still in its sender's outbound queues when it was killed.
 func (s *sim) lostWithSender(e envelope) bool {
-	return s.sc.outage != nil && e.from >= 0 && s.nodes[e.from].out.life != e.life
+	if s.sc.outage == nil || e.from < 0 || s.nodes[e.from].out.life == e.life {
+		return false
+	}
+	if s.sc.outage.deliverSent && s.nodes[e.from].out.life == e.life+1 && e.sent < s.nodes[e.from].out.downAt {
+		return false // it had left before the process died
+	}
+	return true
 }
 
 // wakeSync is node.syncer.wake: a message from too far ahead.

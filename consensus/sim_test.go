@@ -110,6 +110,10 @@ type scenario struct {
 	// (the negative control of the node's rule: a duplicate PREPARE or COMMIT from its author's
 	// own peer is stepped, node/admission.go stepAuthorDuplicates).
 	dropAuthorDups bool
+	// trustClosedPeers: a node takes a message read from a peer before its connection closed,
+	// stepped after it was told of the close, as a sign of life (the negative control of the
+	// node's rule, markRelayed).
+	trustClosedPeers bool
 	// noViewChange: every node is honest, nothing is dropped: no honest core may change view.
 	noViewChange bool
 }
@@ -257,7 +261,9 @@ type envelope struct {
 	// from and its life (see outageNode), -1 for a block served by sync; pub names the pubsub
 	// publication, the same for the copies of one send.
 	from, life int
-	pub        uint64
+	// sent is the tick the sender handed it to the network (outagePlan.deliverSent).
+	sent uint64
+	pub  uint64
 	// gossip names the publication for gossipRelay, the same for every copy and relay of it.
 	gossip uint64
 }
@@ -673,7 +679,7 @@ func (s *sim) send(from int, r routed) {
 			if from == s.slowFrom && to == s.slowTo {
 				delay += uint64(s.sc.slowLink)
 			}
-			heap.Push(&s.q, envelope{at: s.now + delay, seq: s.seq, to: to, m: r.m, from: from, life: s.nodes[from].out.life, pub: pub, gossip: gossip})
+			heap.Push(&s.q, envelope{at: s.now + delay, seq: s.seq, to: to, m: r.m, from: from, life: s.nodes[from].out.life, sent: s.now, pub: pub, gossip: gossip})
 		}
 	}
 }
@@ -703,7 +709,7 @@ func (s *sim) gossipOn(e envelope) bool {
 		}
 		s.seq++
 		heap.Push(&s.q, envelope{at: s.now + 1 + uint64(s.rng.Intn(s.sc.maxDelay)), seq: s.seq, to: to, m: e.m,
-			from: e.to, life: nd.out.life, gossip: e.gossip})
+			from: e.to, life: nd.out.life, sent: s.now, gossip: e.gossip})
 	}
 	return true
 }
@@ -745,6 +751,11 @@ func (s *sim) step(e envelope) {
 	if e.from >= 0 && e.m.Type != MsgDecision && e.from != int(e.m.From) && !s.sc.trustReplays {
 		// The node's rule (stepConsensus): only a copy from its author's own peer says the author
 		// is alive or lags; one passed on by another is marked relayed, whatever it claims.
+		e.m.Relayed = true
+	}
+	if e.from >= 0 && e.m.Type != MsgDecision && s.sc.outage != nil && nd.out.peerDown[e.from] && !s.sc.trustClosedPeers {
+		// The node's rule (markRelayed): the connection to the peer it came from has closed, so it
+		// was read before that and is no sign that its author is up now.
 		e.m.Relayed = true
 	}
 	if e.to == s.byz {

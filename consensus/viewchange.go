@@ -39,7 +39,7 @@ type viewTimer struct {
 // crashed just before its view began is silent only later); if the leader is away (see away), a
 // quarter timeout after the core entered the view, and at once if the timer was set later; or if
 // the leader's connection closed before its proposal came (see SetPeerDown), an eighth of a
-// timeout after that.
+// timeout after that, or after it came, a quarter of a timeout after that.
 func (t *viewTimer) fires(c *Core) string {
 	if !t.set || !c.open || t.height != c.height || t.view != c.view {
 		return ""
@@ -59,6 +59,12 @@ func (t *viewTimer) fires(c *Core) string {
 		return LeftByAwayLeader
 	case c.down(l) && c.round.proposal == nil && c.now >= max(t.armed, c.downAt[l]-1)+eighth:
 		return LeftByDownLeader
+	case c.down(l) && c.now >= max(t.armed, c.downAt[l]-1)+quarter:
+		// Its proposal is in, but the height is still open a quarter timeout after the leader's
+		// connection closed: the others who hold it make no quorum without the leader's votes
+		// or a validator that never got it (one still catching up, or cut from the leader), and
+		// only a new view can bring it to them (it carries what was prepared).
+		return LeftByDownLeader
 	}
 	return ""
 }
@@ -66,7 +72,8 @@ func (t *viewTimer) fires(c *Core) string {
 // SetPeerDown tells the core that the node of validator v has lost (down) or regained its
 // connection to v's node: a leader killed during its view, whose peers' connections closed with
 // it, is given up an eighth of a timeout after that (or after the timer was set, if later) instead
-// of a whole view timeout, unless its proposal arrived first (the others can decide without it).
+// of a whole view timeout; if its proposal arrived first (the others may decide without it), a
+// quarter of a timeout after that, should the height still be open.
 // It is a hint, like silent and away: it only brings this validator's own view change forward,
 // views still move on a quorum's timeouts or f+1 view changes, so a wrong report costs a view,
 // never safety. Any message heard from v itself clears it.

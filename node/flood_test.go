@@ -305,6 +305,33 @@ func TestMarkRelayedTrustsOnlyTheAuthorsPeer(t *testing.T) {
 	}
 }
 
+// A message from its author's own peer that the loop steps after it heard that peer's connection
+// close was read before the close: it is no sign that its author is up (markRelayed), or the core
+// would forget that a leader just killed is down. Once the peer connects again, its copies count.
+func TestMarkRelayedAfterTheAuthorsConnectionClosed(t *testing.T) {
+	n := soloNodeAtRest(t)
+	if err := n.startCore(nil); err != nil {
+		t.Fatal(err)
+	}
+	author := n.sched.Load().at(1).Peers[0]
+	step := func() bool {
+		m := consensus.Message{Type: consensus.MsgCommit, Height: 1, From: 0}
+		n.markRelayed(author, &m)
+		return m.Relayed
+	}
+	if step() {
+		t.Fatal("a copy from its author's peer, connected: relayed")
+	}
+	n.peerChanged(p2p.PeerEvent{Peer: author})
+	if !step() {
+		t.Fatal("a copy from its author's peer, stepped after its connection closed: not relayed")
+	}
+	n.peerChanged(p2p.PeerEvent{Peer: author, Connected: true})
+	if step() {
+		t.Fatal("a copy from its author's peer, connected again: relayed")
+	}
+}
+
 // A validator's node losing its last connection is told to the core (and counted once),
 // remembered for the next core, and forgotten once it connects again; other peers change nothing.
 func TestPeerChangedTracksValidatorsDown(t *testing.T) {

@@ -157,7 +157,11 @@ func (n *Node) markRelayed(from string, msg *consensus.Message) {
 	if int(msg.From) >= len(peers) || peers[msg.From] == "" {
 		return // no node bound to the validator: nothing to tell its copies from others'
 	}
-	if peers[msg.From] != from {
+	if peers[msg.From] != from || n.peersDown[from] {
+		// Another peer's copy; or one read from the author's peer before its connection closed,
+		// stepped after the loop heard of the close: the core must not take it as a sign of
+		// life, or it forgets that a leader just killed is down and waits out its view
+		// (consensus TestSimulatorKilledLeaderProposedToSome).
 		msg.Relayed = true
 	}
 }
