@@ -188,6 +188,19 @@ func TestSimulatorReturnGap(t *testing.T) {
 	}
 }
 
+// heightOpened reports a height (5 or more, not tried before) that every validator up has just
+// opened (at most a tick after its predecessor was first decided), with its view-0 leader, and
+// marks it tried.
+func (rs *returnScript) heightOpened(s *sim) (h uint64, l0 int, ok bool) {
+	h = uint64(len(s.decided)) + 1
+	x, live := s.liveAtTip(-1)
+	if !live || h < 5 || h == rs.tried || s.now > s.out.topAt+1 {
+		return 0, 0, false
+	}
+	rs.tried = h
+	return h, int(s.nodes[x].core.leaderOf(0)), true
+}
+
 // killedLeader: with every validator up and at the tip, the view-0 leader of a height is killed
 // as the height opens, before it proposes. Its peers' connections close with it, and their nodes
 // tell their cores (SetPeerDown), which give it up a quarter timeout later instead of a whole
@@ -195,13 +208,10 @@ func TestSimulatorReturnGap(t *testing.T) {
 func (rs *returnScript) killedLeader(s *sim) {
 	switch rs.phase {
 	case 0:
-		h := uint64(len(s.decided)) + 1
-		x, ok := s.liveAtTip(-1)
-		if !ok || h < 5 || h == rs.tried || s.now > s.out.topAt+1 {
+		h, l0, ok := rs.heightOpened(s)
+		if !ok {
 			return
 		}
-		rs.tried = h
-		l0 := int(s.nodes[x].core.leaderOf(0))
 		if s.nodes[l0].proposal == nil {
 			return // not asked to propose yet: try the next height
 		}
@@ -228,13 +238,10 @@ const killedLeaderGapBound = simViewTimeout/8 + 3 + 5*3 + 6
 func (rs *returnScript) killedPartly(s *sim) {
 	switch rs.phase {
 	case 0:
-		h := uint64(len(s.decided)) + 1
-		x, ok := s.liveAtTip(-1)
-		if !ok || h < 5 || h == rs.tried || s.now > s.out.topAt+1 {
+		h, l0, ok := rs.heightOpened(s)
+		if !ok {
 			return
 		}
-		rs.tried = h
-		l0 := int(s.nodes[x].core.leaderOf(0))
 		if c := s.nodes[l0].core; c.round.proposal != nil {
 			return // proposed already: try the next height
 		}
