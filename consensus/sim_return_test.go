@@ -35,6 +35,18 @@ func (rs *returnScript) measure(s *sim) {
 	}
 }
 
+// scriptedSeeds is the seeds a scripted scenario runs: -sim.runs/20 of them (at least 10, 5
+// under the race detector) from 1, or just -sim.seed if it is given.
+func scriptedSeeds() (first int64, runs int) {
+	if *simSeed >= 0 {
+		return *simSeed, 1
+	}
+	if raceEnabled {
+		return 1, 5
+	}
+	return 1, max(*simRuns/20, 10)
+}
+
 // returnPlan is an outage plan with no random kills: the script injects the faults.
 func returnPlan(script func(*sim)) *outagePlan {
 	return &outagePlan{downMin: 1, downMax: 1, repairMin: 2, repairMax: 4, maxGap: 4 * simViewTimeout,
@@ -155,14 +167,7 @@ func TestSimulatorReturnGap(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			runs := max(*simRuns/20, 10)
-			if raceEnabled {
-				runs = 5
-			}
-			first := int64(1)
-			if *simSeed >= 0 {
-				first, runs = *simSeed, 1
-			}
+			first, runs := scriptedSeeds()
 			var worst uint64
 			for seed := first; seed < first+int64(runs); seed++ {
 				rs := &returnScript{}
@@ -284,14 +289,7 @@ func TestSimulatorKilledLeaderProposedToSome(t *testing.T) {
 		}
 		return rs
 	}
-	runs := max(*simRuns/20, 10)
-	if raceEnabled {
-		runs = 5
-	}
-	first := int64(1)
-	if *simSeed >= 0 {
-		first, runs = *simSeed, 1
-	}
+	first, runs := scriptedSeeds()
 	var worst uint64
 	for seed := first; seed < first+int64(runs); seed++ {
 		rs := run(seed, false)
@@ -329,14 +327,7 @@ func TestSimulatorKilledLeaderGap(t *testing.T) {
 		}
 		return rs, err
 	}
-	runs := max(*simRuns/20, 10)
-	if raceEnabled {
-		runs = 5
-	}
-	first := int64(1)
-	if *simSeed >= 0 {
-		first, runs = *simSeed, 1
-	}
+	first, runs := scriptedSeeds()
 	var worst uint64
 	for seed := first; seed < first+int64(runs); seed++ {
 		rs, err := run(seed, false)
