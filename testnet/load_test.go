@@ -553,3 +553,46 @@ func TestNotSeenSetsApartWhatWaitsBehindAGivenUpNonce(t *testing.T) {
 		}
 	}
 }
+
+// The latencies are also summarized by when their transactions were accepted, a slice every
+// latencySlice from the first submission, including slices in which nothing was accepted.
+func TestTrackerLatencyBySlice(t *testing.T) {
+	hash := func(i byte) state.Hash { return state.HashTx([]byte{0xb0, i}) }
+	t0 := time.Unix(2000, 0)
+	tr := newTracker()
+	send := func(i byte, after, lat time.Duration) {
+		tr.sent(t0.Add(after), hash(i))
+		tr.accepted(t0.Add(after), "http://a", signedTx{hash: hash(i)})
+		b := &api.BlockResponse{Height: uint64(i), Header: api.HeaderJSON{Time: t0.Add(after).UTC().Format(time.RFC3339Nano)},
+			Txs: []string{"00"}, Results: []api.TxResultJSON{{Hash: hash(i).String()}}}
+		if err := tr.observe(b, t0.Add(after+lat)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(1, 0, ms(900))                   // the first slice's tail
+	send(2, 9*time.Second, ms(100))       // still the first slice, finalized in the second
+	send(3, 25*time.Second, ms(40))       // the third; the second accepted nothing
+	send(4, 25*time.Second+ms(1), ms(60)) // the third
+	var r LoadReport
+	tr.report(&r)
+	want := []LatencySlice{
+		{From: 0, LatencySummary: LatencySummary{Count: 2, P50: ms(100), P90: ms(900), P99: ms(900), Max: ms(900)}},
+		{From: latencySlice},
+		{From: 2 * latencySlice, LatencySummary: LatencySummary{Count: 2, P50: ms(40), P90: ms(60), P99: ms(60), Max: ms(60)}},
+	}
+	if !slices.Equal(r.LatencyBySlice, want) {
+		t.Fatalf("by slice %+v, want %+v", r.LatencyBySlice, want)
+	}
+	js, err := json.Marshal(r.LatencyBySlice[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(js); got != `{"from_s":20,"count":2,"p50":40,"p90":60,"p99":60,"max":60}` {
+		t.Errorf("json %s", got)
+	}
+	var text strings.Builder
+	r.WriteText(&text)
+	if !strings.Contains(text.String(), "0s+ p50 100ms p99 900ms;  10s+ none;  20s+ p50 40ms p99 60ms") {
+		t.Errorf("text report:\n%s", text.String())
+	}
+}

@@ -230,6 +230,10 @@ type tracker struct {
 	final         int
 	failed        int
 	latencies     []time.Duration
+	// bySlice holds the latencies again by when the transaction was accepted, in slices of
+	// latencySlice from the first submission: a tail from the load's first seconds (cold caches,
+	// connections opening) looks different from one spread over the whole run.
+	bySlice [][]time.Duration
 	// after holds the latencies of the transactions accepted at or after splitAt, if set.
 	splitAt time.Time
 	after   []time.Duration
@@ -403,6 +407,12 @@ func (t *tracker) observe(b *api.BlockResponse, at time.Time) error {
 		seen.ours++
 		lat := at.Sub(sentAt)
 		t.latencies = append(t.latencies, lat)
+		if i := int(max(0, sentAt.Sub(t.firstSent)) / latencySlice); i < maxLatencySlices {
+			for len(t.bySlice) <= i {
+				t.bySlice = append(t.bySlice, nil)
+			}
+			t.bySlice[i] = append(t.bySlice[i], lat)
+		}
 		if !t.splitAt.IsZero() && !sentAt.Before(t.splitAt) {
 			t.after = append(t.after, lat)
 		}
@@ -435,6 +445,10 @@ func (t *tracker) report(r *LoadReport) {
 	defer t.mu.Unlock()
 	r.Finalized, r.FailedInBlock = t.final, t.failed
 	r.Latency = summarize(t.latencies)
+	for i, lat := range t.bySlice {
+		r.LatencyBySlice = append(r.LatencyBySlice, LatencySlice{From: time.Duration(i) * latencySlice,
+			LatencySummary: summarize(lat)})
+	}
 	r.LatencyAfter = summarize(t.after)
 	r.SeenAfterProposal = summarize(t.seenAfter)
 	if !t.skipAt.IsZero() {

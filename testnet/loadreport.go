@@ -58,6 +58,10 @@ type LoadReport struct {
 	Blocks         int            `json:"blocks"` // blocks observed within Window
 	AvgTxsPerBlock float64        `json:"avg_txs_per_block"`
 	Latency        LatencySummary `json:"latency_ms"` // accepted by a node → block observed
+	// LatencyBySlice is Latency by when the transactions were accepted, a slice every
+	// latencySlice from the first submission (what was accepted in a slice and finalized later
+	// counts in it).
+	LatencyBySlice []LatencySlice `json:"latency_by_slice,omitempty"`
 	// SeenAfterProposal is, per block, how long after its header time (the leader's clock when
 	// it proposed) the generator saw it: a block's consensus plus the follower's own delay, which
 	// Latency includes. Seconds here mean the follower, not the chain, was behind.
@@ -104,6 +108,30 @@ func (r *LoadReport) MarshalJSON() ([]byte, error) {
 		SubmitSeconds float64 `json:"submit_window_s"`
 		WindowSeconds float64 `json:"window_s"`
 	}{(*plain)(r), r.SubmitWindow.Seconds(), r.Window.Seconds()})
+}
+
+// latencySlice is the width of LoadReport.LatencyBySlice's slices; a longer load's latencies past
+// maxLatencySlices of them are in Latency only.
+const (
+	latencySlice     = 10 * time.Second
+	maxLatencySlices = 360
+)
+
+// LatencySlice is the latencies of the transactions accepted from From (since the first
+// submission) for latencySlice.
+type LatencySlice struct {
+	From time.Duration
+	LatencySummary
+}
+
+// MarshalJSON writes From in seconds beside the summary.
+func (s LatencySlice) MarshalJSON() ([]byte, error) {
+	sum, err := s.LatencySummary.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	from := fmt.Sprintf(`{"from_s":%g,`, s.From.Seconds())
+	return append([]byte(from), sum[1:]...), nil
 }
 
 // LatencySummary is the distribution of finality latencies.
@@ -189,6 +217,20 @@ func (r *LoadReport) WriteText(w io.Writer) {
 	fmt.Fprintf(tw, "blocks\t%d, %.1f txs/block\n", r.Blocks, r.AvgTxsPerBlock)
 	l := r.Latency
 	fmt.Fprintf(tw, "finality latency (from acceptance)\tp50 %s  p90 %s  p99 %s  max %s\n", roundMs(l.P50), roundMs(l.P90), roundMs(l.P99), roundMs(l.Max))
+	if len(r.LatencyBySlice) > 1 {
+		fmt.Fprintf(tw, "  by acceptance time\t")
+		for i, s := range r.LatencyBySlice {
+			if i > 0 {
+				fmt.Fprint(tw, ";  ")
+			}
+			if s.Count == 0 {
+				fmt.Fprintf(tw, "%s+ none", s.From)
+				continue
+			}
+			fmt.Fprintf(tw, "%s+ p50 %s p99 %s", s.From, roundMs(s.P50), roundMs(s.P99))
+		}
+		fmt.Fprintln(tw)
+	}
 	l = r.SeenAfterProposal
 	fmt.Fprintf(tw, "blocks seen after proposal\tp50 %s  p99 %s  max %s (consensus, plus the follower's own delay)\n", roundMs(l.P50), roundMs(l.P99), roundMs(l.Max))
 	for i, s := range r.Slowest {

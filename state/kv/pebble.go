@@ -144,3 +144,17 @@ func Checkpoint(s Store, dest string) error {
 	}
 	return nil
 }
+
+// EngineMetrics is pebble's own account of a store (levels, flushes, compactions, write
+// amplification), or nil for a store on another backend.
+func EngineMetrics(s Store) *pebble.Metrics {
+	st, ok := s.(*store)
+	if !ok || st.closed.Load() {
+		return nil
+	}
+	p, ok := st.db.(*dbm.PebbleDB)
+	if !ok {
+		return nil
+	}
+	return p.DB().Metrics()
+}
