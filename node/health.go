@@ -192,6 +192,7 @@ func (n *Node) registerHealthMetrics() {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "guild_store_errors_total",
 			Help: "Store reads and writes that failed (I/O error, damaged data): see the node's log."},
 			func() float64 { return float64(h.storeErrors.Load()) }),
+		newStorageCollector(n),
 		&heardCollector{n: n, desc: prometheus.NewDesc("guild_consensus_last_heard_seconds",
 			"Seconds since a consensus message authored by this validator was last received (since start if never).",
 			[]string{"validator"}, nil)},
@@ -337,6 +338,7 @@ func (n *Node) readiness(connected []string) []string {
 	if h.storeFault.Load() {
 		reasons = append(reasons, "a store read or write failed (see the node's log); restart the node once the store is repaired")
 	}
+	reasons = append(reasons, n.storageStalls(time.Now())...)
 	if diskState(h.diskLevel.Load()) == diskCritical {
 		reasons = append(reasons, fmt.Sprintf("disk nearly full: %d MB free for %s", h.diskFree.Load()>>20, filepath.Join(n.home, DataDir)))
 	}

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/guild-ledger/guild/consensus"
 	"github.com/guild-ledger/guild/node/api"
 	"github.com/guild-ledger/guild/p2p"
@@ -731,5 +733,93 @@ func TestSyncAppliesASliceATime(t *testing.T) {
 	}
 	if probesDuring.Load() == 0 {
 		t.Error("no probe was answered while the batch was applied")
+	}
+}
+
+// A store whose engine has stopped writes is exported per store, and makes the node not ready
+// once the stall has lasted storageStallNotReady; a short one does not.
+func TestStorageStallNotReady(t *testing.T) {
+	now := time.Now()
+	stats := map[string]kv.EngineStats{
+		"blocks": {WriteStalls: 3, StalledSince: now.Add(-5 * time.Second), StalledFor: 6 * time.Second, CompactionDebt: 300 << 20, L0Sublevels: 24},
+		"state":  {WriteStalls: 1, StalledSince: now.Add(-100 * time.Millisecond)},
+	}
+	n := &Node{home: "/home", engineStatsFn: func() map[string]kv.EngineStats { return stats }}
+	n.health.started = now
+	n.sched.Store(&schedule{epochs: []epoch{{From: 1, Set: consensus.ValidatorSet{Validators: make([]consensus.Validator, 4)}}}})
+	n.blocks = &BlockStore{}
+	r := strings.Join(n.readiness([]string{"a", "b", "c"}), "|")
+	if !strings.Contains(r, "the blocks store has stopped writes for 5s") || !strings.Contains(r, "300 MB of debt") {
+		t.Errorf("readiness while the block store stalls: %q", r)
+	}
+	if strings.Contains(r, "state store") {
+		t.Errorf("a stall of 100 ms made the node not ready: %q", r)
+	}
+
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(newStorageCollector(n))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			v := m.GetGauge().GetValue() + m.GetCounter().GetValue()
+			got[mf.GetName()+"/"+m.GetLabel()[0].GetValue()] = v
+		}
+	}
+	for k, want := range map[string]float64{
+		"guild_storage_write_stalled/blocks":             1,
+		"guild_storage_write_stalls_total/blocks":        3,
+		"guild_storage_write_stall_seconds_total/blocks": 6,
+		"guild_storage_compaction_debt_bytes/blocks":     300 << 20,
+		"guild_storage_l0_sublevels/blocks":              24,
+		"guild_storage_write_stalled/state":              1,
+		"guild_storage_write_stalls_total/state":         1,
+	} {
+		if got[k] != want {
+			t.Errorf("%s = %v, want %v", k, got[k], want)
+		}
+	}
+
+	// Once the stall is over, the node is ready again (as far as its stores go).
+	stats["blocks"] = kv.EngineStats{WriteStalls: 3, StalledFor: 7 * time.Second}
+	if r := strings.Join(n.readiness([]string{"a", "b", "c"}), "|"); strings.Contains(r, "store") {
+		t.Errorf("readiness after the stall: %q", r)
+	}
+}
+
+// A node on pebble exports its stores' engine health from the start.
+func TestStorageMetricsFromRealStores(t *testing.T) {
+	dir := t.TempDir()
+	opts := kv.Options{Logger: slog.New(slog.DiscardHandler)}
+	var err error
+	n := &Node{}
+	if n.blockDB, err = kv.OpenWith(kv.PebbleDB, dir, "blocks", opts); err != nil {
+		t.Fatal(err)
+	}
+	defer n.blockDB.Close()
+	if n.stateDB, err = kv.OpenWith(kv.PebbleDB, dir, "state", opts); err != nil {
+		t.Fatal(err)
+	}
+	defer n.stateDB.Close()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(newStorageCollector(n))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	series := 0
+	for _, mf := range mfs {
+		if mf.GetName() == "guild_storage_write_stalled" {
+			series = len(mf.GetMetric())
+		}
+	}
+	if series != 2 {
+		t.Fatalf("guild_storage_write_stalled: %d series, want one per store", series)
+	}
+	if len(n.storageStalls(time.Now())) != 0 {
+		t.Errorf("fresh stores stall: %v", n.storageStalls(time.Now()))
 	}
 }

@@ -58,23 +58,25 @@ type Node struct {
 	syncDecoded *syncedBlock
 
 	blockDB, stateDB kv.Store
-	wal              *WAL                // validators only
-	restored         []consensus.Message // read from the WAL at start, for the core
-	blocks           *BlockStore
-	st               *state.State
-	pool             *Mempool
-	pending          *pendingLog // transactions accepted from the API, until they leave the mempool
-	evidence         *EvidencePool
-	sigs             *sigCache
-	consensusSigs    *sigMemo  // consensus signatures the topic validator verified, for the core
-	verifier         *verifier // every transaction signature from the API and gossip: verifier.go
-	recent           *txCache  // recent transactions outside the mempool, by hash: txcache.go
-	fetcher          txFetcher // tx fetch for proposals by reference (the p2p host): byref.go
-	rejected         *reasonCache
-	host             *p2p.Host
-	core             *consensus.Core
-	metrics          *metrics
-	commits          feed
+	// engineStatsFn, when set (tests), stands in for the stores' own engine stats.
+	engineStatsFn func() map[string]kv.EngineStats
+	wal           *WAL                // validators only
+	restored      []consensus.Message // read from the WAL at start, for the core
+	blocks        *BlockStore
+	st            *state.State
+	pool          *Mempool
+	pending       *pendingLog // transactions accepted from the API, until they leave the mempool
+	evidence      *EvidencePool
+	sigs          *sigCache
+	consensusSigs *sigMemo  // consensus signatures the topic validator verified, for the core
+	verifier      *verifier // every transaction signature from the API and gossip: verifier.go
+	recent        *txCache  // recent transactions outside the mempool, by hash: txcache.go
+	fetcher       txFetcher // tx fetch for proposals by reference (the p2p host): byref.go
+	rejected      *reasonCache
+	host          *p2p.Host
+	core          *consensus.Core
+	metrics       *metrics
+	commits       feed
 	// offences are the invalid consensus messages seen per validator since each was last logged
 	// (flood.go); owned by the loop.
 	offences map[string]*offenceRecord

@@ -125,11 +125,12 @@ func OpenWith(backend Backend, dir, name string, opts Options) (Store, error) {
 		return nil, fmt.Errorf("%w %q: want one of %q, %q, %q", ErrUnknownBackend, backend, PebbleDB, GoLevelDB, MemDB)
 	}
 	var (
-		db  dbm.DB
-		err error
+		db     dbm.DB
+		engine *pebbleLogger
+		err    error
 	)
 	if backend == PebbleDB && opts.Logger != nil {
-		db, err = openPebble(dir, name, opts.Logger)
+		db, engine, err = openPebble(dir, name, opts.Logger)
 	} else {
 		db, err = dbm.NewDB(name, dbm.BackendType(backend), dir)
 	}
@@ -146,7 +147,7 @@ func OpenWith(backend Backend, dir, name string, opts Options) (Store, error) {
 			return nil, err
 		}
 	}
-	return &store{db: db, mem: backend == MemDB, path: path}, nil
+	return &store{db: db, mem: backend == MemDB, path: path, engine: engine}, nil
 }
 
 type store struct {
@@ -156,6 +157,8 @@ type store struct {
 	// own, and holds a read lock for as long as an iterator is open.
 	mem    bool
 	closed atomic.Bool
+	// engine is a pebble store's logger and event counts (Stats); nil without Options.Logger.
+	engine *pebbleLogger
 	// ingestMu makes Ingests one at a time: each builds its table in the same file.
 	ingestMu  sync.Mutex
 	ingestBuf []byte // Ingest's table, reused

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble"
@@ -27,13 +28,25 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-func openPebble(dir, name string, log *slog.Logger) (dbm.DB, error) {
+func openPebble(dir, name string, log *slog.Logger) (dbm.DB, *pebbleLogger, error) {
 	path := filepath.Join(dir, name+".db")
 	pl := &pebbleLogger{log: log.With("component", "pebble", "store", path), path: path, exit: os.Exit}
 	opts := tunedPebbleOptions()
 	opts.Logger = pl
-	opts.EventListener = &pebble.EventListener{
+	opts.EventListener = pl.listener()
+	db, err := dbm.NewPebbleDBWithOpts(name, dir, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	return db, pl, nil
+}
+
+// listener counts the engine's events for Stats and logs them: background errors at ERROR, slow
+// disks and write stalls at WARN.
+func (pl *pebbleLogger) listener() *pebble.EventListener {
+	return &pebble.EventListener{
 		BackgroundError: func(err error) {
+			pl.backgroundErrors.Add(1)
 			// Pebble retries some background work (table statistics) at once after a failure: on a
 			// damaged table it would write this line thousands of times a second.
 			if skipped, ok := pl.limit.allow(time.Now()); ok {
@@ -43,14 +56,59 @@ func openPebble(dir, name string, log *slog.Logger) (dbm.DB, error) {
 			}
 		},
 		DiskSlow: func(info pebble.DiskSlowInfo) {
+			pl.slowDisk.Add(1)
 			pl.log.Warn("disk is slow", "path", info.Path, "op", info.OpType.String(), "duration", info.Duration)
 		},
 		WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
-			pl.log.Warn("storage engine stalls writes (compaction is behind): the disk is too slow for the load", "reason", info.Reason)
+			pl.stallBegin(time.Now())
+			pl.log.Warn("storage engine stalls writes (compaction is behind): the disk is too slow for the "+
+				"load; if it lasts, move the data directory to a faster disk or offer the node less load",
+				"reason", info.Reason)
 		},
-		WriteStallEnd: func() { pl.log.Info("storage engine write stall ended") },
+		WriteStallEnd: func() {
+			d := pl.stallEnd(time.Now())
+			pl.log.Info("storage engine write stall ended", "stalled", d)
+		},
 	}
-	return dbm.NewPebbleDBWithOpts(name, dir, opts)
+}
+
+// EngineStats is a pebble store's account of its own health: what its engine reported since the
+// store opened, and the shape of its levels now.
+type EngineStats struct {
+	WriteStalls      uint64        // times the engine stopped writes because compaction was behind
+	StalledSince     time.Time     // when the stall going on now began; zero when writes flow
+	StalledFor       time.Duration // time writes were stopped in all, the stall going on now included
+	SlowDiskOps      uint64        // disk operations the engine found slow
+	BackgroundErrors uint64        // failed background work (compactions, flushes): see the log
+	CompactionDebt   uint64        // bytes compactions estimate they must rewrite to settle the levels
+	L0Sublevels      int           // level 0's depth: writes stop when it reaches the stop threshold
+	L0Files          int64
+}
+
+// Stats reports st's engine health, and false for a store that has none to report (memdb,
+// goleveldb, or a pebble store opened without Options.Logger).
+func Stats(st Store) (EngineStats, bool) {
+	s, ok := st.(*store)
+	if !ok || s.engine == nil || s.closed.Load() {
+		return EngineStats{}, false
+	}
+	p, ok := s.db.(*dbm.PebbleDB)
+	if !ok {
+		return EngineStats{}, false
+	}
+	now := time.Now()
+	pl := s.engine
+	es := EngineStats{WriteStalls: pl.stalls.Load(), SlowDiskOps: pl.slowDisk.Load(),
+		BackgroundErrors: pl.backgroundErrors.Load(), StalledFor: time.Duration(pl.stalledNanos.Load())}
+	if since := pl.stalledSince.Load(); since != 0 {
+		es.StalledSince = time.Unix(0, since)
+		es.StalledFor += now.Sub(es.StalledSince)
+	}
+	m := p.DB().Metrics()
+	es.CompactionDebt = m.Compact.EstimatedDebt
+	es.L0Sublevels = int(m.Levels[0].Sublevels)
+	es.L0Files = m.Levels[0].NumFiles
+	return es, true
 }
 
 // Memtable and level-0 sizing of the node's stores. Pebble's defaults (4 MiB memtables, a level-0
@@ -83,6 +141,27 @@ type pebbleLogger struct {
 	path  string
 	exit  func(code int)
 	limit limiter
+
+	// What the engine's events said, for Stats.
+	stalls, slowDisk, backgroundErrors atomic.Uint64
+	stalledSince                       atomic.Int64 // unix nanoseconds; 0 when writes flow
+	stalledNanos                       atomic.Int64 // ended stalls' time
+}
+
+func (l *pebbleLogger) stallBegin(now time.Time) {
+	l.stalls.Add(1)
+	l.stalledSince.CompareAndSwap(0, now.UnixNano())
+}
+
+// stallEnd ends the stall going on and says how long it lasted.
+func (l *pebbleLogger) stallEnd(now time.Time) time.Duration {
+	since := l.stalledSince.Swap(0)
+	if since == 0 {
+		return 0
+	}
+	d := max(0, now.Sub(time.Unix(0, since)))
+	l.stalledNanos.Add(int64(d))
+	return d
 }
 
 // backgroundErrorEvery spaces the log lines of repeated background errors.

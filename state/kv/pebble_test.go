@@ -10,6 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble"
 )
 
 // A table damaged on disk (bytes flipped in an sstable) is reported as ErrStorage naming the
@@ -234,5 +237,52 @@ func TestPebbleStoreUsesTunedSizes(t *testing.T) {
 		if !strings.Contains(string(b), "\n  "+want+"\n") {
 			t.Errorf("OPTIONS lacks %q:\n%s", want, b)
 		}
+	}
+}
+
+// The engine's events are counted for Stats: a write stall shows as going on (and in the time
+// stalled) until it ends, slow disk operations and background errors as counts; stores without
+// an engine to report on say so.
+func TestEngineStats(t *testing.T) {
+	s, err := OpenWith(PebbleDB, t.TempDir(), "blocks", Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	b := s.NewBatch()
+	if err := errors.Join(b.Set([]byte("k"), []byte("v")), b.Write(), b.Close()); err != nil {
+		t.Fatal(err)
+	}
+	es, ok := Stats(s)
+	if !ok || es.WriteStalls != 0 || !es.StalledSince.IsZero() || es.StalledFor != 0 {
+		t.Fatalf("fresh store: %+v %v", es, ok)
+	}
+	// What pebble calls when compaction falls behind, and after.
+	l := s.(*store).engine.listener()
+	l.WriteStallBegin(pebble.WriteStallBeginInfo{Reason: "L0 file count limit exceeded"})
+	time.Sleep(20 * time.Millisecond)
+	es, _ = Stats(s)
+	if es.WriteStalls != 1 || es.StalledSince.IsZero() || es.StalledFor < 20*time.Millisecond {
+		t.Fatalf("during a stall: %+v", es)
+	}
+	l.WriteStallEnd()
+	l.DiskSlow(pebble.DiskSlowInfo{Path: "x", Duration: time.Second})
+	l.BackgroundError(errors.New("compaction failed"))
+	ended, _ := Stats(s)
+	time.Sleep(10 * time.Millisecond)
+	later, _ := Stats(s)
+	if !later.StalledSince.IsZero() || later.StalledFor != ended.StalledFor || later.StalledFor < 20*time.Millisecond ||
+		later.SlowDiskOps != 1 || later.BackgroundErrors != 1 || later.WriteStalls != 1 {
+		t.Fatalf("after the stall: %+v, then %+v", ended, later)
+	}
+	for _, b := range []Backend{MemDB, GoLevelDB} {
+		other, err := Open(b, t.TempDir(), "other")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := Stats(other); ok {
+			t.Errorf("%s reports engine stats", b)
+		}
+		other.Close()
 	}
 }
