@@ -1,6 +1,7 @@
 package node
 
 import (
+	"log/slog"
 	"math/rand/v2"
 	"testing"
 
@@ -16,7 +17,7 @@ import (
 // pebble's own goroutines, outside the timed loop's wall time on a busy machine).
 func BenchmarkCommitStorePebble(b *testing.B) {
 	const txsPerBlock, accounts = 2000, 64
-	db, err := kv.Open(kv.PebbleDB, b.TempDir(), "blocks")
+	db, err := kv.OpenWith(kv.PebbleDB, b.TempDir(), "blocks", kv.Options{Logger: slog.New(slog.DiscardHandler)}) // the node's tuning
 	if err != nil {
 		b.Fatal(err)
 	}

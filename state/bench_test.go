@@ -270,3 +270,43 @@ func BenchmarkSmallBlock(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkVerifySmall compares a few signatures verified one at a time with the same verified as
+// one batch: where verifySigs starts batching (minOneBatch). Under a steady few thousand
+// transactions a second a node's verifier flushes every few milliseconds with a handful in hand.
+func BenchmarkVerifySmall(b *testing.B) {
+	c := benchSetup(b)
+	for _, n := range []int{2, 3, 4, 8, 16} {
+		items := make([]sigItem, n)
+		for i, tx := range c.txs[:n] {
+			msg, err := sigMessage(testChain, tx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			items[i] = sigItem{pub: tx.Sigs[0].PubKey, msg: msg, sig: tx.Sigs[0].Sig}
+			expandedKeys.get(items[i].pub) // warm, as for a known sender
+		}
+		ok := make([]bool, n)
+		b.Run(fmt.Sprintf("one-by-one-%d", n), func(b *testing.B) {
+			cpu0 := processCPU()
+			for i := 0; i < b.N; i++ {
+				for j := range items {
+					if !verifyOne(items[j].pub, items[j].msg, items[j].sig) {
+						b.Fatal("bad signature")
+					}
+				}
+			}
+			reportRates(b, b.N*n, processCPU()-cpu0, "sig")
+		})
+		b.Run(fmt.Sprintf("batch-%d", n), func(b *testing.B) {
+			cpu0 := processCPU()
+			for i := 0; i < b.N; i++ {
+				verifyChunk(items, ok)
+				if !ok[0] {
+					b.Fatal("bad signature")
+				}
+			}
+			reportRates(b, b.N*n, processCPU()-cpu0, "sig")
+		})
+	}
+}

@@ -174,7 +174,7 @@ func TestVerifyTxsAgreesWithVerifyTx(t *testing.T) {
 		}
 		return tx
 	}
-	for _, c := range []struct{ badRate, size int }{{0, 300}, {3, 1100}, {100, 300}} {
+	for _, c := range []struct{ badRate, size int }{{0, 300}, {3, 1100}, {100, 300}, {30, 16}} {
 		badRate := c.badRate // percent
 		pool := make([]*Tx, c.size)
 		single := make([]error, len(pool))
@@ -186,7 +186,7 @@ func TestVerifyTxsAgreesWithVerifyTx(t *testing.T) {
 			pool[i] = makeTx(bad)
 			single[i] = VerifyTx(testChain, pool[i])
 		}
-		for _, n := range []int{0, 1, 5, 15, 16, 63, 64, 65, 200, 300, 1100} {
+		for _, n := range []int{0, 1, 2, 3, 4, 5, 8, 15, 16, 63, 64, 65, 200, 300, 1100} {
 			if n > len(pool) {
 				continue
 			}
