@@ -64,16 +64,8 @@ func BenchmarkCommitStorePebble(b *testing.B) {
 	}
 	// Making the blocks is in it too, the same for every layout.
 	b.ReportMetric(float64((processCPU()-cpu0).Nanoseconds())/float64(b.N*txsPerBlock), "cpu-ns/tx")
-	if m := kv.EngineMetrics(db); m != nil {
-		var compacted, flushed uint64
-		for _, l := range m.Levels {
-			compacted += l.BytesCompacted
-			flushed += l.BytesFlushed
-		}
-		b.ReportMetric(float64(compacted)/float64(b.N*txsPerBlock), "compacted-B/tx")
-		b.ReportMetric(float64(flushed)/float64(b.N*txsPerBlock), "flushed-B/tx")
-		if testing.Verbose() {
-			b.Log("\n" + m.String())
-		}
+	if es, ok := kv.Stats(db); ok {
+		b.ReportMetric(float64(es.CompactedBytes)/float64(b.N*txsPerBlock), "compacted-B/tx")
+		b.ReportMetric(float64(es.FlushedBytes)/float64(b.N*txsPerBlock), "flushed-B/tx")
 	}
 }

@@ -741,8 +741,9 @@ func TestSyncAppliesASliceATime(t *testing.T) {
 func TestStorageStallNotReady(t *testing.T) {
 	now := time.Now()
 	stats := map[string]kv.EngineStats{
-		"blocks": {WriteStalls: 3, StalledSince: now.Add(-5 * time.Second), StalledFor: 6 * time.Second, CompactionDebt: 300 << 20, L0Sublevels: 24},
-		"state":  {WriteStalls: 1, StalledSince: now.Add(-100 * time.Millisecond)},
+		"blocks": {WriteStalls: 3, StalledSince: now.Add(-5 * time.Second), StalledFor: 6 * time.Second, CompactionDebt: 300 << 20, L0Sublevels: 24,
+			FlushedBytes: 1000, CompactedBytes: 2500},
+		"state": {WriteStalls: 1, StalledSince: now.Add(-100 * time.Millisecond)},
 	}
 	n := &Node{home: "/home", engineStatsFn: func() map[string]kv.EngineStats { return stats }}
 	n.health.started = now
@@ -775,6 +776,8 @@ func TestStorageStallNotReady(t *testing.T) {
 		"guild_storage_write_stall_seconds_total/blocks": 6,
 		"guild_storage_compaction_debt_bytes/blocks":     300 << 20,
 		"guild_storage_l0_sublevels/blocks":              24,
+		"guild_storage_flushed_bytes_total/blocks":       1000,
+		"guild_storage_compacted_bytes_total/blocks":     2500,
 		"guild_storage_write_stalled/state":              1,
 		"guild_storage_write_stalls_total/state":         1,
 	} {

@@ -50,7 +50,7 @@ func (n *Node) storageStalls(now time.Time) []string {
 type storageCollector struct {
 	n                                                   *Node
 	stalls, stalled, stalledSeconds, slowDisk, bgErrors *prometheus.Desc
-	debt, l0Sublevels                                   *prometheus.Desc
+	debt, l0Sublevels, flushed, compacted               *prometheus.Desc
 }
 
 func newStorageCollector(n *Node) *storageCollector {
@@ -70,13 +70,17 @@ func newStorageCollector(n *Node) *storageCollector {
 			"Background work of the store's engine (flushes, compactions) that failed (logged at ERROR)."),
 		debt: d("guild_storage_compaction_debt_bytes",
 			"Bytes the store's compactions estimate they must rewrite to settle its levels: growing without end means the disk cannot keep up."),
+		flushed: d("guild_storage_flushed_bytes_total",
+			"Bytes the store's engine wrote to tables from its memtables."),
+		compacted: d("guild_storage_compacted_bytes_total",
+			"Bytes the store's engine rewrote in compactions: against guild_storage_flushed_bytes_total, its write amplification."),
 		l0Sublevels: d("guild_storage_l0_sublevels",
 			"Depth of the store's level 0: the engine stops writes when it grows past its stop threshold."),
 	}
 }
 
 func (c *storageCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.stalls, c.stalled, c.stalledSeconds, c.slowDisk, c.bgErrors, c.debt, c.l0Sublevels} {
+	for _, d := range []*prometheus.Desc{c.stalls, c.stalled, c.stalledSeconds, c.slowDisk, c.bgErrors, c.debt, c.l0Sublevels, c.flushed, c.compacted} {
 		ch <- d
 	}
 }
@@ -99,6 +103,8 @@ func (c *storageCollector) Collect(ch chan<- prometheus.Metric) {
 			{c.bgErrors, prometheus.CounterValue, float64(es.BackgroundErrors)},
 			{c.debt, prometheus.GaugeValue, float64(es.CompactionDebt)},
 			{c.l0Sublevels, prometheus.GaugeValue, float64(es.L0Sublevels)},
+			{c.flushed, prometheus.CounterValue, float64(es.FlushedBytes)},
+			{c.compacted, prometheus.CounterValue, float64(es.CompactedBytes)},
 		} {
 			ch <- prometheus.MustNewConstMetric(m.d, m.t, m.v, name)
 		}

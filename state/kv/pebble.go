@@ -83,6 +83,10 @@ type EngineStats struct {
 	CompactionDebt   uint64        // bytes compactions estimate they must rewrite to settle the levels
 	L0Sublevels      int           // level 0's depth: writes stop when it reaches the stop threshold
 	L0Files          int64
+	// FlushedBytes and CompactedBytes are what the engine wrote to tables since the store opened:
+	// memtables flushed, and tables rewritten by compactions (their ratio is the part of the
+	// write amplification the store's key layout decides).
+	FlushedBytes, CompactedBytes uint64
 }
 
 // Stats reports st's engine health, and false for a store that has none to report (memdb,
@@ -108,6 +112,10 @@ func Stats(st Store) (EngineStats, bool) {
 	es.CompactionDebt = m.Compact.EstimatedDebt
 	es.L0Sublevels = int(m.Levels[0].Sublevels)
 	es.L0Files = m.Levels[0].NumFiles
+	for _, l := range m.Levels {
+		es.FlushedBytes += l.BytesFlushed
+		es.CompactedBytes += l.BytesCompacted
+	}
 	return es, true
 }
 
@@ -222,18 +230,4 @@ func Checkpoint(s Store, dest string) error {
 		return st.fail("checkpoint", err)
 	}
 	return nil
-}
-
-// EngineMetrics is pebble's own account of a store (levels, flushes, compactions, write
-// amplification), or nil for a store on another backend.
-func EngineMetrics(s Store) *pebble.Metrics {
-	st, ok := s.(*store)
-	if !ok || st.closed.Load() {
-		return nil
-	}
-	p, ok := st.db.(*dbm.PebbleDB)
-	if !ok {
-		return nil
-	}
-	return p.DB().Metrics()
 }
