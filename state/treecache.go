@@ -87,9 +87,9 @@ func (c *nodeCache) find(r ref) uint32 {
 }
 
 // view is entry id's group, in place in the slab: valid until a commit or a reset.
-func (c *nodeCache) view(id uint32) *group {
+func (c *nodeCache) view(id uint32) group {
 	e := &c.ents[id-1]
-	return &group{at: e.at, nodes: c.slab.nodes(e.idx, int(e.n))}
+	return group{at: e.at, nodes: c.slab.nodes(e.idx, int(e.n))}
 }
 
 // get returns a copy of the group r names if cached (the caller may hold it across commits,
@@ -103,7 +103,7 @@ func (c *nodeCache) get(r ref) *group {
 	}
 	g := c.view(id)
 	g.nodes = exact(g.nodes)
-	return g
+	return &g
 }
 
 // getInto is get into dst, reusing its nodes' room: a proof reads a group at a time, and one
@@ -128,19 +128,15 @@ func (c *nodeCache) isRoot(h Hash) bool {
 	return c.find(ref{h: h}) != 0
 }
 
-// lookup is get without the lock and without the copy, for the goroutines of an update: the
-// cache changes only in commit and reset, which run under State.applyMu as updates do, so an
-// update never overlaps a write; and a block's writes are committed only if no commit came
-// between their update and theirs (a Staged on a stale tip is refused), so the entries its update
-// names (treeWrites.replaced, touched) are still those when it commits. (Proofs, on any
-// goroutine, use get.) It returns the group, its entry's id+1, and whether it is in the old
-// generation.
-func (c *nodeCache) lookup(r ref) (g *group, id uint32, old bool) {
-	if id = c.find(r); id == 0 {
-		return nil, 0, false
-	}
-	return c.view(id), id, c.ents[id-1].gen != c.gen
-}
+// find and view are get without the lock and without the copy, for the goroutines of an update:
+// the cache changes only in commit and reset, which run under State.applyMu as updates do, so
+// an update never overlaps a write; and a block's writes are committed only if no commit came
+// between their update and theirs (a Staged on a stale tip is refused), so the entries its
+// update names (treeWrites.replaced, touched) are still those when it commits. (Proofs, on any
+// goroutine, use get.)
+
+// isOld is whether entry id is in the old generation.
+func (c *nodeCache) isOld(id uint32) bool { return c.ents[id-1].gen != c.gen }
 
 // at is the entry r names if it still holds r's group.
 func (c *nodeCache) at(r cacheRef) *cacheEntry {
