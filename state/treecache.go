@@ -73,7 +73,12 @@ func (e *cacheEntry) bytes() int { return 64 + int(e.n)*int(unsafe.Sizeof(inner{
 func newNodeCache() *nodeCache { return &nodeCache{limit: maxCachedBytes, gen: 1} }
 
 // find is the id+1 of the entry holding the group r names (an internal node at a group's depth),
-// or 0.
+// or 0. With view, it is get without the lock and without the copy, for the goroutines of an
+// update: the cache changes only in commit and reset, which run under State.applyMu as updates
+// do, so an update never overlaps a write; and a block's writes are committed only if no commit
+// came between their update and theirs (a Staged on a stale tip is refused), so the entries its
+// update names (treeWrites.replaced, touched) are still those when it commits. (Proofs, on any
+// goroutine, use get.)
 func (c *nodeCache) find(r ref) uint32 {
 	if id := r.cid; id != 0 && id&pendingCID == 0 && int(id) <= len(c.ents) {
 		if e := &c.ents[id-1]; e.n != 0 && e.h == r.h {
@@ -127,13 +132,6 @@ func (c *nodeCache) isRoot(h Hash) bool {
 	defer c.mu.RUnlock()
 	return c.find(ref{h: h}) != 0
 }
-
-// find and view are get without the lock and without the copy, for the goroutines of an update:
-// the cache changes only in commit and reset, which run under State.applyMu as updates do, so
-// an update never overlaps a write; and a block's writes are committed only if no commit came
-// between their update and theirs (a Staged on a stale tip is refused), so the entries its
-// update names (treeWrites.replaced, touched) are still those when it commits. (Proofs, on any
-// goroutine, use get.)
 
 // isOld is whether entry id is in the old generation.
 func (c *nodeCache) isOld(id uint32) bool { return c.ents[id-1].gen != c.gen }
