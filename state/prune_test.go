@@ -134,7 +134,7 @@ func treeKeys(t *testing.T, db kv.Store, root Hash, into map[string]bool) {
 		if depth%groupLevels == 0 {
 			into[string(nodeKey(r.ver, r.h))] = true
 			var err error
-			if g, err = tr.loadGroup(r, nil); err != nil {
+			if g, err = tr.loadGroup(r); err != nil {
 				t.Fatal(err)
 			}
 			slot = 0

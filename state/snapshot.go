@@ -189,7 +189,7 @@ func (t *tree) walk(r ref, g *group, slot, depth int, fn func(key, value []byte)
 	}
 	if depth%groupLevels == 0 {
 		var err error
-		if g, err = t.loadGroup(r, nil); err != nil {
+		if g, err = t.loadGroup(r); err != nil {
 			return err
 		}
 		slot = 0

@@ -119,6 +119,9 @@ type ref struct {
 	kh   Hash
 	ver  uint64
 	kind uint8
+	// cid, for a group's root, is where the cache may hold the group (nodeCache.find): not
+	// stored, not hashed, and checked against h when used (in the room the fields above leave).
+	cid uint32
 }
 
 // inner is an internal node.
@@ -163,9 +166,20 @@ func (g *group) cloneFull() *group {
 // clone is a copy of g to change, in tw's scratch (the cache copies what it keeps), with room
 // for a few more nodes.
 func (tw *treeWrites) clone(g *group) *group {
-	c := &group{at: g.at, nodes: tw.scratchNodes(len(g.nodes), 2)}
+	c := tw.newGroup()
+	c.at, c.nodes = g.at, tw.scratchNodes(len(g.nodes), 2)
 	copy(c.nodes, g.nodes)
 	return c
+}
+
+// newGroup is an empty group from tw's arena of them: a block's update makes thousands, which
+// one allocation each made 3 % of its commit (issue 12).
+func (tw *treeWrites) newGroup() *group {
+	if len(tw.groupArena) == cap(tw.groupArena) {
+		tw.groupArena = make([]group, 0, 256)
+	}
+	tw.groupArena = append(tw.groupArena, group{})
+	return &tw.groupArena[len(tw.groupArena)-1]
 }
 
 // scratchNodes is n nodes, with room for more, from tw's scratch: a block's update copies
@@ -185,10 +199,12 @@ func (tw *treeWrites) scratchNodes(n, room int) []inner {
 // update copies; a large one takes a chunk after another.
 const scratchChunk = 1 << 12
 
-// maxPooledChunks bounds the scratch kept between blocks, 2.5 MiB: a block of a few hundred
-// transactions finds all it needs there, and a large block's chunks beyond it are left to the
-// collector rather than held for ever.
-const maxPooledChunks = 16
+// maxPooledChunks bounds the scratch kept between blocks, 40 MiB: a block of 2,000 transfers on
+// a million accounts takes 28 chunks (18 MiB), and one of up to about 4,500 finds all it needs
+// there; a larger block's chunks beyond it are left to the collector rather than held for ever.
+// With 16 kept, a block of 2,000 transfers allocated and cleared 12 chunks anew (issue 12);
+// what is kept is a tenth of the group cache's room.
+const maxPooledChunks = 64
 
 // scratchPool keeps the scratch chunks of committed updates for the next ones (issue #10): a
 // chunk allocated per block, zeroed and soon garbage, was 3 % of a node's CPU at 50 small blocks
@@ -255,7 +271,8 @@ func (tw *treeWrites) compact(g *group, reached int) *group {
 		}
 	}
 	walk(0, 0)
-	c := &group{at: at, nodes: tw.scratchNodes(n, 0)}
+	c := tw.newGroup()
+	c.at, c.nodes = at, tw.scratchNodes(n, 0)
 	copy(c.nodes, buf[:n])
 	return c
 }
@@ -637,27 +654,31 @@ type tree struct {
 	last atomic.Pointer[ref]
 }
 
-// loadGroup reads the group whose root is r, from the cache or the store. The group is shared:
-// the caller must not change it. seen, if not nil, is an update's (which may read the cache
-// without its lock, see lookup), and collects the groups read from the store or the cache's old
-// generation, for the commit to cache.
-func (t *tree) loadGroup(r ref, seen map[Hash]*group) (*group, error) {
-	h := r.h
-	var (
-		g     *group
-		older bool
-	)
-	if seen != nil {
-		g, older = t.cache.lookup(h)
-	} else {
-		g, older = t.cache.get(h)
-	}
-	if g != nil {
-		if older && seen != nil {
-			seen[h] = g
-		}
+// loadGroup reads the group whose root is r, from the cache or the store.
+func (t *tree) loadGroup(r ref) (*group, error) {
+	if g := t.cache.get(r); g != nil {
 		return g, nil
 	}
+	return t.readGroup(r)
+}
+
+// updateGroup is loadGroup for an update, which may read the cache without its lock (see
+// find): the group is shared, the caller must not change it. from names the cache's entry it
+// came from (cid 0: the store), and old is whether that is in the old generation.
+func (t *tree) updateGroup(r ref) (g group, from cacheRef, old bool, err error) {
+	if id := t.cache.find(r); id != 0 {
+		return t.cache.view(id), cacheRef{h: r.h, cid: id}, t.cache.isOld(id), nil
+	}
+	rg, err := t.readGroup(r)
+	if err != nil {
+		return group{}, cacheRef{}, false, err
+	}
+	return *rg, cacheRef{}, false, nil
+}
+
+// readGroup reads the group whose root is r from the store.
+func (t *tree) readGroup(r ref) (*group, error) {
+	h := r.h
 	raw, err := t.db.Get(nodeKey(r.ver, h))
 	if err != nil {
 		return nil, fmt.Errorf("state: reading tree group %s: %w", h, err)
@@ -671,9 +692,6 @@ func (t *tree) loadGroup(r ref, seen map[Hash]*group) (*group, error) {
 	}
 	if got != h {
 		return nil, fmt.Errorf("%w: tree group %s does not match its hash", ErrCorrupt, h)
-	}
-	if seen != nil {
-		seen[h] = g
 	}
 	return g, nil
 }
@@ -700,7 +718,7 @@ func (t *tree) rootRef(root Hash) (ref, error) {
 		return ref{}, fmt.Errorf("%w: tree root %s: version of %d bytes", ErrCorrupt, root, len(rv))
 	}
 	ver := binary.BigEndian.Uint64(rv)
-	if t.cache.has(root) {
+	if t.cache.isRoot(root) {
 		return ref{h: root, kind: kindInternal, ver: ver}, nil
 	}
 	raw, err := t.db.Get(nodeKey(ver, root))
@@ -737,18 +755,20 @@ type treeUpdate struct {
 
 // treeWrites is what updating the tree adds to a block's batch.
 type treeWrites struct {
-	nodes    [][2][]byte     // key, value
-	buf      []byte          // arena for keys and groups: a block makes thousands
-	scratch  []inner         // arena for the groups the update changes (see scratchNodes)
-	chunks   [][]inner       // every chunk scratch has been, to give back (scratchPool)
-	pool     *scratchPool    // where scratch comes from; nil: allocated
-	root     *ref            // the new root, when the update made one (addRoot)
-	groups   []hashedGroup   // the new groups, to cache once committed
-	seen     map[Hash]*group // groups read from the store or the cache's old generation
-	replaced []Hash          // groups no longer in the new tree
-	stale    []byte          // the records the update dropped, as the stale index lists them
-	next     *treeWrites     // the other half's records to cache (update's two goroutines)
-	ver      uint64          // the version the new records are written at
+	nodes      [][2][]byte   // key, value
+	buf        []byte        // arena for keys and groups: a block makes thousands
+	scratch    []inner       // arena for the groups the update changes (see scratchNodes)
+	chunks     [][]inner     // every chunk scratch has been, to give back (scratchPool)
+	pool       *scratchPool  // where scratch comes from; nil: allocated
+	root       *ref          // the new root, when the update made one (addRoot)
+	groups     []hashedGroup // the new groups, children before parents, to cache once committed
+	groupArena []group       // where the update's groups are (newGroup)
+	touched    []cacheRef    // groups read from the cache's old generation and kept
+	replaced   []cacheRef    // cached groups no longer in the new tree
+	half       bool          // the update's second half (its groups' pending cids say so)
+	stale      []byte        // the records the update dropped, as the stale index lists them
+	next       *treeWrites   // the other half's records to cache (update's two goroutines)
+	ver        uint64        // the version the new records are written at
 }
 
 type hashedGroup struct {
@@ -784,12 +804,11 @@ func (t *tree) update(root Hash, ver uint64, ws *writeSet) (Hash, *treeWrites, e
 	// is an internal node and the block is big enough for it to pay. They change distinct slots
 	// of the root's group (a copy).
 	if r.kind == kindInternal && len(ups) >= 512 {
-		rootSeen := map[Hash]*group{}
-		og, err := t.loadGroup(r, rootSeen)
+		og, from, old, err := t.updateGroup(r)
 		if err != nil {
 			return Hash{}, nil, err
 		}
-		g := og.cloneFull()
+		g := (&og).cloneFull()
 		split := splitAt(ups, 0)
 		var (
 			out  [2]ref
@@ -804,6 +823,7 @@ func (t *tree) update(root Hash, ver uint64, ws *writeSet) (Hash, *treeWrites, e
 			go func() {
 				defer wg.Done()
 				tws[i] = t.newTreeWrites(len(parts[i]), ver)
+				tws[i].half = i == 1
 				out[i], errs[i] = t.updateAt(tws[i], n.child[i], g, 1+i, 1, parts[i])
 			}()
 		}
@@ -815,18 +835,20 @@ func (t *tree) update(root Hash, ver uint64, ws *writeSet) (Hash, *treeWrites, e
 		}
 		tw := tws[0]
 		tw.next = tws[1]
-		for h, g := range rootSeen {
-			tw.seen[h] = g
-		}
 		nr := tw.combine(g, 0, out[0], out[1])
 		if nr.h == r.h {
+			if old {
+				tw.touched = append(tw.touched, from)
+			}
 			return r.h, tw, nil
 		}
-		tw.replaced = append(tw.replaced, r.h)
+		if from.cid != 0 {
+			tw.replaced = append(tw.replaced, from)
+		}
 		tw.dropRecord(r)
 		tw.dropRoot(r)
 		if nr.kind == kindInternal {
-			tw.addGroup(nr.h, g)
+			nr.cid = tw.addGroup(nr.h, g)
 		}
 		tw.addRoot(nr)
 		t.perEntry.Store(int64(100 * (len(tw.nodes) + len(tws[1].nodes)) / len(ups)))
@@ -845,7 +867,7 @@ func (t *tree) update(root Hash, ver uint64, ws *writeSet) (Hash, *treeWrites, e
 }
 
 func newTreeWrites(updates int, ver uint64) *treeWrites {
-	return &treeWrites{seen: map[Hash]*group{}, ver: ver}
+	return &treeWrites{ver: ver}
 }
 
 // newTreeWrites makes an update's writes with room for as many records as the last large
@@ -855,7 +877,6 @@ func (t *tree) newTreeWrites(updates int, ver uint64) *treeWrites {
 	return &treeWrites{
 		nodes:  make([][2][]byte, 0, n),
 		groups: make([]hashedGroup, 0, n),
-		seen:   map[Hash]*group{},
 		ver:    ver,
 		pool:   &t.scratch,
 	}
@@ -895,13 +916,19 @@ func (tw *treeWrites) take(start int) []byte {
 // children of a key hash, a hash and a version each.
 const maxGroupBytes = 1 + groupSlots + (groupSlots+1)*(64+binary.MaxVarintLen64)
 
-// addGroup stages group g, whose root has hash h, and keeps it to cache.
-func (tw *treeWrites) addGroup(h Hash, g *group) {
+// addGroup stages group g, whose root has hash h, and keeps it to cache. It returns the cid by
+// which its parent names it until the cache gives it an entry (see nodeCache.commit).
+func (tw *treeWrites) addGroup(h Hash, g *group) uint32 {
 	tw.reserve(maxGroupBytes)
 	var reached int
 	tw.buf, reached = encodeGroup(tw.buf, g)
 	tw.add(h, tw.take(0))
 	tw.groups = append(tw.groups, hashedGroup{h, tw.compact(g, reached)})
+	cid := pendingCID | uint32(len(tw.groups)-1)
+	if tw.half {
+		cid |= pendingHalf
+	}
+	return cid
 }
 
 // add stages record h, at the update's version, with stored bytes enc.
@@ -935,27 +962,38 @@ func (t *tree) updateAt(tw *treeWrites, r ref, g *group, slot, depth int, ups []
 	if depth%groupLevels != 0 {
 		return t.updateIn(tw, r, g, slot, depth, ups)
 	}
-	ng := &group{}
+	var (
+		ng   *group
+		from cacheRef
+		old  bool
+	)
 	if r.kind == kindInternal {
-		og, err := t.loadGroup(r, tw.seen)
+		og, f, o, err := t.updateGroup(r)
 		if err != nil {
 			return ref{}, err
 		}
-		ng = tw.clone(og)
+		ng, from, old = tw.clone(&og), f, o
+	} else {
+		ng = tw.newGroup()
 	}
 	out, err := t.updateIn(tw, r, ng, 0, depth, ups)
 	if err != nil {
 		return ref{}, err
 	}
 	if out.h == r.h {
+		if old {
+			tw.touched = append(tw.touched, from)
+		}
 		return r, nil // unchanged: r names the stored copy
 	}
 	if r.kind == kindInternal {
-		tw.replaced = append(tw.replaced, r.h)
+		if from.cid != 0 {
+			tw.replaced = append(tw.replaced, from)
+		}
 		tw.dropRecord(r)
 	}
 	if out.kind == kindInternal {
-		tw.addGroup(out.h, ng)
+		out.cid = tw.addGroup(out.h, ng)
 	}
 	return out, nil
 }
@@ -1039,9 +1077,10 @@ func (tw *treeWrites) buildAt(g *group, slot, depth int, ups []treeUpdate) ref {
 	if n, _ := live(ups); n < 2 {
 		return tw.build(nil, 0, depth, ups) // a leaf or nothing: no group
 	}
-	ng := &group{nodes: tw.scratchNodes(0, 4)}
+	ng := tw.newGroup()
+	ng.nodes = tw.scratchNodes(0, 4)
 	out := tw.build(ng, 0, depth, ups)
-	tw.addGroup(out.h, ng)
+	out.cid = tw.addGroup(out.h, ng)
 	return out
 }
 
@@ -1103,8 +1142,8 @@ func (t *tree) prove(root Hash, key []byte) (*merkle.StateProof, error) {
 		}
 		if depth%groupLevels == 0 {
 			g = &scratch
-			if !t.cache.getInto(r.h, g) {
-				if g, err = t.loadGroup(r, nil); err != nil {
+			if !t.cache.getInto(r, g) {
+				if g, err = t.readGroup(r); err != nil {
 					return nil, err
 				}
 			}

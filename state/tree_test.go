@@ -52,6 +52,7 @@ func applyBlockWrites(t testing.TB, db kv.Store, tr *tree, ws *writeSet, tw *tre
 	if err := tr.writeAndCache(b, tw, ingest, false); err != nil {
 		t.Fatal(err)
 	}
+	tr.scratch.release(tw) // the next update reuses the scratch, as after State.commit
 }
 
 func randomKey(rng *rand.Rand) []byte {

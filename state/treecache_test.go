@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math/rand"
 	"slices"
+	"sync/atomic"
 	"testing"
 
 	"github.com/guild-ledger/guild/state/kv"
@@ -79,15 +80,21 @@ func TestNodeCacheGetCopies(t *testing.T) {
 		g.set(0, inner{child: [2]ref{{h: Hash{b}, kind: kindLeaf}, {h: Hash{b, 1}, kind: kindLeaf}}})
 		return g
 	}
+	// Each commit's group is its root: the cache finds it by the root's entry, then by its cid.
+	commit := func(h Hash, g *group, replaced ...cacheRef) ref {
+		r := ref{h: h, kind: kindInternal, cid: pendingCID}
+		c.commit(&treeWrites{groups: []hashedGroup{{h, g}}, replaced: replaced, root: &r})
+		return r
+	}
 	a, b, d := Hash{1}, Hash{2}, Hash{3}
-	c.commit(&treeWrites{groups: []hashedGroup{{a, mk(1)}}})
-	got, _ := c.get(a)
-	c.commit(&treeWrites{groups: []hashedGroup{{b, mk(2)}}, replaced: []Hash{a}})
-	c.commit(&treeWrites{groups: []hashedGroup{{d, mk(3)}}}) // takes a's place in the slab
-	if g, _ := c.get(b); g == nil || g.node(0).child[0].h != (Hash{2}) {
+	ra := commit(a, mk(1))
+	got := c.get(ra)
+	rb := commit(b, mk(2), cacheRef{a, ra.cid})
+	commit(d, mk(3)) // takes a's place in the slab
+	if g := c.get(rb); g == nil || g.node(0).child[0].h != (Hash{2}) {
 		t.Fatal("group b is not cached")
 	}
-	if c.has(a) {
+	if c.get(ra) != nil {
 		t.Fatal("replaced group a is still cached")
 	}
 	if got.node(0).child[0].h != (Hash{1}) {
@@ -96,8 +103,8 @@ func TestNodeCacheGetCopies(t *testing.T) {
 }
 
 // TestNodeCacheSlabBounded commits many blocks to a tree and checks that the cache's slabs stay
-// near what its groups hold: freed runs are split but never merged, and a block allocates its new
-// groups before it frees those it replaced, so fragmentation could otherwise make them grow.
+// near what its groups hold: freed runs are split but never merged, so fragmentation could
+// otherwise make them grow.
 func TestNodeCacheSlabBounded(t *testing.T) {
 	db := openStore(t, kv.MemDB, "")
 	defer db.Close()
@@ -136,10 +143,8 @@ func TestNodeCacheSlabBounded(t *testing.T) {
 		}
 		applyBlockWrites(t, db, tr, ws, tw)
 		live := 0
-		for _, m := range []map[Hash]cacheEntry{tr.cache.cur, tr.cache.old} {
-			for _, e := range m {
-				live += int(e.n)
-			}
+		for _, e := range tr.cache.ents {
+			live += int(e.n)
 		}
 		peak = max(peak, live)
 	}
@@ -147,5 +152,79 @@ func TestNodeCacheSlabBounded(t *testing.T) {
 	s := &tr.cache.slab
 	if used := (len(s.chunks)-1)*slabChunkNodes + s.used; used > peak*3/2 {
 		t.Fatalf("the slabs have handed out room for %d nodes for at most %d cached", used, peak)
+	}
+}
+
+// groupGets counts the tree groups read from a store.
+type groupGets struct {
+	kv.Store
+	n atomic.Int64
+}
+
+func (s *groupGets) Get(key []byte) ([]byte, error) {
+	v, err := s.Store.Get(key)
+	if len(v) > 0 && v[0] == groupTag && bytes.HasPrefix(key, []byte(treePrefix+string(treeNodeTag))) {
+		s.n.Add(1)
+	}
+	return v, err
+}
+
+// TestNodeCacheFoundByPosition checks that, once the cache holds the tree, an update and a proof
+// read no group from the store: the cache finds each group by its parent's cid (or as the root),
+// and the commits that replace groups give the new ones theirs. Were a cid missing or wrong, the
+// results would be the same (the store has every group), only slower: this is what sees it.
+func TestNodeCacheFoundByPosition(t *testing.T) {
+	db := &groupGets{Store: openStore(t, kv.MemDB, "")}
+	defer db.Close()
+	tr := &tree{db: db, cache: newNodeCache()}
+	rng := rand.New(rand.NewSource(1))
+	ws := &writeSet{}
+	keys := map[string]bool{}
+	for len(ws.entries) < 20_000 {
+		k := randomKey(rng)
+		if !keys[string(k)] {
+			keys[string(k)] = true
+			ws.entries = append(ws.entries, writeEntry{key: k, value: []byte{1}})
+		}
+	}
+	var all [][]byte
+	for _, e := range ws.entries {
+		all = append(all, e.key)
+	}
+	root, tw, err := tr.update(Hash{}, 1, ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	applyBlockWrites(t, db, tr, ws, tw)
+	tr.last.Store(tw.root)
+	for ver := uint64(2); ver < 12; ver++ {
+		ws := &writeSet{}
+		for _, i := range rng.Perm(len(all))[:600] { // 600 keys: both halves at once
+			ws.entries = append(ws.entries, writeEntry{key: all[i], value: []byte{byte(ver)}})
+		}
+		if ver%3 == 0 { // and some new keys, some deleted
+			ws.entries = append(ws.entries, writeEntry{key: randomKey(rng), value: []byte{2}})
+			ws.entries = append(ws.entries, writeEntry{key: all[ver], deleted: true})
+		}
+		slices.SortFunc(ws.entries, func(a, b writeEntry) int { return bytes.Compare(a.key, b.key) })
+		ws.entries = slices.CompactFunc(ws.entries, func(a, b writeEntry) bool { return bytes.Equal(a.key, b.key) })
+		before := db.n.Load()
+		if root, tw, err = tr.update(root, ver, ws); err != nil {
+			t.Fatal(err)
+		}
+		if n := db.n.Load() - before; n != 0 {
+			t.Fatalf("block %d: the update read %d groups from the store", ver, n)
+		}
+		applyBlockWrites(t, db, tr, ws, tw)
+		tr.last.Store(tw.root)
+		before = db.n.Load()
+		for _, k := range all[:200] {
+			if _, err := tr.prove(root, k); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := db.n.Load() - before; n != 0 {
+			t.Fatalf("block %d: 200 proofs read %d groups from the store", ver, n)
+		}
 	}
 }
