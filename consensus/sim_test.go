@@ -165,7 +165,7 @@ func TestSimulator(t *testing.T) {
 	}
 	scenarios = append(scenarios, outageScenarios()...)
 	scenarios = append(scenarios, byrefScenarios()...)
-	scenarios = append(scenarios, slowestIdleScenario(), slowLinkIdleScenario())
+	scenarios = append(scenarios, slowestIdleScenario(), slowLinkIdleScenario(), jitterIdleScenario())
 	// The soak target reads this line: every run of every scenario, and what failed.
 	var total, safety, liveness atomic.Int64
 	t.Cleanup(func() {
@@ -560,6 +560,10 @@ func (s *sim) drain(i int) {
 			if m.Type == MsgDecision {
 				s.stats.decisions++
 			}
+			if *simTrace && m.Type == MsgViewChange && !m.Relayed && int64(m.From) == int64(nd.index) {
+				// Why the core left its view (Status.LeftView), as the node logs it; resends repeat it.
+				fmt.Printf("t=%d node %d view change h=%d v=%d: %s\n", s.now, i, m.Height, m.View, nd.core.Status().LeftView)
+			}
 			out := []routed{{to: -1, m: m}}
 			if i == s.byz {
 				out = behaviours[s.sc.byz](s, m)
@@ -766,7 +770,7 @@ func (s *sim) step(e envelope) {
 	}
 	err := nd.core.Step(e.m)
 	if *simTrace {
-		fmt.Printf("t=%d %d->%d %v h=%d v=%d from=%d: %v\n", s.now, e.from, e.to, e.m.Type, e.m.Height, e.m.View, e.m.From, err)
+		fmt.Printf("t=%d %d->%d %v h=%d v=%d from=%d sent=%d relayed=%v: %v\n", s.now, e.from, e.to, e.m.Type, e.m.Height, e.m.View, e.m.From, e.sent, e.m.Relayed, err)
 	}
 	if err != nil && !slices.Contains(s.faulty, true) && !errors.Is(err, ErrStaleHeight) && !errors.Is(err, ErrFutureHeight) && !errors.Is(err, ErrDuplicate) &&
 		!errors.Is(err, ErrWrongView) && !errors.Is(err, ErrFutureView) {
