@@ -116,6 +116,11 @@ type scenario struct {
 	trustClosedPeers bool
 	// noViewChange: every node is honest, nothing is dropped: no honest core may change view.
 	noViewChange bool
+	// timeoutsOnly: an honest core may leave a view only on its own view timeout or to join
+	// f+1 others, never by a shortcut (leader away, silent or down) on leaders that are all
+	// honest and connected. Weaker than noViewChange where the network's hops may outlast a
+	// view: an idle leader waits half a timeout before it proposes.
+	timeoutsOnly bool
 }
 
 var behaviours = map[string]behaviour{
@@ -560,9 +565,15 @@ func (s *sim) drain(i int) {
 			if m.Type == MsgDecision {
 				s.stats.decisions++
 			}
-			if *simTrace && m.Type == MsgViewChange && !m.Relayed && int64(m.From) == int64(nd.index) {
+			if m.Type == MsgViewChange && !m.Relayed && int64(m.From) == int64(nd.index) {
 				// Why the core left its view (Status.LeftView), as the node logs it; resends repeat it.
-				fmt.Printf("t=%d node %d view change h=%d v=%d: %s\n", s.now, i, m.Height, m.View, nd.core.Status().LeftView)
+				why := nd.core.Status().LeftView
+				if *simTrace {
+					fmt.Printf("t=%d node %d view change h=%d v=%d: %s\n", s.now, i, m.Height, m.View, why)
+				}
+				if s.sc.timeoutsOnly && !s.faulty[i] && why != LeftByTimeout && why != LeftByJoining {
+					s.failf("liveness: honest node %d left view %d of height %d (%s) with every leader honest and connected", i, m.View-1, m.Height, why)
+				}
 			}
 			out := []routed{{to: -1, m: m}}
 			if i == s.byz {
