@@ -92,9 +92,9 @@ type Core struct {
 	// heardHeight is, per validator, the highest height of a message from it whose signature
 	// verified (0: nothing since New); lagAt and lagTick the height this core was deciding and
 	// the tick when it last got a signed message from it for a height it had decided a while
-	// before (stepStale): the validator was behind then. They say whether a leader can propose
-	// at c.height (issue #9: a leader catching up after an outage cost a whole view timeout; see
-	// away).
+	// before, in a view above the one that decided it (stepStale): the validator was behind then.
+	// They say whether a leader can propose at c.height (issue #9: a leader catching up after an
+	// outage cost a whole view timeout; see away).
 	heardHeight []uint64
 	lagAt       []uint64
 	lagTick     []uint64
@@ -450,7 +450,13 @@ func (c *Core) stepStale(m *Message) error {
 		return err
 	}
 	c.noteHeard(m)
-	if !m.Relayed { // a relayer behind passes on what its author sent before catching up
+	// Lag only if its author has left the view that decided the height: it cannot finish the
+	// height from votes already on their way and waits on a decision. A message of that view or
+	// an earlier one may have been sent just before its author decided and spent a hop or two
+	// on the wire; counting it took an honest leader a few ticks late for one that lagged
+	// (4-replay-idle, seed 331). A relayer behind passes on what its author sent before
+	// catching up, so a relayed copy never counts.
+	if !m.Relayed && m.View > d.c.Certificate.View {
 		c.lagAt[m.From], c.lagTick[m.From] = c.height, c.now
 	}
 	c.sendDecision(d)

@@ -196,48 +196,48 @@ func replayIdleScenario() scenario {
 		gossipRelay: true}
 }
 
-// TestSimulatorFindsEchoedLag is the negative control of the node's rule that it never passes on
-// a copy of its own validator's message. Pubsub relays what it accepts, so a replayed vote of an
-// honest validator, published anew by the replayer, reached that validator's node first and was
-// relayed by it to the others, from the author's own peer: the others took the old vote for the
-// author lagging and, when it led next on an idle chain, gave up on it after a quarter of a view
-// timeout. Found on real processes after the fix above: on an idle 4-node testnet with one
-// validator replaying, honest leaders lost 15 turns in 90 s ("leader away").
-func TestSimulatorFindsEchoedLag(t *testing.T) {
-	findsLostTurns(t, "relaying own echoes", 40, func(sc *scenario) { sc.relayOwnEchoes = true })
+// TestSimulatorEchoedVotesCostNoTurn was the negative control of the node's rule that it never
+// passes on a copy of its own validator's message. Pubsub relays what it accepts, so a replayed
+// vote of an honest validator, published anew by the replayer, reached that validator's node
+// first and was relayed by it to the others, from the author's own peer: the others took the old
+// vote for the author lagging and, when it led next on an idle chain, gave up on it after a
+// quarter of a view timeout (2 of these 40 seeds). Found on real processes: on an idle 4-node
+// testnet with one validator replaying, honest leaders lost 15 turns in 90 s ("leader away").
+// Since the core takes a message for lag only outside the view that decided its height (an
+// honest leader's last vote, merely late, cost it its turn: 4-replay-idle seed 331), an old vote
+// costs no turn however it arrives, and without the rule no seed loses one (none of 400 either).
+// The rule still keeps an echoed old view change from reading as lag, and any echo from reading
+// as a sign of life (TestAwayLeaderShortensItsView, "relayed").
+func TestSimulatorEchoedVotesCostNoTurn(t *testing.T) {
+	costsNoTurn(t, "relaying own echoes", 40, func(sc *scenario) { sc.relayOwnEchoes = true })
 }
 
-// findsLostTurns runs seeds of replayIdleScenario as modelled, each of which must pass, and with
-// change applied (the negative control), of which at least one must lose an honest leader's turn.
-func findsLostTurns(t *testing.T, what string, seeds int64, change func(*scenario)) {
+// costsNoTurn runs seeds of replayIdleScenario as modelled and with change applied, all of which
+// must keep every honest leader's turn.
+func costsNoTurn(t *testing.T, what string, seeds int64, change func(*scenario)) {
 	t.Helper()
 	sc := replayIdleScenario()
 	changed := sc
 	change(&changed)
-	failed := 0
 	for seed := range seeds {
 		if err := runSim(sc, seed, &simStats{}); err != nil {
 			t.Fatalf("seed %d as modelled: %v", seed, err)
 		}
-		if err := runSim(changed, seed, &simStats{}); isLiveness(err) {
-			failed++
-		} else if err != nil {
+		if err := runSim(changed, seed, &simStats{}); err != nil {
 			t.Fatalf("seed %d %s: %v", seed, what, err)
 		}
 	}
-	if failed == 0 {
-		t.Fatalf("%s, no run of %d lost an honest leader's turn: the model does not find the bug", what, seeds)
-	}
-	t.Logf("%s: %d of %d runs took an honest leader's turn", what, failed, seeds)
 }
 
-// TestSimulatorFindsReplayedLag is the negative control of the node's rule that only a copy
-// received from its author's own peer says the author lags or is alive. Trusting replays, a
-// Byzantine validator re-sending an honest validator's vote for the last height makes the others
-// take it for lagging ("away"); when that validator then leads and waits for transactions, as an
-// idle leader does, they give up on it after a quarter of a view timeout, and it loses its turn
-// (and then its leadership for a minute, by the node's skip rule). Found on real processes: at
-// the end of a replay run, with the load stopped, honest org1 and org3 "missed their turns".
-func TestSimulatorFindsReplayedLag(t *testing.T) {
-	findsLostTurns(t, "trusting replays", 10, func(sc *scenario) { sc.trustReplays = true })
+// TestSimulatorTrustedReplaysCostNoTurn was the negative control of the node's rule that only a
+// copy received from its author's own peer says the author lags or is alive. Trusting replays, a
+// Byzantine validator re-sending an honest validator's vote for the last height made the others
+// take it for lagging ("away"); when that validator then led and waited for transactions, as an
+// idle leader does, they gave up on it after a quarter of a view timeout, and it lost its turn
+// (and then its leadership for a minute, by the node's skip rule; 2 of these 10 seeds). Found on
+// real processes: at the end of a replay run, with the load stopped, honest org1 and org3 "missed
+// their turns". As above, a replayed vote no longer reads as lag even when trusted; the rule
+// still matters for replayed view changes and for signs of life.
+func TestSimulatorTrustedReplaysCostNoTurn(t *testing.T) {
+	costsNoTurn(t, "trusting replays", 10, func(sc *scenario) { sc.trustReplays = true })
 }

@@ -116,6 +116,11 @@ type scenario struct {
 	trustClosedPeers bool
 	// noViewChange: every node is honest, nothing is dropped: no honest core may change view.
 	noViewChange bool
+	// timeoutsOnly: an honest core may leave a view only on its own view timeout or to join
+	// f+1 others, never by a shortcut (leader away, silent or down) on leaders that are all
+	// honest and connected. Weaker than noViewChange where the network's hops may outlast a
+	// view: an idle leader waits half a timeout before it proposes.
+	timeoutsOnly bool
 }
 
 var behaviours = map[string]behaviour{
@@ -165,7 +170,7 @@ func TestSimulator(t *testing.T) {
 	}
 	scenarios = append(scenarios, outageScenarios()...)
 	scenarios = append(scenarios, byrefScenarios()...)
-	scenarios = append(scenarios, slowestIdleScenario(), slowLinkIdleScenario())
+	scenarios = append(scenarios, slowestIdleScenario(), slowLinkIdleScenario(), jitterIdleScenario())
 	// The soak target reads this line: every run of every scenario, and what failed.
 	var total, safety, liveness atomic.Int64
 	t.Cleanup(func() {
@@ -560,6 +565,16 @@ func (s *sim) drain(i int) {
 			if m.Type == MsgDecision {
 				s.stats.decisions++
 			}
+			if m.Type == MsgViewChange && !m.Relayed && int64(m.From) == int64(nd.index) {
+				// Why the core left its view (Status.LeftView), as the node logs it; resends repeat it.
+				why := nd.core.Status().LeftView
+				if *simTrace {
+					fmt.Printf("t=%d node %d view change h=%d v=%d: %s\n", s.now, i, m.Height, m.View, why)
+				}
+				if s.sc.timeoutsOnly && !s.faulty[i] && why != LeftByTimeout && why != LeftByJoining {
+					s.failf("liveness: honest node %d left view %d of height %d (%s) with every leader honest and connected", i, m.View-1, m.Height, why)
+				}
+			}
 			out := []routed{{to: -1, m: m}}
 			if i == s.byz {
 				out = behaviours[s.sc.byz](s, m)
@@ -766,7 +781,7 @@ func (s *sim) step(e envelope) {
 	}
 	err := nd.core.Step(e.m)
 	if *simTrace {
-		fmt.Printf("t=%d %d->%d %v h=%d v=%d from=%d: %v\n", s.now, e.from, e.to, e.m.Type, e.m.Height, e.m.View, e.m.From, err)
+		fmt.Printf("t=%d %d->%d %v h=%d v=%d from=%d sent=%d relayed=%v: %v\n", s.now, e.from, e.to, e.m.Type, e.m.Height, e.m.View, e.m.From, e.sent, e.m.Relayed, err)
 	}
 	if err != nil && !slices.Contains(s.faulty, true) && !errors.Is(err, ErrStaleHeight) && !errors.Is(err, ErrFutureHeight) && !errors.Is(err, ErrDuplicate) &&
 		!errors.Is(err, ErrWrongView) && !errors.Is(err, ErrFutureView) {

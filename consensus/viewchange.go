@@ -133,10 +133,13 @@ func (c *Core) silent(v uint32) bool {
 // silent yet; the chain waited two view timeouts). In a view above 0, a leader at c.height has
 // sent something here by the time a quorum has timed out with it: a prepare, or its own view
 // change. In view 0 the leader may wait for transactions before it proposes, and one that was a
-// little late at the last height catches up by itself, so only persistent lag counts: a vote it
-// signed for a height this core decided a while before, arriving a quarter timeout or more
-// after this core opened c.height (a validator behind resends its votes every retransmit
-// period). Any message from it at c.height ends it. Only the timing of this validator's own view
+// little late at the last height catches up by itself, so only persistent lag counts: a message
+// it signed for a height this core decided a while before, in a view above the one that decided
+// it (it left that view, so it waits on a decision: a validator catching up after an outage,
+// or one that hears nobody), arriving a quarter timeout or more after this core opened c.height
+// (a validator behind resends its messages every retransmit period). A vote of the deciding view
+// is no such sign, however late: it may have been sent just before its author decided and been
+// on the wire since. Any message from it at c.height ends it. Only the timing of this validator's own view
 // change depends on it: views still move on a quorum's timeouts or f+1 view changes, so a wrong
 // guess costs a view, never safety.
 func (c *Core) away(v uint32) bool {

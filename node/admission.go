@@ -530,7 +530,7 @@ func (n *Node) validateConsensus(from string, data []byte) (p2p.Verdict, any) {
 // node published the message to every peer itself); passed on by this node, it would reach the
 // others from its author's own peer, where it counts as the author alive, or lagging at its
 // height (markRelayed): replayed old votes made honest leaders look behind on an idle chain, and
-// the others gave up on them (issue #9; the simulator's TestSimulatorFindsEchoedLag). The core
+// the others gave up on them (issue #9; the simulator's TestSimulatorEchoedVotesCostNoTurn). The core
 // still sees it, to notice another process signing with this node's key.
 func (n *Node) ownCopy(m *consensus.Message) p2p.Verdict {
 	peers := n.sched.Load().at(m.Height).Peers

@@ -361,7 +361,7 @@ func TestPeerChangedTracksValidatorsDown(t *testing.T) {
 
 // A verified copy of this node's own validator's message from another peer is delivered but not
 // relayed: passed on, it would reach the others from its author's peer and read as the author
-// alive or lagging (the simulator's TestSimulatorFindsEchoedLag).
+// alive or lagging (the simulator's TestSimulatorEchoedVotesCostNoTurn).
 func TestOwnCopiesAreNotRelayed(t *testing.T) {
 	n := soloNodeAtRest(t)
 	for _, c := range []struct {
