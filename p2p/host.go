@@ -390,6 +390,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	if err := h.startPeerEvents(); err != nil {
 		return fail(err)
 	}
+	h.closeOthersWithLastTCP()
 	// Remembered members are kept connected like bootstrap peers; a configured address comes
 	// first, remembered ones are added to it.
 	keep := mergeAddrInfos(bootstrap, book.infos(func(p peer.ID) bool { return p != self && gater.allowed(p) }))

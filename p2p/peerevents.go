@@ -5,6 +5,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/network"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
 // PeerEvent is a peer's connectedness changing: Connected is false once its last connection has
@@ -69,4 +70,52 @@ func (h *Host) watch(evtType any, what string, handle func(any)) error {
 		}
 	}()
 	return nil
+}
+
+// A pair of nodes often holds two connections, one over TCP and one over QUIC: at start both
+// dial, and a TCP dial refused by a peer not yet listening falls back to QUIC a second later,
+// while the peer's own TCP dial succeeds. A killed process's TCP connection closes at once, but
+// its QUIC connection lives on until its idle timeout, so the peer never counted as
+// disconnected and a killed leader held its height for a whole view timeout (a kill-the-leader
+// run: 2 s without a block). When a peer's last TCP connection closes, its other connections are
+// closed too: the peer is then reported disconnected at once, and if it is alive after all (its
+// TCP connection dropped for some other reason) the bootstrap loop reconnects it, costing at
+// most an early view change. A peer reached over QUIC alone is left alone.
+func (h *Host) closeOthersWithLastTCP() {
+	h.host.Network().Notify(&network.NotifyBundle{DisconnectedF: func(n network.Network, c network.Conn) {
+		stale := connsLeftWithoutTCP(c, n.ConnsToPeer(c.RemotePeer()))
+		if len(stale) == 0 {
+			return
+		}
+		h.log.Debug("closing a peer's other connections with its last TCP connection", "peer", c.RemotePeer(), "closing", len(stale))
+		go func() { // not on the swarm's notifying goroutine
+			for _, s := range stale {
+				_ = s.Close()
+			}
+		}()
+	}})
+}
+
+// connsLeftWithoutTCP is what to close once closed has closed: the peer's other open connections,
+// if closed was over TCP and none of them is.
+func connsLeftWithoutTCP(closed network.Conn, conns []network.Conn) []network.Conn {
+	if !overTCP(closed) {
+		return nil
+	}
+	var left []network.Conn
+	for _, c := range conns {
+		if c == closed || c.IsClosed() {
+			continue
+		}
+		if overTCP(c) {
+			return nil
+		}
+		left = append(left, c)
+	}
+	return left
+}
+
+func overTCP(c network.Conn) bool {
+	_, err := c.RemoteMultiaddr().ValueForProtocol(ma.P_TCP)
+	return err == nil
 }
