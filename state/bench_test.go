@@ -138,14 +138,7 @@ func BenchmarkVerifyTxs(b *testing.B) {
 	}
 	for _, n := range []int{64, 1024} {
 		b.Run(fmt.Sprintf("batch-%d-1cpu", n), func(b *testing.B) {
-			items := make([]sigItem, n)
-			for i, tx := range c.txs[:n] {
-				msg, err := sigMessage(testChain, tx)
-				if err != nil {
-					b.Fatal(err)
-				}
-				items[i] = sigItem{pub: tx.Sigs[0].PubKey, msg: msg, sig: tx.Sigs[0].Sig}
-			}
+			items := benchSigItems(b, c.txs[:n])
 			ok := make([]bool, n)
 			b.ResetTimer()
 			cpu0 := processCPU()
@@ -271,19 +264,27 @@ func BenchmarkSmallBlock(b *testing.B) {
 	}
 }
 
+// benchSigItems is the first signature of each of txs, as verifySigs takes them.
+func benchSigItems(b *testing.B, txs []*Tx) []sigItem {
+	items := make([]sigItem, len(txs))
+	for i, tx := range txs {
+		msg, err := sigMessage(testChain, tx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		items[i] = sigItem{pub: tx.Sigs[0].PubKey, msg: msg, sig: tx.Sigs[0].Sig}
+	}
+	return items
+}
+
 // BenchmarkVerifySmall compares a few signatures verified one at a time with the same verified as
 // one batch: where verifySigs starts batching (minOneBatch). Under a steady few thousand
 // transactions a second a node's verifier flushes every few milliseconds with a handful in hand.
 func BenchmarkVerifySmall(b *testing.B) {
 	c := benchSetup(b)
 	for _, n := range []int{2, 3, 4, 8, 16} {
-		items := make([]sigItem, n)
-		for i, tx := range c.txs[:n] {
-			msg, err := sigMessage(testChain, tx)
-			if err != nil {
-				b.Fatal(err)
-			}
-			items[i] = sigItem{pub: tx.Sigs[0].PubKey, msg: msg, sig: tx.Sigs[0].Sig}
+		items := benchSigItems(b, c.txs[:n])
+		for i := range items {
 			expandedKeys.get(items[i].pub) // warm, as for a known sender
 		}
 		ok := make([]bool, n)
