@@ -72,9 +72,9 @@ func (h *Host) watch(evtType any, what string, handle func(any)) error {
 	return nil
 }
 
-// A pair of nodes often holds two connections, one over TCP and one over QUIC: at start both
-// dial, and a TCP dial refused by a peer not yet listening falls back to QUIC a second later,
-// while the peer's own TCP dial succeeds. A killed process's TCP connection closes at once, but
+// A pair of nodes often holds two connections, one over TCP and one over QUIC (most likely: at
+// start both dial, and a TCP dial refused by a peer not yet listening falls back to QUIC a second
+// later, while the peer's own TCP dial succeeds). A killed process's TCP connection closes at once, but
 // its QUIC connection lives on until its idle timeout, so the peer never counted as
 // disconnected and a killed leader held its height for a whole view timeout (a kill-the-leader
 // run: 2 s without a block). When a peer's last TCP connection closes, its other connections are
