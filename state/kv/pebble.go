@@ -82,7 +82,6 @@ type EngineStats struct {
 	BackgroundErrors uint64        // failed background work (compactions, flushes): see the log
 	CompactionDebt   uint64        // bytes compactions estimate they must rewrite to settle the levels
 	L0Sublevels      int           // level 0's depth: writes stop when it reaches the stop threshold
-	L0Files          int64
 	// FlushedBytes and CompactedBytes are what the engine wrote to tables since the store opened:
 	// memtables flushed, and tables rewritten by compactions (their ratio is the part of the
 	// write amplification the store's key layout decides).
@@ -111,7 +110,6 @@ func Stats(st Store) (EngineStats, bool) {
 	m := p.DB().Metrics()
 	es.CompactionDebt = m.Compact.EstimatedDebt
 	es.L0Sublevels = int(m.Levels[0].Sublevels)
-	es.L0Files = m.Levels[0].NumFiles
 	for _, l := range m.Levels {
 		es.FlushedBytes += l.BytesFlushed
 		es.CompactedBytes += l.BytesCompacted
